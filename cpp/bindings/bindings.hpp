@@ -1,0 +1,10 @@
+// Declarations of the per-family binding functions assembled in module.cpp.
+#pragma once
+
+#include <pybind11/pybind11.h>
+
+namespace pixedfit_bindings {
+
+void bind_photometry(pybind11::module_& m);
+
+}  // namespace pixedfit_bindings

@@ -1,0 +1,121 @@
+"""The ``pixedfit`` command line.
+
+``pixedfit --version``; ``pixedfit demo``; ``pixedfit filters list|show|add|remove|rename``.
+Errors in the input are reported on one line (``pixedfit: error: ...``) with exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+import numpy as np
+
+from . import __version__
+from . import filters as _filters
+
+__all__ = ["main"]
+
+
+def _cmd_filters_list(args: argparse.Namespace) -> int:
+    names = _filters.list_filters()
+    if args.match:
+        names = [n for n in names if args.match.lower() in n.lower()]
+    for name in names:
+        print(name)
+    return 0
+
+
+def _cmd_filters_show(args: argparse.Namespace) -> int:
+    wave, trans = _filters.get_filter_curve(args.name)
+    cwave = _filters.cwave_filters(args.name)
+    print(f"name: {args.name}")
+    print(f"central wavelength: {cwave:.2f} A")
+    print(f"range: {wave[0]:.2f} - {wave[-1]:.2f} A ({wave.size} samples)")
+    if args.curve:
+        print("# wave[A] transmission")
+        for w, t in zip(wave, trans, strict=True):
+            print(f"{w:.6g} {t:.6g}")
+    return 0
+
+
+def _cmd_filters_add(args: argparse.Namespace) -> int:
+    try:
+        data = np.loadtxt(args.file, usecols=(0, 1), ndmin=2)
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"cannot read a two-column curve (wave [A], trans) from {args.file}: {exc}")
+    _filters.add_filter(args.name, data[:, 0], data[:, 1], cwave=args.cwave, overwrite=args.overwrite)
+    print(f"added filter {args.name!r} ({data.shape[0]} samples)")
+    return 0
+
+
+def _cmd_filters_remove(args: argparse.Namespace) -> int:
+    _filters.remove_filter(args.name)
+    print(f"removed filter {args.name!r}")
+    return 0
+
+
+def _cmd_filters_rename(args: argparse.Namespace) -> int:
+    _filters.rename_filter(args.old, args.new)
+    print(f"renamed filter {args.old!r} to {args.new!r}")
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    run_demo(seed=args.seed, quiet=False)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``pixedfit`` command."""
+    parser = argparse.ArgumentParser(
+        prog="pixedfit", description="Spatially resolved SED analysis of galaxies."
+    )
+    parser.add_argument("--version", action="version", version=f"pixedfit {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo", help="run the demonstration")
+    demo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    demo.set_defaults(func=_cmd_demo)
+
+    filt = sub.add_parser("filters", help="manage the filter library")
+    fsub = filt.add_subparsers(dest="filters_command", required=True)
+    p = fsub.add_parser("list", help="list filter names")
+    p.add_argument("--match", help="only names containing this text (case-insensitive)")
+    p.set_defaults(func=_cmd_filters_list)
+    p = fsub.add_parser("show", help="show a filter's central wavelength and range")
+    p.add_argument("name")
+    p.add_argument("--curve", action="store_true", help="also print the curve")
+    p.set_defaults(func=_cmd_filters_show)
+    p = fsub.add_parser("add", help="add a filter from a two-column text file (wave [A], trans)")
+    p.add_argument("name")
+    p.add_argument("file")
+    p.add_argument("--cwave", type=float, default=None, help="central wavelength in A")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing filter")
+    p.set_defaults(func=_cmd_filters_add)
+    p = fsub.add_parser("remove", help="remove (or hide a built-in) filter")
+    p.add_argument("name")
+    p.set_defaults(func=_cmd_filters_remove)
+    p = fsub.add_parser("rename", help="rename a filter")
+    p.add_argument("old")
+    p.add_argument("new")
+    p.set_defaults(func=_cmd_filters_rename)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``pixedfit`` console script; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except (ValueError, TypeError, OSError) as exc:
+        print(f"pixedfit: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,167 @@
+"""Cosmology helpers: luminosity distance, age of the universe, physical pixel size.
+
+A cosmology is given as
+
+* ``"flat_LCDM"`` (or ``None``, the default) with ``H0`` (km s⁻¹ Mpc⁻¹) and ``Om0``,
+  i.e. :class:`astropy.cosmology.FlatLambdaCDM` (H0 = 70, Om0 = 0.3 by default);
+* the name of one of astropy's built-in realisations: ``"WMAP5"``, ``"WMAP7"``,
+  ``"WMAP9"``, ``"Planck13"``, ``"Planck15"``, ``"Planck18"``;
+* piXedfit's integer code: 0 flat ΛCDM, 1 WMAP5, 2 WMAP7, 3 WMAP9, 4 Planck13,
+  5 Planck15, 6 Planck18;
+* any :class:`astropy.cosmology.Cosmology` instance.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from astropy import cosmology as _astropy_cosmology
+from astropy import units as u
+from numpy.typing import ArrayLike, NDArray
+
+__all__ = [
+    "COSMOLOGY_CODES",
+    "age_of_universe",
+    "get_cosmology",
+    "kpc_per_pixel",
+    "luminosity_distance",
+]
+
+#: piXedfit's integer cosmology codes.
+COSMOLOGY_CODES = {
+    0: "flat_LCDM",
+    1: "WMAP5",
+    2: "WMAP7",
+    3: "WMAP9",
+    4: "Planck13",
+    5: "Planck15",
+    6: "Planck18",
+}
+_NAMED = ("WMAP5", "WMAP7", "WMAP9", "Planck13", "Planck15", "Planck18")
+
+CosmologyLike = str | int | _astropy_cosmology.Cosmology | None
+
+
+def get_cosmology(
+    cosmo: CosmologyLike = None, H0: float = 70.0, Om0: float = 0.3
+) -> _astropy_cosmology.Cosmology:
+    """An astropy cosmology from pixedfit's cosmology arguments.
+
+    Parameters
+    ----------
+    cosmo : str, int, astropy Cosmology or None
+        See the module docstring. ``None`` means ``"flat_LCDM"``.
+    H0 : float
+        Hubble constant in km s⁻¹ Mpc⁻¹ (flat ΛCDM only).
+    Om0 : float
+        Matter density parameter today (flat ΛCDM only).
+
+    Raises
+    ------
+    ValueError
+        Unknown name or code, or H0/Om0 out of range.
+    """
+    if isinstance(cosmo, _astropy_cosmology.Cosmology):
+        return cosmo
+    if cosmo is None:
+        cosmo = "flat_LCDM"
+    if isinstance(cosmo, bool) or not isinstance(cosmo, str | int | np.integer):
+        raise TypeError(f"cosmo must be a name, a code or an astropy Cosmology, got {cosmo!r}")
+    if not isinstance(cosmo, str):
+        if int(cosmo) not in COSMOLOGY_CODES:
+            raise ValueError(f"cosmo: unknown cosmology code {cosmo}; known: {COSMOLOGY_CODES}")
+        cosmo = COSMOLOGY_CODES[int(cosmo)]
+    key = cosmo.strip()
+    if key.lower() in ("flat_lcdm", "flatlambdacdm", "lcdm"):
+        if not (np.isfinite(H0) and H0 > 0):
+            raise ValueError(f"H0 must be finite and > 0 km/s/Mpc, got {H0}")
+        if not (np.isfinite(Om0) and 0 <= Om0 <= 1):
+            raise ValueError(f"Om0 must be within [0, 1], got {Om0}")
+        return _astropy_cosmology.FlatLambdaCDM(H0=H0, Om0=Om0)
+    for name in _NAMED:
+        if key.lower() == name.lower():
+            return getattr(_astropy_cosmology, name)
+    raise ValueError(
+        f"cosmo: unknown cosmology {cosmo!r}; use 'flat_LCDM' (with H0, Om0), one of "
+        f"{', '.join(_NAMED)}, a code 0-6 or an astropy Cosmology"
+    )
+
+
+def _redshift(z: ArrayLike, strictly_positive: bool = False) -> NDArray[np.float64]:
+    arr = np.asarray(z, dtype=np.float64)
+    if not np.all(np.isfinite(arr)):
+        raise ValueError("z: redshifts must be finite")
+    if strictly_positive and np.any(arr <= 0):
+        raise ValueError("z: redshifts must be > 0 here (the angular scale diverges at z = 0)")
+    if np.any(arr < 0):
+        raise ValueError("z: redshifts must be >= 0")
+    return arr
+
+
+def luminosity_distance(
+    z: ArrayLike, cosmo: CosmologyLike = None, H0: float = 70.0, Om0: float = 0.3
+) -> float | NDArray[np.float64]:
+    """Luminosity distance in Mpc.
+
+    Parameters
+    ----------
+    z : float or array_like
+        Redshift(s), >= 0.
+    cosmo, H0, Om0
+        Cosmology, see :func:`get_cosmology`.
+
+    Returns
+    -------
+    float or ndarray
+        D_L in Mpc, with the shape of ``z``.
+    """
+    zz = _redshift(z)
+    d = get_cosmology(cosmo, H0, Om0).luminosity_distance(zz).to_value(u.Mpc)
+    return float(d) if np.ndim(d) == 0 else np.asarray(d)
+
+
+def age_of_universe(
+    z: ArrayLike, cosmo: CosmologyLike = None, H0: float = 70.0, Om0: float = 0.3
+) -> float | NDArray[np.float64]:
+    """Age of the universe at redshift ``z`` in Gyr.
+
+    Parameters
+    ----------
+    z : float or array_like
+        Redshift(s), >= 0.
+    cosmo, H0, Om0
+        Cosmology, see :func:`get_cosmology`.
+    """
+    zz = _redshift(z)
+    age = get_cosmology(cosmo, H0, Om0).age(zz).to_value(u.Gyr)
+    return float(age) if np.ndim(age) == 0 else np.asarray(age)
+
+
+def kpc_per_pixel(
+    z: ArrayLike,
+    arcsec_per_pix: float,
+    cosmo: CosmologyLike = None,
+    H0: float = 70.0,
+    Om0: float = 0.3,
+) -> float | NDArray[np.float64]:
+    """Physical (proper) size of one pixel in kpc.
+
+    Parameters
+    ----------
+    z : float or array_like
+        Redshift(s), > 0.
+    arcsec_per_pix : float
+        Pixel scale in arcsec per pixel, > 0.
+    cosmo, H0, Om0
+        Cosmology, see :func:`get_cosmology`.
+
+    Returns
+    -------
+    float or ndarray
+        kpc per pixel: angular-diameter distance × pixel angle.
+    """
+    zz = _redshift(z, strictly_positive=True)
+    if not (np.isfinite(arcsec_per_pix) and arcsec_per_pix > 0):
+        raise ValueError(f"arcsec_per_pix must be finite and > 0, got {arcsec_per_pix}")
+    scale = get_cosmology(cosmo, H0, Om0).kpc_proper_per_arcmin(zz).to_value(u.kpc / u.arcmin)
+    out = scale * arcsec_per_pix / 60.0
+    return float(out) if np.ndim(out) == 0 else np.asarray(out)
