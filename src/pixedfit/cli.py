@@ -44,8 +44,12 @@ def _cmd_filters_add(args: argparse.Namespace) -> int:
     try:
         data = np.loadtxt(args.file, usecols=(0, 1), ndmin=2)
     except (OSError, ValueError) as exc:
-        raise ValueError(f"cannot read a two-column curve (wave [A], trans) from {args.file}: {exc}")
-    _filters.add_filter(args.name, data[:, 0], data[:, 1], cwave=args.cwave, overwrite=args.overwrite)
+        raise ValueError(
+            f"cannot read a two-column curve (wave [A], trans) from {args.file}: {exc}"
+        ) from exc
+    _filters.add_filter(
+        args.name, data[:, 0], data[:, 1], cwave=args.cwave, overwrite=args.overwrite
+    )
     print(f"added filter {args.name!r} ({data.shape[0]} samples)")
     return 0
 

@@ -451,7 +451,8 @@ def cwave_filters(
     values = []
     for name in _as_name_list(filters):
         res = _resolve(name, registry)
-        values.append(res.cwave if res.cwave is not None else pivot_wavelength(res.wave, res.trans))
+        pivot = res.cwave if res.cwave is not None else pivot_wavelength(res.wave, res.trans)
+        values.append(pivot)
     if isinstance(filters, str):
         return values[0]
     return np.asarray(values, dtype=np.float64)
