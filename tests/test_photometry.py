@@ -135,13 +135,23 @@ def test_pivot_gives_exact_fnu_of_a_flat_fnu_spectrum():
         (np.r_[np.nan, np.linspace(1000, 10000, 49)], np.ones(50), "NaN"),
         (np.linspace(1000, 10000, 50), np.ones(49), "expected shape"),
         (np.linspace(1000, 10000, 50), np.ones((2, 3, 50)), "expected shape"),
-        (np.linspace(1000, 10000, 50), np.r_[np.nan, np.ones(49)], "NaN"),
+        (np.linspace(1000, 10000, 50), np.r_[np.ones(20), np.nan, np.ones(29)], "'sdss_g'"),
+        (np.linspace(1000, 10000, 50), np.r_[np.ones(20), np.inf, np.ones(29)], "infinite"),
         (np.linspace(5000, 6000, 50), np.ones(50), "does not cover"),
     ],
 )
 def test_bad_photometry_input(wave, flux, match):
     with pytest.raises(ValueError, match=match):
         filters.photometry(wave, flux, ["sdss_g"])
+
+
+def test_nan_outside_every_filter_cannot_change_the_result():
+    wave = np.linspace(1000, 10000, 50)
+    flux = np.ones(50)
+    flux[0] = np.nan  # 1000 Å: outside sdss_g
+    assert filters.photometry(wave, flux, "sdss_g")[0] == pytest.approx(1.0, rel=1e-14)
+    with pytest.raises(ValueError, match="spectrum 1"):
+        filters.photometry(wave, np.vstack([np.ones(50), np.full(50, np.nan)]), "sdss_g")
 
 
 def test_uncovered_filter_error_names_the_filter():
