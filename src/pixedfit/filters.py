@@ -179,10 +179,12 @@ class _Resolved:
 
 
 def _unknown(name: str, registry: dict[str, Any]) -> UnknownFilterError:
-    candidates = _available_names(registry)
-    lowered = {c.lower(): c for c in candidates}
-    close = difflib.get_close_matches(name.lower(), list(lowered), n=5, cutoff=0.6)
-    hint = f" Did you mean: {', '.join(lowered[c] for c in close)}?" if close else ""
+    by_lower: dict[str, list[str]] = {}
+    for candidate in sorted(_available_names(registry)):
+        by_lower.setdefault(candidate.lower(), []).append(candidate)
+    close = difflib.get_close_matches(str(name).lower(), list(by_lower), n=5, cutoff=0.6)
+    suggestions = [c for key in close for c in by_lower[key]]
+    hint = f" Did you mean: {', '.join(suggestions)}?" if suggestions else ""
     return UnknownFilterError(
         f"unknown filter {name!r}.{hint} See pixedfit.filters.list_filters() for the "
         "available names, or register your own curve with pixedfit.filters.add_filter(name, "
