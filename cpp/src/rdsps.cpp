@@ -1,0 +1,478 @@
+#include "pixedfit/rdsps.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <numeric>
+
+#include "pixedfit/common.hpp"
+
+namespace pixedfit {
+
+namespace {
+
+constexpr std::size_t kChunk = 2048;       // models per work unit (fixed: determinism)
+constexpr std::size_t kSedBlock = 8;        // SEDs sharing one pass over the model fluxes
+constexpr double kNegligible = -34.538776;  // ln(1e-15): weights below this are dropped
+constexpr double kHistFloor = -27.631021;   // ln(1e-12): pairs spanning the histogram
+const double kNegInf = -std::numeric_limits<double>::infinity();
+const double kNaN = std::numeric_limits<double>::quiet_NaN();
+
+// Per-SED constants.
+struct SedTerms {
+    const double* d = nullptr;
+    const double* w = nullptr;
+    double dd = 0.0;        // sum d^2 w
+    double ln_norm = 0.0;   // -1/2 sum ln(2 pi sigma^2) over used bands
+    int nused = 0;
+};
+
+// Precomputed, SED-independent data.
+struct Shared {
+    std::size_t npairs = 0;
+    std::size_t nstat = 0;
+    std::size_t nchunks_per_z = 0;
+    // uniform priors on mass-scaled parameters become bounds on a, per model
+    std::vector<double> a_lo, a_hi;
+    std::vector<const TabulatedPrior*> general_tab;  // non-uniform tabulated priors
+    bool need_log_a = false;
+    double t_const = 0.0;  // Student-t normalisation per band
+};
+
+struct ChunkPartial {
+    double sum_w = 0.0;
+    std::vector<double> s1, s2;  // per stat, sums of w (x - ref) and w (x - ref)^2
+    std::vector<double> lo, hi;  // per stat, range of values with weight > 1e-12
+    std::vector<std::size_t> significant;  // pair indices with weight > 1e-15
+};
+
+double interp_clamped(const std::vector<double>& x, const std::vector<double>& y, double v) {
+    if (v <= x.front()) return y.front();
+    if (v >= x.back()) return y.back();
+    const std::size_t j =
+        static_cast<std::size_t>(std::upper_bound(x.begin(), x.end(), v) - x.begin()) - 1;
+    const double t = (v - x[j]) / (x[j + 1] - x[j]);
+    return y[j] * (1.0 - t) + y[j + 1] * t;
+}
+
+double tabulated_ln_prior(const TabulatedPrior& tp, double x) {
+    const double u = (x - tp.x0) / tp.dx;
+    const double last = static_cast<double>(tp.table.size() - 1);
+    if (!(u >= 0.0 && u <= last)) return kNegInf;
+    std::size_t j = static_cast<std::size_t>(u);
+    if (j >= tp.table.size() - 1) j = tp.table.size() - 2;
+    const double t = u - static_cast<double>(j);
+    const double a = tp.table[j], b = tp.table[j + 1];
+    if (std::isinf(a) || std::isinf(b)) return t < 0.5 ? a : b;
+    return a * (1.0 - t) + b * t;
+}
+
+class Fitter {
+public:
+    Fitter(const RdspsInputs& in, const RdspsOptions& opt, const Shared& sh)
+        : in_(in), opt_(opt), sh_(sh) {}
+
+    SedTerms sed_terms(std::size_t s) const {
+        SedTerms t;
+        t.d = in_.obs + s * in_.nband;
+        t.w = in_.ivar + s * in_.nband;
+        for (std::size_t b = 0; b < in_.nband; ++b) {
+            if (t.w[b] > 0.0) {
+                t.dd += t.d[b] * t.d[b] * t.w[b];
+                t.ln_norm += -0.5 * std::log(2.0 * M_PI / t.w[b]);
+                ++t.nused;
+            }
+        }
+        return t;
+    }
+
+    // Stat value of pair p (parameter k, or the redshift when k == npar).
+    double stat_value(std::size_t pair, std::size_t k, double log_a) const {
+        const std::size_t iz = pair / in_.nmod;
+        const std::size_t m = pair % in_.nmod;
+        if (k == in_.npar) return in_.z_values[iz];
+        const double v = in_.params[m * in_.npar + k];
+        return in_.mass_scaled[k] ? v + log_a : v;
+    }
+
+    // Pass 1 over the pairs of one chunk: normalisation a, chi2 and ln prob.
+    void pass1(const SedTerms& st, std::size_t s, std::size_t chunk, double* a_out,
+               double* chi2_out, double* lnp_out) const {
+        const std::size_t iz = chunk / sh_.nchunks_per_z;
+        const std::size_t m0 = (chunk % sh_.nchunks_per_z) * kChunk;
+        const std::size_t m1 = std::min(in_.nmod, m0 + kChunk);
+        const std::size_t n = m1 - m0;
+        const std::size_t base = iz * in_.nmod;
+        double bsum[kChunk];
+        double csum[kChunk];
+        std::fill(bsum, bsum + n, 0.0);
+        std::fill(csum, csum + n, 0.0);
+        const double* flux_z = in_.model_flux + iz * in_.nband * in_.nmod;
+        for (std::size_t b = 0; b < in_.nband; ++b) {
+            const double wb = st.w[b];
+            if (!(wb > 0.0)) continue;
+            const double dw = st.d[b] * wb;
+            const double* mb = flux_z + b * in_.nmod + m0;
+            for (std::size_t q = 0; q < n; ++q) {
+                bsum[q] += dw * mb[q];
+                csum[q] += wb * mb[q] * mb[q];
+            }
+        }
+        const double lnz = in_.ln_prior_z ? in_.ln_prior_z[iz] : 0.0;
+        const double mass_off = in_.mass_offset ? in_.mass_offset[s] : 0.0;
+        for (std::size_t q = 0; q < n; ++q) {
+            const std::size_t m = m0 + q;
+            const std::size_t pair = base + m;
+            const double c = csum[q];
+            const double a = c > 0.0 ? bsum[q] / c : kNaN;
+            a_out[pair] = a;
+            if (!(a > 0.0) || !std::isfinite(a)) {
+                chi2_out[pair] = std::numeric_limits<double>::infinity();
+                lnp_out[pair] = kNegInf;
+                continue;
+            }
+            const double chi2 = std::max(0.0, st.dd - bsum[q] * a);
+            chi2_out[pair] = chi2;
+            double lnl;
+            if (opt_.likelihood == 0) {
+                lnl = st.ln_norm - 0.5 * chi2;
+            } else {
+                lnl = 0.0;
+                for (std::size_t b = 0; b < in_.nband; ++b) {
+                    const double wb = st.w[b];
+                    if (!(wb > 0.0)) continue;
+                    const double r = (st.d[b] - a * flux_z[b * in_.nmod + m]);
+                    const double x2 = r * r * wb;
+                    lnl += sh_.t_const - 0.5 * (opt_.dof + 1.0) * std::log1p(x2 / opt_.dof);
+                }
+            }
+            double lnp = lnl + lnz;
+            if (in_.ln_prior_model) lnp += in_.ln_prior_model[m];
+            if (!sh_.a_lo.empty() && !(a >= sh_.a_lo[m] && a <= sh_.a_hi[m])) lnp = kNegInf;
+            if (sh_.need_log_a && lnp > kNegInf) {
+                const double la = std::log10(a);
+                for (const TabulatedPrior* tp : sh_.general_tab) {
+                    lnp += tabulated_ln_prior(*tp, in_.params[m * in_.npar + tp->param] + la);
+                }
+                for (const JointMassPrior& jp : in_.joint) {
+                    const double mass = stat_value(pair, jp.mass_param, la) + mass_off;
+                    const double mu = interp_clamped(jp.rel_x, jp.rel_y, mass);
+                    const double x = (stat_value(pair, jp.param, la) - mu) / jp.scale;
+                    lnp += -0.5 * x * x - std::log(jp.scale * std::sqrt(2.0 * M_PI));
+                }
+            }
+            lnp_out[pair] = std::isfinite(lnp) ? lnp : kNegInf;
+        }
+    }
+
+    // Pass 2 over one chunk: weighted sums relative to `ref`, ranges, significant pairs.
+    void pass2(std::size_t chunk, const double* a, const double* lnp, double lnp_max,
+               const std::vector<double>& ref, ChunkPartial& part) const {
+        const std::size_t iz = chunk / sh_.nchunks_per_z;
+        const std::size_t m0 = (chunk % sh_.nchunks_per_z) * kChunk;
+        const std::size_t m1 = std::min(in_.nmod, m0 + kChunk);
+        const std::size_t ns = sh_.nstat;
+        part.sum_w = 0.0;
+        part.s1.assign(ns, 0.0);
+        part.s2.assign(ns, 0.0);
+        part.lo.assign(ns, std::numeric_limits<double>::infinity());
+        part.hi.assign(ns, -std::numeric_limits<double>::infinity());
+        part.significant.clear();
+        for (std::size_t m = m0; m < m1; ++m) {
+            const std::size_t pair = iz * in_.nmod + m;
+            const double dl = lnp[pair] - lnp_max;
+            if (!(dl > kNegligible)) continue;
+            const double w = std::exp(dl);
+            const double la = std::log10(a[pair]);
+            part.sum_w += w;
+            part.significant.push_back(pair);
+            for (std::size_t k = 0; k < ns; ++k) {
+                const double x = stat_value(pair, k, la);
+                const double dx = x - ref[k];
+                part.s1[k] += w * dx;
+                part.s2[k] += w * dx * dx;
+                if (dl > kHistFloor) {
+                    part.lo[k] = std::min(part.lo[k], x);
+                    part.hi[k] = std::max(part.hi[k], x);
+                }
+            }
+        }
+    }
+
+    // Pass 1 for a block of SEDs, chunk by chunk, so that each chunk of model fluxes is
+    // read from memory once for the whole block (the kernel is otherwise bandwidth-bound).
+    void pass1_block(std::size_t s0, std::size_t nblock, std::vector<std::vector<double>>& a,
+                     std::vector<std::vector<double>>& chi2,
+                     std::vector<std::vector<double>>& lnp) const {
+        std::vector<SedTerms> terms(nblock);
+        for (std::size_t q = 0; q < nblock; ++q) terms[q] = sed_terms(s0 + q);
+        const std::size_t nchunks = sh_.nchunks_per_z * in_.nz;
+        for (std::size_t c = 0; c < nchunks; ++c) {
+            for (std::size_t q = 0; q < nblock; ++q) {
+                pass1(terms[q], s0 + q, c, a[q].data(), chi2[q].data(), lnp[q].data());
+            }
+        }
+    }
+
+    void fit_sed(std::size_t s, std::vector<double>& a, std::vector<double>& chi2,
+                 std::vector<double>& lnp, std::vector<double>& scratch,
+                 std::vector<ChunkPartial>& parts, bool parallel_chunks, bool pass1_done) const {
+        const std::size_t nchunks = sh_.nchunks_per_z * in_.nz;
+        const int nt = parallel_chunks ? resolve_threads(opt_.threads) : 1;
+        const std::int64_t nck = static_cast<std::int64_t>(nchunks);
+        if (!pass1_done) {
+            const SedTerms st = sed_terms(s);
+#pragma omp parallel for num_threads(nt) schedule(static) if (parallel_chunks)
+            for (std::int64_t c = 0; c < nck; ++c) {
+                pass1(st, s, static_cast<std::size_t>(c), a.data(), chi2.data(), lnp.data());
+            }
+        }
+        // Minimum chi2 (first index on ties) over the pairs the priors allow.
+        std::size_t best = sh_.npairs;
+        double best_chi2 = std::numeric_limits<double>::infinity();
+        for (std::size_t p = 0; p < sh_.npairs; ++p) {
+            if (lnp[p] > kNegInf && chi2[p] < best_chi2) {
+                best_chi2 = chi2[p];
+                best = p;
+            }
+        }
+        // chi2 percentile cut (numpy's linear interpolation between order statistics).
+        if (opt_.perc_chi2 < 100.0 && best < sh_.npairs) {
+            scratch.clear();
+            for (std::size_t p = 0; p < sh_.npairs; ++p) {
+                if (lnp[p] > kNegInf) scratch.push_back(chi2[p]);
+            }
+            const double pos = opt_.perc_chi2 / 100.0 * static_cast<double>(scratch.size() - 1);
+            const std::size_t lo = static_cast<std::size_t>(std::floor(pos));
+            std::nth_element(scratch.begin(), scratch.begin() + lo, scratch.end());
+            double thr = scratch[lo];
+            if (lo + 1 < scratch.size()) {
+                const double next = *std::min_element(scratch.begin() + lo + 1, scratch.end());
+                thr = thr + (pos - static_cast<double>(lo)) * (next - thr);
+            }
+            for (std::size_t p = 0; p < sh_.npairs; ++p) {
+                if (chi2[p] > thr) lnp[p] = kNegInf;
+            }
+        }
+        std::size_t arg = sh_.npairs;
+        double lnp_max = kNegInf;
+        for (std::size_t p = 0; p < sh_.npairs; ++p) {
+            if (lnp[p] > lnp_max) {
+                lnp_max = lnp[p];
+                arg = p;
+            }
+        }
+        const std::size_t ns = sh_.nstat;
+        double* mean = out_.mean + s * ns;
+        double* sd = out_.std + s * ns;
+        double* p16 = out_.p16 + s * ns;
+        double* p50 = out_.p50 + s * ns;
+        double* p84 = out_.p84 + s * ns;
+        out_.best_model[s] = best < sh_.npairs ? static_cast<std::int64_t>(best % in_.nmod) : -1;
+        out_.best_z[s] = best < sh_.npairs ? static_cast<std::int64_t>(best / in_.nmod) : -1;
+        out_.best_scale[s] = best < sh_.npairs ? a[best] : kNaN;
+        out_.chi2_min[s] = best < sh_.npairs ? best_chi2 : kNaN;
+        if (out_.weights) {
+            std::fill(out_.weights + s * sh_.npairs, out_.weights + (s + 1) * sh_.npairs, 0.0f);
+        }
+        if (out_.z_posterior) {
+            std::fill(out_.z_posterior + s * in_.nz, out_.z_posterior + (s + 1) * in_.nz, 0.0);
+        }
+        if (arg == sh_.npairs) {
+            std::fill(mean, mean + ns, kNaN);
+            std::fill(sd, sd + ns, kNaN);
+            std::fill(p16, p16 + ns, kNaN);
+            std::fill(p50, p50 + ns, kNaN);
+            std::fill(p84, p84 + ns, kNaN);
+            out_.ln_evidence[s] = kNegInf;
+            out_.n_used[s] = 0;
+            return;
+        }
+        std::vector<double> ref(ns);
+        const double la_ref = std::log10(a[arg]);
+        for (std::size_t k = 0; k < ns; ++k) ref[k] = stat_value(arg, k, la_ref);
+#pragma omp parallel for num_threads(nt) schedule(static) if (parallel_chunks)
+        for (std::int64_t c = 0; c < nck; ++c) {
+            pass2(static_cast<std::size_t>(c), a.data(), lnp.data(), lnp_max, ref,
+                  parts[static_cast<std::size_t>(c)]);
+        }
+        double sum_w = 0.0;
+        std::vector<double> s1(ns, 0.0), s2(ns, 0.0);
+        std::vector<double> lo(ns, std::numeric_limits<double>::infinity());
+        std::vector<double> hi(ns, -std::numeric_limits<double>::infinity());
+        std::size_t nsig = 0;
+        for (std::size_t c = 0; c < nchunks; ++c) {
+            const ChunkPartial& pc = parts[c];
+            sum_w += pc.sum_w;
+            nsig += pc.significant.size();
+            for (std::size_t k = 0; k < ns; ++k) {
+                s1[k] += pc.s1[k];
+                s2[k] += pc.s2[k];
+                lo[k] = std::min(lo[k], pc.lo[k]);
+                hi[k] = std::max(hi[k], pc.hi[k]);
+            }
+        }
+        std::size_t n_used = 0;
+        for (std::size_t p = 0; p < sh_.npairs; ++p) n_used += lnp[p] > kNegInf ? 1 : 0;
+        out_.n_used[s] = static_cast<std::int64_t>(n_used);
+        out_.ln_evidence[s] = lnp_max + std::log(sum_w) - std::log(static_cast<double>(sh_.npairs));
+        for (std::size_t k = 0; k < ns; ++k) {
+            const double m1 = s1[k] / sum_w;
+            mean[k] = ref[k] + m1;
+            sd[k] = std::sqrt(std::max(0.0, s2[k] / sum_w - m1 * m1));
+        }
+        // Weighted histograms for the percentiles, in pair order (deterministic).
+        const std::size_t nh = opt_.nhist;
+        std::vector<double> hist(ns * nh, 0.0);
+        for (std::size_t c = 0; c < nchunks; ++c) {
+            for (std::size_t pair : parts[c].significant) {
+                const double w = std::exp(lnp[pair] - lnp_max);
+                const double la = std::log10(a[pair]);
+                if (out_.weights) out_.weights[s * sh_.npairs + pair] = static_cast<float>(w / sum_w);
+                if (out_.z_posterior) out_.z_posterior[s * in_.nz + pair / in_.nmod] += w / sum_w;
+                for (std::size_t k = 0; k < ns; ++k) {
+                    if (!(hi[k] > lo[k])) continue;
+                    const double x = stat_value(pair, k, la);
+                    double u = (x - lo[k]) / (hi[k] - lo[k]) * static_cast<double>(nh);
+                    std::size_t j = u <= 0.0 ? 0 : static_cast<std::size_t>(u);
+                    if (j >= nh) j = nh - 1;
+                    hist[k * nh + j] += w;
+                }
+            }
+        }
+        const double qs[3] = {0.16, 0.50, 0.84};
+        double* outs[3] = {p16, p50, p84};
+        for (std::size_t k = 0; k < ns; ++k) {
+            if (!(hi[k] > lo[k])) {
+                const double v = std::isfinite(lo[k]) ? lo[k] : mean[k];
+                p16[k] = p50[k] = p84[k] = v;
+                continue;
+            }
+            const double* hk = hist.data() + k * nh;
+            const double total = std::accumulate(hk, hk + nh, 0.0);
+            const double width = (hi[k] - lo[k]) / static_cast<double>(nh);
+            for (int qi = 0; qi < 3; ++qi) {
+                const double target = qs[qi] * total;
+                double cum = 0.0;
+                std::size_t j = 0;
+                for (; j < nh; ++j) {
+                    if (cum + hk[j] >= target) break;
+                    cum += hk[j];
+                }
+                if (j >= nh) j = nh - 1;
+                const double frac = hk[j] > 0.0 ? (target - cum) / hk[j] : 0.5;
+                outs[qi][k] = lo[k] + (static_cast<double>(j) + frac) * width;
+            }
+        }
+    }
+
+    RdspsOutputs out_;
+
+private:
+    const RdspsInputs& in_;
+    const RdspsOptions& opt_;
+    const Shared& sh_;
+};
+
+void check_inputs(const RdspsInputs& in, const RdspsOptions& opt, const RdspsOutputs& out) {
+    require(in.obs && in.ivar && in.model_flux && in.params && in.mass_scaled,
+            "rdsps_fit: missing input array");
+    require(in.nsed > 0 && in.nband > 0 && in.nmod > 0 && in.nz > 0,
+            "rdsps_fit: empty input (no SED, band, model or redshift)");
+    require(in.nz == 1 || in.z_values, "rdsps_fit: z_values are needed with several redshifts");
+    require(opt.likelihood == 0 || opt.likelihood == 1, "rdsps_fit: likelihood must be 0 or 1");
+    require(opt.likelihood == 0 || opt.dof > 0.0, "rdsps_fit: dof must be > 0");
+    require(opt.perc_chi2 > 0.0 && opt.perc_chi2 <= 100.0,
+            "rdsps_fit: perc_chi2 must be within (0, 100]");
+    require(opt.nhist >= 2, "rdsps_fit: nhist must be >= 2");
+    require(out.mean && out.std && out.p16 && out.p50 && out.p84 && out.best_model &&
+                out.best_z && out.best_scale && out.chi2_min && out.ln_evidence && out.n_used,
+            "rdsps_fit: missing output array");
+    for (const TabulatedPrior& tp : in.tabulated) {
+        require(tp.param < in.npar && in.mass_scaled[tp.param],
+                "rdsps_fit: tabulated priors are for mass-scaled parameters");
+        require(tp.table.size() >= 2 && tp.dx > 0.0, "rdsps_fit: bad tabulated prior");
+    }
+    for (const JointMassPrior& jp : in.joint) {
+        require(jp.param < in.npar + (in.nz > 1 ? 1 : 0) && jp.mass_param < in.npar,
+                "rdsps_fit: joint prior parameter index out of range");
+        require(jp.rel_x.size() >= 2 && jp.rel_x.size() == jp.rel_y.size() && jp.scale > 0.0,
+                "rdsps_fit: bad joint prior relation");
+        for (std::size_t j = 1; j < jp.rel_x.size(); ++j) {
+            require(jp.rel_x[j] > jp.rel_x[j - 1],
+                    "rdsps_fit: joint prior relation must have increasing mass values");
+        }
+    }
+}
+
+}  // namespace
+
+void rdsps_fit(const RdspsInputs& in, const RdspsOptions& opt, const RdspsOutputs& out) {
+    check_inputs(in, opt, out);
+    Shared sh;
+    sh.npairs = in.nmod * in.nz;
+    sh.nstat = in.npar + (in.nz > 1 ? 1 : 0);
+    sh.nchunks_per_z = (in.nmod + kChunk - 1) / kChunk;
+    if (opt.likelihood == 1) {
+        sh.t_const = std::lgamma(0.5 * (opt.dof + 1.0)) - std::lgamma(0.5 * opt.dof) -
+                     0.5 * std::log(opt.dof * M_PI);
+    }
+    // Uniform tabulated priors on mass-scaled parameters -> bounds on a per model.
+    for (const TabulatedPrior& tp : in.tabulated) {
+        const bool uniform = std::all_of(tp.table.begin(), tp.table.end(),
+                                         [&](double v) { return v == tp.table.front(); }) &&
+                             std::isfinite(tp.table.front());
+        if (!uniform) {
+            sh.general_tab.push_back(&tp);
+            continue;
+        }
+        if (sh.a_lo.empty()) {
+            sh.a_lo.assign(in.nmod, 0.0);
+            sh.a_hi.assign(in.nmod, std::numeric_limits<double>::infinity());
+        }
+        const double xlo = tp.x0;
+        const double xhi = tp.x0 + tp.dx * static_cast<double>(tp.table.size() - 1);
+        for (std::size_t m = 0; m < in.nmod; ++m) {
+            const double p = in.params[m * in.npar + tp.param];
+            sh.a_lo[m] = std::max(sh.a_lo[m], std::pow(10.0, xlo - p));
+            sh.a_hi[m] = std::min(sh.a_hi[m], std::pow(10.0, xhi - p));
+        }
+    }
+    sh.need_log_a = !sh.general_tab.empty() || !in.joint.empty();
+
+    Fitter fitter(in, opt, sh);
+    fitter.out_ = out;
+    const int nt = resolve_threads(opt.threads);
+    const std::size_t nchunks = sh.nchunks_per_z * in.nz;
+    if (in.nsed >= static_cast<std::size_t>(nt) || nt == 1) {
+        // Blocks of SEDs share each pass over the model fluxes; one thread per block.
+        const std::size_t block = std::max<std::size_t>(
+            1, std::min<std::size_t>(kSedBlock, (in.nsed + nt - 1) / static_cast<std::size_t>(nt)));
+        const std::int64_t nblocks = static_cast<std::int64_t>((in.nsed + block - 1) / block);
+#pragma omp parallel num_threads(nt)
+        {
+            std::vector<std::vector<double>> a(block, std::vector<double>(sh.npairs));
+            std::vector<std::vector<double>> chi2(block, std::vector<double>(sh.npairs));
+            std::vector<std::vector<double>> lnp(block, std::vector<double>(sh.npairs));
+            std::vector<double> scratch;
+            std::vector<ChunkPartial> parts(nchunks);
+#pragma omp for schedule(dynamic, 1)
+            for (std::int64_t ib = 0; ib < nblocks; ++ib) {
+                const std::size_t s0 = static_cast<std::size_t>(ib) * block;
+                const std::size_t nb = std::min(block, in.nsed - s0);
+                fitter.pass1_block(s0, nb, a, chi2, lnp);
+                for (std::size_t q = 0; q < nb; ++q) {
+                    fitter.fit_sed(s0 + q, a[q], chi2[q], lnp[q], scratch, parts, false, true);
+                }
+            }
+        }
+    } else {
+        std::vector<double> a(sh.npairs), chi2(sh.npairs), lnp(sh.npairs), scratch;
+        std::vector<ChunkPartial> parts(nchunks);
+        for (std::size_t s = 0; s < in.nsed; ++s) {
+            fitter.fit_sed(s, a, chi2, lnp, scratch, parts, true, false);
+        }
+    }
+}
+
+}  // namespace pixedfit

@@ -1,0 +1,148 @@
+// Kernel tests of the fused RDSPS posterior.
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+#include "check.hpp"
+#include "pixedfit/rdsps.hpp"
+
+namespace {
+
+struct Outputs {
+    std::vector<double> mean, sd, p16, p50, p84, best_scale, chi2_min, ln_ev, zpost;
+    std::vector<std::int64_t> best_model, best_z, n_used;
+    pixedfit::RdspsOutputs view;
+    Outputs(std::size_t nsed, std::size_t nstat, std::size_t nz)
+        : mean(nsed * nstat), sd(nsed * nstat), p16(nsed * nstat), p50(nsed * nstat),
+          p84(nsed * nstat), best_scale(nsed), chi2_min(nsed), ln_ev(nsed), zpost(nsed * nz),
+          best_model(nsed), best_z(nsed), n_used(nsed) {
+        view.mean = mean.data();
+        view.std = sd.data();
+        view.p16 = p16.data();
+        view.p50 = p50.data();
+        view.p84 = p84.data();
+        view.best_scale = best_scale.data();
+        view.chi2_min = chi2_min.data();
+        view.ln_evidence = ln_ev.data();
+        view.z_posterior = zpost.data();
+        view.best_model = best_model.data();
+        view.best_z = best_z.data();
+        view.n_used = n_used.data();
+    }
+};
+
+// Models m_j(b) = 1 + j * x_b, j = 0..nmod-1 (parameter "j" and log_mass = 0).
+struct Library {
+    std::size_t nmod, nband;
+    std::vector<double> flux, params;
+    std::vector<std::uint8_t> mass_scaled{0, 1};
+    Library(std::size_t nm, std::size_t nb) : nmod(nm), nband(nb), flux(nb * nm), params(nm * 2) {
+        for (std::size_t j = 0; j < nm; ++j) {
+            params[j * 2] = static_cast<double>(j) / static_cast<double>(nm);
+            params[j * 2 + 1] = 0.0;
+            for (std::size_t b = 0; b < nb; ++b) {
+                const double x = static_cast<double>(b) / static_cast<double>(nb);
+                flux[b * nm + j] = 1.0 + params[j * 2] * x;
+            }
+        }
+    }
+    pixedfit::RdspsInputs inputs(const std::vector<double>& obs, const std::vector<double>& ivar,
+                                 std::size_t nsed) const {
+        pixedfit::RdspsInputs in;
+        in.obs = obs.data();
+        in.ivar = ivar.data();
+        in.nsed = nsed;
+        in.nband = nband;
+        in.model_flux = flux.data();
+        in.nmod = nmod;
+        in.params = params.data();
+        in.npar = 2;
+        in.mass_scaled = mass_scaled.data();
+        return in;
+    }
+};
+
+}  // namespace
+
+TEST_CASE("exact data: best model, normalisation and zero chi2") {
+    const Library lib(5000, 6);
+    const std::size_t target = 1234;
+    std::vector<double> obs(6), ivar(6, 1.0 / (0.01 * 0.01));
+    for (std::size_t b = 0; b < 6; ++b) obs[b] = 250.0 * lib.flux[b * lib.nmod + target];
+    Outputs out(1, 2, 1);
+    pixedfit::RdspsOptions opt;
+    pixedfit::rdsps_fit(lib.inputs(obs, ivar, 1), opt, out.view);
+    CHECK(out.best_model[0] == static_cast<std::int64_t>(target));
+    CHECK_CLOSE(out.best_scale[0], 250.0, 1e-12);
+    // chi2 = sum d^2 w - a sum d m w: exact up to rounding relative to sum d^2 w.
+    double dd = 0.0;
+    for (std::size_t b = 0; b < 6; ++b) dd += obs[b] * obs[b] * ivar[b];
+    CHECK(out.chi2_min[0] < 1e-12 * dd);
+    CHECK_CLOSE(out.mean[1], std::log10(250.0), 1e-6);
+    CHECK(std::fabs(out.mean[0] - lib.params[target * 2]) < 1e-3);
+    CHECK(out.p16[0] <= out.p50[0] && out.p50[0] <= out.p84[0]);
+    CHECK(out.n_used[0] == 5000);
+}
+
+TEST_CASE("results do not depend on the number of threads or on batching") {
+    const Library lib(7000, 5);
+    const std::size_t nsed = 3;
+    std::vector<double> obs(nsed * 5), ivar(nsed * 5, 4.0);
+    for (std::size_t s = 0; s < nsed; ++s)
+        for (std::size_t b = 0; b < 5; ++b)
+            obs[s * 5 + b] = (10.0 + s) * (1.0 + 0.3 * (s + 1) * b / 5.0) + 0.05 * std::sin(7.0 * b + s);
+    Outputs one(nsed, 2, 1), two(nsed, 2, 1);
+    pixedfit::RdspsOptions opt;
+    opt.perc_chi2 = 80.0;
+    opt.threads = 1;
+    pixedfit::rdsps_fit(lib.inputs(obs, ivar, nsed), opt, one.view);
+    opt.threads = 2;
+    pixedfit::rdsps_fit(lib.inputs(obs, ivar, nsed), opt, two.view);
+    bool same = one.mean == two.mean && one.sd == two.sd && one.p50 == two.p50 &&
+                one.ln_ev == two.ln_ev;
+    CHECK(same);
+    // One SED at a time with 2 threads parallelises over model chunks instead.
+    for (std::size_t s = 0; s < nsed; ++s) {
+        std::vector<double> o(obs.begin() + s * 5, obs.begin() + (s + 1) * 5);
+        std::vector<double> iv(ivar.begin() + s * 5, ivar.begin() + (s + 1) * 5);
+        Outputs single(1, 2, 1);
+        pixedfit::rdsps_fit(lib.inputs(o, iv, 1), opt, single.view);
+        CHECK(single.mean[0] == one.mean[s * 2] && single.mean[1] == one.mean[s * 2 + 1]);
+        CHECK(single.p84[0] == one.p84[s * 2]);
+    }
+}
+
+TEST_CASE("anti-correlated data: no pair fits, NaN statistics") {
+    const Library lib(100, 4);
+    std::vector<double> obs(4, -1.0), ivar(4, 1.0);
+    Outputs out(1, 2, 1);
+    pixedfit::rdsps_fit(lib.inputs(obs, ivar, 1), pixedfit::RdspsOptions{}, out.view);
+    CHECK(out.n_used[0] == 0);
+    CHECK(std::isnan(out.mean[0]) && std::isnan(out.p50[1]));
+    CHECK(out.best_model[0] == -1);
+}
+
+TEST_CASE("bad arguments throw") {
+    const Library lib(10, 3);
+    std::vector<double> obs(3, 1.0), ivar(3, 1.0);
+    Outputs out(1, 2, 1);
+    pixedfit::RdspsOptions opt;
+    opt.perc_chi2 = 0.0;
+    CHECK_THROWS(pixedfit::rdsps_fit(lib.inputs(obs, ivar, 1), opt, out.view));
+    opt = pixedfit::RdspsOptions{};
+    opt.likelihood = 5;
+    CHECK_THROWS(pixedfit::rdsps_fit(lib.inputs(obs, ivar, 1), opt, out.view));
+    auto in = lib.inputs(obs, ivar, 1);
+    in.nz = 2;  // several redshifts without z values
+    CHECK_THROWS(pixedfit::rdsps_fit(in, pixedfit::RdspsOptions{}, out.view));
+    in = lib.inputs(obs, ivar, 1);
+    pixedfit::JointMassPrior jp;
+    jp.param = 0;
+    jp.mass_param = 1;
+    jp.rel_x = {1.0, 0.0};
+    jp.rel_y = {0.0, 1.0};
+    in.joint.push_back(jp);
+    CHECK_THROWS(pixedfit::rdsps_fit(in, pixedfit::RdspsOptions{}, out.view));
+}
+
+TEST_MAIN()
