@@ -38,6 +38,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from . import _core
 from ._paths import atomic_path, package_data_dir, user_data_dir
+from .parallel import resolve_threads
 
 __all__ = [
     "FilterWeights",
@@ -523,7 +524,7 @@ class FilterWeights:
             self.starts,
             self.offsets,
             self.weights,
-            threads=_threads(threads),
+            threads=resolve_threads(threads),
         )
         # Any NaN or infinity inside a filter's range propagates to its band flux; values
         # outside every filter cannot change the result, so checking the output is exact
@@ -536,14 +537,6 @@ class FilterWeights:
                 f"{self.filters[band]!r} (spectrum {spec})"
             )
         return out[0] if arr.ndim == 1 else out
-
-
-def _threads(threads: int | None) -> int:
-    if threads is None:
-        return 0
-    if not isinstance(threads, int | np.integer) or isinstance(threads, bool):
-        raise TypeError(f"threads must be an int or None, got {type(threads).__name__}")
-    return int(threads)
 
 
 def _validate_grid(wave: ArrayLike) -> NDArray[np.float64]:

@@ -32,6 +32,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from .. import _core
+from ..parallel import resolve_threads
 from .priors import MASS_SCALED, JointWithMass, Prior, PriorSet
 
 __all__ = ["LIKELIHOODS", "ModelPhotometry", "RdspsResult", "rdsps"]
@@ -405,7 +406,7 @@ def rdsps(
         perc_chi2=float(perc_chi2),
         nhist=int(nhist),
         return_weights=bool(return_weights),
-        threads=0 if threads is None else int(threads),
+        threads=resolve_threads(threads),
     )
     best_model = np.where(raw["best_model"] >= 0, keep[np.maximum(raw["best_model"], 0)], -1)
     best_z = np.full(nsed, np.nan)

@@ -1,0 +1,202 @@
+"""Threads inside kernels and MPI across SEDs, bins or galaxies.
+
+* Threads: every kernel takes ``threads=`` (None or 0 = all cores); results never depend
+  on it. :func:`resolve_threads` validates the argument.
+* MPI: pixedfit never launches ``mpirun`` itself. Run your script or the ``pixedfit``
+  command under ``mpiexec -n N`` and pass a pool from :func:`get_pool` (or let the drivers
+  pick one). The pools follow emcee's convention — an object with ``.map(func, tasks)`` —
+  but work in SPMD style: every rank calls ``map`` with the same task list, computes the
+  tasks ``rank, rank + size, ...`` and all ranks receive every result, in task order. The
+  result is therefore identical for any number of ranks. Use ``pool.is_master`` to write
+  files from one rank only.
+
+mpi4py is optional (``pip install "pixedfit[mpi]"`` installs it with the ``mpich`` wheel,
+so no system MPI is needed); it is imported only when an MPI launch is detected or asked
+for.
+"""
+
+from __future__ import annotations
+
+import os
+import traceback
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol, TypeVar
+
+import numpy as np
+
+__all__ = [
+    "MPIPool",
+    "Pool",
+    "SerialPool",
+    "TaskError",
+    "get_pool",
+    "mpi_launched",
+    "resolve_threads",
+]
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+# Environment variables set by common MPI launchers (MPICH/Hydra, Open MPI, PMIx, Slurm).
+_LAUNCH_VARS = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "MPI_LOCALNRANKS")
+
+
+def resolve_threads(threads: int | None) -> int:
+    """Validate a ``threads`` argument; returns 0 for "all cores" or the count.
+
+    Raises
+    ------
+    TypeError
+        If ``threads`` is not an int or None.
+    ValueError
+        If it is negative.
+    """
+    if threads is None:
+        return 0
+    if isinstance(threads, bool) or not isinstance(threads, int | np.integer):
+        raise TypeError(f"threads must be an int or None, got {threads!r}")
+    if threads < 0:
+        raise ValueError(f"threads must be >= 0 (0 or None = all cores), got {threads}")
+    return int(threads)
+
+
+class Pool(Protocol):
+    """What the drivers need from a pool."""
+
+    rank: int
+    size: int
+
+    @property
+    def is_master(self) -> bool: ...
+
+    def map(self, func: Callable[[T], R], tasks: Iterable[T]) -> list[R]: ...
+
+    def barrier(self) -> None: ...
+
+
+class TaskError(RuntimeError):
+    """A task failed on some rank; raised on every rank so none is left waiting."""
+
+
+def _describe(exc: BaseException) -> str:
+    return "".join(traceback.format_exception_only(type(exc), exc)).strip()
+
+
+class SerialPool:
+    """A pool of one process: ``map`` is a plain loop."""
+
+    rank = 0
+    size = 1
+
+    @property
+    def is_master(self) -> bool:
+        """Always True."""
+        return True
+
+    def map(self, func: Callable[[T], R], tasks: Iterable[T]) -> list[R]:
+        """Results of ``func`` over ``tasks``, in order.
+
+        Raises
+        ------
+        TaskError
+            Naming the first task that failed (as :class:`MPIPool` does), chained to the
+            original exception.
+        """
+        results = []
+        for index, task in enumerate(tasks):
+            try:
+                results.append(func(task))
+            except Exception as exc:
+                raise TaskError(f"task {index} failed on rank 0: {_describe(exc)}") from exc
+        return results
+
+    def barrier(self) -> None:
+        """Nothing to wait for."""
+
+    def __repr__(self) -> str:
+        return "SerialPool()"
+
+
+class MPIPool:
+    """SPMD pool over an MPI communicator (default ``MPI.COMM_WORLD``).
+
+    Every rank must call :meth:`map` with the same tasks; rank r evaluates tasks
+    r, r + size, ... and the results are exchanged so that every rank returns the full,
+    ordered list. An exception in any task is re-raised on every rank as
+    :class:`TaskError` naming the task, so no rank hangs.
+    """
+
+    def __init__(self, comm: Any = None):
+        try:
+            from mpi4py import MPI
+        except ImportError as exc:  # pragma: no cover - depends on the environment
+            raise ImportError(
+                "MPI needs mpi4py: pip install 'pixedfit[mpi]' (brings the mpich wheel)"
+            ) from exc
+        self.comm = MPI.COMM_WORLD if comm is None else comm
+        self.rank = int(self.comm.Get_rank())
+        self.size = int(self.comm.Get_size())
+
+    @property
+    def is_master(self) -> bool:
+        """True on rank 0."""
+        return self.rank == 0
+
+    def map(self, func: Callable[[T], R], tasks: Iterable[T]) -> list[R]:
+        """Results of ``func`` over ``tasks``, in task order, on every rank."""
+        items = list(tasks)
+        mine: list[tuple[int, bool, Any]] = []
+        for index in range(self.rank, len(items), self.size):
+            try:
+                mine.append((index, True, func(items[index])))
+            except Exception as exc:  # re-raised on every rank below
+                mine.append((index, False, _describe(exc)))
+        gathered = self.comm.allgather(mine)
+        results: list[Any] = [None] * len(items)
+        failures = []
+        for part in gathered:
+            for index, ok, value in part:
+                if ok:
+                    results[index] = value
+                else:
+                    failures.append((index, value))
+        if failures:
+            index, detail = min(failures)
+            raise TaskError(f"task {index} failed on rank {index % self.size}: {detail}")
+        return results
+
+    def barrier(self) -> None:
+        """Wait for every rank."""
+        self.comm.Barrier()
+
+    def __repr__(self) -> str:
+        return f"MPIPool(rank={self.rank}, size={self.size})"
+
+
+def mpi_launched() -> bool:
+    """True when this process was started by an MPI launcher with more than one rank."""
+    for var in _LAUNCH_VARS:
+        value = os.environ.get(var)
+        if value is not None:
+            try:
+                return var in ("PMIX_RANK",) or int(value) > 1
+            except ValueError:
+                return True
+    return False
+
+
+def get_pool(mpi: bool | None = None) -> SerialPool | MPIPool:
+    """The pool to use: MPI when asked for, or when launched by ``mpiexec -n N`` (N > 1).
+
+    Parameters
+    ----------
+    mpi : bool, optional
+        True forces an :class:`MPIPool` (error without mpi4py), False a
+        :class:`SerialPool`; None detects an MPI launch.
+    """
+    if mpi is False or (mpi is None and not mpi_launched()):
+        return SerialPool()
+    pool = MPIPool()
+    if pool.size == 1 and mpi is None:
+        return SerialPool()
+    return pool
