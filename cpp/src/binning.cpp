@@ -64,6 +64,9 @@ private:
 };
 
 enum : std::uint8_t { kFree = 0, kBinned = 1 };
+
+// Smallest number of array elements for which the O(N) loops run multi-threaded.
+constexpr std::size_t kParallelMin = std::size_t{1} << 20;
 enum : std::uint8_t { kAccepted = 1, kPending = 2, kRejected = 3 };
 
 }  // namespace
@@ -119,7 +122,8 @@ BinningResult bin_pixels(const double* flux, const double* err, const std::uint8
     // Pixel-major copies: flux, err^2 and the shape-test sigma sqrt(err^2 + (k f)^2).
     std::vector<double> F(nreg * nb), V(nreg * nb), S(nreg * nb);
     const double k = params.sys_factor;
-#pragma omp parallel for schedule(static) num_threads(nthreads)
+    // Threads only pay for large cubes (a parallel region costs more than small copies).
+#pragma omp parallel for schedule(static) num_threads(nthreads) if (nreg * nb > kParallelMin)
     for (std::int64_t r = 0; r < static_cast<std::int64_t>(nreg); ++r) {
         const std::size_t p = static_cast<std::size_t>(pix_of[r]);
         for (std::size_t b = 0; b < nb; ++b) {
@@ -376,7 +380,8 @@ std::vector<double> bin_sums(const double* values, std::size_t nplanes, std::siz
     const int nthreads = resolve_threads(threads);
     const auto nbin = static_cast<std::size_t>(nbins);
     std::vector<double> out(nplanes * nbin, 0.0);
-#pragma omp parallel for schedule(dynamic, 1) num_threads(nthreads)
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nthreads) \
+    if (nplanes * npix > kParallelMin)
     for (std::int64_t w = 0; w < static_cast<std::int64_t>(nplanes); ++w) {
         const double* plane = values + static_cast<std::size_t>(w) * npix;
         double* o = out.data() + static_cast<std::size_t>(w) * nbin;

@@ -1,5 +1,7 @@
 """Type stubs of the compiled extension pixedfit._core (private API)."""
 
+from typing import Any
+
 import numpy as np
 from numpy.typing import NDArray
 
@@ -14,3 +16,29 @@ def apply_band_weights(
     threads: int = 0,
 ) -> NDArray[np.float64]: ...
 def max_threads() -> int: ...
+def bin_pixels(
+    flux: NDArray[np.float64],
+    err: NDArray[np.float64],
+    region: NDArray[np.uint8],
+    ref_band: int,
+    snr: NDArray[np.float64],
+    r_first: float,
+    del_r: float,
+    chi2_limit: float,
+    sys_factor: float,
+    max_radius: float,
+    connected: bool,
+    shape_test_first_circle: bool,
+    threads: int = 0,
+) -> dict[str, Any]: ...
+def bin_sums(
+    values: NDArray[np.float64],
+    bin_map: NDArray[np.int32],
+    nbins: int,
+    quadrature: bool,
+    threads: int = 0,
+) -> NDArray[np.float64]: ...
+def shape_reduced_chi2(
+    f1: NDArray[np.float64], s1: NDArray[np.float64], f2: NDArray[np.float64],
+    s2: NDArray[np.float64]
+) -> float: ...

@@ -660,8 +660,9 @@ def bin_pixels(
         k = _positive(sys_err_factor, "sys_err_factor", allow_zero=True)
     rmax = 0.0 if max_radius is None else _positive(max_radius, "max_radius")
     nthreads = _threads(threads)
+    # NaN outside the region is never read by the kernel
     out = _core.bin_pixels(
-        np.nan_to_num(phot.flux), np.nan_to_num(phot.flux_err, nan=1.0),
+        phot.flux, phot.flux_err,
         phot.region.astype(np.uint8), b, thr, 0.5 * dmin, dr,
         chi_lim, k, rmax,
         bool(connected), bool(shape_test_first_circle), nthreads,
