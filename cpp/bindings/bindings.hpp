@@ -7,5 +7,6 @@ namespace pixedfit_bindings {
 
 void bind_photometry(pybind11::module_& m);
 void bind_rdsps(pybind11::module_& m);
+void bind_binning(pybind11::module_& m);
 
 }  // namespace pixedfit_bindings

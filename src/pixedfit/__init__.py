@@ -6,15 +6,38 @@ modules, which validate their inputs:
 * :mod:`pixedfit.filters` — filter library and photometry
 * :mod:`pixedfit.cosmology` — distances, ages, physical pixel sizes
 * :mod:`pixedfit.units` — conventions and flux-unit conversions
+* :mod:`pixedfit.cube` — :class:`FluxCube`, :class:`SpecPhotCube` (data cubes, FITS I/O)
+* :mod:`pixedfit.binning` — SED-shape-aware pixel binning → :class:`BinnedCube`
 """
 
 from __future__ import annotations
 
+from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
 try:
     __version__ = version("pixedfit")
 except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
     __version__ = "0+unknown"
 
-__all__ = ["__version__"]
+# Public objects imported on first use (keeps ``import pixedfit`` light).
+_LAZY = {
+    "FluxCube": "pixedfit.cube",
+    "SpecPhotCube": "pixedfit.cube",
+    "BinnedCube": "pixedfit.binning",
+}
+
+__all__ = ["BinnedCube", "FluxCube", "SpecPhotCube", "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    if name == "binning":
+        return import_module("pixedfit.binning")
+    raise AttributeError(f"module 'pixedfit' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

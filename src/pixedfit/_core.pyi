@@ -1,5 +1,7 @@
 """Type stubs of the compiled extension pixedfit._core (private API)."""
 
+from typing import Any
+
 import numpy as np
 from numpy.typing import NDArray
 
@@ -14,3 +16,48 @@ def apply_band_weights(
     threads: int = 0,
 ) -> NDArray[np.float64]: ...
 def max_threads() -> int: ...
+def bin_pixels(
+    flux: NDArray[np.float64],
+    err: NDArray[np.float64],
+    region: NDArray[np.uint8],
+    ref_band: int,
+    snr: NDArray[np.float64],
+    r_first: float,
+    del_r: float,
+    chi2_limit: float,
+    sys_factor: float,
+    max_radius: float,
+    connected: bool,
+    shape_test_first_circle: bool,
+    threads: int = 0,
+) -> dict[str, Any]: ...
+def bin_sums(
+    values: NDArray[np.float64],
+    bin_map: NDArray[np.int32],
+    nbins: int,
+    quadrature: bool,
+    threads: int = 0,
+) -> NDArray[np.float64]: ...
+def shape_reduced_chi2(
+    f1: NDArray[np.float64], s1: NDArray[np.float64], f2: NDArray[np.float64],
+    s2: NDArray[np.float64]
+) -> float: ...
+def rdsps_fit(
+    obs: NDArray[np.float64],
+    ivar: NDArray[np.float64],
+    model_flux: NDArray[np.float64],
+    params: NDArray[np.float64],
+    mass_scaled: NDArray[np.uint8],
+    ln_prior_model: NDArray[np.float64] | None = None,
+    ln_prior_z: NDArray[np.float64] | None = None,
+    z_values: NDArray[np.float64] | None = None,
+    mass_offset: NDArray[np.float64] | None = None,
+    tabulated: list[tuple[int, float, float, list[float]]] = ...,
+    joint: list[tuple[int, int, list[float], list[float], float]] = ...,
+    likelihood: int = 0,
+    dof: float = 3.0,
+    perc_chi2: float = 100.0,
+    nhist: int = 4096,
+    return_weights: bool = False,
+    threads: int = 0,
+) -> dict[str, Any]: ...

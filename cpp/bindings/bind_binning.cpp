@@ -1,0 +1,124 @@
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <algorithm>
+#include <cstdint>
+
+#include "bindings.hpp"
+#include "pixedfit/binning.hpp"
+#include "pixedfit/common.hpp"
+
+namespace py = pybind11;
+
+namespace pixedfit_bindings {
+
+namespace {
+
+using darray = py::array_t<double, py::array::c_style | py::array::forcecast>;
+using u8array = py::array_t<std::uint8_t, py::array::c_style | py::array::forcecast>;
+using i32array = py::array_t<std::int32_t, py::array::c_style | py::array::forcecast>;
+
+py::dict bin_pixels(const darray& flux, const darray& err, const u8array& region, int ref_band,
+                    const darray& snr, double r_first, double del_r, double chi2_limit,
+                    double sys_factor, double max_radius, bool connected,
+                    bool shape_test_first_circle, int threads) {
+    pixedfit::require(flux.ndim() == 3, "bin_pixels: flux must be 3-D (band, y, x)");
+    pixedfit::require(err.ndim() == 3, "bin_pixels: err must be 3-D (band, y, x)");
+    const auto nb = static_cast<std::size_t>(flux.shape(0));
+    const auto ny = static_cast<std::size_t>(flux.shape(1));
+    const auto nx = static_cast<std::size_t>(flux.shape(2));
+    for (int i = 0; i < 3; ++i) {
+        pixedfit::require(err.shape(i) == flux.shape(i), "bin_pixels: err shape != flux shape");
+    }
+    pixedfit::require(region.ndim() == 2 && static_cast<std::size_t>(region.shape(0)) == ny &&
+                          static_cast<std::size_t>(region.shape(1)) == nx,
+                      "bin_pixels: region must be (ny, nx)");
+    pixedfit::require(snr.ndim() == 1 && static_cast<std::size_t>(snr.size()) == nb,
+                      "bin_pixels: snr must have one value per band");
+    pixedfit::require(ref_band >= 0 && static_cast<std::size_t>(ref_band) < nb,
+                      "bin_pixels: ref_band out of range");
+    pixedfit::BinningParams p;
+    p.r_first = r_first;
+    p.del_r = del_r;
+    p.chi2_limit = chi2_limit;
+    p.sys_factor = sys_factor;
+    p.max_radius = max_radius;
+    p.connected = connected;
+    p.shape_test_first_circle = shape_test_first_circle;
+    pixedfit::BinningResult res;
+    {
+        py::gil_scoped_release release;
+        res = pixedfit::bin_pixels(flux.data(), err.data(), region.data(), nb, ny, nx,
+                                   static_cast<std::size_t>(ref_band), snr.data(), p, threads);
+    }
+    const auto nbins = static_cast<py::ssize_t>(res.nbins);
+    i32array bin_map({static_cast<py::ssize_t>(ny), static_cast<py::ssize_t>(nx)});
+    std::copy(res.bin_map.begin(), res.bin_map.end(), bin_map.mutable_data());
+    darray chi({static_cast<py::ssize_t>(ny), static_cast<py::ssize_t>(nx)});
+    std::copy(res.pixel_chi2.begin(), res.pixel_chi2.end(), chi.mutable_data());
+    darray bflux({nbins, static_cast<py::ssize_t>(nb)});
+    darray bvar({nbins, static_cast<py::ssize_t>(nb)});
+    std::copy(res.bin_flux.begin(), res.bin_flux.end(), bflux.mutable_data());
+    std::copy(res.bin_var.begin(), res.bin_var.end(), bvar.mutable_data());
+    py::array_t<std::int64_t> seed(nbins);
+    std::copy(res.seed.begin(), res.seed.end(), seed.mutable_data());
+    py::dict out;
+    out["bin_map"] = bin_map;
+    out["bin_flux"] = bflux;
+    out["bin_var"] = bvar;
+    out["seed"] = seed;
+    out["pixel_chi2"] = chi;
+    out["has_leftover"] = res.has_leftover;
+    out["n_failed_seeds"] = res.n_failed_seeds;
+    return out;
+}
+
+darray bin_sums(const darray& values, const i32array& bin_map, int nbins, bool quadrature,
+                int threads) {
+    pixedfit::require(values.ndim() == 3, "bin_sums: values must be 3-D (plane, y, x)");
+    pixedfit::require(bin_map.ndim() == 2 && bin_map.shape(0) == values.shape(1) &&
+                          bin_map.shape(1) == values.shape(2),
+                      "bin_sums: bin_map must be (ny, nx) like values");
+    pixedfit::require(nbins >= 0, "bin_sums: nbins must be >= 0");
+    const auto np_ = static_cast<std::size_t>(values.shape(0));
+    const auto ny = static_cast<std::size_t>(values.shape(1));
+    const auto nx = static_cast<std::size_t>(values.shape(2));
+    std::vector<double> out;
+    {
+        py::gil_scoped_release release;
+        out = pixedfit::bin_sums(values.data(), np_, ny, nx, bin_map.data(), nbins, quadrature,
+                                 threads);
+    }
+    darray res({static_cast<py::ssize_t>(np_), static_cast<py::ssize_t>(nbins)});
+    std::copy(out.begin(), out.end(), res.mutable_data());
+    return res;
+}
+
+}  // namespace
+
+void bind_binning(py::module_& m) {
+    m.def("bin_pixels", &bin_pixels, py::arg("flux"), py::arg("err"), py::arg("region"),
+          py::arg("ref_band"), py::arg("snr"), py::arg("r_first"), py::arg("del_r"),
+          py::arg("chi2_limit"), py::arg("sys_factor"), py::arg("max_radius"),
+          py::arg("connected"), py::arg("shape_test_first_circle"), py::arg("threads") = 0,
+          "SED-shape-aware pixel binning of a (band, y, x) cube; returns a dict with bin_map "
+          "(ny, nx) int32, bin_flux and bin_var (nbins, nbands), seed (nbins) flat indices "
+          "(-1 for the leftover bin), pixel_chi2 (ny, nx), has_leftover, n_failed_seeds.");
+    m.def("bin_sums", &bin_sums, py::arg("values"), py::arg("bin_map"), py::arg("nbins"),
+          py::arg("quadrature"), py::arg("threads") = 0,
+          "Per-bin sums (or quadrature sums) of values (nplanes, ny, nx) over a bin map: "
+          "(nplanes, nbins); NaN where any pixel of the bin is non-finite.");
+    m.def("shape_reduced_chi2",
+          [](const darray& f1, const darray& s1, const darray& f2, const darray& s2) {
+              pixedfit::require(f1.ndim() == 1 && f1.size() == s1.size() &&
+                                    f1.size() == f2.size() && f1.size() == s2.size() &&
+                                    f1.size() > 0,
+                                "shape_reduced_chi2: four 1-D arrays of equal, non-zero size");
+              return pixedfit::shape_reduced_chi2(f1.data(), s1.data(), f2.data(), s2.data(),
+                                                  static_cast<std::size_t>(f1.size()));
+          },
+          py::arg("f1"), py::arg("s1"), py::arg("f2"), py::arg("s2"),
+          "Reduced chi2 of SED f2 against f1 scaled onto it by least squares.");
+}
+
+}  // namespace pixedfit_bindings

@@ -1,0 +1,134 @@
+// Kernel tests of the pixel binning: invariants on small cubes, the trap case, bin sums.
+#include <cmath>
+#include <cstdint>
+#include <random>
+#include <vector>
+
+#include "check.hpp"
+#include "pixedfit/binning.hpp"
+
+namespace {
+
+struct Cube {
+    std::size_t nb, ny, nx;
+    std::vector<double> flux, err;
+    std::vector<std::uint8_t> region;
+};
+
+Cube gradient_cube(std::size_t nb, std::size_t ny, std::size_t nx, unsigned seed) {
+    Cube c{nb, ny, nx, {}, {}, {}};
+    std::mt19937 gen(seed);
+    std::normal_distribution<double> noise(0.0, 1.0);
+    c.flux.resize(nb * ny * nx);
+    c.err.assign(nb * ny * nx, 1.0);
+    c.region.assign(ny * nx, 1);
+    for (std::size_t b = 0; b < nb; ++b) {
+        for (std::size_t y = 0; y < ny; ++y) {
+            for (std::size_t x = 0; x < nx; ++x) {
+                const double r = std::hypot(y - ny / 2.0, x - nx / 2.0);
+                c.flux[(b * ny + y) * nx + x] = 40.0 * std::exp(-r / 3.0) * (1.0 + 0.2 * b) +
+                                                noise(gen);
+            }
+        }
+    }
+    return c;
+}
+
+void check_invariants(const Cube& c, const pixedfit::BinningResult& r, double snr) {
+    const std::size_t npix = c.ny * c.nx;
+    std::vector<double> f(r.nbins * c.nb, 0.0), v(r.nbins * c.nb, 0.0);
+    for (std::size_t p = 0; p < npix; ++p) {
+        CHECK((r.bin_map[p] > 0) == (c.region[p] != 0));
+        if (r.bin_map[p] <= 0) continue;
+        CHECK(r.bin_map[p] <= r.nbins);
+        for (std::size_t b = 0; b < c.nb; ++b) {
+            f[(r.bin_map[p] - 1) * c.nb + b] += c.flux[b * npix + p];
+            v[(r.bin_map[p] - 1) * c.nb + b] += c.err[b * npix + p] * c.err[b * npix + p];
+        }
+    }
+    for (std::int32_t k = 0; k < r.nbins; ++k) {
+        const bool leftover = r.has_leftover && k == r.nbins - 1;
+        CHECK((r.seed[k] < 0) == leftover);
+        for (std::size_t b = 0; b < c.nb; ++b) {
+            CHECK_CLOSE(r.bin_flux[k * c.nb + b], f[k * c.nb + b], 1e-10);
+            CHECK_CLOSE(r.bin_var[k * c.nb + b], v[k * c.nb + b], 1e-10);
+            if (!leftover) CHECK(r.bin_flux[k * c.nb + b] / std::sqrt(r.bin_var[k * c.nb + b]) >= snr);
+        }
+    }
+}
+
+}  // namespace
+
+TEST_CASE("reduced chi2: zero for proportional SEDs, analytic otherwise") {
+    const double f1[3] = {1.0, 2.0, 3.0}, s[3] = {0.1, 0.1, 0.1};
+    const double f2[3] = {2.0, 4.0, 6.0}, f3[3] = {1.0, 2.0, 4.0};
+    CHECK(std::fabs(pixedfit::shape_reduced_chi2(f1, s, f2, s, 3)) < 1e-20);
+    const double a = (1.0 + 4.0 + 12.0) / 14.0;
+    const double expect = ((1 - a) * (1 - a) + (2 - 2 * a) * (2 - 2 * a) + (4 - 3 * a) * (4 - 3 * a)) /
+                          0.02 / 3.0;
+    CHECK_CLOSE(pixedfit::shape_reduced_chi2(f1, s, f3, s, 3), expect, 1e-12);
+    const double zero[3] = {0.0, 0.0, 0.0};
+    CHECK(std::isfinite(pixedfit::shape_reduced_chi2(zero, s, f3, s, 3)));
+}
+
+TEST_CASE("binning invariants, connected and not, any thread count") {
+    const Cube c = gradient_cube(4, 30, 33, 7);
+    const std::vector<double> snr(4, 5.0);
+    for (const bool connected : {true, false}) {
+        pixedfit::BinningParams p;
+        p.connected = connected;
+        p.sys_factor = 0.05;
+        const auto r1 = pixedfit::bin_pixels(c.flux.data(), c.err.data(), c.region.data(), c.nb,
+                                             c.ny, c.nx, 1, snr.data(), p, 1);
+        const auto r2 = pixedfit::bin_pixels(c.flux.data(), c.err.data(), c.region.data(), c.nb,
+                                             c.ny, c.nx, 1, snr.data(), p, 2);
+        CHECK(r1.nbins > 5);
+        CHECK(r1.bin_map == r2.bin_map);
+        CHECK(r1.bin_flux == r2.bin_flux);
+        check_invariants(c, r1, 5.0);
+    }
+}
+
+TEST_CASE("trap: an isolated pixel that can never reach S/N ends in the leftover bin") {
+    Cube c = gradient_cube(3, 15, 15, 1);
+    // cut pixel (10, 10) off from the rest and make it faint
+    for (int dy = -2; dy <= 2; ++dy)
+        for (int dx = -2; dx <= 2; ++dx)
+            if (dy != 0 || dx != 0) c.region[(10 + dy) * 15 + (10 + dx)] = 0;
+    for (std::size_t b = 0; b < 3; ++b) c.flux[b * 225 + 10 * 15 + 10] = 1.0;
+    const std::vector<double> snr(3, 5.0);
+    for (const bool connected : {true, false}) {
+        pixedfit::BinningParams p;
+        p.connected = connected;
+        const auto r = pixedfit::bin_pixels(c.flux.data(), c.err.data(), c.region.data(), 3, 15,
+                                            15, 0, snr.data(), p, 1);
+        CHECK(r.has_leftover);
+        CHECK(r.bin_map[10 * 15 + 10] == r.nbins);
+        check_invariants(c, r, 5.0);
+    }
+}
+
+TEST_CASE("bin sums: sums, quadrature, NaN propagation") {
+    const std::vector<std::int32_t> map = {1, 1, 2, 0};
+    const std::vector<double> vals = {1.0, 2.0, 3.0, 100.0, 3.0, 4.0, NAN, 1.0};
+    const auto s = pixedfit::bin_sums(vals.data(), 2, 2, 2, map.data(), 2, false, 2);
+    CHECK(s[0] == 3.0 && s[1] == 3.0 && s[2] == 7.0 && std::isnan(s[3]));
+    const auto q = pixedfit::bin_sums(vals.data(), 2, 2, 2, map.data(), 2, true, 1);
+    CHECK_CLOSE(q[0], std::sqrt(5.0), 1e-15);
+    CHECK(q[2] == 5.0);
+    const std::vector<std::int32_t> bad = {1, 3, 0, 0};
+    CHECK_THROWS(pixedfit::bin_sums(vals.data(), 2, 2, 2, bad.data(), 2, false, 1));
+}
+
+TEST_CASE("argument checks") {
+    const Cube c = gradient_cube(2, 5, 5, 3);
+    const std::vector<double> snr(2, 5.0);
+    pixedfit::BinningParams p;
+    CHECK_THROWS(pixedfit::bin_pixels(c.flux.data(), c.err.data(), c.region.data(), 2, 5, 5, 2,
+                                      snr.data(), p, 1));
+    p.del_r = 0.0;
+    CHECK_THROWS(pixedfit::bin_pixels(c.flux.data(), c.err.data(), c.region.data(), 2, 5, 5, 0,
+                                      snr.data(), p, 1));
+}
+
+TEST_MAIN()
