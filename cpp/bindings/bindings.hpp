@@ -7,6 +7,7 @@ namespace pixedfit_bindings {
 
 void bind_photometry(pybind11::module_& m);
 void bind_rdsps(pybind11::module_& m);
+void bind_legendre(pybind11::module_& m);
 void bind_binning(pybind11::module_& m);
 
 }  // namespace pixedfit_bindings

@@ -9,5 +9,6 @@ PYBIND11_MODULE(_core, m) {
         "validates inputs before calling these functions.";
     pixedfit_bindings::bind_photometry(m);
     pixedfit_bindings::bind_rdsps(m);
+    pixedfit_bindings::bind_legendre(m);
     pixedfit_bindings::bind_binning(m);
 }

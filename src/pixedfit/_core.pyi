@@ -61,3 +61,18 @@ def rdsps_fit(
     return_weights: bool = False,
     threads: int = 0,
 ) -> dict[str, Any]: ...
+def legendre_fit(
+    wave: NDArray[np.float64],
+    y: NDArray[np.float64],
+    w: NDArray[np.float64],
+    order: int,
+    clip: float = 0.0,
+    max_iter: int = 1,
+    return_model: bool = True,
+    threads: int = 0,
+) -> tuple[
+    NDArray[np.float64], NDArray[np.float64] | None, NDArray[np.uint8], NDArray[np.int32]
+]: ...
+def legendre_eval(
+    wave: NDArray[np.float64], coeffs: NDArray[np.float64], threads: int = 0
+) -> NDArray[np.float64]: ...
