@@ -30,29 +30,33 @@ All pixel coordinates are zero-based ``(y, x)``; distances are between pixel cen
 4. **Connectivity** — by default (``connected=True``) a bin is the 4-connected component
    (pixels sharing a side; hence also 8-connected), containing the seed, of the similar
    unbinned pixels found so far (similar pixels not yet connected wait and join when a
-   later ring links them). ``connected=False`` gives the
-   original's behaviour: every similar pixel of the ring joins, wherever it is.
+   later ring links them). ``connected=False`` gives the original's behaviour: every
+   similar pixel of the ring joins, wherever it is.
 5. **Closing** — after every step, the bin closes when S/N_b = ΣF_b / sqrt(Σσ_b²) reaches
    ``SNR[b]`` in every band with a non-zero threshold.
 6. **Leftover rule** (the original's) — after a ring that leaves the bin below target, if
-   the sum of *all* unbinned region pixels fails the target in some band, all of them
-   become one final bin and binning stops.
-7. **Absorption** (``absorb_leftover``, new) — after the growth phase, an unbinned pixel
-   touching a bin (by a side) joins the most similar such bin whose seed it passes the
-   shape test against, provided the bin keeps its S/N target; neighbours of absorbed
-   pixels are examined again. This shrinks the leftover bin and keeps every property below.
-8. **Termination** (the original could loop forever) — a growth stops without success when
+   the sum of *all* unbinned region pixels fails the target in some band, no further bin
+   is grown: the growth phase ends and the unbinned pixels go to steps 8–9.
+7. **Termination** (the original could loop forever) — a growth stops without success when
    the next ring would start beyond ``max_radius`` (if given), beyond the farthest corner of
    the region's bounding box, or, for connected bins, more than 1.5 pixel beyond the bin's
    farthest pixel (no new pixel can touch the bin any more). Its pixels stay available to
-   later bins but never seed a bin again; whatever is left unbinned at the end forms the
-   leftover bin. Every seed is tried at most once, so the loop always ends.
+   later bins but never seed a bin again. Every pixel seeds at most one growth, so the
+   loop always ends.
+8. **Absorption** (``absorb_leftover``, new) — after the growth phase, an unbinned pixel
+   touching a bin (by a side) joins the most similar such bin whose seed it passes the
+   shape test against, provided the bin keeps its S/N target; neighbours of absorbed
+   pixels are examined again. This shrinks the leftover and keeps every property below.
+9. **Leftover bin** — the pixels still unbinned form one last bin, flagged ``leftover``.
 
 Hence: every region pixel is in exactly one bin; all bins except the last one, when it is
 flagged ``leftover``, meet the S/N target; the leftover bin may be fragmented and mixes
 SEDs. Bins are numbered from 1 in creation order; 0 in ``bin_map`` = outside the region.
-The cost grows like (region pixels) × (bin size): each growth visits only its own disk.
-The result is deterministic and independent of the number of threads.
+The cost grows like (region pixels) × (bin size): each growth visits only its own disk (a
+failed growth of ``connected=False`` may sweep the region once), the leftover rule uses
+running totals, seeds come from one sort. OpenMP serves the O(N) data preparation and the
+spectral sums of large cubes; the growth itself is sequential, since each bin depends on
+the bins before it. The result is deterministic and independent of the number of threads.
 
 With ``connected=False, shape_test_first_circle=False, absorb_leftover=False``, fluxes
 whose negatives are replaced as the original did, and the original's factor, the bin map is

@@ -5,7 +5,7 @@
 // every error finite and > 0 (the Python layer checks; the kernel checks sizes only).
 //
 // Algorithm (see pixedfit/binning.py for the full description):
-//   while an unbinned region pixel remains:
+//   while an unbinned region pixel that never seeded a growth remains:
 //     seed = unbinned region pixel with the largest flux in ref_band (ties: lowest index);
 //     step 0: candidates are unbinned region pixels with distance d <= r_first from the
 //             seed; rings k >= 1: R_{k} < d <= R_{k} + del_r (R_0 = r_first, R += del_r);
@@ -17,11 +17,11 @@
 //     similar pixels found so far; otherwise every similar pixel joins;
 //     after every step: if S/N >= snr[b] in every band b with snr[b] > 0 -> close the bin;
 //     after every ring that fails: if the sum of ALL unbinned region pixels fails the S/N
-//     target, they all become the leftover bin and the loop ends (the original's rule);
+//     target, the growth phase ends (the original's leftover rule);
 //     the growth stops without success when the next ring would start beyond max_radius
 //     (if > 0), beyond the farthest corner of the region's bounding box, or (connected)
 //     more than 1.5 pixel beyond the bin's farthest pixel (no pixel can connect any
-//     more): the attempt's pixels then go to the leftover bin and are no longer used.
+//     more): the attempt's pixels stay unbinned and may join later bins, but never seed.
 //   absorb_leftover: then every still-unbinned pixel touching (by a side) a bin joins the
 //     most similar such bin whose seed it passes the shape test against, if that bin keeps
 //     its S/N target; neighbours of absorbed pixels are re-examined (a work queue).
