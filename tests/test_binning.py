@@ -387,3 +387,25 @@ def test_absorption_shrinks_leftover_and_keeps_invariants(reference):
     assert with_.params["n_absorbed"] == left[0] - left[1]
     # absorption only adds pixels to bins: bins created by the growth keep their seeds
     assert np.array_equal(with_.seed[: without.nbins - 1], without.seed[: without.nbins - 1])
+
+
+@pytest.mark.parametrize("connected", [True, False])
+def test_trap_without_excluded_ring(connected):
+    """The peer-run trap: an isolated red pixel (S/N 4) amid blue pixels of S/N 10, no
+    region cut. Nothing similar can ever join it; the original grew its radius forever."""
+    nb, n = 12, 40
+    red = np.geomspace(0.01, 1.0, nb)
+    blue = red[::-1]
+    y, x = np.mgrid[0:n, 0:n]
+    flux = np.broadcast_to(blue[:, None, None], (nb, n, n)).copy()
+    err = 0.1 * flux
+    blob = np.hypot(x - 8, y - 8) <= 3
+    flux[:, blob] = 100.0 * red[:, None]
+    err[:, blob] = 0.01 * flux[:, blob] + 0.01
+    flux[:, 30, 30] = 10.0 * red
+    err[:, 30, 30] = 2.5 * red
+    cube = FluxCube(flux, err, [f"b{i}" for i in range(nb)])
+    res = bin_pixels(cube, ref_band=6, connected=connected)
+    check_invariants(cube, res, None, 4.0, connected)
+    k = res.bin_map[30, 30]
+    assert res.leftover[k - 1] and res.bin_npix[k - 1] == 1
