@@ -140,11 +140,14 @@ BinningResult bin_pixels(const double* flux, const double* err, const std::uint8
     }
 
     // Seed order: decreasing reference flux, ties by row-major index.
+    std::vector<std::pair<double, std::int64_t>> keyed(nreg);
+    for (std::size_t r = 0; r < nreg; ++r) {
+        keyed[r] = {-F[r * nb + ref_band], static_cast<std::int64_t>(r)};
+    }
+    std::sort(keyed.begin(), keyed.end());  // (-flux, index): unique keys, deterministic
     std::vector<std::int64_t> order(nreg);
-    std::iota(order.begin(), order.end(), 0);
-    std::stable_sort(order.begin(), order.end(), [&](std::int64_t a, std::int64_t b) {
-        return F[a * nb + ref_band] > F[b * nb + ref_band];
-    });
+    for (std::size_t r = 0; r < nreg; ++r) order[r] = keyed[r].second;
+    std::vector<std::pair<double, std::int64_t>>().swap(keyed);
 
     // Region bounding box (for the farthest-corner stop).
     long ymin = static_cast<long>(ny), ymax = -1, xmin = static_cast<long>(nx), xmax = -1;
