@@ -12,8 +12,8 @@ Run: python benchmarks/bench_binning.py [--sizes 100 200 400 800] [--ref-max 400
   - "ours": ``pixedfit.binning.bin_pixels`` with its defaults (connected bins, shape test
     in the first circle, unmodified fluxes), FluxCube construction excluded;
   - "ours-orig": the same kernel in the original's mode (connected=False, no first-circle
-    test, negative-replaced fluxes, the original's factor), whose bin map must equal the
-    reference's (checked and printed).
+    test, no absorption, negative-replaced fluxes, the original's factor), whose bin map
+    must equal the reference's (checked and printed).
 * Quality, on one cube: S/N scatter and within-bin SED-shape scatter of our bins, the
   original's, and Voronoi bins (``vorbin`` if installed, target S/N 5 in the band with the
   lowest median S/N). Shape scatter uses the noise-free model SEDs (make_fluxmap with
@@ -155,7 +155,7 @@ def main() -> int:
             t_orig, mine = _best_time(
                 lambda orig_cube=orig_cube, info=info: bin_pixels(
                     orig_cube, ref_band=4, connected=False, shape_test_first_circle=False,
-                    sys_err_factor=info["factor"]), repeat)
+                    absorb_leftover=False, sys_err_factor=info["factor"]), repeat)
             same = bool(np.array_equal(mine.bin_map, ref[0]))
             line += (f" | ref {t_ref:8.3f} s ({int(ref[0].max())} bins) | ours-orig "
                      f"{t_orig:8.4f} s, same map {same} | speed-up ref/ours "

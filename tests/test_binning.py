@@ -64,7 +64,7 @@ def check_invariants(cube: FluxCube, res: BinnedCube, snr, chi2_limit: float,
         assert np.all(chi <= chi2_limit * (1 + 1e-9) + 1e-12), (k, chi.max())
         assert np.all(res.pixel_chi2[ys, xs] <= chi2_limit)
         if connected:
-            _, ncomp = ndimage.label(bm == k, structure=np.ones((3, 3)))
+            _, ncomp = ndimage.label(bm == k)  # 4-connectivity (the stricter one)
             assert ncomp == 1, (k, ncomp)
 
 
@@ -77,7 +77,8 @@ def cubes(draw):
     ny = draw(st.integers(1, 14))
     nx = draw(st.integers(1, 14))
     seed = draw(st.integers(0, 2**31 - 1))
-    kind = draw(st.sampled_from(["random", "gradient", "constant", "twoseds", "sparse"]))
+    kind = draw(st.sampled_from(["random", "gradient", "constant", "twoseds", "sparse",
+                                 "dynamic"]))
     rng = np.random.default_rng(seed)
     err = rng.uniform(0.2, 2.0, (nb, ny, nx))
     if kind == "random":
@@ -96,6 +97,9 @@ def cubes(draw):
         pick = rng.random((ny, nx)) < 0.5
         flux = np.where(pick[None], sed_a[:, None, None], sed_b[:, None, None]) * 10
         flux = flux + rng.normal(0, 0.1, flux.shape)
+    elif kind == "dynamic":  # 20 decades of flux, signs mixed, tiny and huge errors
+        flux = 10.0 ** rng.uniform(-10, 10, (nb, ny, nx)) * rng.choice([-1, 1], (nb, ny, nx))
+        err = np.abs(flux) * 10.0 ** rng.uniform(-3, 1, flux.shape) + 1e-12
     else:  # mostly empty with a few bright isolated pixels
         flux = rng.normal(0, 1, (nb, ny, nx))
         for _ in range(3):
@@ -119,13 +123,17 @@ params = st.fixed_dictionaries({
     "SNR": st.one_of(st.none(), st.floats(0.0, 12.0)),
     "redc_chi2_limit": st.sampled_from([0.3, 1.0, 4.0, 20.0]),
     "connected": st.booleans(),
+    "absorb_leftover": st.booleans(),
 })
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(cube=cubes(), p=params)
 def test_invariants_hold(cube, p):
+    before = (cube.flux.copy(), cube.flux_err.copy())
     res = bin_pixels(cube, **p)
+    np.testing.assert_array_equal(cube.flux, before[0])  # the input is never modified
+    np.testing.assert_array_equal(cube.flux_err, before[1])
     check_invariants(cube, res, p["SNR"], p["redc_chi2_limit"], p["connected"])
 
 
@@ -214,7 +222,8 @@ def reference():
 @pytest.mark.parametrize(("npix", "noise", "snr"), [(100, 1.0, None), (100, 4.0, None),
                                                      (100, 1.0, 10.0)])
 def test_original_mode_reproduces_original(reference, npix, noise, snr):
-    """connected=False, no first-circle test, negative-replaced fluxes, the original's factor:
+    """connected=False, no first-circle test nor absorption, negative-replaced fluxes, the
+    original's factor:
     the bin map equals the original's (its reference re-implementation) exactly."""
     make_cube, ref_binning = reference
     flux, err, region, filters = make_cube.make_fluxmap(npix, seed=1, noise=noise)
@@ -223,7 +232,7 @@ def test_original_mode_reproduces_original(reference, npix, noise, snr):
                                                    return_info=True)
     cube = FluxCube(info["flux_replaced"], err, filters, region=region)
     res = bin_pixels(cube, ref_band=4, SNR=snr, connected=False, shape_test_first_circle=False,
-                     sys_err_factor=info["factor"])
+                     absorb_leftover=False, sys_err_factor=info["factor"])
     assert np.array_equal(res.bin_map, bm)
     np.testing.assert_allclose(res.bin_flux, bf, rtol=1e-12)
     assert res.leftover[-1]
@@ -363,3 +372,40 @@ def test_invariant_checker_detects_violations():
     loose = bin_pixels(cube, SNR=20, connected=False, redc_chi2_limit=50)
     with pytest.raises(AssertionError):
         check_invariants(cube, loose, 20, 1.0, False)  # a tighter limit than used
+
+
+def test_absorption_shrinks_leftover_and_keeps_invariants(reference):
+    make_cube, _ = reference
+    flux, err, region, filters = make_cube.make_fluxmap(100, seed=1)
+    cube = FluxCube(flux, err, filters, region=region)
+    without = bin_pixels(cube, ref_band=4, absorb_leftover=False)
+    with_ = bin_pixels(cube, ref_band=4)
+    check_invariants(cube, without, None, 4.0, True)
+    check_invariants(cube, with_, None, 4.0, True)
+    left = [int(r.bin_npix[-1]) if r.leftover.any() else 0 for r in (without, with_)]
+    assert left[1] < left[0]
+    assert with_.params["n_absorbed"] == left[0] - left[1]
+    # absorption only adds pixels to bins: bins created by the growth keep their seeds
+    assert np.array_equal(with_.seed[: without.nbins - 1], without.seed[: without.nbins - 1])
+
+
+@pytest.mark.parametrize("connected", [True, False])
+def test_trap_without_excluded_ring(connected):
+    """The peer-run trap: an isolated red pixel (S/N 4) amid blue pixels of S/N 10, no
+    region cut. Nothing similar can ever join it; the original grew its radius forever."""
+    nb, n = 12, 40
+    red = np.geomspace(0.01, 1.0, nb)
+    blue = red[::-1]
+    y, x = np.mgrid[0:n, 0:n]
+    flux = np.broadcast_to(blue[:, None, None], (nb, n, n)).copy()
+    err = 0.1 * flux
+    blob = np.hypot(x - 8, y - 8) <= 3
+    flux[:, blob] = 100.0 * red[:, None]
+    err[:, blob] = 0.01 * flux[:, blob] + 0.01
+    flux[:, 30, 30] = 10.0 * red
+    err[:, 30, 30] = 2.5 * red
+    cube = FluxCube(flux, err, [f"b{i}" for i in range(nb)])
+    res = bin_pixels(cube, ref_band=6, connected=connected)
+    check_invariants(cube, res, None, 4.0, connected)
+    k = res.bin_map[30, 30]
+    assert res.leftover[k - 1] and res.bin_npix[k - 1] == 1

@@ -21,7 +21,7 @@ using i32array = py::array_t<std::int32_t, py::array::c_style | py::array::force
 py::dict bin_pixels(const darray& flux, const darray& err, const u8array& region, int ref_band,
                     const darray& snr, double r_first, double del_r, double chi2_limit,
                     double sys_factor, double max_radius, bool connected,
-                    bool shape_test_first_circle, int threads) {
+                    bool shape_test_first_circle, bool absorb_leftover, int threads) {
     pixedfit::require(flux.ndim() == 3, "bin_pixels: flux must be 3-D (band, y, x)");
     pixedfit::require(err.ndim() == 3, "bin_pixels: err must be 3-D (band, y, x)");
     const auto nb = static_cast<std::size_t>(flux.shape(0));
@@ -45,6 +45,7 @@ py::dict bin_pixels(const darray& flux, const darray& err, const u8array& region
     p.max_radius = max_radius;
     p.connected = connected;
     p.shape_test_first_circle = shape_test_first_circle;
+    p.absorb_leftover = absorb_leftover;
     pixedfit::BinningResult res;
     {
         py::gil_scoped_release release;
@@ -70,6 +71,7 @@ py::dict bin_pixels(const darray& flux, const darray& err, const u8array& region
     out["pixel_chi2"] = chi;
     out["has_leftover"] = res.has_leftover;
     out["n_failed_seeds"] = res.n_failed_seeds;
+    out["n_absorbed"] = res.n_absorbed;
     return out;
 }
 
@@ -100,10 +102,12 @@ void bind_binning(py::module_& m) {
     m.def("bin_pixels", &bin_pixels, py::arg("flux"), py::arg("err"), py::arg("region"),
           py::arg("ref_band"), py::arg("snr"), py::arg("r_first"), py::arg("del_r"),
           py::arg("chi2_limit"), py::arg("sys_factor"), py::arg("max_radius"),
-          py::arg("connected"), py::arg("shape_test_first_circle"), py::arg("threads") = 0,
+          py::arg("connected"), py::arg("shape_test_first_circle"), py::arg("absorb_leftover"),
+          py::arg("threads") = 0,
           "SED-shape-aware pixel binning of a (band, y, x) cube; returns a dict with bin_map "
           "(ny, nx) int32, bin_flux and bin_var (nbins, nbands), seed (nbins) flat indices "
-          "(-1 for the leftover bin), pixel_chi2 (ny, nx), has_leftover, n_failed_seeds.");
+          "(-1 for the leftover bin), pixel_chi2 (ny, nx), has_leftover, n_failed_seeds, "
+          "n_absorbed.");
     m.def("bin_sums", &bin_sums, py::arg("values"), py::arg("bin_map"), py::arg("nbins"),
           py::arg("quadrature"), py::arg("threads") = 0,
           "Per-bin sums (or quadrature sums) of values (nplanes, ny, nx) over a bin map: "

@@ -65,6 +65,10 @@ private:
 
 enum : std::uint8_t { kFree = 0, kBinned = 1 };
 
+// The 4 neighbours (sharing a side) that define connectivity.
+constexpr long kNy[4] = {-1, 0, 0, 1};
+constexpr long kNx[4] = {0, -1, 1, 0};
+
 // Smallest number of array elements for which the O(N) loops run multi-threaded.
 constexpr std::size_t kParallelMin = std::size_t{1} << 20;
 enum : std::uint8_t { kAccepted = 1, kPending = 2, kRejected = 3 };
@@ -136,11 +140,14 @@ BinningResult bin_pixels(const double* flux, const double* err, const std::uint8
     }
 
     // Seed order: decreasing reference flux, ties by row-major index.
+    std::vector<std::pair<double, std::int64_t>> keyed(nreg);
+    for (std::size_t r = 0; r < nreg; ++r) {
+        keyed[r] = {-F[r * nb + ref_band], static_cast<std::int64_t>(r)};
+    }
+    std::sort(keyed.begin(), keyed.end());  // (-flux, index): unique keys, deterministic
     std::vector<std::int64_t> order(nreg);
-    std::iota(order.begin(), order.end(), 0);
-    std::stable_sort(order.begin(), order.end(), [&](std::int64_t a, std::int64_t b) {
-        return F[a * nb + ref_band] > F[b * nb + ref_band];
-    });
+    for (std::size_t r = 0; r < nreg; ++r) order[r] = keyed[r].second;
+    std::vector<std::pair<double, std::int64_t>>().swap(keyed);
 
     // Region bounding box (for the farthest-corner stop).
     long ymin = static_cast<long>(ny), ymax = -1, xmin = static_cast<long>(nx), xmax = -1;
@@ -222,14 +229,11 @@ BinningResult bin_pixels(const double* flux, const double* err, const std::uint8
         auto accepted_neighbour = [&](std::int64_t r) {
             const long y = static_cast<long>(pix_of[r] / static_cast<std::int64_t>(nx));
             const long x = static_cast<long>(pix_of[r] % static_cast<std::int64_t>(nx));
-            for (long dy = -1; dy <= 1; ++dy) {
-                for (long dx = -1; dx <= 1; ++dx) {
-                    const long yy = y + dy, xx = x + dx;
-                    if ((dy == 0 && dx == 0) || yy < 0 || yy >= lny || xx < 0 || xx >= lnx)
-                        continue;
-                    const std::int64_t q = ridx[yy * lnx + xx];
-                    if (q >= 0 && mark_id[q] == attempt && mark[q] == kAccepted) return true;
-                }
+            for (int j = 0; j < 4; ++j) {
+                const long yy = y + kNy[j], xx = x + kNx[j];
+                if (yy < 0 || yy >= lny || xx < 0 || xx >= lnx) continue;
+                const std::int64_t q = ridx[yy * lnx + xx];
+                if (q >= 0 && mark_id[q] == attempt && mark[q] == kAccepted) return true;
             }
             return false;
         };
@@ -272,13 +276,11 @@ BinningResult bin_pixels(const double* flux, const double* err, const std::uint8
                     queue.pop_back();
                     const long y = static_cast<long>(pix_of[r] / static_cast<std::int64_t>(nx));
                     const long x = static_cast<long>(pix_of[r] % static_cast<std::int64_t>(nx));
-                    for (long dy = -1; dy <= 1; ++dy) {
-                        for (long dx = -1; dx <= 1; ++dx) {
-                            const long yy = y + dy, xx = x + dx;
-                            if (yy < 0 || yy >= lny || xx < 0 || xx >= lnx) continue;
-                            const std::int64_t q = ridx[yy * lnx + xx];
-                            if (q >= 0 && mark_id[q] == attempt && mark[q] == kPending) accept(q);
-                        }
+                    for (int j = 0; j < 4; ++j) {
+                        const long yy = y + kNy[j], xx = x + kNx[j];
+                        if (yy < 0 || yy >= lny || xx < 0 || xx >= lnx) continue;
+                        const std::int64_t q = ridx[yy * lnx + xx];
+                        if (q >= 0 && mark_id[q] == attempt && mark[q] == kPending) accept(q);
                     }
                 }
             }
@@ -303,7 +305,7 @@ BinningResult bin_pixels(const double* flux, const double* err, const std::uint8
         bool failed = false;
         while (!closed) {
             if ((params.max_radius > 0.0 && radius >= params.max_radius) || radius > rfar ||
-                (params.connected && maxd + 1.5 < radius)) {
+                (params.connected && maxd + 1.5 < radius)) {  // neighbours are 1 apart
                 failed = true;
                 break;
             }
@@ -337,6 +339,69 @@ BinningResult bin_pixels(const double* flux, const double* err, const std::uint8
             // The pixels stay available to later bins but never seed one again.
             ++res.n_failed_seeds;
             for (const std::int64_t r : acc) no_seed[r] = 1;
+        }
+    }
+
+    // Absorption: a free pixel touching a bin joins it when it passes the shape test
+    // against that bin's seed and the bin still meets the S/N target with it (the most
+    // similar such bin wins, ties to the lower id). Free neighbours of an absorbed pixel are
+    // examined again. Every invariant of the bins is kept.
+    if (params.absorb_leftover && res.nbins > 0) {
+        std::vector<std::int64_t> seed_r(res.nbins);
+        for (std::int32_t id = 0; id < res.nbins; ++id) seed_r[id] = ridx[res.seed[id]];
+        std::vector<std::uint8_t> queued(nreg, 0);
+        std::vector<std::int64_t> work;
+        for (std::size_t r = 0; r < nreg; ++r) {
+            if (state[r] == kFree) {
+                work.push_back(static_cast<std::int64_t>(r));
+                queued[r] = 1;
+            }
+        }
+        std::vector<double> nf(nb), nv(nb);
+        for (std::size_t head = 0; head < work.size(); ++head) {
+            const std::int64_t r = work[head];
+            queued[r] = 0;
+            if (state[r] != kFree) continue;
+            const long y = static_cast<long>(pix_of[r] / static_cast<std::int64_t>(nx));
+            const long x = static_cast<long>(pix_of[r] % static_cast<std::int64_t>(nx));
+            std::int32_t best = 0;
+            double best_chi = 0.0;
+            for (int j = 0; j < 4; ++j) {
+                const long yy = y + kNy[j], xx = x + kNx[j];
+                if (yy < 0 || yy >= lny || xx < 0 || xx >= lnx) continue;
+                const std::int32_t id = res.bin_map[yy * lnx + xx];
+                if (id <= 0 || id == best) continue;
+                const std::int64_t sr = seed_r[id - 1];
+                const double chi =
+                    shape_reduced_chi2(&F[sr * nb], &S[sr * nb], &F[r * nb], &S[r * nb], nb);
+                if (!(chi <= params.chi2_limit)) continue;
+                if (best != 0 && !(chi < best_chi || (chi == best_chi && id < best))) continue;
+                for (std::size_t b = 0; b < nb; ++b) {
+                    nf[b] = res.bin_flux[(id - 1) * nb + b] + F[r * nb + b];
+                    nv[b] = res.bin_var[(id - 1) * nb + b] + V[r * nb + b];
+                }
+                if (!passes(nf.data(), nv.data())) continue;
+                best = id;
+                best_chi = chi;
+            }
+            if (best == 0) continue;
+            for (std::size_t b = 0; b < nb; ++b) {
+                res.bin_flux[(best - 1) * nb + b] += F[r * nb + b];
+                res.bin_var[(best - 1) * nb + b] += V[r * nb + b];
+            }
+            state[r] = kBinned;
+            res.bin_map[pix_of[r]] = best;
+            res.pixel_chi2[pix_of[r]] = best_chi;
+            ++res.n_absorbed;
+            for (int j = 0; j < 4; ++j) {
+                const long yy = y + kNy[j], xx = x + kNx[j];
+                if (yy < 0 || yy >= lny || xx < 0 || xx >= lnx) continue;
+                const std::int64_t q = ridx[yy * lnx + xx];
+                if (q >= 0 && state[q] == kFree && !queued[q]) {
+                    queued[q] = 1;
+                    work.push_back(q);
+                }
+            }
         }
     }
 

@@ -34,7 +34,38 @@ Cube gradient_cube(std::size_t nb, std::size_t ny, std::size_t nx, unsigned seed
     return c;
 }
 
-void check_invariants(const Cube& c, const pixedfit::BinningResult& r, double snr) {
+// Number of 4-connected components of the pixels of bin `id`.
+int components(const pixedfit::BinningResult& r, std::size_t ny, std::size_t nx,
+               std::int32_t id) {
+    std::vector<char> seen(ny * nx, 0);
+    int n = 0;
+    for (std::size_t p0 = 0; p0 < ny * nx; ++p0) {
+        if (r.bin_map[p0] != id || seen[p0]) continue;
+        ++n;
+        std::vector<std::size_t> stack = {p0};
+        seen[p0] = 1;
+        while (!stack.empty()) {
+            const std::size_t p = stack.back();
+            stack.pop_back();
+            const long y = static_cast<long>(p / nx), x = static_cast<long>(p % nx);
+            const long nbr[4][2] = {{y - 1, x}, {y + 1, x}, {y, x - 1}, {y, x + 1}};
+            for (const auto& q : nbr) {
+                if (q[0] < 0 || q[0] >= static_cast<long>(ny) || q[1] < 0 ||
+                    q[1] >= static_cast<long>(nx))
+                    continue;
+                const std::size_t pq = static_cast<std::size_t>(q[0]) * nx + q[1];
+                if (r.bin_map[pq] == id && !seen[pq]) {
+                    seen[pq] = 1;
+                    stack.push_back(pq);
+                }
+            }
+        }
+    }
+    return n;
+}
+
+void check_invariants(const Cube& c, const pixedfit::BinningResult& r, double snr,
+                      bool connected) {
     const std::size_t npix = c.ny * c.nx;
     std::vector<double> f(r.nbins * c.nb, 0.0), v(r.nbins * c.nb, 0.0);
     for (std::size_t p = 0; p < npix; ++p) {
@@ -54,6 +85,7 @@ void check_invariants(const Cube& c, const pixedfit::BinningResult& r, double sn
             CHECK_CLOSE(r.bin_var[k * c.nb + b], v[k * c.nb + b], 1e-10);
             if (!leftover) CHECK(r.bin_flux[k * c.nb + b] / std::sqrt(r.bin_var[k * c.nb + b]) >= snr);
         }
+        if (connected && !leftover) CHECK(components(r, c.ny, c.nx, k + 1) == 1);
     }
 }
 
@@ -85,7 +117,7 @@ TEST_CASE("binning invariants, connected and not, any thread count") {
         CHECK(r1.nbins > 5);
         CHECK(r1.bin_map == r2.bin_map);
         CHECK(r1.bin_flux == r2.bin_flux);
-        check_invariants(c, r1, 5.0);
+        check_invariants(c, r1, 5.0, connected);
     }
 }
 
@@ -104,7 +136,7 @@ TEST_CASE("trap: an isolated pixel that can never reach S/N ends in the leftover
                                             15, 0, snr.data(), p, 1);
         CHECK(r.has_leftover);
         CHECK(r.bin_map[10 * 15 + 10] == r.nbins);
-        check_invariants(c, r, 5.0);
+        check_invariants(c, r, 5.0, connected);
     }
 }
 

@@ -29,6 +29,7 @@ def bin_pixels(
     max_radius: float,
     connected: bool,
     shape_test_first_circle: bool,
+    absorb_leftover: bool,
     threads: int = 0,
 ) -> dict[str, Any]: ...
 def bin_sums(

@@ -27,31 +27,40 @@ All pixel coordinates are zero-based ``(y, x)``; distances are between pixel cen
    the systematic term) is ≤ ``redc_chi2_limit``; a rejected pixel is not reconsidered
    for this bin. The test also applies in the first circle (``shape_test_first_circle``;
    the original exempted it), so every pixel of a regular bin is similar to its seed.
-4. **Connectivity** — by default (``connected=True``) a bin is the 8-connected component,
-   containing the seed, of the similar unbinned pixels found so far (similar pixels not yet
-   connected wait and join when a later ring links them). ``connected=False`` gives the
-   original's behaviour: every similar pixel of the ring joins, wherever it is.
+4. **Connectivity** — by default (``connected=True``) a bin is the 4-connected component
+   (pixels sharing a side; hence also 8-connected), containing the seed, of the similar
+   unbinned pixels found so far (similar pixels not yet connected wait and join when a
+   later ring links them). ``connected=False`` gives the original's behaviour: every
+   similar pixel of the ring joins, wherever it is.
 5. **Closing** — after every step, the bin closes when S/N_b = ΣF_b / sqrt(Σσ_b²) reaches
    ``SNR[b]`` in every band with a non-zero threshold.
 6. **Leftover rule** (the original's) — after a ring that leaves the bin below target, if
-   the sum of *all* unbinned region pixels fails the target in some band, all of them
-   become one final bin and binning stops.
+   the sum of *all* unbinned region pixels fails the target in some band, no further bin
+   is grown: the growth phase ends and the unbinned pixels go to steps 8–9.
 7. **Termination** (the original could loop forever) — a growth stops without success when
    the next ring would start beyond ``max_radius`` (if given), beyond the farthest corner of
    the region's bounding box, or, for connected bins, more than 1.5 pixel beyond the bin's
    farthest pixel (no new pixel can touch the bin any more). Its pixels stay available to
-   later bins but never seed a bin again; whatever is left unbinned at the end forms the
-   leftover bin. Every seed is tried at most once, so the loop always ends.
+   later bins but never seed a bin again. Every pixel seeds at most one growth, so the
+   loop always ends.
+8. **Absorption** (``absorb_leftover``, new) — after the growth phase, an unbinned pixel
+   touching a bin (by a side) joins the most similar such bin whose seed it passes the
+   shape test against, provided the bin keeps its S/N target; neighbours of absorbed
+   pixels are examined again. This shrinks the leftover and keeps every property below.
+9. **Leftover bin** — the pixels still unbinned form one last bin, flagged ``leftover``.
 
 Hence: every region pixel is in exactly one bin; all bins except the last one, when it is
 flagged ``leftover``, meet the S/N target; the leftover bin may be fragmented and mixes
 SEDs. Bins are numbered from 1 in creation order; 0 in ``bin_map`` = outside the region.
-The cost grows like (region pixels) × (bin size): each growth visits only its own disk.
-The result is deterministic and independent of the number of threads.
+The cost grows like (region pixels) × (bin size): each growth visits only its own disk (a
+failed growth of ``connected=False`` may sweep the region once), the leftover rule uses
+running totals, seeds come from one sort. OpenMP serves the O(N) data preparation and the
+spectral sums of large cubes; the growth itself is sequential, since each bin depends on
+the bins before it. The result is deterministic and independent of the number of threads.
 
-With ``connected=False, shape_test_first_circle=False``, fluxes whose negatives are
-replaced as the original did, and the original's factor, the bin map is identical to the
-original's (tested against the reference re-implementation).
+With ``connected=False, shape_test_first_circle=False, absorb_leftover=False``, fluxes
+whose negatives are replaced as the original did, and the original's factor, the bin map is
+identical to the original's (tested against the reference re-implementation).
 """
 
 from __future__ import annotations
@@ -573,6 +582,7 @@ _PARAM_CARDS = {
     "del_r": "BDELR",
     "connected": "BCONNECT",
     "shape_test_first_circle": "BSHAPE1",
+    "absorb_leftover": "BABSORB",
     "sys_err_factor": "BSYSERR",
     "max_radius": "BMAXRAD",
 }
@@ -602,6 +612,7 @@ def bin_pixels(
     *,
     connected: bool = True,
     shape_test_first_circle: bool = True,
+    absorb_leftover: bool = True,
     sys_err_factor: float | None = None,
     max_radius: float | None = None,
     threads: int | None = None,
@@ -627,9 +638,13 @@ def bin_pixels(
     del_r : float
         Width (pixels) of the growth rings, > 0.
     connected : bool
-        Keep bins 8-connected (default); ``False`` = the original's behaviour.
+        Keep bins 4-connected (default); ``False`` = the original's behaviour.
     shape_test_first_circle : bool
         Apply the shape test inside the first circle too (default; the original did not).
+    absorb_leftover : bool
+        After the growth phase, let unbinned pixels join a touching bin when they pass the
+        shape test against its seed and the bin keeps its S/N target (default; the
+        original had no such step).
     sys_err_factor : float, optional
         Systematic error fraction of the shape test; default from
         :func:`systematic_error_factor`.
@@ -665,7 +680,7 @@ def bin_pixels(
         phot.flux, phot.flux_err,
         phot.region.astype(np.uint8), b, thr, 0.5 * dmin, dr,
         chi_lim, k, rmax,
-        bool(connected), bool(shape_test_first_circle), nthreads,
+        bool(connected), bool(shape_test_first_circle), bool(absorb_leftover), nthreads,
     )
     nbins = int(out["bin_map"].max())
     seed_flat = out["seed"]
@@ -677,8 +692,8 @@ def bin_pixels(
     params = {
         "ref_band": b, "Dmin_bin": dmin, "SNR": thr, "redc_chi2_limit": chi_lim, "del_r": dr,
         "connected": bool(connected), "shape_test_first_circle": bool(shape_test_first_circle),
-        "sys_err_factor": k, "max_radius": max_radius,
-        "n_failed_seeds": int(out["n_failed_seeds"]),
+        "absorb_leftover": bool(absorb_leftover), "sys_err_factor": k, "max_radius": max_radius,
+        "n_failed_seeds": int(out["n_failed_seeds"]), "n_absorbed": int(out["n_absorbed"]),
     }
     return _package(cube, phot, out["bin_map"], out["bin_flux"], np.sqrt(out["bin_var"]),
                     leftover, seed, out["pixel_chi2"], params, nthreads)

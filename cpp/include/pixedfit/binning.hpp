@@ -5,7 +5,7 @@
 // every error finite and > 0 (the Python layer checks; the kernel checks sizes only).
 //
 // Algorithm (see pixedfit/binning.py for the full description):
-//   while an unbinned region pixel remains:
+//   while an unbinned region pixel that never seeded a growth remains:
 //     seed = unbinned region pixel with the largest flux in ref_band (ties: lowest index);
 //     step 0: candidates are unbinned region pixels with distance d <= r_first from the
 //             seed; rings k >= 1: R_{k} < d <= R_{k} + del_r (R_0 = r_first, R += del_r);
@@ -13,16 +13,19 @@
 //     least-squares scaling of the seed onto it, errors with the systematic term
 //     sys_factor * flux, chi2 / nbands) is <= chi2_limit (step 0 exempt unless
 //     shape_test_first_circle); rejected pixels are not reconsidered for this bin;
-//     connected: the bin is the 8-connected component, containing the seed, of the
+//     connected: the bin is the 4-connected component, containing the seed, of the
 //     similar pixels found so far; otherwise every similar pixel joins;
 //     after every step: if S/N >= snr[b] in every band b with snr[b] > 0 -> close the bin;
 //     after every ring that fails: if the sum of ALL unbinned region pixels fails the S/N
-//     target, they all become the leftover bin and the loop ends (the original's rule);
+//     target, the growth phase ends (the original's leftover rule);
 //     the growth stops without success when the next ring would start beyond max_radius
 //     (if > 0), beyond the farthest corner of the region's bounding box, or (connected)
 //     more than 1.5 pixel beyond the bin's farthest pixel (no pixel can connect any
-//     more): the attempt's pixels then go to the leftover bin and are no longer used.
-//   The leftover bin, if any, is numbered last.
+//     more): the attempt's pixels stay unbinned and may join later bins, but never seed.
+//   absorb_leftover: then every still-unbinned pixel touching (by a side) a bin joins the
+//     most similar such bin whose seed it passes the shape test against, if that bin keeps
+//     its S/N target; neighbours of absorbed pixels are re-examined (a work queue).
+//   The leftover bin (the pixels still unbinned), if any, is numbered last.
 #pragma once
 
 #include <cstddef>
@@ -37,8 +40,9 @@ struct BinningParams {
     double chi2_limit = 4.0;       // reduced chi2 limit of the shape test
     double sys_factor = 0.0;       // systematic error fraction used in the shape test only
     double max_radius = 0.0;       // <= 0: no explicit limit
-    bool connected = true;         // bins are 8-connected
+    bool connected = true;         // bins are 4-connected (pixels sharing a side)
     bool shape_test_first_circle = true;
+    bool absorb_leftover = true;   // free pixels join a touching, similar bin if S/N holds
 };
 
 struct BinningResult {
@@ -50,6 +54,7 @@ struct BinningResult {
     std::int32_t nbins = 0;
     bool has_leftover = false;
     std::int64_t n_failed_seeds = 0;    // growths that ended without reaching the S/N target
+    std::int64_t n_absorbed = 0;        // leftover pixels absorbed into touching bins
 };
 
 // Reduced chi2 (chi2 / n) of SED f2 (sigma s2) against f1 (sigma s1) scaled onto it by
