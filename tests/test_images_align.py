@@ -116,7 +116,7 @@ def test_noise_only_injections_give_unit_pulls():
     shape_in, s_in, s_out, shape_out = (260, 260), 0.4, 1.0, (90, 90)
     w_in = make_wcs(s_in, shape_in)
     w_out = make_wcs(s_out, shape_out, rot_deg=8.0, offset=(0.37, 0.21))
-    yy, xx = np.indices(shape_in)
+    _, xx = np.indices(shape_in)
     var_in = 1.0 + 0.5 * xx / shape_in[1]
     k = gaussian_psf(4.0)
 

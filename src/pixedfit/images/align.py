@@ -60,7 +60,8 @@ def _covers(wcs: WCS, shape: tuple[int, int], ra: float, dec: float) -> tuple[fl
     x, y = wcs.world_to_pixel_values(ra, dec)
     x, y = float(x), float(y)
     ny, nx = shape
-    if not (np.isfinite(x) and np.isfinite(y)) or not (-0.5 <= x < nx - 0.5 and -0.5 <= y < ny - 0.5):
+    inside = -0.5 <= x < nx - 0.5 and -0.5 <= y < ny - 0.5
+    if not (np.isfinite(x) and np.isfinite(y)) or not inside:
         raise ValueError(
             f"image does not cover the target (RA={ra}, Dec={dec}): it falls at pixel "
             f"(x={x:.1f}, y={y:.1f}) of a {ny}x{nx} image"
