@@ -98,6 +98,17 @@ def subtract_background(
     clip = SigmaClip(sigma=sigma, maxiters=10)
 
     def estimate(excluded: NDArray[np.bool_]) -> Background2D:
+        # Crowded fields leave few clean boxes: accept boxes up to half masked if needed.
+        try:
+            return _bkg2d(excluded, 10.0)
+        except ValueError:
+            try:
+                return _bkg2d(excluded, 50.0)
+            except ValueError as exc:
+                raise ValueError(f"image: background estimation failed ({exc}); try a "
+                                 "larger box_size or mask_sources=False") from None
+
+    def _bkg2d(excluded: NDArray[np.bool_], exclude_percentile: float) -> Background2D:
         return Background2D(
             np.where(np.isfinite(data), data, 0.0),
             box_size,
@@ -108,6 +119,7 @@ def subtract_background(
             bkg_estimator=MedianBackground(),
             bkg_rms_estimator=StdBackgroundRMS(),
             fill_value=np.nan,
+            exclude_percentile=exclude_percentile,
         )
 
     bkg = estimate(bad)
