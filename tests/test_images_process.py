@@ -151,7 +151,7 @@ def test_noise_only_injections_through_the_chain(tmp_path):
     inst = {"2mass_j": {"unit": "Jy"}}
     pulls = {side: [] for side in (1, 3, 7)}
     chains = None
-    for it in range(5):
+    for _ in range(5):
         sci = {f: (rng.standard_normal(shp) * np.sqrt(var_maps[f]), _wcs(sc, shp, rot=rot))
                for f, (shp, sc, rot) in shapes.items()}
         s = ImageSet(list(shapes), sci, 150.0, 2.0, tmp_path, var_img=var_maps,
