@@ -101,6 +101,15 @@ def test_host_cube_surveys_agree_and_round_trip(host_set, tmp_path):
         vals = [by[f"sdss_{b}"], by[f"ctio_decam_{b}"], by[f"pan-starrs_{b}"]]
         assert max(vals) / min(vals) < 1.06, (b, vals)
     assert np.all(err > 0) and np.all(flux / err > 50)
+    # WCS kept correct: the bright knot NE of the nucleus sits on the same pixel everywhere
+    peaks = []
+    for f in s.filters:
+        img = s.stamps[f].image
+        sub = img[60:90, 55:90]
+        iy, ix = np.unravel_index(np.nanargmax(sub), sub.shape)
+        peaks.append((iy + 60, ix + 55))
+    peaks = np.array(peaks)
+    assert np.all(np.abs(peaks - np.median(peaks, axis=0)) <= 1), peaks
 
 
 def test_dustpedia_ngc5584_total_fluxes(shared_data, tmp_path):
@@ -175,6 +184,29 @@ def test_noise_only_injections_through_the_chain(tmp_path):
     for side, p in pulls.items():
         assert np.std(p) == pytest.approx(1.0, abs=0.1), (side, np.std(p), len(p))
     assert chains["sdss_r"].rho.sum() > 3  # PSF matching correlated the SDSS pixels
+
+
+def test_kernels_from_psf_images_and_user_kernels(tmp_path):
+    """Bands with PSF images get photutils matching kernels; user kernels are used as given."""
+    from pixedfit.images.psf import gaussian_kernel, gaussian_psf
+
+    hdr = _wcs(0.5, (80, 80))
+    sci = {"sdss_g": (np.zeros((80, 80)), hdr), "sdss_r": (np.zeros((80, 80)), hdr),
+           "sdss_i": (np.zeros((80, 80)), hdr)}
+    var = {f: np.ones((80, 80)) for f in sci}
+    psfs = {"sdss_g": (gaussian_psf(3.0 / 0.25, 81), 0.25),
+            "sdss_r": (gaussian_psf(2.0 / 0.25, 81), 0.25)}
+    user = gaussian_psf(2.5)
+    s = ImageSet(list(sci), sci, 150.0, 2.0, tmp_path, var_img=var, psfs=psfs,
+                 kernels={"sdss_i": user}, psf_target="sdss_g", stamp_size=(31, 31))
+    assert s.kernel("sdss_g") is None
+    k = s.kernel("sdss_r")
+    ref = gaussian_kernel(2.0, 3.0, 0.5, size=k.shape[0])
+    assert np.abs(k - ref).max() < 0.05 * ref.max()  # window + resampling
+    assert np.allclose(s.kernel("sdss_i"), user)
+    s.process()
+    with fits.open(tmp_path / "stamp_sdss_r.fits") as hdul:
+        assert hdul["VAR"].data.shape == (31, 31) and hdul[0].header["PSFMATCH"] == "sdss_g"
 
 
 def test_bad_input(tmp_path):
