@@ -9,9 +9,9 @@ import pytest
 from astropy.io import fits
 from astropy.wcs import WCS
 
-from pixedfit.binning import BinnedCube, bin_images, bin_pixels
+from pixedfit.binning import BinnedCube, bin_file, bin_images, bin_pixels
 from pixedfit.cosmology import kpc_per_pixel
-from pixedfit.cube import FluxCube, SpecPhotCube
+from pixedfit.cube import FluxCube, SpecPhotCube, read_cube
 
 matplotlib.use("Agg")
 
@@ -226,3 +226,19 @@ def test_plots(tmp_path):
     assert (tmp_path / "snr.png").stat().st_size > 1000
     with pytest.raises(ValueError, match="bin_ids"):
         plot_bin_seds(res, [0])
+
+
+def test_bin_file_dispatches_on_cube_kind(tmp_path):
+    cube = _cube()
+    sp = _specphot(cube)
+    cube.write(tmp_path / "phot.fits")
+    sp.write(tmp_path / "sp.fits")
+    assert isinstance(read_cube(tmp_path / "phot.fits"), FluxCube)
+    assert isinstance(read_cube(tmp_path / "sp.fits"), SpecPhotCube)
+    a = bin_file(tmp_path / "phot.fits", tmp_path / "phot_bin.fits", SNR=8)
+    b = bin_file(tmp_path / "sp.fits", tmp_path / "sp_bin.fits", SNR=8)
+    assert not a.specphot and b.specphot
+    assert np.array_equal(a.bin_map, bin_pixels(cube, SNR=8).bin_map)
+    assert np.array_equal(b.bin_map, a.bin_map)
+    back = BinnedCube.read(tmp_path / "sp_bin.fits")
+    np.testing.assert_array_equal(back.bin_spec_flux, b.bin_spec_flux)

@@ -87,10 +87,12 @@ from .cube import (
     _open_fits,
     _positive_or_none,
     _read_wcs,
+    read_cube,
 )
 
 __all__ = [
     "BinnedCube",
+    "bin_file",
     "bin_images",
     "bin_pixels",
     "bin_with_map",
@@ -810,3 +812,25 @@ def _image_data(item: ArrayLike | PathLike, name: str) -> NDArray[np.float64]:
     if data.ndim != 2:
         raise ValueError(f"{name}: expected a 2-D image, got shape {data.shape}")
     return data
+
+
+def bin_file(path: PathLike, out_path: PathLike | None = None, overwrite: bool = False,
+             **kwargs: Any) -> BinnedCube:
+    """Bin the cube stored in a FITS file (flux map or spectrophotometric cube, pixedfit's or
+    piXedfit's layout) and optionally write the binned cube.
+
+    Parameters
+    ----------
+    path : path-like
+        Input cube file.
+    out_path : path-like, optional
+        Where to write the :class:`BinnedCube` (atomically); nothing is written if None.
+    overwrite : bool
+        Replace an existing ``out_path``.
+    **kwargs
+        Passed to :func:`bin_pixels`.
+    """
+    res = bin_pixels(read_cube(path), **kwargs)
+    if out_path is not None:
+        res.write(out_path, overwrite=overwrite)
+    return res
