@@ -332,6 +332,17 @@ class BinnedCube:
         return self.wave is not None
 
     @property
+    def leftover_bin(self) -> int:
+        """Id of the leftover bin (the last one), 0 when every bin is a regular bin."""
+        return int(np.flatnonzero(self.leftover)[0] + 1) if self.leftover.any() else 0
+
+    @property
+    def sys_err_factor(self) -> float | None:
+        """Systematic error fraction used by the shape test (None if unknown)."""
+        value = self.params.get("sys_err_factor")
+        return None if value is None else float(value)
+
+    @property
     def bin_snr(self) -> NDArray[np.float64]:
         """S/N of each bin in each band, (nbins, nbands)."""
         return self.bin_flux / self.bin_flux_err
@@ -454,8 +465,7 @@ class BinnedCube:
         hdr["SPECPHOT"] = int(self.specphot)
         if self.specphot:
             hdr["NBINSSP"] = (int(self.bin_has_spec.sum()), "bins with spectra")
-        hdr["LEFTOVER"] = (int(np.flatnonzero(self.leftover)[0] + 1) if self.leftover.any()
-                           else 0, "id of the leftover bin (0: none)")
+        hdr["LEFTOVER"] = (self.leftover_bin, "id of the leftover bin (0: none)")
         for key, card in _PARAM_CARDS.items():
             value = self.params.get(key)
             if value is not None and (not isinstance(value, float) or np.isfinite(value)):
