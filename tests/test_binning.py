@@ -38,7 +38,9 @@ def check_invariants(cube: FluxCube, res: BinnedCube, snr, chi2_limit: float,
     # at most one leftover bin, the last one
     assert res.leftover.sum() <= 1
     if res.leftover.any():
-        assert res.leftover[-1]
+        assert res.leftover[-1] and res.leftover_bin == nb
+    else:
+        assert res.leftover_bin == 0
     # bin SED = sum of the pixel SEDs, errors in quadrature
     for k in range(1, nb + 1):
         pix = bm == k
@@ -47,7 +49,7 @@ def check_invariants(cube: FluxCube, res: BinnedCube, snr, chi2_limit: float,
         np.testing.assert_allclose(res.bin_flux_err[k - 1],
                                    np.sqrt((cube.flux_err[:, pix] ** 2).sum(axis=1)), rtol=1e-10)
     thr = np.broadcast_to(np.asarray(5.0 if snr is None else snr, float), (cube.nbands,))
-    k_sys = res.params["sys_err_factor"]
+    k_sys = res.sys_err_factor
     for k in np.flatnonzero(~res.leftover) + 1:
         # S/N reached in every band with a requirement (exactly as the kernel decided)
         s = res.bin_snr[k - 1]

@@ -3,15 +3,17 @@ bin-level tables, image-list binning and the plots."""
 
 from __future__ import annotations
 
+import warnings
+
 import matplotlib
 import numpy as np
 import pytest
 from astropy.io import fits
 from astropy.wcs import WCS
 
-from pixedfit.binning import BinnedCube, bin_images, bin_pixels
+from pixedfit.binning import BinnedCube, bin_file, bin_images, bin_pixels
 from pixedfit.cosmology import kpc_per_pixel
-from pixedfit.cube import FluxCube, SpecPhotCube
+from pixedfit.cube import FluxCube, SpecPhotCube, read_cube
 
 matplotlib.use("Agg")
 
@@ -226,3 +228,57 @@ def test_plots(tmp_path):
     assert (tmp_path / "snr.png").stat().st_size > 1000
     with pytest.raises(ValueError, match="bin_ids"):
         plot_bin_seds(res, [0])
+
+
+def test_bin_file_dispatches_on_cube_kind(tmp_path):
+    cube = _cube()
+    sp = _specphot(cube)
+    cube.write(tmp_path / "phot.fits")
+    sp.write(tmp_path / "sp.fits")
+    assert isinstance(read_cube(tmp_path / "phot.fits"), FluxCube)
+    assert isinstance(read_cube(tmp_path / "sp.fits"), SpecPhotCube)
+    a = bin_file(tmp_path / "phot.fits", tmp_path / "phot_bin.fits", SNR=8)
+    b = bin_file(tmp_path / "sp.fits", tmp_path / "sp_bin.fits", SNR=8)
+    assert not a.specphot and b.specphot
+    assert np.array_equal(a.bin_map, bin_pixels(cube, SNR=8).bin_map)
+    assert np.array_equal(b.bin_map, a.bin_map)
+    back = BinnedCube.read(tmp_path / "sp_bin.fits")
+    np.testing.assert_array_equal(back.bin_spec_flux, b.bin_spec_flux)
+
+
+def test_real_muse_cube_spectrophotometric_binning(shared_data, tmp_path):
+    """Real VLT/MUSE spectra (UDF sub-cube): pseudo-photometry in 4 boxes of the cube,
+    spectra binned on the photometric map; invariants, spectral sums and a round trip."""
+    from astropy.wcs import FITSFixedWarning
+
+    from test_binning import check_invariants
+
+    path = shared_data / "muse_udf_subcube" / "subcub_mosaic.fits.gz"
+    with fits.open(path) as hdul:
+        data = hdul["DATA"].data.astype(np.float64)
+        var = hdul["STAT"].data.astype(np.float64)
+        hdr = hdul["DATA"].header
+    wave = hdr["CRVAL3"] + hdr["CD3_3"] * (np.arange(data.shape[0]) + 1 - hdr["CRPIX3"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FITSFixedWarning)
+        wcs = WCS(hdr).celestial
+    boxes = [slice(0, 125), slice(125, 250), slice(250, 375), slice(375, 500)]
+    flux = np.stack([data[b].mean(axis=0) for b in boxes])
+    err = np.stack([np.sqrt(var[b].sum(axis=0)) / 125 for b in boxes])
+    phot = FluxCube(flux, err, ["muse_b1", "muse_b2", "muse_b3", "muse_b4"], unit=1e-20,
+                    wcs=wcs, pixel_scale=0.2)
+    yy, xx = np.mgrid[0:30, 0:30]
+    sreg = np.hypot(yy - 14.5, xx - 14.5) < 10
+    sp = SpecPhotCube(phot, wave, data, np.sqrt(var), spec_region=sreg, ifs_survey="muse")
+    res = bin_pixels(sp, SNR=5, Dmin_bin=2)
+    check_invariants(phot, res, 5, 4.0, True)
+    assert 5 < res.nbins < 900
+    for k in np.flatnonzero(res.bin_has_spec)[:20] + 1:
+        pix = res.bin_map == k
+        np.testing.assert_allclose(res.bin_spec_flux[k - 1], data[:, pix].sum(axis=1),
+                                   rtol=1e-10)
+    out = tmp_path / "muse_binned.fits"
+    res.write(out)
+    back = BinnedCube.read(out)
+    np.testing.assert_array_equal(back.bin_spec_flux, res.bin_spec_flux)
+    assert back.unit == 1e-20 and back.wcs is not None

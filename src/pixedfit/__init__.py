@@ -25,7 +25,7 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree wi
 _LAZY = {
     "FluxCube": "pixedfit.cube",
     "SpecPhotCube": "pixedfit.cube",
-    "BinnedCube": "pixedfit.binning",
+    "BinnedCube": "pixedfit.binned",
 }
 
 __all__ = ["BinnedCube", "FluxCube", "SpecPhotCube", "__version__"]

@@ -44,7 +44,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from ._paths import atomic_path
 
-__all__ = ["SCHEMA_VERSION", "FluxCube", "SpecPhotCube"]
+__all__ = ["SCHEMA_VERSION", "FluxCube", "SpecPhotCube", "read_cube"]
 
 #: Version of the pixedfit FITS layouts written by this module (header key PFVERSN).
 SCHEMA_VERSION = 1
@@ -500,6 +500,17 @@ class SpecPhotCube:
                 region = (np.nan_to_num(np.asarray(sreg, dtype=np.float64)) == 1) & phot.region
             return cls(phot, np.asarray(wave, dtype=np.float64).ravel(), spec, err,
                        spec_region=region, ifs_survey=survey)
+
+
+def read_cube(path: PathLike) -> FluxCube | SpecPhotCube:
+    """Read a flux map or a spectrophotometric cube, whichever the file holds.
+
+    A file with spectra (a ``SPEC_FLUX`` extension, or header ``SPECPHOT=1``) gives a
+    :class:`SpecPhotCube`, otherwise a :class:`FluxCube`.
+    """
+    with _open_fits(path) as hdul:
+        specphot = "SPEC_FLUX" in _names(hdul) or int(hdul[0].header.get("SPECPHOT", 0)) == 1
+    return SpecPhotCube.read(path) if specphot else FluxCube.read(path)
 
 
 # ---------------------------------------------------------------------- file helpers
