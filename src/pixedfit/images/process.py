@@ -38,8 +38,8 @@ from ._checks import as_image, pixel_scale_arcsec, require_celestial_wcs
 from .align import ChainNoise, chain_noise_correlation, cutout, reproject_image, target_grid
 from .background import subtract_background
 from .fluxmap import FluxMapInput, build_flux_cube
-from .instruments import Instrument, get_instrument
-from .regions import central_segment, ellipse_region, segmentation_map
+from .instruments import Instrument, check_header_unit, get_instrument
+from .regions import central_segment, ellipse_region, mask_stars, segmentation_map
 from .regions import galaxy_region as _union
 from .variance import variance_from_background
 
@@ -218,6 +218,7 @@ class ImageSet:
             data, hdr = _read(sci_img[f], f"sci_img[{f}]")
             data = as_image(data, f"sci_img[{f}]", allow_nan=True)
             wcs = require_celestial_wcs(hdr, f"sci_img[{f}]")
+            check_header_unit(self.instruments[f], hdr)
             x, y = wcs.world_to_pixel_values(self.ra, self.dec)
             if not (-0.5 <= x < data.shape[1] - 0.5 and -0.5 <= y < data.shape[0] - 0.5):
                 raise ValueError(f"sci_img[{f}]: image does not cover the target "
@@ -233,6 +234,7 @@ class ImageSet:
                 res = subtract_background(data, box_size=box, mask=excl)
                 if bg.get(f, False):
                     data = res.subtracted
+                    res.write(self.output_dir, f"{f}.fits", header=wcs.to_header())
             if var_src is None:
                 var = variance_from_background(data, res.rms)
             elif isinstance(var_src, np.ndarray):
@@ -373,11 +375,12 @@ class ImageSet:
 
     def galaxy_region(
         self, bands: Sequence[str] | None = None, use_ellipse: bool = False,
-        **ellipse: Any,
+        stars: Sequence[tuple[float, float, float]] | None = None, **ellipse: Any,
     ) -> NDArray[np.bool_]:
         """Union of the central segments of ``bands`` (default all), or an ellipse
-        (``x_cent, y_cent, ell, pa, radius_sma``); pixels without data in any band are
-        removed."""
+        (``x_cent, y_cent, ell, pa, radius_sma`` in stamp pixels); foreground ``stars``
+        given as (RA, Dec, radius [arcsec]) are cut out; pixels without data in any band
+        are removed."""
         self._require_stamps()
         if use_ellipse:
             region = ellipse_region(self.stamp_size, **ellipse)
@@ -392,6 +395,13 @@ class ImageSet:
         valid = np.all([np.isfinite(st.image) & np.isfinite(st.variance) & (st.variance > 0)
                         for st in self.stamps.values()], axis=0)
         region = region & valid
+        if stars:
+            scale = self.pixel_scales[self.align_filter]
+            pix = []
+            for sra, sdec, rad in stars:
+                sx, sy = self.grid_wcs.world_to_pixel_values(sra, sdec)
+                pix.append((float(sx), float(sy), rad / scale))
+            region = mask_stars(region, pix)
         if not region.any():
             raise ValueError("galaxy_region: empty region (no segment at the centre, or no "
                              "pixel with data in every band)")
