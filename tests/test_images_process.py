@@ -145,7 +145,7 @@ def test_dustpedia_ngc5584_total_fluxes(shared_data, tmp_path):
 def test_wrong_units_are_refused(shared_data, tmp_path):
     """The DustPedia NUV map is in Jy/pix (SIGUNIT), not GALEX counts/s."""
     nuv = shared_data / "dustpedia_ngc5584_maps" / "NGC5584_GALEX_NUV.fits.gz"
-    with pytest.raises(ValueError, match="wrong units.*SIGUNIT.*Jy/pix"):
+    with pytest.raises(ValueError, match=r"wrong units.*SIGUNIT.*Jy/pix"):
         ImageSet(["galex_nuv"], {"galex_nuv": nuv}, 215.59905, -0.38759, tmp_path)
     hdr = _wcs(0.4, (40, 40))
     hdr["BUNIT"] = "nanomaggy"
