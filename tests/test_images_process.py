@@ -222,6 +222,23 @@ def test_kernels_from_psf_images_and_user_kernels(tmp_path):
         assert hdul["VAR"].data.shape == (31, 31) and hdul[0].header["PSFMATCH"] == "sdss_g"
 
 
+def test_same_grid_without_reprojection_and_moffat_psfs(tmp_path):
+    """reproject=False keeps the common grid; Moffat kernels by FWHM conserve flux."""
+    hdr = _wcs(0.4, (81, 81))
+    y, x = np.mgrid[0:81, 0:81]
+    gal = 50 * np.exp(-np.hypot(x - 40.3, y - 39.8) / 4.0)
+    sci = {"sdss_g": (gal, hdr), "sdss_r": (2 * gal, hdr)}
+    var = {f: np.full((81, 81), 0.01) for f in sci}
+    s = ImageSet(list(sci), sci, 150.0, 2.0, tmp_path, var_img=var, reproject=False,
+                 psf_model="moffat", stamp_size=(61, 61), noise_realisations=1)
+    s.process(write=False)
+    assert s.psf_target == "sdss_g" and s.kernel("sdss_r") is not None
+    ap = np.hypot(x[10:71, 10:71] - 40, y[10:71, 10:71] - 40) <= 25
+    assert np.nansum(s.stamps["sdss_r"].image[ap]) == pytest.approx(
+        np.sum(2 * gal[10:71, 10:71][ap]), rel=0.01)
+    assert np.allclose(s.stamps["sdss_g"].image, gal[10:71, 10:71])
+
+
 def test_bad_input(tmp_path):
     img = np.zeros((50, 50))
     hdr = _wcs(1.0, (50, 50))
