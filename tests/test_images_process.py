@@ -16,7 +16,7 @@ from photutils.aperture import SkyCircularAperture, aperture_photometry
 from pixedfit.cube import FluxCube
 from pixedfit.filters import cwave_filters
 from pixedfit.images.align import binned_variance, fix_cutout_wcs
-from pixedfit.images.process import ImageSet
+from pixedfit.images.process import ImageSet, read_noise_correlation
 from pixedfit.images.regions import ellipse_region
 from pixedfit.images.utils import aperture_photometry as cube_aperture
 from pixedfit.images.utils import total_sed
@@ -91,7 +91,9 @@ def test_host_cube_surveys_agree_and_round_trip(host_set, tmp_path):
     cube = s.flux_map(gal_ebv=0.0)
     back = FluxCube.read(s.output_dir / "fluxmap.fits")
     assert back.filters == s.filters and np.allclose(back.flux[:, region], cube.flux[:, region])
-    assert (s.output_dir / "fluxmap_noise.fits").is_file()
+    noise = read_noise_correlation(s.output_dir / "fluxmap_noise.fits")
+    assert list(noise) == s.filters
+    assert np.array_equal(noise["sdss_r"].rho, s.noise["sdss_r"].rho)
     assert (s.output_dir / "stamp_sdss_g.fits").is_file()
     rho = [s.noise[f].rho for f in cube.filters]
     flux, err = cube_aperture(cube, radius=25, rho=rho)

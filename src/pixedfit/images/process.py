@@ -43,7 +43,7 @@ from .regions import central_segment, ellipse_region, mask_stars, segmentation_m
 from .regions import galaxy_region as _union
 from .variance import variance_from_background
 
-__all__ = ["ImageSet", "StampBand"]
+__all__ = ["ImageSet", "StampBand", "read_noise_correlation"]
 
 PathLike = str | os.PathLike[str]
 
@@ -442,8 +442,10 @@ class ImageSet:
             with atomic_path(noise_path) as tmp:
                 hdus = [fits.PrimaryHDU()]
                 for f in self.filters:
-                    h = fits.ImageHDU(self.stamps[f].noise.rho, name=f.upper()[:68])
-                    h.header["NOISEFAC"] = self.stamps[f].noise.pixel_factor
+                    h = fits.ImageHDU(self.stamps[f].noise.rho, name="RHO")
+                    h.header["FILTER"] = f
+                    h.header["NOISEFAC"] = (self.stamps[f].noise.pixel_factor,
+                                            "pixel variance factor (already applied)")
                     hdus.append(h)
                 fits.HDUList(hdus).writeto(tmp, overwrite=True)
         return cube
@@ -452,3 +454,20 @@ class ImageSet:
     def noise(self) -> dict[str, ChainNoise]:
         """Per band noise properties (pixel factor, ρ) of the processed stamps."""
         return {f: st.noise for f, st in self.stamps.items()}
+
+
+def read_noise_correlation(path: PathLike) -> dict[str, ChainNoise]:
+    """Read the per-band noise correlation written next to a flux map
+    (``<name>_noise.fits``: one ``RHO`` extension per band with FILTER and NOISEFAC)."""
+    out: dict[str, ChainNoise] = {}
+    with fits.open(path) as hdul:
+        for hdu in hdul[1:]:
+            if hdu.name != "RHO" or "FILTER" not in hdu.header:
+                raise ValueError(f"{path}: extension {hdu.name!r} is not a RHO map of a band")
+            rho = np.array(hdu.data, dtype=np.float64)
+            if rho.ndim != 2 or rho.shape[0] != rho.shape[1] or rho.shape[0] % 2 == 0:
+                raise ValueError(f"{path}: RHO of {hdu.header['FILTER']} is not odd-square")
+            out[str(hdu.header["FILTER"])] = ChainNoise(float(hdu.header["NOISEFAC"]), rho)
+    if not out:
+        raise ValueError(f"{path}: no RHO extension found")
+    return out
