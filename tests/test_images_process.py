@@ -239,6 +239,14 @@ def test_same_grid_without_reprojection_and_moffat_psfs(tmp_path):
     assert np.nansum(s.stamps["sdss_r"].image[ap]) == pytest.approx(
         np.sum(2 * gal[10:71, 10:71][ap]), rel=0.01)
     assert np.allclose(s.stamps["sdss_g"].image, gal[10:71, 10:71])
+    assert np.allclose(s.grid_wcs.pixel_to_world_values(0, 0),
+                       WCS(hdr).pixel_to_world_values(10, 10))
+    shifted = hdr.copy()
+    shifted["CRPIX1"] += 0.5
+    with pytest.raises(ValueError, match="not on the grid"):
+        ImageSet(["sdss_g", "sdss_r"], {"sdss_g": (gal, hdr), "sdss_r": (gal, shifted)},
+                 150.0, 2.0, tmp_path, var_img=var, reproject=False,
+                 stamp_size=(61, 61)).process(write=False)
 
 
 def test_bad_input(tmp_path):

@@ -296,6 +296,9 @@ class ImageSet:
         fa = self.align_filter
         grid = target_grid(self._wcs[fa], self._images[fa].shape, self.ra, self.dec,
                            self.stamp_size)
+        if not self.do_reproject:
+            grid = cutout(self._images[fa], self._wcs[fa], self.ra, self.dec,
+                          self.stamp_size)[2]
         self.grid_wcs = grid
         scale_out = self.pixel_scales[fa]
         t_fwhm = self.instruments[self.psf_target].psf_fwhm
@@ -309,6 +312,8 @@ class ImageSet:
                 size = self.stamp_size
             img, var, wcs = cutout(self._images[f], self._wcs[f], self.ra, self.dec, size,
                                    variance=self._variances[f])
+            if not self.do_reproject:
+                self._check_same_grid(f, wcs)
             sb = self.instruments[f].surface_brightness
 
             def apply(x, k=k, wcs=wcs, sb=sb):
@@ -336,6 +341,16 @@ class ImageSet:
             if write:
                 self._write_stamp(f)
         return self.stamps
+
+    def _check_same_grid(self, f: str, wcs: WCS) -> None:
+        """With reproject=False every cut-out must share the alignment band's grid."""
+        ref = self.grid_wcs
+        probe = np.array([[0.0, 0.0], [self.stamp_size[1] - 1.0, self.stamp_size[0] - 1.0]])
+        world = ref.pixel_to_world_values(probe[:, 0], probe[:, 1])
+        back = np.array(wcs.world_to_pixel_values(*world)).T
+        if np.max(np.abs(back - probe)) > 0.01:
+            raise ValueError(f"sci_img[{f}]: not on the grid of {self.align_filter}; "
+                             "use reproject=True")
 
     def _write_stamp(self, f: str) -> Path:
         st = self.stamps[f]
