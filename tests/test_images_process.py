@@ -290,3 +290,30 @@ def test_bad_input(tmp_path):
     with pytest.raises(RuntimeError, match="process"):
         ImageSet(["sdss_r"], {"sdss_r": (data, hdr)}, 150.0, 2.0, tmp_path,
                  var_img={"sdss_r": np.ones((50, 50))}).flux_map(gal_ebv=0.0)
+
+
+def test_hst_rms_map_and_photflam(shared_data, tmp_path):
+    """HST WFC3/IR F105W (e-/s, PHOTFLAM) with its RMS map: f_λ = counts × PHOTFLAM."""
+    from pixedfit.images.variance import variance_from_uncertainty
+
+    base = shared_data / "petrofit_hff_a2744_f105w"
+    with fits.open(base / "abell_2744_dwarf_galaxy_f105w.fits.gz") as h:
+        data, hdr = h[0].data.astype(float), h[0].header.copy()
+    rms = fits.getdata(base / "abell_2744_dwarf_galaxy_f105w_rms.fits.gz").astype(float)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ra, dec = WCS(hdr).pixel_to_world_values(99.5, 99.5)
+    f = "hst_wfc3_ir_f105w"
+    s = ImageSet([f], {f: (data, hdr)}, float(ra), float(dec), tmp_path,
+                 var_img={f: variance_from_uncertainty(rms)}, stamp_size=(151, 151),
+                 noise_realisations=1)
+    s.process(write=False)
+    region = ellipse_region((151, 151), radius_sma=60)
+    cube = s.flux_map(region=region, gal_ebv=0.0, name_out=None)
+    total = np.sum(cube.flux[0][region]) * cube.unit
+    y, x = np.indices(data.shape)
+    xc, yc = WCS(hdr).world_to_pixel_values(ra, dec)
+    native = np.sum(data[np.hypot(x - xc, y - yc) <= 60]) * hdr["PHOTFLAM"]
+    assert total == pytest.approx(native, rel=0.01)
+    assert np.nanmedian(cube.flux_err[0][region]) * cube.unit == pytest.approx(
+        np.median(rms) * hdr["PHOTFLAM"], rel=0.1)
