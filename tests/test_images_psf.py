@@ -132,3 +132,34 @@ def test_far_ir_psfs_matched(shared_data):
     assert chk["max_rel_deviation"] < 0.05
     conv = fftconvolve(pacs1, k, mode="same")
     assert psf_fwhm(center_psf(conv)) == pytest.approx(psf_fwhm(center_psf(spire)), rel=0.03)
+
+
+@pytest.mark.parametrize("model", ["moffat", "double_gaussian"])
+def test_analytic_model_kernels(model):
+    if model == "moffat":
+        src, tgt = moffat_psf(4.0, 3.0, 61), moffat_psf(9.0, 3.0, 61)
+    else:
+        src, tgt = double_gaussian_psf(4.0, 8.0, 0.1, 61), double_gaussian_psf(9.0, 18.0, 0.1, 61)
+    k = matching_kernel(src, tgt, 1.0, 1.0, window=None)
+    chk = check_kernel(src, tgt, k)
+    assert chk["max_rel_deviation"] < 0.05 and chk["max_ee_deviation"] < 0.005
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=25, deadline=None)
+@given(fwhm=st.floats(1.0, 6.0), seed=st.integers(0, 10_000), scale=st.floats(0.1, 10.0))
+def test_convolution_invariants(fwhm, seed, scale):
+    """Flux is conserved by K, variance images scale with K² and stay >= 0."""
+    rng = np.random.default_rng(seed)
+    img = np.zeros((64, 64))
+    img[24:40, 24:40] = rng.uniform(0, scale, (16, 16))
+    k = gaussian_psf(fwhm)
+    out, var = convolve_image(img, np.full((64, 64), scale), k)
+    assert out.sum() == pytest.approx(img.sum(), rel=1e-6)
+    assert np.all(var >= 0)
+    assert var[32, 32] == pytest.approx(scale * np.sum(k**2), rel=1e-6)
+    rho = kernel_noise_correlation(k, half=4)
+    assert rho[4, 4] == 1.0 and np.allclose(rho, rho[::-1, ::-1]) and np.all(rho <= 1.0 + 1e-12)

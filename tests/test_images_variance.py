@@ -91,3 +91,19 @@ def test_simple_helpers_and_errors():
         variance_from_uncertainty(np.ones(3))
     with pytest.raises(ValueError, match="infinite"):
         variance_from_weight(np.full((2, 2), np.inf))
+
+
+def test_sdss_cutout_origin_matches_cutout2d():
+    from astropy.nddata import Cutout2D
+
+    w = WCS(naxis=2)
+    w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    w.wcs.crval = [30.0, 1.0]
+    w.wcs.crpix = [1025.0, 745.0]
+    w.wcs.cd = [[0.0, 0.396 / 3600], [0.396 / 3600, 0.0]]
+    w.wcs.set()
+    frame = np.zeros((1489, 2048))
+    for ra, dec, shape in ((30.01, 1.02, (240, 240)), (29.97, 0.99, (101, 60))):
+        x, y = w.world_to_pixel_values(ra, dec)
+        cut = Cutout2D(frame, (float(x), float(y)), shape, wcs=w)
+        assert sdss_cutout_origin(w, ra, dec, shape) == cut.origin_original

@@ -21,7 +21,7 @@ from __future__ import annotations
 from .align import binned_variance, box_variance_factor
 from .extinction import ebv_foreground_dust
 from .instruments import Instrument, get_instrument, list_instruments
-from .process import ImageSet, StampBand
+from .process import ImageSet, StampBand, read_noise_correlation
 
 __all__ = [
     "ImageSet",
@@ -32,4 +32,5 @@ __all__ = [
     "ebv_foreground_dust",
     "get_instrument",
     "list_instruments",
+    "read_noise_correlation",
 ]

@@ -113,6 +113,7 @@ def target_grid(
     wcs = require_celestial_wcs(header, "header")
     _covers(wcs, shape, ra, dec)
     out = wcs.celestial.deepcopy()
+    out.sip = None  # distortion terms are tied to the parent's CRPIX: the grid is pure TAN
     ny, nx = (int(v) for v in stamp_size)
     out.wcs.crval = [ra, dec]
     out.wcs.crpix = [(nx - 1) / 2 + 1, (ny - 1) / 2 + 1]

@@ -41,6 +41,7 @@ __all__ = [
     "NATIVE_UNITS",
     "SR_TO_ARCSEC2",
     "Instrument",
+    "check_header_unit",
     "flux_conversion_factor",
     "get_instrument",
     "list_instruments",
@@ -353,3 +354,44 @@ def flux_conversion_factor(
             raise ValueError(f"{inst.filter}: counts_zp images need an AB zero point")
         factor = 10.0 ** (-0.4 * (zeropoint - 8.90)) * jy_to_flam
     return factor * inst.unit_scale
+
+
+# Header unit spellings (BUNIT / SIGUNIT, lower case, spaces removed) → unit family.
+_HEADER_FAMILIES = {
+    "nanomaggy": "nanomaggy", "nanomaggies": "nanomaggy", "nmgy": "nanomaggy",
+    "mjy/sr": "MJy/sr", "jy/beam": "Jy/beam",
+    "jy": "Jy", "jy/pix": "Jy", "jy/pixel": "Jy",
+    "erg/s/cm2/a": "erg/s/cm2/A", "erg/s/cm^2/a": "erg/s/cm2/A", "ergs/s/cm^2/a": "erg/s/cm2/A",
+    "electrons/s": "rate", "electron/s": "rate", "e-/s": "rate", "e/s": "rate",
+    "counts/s": "rate", "cps": "rate", "count/s": "rate",
+    "electrons": "counts", "electron": "counts", "counts": "counts", "count": "counts",
+    "adu": "counts", "dn": "counts",
+}
+_UNIT_FAMILY = {
+    "erg/s/cm2/A": "erg/s/cm2/A", "Jy": "Jy", "MJy/sr": "MJy/sr", "Jy/beam": "Jy/beam",
+    "nanomaggy": "nanomaggy", "counts/s": "rate", "e/s": "rate", "DN": "counts",
+    "DN_2mass": "counts", "counts_zp": "counts",
+}
+
+
+def check_header_unit(inst: Instrument, header: Mapping[str, Any] | None) -> None:
+    """Raise ValueError when the header's BUNIT/SIGUNIT contradicts the instrument unit.
+
+    Unknown or absent header units are accepted (many survey products carry none).
+    """
+    if header is None:
+        return
+    for key in ("BUNIT", "SIGUNIT"):
+        if key not in header:
+            continue
+        raw = str(header[key]).split("/ ")[0].strip()
+        family = _HEADER_FAMILIES.get(raw.lower().replace(" ", ""))
+        if family is None:
+            continue
+        expected = _UNIT_FAMILY[inst.unit]
+        if family != expected:
+            raise ValueError(
+                f"{inst.filter}: wrong units: header {key} = {raw!r} but the instrument "
+                f"entry expects {inst.unit!r}; pass instruments={{{inst.filter!r}: "
+                f"{{'unit': ...}}}} with the image's real unit"
+            )

@@ -38,12 +38,12 @@ from ._checks import as_image, pixel_scale_arcsec, require_celestial_wcs
 from .align import ChainNoise, chain_noise_correlation, cutout, reproject_image, target_grid
 from .background import subtract_background
 from .fluxmap import FluxMapInput, build_flux_cube
-from .instruments import Instrument, get_instrument
-from .regions import central_segment, ellipse_region, segmentation_map
+from .instruments import Instrument, check_header_unit, get_instrument
+from .regions import central_segment, ellipse_region, mask_stars, segmentation_map
 from .regions import galaxy_region as _union
 from .variance import variance_from_background
 
-__all__ = ["ImageSet", "StampBand"]
+__all__ = ["ImageSet", "StampBand", "read_noise_correlation"]
 
 PathLike = str | os.PathLike[str]
 
@@ -218,6 +218,7 @@ class ImageSet:
             data, hdr = _read(sci_img[f], f"sci_img[{f}]")
             data = as_image(data, f"sci_img[{f}]", allow_nan=True)
             wcs = require_celestial_wcs(hdr, f"sci_img[{f}]")
+            check_header_unit(self.instruments[f], hdr)
             x, y = wcs.world_to_pixel_values(self.ra, self.dec)
             if not (-0.5 <= x < data.shape[1] - 0.5 and -0.5 <= y < data.shape[0] - 0.5):
                 raise ValueError(f"sci_img[{f}]: image does not cover the target "
@@ -233,6 +234,7 @@ class ImageSet:
                 res = subtract_background(data, box_size=box, mask=excl)
                 if bg.get(f, False):
                     data = res.subtracted
+                    res.write(self.output_dir, f"{f}.fits", header=wcs.to_header())
             if var_src is None:
                 var = variance_from_background(data, res.rms)
             elif isinstance(var_src, np.ndarray):
@@ -294,6 +296,9 @@ class ImageSet:
         fa = self.align_filter
         grid = target_grid(self._wcs[fa], self._images[fa].shape, self.ra, self.dec,
                            self.stamp_size)
+        if not self.do_reproject:
+            grid = cutout(self._images[fa], self._wcs[fa], self.ra, self.dec,
+                          self.stamp_size)[2]
         self.grid_wcs = grid
         scale_out = self.pixel_scales[fa]
         t_fwhm = self.instruments[self.psf_target].psf_fwhm
@@ -307,6 +312,8 @@ class ImageSet:
                 size = self.stamp_size
             img, var, wcs = cutout(self._images[f], self._wcs[f], self.ra, self.dec, size,
                                    variance=self._variances[f])
+            if not self.do_reproject:
+                self._check_same_grid(f, wcs)
             sb = self.instruments[f].surface_brightness
 
             def apply(x, k=k, wcs=wcs, sb=sb):
@@ -334,6 +341,16 @@ class ImageSet:
             if write:
                 self._write_stamp(f)
         return self.stamps
+
+    def _check_same_grid(self, f: str, wcs: WCS) -> None:
+        """With reproject=False every cut-out must share the alignment band's grid."""
+        ref = self.grid_wcs
+        probe = np.array([[0.0, 0.0], [self.stamp_size[1] - 1.0, self.stamp_size[0] - 1.0]])
+        world = ref.pixel_to_world_values(probe[:, 0], probe[:, 1])
+        back = np.array(wcs.world_to_pixel_values(*world)).T
+        if np.max(np.abs(back - probe)) > 0.01:
+            raise ValueError(f"sci_img[{f}]: not on the grid of {self.align_filter}; "
+                             "use reproject=True")
 
     def _write_stamp(self, f: str) -> Path:
         st = self.stamps[f]
@@ -373,11 +390,12 @@ class ImageSet:
 
     def galaxy_region(
         self, bands: Sequence[str] | None = None, use_ellipse: bool = False,
-        **ellipse: Any,
+        stars: Sequence[tuple[float, float, float]] | None = None, **ellipse: Any,
     ) -> NDArray[np.bool_]:
         """Union of the central segments of ``bands`` (default all), or an ellipse
-        (``x_cent, y_cent, ell, pa, radius_sma``); pixels without data in any band are
-        removed."""
+        (``x_cent, y_cent, ell, pa, radius_sma`` in stamp pixels); foreground ``stars``
+        given as (RA, Dec, radius [arcsec]) are cut out; pixels without data in any band
+        are removed."""
         self._require_stamps()
         if use_ellipse:
             region = ellipse_region(self.stamp_size, **ellipse)
@@ -392,6 +410,13 @@ class ImageSet:
         valid = np.all([np.isfinite(st.image) & np.isfinite(st.variance) & (st.variance > 0)
                         for st in self.stamps.values()], axis=0)
         region = region & valid
+        if stars:
+            scale = self.pixel_scales[self.align_filter]
+            pix = []
+            for sra, sdec, rad in stars:
+                sx, sy = self.grid_wcs.world_to_pixel_values(sra, sdec)
+                pix.append((float(sx), float(sy), rad / scale))
+            region = mask_stars(region, pix)
         if not region.any():
             raise ValueError("galaxy_region: empty region (no segment at the centre, or no "
                              "pixel with data in every band)")
@@ -432,8 +457,10 @@ class ImageSet:
             with atomic_path(noise_path) as tmp:
                 hdus = [fits.PrimaryHDU()]
                 for f in self.filters:
-                    h = fits.ImageHDU(self.stamps[f].noise.rho, name=f.upper()[:68])
-                    h.header["NOISEFAC"] = self.stamps[f].noise.pixel_factor
+                    h = fits.ImageHDU(self.stamps[f].noise.rho, name="RHO")
+                    h.header["FILTER"] = f
+                    h.header["NOISEFAC"] = (self.stamps[f].noise.pixel_factor,
+                                            "pixel variance factor (already applied)")
                     hdus.append(h)
                 fits.HDUList(hdus).writeto(tmp, overwrite=True)
         return cube
@@ -442,3 +469,20 @@ class ImageSet:
     def noise(self) -> dict[str, ChainNoise]:
         """Per band noise properties (pixel factor, ρ) of the processed stamps."""
         return {f: st.noise for f, st in self.stamps.items()}
+
+
+def read_noise_correlation(path: PathLike) -> dict[str, ChainNoise]:
+    """Read the per-band noise correlation written next to a flux map
+    (``<name>_noise.fits``: one ``RHO`` extension per band with FILTER and NOISEFAC)."""
+    out: dict[str, ChainNoise] = {}
+    with fits.open(path) as hdul:
+        for hdu in hdul[1:]:
+            if hdu.name != "RHO" or "FILTER" not in hdu.header:
+                raise ValueError(f"{path}: extension {hdu.name!r} is not a RHO map of a band")
+            rho = np.array(hdu.data, dtype=np.float64)
+            if rho.ndim != 2 or rho.shape[0] != rho.shape[1] or rho.shape[0] % 2 == 0:
+                raise ValueError(f"{path}: RHO of {hdu.header['FILTER']} is not odd-square")
+            out[str(hdu.header["FILTER"])] = ChainNoise(float(hdu.header["NOISEFAC"]), rho)
+    if not out:
+        raise ValueError(f"{path}: no RHO extension found")
+    return out

@@ -161,7 +161,10 @@ def _square(arr: NDArray) -> NDArray:
 
 
 def _window(window: str | Callable | None, alpha: float, beta: float) -> Callable | None:
-    from photutils import psf_matching as pm
+    try:
+        from photutils import psf_matching as pm
+    except ImportError:  # photutils < 3
+        from photutils.psf import matching as pm
 
     if window is None or callable(window):
         return window
