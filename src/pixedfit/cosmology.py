@@ -97,6 +97,13 @@ def _redshift(z: ArrayLike, strictly_positive: bool = False) -> NDArray[np.float
     return arr
 
 
+def _evaluate(method: str, unit: u.UnitBase, z: ArrayLike, cosmo: CosmologyLike, H0: float,
+              Om0: float) -> float | NDArray[np.float64]:
+    """Call an astropy cosmology method on validated redshifts; float for scalar input."""
+    value = getattr(get_cosmology(cosmo, H0, Om0), method)(_redshift(z)).to_value(unit)
+    return float(value) if np.ndim(value) == 0 else np.asarray(value)
+
+
 def luminosity_distance(
     z: ArrayLike, cosmo: CosmologyLike = None, H0: float = 70.0, Om0: float = 0.3
 ) -> float | NDArray[np.float64]:
@@ -114,9 +121,7 @@ def luminosity_distance(
     float or ndarray
         D_L in Mpc, with the shape of ``z``.
     """
-    zz = _redshift(z)
-    d = get_cosmology(cosmo, H0, Om0).luminosity_distance(zz).to_value(u.Mpc)
-    return float(d) if np.ndim(d) == 0 else np.asarray(d)
+    return _evaluate("luminosity_distance", u.Mpc, z, cosmo, H0, Om0)
 
 
 def age_of_universe(
@@ -131,9 +136,7 @@ def age_of_universe(
     cosmo, H0, Om0
         Cosmology, see :func:`get_cosmology`.
     """
-    zz = _redshift(z)
-    age = get_cosmology(cosmo, H0, Om0).age(zz).to_value(u.Gyr)
-    return float(age) if np.ndim(age) == 0 else np.asarray(age)
+    return _evaluate("age", u.Gyr, z, cosmo, H0, Om0)
 
 
 def kpc_per_pixel(
