@@ -6,5 +6,6 @@
 namespace pixedfit_bindings {
 
 void bind_photometry(pybind11::module_& m);
+void bind_sps(pybind11::module_& m);
 
 }  // namespace pixedfit_bindings

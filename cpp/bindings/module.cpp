@@ -8,4 +8,5 @@ PYBIND11_MODULE(_core, m) {
         "pixedfit compiled kernels (C++17/OpenMP). Private: use the pixedfit Python API, which "
         "validates inputs before calling these functions.";
     pixedfit_bindings::bind_photometry(m);
+    pixedfit_bindings::bind_sps(m);
 }
