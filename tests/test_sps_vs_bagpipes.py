@@ -99,7 +99,7 @@ def bagpipes_results(tmp_path_factory):
 
 
 def _our_params(model: SEDModel, case) -> dict:
-    sfh, age, tau, met, av, logu = case
+    _, age, tau, met, av, logu = case
     p = {"log_age": np.log10(age), "log_tau": np.log10(tau), "logzsol": np.log10(met),
          "dust2": av / 1.0857, "gas_logu": logu, "log_qpah": np.log10(QPAH),
          "log_umin": np.log10(UMIN), "log_gamma": np.log10(GAMMA), "log_mass": 0.0}
@@ -139,11 +139,12 @@ def test_against_bagpipes(bagpipes_results):
         med = np.median(np.abs(ours_s / sb - 1))
         report.append((case, tol, rel, med))
     print("\n" + "\n".join(f"{c}: median spectrum {100 * med:.2f} %, bands (%) "
-                            f"{dict(zip(FILTERS, np.round(100 * r, 2)))}"
+                            f"{dict(zip(FILTERS, np.round(100 * r, 2), strict=True))}"
                             for c, _, r, med in report))
     for case, tol, rel, med in report:
         # FUV...W2 (the 12 bands of the requirement); W3/W4 (dust emission) are loose: the
         # two codes resample the DL07 templates differently onto coarse grids
-        assert np.all(np.abs(rel[:12]) < tol), (case, dict(zip(FILTERS, rel.round(4))))
-        assert np.all(np.abs(rel[12:]) < 0.05), (case, dict(zip(FILTERS, rel.round(4))))
+        info = (case, dict(zip(FILTERS, rel.round(4), strict=True)))
+        assert np.all(np.abs(rel[:12]) < tol), info
+        assert np.all(np.abs(rel[12:]) < 0.05), info
         assert med < 0.03, (case, med)
