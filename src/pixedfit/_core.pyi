@@ -76,4 +76,57 @@ def legendre_fit(
 ]: ...
 def legendre_eval(
     wave: NDArray[np.float64], coeffs: NDArray[np.float64], threads: int = 0
+
+# --- SPS forward model (bind_sps.cpp)
+SPS_N_PARAMS: int
+SPS_N_DERIVED: int
+
+class CSPGrid:
+    def __init__(self, arrays: dict[str, object]) -> None: ...
+    @property
+    def nwave(self) -> int: ...
+    @property
+    def nage(self) -> int: ...
+    @property
+    def nz(self) -> int: ...
+
+def csp_spectra(
+    grid: CSPGrid,
+    params: NDArray[np.float64],
+    sfh_form: int,
+    dust_law: int,
+    duste: bool,
+    nebular: bool,
+    agn: bool,
+    dust1_index: float,
+    t_bc: float,
+    components: bool,
+    threads: int,
+) -> tuple[NDArray[np.float64], NDArray[np.float64] | None, NDArray[np.float64]]: ...
+def csp_photometry(
+    grid: CSPGrid,
+    params: NDArray[np.float64],
+    sfh_form: int,
+    dust_law: int,
+    duste: bool,
+    nebular: bool,
+    agn: bool,
+    dust1_index: float,
+    t_bc: float,
+    trans: NDArray[np.float64] | None,
+    scale: float,
+    starts: NDArray[np.int64],
+    offsets: NDArray[np.int64],
+    weights: NDArray[np.float64],
+    line_weights: NDArray[np.float64] | None,
+    threads: int,
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]: ...
+def sfh_bin_masses(
+    form: int, shape: NDArray[np.float64], age: float, edges: NDArray[np.float64], t_bc: float
+) -> tuple[NDArray[np.float64], NDArray[np.float64], float]: ...
+def sfh_mass_between(form: int, shape: NDArray[np.float64], t_lo: float, t_hi: float) -> float: ...
+def sfh_first_moment(form: int, shape: NDArray[np.float64], age: float) -> float: ...
+def smooth_gaussian(
+    wave: NDArray[np.float64], flux: NDArray[np.float64], sigma: NDArray[np.float64],
+    threads: int = 0,
 ) -> NDArray[np.float64]: ...

@@ -1,0 +1,246 @@
+// Bindings of the SPS forward model (csp.hpp).
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cstdint>
+#include <string>
+#include <tuple>
+
+#include "bindings.hpp"
+#include "pixedfit/common.hpp"
+#include "pixedfit/csp.hpp"
+#include "pixedfit/smoothing.hpp"
+
+namespace py = pybind11;
+namespace sps = pixedfit::sps;
+
+namespace pixedfit_bindings {
+
+namespace {
+
+using darray = py::array_t<double, py::array::c_style | py::array::forcecast>;
+using farray = py::array_t<float, py::array::c_style | py::array::forcecast>;
+using iarray = py::array_t<std::int64_t, py::array::c_style | py::array::forcecast>;
+
+template <class T>
+std::vector<T> take(const py::dict& d, const char* key, bool required = true) {
+    if (!d.contains(key)) {
+        pixedfit::require(!required, std::string("CSPGrid: missing array '") + key + "'");
+        return {};
+    }
+    auto arr = py::array_t<T, py::array::c_style | py::array::forcecast>::ensure(d[key]);
+    pixedfit::require(static_cast<bool>(arr), std::string("CSPGrid: '") + key +
+                                                  "' is not convertible to an array");
+    return std::vector<T>(arr.data(), arr.data() + arr.size());
+}
+
+std::size_t take_size(const py::dict& d, const char* key) {
+    return d.contains(key) ? py::cast<std::size_t>(d[key]) : 0;
+}
+
+sps::Grid make_grid(const py::dict& d) {
+    sps::Grid g;
+    g.nz = take_size(d, "nz");
+    g.nage = take_size(d, "nage");
+    g.nwave = take_size(d, "nwave");
+    g.ssp = take<float>(d, "ssp");
+    g.logz = take<double>(d, "logz");
+    g.age_edges = take<double>(d, "age_edges");
+    g.mass_surv = take<double>(d, "mass_surv");
+    g.mass_living = take<double>(d, "mass_living");
+    g.wave = take<double>(d, "wave");
+    g.dwave = take<double>(d, "dwave");
+    g.calzetti = take<double>(d, "calzetti");
+    g.ln_l5500 = take<double>(d, "ln_l5500");
+    g.n_ionising = take_size(d, "n_ionising");
+    g.nu = take_size(d, "nu");
+    g.nneb = take_size(d, "nneb");
+    g.nline = take_size(d, "nline");
+    g.logu = take<double>(d, "logu", false);
+    g.neb_edges = take<double>(d, "neb_edges", false);
+    g.neb_cont = take<float>(d, "neb_cont", false);
+    g.line_lum = take<double>(d, "line_lum", false);
+    g.line_start = take<std::int64_t>(d, "line_start", false);
+    g.line_off = take<std::int64_t>(d, "line_off", false);
+    g.line_prof = take<double>(d, "line_prof", false);
+    g.line_calz = take<double>(d, "line_calz", false);
+    g.line_lnl = take<double>(d, "line_lnl", false);
+    g.nq = take_size(d, "nq");
+    g.numin = take_size(d, "numin");
+    g.qpah = take<double>(d, "qpah", false);
+    g.umin = take<double>(d, "umin", false);
+    g.dl_delta = take<float>(d, "dl_delta", false);
+    g.dl_plaw = take<float>(d, "dl_plaw", false);
+    g.dl_int_delta = take<double>(d, "dl_int_delta", false);
+    g.dl_int_plaw = take<double>(d, "dl_int_plaw", false);
+    g.dust_to_h = take<double>(d, "dust_to_h", false);
+    g.ntau = take_size(d, "ntau");
+    g.agn_tau = take<double>(d, "agn_tau", false);
+    g.agn_tmpl = take<float>(d, "agn_tmpl", false);
+    g.validate();
+    return g;
+}
+
+sps::Config make_config(int sfh_form, int dust_law, bool duste, bool neb, bool agn,
+                        double dust1_index, double t_bc) {
+    pixedfit::require(sfh_form >= 0 && sfh_form <= 4, "sfh_form must be 0-4");
+    pixedfit::require(dust_law == 0 || dust_law == 1, "dust_law must be 0 or 1");
+    pixedfit::require(t_bc > 0.0, "t_bc must be > 0");
+    sps::Config c;
+    c.sfh_form = sfh_form;
+    c.dust_law = dust_law;
+    c.dust_emission = duste;
+    c.nebular = neb;
+    c.agn = agn;
+    c.dust1_index = dust1_index;
+    c.t_bc = t_bc;
+    return c;
+}
+
+std::size_t check_params(const darray& params) {
+    pixedfit::require(params.ndim() == 2 && params.shape(1) == sps::N_PARAMS,
+                      "params must have shape (n, " + std::to_string(sps::N_PARAMS) + ")");
+    return static_cast<std::size_t>(params.shape(0));
+}
+
+py::tuple csp_spectra(const sps::Grid& g, const darray& params, int sfh_form, int dust_law,
+                      bool duste, bool neb, bool agn, double dust1_index, double t_bc,
+                      bool components, int threads) {
+    const auto cfg = make_config(sfh_form, dust_law, duste, neb, agn, dust1_index, t_bc);
+    const std::size_t n = check_params(params);
+    const auto nn = static_cast<py::ssize_t>(n), nw = static_cast<py::ssize_t>(g.nwave);
+    darray spec({nn, nw});
+    darray der({nn, static_cast<py::ssize_t>(sps::N_DERIVED)});
+    py::object comp = py::none();
+    double* cp = nullptr;
+    if (components) {
+        darray c({nn, static_cast<py::ssize_t>(sps::N_COMPONENTS), nw});
+        cp = c.mutable_data();
+        comp = c;
+    }
+    double* sp = spec.mutable_data();
+    double* dp = der.mutable_data();
+    {
+        py::gil_scoped_release release;
+        sps::compute_spectra(g, cfg, params.data(), n, sp, cp, dp, threads);
+    }
+    return py::make_tuple(spec, comp, der);
+}
+
+py::tuple csp_photometry(const sps::Grid& g, const darray& params, int sfh_form, int dust_law,
+                         bool duste, bool neb, bool agn, double dust1_index, double t_bc,
+                         const py::object& trans, double scale, const iarray& starts,
+                         const iarray& offsets, const darray& weights,
+                         const py::object& line_weights, int threads) {
+    const auto cfg = make_config(sfh_form, dust_law, duste, neb, agn, dust1_index, t_bc);
+    const std::size_t n = check_params(params);
+    const auto nbands = static_cast<std::size_t>(starts.size());
+    pixedfit::require(static_cast<std::size_t>(offsets.size()) == nbands + 1,
+                      "offsets must have nbands + 1 entries");
+    pixedfit::require(offsets.data()[0] == 0 && offsets.data()[nbands] == weights.size(),
+                      "offsets do not match the weights array");
+    darray tr;
+    const double* tp = nullptr;
+    if (!trans.is_none()) {
+        tr = darray::ensure(trans);
+        pixedfit::require(static_cast<bool>(tr) && tr.ndim() == 1 &&
+                              static_cast<std::size_t>(tr.size()) == g.nwave,
+                          "trans must be 1-D with nwave values");
+        tp = tr.data();
+    }
+    darray lw;
+    const double* lwp = nullptr;
+    if (!line_weights.is_none()) {
+        lw = darray::ensure(line_weights);
+        pixedfit::require(static_cast<bool>(lw) && lw.ndim() == 2 &&
+                              static_cast<std::size_t>(lw.shape(0)) == nbands &&
+                              static_cast<std::size_t>(lw.shape(1)) == g.nline,
+                          "line_weights must have shape (nbands, nline)");
+        lwp = lw.data();
+    }
+    darray out({static_cast<py::ssize_t>(n), static_cast<py::ssize_t>(nbands)});
+    darray der({static_cast<py::ssize_t>(n), static_cast<py::ssize_t>(sps::N_DERIVED)});
+    double* op = out.mutable_data();
+    double* dp = der.mutable_data();
+    {
+        py::gil_scoped_release release;
+        sps::compute_photometry(g, cfg, params.data(), n, tp, scale, starts.data(),
+                                offsets.data(), weights.data(), nbands, lwp, op, dp, threads);
+    }
+    return py::make_tuple(out, der);
+}
+
+py::tuple sfh_bin_masses(int form, const darray& shape, double age, const darray& edges,
+                         double t_bc) {
+    pixedfit::require(form >= 0 && form <= 4, "sfh_form must be 0-4");
+    pixedfit::require(shape.size() == 4, "shape must hold (tau, t0, alpha, beta)");
+    pixedfit::require(edges.ndim() == 1 && edges.size() >= 2, "edges must be 1-D, >= 2 values");
+    const auto nage = static_cast<std::size_t>(edges.size() - 1);
+    darray young(static_cast<py::ssize_t>(nage)), old(static_cast<py::ssize_t>(nage));
+    const double total = sps::sfh_bin_masses(form, shape.data(), age, edges.data(), nage, t_bc,
+                                             young.mutable_data(), old.mutable_data());
+    return py::make_tuple(young, old, total);
+}
+
+darray smooth_gaussian(const darray& wave, const darray& flux, const darray& sigma,
+                       int threads) {
+    pixedfit::require(wave.ndim() == 1 && sigma.ndim() == 1 && sigma.size() == wave.size(),
+                      "smooth_gaussian: wave and sigma must be 1-D of equal length");
+    pixedfit::require(flux.ndim() == 2 && flux.shape(1) == wave.size(),
+                      "smooth_gaussian: flux must be (nspec, nwave)");
+    darray out({flux.shape(0), flux.shape(1)});
+    double* o = out.mutable_data();
+    {
+        py::gil_scoped_release release;
+        pixedfit::smooth_gaussian(wave.data(), static_cast<std::size_t>(wave.size()),
+                                  flux.data(), static_cast<std::size_t>(flux.shape(0)),
+                                  sigma.data(), o, threads);
+    }
+    return out;
+}
+
+}  // namespace
+
+void bind_sps(py::module_& m) {
+    py::class_<sps::Grid>(m, "CSPGrid",
+                          "SSP grid and templates on one model wavelength grid (owned copy).")
+        .def(py::init(&make_grid), py::arg("arrays"))
+        .def_property_readonly("nwave", [](const sps::Grid& g) { return g.nwave; })
+        .def_property_readonly("nage", [](const sps::Grid& g) { return g.nage; })
+        .def_property_readonly("nz", [](const sps::Grid& g) { return g.nz; });
+    m.attr("SPS_N_PARAMS") = static_cast<int>(sps::N_PARAMS);
+    m.attr("SPS_N_DERIVED") = static_cast<int>(sps::N_DERIVED);
+    m.def("csp_spectra", &csp_spectra, py::arg("grid"), py::arg("params"), py::arg("sfh_form"),
+          py::arg("dust_law"), py::arg("duste"), py::arg("nebular"), py::arg("agn"),
+          py::arg("dust1_index"), py::arg("t_bc"), py::arg("components"), py::arg("threads"),
+          "Rest-frame spectra (n, nwave) [Lsun/A], components (n, 4, nwave) or None, "
+          "derived (n, N_DERIVED) for parameter vectors (n, N_PARAMS).");
+    m.def("csp_photometry", &csp_photometry, py::arg("grid"), py::arg("params"),
+          py::arg("sfh_form"), py::arg("dust_law"), py::arg("duste"), py::arg("nebular"),
+          py::arg("agn"), py::arg("dust1_index"), py::arg("t_bc"), py::arg("trans"),
+          py::arg("scale"), py::arg("starts"), py::arg("offsets"), py::arg("weights"),
+          py::arg("line_weights"), py::arg("threads"),
+          "Band fluxes (n, nbands) of scale * trans * spectrum, and derived (n, N_DERIVED).");
+    m.def("sfh_bin_masses", &sfh_bin_masses, py::arg("form"), py::arg("shape"), py::arg("age"),
+          py::arg("edges"), py::arg("t_bc"),
+          "Mass formed per look-back age bin (young, old parts; 1 Msun formed in total) and "
+          "the unnormalised total.");
+    m.def("sfh_mass_between",
+          [](int form, const darray& shape, double lo, double hi) {
+              pixedfit::require(form >= 0 && form <= 4 && shape.size() == 4, "bad SFH args");
+              return sps::sfh_mass_between(form, shape.data(), lo, hi);
+          },
+          py::arg("form"), py::arg("shape"), py::arg("t_lo"), py::arg("t_hi"));
+    m.def("smooth_gaussian", &smooth_gaussian, py::arg("wave"), py::arg("flux"),
+          py::arg("sigma"), py::arg("threads") = 0,
+          "Gaussian smoothing of spectra (nspec, nwave) with per-pixel sigma (Angstrom).");
+    m.def("sfh_first_moment",
+          [](int form, const darray& shape, double age) {
+              pixedfit::require(form >= 0 && form <= 4 && shape.size() == 4, "bad SFH args");
+              return sps::sfh_first_moment(form, shape.data(), age);
+          },
+          py::arg("form"), py::arg("shape"), py::arg("age"));
+}
+
+}  // namespace pixedfit_bindings

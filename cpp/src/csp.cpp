@@ -1,0 +1,609 @@
+// Composite stellar populations: see csp.hpp.
+#include "pixedfit/csp.hpp"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <string>
+
+#include "pixedfit/common.hpp"
+
+namespace pixedfit::sps {
+
+namespace {
+
+constexpr double kSqrtHalfPi = 1.2533141373155002512;  // sqrt(pi/2)
+constexpr double kSqrt2 = 1.4142135623730950488;
+constexpr double kLsunCgs = 3.826e33;       // erg/s (the L_sun of BC03 and bagpipes)
+constexpr double kMsunG = 1.98847e33;       // g
+constexpr double kMassH = 1.6735575e-24;    // g, hydrogen atom
+
+// Gauss-Legendre nodes/weights on [-1, 1].
+constexpr double kGL4x[4] = {-0.8611363115940526, -0.3399810435848563, 0.3399810435848563,
+                             0.8611363115940526};
+constexpr double kGL4w[4] = {0.3478548451374538, 0.6521451548625461, 0.6521451548625461,
+                             0.3478548451374538};
+
+// erf(b) - erf(a) for a <= b, accurate in the tails.
+double erf_diff(double a, double b) {
+    if (a >= 0.0) return std::erfc(a) - std::erfc(b);
+    if (b <= 0.0) return std::erfc(-b) - std::erfc(-a);
+    return std::erf(b) - std::erf(a);
+}
+
+double dpl_rate(const double s[4], double t) {
+    if (t <= 0.0) return 0.0;
+    const double x = std::log(t / s[0]);
+    const double a = s[2] * x, b = -s[3] * x;
+    // 1 / (e^a + e^b), written to avoid overflow
+    const double m = std::max(a, b);
+    return std::exp(-m) / (std::exp(a - m) + std::exp(b - m));
+}
+
+// Integral of f(t) over [lo, hi] (0 < lo < hi) in ln t with Gauss-Legendre 4 on pieces.
+template <class F>
+double integrate_log(F&& f, double lo, double hi, double steepness) {
+    const double la = std::log(lo), lb = std::log(hi);
+    const double width = lb - la;
+    const int pieces = std::max(1, static_cast<int>(std::ceil(width * steepness / 0.5)));
+    const double h = width / pieces;
+    double total = 0.0;
+    for (int p = 0; p < pieces; ++p) {
+        const double c = la + (p + 0.5) * h;
+        double part = 0.0;
+        for (int k = 0; k < 4; ++k) {
+            const double t = std::exp(c + 0.5 * h * kGL4x[k]);
+            part += kGL4w[k] * f(t) * t;
+        }
+        total += 0.5 * h * part;
+    }
+    return total;
+}
+
+double dpl_mass(const double s[4], double lo, double hi) {
+    const double steep = std::max({s[2], s[3], 1.0}) + 1.0;
+    auto rate = [s](double t) { return dpl_rate(s, t); };
+    if (lo > 0.0) return integrate_log(rate, lo, hi, steep);
+    // [0, hi]: below eps the SFR is a power law (t/tau)^beta to relative accuracy
+    // (eps/tau)^(alpha+beta), integrated analytically.
+    const double eps = hi * 1e-6;
+    const double head = (eps / s[0] < 1.0) ? eps * dpl_rate(s, eps) / (s[3] + 1.0) : 0.0;
+    return head + integrate_log(rate, eps, hi, steep);
+}
+
+}  // namespace
+
+double sfh_rate(int form, const double s[4], double t) {
+    if (t < 0.0) return 0.0;
+    const double tau = s[0];
+    switch (form) {
+        case 0: return std::exp(-t / tau);
+        case 1: return t * std::exp(-t / tau);
+        case 2: {
+            if (t <= 0.0) return 0.0;
+            const double y = (std::log(t) - s[1]) / tau;
+            return std::exp(-0.5 * y * y) / t;
+        }
+        case 3: {
+            const double y = (t - s[1]) / tau;
+            return std::exp(-0.5 * y * y);
+        }
+        case 4: return dpl_rate(s, t);
+        default: throw std::invalid_argument("sfh_form must be 0-4");
+    }
+}
+
+double sfh_mass_between(int form, const double s[4], double lo, double hi) {
+    lo = std::max(lo, 0.0);
+    if (!(hi > lo)) return 0.0;
+    const double tau = s[0];
+    switch (form) {
+        case 0: return tau * std::exp(-lo / tau) * (-std::expm1(-(hi - lo) / tau));
+        case 1: {
+            // G(t) = tau^2 e^{-t/tau} (1 + t/tau); mass = G(lo) - G(hi)
+            const double elo = std::exp(-lo / tau), ehi = std::exp(-hi / tau);
+            return tau * tau * (elo * (1.0 + lo / tau) - ehi * (1.0 + hi / tau));
+        }
+        case 2: {
+            const double c = tau * kSqrtHalfPi;
+            const double b = (std::log(hi) - s[1]) / (kSqrt2 * tau);
+            if (lo <= 0.0) return c * std::erfc(-b);
+            const double a = (std::log(lo) - s[1]) / (kSqrt2 * tau);
+            return c * erf_diff(a, b);
+        }
+        case 3: {
+            const double c = tau * kSqrtHalfPi;
+            return c * erf_diff((lo - s[1]) / (kSqrt2 * tau), (hi - s[1]) / (kSqrt2 * tau));
+        }
+        case 4: return dpl_mass(s, lo, hi);
+        default: throw std::invalid_argument("sfh_form must be 0-4");
+    }
+}
+
+double sfh_first_moment(int form, const double s[4], double age) {
+    if (!(age > 0.0)) return 0.0;
+    const double tau = s[0];
+    double m = NAN;
+    switch (form) {
+        case 0: {
+            const double x = age / tau;
+            m = tau * tau * (-std::expm1(-x) - x * std::exp(-x));
+            break;
+        }
+        case 1: {
+            const double x = age / tau;
+            m = tau * tau * tau * (2.0 - std::exp(-x) * (x * x + 2.0 * x + 2.0));
+            break;
+        }
+        case 2: {
+            const double y = (std::log(age) - s[1] - tau * tau) / (kSqrt2 * tau);
+            m = std::exp(s[1] + 0.5 * tau * tau) * tau * kSqrtHalfPi * std::erfc(-y);
+            break;
+        }
+        case 3: {
+            const double g0 = std::exp(-0.5 * (s[1] / tau) * (s[1] / tau));
+            const double ga = std::exp(-0.5 * ((age - s[1]) / tau) * ((age - s[1]) / tau));
+            m = tau * tau * (g0 - ga) +
+                s[1] * tau * kSqrtHalfPi *
+                    erf_diff(-s[1] / (kSqrt2 * tau), (age - s[1]) / (kSqrt2 * tau));
+            break;
+        }
+        default: break;
+    }
+    if (std::isfinite(m) && m > 0.0) return m;
+    // numerical: pieces in ln t from age*1e-9 to age
+    const double steep = (form == 4 ? std::max({s[2], s[3], 1.0}) : 1.0) + 2.0;
+    auto f = [form, s](double t) { return t * sfh_rate(form, s, t); };
+    return integrate_log(f, age * 1e-9, age, std::max(steep, 4.0));
+}
+
+double sfh_bin_masses(int form, const double s[4], double age, const double* edges,
+                      std::size_t nage, double t_bc, double* young, double* old) {
+    std::fill(young, young + nage, 0.0);
+    std::fill(old, old + nage, 0.0);
+    if (!(age > 0.0) || !std::isfinite(age)) return 0.0;
+    double total = 0.0;
+    for (std::size_t i = 0; i < nage; ++i) {
+        const double e0 = edges[i], e1 = edges[i + 1];
+        if (e0 >= age) break;
+        const double b1 = std::min(e1, age);
+        // look-back segment [e0, b1] -> time since onset [age - b1, age - e0]
+        if (e0 < t_bc) {
+            const double mid = std::min(b1, t_bc);
+            young[i] = sfh_mass_between(form, s, age - mid, age - e0);
+            if (b1 > t_bc) old[i] = sfh_mass_between(form, s, age - b1, age - t_bc);
+        } else {
+            old[i] = sfh_mass_between(form, s, age - b1, age - e0);
+        }
+        total += young[i] + old[i];
+    }
+    if (!(total > 0.0) || !std::isfinite(total)) {
+        std::fill(young, young + nage, 0.0);
+        std::fill(old, old + nage, 0.0);
+        return total;
+    }
+    const double inv = 1.0 / total;
+    for (std::size_t i = 0; i < nage; ++i) {
+        young[i] *= inv;
+        old[i] *= inv;
+    }
+    return total;
+}
+
+void Grid::validate() const {
+    require(nz >= 1 && nage >= 1 && nwave >= 2, "csp grid: empty SSP grid");
+    require(ssp.size() == nz * nage * nwave, "csp grid: ssp size mismatch");
+    require(logz.size() == nz, "csp grid: logz size mismatch");
+    require(age_edges.size() == nage + 1, "csp grid: age_edges must have nage + 1 values");
+    require(mass_surv.size() == nz * nage && mass_living.size() == nz * nage,
+            "csp grid: mass arrays must be nz x nage");
+    require(wave.size() == nwave && dwave.size() == nwave && calzetti.size() == nwave &&
+                ln_l5500.size() == nwave,
+            "csp grid: wavelength arrays must have nwave values");
+    require(n_ionising <= nwave, "csp grid: n_ionising > nwave");
+    for (std::size_t i = 0; i + 1 < nz; ++i)
+        require(logz[i + 1] > logz[i], "csp grid: logz must increase");
+    for (std::size_t i = 0; i < nage; ++i)
+        require(age_edges[i + 1] > age_edges[i], "csp grid: age_edges must increase");
+    if (nu > 0) {
+        require(logu.size() == nu && neb_edges.size() == nneb + 1,
+                "csp grid: nebular logu/edges size mismatch");
+        require(neb_cont.size() == nu * nz * nneb * nwave, "csp grid: neb_cont size mismatch");
+        require(line_lum.size() == nu * nz * nneb * nline, "csp grid: line_lum size mismatch");
+        require(line_calz.size() == nline && line_lnl.size() == nline,
+                "csp grid: line attenuation arrays size mismatch");
+        require(line_start.size() == nline && line_off.size() == nline + 1,
+                "csp grid: line profile index size mismatch");
+        require(line_off[0] == 0 &&
+                    line_off[nline] == static_cast<std::int64_t>(line_prof.size()),
+                "csp grid: line profile offsets do not match");
+        for (std::size_t l = 0; l < nline; ++l) {
+            const std::int64_t len = line_off[l + 1] - line_off[l];
+            require(len >= 0 && line_start[l] >= 0 &&
+                        line_start[l] + len <= static_cast<std::int64_t>(nwave),
+                    "csp grid: line profile outside the wavelength grid");
+        }
+    }
+    if (nq > 0) {
+        require(qpah.size() == nq && umin.size() == numin && dust_to_h.size() == nq,
+                "csp grid: dust-emission axes size mismatch");
+        require(dl_delta.size() == nq * numin * nwave && dl_plaw.size() == nq * numin * nwave,
+                "csp grid: dust-emission templates size mismatch");
+        require(dl_int_delta.size() == nq * numin && dl_int_plaw.size() == nq * numin,
+                "csp grid: dust-emission integrals size mismatch");
+    }
+    if (ntau > 0) {
+        require(agn_tau.size() == ntau && agn_tmpl.size() == ntau * nwave,
+                "csp grid: AGN template size mismatch");
+    }
+}
+
+namespace {
+
+// Index i and weight f so that x ~ (1-f) v[i] + f v[i+1]; x clamped to [v0, v_last].
+void bracket(const double* v, std::size_t n, double x, std::size_t& i, double& f) {
+    if (n == 1 || x <= v[0]) {
+        i = 0;
+        f = 0.0;
+        return;
+    }
+    if (x >= v[n - 1]) {
+        i = n - 2;
+        f = 1.0;
+        return;
+    }
+    i = static_cast<std::size_t>(std::upper_bound(v, v + n, x) - v) - 1;
+    if (i > n - 2) i = n - 2;
+    f = (x - v[i]) / (v[i + 1] - v[i]);
+}
+
+// y += ca * a + cb * b. The hot loop of the model: compiled for AVX2/FMA as well as the
+// baseline ISA (chosen at run time) where the compiler supports function multi-versioning.
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#define PIXEDFIT_MULTIVERSION __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define PIXEDFIT_MULTIVERSION
+#endif
+PIXEDFIT_MULTIVERSION
+void axpy2(double* y, const float* a, double ca, const float* b, double cb, std::size_t n) {
+    if (cb == 0.0) {
+#pragma omp simd
+        for (std::size_t k = 0; k < n; ++k) y[k] += ca * static_cast<double>(a[k]);
+    } else if (ca == 0.0) {
+#pragma omp simd
+        for (std::size_t k = 0; k < n; ++k) y[k] += cb * static_cast<double>(b[k]);
+    } else {
+#pragma omp simd
+        for (std::size_t k = 0; k < n; ++k)
+            y[k] += ca * static_cast<double>(a[k]) + cb * static_cast<double>(b[k]);
+    }
+}
+
+// exp(x) to ~1e-15 relative, written so that compilers vectorise it (no libm call):
+// Cody-Waite reduction x = k ln2 + r, |r| <= ln2/2, degree-12 Taylor polynomial, 2^k by
+// exponent bits. Inputs are clamped to [-708, 709].
+inline double vexp(double x) {
+    x = x < -708.0 ? -708.0 : (x > 709.0 ? 709.0 : x);
+    const double shifter = 6755399441055744.0;  // 1.5 * 2^52: round to nearest integer
+    double kd = x * 1.4426950408889634 + shifter;
+    const std::int64_t ki = static_cast<std::int64_t>(kd - shifter);
+    kd -= shifter;
+    const double r = (x - kd * 0.693147180369123816490) - kd * 1.90821492927058770002e-10;
+    double pr = 1.0 / 479001600.0;
+    pr = pr * r + 1.0 / 39916800.0;
+    pr = pr * r + 1.0 / 3628800.0;
+    pr = pr * r + 1.0 / 362880.0;
+    pr = pr * r + 1.0 / 40320.0;
+    pr = pr * r + 1.0 / 5040.0;
+    pr = pr * r + 1.0 / 720.0;
+    pr = pr * r + 1.0 / 120.0;
+    pr = pr * r + 1.0 / 24.0;
+    pr = pr * r + 1.0 / 6.0;
+    pr = pr * r + 0.5;
+    pr = pr * r + 1.0;
+    pr = pr * r + 1.0;
+    std::uint64_t bits = static_cast<std::uint64_t>(ki + 1023) << 52;
+    double scale;
+    std::memcpy(&scale, &bits, sizeof scale);
+    return pr * scale;
+}
+
+// Transmissions exp(-tau) of the young (< t_bc) and old parts on the model grid.
+PIXEDFIT_MULTIVERSION
+void transmissions(const Grid& g, int dust_law, double dust1, double dust2, double n,
+                   double n1, double* t_young, double* t_old) {
+    const std::size_t nw = g.nwave;
+    if (dust_law == 1) {
+        const double* k = g.calzetti.data();
+#pragma omp simd
+        for (std::size_t i = 0; i < nw; ++i) t_old[i] = vexp(-dust2 * k[i]);
+        std::copy(t_old, t_old + nw, t_young);
+        return;
+    }
+    const double* x = g.ln_l5500.data();
+#pragma omp simd
+    for (std::size_t i = 0; i < nw; ++i) {
+        const double tau2 = dust2 * vexp(n * x[i]);
+        const double tau1 = dust1 * vexp(n1 * x[i]);
+        t_old[i] = vexp(-tau2);
+        t_young[i] = vexp(-(tau1 + tau2));
+    }
+}
+
+}  // namespace
+
+std::size_t model_work_size(const Grid& g) {
+    return 6 * g.nwave + 2 * g.nage + g.nneb + g.nline + 16;
+}
+
+void compute_model(const Grid& g, const Config& cfg, const double* p, double* spec,
+                   double* comp, double* derived, double* work, double* lines_out) {
+    const std::size_t nw = g.nwave;
+    double* young = work;          // young stars (then + nebular), intrinsic
+    double* old = young + nw;      // old stars, intrinsic
+    double* neb = old + nw;        // nebular, intrinsic
+    double* t_young = neb + nw;    // transmission of the young part
+    double* t_old = t_young + nw;  // transmission of the old part
+    double* extra = t_old + nw;    // dust + AGN emission
+    double* m_young = extra + nw;
+    double* m_old = m_young + g.nage;
+    double* m_neb = m_old + g.nage;
+    double* l_lum = m_neb + g.nneb;
+    std::fill(work, work + 6 * nw, 0.0);
+
+    double der[N_DERIVED] = {0.0};
+    const double age = std::pow(10.0, p[P_LOG_AGE]);
+    const double shape[4] = {std::pow(10.0, p[P_LOG_TAU]), std::pow(10.0, p[P_LOG_T0]),
+                             std::pow(10.0, p[P_LOG_ALPHA]), std::pow(10.0, p[P_LOG_BETA])};
+    const double mtot = sfh_bin_masses(cfg.sfh_form, shape, age, g.age_edges.data(), g.nage,
+                                       cfg.t_bc, m_young, m_old);
+    const bool ok = mtot > 0.0 && std::isfinite(mtot);
+
+    // metallicity weights (log Z)
+    std::size_t iz = 0;
+    double fz = 0.0;
+    bracket(g.logz.data(), g.nz, p[P_LOGZSOL], iz, fz);
+    const std::size_t iz1 = (g.nz > 1) ? iz + 1 : iz;
+
+    // surviving and living mass per Msun formed
+    double surv = 0.0, living = 0.0;
+    for (std::size_t a = 0; a < g.nage; ++a) {
+        const double m = m_young[a] + m_old[a];
+        if (m == 0.0) continue;
+        surv += m * ((1.0 - fz) * g.mass_surv[iz * g.nage + a] + fz * g.mass_surv[iz1 * g.nage + a]);
+        living += m * ((1.0 - fz) * g.mass_living[iz * g.nage + a] +
+                       fz * g.mass_living[iz1 * g.nage + a]);
+    }
+    if (!ok || !(surv > 0.0)) {
+        std::fill(spec, spec + nw, 0.0);
+        if (comp) std::fill(comp, comp + N_COMPONENTS * nw, 0.0);
+        if (derived) std::fill(derived, derived + N_DERIVED, 0.0);
+        return;
+    }
+    const double scale = std::pow(10.0, p[P_LOG_MASS]) / surv;  // Msun formed
+
+    // stellar spectra
+    for (std::size_t a = 0; a < g.nage; ++a) {
+        const float* s0 = &g.ssp[(iz * g.nage + a) * nw];
+        const float* s1 = &g.ssp[(iz1 * g.nage + a) * nw];
+        if (m_young[a] != 0.0) axpy2(young, s0, m_young[a] * (1.0 - fz), s1, m_young[a] * fz, nw);
+        if (m_old[a] != 0.0) axpy2(old, s0, m_old[a] * (1.0 - fz), s1, m_old[a] * fz, nw);
+    }
+    double l_star = 0.0;  // intrinsic stellar bolometric luminosity per Msun formed
+    for (std::size_t k = 0; k < nw; ++k) l_star += (young[k] + old[k]) * g.dwave[k];
+
+    // nebular emission from the young populations
+    if (cfg.nebular && g.nu > 0) {
+        const double t_young = std::min(cfg.t_bc, age);
+        for (std::size_t k = 0; k < g.nneb; ++k) {
+            const double e0 = g.neb_edges[k], e1 = std::min(g.neb_edges[k + 1], t_young);
+            m_neb[k] = (e1 > e0) ? sfh_mass_between(cfg.sfh_form, shape, age - e1, age - e0) / mtot
+                                 : 0.0;
+        }
+        std::size_t iu = 0;
+        double fu = 0.0;
+        bracket(g.logu.data(), g.nu, p[P_GAS_LOGU], iu, fu);
+        const std::size_t iu1 = (g.nu > 1) ? iu + 1 : iu;
+        const std::size_t us[2] = {iu, iu1};
+        const double uw[2] = {1.0 - fu, fu};
+        std::fill(l_lum, l_lum + g.nline, 0.0);
+        for (std::size_t k = 0; k < g.nneb; ++k) {
+            if (m_neb[k] == 0.0) continue;
+            for (int ju = 0; ju < 2; ++ju) {
+                if (uw[ju] == 0.0) continue;
+                const std::size_t b0 = ((us[ju] * g.nz + iz) * g.nneb + k);
+                const std::size_t b1 = ((us[ju] * g.nz + iz1) * g.nneb + k);
+                const double c0 = m_neb[k] * uw[ju] * (1.0 - fz), c1 = m_neb[k] * uw[ju] * fz;
+                axpy2(neb, &g.neb_cont[b0 * nw], c0, &g.neb_cont[b1 * nw], c1, nw);
+                const double* la = &g.line_lum[b0 * g.nline];
+                const double* lb = &g.line_lum[b1 * g.nline];
+                for (std::size_t l = 0; l < g.nline; ++l) l_lum[l] += c0 * la[l] + c1 * lb[l];
+            }
+        }
+        for (std::size_t l = 0; l < g.nline && !lines_out; ++l) {
+            const double* prof = &g.line_prof[g.line_off[l]];
+            const std::int64_t len = g.line_off[l + 1] - g.line_off[l];
+            double* dst = neb + g.line_start[l];
+            for (std::int64_t j = 0; j < len; ++j) dst[j] += l_lum[l] * prof[j];
+        }
+        // ionising photons of the young stars are absorbed by the gas (f_esc = 0)
+        std::fill(young, young + g.n_ionising, 0.0);
+    }
+
+    // attenuation
+    const double dust2 = p[P_DUST2], dust1 = (cfg.dust_law == 0) ? p[P_DUST1] : 0.0;
+    transmissions(g, cfg.dust_law, dust1, dust2, p[P_DUST_INDEX], cfg.dust1_index, t_young,
+                  t_old);
+    double l_abs = 0.0;
+    for (std::size_t k = 0; k < nw; ++k)
+        l_abs += g.dwave[k] * ((young[k] + neb[k]) * (1.0 - t_young[k]) + old[k] * (1.0 - t_old[k]));
+    double l_lines_att = 0.0;  // attenuated luminosity of lines kept off the grid
+    if (lines_out) {
+        const bool neb_on = cfg.nebular && g.nu > 0;
+        for (std::size_t l = 0; l < g.nline; ++l) {
+            double tr = 1.0;
+            if (neb_on) {
+                if (cfg.dust_law == 1) {
+                    tr = std::exp(-dust2 * g.line_calz[l]);
+                } else {
+                    const double x = g.line_lnl[l];
+                    tr = std::exp(-(dust2 * std::exp(p[P_DUST_INDEX] * x) +
+                                    dust1 * std::exp(cfg.dust1_index * x)));
+                }
+            }
+            const double lum = neb_on ? l_lum[l] : 0.0;
+            l_abs += lum * (1.0 - tr);
+            l_lines_att += lum * tr;
+            lines_out[l] = lum * tr;
+        }
+    }
+    l_abs = std::max(l_abs, 0.0);
+
+    // dust emission (energy balance)
+    double dust_mass = 0.0;
+    if (cfg.dust_emission && g.nq > 0 && l_abs > 0.0) {
+        std::size_t iq = 0, ium = 0;
+        double fq = 0.0, fum = 0.0;
+        bracket(g.qpah.data(), g.nq, std::pow(10.0, p[P_LOG_QPAH]), iq, fq);
+        bracket(g.umin.data(), g.numin, std::pow(10.0, p[P_LOG_UMIN]), ium, fum);
+        const double gam = std::min(std::pow(10.0, p[P_LOG_GAMMA]), 1.0);
+        const std::size_t iq1 = g.nq > 1 ? iq + 1 : iq, iu1 = g.numin > 1 ? ium + 1 : ium;
+        const std::size_t idx[4] = {iq * g.numin + ium, iq * g.numin + iu1, iq1 * g.numin + ium,
+                                    iq1 * g.numin + iu1};
+        const double w4[4] = {(1 - fq) * (1 - fum), (1 - fq) * fum, fq * (1 - fum), fq * fum};
+        double integral = 0.0;
+        for (int c = 0; c < 4; ++c)
+            integral += w4[c] * ((1 - gam) * g.dl_int_delta[idx[c]] + gam * g.dl_int_plaw[idx[c]]);
+        if (integral > 0.0) {
+            const double norm = l_abs / integral;
+            for (int c = 0; c < 4; ++c) {
+                if (w4[c] == 0.0) continue;
+                axpy2(extra, &g.dl_delta[idx[c] * nw], norm * w4[c] * (1 - gam),
+                      &g.dl_plaw[idx[c] * nw], norm * w4[c] * gam, nw);
+            }
+            const double d2h = (1 - fq) * g.dust_to_h[iq] + fq * g.dust_to_h[iq1];
+            // number of H nucleons = L_abs [erg/s] / (emission per H [erg/s])
+            dust_mass = l_abs * kLsunCgs / integral * d2h * kMassH / kMsunG;
+        }
+    }
+    // AGN torus: fagn times the intrinsic stellar bolometric luminosity
+    double l_agn = 0.0;
+    std::size_t it = 0, it1 = 0;
+    double ft = 0.0;
+    if (cfg.agn && g.ntau > 0) {
+        l_agn = std::pow(10.0, p[P_LOG_FAGN]) * l_star;
+        bracket(g.agn_tau.data(), g.ntau, std::pow(10.0, p[P_LOG_TAUAGN]), it, ft);
+        it1 = g.ntau > 1 ? it + 1 : it;
+    }
+    const float* a0 = (l_agn > 0.0) ? &g.agn_tmpl[it * nw] : nullptr;
+    const float* a1 = (l_agn > 0.0) ? &g.agn_tmpl[it1 * nw] : nullptr;
+    const double ca0 = l_agn * (1.0 - ft), ca1 = l_agn * ft;
+
+    double lbol = 0.0;
+    for (std::size_t k = 0; k < nw; ++k) {
+        const double st = young[k] * t_young[k] + old[k] * t_old[k];
+        const double nb = neb[k] * t_young[k];
+        const double ag = a0 ? ca0 * static_cast<double>(a0[k]) + ca1 * static_cast<double>(a1[k])
+                             : 0.0;
+        const double tot = scale * (st + nb + extra[k] + ag);
+        spec[k] = tot;
+        lbol += g.dwave[k] * tot;
+        if (comp) {
+            comp[C_STELLAR * nw + k] = scale * st;
+            comp[C_NEBULAR * nw + k] = scale * nb;
+            comp[C_DUST * nw + k] = scale * extra[k];
+            comp[C_AGN * nw + k] = scale * ag;
+        }
+    }
+    if (lines_out) {
+        for (std::size_t l = 0; l < g.nline; ++l) lines_out[l] *= scale;
+        lbol += scale * l_lines_att;
+    }
+    if (derived) {
+        const double s = scale / mtot;  // converts unnormalised SFH masses to Msun
+        der[D_MASS_SURVIVING] = scale * surv;
+        der[D_MASS_LIVING] = scale * living;
+        der[D_MASS_FORMED] = scale;
+        der[D_SFR] = s * sfh_rate(cfg.sfh_form, shape, age) / 1e9;
+        der[D_SFR_10MYR] =
+            s * sfh_mass_between(cfg.sfh_form, shape, age - 0.01, age) / 1e7;
+        der[D_SFR_100MYR] =
+            s * sfh_mass_between(cfg.sfh_form, shape, age - 0.1, age) / 1e8;
+        der[D_MW_AGE] = age - sfh_first_moment(cfg.sfh_form, shape, age) / mtot;
+        der[D_DUST_MASS] = scale * dust_mass;
+        der[D_LBOL] = lbol;
+        der[D_FAGN_BOL] = lbol > 0.0 ? scale * l_agn / lbol : 0.0;
+        der[D_L_ABSORBED] = scale * l_abs;
+        std::copy(der, der + N_DERIVED, derived);
+    }
+}
+
+void compute_spectra(const Grid& g, const Config& cfg, const double* params, std::size_t n,
+                     double* spec, double* components, double* derived, int threads) {
+    g.validate();
+    require(cfg.sfh_form >= 0 && cfg.sfh_form <= 4, "sfh_form must be 0-4");
+    require(cfg.dust_law == 0 || cfg.dust_law == 1, "dust_law must be 0 or 1");
+    const int nt = resolve_threads(threads);
+    const std::size_t nw = g.nwave, ws = model_work_size(g);
+#pragma omp parallel num_threads(nt)
+    {
+        std::vector<double> work(ws);
+#pragma omp for schedule(dynamic, 4)
+        for (std::int64_t i = 0; i < static_cast<std::int64_t>(n); ++i) {
+            const auto u = static_cast<std::size_t>(i);
+            compute_model(g, cfg, params + u * N_PARAMS, spec + u * nw,
+                          components ? components + u * N_COMPONENTS * nw : nullptr,
+                          derived ? derived + u * N_DERIVED : nullptr, work.data());
+        }
+    }
+}
+
+void compute_photometry(const Grid& g, const Config& cfg, const double* params,
+                        std::size_t n, const double* trans, double scale,
+                        const std::int64_t* starts, const std::int64_t* offsets,
+                        const double* weights, std::size_t nbands,
+                        const double* line_weights, double* out, double* derived,
+                        int threads) {
+    g.validate();
+    require(cfg.sfh_form >= 0 && cfg.sfh_form <= 4, "sfh_form must be 0-4");
+    require(cfg.dust_law == 0 || cfg.dust_law == 1, "dust_law must be 0 or 1");
+    const std::size_t nw = g.nwave;
+    for (std::size_t b = 0; b < nbands; ++b) {
+        require(offsets[b + 1] >= offsets[b] && starts[b] >= 0 &&
+                    starts[b] + (offsets[b + 1] - offsets[b]) <= static_cast<std::int64_t>(nw),
+                "compute_photometry: band weights outside the wavelength grid");
+    }
+    const int nt = resolve_threads(threads);
+    const std::size_t ws = model_work_size(g);
+#pragma omp parallel num_threads(nt)
+    {
+        std::vector<double> work(ws), spec(nw), lines(std::max<std::size_t>(g.nline, 1));
+        double* lp = (line_weights && g.nline > 0) ? lines.data() : nullptr;
+#pragma omp for schedule(dynamic, 4)
+        for (std::int64_t i = 0; i < static_cast<std::int64_t>(n); ++i) {
+            const auto u = static_cast<std::size_t>(i);
+            compute_model(g, cfg, params + u * N_PARAMS, spec.data(), nullptr,
+                          derived ? derived + u * N_DERIVED : nullptr, work.data(), lp);
+            if (trans) {
+                for (std::size_t k = 0; k < nw; ++k) spec[k] *= trans[k];
+            }
+            for (std::size_t b = 0; b < nbands; ++b) {
+                const double* w = weights + offsets[b];
+                const double* f = spec.data() + starts[b];
+                const std::int64_t len = offsets[b + 1] - offsets[b];
+                double acc = 0.0;
+                for (std::int64_t j = 0; j < len; ++j) acc += w[j] * f[j];
+                acc *= scale;
+                if (lp) {
+                    const double* lw = line_weights + b * g.nline;
+                    for (std::size_t l = 0; l < g.nline; ++l) acc += lw[l] * lp[l];
+                }
+                out[u * nbands + b] = acc;
+            }
+        }
+    }
+}
+
+}  // namespace pixedfit::sps

