@@ -76,6 +76,7 @@ def legendre_fit(
 ]: ...
 def legendre_eval(
     wave: NDArray[np.float64], coeffs: NDArray[np.float64], threads: int = 0
+) -> NDArray[np.float64]: ...
 
 # --- SPS forward model (bind_sps.cpp)
 SPS_N_PARAMS: int

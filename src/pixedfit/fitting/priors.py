@@ -68,7 +68,7 @@ DEFAULT_RANGES: dict[str, tuple[float, float]] = {
 
 #: Parameters that scale with the model normalisation (shifted by log10 of the scale).
 MASS_SCALED = ("log_mass", "log_sfr", "log_sfr10", "log_sfr100", "log_dustmass",
-               "log_mass_living", "log_lbol")
+               "log_mass_living", "log_mass_formed", "log_lbol")
 
 
 def _check_float(value: Any, what: str, positive: bool = False) -> float:

@@ -1,0 +1,134 @@
+"""Model libraries: reproducible draws, both file layouts, photometry at a redshift."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from pixedfit.library import GENERATION_RANGES, ModelLibrary, generate_library, read_library
+from pixedfit.sps import SEDModel
+
+FILTERS = ["galex_fuv", "sdss_u", "sdss_r", "2mass_k", "wise_w1"]
+REF_DIR = (
+    Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "original_algorithms"
+)
+
+
+@pytest.fixture(scope="module")
+def model():
+    return SEDModel(sfh_form=1, dust_law=1, duste_switch=True, add_neb_emission=False)
+
+
+@pytest.fixture(scope="module")
+def library(model):
+    return generate_library(model, 300, seed=3, spectra=True, chunk=128)
+
+
+def test_draws_are_seeded_within_ranges_and_thread_invariant(model, library):
+    assert library.nmodels == 300
+    assert list(library.params) == [*[p for p in model.free_params() if p != "log_mass"],
+                                    "log_mass"]
+    for name, (lo, hi) in library.ranges.items():
+        assert lo <= library.params[name].min() and library.params[name].max() <= hi
+    assert library.ranges["log_age"] == GENERATION_RANGES["log_age"]
+    assert np.all(library.params["log_mass"] == 0)
+    again = generate_library(model, 300, seed=3, chunk=77, threads=1)
+    for name in library.params:
+        np.testing.assert_array_equal(again.params[name], library.params[name])
+    for name in library.derived:
+        np.testing.assert_array_equal(again.derived[name], library.derived[name])
+    other = generate_library(model, 300, seed=4)
+    assert not np.array_equal(other.params["log_age"], library.params["log_age"])
+
+
+def test_derived_quantities_are_per_solar_mass_surviving(model, library):
+    # The living mass is below the surviving (living + remnants) mass of 1 Msun, formed above.
+    assert np.all(library.derived["log_mass_living"] <= 1e-9)
+    assert np.all(library.derived["log_mass_formed"] >= -1e-9)
+    # mass-weighted ages never exceed the age since the onset of star formation
+    assert np.all(library.derived["log_mw_age"] <= library.params["log_age"] + 1e-9)
+    assert "log_dustmass" in library.derived and "log_fagn_bol" not in library.derived
+    # one model recomputed directly agrees
+    i = 17
+    p = {k: v[i] for k, v in library.params.items()}
+    rest = model.rest_spectrum(p)
+    assert np.log10(rest.derived["sfr"]) == pytest.approx(library.derived["log_sfr"][i], abs=1e-9)
+    np.testing.assert_allclose(library.spectra[i], rest.flux.astype(np.float32), rtol=1e-6)
+
+
+def test_round_trip_our_layout(library, tmp_path):
+    path = tmp_path / "lib.h5"
+    library.write(path)
+    back = read_library(path)
+    assert back.names == library.names and back.seed == 3 and back.config == library.config
+    np.testing.assert_array_equal(back.table()[1], library.table()[1])
+    np.testing.assert_array_equal(back.spectra, library.spectra)
+    assert back.ranges == library.ranges
+    nospec = ModelLibrary.read(path, spectra=False)
+    assert nospec.spectra is None and nospec.nmodels == 300
+
+
+def test_original_layout_round_trip_and_reference_reader(library, tmp_path):
+    path = tmp_path / "orig.hdf5"
+    library.write_pixedfit(path)
+    back = read_library(path)
+    free = [n for n in library.params if n != "log_mass"]
+    assert list(back.params)[:-1] == free
+    for name in [*free, "log_mass"]:
+        np.testing.assert_array_equal(back.params[name], library.params[name])
+    for name in ("log_sfr", "log_mw_age", "log_dustmass"):
+        np.testing.assert_array_equal(back.derived[name], library.derived[name])
+    np.testing.assert_allclose(back.spectra, library.spectra, rtol=1e-7)
+    with h5py.File(path) as f:
+        assert f["mod"].attrs[f"par{len(free)}"] == "log_mass"
+        assert f["mod/spec/f299"].shape == library.wave.shape
+    if REF_DIR.is_dir():  # the original's own reading code path, re-implemented
+        sys.path.insert(0, str(REF_DIR))
+        try:
+            import ref_rdsps
+
+            reader = ref_rdsps.Hdf5ModelReader(str(path))
+            assert reader.nmodels == 300
+            assert reader.params[: len(free) + 3] == [*free, "log_mass", "log_sfr", "log_mw_age"]
+            np.testing.assert_allclose(reader.spectrum(5), library.spectra[5], rtol=1e-7)
+        finally:
+            sys.path.remove(str(REF_DIR))
+
+
+def test_photometry_from_model_and_from_spectra_agree(model, library):
+    phot = library.photometry(FILTERS, 0.1, model=model)
+    assert phot.flux.shape == (1, len(FILTERS), 300)
+    assert phot.param_names == tuple(library.names)
+    via_spectra = library.photometry(FILTERS, 0.1, use_spectra=True)
+    # float32 storage and the coarse photometry grid of the model: < 0.5 %
+    np.testing.assert_allclose(via_spectra.flux, phot.flux, rtol=5e-3)
+    grid = library.photometry(FILTERS, [0.05, 0.1, 0.2], model=model)
+    assert grid.flux.shape == (3, len(FILTERS), 300)
+    np.testing.assert_allclose(grid.flux[1], phot.flux[0], rtol=1e-12)
+
+
+def test_bad_input(model, library, tmp_path):
+    with pytest.raises(ValueError, match="positive integer"):
+        generate_library(model, 0)
+    with pytest.raises(ValueError, match="does not use"):
+        generate_library(model, 10, ranges={"log_fagn": (-2, -1)})
+    with pytest.raises(ValueError, match="lo <= hi"):
+        generate_library(model, 10, ranges={"log_age": (1.0, 0.0)})
+    with pytest.raises(ValueError, match="z must be"):
+        library.photometry(FILTERS, -0.1, model=model)
+    bad = tmp_path / "bad.h5"
+    bad.write_bytes(b"not hdf5 at all")
+    with pytest.raises(ValueError, match="not a readable HDF5"):
+        ModelLibrary.read(bad)
+    other = tmp_path / "other.h5"
+    with h5py.File(other, "w") as f:
+        f["x"] = 1
+    with pytest.raises(ValueError, match="not a pixedfit model library"):
+        ModelLibrary.read(other)
+    nospec = ModelLibrary(params=library.params, derived=library.derived)
+    with pytest.raises(ValueError, match="stores spectra"):
+        nospec.write_pixedfit(tmp_path / "x.hdf5")
