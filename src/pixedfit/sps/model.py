@@ -38,8 +38,14 @@ and the redshift ``z`` (default 0.001), given separately.
 Outputs: rest-frame spectra in L☉ Å⁻¹ on :attr:`SEDModel.wave`; observed spectra
 (λ(1+z), f_λ in erg s⁻¹ cm⁻² Å⁻¹ = L / (4π d_L² (1+z)) with L☉ = 3.826e33 erg s⁻¹, the unit
 of the BC03 grids); photometry as photon-weighted mean f_λ per filter. Photometry uses a
-coarser internal wavelength grid (flux-conserving averages, resolving power
-``photometry_resolution``) whose difference from the full grid is tested to stay ≤ 0.5 %.
+coarser internal wavelength grid (flux-conserving averages; resolving power
+``photometry_resolution`` (250) from 912 Å to 30 µm, doubled in the Lyman series
+912–1300 Å, at most 50 beyond 30 µm and 100 in the ionising UV; averaging windows never
+straddle the H/He ionisation edges) whose difference from the full grid is tested to stay
+≤ 0.5 % in every band whose rest-frame pivot lies redward of Lyα (lines are added exactly,
+as line fluxes times the filter response). Measured: ≤ 0.4 % for FUV…W2 at z = 0.05–2.5;
+0.5–0.6 % in bands reaching the ionising UV (FUV at z = 0.5) or the 6–8 µm PAH bands;
+several per cent in bands that see only rest-frame ionising light (FUV, NUV at z = 2.5).
 
 Derived quantities (``DERIVED_NAMES``): stellar (surviving) mass, living mass, formed mass,
 SFR now and averaged over 10 and 100 Myr [M☉/yr], mass-weighted age [Gyr, weighted by
@@ -57,7 +63,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from .. import _core
 from ..cosmology import CosmologyLike, luminosity_distance
-from ..filters import FilterWeights, filter_weights
+from ..filters import filter_weights
 from ..units import C_AA_PER_S, L_SUN_CGS, MPC_CM
 from .agn import find_agn_templates, read_agn_templates, resample_agn
 from .dust import calzetti_k
@@ -151,13 +157,19 @@ class _Averager:
     """
 
     def __init__(self, fine: NDArray, resolution: float, barriers: Sequence[float]) -> None:
-        step = np.log1p(1.0 / resolution)
+        # resolving power: `resolution` from the Lyman limit to 30 um; lower where the
+        # spectra are smooth or rarely observed (ionising UV, far IR)
+        res = np.full(fine.size, float(resolution))
+        res[(fine >= _LYMAN_LIMIT) & (fine < 1300.0)] = 2.0 * resolution  # Lyman series
+        res[fine < _LYMAN_LIMIT] = min(resolution, 100.0)
+        res[fine > 3.0e5] = min(resolution, 50.0)
+        steps = np.log1p(1.0 / res)
         nodes = [0]
         lf = np.log(fine)
         bars = sorted(b for b in barriers if fine[0] < b < fine[-1])
         for i in range(1, fine.size - 1):
             crosses = any(fine[nodes[-1]] < b <= fine[i] for b in bars)
-            if lf[i] - lf[nodes[-1]] >= step or crosses:
+            if lf[i] - lf[nodes[-1]] >= steps[i] or crosses:
                 nodes.append(i)
         nodes.append(fine.size - 1)
         # make sure a node sits on each side of every barrier
@@ -309,7 +321,7 @@ class SEDModel:
         lsf_wave: ArrayLike | None = None,
         lsf_sigma: ArrayLike | None = None,
         line_sigma_kms: float = 50.0,
-        photometry_resolution: float = 200.0,
+        photometry_resolution: float = 250.0,
         threads: int | None = None,
     ) -> None:
         if sfh_form not in (0, 1, 2, 3, 4):
@@ -382,7 +394,8 @@ class SEDModel:
             arrays_c["dl_int_delta"] = arrays_c["dl_delta"].astype(np.float64) @ dw
             arrays_c["dl_int_plaw"] = arrays_c["dl_plaw"].astype(np.float64) @ dw
         self._grid_phot = _core.CSPGrid(arrays_c)
-        self._fw_cache: dict[tuple, tuple[FilterWeights, NDArray | None, float]] = {}
+        self._fw_cache: dict[tuple, tuple] = {}
+        self._obs_cache: dict[tuple, NDArray[np.float64]] = {}
         self._smoothing = self._smoothing_sigma(smooth_lsf, lsf_wave, lsf_sigma)
 
     # ------------------------------------------------------------------ parameters
@@ -521,6 +534,18 @@ class SEDModel:
         """Derived quantities only (see ``DERIVED_NAMES``)."""
         return self.rest_spectrum(params, threads=threads).derived
 
+    def _observed_factor(self, z: float) -> NDArray[np.float64]:
+        """Dimming times IGM transmission on the model grid for redshift z (cached)."""
+        key = ("obs", float(z))
+        if key not in self._obs_cache:
+            if len(self._obs_cache) > 64:
+                self._obs_cache.clear()
+            fac = np.full(self.wave.size, self._dimming(z))
+            if self.add_igm_absorption:
+                fac *= igm_transmission(self.wave * (1.0 + z), z, self.igm_type)
+            self._obs_cache[key] = fac
+        return self._obs_cache[key]
+
     def _dimming(self, z: float) -> float:
         dl = luminosity_distance(z, self.cosmo, self.H0, self.Om0) * MPC_CM
         return L_SUN_CGS / (4.0 * np.pi * dl * dl * (1.0 + z))
@@ -538,11 +563,7 @@ class SEDModel:
         out = np.empty_like(flux)
         for zu in np.unique(zz):
             sel = zz == zu
-            obs = self.wave * (1.0 + zu)
-            f = flux[sel] * self._dimming(float(zu))
-            if self.add_igm_absorption:
-                f *= igm_transmission(obs, float(zu), self.igm_type)
-            out[sel] = f
+            out[sel] = flux[sel] * self._observed_factor(float(zu))
         single = np.ndim(rest.flux) == 1
         if np.unique(zz).size == 1:
             wave = self.wave * (1.0 + zz[0])
