@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from _sps_shared import model
 from pixedfit import _core
 from pixedfit.sps.bc03 import load_bc03
 from pixedfit.sps.dust import calzetti_k
@@ -16,15 +17,6 @@ from pixedfit.sps.sfh import reference_bin_masses
 
 FILTERS12 = ["galex_fuv", "galex_nuv", "sdss_u", "sdss_g", "sdss_r", "sdss_i", "sdss_z",
              "2mass_j", "2mass_h", "2mass_k", "wise_w1", "wise_w2"]
-_MODELS: dict = {}
-
-
-def model(**cfg) -> SEDModel:
-    """Models are costly to build (~2 s): share them within the session."""
-    key = tuple(sorted(cfg.items()))
-    if key not in _MODELS:
-        _MODELS[key] = SEDModel(grid=load_bc03(), **cfg)
-    return _MODELS[key]
 
 
 # ----------------------------------------------------------------------------- SFH

@@ -367,9 +367,18 @@ class SEDModel:
         fine = grid.wave
         same = self.wave.size == fine.size
 
+        on_fine = np.isin(self.wave, fine)
+        pos = np.searchsorted(fine, self.wave[on_fine])
+        extra = self.wave[~on_fine]
+
         def to_model(rows):
-            return np.asarray(rows, dtype=np.float64) if same else \
-                _loglog_resample(fine, rows, self.wave)
+            rows = np.asarray(rows)
+            if same:
+                return rows.astype(np.float64)
+            out = np.empty((*rows.shape[:-1], self.wave.size))
+            out[..., on_fine] = rows[..., pos]
+            out[..., ~on_fine] = _loglog_resample(fine, rows, extra)
+            return out
 
         agn_full = resample_agn(agn, self.wave) if agn is not None else None
         arrays = _build_arrays(grid, self.wave, agn_full, to_model, line_sigma_kms,
