@@ -322,6 +322,23 @@ void axpy2(double* y, const float* a, double ca, const float* b, double cb, std:
     }
 }
 
+// Single-precision y += ca * a + cb * b for the stellar sums (the SSPs are stored in single
+// precision; sums of a few hundred positive terms keep ~1e-6 relative accuracy) at twice
+// the SIMD width of double.
+PIXEDFIT_MULTIVERSION
+void axpy2f(float* y, const float* a, float ca, const float* b, float cb, std::size_t n) {
+    if (cb == 0.0f) {
+#pragma omp simd
+        for (std::size_t k = 0; k < n; ++k) y[k] += ca * a[k];
+    } else if (ca == 0.0f) {
+#pragma omp simd
+        for (std::size_t k = 0; k < n; ++k) y[k] += cb * b[k];
+    } else {
+#pragma omp simd
+        for (std::size_t k = 0; k < n; ++k) y[k] += ca * a[k] + cb * b[k];
+    }
+}
+
 // exp(x) to ~1e-15 relative, written so that compilers vectorise it (no libm call):
 // Cody-Waite reduction x = k ln2 + r, |r| <= ln2/2, degree-12 Taylor polynomial, 2^k by
 // exponent bits. Inputs are clamped to [-708, 709].
@@ -376,7 +393,7 @@ void transmissions(const Grid& g, int dust_law, double dust1, double dust2, doub
 }  // namespace
 
 std::size_t model_work_size(const Grid& g) {
-    return (2 * g.nwave + 2 * g.nage + 1) + (4 * g.nwave + g.nneb + g.nline);
+    return (2 * g.nage + 1) + (4 * g.nwave + g.nneb + g.nline);
 }
 
 namespace {
@@ -384,17 +401,18 @@ namespace {
 // Work-buffer layout of one model (see model_work_size): a persistent part (stellar
 // accumulators and SFH weights, kept between the stages of the batched path) followed by
 // scratch space (which the batched path shares per thread: `scratch` may point elsewhere).
-std::size_t persistent_size(const Grid& g) { return 2 * g.nwave + 2 * g.nage + 1; }
+std::size_t persistent_size(const Grid& g) { return 2 * g.nage + 1; }
 std::size_t scratch_size(const Grid& g) { return 4 * g.nwave + g.nneb + g.nline; }
 
 struct WorkView {
-    double *young, *old, *m_young, *m_old, *mtot;
+    float *young, *old;
+    double *m_young, *m_old, *mtot;
     double *neb, *t_young, *t_old, *extra, *m_neb, *l_lum;
-    WorkView(const Grid& g, double* w, double* scratch = nullptr) {
+    WorkView(const Grid& g, double* w, float* stars, double* scratch = nullptr) {
         const std::size_t nw = g.nwave;
-        young = w;            // young stars (< t_bc), intrinsic
+        young = stars;        // young stars (< t_bc), intrinsic
         old = young + nw;     // old stars, intrinsic
-        m_young = old + nw;
+        m_young = w;
         m_old = m_young + g.nage;
         mtot = m_old + g.nage;
         neb = scratch ? scratch : mtot + 1;  // nebular, intrinsic
@@ -418,9 +436,9 @@ struct SfhShape {
 // SFH weights per SSP age bin into the work buffer; zeroes the stellar accumulators.
 // Returns the lower metallicity index (and fz).
 std::size_t prepare_model(const Grid& g, const Config& cfg, const double* p, double* work,
-                          double& fz) {
-    WorkView w(g, work);
-    std::fill(w.young, w.young + 2 * g.nwave, 0.0);
+                          float* stars, double& fz) {
+    WorkView w(g, work, stars);
+    std::fill(w.young, w.young + 2 * g.nwave, 0.0f);
     const SfhShape s(p);
     *w.mtot = sfh_bin_masses(cfg.sfh_form, s.shape, s.age, g.age_edges.data(), g.nage,
                              cfg.t_bc, w.m_young, w.m_old);
@@ -430,17 +448,22 @@ std::size_t prepare_model(const Grid& g, const Config& cfg, const double* p, dou
     return iz;
 }
 
+inline void star_axpy(float* y, const float* s0, const float* s1, double m, double fz,
+                      std::size_t n) {
+    axpy2f(y, s0, static_cast<float>(m * (1.0 - fz)), s1, static_cast<float>(m * fz), n);
+}
+
 // Stellar spectra (young, old) over grid indices [k0, k1) for one model.
-void accumulate_stars(const Grid& g, double* work, std::size_t iz, double fz, std::size_t k0,
-                      std::size_t k1) {
-    WorkView w(g, work);
+void accumulate_stars(const Grid& g, double* work, float* stars, std::size_t iz, double fz,
+                      std::size_t k0, std::size_t k1) {
+    WorkView w(g, work, stars);
     const std::size_t nw = g.nwave, iz1 = (g.nz > 1) ? iz + 1 : iz;
     for (std::size_t a = 0; a < g.nage; ++a) {
         const float* s0 = &g.ssp[(iz * g.nage + a) * nw + k0];
         const float* s1 = &g.ssp[(iz1 * g.nage + a) * nw + k0];
         const double my = w.m_young[a], mo = w.m_old[a];
-        if (my != 0.0) axpy2(w.young + k0, s0, my * (1.0 - fz), s1, my * fz, k1 - k0);
-        if (mo != 0.0) axpy2(w.old + k0, s0, mo * (1.0 - fz), s1, mo * fz, k1 - k0);
+        if (my != 0.0) star_axpy(w.young + k0, s0, s1, my, fz, k1 - k0);
+        if (mo != 0.0) star_axpy(w.old + k0, s0, s1, mo, fz, k1 - k0);
     }
 }
 
@@ -449,18 +472,19 @@ void accumulate_stars(const Grid& g, double* work, std::size_t iz, double fz, st
 void compute_model(const Grid& g, const Config& cfg, const double* p, double* spec,
                    double* comp, double* derived, double* work, double* lines_out) {
     double fz = 0.0;
-    const std::size_t iz = prepare_model(g, cfg, p, work, fz);
-    accumulate_stars(g, work, iz, fz, 0, g.nwave);
-    finish_model(g, cfg, p, spec, comp, derived, work, lines_out);
+    std::vector<float> stars(2 * g.nwave);
+    const std::size_t iz = prepare_model(g, cfg, p, work, stars.data(), fz);
+    accumulate_stars(g, work, stars.data(), iz, fz, 0, g.nwave);
+    finish_model(g, cfg, p, spec, comp, derived, work, lines_out, nullptr, stars.data());
 }
 
 void finish_model(const Grid& g, const Config& cfg, const double* p, double* spec,
                   double* comp, double* derived, double* work, double* lines_out,
-                  double* scratch) {
+                  double* scratch, float* stars) {
     const std::size_t nw = g.nwave;
-    WorkView wv(g, work, scratch);
-    double* young = wv.young;
-    double* old = wv.old;
+    WorkView wv(g, work, stars, scratch);
+    float* young = wv.young;
+    const float* old = wv.old;
     double* neb = wv.neb;
     double* t_young = wv.t_young;
     double* t_old = wv.t_old;
@@ -539,7 +563,7 @@ void finish_model(const Grid& g, const Config& cfg, const double* p, double* spe
             for (std::int64_t j = 0; j < len; ++j) dst[j] += l_lum[l] * prof[j];
         }
         // ionising photons of the young stars are absorbed by the gas (f_esc = 0)
-        std::fill(young, young + g.n_ionising, 0.0);
+        std::fill(young, young + g.n_ionising, 0.0f);
     }
 
     // attenuation
@@ -667,6 +691,7 @@ void run_batched(const Grid& g, const Config& cfg, const double* params, std::si
     std::vector<double> scratch(static_cast<std::size_t>(std::max(nt, 1)) * ss);
     const std::size_t cmax = std::min(kChunk, n);
     std::vector<double> work(cmax * ws);
+    std::vector<float> stars(cmax * 2 * nw);
     std::vector<std::size_t> izs(cmax), order(cmax);
     std::vector<double> fzs(cmax);
     for (std::size_t c0 = 0; c0 < n; c0 += kChunk) {
@@ -674,7 +699,8 @@ void run_batched(const Grid& g, const Config& cfg, const double* params, std::si
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 4)
         for (std::int64_t i = 0; i < static_cast<std::int64_t>(cn); ++i) {
             const auto u = static_cast<std::size_t>(i);
-            izs[u] = prepare_model(g, cfg, params + (c0 + u) * N_PARAMS, &work[u * ws], fzs[u]);
+            izs[u] = prepare_model(g, cfg, params + (c0 + u) * N_PARAMS, &work[u * ws],
+                                   &stars[u * 2 * nw], fzs[u]);
         }
         for (std::size_t i = 0; i < cn; ++i) order[i] = i;
         std::stable_sort(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(cn),
@@ -699,19 +725,17 @@ void run_batched(const Grid& g, const Config& cfg, const double* params, std::si
                     const float* s1 = &g.ssp[(iz1 * g.nage + a) * nw + k0];
                     for (std::size_t i = i0; i < i1; ++i) {
                         const std::size_t u = order[i];
-                        WorkView w(g, &work[u * ws]);
+                        WorkView w(g, &work[u * ws], &stars[u * 2 * nw]);
                         const double my = w.m_young[a], mo = w.m_old[a], fz = fzs[u];
-                        if (my != 0.0)
-                            axpy2(w.young + k0, s0, my * (1.0 - fz), s1, my * fz, k1 - k0);
-                        if (mo != 0.0)
-                            axpy2(w.old + k0, s0, mo * (1.0 - fz), s1, mo * fz, k1 - k0);
+                        if (my != 0.0) star_axpy(w.young + k0, s0, s1, my, fz, k1 - k0);
+                        if (mo != 0.0) star_axpy(w.old + k0, s0, s1, mo, fz, k1 - k0);
                     }
                 }
             }
             double* sc = &scratch[static_cast<std::size_t>(omp_get_thread_num()) * ss];
             for (std::size_t i = i0; i < i1; ++i) {
                 const std::size_t u = order[i];
-                finish(c0 + u, &work[u * ws], sc);
+                finish(c0 + u, &work[u * ws], sc, &stars[u * 2 * nw]);
             }
         }
     }
@@ -725,10 +749,11 @@ void compute_spectra(const Grid& g, const Config& cfg, const double* params, std
     require(cfg.sfh_form >= 0 && cfg.sfh_form <= 4, "sfh_form must be 0-4");
     require(cfg.dust_law == 0 || cfg.dust_law == 1, "dust_law must be 0 or 1");
     const std::size_t nw = g.nwave;
-    run_batched(g, cfg, params, n, threads, [&](std::size_t u, double* work, double* sc) {
+    run_batched(g, cfg, params, n, threads,
+                [&](std::size_t u, double* work, double* sc, float* st) {
         finish_model(g, cfg, params + u * N_PARAMS, spec + u * nw,
                      components ? components + u * N_COMPONENTS * nw : nullptr,
-                     derived ? derived + u * N_DERIVED : nullptr, work, nullptr, sc);
+                     derived ? derived + u * N_DERIVED : nullptr, work, nullptr, sc, st);
     });
 }
 
@@ -751,14 +776,15 @@ void compute_photometry(const Grid& g, const Config& cfg, const double* params,
     std::vector<double> spec_all(static_cast<std::size_t>(std::max(nt, 1)) * nw);
     std::vector<double> lines_all(static_cast<std::size_t>(std::max(nt, 1)) *
                                   std::max<std::size_t>(g.nline, 1));
-    run_batched(g, cfg, params, n, threads, [&](std::size_t u, double* work, double* sc) {
+    run_batched(g, cfg, params, n, threads,
+                [&](std::size_t u, double* work, double* sc, float* st) {
         const auto tid = static_cast<std::size_t>(omp_get_thread_num());
         double* spec = &spec_all[tid * nw];
         double* lp = (line_weights && g.nline > 0)
                          ? &lines_all[tid * std::max<std::size_t>(g.nline, 1)]
                          : nullptr;
         finish_model(g, cfg, params + u * N_PARAMS, spec, nullptr,
-                     derived ? derived + u * N_DERIVED : nullptr, work, lp, sc);
+                     derived ? derived + u * N_DERIVED : nullptr, work, lp, sc, st);
         if (trans) {
             for (std::size_t k = 0; k < nw; ++k) spec[k] *= trans[k];
         }
