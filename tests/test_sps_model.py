@@ -316,3 +316,27 @@ def test_input_validation():
         SEDModel(sfh_form=7, grid=load_bc03())
     with pytest.raises(ValueError, match="filters"):
         m.photometry({}, 0.1, [])
+
+
+def test_degenerate_sfh_gives_zeros_not_nan():
+    m = model(sfh_form=3, add_neb_emission=True, duste_switch=True)
+    # Gaussian SFH peaking 12.6 Gyr after the onset, observed after 0.1 Gyr: 125 sigma away
+    r = m.rest_spectrum({"log_t0": 1.1, "log_tau": -1.0, "log_age": -1.0})
+    assert np.all(r.flux == 0)
+    assert all(v == 0 for v in r.derived.values())
+
+
+@pytest.mark.parametrize("form", [0, 1, 2, 3, 4])
+def test_random_models_are_finite(form):
+    m = model(sfh_form=form, dust_law=0, duste_switch=True, add_neb_emission=True)
+    arr = _random_params(300, 100 + form)
+    flux, der = m.photometry(arr, 1.0, FILTERS12, return_derived=True)
+    assert np.all(np.isfinite(flux)) and np.all(flux >= 0)
+    for key, val in der.items():
+        assert np.all(np.isfinite(val)), key
+    good = der["formed_mass"] > 0
+    assert good.mean() > 0.9
+    np.testing.assert_allclose(der["stellar_mass"][good], 10 ** arr[good, 0], rtol=1e-10)
+    assert np.all(der["mw_age"][good] <= 10 ** arr[good, 2] * (1 + 1e-9))
+    assert np.all(der["mw_age"][good] >= 0)
+    assert np.all(der["living_mass"] <= der["stellar_mass"] * (1 + 1e-12))

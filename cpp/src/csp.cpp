@@ -219,7 +219,9 @@ double sfh_bin_masses(int form, const double s[4], double age, const double* edg
         }
         total += young[i] + old[i];
     }
-    if (!(total > 0.0) || !std::isfinite(total)) {
+    // a vanishing total (star formation entirely outside [0, age] to double precision)
+    // is degenerate: no weights
+    if (!(total > 1e-290) || !std::isfinite(total)) {
         std::fill(young, young + nage, 0.0);
         std::fill(old, old + nage, 0.0);
         return total;
@@ -500,7 +502,7 @@ void finish_model(const Grid& g, const Config& cfg, const double* p, double* spe
     const double age = sh.age;
     const double* shape = sh.shape;
     const double mtot = *wv.mtot;
-    const bool ok = mtot > 0.0 && std::isfinite(mtot);
+    const bool ok = mtot > 1e-290 && std::isfinite(mtot);
 
     std::size_t iz = 0;
     double fz = 0.0;
@@ -656,15 +658,15 @@ void finish_model(const Grid& g, const Config& cfg, const double* p, double* spe
         lbol += scale * l_lines_att;
     }
     if (derived) {
-        const double s = scale / mtot;  // converts unnormalised SFH masses to Msun
+        // unnormalised SFH quantities are divided by mtot before scaling (no overflow)
         der[D_MASS_SURVIVING] = scale * surv;
         der[D_MASS_LIVING] = scale * living;
         der[D_MASS_FORMED] = scale;
-        der[D_SFR] = s * sfh_rate(cfg.sfh_form, shape, age) / 1e9;
+        der[D_SFR] = scale * (sfh_rate(cfg.sfh_form, shape, age) / mtot) / 1e9;
         der[D_SFR_10MYR] =
-            s * sfh_mass_between(cfg.sfh_form, shape, age - 0.01, age) / 1e7;
+            scale * (sfh_mass_between(cfg.sfh_form, shape, age - 0.01, age) / mtot) / 1e7;
         der[D_SFR_100MYR] =
-            s * sfh_mass_between(cfg.sfh_form, shape, age - 0.1, age) / 1e8;
+            scale * (sfh_mass_between(cfg.sfh_form, shape, age - 0.1, age) / mtot) / 1e8;
         der[D_MW_AGE] = age - sfh_first_moment(cfg.sfh_form, shape, age) / mtot;
         der[D_DUST_MASS] = scale * dust_mass;
         der[D_LBOL] = lbol;
