@@ -442,6 +442,12 @@ class SEDModel:
             if unknown:
                 raise ValueError(f"params: unknown parameter name(s) {sorted(unknown)}; "
                                  f"known: {', '.join(PARAM_NAMES)}, z")
+            if all(np.ndim(v) == 0 for v in params.values()):  # one model: fast path
+                try:
+                    row = [float(params.get(n, DEFAULTS[n])) for n in PARAM_NAMES]
+                except (TypeError, ValueError) as exc:
+                    raise TypeError(f"params: values must be numbers ({exc})") from exc
+                return self._checked(np.array([row])), True
             cols = []
             for name in PARAM_NAMES:
                 v = np.asarray(params.get(name, DEFAULTS[name]), dtype=np.float64)
@@ -462,6 +468,10 @@ class SEDModel:
                                  f"with columns {PARAM_NAMES}, got {np.shape(params)}")
         if arr.shape[0] == 0:
             raise ValueError("params: no parameter vectors given")
+        return self._checked(np.ascontiguousarray(arr)), single
+
+    def _checked(self, arr: NDArray[np.float64]) -> NDArray[np.float64]:
+        """Validate a (n, N_PARAMS) parameter array; raise ValueError naming the problem."""
         bad = ~np.isfinite(arr)
         if bad.any():
             names = sorted({PARAM_NAMES[j] for j in np.nonzero(bad)[1]})
@@ -476,7 +486,7 @@ class SEDModel:
         for j in (7, 8):
             if np.any(arr[:, j] < 0):
                 raise ValueError(f"{PARAM_NAMES[j]} must be >= 0")
-        return np.ascontiguousarray(arr), single
+        return arr
 
     def _z_values(self, z, n: int, params) -> NDArray[np.float64]:
         if z is None:
