@@ -340,3 +340,27 @@ def test_random_models_are_finite(form):
     assert np.all(der["mw_age"][good] <= 10 ** arr[good, 2] * (1 + 1e-9))
     assert np.all(der["mw_age"][good] >= 0)
     assert np.all(der["living_mass"] <= der["stellar_mass"] * (1 + 1e-12))
+
+
+def test_nebular_attenuated_with_the_birth_cloud():
+    m = model(sfh_form=1, dust_law=0, add_neb_emission=True)
+    p = {"log_age": -1.0, "dust_index": -0.5}
+    free = m.rest_spectrum({**p, "dust1": 0.0, "dust2": 0.0}, components=True).components
+    dusty = m.rest_spectrum({**p, "dust1": 0.9, "dust2": 0.4}, components=True).components
+    x = m.wave / 5500.0
+    np.testing.assert_allclose(dusty["nebular"], free["nebular"] * np.exp(-0.9 / x
+                                                                          - 0.4 * x**-0.5),
+                               rtol=1e-10, atol=1e-300)
+
+
+def test_photometry_path_keeps_energy_balance():
+    """Derived quantities of the photometry path (coarse grid, lines off the grid) agree
+    with those of the full-resolution spectrum."""
+    m = model(sfh_form=1, dust_law=0, duste_switch=True, add_neb_emission=True)
+    arr = _random_params(30, 11)
+    _, d_phot = m.photometry(arr, 0.1, FILTERS12, return_derived=True)
+    d_full = m.properties(arr)
+    for key in ("stellar_mass", "formed_mass", "sfr_100myr", "mw_age"):
+        np.testing.assert_allclose(d_phot[key], d_full[key], rtol=1e-9)
+    for key in ("l_absorbed", "lbol", "dust_mass"):
+        np.testing.assert_allclose(d_phot[key], d_full[key], rtol=5e-3)
