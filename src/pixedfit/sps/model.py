@@ -299,6 +299,11 @@ class SEDModel:
         Resolving power λ/Δλ of the internal grid used for photometry.
     threads : int, optional
         OpenMP threads for the batched calls (None: all cores); results do not depend on it.
+    imf_type : int, optional
+        piXedfit/FSPS IMF code (0 Salpeter, 1 Chabrier, 2 Kroupa, 3 van Dokkum 2008,
+        4 Davé 2008). The IMF is fixed by the SSP grid; when given, it must match the grid's
+        (the default BC03 grid is Kroupa 2001: ``imf_type=2``). Other IMFs need a grid built
+        with :func:`pixedfit.sps.fsps_builder.build_fsps_grid`.
     """
 
     def __init__(
@@ -323,6 +328,7 @@ class SEDModel:
         line_sigma_kms: float = 50.0,
         photometry_resolution: float = 250.0,
         threads: int | None = None,
+        imf_type: int | None = None,
     ) -> None:
         if sfh_form not in (0, 1, 2, 3, 4):
             raise ValueError(f"sfh_form must be 0, 1, 2, 3 or 4, got {sfh_form!r}")
@@ -352,6 +358,21 @@ class SEDModel:
         elif not isinstance(grid, SSPGrid):
             grid = read_grid(grid)
         self.grid = grid
+        if imf_type is not None:
+            from .fsps_builder import _IMF_NAMES
+
+            wanted = _IMF_NAMES.get(int(imf_type))
+            if wanted is None:
+                raise ValueError(f"imf_type must be one of {sorted(_IMF_NAMES)}, got {imf_type}")
+            if wanted != grid.imf:
+                raise ValueError(
+                    f"imf_type={imf_type} ({wanted}) does not match the SSP grid's IMF "
+                    f"({grid.imf}); the IMF is fixed by the grid: use imf_type=None or the "
+                    f"grid's IMF, or build a grid with that IMF with "
+                    f"pixedfit.sps.fsps_builder.build_fsps_grid(imf_type={imf_type}) "
+                    f"(needs python-fsps and SPS_HOME)"
+                )
+        self.imf_type = imf_type
         if self.add_neb_emission and grid.nebular is None:
             raise ValueError("add_neb_emission: the SSP grid has no nebular grids")
         if self.duste_switch and grid.dust_emission is None:
