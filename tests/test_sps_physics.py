@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from _sps_shared import model
 from pixedfit.sps.agn import find_agn_templates, read_agn_templates
 from pixedfit.sps.bc03 import load_bc03
 from pixedfit.sps.igm import igm_transmission, inoue14_transmission, madau95_transmission
@@ -36,10 +37,8 @@ def test_igm_limits(z):
 
 
 def test_observed_spectrum_applies_igm():
-    g = load_bc03()
-    plain = SEDModel(sfh_form=1, add_neb_emission=False, grid=g)
-    igm = SEDModel(sfh_form=1, add_neb_emission=False, add_igm_absorption=True, igm_type=1,
-                   grid=g)
+    plain = model(sfh_form=1, add_neb_emission=False)
+    igm = model(sfh_form=1, add_neb_emission=False, add_igm_absorption=True, igm_type=1)
     w, f0 = plain.spectrum({"log_age": 0.0}, z=3.0)
     _, f1 = igm.spectrum({"log_age": 0.0}, z=3.0)
     np.testing.assert_allclose(f1, f0 * inoue14_transmission(w, 3.0), rtol=1e-12)
@@ -86,7 +85,7 @@ def test_agn_torus(agn_file, monkeypatch, tmp_path):
     ratio = np.interp(tmpl.wave[sel], m.wave, c["agn"]) / flam[sel]
     np.testing.assert_allclose(ratio / np.median(ratio), 1.0, rtol=2e-3)
     # without AGN the component is zero and fagn_bol = 0
-    m0 = SEDModel(sfh_form=1, add_neb_emission=False, grid=g)
+    m0 = model(sfh_form=1, add_neb_emission=False)
     r0 = m0.rest_spectrum(p, components=True)
     assert np.all(r0.components["agn"] == 0) and r0.derived["fagn_bol"] == 0
     np.testing.assert_allclose(r0.flux, c["stellar"], rtol=1e-12)
@@ -94,7 +93,7 @@ def test_agn_torus(agn_file, monkeypatch, tmp_path):
 
 def test_velocity_and_lsf_smoothing():
     g = load_bc03()
-    base = SEDModel(sfh_form=1, grid=g)
+    base = model(sfh_form=1)
     smooth = SEDModel(sfh_form=1, grid=g, sigma_smooth=200.0)
     p = {"log_age": -1.5, "dust2": 0.0}
     f0 = base.rest_spectrum(p).flux
@@ -119,7 +118,7 @@ def test_velocity_and_lsf_smoothing():
 
 
 def test_spectrum_batch_with_several_redshifts():
-    m = SEDModel(sfh_form=0, add_neb_emission=False, grid=load_bc03())
+    m = model(sfh_form=0, add_neb_emission=False)
     w, f = m.spectrum({"log_age": [0.0, 0.1, 0.2]}, z=[0.1, 0.2, 0.1])
     assert w.shape == f.shape == (3, m.wave.size)
     w1, f1 = m.spectrum({"log_age": 0.1}, z=0.2)

@@ -33,8 +33,8 @@ import textwrap
 import numpy as np
 import pytest
 
+from _sps_shared import model
 from pixedfit.filters import get_filter_curve
-from pixedfit.sps.bc03 import load_bc03
 from pixedfit.sps.model import SEDModel
 
 FILTERS = ["galex_fuv", "galex_nuv", "sdss_u", "sdss_g", "sdss_r", "sdss_i", "sdss_z",
@@ -109,10 +109,9 @@ def _our_params(model: SEDModel, case) -> dict:
 
 
 def _models():
-    g = load_bc03()
     kw = {"dust_law": 1, "duste_switch": True, "add_neb_emission": True,
-          "add_igm_absorption": True, "igm_type": 1, "grid": g}
-    return {"exponential": SEDModel(sfh_form=0, **kw), "delayed": SEDModel(sfh_form=1, **kw)}
+          "add_igm_absorption": True, "igm_type": 1}
+    return {"exponential": model(sfh_form=0, **kw), "delayed": model(sfh_form=1, **kw)}
 
 
 def _rebin(wave, flux, edges):

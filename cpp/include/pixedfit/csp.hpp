@@ -136,6 +136,14 @@ void compute_model(const Grid& grid, const Config& cfg, const double* params, do
                    double* components, double* derived, double* work,
                    double* lines = nullptr);
 
+// The second half of compute_model: everything after the stellar spectra, which the
+// batched entry points compute for blocks of models at once.
+// `scratch` (optional) replaces the scratch part of `work`; `stars` holds the young and
+// old stellar spectra (2 x nwave, single precision) (see csp.cpp).
+void finish_model(const Grid& grid, const Config& cfg, const double* params, double* spec,
+                  double* components, double* derived, double* work, double* lines,
+                  double* scratch, float* stars);
+
 // Batched spectra: params (n x N_PARAMS) -> spec (n x nwave), components
 // (n x N_COMPONENTS x nwave, optional), derived (n x N_DERIVED). OpenMP over models.
 void compute_spectra(const Grid& grid, const Config& cfg, const double* params, std::size_t n,

@@ -38,8 +38,14 @@ and the redshift ``z`` (default 0.001), given separately.
 Outputs: rest-frame spectra in L☉ Å⁻¹ on :attr:`SEDModel.wave`; observed spectra
 (λ(1+z), f_λ in erg s⁻¹ cm⁻² Å⁻¹ = L / (4π d_L² (1+z)) with L☉ = 3.826e33 erg s⁻¹, the unit
 of the BC03 grids); photometry as photon-weighted mean f_λ per filter. Photometry uses a
-coarser internal wavelength grid (flux-conserving averages, resolving power
-``photometry_resolution``) whose difference from the full grid is tested to stay ≤ 0.5 %.
+coarser internal wavelength grid (flux-conserving averages; resolving power
+``photometry_resolution`` (250) from 912 Å to 30 µm, doubled in the Lyman series
+912–1300 Å, at most 50 beyond 30 µm and 100 in the ionising UV; averaging windows never
+straddle the H/He ionisation edges) whose difference from the full grid is tested to stay
+≤ 0.5 % in every band whose rest-frame pivot lies redward of Lyα (lines are added exactly,
+as line fluxes times the filter response). Measured: ≤ 0.4 % for FUV…W2 at z = 0.05–2.5;
+0.5–0.6 % in bands reaching the ionising UV (FUV at z = 0.5) or the 6–8 µm PAH bands;
+several per cent in bands that see only rest-frame ionising light (FUV, NUV at z = 2.5).
 
 Derived quantities (``DERIVED_NAMES``): stellar (surviving) mass, living mass, formed mass,
 SFR now and averaged over 10 and 100 Myr [M☉/yr], mass-weighted age [Gyr, weighted by
@@ -57,7 +63,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from .. import _core
 from ..cosmology import CosmologyLike, luminosity_distance
-from ..filters import FilterWeights, filter_weights
+from ..filters import filter_weights
 from ..units import C_AA_PER_S, L_SUN_CGS, MPC_CM
 from .agn import find_agn_templates, read_agn_templates, resample_agn
 from .dust import calzetti_k
@@ -151,13 +157,19 @@ class _Averager:
     """
 
     def __init__(self, fine: NDArray, resolution: float, barriers: Sequence[float]) -> None:
-        step = np.log1p(1.0 / resolution)
+        # resolving power: `resolution` from the Lyman limit to 30 um; lower where the
+        # spectra are smooth or rarely observed (ionising UV, far IR)
+        res = np.full(fine.size, float(resolution))
+        res[(fine >= _LYMAN_LIMIT) & (fine < 1300.0)] = 2.0 * resolution  # Lyman series
+        res[fine < _LYMAN_LIMIT] = min(resolution, 100.0)
+        res[fine > 3.0e5] = min(resolution, 50.0)
+        steps = np.log1p(1.0 / res)
         nodes = [0]
         lf = np.log(fine)
         bars = sorted(b for b in barriers if fine[0] < b < fine[-1])
         for i in range(1, fine.size - 1):
             crosses = any(fine[nodes[-1]] < b <= fine[i] for b in bars)
-            if lf[i] - lf[nodes[-1]] >= step or crosses:
+            if lf[i] - lf[nodes[-1]] >= steps[i] or crosses:
                 nodes.append(i)
         nodes.append(fine.size - 1)
         # make sure a node sits on each side of every barrier
@@ -287,6 +299,11 @@ class SEDModel:
         Resolving power λ/Δλ of the internal grid used for photometry.
     threads : int, optional
         OpenMP threads for the batched calls (None: all cores); results do not depend on it.
+    imf_type : int, optional
+        piXedfit/FSPS IMF code (0 Salpeter, 1 Chabrier, 2 Kroupa, 3 van Dokkum 2008,
+        4 Davé 2008). The IMF is fixed by the SSP grid; when given, it must match the grid's
+        (the default BC03 grid is Kroupa 2001: ``imf_type=2``). Other IMFs need a grid built
+        with :func:`pixedfit.sps.fsps_builder.build_fsps_grid`.
     """
 
     def __init__(
@@ -309,8 +326,9 @@ class SEDModel:
         lsf_wave: ArrayLike | None = None,
         lsf_sigma: ArrayLike | None = None,
         line_sigma_kms: float = 50.0,
-        photometry_resolution: float = 200.0,
+        photometry_resolution: float = 250.0,
         threads: int | None = None,
+        imf_type: int | None = None,
     ) -> None:
         if sfh_form not in (0, 1, 2, 3, 4):
             raise ValueError(f"sfh_form must be 0, 1, 2, 3 or 4, got {sfh_form!r}")
@@ -340,6 +358,21 @@ class SEDModel:
         elif not isinstance(grid, SSPGrid):
             grid = read_grid(grid)
         self.grid = grid
+        if imf_type is not None:
+            from .fsps_builder import _IMF_NAMES
+
+            wanted = _IMF_NAMES.get(int(imf_type))
+            if wanted is None:
+                raise ValueError(f"imf_type must be one of {sorted(_IMF_NAMES)}, got {imf_type}")
+            if wanted != grid.imf:
+                raise ValueError(
+                    f"imf_type={imf_type} ({wanted}) does not match the SSP grid's IMF "
+                    f"({grid.imf}); the IMF is fixed by the grid: use imf_type=None or the "
+                    f"grid's IMF, or build a grid with that IMF with "
+                    f"pixedfit.sps.fsps_builder.build_fsps_grid(imf_type={imf_type}) "
+                    f"(needs python-fsps and SPS_HOME)"
+                )
+        self.imf_type = imf_type
         if self.add_neb_emission and grid.nebular is None:
             raise ValueError("add_neb_emission: the SSP grid has no nebular grids")
         if self.duste_switch and grid.dust_emission is None:
@@ -355,9 +388,18 @@ class SEDModel:
         fine = grid.wave
         same = self.wave.size == fine.size
 
+        on_fine = np.isin(self.wave, fine)
+        pos = np.searchsorted(fine, self.wave[on_fine])
+        extra = self.wave[~on_fine]
+
         def to_model(rows):
-            return np.asarray(rows, dtype=np.float64) if same else \
-                _loglog_resample(fine, rows, self.wave)
+            rows = np.asarray(rows)
+            if same:
+                return rows.astype(np.float64)
+            out = np.empty((*rows.shape[:-1], self.wave.size))
+            out[..., on_fine] = rows[..., pos]
+            out[..., ~on_fine] = _loglog_resample(fine, rows, extra)
+            return out
 
         agn_full = resample_agn(agn, self.wave) if agn is not None else None
         arrays = _build_arrays(grid, self.wave, agn_full, to_model, line_sigma_kms,
@@ -382,7 +424,8 @@ class SEDModel:
             arrays_c["dl_int_delta"] = arrays_c["dl_delta"].astype(np.float64) @ dw
             arrays_c["dl_int_plaw"] = arrays_c["dl_plaw"].astype(np.float64) @ dw
         self._grid_phot = _core.CSPGrid(arrays_c)
-        self._fw_cache: dict[tuple, tuple[FilterWeights, NDArray | None, float]] = {}
+        self._fw_cache: dict[tuple, tuple] = {}
+        self._obs_cache: dict[tuple, NDArray[np.float64]] = {}
         self._smoothing = self._smoothing_sigma(smooth_lsf, lsf_wave, lsf_sigma)
 
     # ------------------------------------------------------------------ parameters
@@ -420,6 +463,12 @@ class SEDModel:
             if unknown:
                 raise ValueError(f"params: unknown parameter name(s) {sorted(unknown)}; "
                                  f"known: {', '.join(PARAM_NAMES)}, z")
+            if all(np.ndim(v) == 0 for v in params.values()):  # one model: fast path
+                try:
+                    row = [float(params.get(n, DEFAULTS[n])) for n in PARAM_NAMES]
+                except (TypeError, ValueError) as exc:
+                    raise TypeError(f"params: values must be numbers ({exc})") from exc
+                return self._checked(np.array([row])), True
             cols = []
             for name in PARAM_NAMES:
                 v = np.asarray(params.get(name, DEFAULTS[name]), dtype=np.float64)
@@ -440,6 +489,10 @@ class SEDModel:
                                  f"with columns {PARAM_NAMES}, got {np.shape(params)}")
         if arr.shape[0] == 0:
             raise ValueError("params: no parameter vectors given")
+        return self._checked(np.ascontiguousarray(arr)), single
+
+    def _checked(self, arr: NDArray[np.float64]) -> NDArray[np.float64]:
+        """Validate a (n, N_PARAMS) parameter array; raise ValueError naming the problem."""
         bad = ~np.isfinite(arr)
         if bad.any():
             names = sorted({PARAM_NAMES[j] for j in np.nonzero(bad)[1]})
@@ -454,7 +507,7 @@ class SEDModel:
         for j in (7, 8):
             if np.any(arr[:, j] < 0):
                 raise ValueError(f"{PARAM_NAMES[j]} must be >= 0")
-        return np.ascontiguousarray(arr), single
+        return arr
 
     def _z_values(self, z, n: int, params) -> NDArray[np.float64]:
         if z is None:
@@ -521,6 +574,18 @@ class SEDModel:
         """Derived quantities only (see ``DERIVED_NAMES``)."""
         return self.rest_spectrum(params, threads=threads).derived
 
+    def _observed_factor(self, z: float) -> NDArray[np.float64]:
+        """Dimming times IGM transmission on the model grid for redshift z (cached)."""
+        key = ("obs", float(z))
+        if key not in self._obs_cache:
+            if len(self._obs_cache) > 64:
+                self._obs_cache.clear()
+            fac = np.full(self.wave.size, self._dimming(z))
+            if self.add_igm_absorption:
+                fac *= igm_transmission(self.wave * (1.0 + z), z, self.igm_type)
+            self._obs_cache[key] = fac
+        return self._obs_cache[key]
+
     def _dimming(self, z: float) -> float:
         dl = luminosity_distance(z, self.cosmo, self.H0, self.Om0) * MPC_CM
         return L_SUN_CGS / (4.0 * np.pi * dl * dl * (1.0 + z))
@@ -538,11 +603,7 @@ class SEDModel:
         out = np.empty_like(flux)
         for zu in np.unique(zz):
             sel = zz == zu
-            obs = self.wave * (1.0 + zu)
-            f = flux[sel] * self._dimming(float(zu))
-            if self.add_igm_absorption:
-                f *= igm_transmission(obs, float(zu), self.igm_type)
-            out[sel] = f
+            out[sel] = flux[sel] * self._observed_factor(float(zu))
         single = np.ndim(rest.flux) == 1
         if np.unique(zz).size == 1:
             wave = self.wave * (1.0 + zz[0])

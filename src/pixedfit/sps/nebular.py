@@ -65,6 +65,8 @@ def line_profiles(
         raise ValueError(f"sigma_kms must be finite and >= 0, got {sigma_kms}")
     if np.any(lines <= lam[0]) or np.any(lines >= lam[-1]):
         raise ValueError("line_wave: every line must lie inside the wavelength grid")
+    if lines.size == 0:
+        return np.zeros(0, np.int64), np.zeros(1, np.int64), np.zeros(0)
     dw = trapezoid_weights(lam)
     starts, chunks = [], []
     for l0 in lines:
