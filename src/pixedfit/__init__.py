@@ -26,9 +26,28 @@ _LAZY = {
     "FluxCube": "pixedfit.cube",
     "SpecPhotCube": "pixedfit.cube",
     "BinnedCube": "pixedfit.binned",
+    "SEDModel": "pixedfit.sps",
+    "ModelLibrary": "pixedfit.library",
+    "generate_library": "pixedfit.library",
+    "fit_sed": "pixedfit.fitting",
+    "fit_catalog": "pixedfit.fitting",
+    "fit_binmap": "pixedfit.fitting",
+    "FitResult": "pixedfit.fitting",
 }
 
-__all__ = ["BinnedCube", "FluxCube", "SpecPhotCube", "__version__"]
+__all__ = [
+    "BinnedCube",
+    "FitResult",
+    "FluxCube",
+    "ModelLibrary",
+    "SEDModel",
+    "SpecPhotCube",
+    "__version__",
+    "fit_binmap",
+    "fit_catalog",
+    "fit_sed",
+    "generate_library",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -13,6 +13,8 @@ A cosmology is given as
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from astropy import cosmology as _astropy_cosmology
 from astropy import units as u
@@ -39,6 +41,12 @@ COSMOLOGY_CODES = {
 _NAMED = ("WMAP5", "WMAP7", "WMAP9", "Planck13", "Planck15", "Planck18")
 
 CosmologyLike = str | int | _astropy_cosmology.Cosmology | None
+
+
+@functools.lru_cache(maxsize=64)
+def _flat_lcdm(H0: float, Om0: float) -> _astropy_cosmology.FlatLambdaCDM:
+    # astropy cosmologies are immutable and costly to build (~50 ms): build each once.
+    return _astropy_cosmology.FlatLambdaCDM(H0=H0, Om0=Om0)
 
 
 def get_cosmology(
@@ -76,7 +84,7 @@ def get_cosmology(
             raise ValueError(f"H0 must be finite and > 0 km/s/Mpc, got {H0}")
         if not (np.isfinite(Om0) and 0 <= Om0 <= 1):
             raise ValueError(f"Om0 must be within [0, 1], got {Om0}")
-        return _astropy_cosmology.FlatLambdaCDM(H0=H0, Om0=Om0)
+        return _flat_lcdm(float(H0), float(Om0))
     for name in _NAMED:
         if key.lower() == name.lower():
             return getattr(_astropy_cosmology, name)

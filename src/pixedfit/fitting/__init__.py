@@ -1,5 +1,6 @@
-"""SED fitting: priors, the RDSPS kernel wrapper (and, later, MCMC and drivers)."""
+"""SED fitting: priors, the RDSPS kernel, fit drivers and results."""
 
+from .drivers import fit_binmap, fit_catalog, fit_sed
 from .priors import (
     DEFAULT_RANGES,
     MASS_SCALED,
@@ -13,10 +14,12 @@ from .priors import (
     Uniform,
 )
 from .rdsps import ModelPhotometry, RdspsResult, rdsps
+from .results import FitResult, ResultStore
 
 __all__ = [
     "DEFAULT_RANGES",
     "MASS_SCALED",
+    "FitResult",
     "Gamma",
     "Gaussian",
     "JointWithMass",
@@ -24,8 +27,12 @@ __all__ = [
     "Prior",
     "PriorSet",
     "RdspsResult",
+    "ResultStore",
     "StudentT",
     "Tabulated",
     "Uniform",
+    "fit_binmap",
+    "fit_catalog",
+    "fit_sed",
     "rdsps",
 ]

@@ -273,6 +273,7 @@ def rdsps(
     error_floor: float = 0.0,
     mask_invalid: bool = False,
     area_kpc2: float | ArrayLike | None = None,
+    ln_prior_extra: ArrayLike | None = None,
     return_weights: bool = False,
     nhist: int = 4096,
     threads: int | None = None,
@@ -299,6 +300,9 @@ def rdsps(
         Drop bands with NaN flux or a non-finite / non-positive error instead of raising.
     area_kpc2 : float or array_like, optional
         Bin area(s) for surface-density joint priors (one, or one per SED).
+    ln_prior_extra : array_like, shape (nmod,), optional
+        An additional ln prior per model (``-inf`` excludes a model), e.g. ages older than
+        the universe.
     return_weights : bool
         Also return the normalised weight of every (SED, model) pair (memory nsed × pairs).
     nhist : int
@@ -385,6 +389,11 @@ def rdsps(
                 raise ValueError("area_kpc2 must be finite and > 0")
             mass_offset = -np.log10(area)
 
+    if ln_prior_extra is not None:
+        extra = np.asarray(ln_prior_extra, dtype=np.float64)
+        if extra.shape != (models.nmod,) or np.any(np.isnan(extra)) or np.any(extra == np.inf):
+            raise ValueError(f"ln_prior_extra must hold {models.nmod} values < +inf, no NaN")
+        ln_prior = ln_prior + extra
     keep = np.flatnonzero(np.isfinite(ln_prior))
     if keep.size == 0:
         raise ValueError("the priors exclude every model of the library")

@@ -1,0 +1,131 @@
+"""Fit drivers, results files and the crash-safe store, on a small real SPS library."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from astropy.io import fits
+
+import pixedfit
+from pixedfit.fitting import FitResult, ResultStore, fit_catalog, fit_sed
+from pixedfit.library import generate_library
+from pixedfit.parallel import SerialPool
+from pixedfit.sps import SEDModel
+
+FILTERS = ["galex_fuv", "galex_nuv", "sdss_u", "sdss_g", "sdss_r", "sdss_i", "sdss_z",
+           "2mass_j", "2mass_h", "2mass_k", "wise_w1", "wise_w2"]
+
+
+@pytest.fixture(scope="module")
+def model():
+    return SEDModel(sfh_form=1, dust_law=1, add_neb_emission=False)
+
+
+@pytest.fixture(scope="module")
+def library(model):
+    return generate_library(model, 4000, seed=11,
+                            ranges={"log_age": (-1.0, 1.1), "logzsol": (-1.0, 0.2)})
+
+
+def _mock(model, library, index, z, log_mass=10.0, snr=20.0, seed=0):
+    p = {k: v[index] for k, v in library.params.items()}
+    p["log_mass"] = log_mass
+    flux = model.photometry(p, z, FILTERS)
+    err = flux / snr
+    return flux + np.random.default_rng(seed).normal(0, err), err
+
+
+def test_fit_sed_recovers_a_library_model(model, library):
+    obs, err = _mock(model, library, 123, 0.05)
+    res = pixedfit.fit_sed(obs, err, FILTERS, z=0.05, library=library, model=model)
+    assert res.ok and res.z == 0.05 and res.names[: len(library.params)] == tuple(library.params)
+    s = res.summary
+    assert abs(s["log_mass"]["mean"] - 10.0) < 3 * s["log_mass"]["std"] + 0.05
+    assert s["log_mass"]["p16"] <= s["log_mass"]["p50"] <= s["log_mass"]["p84"]
+    assert res.chi2_min < 40
+    np.testing.assert_allclose(res.bfit_photo, obs, rtol=0.3)
+    best = res.bestfit_params()
+    assert best["log_mass"] == pytest.approx(10.0, abs=0.3)
+
+
+def test_age_of_universe_prior(model, library):
+    obs, err = _mock(model, library, 7, 3.0)
+    res = fit_sed(obs, err, FILTERS, z=3.0, library=library, model=model)
+    limit = np.log10(pixedfit.cosmology.age_of_universe(3.0))
+    k = res.names.index("log_age")
+    assert res.p84[k] <= limit + 1e-9 and res.best[k] <= limit + 1e-9
+
+
+def test_free_redshift(model, library):
+    obs, err = _mock(model, library, 42, 0.3, snr=30)
+    res = fit_sed(obs, err, FILTERS, z=None, library=library, model=model, dz=0.02,
+                  priors={"z": (0.02, 0.6)})
+    assert res.z is None and res.names[-1] == "z"
+    assert res.z_posterior.sum() == pytest.approx(1.0)
+    assert abs(res.summary["z"]["mean"] - 0.3) < 0.1
+
+
+def test_results_round_trip_both_layouts(model, library, tmp_path):
+    obs, err = _mock(model, library, 5, 0.1)
+    res = fit_sed(obs, err, FILTERS, z=0.1, library=library, model=model)
+    res.write(tmp_path / "r.h5")
+    back = FitResult.read_any(tmp_path / "r.h5")
+    for name in ("mean", "std", "p16", "p50", "p84", "best", "obs_flux", "bfit_photo"):
+        np.testing.assert_array_equal(getattr(back, name), getattr(res, name))
+    assert back.names == res.names and back.filters == res.filters and back.z == 0.1
+    assert back.config["likelihood"] == "gauss"
+    res.write_pixedfit(tmp_path / "r.fits")
+    with fits.open(tmp_path / "r.fits") as hdul:
+        assert [h.name for h in hdul][:5] == ["PRIMARY", "FIT_PARAMS", "MINCHI2_PARAMS",
+                                              "OBS_PHOTO", "BFIT_PHOTO"]
+        assert hdul[0].header["fitmethod"] == "rdsps" and hdul[0].header["GAL_Z"] == 0.1
+        assert list(hdul["FIT_PARAMS"].data["rows"]) == ["mean", "std"]
+    orig = FitResult.read_any(tmp_path / "r.fits")
+    np.testing.assert_allclose(orig.mean, res.mean)
+    np.testing.assert_allclose(orig.std, res.std)
+    np.testing.assert_allclose(orig.best, res.best)
+    assert orig.filters == res.filters and orig.names == res.names
+    with pytest.raises(ValueError, match="not a readable HDF5"):
+        FitResult.read(tmp_path / "r.fits")
+
+
+def test_catalog_store_resume_and_interpolation(model, library, tmp_path):
+    zs = np.array([0.03, 0.117, 0.25, 0.41])
+    data = [_mock(model, library, 100 + i, z, seed=i) for i, z in enumerate(zs)]
+    obs = np.array([d[0] for d in data])
+    err = np.array([d[1] for d in data])
+    store = ResultStore(tmp_path / "store")
+    first = fit_catalog(obs[:2], err[:2], FILTERS, zs[:2], library=library, model=model,
+                        store=store, ids=["a", "b"])
+    assert store.keys() == ["a", "b"]
+    mtime = store.path("a").stat().st_mtime_ns
+    full = fit_catalog(obs, err, FILTERS, zs, library=library, model=model, store=store,
+                       ids=["a", "b", "c", "d"], pool=SerialPool())
+    assert store.path("a").stat().st_mtime_ns == mtime  # skipped, not refitted
+    np.testing.assert_array_equal(full[0].mean, first[0].mean)
+    # interpolated model photometry in z vs an exact fit at that z
+    exact = fit_sed(obs[1], err[1], FILTERS, z=zs[1], library=library, model=model)
+    k = exact.names.index("log_mass")
+    assert abs(full[1].mean[k] - exact.mean[k]) < 0.02
+    table = store.summary_table()
+    assert len(table) == 4 and "log_mass_mean" in table.colnames
+
+
+def test_bad_input(model, library, tmp_path):
+    obs, err = _mock(model, library, 1, 0.1)
+    with pytest.raises(ValueError, match="library"):
+        fit_sed(obs, err, FILTERS, z=0.1)
+    with pytest.raises(ValueError, match="one value per filter"):
+        fit_sed(obs[:3], err[:3], FILTERS, z=0.1, library=library, model=model)
+    with pytest.raises(ValueError, match="method"):
+        fit_sed(obs, err, FILTERS, z=0.1, library=library, model=model, method="nested")
+    with pytest.raises(ValueError, match="z must be > 0"):
+        fit_sed(obs, err, FILTERS, z=-1.0, library=library, model=model)
+    with pytest.raises(ValueError, match="does not overlap"):
+        fit_sed(obs, err, FILTERS, z=0.1, library=library, model=model,
+                priors={"log_age": (1.2, 1.3)})
+    with pytest.raises(ValueError, match="same galaxies"):
+        fit_catalog(np.vstack([obs, obs]), np.vstack([err, err]), FILTERS, [0.1],
+                    library=library, model=model)
+    with pytest.raises(ValueError, match="keys"):
+        ResultStore(tmp_path / "s").path("../evil")
