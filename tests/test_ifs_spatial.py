@@ -313,6 +313,19 @@ def test_smoothing_option_and_no_psf_match() -> None:
         b.spec_flux[:, b.spec_region], axis=0).mean()
 
 
+def test_extinction_from_photometry_when_cube_has_none() -> None:
+    cube, phot = _small_cube()
+    reddened = FluxCube(phot.flux, phot.flux_err, phot.filters, wcs=phot.wcs, gal_ebv=0.1)
+    a = match_imgifs_spatial(reddened, cube, psf_fwhm_target=2.0)
+    b = match_imgifs_spatial(phot, cube, psf_fwhm_target=2.0)
+    expect = 10 ** (0.4 * f99_extinction(cube.wave, 0.1))
+    ratio = np.nanmedian((a.spec_flux / b.spec_flux).reshape(cube.wave.size, -1), axis=1)
+    np.testing.assert_allclose(ratio, expect, rtol=1e-6)
+    assert a.photometry.header["IFSEBV"] == pytest.approx(0.1)
+    c = match_imgifs_spatial(reddened, cube, psf_fwhm_target=2.0, correct_extinction=False)
+    np.testing.assert_allclose(c.spec_flux, b.spec_flux, equal_nan=True)
+
+
 # ----------------------------------------------------------------- bad input
 
 

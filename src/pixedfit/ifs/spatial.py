@@ -4,9 +4,11 @@ The IFS cube is brought to the PSF and pixel grid of the imaging data, channel b
 
 1. **Region** — spaxels with valid data in more than ``min_good_fraction`` of the channels
    form the native IFS region; outside it the cube is treated as missing.
-2. **Galactic extinction** — spectra not yet corrected (MaNGA) are multiplied by
-   10^(0.4 A(λ)) with the Fitzpatrick (1999) law and the file's E(B−V)
-   (:func:`pixedfit.images.extinction.f99_extinction`), like the photometry.
+2. **Galactic extinction** — spectra not yet corrected (MaNGA, MUSE) are multiplied by
+   10^(0.4 A(λ)) with the Fitzpatrick (1999) law
+   (:func:`pixedfit.images.extinction.f99_extinction`) and the file's E(B−V), or, when the
+   file has none, the photometry's ``gal_ebv`` (the value its fluxes were corrected with).
+   CALIFA DR3 spectra are already corrected and left alone.
 3. **Spectral smoothing** (optional) — a Gaussian of σ = ``kernel_sigma`` Å along wavelength
    (exact weights on the actual, possibly log-spaced, grid; variances with the squared
    weights; masked channels excluded and left masked).
@@ -399,8 +401,8 @@ def match_imgifs_spatial(
     min_good_fraction : float
         A spaxel belongs to the IFS region when valid in more than this fraction of channels.
     correct_extinction : bool
-        Correct spectra for Galactic extinction when the cube has E(B−V) and is not yet
-        corrected.
+        Correct spectra not yet corrected for Galactic extinction, with the cube's E(B−V)
+        or else the photometry's ``gal_ebv``.
     wave_medium : {"vacuum", "air"}
         Medium of the output wavelengths.
     fwhm_tolerance : float
@@ -474,11 +476,12 @@ def match_imgifs_spatial(
     flux = np.where(region_in[None], cube.flux, np.nan).reshape(nw, -1)
     var = np.where(region_in[None], cube.err**2, np.nan).reshape(nw, -1)
     ebv_used = 0.0
-    if correct_extinction and cube.gal_ebv and not cube.extinction_corrected:
-        corr = 10.0 ** (0.4 * f99_extinction(wave_vac, cube.gal_ebv))
+    ebv = cube.gal_ebv if cube.gal_ebv is not None else phot.gal_ebv
+    if correct_extinction and ebv and not cube.extinction_corrected:
+        corr = 10.0 ** (0.4 * f99_extinction(wave_vac, ebv))
         flux = flux * corr[:, None]
         var = var * (corr**2)[:, None]
-        ebv_used = cube.gal_ebv
+        ebv_used = float(ebv)
     if spec_smoothing:
         cols = np.nonzero(region_in.ravel())[0]
         fs, vs = smooth_spectra(wave, flux[:, cols], var[:, cols], kernel_sigma)
