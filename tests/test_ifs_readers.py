@@ -112,6 +112,8 @@ def test_califa_round_trip(tmp_path: Path, setup: str) -> None:
     np.testing.assert_allclose(cube.err[~bad], 2e-18, rtol=1e-6)
     assert cube.resolution == pytest.approx(wave / 6.0)
     assert cube.psf_fwhm == 2.5 and cube.pixel_scale == pytest.approx(1.0)
+    raw = read_califa(path, extinction_corrected=False, gal_ebv=0.02, psf_fwhm=2.7)
+    assert not raw.extinction_corrected and raw.gal_ebv == 0.02 and raw.psf_fwhm == 2.7
     sky = wcs.pixel_to_world_values(3.0, 4.0)
     np.testing.assert_allclose(cube.wcs.pixel_to_world_values(3.0, 4.0), sky, atol=1e-10)
 

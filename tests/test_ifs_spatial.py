@@ -194,8 +194,9 @@ def manga(tmp_path_factory: pytest.TempPathFactory) -> dict:
     phot = imaging(gal, BANDS, wo, (26, 26), 3.0)
     sp = match_imgifs_spatial(phot, d / "clean.fits", ifs_survey="manga",
                               name_out_fits=d / "specphoto.fits")
-    spn = match_imgifs_spatial(phot, read_manga(d / "noisy.fits"))
+    spn, noise = match_imgifs_spatial(phot, read_manga(d / "noisy.fits"), return_noise=True)
     return {"clean": clean, "wave": wave, "phot": phot, "sp": sp, "spn": spn, "dir": d,
+            "noise": noise,
             "ifs": read_manga(d / "clean.fits")}
 
 
@@ -229,6 +230,28 @@ def test_manga_pulls(manga: dict) -> None:
     assert pull.size > 100000
     assert np.std(pull) == pytest.approx(1.0, abs=0.02)
     assert abs(np.mean(pull)) < 0.02
+
+
+def test_manga_binned_errors_with_correlation(manga: dict) -> None:
+    """Errors of spectra summed over 3x3 bins: ρ gives pulls ~1, quadrature sums do not."""
+    sp, spn, noise = manga["sp"], manga["spn"], manga["noise"]
+    assert noise.rho.shape[0] == noise.group.max() + 1
+    z_rho, z_quad = [], []
+    for y0 in range(6, 18, 3):
+        for x0 in range(6, 18, 3):
+            box = np.zeros(sp.spec_region.shape, dtype=bool)
+            box[y0:y0 + 3, x0:x0 + 3] = True
+            if not sp.spec_region[box].all():
+                continue
+            diff = np.sum((spn.spec_flux - sp.spec_flux)[:, box], axis=1)
+            var = noise.binned_variance(spn.spec_err, box)
+            z_rho.append(diff / np.sqrt(var))
+            z_quad.append(diff / np.sqrt(np.sum(spn.spec_err[:, box] ** 2, axis=1)))
+    assert len(z_rho) >= 9
+    assert np.std(np.concatenate(z_rho)) == pytest.approx(1.0, abs=0.05)
+    assert np.std(np.concatenate(z_quad)) > 1.5
+    back = type(noise).read(manga["dir"] / "specphoto_specnoise.fits")
+    assert back.rho.shape[1:] == noise.rho.shape[1:]
 
 
 def test_manga_output_file(manga: dict) -> None:

@@ -26,7 +26,8 @@ layouts below are those documented by the surveys and written by
   ``CRVAL3``/``CDELT3``/``CRPIX3`` (air); spatial WCS from ``CRPIX``/``CDELT``/``CRVAL``/
   ``CTYPE`` 1–2 (1″ spaxels). Resolution FWHM 6.0 Å (V500 and COMB) or 2.3 Å (V1200).
   DR3 spectra are already corrected for Galactic extinction (as the original piXedfit
-  assumed). The PSF FWHM (≈ 2.5″ in DR3) is not in the header: pass it (default 2.5″).
+  assumed; ``extinction_corrected=False`` overrides). The PSF FWHM (≈ 2.5″ in DR3) is
+  not in the header: pass it (default 2.5″).
 * **MUSE** (ESO pipeline / MPDAF cubes): ``DATA`` (BUNIT e.g.
   ``10**(-20)*erg/s/cm**2/Angstrom``), ``STAT`` (variance, BUNIT squared), optional ``DQ``
   (non-zero = bad, Euro3D convention); wavelength from the 3-D WCS (``CTYPE3 = AWAV``: air).
@@ -374,7 +375,8 @@ def _califa_setup(header: fits.Header, n: int, wave0: float, path: PathLike) -> 
 
 
 def read_califa(path: PathLike, setup: str | None = None, psf_fwhm: float = 2.5,
-                unit: float = 1e-16) -> IFSCube:
+                unit: float = 1e-16, extinction_corrected: bool = True,
+                gal_ebv: float | None = None) -> IFSCube:
     """Read a CALIFA DR3 cube (V500, V1200 or COMB).
 
     Parameters
@@ -389,6 +391,11 @@ def read_califa(path: PathLike, setup: str | None = None, psf_fwhm: float = 2.5,
     unit : float
         Scale of the stored values (1e-16 erg s⁻¹ cm⁻² Å⁻¹ in DR3), used when the primary
         header has no parsable BUNIT.
+    extinction_corrected : bool
+        Whether the spectra are already corrected for Galactic extinction (DR3 cubes are;
+        pass False, with ``gal_ebv``, for cubes that are not).
+    gal_ebv : float, optional
+        Galactic E(B−V) (mag) to keep with the cube.
     """
     with _open_fits(path) as hdul:
         prim = hdul[0]
@@ -414,7 +421,8 @@ def read_califa(path: PathLike, setup: str | None = None, psf_fwhm: float = 2.5,
     mask = bad | ~np.isfinite(flux) | ~(err > 0)
     return IFSCube(flux * scale, err * scale, wave, mask, wcs, wave_medium="air",
                    psf_fwhm=psf_fwhm, resolution=wave / CALIFA_FWHM[s],
-                   survey="califa", gal_ebv=None, extinction_corrected=True, header=header)
+                   survey="califa", gal_ebv=gal_ebv,
+                   extinction_corrected=bool(extinction_corrected), header=header)
 
 
 # --------------------------------------------------------------------------- MUSE

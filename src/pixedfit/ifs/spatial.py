@@ -49,6 +49,8 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -59,15 +61,18 @@ from reproject import reproject_exact
 from scipy import sparse
 from scipy.signal import fftconvolve
 
+from .._paths import atomic_path
 from ..cube import FluxCube, SpecPhotCube
 from ..filters import get_filter_curve
 from ..images._checks import pixel_scale_arcsec, require_celestial_wcs
+from ..images.align import binned_variance
 from ..images.extinction import f99_extinction
 from ..images.psf import gaussian_psf, normalize_psf
 from .lines import air_to_vacuum, vacuum_to_air
 from .readers import IFSCube, read_ifs
 
 __all__ = [
+    "SpectralNoise",
     "convolution_matrix",
     "discrete_gaussian_kernel",
     "match_imgifs_spatial",
@@ -301,6 +306,104 @@ def smooth_spectra(
     return fo, vo
 
 
+# --------------------------------------------------------------------------- noise
+
+
+@dataclass(frozen=True)
+class SpectralNoise:
+    """Noise correlation between the pixels of a matched cube.
+
+    PSF matching and reprojection make neighbouring output pixels correlated, so the
+    variance of a spectrum summed over a bin is not the sum of the pixel variances (for
+    3×3 bins of a MaNGA cube matched to a rotated 1″ grid it is ≈ 3.9 times that sum).
+
+    Attributes
+    ----------
+    group : ndarray of int, shape (nwave,)
+        Kernel group of every channel.
+    rho : ndarray, shape (ngroups, 2h + 1, 2h + 1)
+        Correlation coefficient ρ(Δy, Δx) between output pixels per group, averaged over
+        the IFS region (exact for uniform input noise; ρ(0, 0) = 1).
+    """
+
+    group: NDArray[np.int64]
+    rho: NDArray[np.float64]
+
+    def binned_variance(self, spec_err: ArrayLike, mask: ArrayLike) -> NDArray[np.float64]:
+        """Variance (nwave,) of the spectrum summed over the pixels of ``mask`` (y, x),
+        from the pixel errors ``spec_err`` (nwave, y, x) and ρ
+        (:func:`pixedfit.images.align.binned_variance` per channel); NaN for channels
+        with a masked pixel in the bin."""
+        err = np.asarray(spec_err, dtype=np.float64)
+        m = np.asarray(mask, dtype=bool)
+        if err.ndim != 3 or err.shape[0] != self.group.size or err.shape[1:] != m.shape:
+            raise ValueError("spec_err, mask: expected (nwave, y, x) and (y, x) shapes "
+                             f"matching {self.group.size} channels")
+        out = np.full(err.shape[0], np.nan)
+        for ch in range(err.shape[0]):
+            e = err[ch]
+            if np.all(np.isfinite(e[m])):
+                out[ch] = binned_variance(np.where(m, e, 0.0) ** 2, m, self.rho[self.group[ch]])
+        return out
+
+    def write(self, path: PathLike, overwrite: bool = False) -> None:
+        """Write ``GROUP`` and ``RHO`` extensions (atomically)."""
+        if os.path.exists(path) and not overwrite:
+            raise FileExistsError(f"{path} exists (use overwrite=True)")
+        with atomic_path(path) as tmp:
+            fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(self.group, name="GROUP"),
+                          fits.ImageHDU(self.rho, name="RHO")]).writeto(tmp, overwrite=True)
+
+    @classmethod
+    def read(cls, path: PathLike) -> SpectralNoise:
+        """Read a file written by :meth:`write`."""
+        with fits.open(path, memmap=False) as hdul:
+            try:
+                group = np.array(hdul["GROUP"].data, dtype=np.int64)
+                rho = np.array(hdul["RHO"].data, dtype=np.float64)
+            except KeyError as exc:
+                raise ValueError(f"{path}: not a spectral-noise file ({exc})") from None
+        if rho.ndim != 3 or group.max() >= rho.shape[0]:
+            raise ValueError(f"{path}: inconsistent GROUP and RHO extensions")
+        return cls(group, rho)
+
+
+def _lag_correlation(m_mat: sparse.csr_matrix, shape_out: tuple[int, int],
+                     sel: NDArray[np.bool_], half: int) -> NDArray[np.float64]:
+    """Mean correlation ρ(Δy, Δx) of M·noise over pixel pairs inside ``sel``."""
+    cov = (m_mat @ m_mat.T).tocoo()
+    d = np.asarray(cov.diagonal())
+    nxo = shape_out[1]
+    r, c, v = cov.row, cov.col, cov.data
+    flat = sel.ravel()
+    keep = flat[r] & flat[c] & (d[r] > 0) & (d[c] > 0)
+    r, c, v = r[keep], c[keep], v[keep]
+    dy, dx = r // nxo - c // nxo, r % nxo - c % nxo
+    near = (np.abs(dy) <= half) & (np.abs(dx) <= half)
+    n = 2 * half + 1
+    sums = np.zeros((n, n))
+    np.add.at(sums, (dy[near] + half, dx[near] + half),
+              v[near] / np.sqrt(d[r[near]] * d[c[near]]))
+    s = sel.astype(float)
+    pairs = fftconvolve(s, s[::-1, ::-1], mode="full")
+    pairs = _lag_window(pairs, sel.shape[0] - 1, sel.shape[1] - 1, half)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rho = np.where(pairs > 0, sums / pairs, 0.0)
+    rho[half, half] = 1.0
+    return 0.5 * (rho + rho[::-1, ::-1])
+
+
+def _lag_window(pairs: NDArray[np.float64], cy: int, cx: int, half: int) -> NDArray:
+    """Lags −half..half around (cy, cx) of a full autocorrelation (0 beyond its edge)."""
+    out = np.zeros((2 * half + 1, 2 * half + 1))
+    for a in range(-half, half + 1):
+        for b in range(-half, half + 1):
+            y, x = cy + a, cx + b
+            if 0 <= y < pairs.shape[0] and 0 <= x < pairs.shape[1]:
+                out[a + half, b + half] = round(pairs[y, x])
+    return out
+
+
 # --------------------------------------------------------------------------- checks
 
 
@@ -376,7 +479,8 @@ def match_imgifs_spatial(
     name_out_fits: PathLike | None = None,
     overwrite: bool = False,
     reader_kwargs: dict[str, Any] | None = None,
-) -> SpecPhotCube:
+    return_noise: bool = False,
+) -> SpecPhotCube | tuple[SpecPhotCube, SpectralNoise]:
     """PSF-match and reproject an IFS cube onto a photometric cube's grid.
 
     Parameters
@@ -411,13 +515,19 @@ def match_imgifs_spatial(
         Narrow the Gaussian kernels by the mean blur of the reprojection
         (:func:`resampling_variance`), so that the matched cube reaches the imaging PSF.
     name_out_fits : path-like, optional
-        Write the result there (atomically).
+        Write the result there (atomically), and the noise correlation next to it as
+        ``<stem>_specnoise.fits`` (:class:`SpectralNoise`).
     overwrite : bool
         Replace an existing output file.
+    reader_kwargs : dict, optional
+        Keyword arguments of the survey reader (file input).
+    return_noise : bool
+        Also return the :class:`SpectralNoise` (pixel-to-pixel correlation per kernel
+        group) for honest errors of binned spectra.
 
     Returns
     -------
-    SpecPhotCube
+    SpecPhotCube, or (SpecPhotCube, SpectralNoise) with ``return_noise``
 
     Raises
     ------
@@ -500,6 +610,9 @@ def match_imgifs_spatial(
                                            fwhm_tolerance, extra_variance=extra)
 
     n_out = shape_out[0] * shape_out[1]
+    half = max(1, min(15, math.ceil(
+        (max(k.shape[0] for k in kern) / 2 + 1) * scale / pixel_scale_arcsec(phot.wcs)) + 1))
+    rho = np.zeros((len(kern), 2 * half + 1, 2 * half + 1))
     out_f = np.full((nw, n_out), np.nan)
     out_v = np.full((nw, n_out), np.nan)
     sel_out = spec_region.ravel()
@@ -513,6 +626,7 @@ def match_imgifs_spatial(
             inv_d = np.where(d0 > 1e-6, 1.0 / d0, 0.0) * g0
         m_mat = (w_mat @ sparse.diags(inv_d) @ c_mat @ sparse.diags(g0)).tocsr()
         m2 = m_mat.multiply(m_mat).tocsr()
+        rho[gi] = _lag_correlation(m_mat, shape_out, spec_region, half)
         for start in range(0, chans.size, 256):
             ch = chans[start:start + 256]
             f = flux[ch].reshape(ch.size, ny, nx)
@@ -554,9 +668,12 @@ def match_imgifs_spatial(
                         gal_ebv=phot.gal_ebv, header=_as_header(hdr), stamp=phot.stamp)
     result = SpecPhotCube(new_phot, wave, spec, err, spec_region=spec_region,
                           ifs_survey=survey)
+    noise = SpectralNoise(group.astype(np.int64), rho)
     if name_out_fits is not None:
         result.write(name_out_fits, overwrite=overwrite)
-    return result
+        out = Path(name_out_fits)
+        noise.write(out.with_name(out.stem + "_specnoise.fits"), overwrite=True)
+    return (result, noise) if return_noise else result
 
 
 def _as_header(hdr: fits.Header) -> fits.Header:
