@@ -1,0 +1,37 @@
+"""Integral-field spectroscopy: cube readers, spatial and spectral matching to imaging.
+
+Modules (each with one job):
+
+* :mod:`~pixedfit.ifs.readers` — MaNGA, CALIFA, MUSE and generic cubes → :class:`IFSCube`
+  (f_λ in erg s⁻¹ cm⁻² Å⁻¹, (wavelength, y, x), masks, WCS, PSF, resolution)
+* :mod:`~pixedfit.ifs.spatial` — :func:`match_imgifs_spatial`: PSF matching and
+  flux-conserving reprojection onto the imaging grid → :class:`pixedfit.cube.SpecPhotCube`
+* :mod:`~pixedfit.ifs.spectral` — the multiplicative Legendre correction of spectra to
+  model spectra fitted to the photometry
+* :mod:`~pixedfit.ifs.lines` — emission-line table, air/vacuum conversion
+* :mod:`~pixedfit.ifs.generators` — synthetic galaxies and MaNGA/CALIFA files
+"""
+
+from __future__ import annotations
+
+from .lines import EMISSION_LINES, air_to_vacuum, emission_line_mask, vacuum_to_air
+from .readers import IFSCube, read_califa, read_generic, read_ifs, read_manga, read_muse
+from .spatial import match_imgifs_spatial
+from .spectral import SpectralCorrection, apply_legendre_correction, correct_specphot_cube
+
+__all__ = [
+    "EMISSION_LINES",
+    "IFSCube",
+    "SpectralCorrection",
+    "air_to_vacuum",
+    "apply_legendre_correction",
+    "correct_specphot_cube",
+    "emission_line_mask",
+    "match_imgifs_spatial",
+    "read_califa",
+    "read_generic",
+    "read_ifs",
+    "read_manga",
+    "read_muse",
+    "vacuum_to_air",
+]

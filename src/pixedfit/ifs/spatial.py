@@ -1,0 +1,683 @@
+"""Spatial matching of an IFS cube to a photometric cube: :func:`match_imgifs_spatial`.
+
+The IFS cube is brought to the PSF and pixel grid of the imaging data, channel by channel:
+
+1. **Region** — spaxels with valid data in more than ``min_good_fraction`` of the channels
+   form the native IFS region; outside it the cube is treated as missing.
+2. **Galactic extinction** — spectra not yet corrected (MaNGA, MUSE) are multiplied by
+   10^(0.4 A(λ)) with the Fitzpatrick (1999) law
+   (:func:`pixedfit.images.extinction.f99_extinction`) and the file's E(B−V), or, when the
+   file has none, the photometry's ``gal_ebv`` (the value its fluxes were corrected with).
+   CALIFA DR3 spectra are already corrected and left alone.
+3. **Spectral smoothing** (optional) — a Gaussian of σ = ``kernel_sigma`` Å along wavelength
+   (exact weights on the actual, possibly log-spaced, grid; variances with the squared
+   weights; masked channels excluded and left masked).
+4. **PSF matching** — per channel, a Gaussian kernel of FWHM ``sqrt(FWHM_img² −
+   FWHM_ifs(λ)²)`` (channels whose kernels differ by less than ``fwhm_tolerance`` share
+   one) or the kernels supplied. The Gaussian kernels are built for *discrete* convolution
+   of pixelated data (:func:`discrete_gaussian_kernel`: second moment σ², not σ² + 1/12 px²
+   as a pixel-integrated Gaussian would give) and narrowed by the mean blur that the
+   reprojection adds (:func:`resampling_variance`: second moment of the overlap weights
+   beyond what the change of pixel size implies; 0 for aligned grids with an integer
+   pixel ratio, 0.17 px² for a rotated 2× coarser grid). Without this the matched cube is
+   measurably broader than the images (−2.6 % at the peak of a compact galaxy). Flux is
+   convolved as in :func:`pixedfit.images.psf.convolve_image` (normalised convolution:
+   masked spaxels are excluded and stay masked).
+5. **Reprojection** — onto the imaging grid with exact spherical-polygon overlaps
+   (``reproject_exact``), flux-conserving: the fraction of every IFS spaxel falling in every
+   image pixel is computed once as a sparse matrix W (impulse images on a lattice whose
+   spacing keeps their footprints apart) and applied to all channels. An image pixel is
+   kept only when the region covers ≥ 99.9 % of it and no masked spaxel overlaps it (the
+   rule of :func:`pixedfit.images.align.reproject_image`).
+6. **Errors** — the variance of every output value is propagated exactly for independent
+   input spaxels: with M = W · diag(1/D) · C · diag(g) (C the convolution, g the region,
+   D = C g the normalisation), ``var_out = (M ∘ M) var_in``. (The original convolved the
+   variance with K and reprojected it like a flux, which is neither.) Channels with extra
+   masked spaxels inside the region use the region's normalisation in this formula (their
+   flux uses the exact one). Neighbouring output pixels are correlated; the correlation is
+   not stored.
+
+The result is a :class:`pixedfit.cube.SpecPhotCube` in the photometry's flux unit, with the
+IFS region on the imaging grid (``spec_region`` = covered pixels of the photometric region),
+the wavelengths converted to the requested medium (vacuum by default) and header keys
+``IFSSURVE``, ``SPECMED`` (medium), ``IFSPSF`` (median native IFS PSF FWHM, arcsec),
+``IFSPIX`` (IFS spaxel, arcsec), ``SPECSIG`` (smoothing σ, Å; 0 = none), ``IFSEBV``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from astropy.io import fits
+from astropy.wcs import WCS
+from numpy.typing import ArrayLike, NDArray
+from reproject import reproject_exact
+from scipy import sparse
+from scipy.signal import fftconvolve
+
+from .._paths import atomic_path
+from ..cube import FluxCube, SpecPhotCube
+from ..filters import get_filter_curve
+from ..images._checks import pixel_scale_arcsec, require_celestial_wcs
+from ..images.align import binned_variance
+from ..images.extinction import f99_extinction
+from ..images.psf import gaussian_psf, normalize_psf
+from .lines import air_to_vacuum, vacuum_to_air
+from .readers import IFSCube, read_ifs
+
+__all__ = [
+    "SpectralNoise",
+    "convolution_matrix",
+    "discrete_gaussian_kernel",
+    "match_imgifs_spatial",
+    "psf_matching_kernels",
+    "reprojection_matrix",
+    "resampling_variance",
+    "smooth_spectra",
+]
+
+PathLike = str | os.PathLike[str]
+_COVER = 0.999
+
+
+# --------------------------------------------------------------------------- operators
+
+
+def reprojection_matrix(
+    wcs_in: WCS, shape_in: tuple[int, int], wcs_out: WCS, shape_out: tuple[int, int]
+) -> sparse.csr_matrix:
+    """Flux-conserving reprojection weights between two celestial pixel grids.
+
+    Returns
+    -------
+    scipy.sparse.csr_matrix, shape (ny_out * nx_out, ny_in * nx_in)
+        ``W[j, i]`` = fraction of the area of input pixel ``i`` lying inside output pixel
+        ``j`` (exact spherical-polygon overlaps of ``reproject_exact``); fluxes per pixel
+        map as ``f_out = W @ f_in``. Pixels are flattened in row-major (y, x) order.
+    """
+    win = require_celestial_wcs(wcs_in, "wcs_in")
+    wout = require_celestial_wcs(wcs_out, "wcs_out")
+    ny, nx = (int(v) for v in shape_in)
+    nyo, nxo = (int(v) for v in shape_out)
+    a_in, a_out = pixel_scale_arcsec(win) ** 2, pixel_scale_arcsec(wout) ** 2
+    ratio = math.sqrt(a_out / a_in)
+    # impulses s pixels apart never share an output pixel: s > 1 + sqrt(2) * ratio
+    s = math.ceil(math.sqrt(2.0) * ratio) + 2
+    yo, xo = np.indices((nyo, nxo))
+    px, py = win.world_to_pixel_values(*wout.pixel_to_world_values(xo.ravel(), yo.ravel()))
+    px, py = np.asarray(px), np.asarray(py)
+    offsets = [(a, b) for a in range(min(s, ny)) for b in range(min(s, nx))]
+    stack = np.zeros((len(offsets), ny, nx))
+    for k, (ay, ax) in enumerate(offsets):
+        stack[k, ay::s, ax::s] = 1.0
+    out, foot = reproject_exact((stack, win), wout, shape_out=(len(offsets), nyo, nxo))
+    sb = np.nan_to_num(out * foot)  # Σ_i v_i A(i∩j) / A_j
+    rows, cols, vals = [], [], []
+    for k, (ay, ax) in enumerate(offsets):
+        w = sb[k].ravel()
+        j = np.nonzero(w > 1e-12)[0]
+        if j.size == 0:
+            continue
+        iy = ay + s * np.round((py[j] - ay) / s).astype(np.int64)
+        ix = ax + s * np.round((px[j] - ax) / s).astype(np.int64)
+        ok = (iy >= 0) & (iy < ny) & (ix >= 0) & (ix < nx)
+        rows.append(j[ok])
+        cols.append(iy[ok] * nx + ix[ok])
+        vals.append(w[j[ok]] * a_out / a_in)
+    if not rows:
+        return sparse.csr_matrix((nyo * nxo, ny * nx))
+    return sparse.csr_matrix(
+        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+        shape=(nyo * nxo, ny * nx),
+    )
+
+
+def convolution_matrix(kernel: ArrayLike, shape: tuple[int, int]) -> sparse.csr_matrix:
+    """Sparse matrix C of the 'same'-mode convolution of a (ny, nx) image with ``kernel``
+    (zero outside the image): ``(image * K).ravel() == C @ image.ravel()``."""
+    k = np.asarray(kernel, dtype=np.float64)
+    ny, nx = shape
+    cy, cx = (k.shape[0] - 1) // 2, (k.shape[1] - 1) // 2
+    yy, xx = np.indices((ny, nx))
+    rows, cols, vals = [], [], []
+    thresh = 1e-10 * np.abs(k).max()
+    for a in range(k.shape[0]):
+        for b in range(k.shape[1]):
+            if abs(k[a, b]) <= thresh:
+                continue
+            sy, sx = yy + cy - a, xx + cx - b
+            ok = (sy >= 0) & (sy < ny) & (sx >= 0) & (sx < nx)
+            rows.append((yy * nx + xx)[ok])
+            cols.append((sy * nx + sx)[ok])
+            vals.append(np.full(int(ok.sum()), k[a, b]))
+    return sparse.csr_matrix(
+        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+        shape=(ny * nx, ny * nx),
+    )
+
+
+def discrete_gaussian_kernel(fwhm_pix: float, extra_variance: float = 0.0
+                             ) -> NDArray[np.float64]:
+    """Kernel for the discrete convolution of pixelated images with a Gaussian of FWHM
+    ``fwhm_pix`` (pixels), less ``extra_variance`` (px², per axis) of blur that another
+    step of the chain adds.
+
+    Pixel values already include the integration over the pixel, so convolving them with a
+    pixel-integrated Gaussian (:func:`pixedfit.images.psf.gaussian_psf`) would add the
+    pixel's variance 1/12 px² once more; the pixel-integrated Gaussian of variance
+    σ² − extra − 1/12 is used instead (total second moment σ² − extra). When that is
+    ≤ 0.01 px² the kernel is the identity.
+    """
+    if not (np.isfinite(fwhm_pix) and fwhm_pix >= 0):
+        raise ValueError(f"fwhm_pix: must be finite and >= 0, got {fwhm_pix}")
+    to_sigma = 2.0 * math.sqrt(2.0 * math.log(2.0))
+    sigma = fwhm_pix / to_sigma
+    var = sigma**2 - extra_variance - 1.0 / 12.0
+    if var < 0.01:
+        return np.ones((1, 1))
+    size = 2 * math.ceil(4.0 * sigma) + 1
+    return gaussian_psf(to_sigma * math.sqrt(var), size)
+
+
+def resampling_variance(w_mat: sparse.spmatrix, shape_in: tuple[int, int],
+                        area_ratio: float, rows: NDArray[np.bool_] | None = None) -> float:
+    """Mean extra blur (px², per axis, input pixels) of a reprojection matrix.
+
+    For each output pixel the second moment of its weights about their centroid, less the
+    (r² − 1)/12 px² that the change of pixel size r = (output / input pixel side) accounts
+    for (the target image is integrated over its own pixels), averaged over the output
+    pixels ``rows`` (default: all fully covered ones). Matching kernels subtract it so that
+    PSF matching followed by reprojection reaches the target PSF's second moment.
+    """
+    w = sparse.csr_matrix(w_mat)
+    yy, xx = np.indices(shape_in)
+    x, y = xx.ravel().astype(float), yy.ravel().astype(float)
+    tot = np.asarray(w.sum(axis=1)).ravel()
+    sel = tot * area_ratio >= _COVER if rows is None else np.asarray(rows, dtype=bool)
+    sel &= tot > 0
+    if not sel.any():
+        return 0.0
+    t = tot[sel]
+    ws = w[sel]
+    vx = (ws @ x**2) / t - ((ws @ x) / t) ** 2
+    vy = (ws @ y**2) / t - ((ws @ y) / t) ** 2
+    r2 = 1.0 / area_ratio
+    return float(np.mean(0.5 * (vx + vy)) - (r2 - 1.0) / 12.0)
+
+
+def psf_matching_kernels(
+    psf_ifs: ArrayLike, psf_target: float, pixel_scale: float, fwhm_tolerance: float = 0.01,
+    extra_variance: float = 0.0,
+) -> tuple[NDArray[np.int64], list[NDArray[np.float64]]]:
+    """Gaussian PSF-matching kernels per wavelength, grouped.
+
+    Parameters
+    ----------
+    psf_ifs : array_like, shape (nwave,)
+        IFS PSF FWHM (arcsec) per channel.
+    psf_target : float
+        FWHM (arcsec) of the imaging PSF.
+    pixel_scale : float
+        IFS spaxel size (arcsec); kernels are sampled on it.
+    fwhm_tolerance : float
+        Channels whose kernel FWHMs agree within this fraction share one kernel.
+    extra_variance : float
+        Blur (px², per axis) added later by the reprojection (:func:`resampling_variance`),
+        removed from the kernels (see :func:`discrete_gaussian_kernel`).
+
+    Returns
+    -------
+    (group, kernels) : group index per channel and one kernel (odd size, sum 1) per group.
+
+    Raises
+    ------
+    ValueError
+        The IFS PSF is broader than the target (by more than 1 %) at some wavelength.
+    """
+    p = np.asarray(psf_ifs, dtype=np.float64)
+    if not (np.isfinite(psf_target) and psf_target > 0):
+        raise ValueError(f"psf_target: must be finite and > 0, got {psf_target}")
+    worst = float(np.max(p))
+    if worst > psf_target * 1.01:
+        raise ValueError(
+            f"the IFS PSF (FWHM up to {worst:.3g}\") is broader than the imaging PSF "
+            f"({psf_target:.3g}\"): a PSF cannot be sharpened; match the images to a "
+            f"broader PSF or pass kernels")
+    kf = np.sqrt(np.clip(psf_target**2 - p**2, 0.0, None)) / pixel_scale
+    key = np.where(kf < 0.1, -1, np.round(np.log(np.maximum(kf, 0.1)) /
+                                          math.log1p(fwhm_tolerance))).astype(np.int64)
+    uniq, group = np.unique(key, return_inverse=True)
+    kernels = []
+    for g, kv in enumerate(uniq):
+        if kv < 0:
+            kernels.append(np.ones((1, 1)))
+        else:
+            kernels.append(discrete_gaussian_kernel(float(np.mean(kf[group == g])),
+                                                    extra_variance))
+    return group.astype(np.int64), kernels
+
+
+def smooth_spectra(
+    wave: ArrayLike, flux: ArrayLike, var: ArrayLike, sigma: float
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Gaussian smoothing of spectra along wavelength.
+
+    Parameters
+    ----------
+    wave : (nwave,) Å; flux, var : (nwave, nspec); NaN = masked channel.
+    sigma : float
+        Gaussian σ in Å.
+
+    Returns
+    -------
+    flux, var : smoothed values (weights ∝ exp(−Δλ²/2σ²) Δλ over good channels within 5σ;
+    var with the squared weights); masked channels stay NaN.
+    """
+    lam = np.asarray(wave, dtype=np.float64)
+    f = np.asarray(flux, dtype=np.float64)
+    v = np.asarray(var, dtype=np.float64)
+    if not (np.isfinite(sigma) and sigma > 0):
+        raise ValueError(f"kernel_sigma: must be finite and > 0 (Å), got {sigma}")
+    dl = np.gradient(lam)
+    n = lam.size
+    rows, cols, vals = [], [], []
+    for a in range(n):
+        lo, hi = np.searchsorted(lam, [lam[a] - 5 * sigma, lam[a] + 5 * sigma])
+        b = np.arange(lo, max(hi, lo + 1))
+        w = np.exp(-0.5 * ((lam[b] - lam[a]) / sigma) ** 2) * dl[b]
+        rows.append(np.full(b.size, a))
+        cols.append(b)
+        vals.append(w / w.sum())
+    s = sparse.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+                          shape=(n, n))
+    good = np.isfinite(f) & np.isfinite(v)
+    den = s @ good.astype(float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        fo = (s @ np.where(good, f, 0.0)) / den
+        vo = (s.multiply(s) @ np.where(good, v, 0.0)) / den**2
+    fo[~good] = np.nan
+    vo[~good] = np.nan
+    return fo, vo
+
+
+# --------------------------------------------------------------------------- noise
+
+
+@dataclass(frozen=True)
+class SpectralNoise:
+    """Noise correlation between the pixels of a matched cube.
+
+    PSF matching and reprojection make neighbouring output pixels correlated, so the
+    variance of a spectrum summed over a bin is not the sum of the pixel variances (for
+    3×3 bins of a MaNGA cube matched to a rotated 1″ grid it is ≈ 3.9 times that sum).
+
+    Attributes
+    ----------
+    group : ndarray of int, shape (nwave,)
+        Kernel group of every channel.
+    rho : ndarray, shape (ngroups, 2h + 1, 2h + 1)
+        Correlation coefficient ρ(Δy, Δx) between output pixels per group, averaged over
+        the IFS region (exact for uniform input noise; ρ(0, 0) = 1).
+    """
+
+    group: NDArray[np.int64]
+    rho: NDArray[np.float64]
+
+    def binned_variance(self, spec_err: ArrayLike, mask: ArrayLike) -> NDArray[np.float64]:
+        """Variance (nwave,) of the spectrum summed over the pixels of ``mask`` (y, x),
+        from the pixel errors ``spec_err`` (nwave, y, x) and ρ
+        (:func:`pixedfit.images.align.binned_variance` per channel); NaN for channels
+        with a masked pixel in the bin."""
+        err = np.asarray(spec_err, dtype=np.float64)
+        m = np.asarray(mask, dtype=bool)
+        if err.ndim != 3 or err.shape[0] != self.group.size or err.shape[1:] != m.shape:
+            raise ValueError("spec_err, mask: expected (nwave, y, x) and (y, x) shapes "
+                             f"matching {self.group.size} channels")
+        out = np.full(err.shape[0], np.nan)
+        for ch in range(err.shape[0]):
+            e = err[ch]
+            if np.all(np.isfinite(e[m])):
+                out[ch] = binned_variance(np.where(m, e, 0.0) ** 2, m, self.rho[self.group[ch]])
+        return out
+
+    def write(self, path: PathLike, overwrite: bool = False) -> None:
+        """Write ``GROUP`` and ``RHO`` extensions (atomically)."""
+        if os.path.exists(path) and not overwrite:
+            raise FileExistsError(f"{path} exists (use overwrite=True)")
+        with atomic_path(path) as tmp:
+            fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(self.group, name="GROUP"),
+                          fits.ImageHDU(self.rho, name="RHO")]).writeto(tmp, overwrite=True)
+
+    @classmethod
+    def read(cls, path: PathLike) -> SpectralNoise:
+        """Read a file written by :meth:`write`."""
+        with fits.open(path, memmap=False) as hdul:
+            try:
+                group = np.array(hdul["GROUP"].data, dtype=np.int64)
+                rho = np.array(hdul["RHO"].data, dtype=np.float64)
+            except KeyError as exc:
+                raise ValueError(f"{path}: not a spectral-noise file ({exc})") from None
+        if rho.ndim != 3 or group.max() >= rho.shape[0]:
+            raise ValueError(f"{path}: inconsistent GROUP and RHO extensions")
+        return cls(group, rho)
+
+
+def _lag_correlation(m_mat: sparse.csr_matrix, shape_out: tuple[int, int],
+                     sel: NDArray[np.bool_], half: int) -> NDArray[np.float64]:
+    """Mean correlation ρ(Δy, Δx) of M·noise over pixel pairs inside ``sel``."""
+    cov = (m_mat @ m_mat.T).tocoo()
+    d = np.asarray(cov.diagonal())
+    nxo = shape_out[1]
+    r, c, v = cov.row, cov.col, cov.data
+    flat = sel.ravel()
+    keep = flat[r] & flat[c] & (d[r] > 0) & (d[c] > 0)
+    r, c, v = r[keep], c[keep], v[keep]
+    dy, dx = r // nxo - c // nxo, r % nxo - c % nxo
+    near = (np.abs(dy) <= half) & (np.abs(dx) <= half)
+    n = 2 * half + 1
+    sums = np.zeros((n, n))
+    np.add.at(sums, (dy[near] + half, dx[near] + half),
+              v[near] / np.sqrt(d[r[near]] * d[c[near]]))
+    s = sel.astype(float)
+    pairs = fftconvolve(s, s[::-1, ::-1], mode="full")
+    pairs = _lag_window(pairs, sel.shape[0] - 1, sel.shape[1] - 1, half)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rho = np.where(pairs > 0, sums / pairs, 0.0)
+    rho[half, half] = 1.0
+    return 0.5 * (rho + rho[::-1, ::-1])
+
+
+def _lag_window(pairs: NDArray[np.float64], cy: int, cx: int, half: int) -> NDArray:
+    """Lags −half..half around (cy, cx) of a full autocorrelation (0 beyond its edge)."""
+    out = np.zeros((2 * half + 1, 2 * half + 1))
+    for a in range(-half, half + 1):
+        for b in range(-half, half + 1):
+            y, x = cy + a, cx + b
+            if 0 <= y < pairs.shape[0] and 0 <= x < pairs.shape[1]:
+                out[a + half, b + half] = round(pairs[y, x])
+    return out
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def _check_filters(filters: Sequence[str], wave: NDArray[np.float64]) -> list[str]:
+    """Bands whose curve overlaps the spectral range; ValueError when none does."""
+    overlapping, covered = [], []
+    for name in filters:
+        w, t = get_filter_curve(name)
+        sig = w[t > 0.01 * t.max()]
+        if sig[-1] > wave[0] and sig[0] < wave[-1]:
+            overlapping.append(name)
+        if sig[0] >= wave[0] and sig[-1] <= wave[-1]:
+            covered.append(name)
+    if not overlapping:
+        raise ValueError(
+            f"the IFS wavelength range {wave[0]:.0f}-{wave[-1]:.0f} Å lies outside every "
+            f"filter of the photometry ({', '.join(filters)})")
+    return covered
+
+
+def _target_fwhm(phot: FluxCube, psf_target: float | None) -> float:
+    if psf_target is not None:
+        val = float(psf_target)
+    else:
+        raw = phot.header.get("PSFFWHM")
+        if raw is None or not float(raw) > 0:
+            raise ValueError(
+                "psf_fwhm_target: the photometry header has no PSFFWHM > 0 (images not "
+                "PSF-matched?): pass psf_fwhm_target (arcsec)")
+        val = float(raw)
+    if not (np.isfinite(val) and val > 0):
+        raise ValueError(f"psf_fwhm_target: must be finite and > 0, got {psf_target}")
+    return val
+
+
+def _supplied_kernels(kernels: ArrayLike, nwave: int
+                      ) -> tuple[NDArray[np.int64], list[NDArray[np.float64]]]:
+    k = np.asarray(kernels, dtype=np.float64)
+    if k.ndim == 2:
+        return np.zeros(nwave, dtype=np.int64), [normalize_psf(k, "kernels")]
+    if k.ndim != 3 or k.shape[0] != nwave:
+        raise ValueError(
+            f"kernels: expected one 2-D kernel or shape ({nwave}, ky, kx), got {k.shape}")
+    seen: dict[bytes, int] = {}
+    out: list[NDArray[np.float64]] = []
+    group = np.empty(nwave, dtype=np.int64)
+    for i in range(nwave):
+        key = k[i].tobytes()
+        if key not in seen:
+            seen[key] = len(out)
+            out.append(normalize_psf(k[i], f"kernels[{i}]"))
+        group[i] = seen[key]
+    return group, out
+
+
+# --------------------------------------------------------------------------- main
+
+
+def match_imgifs_spatial(
+    photometry: FluxCube | PathLike,
+    ifs: IFSCube | PathLike,
+    ifs_survey: str | None = None,
+    psf_fwhm_target: float | None = None,
+    kernels: ArrayLike | None = None,
+    psf_match: bool = True,
+    spec_smoothing: bool = False,
+    kernel_sigma: float = 3.5,
+    min_good_fraction: float = 0.8,
+    correct_extinction: bool = True,
+    wave_medium: str = "vacuum",
+    fwhm_tolerance: float = 0.01,
+    resampling_correction: bool = True,
+    name_out_fits: PathLike | None = None,
+    overwrite: bool = False,
+    reader_kwargs: dict[str, Any] | None = None,
+    return_noise: bool = False,
+) -> SpecPhotCube | tuple[SpecPhotCube, SpectralNoise]:
+    """PSF-match and reproject an IFS cube onto a photometric cube's grid.
+
+    Parameters
+    ----------
+    photometry : FluxCube or path
+        PSF-matched, aligned multi-band flux maps (with a WCS).
+    ifs : IFSCube or path
+        The IFS cube, or its file read with :func:`pixedfit.ifs.readers.read_ifs`
+        (``ifs_survey`` required then; ``reader_kwargs`` passed on).
+    ifs_survey : str, optional
+        ``"manga"``, ``"califa"``, ``"muse"`` or ``"generic"`` (file input), stored as
+        ``IFSSURVE``; defaults to the cube's survey.
+    psf_fwhm_target : float, optional
+        FWHM (arcsec) of the imaging PSF; default the photometry header's PSFFWHM.
+    kernels : array_like, optional
+        PSF-matching kernel(s) sampled on the IFS spaxel grid: one 2-D kernel or one per
+        channel (nwave, ky, kx); replaces the Gaussian kernels.
+    psf_match : bool
+        False: skip PSF matching (cube already at the imaging resolution).
+    spec_smoothing : bool, kernel_sigma : float
+        Smooth the spectra with a Gaussian of σ = ``kernel_sigma`` Å first.
+    min_good_fraction : float
+        A spaxel belongs to the IFS region when valid in more than this fraction of channels.
+    correct_extinction : bool
+        Correct spectra not yet corrected for Galactic extinction, with the cube's E(B−V)
+        or else the photometry's ``gal_ebv``.
+    wave_medium : {"vacuum", "air"}
+        Medium of the output wavelengths.
+    fwhm_tolerance : float
+        Relative kernel-FWHM difference below which channels share a kernel.
+    resampling_correction : bool
+        Narrow the Gaussian kernels by the mean blur of the reprojection
+        (:func:`resampling_variance`), so that the matched cube reaches the imaging PSF.
+    name_out_fits : path-like, optional
+        Write the result there (atomically), and the noise correlation next to it as
+        ``<stem>_specnoise.fits`` (:class:`SpectralNoise`).
+    overwrite : bool
+        Replace an existing output file.
+    reader_kwargs : dict, optional
+        Keyword arguments of the survey reader (file input).
+    return_noise : bool
+        Also return the :class:`SpectralNoise` (pixel-to-pixel correlation per kernel
+        group) for honest errors of binned spectra.
+
+    Returns
+    -------
+    SpecPhotCube, or (SpecPhotCube, SpectralNoise) with ``return_noise``
+
+    Raises
+    ------
+    ValueError
+        Non-overlapping footprints, wavelengths outside every filter, unknown survey,
+        unknown or too broad IFS PSF, bad arguments.
+    TypeError
+        Wrong argument types.
+    """
+    phot = FluxCube.read(photometry) if isinstance(photometry, str | os.PathLike) else photometry
+    if not isinstance(phot, FluxCube):
+        raise TypeError(f"photometry: expected a FluxCube or a path, got {type(photometry)}")
+    if phot.wcs is None:
+        raise ValueError("photometry: the flux maps carry no WCS: cannot place the IFS cube")
+    if isinstance(ifs, str | os.PathLike):
+        if ifs_survey is None:
+            raise ValueError("ifs_survey: required to read an IFS file (manga, califa, muse, "
+                             "generic)")
+        cube = read_ifs(ifs, ifs_survey, **(reader_kwargs or {}))
+    elif isinstance(ifs, IFSCube):
+        cube = ifs
+    else:
+        raise TypeError(f"ifs: expected an IFSCube or a path, got {type(ifs).__name__}")
+    survey = str(ifs_survey if ifs_survey is not None else cube.survey).strip().lower()
+    if wave_medium not in ("vacuum", "air"):
+        raise ValueError(f"wave_medium: 'vacuum' or 'air', got {wave_medium!r}")
+    if not 0 <= min_good_fraction < 1:
+        raise ValueError("min_good_fraction: must be within [0, 1)")
+
+    wave = cube.wave
+    if cube.wave_medium != wave_medium:
+        wave = np.asarray(air_to_vacuum(wave) if wave_medium == "vacuum"
+                          else vacuum_to_air(wave))
+    wave_vac = wave if wave_medium == "vacuum" else np.asarray(air_to_vacuum(wave))
+    _check_filters(phot.filters, wave_vac)
+
+    nw, ny, nx = cube.shape
+    shape_out = phot.shape
+    region_in = cube.region(min_good_fraction)
+    if not region_in.any():
+        raise ValueError(
+            f"ifs: no spaxel has valid data in more than {min_good_fraction:.0%} of channels")
+    w_mat = reprojection_matrix(cube.wcs, (ny, nx), phot.wcs, shape_out)
+    a_ratio = (pixel_scale_arcsec(cube.wcs) / pixel_scale_arcsec(phot.wcs)) ** 2
+    g0 = region_in.ravel().astype(float)
+    coverage = (w_mat @ g0) * a_ratio
+    covered = (coverage >= _COVER).reshape(shape_out)
+    if w_mat.nnz == 0 or not covered.any():
+        raise ValueError("the IFS footprint does not overlap the imaging grid (no image pixel "
+                         "is covered by the IFS region)")
+    spec_region = covered & phot.region
+    if not spec_region.any():
+        raise ValueError("the IFS footprint does not overlap the photometric region")
+
+    # fluxes and variances (wave, npix) on the native grid, region only
+    flux = np.where(region_in[None], cube.flux, np.nan).reshape(nw, -1)
+    var = np.where(region_in[None], cube.err**2, np.nan).reshape(nw, -1)
+    ebv_used = 0.0
+    ebv = cube.gal_ebv if cube.gal_ebv is not None else phot.gal_ebv
+    if correct_extinction and ebv and not cube.extinction_corrected:
+        corr = 10.0 ** (0.4 * f99_extinction(wave_vac, ebv))
+        flux = flux * corr[:, None]
+        var = var * (corr**2)[:, None]
+        ebv_used = float(ebv)
+    if spec_smoothing:
+        cols = np.nonzero(region_in.ravel())[0]
+        fs, vs = smooth_spectra(wave, flux[:, cols], var[:, cols], kernel_sigma)
+        flux[:, cols], var[:, cols] = fs, vs
+
+    scale = pixel_scale_arcsec(cube.wcs)
+    if not psf_match:
+        group, kern = np.zeros(nw, dtype=np.int64), [np.ones((1, 1))]
+    elif kernels is not None:
+        group, kern = _supplied_kernels(kernels, nw)
+    else:
+        target = _target_fwhm(phot, psf_fwhm_target)
+        extra = (resampling_variance(w_mat, (ny, nx), a_ratio, spec_region.ravel())
+                 if resampling_correction else 0.0)
+        group, kern = psf_matching_kernels(cube.psf_fwhm_per_wave(), target, scale,
+                                           fwhm_tolerance, extra_variance=extra)
+
+    n_out = shape_out[0] * shape_out[1]
+    half = max(1, min(15, math.ceil(
+        (max(k.shape[0] for k in kern) / 2 + 1) * scale / pixel_scale_arcsec(phot.wcs)) + 1))
+    rho = np.zeros((len(kern), 2 * half + 1, 2 * half + 1))
+    out_f = np.full((nw, n_out), np.nan)
+    out_v = np.full((nw, n_out), np.nan)
+    sel_out = spec_region.ravel()
+    for gi, k in enumerate(kern):
+        chans = np.nonzero(group == gi)[0]
+        if chans.size == 0:
+            continue
+        c_mat = convolution_matrix(k, (ny, nx))
+        d0 = c_mat @ g0
+        with np.errstate(divide="ignore"):
+            inv_d = np.where(d0 > 1e-6, 1.0 / d0, 0.0) * g0
+        m_mat = (w_mat @ sparse.diags(inv_d) @ c_mat @ sparse.diags(g0)).tocsr()
+        m2 = m_mat.multiply(m_mat).tocsr()
+        rho[gi] = _lag_correlation(m_mat, shape_out, spec_region, half)
+        for start in range(0, chans.size, 256):
+            ch = chans[start:start + 256]
+            f = flux[ch].reshape(ch.size, ny, nx)
+            good = np.isfinite(f)
+            num = fftconvolve(np.where(good, f, 0.0), k[None], mode="same", axes=(1, 2))
+            den = fftconvolve(good.astype(float), k[None], mode="same", axes=(1, 2))
+            with np.errstate(invalid="ignore", divide="ignore"):
+                conv = np.where(good & (den > 1e-6), num / den, np.nan)
+            conv = conv.reshape(ch.size, -1)
+            bad = ~np.isfinite(conv)
+            fo = (w_mat @ np.where(bad, 0.0, conv).T).T
+            badfrac = (w_mat @ (bad & (g0 > 0)[None]).T.astype(float)).T * a_ratio
+            v = np.where(np.isfinite(var[ch]) & ~bad, var[ch], 0.0)
+            vo = (m2 @ v.T).T
+            keep = (badfrac <= 1.0 - _COVER) & sel_out[None]
+            out_f[ch] = np.where(keep, fo, np.nan)
+            out_v[ch] = np.where(keep & (vo > 0), vo, np.nan)
+    out_f[~np.isfinite(out_v)] = np.nan
+    unit = phot.unit
+    spec = out_f.reshape(nw, *shape_out) / unit
+    err = np.sqrt(out_v).reshape(nw, *shape_out) / unit
+    spec_region &= np.any(np.isfinite(spec), axis=0)
+    if not spec_region.any():
+        raise ValueError("no image pixel received valid IFS data")
+
+    hdr = phot.header.copy()
+    hdr["SPECMED"] = (wave_medium, "medium of the WAVE wavelengths")
+    psf_arr = np.asarray(cube.psf_fwhm, dtype=float) if cube.psf_fwhm is not None else None
+    if psf_arr is not None:
+        hdr["IFSPSF"] = (float(np.median(psf_arr)), "median native IFS PSF FWHM [arcsec]")
+    hdr["IFSPIX"] = (scale, "native IFS spaxel [arcsec]")
+    hdr["SPECSIG"] = (float(kernel_sigma) if spec_smoothing else 0.0,
+                      "Gaussian smoothing sigma of the spectra [A]")
+    hdr["IFSEBV"] = (ebv_used, "Galactic E(B-V) corrected in the spectra")
+    if not psf_match:
+        hdr["IFSPSFM"] = (False, "IFS cube not PSF-matched by pixedfit")
+    new_phot = FluxCube(phot.flux, phot.flux_err, phot.filters, region=phot.region,
+                        unit=phot.unit, wcs=phot.wcs, z=phot.z, pixel_scale=phot.pixel_scale,
+                        gal_ebv=phot.gal_ebv, header=_as_header(hdr), stamp=phot.stamp)
+    result = SpecPhotCube(new_phot, wave, spec, err, spec_region=spec_region,
+                          ifs_survey=survey)
+    noise = SpectralNoise(group.astype(np.int64), rho)
+    if name_out_fits is not None:
+        result.write(name_out_fits, overwrite=overwrite)
+        out = Path(name_out_fits)
+        noise.write(out.with_name(out.stem + "_specnoise.fits"), overwrite=True)
+    return (result, noise) if return_noise else result
+
+
+def _as_header(hdr: fits.Header) -> fits.Header:
+    out = fits.Header()
+    for card in hdr.cards:
+        out.append(card)
+    return out
