@@ -259,6 +259,57 @@ def _build_arrays(grid: SSPGrid, wave: NDArray, agn_tmpl, resample, line_sigma_k
     return d
 
 
+#: Engines already built in this process (grid arrays are large: ~270 MB per grid);
+#: SEDModels with the same grid, line width, photometry resolution and AGN templates share one.
+_BUILT: dict[tuple, tuple] = {}
+
+
+def _build_engine(grid: SSPGrid, agn, line_sigma_kms: float, photometry_resolution: float):
+    """(model wave, full-grid CSPGrid, photometry averager, photometry CSPGrid)."""
+    wave = _model_wave(grid)
+    wave.setflags(write=False)
+    fine = grid.wave
+    same = wave.size == fine.size
+
+    on_fine = np.isin(wave, fine)
+    pos = np.searchsorted(fine, wave[on_fine])
+    extra = wave[~on_fine]
+
+    def to_model(rows):
+        rows = np.asarray(rows)
+        if same:
+            return rows.astype(np.float64)
+        out = np.empty((*rows.shape[:-1], wave.size))
+        out[..., on_fine] = rows[..., pos]
+        out[..., ~on_fine] = _loglog_resample(fine, rows, extra)
+        return out
+
+    agn_full = resample_agn(agn, wave) if agn is not None else None
+    arrays = _build_arrays(grid, wave, agn_full, to_model, line_sigma_kms,
+                           agn.tau if agn is not None else None)
+    grid_full = _core.CSPGrid(arrays)
+    # coarse grid for photometry
+    avg = _Averager(wave, photometry_resolution, _EDGES)
+    phot_wave = avg.wave
+
+    def to_coarse(rows):
+        return avg(to_model(rows))
+
+    agn_coarse = avg(agn_full) if agn_full is not None else None
+    arrays_c = _build_arrays(grid, phot_wave, agn_coarse, to_coarse, 0.0,
+                             agn.tau if agn is not None else None)
+    if grid.dust_emission is not None:
+        # average the fine-grid templates rather than re-interpolating them
+        r = resample_dust_emission(grid.dust_emission, wave)
+        dw = trapezoid_weights(phot_wave)
+        for key, name in (("delta", "dl_delta"), ("powerlaw", "dl_plaw")):
+            arrays_c[name] = avg(r[key]).astype(np.float32)
+        arrays_c["dl_int_delta"] = arrays_c["dl_delta"].astype(np.float64) @ dw
+        arrays_c["dl_int_plaw"] = arrays_c["dl_plaw"].astype(np.float64) @ dw
+    grid_phot = _core.CSPGrid(arrays_c)
+    return wave, grid_full, avg, grid_phot
+
+
 # --------------------------------------------------------------------------- the model
 class SEDModel:
     """Fast forward model of galaxy spectra and photometry (see the module docstring).
@@ -383,47 +434,16 @@ class SEDModel:
                 read_agn_templates(find_agn_templates(agn_templates))
         self._agn = agn
 
-        self.wave = _model_wave(grid)
-        self.wave.setflags(write=False)
-        fine = grid.wave
-        same = self.wave.size == fine.size
-
-        on_fine = np.isin(self.wave, fine)
-        pos = np.searchsorted(fine, self.wave[on_fine])
-        extra = self.wave[~on_fine]
-
-        def to_model(rows):
-            rows = np.asarray(rows)
-            if same:
-                return rows.astype(np.float64)
-            out = np.empty((*rows.shape[:-1], self.wave.size))
-            out[..., on_fine] = rows[..., pos]
-            out[..., ~on_fine] = _loglog_resample(fine, rows, extra)
-            return out
-
-        agn_full = resample_agn(agn, self.wave) if agn is not None else None
-        arrays = _build_arrays(grid, self.wave, agn_full, to_model, line_sigma_kms,
-                               agn.tau if agn is not None else None)
-        self._grid_full = _core.CSPGrid(arrays)
-        # coarse grid for photometry
-        self._avg = _Averager(self.wave, photometry_resolution, _EDGES)
+        key = (id(grid), float(line_sigma_kms), float(photometry_resolution),
+               None if agn is None else (agn.source, agn.fnu.tobytes()))
+        built = _BUILT.get(key)
+        if built is None or built[0] is not grid:
+            built = (grid, *_build_engine(grid, agn, line_sigma_kms, photometry_resolution))
+            if len(_BUILT) >= 4:
+                _BUILT.pop(next(iter(_BUILT)))
+            _BUILT[key] = built
+        _, self.wave, self._grid_full, self._avg, self._grid_phot = built
         self.phot_wave = self._avg.wave
-
-        def to_coarse(rows):
-            return self._avg(to_model(rows))
-
-        agn_coarse = self._avg(agn_full) if agn_full is not None else None
-        arrays_c = _build_arrays(grid, self.phot_wave, agn_coarse, to_coarse, 0.0,
-                                 agn.tau if agn is not None else None)
-        if grid.dust_emission is not None:
-            # average the fine-grid templates rather than re-interpolating them
-            r = resample_dust_emission(grid.dust_emission, self.wave)
-            dw = trapezoid_weights(self.phot_wave)
-            for key, name in (("delta", "dl_delta"), ("powerlaw", "dl_plaw")):
-                arrays_c[name] = self._avg(r[key]).astype(np.float32)
-            arrays_c["dl_int_delta"] = arrays_c["dl_delta"].astype(np.float64) @ dw
-            arrays_c["dl_int_plaw"] = arrays_c["dl_plaw"].astype(np.float64) @ dw
-        self._grid_phot = _core.CSPGrid(arrays_c)
         self._fw_cache: dict[tuple, tuple] = {}
         self._obs_cache: dict[tuple, NDArray[np.float64]] = {}
         self._smoothing = self._smoothing_sigma(smooth_lsf, lsf_wave, lsf_sigma)
