@@ -594,6 +594,25 @@ class SEDModel:
         """Derived quantities only (see ``DERIVED_NAMES``)."""
         return self.rest_spectrum(params, threads=threads).derived
 
+    def observed_components(self, params=None, z: float | None = None,
+                            threads: int | None = None) -> tuple[NDArray, dict]:
+        """Observed-frame component spectra for decomposition plots.
+
+        Returns the wavelengths λ(1+z) [Å] and a dict ``stellar``, ``nebular``, ``dust``,
+        ``agn`` and ``total`` of f_λ [erg s⁻¹ cm⁻² Å⁻¹] (one model or a batch at one ``z``;
+        the stellar and nebular parts are attenuated, everything includes IGM and
+        smoothing as :meth:`spectrum` does).
+        """
+        rest = self.rest_spectrum(params, components=True, threads=threads)
+        n = np.atleast_2d(rest.flux).shape[0]
+        zz = self._z_values(z, n, params)
+        if np.unique(zz).size != 1:
+            raise ValueError("z: observed_components takes one redshift for the batch")
+        fac = self._observed_factor(float(zz[0]))
+        out = {k: v * fac for k, v in rest.components.items()}
+        out["total"] = rest.flux * fac
+        return self.wave * (1.0 + zz[0]), out
+
     def _observed_factor(self, z: float) -> NDArray[np.float64]:
         """Dimming times IGM transmission on the model grid for redshift z (cached)."""
         key = ("obs", float(z))
