@@ -33,7 +33,11 @@ log_fagn       log L_torus / L_bol,stars                               −3
 log_tauagn     log torus optical depth τ_V                             1
 =============  =====================================================  =======
 
-and the redshift ``z`` (default 0.001), given separately.
+and the redshift ``z`` (default 0.001), given separately. ``logzsol`` must lie inside the
+grid's metallicity range (BC03: −2.3 … +0.7) and ``log_age`` below its oldest SSP; the
+template parameters (``gas_logu``, ``log_umin``, ``log_qpah``, ``log_tauagn``) are clamped
+to the edges of their template grids, as FSPS does (BC03 nebular grid: log U −4 … 0; DL07:
+U_min 0.1 … 25, q_PAH 0.10 … 4.58 %; torus τ_V 5 … 150).
 
 Outputs: rest-frame spectra in L☉ Å⁻¹ on :attr:`SEDModel.wave`; observed spectra
 (λ(1+z), f_λ in erg s⁻¹ cm⁻² Å⁻¹ = L / (4π d_L² (1+z)) with L☉ = 3.826e33 erg s⁻¹, the unit
