@@ -127,3 +127,16 @@ def test_spectrum_batch_with_several_redshifts():
     ph = m.photometry({"log_age": [0.0, 0.1, 0.2]}, [0.1, 0.2, 0.1], ["sdss_r", "sdss_g"])
     ph1 = m.photometry({"log_age": 0.1}, 0.2, ["sdss_r", "sdss_g"])
     np.testing.assert_allclose(ph[1], ph1, rtol=1e-12)
+
+
+def test_observed_components_sum_to_the_spectrum(agn_file):
+    m = SEDModel(sfh_form=4, dust_law=0, duste_switch=True, add_agn=True,
+                 agn_templates=agn_file, add_igm_absorption=True, grid=load_bc03())
+    p = {"log_age": 0.2, "log_fagn": -1.0, "log_mass": 10.0}
+    w, comps = m.observed_components(p, z=0.8)
+    w2, f = m.spectrum(p, z=0.8)
+    np.testing.assert_allclose(w, w2)
+    np.testing.assert_allclose(comps["total"], f, rtol=1e-12)
+    total = comps["stellar"] + comps["nebular"] + comps["dust"] + comps["agn"]
+    np.testing.assert_allclose(total, f, rtol=1e-9, atol=1e-300)
+    assert all(np.any(comps[k] > 0) for k in ("stellar", "nebular", "dust", "agn"))

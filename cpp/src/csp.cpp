@@ -709,7 +709,10 @@ namespace {
 
 constexpr std::size_t kBlock = 8;    // models sharing SSP rows
 constexpr std::size_t kTile = 512;   // wavelength tile (rows stay in L1)
-constexpr std::size_t kChunk = 64;   // models prepared at a time
+// models prepared at a time: their stellar spectra (2 x nwave floats each) fill ~8 MB
+std::size_t chunk_size(const Grid& g) {
+    return std::clamp<std::size_t>((8u << 20) / (8 * g.nwave + 1), 32, 1024);
+}
 
 // Run `finish(i, work)` for every model after computing its stellar spectra, with models
 // grouped by metallicity bracket in blocks that stream the shared SSP rows once per tile.
@@ -720,6 +723,7 @@ void run_batched(const Grid& g, const Config& cfg, const double* params, std::si
     const int nt = resolve_threads(threads);
     const std::size_t ws = persistent_size(g), nw = g.nwave, ss = scratch_size(g);
     std::vector<double> scratch(static_cast<std::size_t>(std::max(nt, 1)) * ss);
+    const std::size_t kChunk = chunk_size(g);
     const std::size_t cmax = std::min(kChunk, n);
     std::vector<double> work(cmax * ws);
     std::vector<float> stars(cmax * 2 * nw);
