@@ -129,3 +129,34 @@ def test_bad_input(model, library, tmp_path):
                     library=library, model=model)
     with pytest.raises(ValueError, match="keys"):
         ResultStore(tmp_path / "s").path("../evil")
+
+
+def test_crash_and_resume_gives_the_same_result(model, library, tmp_path, monkeypatch):
+    from pixedfit.fitting import drivers
+    from pixedfit.parallel import TaskError
+
+    zs = np.array([0.05, 0.06, 0.065, 0.07, 0.08])
+    data = [_mock(model, library, 200 + i, z, seed=i) for i, z in enumerate(zs)]
+    obs = np.array([d[0] for d in data])
+    err = np.array([d[1] for d in data])
+    clean = fit_catalog(obs, err, FILTERS, zs, library=library, model=model)
+    real = drivers._run_rdsps
+    calls = {"n": 0}
+
+    def crashing(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise RuntimeError("simulated crash")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(drivers, "_run_rdsps", crashing)
+    store = ResultStore(tmp_path / "resume")
+    with pytest.raises(TaskError, match="task 2 failed"):
+        fit_catalog(obs, err, FILTERS, zs, library=library, model=model, store=store)
+    assert store.keys() == ["0", "1"]
+    assert not list((tmp_path / "resume").glob(".*"))  # no half-written temporary file left
+    monkeypatch.setattr(drivers, "_run_rdsps", real)
+    resumed = fit_catalog(obs, err, FILTERS, zs, library=library, model=model, store=store)
+    for a, b in zip(clean, resumed, strict=True):
+        np.testing.assert_array_equal(a.mean, b.mean)
+        np.testing.assert_array_equal(a.p84, b.p84)

@@ -1,6 +1,7 @@
 """The ``pixedfit`` command line.
 
-``pixedfit --version``; ``pixedfit demo``; ``pixedfit filters list|show|add|remove|rename``.
+``pixedfit --version``; ``pixedfit demo``; ``pixedfit filters list|show|add|remove|rename``;
+``pixedfit models generate``; ``pixedfit fit`` (see :mod:`pixedfit.cli_fit`).
 Errors in the input are reported on one line (``pixedfit: error: ...``) with exit status 2.
 """
 
@@ -84,6 +85,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="run the demonstration")
     demo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     demo.set_defaults(func=_cmd_demo)
+
+    from .cli_fit import add_subcommands
+
+    add_subcommands(sub)
 
     filt = sub.add_parser("filters", help="manage the filter library")
     fsub = filt.add_subparsers(dest="filters_command", required=True)
