@@ -160,3 +160,20 @@ def test_crash_and_resume_gives_the_same_result(model, library, tmp_path, monkey
     for a, b in zip(clean, resumed, strict=True):
         np.testing.assert_array_equal(a.mean, b.mean)
         np.testing.assert_array_equal(a.p84, b.p84)
+
+
+def test_redshift_interpolation_error_is_small(model, library):
+    """Interpolated library photometry vs exact photometry at the same redshift."""
+    from pixedfit.fitting.drivers import _interpolated
+
+    settings = {"cosmo": None, "H0": 70.0, "Om0": 0.3}
+    sub = library.photometry(FILTERS, [0.002, 0.012, 0.022], model=model)
+    for z, tol in ((0.005, 0.003), (0.0171, 0.003)):
+        interp = _interpolated(sub, z, settings).flux[0]
+        exact = library.photometry(FILTERS, z, model=model).flux[0]
+        rel = np.abs(interp / exact - 1)
+        assert np.percentile(rel, 99) < tol, (z, np.percentile(rel, 99, axis=1))
+    far = library.photometry(FILTERS, [0.49, 0.50], model=model)
+    rel = np.abs(_interpolated(far, 0.4953, settings).flux[0]
+                 / library.photometry(FILTERS, 0.4953, model=model).flux[0] - 1)
+    assert np.percentile(rel, 99) < 0.005, np.percentile(rel, 99, axis=1)
