@@ -151,8 +151,9 @@ def test_crash_and_resume_gives_the_same_result(model, library, tmp_path, monkey
 
     monkeypatch.setattr(drivers, "_run_rdsps", crashing)
     store = ResultStore(tmp_path / "resume")
-    with pytest.raises(TaskError, match="task 2 failed"):
-        fit_catalog(obs, err, FILTERS, zs, library=library, model=model, store=store)
+    with pytest.raises(TaskError, match="SED '2': simulated crash"):
+        fit_catalog(obs, err, FILTERS, zs, library=library, model=model, store=store,
+                    threads=1)
     assert store.keys() == ["0", "1"]
     assert not list((tmp_path / "resume").glob(".*"))  # no half-written temporary file left
     monkeypatch.setattr(drivers, "_run_rdsps", real)

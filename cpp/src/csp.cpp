@@ -331,12 +331,6 @@ void bracket(const double* v, std::size_t n, double x, std::size_t& i, double& f
 
 // y += ca * a + cb * b. The hot loop of the model: compiled for AVX2/FMA as well as the
 // baseline ISA (chosen at run time) where the compiler supports function multi-versioning.
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-#define PIXEDFIT_MULTIVERSION \
-    __attribute__((target_clones("arch=x86-64-v3", "default")))
-#else
-#define PIXEDFIT_MULTIVERSION
-#endif
 PIXEDFIT_MULTIVERSION
 void axpy2(double* y, const float* a, double ca, const float* b, double cb, std::size_t n) {
     if (cb == 0.0) {

@@ -13,6 +13,7 @@ namespace {
 
 constexpr std::size_t kChunk = 2048;       // models per work unit (fixed: determinism)
 constexpr std::size_t kSedBlock = 8;        // SEDs sharing one pass over the model fluxes
+constexpr std::size_t kMinParallelPairs = 262144;  // split one SED over threads above this
 constexpr double kNegligible = -34.538776;  // ln(1e-15): weights below this are dropped
 constexpr double kHistFloor = -27.631021;   // ln(1e-12): pairs spanning the histogram
 const double kNegInf = -std::numeric_limits<double>::infinity();
@@ -45,6 +46,17 @@ struct ChunkPartial {
     std::vector<double> lo, hi;  // per stat, range of values with weight > 1e-12
     std::vector<std::size_t> significant;  // pair indices with weight > 1e-15
 };
+
+// bsum += dw m, csum += wb m^2 over one band of a chunk of models.
+PIXEDFIT_MULTIVERSION
+void accumulate_band(const double* mb, double dw, double wb, double* bsum, double* csum,
+                     std::size_t n) {
+#pragma omp simd
+    for (std::size_t q = 0; q < n; ++q) {
+        bsum[q] += dw * mb[q];
+        csum[q] += wb * mb[q] * mb[q];
+    }
+}
 
 double interp_clamped(const std::vector<double>& x, const std::vector<double>& y, double v) {
     if (v <= x.front()) return y.front();
@@ -112,11 +124,7 @@ public:
             const double wb = st.w[b];
             if (!(wb > 0.0)) continue;
             const double dw = st.d[b] * wb;
-            const double* mb = flux_z + b * in_.nmod + m0;
-            for (std::size_t q = 0; q < n; ++q) {
-                bsum[q] += dw * mb[q];
-                csum[q] += wb * mb[q] * mb[q];
-            }
+            accumulate_band(flux_z + b * in_.nmod + m0, dw, wb, bsum, csum, n);
         }
         const double lnz = in_.ln_prior_z ? in_.ln_prior_z[iz] : 0.0;
         const double mass_off = in_.mass_offset ? in_.mass_offset[s] : 0.0;
@@ -218,7 +226,7 @@ public:
                  std::vector<double>& lnp, std::vector<double>& scratch,
                  std::vector<ChunkPartial>& parts, bool parallel_chunks, bool pass1_done) const {
         const std::size_t nchunks = sh_.nchunks_per_z * in_.nz;
-        const int nt = parallel_chunks ? resolve_threads(opt_.threads) : 1;
+        const int nt = parallel_chunks ? threads_ : 1;
         const std::int64_t nck = static_cast<std::int64_t>(nchunks);
         if (!pass1_done) {
             const SedTerms st = sed_terms(s);
@@ -367,6 +375,7 @@ public:
     }
 
     RdspsOutputs out_;
+    int threads_ = 1;
 
 private:
     const RdspsInputs& in_;
@@ -442,7 +451,14 @@ void rdsps_fit(const RdspsInputs& in, const RdspsOptions& opt, const RdspsOutput
 
     Fitter fitter(in, opt, sh);
     fitter.out_ = out;
-    const int nt = resolve_threads(opt.threads);
+    // Splitting one SED over threads pays only for large libraries: below kMinParallelPairs
+    // the fork/join cost (and, on a busy machine, waiting for a descheduled thread) exceeds
+    // the work. The result is the same either way.
+    const int nt_req = resolve_threads(opt.threads);
+    const int nt = (in.nsed < static_cast<std::size_t>(nt_req) && sh.npairs < kMinParallelPairs)
+                       ? 1
+                       : nt_req;
+    fitter.threads_ = nt;
     const std::size_t nchunks = sh.nchunks_per_z * in.nz;
     if (in.nsed >= static_cast<std::size_t>(nt) || nt == 1) {
         // Blocks of SEDs share each pass over the model fluxes; one thread per block.

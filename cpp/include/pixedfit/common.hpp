@@ -5,6 +5,15 @@
 #include <stdexcept>
 #include <string>
 
+// Hot loops marked PIXEDFIT_MULTIVERSION are compiled for AVX2/FMA (x86-64-v3) as well as
+// the baseline ISA and chosen at run time, where the compiler supports it (GCC on x86-64
+// Linux). Results may differ in the last bits between the two ISAs, never between threads.
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#define PIXEDFIT_MULTIVERSION __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define PIXEDFIT_MULTIVERSION
+#endif
+
 namespace pixedfit {
 
 // Number of OpenMP threads to use for a `threads` argument: values <= 0 mean
