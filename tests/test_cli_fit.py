@@ -84,3 +84,22 @@ def test_mpi_ranks_give_identical_results(catalog, tmp_path):
     for col in one.colnames:
         if one[col].dtype.kind == "f":
             np.testing.assert_array_equal(one[col], two[col])
+
+
+def test_mpi_library_generation_matches_serial(tmp_path):
+    pytest.importorskip("mpi4py", reason="mpi4py not installed (pip install 'pixedfit[mpi]')")
+    mpiexec = Path(sys.executable).with_name("mpiexec")
+    mpiexec = str(mpiexec) if mpiexec.exists() else shutil.which("mpiexec")
+    if mpiexec is None:
+        pytest.skip("no mpiexec next to the interpreter or on PATH")
+    args = ["-m", "pixedfit.cli", "models", "generate", "--n", "700", "--sfh-form", "0",
+            "--no-nebular", "--seed", "5", "--quiet", "--threads", "1", "--chunk", "100"]
+    subprocess.run([sys.executable, *args, "--out", str(tmp_path / "one.h5")], check=True,
+                   capture_output=True, timeout=300)
+    proc = subprocess.run([mpiexec, "-n", "2", sys.executable, *args, "--out",
+                           str(tmp_path / "two.h5")], capture_output=True, text=True,
+                          timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr
+    one, two = read_library(tmp_path / "one.h5"), read_library(tmp_path / "two.h5")
+    np.testing.assert_array_equal(one.table()[1], two.table()[1])
+    assert one.seed == two.seed == 5

@@ -132,3 +132,16 @@ def test_bad_input(model, library, tmp_path):
     nospec = ModelLibrary(params=library.params, derived=library.derived)
     with pytest.raises(ValueError, match="stores spectra"):
         nospec.write_pixedfit(tmp_path / "x.hdf5")
+
+
+def test_photometry_table_at_fixed_redshift(model, library, tmp_path):
+    from astropy.table import Table
+
+    table = library.photometry_table(FILTERS, 0.2, model=model)
+    assert len(table) == 300 and table.meta["Z"] == 0.2
+    phot = library.photometry(FILTERS, 0.2, model=model)
+    np.testing.assert_array_equal(table["sdss_r"], phot.flux[0, 2])
+    table.write(tmp_path / "photo.fits")
+    back = Table.read(tmp_path / "photo.fits")
+    assert back.meta["FIL4"] == "wise_w1"
+    np.testing.assert_array_equal(back["log_age"], library.params["log_age"])

@@ -39,7 +39,7 @@ def _cmd_models_generate(args: argparse.Namespace) -> int:
                      agn_templates=args.agn_templates)
     pool = get_pool()
     library = generate_library(model, args.n, ranges=dict(args.range or []), seed=args.seed,
-                               path=args.out, spectra=args.spectra, pool=pool,
+                               path=args.out, spectra=args.spectra, pool=pool, chunk=args.chunk,
                                threads=args.threads, quiet=args.quiet)
     if pool.is_master:
         print(f"wrote {library.nmodels} models ({', '.join(library.params)}) to {args.out}")
@@ -142,6 +142,8 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
                      help="parameter range, e.g. log_age=-1,1.1 (repeatable)")
     gen.add_argument("--seed", type=int, default=0)
     gen.add_argument("--spectra", action="store_true", help="also store rest-frame spectra")
+    gen.add_argument("--chunk", type=int, default=5000,
+                     help="models per batched call (the unit of work shared among MPI ranks)")
     gen.add_argument("--threads", type=int, default=None)
     gen.add_argument("--quiet", action="store_true", help="no progress bar")
     gen.set_defaults(func=_cmd_models_generate)
