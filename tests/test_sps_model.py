@@ -370,3 +370,19 @@ def test_photometry_path_keeps_energy_balance():
         np.testing.assert_allclose(d_phot[key], d_full[key], rtol=1e-9)
     for key in ("l_absorbed", "lbol", "dust_mass"):
         np.testing.assert_allclose(d_phot[key], d_full[key], rtol=5e-3)
+
+
+def test_photometry_on_a_redshift_grid_equals_per_redshift_calls():
+    from pixedfit.sps import SEDModel
+
+    model = SEDModel(sfh_form=1, add_neb_emission=True, add_igm_absorption=True, igm_type=1)
+    params = {"log_age": np.array([-1.5, 0.0, 0.8]), "dust2": np.array([0.0, 0.3, 1.0]),
+              "log_mass": np.array([0.0, 9.0, 10.0])}
+    filters = ["galex_fuv", "sdss_g", "2mass_k"]
+    zg = np.array([0.01, 0.5, 2.0])
+    grid = model.photometry_zgrid(params, zg, filters)
+    assert grid.shape == (3, 3, 3)
+    for i, z in enumerate(zg):
+        np.testing.assert_allclose(grid[i], model.photometry(params, z, filters), rtol=1e-12)
+    with pytest.raises(ValueError, match="z_grid"):
+        model.photometry_zgrid(params, [0.0, 1.0], filters)

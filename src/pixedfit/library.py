@@ -228,25 +228,29 @@ class ModelLibrary:
             raise ValueError("z must be one or more finite redshifts > 0")
         if use_spectra is None:
             use_spectra = not self.config or self.config.get("sfh_form") is None
-        planes = []
+        flux = np.empty((zz.size, len(names), self.nmodels))  # band-major per redshift
         if use_spectra:
             if self.spectra is None:
                 raise ValueError("this library stores no spectra")
-            for zi in zz:
+            for iz, zi in enumerate(zz):
                 fw = filter_weights(names, self.wave * (1 + zi))
                 dl = luminosity_distance(zi, cosmo, H0, Om0) * MPC_CM
                 scale = L_SUN_CGS / (4 * np.pi * dl * dl * (1 + zi))
-                planes.append(self._apply_chunked(fw, threads) * scale)
+                flux[iz] = (self._apply_chunked(fw, threads) * scale).T
         else:
+            # All redshifts in one C++ call per block of models: the rest-frame synthesis is
+            # done once per model (SEDModel.photometry_zgrid).
             sed_model = self.model() if model is None else model
             arr = self._model_param_array(sed_model)
-            for zi in zz:
-                planes.append(sed_model.photometry(arr, z=float(zi), filters=names,
-                                                   threads=threads))
+            block = 4096
+            for start in range(0, self.nmodels, block):
+                part = sed_model.photometry_zgrid(arr[start:start + block], zz, names,
+                                                  threads=threads)  # (nz, nblock, nband)
+                flux[:, :, start:start + block] = part.transpose(0, 2, 1)
         table_names, table = self.table()
-        flux = np.stack(planes) if zz.size > 1 else planes[0]
-        return ModelPhotometry.from_arrays(flux, table, table_names,
-                                           z_grid=zz if zz.size > 1 else None, filters=names)
+        return ModelPhotometry.from_band_major(flux, table, table_names,
+                                               z_grid=zz if zz.size > 1 else None,
+                                               filters=names)
 
     def _apply_chunked(self, fw: Any, threads: int | None, chunk: int = 4096) -> NDArray:
         out = np.empty((self.nmodels, fw.nbands))

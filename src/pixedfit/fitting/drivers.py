@@ -73,16 +73,19 @@ class _Context:
         names = self.library.names
         self.age_col = names.index("log_age") if "log_age" in names else None
 
-    def photometry(self, z: float | NDArray[np.float64]) -> ModelPhotometry:
+    def photometry(self, z: float | NDArray[np.float64], cache: bool = True) -> ModelPhotometry:
         key = tuple(np.atleast_1d(z).tolist())
-        if key not in self._cache:
+        if key in self._cache:
+            return self._cache[key]
+        phot = self.library.photometry(
+            self.filters, z, model=self.model, use_spectra=self.use_spectra,
+            cosmo=self.settings.get("cosmo"), H0=self.settings.get("H0", 70.0),
+            Om0=self.settings.get("Om0", 0.3), threads=self.threads)
+        if cache:
             if len(self._cache) > 8:
                 self._cache.clear()
-            self._cache[key] = self.library.photometry(
-                self.filters, z, model=self.model, use_spectra=self.use_spectra,
-                cosmo=self.settings.get("cosmo"), H0=self.settings.get("H0", 70.0),
-                Om0=self.settings.get("Om0", 0.3), threads=self.threads)
-        return self._cache[key]
+            self._cache[key] = phot
+        return phot
 
     def age_prior(self, z: float | None) -> NDArray[np.float64] | None:
         if z is None or not self.settings.get("max_age_universe", True) or self.age_col is None:
@@ -316,11 +319,16 @@ class _ZInterpolator:
     linearly in z — accurate down to z → 0 (errors measured in the tests).
     """
 
-    def __init__(self, base: ModelPhotometry, settings: dict[str, Any]):
+    def __init__(self, base: ModelPhotometry, settings: dict[str, Any], inplace: bool = False):
         self.base = base
         self.settings = settings
         self.grid = base.z_grid
-        self.planes = base.flux / _dimming(self.grid, settings)[:, None, None]
+        dim = _dimming(self.grid, settings)[:, None, None]
+        if inplace:  # the caller hands over ``base``: no second copy of a large array
+            self.planes = base.flux
+            self.planes /= dim
+        else:
+            self.planes = base.flux / dim
 
     def __call__(self, z: float) -> ModelPhotometry:
         grid = self.grid
@@ -412,7 +420,8 @@ def fit_catalog(
         store = ResultStore(store)
     lo = max(dz / 2, zz.min() - dz)
     grid = np.arange(lo, zz.max() + dz * 1.5, dz)
-    interp = _ZInterpolator(ctx.photometry(grid), settings) if grid.size > 1 else None
+    interp = (_ZInterpolator(ctx.photometry(grid, cache=False), settings, inplace=True)
+              if grid.size > 1 else None)
 
     def work(i: int) -> FitResult:
         if store is not None and store.has(keys[i]):

@@ -130,6 +130,31 @@ class ModelPhotometry:
             filters=None if filters is None else tuple(filters),
         )
 
+    @classmethod
+    def from_band_major(
+        cls,
+        flux: NDArray[np.float64],
+        params: NDArray[np.float64],
+        param_names: Sequence[str],
+        z_grid: ArrayLike | None = None,
+        filters: Sequence[str] | None = None,
+    ) -> ModelPhotometry:
+        """Like :meth:`from_arrays` for fluxes already laid out (nz, nband, nmod) (no copy
+        when the array is contiguous float64)."""
+        flux = np.ascontiguousarray(flux, dtype=np.float64)
+        if flux.ndim != 3:
+            raise ValueError("flux must have shape (nz, nband, nmod)")
+        probe = cls.from_arrays(flux[:, :, :1].transpose(0, 2, 1), np.asarray(params)[:1],
+                                param_names, z_grid=z_grid, filters=filters)
+        par = np.ascontiguousarray(params, dtype=np.float64)
+        if par.shape != (flux.shape[2], len(probe.param_names)):
+            raise ValueError(f"params must have shape ({flux.shape[2]}, "
+                             f"{len(probe.param_names)}), got {par.shape}")
+        if not (np.all(np.isfinite(flux)) and np.all(np.isfinite(par))):
+            raise ValueError("model fluxes or parameters contain NaN or infinite values")
+        return cls(flux=flux, params=par, param_names=probe.param_names, z_grid=probe.z_grid,
+                   filters=probe.filters)
+
     @property
     def nmod(self) -> int:
         """Number of models."""
