@@ -386,3 +386,15 @@ def test_photometry_on_a_redshift_grid_equals_per_redshift_calls():
         np.testing.assert_allclose(grid[i], model.photometry(params, z, filters), rtol=1e-12)
     with pytest.raises(ValueError, match="z_grid"):
         model.photometry_zgrid(params, [0.0, 1.0], filters)
+
+
+def test_properties_on_the_photometry_grid_match_the_full_grid():
+    from pixedfit.sps import SEDModel
+
+    model = SEDModel(sfh_form=1, dust_law=0, add_neb_emission=True, duste_switch=True)
+    params = {"log_age": np.array([-1.8, -0.5, 0.4, 1.0]), "dust2": np.array([0.1, 0.5, 1, 2]),
+              "dust1": np.array([0.2, 1.0, 0.5, 0.0])}
+    fast = model.properties(params)
+    full = model.properties(params, full_grid=True)
+    for key, value in full.items():
+        np.testing.assert_allclose(fast[key], value, rtol=3e-4, atol=1e-30, err_msg=key)

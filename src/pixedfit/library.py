@@ -501,7 +501,9 @@ def generate_library(
     path : path-like, optional
         Write the library there (our layout; only rank 0 writes under MPI).
     spectra : bool
-        Also compute and keep the rest-frame spectra (n × nwave float32 in memory).
+        Also compute and keep the rest-frame spectra (n × nwave float32 in memory). Without
+        spectra the derived quantities come from the faster photometry grid (see
+        :meth:`pixedfit.sps.SEDModel.properties`: ≤ 3e-4 in L_bol and dust mass).
     chunk : int
         Models per batched C++ call.
     pool : SerialPool or MPIPool, optional
@@ -536,8 +538,11 @@ def generate_library(
 
     def work(start: int):
         block = {k: v[start:start + chunk] for k, v in params.items()}
+        if not spectra:
+            derived = model.properties(block, threads=threads)
+            return {k: np.atleast_1d(v) for k, v in derived.items()}, None
         rest = model.rest_spectrum(block, threads=threads)
-        flux = np.atleast_2d(rest.flux).astype(np.float32) if spectra else None
+        flux = np.atleast_2d(rest.flux).astype(np.float32)
         return {k: np.atleast_1d(v) for k, v in rest.derived.items()}, flux
 
     iterator = starts
