@@ -13,7 +13,7 @@ namespace {
 
 constexpr std::size_t kChunk = 2048;       // models per work unit (fixed: determinism)
 constexpr std::size_t kSedBlock = 8;        // SEDs sharing one pass over the model fluxes
-constexpr std::size_t kMinParallelPairs = 262144;  // split one SED over threads above this
+constexpr std::size_t kMinParallelPairs = 65536;  // split one SED over threads above this
 constexpr double kNegligible = -34.538776;  // ln(1e-15): weights below this are dropped
 constexpr double kHistFloor = -27.631021;   // ln(1e-12): pairs spanning the histogram
 const double kNegInf = -std::numeric_limits<double>::infinity();
