@@ -13,11 +13,12 @@ namespace {
 
 constexpr std::size_t kChunk = 2048;       // models per work unit (fixed: determinism)
 constexpr std::size_t kSedBlock = 8;        // SEDs sharing one pass over the model fluxes
-constexpr std::size_t kMinParallelPairs = 65536;  // split one SED over threads above this
+constexpr std::size_t kMinParallelPairs = 262144;  // split one SED over threads above this
 constexpr double kNegligible = -34.538776;  // ln(1e-15): weights below this are dropped
 constexpr double kHistFloor = -27.631021;   // ln(1e-12): pairs spanning the histogram
 const double kNegInf = -std::numeric_limits<double>::infinity();
 const double kNaN = std::numeric_limits<double>::quiet_NaN();
+const double kInf = std::numeric_limits<double>::infinity();
 
 // Per-SED constants.
 struct SedTerms {
@@ -45,6 +46,52 @@ struct ChunkPartial {
     std::vector<double> s1, s2;  // per stat, sums of w (x - ref) and w (x - ref)^2
     std::vector<double> lo, hi;  // per stat, range of values with weight > 1e-12
     std::vector<std::size_t> significant;  // pair indices with weight > 1e-15
+    std::vector<double> weight, log_a;     // their weights and log10 normalisations
+    void clear() {
+        sum_w = 0.0;
+        significant.clear();
+        weight.clear();
+        log_a.clear();
+    }
+};
+
+// Per-chunk results of pass 1.
+struct ChunkSummary {
+    double max_lnp = -std::numeric_limits<double>::infinity();
+    std::size_t arg_lnp = 0;
+    double a_lnp = 0.0;
+    double min_chi2 = std::numeric_limits<double>::infinity();
+    std::size_t arg_chi2 = 0;
+    double a_chi2 = 0.0;
+    std::size_t n_valid = 0;
+};
+
+// Chunk-local arrays of pass 1 (on the stack of the thread that evaluates the chunk).
+struct ChunkBuffers {
+    double a[kChunk];
+    double chi2[kChunk];
+    double lnp[kChunk];
+};
+
+// Working memory of one SED: per-chunk summaries and partial sums; the per-pair arrays
+// only when a chi2 cut needs them.
+struct SedWork {
+    std::vector<ChunkSummary> summary;
+    std::vector<ChunkPartial> parts;
+    std::vector<double> a, chi2, lnp, scratch;
+    SedWork(std::size_t nchunks, std::size_t npairs, bool keep)
+        : summary(nchunks), parts(nchunks) {
+        if (keep) {
+            a.resize(npairs);
+            chi2.resize(npairs);
+            lnp.resize(npairs);
+        }
+    }
+    void store(std::size_t, std::size_t p0, std::size_t n, const ChunkBuffers& buf) {
+        std::copy(buf.a, buf.a + n, a.begin() + static_cast<std::ptrdiff_t>(p0));
+        std::copy(buf.chi2, buf.chi2 + n, chi2.begin() + static_cast<std::ptrdiff_t>(p0));
+        std::copy(buf.lnp, buf.lnp + n, lnp.begin() + static_cast<std::ptrdiff_t>(p0));
+    }
 };
 
 // bsum += dw m, csum += wb m^2 over one band of a chunk of models.
@@ -107,7 +154,8 @@ public:
         return in_.mass_scaled[k] ? v + log_a : v;
     }
 
-    // Pass 1 over the pairs of one chunk: normalisation a, chi2 and ln prob.
+    // The pairs of one chunk: normalisation a, chi2 and ln prob, written to a_out[q] etc.
+    // for q = 0 .. chunk size - 1.
     void pass1(const SedTerms& st, std::size_t s, std::size_t chunk, double* a_out,
                double* chi2_out, double* lnp_out) const {
         const std::size_t iz = chunk / sh_.nchunks_per_z;
@@ -133,14 +181,14 @@ public:
             const std::size_t pair = base + m;
             const double c = csum[q];
             const double a = c > 0.0 ? bsum[q] / c : kNaN;
-            a_out[pair] = a;
+            a_out[q] = a;
             if (!(a > 0.0) || !std::isfinite(a)) {
-                chi2_out[pair] = std::numeric_limits<double>::infinity();
-                lnp_out[pair] = kNegInf;
+                chi2_out[q] = std::numeric_limits<double>::infinity();
+                lnp_out[q] = kNegInf;
                 continue;
             }
             const double chi2 = std::max(0.0, st.dd - bsum[q] * a);
-            chi2_out[pair] = chi2;
+            chi2_out[q] = chi2;
             double lnl;
             if (opt_.likelihood == 0) {
                 lnl = st.ln_norm - 0.5 * chi2;
@@ -169,31 +217,67 @@ public:
                     lnp += -0.5 * x * x - std::log(jp.scale * std::sqrt(2.0 * M_PI));
                 }
             }
-            lnp_out[pair] = std::isfinite(lnp) ? lnp : kNegInf;
+            lnp_out[q] = std::isfinite(lnp) ? lnp : kNegInf;
         }
     }
 
-    // Pass 2 over one chunk: weighted sums relative to `ref`, ranges, significant pairs.
-    void pass2(std::size_t chunk, const double* a, const double* lnp, double lnp_max,
-               const std::vector<double>& ref, ChunkPartial& part) const {
-        const std::size_t iz = chunk / sh_.nchunks_per_z;
+    std::size_t chunk_size(std::size_t chunk) const {
         const std::size_t m0 = (chunk % sh_.nchunks_per_z) * kChunk;
-        const std::size_t m1 = std::min(in_.nmod, m0 + kChunk);
+        return std::min(in_.nmod, m0 + kChunk) - m0;
+    }
+
+    std::size_t first_pair(std::size_t chunk) const {
+        return (chunk / sh_.nchunks_per_z) * in_.nmod + (chunk % sh_.nchunks_per_z) * kChunk;
+    }
+
+    // Summary of one chunk's pairs given their chi2 and ln p (pairs with chi2 > thr are cut).
+    ChunkSummary summarize(std::size_t chunk, const double* a, const double* chi2,
+                           const double* lnp, double thr) const {
+        ChunkSummary cs;
+        const std::size_t n = chunk_size(chunk), p0 = first_pair(chunk);
+        for (std::size_t q = 0; q < n; ++q) {
+            if (!(lnp[q] > kNegInf)) continue;
+            if (chi2[q] < cs.min_chi2) {
+                cs.min_chi2 = chi2[q];
+                cs.arg_chi2 = p0 + q;
+                cs.a_chi2 = a[q];
+            }
+            if (chi2[q] > thr) continue;
+            ++cs.n_valid;
+            if (lnp[q] > cs.max_lnp) {
+                cs.max_lnp = lnp[q];
+                cs.arg_lnp = p0 + q;
+                cs.a_lnp = a[q];
+            }
+        }
+        return cs;
+    }
+
+    // Weighted sums of one chunk relative to `ref`, ranges, and its significant pairs.
+    void accumulate(std::size_t chunk, const double* a, const double* chi2, const double* lnp,
+                    double thr, double lnp_max, const std::vector<double>& ref,
+                    ChunkPartial& part) const {
         const std::size_t ns = sh_.nstat;
+        const std::size_t n = chunk_size(chunk), p0 = first_pair(chunk);
         part.sum_w = 0.0;
         part.s1.assign(ns, 0.0);
         part.s2.assign(ns, 0.0);
         part.lo.assign(ns, std::numeric_limits<double>::infinity());
         part.hi.assign(ns, -std::numeric_limits<double>::infinity());
         part.significant.clear();
-        for (std::size_t m = m0; m < m1; ++m) {
-            const std::size_t pair = iz * in_.nmod + m;
-            const double dl = lnp[pair] - lnp_max;
+        part.weight.clear();
+        part.log_a.clear();
+        for (std::size_t q = 0; q < n; ++q) {
+            if (chi2[q] > thr) continue;
+            const double dl = lnp[q] - lnp_max;
             if (!(dl > kNegligible)) continue;
             const double w = std::exp(dl);
-            const double la = std::log10(a[pair]);
+            const double la = std::log10(a[q]);
+            const std::size_t pair = p0 + q;
             part.sum_w += w;
             part.significant.push_back(pair);
+            part.weight.push_back(w);
+            part.log_a.push_back(la);
             for (std::size_t k = 0; k < ns; ++k) {
                 const double x = stat_value(pair, k, la);
                 const double dx = x - ref[k];
@@ -207,68 +291,76 @@ public:
         }
     }
 
-    // Pass 1 for a block of SEDs, chunk by chunk, so that each chunk of model fluxes is
-    // read from memory once for the whole block (the kernel is otherwise bandwidth-bound).
-    void pass1_block(std::size_t s0, std::size_t nblock, std::vector<std::vector<double>>& a,
-                     std::vector<std::vector<double>>& chi2,
-                     std::vector<std::vector<double>>& lnp) const {
+    // Pass 1 for a block of SEDs, chunk by chunk (each chunk of model fluxes is read from
+    // memory once for the whole block). Keeps per-chunk summaries only; with a chi2 cut the
+    // chi2 and ln p of every pair are kept too (the cut needs their distribution).
+    void pass1_block(std::size_t s0, std::size_t nblock, std::vector<SedWork>& work) const {
         std::vector<SedTerms> terms(nblock);
         for (std::size_t q = 0; q < nblock; ++q) terms[q] = sed_terms(s0 + q);
         const std::size_t nchunks = sh_.nchunks_per_z * in_.nz;
+        ChunkBuffers buf;
         for (std::size_t c = 0; c < nchunks; ++c) {
             for (std::size_t q = 0; q < nblock; ++q) {
-                pass1(terms[q], s0 + q, c, a[q].data(), chi2[q].data(), lnp[q].data());
+                SedWork& wk = work[q];
+                pass1(terms[q], s0 + q, c, buf.a, buf.chi2, buf.lnp);
+                wk.summary[c] = summarize(c, buf.a, buf.chi2, buf.lnp, kInf);
+                if (keep_pairs()) wk.store(c, first_pair(c), chunk_size(c), buf);
             }
         }
     }
 
-    void fit_sed(std::size_t s, std::vector<double>& a, std::vector<double>& chi2,
-                 std::vector<double>& lnp, std::vector<double>& scratch,
-                 std::vector<ChunkPartial>& parts, bool parallel_chunks, bool pass1_done) const {
+    bool keep_pairs() const { return opt_.perc_chi2 < 100.0; }
+
+    void pass1_parallel(std::size_t s, SedWork& wk, int nt) const {
+        const SedTerms st = sed_terms(s);
+        const std::int64_t nck = static_cast<std::int64_t>(sh_.nchunks_per_z * in_.nz);
+#pragma omp parallel for num_threads(nt) schedule(static)
+        for (std::int64_t ci = 0; ci < nck; ++ci) {
+            const std::size_t c = static_cast<std::size_t>(ci);
+            ChunkBuffers buf;
+            pass1(st, s, c, buf.a, buf.chi2, buf.lnp);
+            wk.summary[c] = summarize(c, buf.a, buf.chi2, buf.lnp, kInf);
+            if (keep_pairs()) wk.store(c, first_pair(c), chunk_size(c), buf);
+        }
+    }
+
+    // Everything after pass 1 for SED s.
+    void finish_sed(std::size_t s, SedWork& wk) const {
         const std::size_t nchunks = sh_.nchunks_per_z * in_.nz;
-        const int nt = parallel_chunks ? threads_ : 1;
         const std::int64_t nck = static_cast<std::int64_t>(nchunks);
-        if (!pass1_done) {
-            const SedTerms st = sed_terms(s);
-#pragma omp parallel for num_threads(nt) schedule(static) if (parallel_chunks)
-            for (std::int64_t c = 0; c < nck; ++c) {
-                pass1(st, s, static_cast<std::size_t>(c), a.data(), chi2.data(), lnp.data());
-            }
+        // Minimum chi2 over the pairs the priors allow (first index on ties).
+        ChunkSummary best;
+        for (const ChunkSummary& cs : wk.summary) {
+            if (cs.min_chi2 < best.min_chi2) best = cs;
         }
-        // Minimum chi2 (first index on ties) over the pairs the priors allow.
-        std::size_t best = sh_.npairs;
-        double best_chi2 = std::numeric_limits<double>::infinity();
-        for (std::size_t p = 0; p < sh_.npairs; ++p) {
-            if (lnp[p] > kNegInf && chi2[p] < best_chi2) {
-                best_chi2 = chi2[p];
-                best = p;
-            }
-        }
-        // chi2 percentile cut (numpy's linear interpolation between order statistics).
-        if (opt_.perc_chi2 < 100.0 && best < sh_.npairs) {
-            scratch.clear();
+        double thr = kInf;
+        if (keep_pairs() && best.min_chi2 < kInf) {
+            // numpy's linear interpolation between order statistics of the allowed pairs
+            wk.scratch.clear();
             for (std::size_t p = 0; p < sh_.npairs; ++p) {
-                if (lnp[p] > kNegInf) scratch.push_back(chi2[p]);
+                if (wk.lnp[p] > kNegInf) wk.scratch.push_back(wk.chi2[p]);
             }
-            const double pos = opt_.perc_chi2 / 100.0 * static_cast<double>(scratch.size() - 1);
+            const double pos =
+                opt_.perc_chi2 / 100.0 * static_cast<double>(wk.scratch.size() - 1);
             const std::size_t lo = static_cast<std::size_t>(std::floor(pos));
-            std::nth_element(scratch.begin(), scratch.begin() + lo, scratch.end());
-            double thr = scratch[lo];
-            if (lo + 1 < scratch.size()) {
-                const double next = *std::min_element(scratch.begin() + lo + 1, scratch.end());
+            std::nth_element(wk.scratch.begin(), wk.scratch.begin() + lo, wk.scratch.end());
+            thr = wk.scratch[lo];
+            if (lo + 1 < wk.scratch.size()) {
+                const double next =
+                    *std::min_element(wk.scratch.begin() + lo + 1, wk.scratch.end());
                 thr = thr + (pos - static_cast<double>(lo)) * (next - thr);
             }
-            for (std::size_t p = 0; p < sh_.npairs; ++p) {
-                if (chi2[p] > thr) lnp[p] = kNegInf;
+            for (std::size_t c = 0; c < nchunks; ++c) {
+                const std::size_t p0 = first_pair(c);
+                wk.summary[c] = summarize(c, wk.a.data() + p0, wk.chi2.data() + p0,
+                                          wk.lnp.data() + p0, thr);
             }
         }
-        std::size_t arg = sh_.npairs;
-        double lnp_max = kNegInf;
-        for (std::size_t p = 0; p < sh_.npairs; ++p) {
-            if (lnp[p] > lnp_max) {
-                lnp_max = lnp[p];
-                arg = p;
-            }
+        ChunkSummary top;
+        std::size_t n_used = 0;
+        for (const ChunkSummary& cs : wk.summary) {
+            n_used += cs.n_valid;
+            if (cs.max_lnp > top.max_lnp) top = cs;
         }
         const std::size_t ns = sh_.nstat;
         double* mean = out_.mean + s * ns;
@@ -276,17 +368,18 @@ public:
         double* p16 = out_.p16 + s * ns;
         double* p50 = out_.p50 + s * ns;
         double* p84 = out_.p84 + s * ns;
-        out_.best_model[s] = best < sh_.npairs ? static_cast<std::int64_t>(best % in_.nmod) : -1;
-        out_.best_z[s] = best < sh_.npairs ? static_cast<std::int64_t>(best / in_.nmod) : -1;
-        out_.best_scale[s] = best < sh_.npairs ? a[best] : kNaN;
-        out_.chi2_min[s] = best < sh_.npairs ? best_chi2 : kNaN;
+        const bool found = best.min_chi2 < kInf;
+        out_.best_model[s] = found ? static_cast<std::int64_t>(best.arg_chi2 % in_.nmod) : -1;
+        out_.best_z[s] = found ? static_cast<std::int64_t>(best.arg_chi2 / in_.nmod) : -1;
+        out_.best_scale[s] = found ? best.a_chi2 : kNaN;
+        out_.chi2_min[s] = found ? best.min_chi2 : kNaN;
         if (out_.weights) {
             std::fill(out_.weights + s * sh_.npairs, out_.weights + (s + 1) * sh_.npairs, 0.0f);
         }
         if (out_.z_posterior) {
             std::fill(out_.z_posterior + s * in_.nz, out_.z_posterior + (s + 1) * in_.nz, 0.0);
         }
-        if (arg == sh_.npairs) {
+        if (!(top.max_lnp > kNegInf)) {
             std::fill(mean, mean + ns, kNaN);
             std::fill(sd, sd + ns, kNaN);
             std::fill(p16, p16 + ns, kNaN);
@@ -296,23 +389,37 @@ public:
             out_.n_used[s] = 0;
             return;
         }
+        const double lnp_max = top.max_lnp;
         std::vector<double> ref(ns);
-        const double la_ref = std::log10(a[arg]);
-        for (std::size_t k = 0; k < ns; ++k) ref[k] = stat_value(arg, k, la_ref);
-#pragma omp parallel for num_threads(nt) schedule(static) if (parallel_chunks)
-        for (std::int64_t c = 0; c < nck; ++c) {
-            pass2(static_cast<std::size_t>(c), a.data(), lnp.data(), lnp_max, ref,
-                  parts[static_cast<std::size_t>(c)]);
+        const double la_ref = std::log10(top.a_lnp);
+        for (std::size_t k = 0; k < ns; ++k) ref[k] = stat_value(top.arg_lnp, k, la_ref);
+        // Pass 2: only chunks that hold a non-negligible weight are evaluated again (few:
+        // sequential).
+        const SedTerms st = sed_terms(s);
+        for (std::int64_t ci = 0; ci < nck; ++ci) {
+            const std::size_t c = static_cast<std::size_t>(ci);
+            ChunkPartial& part = wk.parts[c];
+            if (!(wk.summary[c].max_lnp - lnp_max > kNegligible)) {
+                part.clear();
+                continue;
+            }
+            if (keep_pairs()) {
+                const std::size_t p0 = first_pair(c);
+                accumulate(c, wk.a.data() + p0, wk.chi2.data() + p0, wk.lnp.data() + p0, thr,
+                           lnp_max, ref, part);
+            } else {
+                ChunkBuffers buf;
+                pass1(st, s, c, buf.a, buf.chi2, buf.lnp);
+                accumulate(c, buf.a, buf.chi2, buf.lnp, thr, lnp_max, ref, part);
+            }
         }
         double sum_w = 0.0;
         std::vector<double> s1(ns, 0.0), s2(ns, 0.0);
-        std::vector<double> lo(ns, std::numeric_limits<double>::infinity());
-        std::vector<double> hi(ns, -std::numeric_limits<double>::infinity());
-        std::size_t nsig = 0;
+        std::vector<double> lo(ns, kInf), hi(ns, -kInf);
         for (std::size_t c = 0; c < nchunks; ++c) {
-            const ChunkPartial& pc = parts[c];
+            const ChunkPartial& pc = wk.parts[c];
+            if (pc.significant.empty()) continue;
             sum_w += pc.sum_w;
-            nsig += pc.significant.size();
             for (std::size_t k = 0; k < ns; ++k) {
                 s1[k] += pc.s1[k];
                 s2[k] += pc.s2[k];
@@ -320,8 +427,6 @@ public:
                 hi[k] = std::max(hi[k], pc.hi[k]);
             }
         }
-        std::size_t n_used = 0;
-        for (std::size_t p = 0; p < sh_.npairs; ++p) n_used += lnp[p] > kNegInf ? 1 : 0;
         out_.n_used[s] = static_cast<std::int64_t>(n_used);
         out_.ln_evidence[s] = lnp_max + std::log(sum_w) - std::log(static_cast<double>(sh_.npairs));
         for (std::size_t k = 0; k < ns; ++k) {
@@ -333,18 +438,20 @@ public:
         const std::size_t nh = opt_.nhist;
         std::vector<double> hist(ns * nh, 0.0);
         for (std::size_t c = 0; c < nchunks; ++c) {
-            for (std::size_t pair : parts[c].significant) {
-                const double w = std::exp(lnp[pair] - lnp_max);
-                const double la = std::log10(a[pair]);
+            const ChunkPartial& pc = wk.parts[c];
+            for (std::size_t j = 0; j < pc.significant.size(); ++j) {
+                const std::size_t pair = pc.significant[j];
+                const double w = pc.weight[j];
+                const double la = pc.log_a[j];
                 if (out_.weights) out_.weights[s * sh_.npairs + pair] = static_cast<float>(w / sum_w);
                 if (out_.z_posterior) out_.z_posterior[s * in_.nz + pair / in_.nmod] += w / sum_w;
                 for (std::size_t k = 0; k < ns; ++k) {
                     if (!(hi[k] > lo[k])) continue;
                     const double x = stat_value(pair, k, la);
-                    double u = (x - lo[k]) / (hi[k] - lo[k]) * static_cast<double>(nh);
-                    std::size_t j = u <= 0.0 ? 0 : static_cast<std::size_t>(u);
-                    if (j >= nh) j = nh - 1;
-                    hist[k * nh + j] += w;
+                    const double u = (x - lo[k]) / (hi[k] - lo[k]) * static_cast<double>(nh);
+                    std::size_t b = u <= 0.0 ? 0 : static_cast<std::size_t>(u);
+                    if (b >= nh) b = nh - 1;
+                    hist[k * nh + b] += w;
                 }
             }
         }
@@ -375,7 +482,6 @@ public:
     }
 
     RdspsOutputs out_;
-    int threads_ = 1;
 
 private:
     const RdspsInputs& in_;
@@ -458,8 +564,8 @@ void rdsps_fit(const RdspsInputs& in, const RdspsOptions& opt, const RdspsOutput
     const int nt = (in.nsed < static_cast<std::size_t>(nt_req) && sh.npairs < kMinParallelPairs)
                        ? 1
                        : nt_req;
-    fitter.threads_ = nt;
     const std::size_t nchunks = sh.nchunks_per_z * in.nz;
+    const bool keep = opt.perc_chi2 < 100.0;
     if (in.nsed >= static_cast<std::size_t>(nt) || nt == 1) {
         // Blocks of SEDs share each pass over the model fluxes; one thread per block.
         const std::size_t block = std::max<std::size_t>(
@@ -467,26 +573,20 @@ void rdsps_fit(const RdspsInputs& in, const RdspsOptions& opt, const RdspsOutput
         const std::int64_t nblocks = static_cast<std::int64_t>((in.nsed + block - 1) / block);
 #pragma omp parallel num_threads(nt)
         {
-            std::vector<std::vector<double>> a(block, std::vector<double>(sh.npairs));
-            std::vector<std::vector<double>> chi2(block, std::vector<double>(sh.npairs));
-            std::vector<std::vector<double>> lnp(block, std::vector<double>(sh.npairs));
-            std::vector<double> scratch;
-            std::vector<ChunkPartial> parts(nchunks);
+            std::vector<SedWork> work(block, SedWork(nchunks, sh.npairs, keep));
 #pragma omp for schedule(dynamic, 1)
             for (std::int64_t ib = 0; ib < nblocks; ++ib) {
                 const std::size_t s0 = static_cast<std::size_t>(ib) * block;
                 const std::size_t nb = std::min(block, in.nsed - s0);
-                fitter.pass1_block(s0, nb, a, chi2, lnp);
-                for (std::size_t q = 0; q < nb; ++q) {
-                    fitter.fit_sed(s0 + q, a[q], chi2[q], lnp[q], scratch, parts, false, true);
-                }
+                fitter.pass1_block(s0, nb, work);
+                for (std::size_t q = 0; q < nb; ++q) fitter.finish_sed(s0 + q, work[q]);
             }
         }
     } else {
-        std::vector<double> a(sh.npairs), chi2(sh.npairs), lnp(sh.npairs), scratch;
-        std::vector<ChunkPartial> parts(nchunks);
+        SedWork work(nchunks, sh.npairs, keep);
         for (std::size_t s = 0; s < in.nsed; ++s) {
-            fitter.fit_sed(s, a, chi2, lnp, scratch, parts, true, false);
+            fitter.pass1_parallel(s, work, nt);
+            fitter.finish_sed(s, work);
         }
     }
 }
