@@ -61,6 +61,7 @@ from ..fitting.results import FitResult, ResultStore
 __all__ = [
     "PIXEL_QUANTITIES",
     "PropertyMaps",
+    "compare_with_truth",
     "get_bestfit_params",
     "load_fit_results",
     "maps_parameters",
@@ -486,3 +487,82 @@ def maps_parameters(
     if name_out is not None:
         out.write(name_out, overwrite=True)
     return out
+
+
+def compare_with_truth(
+    maps: PropertyMaps | PathLike,
+    binned: BinnedCube | PathLike,
+    truth: PathLike,
+    snr_bands: Sequence[str] | None = None,
+    min_snr: float = 10.0,
+    stat: str | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Recovered bin values against true maps (e.g. of the demo).
+
+    Parameters
+    ----------
+    maps : PropertyMaps or path
+    binned : BinnedCube or path
+    truth : path
+        FITS file on the same grid with ``MASS`` (M☉ per pixel) and ``SFR`` (M☉ yr⁻¹ per
+        pixel) — at the resolution of the data — and optionally ``DUST2`` (τ_V, averaged
+        over the bin weighted by ``MASS``).
+    snr_bands : sequence of str, optional
+        Bands in which a bin must reach ``min_snr`` to be compared (default all).
+    min_snr : float
+        S/N threshold; the leftover bin is always excluded.
+    stat : str, optional
+        Recovered statistic (default ``p50`` for MCMC, ``mean`` for RDSPS).
+
+    Returns
+    -------
+    dict
+        ``log_sigma_mass`` and ``log_sigma_sfr`` (dex) and ``A_V`` (mag, from dust2 with
+        A_V = 1.0857 τ_V): each a dict with ``bins``, ``true``, ``recovered``, ``delta``
+        (arrays) and ``median_abs``, ``median`` and ``n``.
+    """
+    pm = maps if isinstance(maps, PropertyMaps) else PropertyMaps.read(maps)
+    cube = binned if isinstance(binned, BinnedCube) else BinnedCube.read(binned)
+    with fits.open(truth) as hdul:
+        data = {h.name: np.asarray(h.data, dtype=np.float64) for h in hdul[1:]
+                if h.data is not None}
+    for key in ("MASS", "SFR"):
+        if key not in data:
+            raise ValueError(f"truth: no {key} extension in {truth}")
+        if data[key].shape != cube.bin_map.shape:
+            raise ValueError(f"truth: {key} has shape {data[key].shape}, the bin map "
+                             f"{cube.bin_map.shape}")
+    bands = list(cube.filters) if snr_bands is None else list(snr_bands)
+    idx = [cube.filters.index(b) for b in bands]
+    good = ~cube.leftover & np.all(cube.bin_snr[:, idx] >= min_snr, axis=1)
+    stat = stat or ("p50" if pm.method == "mcmc" else "mean")
+    bm = cube.bin_map
+    nb = cube.nbins
+
+    def bin_sum(arr: NDArray) -> NDArray:
+        return np.bincount(bm[bm > 0], weights=arr[bm > 0], minlength=nb + 1)[1:]
+
+    mass = bin_sum(data["MASS"])
+    area = cube.bin_npix * (pm.kpc_per_pixel or 1.0) ** 2
+    out: dict[str, dict[str, Any]] = {}
+    pairs = [("log_sigma_mass", "log_mass", mass), ("log_sigma_sfr", "log_sfr",
+                                                    bin_sum(data["SFR"]))]
+    for key, param, true_sum in pairs:
+        with np.errstate(divide="ignore"):
+            true = np.log10(true_sum / area)
+        rec = pm.bin_values(param, stat) - np.log10(area)
+        out[key] = _stats(good, true, rec)
+    if "DUST2" in data and "dust2" in pm.params("bin"):
+        av = 2.5 / math.log(10.0)
+        true = av * bin_sum(data["DUST2"] * data["MASS"]) / mass
+        out["A_V"] = _stats(good, true, av * pm.bin_values("dust2", stat))
+    return out
+
+
+def _stats(good: NDArray[np.bool_], true: NDArray, rec: NDArray) -> dict[str, Any]:
+    ok = good & np.isfinite(true) & np.isfinite(rec)
+    delta = rec - true
+    return {"bins": np.nonzero(ok)[0] + 1, "true": true[ok], "recovered": rec[ok],
+            "delta": delta[ok], "n": int(ok.sum()),
+            "median_abs": float(np.median(np.abs(delta[ok]))) if ok.any() else math.nan,
+            "median": float(np.median(delta[ok])) if ok.any() else math.nan}
