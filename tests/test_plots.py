@@ -96,8 +96,10 @@ def test_mcmc_chain_samples_are_used(tmp_path):
     assert isinstance(fig, Figure) and imread(tmp_path / "sfh.png").shape[2] in (3, 4)
     fig = plot_corner(s, params=["log_mass", "log_age"], path=tmp_path / "c.png")
     assert len(fig.axes) == 4
-    with pytest.raises(ValueError, match="too few"):
-        plot_corner(PosteriorSamples(("a", "b"), np.zeros((2, 2)), np.full(2, 0.5)), ["a", "b"])
+    # fewer samples than dimensions: the samples themselves, sized by weight
+    fig = plot_corner(PosteriorSamples(("a", "b"), np.array([[0.0, 1.0], [1.0, 2.0]]),
+                                       np.array([0.3, 0.7])), ["a", "b"])
+    assert "2 posterior sample(s)" in fig._suptitle.get_text()
 
 
 def test_figures_are_written(setup, tmp_path):

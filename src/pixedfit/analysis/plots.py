@@ -205,8 +205,9 @@ def plot_corner(samples: PosteriorSamples, params: Sequence[str] | None = None,
         raise ValueError("params: nothing to plot")
     data = np.column_stack([samples.column(n) for n in names])
     if data.shape[0] <= data.shape[1]:
-        raise ValueError(f"only {data.shape[0]} posterior samples for {data.shape[1]} "
-                         "quantities: too few for a corner plot")
+        # too few samples for histograms (e.g. a sharp RDSPS posterior that only a handful
+        # of library models reach): show the samples themselves, sized by weight
+        return save_figure(_sparse_corner(data, samples.weights, names, truths), path)
     # corner needs a non-zero range in every dimension
     rng = []
     for j in range(data.shape[1]):
@@ -224,6 +225,34 @@ def plot_corner(samples: PosteriorSamples, params: Sequence[str] | None = None,
                   [truths.get(p) for p in names], smooth=1.0, fig=fig,
                   hist_kwargs={"density": False})
     return save_figure(fig, path)
+
+
+def _sparse_corner(data: NDArray[np.float64], weights: NDArray[np.float64],
+                   names: Sequence[str], truths: dict[str, float] | None) -> Any:
+    n = len(names)
+    fig = _figure((2.2 * n + 0.5, 2.2 * n + 0.5))
+    axes = np.atleast_2d(fig.subplots(n, n))
+    size = 20 + 200 * weights / weights.max()
+    for i in range(n):
+        for j in range(n):
+            ax = axes[i, j]
+            if j > i:
+                ax.set_axis_off()
+                continue
+            if i == j:
+                ax.vlines(data[:, i], 0, weights, color="k")
+                ax.set_yticks([])
+            else:
+                ax.scatter(data[:, j], data[:, i], s=size, color="k", alpha=0.6)
+                if truths and names[i] in truths and names[j] in truths:
+                    ax.plot(truths[names[j]], truths[names[i]], "s", color="C0")
+            if i == n - 1:
+                ax.set_xlabel(LABELS.get(names[j], names[j]))
+            if j == 0 and i > 0:
+                ax.set_ylabel(LABELS.get(names[i], names[i]))
+    fig.suptitle(f"{data.shape[0]} posterior sample(s): the posterior is narrower than the "
+                 "library's sampling", fontsize="small")
+    return fig
 
 
 def _model_params(names: Sequence[str], values: NDArray[np.float64]) -> dict[str, Any]:

@@ -230,12 +230,9 @@ def write_report(pipe: Any, folder: PathLike) -> Path:
                      f"({res.n_bands_used} bands), {res.n_used} models in the posterior.</p>",
                      _img(f"img/sed_bin{b}.png", f"SED of bin {b}")]
             if samples is not None:
-                try:
-                    plot_corner(samples, params=cfg["report"]["corner_params"],
-                                path=folder / f"img/corner_bin{b}.png")
-                    block.append(_img(f"img/corner_bin{b}.png", f"corner plot of bin {b}"))
-                except ValueError as exc:
-                    block.append(f"<p>No corner plot: {html.escape(str(exc))}.</p>")
+                plot_corner(samples, params=cfg["report"]["corner_params"],
+                            path=folder / f"img/corner_bin{b}.png")
+                block.append(_img(f"img/corner_bin{b}.png", f"corner plot of bin {b}"))
                 if sfh_form is not None:
                     plot_sfh(samples, int(sfh_form), title=f"bin {b}",
                              path=folder / f"img/sfh_bin{b}.png")
