@@ -142,3 +142,32 @@ def test_mpi_run_matches_serial(observation, tmp_path):
     assert set(a.maps) == set(b.maps)
     for key in a.maps:
         np.testing.assert_array_equal(a.maps[key], b.maps[key])
+
+
+def test_ifs_stage_with_an_existing_flux_map(tmp_path):
+    from ifs_synth import galaxy, imaging, tan_wcs
+    from pixedfit.binned import BinnedCube
+    from pixedfit.ifs.generators import manga_wave_grid, write_manga_logcube
+
+    gal = galaxy()
+    bands = ["sdss_g", "sdss_r", "sdss_i", "sdss_z"]
+    wi, wo = tan_wcs(0.5, (44, 44)), tan_wcs(1.0, (26, 26))
+    wave = manga_wave_grid(4)
+    clean = gal.cube(wave, wi, (44, 44), np.full(wave.size, 2.5))
+    write_manga_logcube(tmp_path / "manga.fits", wave, clean, np.full(clean.shape,
+                                                                      1e-3 * clean.max()), wi)
+    imaging(gal, bands, wo, (26, 26), 3.0).write(tmp_path / "fluxmap.fits")
+    cfg = {"_base": str(tmp_path),
+           "run": {"output_dir": "out", "quiet": True},
+           "images": {"fluxmap": "fluxmap.fits"},
+           "ifs": {"cube": "manga.fits", "survey": "manga"},
+           "binning": {"SNR": 10.0, "Dmin_bin": 2.0},
+           "models": {"nmodels": 300, "sfh_form": 1,
+                      "ranges": {"gas_logu": [-2.0, -2.0], "log_age": [-0.5, 1.0]}},
+           "report": {"enabled": False}}
+    pipe = run_pipeline(cfg, pool=SerialPool())
+    assert pipe.ran == ["images", "ifs", "binning", "models", "fitting", "maps"]
+    binned = BinnedCube.read(tmp_path / "out" / "binning" / "binned.fits")
+    assert binned.specphot and binned.bin_has_spec.any()
+    assert (tmp_path / "out" / "maps" / "maps.fits").is_file()
+    assert run_pipeline(cfg, pool=SerialPool()).ran == []

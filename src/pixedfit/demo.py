@@ -49,6 +49,7 @@ __all__ = [
     "TOLERANCES",
     "DemoResult",
     "GalaxyModel",
+    "blackbody_flambda",
     "make_observation",
     "run_demo",
 ]
@@ -67,6 +68,27 @@ _RA, _DEC = 150.1, 2.2
 _TWO_MASS_MAGZP = 20.0
 # Sky noise per native pixel as a fraction of the PSF-convolved central pixel value.
 _NOISE = {"galex": 0.3, "sdss": 0.25, "2mass": 0.15, "wise": 0.04}
+
+
+_H = 6.62607015e-27  # erg s
+_C = 2.99792458e10  # cm / s
+_K = 1.380649e-16  # erg / K
+
+
+def blackbody_flambda(wave: NDArray[np.float64], temperature: float) -> NDArray[np.float64]:
+    """Planck function B_λ in erg s⁻¹ cm⁻² Å⁻¹ sr⁻¹ (a smooth test spectrum used by the
+    photometry tests and benchmarks).
+
+    Parameters
+    ----------
+    wave : ndarray
+        Wavelengths in Å.
+    temperature : float
+        Temperature in K.
+    """
+    lam_cm = np.asarray(wave, dtype=np.float64) * 1e-8
+    x = _H * _C / (lam_cm * _K * temperature)
+    return 2.0 * _H * _C**2 / lam_cm**5 / np.expm1(x) * 1e-8
 
 
 @dataclass(frozen=True)
