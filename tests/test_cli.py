@@ -5,11 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
-import pytest
-
 import pixedfit
 from pixedfit.cli import main
-from pixedfit.demo import run_demo
 
 
 def test_version_in_a_subprocess():
@@ -47,12 +44,3 @@ def test_bad_curve_file_is_a_clean_error(tmp_path, capsys):
     assert main(["filters", "add", "bad_nb", str(bad)]) == 2
     assert "strictly increasing" in capsys.readouterr().err
     assert main(["filters", "add", "bad_nb", str(tmp_path / "missing.txt")]) == 2
-
-
-def test_demo_recovers_the_blackbody_temperature(capsys):
-    result = run_demo(seed=1, quiet=True)
-    assert abs(result.temperature - result.true_temperature) < 4 * result.temperature_err
-    assert result.temperature_err < 100.0
-    assert result.solid_angle == pytest.approx(result.true_solid_angle, rel=0.05)
-    assert main(["demo", "--seed", "2"]) == 0
-    assert "recovered T" in capsys.readouterr().out

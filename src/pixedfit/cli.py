@@ -1,7 +1,8 @@
 """The ``pixedfit`` command line.
 
-``pixedfit --version``; ``pixedfit demo``; ``pixedfit filters list|show|add|remove|rename``;
-``pixedfit models generate``; ``pixedfit fit`` (see :mod:`pixedfit.cli_fit`).
+``pixedfit --version``; ``pixedfit demo``; ``pixedfit run config.toml``;
+``pixedfit filters list|show|add|remove|rename``; ``pixedfit models generate``;
+``pixedfit fit`` (see :mod:`pixedfit.cli_fit`).
 Errors in the input are reported on one line (``pixedfit: error: ...``) with exit status 2.
 """
 
@@ -70,7 +71,18 @@ def _cmd_filters_rename(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
-    run_demo(seed=args.seed, quiet=False)
+    result = run_demo(output_dir=args.output, seed=args.seed, stamp=args.stamp,
+                      nmodels=args.nmodels, quiet=args.quiet)
+    return 0 if result.passed else 1
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from .pipeline import run_pipeline
+
+    pipe = run_pipeline(args.config, quiet=args.quiet or None)
+    if pipe.pool.is_master and not args.quiet:
+        ran = ", ".join(pipe.ran) or "nothing (all stages unchanged)"
+        print(f"pixedfit run: ran {ran}; outputs in {pipe.out}")
     return 0
 
 
@@ -82,9 +94,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"pixedfit {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    demo = sub.add_parser("demo", help="run the demonstration")
+    demo = sub.add_parser("demo", help="synthetic galaxy → full pipeline → report")
+    demo.add_argument("--output", default="pixedfit_demo",
+                      help="output folder (default ./pixedfit_demo)")
     demo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    demo.add_argument("--stamp", type=int, default=64, help="stamp size in pixels (64)")
+    demo.add_argument("--nmodels", type=int, default=5000, help="library size (5000)")
+    demo.add_argument("--quiet", action="store_true", help="no progress output")
     demo.set_defaults(func=_cmd_demo)
+
+    run = sub.add_parser("run", help="run the pipeline of a TOML configuration file")
+    run.add_argument("config", help="configuration file (see the README)")
+    run.add_argument("--quiet", action="store_true", help="no progress output")
+    run.set_defaults(func=_cmd_run)
 
     from .cli_fit import add_subcommands
 

@@ -1,0 +1,263 @@
+"""One static HTML page per pipeline run (``report/index.html`` + ``report/img/*.png``).
+
+Sections: run metadata and stage timings; inputs (filters and their curves); the flux-map
+stamps of every band with the galaxy region; the bin map; the property maps; example SED
+fits with their corner plots and SFHs; and, when the configuration names a truth file, the
+recovered-versus-true comparison. Everything is a relative link, so the folder can be
+moved or archived as a whole. Nothing is fetched from the network.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import __version__
+from .._paths import atomic_path
+
+__all__ = ["choose_examples", "write_report"]
+
+PathLike = str | os.PathLike[str]
+
+_CSS = """
+body{font-family:system-ui,sans-serif;max-width:1150px;margin:2em auto;padding:0 1em;
+color:#222}
+h1{border-bottom:2px solid #446}h2{margin-top:2em;border-bottom:1px solid #aac}
+table{border-collapse:collapse;margin:0.5em 0}td,th{border:1px solid #ccd;padding:3px 8px;
+text-align:right}th{background:#eef}td:first-child,th:first-child{text-align:left}
+img{max-width:100%;border:1px solid #ddd;margin:4px 0}
+.grid{display:flex;flex-wrap:wrap;gap:6px}.grid figure{margin:0;width:180px}
+figcaption{font-size:small;text-align:center}.ok{color:#060}.bad{color:#a00}
+code{background:#f4f4f8;padding:1px 3px}
+"""
+
+
+def choose_examples(binned: Any, results: dict[int, Any], n: int = 3) -> list[int]:
+    """Bins to show: the brightest, the faintest regular bin and ones in between (by the
+    reference-band flux per pixel), skipping failed fits and the leftover bin."""
+    ok = [b for b, r in sorted(results.items()) if r.ok and not binned.leftover[b - 1]]
+    if not ok or n <= 0:
+        return []
+    ref = int(binned.params.get("ref_band", binned.nbands // 2))
+    flux = np.array([binned.bin_flux[b - 1, ref] / binned.bin_npix[b - 1] for b in ok])
+    order = [ok[i] for i in np.argsort(-flux)]
+    picks = np.unique(np.linspace(0, len(order) - 1, min(n, len(order))).round().astype(int))
+    return [order[i] for i in picks]
+
+
+def _img(rel: str, alt: str) -> str:
+    return f'<img src="{html.escape(rel)}" alt="{html.escape(alt)}" loading="eager">'
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> str:
+    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>"
+                   for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _stamps(cube: Any, folder: Path) -> list[tuple[str, str]]:
+    from matplotlib.figure import Figure
+
+    from .plots import save_figure
+
+    out = []
+    for b, name in enumerate(cube.filters):
+        fig = Figure(figsize=(2.4, 2.4))
+        ax = fig.add_axes((0, 0, 1, 1))
+        img = np.where(cube.region, cube.flux[b], np.nan)
+        finite = img[np.isfinite(img) & (img > 0)]
+        if finite.size:
+            lo, hi = np.percentile(finite, [5, 99.5])
+            ax.imshow(np.log10(np.clip(img, lo, None)), origin="lower", cmap="magma",
+                      vmin=np.log10(lo), vmax=np.log10(hi), interpolation="nearest")
+        ax.contour(cube.region.astype(float), levels=[0.5], colors="cyan", linewidths=0.6)
+        ax.set_axis_off()
+        rel = f"img/stamp_{name}.png"
+        save_figure(fig, folder / rel, dpi=80)
+        out.append((name, rel))
+    return out
+
+
+def _comparison(pipe: Any, folder: Path) -> str:
+    from matplotlib.figure import Figure
+
+    from .maps import compare_with_truth
+    from .plots import save_figure
+
+    cfg = pipe.cfg["report"]
+    metrics = compare_with_truth(pipe.path("maps", "maps.fits"),
+                                 pipe.path("binning", "binned.fits"), cfg["truth"],
+                                 snr_bands=cfg["truth_snr_bands"])
+    fig = Figure(figsize=(4.2 * len(metrics), 4))
+    axes = np.atleast_1d(fig.subplots(1, len(metrics)))
+    units = {"log_sigma_mass": "dex", "log_sigma_sfr": "dex", "A_V": "mag"}
+    rows = []
+    for ax, (key, m) in zip(axes, metrics.items(), strict=True):
+        if m["n"]:
+            ax.plot(m["true"], m["recovered"], "o", ms=4, alpha=0.7)
+            lo = min(m["true"].min(), m["recovered"].min())
+            hi = max(m["true"].max(), m["recovered"].max())
+            ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
+        ax.set_xlabel(f"true {key}")
+        ax.set_ylabel(f"recovered {key}")
+        ax.set_title(f"median |Δ| = {m['median_abs']:.3f} {units.get(key, '')}",
+                     fontsize="small")
+        rows.append([key, m["n"], f"{m['median_abs']:.3f}", f"{m['median']:+.3f}",
+                     units.get(key, "")])
+    fig.tight_layout()
+    save_figure(fig, folder / "img/truth_comparison.png")
+    snr = cfg["truth_snr_bands"] or "all bands"
+    return (f"<h2>Recovered versus true</h2><p>Bins with S/N ≥ 10 in {html.escape(str(snr))}"
+            f" (leftover excluded); truth: <code>{html.escape(str(cfg['truth']))}</code>.</p>"
+            + _table(["quantity", "bins", "median |Δ|", "median Δ", "unit"], rows)
+            + _img("img/truth_comparison.png", "recovered versus true"))
+
+
+def write_report(pipe: Any, folder: PathLike) -> Path:
+    """Write the report of a finished :class:`~pixedfit.pipeline.Pipeline` run.
+
+    Parameters
+    ----------
+    pipe : Pipeline
+        The run (its configuration, stage records and output paths).
+    folder : path-like
+        Output folder (``index.html`` and ``img/``).
+
+    Returns
+    -------
+    Path
+        The HTML page.
+    """
+    from ..binned import BinnedCube
+    from ..cube import read_cube
+    from ..filters import cwave_filters
+    from ..library import read_library
+    from .maps import PropertyMaps, load_fit_results
+    from .plots import (
+        plot_bin_map,
+        plot_corner,
+        plot_filters,
+        plot_maps,
+        plot_sed,
+        plot_sfh,
+        posterior_samples,
+    )
+
+    folder = Path(folder)
+    (folder / "img").mkdir(parents=True, exist_ok=True)
+    cfg = pipe.cfg
+    cube = read_cube(pipe._cube_path())
+    phot = getattr(cube, "photometry", cube)
+    binned = BinnedCube.read(pipe.path("binning", "binned.fits"))
+    results = load_fit_results(pipe.path("fitting"))
+    pm = PropertyMaps.read(pipe.path("maps", "maps.fits"))
+    parts: list[str] = []
+    title = html.escape(str(cfg["run"]["name"]))
+    parts.append(f"<h1>pixedfit report: {title}</h1>")
+
+    # ---- metadata and timings
+    meta = [["pixedfit", __version__], ["written", time.strftime("%Y-%m-%d %H:%M:%S UTC",
+                                                                  time.gmtime())],
+            ["python", platform.python_version()], ["machine", platform.platform()],
+            ["MPI ranks", getattr(pipe.pool, "size", 1)], ["output", str(pipe.out)],
+            ["redshift", phot.z], ["pixel scale [arcsec]", phot.pixel_scale],
+            ["kpc per pixel", f"{pm.kpc_per_pixel:.4f}" if pm.kpc_per_pixel else "n/a"],
+            ["bins", binned.nbins], ["fit method", cfg["fitting"]["method"]]]
+    parts.append("<h2>Run</h2>" + _table(["item", "value"], meta))
+    rows = []
+    total = 0.0
+    for name, rec in pipe.records.items():
+        if name == "report":
+            continue
+        rows.append([name, f"{rec.seconds:.1f}", rec.finished, "cached" if rec.cached else
+                     "ran", ", ".join(f"{k}={v}" for k, v in rec.info.items())[:120]])
+        total += rec.seconds
+    parts.append("<h3>Stages</h3>" + _table(["stage", "seconds", "finished", "this run",
+                                               "info"], rows)
+                 + f"<p>Total of the recorded stage times: {total:.1f} s.</p>")
+
+    # ---- inputs
+    waves = cwave_filters(list(phot.filters))
+    rows = [[f, f"{w:.0f}", f"{np.nanmedian(binned.bin_snr[:, i]):.1f}"]
+            for i, (f, w) in enumerate(zip(phot.filters, waves, strict=True))]
+    plot_filters(phot.filters, path=folder / "img/filters.png")
+    parts.append("<h2>Inputs</h2>" + _table(["filter", "pivot [Å]", "median bin S/N"], rows)
+                 + _img("img/filters.png", "filter curves"))
+    stamps = _stamps(phot, folder)
+    parts.append("<h2>Stamps and galaxy region</h2><p>PSF-matched flux maps (log scale); "
+                 f"the region ({int(phot.region.sum())} pixels) is outlined.</p>"
+                 "<div class='grid'>" + "".join(
+                     f"<figure>{_img(rel, name)}<figcaption>{html.escape(name)}</figcaption>"
+                     "</figure>" for name, rel in stamps) + "</div>")
+
+    # ---- bins and maps
+    plot_bin_map(binned, path=folder / "img/bin_map.png")
+    parts.append(f"<h2>Bins</h2><p>{binned.nbins} bins (leftover bin: "
+                 f"{binned.leftover_bin or 'none'}).</p>" + _img("img/bin_map.png", "bin map"))
+    plot_maps(pm, path=folder / "img/maps.png")
+    parts.append("<h2>Property maps</h2><p>Pixel maps of additive quantities (mass and SFR "
+                 "shared out by reference-band flux), bin maps otherwise.</p>"
+                 + _img("img/maps.png", "property maps"))
+
+    # ---- example fits
+    examples = choose_examples(binned, results, int(cfg["report"]["n_examples"]))
+    if examples:
+        library = read_library(pipe.library_path(), spectra=False)
+        model = None
+        try:
+            model = library.model()
+        except ValueError:
+            pass
+        sfh_form = library.config.get("sfh_form")
+        parts.append("<h2>Example fits</h2>")
+        for b in examples:
+            res = results[b]
+            samples = None
+            try:
+                samples = posterior_samples(res, library)
+            except ValueError:
+                pass
+            plot_sed(res, model=model, samples=samples, title=f"bin {b}",
+                     path=folder / f"img/sed_bin{b}.png")
+            block = [f"<h3>Bin {b}</h3><p>χ²<sub>min</sub> = {res.chi2_min:.2f} "
+                     f"({res.n_bands_used} bands), {res.n_used} models in the posterior.</p>",
+                     _img(f"img/sed_bin{b}.png", f"SED of bin {b}")]
+            if samples is not None:
+                plot_corner(samples, params=cfg["report"]["corner_params"],
+                            path=folder / f"img/corner_bin{b}.png")
+                block.append(_img(f"img/corner_bin{b}.png", f"corner plot of bin {b}"))
+                if sfh_form is not None:
+                    plot_sfh(samples, int(sfh_form), title=f"bin {b}",
+                             path=folder / f"img/sfh_bin{b}.png")
+                    block.append(_img(f"img/sfh_bin{b}.png", f"SFH of bin {b}"))
+            parts.append("".join(block))
+
+    if cfg["report"]["truth"]:
+        parts.append(_comparison(pipe, folder))
+
+    parts.append("<h2>Configuration</h2><pre>" + html.escape(_config_dump(cfg)) + "</pre>")
+    page = ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+            f"<title>pixedfit report: {title}</title><style>{_CSS}</style></head><body>"
+            + "\n".join(parts) + "</body></html>\n")
+    path = folder / "index.html"
+    with atomic_path(path) as tmp:
+        tmp.write_text(page, encoding="utf-8")
+    return path
+
+
+def _config_dump(cfg: dict[str, Any]) -> str:
+    lines = []
+    for sec, values in cfg.items():
+        if sec.startswith("_"):
+            continue
+        lines.append(f"[{sec}]")
+        for k, v in values.items():
+            lines.append(f"{k} = {v!r}")
+    return "\n".join(lines)

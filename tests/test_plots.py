@@ -1,0 +1,144 @@
+"""Plots: posterior samples (RDSPS weights, MCMC chains), SFH percentiles, every figure."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from matplotlib.figure import Figure
+from matplotlib.image import imread
+
+from pixedfit.analysis.maps import maps_parameters
+from pixedfit.analysis.plots import (
+    PosteriorSamples,
+    plot_bin_map,
+    plot_corner,
+    plot_filters,
+    plot_maps,
+    plot_sed,
+    plot_sfh,
+    posterior_samples,
+    sfh_percentiles,
+    weighted_percentiles,
+)
+from pixedfit.binning import bin_with_map
+from pixedfit.cube import FluxCube
+from pixedfit.demo import demo_model
+from pixedfit.fitting import fit_sed
+from pixedfit.fitting.results import FitResult
+from pixedfit.library import generate_library
+
+FILTERS = ["galex_nuv", "sdss_u", "sdss_g", "sdss_r", "sdss_i", "sdss_z", "2mass_k", "wise_w1"]
+RANGES = {"log_age": (-0.3, 1.0), "log_tau": (-0.5, 1.0), "logzsol": (-0.5, 0.2),
+          "dust2": (0.0, 1.0), "gas_logu": (-2.0, -2.0)}
+
+
+@pytest.fixture(scope="module")
+def setup():
+    model = demo_model()
+    lib = generate_library(model, 600, ranges=RANGES, seed=4)
+    truth = {"log_mass": 9.0, "log_age": 0.5, "log_tau": 0.2, "logzsol": -0.1, "dust2": 0.4,
+             "gas_logu": -2.0}
+    flux = model.photometry(truth, z=0.03, filters=FILTERS)
+    err = 0.03 * flux
+    fit = fit_sed(flux, err, FILTERS, z=0.03, library=lib)
+    return model, lib, fit, truth
+
+
+def test_rdsps_posterior_samples_reproduce_the_fit(setup):
+    _model, lib, fit, truth = setup
+    s = posterior_samples(fit, lib)
+    assert np.isclose(s.weights.sum(), 1.0)
+    k = fit.names.index("log_mass")
+    # the weighted mean of the samples is the fit's posterior mean (same weights)
+    mean = np.sum(s.weights * s.column("log_mass"))
+    assert mean == pytest.approx(fit.mean[k], abs=1e-3)
+    assert abs(mean - truth["log_mass"]) < 0.2
+    p16, p50, p84 = s.percentiles("log_mass")
+    assert p16 <= p50 <= p84
+    with pytest.raises(ValueError, match="library"):
+        posterior_samples(fit)
+
+
+def test_weighted_percentiles_equal_weights_match_numpy():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=20001)
+    w = np.full(x.size, 1.0 / x.size)
+    np.testing.assert_allclose(weighted_percentiles(x, w, [16, 50, 84]),
+                               np.percentile(x, [16, 50, 84]), atol=1e-3)
+
+
+def test_sfh_percentiles_conserve_formed_mass():
+    # one delayed-tau model of known formed mass: the SFH integrates to it
+    names = ("log_age", "log_tau", "log_mass_formed")
+    s = PosteriorSamples(names, np.array([[0.8, 0.3, 10.0]]), np.array([1.0]))
+    lbt, p16, p50, p84 = sfh_percentiles(s, 1, nsamples=5,
+                                         lbt=np.linspace(0, 10**0.8, 4001))
+    np.testing.assert_array_equal(p16, p84)
+    formed = np.trapezoid(p50, lbt) * 1e9
+    assert formed == pytest.approx(1e10, rel=2e-3)
+    # SFR(lbt) of a delayed tau peaks at t = tau after the onset
+    t_peak = 10**0.8 - lbt[np.argmax(p50)]
+    assert t_peak == pytest.approx(10**0.3, rel=0.01)
+
+
+def test_mcmc_chain_samples_are_used(tmp_path):
+    fit = FitResult(method="mcmc", names=("log_mass", "log_age", "log_tau"),
+                    mean=np.full(3, np.nan), std=np.full(3, np.nan), p16=np.zeros(3),
+                    p50=np.zeros(3), p84=np.zeros(3), best=np.zeros(3),
+                    filters=("sdss_r",), obs_flux=np.ones(1), obs_flux_err=np.ones(1),
+                    bfit_photo=np.ones(1), z=0.1)
+    rng = np.random.default_rng(1)
+    fit.samples = np.column_stack([rng.normal(10, 0.1, 500), rng.normal(0.5, 0.05, 500),
+                                   rng.normal(0.0, 0.1, 500)])
+    s = posterior_samples(fit)
+    assert s.values.shape == (500, 3) and np.allclose(s.weights, 1 / 500)
+    fig = plot_sfh(s, 1, nsamples=50, path=tmp_path / "sfh.png")
+    assert isinstance(fig, Figure) and imread(tmp_path / "sfh.png").shape[2] in (3, 4)
+    fig = plot_corner(s, params=["log_mass", "log_age"], path=tmp_path / "c.png")
+    assert len(fig.axes) == 4
+    # fewer samples than dimensions: the samples themselves, sized by weight
+    fig = plot_corner(PosteriorSamples(("a", "b"), np.array([[0.0, 1.0], [1.0, 2.0]]),
+                                       np.array([0.3, 0.7])), ["a", "b"])
+    assert "2 posterior sample(s)" in fig._suptitle.get_text()
+
+
+def test_figures_are_written(setup, tmp_path):
+    model, lib, fit, truth = setup
+    s = posterior_samples(fit, lib)
+    fig = plot_sed(fit, model=model, samples=s, nspec=20, path=tmp_path / "sed.png")
+    assert isinstance(fig, Figure) and len(fig.axes) == 2
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert {"best fit", "observed", "stellar", "nebular", "model 16–84 %"} <= set(labels)
+    plot_sed(fit, path=tmp_path / "sed_phot.svg")  # photometry only, other format
+    assert (tmp_path / "sed_phot.svg").read_text().lstrip().startswith("<?xml")
+    plot_corner(s, truths=truth, path=tmp_path / "corner.png")
+    plot_sfh(s, 1, nsamples=30, path=tmp_path / "sfh.png")
+    plot_filters(FILTERS, path=tmp_path / "filters.png")
+    for name in ("sed.png", "corner.png", "sfh.png", "filters.png"):
+        img = imread(tmp_path / name)
+        assert img.shape[0] > 100 and img.std() > 0
+    with pytest.raises(ValueError):
+        plot_sed(fit, wunit="nm")
+
+
+def test_map_plots(tmp_path):
+    rng = np.random.default_rng(0)
+    cube = FluxCube(rng.uniform(1, 2, (2, 4, 4)), np.full((2, 4, 4), 0.1),
+                    ["sdss_g", "sdss_r"], z=0.05, pixel_scale=1.0)
+    bm = np.repeat(np.arange(1, 5), 4).reshape(4, 4)
+    binned = bin_with_map(cube, bm)
+    results = {b: FitResult(method="rdsps", names=("log_mass", "log_sfr", "dust2"),
+                            mean=np.array([9.0 + b, -1.0, 0.1 * b]), std=np.full(3, 0.1),
+                            p16=np.zeros(3), p50=np.array([9.0 + b, -1.0, 0.1 * b]),
+                            p84=np.ones(3), best=np.zeros(3), filters=("sdss_g", "sdss_r"),
+                            obs_flux=np.ones(2), obs_flux_err=np.ones(2),
+                            bfit_photo=np.ones(2), z=0.05, n_used=1) for b in range(1, 5)}
+    pm = maps_parameters(binned, results, cube)
+    fig = plot_maps(pm, path=tmp_path / "maps.png", extra={"truth": np.ones((4, 4))})
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert "pix: log_sigma_mass (p50)" in titles and "bin: dust2 (p50)" in titles
+    assert "truth" in titles
+    fig = plot_bin_map(binned, path=tmp_path / "bins.png")
+    assert (tmp_path / "bins.png").stat().st_size > 1000
+    with pytest.raises(ValueError):
+        plot_maps(pm, params=[])

@@ -1,0 +1,95 @@
+"""The HTML report: every section, every image present and readable, relative links; and a
+real headless browser (Debian ``chromium``, if installed) loads every image."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+from matplotlib.image import imread
+
+from pixedfit.demo import run_demo
+
+
+class _Images(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.src: list[str] = []
+        self.headings: list[str] = []
+        self._h = False
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "img":
+            self.src.append(dict(attrs)["src"])
+        self._h = tag in ("h2",)
+
+    def handle_data(self, data):
+        if self._h:
+            self.headings.append(data.strip())
+            self._h = False
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("report_run")
+    result = run_demo(out, stamp=24, nmodels=2500, noise_realisations=0, quiet=True)
+    assert result.report is not None
+    return result.report
+
+
+def test_report_sections_and_images(report):
+    parser = _Images()
+    parser.feed(report.read_text())
+    for section in ("Run", "Inputs", "Stamps and galaxy region", "Bins", "Property maps",
+                    "Example fits", "Recovered versus true", "Configuration"):
+        assert section in parser.headings
+    assert len(parser.src) >= 12 + 5
+    for src in parser.src:
+        assert not re.match(r"^[a-z]+:", src) and not src.startswith("/")  # relative
+        img = imread(report.parent / src)
+        assert img.shape[0] > 20 and img.std() > 0
+    assert any("corner_bin" in s for s in parser.src)
+    assert any("sfh_bin" in s for s in parser.src)
+    assert any("sed_bin" in s for s in parser.src)
+    text = report.read_text()
+    assert "Stages" in text and "seconds" in text
+
+
+def _browser() -> str | None:
+    for name in ("chromium", "chromium-browser"):
+        path = shutil.which(name)
+        if path:
+            return path
+    return None
+
+
+def test_report_loads_in_a_headless_browser(report, tmp_path):
+    browser = _browser()
+    if browser is None:
+        pytest.skip("no Debian chromium installed (apt install chromium); the test installs "
+                    "nothing")
+    probe = report.parent / "_probe.html"
+    script = ("<script>window.addEventListener('load',()=>{const bad=[...document.images]"
+              ".filter(i=>!(i.complete&&i.naturalWidth>0)).map(i=>i.getAttribute('src'));"
+              "document.body.setAttribute('data-n',document.images.length);"
+              "document.body.setAttribute('data-bad',JSON.stringify(bad));});</script>")
+    probe.write_text(report.read_text().replace("</body>", script + "</body>"))
+    try:
+        proc = subprocess.run(
+            [browser, "--headless", "--no-sandbox", "--disable-gpu",
+             f"--user-data-dir={tmp_path / 'profile'}", "--allow-file-access-from-files",
+             "--virtual-time-budget=10000", "--dump-dom", probe.as_uri()],
+            capture_output=True, text=True, timeout=120)
+    finally:
+        probe.unlink()
+    assert proc.returncode == 0, proc.stderr[-1000:]
+    n = int(re.search(r'data-n="(\d+)"', proc.stdout).group(1))
+    bad = json.loads(re.search(r"data-bad=\"([^\"]*)\"", proc.stdout).group(1)
+                     .replace("&quot;", '"'))
+    assert n >= 17
+    assert bad == []
