@@ -70,7 +70,8 @@ class _Context:
     def __init__(self, library: Any, filters: Sequence[str], model: Any, priors: PriorsLike,
                  settings: dict[str, Any], threads: int | None):
         self.library = _library(library)
-        self.filters = [filters] if isinstance(filters, str) else list(filters or [])
+        self.filters = [filters] if isinstance(filters, str) else (
+            [] if filters is None else list(filters))
         self.use_spectra = not self.library.config or self.library.config.get("sfh_form") is None
         self.model = model
         if self.model is None and not self.use_spectra:
@@ -477,6 +478,15 @@ def fit_catalog(
     max_age_universe: bool = True,
     threads: int | None = None,
     quiet: bool = True,
+    spectra: Sequence[ObservedSpectrum | None] | None = None,
+    del_wave_nebem: float = 15.0,
+    poly_order: int | None = 8,
+    spec_clip: float | None = 4.0,
+    nwalkers: int = 100,
+    nsteps: int = 600,
+    nsteps_cut: int = 50,
+    thin: int = 1,
+    seed: int = 0,
 ) -> list[FitResult]:
     """Fit many SEDs, each at its own redshift.
 
@@ -496,6 +506,10 @@ def fit_catalog(
         Distribute galaxies over MPI ranks.
     dz : float
         Step of the redshift grid of the model photometry (interpolated in ln f).
+    spectra : sequence of ObservedSpectrum or None, optional
+        One spectrum (or None) per galaxy, fitted together with its photometry.
+    seed : int
+        MCMC: galaxy ``i`` uses a seed derived from (seed, i).
     Other parameters
         As :func:`fit_sed`.
 
@@ -517,10 +531,14 @@ def fit_catalog(
     if len(set(keys)) != len(keys):
         raise ValueError("ids must be unique")
     settings = _settings(likelihood, dof, perc_chi2, error_floor, mask_invalid, cosmo, H0, Om0,
-                         max_age_universe)
+                         max_age_universe, del_wave_nebem=float(del_wave_nebem),
+                         poly_order=poly_order, spec_clip=spec_clip, dz=float(dz))
     ctx = _Context(library, filters, model, priors, settings, threads)
-    if obs.shape[1] != len(ctx.filters):
+    if obs.shape[1] != len(ctx.filters) or len(ctx.filters) == 0:
         raise ValueError(f"fluxes have {obs.shape[1]} bands but {len(ctx.filters)} filters")
+    if spectra is not None and len(spectra) != obs.shape[0]:
+        raise ValueError(f"spectra: one entry (or None) per galaxy ({obs.shape[0]}), got "
+                         f"{len(spectra)}")
     if isinstance(store, str | os.PathLike):
         store = ResultStore(store)
     lo = max(dz / 2, zz.min() - dz)
@@ -531,8 +549,10 @@ def fit_catalog(
         if store is not None and store.has(keys[i]):
             return store.load(keys[i])
         models = ctx.photometry(float(zz[i])) if base is None else _interpolated(base, zz[i])
-        res = _run_rdsps(ctx, obs[i], err[i], models, ctx.age_prior(float(zz[i])), None)
-        out = _result(ctx, res, models, obs[i], err[i], float(zz[i]))
+        mset = _mcmc_settings(method, nwalkers, nsteps, nsteps_cut, thin,
+                              _sed_seed(seed, i), _chain_file(store, keys[i]), False)
+        spec = None if spectra is None else spectra[i]
+        out = _fit(ctx, obs[i], err[i], float(zz[i]), spec, None, mset, models)
         if store is not None:
             store.save(keys[i], out)
         return out
@@ -566,6 +586,17 @@ def fit_binmap(
     max_age_universe: bool = True,
     threads: int | None = None,
     quiet: bool = True,
+    fit_spectra: bool = False,
+    spec_resolution: Any = None,
+    spec_medium: str = "vacuum",
+    del_wave_nebem: float = 15.0,
+    poly_order: int | None = 8,
+    spec_clip: float | None = 4.0,
+    nwalkers: int = 100,
+    nsteps: int = 600,
+    nsteps_cut: int = 50,
+    thin: int = 1,
+    seed: int = 0,
 ) -> dict[int, FitResult]:
     """Fit the SEDs of the bins of a binned cube.
 
@@ -579,6 +610,15 @@ def fit_binmap(
         Redshift; default the cube's.
     store : path-like or ResultStore, optional
         Crash-safe store keyed ``bin<id>``.
+    fit_spectra : bool
+        Fit the spectra of bins that have one together with their photometry
+        (spectrophotometric binned cubes).
+    spec_resolution : Resolution, optional
+        Instrumental resolution of the spectra.
+    spec_medium : {"vacuum", "air"}
+        Medium of the cube's wavelengths.
+    seed : int
+        MCMC: bin ``b`` uses a seed derived from (seed, b).
     Other parameters
         As :func:`fit_sed` and :func:`fit_catalog`.
 
@@ -601,7 +641,10 @@ def fit_binmap(
             raise ValueError(f"bin id {b} outside 1..{nbins}")
     unit = float(getattr(cube, "unit", 1.0))
     settings = _settings(likelihood, dof, perc_chi2, error_floor, mask_invalid, cosmo, H0, Om0,
-                         max_age_universe)
+                         max_age_universe, del_wave_nebem=float(del_wave_nebem),
+                         poly_order=poly_order, spec_clip=spec_clip, dz=0.01)
+    if fit_spectra and getattr(cube, "bin_spec_flux", None) is None:
+        raise ValueError("fit_spectra: the binned cube has no spectra")
     ctx = _Context(library, list(cube.filters), model, priors, settings, threads)
     if isinstance(store, str | os.PathLike):
         store = ResultStore(store)
@@ -616,8 +659,18 @@ def fit_binmap(
         obs = cube.bin_flux[b - 1] * unit
         err = cube.bin_flux_err[b - 1] * unit
         area = None if areas is None else areas[b - 1]
-        res = _run_rdsps(ctx, obs, err, models, age, area)
-        out = _result(ctx, res, models, obs, err, float(redshift))
+        mset = _mcmc_settings(method, nwalkers, nsteps, nsteps_cut, thin, _sed_seed(seed, b),
+                              _chain_file(store, key), False)
+        spec = None
+        if fit_spectra and cube.bin_has_spec[b - 1]:
+            spec = ObservedSpectrum(cube.wave, cube.bin_spec_flux[b - 1] * unit,
+                                    cube.bin_spec_err[b - 1] * unit, medium=spec_medium,
+                                    resolution=spec_resolution)
+        if mset is None and spec is None:
+            res = _run_rdsps(ctx, obs, err, models, age, area)
+            out = _result(ctx, res, models, obs, err, float(redshift))
+        else:
+            out = _fit(ctx, obs, err, float(redshift), spec, area, mset, models)
         if store is not None:
             store.save(key, out)
         return out
@@ -629,6 +682,15 @@ def fit_binmap(
         tasks = tqdm(ids, desc="fitting bins", unit="bin")
     results = (pool or SerialPool()).map(work, tasks)
     return dict(zip(ids, results, strict=True))
+
+
+def _chain_file(store: ResultStore | None, key: str) -> str | None:
+    """Chain backend of ``key`` inside a result store (None without a store)."""
+    if store is None:
+        return None
+    folder = store.folder / "chains"
+    folder.mkdir(exist_ok=True)
+    return os.fspath(folder / f"{ResultStore._check_key(key)}.h5")
 
 
 def _bin_areas(cube: Any) -> NDArray[np.float64] | None:

@@ -548,6 +548,7 @@ def fit_one(ctx: Any, lp: LibraryPass, obs: NDArray | None, err: NDArray | None,
     rng = np.random.default_rng(settings.seed)
     start = initial_positions(lnprob, cand, w[order], settings, rng)
     run = run_mcmc(lnprob, start, settings)
+    n_eval = lnprob.ncalls
     notes = check_chain(run, settings, free)
 
     # ---- posterior products
@@ -602,7 +603,7 @@ def fit_one(ctx: Any, lp: LibraryPass, obs: NDArray | None, err: NDArray | None,
         "nwalkers": settings.nwalkers, "nsteps": settings.nsteps,
         "nsteps_cut": settings.nsteps_cut, "thin": settings.thin, "seed": settings.seed,
         "resumed_at": int(run["resumed_at"]), "nsamples": int(nsamp),
-        "n_model_evaluations": int(lnprob.ncalls), "warnings": notes,
+        "n_model_evaluations": int(n_eval), "warnings": notes,
         "spectral_pixels": None if spectral is None else spectral.npix,
         "spectral_clipped": lp.nclip,
     }
