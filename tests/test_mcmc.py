@@ -273,3 +273,81 @@ def test_posterior_coverage(model, library):
             total += 1
     assert 0.5 < inside / total < 0.86
 
+
+
+_MPI_SCRIPT = """
+import json, sys, warnings
+import numpy as np
+from pixedfit.fitting import fit_catalog
+from pixedfit.library import read_library
+from pixedfit.parallel import get_pool
+from pixedfit.sps import SEDModel
+warnings.simplefilter("ignore")
+lib = read_library(sys.argv[1])
+model = SEDModel(sfh_form=1, dust_law=1, add_neb_emission=False, threads=1)
+data = np.load(sys.argv[2])
+pool = get_pool()
+res = fit_catalog(data[0], data[1], {filters!r}, [0.1, 0.1, 0.1], library=lib, model=model,
+                  method="mcmc", pool=pool, seed=4, nwalkers=16, nsteps=30, nsteps_cut=10,
+                  threads=1)
+if pool.is_master:
+    print(json.dumps([r.samples.tolist() for r in res]))
+"""
+
+
+def test_mpi_split_gives_the_serial_result(model, library, tmp_path):
+    """MCMC fits of a catalogue are identical on 1 and 2 MPI ranks."""
+    pytest.importorskip("mpi4py", reason="mpi4py not installed")
+    import json
+    import shutil
+    from pathlib import Path
+
+    mpiexec = Path(sys.executable).with_name("mpiexec")
+    mpiexec = str(mpiexec) if mpiexec.exists() else shutil.which("mpiexec")
+    if mpiexec is None:
+        pytest.skip("no mpiexec found next to the Python interpreter or on PATH")
+    seds = [_mock(model, library, i, 0.1, seed=i) for i in (1, 2, 3)]
+    np.save(tmp_path / "cat.npy", np.array([[s[0] for s in seds], [s[1] for s in seds]]))
+    library.write(tmp_path / "lib.h5")
+    script = tmp_path / "run.py"
+    script.write_text(_MPI_SCRIPT.format(filters=FILTERS))
+    args = [sys.executable, str(script), str(tmp_path / "lib.h5"), str(tmp_path / "cat.npy")]
+    par = subprocess.run([mpiexec, "-n", "2", *args], capture_output=True, text=True,
+                         timeout=300, check=False)
+    assert par.returncode == 0, par.stderr
+    ser = subprocess.run(args, capture_output=True, text=True, timeout=300, check=True)
+    a = json.loads(par.stdout.strip().splitlines()[-1])
+    b = json.loads(ser.stdout.strip().splitlines()[-1])
+    assert len(a) == 3 and a == b
+
+
+def test_binmap_mcmc_with_a_spectrum(model, library):
+    from pixedfit.binned import BinnedCube
+    from pixedfit.fitting import fit_binmap
+
+    obs1, err1, _ = _mock(model, library, 11, 0.05, log_mass=8.0, seed=1)
+    obs2, err2, p2 = _mock(model, library, 12, 0.05, log_mass=8.2, seed=2)
+    wave = np.arange(3900.0, 8500.0, 2.0)
+    mw, mf = model.spectrum(p2, 0.05)
+    spec = np.interp(wave, mw, mf)
+    spec_err = spec / 25
+    spec = spec + np.random.default_rng(5).normal(0, spec_err)
+    bin_map = np.array([[1, 1, 2], [1, 2, 2]])
+    unit = 1e-17
+    cube = BinnedCube(bin_map, np.array([obs1, obs2]) / unit, np.array([err1, err2]) / unit,
+                      FILTERS, unit=unit, z=0.05, wave=wave,
+                      bin_spec_flux=np.array([np.full_like(wave, np.nan), spec]) / unit,
+                      bin_spec_err=np.array([np.full_like(wave, np.nan), spec_err]) / unit,
+                      bin_has_spec=[False, True])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MCMCShortChainWarning)
+        out = fit_binmap(cube, library=library, model=model, method="mcmc", fit_spectra=True,
+                         poly_order=2, nwalkers=16, nsteps=60, nsteps_cut=30, threads=1)
+    assert set(out) == {1, 2}
+    assert out[1].spectrum is None and out[2].spectrum is not None
+    assert out[2].spectrum["used"].sum() > 1000
+    k = out[2].names.index("log_mass")
+    assert abs(out[2].p50[k] - 8.2) < 0.2 and abs(out[1].p50[k] - 8.0) < 0.3
+    with pytest.raises(ValueError, match="no spectra"):
+        fit_binmap(BinnedCube(bin_map, cube.bin_flux, cube.bin_flux_err, FILTERS, unit=unit,
+                              z=0.05), library=library, model=model, fit_spectra=True)
