@@ -351,3 +351,26 @@ def test_binmap_mcmc_with_a_spectrum(model, library):
     with pytest.raises(ValueError, match="no spectra"):
         fit_binmap(BinnedCube(bin_map, cube.bin_flux, cube.bin_flux_err, FILTERS, unit=unit,
                               z=0.05), library=library, model=model, fit_spectra=True)
+
+
+def test_dust_emission_model_gives_dust_mass_and_fixed_parameters(tmp_path):
+    """Derived dust mass per sample; a degenerate library range fixes a parameter."""
+    model = SEDModel(sfh_form=1, dust_law=1, duste_switch=True, add_neb_emission=False,
+                     threads=1)
+    lib = generate_library(model, 400, seed=2, ranges={**RANGES, "log_qpah": (0.3, 0.3)})
+    obs, err, _ = _mock(model, lib, 10, 0.05)
+    res = _quiet(flux=obs, flux_err=err, filters=FILTERS, z=0.05, library=lib, model=model,
+                 method="mcmc", nwalkers=16, nsteps=40, nsteps_cut=20, threads=1)
+    assert "log_dustmass" in res.names and res.diagnostics["fixed"] == {"log_qpah": 0.3}
+    k = res.names.index("log_qpah")
+    assert np.all(res.samples[:, k] == 0.3)
+    kd, km = res.names.index("log_dustmass"), res.names.index("log_mass")
+    row = res.samples[0]
+    params = {n: row[res.names.index(n)] for n in ("logzsol", "log_tau", "log_age", "dust2",
+                                                   "log_gamma", "log_umin", "log_qpah")}
+    props = model.properties({**params, "log_mass": row[km]})
+    # derived from the photometry call (its coarse grid: absorbed luminosity within 1e-5 dex)
+    assert row[kd] == pytest.approx(np.log10(props["dust_mass"]), abs=1e-4)
+    res.write_pixedfit(tmp_path / "d.fits")
+    with fits.open(tmp_path / "d.fits") as hdul:
+        assert hdul[0].header["NFIXPAR"] == 1 and hdul[0].header["FPAR0"] == "log_qpah"

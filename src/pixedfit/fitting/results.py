@@ -303,6 +303,13 @@ class FitResult:
         put("perc_chi2", float(self.config.get("perc_chi2", 100.0)))
         for i, name in enumerate(self.names):
             put(f"PARAM{i}", name)
+        if self.method == "mcmc":
+            fixed = self.diagnostics.get("fixed", {}) or {}
+            put("NFIXPAR", len(fixed))
+            for i, (name, value) in enumerate(fixed.items()):
+                put(f"FPAR{i}", name)
+                put(f"FPAR{i}_val", float(value))
+            put("free_gas_logz", 0)
         put("fitmethod", self.method)
         put("storesamp", int(self.samples is not None))
         put("SPECPHOT", int(self.spectrum is not None and len(self.filters) > 0))

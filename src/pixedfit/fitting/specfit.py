@@ -308,6 +308,11 @@ class SpectralLikelihood:
             if np.any(s > 0):
                 self.smooth_sigma = np.ascontiguousarray(s)
         self._factor = np.asarray(model._observed_factor(self.z))[self.window]
+        # linear interpolation from the model window to the pixels: indices and weights
+        j = np.clip(np.searchsorted(self.model_wave_obs, self.wave_vac) - 1, 0,
+                    self.model_wave_obs.size - 2)
+        x0, x1 = self.model_wave_obs[j], self.model_wave_obs[j + 1]
+        self._interp = (j, (self.wave_vac - x0) / (x1 - x0))
 
     @property
     def npix(self) -> int:
@@ -324,9 +329,8 @@ class SpectralLikelihood:
         if self.smooth_sigma is not None:
             flux = _core.smooth_gaussian(self.model_wave_obs, np.ascontiguousarray(flux),
                                          self.smooth_sigma, self.threads)
-        out = np.empty((flux.shape[0], self.wave_vac.size))
-        for i in range(flux.shape[0]):
-            out[i] = np.interp(self.wave_vac, self.model_wave_obs, flux[i])
+        j, t = self._interp
+        out = flux[:, j] * (1.0 - t) + flux[:, j + 1] * t
         derived = {k: np.atleast_1d(v) for k, v in rest.derived.items()}
         return out, derived
 
