@@ -1,6 +1,7 @@
 """SED fitting: priors, the RDSPS kernel, fit drivers and results."""
 
 from .drivers import fit_binmap, fit_catalog, fit_sed
+from .mcmc import McmcSettings, MCMCShortChainWarning
 from .priors import (
     DEFAULT_RANGES,
     MASS_SCALED,
@@ -15,6 +16,7 @@ from .priors import (
 )
 from .rdsps import ModelPhotometry, RdspsResult, rdsps
 from .results import FitResult, ResultStore
+from .specfit import ObservedSpectrum, Resolution, read_sdss_spectrum
 
 __all__ = [
     "DEFAULT_RANGES",
@@ -23,10 +25,14 @@ __all__ = [
     "Gamma",
     "Gaussian",
     "JointWithMass",
+    "MCMCShortChainWarning",
+    "McmcSettings",
     "ModelPhotometry",
+    "ObservedSpectrum",
     "Prior",
     "PriorSet",
     "RdspsResult",
+    "Resolution",
     "ResultStore",
     "StudentT",
     "Tabulated",
@@ -35,4 +41,5 @@ __all__ = [
     "fit_catalog",
     "fit_sed",
     "rdsps",
+    "read_sdss_spectrum",
 ]

@@ -1,8 +1,15 @@
 """Fitting drivers: one SED, a catalogue of SEDs, or the bins of a binned cube.
 
-All drivers fit observed f_λ (erg s⁻¹ cm⁻² Å⁻¹) with a :class:`~pixedfit.library.ModelLibrary`
-by RDSPS (:func:`pixedfit.fitting.rdsps.rdsps`). Model photometry is computed once per
-redshift with the batched C++ model and reused:
+All drivers fit observed f_λ (erg s⁻¹ cm⁻² Å⁻¹) — photometry, a spectrum
+(:class:`~pixedfit.fitting.specfit.ObservedSpectrum`), or both — with a
+:class:`~pixedfit.library.ModelLibrary`, by RDSPS (``method="rdsps"``,
+:func:`pixedfit.fitting.rdsps.rdsps`) or by MCMC (``method="mcmc"``,
+:mod:`pixedfit.fitting.mcmc`: emcee with models made on the fly, started from the RDSPS
+posterior of the library). Spectra enter through the likelihood of
+:mod:`pixedfit.fitting.specfit` (instrument smoothing, emission-line masks, multiplicative
+Legendre correction, one-off sigma clipping); their library pass evaluates every library
+model's spectrum in batches. Model photometry is computed once per redshift with the batched
+C++ model and reused:
 
 * ``fit_sed`` — one SED at a fixed redshift, or with a free redshift on a grid;
 * ``fit_catalog`` — many SEDs, each at its own redshift: model photometry is computed on a
@@ -17,7 +24,11 @@ Long runs survive crashes: with ``store=`` every finished SED is written atomica
 results are identical for any number of ranks and threads.
 
 By default models older than the universe at the fitted redshift are excluded
-(``max_age_universe=True``; fixed-redshift fits only).
+(``max_age_universe=True``; RDSPS: fixed-redshift fits only; MCMC: always).
+
+MCMC fits of catalogues and bins use a seed per SED derived from ``seed`` and the SED's
+position (results do not depend on the split over ranks) and, with a ``store``, keep their
+chains in ``<store>/chains/<key>.h5`` so that a killed run resumes mid-chain.
 """
 
 from __future__ import annotations
@@ -32,9 +43,11 @@ from numpy.typing import ArrayLike, NDArray
 
 from ..cosmology import age_of_universe, luminosity_distance
 from ..parallel import SerialPool, resolve_threads
-from .priors import Prior, PriorSet
+from .mcmc import LibraryPass, McmcSettings, fit_one
+from .priors import MASS_SCALED, Prior, PriorSet
 from .rdsps import ModelPhotometry, RdspsResult, rdsps
 from .results import FitResult, ResultStore
+from .specfit import ObservedSpectrum, SpectralLikelihood, library_spectral_chi2
 
 __all__ = ["fit_binmap", "fit_catalog", "fit_sed"]
 
@@ -59,9 +72,8 @@ class _Context:
     def __init__(self, library: Any, filters: Sequence[str], model: Any, priors: PriorsLike,
                  settings: dict[str, Any], threads: int | None):
         self.library = _library(library)
-        self.filters = [filters] if isinstance(filters, str) else list(filters)
-        if len(self.filters) == 0:
-            raise ValueError("filters: at least one band is needed")
+        self.filters = [filters] if isinstance(filters, str) else (
+            [] if filters is None else list(filters))
         self.use_spectra = not self.library.config or self.library.config.get("sfh_form") is None
         self.model = model
         if self.model is None and not self.use_spectra:
@@ -151,11 +163,12 @@ def _result(ctx: _Context, res: RdspsResult, models: ModelPhotometry, obs: NDArr
 
 def _run_rdsps(ctx: _Context, obs: NDArray, err: NDArray, models: ModelPhotometry,
                extra_prior: NDArray | None, area: ArrayLike | None,
-               threads: int | None = None) -> RdspsResult:
+               threads: int | None = None, return_weights: bool = False) -> RdspsResult:
     s = ctx.settings
     return rdsps(obs, err, models, priors=ctx.priors, likelihood=s["likelihood"], dof=s["dof"],
                  perc_chi2=s["perc_chi2"], error_floor=s["error_floor"],
                  mask_invalid=s["mask_invalid"], area_kpc2=area, ln_prior_extra=extra_prior,
+                 return_weights=return_weights,
                  threads=ctx.threads if threads is None else threads)
 
 
@@ -195,17 +208,159 @@ def _map_seds(pool: Any, work: Any, indices: Sequence[Any], threads: int | None,
 
 def _settings(likelihood: str, dof: float, perc_chi2: float, error_floor: float,
               mask_invalid: bool, cosmo: Any, H0: float, Om0: float,
-              max_age_universe: bool) -> dict[str, Any]:
-    return {"likelihood": likelihood, "dof": float(dof), "perc_chi2": float(perc_chi2),
-            "error_floor": float(error_floor), "mask_invalid": bool(mask_invalid),
-            "cosmo": cosmo, "H0": float(H0), "Om0": float(Om0),
-            "max_age_universe": bool(max_age_universe)}
+              max_age_universe: bool, **spectral: Any) -> dict[str, Any]:
+    out = {"likelihood": likelihood, "dof": float(dof), "perc_chi2": float(perc_chi2),
+           "error_floor": float(error_floor), "mask_invalid": bool(mask_invalid),
+           "cosmo": cosmo, "H0": float(H0), "Om0": float(Om0),
+           "max_age_universe": bool(max_age_universe)}
+    out.update(spectral)
+    return out
 
 
 def _check_method(method: str) -> None:
-    if method != "rdsps":
-        raise ValueError(f"method must be 'rdsps' (MCMC fitting is not available in this "
-                         f"version), got {method!r}")
+    if method not in ("rdsps", "mcmc"):
+        raise ValueError(f"method must be 'rdsps' or 'mcmc', got {method!r}")
+
+
+def _mcmc_settings(method: str, nwalkers: int, nsteps: int, nsteps_cut: int, thin: int,
+                   seed: int, backend: Any, progress: bool) -> McmcSettings | None:
+    if method != "mcmc":
+        return None
+    return McmcSettings(nwalkers=nwalkers, nsteps=nsteps, nsteps_cut=nsteps_cut, thin=thin,
+                        seed=seed, backend=backend, progress=progress)
+
+
+def _sed_seed(seed: int, index: int) -> int:
+    """Seed of SED ``index`` of a run seeded with ``seed`` (independent of the MPI split)."""
+    return int(np.random.SeedSequence([int(seed), int(index)]).generate_state(1)[0])
+
+
+def _spectral(ctx: _Context, spectrum: ObservedSpectrum | None, z: float | None,
+              has_phot: bool) -> SpectralLikelihood | None:
+    if spectrum is None:
+        return None
+    if z is None:
+        raise ValueError("spectroscopic fits need a fixed redshift z (free-redshift fits are "
+                         "photometric only)")
+    if ctx.model is None:
+        raise ValueError("spectroscopic fits need an SEDModel: pass model= (this library "
+                         "records no complete model configuration)")
+    s = ctx.settings
+    return SpectralLikelihood(spectrum, ctx.model, z, del_wave_nebem=s["del_wave_nebem"],
+                              poly_order=s["poly_order"], clip=s["spec_clip"],
+                              has_photometry=has_phot, threads=ctx.threads)
+
+
+def _library_pass(ctx: _Context, obs: NDArray | None, err: NDArray | None,
+                  models: ModelPhotometry | None, z: float | None,
+                  spectral: SpectralLikelihood | None, area: float | None) -> LibraryPass:
+    """RDSPS over the library with photometry and/or a spectrum, with per-model weights."""
+    extra = ctx.age_prior(z)
+    chi2_s = scales = None
+    nclip = 0
+    if spectral is not None:
+        params = ctx.library._model_param_array(ctx.model)
+        chi2_s, scales, nclip = library_spectral_chi2(spectral, params)
+        ln_s = np.where(np.isfinite(chi2_s), -0.5 * chi2_s, -np.inf)
+        extra = ln_s if extra is None else extra + ln_s
+    if obs is not None:
+        res = _run_rdsps(ctx, obs, err, models, extra, area, return_weights=True)
+    else:
+        # spectrum alone: a pseudo band whose least-squares scale is each model's profiled
+        # normalisation (chi2 = 0), so that the kernel shifts the mass-scaled quantities
+        ok = scales > 0
+        pseudo = ModelPhotometry.from_arrays(np.where(ok, 1.0 / np.where(ok, scales, 1.0),
+                                                      1.0)[:, None],
+                                             ctx.library.table()[1], ctx.library.names)
+        extra = np.where(ok, extra, -np.inf)
+        models = pseudo
+        res = rdsps(np.ones(1), np.ones(1), pseudo, priors=ctx.priors, area_kpc2=area,
+                    ln_prior_extra=extra, return_weights=True, threads=ctx.threads)
+    weights = np.asarray(res.weights[0], dtype=np.float64)
+    return LibraryPass(result=res, models=models, weights=weights, scales=scales,
+                       chi2_spec=chi2_s, nclip=nclip)
+
+
+def _spectral_rdsps_result(ctx: _Context, lp: LibraryPass, obs: NDArray | None,
+                           err: NDArray | None, z: float,
+                           spectral: SpectralLikelihood) -> FitResult:
+    """FitResult of an RDSPS fit with a spectrum (best = maximum posterior weight)."""
+    res = lp.result
+    has_phot = obs is not None
+    k = int(np.argmax(lp.weights))
+    if not lp.weights[k] > 0:
+        raise ValueError("no library model fits the spectrum")
+    im = k % ctx.library.nmodels
+    if has_phot:
+        m = lp.models.flux[0, :, im]
+        ivar = 1.0 / err**2
+        scale = float((m * obs * ivar).sum() / (m * m * ivar).sum())
+    else:
+        scale = float(lp.scales[im])
+    log_a = np.log10(scale)
+    row = lp.models.params[im]
+    best = np.array([row[j] + (log_a if n in MASS_SCALED else 0.0)
+                     for j, n in enumerate(lp.models.param_names)])
+    params = ctx.library._model_param_array(ctx.model)[im : im + 1].copy()
+    params[0, 0] = log_a if has_phot else 0.0
+    model_pix, _ = spectral.model_on_pixels(params)
+    cmp = spectral.compare(model_pix)
+    chi2 = float(cmp["chi2"][0])
+    bfit = np.zeros(0)
+    if has_phot:
+        bfit = scale * lp.models.flux[0, :, im]
+        chi2 += float(((bfit - obs) ** 2 / err**2).sum())
+    factor = cmp["factor"][0]
+    spectrum = {"wave": spectral.wave, "flux": spectral.flux, "flux_err": spectral.err,
+                "used": spectral.use.copy(), "model": factor * model_pix[0],
+                "factor": factor / cmp["scale"][0]}
+    return FitResult(
+        method="rdsps", names=res.names, mean=res.mean[0], std=res.std[0], p16=res.p16[0],
+        p50=res.p50[0], p84=res.p84[0], best=best,
+        filters=tuple(ctx.filters) if has_phot else (),
+        obs_flux=obs if has_phot else np.zeros(0),
+        obs_flux_err=err if has_phot else np.zeros(0),
+        bfit_photo=bfit, z=z, chi2_min=chi2, ln_evidence=float(res.ln_evidence[0]),
+        n_used=int(res.n_used[0]), n_bands_used=len(ctx.filters) if has_phot else 0,
+        config=ctx.config(), spectrum=spectrum,
+        diagnostics={"spectral_pixels": spectral.npix, "spectral_clipped": lp.nclip})
+
+
+def _fit(ctx: _Context, obs: NDArray | None, err: NDArray | None, z: float | None,
+         spectrum: ObservedSpectrum | None, area: float | None, mset: McmcSettings | None,
+         models: ModelPhotometry | None = None) -> FitResult:
+    """One SED: RDSPS (``mset`` None) or MCMC, photometry and/or spectrum."""
+    has_phot = obs is not None
+    spectral = _spectral(ctx, spectrum, z, has_phot)
+    if has_phot and models is None:
+        models = ctx.photometry(z if z is not None else _z_grid(ctx.priors, None,
+                                                               ctx.settings["dz"]))
+    if mset is None and spectral is None:
+        res = _run_rdsps(ctx, obs, err, models, ctx.age_prior(z), area)
+        return _result(ctx, res, models, obs, err, z)
+    lp = _library_pass(ctx, obs, err, models, z, spectral, area)
+    if mset is None:
+        return _spectral_rdsps_result(ctx, lp, obs, err, z, spectral)
+    if has_phot and ctx.settings["error_floor"]:
+        err = np.sqrt(err**2 + (ctx.settings["error_floor"] * obs) ** 2)
+    if has_phot and not (np.all(np.isfinite(obs)) and np.all(np.isfinite(err) & (err > 0))):
+        raise ValueError("MCMC fits need finite fluxes and errors > 0 in every band (drop the "
+                         "invalid bands from filters)")
+    return fit_one(ctx, lp, obs, err, z, spectral, area, mset)
+
+
+def _phot_input(flux: ArrayLike | None, flux_err: ArrayLike | None, nband: int,
+                spectrum: Any) -> tuple[NDArray | None, NDArray | None]:
+    if flux is None and flux_err is None:
+        if spectrum is None:
+            raise ValueError("give photometry (flux, flux_err), a spectrum, or both")
+        return None, None
+    obs = np.asarray(flux, dtype=np.float64)
+    err = np.asarray(flux_err, dtype=np.float64)
+    if obs.ndim != 1 or obs.shape != err.shape or obs.size != nband:
+        raise ValueError(f"flux and flux_err must be 1-D with one value per filter "
+                         f"({nband}), got {obs.shape} and {err.shape}")
+    return obs, err
 
 
 def _z_grid(priors: PriorSet, z_grid: ArrayLike | None, dz: float) -> NDArray[np.float64]:
@@ -223,9 +378,9 @@ def _z_grid(priors: PriorSet, z_grid: ArrayLike | None, dz: float) -> NDArray[np
 
 
 def fit_sed(
-    flux: ArrayLike,
-    flux_err: ArrayLike,
-    filters: Sequence[str],
+    flux: ArrayLike | None,
+    flux_err: ArrayLike | None,
+    filters: Sequence[str] | None,
     z: float | None = None,
     library: Any = None,
     priors: PriorsLike = None,
@@ -245,15 +400,26 @@ def fit_sed(
     max_age_universe: bool = True,
     photometry: ModelPhotometry | None = None,
     threads: int | None = None,
+    spectrum: ObservedSpectrum | None = None,
+    del_wave_nebem: float = 15.0,
+    poly_order: int | None = 8,
+    spec_clip: float | None = 4.0,
+    nwalkers: int = 100,
+    nsteps: int = 600,
+    nsteps_cut: int = 50,
+    thin: int = 1,
+    seed: int = 0,
+    backend: PathLike | None = None,
+    progress: bool = False,
 ) -> FitResult:
-    """Fit one SED with a model library.
+    """Fit one SED (photometry, a spectrum, or both) with a model library.
 
     Parameters
     ----------
-    flux, flux_err : array_like, shape (nband,)
-        Observed f_λ and 1σ errors in erg s⁻¹ cm⁻² Å⁻¹.
+    flux, flux_err : array_like, shape (nband,), or None
+        Observed f_λ and 1σ errors in erg s⁻¹ cm⁻² Å⁻¹ (None for a spectrum-only fit).
     filters : sequence of str
-        Band names, in the order of ``flux``.
+        Band names, in the order of ``flux`` (empty for a spectrum-only fit).
     z : float, optional
         Redshift (> 0). None fits the redshift on a grid (``z_grid`` or ``dz`` steps over
         the ``z`` prior range, default 0–1).
@@ -261,7 +427,7 @@ def fit_sed(
         The model library.
     priors : PriorSet, mapping or sequence of Prior, optional
         Priors (see :mod:`pixedfit.fitting.priors`).
-    method : {"rdsps"}
+    method : {"rdsps", "mcmc"}
         Fitting method.
     model : SEDModel, optional
         Model for the library photometry (default: rebuilt from the library).
@@ -276,6 +442,18 @@ def fit_sed(
         redshift grid of a free-z fit), to reuse it across many fits.
     threads : int, optional
         OpenMP threads.
+    spectrum : ObservedSpectrum, optional
+        An observed spectrum (with its mask, wavelength range and instrumental resolution);
+        fitted alone (``flux=None``) or with the photometry. Needs a fixed ``z``.
+    del_wave_nebem : float
+        Half-width (Å, observed frame) of the windows masked around emission lines.
+    poly_order : int or None
+        Degree of the multiplicative Legendre calibration correction (None: none).
+    spec_clip : float or None
+        Sigma-clipping threshold of spectral outliers (None: none).
+    nwalkers, nsteps, nsteps_cut, thin, seed, backend, progress
+        MCMC settings (see :class:`pixedfit.fitting.mcmc.McmcSettings`); ``backend`` is an
+        HDF5 file that makes the chain resumable.
 
     Returns
     -------
@@ -283,15 +461,15 @@ def fit_sed(
     """
     _check_method(method)
     settings = _settings(likelihood, dof, perc_chi2, error_floor, mask_invalid, cosmo, H0, Om0,
-                         max_age_universe)
+                         max_age_universe, del_wave_nebem=float(del_wave_nebem),
+                         poly_order=poly_order, spec_clip=spec_clip, dz=float(dz))
     ctx = _Context(library, filters, model, priors, settings, threads)
-    obs = np.asarray(flux, dtype=np.float64)
-    err = np.asarray(flux_err, dtype=np.float64)
-    if obs.ndim != 1 or obs.shape != err.shape or obs.size != len(ctx.filters):
-        raise ValueError(f"flux and flux_err must be 1-D with one value per filter "
-                         f"({len(ctx.filters)}), got {obs.shape} and {err.shape}")
+    obs, err = _phot_input(flux, flux_err, len(ctx.filters), spectrum)
     if z is not None and not (np.isfinite(z) and z > 0):
         raise ValueError(f"z must be > 0 (or None for a free redshift), got {z}")
+    mset = _mcmc_settings(method, nwalkers, nsteps, nsteps_cut, thin, seed, backend, progress)
+    if obs is None:
+        return _fit(ctx, None, None, z, spectrum, area_kpc2, mset)
     if photometry is not None:
         models = photometry
         if models.param_names != tuple(ctx.library.names) or models.nband != len(ctx.filters):
@@ -300,8 +478,7 @@ def fit_sed(
             raise ValueError("photometry must be on a redshift grid exactly when z is None")
     else:
         models = ctx.photometry(z if z is not None else _z_grid(ctx.priors, z_grid, dz))
-    res = _run_rdsps(ctx, obs, err, models, ctx.age_prior(z), area_kpc2)
-    return _result(ctx, res, models, obs, err, z)
+    return _fit(ctx, obs, err, z, spectrum, area_kpc2, mset, models)
 
 
 def _dimming(z: NDArray[np.float64] | float, settings: dict[str, Any]) -> NDArray[np.float64]:
@@ -372,6 +549,15 @@ def fit_catalog(
     max_age_universe: bool = True,
     threads: int | None = None,
     quiet: bool = True,
+    spectra: Sequence[ObservedSpectrum | None] | None = None,
+    del_wave_nebem: float = 15.0,
+    poly_order: int | None = 8,
+    spec_clip: float | None = 4.0,
+    nwalkers: int = 100,
+    nsteps: int = 600,
+    nsteps_cut: int = 50,
+    thin: int = 1,
+    seed: int = 0,
 ) -> list[FitResult]:
     """Fit many SEDs, each at its own redshift.
 
@@ -391,6 +577,10 @@ def fit_catalog(
         Distribute galaxies over MPI ranks.
     dz : float
         Step of the redshift grid of the model photometry (interpolated in ln f).
+    spectra : sequence of ObservedSpectrum or None, optional
+        One spectrum (or None) per galaxy, fitted together with its photometry.
+    seed : int
+        MCMC: galaxy ``i`` uses a seed derived from (seed, i).
     Other parameters
         As :func:`fit_sed`.
 
@@ -412,10 +602,14 @@ def fit_catalog(
     if len(set(keys)) != len(keys):
         raise ValueError("ids must be unique")
     settings = _settings(likelihood, dof, perc_chi2, error_floor, mask_invalid, cosmo, H0, Om0,
-                         max_age_universe)
+                         max_age_universe, del_wave_nebem=float(del_wave_nebem),
+                         poly_order=poly_order, spec_clip=spec_clip, dz=float(dz))
     ctx = _Context(library, filters, model, priors, settings, threads)
-    if obs.shape[1] != len(ctx.filters):
+    if obs.shape[1] != len(ctx.filters) or len(ctx.filters) == 0:
         raise ValueError(f"fluxes have {obs.shape[1]} bands but {len(ctx.filters)} filters")
+    if spectra is not None and len(spectra) != obs.shape[0]:
+        raise ValueError(f"spectra: one entry (or None) per galaxy ({obs.shape[0]}), got "
+                         f"{len(spectra)}")
     if isinstance(store, str | os.PathLike):
         store = ResultStore(store)
     lo = max(dz / 2, zz.min() - dz)
@@ -428,11 +622,17 @@ def fit_catalog(
             return store.load(keys[i])
         try:
             models = ctx.photometry(float(zz[i])) if interp is None else interp(float(zz[i]))
-            res = _run_rdsps(ctx, obs[i], err[i], models, ctx.age_prior(float(zz[i])), None,
-                             threads=1)
+            mset = _mcmc_settings(method, nwalkers, nsteps, nsteps_cut, thin,
+                                  _sed_seed(seed, i), _chain_file(store, keys[i]), False)
+            spec = None if spectra is None else spectra[i]
+            if mset is None and spec is None:
+                res = _run_rdsps(ctx, obs[i], err[i], models, ctx.age_prior(float(zz[i])),
+                                 None, threads=1)
+                out = _result(ctx, res, models, obs[i], err[i], float(zz[i]))
+            else:
+                out = _fit(ctx, obs[i], err[i], float(zz[i]), spec, None, mset, models)
         except Exception as exc:
             raise RuntimeError(f"SED {keys[i]!r}: {exc}") from exc
-        out = _result(ctx, res, models, obs[i], err[i], float(zz[i]))
         if store is not None:
             store.save(keys[i], out)
         return out
@@ -461,6 +661,17 @@ def fit_binmap(
     max_age_universe: bool = True,
     threads: int | None = None,
     quiet: bool = True,
+    fit_spectra: bool = False,
+    spec_resolution: Any = None,
+    spec_medium: str = "vacuum",
+    del_wave_nebem: float = 15.0,
+    poly_order: int | None = 8,
+    spec_clip: float | None = 4.0,
+    nwalkers: int = 100,
+    nsteps: int = 600,
+    nsteps_cut: int = 50,
+    thin: int = 1,
+    seed: int = 0,
 ) -> dict[int, FitResult]:
     """Fit the SEDs of the bins of a binned cube.
 
@@ -474,6 +685,15 @@ def fit_binmap(
         Redshift; default the cube's.
     store : path-like or ResultStore, optional
         Crash-safe store keyed ``bin<id>``.
+    fit_spectra : bool
+        Fit the spectra of bins that have one together with their photometry
+        (spectrophotometric binned cubes).
+    spec_resolution : Resolution, optional
+        Instrumental resolution of the spectra.
+    spec_medium : {"vacuum", "air"}
+        Medium of the cube's wavelengths.
+    seed : int
+        MCMC: bin ``b`` uses a seed derived from (seed, b).
     Other parameters
         As :func:`fit_sed` and :func:`fit_catalog`.
 
@@ -496,7 +716,10 @@ def fit_binmap(
             raise ValueError(f"bin id {b} outside 1..{nbins}")
     unit = float(getattr(cube, "unit", 1.0))
     settings = _settings(likelihood, dof, perc_chi2, error_floor, mask_invalid, cosmo, H0, Om0,
-                         max_age_universe)
+                         max_age_universe, del_wave_nebem=float(del_wave_nebem),
+                         poly_order=poly_order, spec_clip=spec_clip, dz=0.01)
+    if fit_spectra and getattr(cube, "bin_spec_flux", None) is None:
+        raise ValueError("fit_spectra: the binned cube has no spectra")
     ctx = _Context(library, list(cube.filters), model, priors, settings, threads)
     if isinstance(store, str | os.PathLike):
         store = ResultStore(store)
@@ -511,17 +734,36 @@ def fit_binmap(
         obs = cube.bin_flux[b - 1] * unit
         err = cube.bin_flux_err[b - 1] * unit
         area = None if areas is None else areas[b - 1]
+        mset = _mcmc_settings(method, nwalkers, nsteps, nsteps_cut, thin, _sed_seed(seed, b),
+                              _chain_file(store, key), False)
+        spec = None
+        if fit_spectra and cube.bin_has_spec[b - 1]:
+            spec = ObservedSpectrum(cube.wave, cube.bin_spec_flux[b - 1] * unit,
+                                    cube.bin_spec_err[b - 1] * unit, medium=spec_medium,
+                                    resolution=spec_resolution)
         try:
-            res = _run_rdsps(ctx, obs, err, models, age, area, threads=1)
+            if mset is None and spec is None:
+                res = _run_rdsps(ctx, obs, err, models, age, area, threads=1)
+                out = _result(ctx, res, models, obs, err, float(redshift))
+            else:
+                out = _fit(ctx, obs, err, float(redshift), spec, area, mset, models)
         except Exception as exc:
             raise RuntimeError(f"bin {b}: {exc}") from exc
-        out = _result(ctx, res, models, obs, err, float(redshift))
         if store is not None:
             store.save(key, out)
         return out
 
     results = _map_seds(pool, work, ids, threads, quiet, "fitting bins")
     return dict(zip(ids, results, strict=True))
+
+
+def _chain_file(store: ResultStore | None, key: str) -> str | None:
+    """Chain backend of ``key`` inside a result store (None without a store)."""
+    if store is None:
+        return None
+    folder = store.folder / "chains"
+    folder.mkdir(exist_ok=True)
+    return os.fspath(folder / f"{ResultStore._check_key(key)}.h5")
 
 
 def _bin_areas(cube: Any) -> NDArray[np.float64] | None:

@@ -12,11 +12,24 @@ Our layout (HDF5, ``schema_version`` 1, ``kind = "pixedfit-fit-result"``)::
     bfit_photo    float64[nband]   best-fit model photometry
     [bfit_spec]   float64[2, nwave] observed-frame λ (Å), f_λ of the best fit
     [z_grid, z_posterior]  float64[nz] for free-redshift fits
+    [samples]     float64[nsamp, nstat]  posterior samples (MCMC), columns ``names``
+    [photo_pct]   float64[3, nband]      p16/p50/p84 of the model photometry (MCMC)
+    [sed/wave, sed/<component>]  float64[nwave], float64[3, nwave]: observed-frame λ (Å)
+                  and p16/p50/p84 of the model f_λ, components total, stellar, nebular,
+                  dust, agn (MCMC)
+    [spectrum/<key>]  fitted spectrum: wave, flux, flux_err (f_λ), used (uint8: pixel in
+                  the likelihood), model (best model after the correction), factor (the
+                  multiplicative Legendre correction of the best model)
+    attrs diagnostics (JSON): MCMC acceptance fraction, autocorrelation times, settings
 
 The original's RDSPS FITS layout (spec §2.3: ``PRIMARY`` header, ``FIT_PARAMS`` with rows
 mean/std, ``MINCHI2_PARAMS``, ``OBS_PHOTO``, ``BFIT_PHOTO``, ``BFIT_MOD_SPEC``) and MCMC
-layout (``FIT_PARAMS`` rows p16/p50/p84) are written by :meth:`FitResult.write_pixedfit` and
-read by :meth:`FitResult.read_pixedfit`.
+layout (spec §2.6: ``PRIMARY``, ``SAMPLERS``, ``FIT_PARAMS`` rows p16/p50/p84,
+``OBS_PHOTO``, ``BFIT_PHOTO`` with columns wave, p16, p50, p84, ``BFIT_MOD_SPEC`` with wave,
+tot_p16 … and stellar_, nebe_, duste_, agn_ percentiles) are written by
+:meth:`FitResult.write_pixedfit` and read by :meth:`FitResult.read_pixedfit`. pixedfit
+appends ``MINCHI2_PARAMS`` to MCMC files and, for spectral fits, ``OBS_SPEC`` and
+``BFIT_SPEC`` (extensions the original's readers ignore).
 """
 
 from __future__ import annotations
@@ -87,6 +100,23 @@ class FitResult:
         Best-fit observed-frame spectrum (Å, f_λ).
     z_grid, z_posterior : ndarray or None
         Redshift posterior of free-redshift fits.
+    samples : ndarray, shape (nsamp, nstat), or None
+        Posterior samples (MCMC), columns ``names``.
+    photo_pct : ndarray, shape (3, nband), or None
+        p16/p50/p84 of the model photometry over the posterior (MCMC).
+    sed_wave : ndarray, shape (nwave,), or None
+        Observed-frame wavelengths (Å) of ``sed_pct``.
+    sed_pct : dict of str to ndarray (3, nwave), or None
+        p16/p50/p84 of the model f_λ: ``total`` and the components ``stellar``,
+        ``nebular``, ``dust``, ``agn`` present in the model (MCMC).
+    spectrum : dict of str to ndarray, or None
+        Spectral fits: the fitted pixels ``wave``, ``flux``, ``flux_err``, ``used`` (in the
+        likelihood after line masking and clipping), ``model`` (best model times its
+        correction) and ``factor`` (the multiplicative correction).
+    diagnostics : dict
+        MCMC diagnostics: ``acceptance`` (mean), ``autocorr`` (per sampled parameter),
+        ``sampled`` (their names), ``nwalkers``, ``nsteps``, ``nsteps_cut``, ``thin``,
+        ``seed``, ``warnings``.
     """
 
     method: str
@@ -111,6 +141,12 @@ class FitResult:
     bfit_spec: NDArray[np.float64] | None = None
     z_grid: NDArray[np.float64] | None = None
     z_posterior: NDArray[np.float64] | None = None
+    samples: NDArray[np.float64] | None = None
+    photo_pct: NDArray[np.float64] | None = None
+    sed_wave: NDArray[np.float64] | None = None
+    sed_pct: dict[str, NDArray[np.float64]] | None = None
+    spectrum: dict[str, NDArray] | None = None
+    diagnostics: dict[str, Any] = field(default_factory=dict)
 
     @property
     def summary(self) -> dict[str, dict[str, float]]:
@@ -155,6 +191,21 @@ class FitResult:
             if self.z_grid is not None:
                 f["z_grid"] = self.z_grid
                 f["z_posterior"] = self.z_posterior
+            f.attrs["diagnostics"] = json.dumps(self.diagnostics, default=_json_default)
+            if self.samples is not None:
+                f.create_dataset("samples", data=self.samples, compression="gzip")
+            if self.photo_pct is not None:
+                f["photo_pct"] = self.photo_pct
+            if self.sed_pct is not None:
+                g = f.create_group("sed")
+                g["wave"] = self.sed_wave
+                for key, value in self.sed_pct.items():
+                    g.create_dataset(key, data=value, compression="gzip")
+            if self.spectrum is not None:
+                g = f.create_group("spectrum")
+                for key, value in self.spectrum.items():
+                    arr = np.asarray(value)
+                    g[key] = arr.astype(np.uint8) if arr.dtype == bool else arr
 
     @classmethod
     def read(cls, path: PathLike) -> FitResult:
@@ -193,6 +244,13 @@ class FitResult:
                     bfit_spec=None if spec is None else spec[1],
                     z_grid=f["z_grid"][()] if "z_grid" in f else None,
                     z_posterior=f["z_posterior"][()] if "z_posterior" in f else None,
+                    samples=f["samples"][()] if "samples" in f else None,
+                    photo_pct=f["photo_pct"][()] if "photo_pct" in f else None,
+                    sed_wave=f["sed/wave"][()] if "sed" in f else None,
+                    sed_pct={k: f["sed"][k][()] for k in f["sed"] if k != "wave"}
+                    if "sed" in f else None,
+                    spectrum=_read_spectrum(f["spectrum"]) if "spectrum" in f else None,
+                    diagnostics=json.loads(f.attrs.get("diagnostics", "{}")),
                 )
             except (KeyError, OSError) as exc:
                 raise ValueError(f"{path}: incomplete fit-result file ({exc})") from exc
@@ -245,14 +303,22 @@ class FitResult:
         put("perc_chi2", float(self.config.get("perc_chi2", 100.0)))
         for i, name in enumerate(self.names):
             put(f"PARAM{i}", name)
+        if self.method == "mcmc":
+            fixed = self.diagnostics.get("fixed", {}) or {}
+            put("NFIXPAR", len(fixed))
+            for i, (name, value) in enumerate(fixed.items()):
+                put(f"FPAR{i}", name)
+                put(f"FPAR{i}_val", float(value))
+            put("free_gas_logz", 0)
         put("fitmethod", self.method)
-        put("storesamp", 0)
-        put("SPECPHOT", 0)
+        put("storesamp", int(self.samples is not None))
+        put("SPECPHOT", int(self.spectrum is not None and len(self.filters) > 0))
         put("smooth_velocity", 1)
         put("sigma_smooth", 0.0)
         put("smooth_lsf", 0)
         primary = fits.PrimaryHDU(header=hdr)
-        if self.method == "mcmc":
+        mcmc = self.method == "mcmc"
+        if mcmc:
             rows = ["p16", "p50", "p84"]
             values = [self.p16, self.p50, self.p84]
         else:
@@ -260,20 +326,47 @@ class FitResult:
             values = [self.mean, self.std]
         cols = {"rows": rows}
         cols.update({name: [float(v[k]) for v in values] for k, name in enumerate(self.names)})
-        hdus = [primary, fits.BinTableHDU(Table(cols), name="FIT_PARAMS")]
-        hdus.append(fits.BinTableHDU(
+        hdus = [primary]
+        if mcmc and self.samples is not None:
+            samp = {"id": np.arange(1, self.samples.shape[0] + 1)}
+            samp.update({name: self.samples[:, k] for k, name in enumerate(self.names)})
+            hdus.append(fits.BinTableHDU(Table(samp), name="SAMPLERS"))
+        hdus.append(fits.BinTableHDU(Table(cols), name="FIT_PARAMS"))
+        minchi2 = fits.BinTableHDU(
             Table({name: [float(self.best[k])] for k, name in enumerate(self.names)}),
-            name="MINCHI2_PARAMS"))
+            name="MINCHI2_PARAMS")
+        if not mcmc:
+            hdus.append(minchi2)
         hdus.append(fits.BinTableHDU(Table({"flux": self.obs_flux, "flux_err": self.obs_flux_err}),
                                      name="OBS_PHOTO"))
         from ..filters import cwave_filters
 
-        hdus.append(fits.BinTableHDU(
-            Table({"wave": cwave_filters(list(self.filters)), "flux": self.bfit_photo}),
-            name="BFIT_PHOTO"))
-        if self.bfit_spec is not None:
+        cwave = cwave_filters(list(self.filters)) if self.filters else np.zeros(0)
+        if mcmc and self.photo_pct is not None:
+            photo = {"wave": cwave, "p16": self.photo_pct[0], "p50": self.photo_pct[1],
+                     "p84": self.photo_pct[2], "flux": self.bfit_photo}
+        else:
+            photo = {"wave": cwave, "flux": self.bfit_photo}
+        hdus.append(fits.BinTableHDU(Table(photo), name="BFIT_PHOTO"))
+        if mcmc and self.sed_pct is not None:
+            spec = {"wave": self.sed_wave}
+            for comp, arr in self.sed_pct.items():
+                for i, stat in enumerate(("p16", "p50", "p84")):
+                    spec[f"{_COMP_FITS[comp]}_{stat}"] = arr[i]
+            hdus.append(fits.BinTableHDU(Table(spec), name="BFIT_MOD_SPEC"))
+        elif self.bfit_spec is not None:
             hdus.append(fits.BinTableHDU(Table({"wave": self.bfit_wave, "flux": self.bfit_spec}),
                                          name="BFIT_MOD_SPEC"))
+        if mcmc:
+            hdus.append(minchi2)
+        if self.spectrum is not None:
+            sp = self.spectrum
+            hdus.append(fits.BinTableHDU(Table({
+                "wave": sp["wave"], "flux": sp["flux"], "flux_err": sp["flux_err"],
+                "used": np.asarray(sp["used"]).astype(np.uint8)}), name="OBS_SPEC"))
+            hdus.append(fits.BinTableHDU(Table({
+                "wave": sp["wave"], "flux": sp["model"], "factor": sp["factor"]}),
+                name="BFIT_SPEC"))
         with atomic_path(path) as tmp:
             fits.HDUList(hdus).writeto(tmp, overwrite=True)
 
@@ -306,12 +399,37 @@ class FitResult:
                 bfit = Table(hdul["BFIT_PHOTO"].data)
                 bflux = np.asarray(bfit["flux"] if "flux" in bfit.colnames else bfit["p50"],
                                    dtype=np.float64)
-                wave = spec = None
+                photo_pct = None
+                if "p50" in bfit.colnames:
+                    photo_pct = np.array([np.asarray(bfit[c], dtype=np.float64)
+                                          for c in ("p16", "p50", "p84")])
+                wave = spec = sed_pct = None
                 if "BFIT_MOD_SPEC" in hdul:
                     st = Table(hdul["BFIT_MOD_SPEC"].data)
                     wave = np.asarray(st["wave"], dtype=np.float64)
                     key = "flux" if "flux" in st.colnames else "tot_p50"
                     spec = np.asarray(st[key], dtype=np.float64)
+                    if "tot_p50" in st.colnames:
+                        sed_pct = {comp: np.array([np.asarray(st[f"{short}_{s}"], dtype=float)
+                                                   for s in ("p16", "p50", "p84")])
+                                   for comp, short in _COMP_FITS.items()
+                                   if f"{short}_p50" in st.colnames}
+                samples = None
+                if "SAMPLERS" in hdul:
+                    sm = Table(hdul["SAMPLERS"].data)
+                    samples = np.column_stack([
+                        np.asarray(sm[n], dtype=np.float64) if n in sm.colnames
+                        else np.full(len(sm), np.nan) for n in names])
+                spectrum = None
+                if "OBS_SPEC" in hdul and "BFIT_SPEC" in hdul:
+                    os_, bs = Table(hdul["OBS_SPEC"].data), Table(hdul["BFIT_SPEC"].data)
+                    spectrum = {
+                        "wave": np.asarray(os_["wave"], dtype=np.float64),
+                        "flux": np.asarray(os_["flux"], dtype=np.float64),
+                        "flux_err": np.asarray(os_["flux_err"], dtype=np.float64),
+                        "used": np.asarray(os_["used"]).astype(bool),
+                        "model": np.asarray(bs["flux"], dtype=np.float64),
+                        "factor": np.asarray(bs["factor"], dtype=np.float64)}
             except (KeyError, IndexError, ValueError) as exc:
                 raise ValueError(f"{path}: not a piXedfit fit-result file ({exc})") from exc
             free_z = int(hdr.get("FREE_Z", 0)) == 1
@@ -336,7 +454,24 @@ class FitResult:
                 config={"source": "piXedfit layout", "likelihood": hdr.get("likelihood_form")},
                 bfit_wave=wave,
                 bfit_spec=spec,
+                samples=samples,
+                photo_pct=photo_pct,
+                sed_wave=wave if sed_pct is not None else None,
+                sed_pct=sed_pct,
+                spectrum=spectrum,
             )
+
+
+def _read_spectrum(group: Any) -> dict[str, NDArray]:
+    out = {k: group[k][()] for k in group}
+    if "used" in out:
+        out["used"] = out["used"].astype(bool)
+    return out
+
+
+#: Component names of the original's BFIT_MOD_SPEC columns.
+_COMP_FITS = {"total": "tot", "stellar": "stellar", "nebular": "nebe", "dust": "duste",
+              "agn": "agn"}
 
 
 class ResultStore:

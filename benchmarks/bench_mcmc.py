@@ -1,0 +1,183 @@
+"""MCMC SED fitting: speed of a full emcee fit, its accuracy on mocks, and the Legendre kernel.
+
+1. **Speed**: one photometric MCMC fit — 100 walkers × 600 steps, 12 bands FUV … W2, 7 free
+   parameters (delayed-τ SFH, Charlot & Fall dust: logzsol, log_tau, log_age, dust_index,
+   dust1, dust2, log_mass; nebular emission on, gas_logu fixed), z = 0.05 — started from an
+   RDSPS pass over a 5000-model library, including the posterior products (derived
+   quantities of the samples, SED percentiles). Printed beside the time that the same number
+   of model evaluations takes with bagpipes' ``model_galaxy.update`` (its photometry
+   configuration of ``bench_sps.py``, measured in the same run) as a ratio.
+2. **Accuracy** (``--nmocks``, default 20): mocks drawn independently of the library,
+   S/N 20: the fraction of (mock, parameter) pairs whose truth lies inside the MCMC 68 %
+   interval (nominal 0.68), and the agreement of MCMC and RDSPS on the same mocks (fraction
+   with |p50_MCMC − p50_RDSPS| < the quadrature sum of their half 68 % widths).
+3. **Spectrophotometric calibration**: a mock with a smooth ±15 % calibration tilt on its
+   spectrum (4000 pixels 3800–9000 Å, S/N 30, σ = 70 km/s) plus photometry: how many
+   parameters are recovered within 1σ and the largest error of the recovered correction.
+4. **Legendre kernel** against numpy.polynomial.legendre on 10⁴ spectra: runs
+   ``bench_legendre.py`` (the same measurement, not duplicated here).
+
+Run: ``python benchmarks/bench_mcmc.py [--nmocks 20] [--skip-legendre]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import math
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+from scipy.ndimage import gaussian_filter1d
+
+from pixedfit.fitting import MCMCShortChainWarning, ObservedSpectrum, Resolution, fit_sed
+from pixedfit.library import generate_library
+from pixedfit.sps import SEDModel
+
+sys.path.insert(0, str(Path(__file__).parent))
+import bench_legendre
+import bench_sps
+
+FILTERS = bench_sps.FILTERS
+Z = 0.05
+RANGES = {"log_age": (-1.0, 1.1), "logzsol": (-1.0, 0.2), "dust1": (0.0, 2.0),
+          "dust2": (0.0, 1.5), "gas_logu": (-2.0, -2.0)}
+CHECK = ("logzsol", "log_age", "dust2", "log_mass")
+
+
+def mock(model, truth: dict, seed: int, snr: float = 20.0):
+    flux = model.photometry(truth, Z, FILTERS)
+    err = flux / snr
+    return flux + np.random.default_rng(seed).normal(0, err), err
+
+
+def fit(model, library, obs, err, method: str, seed: int = 0, **kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MCMCShortChainWarning)
+        return fit_sed(obs, err, FILTERS, z=Z, library=library, model=model, method=method,
+                       seed=seed, **kw)
+
+
+def speed(model, library, threads: int) -> tuple[float, float, dict]:
+    truth = {k: float(v[17]) for k, v in library.params.items()} | {"log_mass": 10.0}
+    obs, err = mock(model, truth, 1)
+    t0, c0 = time.perf_counter(), time.process_time()
+    res = fit(model, library, obs, err, "mcmc", nwalkers=100, nsteps=600, nsteps_cut=100,
+              threads=threads)
+    return time.perf_counter() - t0, time.process_time() - c0, res.diagnostics
+
+
+def accuracy(model, library, nmocks: int) -> tuple[float, float]:
+    truths = generate_library(model, nmocks, seed=99, ranges=RANGES).params
+    inside = agree = total = 0
+    for i in range(nmocks):
+        truth = {k: float(v[i]) for k, v in truths.items()} | {"log_mass": 10.0}
+        obs, err = mock(model, truth, 100 + i)
+        mc = fit(model, library, obs, err, "mcmc", seed=i, nwalkers=50, nsteps=500,
+                 nsteps_cut=150, threads=1)
+        rd = fit(model, library, obs, err, "rdsps", threads=1)
+        for name in CHECK:
+            k = mc.names.index(name)
+            inside += mc.p16[k] <= truth[name] <= mc.p84[k]
+            j = rd.names.index(name)
+            width = math.hypot(0.5 * (mc.p84[k] - mc.p16[k]), 0.5 * (rd.p84[j] - rd.p16[j]))
+            agree += abs(mc.p50[k] - rd.p50[j]) <= width
+            total += 1
+    return inside / total, agree / total
+
+
+def tilt_recovery(model, library) -> tuple[int, float]:
+    truth = {k: float(v[33]) for k, v in library.params.items()} | {"log_mass": 10.0}
+    obs, err = mock(model, truth, 7)
+    dlog = 1e-4
+    wave = 10 ** np.arange(np.log10(3800.0), np.log10(9000.0), dlog)
+    mw, mf = model.spectrum(truth, Z)
+    smooth = gaussian_filter1d(np.interp(wave, mw, mf), 70.0 / (dlog * math.log(10) * 2.998e5))
+    x = 2 * (wave - wave[0]) / (wave[-1] - wave[0]) - 1
+    factor = 1 + 0.15 * x
+    flux = smooth * factor
+    serr = flux / 30
+    spec = ObservedSpectrum(wave, flux + np.random.default_rng(8).normal(0, serr), serr,
+                            resolution=Resolution.velocity(70.0))
+    res = fit(model, library, obs, err, "mcmc", seed=3, spectrum=spec, poly_order=3,
+              nwalkers=50, nsteps=300, nsteps_cut=150, threads=1)
+    ok = 0
+    for name in CHECK:
+        k = res.names.index(name)
+        ok += res.p16[k] <= truth[name] <= res.p84[k]
+        dev = (res.p50[k] - truth[name]) / (0.5 * (res.p84[k] - res.p16[k]))
+        print(f"  tilt mock {name}: truth {truth[name]:.3f}, p16/p50/p84 {res.p16[k]:.3f} "
+              f"{res.p50[k]:.3f} {res.p84[k]:.3f} ({dev:+.1f} sigma)")
+    rel = res.spectrum["factor"] / np.interp(res.spectrum["wave"], wave, factor) - 1
+    return ok, float(np.max(np.abs(rel)))
+
+
+def legendre() -> dict[str, str]:
+    buf = io.StringIO()
+    argv = sys.argv
+    try:
+        sys.argv = ["bench_legendre.py"]
+        with contextlib.redirect_stdout(buf):
+            bench_legendre.main()
+    finally:
+        sys.argv = argv
+    lines = buf.getvalue().splitlines()
+    for line in lines[:-1]:
+        print("  legendre: " + line)
+    return dict(item.split("=") for item in lines[-1].split()[1:])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--nmocks", type=int, default=20)
+    ap.add_argument("--nlib", type=int, default=5000)
+    ap.add_argument("--skip-legendre", action="store_true")
+    args = ap.parse_args()
+    model = SEDModel(sfh_form=1, dust_law=0, add_neb_emission=True)
+    t0 = time.perf_counter()
+    library = generate_library(model, args.nlib, seed=1, ranges=RANGES)
+    t_lib = time.perf_counter() - t0
+    print(f"library: {args.nlib} models in {t_lib:.1f} s (made once, not part of the fit)")
+
+    wall1, cpu1, diag = speed(model, library, threads=1)
+    wall2, _, _ = speed(model, library, threads=2)
+    nev = diag["n_model_evaluations"]
+    with tempfile.TemporaryDirectory() as tmp:
+        t_bp = bench_sps.bagpipes_time(30, Path(tmp))
+    t_bp_total = nev * t_bp
+    print(f"MCMC 100 walkers x 600 steps, {len(diag['sampled'])} free parameters "
+          f"({', '.join(diag['sampled'])}), 12 bands: {nev} model evaluations")
+    print(f"  ours, 1 thread: {wall1:.1f} s wall ({cpu1:.1f} s CPU); 2 threads: {wall2:.1f} s "
+          f"wall; acceptance {diag['acceptance']:.2f}, max autocorrelation time "
+          f"{max(diag['autocorr']):.0f} steps")
+    print(f"  bagpipes model_galaxy.update (bench_sps configuration, CPU time): "
+          f"{1e3 * t_bp:.2f} ms each -> {t_bp_total:.0f} s for the same evaluations "
+          f"({t_bp_total / wall1:.1f}x our wall time, {t_bp_total / cpu1:.1f}x our CPU time); "
+          f"{100 * 600} proposals (those outside the prior box are not evaluated)")
+
+    cover, agree = accuracy(model, library, args.nmocks)
+    print(f"mocks ({args.nmocks} x {len(CHECK)} parameters): truth inside the MCMC 68 % "
+          f"interval {cover:.2f} (nominal 0.68); MCMC and RDSPS agree within 1 sigma "
+          f"{agree:.2f}")
+    nok, corr = tilt_recovery(model, library)
+    print(f"spectrophotometric mock, +/-15 % tilt: {nok}/{len(CHECK)} parameters within "
+          f"1 sigma; correction max error {100 * corr:.2f} %")
+    leg = {}
+    if not args.skip_legendre:
+        leg = legendre()
+    print(f"RESULT mcmc_wall_1thr_s={wall1:.1f} mcmc_cpu_1thr_s={cpu1:.1f} "
+          f"mcmc_wall_2thr_s={wall2:.1f} n_eval={nev} bagpipes_ms={1e3 * t_bp:.1f} "
+          f"bagpipes_equiv_s={t_bp_total:.0f} ratio_wall={t_bp_total / wall1:.1f} "
+          f"ratio_cpu={t_bp_total / cpu1:.1f} "
+          f"coverage68={cover:.2f} mcmc_rdsps_agree={agree:.2f} tilt_params_ok={nok}/"
+          f"{len(CHECK)} tilt_corr_err_pct={100 * corr:.2f}"
+          + "".join(f" legendre_{k}={v}" for k, v in leg.items()))
+
+
+if __name__ == "__main__":
+    main()
