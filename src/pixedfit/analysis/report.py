@@ -85,6 +85,47 @@ def _stamps(cube: Any, folder: Path) -> list[tuple[str, str]]:
     return out
 
 
+def _truth_maps(pipe: Any, folder: Path) -> None:
+    """True (PSF-matched) and recovered maps side by side, on common colour scales."""
+    from astropy.io import fits
+    from matplotlib.figure import Figure
+
+    from .maps import PropertyMaps
+    from .plots import save_figure
+
+    pm = PropertyMaps.read(pipe.path("maps", "maps.fits"))
+    kpc2 = (pm.kpc_per_pixel or 1.0) ** 2
+    with fits.open(pipe.cfg["report"]["truth"]) as hdul:
+        data = {h.name: np.asarray(h.data, float) for h in hdul[1:] if h.data is not None}
+    stat = "p50" if pm.method == "mcmc" else "mean"
+    with np.errstate(divide="ignore", invalid="ignore"):
+        panels = [
+            ("log Σ* [M☉/kpc²]", np.log10(data["MASS"] / kpc2),
+             pm.get("log_sigma_mass", stat, "pix") if "log_sigma_mass" in pm.params("pix")
+             else pm.get("log_sigma_mass", stat)),
+            ("log Σ_SFR [M☉/yr/kpc²]", np.log10(data["SFR"] / kpc2),
+             pm.get("log_sigma_sfr", stat, "pix") if "log_sigma_sfr" in pm.params("pix")
+             else pm.get("log_sigma_sfr", stat)),
+        ]
+    if "DUST2" in data and "dust2" in pm.params("bin"):
+        av = 2.5 / np.log(10.0)
+        panels.append(("A_V [mag]", av * data["DUST2"], av * pm.get("dust2", stat)))
+    fig = Figure(figsize=(8, 3.4 * len(panels)))
+    axes = np.atleast_2d(fig.subplots(len(panels), 2))
+    for row, (label, true, rec) in zip(axes, panels, strict=True):
+        true = np.where(pm.region, true, np.nan)
+        finite = true[np.isfinite(true)]
+        vmin, vmax = np.percentile(finite, [2, 98]) if finite.size else (0, 1)
+        for ax, arr, what in ((row[0], true, "true"), (row[1], rec, "recovered")):
+            im = ax.imshow(arr, origin="lower", vmin=vmin, vmax=vmax, cmap="viridis",
+                           interpolation="nearest")
+            ax.set_title(f"{what} {label}", fontsize="small")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            fig.colorbar(im, ax=ax, shrink=0.85)
+    save_figure(fig, folder / "img/truth_maps.png")
+
+
 def _comparison(pipe: Any, folder: Path) -> str:
     from matplotlib.figure import Figure
 
@@ -113,11 +154,13 @@ def _comparison(pipe: Any, folder: Path) -> str:
                      units.get(key, "")])
     fig.tight_layout()
     save_figure(fig, folder / "img/truth_comparison.png")
+    _truth_maps(pipe, folder)
     snr = cfg["truth_snr_bands"] or "all bands"
     return (f"<h2>Recovered versus true</h2><p>Bins with S/N ≥ 10 in {html.escape(str(snr))}"
             f" (leftover excluded); truth: <code>{html.escape(str(cfg['truth']))}</code>.</p>"
             + _table(["quantity", "bins", "median |Δ|", "median Δ", "unit"], rows)
-            + _img("img/truth_comparison.png", "recovered versus true"))
+            + _img("img/truth_comparison.png", "recovered versus true")
+            + _img("img/truth_maps.png", "true and recovered maps"))
 
 
 def write_report(pipe: Any, folder: PathLike) -> Path:
