@@ -8,6 +8,8 @@ Modules (each with one job):
   flux-conserving reprojection onto the imaging grid → :class:`pixedfit.cube.SpecPhotCube`
 * :mod:`~pixedfit.ifs.spectral` — the multiplicative Legendre correction of spectra to
   model spectra fitted to the photometry
+* :mod:`~pixedfit.ifs.matching` — :func:`match_imgifs_spectral`: RDSPS fits of every
+  pixel's photometry, best-fit model spectra, the correction
 * :mod:`~pixedfit.ifs.lines` — emission-line table, air/vacuum conversion
 * :mod:`~pixedfit.ifs.generators` — synthetic galaxies and MaNGA/CALIFA files
 """
@@ -15,6 +17,7 @@ Modules (each with one job):
 from __future__ import annotations
 
 from .lines import EMISSION_LINES, air_to_vacuum, emission_line_mask, vacuum_to_air
+from .matching import SpectralMatch, match_imgifs_spectral
 from .readers import IFSCube, read_califa, read_generic, read_ifs, read_manga, read_muse
 from .spatial import match_imgifs_spatial
 from .spectral import SpectralCorrection, apply_legendre_correction, correct_specphot_cube
@@ -23,11 +26,13 @@ __all__ = [
     "EMISSION_LINES",
     "IFSCube",
     "SpectralCorrection",
+    "SpectralMatch",
     "air_to_vacuum",
     "apply_legendre_correction",
     "correct_specphot_cube",
     "emission_line_mask",
     "match_imgifs_spatial",
+    "match_imgifs_spectral",
     "read_califa",
     "read_generic",
     "read_ifs",
