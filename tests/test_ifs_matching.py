@@ -63,3 +63,30 @@ def test_bad_input(setup):
                                unit=UNIT), cube.wave, cube.spec_flux, cube.spec_err)
     with pytest.raises(ValueError, match="redshift"):
         match_imgifs_spectral(nz, lib, model=model)
+
+
+def test_model_galaxy_in_the_manga_layout(tmp_path, setup):
+    from astropy.wcs import WCS
+
+    from pixedfit.ifs.generators import ModelGalaxy, manga_wave_grid, write_manga_logcube
+    from pixedfit.ifs.readers import read_manga
+
+    model = setup[0]
+    gal = ModelGalaxy(z=Z, model=model,
+                      bulge_params={"log_mass": 10.0, "log_age": 0.9, "dust2": 0.1},
+                      disc_params={"log_mass": 9.5, "log_age": -0.5, "dust2": 0.4})
+    wave = manga_wave_grid(step=8)
+    wcs = WCS(naxis=2)
+    wcs.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    wcs.wcs.crval = [gal.ra, gal.dec]
+    wcs.wcs.crpix = [21.0, 21.0]
+    wcs.wcs.cdelt = [-0.5 / 3600, 0.5 / 3600]
+    flux = gal.cube(wave, wcs, (41, 41), psf_fwhm=2.5)
+    write_manga_logcube(tmp_path / "manga.fits", wave, flux, flux * 0.02 + 1e-20, wcs)
+    cube = read_manga(tmp_path / "manga.fits")
+    total = np.nansum(cube.flux, axis=(1, 2))
+    expected = gal.component_spectra(wave).sum(axis=0)
+    # the 41x41 0.5" field holds nearly all of the light (disc r_eff 4")
+    ratio = total / expected
+    assert 0.9 < np.median(ratio) <= 1.0 + 1e-6
+    assert np.std(ratio) < 0.01

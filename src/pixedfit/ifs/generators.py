@@ -36,12 +36,13 @@ from .._paths import atomic_path
 from ..filters import get_filter_curve, photometry, pivot_wavelength
 from ..images._checks import pixel_scale_arcsec, require_celestial_wcs
 from ..units import C_AA_PER_S
-from .lines import vacuum_to_air
+from .lines import air_to_vacuum, vacuum_to_air
 from .readers import CALIFA_FWHM
 from .spatial import discrete_gaussian_kernel
 
 __all__ = [
     "AnalyticGalaxy",
+    "ModelGalaxy",
     "califa_wave_grid",
     "manga_wave_grid",
     "write_califa_cube",
@@ -200,6 +201,38 @@ class AnalyticGalaxy:
         scale = pixel_scale_arcsec(require_celestial_wcs(wcs, "wcs"))
         conv = _convolve(self.profiles(wcs, shape), psf_fwhm / scale)
         return np.einsum("cb,cyx->byx", bands, conv)
+
+
+@dataclass
+class ModelGalaxy(AnalyticGalaxy):
+    """:class:`AnalyticGalaxy` whose bulge and disc spectra come from an SEDModel.
+
+    ``bulge_params`` and ``disc_params`` are SEDModel parameter dicts (``log_mass`` sets each
+    component's total mass); nebular emission, if the model has it, is part of the component
+    spectra, so the separate line component is zero. ``flux_5500``, ``bulge_fraction`` and
+    ``halpha_flux`` are not used. The model's wavelengths are taken as vacuum.
+    """
+
+    model: object | None = None
+    bulge_params: dict | None = None
+    disc_params: dict | None = None
+
+    def component_spectra(self, wave: ArrayLike, medium: str = "vacuum") -> NDArray[np.float64]:
+        """Spectra (3, nwave): bulge, disc (SEDModel, observed frame) and zero lines."""
+        if self.model is None or self.bulge_params is None or self.disc_params is None:
+            raise ValueError("ModelGalaxy needs model, bulge_params and disc_params")
+        lam = np.asarray(wave, dtype=np.float64)
+        if medium == "air":
+            lam_vac = np.asarray(air_to_vacuum(lam))
+        elif medium == "vacuum":
+            lam_vac = lam
+        else:
+            raise ValueError(f"medium: 'vacuum' or 'air', got {medium!r}")
+        out = np.zeros((3, lam.size))
+        for i, params in enumerate((self.bulge_params, self.disc_params)):
+            w, f = self.model.spectrum(params, z=self.z)
+            out[i] = np.interp(lam_vac, w, f)
+        return out
 
 
 def _convolve(prof: NDArray[np.float64], fwhm_pix: float) -> NDArray[np.float64]:
