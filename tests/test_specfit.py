@@ -219,8 +219,8 @@ def test_sdss_spectra_fit(model, shared_data):
 def test_tilt_recovery_ensemble(model, library):
     """±15 % tilts on 8 spectrophotometric mocks: parameters inside their 68 % intervals at
     the expected rate, and every correction within a few per cent. (One mock can miss 1σ in
-    one of four
-    parameters by chance — 1 − 0.68⁴ ≈ 79 % of the time — so the check is on an ensemble.)"""
+    one of four parameters by chance — 1 − 0.68⁴ ≈ 79 % of the time — so the check is on an
+    ensemble.)"""
     inside, corrections = [], []
     for j, index in enumerate((123, 40, 300, 777, 1000, 1200, 555, 900)):
         p = _truth(library, index=index, log_mass=9.5 + 0.1 * j)
