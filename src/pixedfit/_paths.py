@@ -15,10 +15,11 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import platformdirs
 
-__all__ = ["atomic_path", "cache_dir", "package_data_dir", "user_data_dir"]
+__all__ = ["atomic_path", "cache_dir", "open_hdf5", "package_data_dir", "user_data_dir"]
 
 
 def user_data_dir(data_dir: str | os.PathLike[str] | None = None) -> Path:
@@ -109,3 +110,19 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         raise
+
+
+def open_hdf5(path: str | os.PathLike[str]) -> Any:
+    """Open an HDF5 file for reading; an unreadable or truncated file raises ValueError.
+
+    Returns
+    -------
+    h5py.File
+        Use it as a context manager.
+    """
+    import h5py
+
+    try:
+        return h5py.File(path, "r")
+    except OSError as exc:
+        raise ValueError(f"{path}: not a readable HDF5 file ({exc})") from exc

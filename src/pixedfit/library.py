@@ -38,7 +38,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from . import __version__
-from ._paths import atomic_path
+from ._paths import atomic_path, open_hdf5
 from .cosmology import luminosity_distance
 from .filters import filter_weights
 from .fitting.rdsps import ModelPhotometry
@@ -332,11 +332,7 @@ class ModelLibrary:
         ValueError
             Not a pixedfit model library, an unknown schema, or a truncated file.
         """
-        try:
-            f = h5py.File(path, "r")
-        except OSError as exc:
-            raise ValueError(f"{path}: not a readable HDF5 file ({exc})") from exc
-        with f:
+        with open_hdf5(path) as f:
             if f.attrs.get("kind") != _KIND:
                 if "mod" in f:
                     raise ValueError(f"{path} is in the original piXedfit layout: use "
@@ -416,11 +412,7 @@ class ModelLibrary:
     @classmethod
     def read_pixedfit(cls, path: PathLike) -> ModelLibrary:
         """Read a model library in the original piXedfit layout (spec §3.5)."""
-        try:
-            f = h5py.File(path, "r")
-        except OSError as exc:
-            raise ValueError(f"{path}: not a readable HDF5 file ({exc})") from exc
-        with f:
+        with open_hdf5(path) as f:
             if "mod" not in f:
                 raise ValueError(f"{path} is not in the original piXedfit layout (no /mod)")
             attrs = f["mod"].attrs
@@ -458,7 +450,7 @@ class ModelLibrary:
 
 def read_library(path: PathLike, spectra: bool = True) -> ModelLibrary:
     """Read a model library in either layout (ours or the original's)."""
-    with h5py.File(path, "r") as f:
+    with open_hdf5(path) as f:
         original = "mod" in f and f.attrs.get("kind") != _KIND
     return ModelLibrary.read_pixedfit(path) if original else ModelLibrary.read(path, spectra)
 

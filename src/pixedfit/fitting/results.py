@@ -50,7 +50,7 @@ from astropy.table import Table
 from numpy.typing import NDArray
 
 from .. import __version__
-from .._paths import atomic_path
+from .._paths import atomic_path, open_hdf5
 
 __all__ = ["SCHEMA_VERSION", "FitResult", "ResultStore"]
 
@@ -210,11 +210,7 @@ class FitResult:
     @classmethod
     def read(cls, path: PathLike) -> FitResult:
         """Read our HDF5 layout (use :meth:`read_any` for either layout)."""
-        try:
-            f = h5py.File(path, "r")
-        except OSError as exc:
-            raise ValueError(f"{path}: not a readable HDF5 file ({exc})") from exc
-        with f:
+        with open_hdf5(path) as f:
             if f.attrs.get("kind") != _KIND:
                 raise ValueError(f"{path} is not a pixedfit fit result")
             if int(f.attrs["schema_version"]) > SCHEMA_VERSION:

@@ -66,7 +66,7 @@ import h5py
 import numpy as np
 from numpy.typing import NDArray
 
-from .._paths import atomic_path
+from .._paths import atomic_path, open_hdf5
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -255,11 +255,7 @@ def read_grid(path: str | os.PathLike[str]) -> SSPGrid:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"SSP grid file not found: {path}")
-    try:
-        f = h5py.File(path, "r")
-    except OSError as exc:
-        raise ValueError(f"{path}: not a readable HDF5 file ({exc})") from exc
-    with f:
+    with open_hdf5(path) as f:
         if _attr_str(f.attrs.get("format", "")) != FORMAT_NAME:
             raise ValueError(f"{path}: not a pixedfit SSP grid (format attribute missing)")
         version = int(f.attrs.get("schema_version", -1))
