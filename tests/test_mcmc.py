@@ -163,8 +163,11 @@ fit_sed(obs, err, {filters!r}, z=0.1, library=lib, model=model, method="mcmc", s
 """
 
 
-def test_resume_after_kill(model, library, tmp_path):
+def test_resume_after_kill(model, library, tmp_path, monkeypatch):
     """SIGKILL a running fit; the resumed chain equals an uninterrupted one."""
+    # This test reads the chain file while the child writes it: without this, HDF5's file
+    # locking can make the child's next write fail whenever the two opens overlap.
+    monkeypatch.setenv("HDF5_USE_FILE_LOCKING", "FALSE")
     obs, err, _ = _mock(model, library, 9, 0.1)
     library.write(tmp_path / "lib.h5")
     np.save(tmp_path / "sed.npy", np.vstack([obs, err]))
@@ -178,6 +181,7 @@ def test_resume_after_kill(model, library, tmp_path):
         done = 0
         while time.time() < deadline and done < 40:
             time.sleep(0.5)
+            assert proc.poll() is None, f"the child fit died (exit {proc.returncode})"
             if chain.exists():
                 try:
                     done = emcee.backends.HDFBackend(chain, name="mcmc", read_only=True).iteration
