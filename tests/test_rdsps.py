@@ -111,6 +111,26 @@ def test_matches_numpy_reference_student_t_and_chi2_cut():
     assert res.n_used[0] == pytest.approx(0.9 * 3000, abs=2)
 
 
+@pytest.mark.parametrize("perc", [0.5, 37.0, 90.0, 99.95])
+def test_chi2_cut_matches_numpy_percentile_with_ties(perc):
+    # Every model twice (tied chi2 values) and a wide chi2 range: the kernel's selection of
+    # the cut (a radix select) must give numpy.percentile's interpolated threshold.
+    models, flux, params = toy_library(nmod=2000, seed=11)
+    flux2 = np.concatenate([flux, flux])
+    params2 = np.concatenate([params, params])
+    models2 = ModelPhotometry.from_arrays(flux2, params2, models.param_names)
+    obs, err = mock(flux2, 5, snr=30, seed=4)
+    res = rdsps(obs, err, models2, perc_chi2=perc)
+    mean, std, _, _, _ = reference_posterior(obs, err, flux2, params2, [2, 3], perc=perc)
+    np.testing.assert_allclose(res.mean[0], mean, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(res.std[0], std, rtol=1e-6, atol=1e-12)
+    w = 1.0 / err**2
+    a = (flux2 * obs * w).sum(-1) / (flux2**2 * w).sum(-1)
+    chi2 = ((obs - a[:, None] * flux2) ** 2 * w).sum(-1)
+    thr = np.percentile(chi2[a > 0], perc)
+    assert res.n_used[0] == np.count_nonzero((chi2 <= thr) & (a > 0))
+
+
 def test_priors_match_reference_including_mass_and_joint_priors():
     models, flux, params = toy_library(seed=7)
     obs, err = mock(flux, 40, log_mass=2.0, snr=8, seed=3)

@@ -14,6 +14,14 @@
 #define PIXEDFIT_MULTIVERSION
 #endif
 
+// Helpers of a PIXEDFIT_MULTIVERSION function must be inlined into each of its clones to be
+// compiled for that clone's ISA.
+#if defined(__GNUC__)
+#define PIXEDFIT_INLINE inline __attribute__((always_inline))
+#else
+#define PIXEDFIT_INLINE inline
+#endif
+
 namespace pixedfit {
 
 // Number of OpenMP threads to use for a `threads` argument: values <= 0 mean

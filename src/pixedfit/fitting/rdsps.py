@@ -359,6 +359,7 @@ def rdsps(
 
     # Separable priors of parameters that do not scale with mass select models up front.
     ln_prior = np.zeros(models.nmod)
+    model_prior = False  # any per-model term (ln_prior stays zero otherwise)
     tabulated, joint = [], []
     mass_scaled = np.array([n in MASS_SCALED for n in names], dtype=np.uint8)
     for k, name in enumerate(names):
@@ -390,6 +391,7 @@ def rdsps(
             continue
         prior = _closed(prior, float(col.min()), float(col.max()))
         ln_prior += prior.logpdf(col)
+        model_prior = True
     ln_prior_z = None
     z_values = None
     if models.nz > 1:
@@ -419,17 +421,23 @@ def rdsps(
         if extra.shape != (models.nmod,) or np.any(np.isnan(extra)) or np.any(extra == np.inf):
             raise ValueError(f"ln_prior_extra must hold {models.nmod} values < +inf, no NaN")
         ln_prior = ln_prior + extra
-    keep = np.flatnonzero(np.isfinite(ln_prior))
-    if keep.size == 0:
-        raise ValueError("the priors exclude every model of the library")
-    sub = models if keep.size == models.nmod else models.subset(keep)
+        model_prior = True
+    keep = slice(None)  # models the priors allow: all, or an index array
+    sub = models
+    if model_prior:
+        allowed = np.isfinite(ln_prior)
+        if not allowed.any():
+            raise ValueError("the priors exclude every model of the library")
+        if not allowed.all():
+            keep = np.flatnonzero(allowed)
+            sub = models.subset(keep)
     raw = _core.rdsps_fit(
         obs,
         ivar,
         sub.flux,
         sub.params,
         mass_scaled,
-        ln_prior_model=np.ascontiguousarray(ln_prior[keep]),
+        ln_prior_model=np.ascontiguousarray(ln_prior[keep]) if model_prior else None,
         ln_prior_z=ln_prior_z,
         z_values=z_values,
         mass_offset=mass_offset,
@@ -442,7 +450,9 @@ def rdsps(
         return_weights=bool(return_weights),
         threads=resolve_threads(threads),
     )
-    best_model = np.where(raw["best_model"] >= 0, keep[np.maximum(raw["best_model"], 0)], -1)
+    best_model = raw["best_model"]
+    if not isinstance(keep, slice):
+        best_model = np.where(best_model >= 0, keep[np.maximum(best_model, 0)], -1)
     best_z = np.full(nsed, np.nan)
     if models.nz > 1:
         ok = raw["best_z"] >= 0
@@ -450,7 +460,7 @@ def rdsps(
     weights = None
     if return_weights:
         weights = np.zeros((nsed, models.nz, models.nmod), dtype=np.float32)
-        weights[:, :, keep] = raw["weights"].reshape(nsed, models.nz, keep.size)
+        weights[:, :, keep] = raw["weights"].reshape(nsed, models.nz, sub.nmod)
         weights = weights.reshape(nsed, -1)
     return RdspsResult(
         names=stat_names,
