@@ -311,9 +311,11 @@ def _spectral_rdsps_result(ctx: _Context, lp: LibraryPass, obs: NDArray | None,
         bfit = scale * lp.models.flux[0, :, im]
         chi2 += float(((bfit - obs) ** 2 / err**2).sum())
     factor = cmp["factor"][0]
+    fac_mean, fac_std = _correction_moments(ctx, lp, obs, err, spectral)
     spectrum = {"wave": spectral.wave, "flux": spectral.flux, "flux_err": spectral.err,
                 "used": spectral.use.copy(), "model": factor * model_pix[0],
-                "factor": factor / cmp["scale"][0]}
+                "factor": factor / cmp["scale"][0], "factor_mean": fac_mean,
+                "factor_std": fac_std}
     return FitResult(
         method="rdsps", names=res.names, mean=res.mean[0], std=res.std[0], p16=res.p16[0],
         p50=res.p50[0], p84=res.p84[0], best=best,
@@ -324,6 +326,34 @@ def _spectral_rdsps_result(ctx: _Context, lp: LibraryPass, obs: NDArray | None,
         n_used=int(res.n_used[0]), n_bands_used=len(ctx.filters) if has_phot else 0,
         config=ctx.config(), spectrum=spectrum,
         diagnostics={"spectral_pixels": spectral.npix, "spectral_clipped": lp.nclip})
+
+
+def _correction_moments(ctx: _Context, lp: LibraryPass, obs: NDArray | None,
+                        err: NDArray | None, spectral: SpectralLikelihood,
+                        mass: float = 0.999, max_models: int = 256
+                        ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Posterior mean and std per pixel of the spectral correction (relative to each
+    model's scale), over the most probable library models holding ``mass`` of the
+    posterior weight (at most ``max_models``, weights renormalised)."""
+    order = np.argsort(lp.weights)[::-1]
+    cum = np.cumsum(lp.weights[order])
+    n = int(min(max_models, np.searchsorted(cum, mass * cum[-1]) + 1))
+    top = order[:n]
+    wt = lp.weights[top] / lp.weights[top].sum()
+    im = top % ctx.library.nmodels
+    params = ctx.library._model_param_array(ctx.model)[im].copy()
+    if obs is not None:
+        m = lp.models.flux[0][:, im].T  # (n, nband)
+        ivar = 1.0 / err**2
+        params[:, 0] = np.log10((m * obs * ivar).sum(1) / (m * m * ivar).sum(1))
+    else:
+        params[:, 0] = 0.0
+    model_pix, _ = spectral.model_on_pixels(params)
+    cmp = spectral.compare(model_pix)
+    rel = cmp["factor"] / cmp["scale"][:, None]
+    mean = wt @ rel
+    std = np.sqrt(np.maximum(wt @ (rel * rel) - mean**2, 0.0))
+    return mean, std
 
 
 def _fit(ctx: _Context, obs: NDArray | None, err: NDArray | None, z: float | None,

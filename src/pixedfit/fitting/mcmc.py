@@ -564,11 +564,17 @@ def fit_one(ctx: Any, lp: LibraryPass, obs: NDArray | None, err: NDArray | None,
     table_s = np.empty((sub.size, len(stat_names)))
     phot = np.empty((sub.size, len(ctx.filters))) if has_phot else None
     scales = np.ones(sub.size)
+    # posterior mean and std of the spectral correction (relative to the model's scale)
+    fac_sum = fac_sq = None
     for a in range(0, sub.size, 2000):
         idx = sub[a : a + 2000]
         _, ex = lnprob.evaluate(samples[idx], extras=True)
         if ex.get("index") is None or ex["index"].size != idx.size:
             raise RuntimeError("a posterior sample has zero probability on re-evaluation")
+        if spectral is not None:
+            rel = ex["spec_factor"] / ex["scale"][:, None]
+            fac_sum = rel.sum(axis=0) + (0.0 if fac_sum is None else fac_sum)
+            fac_sq = (rel * rel).sum(axis=0) + (0.0 if fac_sq is None else fac_sq)
         for k, name in enumerate(stat_names):
             table_s[a : a + idx.size, k] = ex["values"][name]
         if has_phot:
@@ -590,8 +596,11 @@ def fit_one(ctx: Any, lp: LibraryPass, obs: NDArray | None, err: NDArray | None,
         factor = bex["spec_factor"][0]
         model_pix = bex["spec_model"][0]
         rel = factor / bex["scale"][0]
+        fac_mean = fac_sum / sub.size
+        fac_std = np.sqrt(np.maximum(fac_sq / sub.size - fac_mean**2, 0.0))
         spectrum = {"wave": spectral.wave, "flux": spectral.flux, "flux_err": spectral.err,
-                    "used": spectral.use.copy(), "model": factor * model_pix, "factor": rel}
+                    "used": spectral.use.copy(), "model": factor * model_pix, "factor": rel,
+                    "factor_mean": fac_mean, "factor_std": fac_std}
     nsed = min(settings.n_sed_samples, sub.size)
     pick = np.sort(rng.choice(sub.size, nsed, replace=False))
     arr, zz = lnprob.param_array(samples[sub[pick]])

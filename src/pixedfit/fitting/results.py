@@ -19,7 +19,8 @@ Our layout (HDF5, ``schema_version`` 1, ``kind = "pixedfit-fit-result"``)::
                   dust, agn (MCMC)
     [spectrum/<key>]  fitted spectrum: wave, flux, flux_err (f_λ), used (uint8: pixel in
                   the likelihood), model (best model after the correction), factor (the
-                  multiplicative Legendre correction of the best model)
+                  multiplicative Legendre correction of the best model), [factor_mean,
+                  factor_std] (MCMC: posterior mean and std of the correction)
     attrs diagnostics (JSON): MCMC acceptance fraction, autocorrelation times, settings
 
 The original's RDSPS FITS layout (spec §2.3: ``PRIMARY`` header, ``FIT_PARAMS`` with rows
@@ -112,7 +113,9 @@ class FitResult:
     spectrum : dict of str to ndarray, or None
         Spectral fits: the fitted pixels ``wave``, ``flux``, ``flux_err``, ``used`` (in the
         likelihood after line masking and clipping), ``model`` (best model times its
-        correction) and ``factor`` (the multiplicative correction).
+        correction) and ``factor`` (the multiplicative correction of that model); MCMC fits
+        add ``factor_mean`` and ``factor_std``, the posterior mean and standard deviation of
+        the correction per pixel (the estimate of the calibration error).
     diagnostics : dict
         MCMC diagnostics: ``acceptance`` (mean), ``autocorr`` (per sampled parameter),
         ``sampled`` (their names), ``nwalkers``, ``nsteps``, ``nsteps_cut``, ``thin``,
@@ -360,9 +363,9 @@ class FitResult:
             hdus.append(fits.BinTableHDU(Table({
                 "wave": sp["wave"], "flux": sp["flux"], "flux_err": sp["flux_err"],
                 "used": np.asarray(sp["used"]).astype(np.uint8)}), name="OBS_SPEC"))
-            hdus.append(fits.BinTableHDU(Table({
-                "wave": sp["wave"], "flux": sp["model"], "factor": sp["factor"]}),
-                name="BFIT_SPEC"))
+            cols = {"wave": sp["wave"], "flux": sp["model"], "factor": sp["factor"]}
+            cols.update({k: sp[k] for k in _SPEC_EXTRA if k in sp})
+            hdus.append(fits.BinTableHDU(Table(cols), name="BFIT_SPEC"))
         with atomic_path(path) as tmp:
             fits.HDUList(hdus).writeto(tmp, overwrite=True)
 
@@ -426,6 +429,8 @@ class FitResult:
                         "used": np.asarray(os_["used"]).astype(bool),
                         "model": np.asarray(bs["flux"], dtype=np.float64),
                         "factor": np.asarray(bs["factor"], dtype=np.float64)}
+                    spectrum.update({k: np.asarray(bs[k], dtype=np.float64)
+                                     for k in _SPEC_EXTRA if k in bs.colnames})
             except (KeyError, IndexError, ValueError) as exc:
                 raise ValueError(f"{path}: not a piXedfit fit-result file ({exc})") from exc
             free_z = int(hdr.get("FREE_Z", 0)) == 1
@@ -464,6 +469,10 @@ def _read_spectrum(group: Any) -> dict[str, NDArray]:
         out["used"] = out["used"].astype(bool)
     return out
 
+
+#: Optional per-pixel columns of a fitted spectrum (MCMC: posterior mean and std of the
+#: multiplicative correction).
+_SPEC_EXTRA = ("factor_mean", "factor_std")
 
 #: Component names of the original's BFIT_MOD_SPEC columns.
 _COMP_FITS = {"total": "tot", "stellar": "stellar", "nebular": "nebe", "dust": "duste",
