@@ -55,6 +55,22 @@ def test_generate_and_fit_in_process(catalog, capsys):
     assert sorted(p.name for p in (base / "store").glob("*.h5")) == [f"g{i}.h5" for i in range(6)]
 
 
+@pytest.mark.filterwarnings("ignore::pixedfit.fitting.MCMCShortChainWarning")
+def test_fit_with_mcmc(catalog, tmp_path, capsys):
+    _base, lib_path, path, params = catalog
+    out = tmp_path / "mcmc.csv"
+    assert main(["fit", str(path), "--library", str(lib_path), "--filters", ",".join(FILTERS),
+                 "--out", str(out), "--method", "mcmc", "--nwalkers", "16", "--nsteps", "60",
+                 "--nsteps-cut", "20", "--seed", "3", "--threads", "1", "--quiet"]) == 0
+    assert "fitted 6 SEDs" in capsys.readouterr().out
+    result = Table.read(out)
+    # MCMC summaries are percentiles of samples: p16 <= p50 <= p84, and the truth is near
+    assert np.all(result["log_mass_p16"] <= result["log_mass_p50"])
+    assert np.all(result["log_mass_p50"] <= result["log_mass_p84"])
+    half = 0.5 * (result["log_mass_p84"] - result["log_mass_p16"])
+    assert np.all(np.abs(result["log_mass_p50"] - params["log_mass"]) < 3 * half + 0.1)
+
+
 def test_fit_errors_are_reported(catalog, tmp_path, capsys):
     _base, lib_path, path, _ = catalog
     assert main(["fit", str(path), "--library", str(lib_path), "--filters", "sdss_g,nope_band",

@@ -262,6 +262,22 @@ def test_bad_input(model, library):
         fit_sed(**{**kw, "priors": {"logzsol": (0.5, 0.6)}})
 
 
+def test_masked_band(model, library):
+    """mask_invalid=True drops a NaN band from the MCMC likelihood (as RDSPS does): the fit
+    equals one without that filter."""
+    obs, err, _ = _mock(model, library, 5, 0.1)
+    holed = obs.copy()
+    holed[3] = np.nan
+    kw = {"z": 0.1, "library": library, "model": model, "method": "mcmc", "seed": 4, **FAST}
+    with pytest.raises(ValueError, match="mask_invalid"):
+        _quiet(flux=holed, flux_err=err, filters=FILTERS, **kw)
+    res = _quiet(flux=holed, flux_err=err, filters=FILTERS, mask_invalid=True, **kw)
+    assert res.n_bands_used == len(FILTERS) - 1 and np.isnan(res.obs_flux[3])
+    keep = [i for i in range(len(FILTERS)) if i != 3]
+    ref = _quiet(flux=obs[keep], flux_err=err[keep], filters=[FILTERS[i] for i in keep], **kw)
+    np.testing.assert_allclose(res.samples, ref.samples, rtol=1e-8)
+
+
 @pytest.mark.slow
 def test_posterior_coverage(model, library):
     """The truth falls inside the 68 % interval at about the nominal rate."""

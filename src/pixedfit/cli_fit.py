@@ -5,7 +5,8 @@ for every filter ``F`` given by ``--filters``, a flux column ``F`` and an error 
 ``F_err`` in the unit ``--unit`` (default f_λ, erg s⁻¹ cm⁻² Å⁻¹; Jy, µJy and AB are
 converted with the filters' pivot wavelengths), a redshift column (``--z-column``, default
 ``z``) unless ``--z`` fixes one redshift for all, and optionally an ``id`` column. The
-output table has one row per SED: id, z, chi2_min, n_used and ``<param>_<stat>`` columns.
+output table has one row per SED: id, z, chi2_min, n_used and ``<param>_<stat>`` columns
+(``--method mcmc`` fits with emcee instead, the library giving the model and the start).
 Under ``mpiexec -n N`` the SEDs are shared among the ranks and rank 0 writes the table.
 """
 
@@ -97,7 +98,9 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     results = fit_catalog(flux, err, filters, z, library=library, ids=ids, store=store,
                           pool=pool, likelihood=args.likelihood, dof=args.dof,
                           perc_chi2=args.perc_chi2, error_floor=args.error_floor,
-                          mask_invalid=True, threads=args.threads, quiet=args.quiet)
+                          mask_invalid=True, threads=args.threads, quiet=args.quiet,
+                          method=args.method, nwalkers=args.nwalkers, nsteps=args.nsteps,
+                          nsteps_cut=args.nsteps_cut, thin=args.thin, seed=args.seed)
     if pool.is_master:
         rows = []
         for key, zi, res in zip(ids, z, results, strict=True):
@@ -162,6 +165,14 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
     fit.add_argument("--perc-chi2", type=float, default=100.0)
     fit.add_argument("--error-floor", type=float, default=0.0,
                      help="fractional systematic error added in quadrature (default 0)")
+    fit.add_argument("--method", default="rdsps", choices=("rdsps", "mcmc"),
+                     help="RDSPS over the library, or MCMC (emcee) with models made on the fly "
+                          "(started from the library's best models)")
+    fit.add_argument("--nwalkers", type=int, default=100, help="MCMC walkers")
+    fit.add_argument("--nsteps", type=int, default=600, help="MCMC steps per walker")
+    fit.add_argument("--nsteps-cut", type=int, default=50, help="MCMC burn-in steps dropped")
+    fit.add_argument("--thin", type=int, default=1, help="MCMC thinning")
+    fit.add_argument("--seed", type=int, default=0, help="MCMC random seed")
     fit.add_argument("--threads", type=int, default=None)
     fit.add_argument("--quiet", action="store_true", help="no progress bar")
     fit.set_defaults(func=_cmd_fit)

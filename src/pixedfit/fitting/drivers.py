@@ -373,9 +373,20 @@ def _fit(ctx: _Context, obs: NDArray | None, err: NDArray | None, z: float | Non
         return _spectral_rdsps_result(ctx, lp, obs, err, z, spectral)
     if has_phot and ctx.settings["error_floor"]:
         err = np.sqrt(err**2 + (ctx.settings["error_floor"] * obs) ** 2)
-    if has_phot and not (np.all(np.isfinite(obs)) and np.all(np.isfinite(err) & (err > 0))):
-        raise ValueError("MCMC fits need finite fluxes and errors > 0 in every band (drop the "
-                         "invalid bands from filters)")
+    if has_phot:
+        bad = ~np.isfinite(obs) | ~np.isfinite(err) | ~(err > 0)
+        if bad.any() and not ctx.settings["mask_invalid"]:
+            raise ValueError("MCMC fits need finite fluxes and errors > 0 in every band (drop "
+                             "the invalid bands from filters, or pass mask_invalid=True)")
+        if bad.all():
+            raise ValueError("no valid band to fit")
+        if bad.any():  # masked bands: zero weight in the likelihood (error +inf)
+            out = fit_one(ctx, lp, np.where(bad, 0.0, obs), np.where(bad, np.inf, err), z,
+                          spectral, area, mset)
+            out.obs_flux = np.where(bad, np.nan, obs)
+            out.obs_flux_err = np.where(bad, np.nan, err)
+            out.n_bands_used = int((~bad).sum())
+            return out
     return fit_one(ctx, lp, obs, err, z, spectral, area, mset)
 
 
