@@ -4,7 +4,9 @@
 // For every spectrum s the kernel minimises
 //     sum_i w[s, i] (y[s, i] - sum_{k <= order} c[s, k] P_k(x_i))^2,
 // x_i = 2 (lambda_i - lambda_0) / (lambda_{n-1} - lambda_0) - 1 in [-1, 1], by normal
-// equations solved with a Cholesky factorisation ((order + 1)^2 work per grid point).
+// equations solved with a Cholesky factorisation; the normal matrix comes from the 2 order + 1
+// weighted moments of the Legendre polynomials (products linearised), so the work per grid
+// point is 3 order + 2 multiply-adds.
 // Optional sigma clipping: after each fit, points whose normalised residual
 // r = (y - fit) sqrt(w) lies more than `clip` standard deviations from the mean of the
 // kept residuals are dropped and the fit is repeated, until nothing changes or `max_iter`

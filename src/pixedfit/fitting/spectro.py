@@ -36,8 +36,8 @@ class LegendreFit:
         Wavelength grid in Å (defines the mapping to [-1, 1]).
     coeffs : ndarray, shape (nspec, order + 1)
         Legendre coefficients (NaN where the fit failed).
-    model : ndarray, shape (nspec, n)
-        The fitted series on the grid.
+    model : ndarray, shape (nspec, n), or None
+        The fitted series on the grid (None with ``return_model=False``).
     used : ndarray of bool, shape (nspec, n)
         Points that entered the final fit (after clipping).
     status : ndarray of int, shape (nspec,)
@@ -46,7 +46,7 @@ class LegendreFit:
 
     wave: NDArray[np.float64]
     coeffs: NDArray[np.float64]
-    model: NDArray[np.float64]
+    model: NDArray[np.float64] | None
     used: NDArray[np.bool_]
     status: NDArray[np.int32]
 
@@ -73,6 +73,7 @@ def fit_legendre(
     clip: float | None = None,
     max_iter: int = 10,
     threads: int | None = None,
+    return_model: bool = True,
 ) -> LegendreFit:
     """Weighted least-squares Legendre fits of one or many spectra on a common grid.
 
@@ -92,6 +93,8 @@ def fit_legendre(
         Maximum number of fits when clipping.
     threads : int, optional
         OpenMP threads (None: all cores).
+    return_model : bool
+        Also evaluate the fitted series on the grid (``model``; None otherwise).
 
     Returns
     -------
@@ -122,7 +125,7 @@ def fit_legendre(
         raise ValueError(f"clip must be > 0 or None, got {clip}")
     if max_iter < 1:
         raise ValueError("max_iter must be >= 1")
-    w = np.where(np.isfinite(w) & np.isfinite(arr), w, 0.0)
+    # points with a NaN value or weight are dropped by the kernel itself
     coeffs, model, used, status = _core.legendre_fit(
         lam,
         np.ascontiguousarray(arr),
@@ -130,10 +133,10 @@ def fit_legendre(
         int(order),
         clip=0.0 if clip is None else float(clip),
         max_iter=int(max_iter) if clip is not None else 1,
-        return_model=True,
+        return_model=bool(return_model),
         threads=resolve_threads(threads),
     )
-    return LegendreFit(wave=lam, coeffs=coeffs, model=model, used=used.astype(bool),
+    return LegendreFit(wave=lam, coeffs=coeffs, model=model, used=used.view(bool),
                        status=status)
 
 
