@@ -112,7 +112,7 @@ def tilt_recovery(model, library, phot_snr: float) -> tuple[int, float, float, f
     flux = smooth * factor
     serr = flux / 30
     spec = ObservedSpectrum(wave, flux + np.random.default_rng(8).normal(0, serr), serr,
-                            resolution=Resolution.velocity(70.0))
+                            resolution=Resolution.velocity(70.0, instrumental=False))
     res = fit(model, library, obs, err, "mcmc", seed=3, spectrum=spec, poly_order=3,
               nwalkers=50, nsteps=300, nsteps_cut=150, threads=1)
     ok = 0

@@ -25,6 +25,10 @@ FILTERS = ["galex_fuv", "galex_nuv", "sdss_u", "sdss_g", "sdss_r", "sdss_i", "sd
            "2mass_j", "2mass_h", "2mass_k", "wise_w1", "wise_w2"]
 C_KMS = 299792.458
 Z = 0.05
+# The mocks are the models smoothed on top of their templates' resolution: their LSF
+# applies to the models as it is.
+MOCK_LSF = Resolution.velocity(70.0, instrumental=False)
+MOCK_LSF_150 = Resolution.velocity(150.0, instrumental=False)
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +105,7 @@ def test_observed_spectrum_validation():
 def test_smoothing_matches_independent_convolution(model, library):
     p = _truth(library)
     wave, _, err, smooth, _ = _mock_spectrum(model, p, sigma_kms=150.0)
-    spec = ObservedSpectrum(wave, smooth, err, resolution=Resolution.velocity(150.0))
+    spec = ObservedSpectrum(wave, smooth, err, resolution=MOCK_LSF_150)
     lik = SpectralLikelihood(spec, model, Z, del_wave_nebem=0.0, poly_order=None, clip=None)
     from pixedfit.sps.model import DEFAULTS, PARAM_NAMES
 
@@ -117,12 +121,54 @@ def test_smoothing_matches_independent_convolution(model, library):
     assert np.max(np.abs(rel0)) > 3 * np.max(np.abs(rel))
 
 
+def test_instrumental_resolution_subtracts_the_template_resolution(model, library):
+    """An instrumental LSF of 3 Å (σ) broadens the models only by what their MILES
+    templates (2.51 Å FWHM, σ = 1.066 Å rest frame) lack: sqrt(3² − (1.066 (1+z))²)."""
+    from pixedfit.sps.model import DEFAULTS, PARAM_NAMES
+    from pixedfit.sps.resolution import FWHM_TO_SIGMA, MILES_FWHM_AA
+
+    p = _truth(library)
+    wave = np.arange(3900.0, 7600.0, 0.5)  # rest 3714–7238 Å: inside the MILES range
+    mw, mf = model.spectrum(p, Z)
+    fine = np.interp(wave, mw, mf)
+    s_t = MILES_FWHM_AA * FWHM_TO_SIGMA * (1 + Z)
+    extra = math.sqrt(3.0**2 - s_t**2)
+    truth = gaussian_filter1d(fine, extra / 0.5)
+    err = truth / 100
+    arr = np.array([[p.get(n, DEFAULTS[n]) for n in PARAM_NAMES]])
+    inner = slice(200, -200)
+    spec = ObservedSpectrum(wave, truth, err, resolution=Resolution.angstrom(3.0))
+    lik = SpectralLikelihood(spec, model, Z, del_wave_nebem=0.0, poly_order=None, clip=None)
+    rel = lik.model_on_pixels(arr)[0][0] / truth[lik.pixels] - 1
+    assert np.max(np.abs(rel[inner])) < 5e-3 and lik.template_limited == 0
+    # applied as given (instrumental=False), the model is too broad in absorption lines
+    spec_as_is = ObservedSpectrum(wave, truth, err,
+                                  resolution=Resolution.angstrom(3.0, instrumental=False))
+    lik2 = SpectralLikelihood(spec_as_is, model, Z, 0.0, None, None)
+    rel2 = lik2.model_on_pixels(arr)[0][0] / truth[lik2.pixels] - 1
+    assert np.max(np.abs(rel2[inner])) > 2 * np.max(np.abs(rel[inner]))
+    # the galaxy's velocity dispersion adds in quadrature: σ² = 3² + (λ v / c)² − σ_t²
+    spec_v = ObservedSpectrum(wave, truth, err, resolution=Resolution.angstrom(3.0),
+                              veldisp=120.0)
+    lik_v = SpectralLikelihood(spec_v, model, Z, 0.0, None, None)
+    lam = lik_v.model_wave_obs
+    inside = (lam / (1 + Z) > 3600) & (lam / (1 + Z) < 7300)
+    expect = np.sqrt(9.0 + (lam * 120.0 / C_KMS) ** 2 - s_t**2)
+    np.testing.assert_allclose(lik_v.smooth_sigma[inside], expect[inside], rtol=1e-6)
+    with pytest.raises(ValueError, match="veldisp"):
+        ObservedSpectrum(wave, truth, err, veldisp=-5.0)
+    # an instrument sharper than the templates: the model stays as it is, and is counted
+    sharp = ObservedSpectrum(wave, truth, err, resolution=Resolution.angstrom(0.5))
+    lik3 = SpectralLikelihood(sharp, model, Z, 0.0, None, None)
+    assert lik3.template_limited == lik3.pixels.size and lik3.smooth_sigma is None
+
+
 def test_legendre_step_line_mask_and_clipping(model, library):
     p = _truth(library)
     wave, _, err, smooth, factor = _mock_spectrum(model, p, tilt=0.15)
     data = smooth * factor
     data[100] *= 3.0  # an outlier
-    spec = ObservedSpectrum(wave, data, err, resolution=Resolution.velocity(70.0))
+    spec = ObservedSpectrum(wave, data, err, resolution=MOCK_LSF)
     lik = SpectralLikelihood(spec, model, Z, del_wave_nebem=15.0, poly_order=3, clip=4.0)
     # pixels near redshifted H-alpha (vacuum 6564.6 A) are masked
     halpha = 6564.61 * (1 + Z)
@@ -154,7 +200,7 @@ def test_spectrophotometric_tilt_recovery_mcmc(model, library):
     rng = np.random.default_rng(3)
     obs = flux + rng.normal(0, err)
     wave, spec_flux, spec_err, _, factor = _mock_spectrum(model, p, tilt=0.15, seed=4)
-    spec = ObservedSpectrum(wave, spec_flux, spec_err, resolution=Resolution.velocity(70.0))
+    spec = ObservedSpectrum(wave, spec_flux, spec_err, resolution=MOCK_LSF)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", MCMCShortChainWarning)
         res = fit_sed(obs, err, FILTERS, z=Z, library=library, model=model, spectrum=spec,
@@ -172,7 +218,7 @@ def test_spectrophotometric_tilt_recovery_mcmc(model, library):
 def test_spectral_rdsps_and_spectrum_only(model, library, tmp_path):
     p = _truth(library, 40, 9.5)
     wave, spec_flux, spec_err, _, _ = _mock_spectrum(model, p, seed=5)
-    spec = ObservedSpectrum(wave, spec_flux, spec_err, resolution=Resolution.velocity(70.0))
+    spec = ObservedSpectrum(wave, spec_flux, spec_err, resolution=MOCK_LSF)
     # no polynomial: a constant scale only, so that dust is constrained by the continuum
     res = fit_sed(None, None, None, z=Z, library=library, model=model, spectrum=spec,
                   poly_order=None, threads=1)
@@ -204,7 +250,10 @@ def test_sdss_spectra_fit(model, shared_data):
     for name in ("NGC3073", "NGC3522"):
         path = shared_data / "sdss_spectra_ngc3073_ngc3522" / f"{name}_SDSS_DR18.fits.gz"
         spec, z = read_sdss_spectrum(path, wave_range=(3700, 8800))
-        assert spec.resolution is not None and 0.002 < z < 0.006
+        assert spec.resolution is not None and spec.resolution.instrumental
+        assert 0.002 < z < 0.006
+        # the SDSS pipeline's stellar velocity dispersion (NGC 3073: unresolved, 0)
+        assert spec.veldisp == (pytest.approx(97.36, abs=0.01) if name == "NGC3522" else 0.0)
         res = fit_sed(None, None, None, z=z, library=lib, model=model, spectrum=spec,
                       poly_order=8, threads=1)
         s = res.summary
@@ -236,7 +285,7 @@ def test_tilt_recovery_ensemble(model, library):
         obs = flux + np.random.default_rng(100 + j).normal(0, err)
         tilt = 0.15 if j % 2 == 0 else -0.15
         wave, spec_flux, spec_err, _, factor = _mock_spectrum(model, p, tilt=tilt, seed=200 + j)
-        spec = ObservedSpectrum(wave, spec_flux, spec_err, resolution=Resolution.velocity(70.0))
+        spec = ObservedSpectrum(wave, spec_flux, spec_err, resolution=MOCK_LSF)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", MCMCShortChainWarning)
             res = fit_sed(obs, err, FILTERS, z=Z, library=library, model=model, spectrum=spec,
@@ -264,7 +313,7 @@ def test_posterior_mean_correction_round_trips(tmp_path, model, library):
     flux = model.photometry(p, Z, FILTERS)
     err = flux / 30
     wave, spec_flux, spec_err, _, _ = _mock_spectrum(model, p, tilt=0.1, seed=3)
-    spec = ObservedSpectrum(wave, spec_flux, spec_err, resolution=Resolution.velocity(70.0))
+    spec = ObservedSpectrum(wave, spec_flux, spec_err, resolution=MOCK_LSF)
     res = fit_sed(flux, err, FILTERS, z=Z, library=library, model=model, spectrum=spec,
                   poly_order=3, threads=1)
     sp = res.spectrum

@@ -325,7 +325,8 @@ def _spectral_rdsps_result(ctx: _Context, lp: LibraryPass, obs: NDArray | None,
         bfit_photo=bfit, z=z, chi2_min=chi2, ln_evidence=float(res.ln_evidence[0]),
         n_used=int(res.n_used[0]), n_bands_used=len(ctx.filters) if has_phot else 0,
         config=ctx.config(), spectrum=spectrum,
-        diagnostics={"spectral_pixels": spectral.npix, "spectral_clipped": lp.nclip})
+        diagnostics={"spectral_pixels": spectral.npix, "spectral_clipped": lp.nclip,
+                     "spectral_template_limited": spectral.template_limited})
 
 
 def _correction_moments(ctx: _Context, lp: LibraryPass, obs: NDArray | None,

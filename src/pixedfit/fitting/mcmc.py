@@ -618,6 +618,7 @@ def fit_one(ctx: Any, lp: LibraryPass, obs: NDArray | None, err: NDArray | None,
         "n_model_evaluations": int(n_eval), "warnings": notes,
         "spectral_pixels": None if spectral is None else spectral.npix,
         "spectral_clipped": lp.nclip,
+        "spectral_template_limited": None if spectral is None else spectral.template_limited,
     }
     return FitResult(
         method="mcmc",

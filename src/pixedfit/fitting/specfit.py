@@ -14,8 +14,13 @@ compared with model spectra as follows (:class:`SpectralLikelihood`):
    width in Å, a resolving power R = λ/FWHM, or a tabulated line-spread function σ(λ) in Å),
    with the batched C++ kernel ``smooth_gaussian`` (OpenMP over models), then linearly
    interpolated to the observed pixels (air wavelengths are converted to vacuum first).
-   The instrumental σ is applied as given: it is not deconvolved from the template
-   resolution (BC03: ≈ 3 Å FWHM in the optical).
+   An instrumental σ is first reduced by the templates' own resolution,
+   σ² − ((1+z) σ_template)² (:mod:`pixedfit.sps.resolution`; BC03-MILES: 2.51 Å FWHM in
+   the optical), so that the model is not broadened twice; where the instrument resolves
+   more than the templates hold (e.g. the blue end of SDSS) the model is left as it is and
+   the count of such pixels is reported (``template_limited``). The galaxy's stellar
+   velocity dispersion (``ObservedSpectrum.veldisp``, km s⁻¹; SDSS: ``VDISP``) is added in
+   quadrature.
 3. **Calibration**: a multiplicative Legendre polynomial ``P(λ)`` of degree ``poly_order``
    is fitted between model and data — the exact weighted least-squares solution of
    ``f_obs ≈ P(λ) f_mod`` (fitted as ``y = f_obs / f_mod`` with weights ``f_mod² / σ²``),
@@ -63,34 +68,42 @@ _C_KMS = C_AA_PER_S * 1e-13
 
 @dataclass(frozen=True)
 class Resolution:
-    """Instrumental Gaussian line-spread function, observed frame.
+    """Gaussian line-spread function of an observed spectrum, observed frame.
 
     Build with :meth:`velocity`, :meth:`angstrom`, :meth:`resolving_power` or
-    :meth:`tabulated`.
+    :meth:`tabulated`. ``instrumental=True`` (the default) means the LSF of the instrument:
+    the models, which already have their templates' resolution
+    (:attr:`pixedfit.sps.SEDModel.template_sigma`), are broadened by the difference in
+    quadrature only. ``instrumental=False`` means a broadening to apply to the models as it
+    is (e.g. data simulated from the models).
     """
 
     kind: str
     value: float = 0.0
     wave: NDArray[np.float64] | None = field(default=None, repr=False)
     sigma: NDArray[np.float64] | None = field(default=None, repr=False)
+    instrumental: bool = True
 
     @classmethod
-    def velocity(cls, sigma_kms: float) -> Resolution:
+    def velocity(cls, sigma_kms: float, instrumental: bool = True) -> Resolution:
         """Constant velocity dispersion σ (km s⁻¹)."""
-        return cls("velocity", _positive(sigma_kms, "sigma_kms", zero_ok=True))
+        return cls("velocity", _positive(sigma_kms, "sigma_kms", zero_ok=True),
+                   instrumental=bool(instrumental))
 
     @classmethod
-    def angstrom(cls, sigma_aa: float) -> Resolution:
+    def angstrom(cls, sigma_aa: float, instrumental: bool = True) -> Resolution:
         """Constant Gaussian σ in Å (observed frame)."""
-        return cls("angstrom", _positive(sigma_aa, "sigma_aa", zero_ok=True))
+        return cls("angstrom", _positive(sigma_aa, "sigma_aa", zero_ok=True),
+                   instrumental=bool(instrumental))
 
     @classmethod
-    def resolving_power(cls, R: float) -> Resolution:
+    def resolving_power(cls, R: float, instrumental: bool = True) -> Resolution:
         """Resolving power R = λ / FWHM (σ = λ / (2.355 R))."""
-        return cls("R", _positive(R, "R"))
+        return cls("R", _positive(R, "R"), instrumental=bool(instrumental))
 
     @classmethod
-    def tabulated(cls, wave: ArrayLike, sigma: ArrayLike) -> Resolution:
+    def tabulated(cls, wave: ArrayLike, sigma: ArrayLike,
+                  instrumental: bool = True) -> Resolution:
         """σ(λ) in Å tabulated at observed wavelengths ``wave`` (Å, increasing)."""
         w = np.asarray(wave, dtype=np.float64)
         s = np.asarray(sigma, dtype=np.float64)
@@ -100,7 +113,7 @@ class Resolution:
             raise ValueError("Resolution.tabulated: wave must be finite and increasing")
         if not (np.all(np.isfinite(s)) and np.all(s >= 0)):
             raise ValueError("Resolution.tabulated: sigma must be finite and >= 0")
-        return cls("lsf", 0.0, w, s)
+        return cls("lsf", 0.0, w, s, instrumental=bool(instrumental))
 
     def sigma_at(self, wave_obs: ArrayLike) -> NDArray[np.float64]:
         """Gaussian σ (Å) at observed wavelengths ``wave_obs`` (Å)."""
@@ -145,6 +158,9 @@ class ObservedSpectrum:
         Instrumental resolution (default: none; the model is compared unsmoothed).
     wave_range : (float, float), optional
         Observed wavelength range to fit (Å).
+    veldisp : float
+        Stellar velocity dispersion of the galaxy (km s⁻¹, ≥ 0): the models are broadened
+        by it in quadrature with the resolution (default 0: unresolved).
     """
 
     wave: NDArray[np.float64]
@@ -154,6 +170,7 @@ class ObservedSpectrum:
     medium: str = "vacuum"
     resolution: Resolution | None = None
     wave_range: tuple[float, float] | None = None
+    veldisp: float = 0.0
 
     def __post_init__(self) -> None:
         wave = np.asarray(self.wave, dtype=np.float64)
@@ -189,6 +206,8 @@ class ObservedSpectrum:
         object.__setattr__(self, "flux_err", err)
         object.__setattr__(self, "mask", mask)
         object.__setattr__(self, "wave_range", rng)
+        object.__setattr__(self, "veldisp", _positive(self.veldisp, "spectrum veldisp",
+                                                      zero_ok=True))
 
     def valid(self) -> NDArray[np.bool_]:
         """Pixels with usable data inside ``wave_range`` (before line masking)."""
@@ -205,8 +224,9 @@ def read_sdss_spectrum(path: str, wave_range: tuple[float, float] | None = None
     """Read an SDSS ``spec-*.fits`` file (plain or gzipped).
 
     Returns the spectrum (vacuum wavelengths; f_λ in erg s⁻¹ cm⁻² Å⁻¹; pixels with
-    ``ivar = 0`` or a non-zero ``and_mask`` masked; the tabulated line-spread function from
-    ``wdisp``, in units of the 10⁻⁴ dex pixels) and the SDSS redshift.
+    ``ivar = 0`` or a non-zero ``and_mask`` masked; the tabulated instrumental line-spread
+    function from ``wdisp``, in units of the 10⁻⁴ dex pixels; the stellar velocity
+    dispersion ``VDISP`` of the SDSS pipeline, 0 when unresolved) and the SDSS redshift.
     """
     from astropy.io import fits
 
@@ -219,6 +239,8 @@ def read_sdss_spectrum(path: str, wave_range: tuple[float, float] | None = None
             and_mask = np.asarray(coadd["and_mask"])
             wdisp = np.asarray(coadd["wdisp"], dtype=np.float64)
             z = float(hdul[2].data["Z"][0])
+            names = hdul[2].data.columns.names
+            vdisp = float(hdul[2].data["VDISP"][0]) if "VDISP" in names else 0.0
     except (OSError, KeyError, IndexError, TypeError) as exc:
         raise ValueError(f"{path}: not a readable SDSS spectrum ({exc})") from exc
     wave = 10.0**loglam
@@ -228,7 +250,8 @@ def read_sdss_spectrum(path: str, wave_range: tuple[float, float] | None = None
     lsf_ok = good & np.isfinite(sigma) & (sigma > 0)
     res = Resolution.tabulated(wave[lsf_ok], sigma[lsf_ok])
     spec = ObservedSpectrum(wave, flux, err, mask=~good | (and_mask != 0), medium="vacuum",
-                            resolution=res, wave_range=wave_range)
+                            resolution=res, wave_range=wave_range,
+                            veldisp=vdisp if math.isfinite(vdisp) and vdisp > 0 else 0.0)
     return spec, z
 
 
@@ -285,7 +308,8 @@ class SpectralLikelihood:
         vac = lam if spectrum.medium == "vacuum" else np.asarray(air_to_vacuum(lam))
         model_obs = np.asarray(model.wave) * (1.0 + self.z)
         res = spectrum.resolution
-        sig_pix = res.sigma_at(lam) if res is not None else np.zeros_like(lam)
+        sig_pix = np.hypot(res.sigma_at(lam) if res is not None else 0.0,
+                           lam * spectrum.veldisp / _C_KMS)
         margin = 6.0 * float(np.max(sig_pix, initial=0.0)) + 20.0
         keep &= (vac > model_obs[0] + margin) & (vac < model_obs[-1] - margin)
         if keep.sum() < max(10, (self.poly_order or 0) + 5):
@@ -303,8 +327,20 @@ class SpectralLikelihood:
         self.window = slice(max(int(lo), 0), min(int(hi), model_obs.size))
         self.model_wave_obs = np.ascontiguousarray(model_obs[self.window])
         self.smooth_sigma = None
-        if res is not None:
-            s = res.sigma_at(self.model_wave_obs)
+        self.template_limited = 0
+        if res is not None or spectrum.veldisp > 0:
+            # total broadening of the data: instrument ⊕ the galaxy's velocity dispersion
+            s2 = (self.model_wave_obs * spectrum.veldisp / _C_KMS) ** 2
+            if res is not None:
+                s2 = s2 + res.sigma_at(self.model_wave_obs) ** 2
+            if res is None or res.instrumental:
+                # the models have their templates' resolution already: add only the rest
+                s_t = np.asarray(model.template_sigma)[self.window] * (1.0 + self.z)
+                s2 = s2 - s_t * s_t
+                # pixels where the data resolve more than the templates hold
+                sharp = np.interp(self.wave_vac, self.model_wave_obs, (s2 < 0).astype(float))
+                self.template_limited = int(np.count_nonzero(sharp > 0.5))
+            s = np.sqrt(np.maximum(s2, 0.0))
             if np.any(s > 0):
                 self.smooth_sigma = np.ascontiguousarray(s)
         self._factor = np.asarray(model._observed_factor(self.z))[self.window]

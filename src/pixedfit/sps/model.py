@@ -75,6 +75,7 @@ from .dustem import resample_dust_emission
 from .grids import SSPGrid, read_grid
 from .igm import igm_transmission
 from .nebular import line_profiles, trapezoid_weights
+from .resolution import FWHM_TO_SIGMA, template_fwhm
 
 __all__ = ["DEFAULTS", "DERIVED_NAMES", "PARAM_NAMES", "RestSpectrum", "SEDModel"]
 
@@ -451,6 +452,16 @@ class SEDModel:
         self._fw_cache: dict[tuple, tuple] = {}
         self._obs_cache: dict[tuple, NDArray[np.float64]] = {}
         self._smoothing = self._smoothing_sigma(smooth_lsf, lsf_wave, lsf_sigma)
+        self._template_sigma: NDArray[np.float64] | None = None
+
+    @property
+    def template_sigma(self) -> NDArray[np.float64]:
+        """Gaussian σ (Å, rest frame) of the templates' own resolution at :attr:`wave`
+        (before this model's ``sigma_smooth`` / LSF smoothing; see
+        :mod:`pixedfit.sps.resolution`)."""
+        if self._template_sigma is None:
+            self._template_sigma = template_fwhm(self.wave, self.grid.source) * FWHM_TO_SIGMA
+        return self._template_sigma
 
     # ------------------------------------------------------------------ parameters
     @property
