@@ -19,8 +19,9 @@
    its precision).
 4. **Real spectra**: the SDSS spectra of NGC 3073 and NGC 3522 (``../shared/data``),
    spectrum only (3700–8800 Å observed, lines masked ±15 Å, Legendre order 8, LSF from
-   ``wdisp``), RDSPS and MCMC (50 walkers × 400 steps) with a 5000-model library
-   (delayed τ, Calzetti): mass-weighted age, metallicity, time.
+   ``wdisp``, velocity dispersion ``VDISP``), RDSPS and MCMC (50 walkers × 400 steps)
+   with a 5000-model library (delayed τ, Calzetti): mass-weighted age, metallicity, time;
+   then RDSPS χ² and age for other assumed broadenings of the models.
 5. **Legendre kernel** against numpy.polynomial.legendre on 10⁴ spectra: runs
    ``bench_legendre.py`` (the same measurement, not duplicated here).
 
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import io
 import math
 import sys
@@ -165,6 +167,19 @@ def sdss(nlib: int) -> dict[str, str]:
                   f"{dt:.1f} s")
             out[f"{name}_{method}_mwage_gyr"] = f"{age[1]:.2f}"
             out[f"{name}_{method}_logzsol"] = f"{zs[1]:+.2f}"
+        # how the assumed broadening matters: RDSPS with the old double broadening
+        # (instrument on top of the templates) and with other velocity dispersions
+        res0 = dataclasses.replace(spec.resolution, instrumental=False)
+        trials = [("instrument on top of the templates, no dispersion",
+                   dataclasses.replace(spec, resolution=res0, veldisp=0.0))]
+        trials += [(f"instrument - templates, dispersion {v:.0f} km/s",
+                    dataclasses.replace(spec, veldisp=v)) for v in (0.0, 60.0, 100.0, 120.0)]
+        for label, sp in trials:
+            res = fit_sed(None, None, None, z=z, library=library, model=model, spectrum=sp,
+                          poly_order=8, threads=1)
+            npix = int(res.spectrum["used"].sum())
+            print(f"  {name} broadening {label}: chi2/pixel {res.chi2_min / npix:.2f}, "
+                  f"mass-weighted age {10 ** res.summary['log_mw_age']['p50']:.2f} Gyr")
     return out
 
 
