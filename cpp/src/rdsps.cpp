@@ -209,11 +209,7 @@ PIXEDFIT_INLINE Extrema gauss_pairs_t(const double* bsum, const double* csum, co
         mn = (v && chi2 < mn) ? chi2 : mn;
         nv += v ? 1 : 0;
     }
-    Extrema e;
-    e.mx = mx;
-    e.mn = mn;
-    e.nv = nv;
-    return e;
+    return Extrema{mx, mn, nv};
 }
 
 PIXEDFIT_MULTIVERSION
@@ -251,11 +247,7 @@ Extrema chunk_extrema(const double* chi2, const double* lnp, std::size_t n, doub
         mn = (v && chi2[q] < mn) ? chi2[q] : mn;
         nv += u ? 1 : 0;
     }
-    Extrema e;
-    e.mx = mx;
-    e.mn = mn;
-    e.nv = nv;
-    return e;
+    return Extrema{mx, mn, nv};
 }
 
 // First positions of the extrema of chunk_extrema, for those asked for (and present).
