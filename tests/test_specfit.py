@@ -163,6 +163,31 @@ def test_instrumental_resolution_subtracts_the_template_resolution(model, librar
     assert lik3.template_limited == lik3.pixels.size and lik3.smooth_sigma is None
 
 
+def test_mcmc_samples_the_velocity_dispersion(model, library):
+    """A spectrum broadened by 150 km/s (on top of the templates) and photometry: MCMC with
+    veldisp_range recovers the dispersion; RDSPS refuses the range."""
+    p = _truth(library, index=300, log_mass=10.0)
+    flux = model.photometry(p, Z, FILTERS)
+    err = flux / 30
+    wave, spec_flux, spec_err, _, _ = _mock_spectrum(model, p, sigma_kms=150.0, seed=9)
+    spec = ObservedSpectrum(wave, spec_flux, spec_err,
+                            resolution=Resolution.velocity(0.0, instrumental=False),
+                            veldisp=80.0, veldisp_range=(20.0, 400.0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MCMCShortChainWarning)
+        res = fit_sed(flux, err, FILTERS, z=Z, library=library, model=model, spectrum=spec,
+                      poly_order=3, method="mcmc", nwalkers=24, nsteps=120, nsteps_cut=60,
+                      seed=2, threads=1)
+    s = res.summary["veldisp"]
+    assert "veldisp" in res.diagnostics["sampled"]
+    assert abs(s["p50"] - 150.0) < max(15.0, 3 * 0.5 * (s["p84"] - s["p16"])), s
+    with pytest.raises(ValueError, match="veldisp_range"):
+        fit_sed(flux, err, FILTERS, z=Z, library=library, model=model, spectrum=spec,
+                poly_order=3, threads=1)
+    with pytest.raises(ValueError, match="veldisp_range"):
+        ObservedSpectrum(wave, spec_flux, spec_err, veldisp_range=(300.0, 100.0))
+
+
 def test_legendre_step_line_mask_and_clipping(model, library):
     p = _truth(library)
     wave, _, err, smooth, factor = _mock_spectrum(model, p, tilt=0.15)

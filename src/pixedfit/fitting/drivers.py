@@ -369,6 +369,9 @@ def _fit(ctx: _Context, obs: NDArray | None, err: NDArray | None, z: float | Non
     if mset is None and spectral is None:
         res = _run_rdsps(ctx, obs, err, models, ctx.age_prior(z), area)
         return _result(ctx, res, models, obs, err, z)
+    if mset is None and spectral is not None and spectral.fit_veldisp:
+        raise ValueError("spectrum.veldisp_range: the velocity dispersion is sampled by MCMC "
+                         "fits only (method='mcmc'); RDSPS uses spectrum.veldisp")
     lp = _library_pass(ctx, obs, err, models, z, spectral, area)
     if mset is None:
         return _spectral_rdsps_result(ctx, lp, obs, err, z, spectral)

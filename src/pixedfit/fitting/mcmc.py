@@ -185,6 +185,7 @@ class LogProbability:
         self.columns = [(self.free.index(n), PARAM_NAMES.index(n)) for n in self.free
                         if n in PARAM_NAMES]
         self.iz = self.free.index("z") if "z" in self.free else None
+        self.iv = self.free.index("veldisp") if "veldisp" in self.free else None
         self.fixed = dict(fixed)
         if self.age_limit and self.z is not None:
             self._age_max = math.log10(float(age_of_universe(self.z, cosmo, H0, Om0)))
@@ -261,7 +262,8 @@ class LogProbability:
         scale = np.ones(idx.size)
         spec = None
         if self.spectral is not None:
-            model_pix, der_s = self.spectral.model_on_pixels(sub)
+            model_pix, der_s = self.spectral.model_on_pixels(
+                sub, veldisp=None if self.iv is None else theta[idx, self.iv])
             spec = self.spectral.compare(model_pix)
             chi2 += spec["chi2"]
             scale = spec["scale"]
@@ -525,6 +527,11 @@ def fit_one(ctx: Any, lp: LibraryPass, obs: NDArray | None, err: NDArray | None,
             free.append(name)
             lo.append(a)
             hi.append(b)
+    if spectral is not None and spectral.fit_veldisp:
+        vlo, vhi = spectral.spectrum.veldisp_range
+        free.append("veldisp")
+        lo.append(vlo)
+        hi.append(vhi)
     if not free:
         raise ValueError("every parameter is fixed: nothing to sample")
     derived_names = list(ctx.library.derived)
@@ -546,6 +553,8 @@ def fit_one(ctx: Any, lp: LibraryPass, obs: NDArray | None, err: NDArray | None,
             cand[:, j] = cand_mass
         elif name == "z":
             cand[:, j] = lp.models.z_grid[iz]
+        elif name == "veldisp":
+            cand[:, j] = spectral.spectrum.veldisp
         else:
             cand[:, j] = table[name][im]
     rng = np.random.default_rng(settings.seed)
@@ -560,7 +569,8 @@ def fit_one(ctx: Any, lp: LibraryPass, obs: NDArray | None, err: NDArray | None,
     sub = np.arange(nsamp)
     if nsamp > settings.max_derived_samples:
         sub = np.sort(rng.choice(nsamp, settings.max_derived_samples, replace=False))
-    stat_names = names_lib + derived_names + (["z"] if z is None else [])
+    stat_names = (names_lib + derived_names + (["z"] if z is None else [])
+                  + (["veldisp"] if "veldisp" in free else []))
     table_s = np.empty((sub.size, len(stat_names)))
     phot = np.empty((sub.size, len(ctx.filters))) if has_phot else None
     scales = np.ones(sub.size)

@@ -161,6 +161,10 @@ class ObservedSpectrum:
     veldisp : float
         Stellar velocity dispersion of the galaxy (km s⁻¹, ≥ 0): the models are broadened
         by it in quadrature with the resolution (default 0: unresolved).
+    veldisp_range : (float, float), optional
+        Sample the velocity dispersion (km s⁻¹) in MCMC fits, with a flat prior on this
+        range (``veldisp`` is then the starting value, clipped to the range; the library
+        pass that starts the walkers uses it). RDSPS fits keep ``veldisp`` fixed.
     """
 
     wave: NDArray[np.float64]
@@ -171,6 +175,7 @@ class ObservedSpectrum:
     resolution: Resolution | None = None
     wave_range: tuple[float, float] | None = None
     veldisp: float = 0.0
+    veldisp_range: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         wave = np.asarray(self.wave, dtype=np.float64)
@@ -206,8 +211,20 @@ class ObservedSpectrum:
         object.__setattr__(self, "flux_err", err)
         object.__setattr__(self, "mask", mask)
         object.__setattr__(self, "wave_range", rng)
-        object.__setattr__(self, "veldisp", _positive(self.veldisp, "spectrum veldisp",
-                                                      zero_ok=True))
+        veldisp = _positive(self.veldisp, "spectrum veldisp", zero_ok=True)
+        vrange = None
+        if self.veldisp_range is not None:
+            try:
+                vlo, vhi = (float(v) for v in self.veldisp_range)
+            except (TypeError, ValueError) as exc:
+                raise ValueError("spectrum veldisp_range: (lo, hi) in km/s") from exc
+            if not (math.isfinite(vlo) and math.isfinite(vhi) and 0 <= vlo < vhi):
+                raise ValueError(f"spectrum veldisp_range: 0 <= lo < hi, got "
+                                 f"{self.veldisp_range}")
+            vrange = (vlo, vhi)
+            veldisp = min(max(veldisp, vlo), vhi)
+        object.__setattr__(self, "veldisp", veldisp)
+        object.__setattr__(self, "veldisp_range", vrange)
 
     def valid(self) -> NDArray[np.bool_]:
         """Pixels with usable data inside ``wave_range`` (before line masking)."""
@@ -308,8 +325,8 @@ class SpectralLikelihood:
         vac = lam if spectrum.medium == "vacuum" else np.asarray(air_to_vacuum(lam))
         model_obs = np.asarray(model.wave) * (1.0 + self.z)
         res = spectrum.resolution
-        sig_pix = np.hypot(res.sigma_at(lam) if res is not None else 0.0,
-                           lam * spectrum.veldisp / _C_KMS)
+        vmax = spectrum.veldisp if spectrum.veldisp_range is None else spectrum.veldisp_range[1]
+        sig_pix = np.hypot(res.sigma_at(lam) if res is not None else 0.0, lam * vmax / _C_KMS)
         margin = 6.0 * float(np.max(sig_pix, initial=0.0)) + 20.0
         keep &= (vac > model_obs[0] + margin) & (vac < model_obs[-1] - margin)
         if keep.sum() < max(10, (self.poly_order or 0) + 5):
@@ -326,20 +343,25 @@ class SpectralLikelihood:
         hi = np.searchsorted(model_obs, self.wave_vac[-1] + margin) + 1
         self.window = slice(max(int(lo), 0), min(int(hi), model_obs.size))
         self.model_wave_obs = np.ascontiguousarray(model_obs[self.window])
+        # Broadening σ² of the models (observed frame, Å²) apart from the velocity
+        # dispersion: the instrument's, less the templates' own resolution when the
+        # instrument's is given (or when none is: the dispersion alone broadens the data).
+        self._s2_fixed = np.zeros(self.model_wave_obs.size)
+        if res is not None:
+            self._s2_fixed += res.sigma_at(self.model_wave_obs) ** 2
+        self._subtract_templates = res is None or res.instrumental
+        if self._subtract_templates and (res is not None or spectrum.veldisp > 0
+                                         or spectrum.veldisp_range is not None):
+            s_t = np.asarray(model.template_sigma)[self.window] * (1.0 + self.z)
+            self._s2_fixed -= s_t * s_t
+        self.fit_veldisp = spectrum.veldisp_range is not None
         self.smooth_sigma = None
         self.template_limited = 0
         if res is not None or spectrum.veldisp > 0:
-            # total broadening of the data: instrument ⊕ the galaxy's velocity dispersion
-            s2 = (self.model_wave_obs * spectrum.veldisp / _C_KMS) ** 2
-            if res is not None:
-                s2 = s2 + res.sigma_at(self.model_wave_obs) ** 2
-            if res is None or res.instrumental:
-                # the models have their templates' resolution already: add only the rest
-                s_t = np.asarray(model.template_sigma)[self.window] * (1.0 + self.z)
-                s2 = s2 - s_t * s_t
-                # pixels where the data resolve more than the templates hold
-                sharp = np.interp(self.wave_vac, self.model_wave_obs, (s2 < 0).astype(float))
-                self.template_limited = int(np.count_nonzero(sharp > 0.5))
+            s2 = self._sigma2(spectrum.veldisp)
+            # pixels where the data resolve more than the templates hold
+            sharp = np.interp(self.wave_vac, self.model_wave_obs, (s2 < 0).astype(float))
+            self.template_limited = int(np.count_nonzero(sharp > 0.5))
             s = np.sqrt(np.maximum(s2, 0.0))
             if np.any(s > 0):
                 self.smooth_sigma = np.ascontiguousarray(s)
@@ -350,19 +372,36 @@ class SpectralLikelihood:
         x0, x1 = self.model_wave_obs[j], self.model_wave_obs[j + 1]
         self._interp = (j, (self.wave_vac - x0) / (x1 - x0))
 
+    def _sigma2(self, veldisp: float) -> NDArray[np.float64]:
+        """Broadening σ² (Å², observed frame, on the model window) for a velocity
+        dispersion (km s⁻¹); negative where the templates are coarser than the data."""
+        return self._s2_fixed + (self.model_wave_obs * veldisp / _C_KMS) ** 2
+
     @property
     def npix(self) -> int:
         """Pixels in the likelihood (after line masking and clipping)."""
         return int(self.use.sum())
 
-    def model_on_pixels(self, params: NDArray[np.float64]) -> tuple[NDArray, dict]:
+    def model_on_pixels(self, params: NDArray[np.float64],
+                        veldisp: NDArray[np.float64] | None = None
+                        ) -> tuple[NDArray, dict]:
         """Observed-frame, smoothed model spectra (n, npix) of parameter arrays (n, 16).
 
-        Also returns the derived quantities of the batch (see ``SEDModel.rest_spectrum``).
+        ``veldisp`` (n,), km s⁻¹: a velocity dispersion per model instead of the
+        spectrum's. Also returns the derived quantities of the batch (see
+        ``SEDModel.rest_spectrum``).
         """
         rest = self.model.rest_spectrum(params, threads=self.threads)
         flux = np.atleast_2d(rest.flux)[:, self.window] * self._factor
-        if self.smooth_sigma is not None:
+        if veldisp is not None:
+            v = np.broadcast_to(np.asarray(veldisp, dtype=np.float64), (flux.shape[0],))
+            flux = np.ascontiguousarray(flux)
+            for i in range(flux.shape[0]):
+                s = np.sqrt(np.maximum(self._sigma2(float(v[i])), 0.0))
+                if np.any(s > 0):
+                    flux[i] = _core.smooth_gaussian(self.model_wave_obs, flux[i : i + 1],
+                                                    np.ascontiguousarray(s), self.threads)[0]
+        elif self.smooth_sigma is not None:
             flux = _core.smooth_gaussian(self.model_wave_obs, np.ascontiguousarray(flux),
                                          self.smooth_sigma, self.threads)
         j, t = self._interp
