@@ -163,7 +163,7 @@ def test_instrumental_resolution_subtracts_the_template_resolution(model, librar
     assert lik3.template_limited == lik3.pixels.size and lik3.smooth_sigma is None
 
 
-def test_mcmc_samples_the_velocity_dispersion(model, library):
+def test_mcmc_samples_the_velocity_dispersion(model, library, tmp_path):
     """A spectrum broadened by 150 km/s (on top of the templates) and photometry: MCMC with
     veldisp_range recovers the dispersion; RDSPS refuses the range."""
     p = _truth(library, index=300, log_mass=10.0)
@@ -181,6 +181,10 @@ def test_mcmc_samples_the_velocity_dispersion(model, library):
     s = res.summary["veldisp"]
     assert "veldisp" in res.diagnostics["sampled"]
     assert abs(s["p50"] - 150.0) < max(15.0, 3 * 0.5 * (s["p84"] - s["p16"])), s
+    res.write(tmp_path / "v.h5")
+    res.write_pixedfit(tmp_path / "v.fits")
+    for back in (FitResult.read(tmp_path / "v.h5"), FitResult.read_pixedfit(tmp_path / "v.fits")):
+        assert back.summary["veldisp"]["p50"] == pytest.approx(s["p50"])
     with pytest.raises(ValueError, match="veldisp_range"):
         fit_sed(flux, err, FILTERS, z=Z, library=library, model=model, spectrum=spec,
                 poly_order=3, threads=1)
