@@ -385,11 +385,7 @@ public:
 
     // Stat value of pair p (parameter k, or the redshift when k == npar).
     double stat_value(std::size_t pair, std::size_t k, double log_a) const {
-        const std::size_t iz = pair / in_.nmod;
-        const std::size_t m = pair % in_.nmod;
-        if (k == in_.npar) return in_.z_values[iz];
-        const double v = in_.params[m * in_.npar + k];
-        return in_.mass_scaled[k] ? v + log_a : v;
+        return value(pair % in_.nmod, pair / in_.nmod, k, log_a);
     }
 
     // The pairs of one chunk: normalisation a, chi2 and ln prob, written to a_out[q] etc.

@@ -29,9 +29,12 @@
 // pairs with non-negligible weight (> 1e-12 of the maximum), interpolated linearly inside
 // the bin: the error is below (range / nhist).
 //
-// Work is split in fixed chunks of models whose partial sums are combined in a fixed order,
-// so results are identical for any number of threads and either parallel mode (over SEDs,
-// or over model chunks when there are fewer SEDs than threads).
+// One pass over the models evaluates every pair (chunks of models, band sums in registers)
+// and keeps as candidates the pairs within ln(1e-15) of the running maximum ln prob (a
+// superset of the posterior's pairs, since the maximum only grows); the statistics are then
+// summed over the exact set in pair order, so results are identical for any number of
+// threads and either parallel mode (over SEDs, or over model chunks when there are fewer
+// SEDs than threads). A chi2 cut keeps chi2 and ln prob of every pair of the SED instead.
 #pragma once
 
 #include <cstddef>

@@ -349,9 +349,9 @@ class SpectralLikelihood:
         self._s2_fixed = np.zeros(self.model_wave_obs.size)
         if res is not None:
             self._s2_fixed += res.sigma_at(self.model_wave_obs) ** 2
-        self._subtract_templates = res is None or res.instrumental
-        if self._subtract_templates and (res is not None or spectrum.veldisp > 0
-                                         or spectrum.veldisp_range is not None):
+        subtract_templates = res is None or res.instrumental
+        if subtract_templates and (res is not None or spectrum.veldisp > 0
+                                   or spectrum.veldisp_range is not None):
             s_t = np.asarray(model.template_sigma)[self.window] * (1.0 + self.z)
             self._s2_fixed -= s_t * s_t
         self.fit_veldisp = spectrum.veldisp_range is not None
