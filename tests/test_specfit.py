@@ -353,3 +353,10 @@ def test_posterior_mean_correction_round_trips(tmp_path, model, library):
     for back in (FitResult.read(tmp_path / "r.h5"), FitResult.read_pixedfit(tmp_path / "r.fits")):
         np.testing.assert_allclose(back.spectrum["factor_mean"], sp["factor_mean"])
         np.testing.assert_allclose(back.spectrum["factor_std"], sp["factor_std"])
+    # a masked band (mask_invalid=True) does not spoil the normalisation or the correction
+    holed = flux.copy()
+    holed[4] = np.nan
+    res2 = fit_sed(holed, err, FILTERS, z=Z, library=library, model=model, spectrum=spec,
+                   poly_order=3, threads=1, mask_invalid=True)
+    assert np.isfinite(res2.chi2_min) and np.all(np.isfinite(res2.spectrum["factor_mean"]))
+    assert res2.summary["log_mass"]["p50"] == pytest.approx(10.0, abs=0.1)

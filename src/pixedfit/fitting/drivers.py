@@ -292,9 +292,7 @@ def _spectral_rdsps_result(ctx: _Context, lp: LibraryPass, obs: NDArray | None,
         raise ValueError("no library model fits the spectrum")
     im = k % ctx.library.nmodels
     if has_phot:
-        m = lp.models.flux[0, :, im]
-        ivar = 1.0 / err**2
-        scale = float((m * obs * ivar).sum() / (m * m * ivar).sum())
+        scale = float(_phot_scale(lp.models.flux[0, :, im][None], obs, err)[0])
     else:
         scale = float(lp.scales[im])
     log_a = np.log10(scale)
@@ -309,7 +307,8 @@ def _spectral_rdsps_result(ctx: _Context, lp: LibraryPass, obs: NDArray | None,
     bfit = np.zeros(0)
     if has_phot:
         bfit = scale * lp.models.flux[0, :, im]
-        chi2 += float(((bfit - obs) ** 2 / err**2).sum())
+        ok = np.isfinite(obs) & np.isfinite(err) & (err > 0)
+        chi2 += float(((bfit[ok] - obs[ok]) ** 2 / err[ok] ** 2).sum())
     factor = cmp["factor"][0]
     fac_mean, fac_std = _correction_moments(ctx, lp, obs, err, spectral)
     spectrum = {"wave": spectral.wave, "flux": spectral.flux, "flux_err": spectral.err,
@@ -329,6 +328,15 @@ def _spectral_rdsps_result(ctx: _Context, lp: LibraryPass, obs: NDArray | None,
                      "spectral_template_limited": spectral.template_limited})
 
 
+def _phot_scale(m: NDArray, obs: NDArray, err: NDArray) -> NDArray[np.float64]:
+    """Least-squares normalisation of model photometry m (n, nband) to obs, over the
+    bands with a finite flux and error > 0 (masked bands do not count)."""
+    ok = np.isfinite(obs) & np.isfinite(err) & (err > 0)
+    ivar = np.where(ok, 1.0 / np.where(ok, err, 1.0) ** 2, 0.0)
+    d = np.where(ok, obs, 0.0)
+    return (m * d * ivar).sum(axis=1) / (m * m * ivar).sum(axis=1)
+
+
 def _correction_moments(ctx: _Context, lp: LibraryPass, obs: NDArray | None,
                         err: NDArray | None, spectral: SpectralLikelihood,
                         mass: float = 0.999, max_models: int = 256
@@ -344,9 +352,7 @@ def _correction_moments(ctx: _Context, lp: LibraryPass, obs: NDArray | None,
     im = top % ctx.library.nmodels
     params = ctx.library._model_param_array(ctx.model)[im].copy()
     if obs is not None:
-        m = lp.models.flux[0][:, im].T  # (n, nband)
-        ivar = 1.0 / err**2
-        params[:, 0] = np.log10((m * obs * ivar).sum(1) / (m * m * ivar).sum(1))
+        params[:, 0] = np.log10(_phot_scale(lp.models.flux[0][:, im].T, obs, err))
     else:
         params[:, 0] = 0.0
     model_pix, _ = spectral.model_on_pixels(params)
