@@ -1,8 +1,10 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
 
 #include <algorithm>
 #include <cstdint>
+#include <optional>
 
 #include "bindings.hpp"
 #include "pixedfit/binning.hpp"
@@ -21,7 +23,8 @@ using i32array = py::array_t<std::int32_t, py::array::c_style | py::array::force
 py::dict bin_pixels(const darray& flux, const darray& err, const u8array& region, int ref_band,
                     const darray& snr, double r_first, double del_r, double chi2_limit,
                     double sys_factor, double max_radius, bool connected,
-                    bool shape_test_first_circle, bool absorb_leftover, int threads) {
+                    bool shape_test_first_circle, bool absorb_leftover,
+                    const std::optional<darray>& rho, int threads) {
     pixedfit::require(flux.ndim() == 3, "bin_pixels: flux must be 3-D (band, y, x)");
     pixedfit::require(err.ndim() == 3, "bin_pixels: err must be 3-D (band, y, x)");
     const auto nb = static_cast<std::size_t>(flux.shape(0));
@@ -46,6 +49,13 @@ py::dict bin_pixels(const darray& flux, const darray& err, const u8array& region
     p.connected = connected;
     p.shape_test_first_circle = shape_test_first_circle;
     p.absorb_leftover = absorb_leftover;
+    if (rho) {
+        pixedfit::require(rho->ndim() == 3 && static_cast<std::size_t>(rho->shape(0)) == nb &&
+                              rho->shape(1) == rho->shape(2) && rho->shape(1) % 2 == 1,
+                          "bin_pixels: rho must be (nbands, 2h+1, 2h+1)");
+        p.rho.assign(rho->data(), rho->data() + rho->size());
+        p.rho_half = static_cast<std::size_t>(rho->shape(1) / 2);
+    }
     pixedfit::BinningResult res;
     {
         py::gil_scoped_release release;
@@ -103,7 +113,7 @@ void bind_binning(py::module_& m) {
           py::arg("ref_band"), py::arg("snr"), py::arg("r_first"), py::arg("del_r"),
           py::arg("chi2_limit"), py::arg("sys_factor"), py::arg("max_radius"),
           py::arg("connected"), py::arg("shape_test_first_circle"), py::arg("absorb_leftover"),
-          py::arg("threads") = 0,
+          py::arg("rho") = py::none(), py::arg("threads") = 0,
           "SED-shape-aware pixel binning of a (band, y, x) cube; returns a dict with bin_map "
           "(ny, nx) int32, bin_flux and bin_var (nbins, nbands), seed (nbins) flat indices "
           "(-1 for the leftover bin), pixel_chi2 (ny, nx), has_leftover, n_failed_seeds, "

@@ -104,6 +104,26 @@ BinningResult bin_pixels(const double* flux, const double* err, const std::uint8
     require(params.sys_factor >= 0.0 && std::isfinite(params.sys_factor),
             "bin_pixels: sys_factor must be >= 0");
     require(!std::isnan(params.chi2_limit), "bin_pixels: chi2_limit is NaN");
+    const bool corr = !params.rho.empty();
+    const std::size_t rh = params.rho_half, rw = 2 * params.rho_half + 1;
+    require(!corr || params.rho.size() == nbands * rw * rw,
+            "bin_pixels: rho must be (nbands, 2 rho_half + 1, 2 rho_half + 1)");
+    // Per band, sum |rho|: the bound of (variance of a sum) / (sum of variances).
+    std::vector<double> vf(nbands, 1.0);
+    if (corr) {
+        for (std::size_t b = 0; b < nbands; ++b) {
+            double t = 0.0;
+            for (std::size_t i = 0; i < rw * rw; ++i) {
+                const double v = params.rho[b * rw * rw + i];
+                require(std::isfinite(v) && std::fabs(v) <= 1.0 + 1e-9,
+                        "bin_pixels: rho must be finite with |rho| <= 1");
+                t += std::fabs(v);
+            }
+            require(std::fabs(params.rho[b * rw * rw + rh * rw + rh] - 1.0) < 1e-6,
+                    "bin_pixels: rho(0, 0) must be 1");
+            vf[b] = t;
+        }
+    }
     const int nthreads = resolve_threads(threads);
     const std::size_t npix = ny * nx;
     const std::size_t nb = nbands;
@@ -167,13 +187,37 @@ BinningResult bin_pixels(const double* flux, const double* err, const std::uint8
     std::vector<double> chi_of(nreg, std::numeric_limits<double>::quiet_NaN());
 
     // Remaining (free) totals, extended precision to limit drift of the running sums.
+    // (With correlated noise Vrem is the bound sum|rho| sum err^2.)
     std::vector<long double> Frem(nb, 0.0L), Vrem(nb, 0.0L);
     for (std::size_t r = 0; r < nreg; ++r) {
         for (std::size_t b = 0; b < nb; ++b) {
             Frem[b] += F[r * nb + b];
-            Vrem[b] += V[r * nb + b];
+            Vrem[b] += V[r * nb + b] * vf[b];
         }
     }
+    // Correlated noise: add to out[b] the covariance terms 2 rho(r - q) s_r s_q of pixel r
+    // with the pixels q for which member(q) holds.
+    const long lh = static_cast<long>(rh);
+    auto add_covariance = [&](std::int64_t r, auto member, double* out) {
+        const long y = static_cast<long>(pix_of[r] / static_cast<std::int64_t>(nx));
+        const long x = static_cast<long>(pix_of[r] % static_cast<std::int64_t>(nx));
+        for (long dy = -lh; dy <= lh; ++dy) {
+            const long yy = y + dy;
+            if (yy < 0 || yy >= static_cast<long>(ny)) continue;
+            for (long dx = -lh; dx <= lh; ++dx) {
+                const long xx = x + dx;
+                if ((dy == 0 && dx == 0) || xx < 0 || xx >= static_cast<long>(nx)) continue;
+                const std::int64_t q = ridx[yy * static_cast<long>(nx) + xx];
+                if (q < 0 || !member(q)) continue;
+                const std::size_t lag = static_cast<std::size_t>((dy + lh) * static_cast<long>(rw) + dx + lh);
+                for (std::size_t b = 0; b < nb; ++b) {
+                    out[b] += 2.0 * params.rho[b * rw * rw + lag] *
+                              std::sqrt(V[r * nb + b] * V[q * nb + b]);
+                }
+            }
+        }
+    };
+    std::vector<std::int32_t> added_id(corr ? nreg : 0, 0);  // attempt that summed a pixel
 
     auto passes = [&](const double* tf, const double* tv) {
         for (std::size_t b = 0; b < nb; ++b) {
@@ -184,7 +228,7 @@ BinningResult bin_pixels(const double* flux, const double* err, const std::uint8
     auto remove_from_remaining = [&](std::int64_t r) {
         for (std::size_t b = 0; b < nb; ++b) {
             Frem[b] -= F[r * nb + b];
-            Vrem[b] -= V[r * nb + b];
+            Vrem[b] -= V[r * nb + b] * vf[b];
         }
     };
 
@@ -292,6 +336,11 @@ BinningResult bin_pixels(const double* flux, const double* err, const std::uint8
                     sf[b] += F[r * nb + b];
                     sv[b] += V[r * nb + b];
                 }
+                if (corr) {  // covariance with the members summed before it
+                    add_covariance(r, [&](std::int64_t q) { return added_id[q] == attempt; },
+                                   sv.data());
+                    added_id[r] = attempt;
+                }
             }
             for (std::size_t b = 0; b < nb; ++b) {
                 tf[b] += sf[b];
@@ -357,7 +406,7 @@ BinningResult bin_pixels(const double* flux, const double* err, const std::uint8
                 queued[r] = 1;
             }
         }
-        std::vector<double> nf(nb), nv(nb);
+        std::vector<double> nf(nb), nv(nb), best_v(nb);
         for (std::size_t head = 0; head < work.size(); ++head) {
             const std::int64_t r = work[head];
             queued[r] = 0;
@@ -380,14 +429,20 @@ BinningResult bin_pixels(const double* flux, const double* err, const std::uint8
                     nf[b] = res.bin_flux[(id - 1) * nb + b] + F[r * nb + b];
                     nv[b] = res.bin_var[(id - 1) * nb + b] + V[r * nb + b];
                 }
+                if (corr) {
+                    add_covariance(r, [&](std::int64_t q) {
+                        return res.bin_map[pix_of[q]] == id;
+                    }, nv.data());
+                }
                 if (!passes(nf.data(), nv.data())) continue;
+                std::copy(nv.begin(), nv.end(), best_v.begin());
                 best = id;
                 best_chi = chi;
             }
             if (best == 0) continue;
             for (std::size_t b = 0; b < nb; ++b) {
                 res.bin_flux[(best - 1) * nb + b] += F[r * nb + b];
-                res.bin_var[(best - 1) * nb + b] += V[r * nb + b];
+                res.bin_var[(best - 1) * nb + b] = best_v[b];
             }
             state[r] = kBinned;
             res.bin_map[pix_of[r]] = best;

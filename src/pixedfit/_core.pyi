@@ -30,6 +30,7 @@ def bin_pixels(
     connected: bool,
     shape_test_first_circle: bool,
     absorb_leftover: bool,
+    rho: NDArray[np.float64] | None = None,
     threads: int = 0,
 ) -> dict[str, Any]: ...
 def bin_sums(

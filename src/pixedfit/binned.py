@@ -418,6 +418,7 @@ _PARAM_CARDS = {
     "absorb_leftover": "BABSORB",
     "sys_err_factor": "BSYSERR",
     "max_radius": "BMAXRAD",
+    "noise_correlation": "BNOISEC",
 }
 
 

@@ -78,7 +78,8 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     },
     "ifs": {"cube": None, "survey": None, "psf_match": True},
     "binning": {"ref_band": None, "Dmin_bin": 4.0, "SNR": 5.0, "redc_chi2_limit": 4.0,
-                "del_r": 2.0, "connected": True, "absorb_leftover": True},
+                "del_r": 2.0, "connected": True, "absorb_leftover": True,
+                "noise_correlation": True},
     "models": {"library": None, "nmodels": 5000, "seed": 0, "sfh_form": 4, "dust_law": 1,
                "duste_switch": False, "add_neb_emission": True, "add_agn": False,
                "add_igm_absorption": False, "igm_type": 0, "ranges": {}},
@@ -383,10 +384,14 @@ class Pipeline:
             from .cube import read_cube
 
             cube = read_cube(self._cube_path())
+            # the pixel noise correlation the image stage measured, when there is one
+            noise = self.path("images", "fluxmap_noise.fits")
+            use_noise = bool(cfg.get("noise_correlation", True)) and noise.is_file()
             binned = bin_pixels(cube, ref_band=cfg["ref_band"], Dmin_bin=float(cfg["Dmin_bin"]),
                                 SNR=cfg["SNR"], redc_chi2_limit=float(cfg["redc_chi2_limit"]),
                                 del_r=float(cfg["del_r"]), connected=bool(cfg["connected"]),
                                 absorb_leftover=bool(cfg["absorb_leftover"]),
+                                noise_correlation=noise if use_noise else None,
                                 threads=self.threads)
             dest = self.path("binning", "binned.fits")
             dest.parent.mkdir(parents=True, exist_ok=True)

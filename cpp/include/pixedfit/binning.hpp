@@ -43,6 +43,13 @@ struct BinningParams {
     bool connected = true;         // bins are 4-connected (pixels sharing a side)
     bool shape_test_first_circle = true;
     bool absorb_leftover = true;   // free pixels join a touching, similar bin if S/N holds
+    // Pixel noise correlation per band, (nbands, 2h+1, 2h+1) with h = rho_half: rho(dy, dx)
+    // at lags -h..h, rho(0, 0) = 1. Empty: uncorrelated. With it, the variances of the S/N
+    // sums of growing and absorbing bins are exact, sum_{i,j in bin} rho(i - j) s_i s_j,
+    // and the leftover rule (all free pixels together) uses the bound sum|rho| sum s^2;
+    // bin_var returns these S/N variances.
+    std::vector<double> rho;
+    std::size_t rho_half = 0;
 };
 
 struct BinningResult {
