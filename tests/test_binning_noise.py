@@ -8,7 +8,7 @@ import pytest
 from astropy.io import fits
 from scipy.signal import fftconvolve
 
-from pixedfit.binning import bin_pixels, correlated_bin_variance
+from pixedfit.binning import bin_pixels, bin_with_map, correlated_bin_variance
 from pixedfit.cube import FluxCube
 
 FILTERS = ("sdss_g", "sdss_r")
@@ -115,6 +115,9 @@ def test_noise_file_and_bad_input(tmp_path):
     b = bin_pixels(cube, SNR=8.0, redc_chi2_limit=np.inf,
                    noise_correlation={f: rho for f in FILTERS})
     np.testing.assert_array_equal(a.bin_map, b.bin_map)
+    # the same errors when a cube is binned with that map
+    again = bin_with_map(cube, a.bin_map, noise_correlation=path)
+    np.testing.assert_allclose(again.bin_flux_err, a.bin_flux_err, rtol=1e-12)
     a.write(tmp_path / "binned.fits")
     back = type(a).read(tmp_path / "binned.fits")
     assert back.params["noise_correlation"] is True

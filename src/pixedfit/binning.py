@@ -438,9 +438,11 @@ def _package(cube: FluxCube | SpecPhotCube, phot: FluxCube, bin_map: NDArray[np.
 
 
 def bin_with_map(cube: FluxCube | SpecPhotCube, bin_map: ArrayLike,
-                 threads: int | None = None) -> BinnedCube:
+                 threads: int | None = None,
+                 noise_correlation: Mapping[str, Any] | PathLike | None = None) -> BinnedCube:
     """Bin a cube with a given bin map (ids 1…n, 0 = not binned), e.g. one made on another
-    cube; pixels of bins must lie in the cube's region. Sums fluxes, errors in quadrature."""
+    cube; pixels of bins must lie in the cube's region. Sums fluxes; errors in quadrature,
+    or with the pixel noise correlation (``noise_correlation`` as in :func:`bin_pixels`)."""
     phot = cube.photometry if isinstance(cube, SpecPhotCube) else cube
     if not isinstance(phot, FluxCube):
         raise TypeError(f"cube: expected a FluxCube or SpecPhotCube, got {type(cube).__name__}")
@@ -457,9 +459,14 @@ def bin_with_map(cube: FluxCube | SpecPhotCube, bin_map: ArrayLike,
     _first_pixels(bm, nbins)  # checks ids run without gaps
     nthreads = _threads(threads)
     flux = _core.bin_sums(np.nan_to_num(phot.flux), bm, nbins, False, nthreads).T
-    err = _core.bin_sums(np.nan_to_num(phot.flux_err), bm, nbins, True, nthreads).T
+    rho = _noise_correlation(noise_correlation, phot.filters)
+    if rho is None:
+        err = _core.bin_sums(np.nan_to_num(phot.flux_err), bm, nbins, True, nthreads).T
+    else:
+        err = np.sqrt(np.maximum(correlated_bin_variance(phot.flux_err, bm, rho), 0.0))
     return _package(cube, phot, bm, flux, err, np.zeros(nbins, bool),
-                    np.full((nbins, 2), -1, np.int64), None, {}, nthreads)
+                    np.full((nbins, 2), -1, np.int64), None,
+                    {"noise_correlation": rho is not None}, nthreads)
 
 
 def bin_images(
