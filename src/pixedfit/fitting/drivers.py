@@ -307,7 +307,7 @@ def _spectral_rdsps_result(ctx: _Context, lp: LibraryPass, obs: NDArray | None,
     bfit = np.zeros(0)
     if has_phot:
         bfit = scale * lp.models.flux[0, :, im]
-        ok = np.isfinite(obs) & np.isfinite(err) & (err > 0)
+        ok = _valid_bands(obs, err)
         chi2 += float(((bfit[ok] - obs[ok]) ** 2 / err[ok] ** 2).sum())
     factor = cmp["factor"][0]
     fac_mean, fac_std = _correction_moments(ctx, lp, obs, err, spectral)
@@ -328,10 +328,15 @@ def _spectral_rdsps_result(ctx: _Context, lp: LibraryPass, obs: NDArray | None,
                      "spectral_template_limited": spectral.template_limited})
 
 
+def _valid_bands(obs: NDArray, err: NDArray) -> NDArray[np.bool_]:
+    """Bands with a finite flux and a finite error > 0."""
+    return np.isfinite(obs) & np.isfinite(err) & (err > 0)
+
+
 def _phot_scale(m: NDArray, obs: NDArray, err: NDArray) -> NDArray[np.float64]:
     """Least-squares normalisation of model photometry m (n, nband) to obs, over the
     bands with a finite flux and error > 0 (masked bands do not count)."""
-    ok = np.isfinite(obs) & np.isfinite(err) & (err > 0)
+    ok = _valid_bands(obs, err)
     ivar = np.where(ok, 1.0 / np.where(ok, err, 1.0) ** 2, 0.0)
     d = np.where(ok, obs, 0.0)
     return (m * d * ivar).sum(axis=1) / (m * m * ivar).sum(axis=1)
@@ -384,7 +389,7 @@ def _fit(ctx: _Context, obs: NDArray | None, err: NDArray | None, z: float | Non
     if has_phot and ctx.settings["error_floor"]:
         err = np.sqrt(err**2 + (ctx.settings["error_floor"] * obs) ** 2)
     if has_phot:
-        bad = ~np.isfinite(obs) | ~np.isfinite(err) | ~(err > 0)
+        bad = ~_valid_bands(obs, err)
         if bad.any() and not ctx.settings["mask_invalid"]:
             raise ValueError("MCMC fits need finite fluxes and errors > 0 in every band (drop "
                              "the invalid bands from filters, or pass mask_invalid=True)")
