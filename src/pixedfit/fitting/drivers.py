@@ -33,7 +33,9 @@ chains in ``<store>/chains/<key>.h5`` so that a killed run resumes mid-chain.
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -43,6 +45,8 @@ from numpy.typing import ArrayLike, NDArray
 
 from ..cosmology import age_of_universe, luminosity_distance
 from ..parallel import SerialPool, resolve_threads
+from . import adaptive
+from .adaptive import AdaptiveSettings, ConvergenceWarning
 from .mcmc import LibraryPass, McmcSettings, fit_one
 from .priors import MASS_SCALED, Prior, PriorSet
 from .rdsps import ModelPhotometry, RdspsResult, rdsps
@@ -158,7 +162,19 @@ def _result(ctx: _Context, res: RdspsResult, models: ModelPhotometry, obs: NDArr
         config=ctx.config(),
         z_grid=res.z_grid,
         z_posterior=None if res.z_posterior is None else res.z_posterior[index],
+        ess=_library_ess(res, index),
+        converged=False if res.weights is not None else None,
     )
+
+
+def _library_ess(res: RdspsResult, index: int = 0) -> float:
+    """Kish's effective sample size of the library weights of SED ``index`` (NaN when the
+    weights were not kept)."""
+    if res.weights is None:
+        return float("nan")
+    w = np.asarray(res.weights[index], dtype=np.float64)
+    total = w.sum()
+    return float(total * total / (w * w).sum()) if total > 0 else 0.0
 
 
 def _run_rdsps(ctx: _Context, obs: NDArray, err: NDArray, models: ModelPhotometry,
@@ -220,6 +236,27 @@ def _settings(likelihood: str, dof: float, perc_chi2: float, error_floor: float,
 def _check_method(method: str) -> None:
     if method not in ("rdsps", "mcmc"):
         raise ValueError(f"method must be 'rdsps' or 'mcmc', got {method!r}")
+
+
+def _adaptive_settings(method: str, refine_opt: bool | AdaptiveSettings,
+                       seed: int) -> AdaptiveSettings | None:
+    """Settings of the adaptive refinement of an RDSPS fit (None: library pass only)."""
+    if method != "rdsps" or refine_opt is False:
+        return None
+    if refine_opt is True:
+        aset = AdaptiveSettings(seed=int(seed))
+    elif isinstance(refine_opt, AdaptiveSettings):
+        aset = refine_opt
+    else:
+        raise TypeError(f"refine must be True, False or an AdaptiveSettings, got "
+                        f"{refine_opt!r}")
+    aset.check()
+    return aset
+
+
+def _seeded(aset: AdaptiveSettings | None, seed: int) -> AdaptiveSettings | None:
+    """``aset`` with the seed of one SED."""
+    return None if aset is None else dataclasses.replace(aset, seed=int(seed))
 
 
 def _mcmc_settings(method: str, nwalkers: int, nsteps: int, nsteps_cut: int, thin: int,
@@ -370,39 +407,52 @@ def _correction_moments(ctx: _Context, lp: LibraryPass, obs: NDArray | None,
 
 def _fit(ctx: _Context, obs: NDArray | None, err: NDArray | None, z: float | None,
          spectrum: ObservedSpectrum | None, area: float | None, mset: McmcSettings | None,
-         models: ModelPhotometry | None = None) -> FitResult:
-    """One SED: RDSPS (``mset`` None) or MCMC, photometry and/or spectrum."""
+         models: ModelPhotometry | None = None,
+         aset: AdaptiveSettings | None = None) -> FitResult:
+    """One SED: RDSPS (``mset`` None; refined when ``aset`` is given) or MCMC, photometry
+    and/or spectrum."""
     has_phot = obs is not None
     spectral = _spectral(ctx, spectrum, z, has_phot)
     if has_phot and models is None:
         models = ctx.photometry(z if z is not None else _z_grid(ctx.priors, None,
                                                                ctx.settings["dz"]))
-    if mset is None and spectral is None:
-        res = _run_rdsps(ctx, obs, err, models, ctx.age_prior(z), area)
+    if aset is not None and mset is None and ctx.model is None:
+        warnings.warn("this library records no complete SEDModel configuration (the "
+                      "original's layout?): the adaptive refinement needs the model, so the "
+                      "fit is the library pass only (pass model= to refine it)",
+                      ConvergenceWarning, stacklevel=3)
+        aset = None
+    if mset is None and aset is None and spectral is None:
+        res = _run_rdsps(ctx, obs, err, models, ctx.age_prior(z), area, return_weights=True)
         return _result(ctx, res, models, obs, err, z)
-    if mset is None and spectral is not None and spectral.fit_veldisp:
+    if mset is None and aset is None and spectral is not None and spectral.fit_veldisp:
         raise ValueError("spectrum.veldisp_range: the velocity dispersion is sampled by MCMC "
-                         "fits only (method='mcmc'); RDSPS uses spectrum.veldisp")
+                         "or refined RDSPS fits only; the library pass uses spectrum.veldisp")
     lp = _library_pass(ctx, obs, err, models, z, spectral, area)
-    if mset is None:
+    if mset is None and aset is None:
         return _spectral_rdsps_result(ctx, lp, obs, err, z, spectral)
+
+    def sample(o: NDArray | None, e: NDArray | None) -> FitResult:
+        if mset is None:
+            return adaptive.refine(ctx, lp, o, e, z, spectral, area, aset)
+        return fit_one(ctx, lp, o, e, z, spectral, area, mset)
+
     if has_phot and ctx.settings["error_floor"]:
         err = np.sqrt(err**2 + (ctx.settings["error_floor"] * obs) ** 2)
     if has_phot:
         bad = ~_valid_bands(obs, err)
         if bad.any() and not ctx.settings["mask_invalid"]:
-            raise ValueError("MCMC fits need finite fluxes and errors > 0 in every band (drop "
+            raise ValueError("fits need finite fluxes and errors > 0 in every band (drop "
                              "the invalid bands from filters, or pass mask_invalid=True)")
         if bad.all():
             raise ValueError("no valid band to fit")
         if bad.any():  # masked bands: zero weight in the likelihood (error +inf)
-            out = fit_one(ctx, lp, np.where(bad, 0.0, obs), np.where(bad, np.inf, err), z,
-                          spectral, area, mset)
+            out = sample(np.where(bad, 0.0, obs), np.where(bad, np.inf, err))
             out.obs_flux = np.where(bad, np.nan, obs)
             out.obs_flux_err = np.where(bad, np.nan, err)
             out.n_bands_used = int((~bad).sum())
             return out
-    return fit_one(ctx, lp, obs, err, z, spectral, area, mset)
+    return sample(obs, err)
 
 
 def _phot_input(flux: ArrayLike | None, flux_err: ArrayLike | None, nband: int,
@@ -467,6 +517,7 @@ def fit_sed(
     seed: int = 0,
     backend: PathLike | None = None,
     progress: bool = False,
+    refine: bool | AdaptiveSettings = True,
 ) -> FitResult:
     """Fit one SED (photometry, a spectrum, or both) with a model library.
 
@@ -509,7 +560,13 @@ def fit_sed(
         Sigma-clipping threshold of spectral outliers (None: none).
     nwalkers, nsteps, nsteps_cut, thin, seed, backend, progress
         MCMC settings (see :class:`pixedfit.fitting.mcmc.McmcSettings`); ``backend`` is an
-        HDF5 file that makes the chain resumable.
+        HDF5 file that makes the chain resumable. ``seed`` also seeds the adaptive RDSPS
+        refinement.
+    refine : bool or AdaptiveSettings
+        RDSPS: refine the library pass by adaptive importance sampling until the effective
+        sample size reaches its target (:mod:`pixedfit.fitting.adaptive`; default). False
+        gives the original's plain RDSPS (the library pass only; its ``ess`` is usually far
+        below a converged posterior's).
 
     Returns
     -------
@@ -524,8 +581,9 @@ def fit_sed(
     if z is not None and not (np.isfinite(z) and z > 0):
         raise ValueError(f"z must be > 0 (or None for a free redshift), got {z}")
     mset = _mcmc_settings(method, nwalkers, nsteps, nsteps_cut, thin, seed, backend, progress)
+    aset = _adaptive_settings(method, refine, seed)
     if obs is None:
-        return _fit(ctx, None, None, z, spectrum, area_kpc2, mset)
+        return _fit(ctx, None, None, z, spectrum, area_kpc2, mset, aset=aset)
     if photometry is not None:
         models = photometry
         if models.param_names != tuple(ctx.library.names) or models.nband != len(ctx.filters):
@@ -534,7 +592,7 @@ def fit_sed(
             raise ValueError("photometry must be on a redshift grid exactly when z is None")
     else:
         models = ctx.photometry(z if z is not None else _z_grid(ctx.priors, z_grid, dz))
-    return _fit(ctx, obs, err, z, spectrum, area_kpc2, mset, models)
+    return _fit(ctx, obs, err, z, spectrum, area_kpc2, mset, models, aset)
 
 
 def _dimming(z: NDArray[np.float64] | float, settings: dict[str, Any]) -> NDArray[np.float64]:
@@ -614,6 +672,7 @@ def fit_catalog(
     nsteps_cut: int = 50,
     thin: int = 1,
     seed: int = 0,
+    refine: bool | AdaptiveSettings = True,
 ) -> list[FitResult]:
     """Fit many SEDs, each at its own redshift.
 
@@ -636,7 +695,9 @@ def fit_catalog(
     spectra : sequence of ObservedSpectrum or None, optional
         One spectrum (or None) per galaxy, fitted together with its photometry.
     seed : int
-        MCMC: galaxy ``i`` uses a seed derived from (seed, i).
+        MCMC and adaptive RDSPS: galaxy ``i`` uses a seed derived from (seed, i).
+    refine : bool or AdaptiveSettings
+        Adaptive refinement of RDSPS fits (see :func:`fit_sed`).
     Other parameters
         As :func:`fit_sed`.
 
@@ -666,6 +727,7 @@ def fit_catalog(
     if spectra is not None and len(spectra) != obs.shape[0]:
         raise ValueError(f"spectra: one entry (or None) per galaxy ({obs.shape[0]}), got "
                          f"{len(spectra)}")
+    aset = _adaptive_settings(method, refine, seed)
     if isinstance(store, str | os.PathLike):
         store = ResultStore(store)
     lo = max(dz / 2, zz.min() - dz)
@@ -681,12 +743,13 @@ def fit_catalog(
             mset = _mcmc_settings(method, nwalkers, nsteps, nsteps_cut, thin,
                                   _sed_seed(seed, i), _chain_file(store, keys[i]), False)
             spec = None if spectra is None else spectra[i]
-            if mset is None and spec is None:
+            if mset is None and spec is None and aset is None:
                 res = _run_rdsps(ctx, obs[i], err[i], models, ctx.age_prior(float(zz[i])),
-                                 None, threads=1)
+                                 None, threads=1, return_weights=True)
                 out = _result(ctx, res, models, obs[i], err[i], float(zz[i]))
             else:
-                out = _fit(ctx, obs[i], err[i], float(zz[i]), spec, None, mset, models)
+                out = _fit(ctx, obs[i], err[i], float(zz[i]), spec, None, mset, models,
+                           _seeded(aset, _sed_seed(seed, i)))
         except Exception as exc:
             raise RuntimeError(f"SED {keys[i]!r}: {exc}") from exc
         if store is not None:
@@ -728,6 +791,7 @@ def fit_binmap(
     nsteps_cut: int = 50,
     thin: int = 1,
     seed: int = 0,
+    refine: bool | AdaptiveSettings = True,
 ) -> dict[int, FitResult]:
     """Fit the SEDs of the bins of a binned cube.
 
@@ -749,7 +813,9 @@ def fit_binmap(
     spec_medium : {"vacuum", "air"}
         Medium of the cube's wavelengths.
     seed : int
-        MCMC: bin ``b`` uses a seed derived from (seed, b).
+        MCMC and adaptive RDSPS: bin ``b`` uses a seed derived from (seed, b).
+    refine : bool or AdaptiveSettings
+        Adaptive refinement of RDSPS fits (see :func:`fit_sed`).
     Other parameters
         As :func:`fit_sed` and :func:`fit_catalog`.
 
@@ -779,6 +845,7 @@ def fit_binmap(
     ctx = _Context(library, list(cube.filters), model, priors, settings, threads)
     if isinstance(store, str | os.PathLike):
         store = ResultStore(store)
+    aset = _adaptive_settings(method, refine, seed)
     areas = _bin_areas(cube)
     models = ctx.photometry(float(redshift))
     age = ctx.age_prior(float(redshift))
@@ -798,11 +865,13 @@ def fit_binmap(
                                     cube.bin_spec_err[b - 1] * unit, medium=spec_medium,
                                     resolution=spec_resolution)
         try:
-            if mset is None and spec is None:
-                res = _run_rdsps(ctx, obs, err, models, age, area, threads=1)
+            if mset is None and spec is None and aset is None:
+                res = _run_rdsps(ctx, obs, err, models, age, area, threads=1,
+                                 return_weights=True)
                 out = _result(ctx, res, models, obs, err, float(redshift))
             else:
-                out = _fit(ctx, obs, err, float(redshift), spec, area, mset, models)
+                out = _fit(ctx, obs, err, float(redshift), spec, area, mset, models,
+                           _seeded(aset, _sed_seed(seed, b)))
         except Exception as exc:
             raise RuntimeError(f"bin {b}: {exc}") from exc
         if store is not None:

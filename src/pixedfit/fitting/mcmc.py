@@ -477,19 +477,52 @@ def _box(ctx: Any, name: str, lp: LibraryPass, best_log_mass: float) -> tuple[fl
     return float(lo), float(hi)
 
 
-def fit_one(ctx: Any, lp: LibraryPass, obs: NDArray | None, err: NDArray | None,
-            z: float | None, spectral: Any, area_kpc2: float | None,
-            settings: McmcSettings) -> Any:
-    """MCMC fit of one SED (photometry and/or spectrum) started from a library pass.
+@dataclass
+class SamplingProblem:
+    """What a sampler of one SED needs, set up from the library pass.
+
+    Attributes
+    ----------
+    lnprob : LogProbability
+        The vectorised log posterior.
+    free : list of str
+        Sampled parameters (columns of the positions).
+    fixed : dict of str to float
+        Parameters whose box has zero width.
+    lo, hi : ndarray, shape (ndim,)
+        Prior box of the sampled parameters.
+    candidates : ndarray, shape (ncand, ndim)
+        Library models (most probable first) as positions, each with its best
+        normalisation.
+    candidate_weights : ndarray, shape (ncand,)
+        Their library-pass posterior weights.
+    stat_names : list of str
+        Names of the statistics of the result: library parameters, derived quantities,
+        then ``z`` (free redshift) and ``veldisp`` (sampled dispersion).
+    """
+
+    lnprob: LogProbability
+    free: list[str]
+    fixed: dict[str, float]
+    lo: NDArray[np.float64]
+    hi: NDArray[np.float64]
+    candidates: NDArray[np.float64]
+    candidate_weights: NDArray[np.float64]
+    stat_names: list[str]
+
+
+def sampling_problem(ctx: Any, lp: LibraryPass, obs: NDArray | None, err: NDArray | None,
+                     z: float | None, spectral: Any, area_kpc2: float | None,
+                     max_candidates: int, dz_interp: float = 0.001) -> SamplingProblem:
+    """Set up the sampled parameters, prior box, log posterior and library candidates of
+    one SED (photometry and/or spectrum) from its library pass.
 
     ``ctx`` is the fit context of :mod:`pixedfit.fitting.drivers` (library, model,
-    filters, priors, settings). Returns a :class:`~pixedfit.fitting.results.FitResult`.
+    filters, priors, settings); at most ``max_candidates`` library models are kept.
     """
-    from .results import FitResult
-
     model = ctx.model
     if model is None:
-        raise ValueError("MCMC fits need an SEDModel (this library records no complete model "
+        raise ValueError("this fit needs an SEDModel (this library records no complete model "
                          "configuration: pass model=)")
     has_phot = obs is not None
     names_lib = list(ctx.library.params)
@@ -499,14 +532,14 @@ def fit_one(ctx: Any, lp: LibraryPass, obs: NDArray | None, err: NDArray | None,
     table = ctx.library.params
     nmod = ctx.library.nmodels
     w = np.asarray(lp.weights, dtype=np.float64)
-    order = np.argsort(-w, kind="stable")[: max(4 * settings.nwalkers, 1)]
+    order = np.argsort(-w, kind="stable")[: max(int(max_candidates), 1)]
     order = order[w[order] > 0]
     if order.size == 0:
-        raise ValueError("no library model has a finite posterior: cannot start the walkers")
+        raise ValueError("no library model has a finite posterior: cannot start the sampler")
     im, iz = order % nmod, order // nmod
     if has_phot:
         flux = lp.models.flux[iz, :, im]  # (ncand, nband)
-        ivar = 1.0 / err**2
+        ivar = np.where(np.isfinite(err), 1.0 / err**2, 0.0)
         s = (flux * obs * ivar).sum(axis=1) / (flux * flux * ivar).sum(axis=1)
     else:
         s = lp.scales[im]
@@ -540,13 +573,12 @@ def fit_one(ctx: Any, lp: LibraryPass, obs: NDArray | None, err: NDArray | None,
         if name not in known:
             raise ValueError(f"prior on {name!r}, which this fit does not know (sampled: "
                              f"{', '.join(free)})")
-    settings.check(len(free))
     lnprob = LogProbability(
         model, free, np.array(lo), np.array(hi), fixed, ctx.priors, z,
         ctx.filters if has_phot else None, obs, err, spectral=spectral, area_kpc2=area_kpc2,
         age_limit=ctx.settings.get("max_age_universe", True), cosmo=ctx.settings.get("cosmo"),
         H0=ctx.settings.get("H0", 70.0), Om0=ctx.settings.get("Om0", 0.3),
-        dz_interp=settings.dz_interp, threads=1 if ctx.threads is None else ctx.threads)
+        dz_interp=dz_interp, threads=1 if ctx.threads is None else ctx.threads)
     cand = np.empty((order.size, len(free)))
     for j, name in enumerate(free):
         if name == "log_mass":
@@ -557,8 +589,33 @@ def fit_one(ctx: Any, lp: LibraryPass, obs: NDArray | None, err: NDArray | None,
             cand[:, j] = spectral.spectrum.veldisp
         else:
             cand[:, j] = table[name][im]
+    stat_names = (names_lib + derived_names + (["z"] if z is None else [])
+                  + (["veldisp"] if "veldisp" in free else []))
+    return SamplingProblem(lnprob=lnprob, free=free, fixed=fixed, lo=np.array(lo),
+                           hi=np.array(hi), candidates=cand, candidate_weights=w[order],
+                           stat_names=stat_names)
+
+
+def fit_one(ctx: Any, lp: LibraryPass, obs: NDArray | None, err: NDArray | None,
+            z: float | None, spectral: Any, area_kpc2: float | None,
+            settings: McmcSettings) -> Any:
+    """MCMC fit of one SED (photometry and/or spectrum) started from a library pass.
+
+    ``ctx`` is the fit context of :mod:`pixedfit.fitting.drivers` (library, model,
+    filters, priors, settings). Returns a :class:`~pixedfit.fitting.results.FitResult`.
+    """
+    from .results import FitResult
+
+    model = ctx.model
+    has_phot = obs is not None
+    prob = sampling_problem(ctx, lp, obs, err, z, spectral, area_kpc2,
+                            max_candidates=4 * settings.nwalkers,
+                            dz_interp=settings.dz_interp)
+    lnprob, free, fixed, lo, hi = prob.lnprob, prob.free, prob.fixed, prob.lo, prob.hi
+    cand, stat_names = prob.candidates, prob.stat_names
+    settings.check(len(free))
     rng = np.random.default_rng(settings.seed)
-    start = initial_positions(lnprob, cand, w[order], settings, rng)
+    start = initial_positions(lnprob, cand, prob.candidate_weights, settings, rng)
     run = run_mcmc(lnprob, start, settings)
     n_eval = lnprob.ncalls
     notes = check_chain(run, settings, free)
@@ -569,8 +626,6 @@ def fit_one(ctx: Any, lp: LibraryPass, obs: NDArray | None, err: NDArray | None,
     sub = np.arange(nsamp)
     if nsamp > settings.max_derived_samples:
         sub = np.sort(rng.choice(nsamp, settings.max_derived_samples, replace=False))
-    stat_names = (names_lib + derived_names + (["z"] if z is None else [])
-                  + (["veldisp"] if "veldisp" in free else []))
     table_s = np.empty((sub.size, len(stat_names)))
     phot = np.empty((sub.size, len(ctx.filters))) if has_phot else None
     scales = np.ones(sub.size)
