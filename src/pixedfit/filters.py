@@ -574,8 +574,9 @@ def _covered_curve(name: str, lam: NDArray[np.float64], fw: NDArray[np.float64],
     nz = fw[ft > 0]
     if nz.size == 0 or (nz[0] >= lam[0] and nz[-1] <= lam[-1]):
         return fw, ft, 0.0
-    inside = (fw > lam[0]) & (fw < lam[-1])
-    w2 = np.concatenate(([max(lam[0], fw[0])], fw[inside], [min(lam[-1], fw[-1])]))
+    lo, hi = max(lam[0], fw[0]), min(lam[-1], fw[-1])
+    inside = (fw > lo) & (fw < hi)
+    w2 = np.concatenate(([lo], fw[inside], [hi])) if hi > lo else np.array([lo, lo])
     t2 = np.interp(w2, fw, ft, left=0.0, right=0.0)
     def photon_integral(w: NDArray[np.float64], t: NDArray[np.float64]) -> float:
         return float(np.sum(0.5 * np.diff(w) * ((t * w)[1:] + (t * w)[:-1])))
