@@ -808,7 +808,7 @@ void check_inputs(const RdspsInputs& in, const RdspsOptions& opt, const RdspsOut
 
 double log_norm_cdf(double x) {
     constexpr double kSqrtHalf = 0.70710678118654752440;
-    if (x > 5.0) return std::log1p(-0.5 * std::erfc(x * kSqrtHalf));
+    if (x > 0.0) return std::log1p(-0.5 * std::erfc(x * kSqrtHalf));  // 1 - Q, Q small
     if (x > -30.0) return std::log(0.5 * std::erfc(-x * kSqrtHalf));
     if (!(x > -kInf)) return x;  // -inf (and NaN) pass through
     // Phi(x) = phi(x) / |x| * (1 - 1/x^2 + 3/x^4 - 15/x^6 + 105/x^8 - ...) for x -> -inf;
