@@ -468,3 +468,56 @@ def test_calibration_errors_give_honest_fits_of_calibrated_mocks(model):
     assert 0.55 <= np.mean(cover) <= 0.82, out
     assert out[False][0] > 1.5 * med
     assert np.mean(out[False][1]) < np.mean(cover)
+
+
+# ------------------------------------------------------------------ CLI and configuration
+def test_cli_fit_error_options(tmp_path, model, library, capsys):
+    from astropy.table import Table
+
+    from pixedfit.cli import main
+
+    lib_path = tmp_path / "lib.h5"
+    library.write(lib_path)
+    z = 0.1
+    models = library.photometry(FILTERS, z, model=model)
+    flux = 1e3 * models.flux[0, :, :3].T
+    err = 0.05 * flux
+    table = Table({"id": ["a", "b", "c"], "z": np.full(3, z)})
+    for b, name in enumerate(FILTERS):
+        table[name] = flux[:, b]
+        table[f"{name}_err"] = err[:, b]
+    table["galex_fuv_ul"] = [False, True, False]
+    cat = tmp_path / "cat.ecsv"
+    table.write(cat)
+    out = tmp_path / "out.ecsv"
+    base = ["fit", str(cat), "--library", str(lib_path), "--filters", ",".join(FILTERS),
+            "--out", str(out), "--quiet", "--threads", "1"]
+    assert main([*base, "--calibration-errors", "sdss_u=0.2"]) == 0
+    res = Table.read(out)
+    assert "chi2_dof" in res.colnames and np.all(res["ndof"] == 12 - 5)
+    direct = fit_catalog(flux, err, FILTERS, np.full(3, z), library=library, model=model,
+                         calibration={"sdss_u": 0.2},
+                         upper_limits=np.array(table["galex_fuv_ul"])[:, None]
+                         & (np.arange(12) == 0)[None])
+    np.testing.assert_allclose(res["chi2_min"], [r.chi2_min for r in direct], rtol=1e-9)
+    assert main([*base, "--calibration-errors", "off", "--upper-limit-nsigma", "3"]) == 0
+    with pytest.raises(SystemExit):
+        main([*base, "--calibration-errors", "lots"])
+    assert "--calibration-errors" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("fitting, match", [
+    ({"calibration_errors": "table"}, "calibration_errors"),
+    ({"calibration_errors": True}, "calibration_errors"),
+    ({"upper_limit_nsigma": -1}, "upper_limit_nsigma"),
+])
+def test_config_error_keys_are_checked(fitting, match):
+    from pixedfit.pipeline import load_config
+
+    cfg = {"images": {"fluxmap": "fluxmap.fits"}, "fitting": fitting}
+    with pytest.raises(ValueError, match=match):
+        load_config(config=cfg)
+    ok = load_config(config={"images": {"fluxmap": "f.fits"},
+                             "fitting": {"calibration_errors": {"sdss_u": 0.05},
+                                         "upper_limit_nsigma": 3}})
+    assert ok["fitting"]["calibration_errors"] == {"sdss_u": 0.05}
