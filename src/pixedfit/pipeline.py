@@ -87,7 +87,11 @@ DEFAULTS: dict[str, dict[str, Any]] = {
                "add_igm_absorption": False, "igm_type": 0, "ranges": {}},
     "fitting": {"method": "rdsps", "likelihood": "gauss", "dof": 3.0, "perc_chi2": 100.0,
                 "error_floor": 0.0, "max_age_universe": True, "cosmo": None, "H0": 70.0,
-                "Om0": 0.3},
+                "Om0": 0.3,
+                # "auto" (the flux map's CALERR, else the instrument table), false, one
+                # fraction, or a table {filter = fraction}; see pixedfit.fitting.errors
+                "calibration_errors": "auto",
+                "upper_limit_nsigma": 0.0},  # > 0: fluxes below n sigma become limits
     "maps": {"refband_SFR": None, "refband_SM": None, "refband_Mdust": None},
     "report": {"enabled": True, "n_examples": 3, "truth": None, "truth_snr_bands": None,
                "corner_params": None},
@@ -152,6 +156,16 @@ def load_config(path: PathLike | None = None, config: Mapping[str, Any] | None =
             raise ValueError("config: images.ra and images.dec are required")
     if cfg["fitting"]["method"] not in ("rdsps", "mcmc"):
         raise ValueError("config: fitting.method must be 'rdsps' or 'mcmc'")
+    fit = cfg["fitting"]
+    cal = fit["calibration_errors"]
+    if not (cal == "auto" or cal is False or isinstance(cal, Mapping)
+            or (isinstance(cal, int | float) and not isinstance(cal, bool))):
+        raise ValueError("config: fitting.calibration_errors must be \"auto\", false, a "
+                         f"fraction or a table {{filter = fraction}}, got {cal!r}")
+    nsig = fit["upper_limit_nsigma"]
+    if isinstance(nsig, bool) or not isinstance(nsig, int | float) or not nsig >= 0:
+        raise ValueError("config: fitting.upper_limit_nsigma must be a number >= 0 (0: no "
+                         f"automatic upper limits), got {nsig!r}")
     if cfg["images"]["region"] not in ("segmentation", "ellipse"):
         raise ValueError("config: images.region must be 'segmentation' or 'ellipse'")
     return cfg
@@ -452,6 +466,8 @@ class Pipeline:
 
             library = read_library(self.library_path(), spectra=False)
             kwargs = {k: v for k, v in cfg.items() if k != "method"}
+            kwargs["calibration"] = kwargs.pop("calibration_errors")
+            kwargs["upper_limit_nsigma"] = kwargs["upper_limit_nsigma"] or None
             results = fit_binmap(self.path("binning", "binned.fits"), library=library,
                                  method=cfg["method"], store=self.path("fitting"),
                                  pool=self.pool, threads=self.threads, quiet=self.quiet,

@@ -51,6 +51,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.special import gammaln, logsumexp
 
+from .errors import fit_quality
 from .mcmc import LibraryPass, LogProbability, sampling_problem
 
 __all__ = ["AdaptiveSettings", "ConvergenceWarning", "ImportanceSamples", "refine"]
@@ -170,6 +171,7 @@ class _Proposal:
         self.lo, self.hi = lo, hi
         self.defensive = float(defensive)
         self.chol = np.linalg.cholesky(cov)
+        self.inv_chol_t = np.linalg.inv(self.chol).T  # whitening: (x - μ) @ L⁻ᵀ
         d = self.centres.shape[1]
         self.log_norm = (gammaln(0.5 * (self.df + d)) - gammaln(0.5 * self.df)
                          - 0.5 * d * math.log(self.df * math.pi)
@@ -192,9 +194,12 @@ class _Proposal:
         out = np.empty(x.shape[0])
         step = max(1, 2_000_000 // max(self.centres.shape[0] * d, 1))
         for a in range(0, x.shape[0], step):
-            diff = x[a:a + step, None, :] - self.centres[None, :, :]  # (n, K, d)
-            sol = np.linalg.solve(self.chol, diff.reshape(-1, d).T).T.reshape(diff.shape)
-            maha = (sol * sol).sum(axis=2)
+            # whitened coordinates: |L⁻¹(x − μ_k)|² = |x L⁻ᵀ − μ_k L⁻ᵀ|²
+            wx = x[a:a + step] @ self.inv_chol_t
+            wc = self.centres @ self.inv_chol_t
+            maha = ((wx * wx).sum(axis=1)[:, None] - 2.0 * wx @ wc.T
+                    + (wc * wc).sum(axis=1)[None, :])
+            maha = np.maximum(maha, 0.0)
             lt = self.log_norm - 0.5 * (self.df + d) * np.log1p(maha / self.df)
             out[a:a + step] = logsumexp(lt, axis=1) - math.log(self.centres.shape[0])
         inside = np.all((x >= self.lo) & (x <= self.hi), axis=1)
@@ -404,19 +409,21 @@ def weighted_quantiles(values: NDArray, weights: NDArray, q: NDArray) -> NDArray
 
 def refine(ctx: Any, lp: LibraryPass, obs: NDArray | None, err: NDArray | None,
            z: float | None, spectral: Any, area_kpc2: float | None,
-           settings: AdaptiveSettings) -> Any:
+           settings: AdaptiveSettings, upper: NDArray | None = None) -> Any:
     """Adaptive RDSPS fit of one SED started from its library pass; returns a
     :class:`~pixedfit.fitting.results.FitResult` (``method="rdsps"``) whose ``ess``,
     ``n_model_evaluations``, ``rounds`` and ``converged`` describe the refinement.
 
-    ``ctx`` is the fit context of :mod:`pixedfit.fitting.drivers`.
+    ``ctx`` is the fit context of :mod:`pixedfit.fitting.drivers`; ``obs``, ``err`` and
+    ``upper`` are the observations as fitted (total errors, +inf for a dropped band,
+    upper-limit flags: :class:`~pixedfit.fitting.errors.Observations`).
     """
     from .results import FitResult
 
     settings.check()
     has_phot = obs is not None
     prob = sampling_problem(ctx, lp, obs, err, z, spectral, area_kpc2,
-                            max_candidates=settings.max_candidates)
+                            max_candidates=settings.max_candidates, upper=upper)
     run = run_adaptive(prob.lnprob, prob.lo, prob.hi, prob.candidates,
                        prob.candidate_weights, prob.stat_names, settings)
     w = run.normalised_weights()
@@ -478,6 +485,9 @@ def refine(ctx: Any, lp: LibraryPass, obs: NDArray | None, err: NDArray | None,
         "spectral_pixels": None if spectral is None else spectral.npix,
         "spectral_clipped": lp.nclip,
         "spectral_template_limited": None if spectral is None else spectral.template_limited,
+        **fit_quality(float(run.chi2[ibest]),
+                      (int(np.isfinite(err).sum()) if has_phot else 0)
+                      + (spectral.npix if spectral is not None else 0), len(prob.free)),
     }
     return FitResult(
         method="rdsps", names=tuple(names), mean=mean, std=np.sqrt(var), p16=pct[0],

@@ -33,7 +33,9 @@ chains in ``<store>/chains/<key>.h5`` so that a killed run resumes mid-chain.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import math
 import os
 import warnings
 from collections.abc import Mapping, Sequence
@@ -47,6 +49,14 @@ from ..cosmology import age_of_universe, luminosity_distance
 from ..parallel import SerialPool, resolve_threads
 from . import adaptive
 from .adaptive import AdaptiveSettings, ConvergenceWarning
+from .errors import (
+    chi2_terms,
+    error_diagnostics,
+    error_kwargs,
+    error_settings,
+    library_free_parameters,
+    observations,
+)
 from .mcmc import LibraryPass, McmcSettings, fit_one
 from .priors import MASS_SCALED, Prior, PriorSet
 from .rdsps import ModelPhotometry, RdspsResult, rdsps
@@ -116,6 +126,16 @@ class _Context:
         return {**self.settings, "model": self.library.config, "library_size":
                 self.library.nmodels, "priors": repr(self.priors)}
 
+    def for_sed(self, index: int) -> _Context:
+        """This context with the upper-limit flags of SED ``index`` of a run (a shallow
+        copy when they differ from SED to SED)."""
+        up = self.settings.get("upper_limits")
+        if up is None or np.ndim(up) == 1:
+            return self
+        out = copy.copy(self)
+        out.settings = {**self.settings, "upper_limits": up[index]}
+        return out
+
 
 def _result(ctx: _Context, res: RdspsResult, models: ModelPhotometry, obs: NDArray,
             err: NDArray, z: float | None, index: int = 0) -> FitResult:
@@ -137,10 +157,10 @@ def _result(ctx: _Context, res: RdspsResult, models: ModelPhotometry, obs: NDArr
             iz = int(np.argmin(np.abs(models.z_grid - res.best_z[index])))
             best_vals[-1] = models.z_grid[iz]
         bfit = scale * models.flux[iz, :, best]
-    err_used = err
-    floor = float(ctx.settings.get("error_floor", 0.0))
-    if floor:
-        err_used = np.sqrt(err**2 + (floor * obs) ** 2)
+    used = np.isfinite(res.obs_sigma[index])  # the observations as fitted (error model)
+    obs_used = np.where(used, res.obs_flux[index], np.nan)
+    err_used = np.where(used, res.obs_sigma[index], np.nan)
+    upper = res.upper[index]
     return FitResult(
         method="rdsps",
         names=res.names,
@@ -151,8 +171,8 @@ def _result(ctx: _Context, res: RdspsResult, models: ModelPhotometry, obs: NDArr
         p84=res.p84[index],
         best=best_vals,
         filters=tuple(ctx.filters),
-        obs_flux=np.asarray(obs, dtype=np.float64),
-        obs_flux_err=np.asarray(err_used, dtype=np.float64),
+        obs_flux=obs_used,
+        obs_flux_err=err_used,
         bfit_photo=bfit,
         z=z,
         chi2_min=float(res.chi2_min[index]),
@@ -164,6 +184,10 @@ def _result(ctx: _Context, res: RdspsResult, models: ModelPhotometry, obs: NDArr
         z_posterior=None if res.z_posterior is None else res.z_posterior[index],
         ess=_library_ess(res, index),
         converged=False if res.weights is not None else None,
+        diagnostics=error_diagnostics(ctx.settings, upper, float(res.chi2_min[index]),
+                                      int(res.n_bands_used[index]),
+                                      library_free_parameters(ctx.library.params,
+                                                              models.nz > 1)),
     )
 
 
@@ -182,7 +206,7 @@ def _run_rdsps(ctx: _Context, obs: NDArray, err: NDArray, models: ModelPhotometr
                threads: int | None = None, return_weights: bool = False) -> RdspsResult:
     s = ctx.settings
     return rdsps(obs, err, models, priors=ctx.priors, likelihood=s["likelihood"], dof=s["dof"],
-                 perc_chi2=s["perc_chi2"], error_floor=s["error_floor"],
+                 perc_chi2=s["perc_chi2"], **error_kwargs(s),
                  mask_invalid=s["mask_invalid"], area_kpc2=area, ln_prior_extra=extra_prior,
                  return_weights=return_weights,
                  threads=ctx.threads if threads is None else threads)
@@ -328,8 +352,10 @@ def _spectral_rdsps_result(ctx: _Context, lp: LibraryPass, obs: NDArray | None,
     if not lp.weights[k] > 0:
         raise ValueError("no library model fits the spectrum")
     im = k % ctx.library.nmodels
-    if has_phot:
-        scale = float(_phot_scale(lp.models.flux[0, :, im][None], obs, err)[0])
+    if has_phot:  # the observations as fitted (error model); limits do not set the scale
+        obs, err, upper = res.obs_flux[0], res.obs_sigma[0], res.upper[0]
+        scale = float(_phot_scale(lp.models.flux[0, :, im][None], obs,
+                                  np.where(upper, np.inf, err))[0])
     else:
         scale = float(lp.scales[im])
     log_a = np.log10(scale)
@@ -344,8 +370,7 @@ def _spectral_rdsps_result(ctx: _Context, lp: LibraryPass, obs: NDArray | None,
     bfit = np.zeros(0)
     if has_phot:
         bfit = scale * lp.models.flux[0, :, im]
-        ok = _valid_bands(obs, err)
-        chi2 += float(((bfit[ok] - obs[ok]) ** 2 / err[ok] ** 2).sum())
+        chi2 += float(chi2_terms(bfit[None], obs, err, upper)[0])
     factor = cmp["factor"][0]
     fac_mean, fac_std = _correction_moments(ctx, lp, obs, err, spectral)
     spectrum = {"wave": spectral.wave, "flux": spectral.flux, "flux_err": spectral.err,
@@ -356,13 +381,17 @@ def _spectral_rdsps_result(ctx: _Context, lp: LibraryPass, obs: NDArray | None,
         method="rdsps", names=res.names, mean=res.mean[0], std=res.std[0], p16=res.p16[0],
         p50=res.p50[0], p84=res.p84[0], best=best,
         filters=tuple(ctx.filters) if has_phot else (),
-        obs_flux=obs if has_phot else np.zeros(0),
-        obs_flux_err=err if has_phot else np.zeros(0),
+        obs_flux=np.where(np.isfinite(err), obs, np.nan) if has_phot else np.zeros(0),
+        obs_flux_err=np.where(np.isfinite(err), err, np.nan) if has_phot else np.zeros(0),
         bfit_photo=bfit, z=z, chi2_min=chi2, ln_evidence=float(res.ln_evidence[0]),
         n_used=int(res.n_used[0]), n_bands_used=len(ctx.filters) if has_phot else 0,
         config=ctx.config(), spectrum=spectrum,
         diagnostics={"spectral_pixels": spectral.npix, "spectral_clipped": lp.nclip,
-                     "spectral_template_limited": spectral.template_limited})
+                     "spectral_template_limited": spectral.template_limited,
+                     **error_diagnostics(
+                         ctx.settings, upper if has_phot else None, chi2,
+                         (int(res.n_bands_used[0]) if has_phot else 0) + spectral.npix,
+                         library_free_parameters(ctx.library.params, False))})
 
 
 def _valid_bands(obs: NDArray, err: NDArray) -> NDArray[np.bool_]:
@@ -432,27 +461,27 @@ def _fit(ctx: _Context, obs: NDArray | None, err: NDArray | None, z: float | Non
     if mset is None and aset is None:
         return _spectral_rdsps_result(ctx, lp, obs, err, z, spectral)
 
-    def sample(o: NDArray | None, e: NDArray | None) -> FitResult:
+    def sample(o: NDArray | None, e: NDArray | None, upper: NDArray | None) -> FitResult:
         if mset is None:
-            return adaptive.refine(ctx, lp, o, e, z, spectral, area, aset)
-        return fit_one(ctx, lp, o, e, z, spectral, area, mset)
+            return adaptive.refine(ctx, lp, o, e, z, spectral, area, aset, upper=upper)
+        return fit_one(ctx, lp, o, e, z, spectral, area, mset, upper=upper)
 
-    if has_phot and ctx.settings["error_floor"]:
-        err = np.sqrt(err**2 + (ctx.settings["error_floor"] * obs) ** 2)
-    if has_phot:
-        bad = ~_valid_bands(obs, err)
-        if bad.any() and not ctx.settings["mask_invalid"]:
-            raise ValueError("fits need finite fluxes and errors > 0 in every band (drop "
-                             "the invalid bands from filters, or pass mask_invalid=True)")
-        if bad.all():
-            raise ValueError("no valid band to fit")
-        if bad.any():  # masked bands: zero weight in the likelihood (error +inf)
-            out = sample(np.where(bad, 0.0, obs), np.where(bad, np.inf, err))
-            out.obs_flux = np.where(bad, np.nan, obs)
-            out.obs_flux_err = np.where(bad, np.nan, err)
-            out.n_bands_used = int((~bad).sum())
-            return out
-    return sample(obs, err)
+    if not has_phot:
+        return sample(obs, err, None)
+    # the error model (errors.py): total errors, +inf for masked bands, upper-limit flags
+    fitted = observations(obs, err, len(ctx.filters), **error_kwargs(ctx.settings),
+                          mask_invalid=ctx.settings["mask_invalid"]).row(0)
+    used = fitted.used[0]
+    if not used.any():
+        raise ValueError("no valid band to fit")
+    out = sample(fitted.flux[0], fitted.sigma[0], fitted.upper[0])
+    out.obs_flux = np.where(used, fitted.flux[0], np.nan)
+    out.obs_flux_err = np.where(used, fitted.sigma[0], np.nan)
+    out.n_bands_used = int(used.sum())
+    calib = error_diagnostics(ctx.settings, fitted.upper[0], math.nan, 0, 0)
+    out.diagnostics.update(calibration=calib["calibration"],
+                           upper_limits=calib["upper_limits"])
+    return out
 
 
 def _phot_input(flux: ArrayLike | None, flux_err: ArrayLike | None, nband: int,
@@ -499,6 +528,9 @@ def fit_sed(
     perc_chi2: float = 100.0,
     error_floor: float = 0.0,
     mask_invalid: bool = False,
+    calibration: Any = "auto",
+    upper_limits: ArrayLike | None = None,
+    upper_limit_nsigma: float | None = None,
     area_kpc2: float | None = None,
     cosmo: Any = None,
     H0: float = 70.0,
@@ -540,6 +572,19 @@ def fit_sed(
         Model for the library photometry (default: rebuilt from the library).
     likelihood, dof, perc_chi2, error_floor, mask_invalid, area_kpc2
         See :func:`pixedfit.fitting.rdsps.rdsps`.
+    calibration : "auto", False, float, mapping or sequence
+        Per-band calibration errors added in quadrature (σ² + (c_b f)²): ``"auto"``
+        (default) takes them from the instrument table (bands without an entry: 0 and a
+        warning; binned cubes: from the cube); ``False`` turns them off; a fraction, a
+        mapping ``{filter: fraction}`` or one fraction per band overrides (see
+        :mod:`pixedfit.fitting.errors`).
+    upper_limits : array_like of bool, shape (nband,), optional
+        Bands that are upper limits (flux = the limit, error = the 1σ noise); they enter
+        the likelihood through the Gaussian CDF (Sawicki 2012). :func:`fit_catalog` and
+        :func:`fit_binmap` also take one row per SED / bin.
+    upper_limit_nsigma : float, optional
+        Turn fluxes below this S/N, and NaN fluxes with an error, into limits at n σ
+        (default None: every measured flux is fitted as a detection).
     cosmo, H0, Om0
         Cosmology (age of the universe; distances for libraries read from spectra).
     max_age_universe : bool
@@ -577,6 +622,7 @@ def fit_sed(
                          max_age_universe, del_wave_nebem=float(del_wave_nebem),
                          poly_order=poly_order, spec_clip=spec_clip, dz=float(dz))
     ctx = _Context(library, filters, model, priors, settings, threads)
+    settings.update(error_settings(ctx.filters, calibration, upper_limits, upper_limit_nsigma))
     obs, err = _phot_input(flux, flux_err, len(ctx.filters), spectrum)
     if z is not None and not (np.isfinite(z) and z > 0):
         raise ValueError(f"z must be > 0 (or None for a free redshift), got {z}")
@@ -657,6 +703,9 @@ def fit_catalog(
     perc_chi2: float = 100.0,
     error_floor: float = 0.0,
     mask_invalid: bool = False,
+    calibration: Any = "auto",
+    upper_limits: ArrayLike | None = None,
+    upper_limit_nsigma: float | None = None,
     cosmo: Any = None,
     H0: float = 70.0,
     Om0: float = 0.3,
@@ -724,6 +773,8 @@ def fit_catalog(
     ctx = _Context(library, filters, model, priors, settings, threads)
     if obs.shape[1] != len(ctx.filters) or len(ctx.filters) == 0:
         raise ValueError(f"fluxes have {obs.shape[1]} bands but {len(ctx.filters)} filters")
+    settings.update(error_settings(ctx.filters, calibration, upper_limits, upper_limit_nsigma,
+                                   nsed=obs.shape[0]))
     if spectra is not None and len(spectra) != obs.shape[0]:
         raise ValueError(f"spectra: one entry (or None) per galaxy ({obs.shape[0]}), got "
                          f"{len(spectra)}")
@@ -738,17 +789,18 @@ def fit_catalog(
     def work(i: int) -> FitResult:
         if store is not None and store.has(keys[i]):
             return store.load(keys[i])
+        ctx_i = ctx.for_sed(i)  # this SED's upper-limit flags
         try:
             models = ctx.photometry(float(zz[i])) if interp is None else interp(float(zz[i]))
             mset = _mcmc_settings(method, nwalkers, nsteps, nsteps_cut, thin,
                                   _sed_seed(seed, i), _chain_file(store, keys[i]), False)
             spec = None if spectra is None else spectra[i]
             if mset is None and spec is None and aset is None:
-                res = _run_rdsps(ctx, obs[i], err[i], models, ctx.age_prior(float(zz[i])),
+                res = _run_rdsps(ctx_i, obs[i], err[i], models, ctx.age_prior(float(zz[i])),
                                  None, threads=1, return_weights=True)
-                out = _result(ctx, res, models, obs[i], err[i], float(zz[i]))
+                out = _result(ctx_i, res, models, obs[i], err[i], float(zz[i]))
             else:
-                out = _fit(ctx, obs[i], err[i], float(zz[i]), spec, None, mset, models,
+                out = _fit(ctx_i, obs[i], err[i], float(zz[i]), spec, None, mset, models,
                            _seeded(aset, _sed_seed(seed, i)))
         except Exception as exc:
             raise RuntimeError(f"SED {keys[i]!r}: {exc}") from exc
@@ -774,6 +826,9 @@ def fit_binmap(
     perc_chi2: float = 100.0,
     error_floor: float = 0.0,
     mask_invalid: bool = False,
+    calibration: Any = "auto",
+    upper_limits: ArrayLike | None = None,
+    upper_limit_nsigma: float | None = None,
     cosmo: Any = None,
     H0: float = 70.0,
     Om0: float = 0.3,
@@ -812,6 +867,13 @@ def fit_binmap(
         Instrumental resolution of the spectra.
     spec_medium : {"vacuum", "air"}
         Medium of the cube's wavelengths.
+    calibration : "auto", False, float, mapping or sequence
+        Calibration errors (see :func:`fit_sed`); ``"auto"`` takes the cube's per-band
+        fractions (``BinnedCube.calib_err``, from the flux map's ``CALERR<i>``), else the
+        instrument table. They are added to the binned SEDs (c_b × the bin's summed flux:
+        they are fully correlated across pixels), never per pixel.
+    upper_limits : array_like of bool, shape (nband,) or (nbins, nband), optional
+        Upper-limit flags (row ``b − 1`` for bin ``b``); see :func:`fit_sed`.
     seed : int
         MCMC and adaptive RDSPS: bin ``b`` uses a seed derived from (seed, b).
     refine : bool or AdaptiveSettings
@@ -843,6 +905,9 @@ def fit_binmap(
     if fit_spectra and getattr(cube, "bin_spec_flux", None) is None:
         raise ValueError("fit_spectra: the binned cube has no spectra")
     ctx = _Context(library, list(cube.filters), model, priors, settings, threads)
+    settings.update(error_settings(ctx.filters, calibration, upper_limits, upper_limit_nsigma,
+                                   nsed=nbins,
+                                   cube_calibration=getattr(cube, "calib_err", None)))
     if isinstance(store, str | os.PathLike):
         store = ResultStore(store)
     aset = _adaptive_settings(method, refine, seed)
@@ -864,13 +929,14 @@ def fit_binmap(
             spec = ObservedSpectrum(cube.wave, cube.bin_spec_flux[b - 1] * unit,
                                     cube.bin_spec_err[b - 1] * unit, medium=spec_medium,
                                     resolution=spec_resolution)
+        ctx_b = ctx.for_sed(b - 1)  # this bin's upper-limit flags
         try:
             if mset is None and spec is None and aset is None:
-                res = _run_rdsps(ctx, obs, err, models, age, area, threads=1,
+                res = _run_rdsps(ctx_b, obs, err, models, age, area, threads=1,
                                  return_weights=True)
-                out = _result(ctx, res, models, obs, err, float(redshift))
+                out = _result(ctx_b, res, models, obs, err, float(redshift))
             else:
-                out = _fit(ctx, obs, err, float(redshift), spec, area, mset, models,
+                out = _fit(ctx_b, obs, err, float(redshift), spec, area, mset, models,
                            _seeded(aset, _sed_seed(seed, b)))
         except Exception as exc:
             raise RuntimeError(f"bin {b}: {exc}") from exc
