@@ -78,7 +78,7 @@ def test_encircled_energy_check_agrees_with_an_aniano_kernel(shared_data):
     assert chk.passed
     np.testing.assert_allclose(chk.ee_convolved, chk_ref.ee_convolved, rtol=0.02)
     assert chk.max_deviation < 0.002 < chk_ref.max_deviation
-    wrong = gaussian_kernel(0.06, 0.70, s, size=301)
+    wrong = gaussian_kernel(0.06, 0.50, s, size=301)
     bad = kernel_encircled_energy(src, tgt, wrong, 0.85 / s)
     assert not bad.passed and bad.max_deviation > 0.05
 
