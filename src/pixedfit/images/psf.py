@@ -24,13 +24,13 @@ from scipy.signal import fftconvolve
 from ._checks import as_image
 
 __all__ = [
+    "KernelCheck",
     "center_psf",
     "check_kernel",
     "convolve_image",
     "double_gaussian_psf",
     "gaussian_kernel",
     "gaussian_psf",
-    "KernelCheck",
     "kernel_encircled_energy",
     "kernel_noise_correlation",
     "matching_kernel",
@@ -211,8 +211,9 @@ def matching_kernel(
     ``method="photutils"`` divides the Fourier transforms with photutils ``make_kernel``
     (``create_matching_kernel`` in photutils < 3), an OTF threshold ``regularization``
     (default 1e-4) and the chosen ``window``; on PSFs of similar width (JWST/NIRCam
-    long-wavelength bands) it gives kernels with negative lobes tens of times their sum. The kernel is then resampled to the
-    pixel scale of the image it will convolve (default ``source_scale``) and normalised.
+    long-wavelength bands) it gives kernels with negative lobes tens of times their sum.
+    The kernel is then resampled to the pixel scale of the image it will convolve
+    (default ``source_scale``) and normalised.
     Check it with :func:`kernel_encircled_energy`.
 
     Parameters
