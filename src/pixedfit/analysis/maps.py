@@ -28,8 +28,8 @@ Pixel maps
     A one-pixel bin has ``w = 1`` and ``σ_w = 0``: the pixel inherits the bin's values. Pixels
     with ``f_p <= 0`` in the reference band take their share from the nearest band where it
     is positive, else an equal share, and each bin's shares are renormalised to sum to 1
-    (:func:`share_out_fallback`): no pixel of a bin is left NaN. (The original multiplied the bin value
-    by the root of a sum of squared S/N ratios, giving errors of tens of dex.)
+    (:func:`share_out_fallback`): no pixel of a bin is left NaN. (The original multiplied
+    the bin value by the root of a sum of squared S/N ratios, giving errors of tens of dex.)
 
 Surface densities
     With the redshift and pixel scale known, ``log_sigma_mass`` (M☉ kpc⁻²),
