@@ -61,13 +61,22 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "filters": [],
         "sci": {},                # filter → science image
         "var": {},                # filter → variance image (else from the background)
+        "err": {},                # filter → 1σ error image (alternative to var)
+        "mask": {},               # filter → mask image (non-zero = ignore the pixel)
+        "psf": {},                # filter → PSF FITS file, or {file, pixel_scale}
+        "pixel_scale": {},        # filter → true pixel scale [arcsec] (fixes a bad WCS)
+        "pixel_scale_check": "error",
+        "kernel_method": "wiener",
         "ra": None, "dec": None, "z": None,
-        "stamp_size": [101, 101],
+        "stamp_size": None,       # None: from the images' footprint
         "psf_model": "gaussian",
         "psf_target": None,
         "align_filter": None,
         "background": False,
-        "noise_realisations": 4,
+        "background_options": {},  # filter → {box [arcsec], exclude [arcsec], mask_sources}
+        "zeropoints": {},         # filter → AB zero point of counts_zp images
+        "noise_realisations": 8,
+        "noise_max_realisations": 128,
         "instruments": {},        # filter → instrument overrides (unit, psf_fwhm, ...)
         "region": "segmentation",  # or "ellipse"
         "segmentation_thresh": 1.5,
@@ -143,6 +152,26 @@ def load_config(path: PathLike | None = None, config: Mapping[str, Any] | None =
     im["fluxmap"] = absolute(im["fluxmap"])
     im["sci"] = {k: absolute(v) for k, v in im["sci"].items()}
     im["var"] = {k: absolute(v) for k, v in im["var"].items()}
+    im["err"] = {k: absolute(v) for k, v in im["err"].items()}
+    im["mask"] = {k: absolute(v) for k, v in im["mask"].items()}
+    psf: dict[str, Any] = {}
+    for k, v in im["psf"].items():
+        if isinstance(v, Mapping):
+            unknown_psf = set(v) - {"file", "pixel_scale"}
+            if "file" not in v or unknown_psf:
+                raise ValueError(f"config: images.psf.{k} needs 'file' (and optionally "
+                                 "'pixel_scale' in arcsec), nothing else")
+            psf[k] = {"file": absolute(v["file"]), "pixel_scale": v.get("pixel_scale")}
+        else:
+            psf[k] = {"file": absolute(v), "pixel_scale": None}
+    im["psf"] = psf
+    for k, v in im["background_options"].items():
+        if not isinstance(v, Mapping) or set(v) - {"box", "exclude", "mask_sources"}:
+            raise ValueError(f"config: images.background_options.{k} takes box (arcsec), "
+                             "exclude (arcsec) and mask_sources (bool)")
+    both = sorted(set(im["var"]) & set(im["err"]))
+    if both:
+        raise ValueError(f"config: images.var and images.err both given for {both}")
     cfg["ifs"]["cube"] = absolute(cfg["ifs"]["cube"])
     cfg["models"]["library"] = absolute(cfg["models"]["library"])
     cfg["report"]["truth"] = absolute(cfg["report"]["truth"])
@@ -207,14 +236,18 @@ class Pipeline:
         Default :func:`pixedfit.parallel.get_pool` (MPI when launched by mpiexec).
     quiet : bool, optional
         Overrides ``run.quiet``.
+    output_dir : path-like, optional
+        Overrides ``run.output_dir``.
     """
 
     def __init__(self, config: PathLike | Mapping[str, Any], pool: Any = None,
-                 quiet: bool | None = None):
+                 quiet: bool | None = None, output_dir: PathLike | None = None):
         if isinstance(config, Mapping):
             self.cfg = load_config(config=config)
         else:
             self.cfg = load_config(config)
+        if output_dir is not None:  # overrides run.output_dir (relative to the cwd)
+            self.cfg["run"]["output_dir"] = str(Path(output_dir).expanduser().resolve())
         if pool is None:
             from .parallel import get_pool
 
@@ -337,21 +370,49 @@ class Pipeline:
 
             return self._stage("images", {"fluxmap": im["fluxmap"]}, [im["fluxmap"]], [],
                                copy_map)
-        files = [*im["sci"].values(), *im["var"].values()]
-        settings = {k: v for k, v in im.items() if k not in ("sci", "var")}
+        files = [*im["sci"].values(), *im["var"].values(), *im["err"].values(),
+                 *im["mask"].values(), *(p["file"] for p in im["psf"].values())]
+        settings = {k: v for k, v in im.items() if k not in ("sci", "var", "err", "mask")}
 
         def work():
+            import numpy as np
+            from astropy.io import fits
+
             from .images import ImageSet
 
             folder = self.path("images")
             folder.mkdir(parents=True, exist_ok=True)
+            var = dict(im["var"])
+            for f, path in im["err"].items():  # 1σ maps → variances
+                with fits.open(path) as hdul:
+                    hdu = next((h for h in hdul if h.data is not None and h.data.ndim == 2),
+                               None)
+                    if hdu is None:
+                        raise ValueError(f"images.err.{f}: {path} has no 2-D image")
+                    err = np.array(hdu.data, dtype=np.float64)
+                if np.any(err[np.isfinite(err)] < 0):
+                    raise ValueError(f"images.err.{f}: negative errors in {path}")
+                var[f] = err**2
+            bgo = im["background_options"]
             iset = ImageSet(
                 im["filters"], im["sci"], ra=float(im["ra"]), dec=float(im["dec"]),
-                output_dir=folder, var_img=im["var"] or None, z=im["z"],
-                stamp_size=tuple(im["stamp_size"]), instruments=im["instruments"] or None,
+                output_dir=folder, var_img=var or None, z=im["z"],
+                stamp_size=None if im["stamp_size"] is None else tuple(im["stamp_size"]),
+                instruments=im["instruments"] or None,
+                psfs={f: (p["file"], p["pixel_scale"]) for f, p in im["psf"].items()} or None,
+                kernel_method=im["kernel_method"], mask_img=im["mask"] or None,
+                pixel_scale=im["pixel_scale"] or None,
+                pixel_scale_check=im["pixel_scale_check"],
                 psf_model=im["psf_model"], psf_target=im["psf_target"],
                 align_filter=im["align_filter"], background=bool(im["background"]),
-                noise_realisations=int(im["noise_realisations"]), seed=int(im["seed"]))
+                background_box={f: bgo.get(f, {}).get("box") for f in im["filters"]},
+                background_exclude={f: bgo.get(f, {}).get("exclude") for f in im["filters"]},
+                background_mask_sources={f: bool(bgo.get(f, {}).get("mask_sources", True))
+                                         for f in im["filters"]},
+                zeropoints=im["zeropoints"] or None,
+                noise_realisations=int(im["noise_realisations"]),
+                noise_max_realisations=int(im["noise_max_realisations"]),
+                seed=int(im["seed"]))
             iset.process(write=True)
             if im["region"] == "ellipse":
                 iset.galaxy_region(use_ellipse=True, **im["ellipse"])
@@ -363,7 +424,11 @@ class Pipeline:
             outs = ["images/fluxmap.fits"] + [f"images/stamp_{f}.fits" for f in iset.filters]
             return outs, {"filters": iset.filters, "psf_target": iset.psf_target,
                           "align_filter": iset.align_filter,
-                          "region_pixels": int(iset.region.sum())}
+                          "stamp_size": list(iset.stamp_size),
+                          "region_pixels": int(iset.region.sum()),
+                          "kernel_ee_deviation": {f: c.max_deviation
+                                                  for f, c in iset.kernel_checks.items()},
+                          "noise_factor": {f: n.pixel_factor for f, n in iset.noise.items()}}
 
         return self._stage("images", settings, files, [], work)
 
@@ -513,8 +578,9 @@ class Pipeline:
 
 
 def run_pipeline(config: PathLike | Mapping[str, Any], pool: Any = None,
-                 quiet: bool | None = None) -> Pipeline:
-    """Run the pipeline of a configuration; returns the :class:`Pipeline` (records, paths)."""
-    pipe = Pipeline(config, pool=pool, quiet=quiet)
+                 quiet: bool | None = None, output_dir: PathLike | None = None) -> Pipeline:
+    """Run the pipeline of a configuration; returns the :class:`Pipeline` (records, paths).
+    ``output_dir`` overrides ``run.output_dir``."""
+    pipe = Pipeline(config, pool=pool, quiet=quiet, output_dir=output_dir)
     pipe.run()
     return pipe
