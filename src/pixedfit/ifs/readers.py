@@ -494,6 +494,21 @@ def read_muse(path: PathLike, psf_fwhm: float | ArrayLike | None = None,
 # --------------------------------------------------------------------------- generic
 
 
+def _resolution_argument(resolution: Any, nwave: int, path: PathLike) -> NDArray[np.float64]:
+    """``read_generic``'s ``resolution``: one R > 0, or one per wavelength of the cube."""
+    try:
+        res = np.asarray(resolution, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"resolution must be a number or one number per wavelength, got "
+                        f"{resolution!r}") from exc
+    if res.ndim > 1 or (res.ndim == 1 and res.size != nwave):
+        raise ValueError(f"resolution must be one R or one per wavelength: {path} has {nwave} "
+                         f"wavelengths, resolution has shape {res.shape}")
+    if not (np.all(np.isfinite(res)) and np.all(res > 0)):
+        raise ValueError("resolution: the resolving power R must be finite and > 0")
+    return np.broadcast_to(res, (nwave,)).copy()
+
+
 def read_generic(
     path: PathLike,
     flux_ext: int | str = 0,
@@ -561,9 +576,7 @@ def read_generic(
         scale = flux_unit_scale(fh.get("BUNIT"), unit, f"{path} flux")
         wcs = _celestial(fh, path)
         header = hdul[0].header.copy()
-    res = None
-    if resolution is not None:
-        res = np.broadcast_to(np.asarray(resolution, dtype=np.float64), wave.shape).copy()
+    res = None if resolution is None else _resolution_argument(resolution, wave.size, path)
     return IFSCube(flux * scale, err * scale, wave, mask, wcs, wave_medium=medium,
                    psf_fwhm=psf_fwhm, resolution=res, survey=survey, gal_ebv=gal_ebv,
                    extinction_corrected=extinction_corrected, header=header)
