@@ -31,7 +31,7 @@ def check_redshift(z: Any, name: str = "z", allow_none: bool = True) -> float | 
         none = " or None for a free redshift" if allow_none else ""
         raise TypeError(f"{name} must be a number{none}, got {z!r}")
     if not (math.isfinite(z) and z > 0):
-        raise ValueError(f"{name} must be finite and > 0, got {z!r}")
+        raise ValueError(f"{name} must be > 0 and finite, got {z!r}")
     return float(z)
 
 
@@ -110,8 +110,8 @@ def catalog_redshifts(z: ArrayLike | None, distance_mpc: ArrayLike | None, nrows
             raise TypeError(f"{name} must be numbers, one per row, got {values!r}") from exc
         arr = np.broadcast_to(arr, (nrows,)) if arr.ndim == 0 else arr
         if arr.shape != (nrows,):
-            raise ValueError(f"{name} must hold one value per row ({nrows}), got shape "
-                             f"{arr.shape}")
+            raise ValueError(f"{name} must hold one value per row ({nrows}): fluxes and "
+                             f"{name} must describe the same galaxies, got shape {arr.shape}")
         return arr
 
     if z is None and distance_mpc is None:
