@@ -326,6 +326,17 @@ def test_image_set_arguments(tmp_path, kwargs, exc, pattern):
         ImageSet(**args)
 
 
+def test_galactic_extinction_coordinates():
+    from pixedfit.images.extinction import ebv_foreground_dust
+
+    with pytest.raises(ValueError, match=r"^ra: cannot read 'abc'"):
+        ebv_foreground_dust("abc", 2.0)
+    with pytest.raises(ValueError, match=r"^dec must lie within"):
+        ebv_foreground_dust(150.0, -91.0)
+    assert ebv_foreground_dust("10:00:00", "+02:00:00") == pytest.approx(
+        ebv_foreground_dust(150.0, 2.0), rel=1e-12)
+
+
 def test_image_shorter_than_its_header_names_the_file(tmp_path):
     full = _image(tmp_path / "r.fits")
     data = full.read_bytes()

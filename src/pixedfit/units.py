@@ -206,7 +206,9 @@ def sky_position(ra: object, dec: object, names: tuple[str, str] = ("ra", "dec")
     ra_deg = _angle_degrees(ra, names[0], hours=True)
     dec_deg = _angle_degrees(dec, names[1], hours=False)
     if not -360.0 <= ra_deg <= 360.0:
-        raise ValueError(f"{names[0]} must lie within [-360, 360] degrees, got {ra!r}")
+        raise ValueError(f"{names[0]} must lie within [-360, 360] degrees (sky coordinates "
+                         f"in degrees), got {ra!r}")
     if not -90.0 <= dec_deg <= 90.0:
-        raise ValueError(f"{names[1]} must lie within [-90, 90] degrees, got {dec!r}")
+        raise ValueError(f"{names[1]} must lie within [-90, 90] degrees (sky coordinates "
+                         f"in degrees), got {dec!r}")
     return ra_deg, dec_deg
