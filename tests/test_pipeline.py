@@ -98,7 +98,7 @@ def test_config_errors(tmp_path, capsys):
     bad.write_text("[binning]\nsnr = 5\n[images]\nfluxmap = 'x.fits'\n")
     with pytest.raises(ValueError, match=r"unknown key binning\.snr"):
         load_config(bad)
-    with pytest.raises(ValueError, match="unknown sections"):
+    with pytest.raises(ValueError, match=r"unknown section \[fitter\]; did you mean \[fitting\]"):
         load_config(config={"fitter": {}})
     with pytest.raises(ValueError, match=r"images\.filters"):
         load_config(config={"images": {}})

@@ -562,21 +562,26 @@ public:
         wk.reset();
         std::atomic<double> shared_max(kNegInf);
         const std::int64_t nck = static_cast<std::int64_t>(sh_.nchunks_per_z * in_.nz);
+        ParallelErrors errors;  // candidate lists allocate: keep exceptions in the region
 #pragma omp parallel for num_threads(nt) schedule(static)
         for (std::int64_t ci = 0; ci < nck; ++ci) {
-            const std::size_t c = static_cast<std::size_t>(ci);
-            ChunkBuffers buf;
-            // positions always computed (chunks complete in any order); the shared maximum
-            // only sets the candidate floor
-            double running = shared_max.load(std::memory_order_relaxed);
-            double best_lnp = kNegInf, best_chi2 = kInf;
-            chunk_pass(st, s, c, buf, wk, best_lnp, best_chi2, running);
-            running = std::max(running, best_lnp);
-            double seen = shared_max.load(std::memory_order_relaxed);
-            while (running > seen &&
-                   !shared_max.compare_exchange_weak(seen, running, std::memory_order_relaxed)) {
-            }
+            if (errors.failed()) continue;
+            errors.run(ci, [&] {
+                const std::size_t c = static_cast<std::size_t>(ci);
+                ChunkBuffers buf;
+                // positions always computed (chunks complete in any order); the shared
+                // maximum only sets the candidate floor
+                double running = shared_max.load(std::memory_order_relaxed);
+                double best_lnp = kNegInf, best_chi2 = kInf;
+                chunk_pass(st, s, c, buf, wk, best_lnp, best_chi2, running);
+                running = std::max(running, best_lnp);
+                double seen = shared_max.load(std::memory_order_relaxed);
+                while (running > seen && !shared_max.compare_exchange_weak(
+                                             seen, running, std::memory_order_relaxed)) {
+                }
+            });
         }
+        errors.rethrow();
     }
 
     // Value of statistic k for a pair of model m at redshift index iz.
@@ -872,19 +877,30 @@ void rdsps_fit(const RdspsInputs& in, const RdspsOptions& opt, const RdspsOutput
                        1, std::min<std::size_t>(kSedBlock, (in.nsed + nt - 1) /
                                                                static_cast<std::size_t>(nt)));
         const std::int64_t nblocks = static_cast<std::int64_t>((in.nsed + block - 1) / block);
+        ParallelErrors errors;  // allocations may throw: keep exceptions in the region
 #pragma omp parallel num_threads(nt)
         {
             std::vector<SedWork> work;
-            work.reserve(block);
-            for (std::size_t q = 0; q < block; ++q) work.emplace_back(nchunks, sh.npairs, keep);
+            bool ready = false;
+            errors.run(-1, [&] {
+                work.reserve(block);
+                for (std::size_t q = 0; q < block; ++q) {
+                    work.emplace_back(nchunks, sh.npairs, keep);
+                }
+                ready = true;
+            });
 #pragma omp for schedule(dynamic, 1)
             for (std::int64_t ib = 0; ib < nblocks; ++ib) {
-                const std::size_t s0 = static_cast<std::size_t>(ib) * block;
-                const std::size_t nb = std::min(block, in.nsed - s0);
-                fitter.pass1_block(s0, nb, work);
-                for (std::size_t q = 0; q < nb; ++q) fitter.finish_sed(s0 + q, work[q]);
+                if (!ready || errors.failed()) continue;
+                errors.run(ib, [&] {
+                    const std::size_t s0 = static_cast<std::size_t>(ib) * block;
+                    const std::size_t nb = std::min(block, in.nsed - s0);
+                    fitter.pass1_block(s0, nb, work);
+                    for (std::size_t q = 0; q < nb; ++q) fitter.finish_sed(s0 + q, work[q]);
+                });
             }
         }
+        errors.rethrow();
     } else {
         SedWork work(nchunks, sh.npairs, keep);
         for (std::size_t s = 0; s < in.nsed; ++s) {

@@ -8,7 +8,10 @@ converted with the filters' pivot wavelengths), a redshift column (``--z-column`
 filter, a boolean column ``F_ul`` (True: ``F`` holds an upper limit and ``F_err`` its 1σ
 noise). Errors follow :mod:`pixedfit.fitting.errors`: calibration errors from the instrument
 table by default (``--calibration-errors``), an optional ``--error-floor``, and upper limits
-(``F_ul`` columns, or ``--upper-limit-nsigma``) through the Gaussian CDF. The
+(``F_ul`` columns, or ``--upper-limit-nsigma``) through the Gaussian CDF. With
+``--distance-column D`` a row whose column ``D`` holds a finite luminosity distance (Mpc)
+is fitted at the redshift of that distance instead (nearby galaxies with a negative or
+peculiar-velocity-dominated redshift); the redshift column may then be absent. The
 output table has one row per SED: id, z, chi2_min, n_used and ``<param>_<stat>`` columns
 (``--method mcmc`` fits with emcee instead, the library giving the model and the start).
 Under ``mpiexec -n N`` the SEDs are shared among the ranks and rank 0 writes the table.
@@ -51,7 +54,8 @@ def _cmd_models_generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _read_catalog(path: str, filters: list[str], unit: str, z_column: str, z_fixed: float | None):
+def _read_catalog(path: str, filters: list[str], unit: str, z_column: str, z_fixed: float | None,
+                  distance_column: str | None = None):
     from astropy.table import Table
 
     from .filters import cwave_filters
@@ -75,12 +79,21 @@ def _read_catalog(path: str, filters: list[str], unit: str, z_column: str, z_fix
                                  unit, "erg/s/cm2/A", flux_err=np.where(good, np.abs(err), 1.0))
         conv_f[good], conv_e[good] = f[good], e[good]
         flux, err = conv_f, conv_e
+    dist = None
+    if distance_column is not None:
+        if distance_column not in table.colnames:
+            raise ValueError(f"catalogue {path} has no distance column {distance_column!r} "
+                             f"(--distance-column)")
+        dist = np.asarray(table[distance_column], dtype=np.float64)
     if z_fixed is not None:
         z = np.full(len(table), float(z_fixed))
     elif z_column in table.colnames:
         z = np.asarray(table[z_column], dtype=np.float64)
+    elif dist is not None:
+        z = np.full(len(table), np.nan)
     else:
-        raise ValueError(f"catalogue {path} has no redshift column {z_column!r}; pass --z")
+        raise ValueError(f"catalogue {path} has no redshift column {z_column!r}; pass --z "
+                         f"or --distance-column")
     ids = ([str(v) for v in table["id"]] if "id" in table.colnames
            else [str(i) for i in range(len(table))])
     upper = None
@@ -94,7 +107,7 @@ def _read_catalog(path: str, filters: list[str], unit: str, z_column: str, z_fix
                     raise ValueError(f"catalogue {path}: column {f}_ul must be boolean "
                                      "(True: an upper limit)")
                 upper[:, b] = col.astype(bool)
-    return ids, flux, err, z, upper
+    return ids, flux, err, z, upper, dist
 
 
 def _parse_calibration(text: str) -> object:
@@ -133,8 +146,8 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     from .parallel import get_pool
 
     filters = [f.strip() for f in args.filters.split(",") if f.strip()]
-    ids, flux, err, z, upper = _read_catalog(args.catalog, filters, args.unit, args.z_column,
-                                             args.z)
+    ids, flux, err, z, upper, dist = _read_catalog(args.catalog, filters, args.unit,
+                                                   args.z_column, args.z, args.distance_column)
     library = read_library(args.library, spectra=False)
     pool = get_pool()
     store = ResultStore(args.store) if args.store else None
@@ -145,13 +158,17 @@ def _cmd_fit(args: argparse.Namespace) -> int:
                           upper_limit_nsigma=args.upper_limit_nsigma, mask_invalid=True,
                           threads=args.threads, quiet=args.quiet,
                           method=args.method, nwalkers=args.nwalkers, nsteps=args.nsteps,
-                          nsteps_cut=args.nsteps_cut, thin=args.thin, seed=args.seed)
+                          nsteps_cut=args.nsteps_cut, thin=args.thin, seed=args.seed,
+                          distance_mpc=dist)
     if pool.is_master:
         rows = []
         for key, zi, res in zip(ids, z, results, strict=True):
-            row = {"id": key, "z": float(zi), "chi2_min": res.chi2_min,
+            zfit = float(res.z) if res.z is not None else float(zi)
+            row = {"id": key, "z": zfit, "chi2_min": res.chi2_min,
                    "chi2_dof": res.diagnostics.get("chi2_dof", np.nan),
-                   "ndof": res.diagnostics.get("ndof", -1), "n_used": res.n_used}
+                   "ndof": res.diagnostics.get("ndof", -1), "n_used": res.n_used,
+                   "ess": res.ess, "n_model_evaluations": res.n_model_evaluations,
+                   "converged": -1 if res.converged is None else int(res.converged)}
             for name, stats in res.summary.items():
                 for stat, value in stats.items():
                     row[f"{name}_{stat}"] = value
@@ -206,6 +223,9 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
     fit.add_argument("--unit", default="erg/s/cm2/A", help="flux unit: erg/s/cm2/A, Jy, uJy")
     fit.add_argument("--z-column", default="z", help="redshift column (default z)")
     fit.add_argument("--z", type=float, default=None, help="one redshift for every SED")
+    fit.add_argument("--distance-column", default=None,
+                     help="luminosity-distance column (Mpc): rows with a finite value are "
+                          "fitted at the redshift of that distance instead of their z")
     fit.add_argument("--store", default=None, help="folder of per-SED results (resumable)")
     fit.add_argument("--likelihood", default="gauss", choices=("gauss", "student_t"))
     fit.add_argument("--dof", type=float, default=3.0)

@@ -46,8 +46,9 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from ..cosmology import age_of_universe, luminosity_distance
-from ..parallel import SerialPool, resolve_threads
+from ..parallel import SerialPool, thread_count
 from . import adaptive
+from ._checks import check_catalog, check_common, check_dz, check_redshift
 from .adaptive import AdaptiveSettings, ConvergenceWarning
 from .errors import (
     chi2_terms,
@@ -220,7 +221,7 @@ def _map_seds(pool: Any, work: Any, indices: Sequence[Any], threads: int | None,
     """Run ``work(i)`` for every index: blocks of SEDs over the (MPI) pool, and inside a
     rank over ``threads`` Python threads (each fit runs its kernel on one thread, so the
     results do not depend on how the work is split)."""
-    nthreads = resolve_threads(threads) or (os.cpu_count() or 1)
+    nthreads = thread_count(threads)
     blocks = [list(indices[i:i + _BLOCK]) for i in range(0, len(indices), _BLOCK)]
     progress = None
     if not quiet:
@@ -618,6 +619,9 @@ def fit_sed(
     FitResult
     """
     _check_method(method)
+    z = check_redshift(z)
+    check_dz(dz, span=1.0 if z is None else 0.0)
+    check_common(method, threads, nwalkers, nsteps, nsteps_cut, thin, seed)
     settings = _settings(likelihood, dof, perc_chi2, error_floor, mask_invalid, cosmo, H0, Om0,
                          max_age_universe, del_wave_nebem=float(del_wave_nebem),
                          poly_order=poly_order, spec_clip=spec_clip, dz=float(dz))
@@ -722,6 +726,7 @@ def fit_catalog(
     thin: int = 1,
     seed: int = 0,
     refine: bool | AdaptiveSettings = True,
+    distance_mpc: ArrayLike | None = None,
 ) -> list[FitResult]:
     """Fit many SEDs, each at its own redshift.
 
@@ -731,8 +736,8 @@ def fit_catalog(
         f_λ and errors (erg s⁻¹ cm⁻² Å⁻¹).
     filters : sequence of str
         Bands.
-    z : array_like, shape (ngal,)
-        Redshifts (> 0).
+    z : array_like, shape (ngal,), or None
+        Redshifts (> 0; NaN where ``distance_mpc`` gives the distance instead).
     ids : sequence, optional
         Keys of the galaxies in the store (default: their row numbers).
     store : path-like or ResultStore, optional
@@ -747,6 +752,11 @@ def fit_catalog(
         MCMC and adaptive RDSPS: galaxy ``i`` uses a seed derived from (seed, i).
     refine : bool or AdaptiveSettings
         Adaptive refinement of RDSPS fits (see :func:`fit_sed`).
+    distance_mpc : array_like, shape (ngal,), optional
+        Luminosity distances (Mpc): a row with a finite distance is fitted at the redshift
+        of that distance (:func:`pixedfit.cosmology.redshift_at_distance`) instead of its
+        ``z`` — for nearby galaxies whose redshift is negative or dominated by peculiar
+        motion. NaN keeps the row's ``z``.
     Other parameters
         As :func:`fit_sed`.
 
@@ -754,19 +764,16 @@ def fit_catalog(
     -------
     list of FitResult
         In input order (on every rank).
+
+    Raises
+    ------
+    ValueError, TypeError
+        Before any work, naming the argument, or the row and id of a bad redshift.
     """
     _check_method(method)
-    obs = np.atleast_2d(np.asarray(fluxes, dtype=np.float64))
-    err = np.atleast_2d(np.asarray(flux_errs, dtype=np.float64))
-    zz = np.atleast_1d(np.asarray(z, dtype=np.float64))
-    if obs.shape != err.shape or obs.shape[0] != zz.size:
-        raise ValueError(f"fluxes {obs.shape}, flux_errs {err.shape} and z {zz.shape} must "
-                         "describe the same galaxies")
-    if not np.all(np.isfinite(zz)) or np.any(zz <= 0):
-        raise ValueError("z must be finite and > 0 for every galaxy")
-    keys = [str(i) for i in (ids if ids is not None else range(obs.shape[0]))]
-    if len(set(keys)) != len(keys):
-        raise ValueError("ids must be unique")
+    check_common(method, threads, nwalkers, nsteps, nsteps_cut, thin, seed)
+    obs, err, zz, keys = check_catalog(fluxes, flux_errs, z, distance_mpc, ids, dz, cosmo,
+                                       H0, Om0)
     settings = _settings(likelihood, dof, perc_chi2, error_floor, mask_invalid, cosmo, H0, Om0,
                          max_age_universe, del_wave_nebem=float(del_wave_nebem),
                          poly_order=poly_order, spec_clip=spec_clip, dz=float(dz))
@@ -887,6 +894,8 @@ def fit_binmap(
         Keyed by bin id.
     """
     _check_method(method)
+    z = check_redshift(z, "z")
+    check_common(method, threads, nwalkers, nsteps, nsteps_cut, thin, seed)
     from ..binning import BinnedCube
 
     cube = binned if isinstance(binned, BinnedCube) else BinnedCube.read(binned)

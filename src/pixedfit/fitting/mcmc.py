@@ -112,21 +112,52 @@ class McmcSettings:
     dz_interp: float = 0.001
     progress: bool = False
 
-    def check(self, ndim: int) -> None:
-        """Raise ValueError for inconsistent settings."""
-        for name in ("nwalkers", "nsteps", "thin", "n_sed_samples", "max_derived_samples"):
+    def check(self, ndim: int | None = None) -> None:
+        """Raise for bad settings, naming the setting.
+
+        Parameters
+        ----------
+        ndim : int, optional
+            Number of free parameters; None checks everything that does not depend on it
+            (call it so before any work, and with ``ndim`` once the parameters are known).
+
+        Raises
+        ------
+        TypeError
+            A count that is not an integer (``nwalkers=14.5``), a number that is not one.
+        ValueError
+            A value out of its range.
+        """
+        def integer(name: str, minimum: int) -> int:
             v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 1:
-                raise ValueError(f"{name} must be a positive integer, got {v!r}")
-        if self.nwalkers < 2 * ndim:
+            if isinstance(v, bool) or not isinstance(v, int | np.integer):
+                raise TypeError(f"{name} must be an integer, got {v!r}")
+            if v < minimum:
+                raise ValueError(f"{name} must be >= {minimum}, got {v}")
+            return int(v)
+
+        def number(name: str) -> float:
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int | float | np.integer | np.floating):
+                raise TypeError(f"{name} must be a number, got {v!r}")
+            return float(v)
+
+        for name in ("nwalkers", "nsteps", "thin", "n_sed_samples", "max_derived_samples"):
+            integer(name, 1)
+        if not integer("nsteps_cut", 0) < self.nsteps:
+            raise ValueError(f"nsteps_cut must be within 0..nsteps-1 ({self.nsteps - 1}), "
+                             f"got {self.nsteps_cut}")
+        if integer("seed", 0) >= 2**32:
+            raise ValueError(f"seed must be < 2**32 (numpy's RandomState), got {self.seed}")
+        if not (0 < number("init_spread") < 0.5):
+            raise ValueError(f"init_spread must be within (0, 0.5), got {self.init_spread!r}")
+        if not (number("dz_interp") > 0 and np.isfinite(self.dz_interp)):
+            raise ValueError(f"dz_interp must be finite and > 0, got {self.dz_interp!r}")
+        if self.backend is not None and not isinstance(self.backend, str | os.PathLike):
+            raise TypeError(f"backend must be a file path or None, got {self.backend!r}")
+        if ndim is not None and self.nwalkers < 2 * ndim:
             raise ValueError(f"nwalkers must be >= 2 x the number of free parameters "
                              f"({2 * ndim}), got {self.nwalkers}")
-        if not 0 <= self.nsteps_cut < self.nsteps:
-            raise ValueError(f"nsteps_cut must be within 0..nsteps-1, got {self.nsteps_cut}")
-        if not (0 < self.init_spread < 0.5):
-            raise ValueError("init_spread must be within (0, 0.5)")
-        if not self.dz_interp > 0:
-            raise ValueError("dz_interp must be > 0")
 
 
 def derived_logs(model: Any, derived: Mapping[str, NDArray]) -> dict[str, NDArray]:
@@ -475,13 +506,8 @@ def _box(ctx: Any, name: str, lp: LibraryPass, best_log_mass: float) -> tuple[fl
     if prior is not None:
         lo = prior.lo if prior.lo is not None else lo
         hi = prior.hi if prior.hi is not None else hi
-    grid = ctx.model.grid
-    if name == "logzsol":
-        lo, hi = max(lo, float(grid.logzsol[0])), min(hi, float(grid.logzsol[-1]))
-    elif name == "log_age":
-        hi = min(hi, float(np.log10(grid.age[-1])))
-    elif name in ("dust1", "dust2"):
-        lo = max(lo, 0.0)
+    if name in (limits := ctx.model.param_limits()):  # the model refuses values outside
+        lo, hi = max(lo, limits[name][0]), min(hi, limits[name][1])
     elif name == "z":
         lo = max(lo, 1e-4)
     if hi < lo:

@@ -767,6 +767,21 @@ def _seeing_fallback(header: fits.Header, wave: NDArray[np.float64], path: PathL
 # --------------------------------------------------------------------------- generic
 
 
+def _resolution_argument(resolution: Any, nwave: int, path: PathLike) -> NDArray[np.float64]:
+    """``read_generic``'s ``resolution``: one R > 0, or one per wavelength of the cube."""
+    try:
+        res = np.asarray(resolution, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"resolution must be a number or one number per wavelength, got "
+                        f"{resolution!r}") from exc
+    if res.ndim > 1 or (res.ndim == 1 and res.size != nwave):
+        raise ValueError(f"resolution must be one R or one per wavelength: {path} has {nwave} "
+                         f"wavelengths, resolution has shape {res.shape}")
+    if not (np.all(np.isfinite(res)) and np.all(res > 0)):
+        raise ValueError("resolution: the resolving power R must be finite and > 0")
+    return np.broadcast_to(res, (nwave,)).copy()
+
+
 def read_generic(
     path: PathLike,
     flux_ext: int | str = 0,
@@ -847,7 +862,7 @@ def read_generic(
         header = hdul[0].header.copy()
     res = None
     if resolution is not None:
-        res = np.broadcast_to(np.asarray(resolution, dtype=np.float64), wave.shape).copy()
+        res = _resolution_argument(resolution, wave.size, path)
     psf, src = psf_fwhm, "argument psf_fwhm"
     if psf is None:
         psf, src = _seeing_fallback(header, wave, path)

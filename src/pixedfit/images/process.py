@@ -28,12 +28,14 @@ from typing import Any
 
 import numpy as np
 from astropy.io import fits
+from astropy.utils.exceptions import AstropyUserWarning
 from astropy.wcs import WCS
 from numpy.typing import NDArray
 
 from .._paths import atomic_path
 from ..cube import FluxCube
 from ..filters import cwave_filters
+from ..units import sky_position
 from . import psf as _psf
 from ._checks import as_image, pixel_scale_arcsec, require_celestial_wcs
 from .align import (
@@ -121,17 +123,34 @@ class StampBand:
     header: fits.Header
 
 
+def _check_count(value: Any, name: str, minimum: int) -> int:
+    """An integer >= minimum, or TypeError / ValueError naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)
+
+
 def _read(obj: Any, name: str) -> tuple[NDArray[np.float64], fits.Header]:
     """Image data and header from a path, HDU, HDUList or (array, header) tuple."""
     if isinstance(obj, str | os.PathLike):
         path = Path(obj)
         if not path.is_file():
             raise FileNotFoundError(f"{name}: file {path} not found")
-        with fits.open(path) as hdul:
-            hdu = next((h for h in hdul if h.data is not None and h.data.ndim == 2), None)
-            if hdu is None:
-                raise ValueError(f"{name}: {path} has no 2-D image HDU")
-            return np.array(hdu.data, dtype=np.float64), hdu.header.copy()
+        with warnings.catch_warnings():
+            # astropy only warns about a file shorter than its headers say, then fails later
+            warnings.filterwarnings("error", message=".*truncated", category=AstropyUserWarning)
+            try:  # our own file handle: closed even when fits.open itself fails
+                with open(path, "rb") as handle, fits.open(handle) as hdul:
+                    hdu = next((h for h in hdul if h.data is not None and h.data.ndim == 2),
+                               None)
+                    if hdu is not None:
+                        return np.array(hdu.data, dtype=np.float64), hdu.header.copy()
+            except (OSError, TypeError, ValueError, AstropyUserWarning) as exc:
+                raise ValueError(f"{name}: cannot read the FITS file {path}: it is truncated "
+                                 f"or damaged ({exc})") from exc
+        raise ValueError(f"{name}: {path} has no 2-D image HDU")
     if isinstance(obj, fits.HDUList):
         return _read(obj[0], name)
     if isinstance(obj, fits.PrimaryHDU | fits.ImageHDU | fits.CompImageHDU):
@@ -161,8 +180,9 @@ class ImageSet:
     var_img : mapping filter → path, HDU, array or None, optional
         Variance images (same grid as the science image). Missing/None: estimated from
         the background RMS (:func:`pixedfit.images.variance.variance_from_background`).
-    ra, dec : float
-        Target coordinates in degrees (ICRS).
+    ra, dec : float or str
+        Target coordinates in degrees (ICRS), or text read by
+        :func:`pixedfit.units.sky_position` (e.g. ``"10:00:28.6"``, ``"+02:12:21"``).
     output_dir : path-like
         Folder for every file written (created if needed). Required: nothing is written
         to the current directory.
@@ -271,8 +291,9 @@ class ImageSet:
             raise ValueError("filters: give a non-empty list of filter names")
         if len(set(filters)) != len(filters):
             raise ValueError("filters: duplicated names")
-        if not (np.isfinite(ra) and np.isfinite(dec) and -90 <= dec <= 90):
-            raise ValueError(f"ra, dec: invalid target coordinates ({ra}, {dec})")
+        ra, dec = sky_position(ra, dec)
+        _check_count(noise_realisations, "noise_realisations", 0)
+        _check_count(seed, "seed", 0)
         if output_dir is None:
             raise ValueError("output_dir: an output folder is required")
         missing = [f for f in filters if f not in sci_img]
@@ -281,6 +302,11 @@ class ImageSet:
         if psf_model not in ("gaussian", "moffat", "double_gaussian"):
             raise ValueError("psf_model: use 'gaussian', 'moffat' or 'double_gaussian'")
         if stamp_size is not None:
+            if isinstance(stamp_size, str | bytes) or np.ndim(stamp_size) != 1 or \
+                    len(stamp_size) != 2:
+                raise ValueError(f"stamp_size: give (ny, nx) in pixels, got {stamp_size!r}")
+            for v in stamp_size:
+                _check_count(v, "stamp_size", 0)
             ny, nx = (int(v) for v in stamp_size)
             if ny < 5 or nx < 5:
                 raise ValueError("stamp_size: at least 5x5 pixels")
