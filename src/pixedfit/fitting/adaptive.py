@@ -90,12 +90,13 @@ class AdaptiveSettings:
         them (None: 10 × the number of sampled parameters).
     max_candidates : int
         Library models that seed the first proposal.
-    laplace : bool
-        Also seed the proposal with a Student-t at the local posterior maximum nearest the
-        best library model, with the covariance of the Laplace approximation there (found
-        by a bounded quasi-Newton search with batched finite differences, ~1 % of the
-        evaluations): a well-measured SED's posterior is far narrower than the library's
-        spacing, and this is what makes the first round efficient.
+    n_particles : int
+        Particles of the annealing stage that carries the library to the posterior
+        (0: none; the importance rounds then start from the library itself).
+    n_moves : int
+        Random-walk Metropolis moves per tempering step (twice that at β = 1).
+    max_tempering_steps : int
+        Tempering steps at most.
     n_samples : int
         Equal-weight posterior samples kept in the result (resampled from the weighted
         ones; 0 keeps none).
@@ -113,27 +114,31 @@ class AdaptiveSettings:
     max_rounds: int = 40
     df: float = 5.0
     defensive: float = 0.05
-    max_components: int = 64
+    max_components: int = 128
     min_adapt_ess: float | None = None
-    max_candidates: int = 2000
+    max_candidates: int = 20000
     n_samples: int = 1000
-    laplace: bool = True
+    n_particles: int = 400
+    n_moves: int = 3
+    max_tempering_steps: int = 60
     max_pareto_k: float = 0.7
     seed: int = 0
 
     def check(self) -> None:
         """Raise ValueError naming the first invalid setting."""
         ints = ("max_evaluations", "batch", "max_rounds", "max_components", "max_candidates",
-                "seed")
+                "n_moves", "max_tempering_steps", "seed")
         for name in ints:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < (
                     0 if name == "seed" else 1):
                 raise ValueError(f"AdaptiveSettings.{name} must be a positive integer, "
                                  f"got {v!r}")
-        v = self.n_samples
-        if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 0:
-            raise ValueError(f"AdaptiveSettings.n_samples must be an integer >= 0, got {v!r}")
+        for name in ("n_samples", "n_particles"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 0:
+                raise ValueError(f"AdaptiveSettings.{name} must be an integer >= 0, got "
+                                 f"{v!r}")
         for name in ("target_ess", "df"):
             v = getattr(self, name)
             if not (isinstance(v, int | float) and math.isfinite(v) and v > 0):
@@ -327,12 +332,10 @@ def _regularised(cov: NDArray, min_sd: float = 1e-5, max_sd: float = 4.0) -> NDA
 
 
 def _build_proposal(y: NDArray, weights: NDArray, settings: AdaptiveSettings,
-                    rng: np.random.Generator,
-                    laplace: tuple[NDArray, NDArray] | None = None) -> _Proposal:
+                    rng: np.random.Generator) -> _Proposal:
     """Proposal from weighted points (weights normalised, tempered if needed): a kernel
     density mixture of the points, a Student-t at their weighted mean with their covariance
-    (the efficient proposal of a unimodal posterior), optionally a Student-t at a local
-    mode with its Laplace covariance, and the defensive box prior."""
+    (the efficient proposal of a unimodal posterior) and the defensive box prior."""
     d = y.shape[1]
     ess = 1.0 / float((weights * weights).sum())
     k = int(min(settings.max_components, max(1, math.floor(ess))))
@@ -345,66 +348,116 @@ def _build_proposal(y: NDArray, weights: NDArray, settings: AdaptiveSettings,
     h = (4.0 / (d + 2.0)) ** (1.0 / (d + 4.0)) * k ** (-1.0 / (d + 4.0))
     groups = [(0.45, y[idx], _regularised(cov * (h * h if k > 1 else 1.0))),
               (0.45, mean[None], _regularised(cov * 1.5**2))]
-    if laplace is not None:
-        groups.append((0.9, laplace[0][None], _regularised(laplace[1] * 1.5**2)))
     return _Proposal(groups, settings.df, settings.defensive)
 
 
-def _laplace(log_target: Any, start: NDArray, max_iter: int = 60
-             ) -> tuple[NDArray, NDArray, int] | None:
-    """Local maximum of ``log_target`` (unbounded coordinates, vectorised callable) from
-    ``start`` by L-BFGS with batched central differences, and the covariance of the
-    Laplace approximation there (inverse of the finite-difference Hessian of −ln p, with
-    flat or negative curvature replaced by the width of the box prior). Returns (mode,
-    covariance, points evaluated), or None when the start has zero posterior."""
-    from scipy.optimize import minimize
+def _systematic(weights: NDArray, n: int, rng: np.random.Generator) -> NDArray[np.int64]:
+    """Indices of ``n`` systematic resamples of normalised ``weights``."""
+    u = (rng.random() + np.arange(n)) / n
+    return np.minimum(np.searchsorted(np.cumsum(weights), u), weights.size - 1)
 
-    d = start.size
-    h = 1e-4
-    eye = np.eye(d)
-    count = [0]
 
-    def fun_grad(yv: NDArray) -> tuple[float, NDArray]:
-        pts = np.vstack([yv, yv + h * eye, yv - h * eye])
-        f = -log_target(pts)
-        count[0] += pts.shape[0]
-        if not np.isfinite(f[0]):
-            return 1e30, np.zeros(d)
-        fp, fm = f[1:d + 1], f[d + 1:]
-        g = np.where(np.isfinite(fp) & np.isfinite(fm), (fp - fm) / (2 * h),
-                     np.where(np.isfinite(fp), (fp - f[0]) / h,
-                              np.where(np.isfinite(fm), (f[0] - fm) / h, 0.0)))
-        return float(f[0]), g
+def _anneal(log_target_parts: Any, y0: NDArray, lw_library: NDArray,
+            settings: AdaptiveSettings, rng: np.random.Generator
+            ) -> tuple[NDArray[np.float64], int, int]:
+    """Sequential Monte Carlo from the library to the posterior (Del Moral, Doucet & Jasra
+    2006), in unbounded coordinates.
 
-    y0 = np.asarray(start, dtype=np.float64)
-    if not fun_grad(y0)[0] < 1e30:
-        return None
-    res = minimize(fun_grad, y0, jac=True, method="L-BFGS-B", options={"maxiter": max_iter})
-    mode = res.x if np.isfinite(res.fun) and res.fun < 1e30 else y0
-    # Hessian of −ln p by second differences, in one batch
-    eps = 1e-3
-    pts = [mode]
-    for i in range(d):
-        pts += [mode + eps * eye[i], mode - eps * eye[i]]
-    pairs = [(i, j) for i in range(d) for j in range(i + 1, d)]
-    for i, j in pairs:
-        for si, sj in ((1, 1), (1, -1), (-1, 1), (-1, -1)):
-            pts.append(mode + eps * (si * eye[i] + sj * eye[j]))
-    f = -log_target(np.array(pts))
-    count[0] += len(pts)
-    cov = np.eye(d)
-    if np.all(np.isfinite(f)):
-        hess = np.empty((d, d))
-        for i in range(d):
-            hess[i, i] = (f[1 + 2 * i] - 2 * f[0] + f[2 + 2 * i]) / eps**2
-        base = 1 + 2 * d
-        for n, (i, j) in enumerate(pairs):
-            a, b, c, e = f[base + 4 * n: base + 4 * n + 4]
-            hess[i, j] = hess[j, i] = (a - b - c + e) / (4 * eps**2)
-        vals, vecs = np.linalg.eigh(0.5 * (hess + hess.T))
-        vals = np.where(vals > 0.25, vals, 0.25)  # at most the box prior's width
-        cov = (vecs / vals) @ vecs.T
-    return mode, cov, count[0]
+    The particles start as ``n_particles`` library models drawn with their library weights
+    tempered to ``w^β₀`` (β₀ the largest exponent whose ESS reaches the number of
+    particles: the library is a sample of the prior, so this is a sample of
+    prior × likelihood^β₀, with the likelihood profiled over the normalisation). They are
+    reweighted to the exact tempered posterior, then β rises to 1 in steps that keep the
+    conditional ESS at half the particles; after each step the particles are resampled and
+    moved by ``n_moves`` differential-evolution Metropolis sweeps (each half of the
+    particles moves along differences of the other half, so the moves follow curved
+    degeneracies such as age–τ–mass; step scale adapted to the acceptance rate).
+    ``log_target_parts(y)`` returns (log prior incl. the Jacobian, log likelihood).
+    Returns the particles at β = 1, the number of target evaluations and the number of
+    tempering steps."""
+    n = int(settings.n_particles)
+    d = y0.shape[1]
+    beta0 = _tempering_exponent(lw_library, n)
+    w = np.exp(beta0 * (lw_library - lw_library.max()))
+    idx = _systematic(w / w.sum(), n, rng)
+    y = y0[idx].copy()
+    log_prior, log_like = log_target_parts(y)
+    n_eval = n
+    # exact tempered target over the library's approximate one (profiled normalisation)
+    with np.errstate(invalid="ignore"):
+        logw = np.where(np.isfinite(log_like), beta0 * (log_like - lw_library[idx]), -np.inf)
+    if not np.isfinite(logw).any():
+        raise ValueError("no library model has a finite posterior once evaluated")
+    beta = beta0
+    scale = 2.38 / math.sqrt(2 * d)
+    steps = 0
+    while True:
+        steps += 1
+        if beta < 1.0:
+            ll = np.where(np.isfinite(log_like), log_like, -np.inf)
+            lo_b, hi_b = 0.0, 1.0 - beta
+            if effective_sample_size(logw + hi_b * ll) >= 0.5 * n:
+                delta = hi_b
+            else:
+                for _ in range(50):
+                    mid = 0.5 * (lo_b + hi_b)
+                    if effective_sample_size(logw + mid * ll) >= 0.5 * n:
+                        lo_b = mid
+                    else:
+                        hi_b = mid
+                delta = max(lo_b, 1e-6)
+            logw = logw + delta * ll
+            beta = min(beta + delta, 1.0)
+        wn = np.exp(logw - logsumexp(logw))
+        idx = _systematic(wn, n, rng)
+        y, log_prior, log_like = y[idx].copy(), log_prior[idx].copy(), log_like[idx].copy()
+        logw = np.zeros(n)
+        moves = settings.n_moves * (3 if beta >= 1.0 else 1)
+        half = np.arange(n) % 2  # two halves: each moves with partners from the other
+        for _ in range(moves):
+            for side in (0, 1):
+                mover = np.flatnonzero(half == side)
+                other = np.flatnonzero(half != side)
+                # differential-evolution move (ter Braak 2006): the difference of two
+                # particles of the other half follows the posterior's own shape (ridges and
+                # curved degeneracies), with a full jump (γ = 1) one move in ten for modes
+                a = other[rng.integers(0, other.size, mover.size)]
+                b = other[rng.integers(0, other.size, mover.size)]
+                gamma = np.where(rng.random(mover.size) < 0.1, 1.0,
+                                 scale * rng.uniform(0.5, 1.5, mover.size))
+                prop = (y[mover] + gamma[:, None] * (y[a] - y[b])
+                        + 1e-4 * rng.standard_normal((mover.size, d)))
+                lp_new, ll_new = log_target_parts(prop)
+                n_eval += mover.size
+                cur = log_prior[mover] + beta * log_like[mover]
+                new = lp_new + beta * ll_new
+                accept = np.log(rng.random(mover.size)) < np.where(np.isfinite(new),
+                                                                    new - cur, -np.inf)
+                sel = mover[accept]
+                y[sel] = prop[accept]
+                log_prior[sel] = lp_new[accept]
+                log_like[sel] = ll_new[accept]
+                scale *= math.exp(float(accept.mean()) - 0.25)  # aim at ~25 % acceptance
+        if beta >= 1.0 or steps >= settings.max_tempering_steps:
+            return y, n_eval, steps
+
+
+def _tempering_exponent(log_weights: NDArray, target: float) -> float:
+    """Largest β ≤ 1 whose tempered weights ``w^β`` have an ESS of at least ``target``."""
+    lw = log_weights[np.isfinite(log_weights)]
+    if lw.size == 0:
+        return 1.0
+    target = min(float(target), 0.5 * lw.size)
+    if effective_sample_size(lw) >= target:
+        return 1.0
+    lo, hi = 0.0, 1.0
+    for _ in range(50):
+        mid = 0.5 * (lo + hi)
+        if effective_sample_size(mid * lw) >= target:
+            lo = mid
+        else:
+            hi = mid
+    return lo
 
 
 @dataclass
@@ -505,24 +558,30 @@ def run_adaptive(lnprob: LogProbability, lo: NDArray, hi: NDArray, candidates: N
     log_w = np.zeros(0)
     batch = int(settings.batch)
     converged = False
-    laplace = None
-    if settings.laplace:
+    seed_lw = lw0
+    if settings.n_particles > 0:
+
+        def parts(y: NDArray) -> tuple[NDArray, NDArray]:
+            lnp, ex = lnprob.evaluate(box.to_theta(y), extras=True)
+            log_like = np.full(y.shape[0], -np.inf)
+            if ex:
+                log_like[ex["index"]] = -0.5 * ex["chi2"]
+            with np.errstate(invalid="ignore"):
+                log_prior = np.where(np.isfinite(lnp), lnp - log_like, -np.inf)
+            return log_prior + box.log_jacobian(y), log_like
+
         before = lnprob.ncalls
-
-        def log_target(y: NDArray) -> NDArray[np.float64]:
-            return lnprob(box.to_theta(y)) + box.log_jacobian(y)
-
-        found = _laplace(log_target, seed_y[int(np.argmax(lw0))])
+        seed_y, _, steps = _anneal(parts, seed_y, lw0, settings, rng)
         n_eval += lnprob.ncalls - before
-        if found is not None:
-            laplace = (found[0], found[1])
+        seed_lw = np.zeros(seed_y.shape[0])
+        history.append({"n": 0.0, "ess": 0.0, "evaluations": float(n_eval),
+                        "tempering_steps": float(steps)})
     for _ in range(settings.max_rounds):
         if ys:
             proposal = _build_proposal(np.vstack(ys), _tempered(log_w, min_ess), settings,
-                                       rng, laplace if ess < min_ess else None)
+                                       rng)
         else:
-            proposal = _build_proposal(seed_y, _tempered(lw0, min_ess), settings, rng,
-                                       laplace)
+            proposal = _build_proposal(seed_y, _tempered(seed_lw, min_ess), settings, rng)
         n = int(min(batch, max(settings.max_evaluations - n_eval, 0)))
         if n < 1:
             break
