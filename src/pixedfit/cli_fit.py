@@ -94,7 +94,7 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     ids, flux, err, z = _read_catalog(args.catalog, filters, args.unit, args.z_column, args.z)
     library = read_library(args.library, spectra=False)
     pool = get_pool()
-    store = ResultStore(args.store) if args.store else None
+    store = ResultStore(args.store, refit=args.refit) if args.store else None
     results = fit_catalog(flux, err, filters, z, library=library, ids=ids, store=store,
                           pool=pool, likelihood=args.likelihood, dof=args.dof,
                           perc_chi2=args.perc_chi2, error_floor=args.error_floor,
@@ -159,7 +159,12 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
     fit.add_argument("--unit", default="erg/s/cm2/A", help="flux unit: erg/s/cm2/A, Jy, uJy")
     fit.add_argument("--z-column", default="z", help="redshift column (default z)")
     fit.add_argument("--z", type=float, default=None, help="one redshift for every SED")
-    fit.add_argument("--store", default=None, help="folder of per-SED results (resumable)")
+    fit.add_argument("--store", default=None,
+                     help="folder of per-SED results: a rerun resumes it; it refuses to be "
+                          "reused with other settings or another library (see --refit)")
+    fit.add_argument("--refit", action="store_true",
+                     help="discard the --store results made with other settings or another "
+                          "library and fit again")
     fit.add_argument("--likelihood", default="gauss", choices=("gauss", "student_t"))
     fit.add_argument("--dof", type=float, default=3.0)
     fit.add_argument("--perc-chi2", type=float, default=100.0)
