@@ -195,6 +195,7 @@ def test_clear_removes_only_what_the_store_wrote(small, tmp_path):
     _fit(small, store)
     (store / "my_notes.txt").write_text("mine")
     (store / "other.h5").write_bytes(b"not ours")
+    (store / ".lock").write_text("{}")  # left by a killed run
     removed = ResultStore(store).clear()
     assert sorted(removed) == [".lock", "g0.h5", "g1.h5", "g2.h5", "g3.h5", "store.json"]
     assert sorted(p.name for p in store.iterdir()) == ["my_notes.txt", "other.h5"]

@@ -252,12 +252,14 @@ class FileLock:
     """An exclusive lock between processes, held through a lock file.
 
     On POSIX systems the lock is :func:`fcntl.flock` on ``path``: the kernel releases it when
-    the holder exits or is killed, so a lock of a dead process never blocks anyone, and the
-    file (which keeps the pid, host and start time of the last holder, for messages) is
-    never deleted. Where :mod:`fcntl` is missing (Windows) or the file system refuses
-    ``flock``, the fallback creates ``path`` exclusively (``O_CREAT | O_EXCL``) and deletes
-    it on release; a lock left by a dead process on the same host is recovered, one left
-    by another host must be removed by hand (the message says so).
+    the holder exits or is killed, so a lock of a dead process never blocks anyone (its
+    file, left behind, is simply taken over). The file holds the pid, host and start time
+    of the holder, for messages, and is deleted on release; a process that locked a file
+    deleted meanwhile notices (inode check) and locks the new one. Where :mod:`fcntl` is
+    missing (Windows) or the file system refuses ``flock``, the fallback creates ``path``
+    exclusively (``O_CREAT | O_EXCL``) and deletes it on release; a lock left by a dead
+    process on the same host is recovered, one left by another host must be removed by hand
+    (the message says so).
 
     Parameters
     ----------
@@ -299,17 +301,27 @@ class FileLock:
         """True: locked; False: busy; None: flock unavailable here."""
         if fcntl is None:
             return None
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            return False
-        except OSError as exc:  # e.g. ENOLCK / EOPNOTSUPP on some network file systems
-            os.close(fd)
-            if exc.errno in (errno.EAGAIN, errno.EACCES):
+        for _ in range(100):  # retried while the file is replaced under us
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
                 return False
-            return None
+            except OSError as exc:  # e.g. ENOLCK / EOPNOTSUPP on some network file systems
+                os.close(fd)
+                if exc.errno in (errno.EAGAIN, errno.EACCES):
+                    return False
+                return None
+            try:
+                same = os.stat(self.path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            os.close(fd)  # the holder deleted it on release: lock the current file
+        else:
+            return False
         os.ftruncate(fd, 0)
         os.write(fd, self._stamp().encode())
         self._fd = fd
@@ -356,6 +368,8 @@ class FileLock:
         """Release the lock (no-op when not held)."""
         if self._fd is not None:
             fd, self._fd = self._fd, None
+            with contextlib.suppress(FileNotFoundError):
+                self.path.unlink()  # while still holding it (see the class notes)
             with contextlib.suppress(OSError):
                 fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)

@@ -710,9 +710,8 @@ class ResultStore:
             (self.folder / rel).unlink(missing_ok=True)
         removed += [p.name for p in remove_stale_temporaries(self.folder, "*")]
         lock = self.folder / ".lock"
-        if lock.is_file():  # the lock file goes only when nobody (this run included) holds it
+        if lock.is_file():  # left by a killed run; kept while a run (this one too) holds it
             with contextlib.suppress(OSError), FileLock(lock, "store"):
-                lock.unlink()
                 removed.append(lock.name)
         for folder in (self.folder / "chains", self.folder):
             with contextlib.suppress(OSError):  # not empty: the user's files stay
