@@ -347,6 +347,10 @@ def test_store_and_hdf5_writes_onto_a_full_disk(small, full_disk):
     with pytest.raises(OSError, match="no space left"), hdf5_atomic(full_disk / "x.h5") as f:
         f["a"] = np.random.default_rng(0).random(200_000)
     assert sorted(p.name for p in full_disk.iterdir()) == ["filler"]
+    # MCMC chains are written by emcee inside HDF5: refused before they start
+    with pytest.raises(OSError, match="MCMC chains"):
+        _fit(small, full_disk / "store", method="mcmc", nwalkers=16, nsteps=400, nsteps_cut=10)
+    assert not (full_disk / "store" / "chains").exists()
 
 
 # --------------------------------------------------------------------------- pipeline
@@ -433,3 +437,20 @@ def test_stage_clean_keeps_the_users_files(small, tmp_path):
     pipe._stage("fitting", {"x": 1}, [], [], work, clean=["fitting"])
     assert notes.read_text() == "mine"
     assert sorted(p.name for p in pipe.path("fitting").iterdir()) == ["my_notes.txt"]
+
+
+def test_mcmc_chains_that_cannot_fit_on_the_device_are_refused_up_front(small, tmp_path,
+                                                                       monkeypatch):
+    from collections import namedtuple
+
+    import pixedfit.fitting.results as results
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(results.shutil, "disk_usage", lambda _: usage(10**6, 10**6 - 50_000,
+                                                                      50_000))
+    store = tmp_path / "store"
+    with pytest.raises(OSError, match=r"MCMC chains of 4 SEDs need about .* MB but the "
+                                      r"device has 0\.1 MB free") as info:
+        _fit(small, store, method="mcmc", nwalkers=16, nsteps=200, nsteps_cut=10)
+    assert info.value.errno == errno.ENOSPC
+    assert not (store / "chains").exists() and not (store / ".lock").exists()

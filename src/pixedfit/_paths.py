@@ -170,8 +170,10 @@ def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> None:
             fh.write(data)
     except OSError as exc:
         if exc.errno in _NO_SPACE:
-            raise OSError(exc.errno, f"no space left on the device of {target} (writing "
-                                     f"{len(data) / 1e6:.1f} MB); nothing was written") from None
+            full = OSError(f"no space left on the device of {target} (writing "
+                           f"{len(data) / 1e6:.1f} MB); nothing was written")
+            full.errno = exc.errno
+            raise full from None
         raise
 
 
@@ -293,9 +295,10 @@ class FileLock:
         who = self._holder()
         desc = (f"pid {who.get('pid', '?')} on {who.get('host', '?')}, since "
                 f"{who.get('since', '?')}") if who else "another process"
-        return LockedError(errno.EBUSY, f"{self.what} is in use by another pixedfit process "
-                                        f"({desc}; lock file {self.path}): wait until it "
-                                        f"finishes, or use another folder")
+        busy = LockedError(f"{self.what} is in use by another pixedfit process ({desc}; lock "
+                           f"file {self.path}): wait until it finishes, or use another folder")
+        busy.errno = errno.EBUSY
+        return busy
 
     def _try_flock(self) -> bool | None:
         """True: locked; False: busy; None: flock unavailable here."""

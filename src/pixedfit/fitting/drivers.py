@@ -860,7 +860,11 @@ def _store_session(store: ResultStore | None, pool: Any, ctx: _Context, method: 
            "priors": repr(ctx.priors), "library": library_digest(ctx.library),
            "model": None if ctx.model is None else model_config(ctx.model),
            "mcmc": mcmc if method == "mcmc" else None, **extra}
-    return store.session(run, inputs, pool)
+    # emcee's chain file: chain and log-probability per step and walker, plus HDF5 overhead
+    ndim = len(ctx.library.names) + 1
+    chain = (int(1.2 * mcmc["nsteps"] * mcmc["nwalkers"] * (ndim + 1) * 8) + 65536
+             if method == "mcmc" else 0)
+    return store.session(run, inputs, pool, chain_bytes=chain)
 
 
 def _bin_areas(cube: Any) -> NDArray[np.float64] | None:

@@ -36,11 +36,13 @@ appends ``MINCHI2_PARAMS`` to MCMC files and, for spectral fits, ``OBS_SPEC`` an
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import math
 import os
 import re
+import shutil
 import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -718,7 +720,26 @@ class ResultStore:
                 folder.rmdir()
         return removed
 
-    def _begin(self, run: Mapping[str, Any], inputs: Mapping[str, str]) -> list[str]:
+    def _check_space(self, inputs: Mapping[str, str], chain_bytes: int) -> None:
+        """Refuse to start chains the device cannot hold (the HDF5 chain files are written
+        by emcee step by step; a full disk inside HDF5 can crash the interpreter)."""
+        if chain_bytes <= 0:
+            return
+        pending = [k for k in inputs if not self.path(k).exists()]
+        need = sum(max(chain_bytes - (self.chain_path(k).stat().st_size
+                                      if self.chain_path(k).exists() else 0), 0)
+                   for k in pending)
+        free = shutil.disk_usage(self.folder).free
+        if need > free:
+            full = OSError(f"result store {self.folder}: the MCMC chains of {len(pending)} SEDs "
+                           f"need about {need / 1e6:.1f} MB but the device has "
+                           f"{free / 1e6:.1f} MB free; free some space or use a store on "
+                           f"another device")
+            full.errno = errno.ENOSPC
+            raise full
+
+    def _begin(self, run: Mapping[str, Any], inputs: Mapping[str, str],
+               chain_bytes: int = 0) -> list[str]:
         """Check and update the record under the lock; returns the messages to warn."""
         notes = []
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -777,12 +798,13 @@ class ResultStore:
         if damaged:
             notes.append(f"{len(damaged)} damaged (truncated?) result or chain files "
                          f"removed: refitting {listing(damaged)}")
+        self._check_space(inputs, chain_bytes)
         self._write_manifest(run, {**old_inputs, **inputs})
         return notes
 
     @contextlib.contextmanager
     def session(self, run: Mapping[str, Any], inputs: Mapping[str, str],
-                pool: Any = None) -> Iterator[ResultStore]:
+                pool: Any = None, chain_bytes: int = 0) -> Iterator[ResultStore]:
         """Lock the store for a run and check what produced its results (see the class).
 
         Parameters
@@ -794,6 +816,9 @@ class ResultStore:
             Key → :func:`input_digest` of the data of each SED of the run.
         pool : SerialPool or MPIPool, optional
             Under MPI rank 0 locks and checks, and every rank raises its error.
+        chain_bytes : int
+            Size of the MCMC chain file of one SED (0: no chains); a run whose unfinished
+            chains do not fit on the device is refused before it starts.
 
         Raises
         ------
@@ -801,6 +826,8 @@ class ResultStore:
             Results made with other ``run`` settings (and ``refit`` is False).
         pixedfit._paths.LockedError
             (an :class:`OSError`) Another process has the store open.
+        OSError
+            Not enough free space for the chains (errno ``ENOSPC``).
         """
         lock = FileLock(self.folder / ".lock", f"the result store {self.folder}")
         is_master = pool is None or pool.is_master
@@ -811,7 +838,7 @@ class ResultStore:
             except OSError as exc:
                 return exc, []
             try:
-                return None, self._begin(run, inputs)
+                return None, self._begin(run, inputs, chain_bytes)
             except Exception as exc:  # handed to every rank below
                 lock.release()
                 return exc, []
