@@ -454,3 +454,25 @@ def test_mcmc_chains_that_cannot_fit_on_the_device_are_refused_up_front(small, t
         _fit(small, store, method="mcmc", nwalkers=16, nsteps=200, nsteps_cut=10)
     assert info.value.errno == errno.ENOSPC
     assert not (store / "chains").exists() and not (store / ".lock").exists()
+
+
+def test_digests_tell_apart_what_changes_a_fit():
+    from astropy.cosmology import FlatLambdaCDM
+
+    from pixedfit.fitting.specfit import ObservedSpectrum
+
+    a = np.linspace(1.0, 2.0, 50)
+    assert input_digest(a, 0.1) == input_digest(a.copy(), 0.1)
+    assert input_digest(a, 0.1) != input_digest(a, 0.1000001)
+    b = a.copy()
+    b[25] += 1e-12
+    assert input_digest(a, 0.1) != input_digest(b, 0.1)
+    assert input_digest(FlatLambdaCDM(70, 0.3)) != input_digest(FlatLambdaCDM(70, 0.31))
+    wave = np.linspace(4000.0, 7000.0, 3000)
+    s1 = ObservedSpectrum(wave, np.ones(3000), np.full(3000, 0.1))
+    flux = np.ones(3000)
+    flux[1500] = 2.0  # a change a shortened repr would hide
+    s2 = ObservedSpectrum(wave, flux, np.full(3000, 0.1))
+    assert input_digest(s1) != input_digest(s2)
+    assert input_digest(s1) == input_digest(ObservedSpectrum(wave, np.ones(3000),
+                                                             np.full(3000, 0.1)))

@@ -36,6 +36,7 @@ appends ``MINCHI2_PARAMS`` to MCMC files and, for spectral fits, ``OBS_SPEC`` an
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import hashlib
 import json
@@ -517,10 +518,15 @@ def _canonical(value: Any, depth: int = 0) -> Any:
                                                                     key=lambda kv: str(kv[0]))}
     if isinstance(value, list | tuple):
         return [_canonical(v, depth + 1) for v in value]
+    if dataclasses.is_dataclass(value):  # fields (a dataclass repr shortens arrays)
+        return {"type": type(value).__name__, **{
+            f.name: _canonical(getattr(value, f.name), depth + 1)
+            for f in dataclasses.fields(value)}}
+    if type(value).__repr__ is not object.__repr__:  # e.g. astropy cosmologies
+        return repr(value)
     if hasattr(value, "__dict__"):
         return {"type": type(value).__name__, **{
-            k: _canonical(v, depth + 1) for k, v in sorted(vars(value).items())
-            if not k.startswith("_")}}
+            k: _canonical(v, depth + 1) for k, v in sorted(vars(value).items())}}
     return repr(value)
 
 
