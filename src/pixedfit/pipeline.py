@@ -4,12 +4,17 @@ maps → report, with per-stage caching.
 Every stage writes into its own folder of the output directory and a record
 ``<output>/.pixedfit/<stage>.json`` holding its *fingerprint* — a SHA-256 of the stage's
 settings, the contents of the user files it reads, the fingerprints of the stages it
-depends on and the pixedfit version — its outputs and its run time. A stage whose
-fingerprint matches its record and whose outputs exist is skipped; any change upstream
-changes the fingerprints downstream, so exactly the affected stages rerun. Outputs are
-written atomically and the record only after a stage finishes, so an interrupted run
-resumes (the fitting stage also keeps every finished bin, :class:`~pixedfit.fitting.
-ResultStore`).
+depends on and the pixedfit version — its outputs with their SHA-256 and its run time. A
+stage whose fingerprint matches its record and whose outputs exist unchanged is skipped;
+any change upstream changes the fingerprints downstream, so exactly the affected stages
+rerun. Outputs are written atomically and the record only after a stage finishes, so an
+interrupted run resumes (the fitting stage also keeps every finished bin, :class:`~pixedfit.
+fitting.ResultStore`). A stage that starts over removes only the files it wrote.
+
+A run holds a lock on its output folder (``.pixedfit/run.lock``): a second run on the same
+folder stops at once with a message naming the first. ``run.output_dir`` may be any folder
+except the root, the home folder itself, or an existing folder that is not empty and holds
+no earlier pixedfit outputs (such as the configuration file's folder holding other files).
 
 Dependencies::
 
