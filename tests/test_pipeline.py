@@ -60,8 +60,11 @@ def test_stages_cache_and_rerun_downstream_only(observation, tmp_path):
     assert all(r.cached for r in again.records.values())
     assert _mtimes(out) == before  # no file touched
 
+    notes = out / "fitting" / "my_notes.txt"  # a user's file in an output folder
+    notes.write_text("mine")
     _edit(cfg, r"^SNR = .*$", "SNR = 20.0")
     changed = run_pipeline(cfg, pool=SerialPool(), quiet=True)
+    assert notes.read_text() == "mine"  # never deleted: pixedfit did not write it
     assert changed.ran == ["binning", "fitting", "maps"]
     after = _mtimes(out)
     for name in ("images/fluxmap.fits", "models/library.h5"):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -143,11 +144,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``pixedfit`` console script; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    try:
-        return int(args.func(args))
-    except (ValueError, TypeError, OSError) as exc:
-        print(f"pixedfit: error: {exc}", file=sys.stderr)
-        return 2
+    with warnings.catch_warnings():
+        warnings.formatwarning = _format_warning
+        try:
+            return int(args.func(args))
+        except (ValueError, TypeError, OSError) as exc:
+            print(f"pixedfit: error: {exc}", file=sys.stderr)
+            return 2
+
+
+def _format_warning(message: Warning | str, category: type[Warning], filename: str,
+                    lineno: int, line: str | None = None) -> str:
+    """Warnings on one line, like the errors (no source line of pixedfit's code)."""
+    return f"pixedfit: warning: {message}\n"
 
 
 if __name__ == "__main__":  # pragma: no cover

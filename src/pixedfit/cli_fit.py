@@ -150,7 +150,7 @@ def _cmd_fit(args: argparse.Namespace) -> int:
                                                    args.z_column, args.z, args.distance_column)
     library = read_library(args.library, spectra=False)
     pool = get_pool()
-    store = ResultStore(args.store) if args.store else None
+    store = ResultStore(args.store, refit=args.refit) if args.store else None
     results = fit_catalog(flux, err, filters, z, library=library, ids=ids, store=store,
                           pool=pool, likelihood=args.likelihood, dof=args.dof,
                           perc_chi2=args.perc_chi2, error_floor=args.error_floor,
@@ -226,7 +226,12 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
     fit.add_argument("--distance-column", default=None,
                      help="luminosity-distance column (Mpc): rows with a finite value are "
                           "fitted at the redshift of that distance instead of their z")
-    fit.add_argument("--store", default=None, help="folder of per-SED results (resumable)")
+    fit.add_argument("--store", default=None,
+                     help="folder of per-SED results: a rerun resumes it; it refuses to be "
+                          "reused with other settings or another library (see --refit)")
+    fit.add_argument("--refit", action="store_true",
+                     help="discard the --store results made with other settings or another "
+                          "library and fit again")
     fit.add_argument("--likelihood", default="gauss", choices=("gauss", "student_t"))
     fit.add_argument("--dof", type=float, default=3.0)
     fit.add_argument("--perc-chi2", type=float, default=100.0)

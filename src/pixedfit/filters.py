@@ -38,7 +38,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from . import _core
-from ._paths import atomic_path, package_data_dir, user_data_dir
+from ._paths import FileLock, atomic_path, package_data_dir, user_data_dir
 from .parallel import resolve_threads
 
 __all__ = [
@@ -152,6 +152,22 @@ def _load_registry(data_dir: PathLike | None) -> dict[str, Any]:
     for key, default in _empty_registry().items():
         registry.setdefault(key, default)
     return registry
+
+
+#: Seconds a registry change waits for another process's change to finish.
+_REGISTRY_WAIT = 60.0
+
+
+def _registry_lock(data_dir: PathLike | None) -> FileLock:
+    """Lock of the registry's read-modify-write (``filters.json.lock`` next to it).
+
+    Two processes adding, removing or renaming filters at once take turns, so neither
+    change is lost (see :class:`pixedfit._paths.FileLock`: ``flock`` on POSIX, an
+    exclusive lock file elsewhere).
+    """
+    path = _registry_path(data_dir)
+    return FileLock(path.with_name(path.name + ".lock"), f"the user filter registry {path}",
+                    wait=_REGISTRY_WAIT)
 
 
 def _save_registry(registry: dict[str, Any], data_dir: PathLike | None) -> None:
@@ -371,15 +387,16 @@ def add_filter(
         cwave = float(cwave)
         if not np.isfinite(cwave) or cwave <= 0:
             raise ValueError("cwave: the central wavelength must be finite and > 0 Å")
-    registry = _load_registry(data_dir)
-    if name in _available_names(registry) and not overwrite:
-        raise ValueError(
-            f"a filter named {name!r} already exists; pass overwrite=True to replace it or "
-            "choose another name"
-        )
-    registry["aliases"].pop(name, None)
-    registry["filters"][name] = {"wave": lam.tolist(), "trans": t.tolist(), "cwave": cwave}
-    _save_registry(registry, data_dir)
+    with _registry_lock(data_dir):
+        registry = _load_registry(data_dir)
+        if name in _available_names(registry) and not overwrite:
+            raise ValueError(
+                f"a filter named {name!r} already exists; pass overwrite=True to replace it "
+                "or choose another name"
+            )
+        registry["aliases"].pop(name, None)
+        registry["filters"][name] = {"wave": lam.tolist(), "trans": t.tolist(), "cwave": cwave}
+        _save_registry(registry, data_dir)
 
 
 def remove_filter(name: str, data_dir: PathLike | None = None) -> None:
@@ -393,16 +410,17 @@ def remove_filter(name: str, data_dir: PathLike | None = None) -> None:
     UnknownFilterError
         If no filter of that name is available.
     """
-    registry = _load_registry(data_dir)
-    if name not in _available_names(registry):
-        raise _unknown(name, registry)
-    removed = registry["filters"].pop(name, None) is not None
-    removed = registry["aliases"].pop(name, None) is not None or removed
-    if _builtin_target(name) is not None:
-        registry["hidden"].append(name)
-    elif not removed:  # pragma: no cover - defensive, available names come from these sets
-        raise _unknown(name, registry)
-    _save_registry(registry, data_dir)
+    with _registry_lock(data_dir):
+        registry = _load_registry(data_dir)
+        if name not in _available_names(registry):
+            raise _unknown(name, registry)
+        removed = registry["filters"].pop(name, None) is not None
+        removed = registry["aliases"].pop(name, None) is not None or removed
+        if _builtin_target(name) is not None:
+            registry["hidden"].append(name)
+        elif not removed:  # pragma: no cover - defensive, available names come from these sets
+            raise _unknown(name, registry)
+        _save_registry(registry, data_dir)
 
 
 def rename_filter(old: str, new: str, data_dir: PathLike | None = None) -> None:
@@ -416,22 +434,23 @@ def rename_filter(old: str, new: str, data_dir: PathLike | None = None) -> None:
         If ``new`` is not a valid name or already exists.
     """
     _validate_name(new, "new")
-    registry = _load_registry(data_dir)
-    available = _available_names(registry)
-    if old not in available:
-        raise _unknown(old, registry)
-    if new in available:
-        raise ValueError(f"cannot rename {old!r} to {new!r}: a filter named {new!r} exists")
-    if old in registry["filters"]:
-        registry["filters"][new] = registry["filters"].pop(old)
-    else:
-        target = registry["aliases"].pop(old, None) or _builtin_target(old)
-        registry["aliases"][new] = target
-    if _builtin_target(old) is not None:
-        registry["hidden"].append(old)
-    if new in registry["hidden"]:
-        registry["hidden"].remove(new)
-    _save_registry(registry, data_dir)
+    with _registry_lock(data_dir):
+        registry = _load_registry(data_dir)
+        available = _available_names(registry)
+        if old not in available:
+            raise _unknown(old, registry)
+        if new in available:
+            raise ValueError(f"cannot rename {old!r} to {new!r}: a filter named {new!r} exists")
+        if old in registry["filters"]:
+            registry["filters"][new] = registry["filters"].pop(old)
+        else:
+            target = registry["aliases"].pop(old, None) or _builtin_target(old)
+            registry["aliases"][new] = target
+        if _builtin_target(old) is not None:
+            registry["hidden"].append(old)
+        if new in registry["hidden"]:
+            registry["hidden"].remove(new)
+        _save_registry(registry, data_dir)
 
 
 def cwave_filters(

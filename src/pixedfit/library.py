@@ -33,12 +33,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import h5py
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from . import __version__
-from ._paths import atomic_path, open_hdf5
+from ._paths import hdf5_atomic, open_hdf5
 from .cosmology import luminosity_distance
 from .filters import filter_weights
 from .fitting.rdsps import ModelPhotometry
@@ -303,7 +302,7 @@ class ModelLibrary:
         spectra : bool
             Include the stored spectra (if any).
         """
-        with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        with hdf5_atomic(path) as f:
             f.attrs["schema_version"] = SCHEMA_VERSION
             f.attrs["kind"] = _KIND
             f.attrs["nmodels"] = self.nmodels
@@ -383,7 +382,7 @@ class ModelLibrary:
         extra += [n for n in ("log_dustmass", "log_fagn_bol") if n in self.derived]
         values = {**self.params, **self.derived}
         cfg = self.config
-        with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        with hdf5_atomic(path) as f:
             mod = f.create_group("mod")
             for key in ("sfh_form", "dust_law"):
                 mod.attrs[key] = int(cfg.get(key, -1) if cfg.get(key) is not None else -1)

@@ -4,12 +4,17 @@ maps → report, with per-stage caching.
 Every stage writes into its own folder of the output directory and a record
 ``<output>/.pixedfit/<stage>.json`` holding its *fingerprint* — a SHA-256 of the stage's
 settings, the contents of the user files it reads, the fingerprints of the stages it
-depends on and the pixedfit version — its outputs and its run time. A stage whose
-fingerprint matches its record and whose outputs exist is skipped; any change upstream
-changes the fingerprints downstream, so exactly the affected stages rerun. Outputs are
-written atomically and the record only after a stage finishes, so an interrupted run
-resumes (the fitting stage also keeps every finished bin, :class:`~pixedfit.fitting.
-ResultStore`).
+depends on and the pixedfit version — its outputs with their SHA-256 and its run time. A
+stage whose fingerprint matches its record and whose outputs exist unchanged is skipped;
+any change upstream changes the fingerprints downstream, so exactly the affected stages
+rerun. Outputs are written atomically and the record only after a stage finishes, so an
+interrupted run resumes (the fitting stage also keeps every finished bin, :class:`~pixedfit.
+fitting.ResultStore`). A stage that starts over removes only the files it wrote.
+
+A run holds a lock on its output folder (``.pixedfit/run.lock``): a second run on the same
+folder stops at once with a message naming the first. ``run.output_dir`` may be any folder
+except the root, the home folder itself, or an existing folder that is not empty and holds
+no earlier pixedfit outputs (such as the configuration file's folder holding other files).
 
 Dependencies::
 
@@ -532,6 +537,9 @@ class StageRecord:
     finished: str = ""
     cached: bool = False
     info: dict[str, Any] = field(default_factory=dict)
+    #: SHA-256 of every output file when the stage finished (a deleted or changed output
+    #: makes the stage run again).
+    digests: dict[str, str] = field(default_factory=dict)
 
 
 class Pipeline:
@@ -553,8 +561,10 @@ class Pipeline:
                  quiet: bool | None = None, output_dir: PathLike | None = None):
         if isinstance(config, Mapping):
             self.cfg = load_config(config=config)
+            self.config_file: Path | None = None
         else:
             self.cfg = load_config(config)
+            self.config_file = Path(config).resolve()
         if output_dir is not None:  # overrides run.output_dir (relative to the cwd)
             self.cfg["run"]["output_dir"] = str(Path(output_dir).expanduser().resolve())
         if pool is None:
@@ -569,6 +579,39 @@ class Pipeline:
         self.ran: list[str] = []
         threads = int(self.cfg["run"]["threads"] or 0)
         self.threads = None if threads <= 0 else threads
+        self._check_output_dir()
+
+    def _check_output_dir(self) -> None:
+        """Refuse an output folder that would mix the outputs with other files.
+
+        Refused: the root folder, the home folder itself, and any existing folder that is
+        not empty and was not written by pixedfit (no ``.pixedfit`` record) — e.g. the
+        configuration file's own folder when it holds other files. The configuration file
+        itself may sit in the output folder.
+        """
+        out = self.out.resolve()
+        key = f"config: run.output_dir = {str(self.cfg['run']['output_dir'])!r}"
+        if out == Path(out.anchor):
+            raise ValueError(f"{key} is the root folder; give the outputs a folder of their "
+                             "own (e.g. output_dir = \"pixedfit_output\")")
+        if out == Path.home().resolve():
+            raise ValueError(f"{key} is your home folder itself; give the outputs a folder of "
+                             "their own (e.g. output_dir = \"pixedfit_output\")")
+        if out.exists() and not out.is_dir():
+            raise ValueError(f"{key} exists and is not a folder")
+        if out.is_dir() and not (out / ".pixedfit").is_dir():
+            others = sorted(p.name for p in out.iterdir()
+                            if self.config_file is None or p.resolve() != self.config_file)
+            if others:
+                where = (" (the folder of the configuration file)"
+                         if self.config_file is not None and out == self.config_file.parent
+                         else "")
+                shown = ", ".join(others[:5]) + (", ..." if len(others) > 5 else "")
+                raise ValueError(
+                    f"{key}: the folder{where} is not empty ({shown}) and holds no pixedfit "
+                    f"outputs; pixedfit writes only into an empty folder or one of its own "
+                    f"earlier runs: choose a new folder (e.g. output_dir = "
+                    f"\"pixedfit_output\")")
 
     # ------------------------------------------------------------------ bookkeeping
     def path(self, *parts: str) -> Path:
@@ -586,6 +629,29 @@ class Pipeline:
             return StageRecord(**json.loads(p.read_text()))
         except (ValueError, TypeError):
             return None
+
+    def _digests(self, outputs: list[str]) -> dict[str, str]:
+        """SHA-256 of every output file (folders: every file inside, recursively)."""
+        out = {}
+        for rel in outputs:
+            path = self.path(rel)
+            files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() \
+                else [path]
+            for f in files:
+                if f.is_file():
+                    out[str(f.relative_to(self.out))] = _file_digest(f)
+        return out
+
+    def _intact(self, rec: StageRecord) -> bool:
+        """True when every output of ``rec`` exists with the content it was recorded with."""
+        if rec.outputs and not rec.digests:  # a record of an older pixedfit
+            return False
+        for rel, digest in rec.digests.items():
+            path = self.path(rel)
+            if not path.is_file() or _file_digest(path) != digest:
+                self._log(f"[{rec.name}] output {rel} is missing or changed")
+                return False
+        return all(self.path(o).exists() for o in rec.outputs)
 
     def _write_record(self, rec: StageRecord) -> None:
         with atomic_path(self._record_path(rec.name)) as tmp:
@@ -612,8 +678,7 @@ class Pipeline:
             "upstream": {u: self.records[u].fingerprint for u in upstream if u in self.records},
         })
         old = self._read_record(name)
-        if old is not None and old.fingerprint == fp and all(
-                self.path(o).exists() for o in old.outputs):
+        if old is not None and old.fingerprint == fp and self._intact(old):
             old.cached = True
             self.records[name] = old
             self._log(f"[{name}] unchanged, skipped")
@@ -623,8 +688,11 @@ class Pipeline:
         if self.pool.is_master:
             previous = pending.read_text() if pending.is_file() else None
             if previous != fp:
-                for folder in clean:
-                    shutil.rmtree(self.path(folder), ignore_errors=True)
+                from .fitting.results import ResultStore
+
+                for folder in clean:  # only what the store wrote; the user's files stay
+                    if self.path(folder).is_dir():
+                        ResultStore(self.path(folder)).clear()
             pending.parent.mkdir(parents=True, exist_ok=True)
             with atomic_path(pending) as tmp:
                 tmp.write_text(fp)
@@ -639,7 +707,7 @@ class Pipeline:
             outputs, info = result
             rec = StageRecord(name, fp, outputs, seconds,
                               time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()), False,
-                              info)
+                              info, self._digests(outputs))
             self._write_record(rec)
             pending.unlink(missing_ok=True)
         self.pool.barrier()
@@ -657,14 +725,32 @@ class Pipeline:
         """Run every stage (skipping unchanged ones); returns the stage records."""
         from tqdm.auto import tqdm
 
+        from ._paths import FileLock
+
         check_config(self.cfg, files=True)  # files, filters and grids: before any work
-        self.out.mkdir(parents=True, exist_ok=True)
-        steps = [self.images, self.ifs, self.binning, self.models, self.fitting, self.maps,
-                 self.report]
-        bar = tqdm(steps, desc="pixedfit", unit="stage", disable=self.quiet)
-        for step in bar:
-            bar.set_postfix_str(step.__name__)
-            step()
+        lock = FileLock(self.path(".pixedfit", "run.lock"), f"the output folder {self.out}")
+
+        def take(_: int) -> OSError | None:  # rank 0 locks; every rank raises its error
+            try:
+                self._check_output_dir()
+                self.path(".pixedfit").mkdir(parents=True, exist_ok=True)
+                lock.acquire()
+            except (OSError, ValueError) as exc:
+                return exc
+            return None
+
+        error = self.pool.map(take, [0])[0]
+        if error is not None:
+            raise error
+        try:
+            steps = [self.images, self.ifs, self.binning, self.models, self.fitting,
+                     self.maps, self.report]
+            bar = tqdm(steps, desc="pixedfit", unit="stage", disable=self.quiet)
+            for step in bar:
+                bar.set_postfix_str(step.__name__)
+                step()
+        finally:
+            lock.release()
         return self.records
 
     def images(self) -> StageRecord:
@@ -837,18 +923,22 @@ class Pipeline:
 
         def work():
             from .fitting import fit_binmap
+            from .fitting.results import ResultStore
             from .library import read_library
 
             library = read_library(self.library_path(), spectra=False)
             kwargs = {k: v for k, v in cfg.items() if k != "method"}
             kwargs["calibration"] = kwargs.pop("calibration_errors")
             kwargs["upper_limit_nsigma"] = kwargs["upper_limit_nsigma"] or None
+            # the stage's fingerprint decides what is stale: the store may refit
+            store = ResultStore(self.path("fitting"), refit=True)
             results = fit_binmap(self.path("binning", "binned.fits"), library=library,
-                                 method=cfg["method"], store=self.path("fitting"),
+                                 method=cfg["method"], store=store,
                                  pool=self.pool, threads=self.threads, quiet=self.quiet,
                                  **kwargs)
             failed = [b for b, r in results.items() if not r.ok]
-            return ["fitting"], {"nbins": len(results), "failed": failed}
+            return [f"fitting/{f}" for f in store.files()], {"nbins": len(results),
+                                                             "failed": failed}
 
         return self._stage("fitting", cfg, [], ["binning", "models"], work, everyone=True,
                            clean=["fitting"])

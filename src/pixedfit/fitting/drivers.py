@@ -33,6 +33,7 @@ chains in ``<store>/chains/<key>.h5`` so that a killed run resumes mid-chain.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import math
@@ -61,7 +62,7 @@ from .errors import (
 from .mcmc import LibraryPass, McmcSettings, fit_one
 from .priors import MASS_SCALED, Prior, PriorSet
 from .rdsps import ModelPhotometry, RdspsResult, rdsps
-from .results import FitResult, ResultStore
+from .results import FitResult, ResultStore, input_digest, library_digest
 from .specfit import ObservedSpectrum, SpectralLikelihood, library_spectral_chi2
 
 __all__ = ["fit_binmap", "fit_catalog", "fit_sed"]
@@ -815,7 +816,13 @@ def fit_catalog(
             store.save(keys[i], out)
         return out
 
-    return _map_seds(pool, work, range(obs.shape[0]), threads, quiet, "fitting")
+    mcmc = {"nwalkers": nwalkers, "nsteps": nsteps, "nsteps_cut": nsteps_cut, "thin": thin,
+            "seed": seed}
+    inputs = {} if store is None else {keys[i]: input_digest(
+        obs[i], err[i], zz[i], None if spectra is None else spectra[i],
+        _sed_seed(seed, i) if method == "mcmc" else None) for i in range(obs.shape[0])}
+    with _store_session(store, pool, ctx, method, mcmc, inputs):
+        return _map_seds(pool, work, range(obs.shape[0]), threads, quiet, "fitting")
 
 
 def fit_binmap(
@@ -953,7 +960,22 @@ def fit_binmap(
             store.save(key, out)
         return out
 
-    results = _map_seds(pool, work, ids, threads, quiet, "fitting bins")
+    mcmc = {"nwalkers": nwalkers, "nsteps": nsteps, "nsteps_cut": nsteps_cut, "thin": thin,
+            "seed": seed}
+
+    def spec_of(b: int) -> tuple[NDArray, ...] | None:
+        if not (fit_spectra and cube.bin_has_spec[b - 1]):
+            return None
+        return cube.wave, cube.bin_spec_flux[b - 1], cube.bin_spec_err[b - 1]
+
+    inputs = {} if store is None else {f"bin{b}": input_digest(
+        cube.bin_flux[b - 1] * unit, cube.bin_flux_err[b - 1] * unit, redshift,
+        None if areas is None else areas[b - 1], spec_of(b),
+        _sed_seed(seed, b) if method == "mcmc" else None) for b in ids}
+    with _store_session(store, pool, ctx, method, mcmc, inputs, unit=unit,
+                        fit_spectra=bool(fit_spectra), spec_resolution=spec_resolution,
+                        spec_medium=spec_medium):
+        results = _map_seds(pool, work, ids, threads, quiet, "fitting bins")
     return dict(zip(ids, results, strict=True))
 
 
@@ -964,6 +986,29 @@ def _chain_file(store: ResultStore | None, key: str) -> str | None:
     folder = store.folder / "chains"
     folder.mkdir(exist_ok=True)
     return os.fspath(folder / f"{ResultStore._check_key(key)}.h5")
+
+
+def _store_session(store: ResultStore | None, pool: Any, ctx: _Context, method: str,
+                   mcmc: dict[str, Any], inputs: Mapping[str, str], **extra: Any) -> Any:
+    """Lock ``store`` for this run and check what made its results (no-op without a store).
+
+    The record holds the method, settings, filters, priors, the library's content digest,
+    an explicit model's configuration, the MCMC settings and ``extra``; ``inputs`` the digest
+    of each SED's data.
+    """
+    if store is None:
+        return contextlib.nullcontext()
+    from ..library import model_config
+
+    run = {"method": method, "settings": ctx.settings, "filters": list(ctx.filters),
+           "priors": repr(ctx.priors), "library": library_digest(ctx.library),
+           "model": None if ctx.model is None else model_config(ctx.model),
+           "mcmc": mcmc if method == "mcmc" else None, **extra}
+    # emcee's chain file: chain and log-probability per step and walker, plus HDF5 overhead
+    ndim = len(ctx.library.names) + 1
+    chain = (int(1.2 * mcmc["nsteps"] * mcmc["nwalkers"] * (ndim + 1) * 8) + 65536
+             if method == "mcmc" else 0)
+    return store.session(run, inputs, pool, chain_bytes=chain)
 
 
 def _bin_areas(cube: Any) -> NDArray[np.float64] | None:

@@ -35,25 +35,38 @@ appends ``MINCHI2_PARAMS`` to MCMC files and, for spectral fits, ``OBS_SPEC`` an
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import errno
+import hashlib
 import json
 import math
 import os
 import re
+import shutil
+import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import h5py
 import numpy as np
 from astropy.io import fits
 from astropy.table import Table
 from numpy.typing import NDArray
 
 from .. import __version__
-from .._paths import atomic_path, open_hdf5
+from .._paths import FileLock, atomic_path, hdf5_atomic, open_hdf5, remove_stale_temporaries
 
-__all__ = ["SCHEMA_VERSION", "FitResult", "ResultStore"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "FitResult",
+    "ResultStore",
+    "StaleStoreError",
+    "StoreWarning",
+    "input_digest",
+    "library_digest",
+]
 
 PathLike = str | os.PathLike[str]
 SCHEMA_VERSION = 1
@@ -188,7 +201,7 @@ class FitResult:
     # ------------------------------------------------------------------ our layout
     def write(self, path: PathLike) -> None:
         """Write our HDF5 layout (atomically)."""
-        with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        with hdf5_atomic(path) as f:
             f.attrs["schema_version"] = SCHEMA_VERSION
             f.attrs["kind"] = _KIND
             f.attrs["method"] = self.method
@@ -518,20 +531,132 @@ _COMP_FITS = {"total": "tot", "stellar": "stellar", "nebular": "nebe", "dust": "
               "agn": "agn"}
 
 
+class StaleStoreError(ValueError):
+    """A result store holds results made with other settings, another library or data."""
+
+
+class StoreWarning(UserWarning):
+    """A result store discarded results (damaged, or made from other data) to refit them."""
+
+
+def _canonical(value: Any, depth: int = 0) -> Any:
+    """JSON-able form of settings (numpy values, tuples, objects by their fields)."""
+    if depth > 6:
+        return repr(value)
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float | np.floating):
+        return float(value) if math.isfinite(value) else repr(float(value))
+    if isinstance(value, np.integer | np.bool_):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return {"array": hashlib.sha256(np.ascontiguousarray(value).tobytes()).hexdigest(),
+                "shape": list(value.shape), "dtype": value.dtype.str}
+    if isinstance(value, Mapping):
+        return {str(k): _canonical(v, depth + 1) for k, v in sorted(value.items(),
+                                                                    key=lambda kv: str(kv[0]))}
+    if isinstance(value, list | tuple):
+        return [_canonical(v, depth + 1) for v in value]
+    if dataclasses.is_dataclass(value):  # fields (a dataclass repr shortens arrays)
+        return {"type": type(value).__name__, **{
+            f.name: _canonical(getattr(value, f.name), depth + 1)
+            for f in dataclasses.fields(value)}}
+    if type(value).__repr__ is not object.__repr__:  # e.g. astropy cosmologies
+        return repr(value)
+    if hasattr(value, "__dict__"):
+        return {"type": type(value).__name__, **{
+            k: _canonical(v, depth + 1) for k, v in sorted(vars(value).items())}}
+    return repr(value)
+
+
+def input_digest(*values: Any) -> str:
+    """SHA-256 of the data of one SED (arrays by content, scalars, spectra by their fields).
+
+    Used by :meth:`ResultStore.session` to tell which stored fits were made from other data.
+    """
+    return hashlib.sha256(json.dumps(_canonical(list(values)), sort_keys=True).encode()
+                          ).hexdigest()
+
+
+def library_digest(library: Any) -> str:
+    """SHA-256 of the content of a model library (parameters, derived quantities, spectra,
+    configuration, ranges and seed): the same library gives the same digest wherever its
+    file lives; any change of a value gives another."""
+    h = hashlib.sha256()
+    for group in ("params", "derived"):
+        for name, values in sorted((getattr(library, group, None) or {}).items()):
+            arr = np.ascontiguousarray(values, dtype=np.float64)
+            h.update(f"{group}/{name}/{arr.shape}".encode())
+            h.update(arr.tobytes())
+    for name in ("wave", "spectra"):
+        arr = getattr(library, name, None)
+        if arr is not None:
+            arr = np.ascontiguousarray(arr)
+            h.update(f"{name}/{arr.shape}/{arr.dtype.str}".encode())
+            h.update(arr.tobytes())
+    meta = {k: getattr(library, k, None) for k in ("config", "ranges", "seed")}
+    h.update(json.dumps(_canonical(meta), sort_keys=True).encode())
+    return h.hexdigest()
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, dict) and value and "array" not in value:
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            out.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+        return out
+    return {prefix: value}
+
+
+def _changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
+    """``key: old -> new`` for every entry that differs (at most 6 listed)."""
+    a, b = _flatten(dict(old)), _flatten(dict(new))
+    diff = []
+    for key in sorted(set(a) | set(b)):
+        if a.get(key, "<unset>") != b.get(key, "<unset>"):
+            if key == "library":
+                diff.append("library: another model library (content differs)")
+            else:
+                diff.append(f"{key}: {a.get(key, '<unset>')!r} -> {b.get(key, '<unset>')!r}")
+    more = f" (and {len(diff) - 6} more)" if len(diff) > 6 else ""
+    return "; ".join(diff[:6]) + more
+
+
 class ResultStore:
-    """A folder of per-SED result files that survives crashes.
+    """A folder of per-SED result files that survives crashes and refuses stale results.
 
     Every finished fit is written atomically to ``<folder>/<key>.h5``; :meth:`has` tells a
-    rerun which keys are done. Keys are strings of letters, digits and ``_ . -``.
+    rerun which keys are done. Keys are strings of letters, digits and ``_ . -``. MCMC
+    chains of unfinished fits are kept in ``<folder>/chains/<key>.h5``.
+
+    The fitting drivers open a :meth:`session` for a run: it locks the store (a second run
+    on the same store stops with a message naming the running one), removes temporary files
+    an interrupted run left, and checks the record ``store.json`` of what produced the
+    results — the fit settings, the model library (by content) and the data of every SED:
+
+    * other settings or another library: :class:`StaleStoreError` naming the store and what
+      changed, unless the store was opened with ``refit=True``, which discards its results
+      and fits again;
+    * SEDs whose data changed, and damaged (truncated) result or chain files: those results
+      are discarded and refitted, with a :class:`StoreWarning` listing them.
+
+    Only files the store wrote are ever removed (:meth:`clear`).
 
     Parameters
     ----------
     folder : path-like
         Created if needed.
+    refit : bool
+        Discard results made with other settings or another library instead of refusing.
     """
 
-    def __init__(self, folder: PathLike):
+    #: File recording what produced the results.
+    MANIFEST = "store.json"
+    _MANIFEST_KIND = "pixedfit-result-store"
+
+    def __init__(self, folder: PathLike, refit: bool = False):
         self.folder = Path(folder)
+        self.refit = bool(refit)
         self.folder.mkdir(parents=True, exist_ok=True)
 
     @staticmethod
@@ -568,6 +693,212 @@ class ResultStore:
 
     def __len__(self) -> int:
         return len(self.keys())
+
+    def chain_path(self, key: str) -> Path:
+        """MCMC chain file of ``key`` (``<folder>/chains/<key>.h5``)."""
+        return self.folder / "chains" / f"{self._check_key(key)}.h5"
+
+    # ------------------------------------------------------------------ provenance
+    def _read_manifest(self) -> dict[str, Any] | None:
+        path = self.folder / self.MANIFEST
+        if not path.is_file():
+            return None
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        if not isinstance(data, dict) or data.get("kind") != self._MANIFEST_KIND:
+            return None
+        data.setdefault("inputs", {})
+        return data
+
+    def _write_manifest(self, run: Mapping[str, Any], inputs: Mapping[str, str]) -> None:
+        data = {"kind": self._MANIFEST_KIND, "schema_version": SCHEMA_VERSION,
+                "created_by": f"pixedfit {__version__}", "run": run, "inputs": dict(inputs)}
+        with atomic_path(self.folder / self.MANIFEST) as tmp:
+            tmp.write_text(json.dumps(data, indent=1, sort_keys=True), encoding="utf-8")
+
+    @staticmethod
+    def _readable(path: Path, kind: str | None) -> bool:
+        """True when ``path`` opens as HDF5 (and is a fit result when ``kind`` is given)."""
+        try:
+            with open_hdf5(path) as f:
+                return kind is None or (f.attrs.get("kind") == kind and "stats" in f)
+        except (ValueError, OSError, KeyError):
+            return False
+
+    def files(self) -> list[str]:
+        """Files the store wrote (paths relative to its folder), sorted."""
+        manifest = self._read_manifest()
+        known = set(manifest["inputs"]) if manifest else set()
+        out = [self.MANIFEST] if manifest else []
+        for p in self.folder.glob("*.h5"):
+            if not p.name.startswith(".") and (p.stem in known or self._readable(p, _KIND)):
+                out.append(p.name)
+        chains = self.folder / "chains"
+        if chains.is_dir():
+            out += [f"chains/{p.name}" for p in chains.glob("*.h5")
+                    if not p.name.startswith(".") and (p.stem in known
+                                                       or self._readable(p, None))]
+        return sorted(out)
+
+    def clear(self) -> list[str]:
+        """Remove every file the store wrote (results, chains, its record, temporaries
+        of interrupted writes, its lock file unless a run holds it) and nothing else; empty
+        folders it made go too.
+
+        Returns
+        -------
+        list of str
+            The removed files, relative to the folder.
+        """
+        removed = self.files()
+        for rel in removed:
+            (self.folder / rel).unlink(missing_ok=True)
+        removed += [p.name for p in remove_stale_temporaries(self.folder, "*")]
+        lock = self.folder / ".lock"
+        if lock.is_file():  # left by a killed run; kept while a run (this one too) holds it
+            with contextlib.suppress(OSError), FileLock(lock, "store"):
+                removed.append(lock.name)
+        for folder in (self.folder / "chains", self.folder):
+            with contextlib.suppress(OSError):  # not empty: the user's files stay
+                folder.rmdir()
+        return removed
+
+    def _check_space(self, inputs: Mapping[str, str], chain_bytes: int) -> None:
+        """Refuse to start chains the device cannot hold (the HDF5 chain files are written
+        by emcee step by step; a full disk inside HDF5 can crash the interpreter)."""
+        if chain_bytes <= 0:
+            return
+        pending = [k for k in inputs if not self.path(k).exists()]
+        need = sum(max(chain_bytes - (self.chain_path(k).stat().st_size
+                                      if self.chain_path(k).exists() else 0), 0)
+                   for k in pending)
+        free = shutil.disk_usage(self.folder).free
+        if need > free:
+            full = OSError(f"result store {self.folder}: the MCMC chains of {len(pending)} SEDs "
+                           f"need about {need / 1e6:.1f} MB but the device has "
+                           f"{free / 1e6:.1f} MB free; free some space or use a store on "
+                           f"another device")
+            full.errno = errno.ENOSPC
+            raise full
+
+    def _begin(self, run: Mapping[str, Any], inputs: Mapping[str, str],
+               chain_bytes: int = 0) -> list[str]:
+        """Check and update the record under the lock; returns the messages to warn."""
+        notes = []
+        self.folder.mkdir(parents=True, exist_ok=True)
+        temps = remove_stale_temporaries(self.folder, "*")
+        if temps:
+            notes.append(f"removed {len(temps)} temporary file(s) of an interrupted run")
+        run = _canonical(run)
+        manifest = self._read_manifest()
+        old_inputs: dict[str, str] = {}
+        how = ("use a new store folder, or refit (pixedfit fit --refit; "
+               "ResultStore(folder, refit=True) in Python) to discard them and fit again")
+        if manifest is None:
+            held = self.files()
+            if held and not self.refit:
+                raise StaleStoreError(
+                    f"result store {self.folder}: holds {len(held)} results without a record "
+                    f"of the settings, library and data that made them ({self.MANIFEST} "
+                    f"missing or unreadable); {how}")
+            if held:
+                self.clear()
+                notes.append(f"discarded {len(held)} results of unknown origin (refit)")
+        elif manifest.get("run") != run:
+            changes = _changes(manifest.get("run") or {}, run)
+            if not self.refit:
+                raise StaleStoreError(f"result store {self.folder} was made with other "
+                                      f"settings ({changes}); {how}")
+            dropped = self.clear()
+            notes.append(f"discarded {len(dropped)} files made with other settings "
+                         f"({changes}) (refit)")
+        else:
+            old_inputs = dict(manifest["inputs"])
+        self.folder.mkdir(parents=True, exist_ok=True)
+        changed, damaged = [], []
+        for key, digest in inputs.items():
+            result, chain = self.path(key), self.chain_path(key)
+            if old_inputs.get(key) != digest:
+                if result.exists() or chain.exists():
+                    changed.append(key)
+                    result.unlink(missing_ok=True)
+                    chain.unlink(missing_ok=True)
+                continue
+            if result.exists() and not self._readable(result, _KIND):
+                damaged.append(key)
+                result.unlink()
+            if not result.exists() and chain.exists() and not self._readable(chain, None):
+                damaged.append(key)
+                chain.unlink()
+
+        def listing(keys: list[str]) -> str:
+            return ", ".join(keys[:10]) + (f" and {len(keys) - 10} more" if len(keys) > 10
+                                           else "")
+
+        if changed:
+            notes.append(f"the data of {len(changed)} SEDs differ from those of their stored "
+                         f"results: refitting {listing(changed)}")
+        if damaged:
+            notes.append(f"{len(damaged)} damaged (truncated?) result or chain files "
+                         f"removed: refitting {listing(damaged)}")
+        self._check_space(inputs, chain_bytes)
+        self._write_manifest(run, {**old_inputs, **inputs})
+        return notes
+
+    @contextlib.contextmanager
+    def session(self, run: Mapping[str, Any], inputs: Mapping[str, str],
+                pool: Any = None, chain_bytes: int = 0) -> Iterator[ResultStore]:
+        """Lock the store for a run and check what produced its results (see the class).
+
+        Parameters
+        ----------
+        run : mapping
+            Everything that decides the results besides each SED's data: method,
+            settings, filters, priors, the library's :func:`library_digest`, ...
+        inputs : mapping of str to str
+            Key → :func:`input_digest` of the data of each SED of the run.
+        pool : SerialPool or MPIPool, optional
+            Under MPI rank 0 locks and checks, and every rank raises its error.
+        chain_bytes : int
+            Size of the MCMC chain file of one SED (0: no chains); a run whose unfinished
+            chains do not fit on the device is refused before it starts.
+
+        Raises
+        ------
+        StaleStoreError
+            Results made with other ``run`` settings (and ``refit`` is False).
+        pixedfit._paths.LockedError
+            (an :class:`OSError`) Another process has the store open.
+        OSError
+            Not enough free space for the chains (errno ``ENOSPC``).
+        """
+        lock = FileLock(self.folder / ".lock", f"the result store {self.folder}")
+        is_master = pool is None or pool.is_master
+
+        def begin(_: int) -> tuple[BaseException | None, list[str]]:
+            try:
+                lock.acquire()
+            except OSError as exc:
+                return exc, []
+            try:
+                return None, self._begin(run, inputs, chain_bytes)
+            except Exception as exc:  # handed to every rank below
+                lock.release()
+                return exc, []
+
+        error, notes = begin(0) if pool is None else pool.map(begin, [0])[0]
+        if error is not None:
+            raise error
+        if is_master:
+            for note in notes:
+                warnings.warn(f"result store {self.folder}: {note}", StoreWarning,
+                              stacklevel=3)
+        try:
+            yield self
+        finally:
+            lock.release()
 
     def summary_table(self, keys: list[str] | None = None) -> Table:
         """One row per stored result: key, then <param>_<stat> columns."""
