@@ -85,7 +85,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
                "add_igm_absorption": False, "igm_type": 0, "ranges": {}},
     "fitting": {"method": "rdsps", "likelihood": "gauss", "dof": 3.0, "perc_chi2": 100.0,
                 "error_floor": 0.0, "max_age_universe": True, "cosmo": None, "H0": 70.0,
-                "Om0": 0.3},
+                "Om0": 0.3, "nested": {}},
     "maps": {"refband_SFR": None, "refband_SM": None, "refband_Mdust": None},
     "report": {"enabled": True, "n_examples": 3, "truth": None, "truth_snr_bands": None,
                "corner_params": None},
@@ -148,8 +148,15 @@ def load_config(path: PathLike | None = None, config: Mapping[str, Any] | None =
             raise ValueError(f"config: images.sci has no image for {missing}")
         if im["ra"] is None or im["dec"] is None:
             raise ValueError("config: images.ra and images.dec are required")
-    if cfg["fitting"]["method"] not in ("rdsps", "mcmc"):
-        raise ValueError("config: fitting.method must be 'rdsps' or 'mcmc'")
+    if cfg["fitting"]["method"] not in ("rdsps", "mcmc", "nested"):
+        raise ValueError("config: fitting.method must be 'rdsps', 'mcmc' or 'nested'")
+    if cfg["fitting"]["method"] == "nested":
+        from .fitting.nested import NestedSettings
+
+        try:
+            NestedSettings.from_any(cfg["fitting"]["nested"])
+        except ValueError as exc:
+            raise ValueError(f"config: fitting.nested: {exc}") from exc
     if cfg["images"]["region"] not in ("segmentation", "ellipse"):
         raise ValueError("config: images.region must be 'segmentation' or 'ellipse'")
     return cfg

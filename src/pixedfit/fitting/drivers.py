@@ -43,6 +43,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from ..cosmology import age_of_universe, luminosity_distance
 from ..parallel import SerialPool, resolve_threads
+from . import nested as _nested
 from .mcmc import LibraryPass, McmcSettings, fit_one
 from .priors import MASS_SCALED, Prior, PriorSet
 from .rdsps import ModelPhotometry, RdspsResult, rdsps
@@ -217,13 +218,19 @@ def _settings(likelihood: str, dof: float, perc_chi2: float, error_floor: float,
     return out
 
 
-def _check_method(method: str) -> None:
-    if method not in ("rdsps", "mcmc"):
-        raise ValueError(f"method must be 'rdsps' or 'mcmc', got {method!r}")
+def _check_method(method: str, nested: Any = None) -> None:
+    if method not in ("rdsps", "mcmc", "nested"):
+        raise ValueError(f"method must be 'rdsps', 'mcmc' or 'nested', got {method!r}")
+    if method == "nested":  # bad settings fail before any fit
+        _nested.NestedSettings.from_any(nested)
 
 
 def _mcmc_settings(method: str, nwalkers: int, nsteps: int, nsteps_cut: int, thin: int,
-                   seed: int, backend: Any, progress: bool) -> McmcSettings | None:
+                   seed: int, backend: Any, progress: bool, nested: Any = None
+                   ) -> McmcSettings | _nested.NestedSettings | None:
+    if method == "nested":
+        return _nested.NestedSettings.from_any(nested, seed=int(seed),
+                                               progress=bool(progress))
     if method != "mcmc":
         return None
     return McmcSettings(nwalkers=nwalkers, nsteps=nsteps, nsteps_cut=nsteps_cut, thin=thin,
@@ -369,9 +376,10 @@ def _correction_moments(ctx: _Context, lp: LibraryPass, obs: NDArray | None,
 
 
 def _fit(ctx: _Context, obs: NDArray | None, err: NDArray | None, z: float | None,
-         spectrum: ObservedSpectrum | None, area: float | None, mset: McmcSettings | None,
+         spectrum: ObservedSpectrum | None, area: float | None,
+         mset: McmcSettings | _nested.NestedSettings | None,
          models: ModelPhotometry | None = None) -> FitResult:
-    """One SED: RDSPS (``mset`` None) or MCMC, photometry and/or spectrum."""
+    """One SED: RDSPS (``mset`` None), MCMC or nested sampling, photometry and/or spectrum."""
     has_phot = obs is not None
     spectral = _spectral(ctx, spectrum, z, has_phot)
     if has_phot and models is None:
@@ -386,6 +394,7 @@ def _fit(ctx: _Context, obs: NDArray | None, err: NDArray | None, z: float | Non
     lp = _library_pass(ctx, obs, err, models, z, spectral, area)
     if mset is None:
         return _spectral_rdsps_result(ctx, lp, obs, err, z, spectral)
+    sample = _nested.fit_one if isinstance(mset, _nested.NestedSettings) else fit_one
     if has_phot and ctx.settings["error_floor"]:
         err = np.sqrt(err**2 + (ctx.settings["error_floor"] * obs) ** 2)
     if has_phot:
@@ -396,13 +405,13 @@ def _fit(ctx: _Context, obs: NDArray | None, err: NDArray | None, z: float | Non
         if bad.all():
             raise ValueError("no valid band to fit")
         if bad.any():  # masked bands: zero weight in the likelihood (error +inf)
-            out = fit_one(ctx, lp, np.where(bad, 0.0, obs), np.where(bad, np.inf, err), z,
-                          spectral, area, mset)
+            out = sample(ctx, lp, np.where(bad, 0.0, obs), np.where(bad, np.inf, err), z,
+                         spectral, area, mset)
             out.obs_flux = np.where(bad, np.nan, obs)
             out.obs_flux_err = np.where(bad, np.nan, err)
             out.n_bands_used = int((~bad).sum())
             return out
-    return fit_one(ctx, lp, obs, err, z, spectral, area, mset)
+    return sample(ctx, lp, obs, err, z, spectral, area, mset)
 
 
 def _phot_input(flux: ArrayLike | None, flux_err: ArrayLike | None, nband: int,
@@ -467,6 +476,7 @@ def fit_sed(
     seed: int = 0,
     backend: PathLike | None = None,
     progress: bool = False,
+    nested: Any = None,
 ) -> FitResult:
     """Fit one SED (photometry, a spectrum, or both) with a model library.
 
@@ -483,8 +493,9 @@ def fit_sed(
         The model library.
     priors : PriorSet, mapping or sequence of Prior, optional
         Priors (see :mod:`pixedfit.fitting.priors`).
-    method : {"rdsps", "mcmc"}
-        Fitting method.
+    method : {"rdsps", "mcmc", "nested"}
+        Fitting method (``"nested"``: nautilus, with the evidence; see
+        :mod:`pixedfit.fitting.nested`).
     model : SEDModel, optional
         Model for the library photometry (default: rebuilt from the library).
     likelihood, dof, perc_chi2, error_floor, mask_invalid, area_kpc2
@@ -509,13 +520,17 @@ def fit_sed(
         Sigma-clipping threshold of spectral outliers (None: none).
     nwalkers, nsteps, nsteps_cut, thin, seed, backend, progress
         MCMC settings (see :class:`pixedfit.fitting.mcmc.McmcSettings`); ``backend`` is an
-        HDF5 file that makes the chain resumable.
+        HDF5 file that makes the chain resumable. ``seed`` and ``progress`` also apply to
+        nested sampling.
+    nested : NestedSettings or mapping, optional
+        Nested-sampling settings (``method="nested"``; see
+        :class:`pixedfit.fitting.nested.NestedSettings`; its seed is ``seed``).
 
     Returns
     -------
     FitResult
     """
-    _check_method(method)
+    _check_method(method, nested)
     settings = _settings(likelihood, dof, perc_chi2, error_floor, mask_invalid, cosmo, H0, Om0,
                          max_age_universe, del_wave_nebem=float(del_wave_nebem),
                          poly_order=poly_order, spec_clip=spec_clip, dz=float(dz))
@@ -523,7 +538,8 @@ def fit_sed(
     obs, err = _phot_input(flux, flux_err, len(ctx.filters), spectrum)
     if z is not None and not (np.isfinite(z) and z > 0):
         raise ValueError(f"z must be > 0 (or None for a free redshift), got {z}")
-    mset = _mcmc_settings(method, nwalkers, nsteps, nsteps_cut, thin, seed, backend, progress)
+    mset = _mcmc_settings(method, nwalkers, nsteps, nsteps_cut, thin, seed, backend, progress,
+                          nested)
     if obs is None:
         return _fit(ctx, None, None, z, spectrum, area_kpc2, mset)
     if photometry is not None:
@@ -614,6 +630,7 @@ def fit_catalog(
     nsteps_cut: int = 50,
     thin: int = 1,
     seed: int = 0,
+    nested: Any = None,
 ) -> list[FitResult]:
     """Fit many SEDs, each at its own redshift.
 
@@ -636,7 +653,9 @@ def fit_catalog(
     spectra : sequence of ObservedSpectrum or None, optional
         One spectrum (or None) per galaxy, fitted together with its photometry.
     seed : int
-        MCMC: galaxy ``i`` uses a seed derived from (seed, i).
+        MCMC and nested: galaxy ``i`` uses a seed derived from (seed, i).
+    nested : NestedSettings or mapping, optional
+        Nested-sampling settings (``method="nested"``).
     Other parameters
         As :func:`fit_sed`.
 
@@ -645,7 +664,7 @@ def fit_catalog(
     list of FitResult
         In input order (on every rank).
     """
-    _check_method(method)
+    _check_method(method, nested)
     obs = np.atleast_2d(np.asarray(fluxes, dtype=np.float64))
     err = np.atleast_2d(np.asarray(flux_errs, dtype=np.float64))
     zz = np.atleast_1d(np.asarray(z, dtype=np.float64))
@@ -679,7 +698,8 @@ def fit_catalog(
         try:
             models = ctx.photometry(float(zz[i])) if interp is None else interp(float(zz[i]))
             mset = _mcmc_settings(method, nwalkers, nsteps, nsteps_cut, thin,
-                                  _sed_seed(seed, i), _chain_file(store, keys[i]), False)
+                                  _sed_seed(seed, i), _chain_file(store, keys[i]), False,
+                                  nested)
             spec = None if spectra is None else spectra[i]
             if mset is None and spec is None:
                 res = _run_rdsps(ctx, obs[i], err[i], models, ctx.age_prior(float(zz[i])),
@@ -728,6 +748,7 @@ def fit_binmap(
     nsteps_cut: int = 50,
     thin: int = 1,
     seed: int = 0,
+    nested: Any = None,
 ) -> dict[int, FitResult]:
     """Fit the SEDs of the bins of a binned cube.
 
@@ -749,7 +770,9 @@ def fit_binmap(
     spec_medium : {"vacuum", "air"}
         Medium of the cube's wavelengths.
     seed : int
-        MCMC: bin ``b`` uses a seed derived from (seed, b).
+        MCMC and nested: bin ``b`` uses a seed derived from (seed, b).
+    nested : NestedSettings or mapping, optional
+        Nested-sampling settings (``method="nested"``).
     Other parameters
         As :func:`fit_sed` and :func:`fit_catalog`.
 
@@ -758,7 +781,7 @@ def fit_binmap(
     dict of int to FitResult
         Keyed by bin id.
     """
-    _check_method(method)
+    _check_method(method, nested)
     from ..binning import BinnedCube
 
     cube = binned if isinstance(binned, BinnedCube) else BinnedCube.read(binned)
@@ -791,7 +814,7 @@ def fit_binmap(
         err = cube.bin_flux_err[b - 1] * unit
         area = None if areas is None else areas[b - 1]
         mset = _mcmc_settings(method, nwalkers, nsteps, nsteps_cut, thin, _sed_seed(seed, b),
-                              _chain_file(store, key), False)
+                              _chain_file(store, key), False, nested)
         spec = None
         if fit_spectra and cube.bin_has_spec[b - 1]:
             spec = ObservedSpectrum(cube.wave, cube.bin_spec_flux[b - 1] * unit,

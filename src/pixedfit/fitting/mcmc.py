@@ -467,7 +467,7 @@ def build_log_probability(ctx: Any, free_all: Sequence[str], box: Any, obs: NDAr
 
 def _equal_weight_subset(nsamp: int, weights: NDArray | None, nmax: int,
                          rng: np.random.Generator) -> tuple[NDArray[np.int64], NDArray]:
-    """Indices of the samples that get derived quantities, and their weights.
+    """Indices of the samples that get derived quantities, and their counts.
 
     Equal weights (``weights`` None): all samples, or ``nmax`` of them drawn without
     replacement. Importance weights: ``nmax`` draws with replacement in proportion to the
@@ -478,37 +478,14 @@ def _equal_weight_subset(nsamp: int, weights: NDArray | None, nmax: int,
         sub = np.arange(nsamp)
         if nsamp > nmax:
             sub = np.sort(rng.choice(nsamp, nmax, replace=False))
-        return sub, np.ones(sub.size)
+        return sub, np.ones(sub.size, dtype=np.int64)
     w = np.asarray(weights, dtype=np.float64)
     pos = np.flatnonzero(w > 0)
     if pos.size == 0:
         raise ValueError("no posterior sample has a positive weight")
     draws = rng.choice(pos, nmax, replace=True, p=w[pos] / w[pos].sum())
     sub, counts = np.unique(draws, return_counts=True)
-    return sub, counts.astype(np.float64)
-
-
-def weighted_percentile(values: NDArray, weights: NDArray, q: Sequence[float]) -> NDArray:
-    """Percentiles ``q`` (0–100) of ``values`` (n, ...) along axis 0 with weights (n,).
-
-    Equal weights give :func:`numpy.percentile` (linear interpolation) exactly; otherwise
-    the weighted empirical CDF is interpolated linearly between the samples, each placed at
-    the centre of its weight (the same rule, generalised).
-    """
-    values = np.asarray(values, dtype=np.float64)
-    w = np.asarray(weights, dtype=np.float64)
-    q = np.asarray(q, dtype=np.float64)
-    if np.all(w == w[0]):
-        return np.percentile(values, q, axis=0)
-    flat = values.reshape(values.shape[0], -1)
-    out = np.empty((q.size, flat.shape[1]))
-    for k in range(flat.shape[1]):
-        order = np.argsort(flat[:, k], kind="stable")
-        x, ww = flat[order, k], w[order]
-        cum = np.cumsum(ww) - 0.5 * ww
-        cdf = (cum - cum[0]) / (cum[-1] - cum[0]) if cum[-1] > cum[0] else np.zeros_like(cum)
-        out[:, k] = np.interp(q / 100.0, cdf, x)
-    return out.reshape((q.size, *values.shape[1:]))
+    return sub, counts.astype(np.int64)
 
 
 def posterior_products(ctx: Any, lnprob: LogProbability, samples: NDArray,
@@ -527,7 +504,8 @@ def posterior_products(ctx: Any, lnprob: LogProbability, samples: NDArray,
     samples_lnp : ndarray, shape (nsamp,)
         Their log posterior (the maximum is the best fit).
     weights : ndarray, shape (nsamp,), or None
-        Importance weights (any normalisation); None for equal weights (MCMC).
+        Importance weights (any normalisation; nested sampling), turned into an
+        equal-weight sample by ``max_derived_samples`` draws; None for equal weights (MCMC).
     obs, err : ndarray or None
         Observed photometry and its errors as fitted (None for a spectrum-only fit).
     z : float or None
@@ -545,13 +523,14 @@ def posterior_products(ctx: Any, lnprob: LogProbability, samples: NDArray,
         FitResult fields: ``names``, ``mean``, ``std``, ``p16``, ``p50``, ``p84``, ``best``,
         ``filters``, ``obs_flux``, ``obs_flux_err``, ``bfit_photo``, ``z``, ``chi2_min``,
         ``n_bands_used``, ``samples`` (an equal-weight sample: with importance weights, the
-        distinct drawn samples repeated by their number of draws),
+        distinct drawn samples repeated by their number of draws; statistics are those of
+        this sample),
         ``photo_pct``, ``sed_wave``, ``sed_pct`` and ``spectrum``.
     """
     has_phot = obs is not None
     free = lnprob.free
     nsamp = samples.shape[0]
-    sub, wsub = _equal_weight_subset(nsamp, weights, max_derived_samples, rng)
+    sub, counts = _equal_weight_subset(nsamp, weights, max_derived_samples, rng)
     stat_names = (list(ctx.library.params) + list(ctx.library.derived)
                   + (["z"] if z is None else []) + (["veldisp"] if "veldisp" in free else []))
     table_s = np.empty((sub.size, len(stat_names)))
@@ -561,7 +540,7 @@ def posterior_products(ctx: Any, lnprob: LogProbability, samples: NDArray,
     fac_sum = fac_sq = None
     for a in range(0, sub.size, 2000):
         idx = sub[a : a + 2000]
-        wa = wsub[a : a + 2000, None]
+        wa = counts[a : a + 2000, None]
         _, ex = lnprob.evaluate(samples[idx], extras=True)
         if ex.get("index") is None or ex["index"].size != idx.size:
             raise RuntimeError("a posterior sample has zero probability on re-evaluation")
@@ -574,15 +553,15 @@ def posterior_products(ctx: Any, lnprob: LogProbability, samples: NDArray,
         if has_phot:
             phot[a : a + idx.size] = ex["photometry"]
         scales[a : a + idx.size] = ex["scale"]
-    wn = wsub / wsub.sum()
-    mean = wn @ table_s
+    # the equal-weight sample: each evaluated sample repeated by its count
+    table_e = np.repeat(table_s, counts, axis=0)
     stats = {
-        "mean": mean,
-        "std": np.sqrt(np.maximum(wn @ (table_s - mean) ** 2, 0.0)),
+        "mean": table_e.mean(axis=0),
+        "std": table_e.std(axis=0),
+        "p16": np.percentile(table_e, 16, axis=0),
+        "p50": np.percentile(table_e, 50, axis=0),
+        "p84": np.percentile(table_e, 84, axis=0),
     }
-    for key, val in zip(("p16", "p50", "p84"),
-                        weighted_percentile(table_s, wsub, [16, 50, 84]), strict=True):
-        stats[key] = val
     ibest = int(np.argmax(samples_lnp))
     _, bex = lnprob.evaluate(samples[ibest : ibest + 1], extras=True)
     best = np.array([float(bex["values"][n][0]) for n in stat_names])
@@ -592,27 +571,20 @@ def posterior_products(ctx: Any, lnprob: LogProbability, samples: NDArray,
         factor = bex["spec_factor"][0]
         model_pix = bex["spec_model"][0]
         rel = factor / bex["scale"][0]
-        norm = wsub.sum()
+        norm = counts.sum()
         fac_mean = fac_sum / norm
         fac_std = np.sqrt(np.maximum(fac_sq / norm - fac_mean**2, 0.0))
         spectrum = {"wave": spectral.wave, "flux": spectral.flux, "flux_err": spectral.err,
                     "used": spectral.use.copy(), "model": factor * model_pix, "factor": rel,
                     "factor_mean": fac_mean, "factor_std": fac_std}
-    nsed = min(n_sed_samples, sub.size)
-    if weights is None:
-        pick = np.sort(rng.choice(sub.size, nsed, replace=False))
-    else:
-        pick = np.sort(rng.choice(sub.size, nsed, replace=True, p=wn))
+    owner = np.repeat(np.arange(sub.size), counts)
+    nsed = min(n_sed_samples, owner.size)
+    pick = owner[np.sort(rng.choice(owner.size, nsed, replace=False))]
     arr, zz = lnprob.param_array(samples[sub[pick]])
     z_sed = float(z) if z is not None else float(np.median(zz))
     sed_wave, sed_pct = component_percentiles(ctx.model, arr, z_sed, scales[pick], ctx.threads)
-    if weights is None:
-        photo_pct = np.percentile(phot, [16, 50, 84], axis=0) if has_phot else None
-        out_samples = table_s
-    else:
-        photo_pct = weighted_percentile(phot, wsub, [16, 50, 84]) if has_phot else None
-        # equal-weight samples: each distinct sample repeated by its number of draws
-        out_samples = np.repeat(table_s, wsub.astype(np.int64), axis=0)
+    photo_pct = (np.percentile(np.repeat(phot, counts, axis=0), [16, 50, 84], axis=0)
+                 if has_phot else None)
     return {
         "names": tuple(stat_names), **stats, "best": best,
         "filters": tuple(ctx.filters) if has_phot else (),
@@ -620,7 +592,7 @@ def posterior_products(ctx: Any, lnprob: LogProbability, samples: NDArray,
         "obs_flux_err": err if has_phot else np.zeros(0),
         "bfit_photo": bfit, "z": z, "chi2_min": float(bex["chi2"][0]),
         "n_bands_used": len(ctx.filters) if has_phot else 0,
-        "samples": out_samples, "photo_pct": photo_pct, "sed_wave": sed_wave,
+        "samples": table_e, "photo_pct": photo_pct, "sed_wave": sed_wave,
         "sed_pct": sed_pct, "spectrum": spectrum,
     }
 
