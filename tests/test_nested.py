@@ -118,7 +118,7 @@ def test_same_seed_identical_and_seeds_agree(model, library, mock, fit_a):
 
 
 def test_evidence_against_independent_importance_sampling(model, mock, fit_a):
-    """ln Z of nautilus vs a plain importance-sampling estimate from a Student-t proposal."""
+    """ln Z of nautilus vs plain importance sampling from a kernel-density proposal."""
     obs, err, _ = mock
     d = fit_a.diagnostics
     free = d["sampled"]
@@ -126,13 +126,22 @@ def test_evidence_against_independent_importance_sampling(model, mock, fit_a):
     hi = np.array([d["box"][n][1] for n in free])
     lnp = LogProbability(model, free, lo, hi, d["fixed"], PriorSet(), Z, FILTERS, obs, err,
                          threads=1)
-    cols = [fit_a.names.index(n) for n in free]
-    samp = fit_a.samples[:, cols]
-    mean, cov = samp.mean(axis=0), np.cov(samp.T) * 1.5**2
-    prop = stats.multivariate_t(loc=mean, shape=cov, df=4, seed=np.random.default_rng(3))
-    x = prop.rvs(20000)
-    logw = lnp(x) - np.sum(np.log(hi - lo)) - prop.logpdf(x)
-    ln_z = logsumexp(logw) - math.log(x.shape[0])
+    rng = np.random.default_rng(3)
+    samp = fit_a.samples[:, [fit_a.names.index(n) for n in free]]
+    centres = samp[rng.choice(samp.shape[0], 400, replace=False)]
+    ndim = len(free)
+    h = (4 / (ndim + 2)) ** (1 / (ndim + 4)) * 400 ** (-1 / (ndim + 4))
+    kernel = stats.multivariate_normal(np.zeros(ndim), np.cov(samp.T) * h * h)
+    wide = stats.multivariate_t(samp.mean(axis=0), np.cov(samp.T) * 4, df=3, seed=rng)
+    n = 20000
+    nwide = n // 10
+    x = np.vstack([centres[rng.integers(0, 400, n - nwide)] + kernel.rvs(n - nwide, rng),
+                   wide.rvs(nwide)])
+    log_kde = logsumexp(np.stack([kernel.logpdf(x - c) for c in centres]), axis=0) \
+        - math.log(400)
+    log_q = np.logaddexp(math.log(0.9) + log_kde, math.log(0.1) + wide.logpdf(x))
+    logw = lnp(x) - np.sum(np.log(hi - lo)) - log_q
+    ln_z = logsumexp(logw) - math.log(n)
     w = np.exp(logw - logw.max())
     err_is = math.sqrt(np.sum((w / w.sum()) ** 2))  # ~ 1/sqrt(ESS)
     assert err_is < 0.05
@@ -220,6 +229,17 @@ def test_model_comparison_table():
     np.testing.assert_allclose(cmp.ln_bayes_err, [0.0, 0.05, math.hypot(0.03, 0.05)])
     text = cmp.table()
     assert "<- best" in text.splitlines()[1] and len(text.splitlines()) == 4
+    # Occam: a simpler model within the threshold is preferred
+    from types import SimpleNamespace
+
+    res = {n: SimpleNamespace(diagnostics={"sampled": ["p"] * k})
+           for n, k in (("a", 7), ("b", 5), ("c", 6))}
+    cmp = ModelComparison.from_evidences(["a", "b", "c"], [-10.0, -10.8, -10.5],
+                                         [0.03] * 3, res)
+    assert cmp.best == "a" and cmp.preferred() == "b" and cmp.preferred(0.6) == "c"
+    assert cmp.preferred(0.0) == "a"
+    with pytest.raises(ValueError, match="threshold"):
+        cmp.preferred(-1)
 
 
 # --------------------------------------------------------------------------- AGN or not
@@ -260,7 +280,7 @@ def _success(shared_data, n, seed):
             cmp = compare_models(obs, err, FILTERS, Z, libraries=libs, models=models, seed=k,
                                  threads=1)
         want = "stars+agn" if with_agn else "stars"
-        good.append(cmp.best == want)
+        good.append(cmp.preferred() == want)
         lnb.append(cmp.ln_evidence[1] - cmp.ln_evidence[0])
     return np.array(good), np.array(lnb)
 

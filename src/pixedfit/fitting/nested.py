@@ -535,6 +535,24 @@ class ModelComparison:
         """Name of the model with the highest evidence."""
         return self.names[int(np.argmax(self.ln_evidence))]
 
+    def preferred(self, threshold: float = 1.0) -> str:
+        """The model to adopt: the one of highest evidence, unless models with fewer
+        sampled parameters come within ``threshold`` in ln Z — then the simplest of those
+        (highest ln Z among equals). A threshold of 1 requires "positive" evidence
+        (Kass & Raftery 1995: 2 ln B > 2) before a more complex model is preferred: an
+        extra parameter whose prior is mostly "no effect" (e.g. a torus fraction down to
+        10⁻⁵) costs little evidence, so ln B of order ±0.5 is no reason to adopt it.
+        """
+        if not threshold >= 0:
+            raise ValueError(f"threshold must be >= 0, got {threshold!r}")
+        top = float(np.max(self.ln_evidence))
+        close = [k for k in range(len(self.names)) if self.ln_evidence[k] >= top - threshold]
+        npar = [len(self.results[self.names[k]].diagnostics.get("sampled", ()))
+                if self.names[k] in self.results else 0 for k in close]
+        fewest = min(npar)
+        cand = [k for k, n in zip(close, npar, strict=True) if n == fewest]
+        return self.names[max(cand, key=lambda k: self.ln_evidence[k])]
+
     @classmethod
     def from_evidences(cls, names: Sequence[str], ln_z: ArrayLike, ln_z_err: ArrayLike,
                        results: Mapping[str, Any] | None = None) -> ModelComparison:
@@ -611,8 +629,9 @@ def compare_models(flux: ArrayLike | None, flux_err: ArrayLike | None,
     -------
     ModelComparison
         ln Z ± error per model and ln Bayes factors relative to the best
-        (``.table()`` prints them). Raises a :class:`NestedSamplingWarning` when the
-        evidences are not strictly comparable (see :func:`check_comparable`).
+        (``.table()`` prints them; ``.preferred()`` applies Occam's threshold). Raises a
+        :class:`NestedSamplingWarning` when the evidences are not strictly comparable (see
+        :func:`check_comparable`).
     """
     from .drivers import fit_sed
 
