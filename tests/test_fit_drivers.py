@@ -118,7 +118,7 @@ def test_bad_input(model, library, tmp_path):
     with pytest.raises(ValueError, match="one value per filter"):
         fit_sed(obs[:3], err[:3], FILTERS, z=0.1, library=library, model=model)
     with pytest.raises(ValueError, match="method"):
-        fit_sed(obs, err, FILTERS, z=0.1, library=library, model=model, method="nested")
+        fit_sed(obs, err, FILTERS, z=0.1, library=library, model=model, method="bayesian")
     with pytest.raises(ValueError, match="z must be > 0"):
         fit_sed(obs, err, FILTERS, z=-1.0, library=library, model=model)
     with pytest.raises(ValueError, match="does not overlap"):

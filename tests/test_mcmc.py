@@ -253,7 +253,7 @@ def test_bad_input(model, library):
     with pytest.raises(ValueError, match="nsteps_cut"):
         fit_sed(**{**kw, "nwalkers": 16, "nsteps": 10, "nsteps_cut": 10})
     with pytest.raises(ValueError, match="method"):
-        fit_sed(**{**kw, "method": "nested"})
+        fit_sed(**{**kw, "method": "nested_sampling"})
     bad = err.copy()
     bad[2] = -1
     with pytest.raises(ValueError, match="error"):

@@ -13,8 +13,14 @@ table by default (``--calibration-errors``), an optional ``--error-floor``, and 
 is fitted at the redshift of that distance instead (nearby galaxies with a negative or
 peculiar-velocity-dominated redshift); the redshift column may then be absent. The
 output table has one row per SED: id, z, chi2_min, n_used and ``<param>_<stat>`` columns
-(``--method mcmc`` fits with emcee instead, the library giving the model and the start).
-Under ``mpiexec -n N`` the SEDs are shared among the ranks and rank 0 writes the table.
+(``--method mcmc`` fits with emcee instead, the library giving the model and the start;
+``--method nested`` with nautilus, adding ``ln_evidence``, ``ln_evidence_err``, ``ess`` and
+``converged`` columns). ``--compare other.h5`` (repeatable, needs ``--method nested``) fits
+every SED with each library too, prints the table of evidences and Bayes factors of each SED
+and adds ``ln_evidence_<name>``, ``ln_evidence_err_<name>``, ``ln_bayes_<name>`` (relative
+to the best model of that SED) and ``best_model`` columns, ``<name>`` being each library's
+file stem. Under ``mpiexec -n N`` the SEDs are shared among the ranks and rank 0 writes the
+table.
 """
 
 from __future__ import annotations
@@ -146,32 +152,64 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     from .parallel import get_pool
 
     filters = [f.strip() for f in args.filters.split(",") if f.strip()]
+    compare = list(args.compare or [])
+    if compare and args.method != "nested":
+        raise ValueError("--compare compares evidences: it needs --method nested")
     ids, flux, err, z, upper, dist = _read_catalog(args.catalog, filters, args.unit,
                                                    args.z_column, args.z, args.distance_column)
-    library = read_library(args.library, spectra=False)
+    paths = [args.library, *compare]
+    names = [Path(p).stem for p in paths]
+    if len(set(names)) != len(names):
+        raise ValueError(f"--library and --compare need libraries of distinct file names, "
+                         f"got {names}")
+    nested = {"n_live": args.nlive, "target_ess": args.target_ess,
+              "max_calls": args.max_calls, "discard_exploration": not args.keep_exploration}
     pool = get_pool()
-    store = ResultStore(args.store, refit=args.refit) if args.store else None
-    results = fit_catalog(flux, err, filters, z, library=library, ids=ids, store=store,
-                          pool=pool, likelihood=args.likelihood, dof=args.dof,
-                          perc_chi2=args.perc_chi2, error_floor=args.error_floor,
-                          calibration=args.calibration_errors, upper_limits=upper,
-                          upper_limit_nsigma=args.upper_limit_nsigma, mask_invalid=True,
-                          threads=args.threads, quiet=args.quiet,
-                          method=args.method, nwalkers=args.nwalkers, nsteps=args.nsteps,
-                          nsteps_cut=args.nsteps_cut, thin=args.thin, seed=args.seed,
-                          distance_mpc=dist)
+    runs = []
+    for k, path in enumerate(paths):
+        store = None
+        if args.store:
+            store = ResultStore(Path(args.store) / names[k] if compare else args.store,
+                                refit=args.refit)
+        runs.append(fit_catalog(
+            flux, err, filters, z, library=read_library(path, spectra=False), ids=ids,
+            store=store, pool=pool, likelihood=args.likelihood, dof=args.dof,
+            perc_chi2=args.perc_chi2, error_floor=args.error_floor,
+            calibration=args.calibration_errors, upper_limits=upper,
+            upper_limit_nsigma=args.upper_limit_nsigma, mask_invalid=True,
+            threads=args.threads, quiet=args.quiet, method=args.method,
+            nwalkers=args.nwalkers, nsteps=args.nsteps, nsteps_cut=args.nsteps_cut,
+            thin=args.thin, seed=args.seed, nested=nested, distance_mpc=dist,
+            refine=not args.no_refine))
     if pool.is_master:
+        from .fitting.nested import ModelComparison
+
         rows = []
-        for key, zi, res in zip(ids, z, results, strict=True):
+        for i, (key, zi) in enumerate(zip(ids, z, strict=True)):
+            res = runs[0][i]
             zfit = float(res.z) if res.z is not None else float(zi)
             row = {"id": key, "z": zfit, "chi2_min": res.chi2_min,
                    "chi2_dof": res.diagnostics.get("chi2_dof", np.nan),
                    "ndof": res.diagnostics.get("ndof", -1), "n_used": res.n_used,
                    "ess": res.ess, "n_model_evaluations": res.n_model_evaluations,
                    "converged": -1 if res.converged is None else int(res.converged)}
+            if args.method == "nested":
+                row.update(ln_evidence=res.ln_evidence,
+                           ln_evidence_err=res.diagnostics["ln_evidence_err"])
             for name, stats in res.summary.items():
                 for stat, value in stats.items():
                     row[f"{name}_{stat}"] = value
+            if compare:
+                fits = [run[i] for run in runs]
+                cmp = ModelComparison.from_evidences(
+                    names, [f.ln_evidence for f in fits],
+                    [f.diagnostics["ln_evidence_err"] for f in fits])
+                print(f"SED {key} (z = {float(zi):g}):\n{cmp.table()}")
+                for k, name in enumerate(names):
+                    row[f"ln_evidence_{name}"] = cmp.ln_evidence[k]
+                    row[f"ln_evidence_err_{name}"] = cmp.ln_evidence_err[k]
+                    row[f"ln_bayes_{name}"] = cmp.ln_bayes[k]
+                row["best_model"] = cmp.best
             rows.append(row)
         from ._paths import atomic_path
 
@@ -215,7 +253,8 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
     gen.add_argument("--quiet", action="store_true", help="no progress bar")
     gen.set_defaults(func=_cmd_models_generate)
 
-    fit = sub.add_parser("fit", help="fit a catalogue of SEDs with a model library (RDSPS)")
+    fit = sub.add_parser("fit", help="fit a catalogue of SEDs with a model library (RDSPS, "
+                                     "MCMC or nested sampling)")
     fit.add_argument("catalog", help="input table (see the module docstring for columns)")
     fit.add_argument("--library", required=True, help="model library (HDF5, either layout)")
     fit.add_argument("--filters", required=True, help="comma-separated filter names")
@@ -232,9 +271,12 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
     fit.add_argument("--refit", action="store_true",
                      help="discard the --store results made with other settings or another "
                           "library and fit again")
-    fit.add_argument("--likelihood", default="gauss", choices=("gauss", "student_t"))
-    fit.add_argument("--dof", type=float, default=3.0)
-    fit.add_argument("--perc-chi2", type=float, default=100.0)
+    fit.add_argument("--likelihood", default="gauss", choices=("gauss", "student_t"),
+                     help="RDSPS likelihood: Gaussian or Student-t")
+    fit.add_argument("--dof", type=float, default=3.0,
+                     help="degrees of freedom of the Student-t likelihood")
+    fit.add_argument("--perc-chi2", type=float, default=100.0,
+                     help="RDSPS: percentage of lowest-chi2 models kept in the posterior")
     fit.add_argument("--error-floor", type=float, default=0.0,
                      help="extra fractional error added in quadrature, on top of the "
                           "calibration errors (default 0)")
@@ -248,14 +290,35 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
                      help="treat fluxes below N sigma, and NaN fluxes with an error, as upper "
                           "limits at N sigma (default: off; explicit limits come from "
                           "boolean F_ul columns)")
-    fit.add_argument("--method", default="rdsps", choices=("rdsps", "mcmc"),
-                     help="RDSPS over the library, or MCMC (emcee) with models made on the fly "
-                          "(started from the library's best models)")
+    fit.add_argument("--method", default="rdsps", choices=("rdsps", "mcmc", "nested"),
+                     help="RDSPS over the library refined to a converged posterior (adaptive "
+                          "RDSPS), MCMC (emcee) with models made on the fly (started from the "
+                          "library's best models), or nested sampling (nautilus; gives the "
+                          "Bayesian evidence)")
+    fit.add_argument("--no-refine", action="store_true",
+                     help="RDSPS: the original's plain RDSPS (the library pass only, not "
+                          "refined; its effective sample size is usually far below a "
+                          "converged posterior's)")
     fit.add_argument("--nwalkers", type=int, default=100, help="MCMC walkers")
     fit.add_argument("--nsteps", type=int, default=600, help="MCMC steps per walker")
     fit.add_argument("--nsteps-cut", type=int, default=50, help="MCMC burn-in steps dropped")
     fit.add_argument("--thin", type=int, default=1, help="MCMC thinning")
-    fit.add_argument("--seed", type=int, default=0, help="MCMC random seed")
-    fit.add_argument("--threads", type=int, default=None)
+    fit.add_argument("--seed", type=int, default=0,
+                     help="random seed of MCMC and nested sampling (one per SED derived "
+                          "from it)")
+    fit.add_argument("--nlive", type=int, default=500, help="nested sampling: live points")
+    fit.add_argument("--target-ess", type=int, default=1000,
+                     help="nested sampling: stop at this effective sample size")
+    fit.add_argument("--max-calls", type=int, default=100000,
+                     help="nested sampling: at most this many likelihood calls per SED "
+                          "(the fit is then flagged unconverged)")
+    fit.add_argument("--keep-exploration", action="store_true",
+                     help="nested sampling: keep the points of the exploration phase (fewer "
+                          "calls, slightly biased posterior and evidence)")
+    fit.add_argument("--compare", action="append", metavar="LIBRARY",
+                     help="another model library (repeatable): fit every SED with each "
+                          "library by nested sampling and print evidences and Bayes factors")
+    fit.add_argument("--threads", type=int, default=None,
+                     help="threads (SEDs fitted in parallel; default all cores)")
     fit.add_argument("--quiet", action="store_true", help="no progress bar")
     fit.set_defaults(func=_cmd_fit)

@@ -104,7 +104,9 @@ DEFAULTS: dict[str, dict[str, Any]] = {
                "add_igm_absorption": False, "igm_type": 0, "ranges": {}},
     "fitting": {"method": "rdsps", "likelihood": "gauss", "dof": 3.0, "perc_chi2": 100.0,
                 "error_floor": 0.0, "max_age_universe": True, "cosmo": None, "H0": 70.0,
-                "Om0": 0.3,
+                "Om0": 0.3, "nested": {},
+                # RDSPS: refine the library pass to a converged posterior (adaptive RDSPS)
+                "refine": True,
                 # "auto" (the flux map's CALERR, else the instrument table), false, one
                 # fraction, or a table {filter = fraction}; see pixedfit.fitting.errors
                 "calibration_errors": "auto",
@@ -339,12 +341,13 @@ def _check_config(cfg: dict[str, Any], files: bool, problems: list[str]) -> None
             add(f"models.ranges.{name} must have lo <= hi, got {v}")
 
     # ---- fitting
-    choice("fitting.method", fitting["method"], ("rdsps", "mcmc"))
+    choice("fitting.method", fitting["method"], ("rdsps", "mcmc", "nested"))
     choice("fitting.likelihood", fitting["likelihood"], ("gauss", "student_t"))
     num("fitting.dof", fitting["dof"], 0, open_lo=True)
     num("fitting.perc_chi2", fitting["perc_chi2"], 0, 100, open_lo=True)
     num("fitting.error_floor", fitting["error_floor"], 0)
     boolean("fitting.max_age_universe", fitting["max_age_universe"])
+    boolean("fitting.refine", fitting["refine"])
     num("fitting.H0", fitting["H0"], 0, open_lo=True)
     num("fitting.Om0", fitting["Om0"], 0, 1)
     if fitting["cosmo"] is not None:
@@ -507,6 +510,13 @@ def load_config(path: PathLike | None = None, config: Mapping[str, Any] | None =
     if isinstance(nsig, bool) or not isinstance(nsig, int | float) or not nsig >= 0:
         raise ValueError("config: fitting.upper_limit_nsigma must be a number >= 0 (0: no "
                          f"automatic upper limits), got {nsig!r}")
+    if cfg["fitting"]["method"] == "nested":
+        from .fitting.nested import NestedSettings
+
+        try:
+            NestedSettings.from_any(cfg["fitting"]["nested"])
+        except ValueError as exc:
+            raise ValueError(f"config: fitting.nested: {exc}") from exc
     if cfg["images"]["region"] not in ("segmentation", "ellipse"):
         raise ValueError("config: images.region must be 'segmentation' or 'ellipse'")
     _check_config(cfg, False, problems)  # every problem at once, unknown keys included

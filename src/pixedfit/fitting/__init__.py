@@ -2,6 +2,12 @@
 
 from .drivers import fit_binmap, fit_catalog, fit_sed
 from .mcmc import McmcSettings, MCMCShortChainWarning
+from .nested import (
+    ModelComparison,
+    NestedSamplingWarning,
+    NestedSettings,
+    compare_models,
+)
 from .priors import (
     DEFAULT_RANGES,
     MASS_SCALED,
@@ -27,7 +33,10 @@ __all__ = [
     "JointWithMass",
     "MCMCShortChainWarning",
     "McmcSettings",
+    "ModelComparison",
     "ModelPhotometry",
+    "NestedSamplingWarning",
+    "NestedSettings",
     "ObservedSpectrum",
     "Prior",
     "PriorSet",
@@ -37,6 +46,7 @@ __all__ = [
     "StudentT",
     "Tabulated",
     "Uniform",
+    "compare_models",
     "fit_binmap",
     "fit_catalog",
     "fit_sed",

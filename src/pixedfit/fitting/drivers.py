@@ -49,6 +49,7 @@ from numpy.typing import ArrayLike, NDArray
 from ..cosmology import age_of_universe, luminosity_distance
 from ..parallel import SerialPool, thread_count
 from . import adaptive
+from . import nested as _nested
 from ._checks import check_catalog, check_common, check_dz, check_redshift
 from .adaptive import AdaptiveSettings, ConvergenceWarning
 from .errors import (
@@ -259,9 +260,11 @@ def _settings(likelihood: str, dof: float, perc_chi2: float, error_floor: float,
     return out
 
 
-def _check_method(method: str) -> None:
-    if method not in ("rdsps", "mcmc"):
-        raise ValueError(f"method must be 'rdsps' or 'mcmc', got {method!r}")
+def _check_method(method: str, nested: Any = None) -> None:
+    if method not in ("rdsps", "mcmc", "nested"):
+        raise ValueError(f"method must be 'rdsps', 'mcmc' or 'nested', got {method!r}")
+    if method == "nested":  # bad settings fail before any fit
+        _nested.NestedSettings.from_any(nested)
 
 
 def _adaptive_settings(method: str, refine_opt: bool | AdaptiveSettings,
@@ -286,7 +289,11 @@ def _seeded(aset: AdaptiveSettings | None, seed: int) -> AdaptiveSettings | None
 
 
 def _mcmc_settings(method: str, nwalkers: int, nsteps: int, nsteps_cut: int, thin: int,
-                   seed: int, backend: Any, progress: bool) -> McmcSettings | None:
+                   seed: int, backend: Any, progress: bool, nested: Any = None
+                   ) -> McmcSettings | _nested.NestedSettings | None:
+    if method == "nested":
+        return _nested.NestedSettings.from_any(nested, seed=int(seed),
+                                               progress=bool(progress))
     if method != "mcmc":
         return None
     return McmcSettings(nwalkers=nwalkers, nsteps=nsteps, nsteps_cut=nsteps_cut, thin=thin,
@@ -437,7 +444,8 @@ def _correction_moments(ctx: _Context, lp: LibraryPass, obs: NDArray | None,
 
 
 def _fit(ctx: _Context, obs: NDArray | None, err: NDArray | None, z: float | None,
-         spectrum: ObservedSpectrum | None, area: float | None, mset: McmcSettings | None,
+         spectrum: ObservedSpectrum | None, area: float | None,
+         mset: McmcSettings | _nested.NestedSettings | None,
          models: ModelPhotometry | None = None,
          aset: AdaptiveSettings | None = None) -> FitResult:
     """One SED: RDSPS (``mset`` None; refined when ``aset`` is given) or MCMC, photometry
@@ -466,6 +474,8 @@ def _fit(ctx: _Context, obs: NDArray | None, err: NDArray | None, z: float | Non
     def sample(o: NDArray | None, e: NDArray | None, upper: NDArray | None) -> FitResult:
         if mset is None:
             return adaptive.refine(ctx, lp, o, e, z, spectral, area, aset, upper=upper)
+        if isinstance(mset, _nested.NestedSettings):
+            return _nested.fit_one(ctx, lp, o, e, z, spectral, area, mset, upper=upper)
         return fit_one(ctx, lp, o, e, z, spectral, area, mset, upper=upper)
 
     if not has_phot:
@@ -552,6 +562,7 @@ def fit_sed(
     backend: PathLike | None = None,
     progress: bool = False,
     refine: bool | AdaptiveSettings = True,
+    nested: Any = None,
 ) -> FitResult:
     """Fit one SED (photometry, a spectrum, or both) with a model library.
 
@@ -568,8 +579,9 @@ def fit_sed(
         The model library.
     priors : PriorSet, mapping or sequence of Prior, optional
         Priors (see :mod:`pixedfit.fitting.priors`).
-    method : {"rdsps", "mcmc"}
-        Fitting method.
+    method : {"rdsps", "mcmc", "nested"}
+        Fitting method (``"nested"``: nautilus, with the evidence; see
+        :mod:`pixedfit.fitting.nested`).
     model : SEDModel, optional
         Model for the library photometry (default: rebuilt from the library).
     likelihood, dof, perc_chi2, error_floor, mask_invalid, area_kpc2
@@ -614,12 +626,15 @@ def fit_sed(
         sample size reaches its target (:mod:`pixedfit.fitting.adaptive`; default). False
         gives the original's plain RDSPS (the library pass only; its ``ess`` is usually far
         below a converged posterior's).
+    nested : NestedSettings or mapping, optional
+        Nested-sampling settings (``method="nested"``; see
+        :class:`pixedfit.fitting.nested.NestedSettings`; its seed is ``seed``).
 
     Returns
     -------
     FitResult
     """
-    _check_method(method)
+    _check_method(method, nested)
     z = check_redshift(z)
     check_dz(dz, span=1.0 if z is None else 0.0)
     check_common(method, threads, nwalkers, nsteps, nsteps_cut, thin, seed)
@@ -631,7 +646,8 @@ def fit_sed(
     obs, err = _phot_input(flux, flux_err, len(ctx.filters), spectrum)
     if z is not None and not (np.isfinite(z) and z > 0):
         raise ValueError(f"z must be > 0 (or None for a free redshift), got {z}")
-    mset = _mcmc_settings(method, nwalkers, nsteps, nsteps_cut, thin, seed, backend, progress)
+    mset = _mcmc_settings(method, nwalkers, nsteps, nsteps_cut, thin, seed, backend, progress,
+                          nested)
     aset = _adaptive_settings(method, refine, seed)
     if obs is None:
         return _fit(ctx, None, None, z, spectrum, area_kpc2, mset, aset=aset)
@@ -728,6 +744,7 @@ def fit_catalog(
     seed: int = 0,
     refine: bool | AdaptiveSettings = True,
     distance_mpc: ArrayLike | None = None,
+    nested: Any = None,
 ) -> list[FitResult]:
     """Fit many SEDs, each at its own redshift.
 
@@ -758,6 +775,8 @@ def fit_catalog(
         of that distance (:func:`pixedfit.cosmology.redshift_at_distance`) instead of its
         ``z`` — for nearby galaxies whose redshift is negative or dominated by peculiar
         motion. NaN keeps the row's ``z``.
+    nested : NestedSettings or mapping, optional
+        Nested-sampling settings (``method="nested"``).
     Other parameters
         As :func:`fit_sed`.
 
@@ -771,7 +790,7 @@ def fit_catalog(
     ValueError, TypeError
         Before any work, naming the argument, or the row and id of a bad redshift.
     """
-    _check_method(method)
+    _check_method(method, nested)
     check_common(method, threads, nwalkers, nsteps, nsteps_cut, thin, seed)
     obs, err, zz, keys = check_catalog(fluxes, flux_errs, z, distance_mpc, ids, dz, cosmo,
                                        H0, Om0)
@@ -801,7 +820,8 @@ def fit_catalog(
         try:
             models = ctx.photometry(float(zz[i])) if interp is None else interp(float(zz[i]))
             mset = _mcmc_settings(method, nwalkers, nsteps, nsteps_cut, thin,
-                                  _sed_seed(seed, i), _chain_file(store, keys[i]), False)
+                                  _sed_seed(seed, i), _chain_file(store, keys[i]), False,
+                                  nested)
             spec = None if spectra is None else spectra[i]
             if mset is None and spec is None and aset is None:
                 res = _run_rdsps(ctx_i, obs[i], err[i], models, ctx.age_prior(float(zz[i])),
@@ -861,6 +881,7 @@ def fit_binmap(
     thin: int = 1,
     seed: int = 0,
     refine: bool | AdaptiveSettings = True,
+    nested: Any = None,
 ) -> dict[int, FitResult]:
     """Fit the SEDs of the bins of a binned cube.
 
@@ -892,6 +913,8 @@ def fit_binmap(
         MCMC and adaptive RDSPS: bin ``b`` uses a seed derived from (seed, b).
     refine : bool or AdaptiveSettings
         Adaptive refinement of RDSPS fits (see :func:`fit_sed`).
+    nested : NestedSettings or mapping, optional
+        Nested-sampling settings (``method="nested"``).
     Other parameters
         As :func:`fit_sed` and :func:`fit_catalog`.
 
@@ -900,7 +923,7 @@ def fit_binmap(
     dict of int to FitResult
         Keyed by bin id.
     """
-    _check_method(method)
+    _check_method(method, nested)
     z = check_redshift(z, "z")
     check_common(method, threads, nwalkers, nsteps, nsteps_cut, thin, seed)
     from ..binning import BinnedCube
@@ -939,7 +962,7 @@ def fit_binmap(
         err = cube.bin_flux_err[b - 1] * unit
         area = None if areas is None else areas[b - 1]
         mset = _mcmc_settings(method, nwalkers, nsteps, nsteps_cut, thin, _sed_seed(seed, b),
-                              _chain_file(store, key), False)
+                              _chain_file(store, key), False, nested)
         spec = None
         if fit_spectra and cube.bin_has_spec[b - 1]:
             spec = ObservedSpectrum(cube.wave, cube.bin_spec_flux[b - 1] * unit,

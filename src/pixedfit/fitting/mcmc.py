@@ -461,6 +461,189 @@ def component_percentiles(model: Any, params: NDArray, z: float, spectral_scale:
     return wave, out
 
 
+def build_log_probability(ctx: Any, free_all: Sequence[str], box: Any, obs: NDArray | None,
+                          err: NDArray | None, z: float | None, spectral: Any,
+                          area_kpc2: float | None, dz_interp: float,
+                          check: Any = None, upper: NDArray | None = None
+                          ) -> tuple[LogProbability, dict[str, float]]:
+    """The :class:`LogProbability` of one SED and the fixed parameters.
+
+    ``free_all`` lists the candidate parameters; ``box(name)`` gives each one's prior box
+    ``(lo, hi)`` (``lo == hi`` fixes it). The velocity dispersion is added when the
+    spectrum samples it. ``check(ndim)``, if given, validates the sampler settings for
+    the number of sampled parameters; ``upper`` flags the bands that are upper limits.
+    Raises ValueError for priors on unknown quantities.
+    """
+    free: list[str] = []
+    fixed: dict[str, float] = {}
+    lo: list[float] = []
+    hi: list[float] = []
+    for name in free_all:
+        a, b = box(name)
+        if a == b:
+            fixed[name] = a
+        else:
+            free.append(name)
+            lo.append(a)
+            hi.append(b)
+    if spectral is not None and spectral.fit_veldisp:
+        vlo, vhi = spectral.spectrum.veldisp_range
+        free.append("veldisp")
+        lo.append(vlo)
+        hi.append(vhi)
+    if not free:
+        raise ValueError("every parameter is fixed: nothing to sample")
+    derived_names = list(ctx.library.derived)
+    known = set(free) | set(fixed) | set(derived_names) | {"log_mass", "z"}
+    for name in ctx.priors.names:
+        if name not in known:
+            raise ValueError(f"prior on {name!r}, which this fit does not know (sampled: "
+                             f"{', '.join(free)})")
+    if check is not None:
+        check(len(free))
+    has_phot = obs is not None
+    lnprob = LogProbability(
+        ctx.model, free, np.array(lo), np.array(hi), fixed, ctx.priors, z,
+        ctx.filters if has_phot else None, obs, err, spectral=spectral, area_kpc2=area_kpc2,
+        age_limit=ctx.settings.get("max_age_universe", True), cosmo=ctx.settings.get("cosmo"),
+        H0=ctx.settings.get("H0", 70.0), Om0=ctx.settings.get("Om0", 0.3),
+        dz_interp=dz_interp, threads=1 if ctx.threads is None else ctx.threads,
+        upper=upper if has_phot else None)
+    return lnprob, fixed
+
+
+def _equal_weight_subset(nsamp: int, weights: NDArray | None, nmax: int,
+                         rng: np.random.Generator) -> tuple[NDArray[np.int64], NDArray]:
+    """Indices of the samples that get derived quantities, and their counts.
+
+    Equal weights (``weights`` None): all samples, or ``nmax`` of them drawn without
+    replacement. Importance weights: ``nmax`` draws with replacement in proportion to the
+    weights, each distinct sample kept once and weighted by its number of draws (so that
+    the samples, repeated by their counts, are an equal-weight posterior sample).
+    """
+    if weights is None:
+        sub = np.arange(nsamp)
+        if nsamp > nmax:
+            sub = np.sort(rng.choice(nsamp, nmax, replace=False))
+        return sub, np.ones(sub.size, dtype=np.int64)
+    w = np.asarray(weights, dtype=np.float64)
+    pos = np.flatnonzero(w > 0)
+    if pos.size == 0:
+        raise ValueError("no posterior sample has a positive weight")
+    draws = rng.choice(pos, nmax, replace=True, p=w[pos] / w[pos].sum())
+    sub, counts = np.unique(draws, return_counts=True)
+    return sub, counts.astype(np.int64)
+
+
+def posterior_products(ctx: Any, lnprob: LogProbability, samples: NDArray,
+                       samples_lnp: NDArray, weights: NDArray | None, obs: NDArray | None,
+                       err: NDArray | None, z: float | None, spectral: Any, n_sed_samples: int,
+                       max_derived_samples: int, rng: np.random.Generator) -> dict[str, Any]:
+    """Posterior summaries of one SED from samples of any sampler (MCMC, nested).
+
+    Parameters
+    ----------
+    ctx : fit context of :mod:`pixedfit.fitting.drivers`
+    lnprob : LogProbability
+        The log posterior the samples were drawn from.
+    samples : ndarray, shape (nsamp, ndim)
+        Positions in ``lnprob.free`` order.
+    samples_lnp : ndarray, shape (nsamp,)
+        Their log posterior (the maximum is the best fit).
+    weights : ndarray, shape (nsamp,), or None
+        Importance weights (any normalisation; nested sampling), turned into an
+        equal-weight sample by ``max_derived_samples`` draws; None for equal weights (MCMC).
+    obs, err : ndarray or None
+        Observed photometry and its errors as fitted (None for a spectrum-only fit).
+    z : float or None
+        Fixed redshift, None if sampled.
+    spectral : SpectralLikelihood or None
+    n_sed_samples, max_derived_samples : int
+        Samples used for the model-SED percentiles; at most this many samples get derived
+        quantities (see :func:`_equal_weight_subset`).
+    rng : numpy.random.Generator
+        Draws the subsets.
+
+    Returns
+    -------
+    dict
+        FitResult fields: ``names``, ``mean``, ``std``, ``p16``, ``p50``, ``p84``, ``best``,
+        ``filters``, ``obs_flux``, ``obs_flux_err``, ``bfit_photo``, ``z``, ``chi2_min``,
+        ``n_bands_used``, ``samples`` (an equal-weight sample: with importance weights, the
+        distinct drawn samples repeated by their number of draws; statistics are those of
+        this sample),
+        ``photo_pct``, ``sed_wave``, ``sed_pct`` and ``spectrum``.
+    """
+    has_phot = obs is not None
+    free = lnprob.free
+    nsamp = samples.shape[0]
+    sub, counts = _equal_weight_subset(nsamp, weights, max_derived_samples, rng)
+    stat_names = (list(ctx.library.params) + list(ctx.library.derived)
+                  + (["z"] if z is None else []) + (["veldisp"] if "veldisp" in free else []))
+    table_s = np.empty((sub.size, len(stat_names)))
+    phot = np.empty((sub.size, len(ctx.filters))) if has_phot else None
+    scales = np.ones(sub.size)
+    # posterior mean and std of the spectral correction (relative to the model's scale)
+    fac_sum = fac_sq = None
+    for a in range(0, sub.size, 2000):
+        idx = sub[a : a + 2000]
+        wa = counts[a : a + 2000, None]
+        _, ex = lnprob.evaluate(samples[idx], extras=True)
+        if ex.get("index") is None or ex["index"].size != idx.size:
+            raise RuntimeError("a posterior sample has zero probability on re-evaluation")
+        if spectral is not None:
+            rel = ex["spec_factor"] / ex["scale"][:, None]
+            fac_sum = (wa * rel).sum(axis=0) + (0.0 if fac_sum is None else fac_sum)
+            fac_sq = (wa * rel * rel).sum(axis=0) + (0.0 if fac_sq is None else fac_sq)
+        for k, name in enumerate(stat_names):
+            table_s[a : a + idx.size, k] = ex["values"][name]
+        if has_phot:
+            phot[a : a + idx.size] = ex["photometry"]
+        scales[a : a + idx.size] = ex["scale"]
+    # the equal-weight sample: each evaluated sample repeated by its count
+    table_e = np.repeat(table_s, counts, axis=0)
+    stats = {
+        "mean": table_e.mean(axis=0),
+        "std": table_e.std(axis=0),
+        "p16": np.percentile(table_e, 16, axis=0),
+        "p50": np.percentile(table_e, 50, axis=0),
+        "p84": np.percentile(table_e, 84, axis=0),
+    }
+    ibest = int(np.argmax(samples_lnp))
+    _, bex = lnprob.evaluate(samples[ibest : ibest + 1], extras=True)
+    best = np.array([float(bex["values"][n][0]) for n in stat_names])
+    bfit = bex["photometry"][0] if has_phot else np.zeros(0)
+    spectrum = None
+    if spectral is not None:
+        factor = bex["spec_factor"][0]
+        model_pix = bex["spec_model"][0]
+        rel = factor / bex["scale"][0]
+        norm = counts.sum()
+        fac_mean = fac_sum / norm
+        fac_std = np.sqrt(np.maximum(fac_sq / norm - fac_mean**2, 0.0))
+        spectrum = {"wave": spectral.wave, "flux": spectral.flux, "flux_err": spectral.err,
+                    "used": spectral.use.copy(), "model": factor * model_pix, "factor": rel,
+                    "factor_mean": fac_mean, "factor_std": fac_std}
+    owner = np.repeat(np.arange(sub.size), counts)
+    nsed = min(n_sed_samples, owner.size)
+    pick = owner[np.sort(rng.choice(owner.size, nsed, replace=False))]
+    arr, zz = lnprob.param_array(samples[sub[pick]])
+    z_sed = float(z) if z is not None else float(np.median(zz))
+    sed_wave, sed_pct = component_percentiles(ctx.model, arr, z_sed, scales[pick], ctx.threads)
+    photo_pct = (np.percentile(np.repeat(phot, counts, axis=0), [16, 50, 84], axis=0)
+                 if has_phot else None)
+    return {
+        "names": tuple(stat_names), **stats, "best": best,
+        "filters": tuple(ctx.filters) if has_phot else (),
+        "obs_flux": obs if has_phot else np.zeros(0),
+        "obs_flux_err": err if has_phot else np.zeros(0),
+        "bfit_photo": bfit, "z": z, "chi2_min": float(bex["chi2"][0]),
+        "n_bands_used": len(ctx.filters) if has_phot else 0,
+        "samples": table_e, "photo_pct": photo_pct, "sed_wave": sed_wave,
+        "sed_pct": sed_pct, "spectrum": spectrum,
+    }
+
+
 # --------------------------------------------------------------------------- orchestration
 @dataclass
 class LibraryPass:
@@ -567,7 +750,6 @@ def sampling_problem(ctx: Any, lp: LibraryPass, obs: NDArray | None, err: NDArra
         raise ValueError("this fit needs an SEDModel (this library records no complete model "
                          "configuration: pass model=)")
     has_phot = obs is not None
-    names_lib = list(ctx.library.params)
     free_all = [p for p in model.free_params() if has_phot or p != "log_mass"]
     if z is None:
         free_all.append("z")
@@ -595,35 +777,11 @@ def sampling_problem(ctx: Any, lp: LibraryPass, obs: NDArray | None, err: NDArra
         raise ValueError("no library model fits with a positive normalisation")
     best_mass = float(cand_mass[0])
 
-    free, fixed, lo, hi = [], {}, [], []
-    for name in free_all:
-        a, b = _box(ctx, name, lp, best_mass)
-        if a == b:
-            fixed[name] = a
-        else:
-            free.append(name)
-            lo.append(a)
-            hi.append(b)
-    if spectral is not None and spectral.fit_veldisp:
-        vlo, vhi = spectral.spectrum.veldisp_range
-        free.append("veldisp")
-        lo.append(vlo)
-        hi.append(vhi)
-    if not free:
-        raise ValueError("every parameter is fixed: nothing to sample")
     derived_names = list(ctx.library.derived)
-    known = set(free) | set(fixed) | set(derived_names) | {"log_mass", "z"}
-    for name in ctx.priors.names:
-        if name not in known:
-            raise ValueError(f"prior on {name!r}, which this fit does not know (sampled: "
-                             f"{', '.join(free)})")
-    lnprob = LogProbability(
-        model, free, np.array(lo), np.array(hi), fixed, ctx.priors, z,
-        ctx.filters if has_phot else None, obs, err, spectral=spectral, area_kpc2=area_kpc2,
-        age_limit=ctx.settings.get("max_age_universe", True), cosmo=ctx.settings.get("cosmo"),
-        H0=ctx.settings.get("H0", 70.0), Om0=ctx.settings.get("Om0", 0.3),
-        dz_interp=dz_interp, threads=1 if ctx.threads is None else ctx.threads,
-        upper=upper if has_phot else None)
+    lnprob, fixed = build_log_probability(
+        ctx, free_all, lambda name: _box(ctx, name, lp, best_mass), obs, err, z, spectral,
+        area_kpc2, dz_interp, upper=upper if has_phot else None)
+    free, lo, hi = lnprob.free, lnprob.lo, lnprob.hi
     cand = np.empty((order.size, len(free)))
     for j, name in enumerate(free):
         if name == "log_mass":
@@ -634,7 +792,7 @@ def sampling_problem(ctx: Any, lp: LibraryPass, obs: NDArray | None, err: NDArra
             cand[:, j] = spectral.spectrum.veldisp
         else:
             cand[:, j] = table[name][im]
-    stat_names = (names_lib + derived_names + (["z"] if z is None else [])
+    stat_names = (list(ctx.library.params) + derived_names + (["z"] if z is None else [])
                   + (["veldisp"] if "veldisp" in free else []))
     return SamplingProblem(lnprob=lnprob, free=free, fixed=fixed, lo=np.array(lo),
                            hi=np.array(hi), candidates=cand, candidate_weights=w[order],
@@ -653,71 +811,22 @@ def fit_one(ctx: Any, lp: LibraryPass, obs: NDArray | None, err: NDArray | None,
     """
     from .results import FitResult
 
-    model = ctx.model
     has_phot = obs is not None
     prob = sampling_problem(ctx, lp, obs, err, z, spectral, area_kpc2,
                             max_candidates=4 * settings.nwalkers,
                             dz_interp=settings.dz_interp, upper=upper)
     lnprob, free, fixed, lo, hi = prob.lnprob, prob.free, prob.fixed, prob.lo, prob.hi
-    cand, stat_names = prob.candidates, prob.stat_names
     settings.check(len(free))
     rng = np.random.default_rng(settings.seed)
-    start = initial_positions(lnprob, cand, prob.candidate_weights, settings, rng)
+    start = initial_positions(lnprob, prob.candidates, prob.candidate_weights, settings, rng)
     run = run_mcmc(lnprob, start, settings)
     n_eval = lnprob.ncalls
     notes = check_chain(run, settings, free)
 
-    # ---- posterior products
-    samples, slnp = run["samples"], run["samples_lnprob"]
-    nsamp = samples.shape[0]
-    sub = np.arange(nsamp)
-    if nsamp > settings.max_derived_samples:
-        sub = np.sort(rng.choice(nsamp, settings.max_derived_samples, replace=False))
-    table_s = np.empty((sub.size, len(stat_names)))
-    phot = np.empty((sub.size, len(ctx.filters))) if has_phot else None
-    scales = np.ones(sub.size)
-    # posterior mean and std of the spectral correction (relative to the model's scale)
-    fac_sum = fac_sq = None
-    for a in range(0, sub.size, 2000):
-        idx = sub[a : a + 2000]
-        _, ex = lnprob.evaluate(samples[idx], extras=True)
-        if ex.get("index") is None or ex["index"].size != idx.size:
-            raise RuntimeError("a posterior sample has zero probability on re-evaluation")
-        if spectral is not None:
-            rel = ex["spec_factor"] / ex["scale"][:, None]
-            fac_sum = rel.sum(axis=0) + (0.0 if fac_sum is None else fac_sum)
-            fac_sq = (rel * rel).sum(axis=0) + (0.0 if fac_sq is None else fac_sq)
-        for k, name in enumerate(stat_names):
-            table_s[a : a + idx.size, k] = ex["values"][name]
-        if has_phot:
-            phot[a : a + idx.size] = ex["photometry"]
-        scales[a : a + idx.size] = ex["scale"]
-    stats = {
-        "mean": table_s.mean(axis=0),
-        "std": table_s.std(axis=0),
-        "p16": np.percentile(table_s, 16, axis=0),
-        "p50": np.percentile(table_s, 50, axis=0),
-        "p84": np.percentile(table_s, 84, axis=0),
-    }
-    ibest = int(np.argmax(slnp))
-    _, bex = lnprob.evaluate(samples[ibest : ibest + 1], extras=True)
-    best = np.array([float(bex["values"][n][0]) for n in stat_names])
-    bfit = bex["photometry"][0] if has_phot else np.zeros(0)
-    spectrum = None
-    if spectral is not None:
-        factor = bex["spec_factor"][0]
-        model_pix = bex["spec_model"][0]
-        rel = factor / bex["scale"][0]
-        fac_mean = fac_sum / sub.size
-        fac_std = np.sqrt(np.maximum(fac_sq / sub.size - fac_mean**2, 0.0))
-        spectrum = {"wave": spectral.wave, "flux": spectral.flux, "flux_err": spectral.err,
-                    "used": spectral.use.copy(), "model": factor * model_pix, "factor": rel,
-                    "factor_mean": fac_mean, "factor_std": fac_std}
-    nsed = min(settings.n_sed_samples, sub.size)
-    pick = np.sort(rng.choice(sub.size, nsed, replace=False))
-    arr, zz = lnprob.param_array(samples[sub[pick]])
-    z_sed = float(z) if z is not None else float(np.median(zz))
-    sed_wave, sed_pct = component_percentiles(model, arr, z_sed, scales[pick], ctx.threads)
+    post = posterior_products(ctx, lnprob, run["samples"], run["samples_lnprob"], None, obs,
+                              err, z, spectral, settings.n_sed_samples,
+                              settings.max_derived_samples, rng)
+    nsamp = run["samples"].shape[0]
     diagnostics = {
         "acceptance": float(np.mean(run["acceptance"])),
         "autocorr": [float(t) for t in run["autocorr"]],
@@ -731,28 +840,14 @@ def fit_one(ctx: Any, lp: LibraryPass, obs: NDArray | None, err: NDArray | None,
         "spectral_pixels": None if spectral is None else spectral.npix,
         "spectral_clipped": lp.nclip,
         "spectral_template_limited": None if spectral is None else spectral.template_limited,
-        **fit_quality(float(bex["chi2"][0]),
+        **fit_quality(float(post["chi2_min"]),
                       (int(np.isfinite(err).sum()) if has_phot else 0)
                       + (spectral.npix if spectral is not None else 0), len(free)),
     }
-    return FitResult(
-        method="mcmc",
-        names=tuple(stat_names),
-        **stats,
-        best=best,
-        filters=tuple(ctx.filters) if has_phot else (),
-        obs_flux=obs if has_phot else np.zeros(0),
-        obs_flux_err=err if has_phot else np.zeros(0),
-        bfit_photo=bfit,
-        z=z,
-        chi2_min=float(bex["chi2"][0]),
-        n_used=int(nsamp),
-        n_bands_used=len(ctx.filters) if has_phot else 0,
-        config=ctx.config(),
-        samples=table_s,
-        photo_pct=np.percentile(phot, [16, 50, 84], axis=0) if has_phot else None,
-        sed_wave=sed_wave,
-        sed_pct=sed_pct,
-        spectrum=spectrum,
-        diagnostics=diagnostics,
-    )
+    tau = np.asarray(run["autocorr"], dtype=np.float64)
+    n_after = settings.nsteps - settings.nsteps_cut
+    tau_max = float(np.nanmax(tau)) if np.isfinite(tau).any() else math.inf
+    ess = n_after * settings.nwalkers / max(tau_max, 1.0)
+    return FitResult(method="mcmc", **post, n_used=int(nsamp), config=ctx.config(),
+                     diagnostics=diagnostics, ess=float(ess), n_model_evaluations=int(n_eval),
+                     rounds=1, converged=bool(n_after >= 50 * tau_max))

@@ -1,0 +1,665 @@
+"""Nested sampling of one SED with nautilus, its Bayesian evidence, and model comparison.
+
+``method="nested"`` samples the same posterior as the MCMC fits (:mod:`.mcmc`: the
+vectorised :class:`~pixedfit.fitting.mcmc.LogProbability` — photometry and/or spectrum,
+free redshift, priors including joint priors and priors on derived quantities, the
+age-of-universe limit — evaluated in one batched C++ call per batch of points) with
+nautilus (Lange 2023, MNRAS 525, 3181: importance nested sampling with neural-network
+bounds; package ``nautilus-sampler``). Unlike MCMC it needs no starting point and no
+burn-in, and it returns the evidence Z = ∫ L π dθ with its error.
+
+* **Prior**: uniform in the prior box of every sampled parameter (the same box as an MCMC
+  fit: the prior's range, else the library's generation range, limited to what the model
+  accepts; at a fixed redshift ``log_age`` is also cut at the age of the universe), times
+  the densities of the priors (:mod:`pixedfit.fitting.priors`), normalised so that the
+  prior integrates to one (see *Evidence* below).
+* **Stellar mass box** (photometric fits): the same for every model fitted to one SED, so
+  that evidences of different models are comparable — it comes from the data, not from any
+  model: ``log M ∈ log(νL_ν,max / L☉) + log_mass_to_light``, where νL_ν,max =
+  4π D_L² max_b(λ_b f_λ,b) over the bands with a positive flux (of 3 × the error when none
+  has one) and ``log_mass_to_light`` defaults to (−4, +4). Measured over models drawn from
+  the default generation ranges (delayed-τ, double power law, Calzetti, Charlot & Fall,
+  with and without dust emission; FUV … W2 at z = 0.01–2), log(M / νL_ν,max) spans
+  −3.2 … +2.0; the default box adds margins for SEDs with fewer bands. For a free redshift
+  D_L is taken at the two ends of the redshift box. A ``log_mass`` prior with ``lo`` and
+  ``hi`` replaces this box. A warning is raised when the posterior reaches the box's edge.
+* **Evidence**: ``ln_evidence`` = ln ∫ L(θ) π(θ) dθ where ln L is the likelihood of
+  :class:`~pixedfit.fitting.mcmc.LogProbability`, which leaves out terms that depend on
+  the data only (for Gaussian errors Σ ln(√(2π) σ_b)): they are the same for every model
+  fitted to the same data, so Bayes factors are exact but absolute values of different
+  data sets are not comparable. The prior is normalised numerically (grid quadrature over
+  the box) for priors on sampled parameters, joint priors with the mass and the
+  age-of-universe limit of a free redshift; priors on derived quantities (``log_sfr``,
+  ``log_mw_age``, ...) cannot be normalised without models and are left unnormalised
+  (``diagnostics["prior_normalised"]`` is then False and :func:`compare_models` warns).
+  Spectrum-only fits profile the normalisation (not sampled), so their "evidence" is that
+  of a profile likelihood. The error ``ln_evidence_err`` is the sampling error of
+  nautilus' shell estimates (importance-sampling variance of each shell's mean likelihood
+  and binomial error of its volume); the scatter between seeds is measured in
+  ``tests/test_nested.py``.
+* **Stopping**: nautilus explores until the live set holds < ``f_live`` of the evidence,
+  then samples until the effective sample size reaches ``target_ess`` or ``max_calls``
+  likelihood calls are spent (then ``converged`` is False and a
+  :class:`NestedSamplingWarning` says so). With ``discard_exploration`` (default) the points
+  of the exploration phase are dropped, as nautilus recommends for unbiased posteriors and
+  evidences.
+* **Outputs**: those of an MCMC fit (statistics, best fit, photometry and model-SED
+  percentiles, spectral correction moments — computed by the same function,
+  :func:`pixedfit.fitting.mcmc.posterior_products`, from the weighted samples), plus
+  ``ln_evidence``; ``diagnostics`` holds ``ess``, ``n_model_evaluations``,
+  ``ln_evidence_err`` and ``converged``. The same seed gives the same result.
+* **Threads**: one thread per fit unless ``threads`` is given (batches of 100 points are
+  too small for OpenMP to pay off); fit many SEDs in parallel with the drivers.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+from scipy.special import logsumexp
+
+from ..cosmology import age_of_universe, luminosity_distance
+from ..filters import cwave_filters
+from ..units import L_SUN_CGS, MPC_CM
+from .errors import fit_quality
+from .mcmc import (
+    LibraryPass,
+    LogProbability,
+    _box,
+    build_log_probability,
+    posterior_products,
+)
+from .priors import JointWithMass
+
+__all__ = ["ModelComparison", "NestedSamplingWarning", "NestedSettings", "compare_models",
+           "fit_one", "log_mass_box"]
+
+
+class NestedSamplingWarning(UserWarning):
+    """Nested sampling stopped on its budget, or the posterior touches the mass box."""
+
+
+@dataclass(frozen=True)
+class NestedSettings:
+    """Settings of a nested-sampling fit (nautilus).
+
+    Attributes
+    ----------
+    n_live : int
+        Live points (nautilus' bounds enclose them); ≥ 100.
+    target_ess : int
+        Effective sample size at which sampling stops (≥ 100).
+    max_calls : int
+        At most this many likelihood calls (the run then stops unconverged).
+    discard_exploration : bool
+        Drop the points of the exploration phase (unbiased posterior and evidence).
+    f_live : float
+        Exploration ends when the live set holds less than this fraction of the evidence.
+    n_networks : int
+        Neural networks per nautilus bound (≥ 1).
+    hidden_layers : tuple of int
+        Hidden-layer sizes of those networks.
+    n_update : int or None
+        Points added to the live set before a new bound is built (None: 3 × ``n_live``).
+    seed : int
+        Seed of the sampler and of the sample subsets.
+    log_mass_to_light : (float, float)
+        Range of log(M / νL_ν,max) [M☉ / L☉] of the stellar-mass box (see the module
+        docstring).
+    n_sed_samples : int
+        Samples used for the model SED percentiles.
+    max_derived_samples : int
+        Equal-weight draws from the weighted posterior that get derived quantities.
+    dz_interp : float
+        Redshift grid step of free-z photometry interpolation.
+    progress : bool
+        Print nautilus' progress.
+    """
+
+    n_live: int = 500
+    target_ess: int = 1000
+    max_calls: int = 100000
+    discard_exploration: bool = True
+    f_live: float = 0.01
+    n_networks: int = 1
+    hidden_layers: tuple[int, ...] = (32, 16)
+    n_update: int | None = None
+    seed: int = 0
+    log_mass_to_light: tuple[float, float] = (-4.0, 4.0)
+    n_sed_samples: int = 200
+    max_derived_samples: int = 10000
+    dz_interp: float = 0.001
+    progress: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("n_live", "target_ess", "max_calls", "n_networks", "n_sed_samples",
+                     "max_derived_samples", "seed"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int | np.integer):
+                raise ValueError(f"NestedSettings.{name} must be an integer, got {v!r}")
+            if v < (0 if name == "seed" else 1):
+                raise ValueError(f"NestedSettings.{name} must be "
+                                 f"{'>= 0' if name == 'seed' else 'positive'}, got {v!r}")
+        if self.n_live < 100:
+            raise ValueError(f"NestedSettings.n_live must be >= 100, got {self.n_live}")
+        if self.target_ess < 100:
+            raise ValueError(f"NestedSettings.target_ess must be >= 100, got {self.target_ess}")
+        if self.max_calls < self.n_live:
+            raise ValueError(f"NestedSettings.max_calls must be >= n_live ({self.n_live}), "
+                             f"got {self.max_calls}")
+        try:
+            layers = tuple(int(v) for v in self.hidden_layers)
+        except (TypeError, ValueError) as exc:
+            raise ValueError("NestedSettings.hidden_layers must be a sequence of positive "
+                             f"integers, got {self.hidden_layers!r}") from exc
+        if not layers or min(layers) < 1:
+            raise ValueError("NestedSettings.hidden_layers must be a sequence of positive "
+                             f"integers, got {self.hidden_layers!r}")
+        object.__setattr__(self, "hidden_layers", layers)
+        if self.n_update is not None and (isinstance(self.n_update, bool) or not isinstance(
+                self.n_update, int | np.integer) or self.n_update < 1):
+            raise ValueError(f"NestedSettings.n_update must be a positive integer or None, got "
+                             f"{self.n_update!r}")
+        for name in ("discard_exploration", "progress"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"NestedSettings.{name} must be True or False, got "
+                                 f"{getattr(self, name)!r}")
+        if not (isinstance(self.f_live, float | int) and 0 < self.f_live < 1):
+            raise ValueError(f"NestedSettings.f_live must be within (0, 1), got {self.f_live!r}")
+        try:
+            a, b = (float(v) for v in self.log_mass_to_light)
+        except (TypeError, ValueError) as exc:
+            raise ValueError("NestedSettings.log_mass_to_light must be a pair (lo, hi), got "
+                             f"{self.log_mass_to_light!r}") from exc
+        if not (math.isfinite(a) and math.isfinite(b) and a < b):
+            raise ValueError("NestedSettings.log_mass_to_light must be finite with lo < hi, "
+                             f"got {self.log_mass_to_light!r}")
+        object.__setattr__(self, "log_mass_to_light", (a, b))
+        if not (isinstance(self.dz_interp, float | int) and self.dz_interp > 0):
+            raise ValueError(f"NestedSettings.dz_interp must be > 0, got {self.dz_interp!r}")
+
+    @classmethod
+    def from_any(cls, value: NestedSettings | Mapping[str, Any] | None, **override: Any
+                 ) -> NestedSettings:
+        """Settings from an instance, a mapping of field names, or None (defaults), with
+        ``override`` applied; unknown names raise ValueError naming them."""
+        if value is None:
+            base: dict[str, Any] = {}
+        elif isinstance(value, NestedSettings):
+            base = {f.name: getattr(value, f.name) for f in fields(cls)}
+        elif isinstance(value, Mapping):
+            base = dict(value)
+        else:
+            raise ValueError(f"nested settings must be NestedSettings or a mapping, got "
+                             f"{value!r}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(base) - known)
+        if unknown:
+            raise ValueError(f"nested settings: unknown field(s) {unknown} (known: "
+                             f"{', '.join(sorted(known))})")
+        base.update(override)
+        return cls(**base)
+
+
+# --------------------------------------------------------------------------- prior volume
+def log_mass_box(obs: NDArray, err: NDArray, filters: Sequence[str], z_lo: float,
+                 z_hi: float, log_mass_to_light: tuple[float, float], cosmo: Any = None,
+                 H0: float = 70.0, Om0: float = 0.3) -> tuple[float, float]:
+    """Stellar-mass prior box from the data alone (the same for every model).
+
+    Parameters
+    ----------
+    obs, err : ndarray, shape (nband,)
+        Observed f_λ and 1σ errors (erg s⁻¹ cm⁻² Å⁻¹); bands with a non-finite or infinite
+        error are ignored.
+    filters : sequence of str
+        Bands (their pivot wavelengths λ_b, Å).
+    z_lo, z_hi : float
+        Redshift range (equal for a fixed redshift).
+    log_mass_to_light : (float, float)
+        Range of log(M / νL_ν,max), M☉ / L☉.
+    cosmo, H0, Om0
+        Cosmology of the luminosity distance.
+
+    Returns
+    -------
+    (float, float)
+        log M☉ range: log(νL_ν,max(z_lo) / L☉) + lo, log(νL_ν,max(z_hi) / L☉) + hi, with
+        νL_ν,max = 4π D_L² max_b λ_b f_λ,b over bands with f > 0 (3 × error when none).
+    """
+    obs = np.asarray(obs, dtype=np.float64)
+    err = np.asarray(err, dtype=np.float64)
+    lam = np.atleast_1d(np.asarray(cwave_filters(list(filters)), dtype=np.float64))
+    good = np.isfinite(obs) & np.isfinite(err) & (err > 0)
+    if not good.any():
+        raise ValueError("flux: no band with a finite flux and error to set the mass range")
+    det = good & (obs > 0)
+    ref = float(np.max(lam[det] * obs[det])) if det.any() else float(
+        np.max(3.0 * lam[good] * err[good]))
+
+    def log_l(zz: float) -> float:
+        dl = float(luminosity_distance(max(zz, 1e-5), cosmo, H0, Om0)) * MPC_CM
+        return math.log10(4.0 * math.pi * dl * dl * ref / L_SUN_CGS)
+
+    return log_l(z_lo) + log_mass_to_light[0], log_l(z_hi) + log_mass_to_light[1]
+
+
+def _grid(lo: float, hi: float, n: int) -> NDArray[np.float64]:
+    """Midpoints of ``n`` equal cells of [lo, hi]."""
+    return lo + (np.arange(n) + 0.5) * (hi - lo) / n
+
+
+def log_prior_normalisation(lnprob: LogProbability, area_kpc2: float | None = None
+                            ) -> tuple[float, bool]:
+    """ln of ∫ U_box(θ) π̃(θ) dθ: the mass of the prior that the sampler sees.
+
+    The sampler integrates exp(ln p) over the box with the uniform density U_box, where
+    ln p (:class:`LogProbability`) holds the prior densities π̃ (not normalised over the
+    box) and the age-of-universe cut. Dividing the evidence by this integral normalises the
+    prior. Priors on sampled parameters are integrated on a grid of cell midpoints (4001
+    per parameter; 801² for pairs tied by a joint prior with the mass or by the age limit
+    of a free redshift); priors of fixed parameters enter with their density at the fixed
+    value.
+
+    Returns
+    -------
+    (float, bool)
+        The ln integral and whether every prior term could be normalised (False with
+        priors on derived quantities, on a profiled mass, or in groups of > 2 parameters).
+    """
+    free = lnprob.free
+    box = {n: (float(a), float(b)) for n, a, b in zip(free, lnprob.lo, lnprob.hi, strict=True)}
+    fixed = dict(lnprob.fixed)
+    if lnprob.z is not None:
+        fixed["z"] = float(lnprob.z)
+    profiled_mass = lnprob.spectral is not None and not lnprob.filters
+    terms: list[tuple[str, set[str]]] = []
+    ok = True
+    for name in lnprob.priors.names:
+        prior = lnprob.priors[name]
+        involved = set()
+        if name in free:
+            involved.add(name)
+        elif name not in fixed or (name == "log_mass" and profiled_mass):
+            ok = False  # a derived quantity (or the profiled mass): needs models
+            continue
+        if isinstance(prior, JointWithMass):
+            if profiled_mass:
+                ok = False
+                continue
+            if "log_mass" in free:
+                involved.add("log_mass")
+            elif "log_mass" not in fixed:
+                ok = False
+                continue
+        terms.append((name, involved))
+    if lnprob.age_limit and "z" in free:
+        terms.append(("__age__", {"z", "log_age"} & set(free)))
+    # group the sampled parameters that share a term
+    groups: list[set[str]] = []
+    for _, inv in terms:
+        if not inv:
+            continue
+        merged = set(inv)
+        for g in [g for g in groups if g & merged]:
+            merged |= g
+            groups.remove(g)
+        groups.append(merged)
+    total = 0.0
+    for group in groups:
+        names = sorted(group)
+        if len(names) > 2:
+            ok = False
+            continue
+        npts = 4001 if len(names) == 1 else 801
+        mesh = np.meshgrid(*[_grid(*box[n], npts) for n in names], indexing="ij")
+        values: dict[str, Any] = {n: m.ravel() for n, m in zip(names, mesh, strict=True)}
+        size = mesh[0].size
+        for k, v in fixed.items():
+            values.setdefault(k, np.full(size, v))
+        lp = np.zeros(size)
+        for name, inv in terms:
+            if not inv or not inv <= group:
+                continue
+            if name == "__age__":
+                lim = np.log10(np.asarray(age_of_universe(values["z"], lnprob.cosmo,
+                                                          lnprob.H0, lnprob.Om0)))
+                lp = lp + np.where(values["log_age"] <= lim, 0.0, -np.inf)
+                continue
+            sub = type(lnprob.priors)([lnprob.priors[name]])
+            lp = lp + sub.log_prior({k: values[k] for k in {name, "log_mass"} if k in values},
+                                    area_kpc2)
+        if not np.isfinite(lp).any():
+            raise ValueError(f"the priors of {', '.join(names)} vanish everywhere inside "
+                             "the prior box")
+        total += float(logsumexp(lp) - math.log(size))
+    # terms that involve fixed parameters only
+    values0 = {k: np.array([v]) for k, v in fixed.items()}
+    for name, inv in terms:
+        if inv or name == "__age__":
+            continue
+        sub = type(lnprob.priors)([lnprob.priors[name]])
+        val = float(sub.log_prior({k: values0[k] for k in {name, "log_mass"} if k in values0},
+                                  area_kpc2)[0])
+        if not math.isfinite(val):
+            raise ValueError(f"the prior of {name!r} vanishes at its fixed value")
+        total += val
+    return total, ok
+
+
+def ln_evidence_error(sampler: Any) -> float:
+    """Sampling error of nautilus' ln Z from its shells.
+
+    Each shell i contributes Z_i = V_i ⟨L⟩_i; ⟨L⟩_i has a relative variance
+    1/n_eff,i − 1/n_i (importance sampling with n_i points of Kish size n_eff,i) and V_i,
+    the bound volume times the fraction f_i of its draws that belong to the shell, a
+    binomial relative variance (1 − f_i) / (N_i f_i). σ(ln Z) = √(Σ Z_i² var_i) / Z.
+    """
+    n = np.asarray(sampler.shell_n, dtype=np.float64)
+    neff = np.asarray(sampler.shell_n_eff, dtype=np.float64)
+    nsample = np.asarray(sampler.shell_n_sample, dtype=np.float64)
+    if sampler.discard_exploration and sampler.explored:
+        nsample = nsample - np.asarray(sampler.shell_n_sample_exp, dtype=np.float64)
+    log_zi = np.asarray(sampler.shell_log_l) + np.asarray(sampler.shell_log_v)
+    use = np.isfinite(log_zi) & (n > 0) & (neff > 0) & (nsample > 0)
+    if not use.any():
+        return math.nan
+    frac = n[use] / nsample[use]
+    rel_var = (np.maximum(1.0 / neff[use] - 1.0 / n[use], 0.0)
+               + np.maximum(1.0 - frac, 0.0) / (nsample[use] * frac))
+    lz = log_zi[use]
+    log_z = logsumexp(lz)
+    return float(math.sqrt(np.sum(np.exp(2.0 * (lz - log_z)) * rel_var)))
+
+
+# --------------------------------------------------------------------------- one SED
+def fit_one(ctx: Any, lp: LibraryPass, obs: NDArray | None, err: NDArray | None,
+            z: float | None, spectral: Any, area_kpc2: float | None,
+            settings: NestedSettings, upper: NDArray | None = None) -> Any:
+    """Nested-sampling fit of one SED (photometry and/or spectrum); ``upper`` flags the
+    bands that are upper limits (see :mod:`pixedfit.fitting.errors`).
+
+    ``ctx`` is the fit context of :mod:`pixedfit.fitting.drivers` (library, model,
+    filters, priors, settings); ``lp`` the library pass (its redshift grid bounds a free
+    redshift; a spectrum's sigma clipping was done there). Returns a
+    :class:`~pixedfit.fitting.results.FitResult` with ``method="nested"`` and
+    ``ln_evidence``.
+    """
+    import nautilus
+
+    from .results import FitResult
+
+    model = ctx.model
+    if model is None:
+        raise ValueError("nested-sampling fits need an SEDModel (this library records no "
+                         "complete model configuration: pass model=)")
+    if not isinstance(settings, NestedSettings):
+        raise ValueError(f"settings must be NestedSettings, got {settings!r}")
+    has_phot = obs is not None
+    free_all = [p for p in model.free_params() if has_phot or p != "log_mass"]
+    if z is None:
+        free_all.append("z")
+    s = ctx.settings
+    cosmo, H0, Om0 = s.get("cosmo"), s.get("H0", 70.0), s.get("Om0", 0.3)
+    age_limit = s.get("max_age_universe", True)
+    mass_box = None
+    if has_phot:
+        zlo, zhi = (z, z) if z is not None else _box(ctx, "z", lp, 0.0)
+        use = np.isfinite(err)
+        mass_box = log_mass_box(obs[use], err[use], [f for f, u in zip(ctx.filters, use,
+                                                                       strict=True) if u],
+                                zlo, zhi, settings.log_mass_to_light, cosmo, H0, Om0)
+        prior = ctx.priors["log_mass"] if "log_mass" in ctx.priors else None
+        if prior is not None:
+            mass_box = (prior.lo if prior.lo is not None else mass_box[0],
+                        prior.hi if prior.hi is not None else mass_box[1])
+
+    def box(name: str) -> tuple[float, float]:
+        if name == "log_mass":
+            return float(mass_box[0]), float(mass_box[1])
+        lo, hi = _box(ctx, name, lp, 0.0)
+        if name == "log_age" and age_limit and z is not None:
+            limit = math.log10(float(age_of_universe(z, cosmo, H0, Om0)))
+            if lo > limit:
+                raise ValueError(f"the prior box of 'log_age' ([{lo:g}, {hi:g}]) lies above "
+                                 f"the age of the universe at z = {z:g} ({10**limit:.3g} Gyr)")
+            hi = min(hi, limit)
+        return lo, hi
+
+    def check(ndim: int) -> None:
+        if ndim < 2:
+            raise ValueError("nested sampling needs at least 2 sampled parameters (nautilus)")
+
+    lnprob, fixed = build_log_probability(ctx, free_all, box, obs, err, z, spectral,
+                                          area_kpc2, settings.dz_interp, check, upper=upper)
+    lo, hi = lnprob.lo, lnprob.hi
+    width = hi - lo
+    ln_norm, normalised = log_prior_normalisation(lnprob, area_kpc2)
+
+    def transform(u: NDArray) -> NDArray:
+        return lo + np.asarray(u) * width
+
+    sampler = nautilus.Sampler(transform, lnprob, n_dim=lnprob.ndim, n_live=settings.n_live,
+                               n_networks=settings.n_networks, vectorized=True,
+                               n_update=(3 * settings.n_live if settings.n_update is None
+                                         else settings.n_update),
+                               neural_network_kwargs={
+                                   "hidden_layer_sizes": tuple(settings.hidden_layers)},
+                               pass_dict=False, seed=settings.seed)
+    converged = bool(sampler.run(f_live=settings.f_live, n_eff=settings.target_ess,
+                                 n_like_max=settings.max_calls,
+                                 discard_exploration=settings.discard_exploration,
+                                 verbose=settings.progress))
+    n_eval = int(lnprob.ncalls)
+    points, log_w, log_l = sampler.posterior()
+    weights = np.exp(log_w - np.max(log_w))
+    ess = float(sampler.n_eff)
+    ln_z = float(sampler.log_z) - ln_norm
+    ln_z_err = ln_evidence_error(sampler)
+    notes = []
+    if not converged:
+        notes.append(f"nested sampling stopped after {sampler.n_like} likelihood calls "
+                     f"(max_calls) with an effective sample size of {ess:.0f} < target_ess "
+                     f"= {settings.target_ess}: increase max_calls")
+    rng = np.random.default_rng(settings.seed)
+    post = posterior_products(ctx, lnprob, points, log_l, weights, obs, err, z, spectral,
+                              settings.n_sed_samples, settings.max_derived_samples, rng)
+    if "log_mass" in lnprob.free and mass_box is not None:
+        j = lnprob.free.index("log_mass")
+        col = post["samples"][:, post["names"].index("log_mass")]
+        margin = 0.02 * (hi[j] - lo[j])
+        if col.min() < lo[j] + margin or col.max() > hi[j] - margin:
+            notes.append(f"the log_mass posterior reaches the edge of its box [{lo[j]:.2f}, "
+                         f"{hi[j]:.2f}] (from the data and log_mass_to_light = "
+                         f"{settings.log_mass_to_light}): widen log_mass_to_light or give a "
+                         "log_mass prior with lo and hi")
+    for note in notes:
+        warnings.warn(note, NestedSamplingWarning, stacklevel=3)
+    diagnostics = {
+        "ess": ess,
+        "n_model_evaluations": n_eval,
+        "ln_evidence_err": ln_z_err,
+        "converged": converged,
+        "n_likelihood_calls": int(sampler.n_like),
+        "ln_prior_norm": float(ln_norm),
+        "prior_normalised": bool(normalised),
+        "sampled": list(lnprob.free),
+        "fixed": fixed,
+        "box": {n: [float(a), float(b)] for n, a, b in zip(lnprob.free, lo, hi, strict=True)},
+        "n_live": settings.n_live, "target_ess": settings.target_ess,
+        "max_calls": settings.max_calls, "discard_exploration": settings.discard_exploration,
+        "f_live": settings.f_live, "seed": settings.seed,
+        "log_mass_to_light": list(settings.log_mass_to_light),
+        "npoints": int(points.shape[0]), "warnings": notes,
+        "spectral_pixels": None if spectral is None else spectral.npix,
+        "spectral_clipped": lp.nclip,
+        "spectral_template_limited": None if spectral is None else spectral.template_limited,
+    }
+    diagnostics.update(fit_quality(float(post["chi2_min"]),
+                                   (int(np.isfinite(err).sum()) if obs is not None else 0)
+                                   + (spectral.npix if spectral is not None else 0),
+                                   len(lnprob.free)))
+    return FitResult(method="nested", **post, ln_evidence=ln_z,
+                     n_used=int(np.count_nonzero(weights > 0)), config=ctx.config(),
+                     diagnostics=diagnostics, ess=float(ess), n_model_evaluations=int(n_eval),
+                     rounds=1, converged=bool(converged))
+
+
+# --------------------------------------------------------------------------- comparison
+@dataclass
+class ModelComparison:
+    """Evidences of several models of one SED and their Bayes factors.
+
+    Attributes
+    ----------
+    names : tuple of str
+        Model names, in the order given.
+    ln_evidence, ln_evidence_err : ndarray, shape (nmodel,)
+        ln Z and its 1σ error.
+    ln_bayes : ndarray, shape (nmodel,)
+        ln Z − ln Z of the best model (0 for the best, negative for the others).
+    ln_bayes_err : ndarray, shape (nmodel,)
+        Its error (errors of both evidences in quadrature; 0 for the best).
+    results : dict of str to FitResult
+        The nested-sampling fit of every model.
+    """
+
+    names: tuple[str, ...]
+    ln_evidence: NDArray[np.float64]
+    ln_evidence_err: NDArray[np.float64]
+    ln_bayes: NDArray[np.float64]
+    ln_bayes_err: NDArray[np.float64]
+    results: dict[str, Any]
+
+    @property
+    def best(self) -> str:
+        """Name of the model with the highest evidence."""
+        return self.names[int(np.argmax(self.ln_evidence))]
+
+    def preferred(self, threshold: float = 1.0) -> str:
+        """The model to adopt: the one of highest evidence, unless models with fewer
+        sampled parameters come within ``threshold`` in ln Z — then the simplest of those
+        (highest ln Z among equals). A threshold of 1 requires "positive" evidence
+        (Kass & Raftery 1995: 2 ln B > 2) before a more complex model is preferred: an
+        extra parameter whose prior is mostly "no effect" (e.g. a torus fraction down to
+        10⁻⁵) costs little evidence, so ln B of order ±0.5 is no reason to adopt it.
+        """
+        if not threshold >= 0:
+            raise ValueError(f"threshold must be >= 0, got {threshold!r}")
+        top = float(np.max(self.ln_evidence))
+        close = [k for k in range(len(self.names)) if self.ln_evidence[k] >= top - threshold]
+        npar = [len(self.results[self.names[k]].diagnostics.get("sampled", ()))
+                if self.names[k] in self.results else 0 for k in close]
+        fewest = min(npar)
+        cand = [k for k, n in zip(close, npar, strict=True) if n == fewest]
+        return self.names[max(cand, key=lambda k: self.ln_evidence[k])]
+
+    @classmethod
+    def from_evidences(cls, names: Sequence[str], ln_z: ArrayLike, ln_z_err: ArrayLike,
+                       results: Mapping[str, Any] | None = None) -> ModelComparison:
+        """Bayes factors relative to the best of the given evidences."""
+        ln_z = np.asarray(ln_z, dtype=np.float64)
+        err = np.asarray(ln_z_err, dtype=np.float64)
+        k = int(np.nanargmax(ln_z))
+        ln_b = ln_z - ln_z[k]
+        ln_b_err = np.sqrt(err**2 + err[k] ** 2)
+        ln_b_err[k] = 0.0
+        return cls(tuple(names), ln_z, err, ln_b, ln_b_err, dict(results or {}))
+
+    def table(self) -> str:
+        """A plain-text table: model, ln Z ± error, ln B relative to the best, B."""
+        lines = [f"{'model':<20} {'ln Z':>12} {'± err':>7} {'ln B':>9} {'± err':>7} "
+                 f"{'B':>10}"]
+        for k, name in enumerate(self.names):
+            b = math.exp(self.ln_bayes[k]) if self.ln_bayes[k] > -700 else 0.0
+            lines.append(f"{name:<20} {self.ln_evidence[k]:12.3f} {self.ln_evidence_err[k]:7.3f}"
+                         f" {self.ln_bayes[k]:9.3f} {self.ln_bayes_err[k]:7.3f} {b:10.3g}"
+                         + ("   <- best" if k == int(np.argmax(self.ln_evidence)) else ""))
+        return "\n".join(lines)
+
+
+def check_comparable(results: Mapping[str, Any]) -> list[str]:
+    """Reasons why the evidences of these fits of one SED may not be comparable: different
+    prior boxes of shared parameters, or priors that could not be normalised."""
+    notes = []
+    boxes: dict[str, tuple[str, list[float]]] = {}
+    for name, res in results.items():
+        d = res.diagnostics
+        if not d.get("prior_normalised", True):
+            notes.append(f"{name}: priors on derived quantities are not normalised; its "
+                         "evidence carries their (model-dependent) normalisation")
+        for par, b in d.get("box", {}).items():
+            if par in boxes and not np.allclose(boxes[par][1], b, rtol=0, atol=1e-9):
+                notes.append(f"prior box of {par!r} differs between {boxes[par][0]} "
+                             f"{boxes[par][1]} and {name} {b}: the Bayes factor includes "
+                             "the difference of prior volumes")
+            boxes.setdefault(par, (name, list(b)))
+    return notes
+
+
+def compare_models(flux: ArrayLike | None, flux_err: ArrayLike | None,
+                   filters: Sequence[str] | None, z: float | None,
+                   libraries: Mapping[str, Any], models: Mapping[str, Any] | None = None,
+                   priors: Any = None, settings: NestedSettings | Mapping | None = None,
+                   seed: int = 0, **fit_kwargs: Any) -> ModelComparison:
+    """Compare models of one SED by their Bayesian evidence (nested sampling).
+
+    Parameters
+    ----------
+    flux, flux_err : array_like, shape (nband,), or None
+        Observed f_λ and 1σ errors (erg s⁻¹ cm⁻² Å⁻¹).
+    filters : sequence of str
+        Bands.
+    z : float or None
+        Redshift (None: free, on the ``z`` prior's range).
+    libraries : mapping name → ModelLibrary or path
+        One library per model (it gives the model configuration and the parameter boxes —
+        use the same generation ranges for the parameters the models share).
+    models : mapping name → SEDModel, optional
+        Forward models (default: rebuilt from each library).
+    priors : PriorSet, mapping or sequence of Prior, optional
+        Priors shared by every model (a prior on a parameter that a model lacks raises).
+    settings : NestedSettings or mapping, optional
+        Sampler settings (``seed`` is taken from ``seed``).
+    seed : int
+        Seed of every fit.
+    **fit_kwargs
+        Passed to :func:`pixedfit.fitting.fit_sed` (``error_floor``, ``spectrum``, ...).
+
+    Returns
+    -------
+    ModelComparison
+        ln Z ± error per model and ln Bayes factors relative to the best
+        (``.table()`` prints them; ``.preferred()`` applies Occam's threshold). Raises a
+        :class:`NestedSamplingWarning` when the evidences are not strictly comparable (see
+        :func:`check_comparable`).
+    """
+    from .drivers import fit_sed
+
+    if not isinstance(libraries, Mapping) or len(libraries) < 2:
+        raise ValueError("libraries: give a mapping name -> library of at least two models")
+    models = dict(models or {})
+    unknown = sorted(set(models) - set(libraries))
+    if unknown:
+        raise ValueError(f"models: {unknown} are not among the libraries "
+                         f"{sorted(libraries)}")
+    for bad in ("method", "nested"):
+        if bad in fit_kwargs:
+            raise ValueError(f"compare_models: {bad!r} is set by compare_models")
+    results = {}
+    for name, lib in libraries.items():
+        results[name] = fit_sed(flux, flux_err, filters, z=z, library=lib, priors=priors,
+                                model=models.get(name), method="nested", nested=settings,
+                                seed=seed, **fit_kwargs)
+    for note in check_comparable(results):
+        warnings.warn(note, NestedSamplingWarning, stacklevel=2)
+    names = list(results)
+    return ModelComparison.from_evidences(
+        names, [results[n].ln_evidence for n in names],
+        [results[n].diagnostics["ln_evidence_err"] for n in names], results)
