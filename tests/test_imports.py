@@ -39,7 +39,7 @@ def test_fitting_and_models_do_not_load_images_or_ifs(statement):
 
 def test_cli_parser_imports_no_science_stack():
     loaded = _loaded("from pixedfit.cli import build_parser\nbuild_parser()")
-    heavy = {"astropy", "scipy", "h5py", "matplotlib", "pixedfit.fitting", "pixedfit.sps",
+    heavy = {"numpy", "astropy", "scipy", "h5py", "matplotlib", "pixedfit.fitting", "pixedfit.sps",
              "pixedfit.library", "pixedfit.images", "pixedfit.ifs"}
     assert not loaded & heavy, sorted(loaded & heavy)
 

@@ -20,8 +20,6 @@ import math
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 __all__ = ["CATALOG_HELP", "FLAGS", "RANGE_DEFAULTS", "add_subcommands"]
 
 
@@ -124,6 +122,7 @@ def _cmd_models_generate(args: argparse.Namespace) -> int:
 
 
 def _read_catalog(path: str, filters: list[str], unit: str, z_column: str, z_fixed: float | None):
+    import numpy as np
     from astropy.table import Table
 
     from .filters import cwave_filters
