@@ -150,3 +150,26 @@ def test_format_value():
     assert format_value(1.5000000000000118) == "1.5"
     assert format_value([1, 2.25, "a"]) == "[1, 2.25, a]"
     assert format_value({"nbins": 124, "SNR": [3.0, 10.0]}) == "nbins=124, SNR=[3, 10]"
+
+
+def test_report_reads_only_the_example_fits(report, tmp_path, monkeypatch):
+    from pixedfit.analysis.report import write_report
+    from pixedfit.fitting.results import FitResult
+    from pixedfit.pipeline import Pipeline
+
+    pipe = Pipeline(report.parent.parent.parent / "demo.toml", quiet=True)
+    for stage in ("images", "ifs", "binning", "models", "fitting", "maps"):
+        getattr(pipe, stage)()  # all cached: nothing is recomputed
+    assert pipe.ran == []
+    reads = []
+    original = FitResult.read.__func__
+
+    def counting(cls, path):
+        reads.append(path)
+        return original(cls, path)
+
+    monkeypatch.setattr(FitResult, "read", classmethod(counting))
+    page = write_report(pipe, tmp_path / "again")
+    nbins = len(list((report.parent.parent / "fitting").glob("bin*.h5")))
+    assert nbins > 3 and len(reads) == 3  # the three example fits, not every bin
+    assert page.read_text().count("<h3>Bin ") == 3

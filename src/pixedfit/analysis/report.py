@@ -45,10 +45,16 @@ code{background:#f4f4f8;padding:1px 3px}
 """
 
 
-def choose_examples(binned: Any, results: dict[int, Any], n: int = 3) -> list[int]:
+def choose_examples(binned: Any, results: Mapping[int, Any], n: int = 3) -> list[int]:
     """Bins to show: the brightest, the faintest regular bin and ones in between (by the
-    reference-band flux per pixel), skipping failed fits and the leftover bin."""
-    ok = [b for b, r in sorted(results.items()) if r.ok and not binned.leftover[b - 1]]
+    reference-band flux per pixel), skipping failed fits and the leftover bin.
+
+    ``results`` maps bin id → :class:`~pixedfit.fitting.FitResult` or → bool (the fit
+    succeeded), so that the results themselves need not all be read.
+    """
+    ok = [b for b, r in sorted(results.items())
+          if (bool(r) if isinstance(r, bool | np.bool_) else r.ok)
+          and not binned.leftover[b - 1]]
     if not ok or n <= 0:
         return []
     ref = int(binned.params.get("ref_band", binned.nbands // 2))
@@ -274,6 +280,7 @@ def write_report(pipe: Any, folder: PathLike) -> Path:
     from ..binned import BinnedCube
     from ..cube import read_cube
     from ..filters import cwave_filters
+    from ..fitting.results import ResultStore
     from ..library import read_library
     from .maps import PropertyMaps, load_fit_results
     from .plots import (
@@ -292,8 +299,11 @@ def write_report(pipe: Any, folder: PathLike) -> Path:
     cube = read_cube(pipe._cube_path())
     phot = getattr(cube, "photometry", cube)
     binned = BinnedCube.read(pipe.path("binning", "binned.fits"))
-    results = load_fit_results(pipe.path("fitting"))
     pm = PropertyMaps.read(pipe.path("maps", "maps.fits"))
+    store = ResultStore(pipe.path("fitting"))
+    status = _fit_status(pm)  # from the maps: only the example fits are read below
+    if status is None:
+        status = {b: r.ok for b, r in load_fit_results(store).items()}
     parts: list[str] = []
     title = html.escape(str(cfg["run"]["name"]))
     parts.append(f"<h1>pixedfit report: {title}</h1>")
@@ -346,7 +356,8 @@ def write_report(pipe: Any, folder: PathLike) -> Path:
                  + _img("img/maps.png", "property maps"))
 
     # ---- example fits
-    examples = choose_examples(binned, results, int(cfg["report"]["n_examples"]))
+    examples = choose_examples(binned, status, int(cfg["report"]["n_examples"]))
+    results = {b: store.load(f"bin{b}") for b in examples}
     if examples:
         library = read_library(pipe.library_path(), spectra=False)
         model = None
@@ -398,6 +409,16 @@ def write_report(pipe: Any, folder: PathLike) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(page, encoding="utf-8")
     return path
+
+
+def _fit_status(pm: Any) -> dict[int, bool] | None:
+    """Bin id → the fit succeeded (a model entered the posterior), from the ``n_used`` map
+    of the property maps; None when the maps lack it."""
+    try:
+        n_used = pm.bin_values("n_used", "best")
+    except KeyError:
+        return None
+    return {b: bool(v > 0) for b, v in enumerate(n_used, start=1) if np.isfinite(v)}
 
 
 def _sample_text(res: Any, samples: Any) -> str:
