@@ -180,7 +180,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = fsub.add_parser("add", help="add a filter from a two-column text file (wave [A], trans)")
     p.add_argument("name")
     p.add_argument("file")
-    p.add_argument("--cwave", type=float, default=None, help="central wavelength in A to use instead of the pivot wavelength")
+    p.add_argument("--cwave", type=float, default=None,
+                   help="central wavelength in A to use instead of the pivot wavelength")
     p.add_argument("--overwrite", action="store_true", help="replace an existing filter")
     p.set_defaults(func=_cmd_filters_add)
     p = fsub.add_parser("remove", help="remove (or hide a built-in) filter")
