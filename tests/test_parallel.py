@@ -11,19 +11,29 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pixedfit.parallel import SerialPool, get_pool, mpi_launched, resolve_threads
+from pixedfit import parallel
+from pixedfit.parallel import (
+    SerialPool,
+    available_cores,
+    get_pool,
+    mpi_launched,
+    resolve_threads,
+)
 
 
-def test_resolve_threads():
+def test_resolve_threads(monkeypatch):
     assert resolve_threads(None) == 0
+    # <= 0 means all cores everywhere; a count is capped at the available cores
+    assert resolve_threads(0) == resolve_threads(-1) == resolve_threads(-100) == 0
+    monkeypatch.setattr(parallel.os, "sched_getaffinity", lambda pid: set(range(4)))
+    assert available_cores() == 4
     assert resolve_threads(3) == 3
     assert resolve_threads(np.int64(2)) == 2
-    with pytest.raises(TypeError):
+    assert resolve_threads(5) == resolve_threads(10**6) == 4
+    with pytest.raises(TypeError, match="threads"):
         resolve_threads(1.5)
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="threads"):
         resolve_threads(True)
-    with pytest.raises(ValueError, match=">= 0"):
-        resolve_threads(-1)
 
 
 def test_serial_pool_and_autodetection(monkeypatch):

@@ -98,7 +98,7 @@ def test_config_errors(tmp_path, capsys):
     bad.write_text("[binning]\nsnr = 5\n[images]\nfluxmap = 'x.fits'\n")
     with pytest.raises(ValueError, match=r"unknown key binning\.snr"):
         load_config(bad)
-    with pytest.raises(ValueError, match="unknown sections"):
+    with pytest.raises(ValueError, match=r"unknown section \[fitter\]; did you mean \[fitting\]"):
         load_config(config={"fitter": {}})
     with pytest.raises(ValueError, match=r"images\.filters"):
         load_config(config={"images": {}})
@@ -154,8 +154,9 @@ def test_ifs_stage_with_an_existing_flux_map(tmp_path):
     wi, wo = tan_wcs(0.5, (44, 44)), tan_wcs(1.0, (26, 26))
     wave = manga_wave_grid(4)
     clean = gal.cube(wave, wi, (44, 44), np.full(wave.size, 2.5))
-    write_manga_logcube(tmp_path / "manga.fits", wave, clean, np.full(clean.shape,
-                                                                      1e-3 * clean.max()), wi)
+    sig = np.full(clean.shape, 1e-3 * clean.max())
+    noisy = clean + np.random.default_rng(5).normal(size=clean.shape) * sig
+    write_manga_logcube(tmp_path / "manga.fits", wave, noisy, sig, wi)
     imaging(gal, bands, wo, (26, 26), 3.0).write(tmp_path / "fluxmap.fits")
     cfg = {"_base": str(tmp_path),
            "run": {"output_dir": "out", "quiet": True},

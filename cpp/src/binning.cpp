@@ -147,6 +147,7 @@ BinningResult bin_pixels(const double* flux, const double* err, const std::uint8
     std::vector<double> F(nreg * nb), V(nreg * nb), S(nreg * nb);
     const double k = params.sys_factor;
     // Threads only pay for large cubes (a parallel region costs more than small copies).
+    // Arithmetic only: nothing in the region can throw.
 #pragma omp parallel for schedule(static) num_threads(nthreads) if (nreg * nb > kParallelMin)
     for (std::int64_t r = 0; r < static_cast<std::int64_t>(nreg); ++r) {
         const std::size_t p = static_cast<std::size_t>(pix_of[r]);
@@ -500,6 +501,7 @@ std::vector<double> bin_sums(const double* values, std::size_t nplanes, std::siz
     const int nthreads = resolve_threads(threads);
     const auto nbin = static_cast<std::size_t>(nbins);
     std::vector<double> out(nplanes * nbin, 0.0);
+    // Arithmetic only: nothing in the region can throw.
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nthreads) \
     if (nplanes * npix > kParallelMin)
     for (std::int64_t w = 0; w < static_cast<std::int64_t>(nplanes); ++w) {

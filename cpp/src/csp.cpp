@@ -723,14 +723,19 @@ void run_batched(const Grid& g, const Config& cfg, const double* params, std::si
     std::vector<float> stars(cmax * 2 * nw);
     std::vector<std::size_t> izs(cmax), order(cmax);
     std::vector<double> fzs(cmax);
+    ParallelErrors errors;  // nothing may throw out of the parallel regions below
     for (std::size_t c0 = 0; c0 < n; c0 += kChunk) {
         const std::size_t cn = std::min(kChunk, n - c0);
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 4)
         for (std::int64_t i = 0; i < static_cast<std::int64_t>(cn); ++i) {
-            const auto u = static_cast<std::size_t>(i);
-            izs[u] = prepare_model(g, cfg, params + (c0 + u) * N_PARAMS, &work[u * ws],
-                                   &stars[u * 2 * nw], fzs[u]);
+            if (errors.failed()) continue;
+            errors.run(static_cast<std::int64_t>(c0) + i, [&] {
+                const auto u = static_cast<std::size_t>(i);
+                izs[u] = prepare_model(g, cfg, params + (c0 + u) * N_PARAMS, &work[u * ws],
+                                       &stars[u * 2 * nw], fzs[u]);
+            });
         }
+        errors.rethrow();
         for (std::size_t i = 0; i < cn; ++i) order[i] = i;
         std::stable_sort(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(cn),
                          [&](std::size_t a, std::size_t b) { return izs[a] < izs[b]; });
@@ -744,29 +749,33 @@ void run_batched(const Grid& g, const Config& cfg, const double* params, std::si
         }
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
         for (std::int64_t b = 0; b < static_cast<std::int64_t>(blocks.size()); ++b) {
+            if (errors.failed()) continue;
             const auto [i0, i1] = blocks[static_cast<std::size_t>(b)];
-            for (std::size_t k0 = 0; k0 < nw; k0 += kTile) {
-                const std::size_t k1 = std::min(nw, k0 + kTile);
-                // age-outer loop so each SSP row tile is read once for the whole block
-                const std::size_t iz = izs[order[i0]], iz1 = (g.nz > 1) ? iz + 1 : iz;
-                for (std::size_t a = 0; a < g.nage; ++a) {
-                    const float* s0 = &g.ssp[(iz * g.nage + a) * nw + k0];
-                    const float* s1 = &g.ssp[(iz1 * g.nage + a) * nw + k0];
-                    for (std::size_t i = i0; i < i1; ++i) {
-                        const std::size_t u = order[i];
-                        WorkView w(g, &work[u * ws], &stars[u * 2 * nw]);
-                        const double my = w.m_young[a], mo = w.m_old[a], fz = fzs[u];
-                        if (my != 0.0) star_axpy(w.young + k0, s0, s1, my, fz, k1 - k0);
-                        if (mo != 0.0) star_axpy(w.old + k0, s0, s1, mo, fz, k1 - k0);
+            errors.run(static_cast<std::int64_t>(c0 + order[i0]), [&, i0 = i0, i1 = i1] {
+                for (std::size_t k0 = 0; k0 < nw; k0 += kTile) {
+                    const std::size_t k1 = std::min(nw, k0 + kTile);
+                    // age-outer loop so each SSP row tile is read once for the whole block
+                    const std::size_t iz = izs[order[i0]], iz1 = (g.nz > 1) ? iz + 1 : iz;
+                    for (std::size_t a = 0; a < g.nage; ++a) {
+                        const float* s0 = &g.ssp[(iz * g.nage + a) * nw + k0];
+                        const float* s1 = &g.ssp[(iz1 * g.nage + a) * nw + k0];
+                        for (std::size_t i = i0; i < i1; ++i) {
+                            const std::size_t u = order[i];
+                            WorkView w(g, &work[u * ws], &stars[u * 2 * nw]);
+                            const double my = w.m_young[a], mo = w.m_old[a], fz = fzs[u];
+                            if (my != 0.0) star_axpy(w.young + k0, s0, s1, my, fz, k1 - k0);
+                            if (mo != 0.0) star_axpy(w.old + k0, s0, s1, mo, fz, k1 - k0);
+                        }
                     }
                 }
-            }
-            double* sc = &scratch[static_cast<std::size_t>(omp_get_thread_num()) * ss];
-            for (std::size_t i = i0; i < i1; ++i) {
-                const std::size_t u = order[i];
-                finish(c0 + u, &work[u * ws], sc, &stars[u * 2 * nw]);
-            }
+                double* sc = &scratch[static_cast<std::size_t>(omp_get_thread_num()) * ss];
+                for (std::size_t i = i0; i < i1; ++i) {
+                    const std::size_t u = order[i];
+                    finish(c0 + u, &work[u * ws], sc, &stars[u * 2 * nw]);
+                }
+            });
         }
+        errors.rethrow();
     }
 }
 

@@ -167,12 +167,26 @@ void legendre_fit(const double* wave, std::size_t n, const double* y, const doub
     const std::vector<LinearTerm> terms = linearisation(kk);
     const int nt = resolve_threads(threads);
     const std::int64_t ns = static_cast<std::int64_t>(nspec);
+    ParallelErrors errors;  // a failed allocation must not escape the parallel region
 #pragma omp parallel num_threads(nt)
     {
         // wk: weights of the points in the fit (0 elsewhere); wy = wk y; mom: moments
-        std::vector<double> a(kk * kk), b(kk), fit(n), wk(n), wy(n), sw(n), mom(km);
+        std::vector<double> a, b, fit, wk, wy, sw, mom;
+        bool ready = false;
+        errors.run(-1, [&] {
+            a.resize(kk * kk);
+            b.resize(kk);
+            fit.resize(n);
+            wk.resize(n);
+            wy.resize(n);
+            sw.resize(n);
+            mom.resize(km);
+            ready = true;
+        });
+        // the loop body only does arithmetic on these buffers (it cannot throw)
 #pragma omp for schedule(dynamic, 16)
         for (std::int64_t si = 0; si < ns; ++si) {
+            if (!ready) continue;
             const std::size_t s = static_cast<std::size_t>(si);
             const double* ys = y + s * n;
             const double* ws = w + s * n;
@@ -234,6 +248,7 @@ void legendre_fit(const double* wave, std::size_t n, const double* y, const doub
             }
         }
     }
+    errors.rethrow();
 }
 
 void legendre_eval(const double* wave, std::size_t n, const double* coeffs, std::size_t nspec,
@@ -244,6 +259,7 @@ void legendre_eval(const double* wave, std::size_t n, const double* coeffs, std:
     const std::vector<double> p = basis(wave, n, order);
     const int nt = resolve_threads(threads);
     const std::int64_t ns = static_cast<std::int64_t>(nspec);
+    // Arithmetic only: nothing in the region can throw.
 #pragma omp parallel for num_threads(nt) schedule(static)
     for (std::int64_t si = 0; si < ns; ++si) {
         const double* c = coeffs + static_cast<std::size_t>(si) * kk;

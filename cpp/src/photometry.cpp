@@ -114,6 +114,7 @@ void apply_band_weights(const double* flux, std::size_t nspec, std::size_t nwave
     }
     const int nt = resolve_threads(threads);
     const std::int64_t ns = static_cast<std::int64_t>(nspec);
+    // Arithmetic only: nothing in the region can throw.
 #pragma omp parallel for num_threads(nt) schedule(static)
     for (std::int64_t s = 0; s < ns; ++s) {
         const double* f = flux + static_cast<std::size_t>(s) * nwave;

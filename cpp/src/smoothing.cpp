@@ -49,6 +49,7 @@ void smooth_gaussian(const double* wave, std::size_t n, const double* flux, std:
         off[i + 1] = w.size();
     }
     const int nt = resolve_threads(threads);
+    // Arithmetic only: nothing in the region can throw.
 #pragma omp parallel for num_threads(nt) schedule(static)
     for (std::int64_t s = 0; s < static_cast<std::int64_t>(nspec); ++s) {
         const double* f = flux + static_cast<std::size_t>(s) * n;

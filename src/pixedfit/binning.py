@@ -63,6 +63,13 @@ running totals, seeds come from one sort. OpenMP serves the O(N) data preparatio
 spectral sums of large cubes; the growth itself is sequential, since each bin depends on
 the bins before it. The result is deterministic and independent of the number of threads.
 
+Errors: every S/N decision above (targets, leftover rule, absorption) and the bin errors use
+the statistical pixel errors only. Calibration errors are a common offset of all pixels of a
+band: they do not average down in a bin, so no amount of binning can beat them and adding
+them would make high-S/N targets unreachable. The cube keeps the per-band fractions
+(:attr:`BinnedCube.calib_err`, from the flux map's ``CALERR<i>``) and the fit adds them to
+the binned SEDs (:mod:`pixedfit.fitting.errors`).
+
 With ``connected=False, shape_test_first_circle=False, absorb_leftover=False``, fluxes
 whose negatives are replaced as the original did, and the original's factor, the bin map is
 identical to the original's (tested against the reference re-implementation).
@@ -80,6 +87,7 @@ from numpy.typing import ArrayLike, NDArray
 from . import _core
 from .binned import BinnedCube, _first_pixels
 from .cube import FluxCube, SpecPhotCube, _open_fits, read_cube
+from .parallel import resolve_threads
 
 __all__ = [
     "BinnedCube",
@@ -105,9 +113,17 @@ def reduced_chi2(
 
     ``a = Σ f1 f2 / s² / Σ f1² / s²``, ``χ² = Σ (f2 − a f1)² / s²`` with
     ``s² = s1² + s2²``, divided by the number of bands (last axis). Arrays broadcast.
+
+    Raises
+    ------
+    ValueError
+        If ``s1² + s2²`` is not finite and > 0 in every band (zero errors give no χ²).
     """
     f1, s1, f2, s2 = (np.asarray(v, dtype=np.float64) for v in (f1, s1, f2, s2))
     var = s1 * s1 + s2 * s2
+    if not np.all(np.isfinite(var) & (var > 0)):
+        raise ValueError("s1, s2: the errors must be finite with s1² + s2² > 0 in every band "
+                         "(all-zero errors give no reduced chi2)")
     den = np.sum(f1 * f1 / var, axis=-1)
     num = np.sum(f1 * f2 / var, axis=-1)
     a = np.divide(num, den, out=np.zeros(np.broadcast(num, den).shape), where=den > 0)
@@ -194,11 +210,7 @@ def _positive(value: Any, name: str, allow_zero: bool = False, allow_inf: bool =
 
 
 def _threads(threads: int | None) -> int:
-    if threads is None:
-        return 0
-    if isinstance(threads, bool) or not isinstance(threads, int | np.integer):
-        raise TypeError(f"threads: expected an int or None, got {threads!r}")
-    return int(threads)
+    return resolve_threads(threads)
 
 
 # --------------------------------------------------------------------------- binning
@@ -235,7 +247,8 @@ def bin_pixels(
         Diameter (pixels) of the first circle around the seed, >= 0.
     SNR : float or sequence of float, optional
         S/N target: one value for all bands or one per band; 0 = no requirement in that
-        band. Default 5 in every band.
+        band. Default 5 in every band. Statistical errors only (calibration errors are
+        kept as ``calib_err`` and added by the fit).
     redc_chi2_limit : float
         Maximum reduced χ² of a pixel's SED against the seed's (``np.inf`` disables the test).
     del_r : float
@@ -452,6 +465,12 @@ def bin_with_map(cube: FluxCube | SpecPhotCube, bin_map: ArrayLike,
     if not np.issubdtype(bm.dtype, np.number) or np.any(~np.isfinite(bm)) or \
             np.any(bm != np.round(bm)) or np.any(bm < 0):
         raise ValueError("bin_map: bin ids must be integers >= 0")
+    top = bm.max() if bm.size else 0
+    if top > min(np.count_nonzero(bm), np.iinfo(np.int32).max):
+        # ids run 1..n without gaps, so n cannot exceed the binned pixels (nor int32, whose
+        # cast would wrap 2**32 + 1 to 1)
+        raise ValueError(f"bin_map: bin ids must run 1..n without gaps; the largest id, "
+                         f"{int(top)}, exceeds the {np.count_nonzero(bm)} binned pixels")
     bm = bm.astype(np.int32)
     if np.any((bm > 0) & ~phot.region):
         raise ValueError("bin_map: binned pixels outside the cube's region")

@@ -1,14 +1,21 @@
 """``pixedfit models generate`` and ``pixedfit fit``: model libraries and catalogue fits.
 
-Catalogue format for ``pixedfit fit`` (also printed by ``pixedfit fit --help``,
-:data:`CATALOG_HELP`): any table astropy reads (FITS, ECSV, CSV, ...) with, for every filter
-``F`` given by ``--filters``, a flux column ``F`` and an error column ``F_err`` in the unit
-``--unit`` (default f_λ, erg s⁻¹ cm⁻² Å⁻¹; Jy, µJy and AB are converted with the filters'
-pivot wavelengths), a redshift column (``--z-column``, default ``z``) unless ``--z`` fixes
-one redshift for all, and optionally an ``id`` column. The output table has one row per
-SED: id, z, chi2_min, n_used and ``<param>_<stat>`` columns (``--method mcmc`` fits with
-emcee instead, the library giving the model and the start). Under ``mpiexec -n N`` the SEDs
-are shared among the ranks and rank 0 writes the table.
+Catalogue format for ``pixedfit fit`` (also in ``pixedfit fit --help``): any table astropy
+reads (FITS, ECSV, CSV, ...) with, for every filter ``F`` given by ``--filters``, a flux
+column ``F`` and an error column ``F_err`` in the unit ``--unit`` (default f_λ, erg s⁻¹
+cm⁻² Å⁻¹; Jy, µJy and AB are converted with the filters' pivot wavelengths), a redshift
+column (``--z-column``, default ``z``) unless ``--z`` fixes one redshift for all, and
+optionally an ``id`` column and, per filter, a boolean column ``F_ul`` (True: ``F`` holds
+an upper limit and ``F_err`` its 1σ noise). Errors follow :mod:`pixedfit.fitting.errors`:
+calibration errors from the instrument table by default (``--calibration-errors``), an
+optional ``--error-floor``, and upper limits (``F_ul`` columns, or ``--upper-limit-
+nsigma``) through the Gaussian CDF. With ``--distance-column D`` a row whose column ``D``
+holds a finite luminosity distance (Mpc) is fitted at the redshift of that distance instead
+(nearby galaxies with a negative or peculiar-velocity-dominated redshift); the redshift
+column may then be absent. The output table has one row per SED: id, z, chi2_min, n_used
+and ``<param>_<stat>`` columns (``--method mcmc`` fits with emcee instead, the library
+giving the model and the start). Under ``mpiexec -n N`` the SEDs are shared among the ranks
+and rank 0 writes the table.
 
 Errors name the flag that set the value (:data:`FLAGS`).
 """
@@ -48,6 +55,10 @@ CATALOG_HELP = """catalogue columns (any table astropy reads: FITS, ECSV, CSV, .
   <filter>_err   its 1-sigma error, same unit (NaN flux or error <= 0: band not used)
   z              redshift (column name: --z-column), unless --z gives one for all
   id             optional name of the row (default: the row number)
+  <filter>_ul    optional boolean: True when <filter> holds an upper limit
+                 (<filter>_err is then its 1-sigma noise)
+  D              luminosity distance in Mpc, with --distance-column D (rows with a
+                 finite value are fitted at that distance's redshift)
 output table: one row per SED with id, z, chi2_min, n_used and <param>_<stat> columns
 (stat = mean, std, p16, p50, p84 for every fitted and derived quantity; masses in
 log M☉, SFR in log M☉/yr, ages in log Gyr). Under mpiexec -n N the SEDs are shared
@@ -100,6 +111,8 @@ FLAGS = {
     "thin": "--thin", "dof": "--dof", "perc_chi2": "--perc-chi2",
     "error_floor": "--error-floor", "likelihood": "--likelihood", "threads": "--threads",
     "chunk": "--chunk", "seed": "--seed", "ranges": "--range", "n": "--n",
+    "calibration_errors": "--calibration-errors", "calib_err": "--calibration-errors",
+    "upper_limit_nsigma": "--upper-limit-nsigma", "distance_column": "--distance-column",
 }
 
 
@@ -121,7 +134,8 @@ def _cmd_models_generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _read_catalog(path: str, filters: list[str], unit: str, z_column: str, z_fixed: float | None):
+def _read_catalog(path: str, filters: list[str], unit: str, z_column: str, z_fixed: float | None,
+                  distance_column: str | None = None):
     import numpy as np
     from astropy.table import Table
 
@@ -146,18 +160,66 @@ def _read_catalog(path: str, filters: list[str], unit: str, z_column: str, z_fix
                                  unit, "erg/s/cm2/A", flux_err=np.where(good, np.abs(err), 1.0))
         conv_f[good], conv_e[good] = f[good], e[good]
         flux, err = conv_f, conv_e
+    dist = None
+    if distance_column is not None:
+        if distance_column not in table.colnames:
+            raise ValueError(f"catalogue {path} has no distance column {distance_column!r} "
+                             f"(--distance-column)")
+        dist = np.asarray(table[distance_column], dtype=np.float64)
     if z_fixed is not None:
         z = np.full(len(table), float(z_fixed))
     elif z_column in table.colnames:
         z = np.asarray(table[z_column], dtype=np.float64)
+    elif dist is not None:
+        z = np.full(len(table), np.nan)
     else:
-        raise ValueError(f"catalogue {path} has no redshift column {z_column!r}; pass --z")
+        raise ValueError(f"catalogue {path} has no redshift column {z_column!r}; pass --z "
+                         f"or --distance-column")
     ids = ([str(v) for v in table["id"]] if "id" in table.colnames
            else [str(i) for i in range(len(table))])
-    return ids, flux, err, z
+    upper = None
+    if any(f"{f}_ul" in table.colnames for f in filters):
+        upper = np.zeros(flux.shape, bool)
+        for b, f in enumerate(filters):
+            if f"{f}_ul" in table.colnames:
+                col = np.asarray(table[f"{f}_ul"])
+                if col.dtype != bool and not (np.issubdtype(col.dtype, np.integer)
+                                              and np.all((col == 0) | (col == 1))):
+                    raise ValueError(f"catalogue {path}: column {f}_ul must be boolean "
+                                     "(True: an upper limit)")
+                upper[:, b] = col.astype(bool)
+    return ids, flux, err, z, upper, dist
+
+
+def _parse_calibration(text: str) -> object:
+    """``--calibration-errors``: auto | off | a fraction | band=fraction,band=fraction."""
+    t = text.strip()
+    if t.lower() == "auto":
+        return "auto"
+    if t.lower() in ("off", "none", "false", "no"):
+        return False
+    if "=" not in t:
+        try:
+            return float(t)
+        except ValueError:
+            pass
+    else:
+        out = {}
+        try:
+            for item in t.split(","):
+                band, value = item.split("=", 1)
+                out[band.strip()] = float(value)
+        except ValueError:
+            pass
+        else:
+            return out
+    raise argparse.ArgumentTypeError(
+        f"--calibration-errors: expected auto, off, a fraction or band=fraction,... "
+        f"(got {text!r})")
 
 
 def _cmd_fit(args: argparse.Namespace) -> int:
+    import numpy as np
     from astropy.table import Table
 
     from .fitting import fit_catalog
@@ -166,20 +228,29 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     from .parallel import get_pool
 
     filters = [f.strip() for f in args.filters.split(",") if f.strip()]
-    ids, flux, err, z = _read_catalog(args.catalog, filters, args.unit, args.z_column, args.z)
+    ids, flux, err, z, upper, dist = _read_catalog(args.catalog, filters, args.unit,
+                                                   args.z_column, args.z, args.distance_column)
     library = read_library(args.library, spectra=False)
     pool = get_pool()
     store = ResultStore(args.store) if args.store else None
     results = fit_catalog(flux, err, filters, z, library=library, ids=ids, store=store,
                           pool=pool, likelihood=args.likelihood, dof=args.dof,
                           perc_chi2=args.perc_chi2, error_floor=args.error_floor,
-                          mask_invalid=True, threads=args.threads, quiet=args.quiet,
+                          calibration=args.calibration_errors, upper_limits=upper,
+                          upper_limit_nsigma=args.upper_limit_nsigma, mask_invalid=True,
+                          threads=args.threads, quiet=args.quiet,
                           method=args.method, nwalkers=args.nwalkers, nsteps=args.nsteps,
-                          nsteps_cut=args.nsteps_cut, thin=args.thin, seed=args.seed)
+                          nsteps_cut=args.nsteps_cut, thin=args.thin, seed=args.seed,
+                          distance_mpc=dist)
     if pool.is_master:
         rows = []
         for key, zi, res in zip(ids, z, results, strict=True):
-            row = {"id": key, "z": float(zi), "chi2_min": res.chi2_min, "n_used": res.n_used}
+            zfit = float(res.z) if res.z is not None else float(zi)
+            row = {"id": key, "z": zfit, "chi2_min": res.chi2_min,
+                   "chi2_dof": res.diagnostics.get("chi2_dof", np.nan),
+                   "ndof": res.diagnostics.get("ndof", -1), "n_used": res.n_used,
+                   "ess": res.ess, "n_model_evaluations": res.n_model_evaluations,
+                   "converged": -1 if res.converged is None else int(res.converged)}
             for name, stats in res.summary.items():
                 for stat, value in stats.items():
                     row[f"{name}_{stat}"] = value
@@ -247,6 +318,9 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
     fit.add_argument("--z-column", default="z", help="redshift column (default z)")
     fit.add_argument("--z", type=_number(float, 0.0, low_open=True), default=None,
                      help="one redshift for every SED (instead of the column)")
+    fit.add_argument("--distance-column", default=None,
+                     help="luminosity-distance column (Mpc): rows with a finite value are "
+                          "fitted at the redshift of that distance instead of their z")
     fit.add_argument("--store", default=None,
                      help="folder of per-SED results; a rerun skips the SEDs already there")
     fit.add_argument("--likelihood", default="gauss", choices=("gauss", "student_t"),
@@ -259,7 +333,18 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
                      help="RDSPS: keep the models with the lowest chi2 up to this percentile "
                           "(default 100 = all)")
     fit.add_argument("--error-floor", type=_number(float, 0.0), default=0.0,
-                     help="fractional systematic error added in quadrature (default 0)")
+                     help="extra fractional error added in quadrature, on top of the "
+                          "calibration errors (default 0)")
+    fit.add_argument("--calibration-errors", type=_parse_calibration, default="auto",
+                     metavar="auto|off|FRAC|BAND=FRAC,...",
+                     help="per-band calibration errors added in quadrature: 'auto' (default) "
+                          "from the instrument table (bands without an entry get 0 with a "
+                          "warning), 'off', one fraction for every band, or band=fraction "
+                          "pairs overriding the table")
+    fit.add_argument("--upper-limit-nsigma", type=float, default=None, metavar="N",
+                     help="treat fluxes below N sigma, and NaN fluxes with an error, as upper "
+                          "limits at N sigma (default: off; explicit limits come from "
+                          "boolean F_ul columns)")
     fit.add_argument("--method", default="rdsps", choices=("rdsps", "mcmc"),
                      help="RDSPS over the library, or MCMC (emcee) with models made on the fly "
                           "(started from the library's best models)")

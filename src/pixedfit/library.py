@@ -49,6 +49,7 @@ __all__ = [
     "GENERATION_RANGES",
     "SCHEMA_VERSION",
     "ModelLibrary",
+    "check_generation_ranges",
     "generate_library",
     "read_library",
 ]
@@ -59,6 +60,9 @@ _KIND = "pixedfit-model-library"
 
 #: Default generation ranges: the original's (spec §3.1) within what the BC03 and DL07
 #: grids support (log_qpah: the DL07 grid spans q_PAH 0.10–4.58 %; gas_logu: −4 … −1).
+#: :func:`generate_library` narrows a default range to the model's grids
+#: (:meth:`pixedfit.sps.SEDModel.param_limits`, e.g. log_tauagn ≤ log10 150 = 2.176 for the
+#: Nenkova templates); a range given by the user outside them is refused.
 GENERATION_RANGES: dict[str, tuple[float, float]] = {
     "logzsol": (-2.0, 0.2),
     "log_tau": (-1.0, 1.5),
@@ -465,6 +469,65 @@ def _draw(free: Sequence[str], n: int, ranges: Mapping[str, Sequence[float]],
     return out
 
 
+def _is_int(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int | np.integer)
+
+
+def check_generation_ranges(model: Any, ranges: Any) -> dict[str, tuple[float, float]]:
+    """The generation range of every free parameter of ``model``, checked.
+
+    Parameters
+    ----------
+    model : SEDModel
+        Decides the free parameters and, with its grids, their valid ranges
+        (:meth:`pixedfit.sps.SEDModel.param_limits`).
+    ranges : mapping name → (lo, hi) or None
+        User ranges; the others default to :data:`GENERATION_RANGES` narrowed to the grids.
+
+    Returns
+    -------
+    dict of str to (float, float)
+        One range per free parameter (``log_mass`` excepted).
+
+    Raises
+    ------
+    TypeError, ValueError
+        Naming ``ranges[name]``: not a pair of numbers, lo > hi, a parameter the model does
+        not use, or a range outside the model's grids.
+    """
+    if ranges is None:
+        ranges = {}
+    if not isinstance(ranges, Mapping):
+        raise TypeError(f"ranges must be a mapping of parameter name to (lo, hi), got "
+                        f"{type(ranges).__name__}")
+    free = [p for p in model.free_params() if p != "log_mass"]
+    unknown = set(ranges) - set(free) - {"log_mass"}
+    if unknown:
+        raise ValueError(f"ranges given for parameters this model does not use: "
+                         f"{sorted(unknown)} (free: {', '.join(free)})")
+    limits = model.param_limits()
+    merged: dict[str, tuple[float, float]] = {}
+    for name in free:
+        glo, ghi = limits.get(name, (-np.inf, np.inf))
+        if name not in ranges:  # the default, narrowed to what the model's grids cover
+            lo, hi = GENERATION_RANGES[name]
+            merged[name] = (max(lo, glo), min(hi, ghi))
+            continue
+        value = ranges[name]
+        try:
+            lo, hi = (float(v) for v in value)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"ranges[{name!r}] must be a pair of numbers (lo, hi), got "
+                            f"{value!r}") from exc
+        if not (np.isfinite(lo) and np.isfinite(hi)) or hi < lo:
+            raise ValueError(f"ranges[{name!r}] must be finite with lo <= hi, got {(lo, hi)}")
+        if lo < glo - 1e-9 or hi > ghi + 1e-9:
+            raise ValueError(f"ranges[{name!r}] = {(lo, hi)} leaves the range this model's "
+                             f"grids cover, [{glo:.4g}, {ghi:.4g}]")
+        merged[name] = (lo, hi)
+    return merged
+
+
 def generate_library(
     model: Any,
     n: int,
@@ -486,8 +549,9 @@ def generate_library(
     n : int
         Number of models.
     ranges : mapping name → (lo, hi), optional
-        Ranges of free parameters; others take :data:`GENERATION_RANGES`. ``lo == hi``
-        fixes a parameter.
+        Ranges of free parameters; others take :data:`GENERATION_RANGES` narrowed to the
+        model's grids. ``lo == hi`` fixes a parameter. A range outside the model's grids
+        (:meth:`pixedfit.sps.SEDModel.param_limits`) raises ValueError.
     seed : int
         Seed: the same seed gives the same library for any number of threads or ranks.
     path : path-like, optional
@@ -497,33 +561,34 @@ def generate_library(
         spectra the derived quantities come from the faster photometry grid (see
         :meth:`pixedfit.sps.SEDModel.properties`: ≤ 3e-4 in L_bol and dust mass).
     chunk : int
-        Models per batched C++ call.
+        Models per batched C++ call (≥ 1).
     pool : SerialPool or MPIPool, optional
         Distribute chunks over MPI ranks (all ranks receive the library).
     threads : int, optional
-        OpenMP threads per call.
+        OpenMP threads per call (see :func:`pixedfit.parallel.resolve_threads`).
     quiet : bool
         No progress bar.
 
     Returns
     -------
     ModelLibrary
+
+    Raises
+    ------
+    ValueError, TypeError
+        Naming the argument (``n``, ``chunk``, ``seed``, ``threads``, ``ranges[name]``).
     """
-    if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
+    if not _is_int(n) or n < 1:
         raise ValueError(f"n must be a positive integer, got {n!r}")
-    free = [p for p in model.free_params() if p != "log_mass"]
-    merged: dict[str, tuple[float, float]] = {}
-    for name in free:
-        lo, hi = (ranges or {}).get(name, GENERATION_RANGES[name])
-        lo, hi = float(lo), float(hi)
-        if not (np.isfinite(lo) and np.isfinite(hi)) or hi < lo:
-            raise ValueError(f"ranges[{name!r}] must be finite with lo <= hi, got {(lo, hi)}")
-        merged[name] = (lo, hi)
-    unknown = set(ranges or {}) - set(free) - {"log_mass"}
-    if unknown:
-        raise ValueError(f"ranges given for parameters this model does not use: "
-                         f"{sorted(unknown)} (free: {', '.join(free)})")
-    params = _draw(free, int(n), merged, seed)
+    if not _is_int(chunk) or chunk < 1:
+        raise ValueError(f"chunk must be a positive integer (models per call), got {chunk!r}")
+    if not _is_int(seed) or seed < 0:
+        raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
+    resolve_threads(threads)
+    merged = check_generation_ranges(model, ranges)
+    free = list(merged)
+    chunk = int(chunk)
+    params = _draw(free, int(n), merged, int(seed))
     params["log_mass"] = np.zeros(int(n))
     pool = SerialPool() if pool is None else pool
     starts = list(range(0, int(n), chunk))

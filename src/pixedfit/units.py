@@ -10,6 +10,7 @@ Conventions
 * Ages and timescales: Gyr. Masses: M☉; stellar mass = surviving stars + remnants unless a
   name says otherwise. SFR: M☉ yr⁻¹. Luminosities: erg s⁻¹ or L☉ where stated.
 * Rest-frame model spectra: L☉ Å⁻¹.
+* Sky positions: degrees (ICRS); :func:`sky_position` also reads sexagesimal text.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ __all__ = [
     "L_SUN_CGS",
     "MPC_CM",
     "convert_flux_unit",
+    "sky_position",
 ]
 
 #: Speed of light in Å s⁻¹.
@@ -145,3 +147,68 @@ def convert_flux_unit(
     else:  # linear to linear: the conversion is a multiplication by a positive factor
         out_err = err * _from_fnu(_to_fnu(np.ones_like(lam), src, lam), dst, lam)
     return out, np.broadcast_to(out_err, out.shape).astype(np.float64)
+
+
+_ANGLE_HELP = ("decimal degrees, or sexagesimal text such as '10:00:28.6' or '10h00m28.6s' "
+               "for ra (hours) and '+02:12:21' or '+02d12m21s' for dec (degrees)")
+
+
+def _angle_degrees(value: object, name: str, hours: bool) -> float:
+    """One coordinate in degrees from a number or a decimal / sexagesimal string."""
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer |
+                                                        np.floating | str):
+        raise TypeError(f"{name} must be a number or a string ({_ANGLE_HELP}), got {value!r}")
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            degrees = float(text)
+        except ValueError:
+            from astropy import units as u
+            from astropy.coordinates import Angle
+
+            has_units = any(c in text.lower() for c in "hdms°'\"")
+            try:
+                angle = Angle(text) if has_units else Angle(
+                    text, unit=u.hourangle if hours else u.deg)
+                degrees = float(angle.to_value(u.deg))
+            except (ValueError, TypeError, u.UnitsError, Warning) as exc:
+                raise ValueError(f"{name}: cannot read {value!r} as an angle "
+                                 f"({_ANGLE_HELP})") from exc
+    else:
+        degrees = float(value)
+    if not np.isfinite(degrees):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    return degrees
+
+
+def sky_position(ra: object, dec: object, names: tuple[str, str] = ("ra", "dec")
+                 ) -> tuple[float, float]:
+    """(RA, Dec) in degrees from numbers (degrees) or text, decimal or sexagesimal.
+
+    Sexagesimal RA without unit letters is read in hours (``"10:00:28.6"``), Dec in degrees
+    (``"+02:12:21"``); text with units (``"10h00m28.6s"``, ``"150.1d"``) is read as written.
+
+    Parameters
+    ----------
+    ra, dec : float or str
+        The position.
+    names : (str, str)
+        Names of the two arguments (or configuration keys) in error messages.
+
+    Raises
+    ------
+    TypeError
+        A value that is neither a number nor a string.
+    ValueError
+        Unreadable text, a non-finite value, |RA| > 360° or |Dec| > 90°; the message names
+        the argument.
+    """
+    ra_deg = _angle_degrees(ra, names[0], hours=True)
+    dec_deg = _angle_degrees(dec, names[1], hours=False)
+    if not -360.0 <= ra_deg <= 360.0:
+        raise ValueError(f"{names[0]} must lie within [-360, 360] degrees (sky coordinates "
+                         f"in degrees), got {ra!r}")
+    if not -90.0 <= dec_deg <= 90.0:
+        raise ValueError(f"{names[1]} must lie within [-90, 90] degrees (sky coordinates "
+                         f"in degrees), got {dec!r}")
+    return ra_deg, dec_deg

@@ -299,7 +299,11 @@ class PriorSet:
                         raise ValueError(f"prior for {name!r} is declared for {value.param!r}")
                     items.append(value)
                 else:
-                    lo, hi = value
+                    try:
+                        lo, hi = value
+                    except (TypeError, ValueError) as exc:
+                        raise TypeError(f"priors[{name!r}] must be a Prior or a (lo, hi) pair "
+                                        f"for a uniform prior, got {value!r}") from exc
                     items.append(Uniform(name, lo, hi))
         else:
             items = priors

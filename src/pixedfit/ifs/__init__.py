@@ -10,6 +10,8 @@ Modules (each with one job):
   model spectra fitted to the photometry
 * :mod:`~pixedfit.ifs.matching` — :func:`match_imgifs_spectral`: RDSPS fits of every
   pixel's photometry, best-fit model spectra, the correction
+* :mod:`~pixedfit.ifs.registration` — registration of a cube on images (cross-correlation
+  of its synthetic band image), blurring of images or cubes to a broader PSF
 * :mod:`~pixedfit.ifs.lines` — emission-line table, air/vacuum conversion
 * :mod:`~pixedfit.ifs.generators` — synthetic galaxies and MaNGA/CALIFA files
 """
@@ -26,12 +28,20 @@ _LAZY = {
     "vacuum_to_air": "lines",
     "SpectralMatch": "matching",
     "match_imgifs_spectral": "matching",
+    "ErrorScaleWarning": "readers",
     "IFSCube": "readers",
+    "error_scale": "readers",
     "read_califa": "readers",
     "read_generic": "readers",
     "read_ifs": "readers",
     "read_manga": "readers",
     "read_muse": "readers",
+    "Registration": "registration",
+    "blur_cube": "registration",
+    "blur_image": "registration",
+    "blur_photometry": "registration",
+    "register_cube": "registration",
+    "register_to_photometry": "registration",
     "match_imgifs_spatial": "spatial",
     "SpectralCorrection": "spectral",
     "apply_legendre_correction": "spectral",
@@ -40,13 +50,19 @@ _LAZY = {
 
 __all__ = [
     "EMISSION_LINES",
+    "ErrorScaleWarning",
     "IFSCube",
+    "Registration",
     "SpectralCorrection",
     "SpectralMatch",
     "air_to_vacuum",
     "apply_legendre_correction",
+    "blur_cube",
+    "blur_image",
+    "blur_photometry",
     "correct_specphot_cube",
     "emission_line_mask",
+    "error_scale",
     "match_imgifs_spatial",
     "match_imgifs_spectral",
     "read_califa",
@@ -54,6 +70,8 @@ __all__ = [
     "read_ifs",
     "read_manga",
     "read_muse",
+    "register_cube",
+    "register_to_photometry",
     "vacuum_to_air",
 ]
 

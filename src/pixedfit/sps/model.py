@@ -33,11 +33,15 @@ log_fagn       log L_torus / L_bol,stars                               −3
 log_tauagn     log torus optical depth τ_V                             1
 =============  =====================================================  =======
 
-and the redshift ``z`` (default 0.001), given separately. ``logzsol`` must lie inside the
-grid's metallicity range (BC03: −2.3 … +0.7) and ``log_age`` below its oldest SSP; the
-template parameters (``gas_logu``, ``log_umin``, ``log_qpah``, ``log_tauagn``) are clamped
-to the edges of their template grids, as FSPS does (BC03 nebular grid: log U −4 … 0; DL07:
-U_min 0.1 … 25, q_PAH 0.10 … 4.58 %; torus τ_V 5 … 150).
+and the redshift ``z`` (default 0.001), given separately. Every parameter must lie inside
+the grids that model it (:meth:`SEDModel.param_limits`; a value outside raises ValueError
+naming the parameter and its valid range, nothing is clamped): ``logzsol`` inside the
+grid's metallicity range (BC03: −2.3 … +0.7), ``log_age`` below its oldest SSP, ``dust1`` and
+``dust2`` ≥ 0, and, when their component is on, the template parameters within their
+template grids (BC03 nebular grid: ``gas_logu`` −4 … 0; DL07: U_min 0.1 … 25, i.e.
+``log_umin`` −1 … 1.398, q_PAH 0.10 … 4.58 %, i.e. ``log_qpah`` −1 … 0.661; torus τ_V
+5 … 150, i.e. ``log_tauagn`` 0.699 … 2.176). Parameters of a component that is off are
+not used and not checked.
 
 Outputs: rest-frame spectra in L☉ Å⁻¹ on :attr:`SEDModel.wave`; observed spectra
 (λ(1+z), f_λ in erg s⁻¹ cm⁻² Å⁻¹ = L / (4π d_L² (1+z)) with L☉ = 3.826e33 erg s⁻¹, the unit
@@ -68,6 +72,7 @@ from numpy.typing import ArrayLike, NDArray
 from .. import _core
 from ..cosmology import CosmologyLike, luminosity_distance
 from ..filters import filter_weights
+from ..parallel import resolve_threads
 from ..units import C_AA_PER_S, L_SUN_CGS, MPC_CM
 from .agn import find_agn_templates, read_agn_templates, resample_agn
 from .dust import calzetti_k
@@ -264,6 +269,18 @@ def _build_arrays(grid: SSPGrid, wave: NDArray, agn_tmpl, resample, line_sigma_k
     return d
 
 
+def _limit_note(name: str) -> str:
+    """Where the valid range of a grid-bounded parameter comes from (for error messages)."""
+    return {
+        "logzsol": " (the SSP grid's metallicities)",
+        "log_age": " (log10 of the oldest SSP age in Gyr)",
+        "gas_logu": " (the nebular grid's log U)",
+        "log_umin": " (log10 U_min of the DL07 templates)",
+        "log_qpah": " (log10 q_PAH [%] of the DL07 templates)",
+        "log_tauagn": " (log10 tau_V of the torus templates)",
+    }.get(name, "")
+
+
 #: Engines already built in this process (grid arrays are large: ~270 MB per grid);
 #: SEDModels with the same grid, line width, photometry resolution and AGN templates share one.
 _BUILT: dict[tuple, tuple] = {}
@@ -354,7 +371,8 @@ class SEDModel:
     photometry_resolution : float
         Resolving power λ/Δλ of the internal grid used for photometry.
     threads : int, optional
-        OpenMP threads for the batched calls (None: all cores); results do not depend on it.
+        OpenMP threads for the batched calls (None, 0 or < 0: all cores; capped at the
+        available cores, see :mod:`pixedfit.parallel`); results do not depend on it.
     imf_type : int, optional
         piXedfit/FSPS IMF code (0 Salpeter, 1 Chabrier, 2 Kroupa, 3 van Dokkum 2008,
         4 Davé 2008). The IMF is fixed by the SSP grid; when given, it must match the grid's
@@ -406,6 +424,7 @@ class SEDModel:
         self.cosmo, self.H0, self.Om0 = cosmo, float(H0), float(Om0)
         self.smooth_velocity = bool(smooth_velocity)
         self.sigma_smooth = float(sigma_smooth)
+        resolve_threads(threads)  # refuse a bad value now rather than at the first call
         self.threads = threads
         if grid is None:
             from .bc03 import load_bc03
@@ -526,22 +545,46 @@ class SEDModel:
             raise ValueError("params: no parameter vectors given")
         return self._checked(np.ascontiguousarray(arr)), single
 
+    def param_limits(self) -> dict[str, tuple[float, float]]:
+        """Valid range (lo, hi) of every parameter bounded by this model's grids.
+
+        ``logzsol``: the SSP grid's metallicities; ``log_age``: up to log10 of its oldest
+        SSP [Gyr]; ``dust1``, ``dust2``: ≥ 0; and, when their component is on,
+        ``gas_logu`` (nebular grid), ``log_umin`` and ``log_qpah`` (DL07 templates, log10 of
+        U_min and of q_PAH in per cent) and ``log_tauagn`` (torus templates, log10 τ_V).
+        Unbounded sides are ±inf. A value outside is refused, never clamped to the edge.
+        """
+        grid = self.grid
+        lim = {
+            "logzsol": (float(grid.logzsol[0]), float(grid.logzsol[-1])),
+            "log_age": (-np.inf, float(np.log10(grid.age[-1]))),
+            "dust1": (0.0, np.inf),
+            "dust2": (0.0, np.inf),
+        }
+        if self.add_neb_emission and grid.nebular is not None:
+            lim["gas_logu"] = (float(grid.nebular.logu[0]), float(grid.nebular.logu[-1]))
+        if self.duste_switch and grid.dust_emission is not None:
+            dl = grid.dust_emission
+            lim["log_umin"] = (float(np.log10(dl.umin[0])), float(np.log10(dl.umin[-1])))
+            lim["log_qpah"] = (float(np.log10(dl.qpah[0])), float(np.log10(dl.qpah[-1])))
+        if self.add_agn and self._agn is not None:
+            tau = self._agn.tau
+            lim["log_tauagn"] = (float(np.log10(tau[0])), float(np.log10(tau[-1])))
+        return lim
+
     def _checked(self, arr: NDArray[np.float64]) -> NDArray[np.float64]:
         """Validate a (n, N_PARAMS) parameter array; raise ValueError naming the problem."""
         bad = ~np.isfinite(arr)
         if bad.any():
             names = sorted({PARAM_NAMES[j] for j in np.nonzero(bad)[1]})
             raise ValueError(f"params: NaN or infinite values in {names}")
-        lz = arr[:, 1]
-        lo, hi = self.grid.logzsol[0], self.grid.logzsol[-1]
-        if np.any(lz < lo - 1e-9) or np.any(lz > hi + 1e-9):
-            raise ValueError(f"logzsol must lie within the grid's range [{lo:.3f}, {hi:.3f}]")
-        if np.any(arr[:, 2] > np.log10(self.grid.age[-1])):
-            raise ValueError(f"log_age must be <= log10 of the oldest SSP "
-                             f"({np.log10(self.grid.age[-1]):.3f})")
-        for j in (7, 8):
-            if np.any(arr[:, j] < 0):
-                raise ValueError(f"{PARAM_NAMES[j]} must be >= 0")
+        for name, (lo, hi) in self.param_limits().items():
+            col = arr[:, PARAM_NAMES.index(name)]
+            outside = (col < lo - 1e-9) | (col > hi + 1e-9)
+            if outside.any():
+                value = col[np.argmax(outside)]
+                raise ValueError(f"{name} = {value:g} is outside the range this model's grids "
+                                 f"cover, [{lo:.4g}, {hi:.4g}]{_limit_note(name)}")
         return arr
 
     def _z_values(self, z, n: int, params) -> NDArray[np.float64]:
@@ -556,8 +599,7 @@ class SEDModel:
         return zz
 
     def _threads(self, threads) -> int:
-        t = self.threads if threads is None else threads
-        return 0 if t is None else int(t)
+        return resolve_threads(self.threads if threads is None else threads)
 
     def _cfg(self) -> tuple:
         return (self.sfh_form, self.dust_law, self.duste_switch, self.add_neb_emission,
