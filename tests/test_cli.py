@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
+
+import pytest
 
 import pixedfit
 from pixedfit.cli import main
@@ -23,7 +26,7 @@ def test_filters_list_and_show(capsys):
     assert {"galex_fuv", "galex_nuv", "galex_FUV", "galex_NUV"} <= set(names)
     assert main(["filters", "show", "sdss_u"]) == 0
     out = capsys.readouterr().out
-    assert "central wavelength: 355" in out
+    assert "pivot wavelength: 355" in out
 
 
 def test_filters_add_rename_remove(tmp_path, capsys):
@@ -44,3 +47,100 @@ def test_bad_curve_file_is_a_clean_error(tmp_path, capsys):
     assert main(["filters", "add", "bad_nb", str(bad)]) == 2
     assert "strictly increasing" in capsys.readouterr().err
     assert main(["filters", "add", "bad_nb", str(tmp_path / "missing.txt")]) == 2
+
+
+def _run_cli(*args: str, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pixedfit.cli", *args], capture_output=True,
+                          text=True, timeout=300, **kw)
+
+
+def _sub(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
+    actions = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return actions[0].choices[name]
+
+
+def test_output_into_a_closed_pipe_ends_quietly():
+    # `pixedfit filters list | head`: the reader goes away before the list is written
+    proc = subprocess.Popen([sys.executable, "-m", "pixedfit.cli", "filters", "list"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    proc.stderr.close()
+    assert proc.wait(timeout=120) == 141
+    assert err == ""  # no "[Errno 32] Broken pipe", no "Exception ignored" at exit
+
+
+def test_help_documents_every_fit_option_and_the_catalogue_columns():
+    from pixedfit.cli import build_parser
+
+    fit = _sub(build_parser(), "fit")
+    undocumented = [a.option_strings for a in fit._actions if a.help in (None, "")]
+    assert undocumented == []
+    text = fit.format_help()
+    assert "module docstring" not in text
+    for words in ("--likelihood", "Student-t", "--dof", "--threads", "<filter>_err",
+                  "redshift", "id ", "pivot"):
+        assert words in text, words
+
+
+def test_models_generate_help_lists_the_range_names():
+    from pixedfit.cli import build_parser
+    from pixedfit.cli_fit import RANGE_DEFAULTS
+    from pixedfit.library import GENERATION_RANGES
+
+    assert RANGE_DEFAULTS == GENERATION_RANGES  # the help's copy is the library's table
+    gen = _sub(_sub(build_parser(), "models"), "generate")
+    text = " ".join(gen.format_help().split())
+    for name, (lo, hi) in GENERATION_RANGES.items():
+        assert f"{name} [{lo:g}, {hi:g}]" in text
+    undocumented = [a.option_strings for a in gen._actions if a.help in (None, "")]
+    assert undocumented == []
+
+
+def test_bad_values_name_the_flag(tmp_path):
+    out = str(tmp_path / "lib.h5")
+    for args, flag in ((["--chunk", "0"], "--chunk"), (["--n", "-5"], "--n"),
+                       (["--threads", "-1"], "--threads"),
+                       (["--range", "log_agee=0,1"], "--range")):
+        argv = ["models", "generate", "--n", "10", "--out", out, *args]
+        proc = _run_cli(*argv)
+        assert proc.returncode == 2
+        assert f"argument {flag}" in proc.stderr, proc.stderr
+        assert "Traceback" not in proc.stderr
+    proc = _run_cli("models", "generate", "--n", "10", "--out", out, "--range", "log_age=0")
+    assert "log_age" in proc.stderr and "NAME=LO,HI" in proc.stderr  # shows the names
+    assert not (tmp_path / "lib.h5").exists()
+
+
+def test_user_message_names_flags_and_configuration_keys():
+    from pixedfit.cli import _config_keys, user_message
+    from pixedfit.cli_fit import FLAGS
+    from pixedfit.parallel import SerialPool, TaskError
+
+    def fail(_):
+        try:
+            raise ValueError("dof must be > 0, got 0.0")
+        except ValueError as exc:
+            raise RuntimeError(f"SED 'a': {exc}") from exc
+
+    with pytest.raises(TaskError) as info:
+        SerialPool().map(fail, [0])
+    assert user_message(info.value, FLAGS) == "--dof must be > 0, got 0.0"
+    keys = _config_keys()
+    assert keys["error_floor"] == "fitting.error_floor" and keys["SNR"] == "binning.SNR"
+    msg = user_message(ValueError("error_floor must be a fraction >= 0, got -1.0"), keys)
+    assert msg == "fitting.error_floor must be a fraction >= 0, got -1.0"
+    # words inside other names or text are left alone
+    assert user_message(ValueError("the dof_extra must be 1"), FLAGS) == "the dof_extra must be 1"
+
+
+def test_no_progress_bar_in_a_redirected_log(tmp_path):
+    log = tmp_path / "log.txt"
+    with open(log, "w") as handle:
+        proc = subprocess.run([sys.executable, "-m", "pixedfit.cli", "models", "generate",
+                               "--n", "40", "--chunk", "20", "--out", str(tmp_path / "l.h5")],
+                              stdout=handle, stderr=subprocess.STDOUT, timeout=300)
+    assert proc.returncode == 0
+    text = log.read_text()
+    assert "wrote 40 models" in text
+    assert "\r" not in text and "chunk/s" not in text and "it/s" not in text

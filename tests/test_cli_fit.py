@@ -119,3 +119,14 @@ def test_mpi_library_generation_matches_serial(tmp_path):
     one, two = read_library(tmp_path / "one.h5"), read_library(tmp_path / "two.h5")
     np.testing.assert_array_equal(one.table()[1], two.table()[1])
     assert one.seed == two.seed == 5
+
+
+def test_errors_inside_the_fits_name_the_flag(catalog, tmp_path, capsys):
+    _base, lib_path, path, _params = catalog
+    out = tmp_path / "o.fits"
+    assert main(["fit", str(path), "--library", str(lib_path), "--filters",
+                 ",".join(FILTERS), "--out", str(out), "--method", "mcmc", "--nwalkers", "4",
+                 "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("pixedfit: error: --nwalkers must be >= 2 x the number")
+    assert len(err.strip().splitlines()) == 1 and not out.exists()

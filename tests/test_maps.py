@@ -182,3 +182,35 @@ def test_get_bestfit_params(tmp_path):
     assert get_bestfit_params(_result(1, "mcmc"))["log_mass"] == pytest.approx(9.1)
     with pytest.raises(ValueError):
         get_bestfit_params(res, "median")
+
+
+def test_every_map_has_its_unit_in_bunit(tmp_path):
+    import astropy.units as u
+
+    cube = _cube()
+    binned = bin_with_map(cube, _bin_map())
+    pm = maps_parameters(binned, {b: _result(b) for b in range(1, 7)}, cube)
+    pm.write(tmp_path / "m.fits")
+    expected = {
+        ("log_mass", "p50"): u.solMass, ("log_sfr", "mean"): u.solMass / u.yr,
+        ("log_mw_age", "p84"): u.Gyr, ("log_sigma_mass", "p16"): u.solMass / u.kpc**2,
+        ("log_sigma_sfr", "p50"): u.solMass / u.yr / u.kpc**2,
+    }
+    with fits.open(tmp_path / "m.fits") as hdul:
+        images = [h for h in hdul[1:] if h.name not in ("GALAXY_REGION", "BIN_MAP",
+                                                          "BIN_TABLE")]
+        assert len(images) == len(pm.maps)
+        for hdu in images:
+            assert "BUNIT" in hdu.header, hdu.name
+            unit = u.Unit(hdu.header["BUNIT"])  # astropy reads every one of them
+            _kind, rest = hdu.name.lower().split("-", 1)
+            param, stat = rest.rsplit("-", 1)
+            if (param, stat) in expected:
+                assert isinstance(unit, u.DexUnit)
+                assert unit.physical_unit == expected[param, stat], hdu.name
+            if stat == "mean_err" and param.startswith("log"):
+                assert unit == u.dex, hdu.name  # a width in dex, not a log of a unit
+            if param in ("chi2", "n_used"):
+                assert unit == u.dimensionless_unscaled
+        zsol = hdul["BIN-LOGZSOL-P50"].header["BUNIT"]
+        assert u.Unit(zsol) == u.dex

@@ -142,3 +142,88 @@ def test_map_plots(tmp_path):
     assert (tmp_path / "bins.png").stat().st_size > 1000
     with pytest.raises(ValueError):
         plot_maps(pm, params=[])
+
+
+def _boxes(fig, texts):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    return [t.get_window_extent(renderer) for t in texts if t.get_visible() and t.get_text()]
+
+
+def _overlaps(boxes):
+    return [(a, b) for i, a in enumerate(boxes) for b in boxes[i + 1:] if a.overlaps(b)]
+
+
+def test_corner_axes_ignore_a_floor_and_titles_do_not_collide():
+    from pixedfit.analysis.plots import corner_range
+
+    rng = np.random.default_rng(2)
+    n = 4000
+    # 3 % of the weight at the library's floor for log SFR of models with no star formation
+    sfr = np.where(rng.uniform(size=n) < 0.03, -33.0, rng.normal(-1.0, 0.1, n))
+    mass = rng.normal(9.5, 0.05, n)
+    age = rng.normal(0.4, 0.2, n)
+    s = PosteriorSamples(("log_mass", "log_sfr", "log_mw_age"),
+                         np.column_stack([mass, sfr, age]), np.full(n, 1.0 / n))
+    lo, hi = corner_range(sfr, s.weights)
+    assert -2.0 < lo < -1.3 and -0.7 < hi < 0.0
+    fig = plot_corner(s)
+    axes = np.array(fig.axes).reshape(3, 3)
+    assert axes[1, 1].get_xlim()[0] > -2.0 and axes[1, 0].get_ylim()[0] > -2.0
+    assert "off axis" in axes[1, 1].get_title()  # the cut weight is reported
+    titles = [axes[i, i].title for i in range(3)]
+    title_boxes = _boxes(fig, titles)
+    assert len(title_boxes) == 3 and not _overlaps(title_boxes)
+    # no title runs into another panel, and no tick label into another one
+    visible = [ax for ax in fig.axes if ax.axison]
+    for box in title_boxes:
+        hits = [ax for ax in visible if box.overlaps(ax.get_window_extent())]
+        assert hits == []
+    labels = [t for ax in visible for t in ax.get_xticklabels() + ax.get_yticklabels()]
+    assert not _overlaps(_boxes(fig, labels))
+
+
+def test_filter_plot_ticks_and_legend_are_readable(tmp_path):
+    fig = plot_filters([*FILTERS, "galex_fuv", "2mass_h", "wise_w2"])
+    ax = fig.axes[0]
+    labels = [t for t in ax.get_xticklabels() if t.get_text()]
+    lo, hi = ax.get_xlim()
+    shown = [t for t in labels if lo <= t.get_position()[0] <= hi]
+    assert len(shown) >= 4
+    assert not _overlaps(_boxes(fig, shown))
+    # the legend sits beside the axes, not on the curves
+    legend_box = _boxes(fig, [ax.get_legend().get_texts()[0]])[0]
+    assert legend_box.x0 > ax.get_window_extent().x1
+
+
+def test_sed_wavelength_axis_has_several_labels(setup):
+    model, _lib, fit, _truth = setup
+    fig = plot_sed(fit, model=model)
+    axr = fig.axes[1]
+    lo, hi = axr.get_xlim()
+    texts = [t for t in axr.get_xticklabels() if t.get_text()
+             and lo <= t.get_position()[0] <= hi]
+    assert len(texts) >= 3
+    assert not _overlaps(_boxes(fig, texts))
+
+
+def test_map_colour_bars_state_units():
+    rng = np.random.default_rng(0)
+    cube = FluxCube(rng.uniform(1, 2, (2, 4, 4)), np.full((2, 4, 4), 0.1),
+                    ["sdss_g", "sdss_r"], z=0.05, pixel_scale=1.0)
+    binned = bin_with_map(cube, np.repeat(np.arange(1, 5), 4).reshape(4, 4))
+    names = ("log_mass", "log_sfr", "log_mw_age", "logzsol", "dust2")
+    results = {b: FitResult(method="rdsps", names=names, mean=np.full(5, 0.1 * b),
+                            std=np.full(5, 0.1), p16=np.zeros(5), p50=np.full(5, 0.1 * b),
+                            p84=np.ones(5), best=np.zeros(5), filters=("sdss_g", "sdss_r"),
+                            obs_flux=np.ones(2), obs_flux_err=np.ones(2),
+                            bfit_photo=np.ones(2), z=0.05, n_used=1) for b in range(1, 5)}
+    pm = maps_parameters(binned, results, cube)
+    fig = plot_maps(pm)
+    bars = {ax.get_ylabel() for ax in fig.axes if ax.get_label() == "<colorbar>"}
+    assert {"log Σ* [M☉ kpc⁻²]", "log Σ_SFR [M☉ yr⁻¹ kpc⁻²]", "log age_MW [Gyr]",
+            "log Z/Z☉"} <= bars
+    assert any(b.startswith("τ̂₂") for b in bars)

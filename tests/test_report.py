@@ -93,3 +93,83 @@ def test_report_loads_in_a_headless_browser(report, tmp_path):
                      .replace("&quot;", '"'))
     assert n >= 17
     assert bad == []
+
+
+def test_report_reads_as_a_person_would(report):
+    text = report.read_text()
+    assert "models in the posterior" not in text
+    assert "effective sample size of the posterior" in text
+    # numbers formatted for reading: no float noise such as 1.5000000000000118
+    assert not re.search(r"\d\.\d{10,}", text.split("<h2>Configuration")[0])
+    # the stage info is complete (it used to be cut at 120 characters, mid-list)
+    records = json.loads((report.parent.parent / ".pixedfit" / "binning.json").read_text())
+    from pixedfit.analysis.report import format_value
+
+    info = format_value(records["info"])
+    assert html_escape(info) in text
+
+
+def html_escape(value: str) -> str:
+    import html
+
+    return html.escape(value)
+
+
+def test_configuration_is_shown_as_toml_that_reads_back(report):
+    import html
+    import sys
+
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
+
+    from pixedfit.pipeline import load_config
+
+    text = report.read_text()
+    block = text.split("<h2>Configuration</h2>", 1)[1].split("<pre>", 1)[1].split("</pre>")[0]
+    toml_text = html.unescape(block)
+    parsed = tomllib.loads(toml_text)
+    cfg = load_config(report.parent.parent.parent / "demo.toml")
+
+    def without_none(value):
+        if isinstance(value, dict):
+            return {k: without_none(v) for k, v in value.items() if v is not None}
+        if isinstance(value, tuple):
+            return [without_none(v) for v in value]
+        return value
+
+    expected = {k: without_none(v) for k, v in cfg.items() if not k.startswith("_")}
+    assert parsed == expected
+    assert max(len(line) for line in toml_text.splitlines()) <= 100
+
+
+def test_format_value():
+    from pixedfit.analysis.report import format_value
+
+    assert format_value(1.5000000000000118) == "1.5"
+    assert format_value([1, 2.25, "a"]) == "[1, 2.25, a]"
+    assert format_value({"nbins": 124, "SNR": [3.0, 10.0]}) == "nbins=124, SNR=[3, 10]"
+
+
+def test_report_reads_only_the_example_fits(report, tmp_path, monkeypatch):
+    from pixedfit.analysis.report import write_report
+    from pixedfit.fitting.results import FitResult
+    from pixedfit.pipeline import Pipeline
+
+    pipe = Pipeline(report.parent.parent.parent / "demo.toml", quiet=True)
+    for stage in ("images", "ifs", "binning", "models", "fitting", "maps"):
+        getattr(pipe, stage)()  # all cached: nothing is recomputed
+    assert pipe.ran == []
+    reads = []
+    original = FitResult.read.__func__
+
+    def counting(cls, path):
+        reads.append(path)
+        return original(cls, path)
+
+    monkeypatch.setattr(FitResult, "read", classmethod(counting))
+    page = write_report(pipe, tmp_path / "again")
+    nbins = len(list((report.parent.parent / "fitting").glob("bin*.h5")))
+    assert nbins > 3 and len(reads) == 3  # the three example fits, not every bin
+    assert page.read_text().count("<h3>Bin ") == 3

@@ -3,25 +3,68 @@
 ``pixedfit --version``; ``pixedfit demo``; ``pixedfit run config.toml``;
 ``pixedfit filters list|show|add|remove|rename``; ``pixedfit models generate``;
 ``pixedfit fit`` (see :mod:`pixedfit.cli_fit`).
-Errors in the input are reported on one line (``pixedfit: error: ...``) with exit status 2.
+Errors in the input are reported on one line (``pixedfit: error: ...``) with exit status 2,
+naming the command-line flag or the configuration key (``section.key``) that set the value
+rather than the Python argument (:func:`user_message`). Output into a closed pipe
+(``pixedfit filters list | head``) ends quietly. Each sub-command imports its modules when
+it runs, so ``pixedfit --help`` loads none of the science stack.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import re
 import sys
 import warnings
-from collections.abc import Sequence
-
-import numpy as np
+from collections.abc import Mapping, Sequence
 
 from . import __version__
-from . import filters as _filters
 
-__all__ = ["main"]
+__all__ = ["main", "user_message"]
+
+
+def user_message(exc: BaseException, names: Mapping[str, str] | None = None) -> str:
+    """One line describing ``exc`` for the user of a command.
+
+    Parameters
+    ----------
+    exc : exception
+        The error. For an error that wraps another (a failed pool or MPI task, a failed
+        SED), the innermost cause is described.
+    names : mapping, optional
+        Python argument name → what the user wrote (a flag such as ``--dof`` or a
+        configuration key such as ``fitting.dof``); whole-word occurrences followed by
+        "must", "should", ":", "=" or "[" are replaced.
+    """
+    root = exc
+    while isinstance(root, RuntimeError) and root.__cause__ is not None:
+        root = root.__cause__
+    text = str(root).strip()
+    text = text.splitlines()[0] if text else type(root).__name__
+    if names:
+        pattern = "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
+        text = re.sub(rf"(?<![\w.\-'\"])({pattern})(?=\[| must| should|: | =)",
+                      lambda m: names[m.group(1)], text)
+    return text
+
+
+def _config_keys() -> dict[str, str]:
+    """Python argument names → ``section.key`` of the ``pixedfit run`` configuration."""
+    from .pipeline import DEFAULTS
+
+    seen: dict[str, list[str]] = {}
+    for section, values in DEFAULTS.items():
+        for key in values:
+            seen.setdefault(key, []).append(f"{section}.{key}")
+    keys = {k: v[0] for k, v in seen.items() if len(v) == 1}
+    keys.setdefault("n", "models.nmodels")
+    return keys
 
 
 def _cmd_filters_list(args: argparse.Namespace) -> int:
+    from . import filters as _filters
+
     names = _filters.list_filters()
     if args.match:
         names = [n for n in names if args.match.lower() in n.lower()]
@@ -31,10 +74,15 @@ def _cmd_filters_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_filters_show(args: argparse.Namespace) -> int:
+    from . import filters as _filters
+
     wave, trans = _filters.get_filter_curve(args.name)
     cwave = _filters.cwave_filters(args.name)
+    pivot = _filters.pivot_wavelength(wave, trans)
     print(f"name: {args.name}")
-    print(f"central wavelength: {cwave:.2f} A")
+    print(f"pivot wavelength: {pivot:.2f} A")
+    if abs(cwave - pivot) > 1e-6 * pivot:
+        print(f"central wavelength (given when it was added): {cwave:.2f} A")
     print(f"range: {wave[0]:.2f} - {wave[-1]:.2f} A ({wave.size} samples)")
     if args.curve:
         print("# wave[A] transmission")
@@ -44,6 +92,10 @@ def _cmd_filters_show(args: argparse.Namespace) -> int:
 
 
 def _cmd_filters_add(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from . import filters as _filters
+
     try:
         data = np.loadtxt(args.file, usecols=(0, 1), ndmin=2)
     except (OSError, ValueError) as exc:
@@ -58,12 +110,16 @@ def _cmd_filters_add(args: argparse.Namespace) -> int:
 
 
 def _cmd_filters_remove(args: argparse.Namespace) -> int:
+    from . import filters as _filters
+
     _filters.remove_filter(args.name)
     print(f"removed filter {args.name!r}")
     return 0
 
 
 def _cmd_filters_rename(args: argparse.Namespace) -> int:
+    from . import filters as _filters
+
     _filters.rename_filter(args.old, args.new)
     print(f"renamed filter {args.old!r} to {args.new!r}")
     return 0
@@ -109,7 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--output", default=None, metavar="DIR",
                      help="output folder (overrides run.output_dir of the configuration)")
     run.add_argument("--quiet", action="store_true", help="no progress output")
-    run.set_defaults(func=_cmd_run)
+    run.set_defaults(func=_cmd_run, arg_names=None)
 
     from .cli_fit import add_subcommands
 
@@ -120,14 +176,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = fsub.add_parser("list", help="list filter names")
     p.add_argument("--match", help="only names containing this text (case-insensitive)")
     p.set_defaults(func=_cmd_filters_list)
-    p = fsub.add_parser("show", help="show a filter's central wavelength and range")
+    p = fsub.add_parser("show", help="show a filter's pivot wavelength and range")
     p.add_argument("name")
     p.add_argument("--curve", action="store_true", help="also print the curve")
     p.set_defaults(func=_cmd_filters_show)
     p = fsub.add_parser("add", help="add a filter from a two-column text file (wave [A], trans)")
     p.add_argument("name")
     p.add_argument("file")
-    p.add_argument("--cwave", type=float, default=None, help="central wavelength in A")
+    p.add_argument("--cwave", type=float, default=None,
+                   help="central wavelength in A to use instead of the pivot wavelength")
     p.add_argument("--overwrite", action="store_true", help="replace an existing filter")
     p.set_defaults(func=_cmd_filters_add)
     p = fsub.add_parser("remove", help="remove (or hide a built-in) filter")
@@ -148,8 +205,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         warnings.formatwarning = _format_warning
         try:
             return int(args.func(args))
-        except (ValueError, TypeError, OSError) as exc:
-            print(f"pixedfit: error: {exc}", file=sys.stderr)
+        except BrokenPipeError:
+            # the reader of our output went away (``pixedfit filters list | head``): stop
+            # quietly, as Unix tools do, and keep Python from failing again on the final flush
+            try:
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, sys.stdout.fileno())
+            except (OSError, ValueError):  # stdout without a file descriptor (tests)
+                pass
+            return 141  # 128 + SIGPIPE, the status of a tool stopped by a closed pipe
+        except (ValueError, TypeError, OSError, RuntimeError) as exc:
+            names = getattr(args, "arg_names", {})
+            if names is None:  # pixedfit run: the configuration keys
+                names = _config_keys()
+            print(f"pixedfit: error: {user_message(exc, names)}", file=sys.stderr)
             return 2
 
 

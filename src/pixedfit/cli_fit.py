@@ -1,36 +1,74 @@
 """``pixedfit models generate`` and ``pixedfit fit``: model libraries and catalogue fits.
 
-Catalogue format for ``pixedfit fit``: any table astropy reads (FITS, ECSV, CSV, ...) with,
-for every filter ``F`` given by ``--filters``, a flux column ``F`` and an error column
-``F_err`` in the unit ``--unit`` (default f_λ, erg s⁻¹ cm⁻² Å⁻¹; Jy, µJy and AB are
-converted with the filters' pivot wavelengths), a redshift column (``--z-column``, default
-``z``) unless ``--z`` fixes one redshift for all, and optionally an ``id`` column and, per
-filter, a boolean column ``F_ul`` (True: ``F`` holds an upper limit and ``F_err`` its 1σ
-noise). Errors follow :mod:`pixedfit.fitting.errors`: calibration errors from the instrument
-table by default (``--calibration-errors``), an optional ``--error-floor``, and upper limits
-(``F_ul`` columns, or ``--upper-limit-nsigma``) through the Gaussian CDF. With
-``--distance-column D`` a row whose column ``D`` holds a finite luminosity distance (Mpc)
-is fitted at the redshift of that distance instead (nearby galaxies with a negative or
-peculiar-velocity-dominated redshift); the redshift column may then be absent. The
-output table has one row per SED: id, z, chi2_min, n_used and ``<param>_<stat>`` columns
-(``--method mcmc`` fits with emcee instead, the library giving the model and the start;
-``--method nested`` with nautilus, adding ``ln_evidence``, ``ln_evidence_err``, ``ess`` and
-``converged`` columns). ``--compare other.h5`` (repeatable, needs ``--method nested``) fits
-every SED with each library too, prints the table of evidences and Bayes factors of each SED
-and adds ``ln_evidence_<name>``, ``ln_evidence_err_<name>``, ``ln_bayes_<name>`` (relative
-to the best model of that SED) and ``best_model`` columns, ``<name>`` being each library's
-file stem. Under ``mpiexec -n N`` the SEDs are shared among the ranks and rank 0 writes the
-table.
+Catalogue format for ``pixedfit fit`` (also in ``pixedfit fit --help``): any table astropy
+reads (FITS, ECSV, CSV, ...) with, for every filter ``F`` given by ``--filters``, a flux
+column ``F`` and an error column ``F_err`` in the unit ``--unit`` (default f_λ, erg s⁻¹ cm⁻²
+Å⁻¹; Jy, µJy and AB are converted with the filters' pivot wavelengths), a redshift column
+(``--z-column``, default ``z``) unless ``--z`` fixes one redshift for all, and optionally an
+``id`` column and, per filter, a boolean column ``F_ul`` (True: ``F`` holds an upper limit
+and ``F_err`` its 1σ noise). Errors follow :mod:`pixedfit.fitting.errors`: calibration
+errors from the instrument table by default (``--calibration-errors``), an optional
+``--error-floor``, and upper limits (``F_ul`` columns, or ``--upper-limit-nsigma``) through
+the Gaussian CDF. With ``--distance-column D`` a row whose column ``D`` holds a finite
+luminosity distance (Mpc) is fitted at the redshift of that distance instead (nearby
+galaxies with a negative or peculiar-velocity-dominated redshift); the redshift column may
+then be absent. The output table has one row per SED: id, z, chi2_min, n_used and
+``<param>_<stat>`` columns (``--method mcmc`` fits with emcee instead, the library giving
+the model and the start; ``--method nested`` with nautilus, adding ``ln_evidence``,
+``ln_evidence_err``, ``ess`` and ``converged`` columns). ``--compare other.h5`` (repeatable,
+needs ``--method nested``) fits every SED with each library too, prints the table of
+evidences and Bayes factors of each SED and adds ``ln_evidence_<name>``,
+``ln_evidence_err_<name>``, ``ln_bayes_<name>`` (relative to the best model of that SED) and
+``best_model`` columns, ``<name>`` being each library's file stem. Under ``mpiexec -n N``
+the SEDs are shared among the ranks and rank 0 writes the table.
+
+Errors name the flag that set the value (:data:`FLAGS`).
+
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
+from typing import Any
 
-import numpy as np
+__all__ = ["CATALOG_HELP", "FLAGS", "RANGE_DEFAULTS", "add_subcommands"]
 
-__all__ = ["add_subcommands"]
+
+#: Parameters ``--range`` accepts and their default ranges (the same as
+#: :data:`pixedfit.library.GENERATION_RANGES`, kept here so ``--help`` imports nothing; a
+#: test keeps the two equal). Which are free depends on the model options.
+RANGE_DEFAULTS: dict[str, tuple[float, float]] = {
+    "logzsol": (-2.0, 0.2), "log_tau": (-1.0, 1.5), "log_age": (-2.0, 1.14),
+    "log_t0": (-1.0, 1.14), "log_alpha": (-2.0, 2.0), "log_beta": (-2.0, 2.0),
+    "dust_index": (-2.2, 0.4), "dust1": (0.0, 4.0), "dust2": (0.0, 4.0),
+    "log_gamma": (-4.0, 0.0), "log_umin": (-1.0, 1.39), "log_qpah": (-1.0, 0.66),
+    "log_fagn": (-5.0, 0.48), "log_tauagn": (0.7, 2.18), "gas_logu": (-4.0, -1.0),
+}
+
+_RANGE_HELP = (
+    "parameter range NAME=LO,HI (repeatable; LO = HI fixes it). Names and defaults: "
+    + ", ".join(f"{k} [{lo:g}, {hi:g}]" for k, (lo, hi) in RANGE_DEFAULTS.items())
+    + ". Ages and timescales in log Gyr, logzsol = log Z/Z☉, dust1/dust2 optical depths; "
+    "log_t0 only for --sfh-form 2/3, log_alpha/log_beta for 4, dust_index/dust1 for "
+    "--dust-law 0, log_gamma/log_umin/log_qpah with --dust-emission, log_fagn/log_tauagn "
+    "with --agn, gas_logu unless --no-nebular")
+
+#: Catalogue columns, shown by ``pixedfit fit --help``.
+CATALOG_HELP = """catalogue columns (any table astropy reads: FITS, ECSV, CSV, ...):
+  <filter>       flux in every band named by --filters, in --unit
+  <filter>_err   its 1-sigma error, same unit (NaN flux or error <= 0: band not used)
+  z              redshift (column name: --z-column), unless --z gives one for all
+  id             optional name of the row (default: the row number)
+  <filter>_ul    optional boolean: True when <filter> holds an upper limit
+                 (<filter>_err is then its 1-sigma noise)
+  D              luminosity distance in Mpc, with --distance-column D (rows with a
+                 finite value are fitted at that distance's redshift)
+output table: one row per SED with id, z, chi2_min, n_used and <param>_<stat> columns
+(stat = mean, std, p16, p50, p84 for every fitted and derived quantity; masses in
+log M☉, SFR in log M☉/yr, ages in log Gyr). Under mpiexec -n N the SEDs are shared
+among the ranks and rank 0 writes the table."""
 
 
 def _parse_range(text: str) -> tuple[str, tuple[float, float]]:
@@ -38,8 +76,51 @@ def _parse_range(text: str) -> tuple[str, tuple[float, float]]:
         name, values = text.split("=", 1)
         lo, hi = (float(v) for v in values.split(","))
     except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"ranges look like name=lo,hi (got {text!r})") from exc
-    return name.strip(), (lo, hi)
+        raise argparse.ArgumentTypeError(
+            f"ranges look like NAME=LO,HI (got {text!r}); names: "
+            f"{', '.join(RANGE_DEFAULTS)}") from exc
+    name = name.strip()
+    if name not in RANGE_DEFAULTS and name != "log_mass":
+        raise argparse.ArgumentTypeError(
+            f"unknown parameter {name!r}; names: {', '.join(RANGE_DEFAULTS)}")
+    return name, (lo, hi)
+
+
+def _number(kind: type, low: float | None = None, high: float | None = None,
+            low_open: bool = False) -> Any:
+    """An argparse type: ``kind`` within [low, high] (``low_open``: (low, high])."""
+
+    def convert(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected {'an integer' if kind is int else 'a number'}, got {text!r}"
+            ) from None
+        if kind is float and not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"must be finite, got {text!r}")
+        if low is not None and (value <= low if low_open else value < low):
+            raise argparse.ArgumentTypeError(f"must be {'>' if low_open else '>='} {low:g}, "
+                                             f"got {text}")
+        if high is not None and value > high:
+            raise argparse.ArgumentTypeError(f"must be <= {high:g}, got {text}")
+        return value
+
+    convert.__name__ = kind.__name__  # argparse names the type in its messages
+    return convert
+
+
+#: API argument names → the flags that set them (:func:`pixedfit.cli.user_message` names the
+#: flag in error messages).
+FLAGS = {
+    "nwalkers": "--nwalkers", "nsteps_cut": "--nsteps-cut", "nsteps": "--nsteps",
+    "thin": "--thin", "dof": "--dof", "perc_chi2": "--perc-chi2",
+    "error_floor": "--error-floor", "likelihood": "--likelihood", "threads": "--threads",
+    "chunk": "--chunk", "seed": "--seed", "ranges": "--range", "n": "--n",
+    "calibration_errors": "--calibration-errors", "calib_err": "--calibration-errors",
+    "upper_limit_nsigma": "--upper-limit-nsigma", "distance_column": "--distance-column",
+    "refine": "--no-refine", "nested": "--nlive/--target-ess/--max-calls",
+}
 
 
 def _cmd_models_generate(args: argparse.Namespace) -> int:
@@ -62,6 +143,7 @@ def _cmd_models_generate(args: argparse.Namespace) -> int:
 
 def _read_catalog(path: str, filters: list[str], unit: str, z_column: str, z_fixed: float | None,
                   distance_column: str | None = None):
+    import numpy as np
     from astropy.table import Table
 
     from .filters import cwave_filters
@@ -144,6 +226,7 @@ def _parse_calibration(text: str) -> object:
 
 
 def _cmd_fit(args: argparse.Namespace) -> int:
+    import numpy as np
     from astropy.table import Table
 
     from .fitting import fit_catalog
@@ -227,10 +310,16 @@ def _table_format(path: Path) -> str:
 
 def add_subcommands(sub: argparse._SubParsersAction) -> None:
     """Register ``models`` and ``fit`` on the ``pixedfit`` sub-command parser."""
+    positive_int = _number(int, 1)
+    threads_help = ("OpenMP threads per process (default: all cores; with mpiexec, set it "
+                    "to cores / ranks)")
     models = sub.add_parser("models", help="model libraries")
     msub = models.add_subparsers(dest="models_command", required=True)
-    gen = msub.add_parser("generate", help="draw a random model library (HDF5)")
-    gen.add_argument("--n", type=int, required=True, help="number of models")
+    gen = msub.add_parser("generate", help="draw a random model library (HDF5)",
+                          description="Draw a model library: parameters uniform within "
+                          "their ranges, properties (and optionally rest-frame spectra) "
+                          "computed by the C++ engine from the BC03 grids.")
+    gen.add_argument("--n", type=positive_int, required=True, help="number of models")
     gen.add_argument("--out", required=True, help="output HDF5 file")
     gen.add_argument("--sfh-form", type=int, default=4, choices=range(5),
                      help="0 tau, 1 delayed tau, 2 log-normal, 3 Gaussian, 4 double power law")
@@ -243,25 +332,33 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
     gen.add_argument("--igm", action="store_true", help="IGM absorption")
     gen.add_argument("--igm-type", type=int, default=0, choices=(0, 1),
                      help="0 Madau 1995, 1 Inoue+2014")
-    gen.add_argument("--range", type=_parse_range, action="append",
-                     help="parameter range, e.g. log_age=-1,1.1 (repeatable)")
-    gen.add_argument("--seed", type=int, default=0)
+    gen.add_argument("--range", type=_parse_range, action="append", metavar="NAME=LO,HI",
+                     help=_RANGE_HELP)
+    gen.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     gen.add_argument("--spectra", action="store_true", help="also store rest-frame spectra")
-    gen.add_argument("--chunk", type=int, default=5000,
+    gen.add_argument("--chunk", type=positive_int, default=5000,
                      help="models per batched call (the unit of work shared among MPI ranks)")
-    gen.add_argument("--threads", type=int, default=None)
+    gen.add_argument("--threads", type=_number(int, 0), default=None, help=threads_help)
     gen.add_argument("--quiet", action="store_true", help="no progress bar")
-    gen.set_defaults(func=_cmd_models_generate)
+    gen.set_defaults(func=_cmd_models_generate, arg_names=FLAGS)
 
     fit = sub.add_parser("fit", help="fit a catalogue of SEDs with a model library (RDSPS, "
-                                     "MCMC or nested sampling)")
-    fit.add_argument("catalog", help="input table (see the module docstring for columns)")
+                                     "MCMC or nested sampling)",
+                         description="Fit every SED (row) of a catalogue with a model library "
+                         "(adaptive RDSPS: the library refined to a converged posterior; MCMC; or "
+                         "nested sampling).",
+                         epilog=CATALOG_HELP,
+                         formatter_class=argparse.RawDescriptionHelpFormatter)
+    fit.add_argument("catalog", help="input table of fluxes (columns below)")
     fit.add_argument("--library", required=True, help="model library (HDF5, either layout)")
     fit.add_argument("--filters", required=True, help="comma-separated filter names")
     fit.add_argument("--out", required=True, help="output table (.fits, .csv or .ecsv)")
-    fit.add_argument("--unit", default="erg/s/cm2/A", help="flux unit: erg/s/cm2/A, Jy, uJy")
+    fit.add_argument("--unit", default="erg/s/cm2/A",
+                     help="flux unit of the catalogue: erg/s/cm2/A (f_lambda, default), Jy, "
+                          "uJy, AB (magnitudes); converted at the filters' pivot wavelengths")
     fit.add_argument("--z-column", default="z", help="redshift column (default z)")
-    fit.add_argument("--z", type=float, default=None, help="one redshift for every SED")
+    fit.add_argument("--z", type=_number(float, 0.0, low_open=True), default=None,
+                     help="one redshift for every SED (instead of the column)")
     fit.add_argument("--distance-column", default=None,
                      help="luminosity-distance column (Mpc): rows with a finite value are "
                           "fitted at the redshift of that distance instead of their z")
@@ -272,12 +369,15 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
                      help="discard the --store results made with other settings or another "
                           "library and fit again")
     fit.add_argument("--likelihood", default="gauss", choices=("gauss", "student_t"),
-                     help="RDSPS likelihood: Gaussian or Student-t")
-    fit.add_argument("--dof", type=float, default=3.0,
-                     help="degrees of freedom of the Student-t likelihood")
-    fit.add_argument("--perc-chi2", type=float, default=100.0,
-                     help="RDSPS: percentage of lowest-chi2 models kept in the posterior")
-    fit.add_argument("--error-floor", type=float, default=0.0,
+                     help="gauss: exp(-chi2/2); student_t: heavier tails that down-weight "
+                          "outlying bands (default gauss)")
+    fit.add_argument("--dof", type=_number(float, 0.0, low_open=True), default=3.0,
+                     help="degrees of freedom of the Student-t likelihood (default 3)")
+    fit.add_argument("--perc-chi2", type=_number(float, 0.0, 100.0, low_open=True),
+                     default=100.0,
+                     help="RDSPS: keep the models with the lowest chi2 up to this percentile "
+                          "(default 100 = all)")
+    fit.add_argument("--error-floor", type=_number(float, 0.0), default=0.0,
                      help="extra fractional error added in quadrature, on top of the "
                           "calibration errors (default 0)")
     fit.add_argument("--calibration-errors", type=_parse_calibration, default="auto",
@@ -299,13 +399,16 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
                      help="RDSPS: the original's plain RDSPS (the library pass only, not "
                           "refined; its effective sample size is usually far below a "
                           "converged posterior's)")
-    fit.add_argument("--nwalkers", type=int, default=100, help="MCMC walkers")
-    fit.add_argument("--nsteps", type=int, default=600, help="MCMC steps per walker")
-    fit.add_argument("--nsteps-cut", type=int, default=50, help="MCMC burn-in steps dropped")
-    fit.add_argument("--thin", type=int, default=1, help="MCMC thinning")
+    fit.add_argument("--nwalkers", type=_number(int, 2), default=100,
+                     help="MCMC walkers (at least twice the free parameters; default 100)")
+    fit.add_argument("--nsteps", type=positive_int, default=600,
+                     help="MCMC steps per walker (default 600)")
+    fit.add_argument("--nsteps-cut", type=_number(int, 0), default=50,
+                     help="MCMC burn-in steps dropped (default 50)")
+    fit.add_argument("--thin", type=positive_int, default=1, help="MCMC thinning (default 1)")
     fit.add_argument("--seed", type=int, default=0,
-                     help="random seed of MCMC and nested sampling (one per SED derived "
-                          "from it)")
+                     help="random seed of adaptive RDSPS, MCMC and nested sampling (one per "
+                          "SED derived from it; default 0)")
     fit.add_argument("--nlive", type=int, default=500, help="nested sampling: live points")
     fit.add_argument("--target-ess", type=int, default=1000,
                      help="nested sampling: stop at this effective sample size")
@@ -318,7 +421,6 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
     fit.add_argument("--compare", action="append", metavar="LIBRARY",
                      help="another model library (repeatable): fit every SED with each "
                           "library by nested sampling and print evidences and Bayes factors")
-    fit.add_argument("--threads", type=int, default=None,
-                     help="threads (SEDs fitted in parallel; default all cores)")
+    fit.add_argument("--threads", type=_number(int, 0), default=None, help=threads_help)
     fit.add_argument("--quiet", action="store_true", help="no progress bar")
-    fit.set_defaults(func=_cmd_fit)
+    fit.set_defaults(func=_cmd_fit, arg_names=FLAGS)

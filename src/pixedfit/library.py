@@ -605,7 +605,7 @@ def generate_library(
     if not quiet:
         from tqdm.auto import tqdm
 
-        iterator = tqdm(starts, desc="models", unit="chunk")
+        iterator = tqdm(starts, desc="models", unit="chunk", disable=None)  # None: TTY only
     results = pool.map(work, iterator)
     derived_raw = {k: np.concatenate([r[0][k] for r in results]) for k in results[0][0]}
     library = ModelLibrary(

@@ -755,7 +755,9 @@ class Pipeline:
         try:
             steps = [self.images, self.ifs, self.binning, self.models, self.fitting,
                      self.maps, self.report]
-            bar = tqdm(steps, desc="pixedfit", unit="stage", disable=self.quiet)
+            # disable=None: a bar only on a terminal, never in a redirected log
+            bar = tqdm(steps, desc="pixedfit", unit="stage",
+                       disable=True if self.quiet else None)
             for step in bar:
                 bar.set_postfix_str(step.__name__)
                 step()

@@ -38,7 +38,11 @@ Surface densities
 
 File layout (the original's, extended): ``PRIMARY`` header with GAL_Z, NBINS, NHDU,
 HDU1… (names of the extensions that follow), FITMETH, KPCPIX, PIXSIZE, REFBANDS, FILn,
-PFVERSN, PFKIND; ``GALAXY_REGION`` (0/1); then one 2-D image per map, named as above;
+PFVERSN, PFKIND; ``GALAXY_REGION`` (0/1); then one 2-D image per map, named as above, with
+its unit in ``BUNIT`` (astropy strings, :data:`QUANTITY_UNITS`: ``dex(solMass)`` for
+``log_mass``, ``dex(solMass / (yr kpc2))`` for ``log_sigma_sfr``, ``dex`` for ``logzsol``
+and for the ``mean_err`` of any log quantity, ``""`` for dimensionless ones such as
+``dust2``);
 then ``BIN_MAP`` (bin ids) and ``BIN_TABLE`` (per-bin values of every bin map).
 """
 
@@ -67,6 +71,7 @@ __all__ = [
     "get_bestfit_params",
     "load_fit_results",
     "maps_parameters",
+    "quantity_unit",
     "share_out",
     "share_out_fallback",
 ]
@@ -83,6 +88,27 @@ PIXEL_QUANTITIES: dict[str, str] = {
     "log_dustmass": "log_sigma_dustmass",
 }
 _VALUE_STATS = ("mean", "p16", "p50", "p84")
+
+_MASS = "dex(solMass)"
+_SFR = "dex(solMass / yr)"
+#: Units of the mapped quantities, as astropy generic unit strings (``dex(X)`` = log10 of X;
+#: "" = dimensionless). Written to each map's ``BUNIT``.
+QUANTITY_UNITS: dict[str, str] = {
+    "log_mass": _MASS, "log_mass_formed": _MASS, "log_mass_living": _MASS,
+    "log_dustmass": _MASS,
+    "log_sfr": _SFR, "log_sfr10": _SFR, "log_sfr100": _SFR,
+    "log_sigma_mass": "dex(solMass / kpc2)", "log_sigma_dustmass": "dex(solMass / kpc2)",
+    "log_sigma_sfr": "dex(solMass / (yr kpc2))",
+    "log_age": "dex(Gyr)", "log_tau": "dex(Gyr)", "log_t0": "dex(Gyr)",
+    "log_mw_age": "dex(Gyr)",
+    "log_lbol": "dex(solLum)",
+    "logzsol": "dex",  # log10(Z / Z☉)
+    "gas_logu": "dex", "log_umin": "dex", "log_gamma": "dex", "log_qpah": "dex(%)",
+    "log_alpha": "dex", "log_beta": "dex", "log_fagn": "dex", "log_tauagn": "dex",
+    "log_fagn_bol": "dex",
+    "dust1": "", "dust2": "", "dust_index": "",  # optical depths, power-law index
+    "z": "", "chi2": "", "n_used": "",
+}
 _STAT_SOURCE = {"mean": "mean", "mean_err": "std", "p16": "p16", "p50": "p50", "p84": "p84"}
 
 
@@ -276,7 +302,11 @@ class PropertyMaps:
         hdus: list[Any] = [fits.PrimaryHDU(header=hdr),
                            fits.ImageHDU(self.region.astype(np.int16), name="GALAXY_REGION")]
         for name, arr in self.maps.items():
-            hdus.append(fits.ImageHDU(arr, name=name))
+            image = fits.ImageHDU(arr, name=name)
+            unit = quantity_unit(*_split(name)[1:])
+            if unit is not None:
+                image.header["BUNIT"] = (unit, "astropy unit; dex(X) = log10 of X")
+            hdus.append(image)
         hdus.append(fits.ImageHDU(self.bin_map, name="BIN_MAP"))
         table = Table({"bin_id": np.arange(1, self.nbins + 1, dtype=np.int32)})
         for name in self.maps:
@@ -326,6 +356,18 @@ class PropertyMaps:
             return cls(maps, region, bin_map, z=None if z <= 0 else z, method=method,
                        kpc_per_pixel=hdr.get("KPCPIX"), pixel_scale=hdr.get("PIXSIZE"),
                        filters=filters, refbands=refbands)
+
+
+def quantity_unit(param: str, stat: str = "p50") -> str | None:
+    """Unit of the map ``<kind>-<param>-<stat>`` (astropy generic string) or None if unknown.
+
+    Values and percentiles carry the quantity's unit (``dex(solMass)`` for ``log_mass``);
+    the posterior standard deviation ``mean_err`` of a logarithmic quantity is in ``dex``.
+    """
+    unit = QUANTITY_UNITS.get(param)
+    if unit is not None and stat in ("mean_err", "std") and unit.startswith("dex"):
+        return "dex"
+    return unit
 
 
 def _split(name: str) -> tuple[str, str, str]:

@@ -31,7 +31,9 @@ from .._paths import atomic_path
 from ..fitting.results import FitResult
 
 __all__ = [
+    "LABELS",
     "PosteriorSamples",
+    "log_axis_ticks",
     "plot_bin_map",
     "plot_corner",
     "plot_filters",
@@ -39,32 +41,100 @@ __all__ = [
     "plot_sed",
     "plot_sfh",
     "posterior_samples",
+    "quantity_label",
     "save_figure",
     "sfh_percentiles",
 ]
 
 PathLike = str | os.PathLike[str]
 
-#: Axis labels of common quantities.
+#: Axis labels of common quantities (plain Unicode: no mathtext to parse).
 LABELS = {
-    "log_mass": r"$\log M_*$ [M$_\odot$]",
-    "log_sfr": r"$\log$ SFR [M$_\odot$/yr]",
-    "log_mw_age": r"$\log$ age$_{\rm MW}$ [Gyr]",
-    "log_age": r"$\log$ age [Gyr]",
-    "log_tau": r"$\log \tau$ [Gyr]",
-    "logzsol": r"$\log Z/Z_\odot$",
-    "dust2": r"$\hat\tau_2$",
-    "log_sigma_mass": r"$\log \Sigma_*$ [M$_\odot$ kpc$^{-2}$]",
-    "log_sigma_sfr": r"$\log \Sigma_{\rm SFR}$ [M$_\odot$ yr$^{-1}$ kpc$^{-2}$]",
+    "log_mass": "log M* [M☉]",
+    "log_mass_formed": "log M*,formed [M☉]",
+    "log_sfr": "log SFR [M☉ yr⁻¹]",
+    "log_sfr10": "log SFR(10 Myr) [M☉ yr⁻¹]",
+    "log_sfr100": "log SFR(100 Myr) [M☉ yr⁻¹]",
+    "log_mw_age": "log age_MW [Gyr]",
+    "log_age": "log age [Gyr]",
+    "log_tau": "log τ [Gyr]",
+    "logzsol": "log Z/Z☉",
+    "dust2": "τ̂₂ (diffuse dust)",
+    "dust1": "τ̂₁ (birth clouds)",
+    "log_dustmass": "log M_dust [M☉]",
+    "log_sigma_mass": "log Σ* [M☉ kpc⁻²]",
+    "log_sigma_sfr": "log Σ_SFR [M☉ yr⁻¹ kpc⁻²]",
+    "log_sigma_dustmass": "log Σ_dust [M☉ kpc⁻²]",
 }
 
 
-def save_figure(fig: Any, path: PathLike | None, dpi: int = 100) -> Any:
-    """Write ``fig`` to ``path`` atomically (format from the suffix); returns ``fig``."""
+def quantity_label(name: str, stat: str | None = None) -> str:
+    """Axis or colour-bar label of a quantity, with its unit.
+
+    From :data:`LABELS` when listed, else the name and the unit of
+    :data:`pixedfit.analysis.maps.QUANTITY_UNITS` (``log X`` for ``dex(X)``). The
+    ``mean_err`` of a logarithmic quantity is labelled in dex.
+    """
+    from .maps import quantity_unit
+
+    unit = quantity_unit(name, stat or "p50")
+    if stat in ("mean_err", "std"):
+        err_unit = quantity_unit(name, stat)
+        base = LABELS.get(name, name).split(" [")[0]
+        if err_unit == "dex":
+            return f"σ({base}) [dex]"
+        return f"σ({base})" + (f" [{_unit_text(err_unit)}]" if err_unit else "")
+    if name in LABELS:
+        return LABELS[name]
+    if unit is None:
+        return name
+    if unit == "":
+        return f"{name} (dimensionless)"
+    return f"{name} [{_unit_text(unit)}]"
+
+
+def _unit_text(unit: str) -> str:
+    import astropy.units as u
+
+    value = u.Unit(unit)
+    if isinstance(value, u.DexUnit):
+        return "log " + value.physical_unit.to_string("unicode")
+    return value.to_string("unicode")
+
+
+def _tick_text(value: float, _pos: Any = None) -> str:
+    return f"{value:g}"
+
+
+def log_axis_ticks(ax: Any, lo: float, hi: float, axis: str = "x") -> None:
+    """Readable tick labels on a log axis spanning [lo, hi]: at least 4 labelled ticks (when
+    the span allows) at 1, 1-3, 1-2-5 or denser steps, written as plain numbers; no labels
+    on the minor ticks."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
+
+    ticks: list[float] = []
+    decades = range(int(np.floor(np.log10(lo))), int(np.ceil(np.log10(hi))) + 1)
+    for subs in ((1.0,), (1.0, 3.0), (1.0, 2.0, 5.0), (1.0, 1.5, 2.0, 3.0, 5.0, 7.0)):
+        ticks = [round(m * 10.0**d, 12) for d in decades for m in subs
+                 if lo <= m * 10.0**d <= hi]
+        if len(ticks) >= 4:
+            break
+    target = ax.xaxis if axis == "x" else ax.yaxis
+    target.set_major_locator(FixedLocator(ticks))
+    target.set_major_formatter(FuncFormatter(_tick_text))
+    target.set_minor_formatter(NullFormatter())
+
+
+def save_figure(fig: Any, path: PathLike | None, dpi: int = 100, tight: bool = True) -> Any:
+    """Write ``fig`` to ``path`` atomically (format from the suffix); returns ``fig``.
+
+    ``tight`` crops to the drawn content (one extra layout pass); figures that place their
+    axes themselves pass False.
+    """
     if path is not None:
         fmt = Path(path).suffix.lstrip(".").lower() or "png"
         with atomic_path(path) as tmp:
-            fig.savefig(tmp, format=fmt, dpi=dpi, bbox_inches="tight")
+            fig.savefig(tmp, format=fmt, dpi=dpi, bbox_inches="tight" if tight else None)
     return fig
 
 
@@ -118,8 +188,8 @@ def weighted_percentiles(values: NDArray[np.float64], weights: NDArray[np.float6
 
 
 def posterior_samples(fit: FitResult, library: Any = None, priors: Any = None,
-                      min_weight: float = 0.0, threads: int | None = None
-                      ) -> PosteriorSamples:
+                      min_weight: float = 0.0, threads: int | None = None,
+                      models: Any = None) -> PosteriorSamples:
     """Posterior samples of a fit (see the module docstring).
 
     Parameters
@@ -133,6 +203,9 @@ def posterior_samples(fit: FitResult, library: Any = None, priors: Any = None,
         RDSPS models with a smaller weight are dropped.
     threads : int, optional
         OpenMP threads.
+    models : ModelPhotometry, optional
+        ``library.photometry(fit.filters, fit.z)`` computed beforehand (RDSPS), to share it
+        among the fits of one redshift (the bins of a galaxy).
     """
     chain = getattr(fit, "samples", None)
     if chain is not None:
@@ -154,7 +227,11 @@ def posterior_samples(fit: FitResult, library: Any = None, priors: Any = None,
     from ..library import ModelLibrary, read_library
 
     lib = library if isinstance(library, ModelLibrary) else read_library(library, spectra=False)
-    models = lib.photometry(list(fit.filters), fit.z, threads=threads)
+    if models is None:
+        models = lib.photometry(list(fit.filters), fit.z, threads=threads)
+    elif models.flux.shape != (1, len(fit.filters), lib.nmodels):
+        raise ValueError("models: photometry of the library in the fit's bands at one z "
+                         f"expected, got flux of shape {models.flux.shape}")
     cfg = fit.config
     extra = None
     if cfg.get("max_age_universe", True) and "log_age" in lib.params:
@@ -183,10 +260,37 @@ def posterior_samples(fit: FitResult, library: Any = None, priors: Any = None,
     return PosteriorSamples(tuple(models.param_names), vals, ww)
 
 
+def corner_range(values: NDArray[np.float64], weights: NDArray[np.float64]
+                 ) -> tuple[float, float]:
+    """Axis range of one quantity in a corner plot: the 0.5–99.5 % weighted range, cut
+    at 4 × the 16–84 % width beyond those percentiles (so a few samples at a floor value,
+    such as log SFR of a model with no star formation, do not stretch the axis to −30),
+    padded by 5 %."""
+    lo, p16, p84, hi = weighted_percentiles(values, weights, (0.5, 16, 84, 99.5))
+    width = max(p84 - p16, 1e-3 * (abs(p16) + abs(p84)), 1e-6)
+    lo, hi = max(lo, p16 - 4 * width), min(hi, p84 + 4 * width)
+    if not hi > lo:
+        lo, hi = lo - 0.5, hi + 0.5
+    pad = 0.05 * (hi - lo)
+    return float(lo - pad), float(hi + pad)
+
+
+def _credible_levels(hist: NDArray[np.float64], fractions: Sequence[float]) -> list[float]:
+    """Density levels enclosing ``fractions`` of a 2-D histogram's weight (increasing)."""
+    flat = np.sort(hist.ravel())[::-1]
+    cum = np.cumsum(flat)
+    if cum[-1] <= 0:
+        return []
+    cum /= cum[-1]
+    levels = [float(flat[min(np.searchsorted(cum, f), flat.size - 1)]) for f in fractions]
+    return sorted(set(v for v in levels if v > 0))
+
+
 def plot_corner(samples: PosteriorSamples, params: Sequence[str] | None = None,
                 truths: dict[str, float] | None = None, bins: int = 20,
                 path: PathLike | None = None) -> Any:
-    """Corner plot (the ``corner`` package) of weighted samples, 16/50/84 % marked.
+    """Corner plot of weighted samples: histograms with the 16/50/84 % marked (and given
+    above each column), 2-D histograms with the 39 % and 86 % (1σ, 2σ) contours.
 
     Parameters
     ----------
@@ -196,8 +300,16 @@ def plot_corner(samples: PosteriorSamples, params: Sequence[str] | None = None,
         present).
     truths : dict, optional
         True values to mark.
+    bins : int
+        Histogram bins per axis.
+
+    Notes
+    -----
+    Axis ranges come from :func:`corner_range`; the share of the weight outside them is
+    given in the column title when above 1 %.
     """
-    import corner
+    from matplotlib.ticker import MaxNLocator
+    from scipy.ndimage import gaussian_filter
 
     default = ("log_mass", "log_sfr", "log_mw_age", "logzsol", "dust2")
     names = list(params) if params is not None else [n for n in default if n in samples.names]
@@ -208,23 +320,67 @@ def plot_corner(samples: PosteriorSamples, params: Sequence[str] | None = None,
         # too few samples for histograms (e.g. a sharp RDSPS posterior that only a handful
         # of library models reach): show the samples themselves, sized by weight
         return save_figure(_sparse_corner(data, samples.weights, names, truths), path)
-    # corner needs a non-zero range in every dimension
-    rng = []
-    for j in range(data.shape[1]):
-        lo, hi = weighted_percentiles(data[:, j], samples.weights, (0.5, 99.5))
-        if not hi > lo:
-            lo, hi = lo - 0.5, hi + 0.5
-        pad = 0.1 * (hi - lo)
-        rng.append((lo - pad, hi + pad))
+    w = samples.weights
     n = len(names)
-    fig = _figure((2.2 * n + 0.5, 2.2 * n + 0.5))
-    fig.subplots(n, n)
-    corner.corner(data, weights=samples.weights, labels=[LABELS.get(p, p) for p in names],
-                  bins=bins, range=rng, quantiles=(0.16, 0.5, 0.84), show_titles=True,
-                  title_fmt=".2f", truths=None if truths is None else
-                  [truths.get(p) for p in names], smooth=1.0, fig=fig,
-                  hist_kwargs={"density": False})
-    return save_figure(fig, path)
+    ranges = [corner_range(data[:, j], w) for j in range(n)]
+    size = 1.9 * n + 1.0
+    fig = _figure((size, size))
+    axes = np.atleast_2d(fig.subplots(n, n, squeeze=False))
+    margin_l, margin_b = 0.9 / size, 0.85 / size
+    fig.subplots_adjust(left=margin_l, bottom=margin_b, right=1 - 0.15 / size,
+                        top=1 - 0.45 / size, wspace=0.06, hspace=0.06)
+    for i in range(n):
+        for j in range(n):
+            ax = axes[i, j]
+            if j > i:
+                ax.set_axis_off()
+                continue
+            xlo, xhi = ranges[j]
+            if i == j:
+                hist, edges = np.histogram(data[:, j], bins=bins, range=ranges[j], weights=w)
+                ax.stairs(hist, edges, color="k", lw=1.0)
+                q16, q50, q84 = weighted_percentiles(data[:, j], w, (16, 50, 84))
+                for q in (q16, q50, q84):
+                    ax.axvline(q, color="k", ls="--", lw=0.8)
+                outside = float(w[(data[:, j] < xlo) | (data[:, j] > xhi)].sum())
+                title = f"{q50:.2f} +{q84 - q50:.2f} −{q50 - q16:.2f}"
+                if outside > 0.01:
+                    title += f"\n({100 * outside:.0f} % off axis)"
+                ax.set_title(title, fontsize=8, pad=3)
+                ax.set_ylim(0, 1.1 * hist.max() if hist.max() > 0 else 1)
+                if truths and names[j] in truths and truths[names[j]] is not None:
+                    ax.axvline(truths[names[j]], color="C0", lw=1.2)
+            else:
+                hist, xe, ye = np.histogram2d(data[:, j], data[:, i], bins=bins,
+                                              range=[ranges[j], ranges[i]], weights=w)
+                hist = gaussian_filter(hist, 0.8)
+                ax.imshow(hist.T, origin="lower", aspect="auto", cmap="Greys",
+                          extent=(xe[0], xe[-1], ye[0], ye[-1]), interpolation="nearest")
+                levels = _credible_levels(hist, (0.865, 0.393))
+                if len(levels) >= 1 and hist.max() > levels[0]:
+                    centres_x = 0.5 * (xe[1:] + xe[:-1])
+                    centres_y = 0.5 * (ye[1:] + ye[:-1])
+                    ax.contour(centres_x, centres_y, hist.T, levels=levels, colors="k",
+                               linewidths=0.8)
+                ax.set_ylim(*ranges[i])
+                if truths and names[i] in truths and names[j] in truths:
+                    ax.plot(truths[names[j]], truths[names[i]], "s", color="C0", ms=5)
+            ax.set_xlim(xlo, xhi)
+            ax.xaxis.set_major_locator(MaxNLocator(3, prune="both"))
+            ax.yaxis.set_major_locator(MaxNLocator(3, prune="both"))
+            ax.tick_params(labelsize=7, direction="in")
+            if i == j:
+                ax.set_yticks([])
+            if i == n - 1:
+                ax.set_xlabel(LABELS.get(names[j], names[j]), fontsize=8)
+                ax.tick_params(axis="x", labelrotation=45)
+            else:
+                ax.tick_params(labelbottom=False)
+            if j == 0 and i > 0:
+                ax.set_ylabel(LABELS.get(names[i], names[i]), fontsize=8)
+            elif i != j:
+                ax.tick_params(labelleft=False)
+    return save_figure(fig, path, tight=False)
 
 
 def _sparse_corner(data: NDArray[np.float64], weights: NDArray[np.float64],
@@ -319,7 +475,8 @@ def plot_sed(fit: FitResult, model: Any = None, samples: PosteriorSamples | None
         ax.set_ylim(lo, hi)
         ax.set_yscale("log")
     ax.set_xscale("log")
-    ax.set_xlim(wave.min() * scale / 1.5, wave.max() * scale * 1.5)
+    xlim = (wave.min() * scale / 1.5, wave.max() * scale * 1.5)
+    ax.set_xlim(*xlim)
     ax.set_ylabel(r"f$_\lambda$ [erg s$^{-1}$ cm$^{-2}$ Å$^{-1}$]")
     ax.legend(fontsize="x-small", ncol=2)
     if title:
@@ -329,9 +486,7 @@ def plot_sed(fit: FitResult, model: Any = None, samples: PosteriorSamples | None
         rerr = fit.obs_flux_err / np.abs(fit.obs_flux)
     axr.errorbar(wave * scale, resid, yerr=rerr, fmt="o", color="k", ms=4, capsize=2)
     axr.axhline(0.0, color="grey", lw=0.8)
-    from matplotlib.ticker import NullFormatter
-
-    axr.xaxis.set_minor_formatter(NullFormatter())
+    log_axis_ticks(axr, *xlim)
     axr.set_ylabel("(D−M)/D")
     axr.set_xlabel("observed wavelength [" + ("µm" if wunit == "micron" else "Å") + "]")
     return save_figure(fig, path)
@@ -436,21 +591,23 @@ def plot_maps(maps: Any, params: Sequence[str] | None = None, kind: str = "pix",
         use_kind = kind if p in maps.params(kind) else "bin"
         stats = maps.stats(p, use_kind)
         s = stat or ("p50" if "p50" in stats else "mean")
-        panels.append((f"{use_kind}: {p} ({s})", maps.get(p, s, use_kind)))
+        panels.append((f"{use_kind}: {p} ({s})", maps.get(p, s, use_kind),
+                       quantity_label(p, s)))
     for name, arr in (extra or {}).items():
-        panels.append((name, np.asarray(arr)))
+        panels.append((name, np.asarray(arr), name))
     if not panels:
         raise ValueError("params: no map to draw")
     ncols = min(ncols, len(panels))
     nrows = -(-len(panels) // ncols)
-    fig = _figure((4.2 * ncols, 3.6 * nrows))
+    fig = _figure((4.6 * ncols, 3.6 * nrows))
     axes = np.atleast_1d(fig.subplots(nrows, ncols)).ravel()
-    for ax, (name, arr) in zip(axes, panels, strict=False):
+    for ax, (name, arr, label) in zip(axes, panels, strict=False):
         finite = arr[np.isfinite(arr)]
         vmin, vmax = (np.percentile(finite, [2, 98]) if finite.size else (0, 1))
         im = ax.imshow(arr, origin="lower", cmap="viridis", vmin=vmin, vmax=vmax,
                        interpolation="nearest")
-        fig.colorbar(im, ax=ax, shrink=0.85)
+        bar = fig.colorbar(im, ax=ax, shrink=0.85)
+        bar.set_label(label, fontsize="small")
         ax.set_title(name, fontsize="small")
         ax.set_xticks([])
         ax.set_yticks([])
@@ -460,22 +617,33 @@ def plot_maps(maps: Any, params: Sequence[str] | None = None, kind: str = "pix",
 
 
 def plot_filters(filters: Sequence[str], path: PathLike | None = None) -> Any:
-    """Transmission curves of ``filters`` against wavelength (µm, log axis)."""
+    """Transmission curves of ``filters`` against wavelength (µm, log axis); the legend
+    sits beside the axes, never on the curves."""
     from ..filters import get_filter_curve
 
     names = [filters] if isinstance(filters, str) else list(filters)
     if not names:
         raise ValueError("filters: give at least one filter")
-    fig = _figure((8, 3.5))
+    ncol = 1 + (len(names) - 1) // 14
+    fig = _figure((8 + 1.6 * ncol, 3.5))
     ax = fig.subplots()
+    lo, hi = np.inf, 0.0
     for i, name in enumerate(names):
         wave, trans = get_filter_curve(name)
         t = np.asarray(trans, float)
-        ax.fill_between(np.asarray(wave) * 1e-4, t / t.max(), alpha=0.35, lw=0,
-                        color=f"C{i % 10}")
-        ax.plot(np.asarray(wave) * 1e-4, t / t.max(), lw=0.8, color=f"C{i % 10}", label=name)
+        w = np.asarray(wave, float) * 1e-4
+        inside = t > 0.01 * t.max()
+        lo, hi = min(lo, w[inside].min()), max(hi, w[inside].max())
+        colour = f"C{i % 10}"
+        ax.fill_between(w, t / t.max(), alpha=0.35, lw=0, color=colour)
+        ax.plot(w, t / t.max(), lw=0.8, color=colour, label=name)
     ax.set_xscale("log")
+    xlim = (lo / 1.08, hi * 1.08)
+    ax.set_xlim(*xlim)
+    ax.set_ylim(0, 1.05)
+    log_axis_ticks(ax, *xlim)
     ax.set_xlabel("wavelength [µm]")
     ax.set_ylabel("normalised transmission")
-    ax.legend(fontsize="x-small", ncol=4)
+    ax.legend(fontsize="x-small", ncol=ncol, loc="upper left", bbox_to_anchor=(1.01, 1.0),
+              borderaxespad=0.0, frameon=False)
     return save_figure(fig, path)

@@ -10,9 +10,13 @@ moved or archived as a whole. Nothing is fetched from the network.
 from __future__ import annotations
 
 import html
+import json
+import math
 import os
 import platform
+import re
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +25,7 @@ import numpy as np
 from .. import __version__
 from .._paths import atomic_path
 
-__all__ = ["choose_examples", "write_report"]
+__all__ = ["choose_examples", "config_toml", "format_value", "write_report"]
 
 PathLike = str | os.PathLike[str]
 
@@ -32,16 +36,25 @@ h1{border-bottom:2px solid #446}h2{margin-top:2em;border-bottom:1px solid #aac}
 table{border-collapse:collapse;margin:0.5em 0}td,th{border:1px solid #ccd;padding:3px 8px;
 text-align:right}th{background:#eef}td:first-child,th:first-child{text-align:left}
 img{max-width:100%;border:1px solid #ddd;margin:4px 0}
+td.wrap{text-align:left;white-space:normal;overflow-wrap:anywhere;max-width:40em}
+pre{white-space:pre-wrap;overflow-wrap:anywhere;background:#f8f8fb;padding:0.6em;
+border:1px solid #ddd}
 .grid{display:flex;flex-wrap:wrap;gap:6px}.grid figure{margin:0;width:180px}
 figcaption{font-size:small;text-align:center}.ok{color:#060}.bad{color:#a00}
 code{background:#f4f4f8;padding:1px 3px}
 """
 
 
-def choose_examples(binned: Any, results: dict[int, Any], n: int = 3) -> list[int]:
+def choose_examples(binned: Any, results: Mapping[int, Any], n: int = 3) -> list[int]:
     """Bins to show: the brightest, the faintest regular bin and ones in between (by the
-    reference-band flux per pixel), skipping failed fits and the leftover bin."""
-    ok = [b for b, r in sorted(results.items()) if r.ok and not binned.leftover[b - 1]]
+    reference-band flux per pixel), skipping failed fits and the leftover bin.
+
+    ``results`` maps bin id → :class:`~pixedfit.fitting.FitResult` or → bool (the fit
+    succeeded), so that the results themselves need not all be read.
+    """
+    ok = [b for b, r in sorted(results.items())
+          if (bool(r) if isinstance(r, bool | np.bool_) else r.ok)
+          and not binned.leftover[b - 1]]
     if not ok or n <= 0:
         return []
     ref = int(binned.params.get("ref_band", binned.nbands // 2))
@@ -55,11 +68,99 @@ def _img(rel: str, alt: str) -> str:
     return f'<img src="{html.escape(rel)}" alt="{html.escape(alt)}" loading="eager">'
 
 
-def _table(header: list[str], rows: list[list[Any]]) -> str:
+def _table(header: list[str], rows: list[list[Any]], wrap: Sequence[int] = ()) -> str:
+    """An HTML table; the columns ``wrap`` hold long text that wraps."""
     head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>"
-                   for row in rows)
+    body = "".join(
+        "<tr>" + "".join(("<td class='wrap'>" if k in wrap else "<td>")
+                         + f"{html.escape(str(c))}</td>" for k, c in enumerate(row)) + "</tr>"
+        for row in rows)
     return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def format_value(value: Any) -> str:
+    """A value as a person reads it: floats to 6 significant digits (1.5000000000000118 →
+    1.5), sequences comma-separated in full, mappings as key=value."""
+    if isinstance(value, bool) or value is None:
+        return str(value)
+    if isinstance(value, float | np.floating):
+        return f"{float(value):.6g}"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={format_value(v)}" for k, v in value.items())
+    if isinstance(value, list | tuple | np.ndarray):
+        return "[" + ", ".join(format_value(v) for v in value) + "]"
+    return str(value)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool | np.bool_):
+        return "true" if value else "false"
+    if isinstance(value, int | np.integer):
+        return str(int(value))
+    if isinstance(value, float | np.floating):
+        value = float(value)
+        if math.isnan(value):
+            return "nan"
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        return repr(value)
+    if isinstance(value, str | os.PathLike):
+        return json.dumps(str(value), ensure_ascii=False)
+    if isinstance(value, list | tuple | np.ndarray):
+        return "[" + ", ".join(_toml_value(v) for v in value if v is not None) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items()
+                               if v is not None) + "}"
+    return json.dumps(str(value))
+
+
+def _toml_key(key: Any) -> str:
+    key = str(key)
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else json.dumps(key)
+
+
+def _wrap_toml(line: str, width: int) -> list[str]:
+    """Split a long ``key = [a, b, ...]`` line after commas (TOML arrays may span lines)."""
+    if len(line) <= width or " = [" not in line or not line.endswith("]"):
+        return [line]
+    key, rest = line.split(" = [", 1)
+    items = [i.strip() for i in re.split(r",(?=(?:[^\"]*\"[^\"]*\")*[^\"]*$)", rest[:-1])]
+    out, current = [f"{key} = ["], "    "
+    for item in items:
+        if len(current) + len(item) + 2 > width and current.strip():
+            out.append(current.rstrip())
+            current = "    "
+        current += item + ", "
+    out.append(current.rstrip())
+    out.append("]")
+    return out
+
+
+def config_toml(cfg: Mapping[str, Any], width: int = 88) -> str:
+    """The configuration as TOML that ``pixedfit run`` reads back (unset keys, which TOML
+    cannot hold, become comments; long arrays are wrapped at ``width`` characters)."""
+    lines: list[str] = []
+    for section, values in cfg.items():
+        if str(section).startswith("_") or not isinstance(values, Mapping):
+            continue
+        lines.append(f"[{_toml_key(section)}]")
+        tables = []
+        for key, value in values.items():
+            if value is None:
+                lines.append(f"# {_toml_key(key)} = (not set)")
+            elif isinstance(value, Mapping) and value:
+                tables.append((key, value))
+            else:
+                lines.extend(_wrap_toml(f"{_toml_key(key)} = {_toml_value(value)}", width))
+        for key, value in tables:
+            lines.append(f"[{_toml_key(section)}.{_toml_key(key)}]")
+            for k, v in value.items():
+                if v is None:
+                    lines.append(f"# {_toml_key(k)} = (not set)")
+                else:
+                    lines.extend(_wrap_toml(f"{_toml_key(k)} = {_toml_value(v)}", width))
+        lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
 
 
 def _stamps(cube: Any, folder: Path) -> list[tuple[str, str]]:
@@ -85,15 +186,13 @@ def _stamps(cube: Any, folder: Path) -> list[tuple[str, str]]:
     return out
 
 
-def _truth_maps(pipe: Any, folder: Path) -> None:
+def _truth_maps(pipe: Any, folder: Path, pm: Any) -> None:
     """True (PSF-matched) and recovered maps side by side, on common colour scales."""
     from astropy.io import fits
     from matplotlib.figure import Figure
 
-    from .maps import PropertyMaps
     from .plots import save_figure
 
-    pm = PropertyMaps.read(pipe.path("maps", "maps.fits"))
     kpc2 = (pm.kpc_per_pixel or 1.0) ** 2
     with fits.open(pipe.cfg["report"]["truth"]) as hdul:
         data = {h.name: np.asarray(h.data, float) for h in hdul[1:] if h.data is not None}
@@ -126,7 +225,7 @@ def _truth_maps(pipe: Any, folder: Path) -> None:
     save_figure(fig, folder / "img/truth_maps.png")
 
 
-def _comparison(pipe: Any, folder: Path) -> str:
+def _comparison(pipe: Any, folder: Path, pm: Any) -> str:
     from matplotlib.figure import Figure
 
     from .maps import compare_with_truth
@@ -154,7 +253,7 @@ def _comparison(pipe: Any, folder: Path) -> str:
                      units.get(key, "")])
     fig.tight_layout()
     save_figure(fig, folder / "img/truth_comparison.png")
-    _truth_maps(pipe, folder)
+    _truth_maps(pipe, folder, pm)
     snr = cfg["truth_snr_bands"] or "all bands"
     return (f"<h2>Recovered versus true</h2><p>Bins with S/N ≥ 10 in {html.escape(str(snr))}"
             f" (leftover excluded); truth: <code>{html.escape(str(cfg['truth']))}</code>.</p>"
@@ -181,6 +280,7 @@ def write_report(pipe: Any, folder: PathLike) -> Path:
     from ..binned import BinnedCube
     from ..cube import read_cube
     from ..filters import cwave_filters
+    from ..fitting.results import ResultStore
     from ..library import read_library
     from .maps import PropertyMaps, load_fit_results
     from .plots import (
@@ -199,8 +299,11 @@ def write_report(pipe: Any, folder: PathLike) -> Path:
     cube = read_cube(pipe._cube_path())
     phot = getattr(cube, "photometry", cube)
     binned = BinnedCube.read(pipe.path("binning", "binned.fits"))
-    results = load_fit_results(pipe.path("fitting"))
     pm = PropertyMaps.read(pipe.path("maps", "maps.fits"))
+    store = ResultStore(pipe.path("fitting"))
+    status = _fit_status(pm)  # from the maps: only the example fits are read below
+    if status is None:
+        status = {b: r.ok for b, r in load_fit_results(store).items()}
     parts: list[str] = []
     title = html.escape(str(cfg["run"]["name"]))
     parts.append(f"<h1>pixedfit report: {title}</h1>")
@@ -210,7 +313,8 @@ def write_report(pipe: Any, folder: PathLike) -> Path:
                                                                   time.gmtime())],
             ["python", platform.python_version()], ["machine", platform.platform()],
             ["MPI ranks", getattr(pipe.pool, "size", 1)], ["output", str(pipe.out)],
-            ["redshift", phot.z], ["pixel scale [arcsec]", phot.pixel_scale],
+            ["redshift", format_value(phot.z)],
+            ["pixel scale [arcsec]", format_value(phot.pixel_scale)],
             ["kpc per pixel", f"{pm.kpc_per_pixel:.4f}" if pm.kpc_per_pixel else "n/a"],
             ["bins", binned.nbins], ["fit method", cfg["fitting"]["method"]]]
     parts.append("<h2>Run</h2>" + _table(["item", "value"], meta))
@@ -220,10 +324,10 @@ def write_report(pipe: Any, folder: PathLike) -> Path:
         if name == "report":
             continue
         rows.append([name, f"{rec.seconds:.1f}", rec.finished, "cached" if rec.cached else
-                     "ran", ", ".join(f"{k}={v}" for k, v in rec.info.items())[:120]])
+                     "ran", format_value(dict(rec.info))])
         total += rec.seconds
     parts.append("<h3>Stages</h3>" + _table(["stage", "seconds", "finished", "this run",
-                                               "info"], rows)
+                                               "info"], rows, wrap=(4,))
                  + f"<p>Total of the recorded stage times: {total:.1f} s.</p>")
 
     # ---- inputs
@@ -246,11 +350,14 @@ def write_report(pipe: Any, folder: PathLike) -> Path:
                  f"{binned.leftover_bin or 'none'}).</p>" + _img("img/bin_map.png", "bin map"))
     plot_maps(pm, path=folder / "img/maps.png")
     parts.append("<h2>Property maps</h2><p>Pixel maps of additive quantities (mass and SFR "
-                 "shared out by reference-band flux), bin maps otherwise.</p>"
+                 "shared out by reference-band flux), bin maps otherwise; units on the colour "
+                 "bars and in each map's <code>BUNIT</code> in <code>maps/maps.fits</code>."
+                 "</p>"
                  + _img("img/maps.png", "property maps"))
 
     # ---- example fits
-    examples = choose_examples(binned, results, int(cfg["report"]["n_examples"]))
+    examples = choose_examples(binned, status, int(cfg["report"]["n_examples"]))
+    results = {b: store.load(f"bin{b}") for b in examples}
     if examples:
         library = read_library(pipe.library_path(), spectra=False)
         model = None
@@ -260,17 +367,24 @@ def write_report(pipe: Any, folder: PathLike) -> Path:
             pass
         sfh_form = library.config.get("sfh_form")
         parts.append("<h2>Example fits</h2>")
+        photometry: dict[Any, Any] = {}  # one library photometry per (bands, z), shared
         for b in examples:
             res = results[b]
             samples = None
             try:
-                samples = posterior_samples(res, library)
+                key = (tuple(res.filters), res.z)
+                if (getattr(res, "samples", None) is None and res.method == "rdsps"
+                        and res.z is not None and key not in photometry):
+                    photometry[key] = library.photometry(list(res.filters), res.z,
+                                                         threads=pipe.threads)
+                samples = posterior_samples(res, library, models=photometry.get(key),
+                                            threads=pipe.threads)
             except ValueError:
                 pass
             plot_sed(res, model=model, samples=samples, title=f"bin {b}",
                      path=folder / f"img/sed_bin{b}.png")
             block = [f"<h3>Bin {b}</h3><p>χ²<sub>min</sub> = {res.chi2_min:.2f} "
-                     f"({res.n_bands_used} bands), {res.n_used} models in the posterior.</p>",
+                     f"({res.n_bands_used} bands); {_sample_text(res, samples)}.</p>",
                      _img(f"img/sed_bin{b}.png", f"SED of bin {b}")]
             if samples is not None:
                 plot_corner(samples, params=cfg["report"]["corner_params"],
@@ -283,9 +397,11 @@ def write_report(pipe: Any, folder: PathLike) -> Path:
             parts.append("".join(block))
 
     if cfg["report"]["truth"]:
-        parts.append(_comparison(pipe, folder))
+        parts.append(_comparison(pipe, folder, pm))
 
-    parts.append("<h2>Configuration</h2><pre>" + html.escape(_config_dump(cfg)) + "</pre>")
+    parts.append("<h2>Configuration</h2><p>As TOML (<code>pixedfit run</code> reads it "
+                 "back), with every default filled in.</p><pre>"
+                 + html.escape(config_toml(cfg)) + "</pre>")
     page = ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
             f"<title>pixedfit report: {title}</title><style>{_CSS}</style></head><body>"
             + "\n".join(parts) + "</body></html>\n")
@@ -295,12 +411,30 @@ def write_report(pipe: Any, folder: PathLike) -> Path:
     return path
 
 
-def _config_dump(cfg: dict[str, Any]) -> str:
-    lines = []
-    for sec, values in cfg.items():
-        if sec.startswith("_"):
-            continue
-        lines.append(f"[{sec}]")
-        for k, v in values.items():
-            lines.append(f"{k} = {v!r}")
-    return "\n".join(lines)
+def _fit_status(pm: Any) -> dict[int, bool] | None:
+    """Bin id → the fit succeeded (a model entered the posterior), from the ``n_used`` map
+    of the property maps; None when the maps lack it."""
+    try:
+        n_used = pm.bin_values("n_used", "best")
+    except KeyError:
+        return None
+    return {b: bool(v > 0) for b, v in enumerate(n_used, start=1) if np.isfinite(v)}
+
+
+def _sample_text(res: Any, samples: Any) -> str:
+    """How well the posterior is sampled: the effective sample size, not the number of
+    models that were evaluated."""
+    ess = getattr(res, "ess", None)
+    if ess is None and samples is not None and res.method == "rdsps":
+        w = np.asarray(samples.weights, dtype=np.float64)
+        ess = 1.0 / float(np.sum(w * w)) if w.size else None  # Kish, of the weights
+    if ess is not None and np.isfinite(ess):
+        text = f"effective sample size of the posterior {float(ess):.0f}"
+        if res.method == "rdsps":
+            text += f" (from {res.n_used} library models)"
+        if float(ess) < 10:
+            text += ": fewer than 10, the posterior is not well sampled (use a larger library)"
+        return text
+    if samples is not None:
+        return f"{samples.values.shape[0]} posterior samples"
+    return f"{res.n_used} models evaluated"

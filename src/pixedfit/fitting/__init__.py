@@ -1,32 +1,50 @@
 """SED fitting: priors, the RDSPS kernel, fit drivers and results."""
 
-from .drivers import fit_binmap, fit_catalog, fit_sed
-from .mcmc import McmcSettings, MCMCShortChainWarning
-from .nested import (
-    ModelComparison,
-    NestedSamplingWarning,
-    NestedSettings,
-    compare_models,
-)
-from .priors import (
-    DEFAULT_RANGES,
-    MASS_SCALED,
-    Gamma,
-    Gaussian,
-    JointWithMass,
-    Prior,
-    PriorSet,
-    StudentT,
-    Tabulated,
-    Uniform,
-)
-from .rdsps import ModelPhotometry, RdspsResult, rdsps
-from .results import FitResult, ResultStore
-from .specfit import ObservedSpectrum, Resolution, read_sdss_spectrum
+from __future__ import annotations
+
+from .._lazy import lazy_attributes
+
+# ``rdsps`` is both a submodule and a function: bind the function now, or a
+# later ``import pixedfit.fitting.rdsps`` would leave the module under that name.
+from .rdsps import rdsps
+
+# Public names, imported from their submodule on first use (keeps imports light).
+_LAZY = {
+    "fit_binmap": "drivers",
+    "fit_catalog": "drivers",
+    "fit_sed": "drivers",
+    "MCMCShortChainWarning": "mcmc",
+    "McmcSettings": "mcmc",
+    "DEFAULT_RANGES": "priors",
+    "Gamma": "priors",
+    "Gaussian": "priors",
+    "JointWithMass": "priors",
+    "MASS_SCALED": "priors",
+    "Prior": "priors",
+    "PriorSet": "priors",
+    "StudentT": "priors",
+    "Tabulated": "priors",
+    "Uniform": "priors",
+    "ModelComparison": "nested",
+    "NestedSamplingWarning": "nested",
+    "NestedSettings": "nested",
+    "compare_models": "nested",
+    "AdaptiveSettings": "adaptive",
+    "ConvergenceWarning": "adaptive",
+    "ModelPhotometry": "rdsps",
+    "RdspsResult": "rdsps",
+    "FitResult": "results",
+    "ResultStore": "results",
+    "ObservedSpectrum": "specfit",
+    "Resolution": "specfit",
+    "read_sdss_spectrum": "specfit",
+}
 
 __all__ = [
     "DEFAULT_RANGES",
     "MASS_SCALED",
+    "AdaptiveSettings",
+    "ConvergenceWarning",
     "FitResult",
     "Gamma",
     "Gaussian",
@@ -53,3 +71,5 @@ __all__ = [
     "rdsps",
     "read_sdss_spectrum",
 ]
+
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY)

@@ -229,7 +229,8 @@ def _map_seds(pool: Any, work: Any, indices: Sequence[Any], threads: int | None,
     if not quiet:
         from tqdm.auto import tqdm
 
-        progress = tqdm(total=len(indices), desc=desc, unit="SED")
+        progress = tqdm(total=len(indices), desc=desc, unit="SED",
+                        disable=None)  # None: only on a terminal
 
     def run_block(block: list[Any]) -> list[Any]:
         if nthreads <= 1 or len(block) < 2:

@@ -18,28 +18,35 @@ Modules (each with one job):
 
 from __future__ import annotations
 
-from .lines import EMISSION_LINES, air_to_vacuum, emission_line_mask, vacuum_to_air
-from .matching import SpectralMatch, match_imgifs_spectral
-from .readers import (
-    ErrorScaleWarning,
-    IFSCube,
-    error_scale,
-    read_califa,
-    read_generic,
-    read_ifs,
-    read_manga,
-    read_muse,
-)
-from .registration import (
-    Registration,
-    blur_cube,
-    blur_image,
-    blur_photometry,
-    register_cube,
-    register_to_photometry,
-)
-from .spatial import match_imgifs_spatial
-from .spectral import SpectralCorrection, apply_legendre_correction, correct_specphot_cube
+from .._lazy import lazy_attributes
+
+# Public names, imported from their submodule on first use (keeps imports light).
+_LAZY = {
+    "EMISSION_LINES": "lines",
+    "air_to_vacuum": "lines",
+    "emission_line_mask": "lines",
+    "vacuum_to_air": "lines",
+    "SpectralMatch": "matching",
+    "match_imgifs_spectral": "matching",
+    "ErrorScaleWarning": "readers",
+    "IFSCube": "readers",
+    "error_scale": "readers",
+    "read_califa": "readers",
+    "read_generic": "readers",
+    "read_ifs": "readers",
+    "read_manga": "readers",
+    "read_muse": "readers",
+    "Registration": "registration",
+    "blur_cube": "registration",
+    "blur_image": "registration",
+    "blur_photometry": "registration",
+    "register_cube": "registration",
+    "register_to_photometry": "registration",
+    "match_imgifs_spatial": "spatial",
+    "SpectralCorrection": "spectral",
+    "apply_legendre_correction": "spectral",
+    "correct_specphot_cube": "spectral",
+}
 
 __all__ = [
     "EMISSION_LINES",
@@ -67,3 +74,5 @@ __all__ = [
     "register_to_photometry",
     "vacuum_to_air",
 ]
+
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY)

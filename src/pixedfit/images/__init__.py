@@ -18,10 +18,20 @@ Arrays are (y, x) images or (band, y, x) cubes; pixel coordinates are zero-based
 
 from __future__ import annotations
 
-from .align import binned_variance, box_variance_factor
-from .extinction import ebv_foreground_dust
-from .instruments import Instrument, get_instrument, list_instruments
-from .process import ImageSet, StampBand, read_noise_correlation
+from .._lazy import lazy_attributes
+
+# Public names, imported from their submodule on first use (keeps imports light).
+_LAZY = {
+    "binned_variance": "align",
+    "box_variance_factor": "align",
+    "ebv_foreground_dust": "extinction",
+    "Instrument": "instruments",
+    "get_instrument": "instruments",
+    "list_instruments": "instruments",
+    "ImageSet": "process",
+    "StampBand": "process",
+    "read_noise_correlation": "process",
+}
 
 __all__ = [
     "ImageSet",
@@ -34,3 +44,5 @@ __all__ = [
     "list_instruments",
     "read_noise_correlation",
 ]
+
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY)

@@ -10,8 +10,21 @@
   the physics pieces
 """
 
-from .grids import SSPGrid, read_grid, write_grid
-from .model import DEFAULTS, DERIVED_NAMES, PARAM_NAMES, RestSpectrum, SEDModel
+from __future__ import annotations
+
+from .._lazy import lazy_attributes
+
+# Public names, imported from their submodule on first use (keeps imports light).
+_LAZY = {
+    "SSPGrid": "grids",
+    "read_grid": "grids",
+    "write_grid": "grids",
+    "DEFAULTS": "model",
+    "DERIVED_NAMES": "model",
+    "PARAM_NAMES": "model",
+    "RestSpectrum": "model",
+    "SEDModel": "model",
+}
 
 __all__ = [
     "DEFAULTS",
@@ -23,3 +36,5 @@ __all__ = [
     "read_grid",
     "write_grid",
 ]
+
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY)
