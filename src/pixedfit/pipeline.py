@@ -944,13 +944,30 @@ class Pipeline:
             kwargs["upper_limit_nsigma"] = kwargs["upper_limit_nsigma"] or None
             # the stage's fingerprint decides what is stale: the store may refit
             store = ResultStore(self.path("fitting"), refit=True)
-            results = fit_binmap(self.path("binning", "binned.fits"), library=library,
-                                 method=cfg["method"], store=store,
-                                 pool=self.pool, threads=self.threads, quiet=self.quiet,
-                                 **kwargs)
+            import warnings
+
+            import numpy as np
+
+            from .fitting.adaptive import ConvergenceWarning
+
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", ConvergenceWarning)
+                results = fit_binmap(self.path("binning", "binned.fits"), library=library,
+                                     method=cfg["method"], store=store,
+                                     pool=self.pool, threads=self.threads, quiet=self.quiet,
+                                     **kwargs)
+            for w in caught:  # recorded in the stage's info and the report, not raised
+                if not issubclass(w.category, ConvergenceWarning):
+                    warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
             failed = [b for b, r in results.items() if not r.ok]
-            return [f"fitting/{f}" for f in store.files()], {"nbins": len(results),
-                                                             "failed": failed}
+            unconverged = [b for b, r in results.items() if r.converged is False]
+            ess = [r.ess for r in results.values() if np.isfinite(r.ess)]
+            if unconverged:
+                self._log(f"[fitting] {len(unconverged)} of {len(results)} bins did not "
+                          f"converge: {unconverged[:20]}")
+            return [f"fitting/{f}" for f in store.files()], {
+                "nbins": len(results), "failed": failed, "unconverged": unconverged,
+                "ess_median": float(np.median(ess)) if ess else None}
 
         return self._stage("fitting", cfg, [], ["binning", "models"], work, everyone=True,
                            clean=["fitting"])

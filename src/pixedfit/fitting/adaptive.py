@@ -727,7 +727,8 @@ def refine(ctx: Any, lp: LibraryPass, obs: NDArray | None, err: NDArray | None,
                      f"{settings.max_pareto_k:g}) after {run.n_evaluations} model evaluations "
                      f"in {run.rounds} rounds: the posterior is not converged (raise "
                      "max_evaluations, or check the fit with method='nested')")
-        warnings.warn(notes[-1], ConvergenceWarning, stacklevel=3)
+        if getattr(ctx, "warn_each", True):  # catalogues and bins warn once, at the end
+            warnings.warn(notes[-1], ConvergenceWarning, stacklevel=3)
     diagnostics = {
         "sampled": prob.free, "fixed": prob.fixed,
         "box": {n: [float(a), float(b)] for n, a, b in zip(prob.free, prob.lo, prob.hi,

@@ -99,6 +99,7 @@ class _Context:
         self.settings = settings
         self.threads = threads
         self._cache: dict[tuple, ModelPhotometry] = {}
+        self.warn_each = True  # False: many SEDs, one ConvergenceWarning at the end
         names = self.library.names
         self.age_col = names.index("log_age") if "log_age" in names else None
 
@@ -192,6 +193,18 @@ def _result(ctx: _Context, res: RdspsResult, models: ModelPhotometry, obs: NDArr
                                       library_free_parameters(ctx.library.params,
                                                               models.nz > 1)),
     )
+
+
+def _warn_unconverged(results: Sequence[FitResult], keys: Sequence[Any], what: str) -> None:
+    """One :class:`ConvergenceWarning` naming the refined fits that did not converge."""
+    bad = [str(k) for k, r in zip(keys, results, strict=True)
+           if r.method == "rdsps" and r.n_model_evaluations > 0 and r.converged is False]
+    if bad:
+        shown = ", ".join(bad[:10]) + (f" and {len(bad) - 10} more" if len(bad) > 10 else "")
+        warnings.warn(f"{len(bad)} of {len(results)} {what} did not reach a converged "
+                      f"posterior within the evaluation budget ({shown}): their results say "
+                      "converged=False (raise AdaptiveSettings.max_evaluations)",
+                      ConvergenceWarning, stacklevel=3)
 
 
 def _library_ess(res: RdspsResult, index: int = 0) -> float:
@@ -842,8 +855,12 @@ def fit_catalog(
     inputs = {} if store is None else {keys[i]: input_digest(
         obs[i], err[i], zz[i], None if spectra is None else spectra[i],
         _sed_seed(seed, i) if method == "mcmc" else None) for i in range(obs.shape[0])}
-    with _store_session(store, pool, ctx, method, mcmc, inputs):
-        return _map_seds(pool, work, range(obs.shape[0]), threads, quiet, "fitting")
+    ctx.warn_each = False
+    with _store_session(store, pool, ctx, method, mcmc, inputs, **_sampler_record(aset,
+                                                                                  nested)):
+        results = _map_seds(pool, work, range(obs.shape[0]), threads, quiet, "fitting")
+    _warn_unconverged(results, keys, "fits")
+    return results
 
 
 def fit_binmap(
@@ -996,11 +1013,20 @@ def fit_binmap(
         cube.bin_flux[b - 1] * unit, cube.bin_flux_err[b - 1] * unit, redshift,
         None if areas is None else areas[b - 1], spec_of(b),
         _sed_seed(seed, b) if method == "mcmc" else None) for b in ids}
+    ctx.warn_each = False
     with _store_session(store, pool, ctx, method, mcmc, inputs, unit=unit,
                         fit_spectra=bool(fit_spectra), spec_resolution=spec_resolution,
-                        spec_medium=spec_medium):
+                        spec_medium=spec_medium, **_sampler_record(aset, nested)):
         results = _map_seds(pool, work, ids, threads, quiet, "fitting bins")
+    _warn_unconverged(results, [f"bin {b}" for b in ids], "bins")
     return dict(zip(ids, results, strict=True))
+
+
+def _sampler_record(aset: AdaptiveSettings | None, nested: Any) -> dict[str, Any]:
+    """The refinement and nested-sampling settings, for a store's record."""
+    if nested is not None and dataclasses.is_dataclass(nested):
+        nested = dataclasses.asdict(nested)
+    return {"refine": None if aset is None else dataclasses.asdict(aset), "nested": nested}
 
 
 def _chain_file(store: ResultStore | None, key: str) -> str | None:
