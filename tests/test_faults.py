@@ -476,3 +476,41 @@ def test_digests_tell_apart_what_changes_a_fit():
     assert input_digest(s1) != input_digest(s2)
     assert input_digest(s1) == input_digest(ObservedSpectrum(wave, np.ones(3000),
                                                              np.full(3000, 0.1)))
+
+
+def test_ssp_grid_on_a_full_disk_leaves_nothing(tmp_path, monkeypatch):
+    """The converted SSP grid is written like the other HDF5 files: in memory first."""
+    import builtins
+
+    from pixedfit.sps.grids import SSPGrid, write_grid
+
+    real_open = builtins.open
+
+    class Full:
+        def __init__(self, fh):
+            self.fh = fh
+
+        def write(self, data):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.fh.close()
+
+    def fake_open(file, mode="r", *args, **kwargs):
+        fh = real_open(file, mode, *args, **kwargs)
+        return Full(fh) if "w" in mode and str(file).endswith(".tmp") else fh
+
+    wave = np.linspace(1000.0, 10000.0, 50)
+    age = np.array([0.01, 0.1, 1.0, 10.0])
+    zmet = np.array([0.004, 0.02])
+    grid = SSPGrid(wave=wave, age=age, zmet=zmet, ssp=np.ones((2, 4, 50)),
+                   mass_living=np.ones((2, 4)) * 0.9, mass_remnant=np.ones((2, 4)) * 0.05,
+                   source="test", imf="kroupa", zsun=0.02)
+    monkeypatch.setattr(builtins, "open", fake_open)
+    with pytest.raises(OSError) as info:
+        write_grid(grid, tmp_path / "grid.h5")
+    assert info.value.errno == errno.ENOSPC
+    assert list(tmp_path.iterdir()) == []

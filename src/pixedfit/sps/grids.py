@@ -66,7 +66,7 @@ import h5py
 import numpy as np
 from numpy.typing import NDArray
 
-from .._paths import atomic_path, open_hdf5
+from .._paths import hdf5_atomic, open_hdf5
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -186,7 +186,8 @@ def _check(cond: bool, message: str) -> None:
 
 
 def write_grid(grid: SSPGrid, path: str | os.PathLike[str]) -> Path:
-    """Write ``grid`` to an HDF5 file atomically (temporary file, then rename).
+    """Write ``grid`` to an HDF5 file atomically: built in memory, then written to a
+    temporary file and renamed (a full disk gives a one-line error and no file).
 
     Returns
     -------
@@ -195,7 +196,7 @@ def write_grid(grid: SSPGrid, path: str | os.PathLike[str]) -> Path:
     """
     grid.validate()
     path = Path(path)
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+    with hdf5_atomic(path) as f:
         f.attrs["format"] = FORMAT_NAME
         f.attrs["schema_version"] = SCHEMA_VERSION
         f.attrs["source"] = grid.source
