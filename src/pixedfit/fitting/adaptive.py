@@ -91,8 +91,11 @@ class AdaptiveSettings:
     max_candidates : int
         Library models that seed the first proposal.
     n_particles : int
-        Particles of the annealing stage that carries the library to the posterior
-        (0: none; the importance rounds then start from the library itself).
+        Particles of the annealing stage that carries the library to the posterior when
+        the importance rounds make no headway from it (0: never anneal).
+    anneal_after : int
+        Importance rounds after which, if the ESS is still below ``min_adapt_ess``, the
+        annealing stage runs (once).
     n_moves : int
         Random-walk Metropolis moves per tempering step (twice that at β = 1).
     max_tempering_steps : int
@@ -119,6 +122,7 @@ class AdaptiveSettings:
     max_candidates: int = 20000
     n_samples: int = 1000
     n_particles: int = 400
+    anneal_after: int = 2
     n_moves: int = 3
     max_tempering_steps: int = 60
     max_pareto_k: float = 0.7
@@ -127,7 +131,7 @@ class AdaptiveSettings:
     def check(self) -> None:
         """Raise ValueError naming the first invalid setting."""
         ints = ("max_evaluations", "batch", "max_rounds", "max_components", "max_candidates",
-                "n_moves", "max_tempering_steps", "seed")
+                "n_moves", "max_tempering_steps", "anneal_after", "seed")
         for name in ints:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < (
@@ -558,30 +562,36 @@ def run_adaptive(lnprob: LogProbability, lo: NDArray, hi: NDArray, candidates: N
     log_w = np.zeros(0)
     batch = int(settings.batch)
     converged = False
-    seed_lw = lw0
-    if settings.n_particles > 0:
+    library_y = seed_y
 
-        def parts(y: NDArray) -> tuple[NDArray, NDArray]:
-            lnp, ex = lnprob.evaluate(box.to_theta(y), extras=True)
-            log_like = np.full(y.shape[0], -np.inf)
-            if ex:
-                log_like[ex["index"]] = -0.5 * ex["chi2"]
-            with np.errstate(invalid="ignore"):
-                log_prior = np.where(np.isfinite(lnp), lnp - log_like, -np.inf)
-            return log_prior + box.log_jacobian(y), log_like
+    def parts(y: NDArray) -> tuple[NDArray, NDArray]:
+        lnp, ex = lnprob.evaluate(box.to_theta(y), extras=True)
+        log_like = np.full(y.shape[0], -np.inf)
+        if ex:
+            log_like[ex["index"]] = -0.5 * ex["chi2"]
+        with np.errstate(invalid="ignore"):
+            log_prior = np.where(np.isfinite(lnp), lnp - log_like, -np.inf)
+        return log_prior + box.log_jacobian(y), log_like
 
-        before = lnprob.ncalls
-        seed_y, _, steps = _anneal(parts, seed_y, lw0, settings, rng)
-        n_eval += lnprob.ncalls - before
-        seed_lw = np.zeros(seed_y.shape[0])
-        history.append({"n": 0.0, "ess": 0.0, "evaluations": float(n_eval),
-                        "tempering_steps": float(steps)})
+    annealed = None
     for _ in range(settings.max_rounds):
-        if ys:
+        if (annealed is None and settings.n_particles > 0 and len(sizes) >= settings.anneal_after
+                and ess < min_ess):
+            # the importance rounds make no headway from the library (a posterior far
+            # narrower than its spacing, or curved): anneal the library to the posterior
+            before = lnprob.ncalls
+            annealed, _, steps = _anneal(parts, library_y, lw0, settings, rng)
+            n_eval += lnprob.ncalls - before
+            history.append({"n": 0.0, "ess": ess, "evaluations": float(n_eval),
+                            "tempering_steps": float(steps)})
+            proposal = _build_proposal(annealed, np.full(annealed.shape[0],
+                                                         1.0 / annealed.shape[0]),
+                                       settings, rng)
+        elif ys:
             proposal = _build_proposal(np.vstack(ys), _tempered(log_w, min_ess), settings,
                                        rng)
         else:
-            proposal = _build_proposal(seed_y, _tempered(seed_lw, min_ess), settings, rng)
+            proposal = _build_proposal(seed_y, _tempered(lw0, min_ess), settings, rng)
         n = int(min(batch, max(settings.max_evaluations - n_eval, 0)))
         if n < 1:
             break
