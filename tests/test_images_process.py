@@ -412,3 +412,15 @@ def test_region_from_a_user_mask_file(sdss_wide, tmp_path):
     # an ellipse larger than the stamp is flagged like any region
     with pytest.warns(RegionWarning, match=r"covers 9\d\.\d % .*touches the .*ellipse"):
         s.galaxy_region(use_ellipse=True, radius_sma=120)
+
+
+def test_sedpy_names_work_in_an_imageset(shared_data, tmp_path):
+    """The defect: ``decam_g`` (astro-sedpy name) failed with a raw KeyError."""
+    path = shared_data / "hostphot_sn2006bh_griz" / "DES_g.fits.gz"
+    with fits.open(path) as h:
+        sci = {"decam_g": (h[0].data.astype(float), h[0].header.copy())}
+    s = ImageSet(["decam_g"], sci, HOST_RA, HOST_DEC, tmp_path)
+    assert s.instruments["decam_g"].survey == "des"
+    assert s.instruments["decam_g"].psf_fwhm == pytest.approx(1.12)
+    with pytest.raises(ValueError, match=r"decam_gx.*(Did you mean|Close matches): decam_g"):
+        ImageSet(["decam_gx"], {"decam_gx": sci["decam_g"]}, HOST_RA, HOST_DEC, tmp_path)
