@@ -360,15 +360,18 @@ def test_region_on_a_sky_dominated_stamp_is_the_galaxy(sdss_wide):
         assert bkg.sigma == pytest.approx(sky_sigma, rel=0.3), f
     # the galaxy is inside: nucleus (stamp centre) and >= 96 % of the flux within 36"
     # except the compact source NE of the nucleus, deblended in every band as a separate
-    # object (5-6 % of the flux; the region's only hole)
+    # object (5-6 % of the flux; the region's only large hole, beside a few single pixels
+    # of small deblended peaks)
     ny, nx = region.shape
     assert region[ny // 2, nx // 2]
     yy, xx = np.mgrid[:ny, :nx]
     disc = np.hypot(xx - nx // 2, yy - ny // 2) <= 90
     filled = ndimage.binary_fill_holes(region)
     holes, nholes = ndimage.label(filled & ~region)
-    assert nholes == 1 and 200 < (holes > 0).sum() < 500
-    hy, hx = ndimage.center_of_mass(holes > 0)
+    sizes = np.bincount(holes.ravel())[1:]
+    big = int(np.argmax(sizes)) + 1
+    assert 200 < sizes.max() < 500 and sizes.sum() - sizes.max() < 30
+    hy, hx = ndimage.center_of_mass(holes == big)
     assert 10 < hy - ny // 2 < 40 and 0 < hx - nx // 2 < 30  # north-east of the nucleus
     for f in s.filters:
         img = s.stamps[f].image - s.background[f].level
