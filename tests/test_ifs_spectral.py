@@ -106,10 +106,13 @@ def test_cube_level_correction_round_trip(tmp_path: Path) -> None:
                       np.full(clean.shape, 1e-20), wi, setup="V500")
     wo = tan_wcs(1.0, (16, 16), rot=0)
     phot = imaging(gal, ["sdss_r"], wo, (16, 16), 3.0)
-    sp = match_imgifs_spatial(phot, ifs_path, ifs_survey="califa", wave_medium="air")
+    noise_free = {"check_errors": False}
+    sp = match_imgifs_spatial(phot, ifs_path, ifs_survey="califa", wave_medium="air",
+                              reader_kwargs=noise_free)
     # the "best-fit model" of every pixel: the true spectra matched the same way
     truth = match_imgifs_spatial(phot, write_true(tmp_path, wave, clean, wi),
-                                 ifs_survey="califa", wave_medium="air")
+                                 ifs_survey="califa", wave_medium="air",
+                                 reader_kwargs=noise_free)
     sel = sp.spec_region
     off = photometry(sp.wave, sp.spec_flux[:, sel].T, "sdss_r")[:, 0] / phot.flux[0][sel]
     assert np.median(np.abs(off - 1)) > 0.03  # the injected error is visible

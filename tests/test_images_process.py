@@ -226,9 +226,13 @@ def test_kernels_from_psf_images_and_user_kernels(tmp_path):
     ref = gaussian_kernel(2.0, 3.0, 0.5, size=k.shape[0])
     assert np.abs(k - ref).max() < 0.05 * ref.max()  # window + resampling
     assert np.allclose(s.kernel("sdss_i"), user)
-    s.process()
+    # the user's kernel does not turn the instrument's sdss_i PSF into sdss_g's: warned
+    with pytest.warns(UserWarning, match="sdss_i: the PSF-matching kernel to sdss_g fails"):
+        s.process()
+    assert s.kernel_checks["sdss_r"].passed and not s.kernel_checks["sdss_i"].passed
     with fits.open(tmp_path / "stamp_sdss_r.fits") as hdul:
         assert hdul["VAR"].data.shape == (31, 31) and hdul[0].header["PSFMATCH"] == "sdss_g"
+        assert hdul[0].header["KEEOK"] and hdul[0].header["KEEDEV"] < 0.02
 
 
 def test_same_grid_without_reprojection_and_moffat_psfs(tmp_path):
@@ -367,7 +371,7 @@ def test_region_on_a_sky_dominated_stamp_is_the_galaxy(sdss_wide):
     yy, xx = np.mgrid[:ny, :nx]
     disc = np.hypot(xx - nx // 2, yy - ny // 2) <= 90
     filled = ndimage.binary_fill_holes(region)
-    holes, nholes = ndimage.label(filled & ~region)
+    holes, _ = ndimage.label(filled & ~region)
     sizes = np.bincount(holes.ravel())[1:]
     big = int(np.argmax(sizes)) + 1
     assert 200 < sizes.max() < 500 and sizes.sum() - sizes.max() < 30

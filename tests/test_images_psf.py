@@ -40,7 +40,7 @@ def test_resample_keeps_fwhm_in_arcsec():
 
 def test_gaussian_matching_kernel_is_the_analytic_gaussian():
     src, tgt = gaussian_psf(4.0, 61), gaussian_psf(10.0, 61)
-    k = matching_kernel(src, tgt, 1.0, 1.0, window=None)
+    k = matching_kernel(src, tgt, 1.0, 1.0, window=None, method="photutils")
     ref = gaussian_kernel(4.0, 10.0, 1.0, size=61)
     assert np.abs(k - ref).max() < 1e-2 * ref.max()  # pixel integration differs slightly
     chk = check_kernel(src, tgt, k)
@@ -88,7 +88,10 @@ def test_bad_kernels():
     with pytest.raises(ValueError, match="NaN"):
         normalize_psf(np.full((3, 3), np.nan))
     with pytest.raises(ValueError, match="window"):
-        matching_kernel(gaussian_psf(2.0), gaussian_psf(4.0), 1, 1, window="square")
+        matching_kernel(gaussian_psf(2.0), gaussian_psf(4.0), 1, 1, window="square",
+                        method="photutils")
+    with pytest.raises(ValueError, match="method"):
+        matching_kernel(gaussian_psf(2.0), gaussian_psf(4.0), 1, 1, method="aniano")
 
 
 def _load(path):

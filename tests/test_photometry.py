@@ -137,7 +137,7 @@ def test_pivot_gives_exact_fnu_of_a_flat_fnu_spectrum():
         (np.linspace(1000, 10000, 50), np.ones((2, 3, 50)), "expected shape"),
         (np.linspace(1000, 10000, 50), np.r_[np.ones(20), np.nan, np.ones(29)], "'sdss_g'"),
         (np.linspace(1000, 10000, 50), np.r_[np.ones(20), np.inf, np.ones(29)], "infinite"),
-        (np.linspace(5000, 6000, 50), np.ones(50), "does not cover"),
+        (np.linspace(5000, 6000, 50), np.ones(50), "below min_coverage"),
     ],
 )
 def test_bad_photometry_input(wave, flux, match):

@@ -160,8 +160,9 @@ def test_ifs_stage_with_an_existing_flux_map(tmp_path):
     wi, wo = tan_wcs(0.5, (44, 44)), tan_wcs(1.0, (26, 26))
     wave = manga_wave_grid(4)
     clean = gal.cube(wave, wi, (44, 44), np.full(wave.size, 2.5))
-    write_manga_logcube(tmp_path / "manga.fits", wave, clean, np.full(clean.shape,
-                                                                      1e-3 * clean.max()), wi)
+    sig = np.full(clean.shape, 1e-3 * clean.max())
+    noisy = clean + np.random.default_rng(5).normal(size=clean.shape) * sig
+    write_manga_logcube(tmp_path / "manga.fits", wave, noisy, sig, wi)
     imaging(gal, bands, wo, (26, 26), 3.0).write(tmp_path / "fluxmap.fits")
     cfg = {"_base": str(tmp_path),
            "run": {"output_dir": "out", "quiet": True},

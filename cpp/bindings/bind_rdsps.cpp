@@ -36,7 +36,7 @@ py::dict rdsps_fit(const darray& obs, const darray& ivar, const darray& model_fl
                    const std::vector<std::tuple<std::size_t, std::size_t, std::vector<double>,
                                                 std::vector<double>, double>>& joint,
                    int likelihood, double dof, double perc_chi2, std::size_t nhist,
-                   bool return_weights, int threads) {
+                   bool return_weights, int threads, std::optional<u8array> upper) {
     pixedfit::require(obs.ndim() == 2, "rdsps_fit: obs must be 2-D (nsed, nband)");
     pixedfit::require(model_flux.ndim() == 3, "rdsps_fit: model_flux must be 3-D (nz, nband, nmod)");
     pixedfit::require(params.ndim() == 2, "rdsps_fit: params must be 2-D (nmod, npar)");
@@ -50,6 +50,10 @@ py::dict rdsps_fit(const darray& obs, const darray& ivar, const darray& model_fl
     pixedfit::RdspsInputs in;
     in.obs = obs.data();
     in.ivar = ivar.data();
+    if (upper) {
+        check_shape(*upper, {nsed, nband}, "upper");
+        in.upper = upper->data();
+    }
     in.nsed = static_cast<std::size_t>(nsed);
     in.nband = static_cast<std::size_t>(nband);
     in.model_flux = model_flux.data();
@@ -142,8 +146,12 @@ void bind_rdsps(py::module_& m) {
           py::arg("joint") = std::vector<std::tuple<std::size_t, std::size_t, std::vector<double>, std::vector<double>, double>>{},
           py::arg("likelihood") = 0, py::arg("dof") = 3.0, py::arg("perc_chi2") = 100.0,
           py::arg("nhist") = 4096, py::arg("return_weights") = false, py::arg("threads") = 0,
+          py::arg("upper") = py::none(),
           "Fused RDSPS posterior statistics of nsed SEDs against nz x nmod model pairs (see "
-          "pixedfit.fitting.rdsps for the meaning of every argument).");
+          "pixedfit.fitting.rdsps for the meaning of every argument; `upper` flags the bands "
+          "whose obs is an upper limit).");
+    m.def("log_norm_cdf", [](double x) { return pixedfit::log_norm_cdf(x); }, py::arg("x"),
+          "ln Phi(x), the log of the standard normal CDF (the kernel's upper-limit term).");
 }
 
 }  // namespace pixedfit_bindings

@@ -28,8 +28,11 @@ struct SedTerms {
     const double* d = nullptr;
     const double* w = nullptr;
     double dd = 0.0;        // sum d^2 w
-    double ln_norm = 0.0;   // -1/2 sum ln(2 pi sigma^2) over used bands
-    int nused = 0;
+    double ln_norm = 0.0;   // -1/2 sum ln(2 pi sigma^2) over detected bands
+    int nused = 0;          // detected bands
+    const std::uint8_t* up = nullptr;  // upper-limit flags of the SED's bands, or null
+    std::vector<std::size_t> lim;      // bands holding upper limits (with w > 0)
+    std::vector<double> lim_sw;        // their sqrt(w) = 1 / sigma
 };
 
 // Precomputed, SED-independent data.
@@ -373,8 +376,12 @@ public:
         SedTerms t;
         t.d = in_.obs + s * in_.nband;
         t.w = in_.ivar + s * in_.nband;
+        t.up = in_.upper ? in_.upper + s * in_.nband : nullptr;
         for (std::size_t b = 0; b < in_.nband; ++b) {
-            if (t.w[b] > 0.0) {
+            if (t.w[b] > 0.0 && t.up && t.up[b]) {
+                t.lim.push_back(b);
+                t.lim_sw.push_back(std::sqrt(t.w[b]));
+            } else if (t.w[b] > 0.0) {
                 t.dd += t.d[b] * t.d[b] * t.w[b];
                 t.ln_norm += -0.5 * std::log(2.0 * M_PI / t.w[b]);
                 ++t.nused;
@@ -405,7 +412,7 @@ public:
         std::size_t ng = 0;
         bool first = true;
         for (std::size_t b = 0; b < in_.nband; ++b) {
-            if (!(st.w[b] > 0.0)) continue;
+            if (!(st.w[b] > 0.0) || (st.up && st.up[b])) continue;  // limits: not in a
             rows[ng] = flux_z + b * in_.nmod + m0;
             wb[ng] = st.w[b];
             dw[ng] = st.d[b] * st.w[b];
@@ -417,7 +424,7 @@ public:
         }
         if (ng > 0 || first) band_sums(rows, dw, wb, ng, first, bsum, csum, n);
         const double lnz = in_.ln_prior_z ? in_.ln_prior_z[iz] : 0.0;
-        if (opt_.likelihood == 0 && !sh_.need_log_a) {
+        if (opt_.likelihood == 0 && !sh_.need_log_a && st.lim.empty()) {
             return gauss_pairs(bsum, csum, in_.ln_prior_model ? in_.ln_prior_model + m0 : nullptr,
                                sh_.a_lo.empty() ? nullptr : sh_.a_lo.data() + m0,
                                sh_.a_hi.empty() ? nullptr : sh_.a_hi.data() + m0, st.dd,
@@ -435,16 +442,22 @@ public:
                 lnp_out[q] = kNegInf;
                 continue;
             }
-            const double chi2 = std::max(0.0, st.dd - bsum[q] * a);
+            // upper limits: ln Phi((f_lim - a m) / sigma) (Sawicki 2012)
+            double ln_lim = 0.0;
+            for (std::size_t j = 0; j < st.lim.size(); ++j) {
+                const std::size_t b = st.lim[j];
+                ln_lim += log_norm_cdf((st.d[b] - a * flux_z[b * in_.nmod + m]) * st.lim_sw[j]);
+            }
+            const double chi2 = std::max(0.0, st.dd - bsum[q] * a) - 2.0 * ln_lim;
             chi2_out[q] = chi2;
             double lnl;
             if (opt_.likelihood == 0) {
                 lnl = st.ln_norm - 0.5 * chi2;
             } else {
-                lnl = 0.0;
+                lnl = ln_lim;
                 for (std::size_t b = 0; b < in_.nband; ++b) {
                     const double wb = st.w[b];
-                    if (!(wb > 0.0)) continue;
+                    if (!(wb > 0.0) || (st.up && st.up[b])) continue;
                     const double r = (st.d[b] - a * flux_z[b * in_.nmod + m]);
                     const double x2 = r * r * wb;
                     lnl += sh_.t_const - 0.5 * (opt_.dof + 1.0) * std::log1p(x2 / opt_.dof);
@@ -792,6 +805,19 @@ void check_inputs(const RdspsInputs& in, const RdspsOptions& opt, const RdspsOut
 }
 
 }  // namespace
+
+double log_norm_cdf(double x) {
+    constexpr double kSqrtHalf = 0.70710678118654752440;
+    if (x > 0.0) return std::log1p(-0.5 * std::erfc(x * kSqrtHalf));  // 1 - Q, Q small
+    if (x > -30.0) return std::log(0.5 * std::erfc(-x * kSqrtHalf));
+    if (!(x > -kInf)) return x;  // -inf (and NaN) pass through
+    // Phi(x) = phi(x) / |x| * (1 - 1/x^2 + 3/x^4 - 15/x^6 + 105/x^8 - ...) for x -> -inf;
+    // truncated after 945/x^10 (< 2e-12 relative at x = -30)
+    const double r = 1.0 / (x * x);
+    const double series =
+        1.0 + r * (-1.0 + r * (3.0 + r * (-15.0 + r * (105.0 + r * -945.0))));
+    return -0.5 * x * x - std::log(-x) - 0.5 * std::log(2.0 * M_PI) + std::log(series);
+}
 
 void rdsps_fit(const RdspsInputs& in, const RdspsOptions& opt, const RdspsOutputs& out) {
     check_inputs(in, opt, out);

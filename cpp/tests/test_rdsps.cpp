@@ -167,4 +167,83 @@ TEST_CASE("bad arguments throw") {
     CHECK_THROWS(pixedfit::rdsps_fit(in, pixedfit::RdspsOptions{}, out.view));
 }
 
+TEST_CASE("log_norm_cdf: reference values and the asymptotic branch") {
+    // ln Phi at x = 0, -1, 2 (exact/closed values) and across the switch at x = -30
+    CHECK_CLOSE(pixedfit::log_norm_cdf(0.0), std::log(0.5), 1e-15);
+    CHECK_CLOSE(pixedfit::log_norm_cdf(-1.0), std::log(0.15865525393145705), 1e-14);
+    CHECK_CLOSE(pixedfit::log_norm_cdf(2.0), std::log1p(-0.022750131948179209), 1e-12);
+    const double below = pixedfit::log_norm_cdf(-30.0 - 1e-9);
+    const double above = pixedfit::log_norm_cdf(-30.0 + 1e-9);
+    CHECK(std::fabs(below - above) < 1e-6);  // continuous (slope ~30 per unit)
+    CHECK(std::isfinite(pixedfit::log_norm_cdf(-1e6)));
+    CHECK(pixedfit::log_norm_cdf(40.0) <= 0.0);
+}
+
+TEST_CASE("upper limits: chi2 adds -2 ln Phi((f_lim - a m) / sigma), a from detections") {
+    const Library lib(50, 5);
+    const std::size_t target = 20;
+    std::vector<double> obs(5), ivar(5, 1.0 / (0.02 * 0.02));
+    for (std::size_t b = 0; b < 5; ++b) obs[b] = 3.0 * lib.flux[b * lib.nmod + target];
+    obs[4] = 0.99 * obs[4];  // a limit just below the model: penalised (x ~ -2)
+    std::vector<std::uint8_t> upper{0, 0, 0, 0, 1};
+    auto in = lib.inputs(obs, ivar, 1);
+    in.upper = upper.data();
+    std::vector<float> weights(lib.nmod);
+    Outputs out(1, 2, 1);
+    out.view.weights = weights.data();
+    pixedfit::rdsps_fit(in, pixedfit::RdspsOptions{}, out.view);
+    // direct evaluation of every model
+    std::vector<double> lnp(lib.nmod);
+    double best = 1e300, lnp_max = -1e300;
+    for (std::size_t m = 0; m < lib.nmod; ++m) {
+        double num = 0.0, den = 0.0;
+        for (std::size_t b = 0; b < 4; ++b) {
+            num += obs[b] * lib.flux[b * lib.nmod + m] * ivar[b];
+            den += lib.flux[b * lib.nmod + m] * lib.flux[b * lib.nmod + m] * ivar[b];
+        }
+        const double a = num / den;
+        double chi2 = 0.0;
+        for (std::size_t b = 0; b < 4; ++b) {
+            const double r = obs[b] - a * lib.flux[b * lib.nmod + m];
+            chi2 += r * r * ivar[b];
+        }
+        const double x = (obs[4] - a * lib.flux[4 * lib.nmod + m]) * std::sqrt(ivar[4]);
+        chi2 += -2.0 * std::log(0.5 * std::erfc(-x / std::sqrt(2.0)));
+        best = std::min(best, chi2);
+        lnp[m] = -0.5 * chi2;
+        lnp_max = std::max(lnp_max, lnp[m]);
+    }
+    CHECK_CLOSE(out.chi2_min[0], best, 1e-9);
+    double sum = 0.0;
+    for (double v : lnp) sum += std::exp(v - lnp_max);
+    for (std::size_t m = 0; m < lib.nmod; ++m) {
+        CHECK(std::fabs(weights[m] - std::exp(lnp[m] - lnp_max) / sum) < 1e-6);
+    }
+    // a limit far above every model changes nothing but the (zero) chi2 of that band
+    obs[4] = 1e6;
+    Outputs far(1, 2, 1), none(1, 2, 1);
+    pixedfit::rdsps_fit(in, pixedfit::RdspsOptions{}, far.view);
+    ivar[4] = 0.0;
+    pixedfit::rdsps_fit(lib.inputs(obs, ivar, 1), pixedfit::RdspsOptions{}, none.view);
+    CHECK(far.best_model[0] == none.best_model[0]);
+    CHECK_CLOSE(far.mean[0], none.mean[0], 1e-12);
+}
+
+TEST_CASE("upper limits: same answer for any number of threads") {
+    const Library lib(300000, 5);
+    std::vector<double> obs{10.0, 10.9, 12.1, 12.8, 20.0}, ivar(5, 25.0);
+    std::vector<std::uint8_t> upper{0, 1, 0, 0, 1};
+    auto in = lib.inputs(obs, ivar, 1);
+    in.upper = upper.data();
+    Outputs one(1, 2, 1), two(1, 2, 1);
+    pixedfit::RdspsOptions opt;
+    opt.threads = 1;
+    pixedfit::rdsps_fit(in, opt, one.view);
+    opt.threads = 2;
+    pixedfit::rdsps_fit(in, opt, two.view);
+    CHECK(one.mean == two.mean && one.sd == two.sd && one.p50 == two.p50);
+    CHECK(one.ln_ev == two.ln_ev && one.chi2_min == two.chi2_min);
+    CHECK(one.best_model == two.best_model && one.n_used[0] > 0);
+}
+
 TEST_MAIN()

@@ -62,7 +62,9 @@ def rdsps_fit(
     nhist: int = 4096,
     return_weights: bool = False,
     threads: int = 0,
+    upper: NDArray[np.uint8] | None = None,
 ) -> dict[str, Any]: ...
+def log_norm_cdf(x: float) -> float: ...
 def legendre_fit(
     wave: NDArray[np.float64],
     y: NDArray[np.float64],

@@ -4,11 +4,18 @@ Holds the bin map (y, x), per-bin SEDs (nbins, nbands) in units of ``unit`` erg 
 (f_λ), optional per-bin spectra (nbins, nwave) with wavelengths in Å, the flags and seeds
 of the bins, and the cube's metadata; computes bin-level quantities (S/N, pixel counts,
 areas in kpc², centroids, radii) and reads/writes piXedfit's binned-cube FITS layout.
+
+Calibration errors: the per-band calibration fraction of the flux map (``CALERR<i>``) is
+kept as :attr:`BinnedCube.calib_err` and written back as ``CALERR<i>`` in both layouts
+(photometric and spectrophotometric). It is not part of ``bin_flux_err`` (statistical
+errors only): a calibration offset is common to every pixel of a band, so the fit adds
+``calib_err[b] × |bin_flux[b]|`` to the binned SED (:mod:`pixedfit.fitting.errors`).
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -64,6 +71,10 @@ class BinnedCube:
     params : dict
         The binning parameters (ref_band, Dmin_bin, SNR, redc_chi2_limit, del_r, connected,
         shape_test_first_circle, sys_err_factor, max_radius); empty when unknown.
+    calib_err : ndarray, shape (nbands,), or None
+        Fractional calibration error of each band (NaN where unknown), from the flux map's
+        ``CALERR<i>`` cards (read from ``header`` when not given); None when no band has
+        one (cubes binned from flux maps written before they were recorded).
     z, pixel_scale, gal_ebv, wcs, header
         Metadata carried over from the cube.
     """
@@ -90,6 +101,7 @@ class BinnedCube:
         bin_spec_err: ArrayLike | None = None,
         bin_has_spec: ArrayLike | None = None,
         spec_region: ArrayLike | None = None,
+        calib_err: ArrayLike | None = None,
     ) -> None:
         bm = np.asarray(bin_map)
         if bm.ndim != 2 or not np.issubdtype(bm.dtype, np.number):
@@ -124,6 +136,9 @@ class BinnedCube:
         self.gal_ebv = gal_ebv
         self.wcs = wcs
         self.header = _clean_header(header)
+        self.calib_err = _calibration(calib_err, self.header, len(self.filters))
+        for key in [c.keyword for c in self.header.cards if _CALERR_KEY.fullmatch(c.keyword)]:
+            del self.header[key]  # managed through calib_err
         self.wave = None if wave is None else np.asarray(wave, np.float64)
         self.bin_spec_flux = None if bin_spec_flux is None else np.asarray(bin_spec_flux, float)
         self.bin_spec_err = None if bin_spec_err is None else np.asarray(bin_spec_err, float)
@@ -297,6 +312,9 @@ class BinnedCube:
                 hdr[f"BSNR{i}"] = (float(v), f"S/N target of band {i}")
         for i, name in enumerate(self.filters):
             hdr[f"FIL{i}"] = name
+            if self.calib_err is not None and np.isfinite(self.calib_err[i]):
+                hdr[f"CALERR{i}"] = (float(self.calib_err[i]),
+                                     f"{name} calibration error (fraction)")
         for card in self.header.cards:
             if card.keyword not in hdr:
                 hdr.append(card)
@@ -420,6 +438,35 @@ _PARAM_CARDS = {
     "max_radius": "BMAXRAD",
     "noise_correlation": "BNOISEC",
 }
+
+
+_CALERR_KEY = re.compile(r"CALERR\d+")
+
+
+def _calibration(value: ArrayLike | None, header: fits.Header,
+                 nbands: int) -> NDArray[np.float64] | None:
+    """Per-band calibration fractions: ``value``, else the header's CALERR<i> (NaN for a
+    band without one), else None."""
+    if value is None:
+        found = {int(c.keyword[6:]): c.value for c in header.cards
+                 if _CALERR_KEY.fullmatch(c.keyword)}
+        if not found:
+            return None
+        value = [found.get(i, np.nan) for i in range(nbands)]
+        if any(i >= nbands for i in found):
+            raise ValueError(f"header: CALERR cards for {max(found) + 1} bands, the cube has "
+                             f"{nbands}")
+    try:
+        out = np.array(value, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        raise ValueError(f"calib_err: expected {nbands} fractions, got {value!r}") from None
+    if out.size != nbands:
+        raise ValueError(f"calib_err: expected {nbands} fractions, got {out.size}")
+    ok = np.isnan(out) | ((out >= 0) & (out < 1))
+    if not ok.all():
+        raise ValueError(f"calib_err: fractions must be within [0, 1) (or NaN: unknown), got "
+                         f"{out[~ok].tolist()}")
+    return out
 
 
 def _first_pixels(bin_map: NDArray[np.int32], nbins: int) -> NDArray[np.int64]:

@@ -63,6 +63,13 @@ running totals, seeds come from one sort. OpenMP serves the O(N) data preparatio
 spectral sums of large cubes; the growth itself is sequential, since each bin depends on
 the bins before it. The result is deterministic and independent of the number of threads.
 
+Errors: every S/N decision above (targets, leftover rule, absorption) and the bin errors use
+the statistical pixel errors only. Calibration errors are a common offset of all pixels of a
+band: they do not average down in a bin, so no amount of binning can beat them and adding
+them would make high-S/N targets unreachable. The cube keeps the per-band fractions
+(:attr:`BinnedCube.calib_err`, from the flux map's ``CALERR<i>``) and the fit adds them to
+the binned SEDs (:mod:`pixedfit.fitting.errors`).
+
 With ``connected=False, shape_test_first_circle=False, absorb_leftover=False``, fluxes
 whose negatives are replaced as the original did, and the original's factor, the bin map is
 identical to the original's (tested against the reference re-implementation).
@@ -235,7 +242,8 @@ def bin_pixels(
         Diameter (pixels) of the first circle around the seed, >= 0.
     SNR : float or sequence of float, optional
         S/N target: one value for all bands or one per band; 0 = no requirement in that
-        band. Default 5 in every band.
+        band. Default 5 in every band. Statistical errors only (calibration errors are
+        kept as ``calib_err`` and added by the fit).
     redc_chi2_limit : float
         Maximum reduced χ² of a pixel's SED against the seed's (``np.inf`` disables the test).
     del_r : float

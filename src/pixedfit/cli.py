@@ -123,7 +123,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _cmd_run(args: argparse.Namespace) -> int:
     from .pipeline import run_pipeline
 
-    pipe = run_pipeline(args.config, quiet=args.quiet or None)
+    pipe = run_pipeline(args.config, quiet=args.quiet or None, output_dir=args.output)
     if pipe.pool.is_master and not args.quiet:
         ran = ", ".join(pipe.ran) or "nothing (all stages unchanged)"
         print(f"pixedfit run: ran {ran}; outputs in {pipe.out}")
@@ -149,6 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run the pipeline of a TOML configuration file")
     run.add_argument("config", help="configuration file (see the README)")
+    run.add_argument("--output", default=None, metavar="DIR",
+                     help="output folder (overrides run.output_dir of the configuration)")
     run.add_argument("--quiet", action="store_true", help="no progress output")
     run.set_defaults(func=_cmd_run)
 

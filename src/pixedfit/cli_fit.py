@@ -4,7 +4,11 @@ Catalogue format for ``pixedfit fit``: any table astropy reads (FITS, ECSV, CSV,
 for every filter ``F`` given by ``--filters``, a flux column ``F`` and an error column
 ``F_err`` in the unit ``--unit`` (default f_λ, erg s⁻¹ cm⁻² Å⁻¹; Jy, µJy and AB are
 converted with the filters' pivot wavelengths), a redshift column (``--z-column``, default
-``z``) unless ``--z`` fixes one redshift for all, and optionally an ``id`` column. The
+``z``) unless ``--z`` fixes one redshift for all, and optionally an ``id`` column and, per
+filter, a boolean column ``F_ul`` (True: ``F`` holds an upper limit and ``F_err`` its 1σ
+noise). Errors follow :mod:`pixedfit.fitting.errors`: calibration errors from the instrument
+table by default (``--calibration-errors``), an optional ``--error-floor``, and upper limits
+(``F_ul`` columns, or ``--upper-limit-nsigma``) through the Gaussian CDF. The
 output table has one row per SED: id, z, chi2_min, n_used and ``<param>_<stat>`` columns
 (``--method mcmc`` fits with emcee instead, the library giving the model and the start).
 Under ``mpiexec -n N`` the SEDs are shared among the ranks and rank 0 writes the table.
@@ -79,7 +83,45 @@ def _read_catalog(path: str, filters: list[str], unit: str, z_column: str, z_fix
         raise ValueError(f"catalogue {path} has no redshift column {z_column!r}; pass --z")
     ids = ([str(v) for v in table["id"]] if "id" in table.colnames
            else [str(i) for i in range(len(table))])
-    return ids, flux, err, z
+    upper = None
+    if any(f"{f}_ul" in table.colnames for f in filters):
+        upper = np.zeros(flux.shape, bool)
+        for b, f in enumerate(filters):
+            if f"{f}_ul" in table.colnames:
+                col = np.asarray(table[f"{f}_ul"])
+                if col.dtype != bool and not (np.issubdtype(col.dtype, np.integer)
+                                              and np.all((col == 0) | (col == 1))):
+                    raise ValueError(f"catalogue {path}: column {f}_ul must be boolean "
+                                     "(True: an upper limit)")
+                upper[:, b] = col.astype(bool)
+    return ids, flux, err, z, upper
+
+
+def _parse_calibration(text: str) -> object:
+    """``--calibration-errors``: auto | off | a fraction | band=fraction,band=fraction."""
+    t = text.strip()
+    if t.lower() == "auto":
+        return "auto"
+    if t.lower() in ("off", "none", "false", "no"):
+        return False
+    if "=" not in t:
+        try:
+            return float(t)
+        except ValueError:
+            pass
+    else:
+        out = {}
+        try:
+            for item in t.split(","):
+                band, value = item.split("=", 1)
+                out[band.strip()] = float(value)
+        except ValueError:
+            pass
+        else:
+            return out
+    raise argparse.ArgumentTypeError(
+        f"--calibration-errors: expected auto, off, a fraction or band=fraction,... "
+        f"(got {text!r})")
 
 
 def _cmd_fit(args: argparse.Namespace) -> int:
@@ -91,20 +133,25 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     from .parallel import get_pool
 
     filters = [f.strip() for f in args.filters.split(",") if f.strip()]
-    ids, flux, err, z = _read_catalog(args.catalog, filters, args.unit, args.z_column, args.z)
+    ids, flux, err, z, upper = _read_catalog(args.catalog, filters, args.unit, args.z_column,
+                                             args.z)
     library = read_library(args.library, spectra=False)
     pool = get_pool()
     store = ResultStore(args.store) if args.store else None
     results = fit_catalog(flux, err, filters, z, library=library, ids=ids, store=store,
                           pool=pool, likelihood=args.likelihood, dof=args.dof,
                           perc_chi2=args.perc_chi2, error_floor=args.error_floor,
-                          mask_invalid=True, threads=args.threads, quiet=args.quiet,
+                          calibration=args.calibration_errors, upper_limits=upper,
+                          upper_limit_nsigma=args.upper_limit_nsigma, mask_invalid=True,
+                          threads=args.threads, quiet=args.quiet,
                           method=args.method, nwalkers=args.nwalkers, nsteps=args.nsteps,
                           nsteps_cut=args.nsteps_cut, thin=args.thin, seed=args.seed)
     if pool.is_master:
         rows = []
         for key, zi, res in zip(ids, z, results, strict=True):
-            row = {"id": key, "z": float(zi), "chi2_min": res.chi2_min, "n_used": res.n_used}
+            row = {"id": key, "z": float(zi), "chi2_min": res.chi2_min,
+                   "chi2_dof": res.diagnostics.get("chi2_dof", np.nan),
+                   "ndof": res.diagnostics.get("ndof", -1), "n_used": res.n_used}
             for name, stats in res.summary.items():
                 for stat, value in stats.items():
                     row[f"{name}_{stat}"] = value
@@ -164,7 +211,18 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
     fit.add_argument("--dof", type=float, default=3.0)
     fit.add_argument("--perc-chi2", type=float, default=100.0)
     fit.add_argument("--error-floor", type=float, default=0.0,
-                     help="fractional systematic error added in quadrature (default 0)")
+                     help="extra fractional error added in quadrature, on top of the "
+                          "calibration errors (default 0)")
+    fit.add_argument("--calibration-errors", type=_parse_calibration, default="auto",
+                     metavar="auto|off|FRAC|BAND=FRAC,...",
+                     help="per-band calibration errors added in quadrature: 'auto' (default) "
+                          "from the instrument table (bands without an entry get 0 with a "
+                          "warning), 'off', one fraction for every band, or band=fraction "
+                          "pairs overriding the table")
+    fit.add_argument("--upper-limit-nsigma", type=float, default=None, metavar="N",
+                     help="treat fluxes below N sigma, and NaN fluxes with an error, as upper "
+                          "limits at N sigma (default: off; explicit limits come from "
+                          "boolean F_ul columns)")
     fit.add_argument("--method", default="rdsps", choices=("rdsps", "mcmc"),
                      help="RDSPS over the library, or MCMC (emcee) with models made on the fly "
                           "(started from the library's best models)")

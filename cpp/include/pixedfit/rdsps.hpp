@@ -3,11 +3,15 @@
 // For every observed SED s and every model m (optionally at every grid redshift z) the
 // kernel computes, without ever holding an SED x model matrix:
 //
-//   * the analytic least-squares normalisation a = sum(d m w) / sum(m^2 w), with
-//     w = 1 / sigma^2 per band (w = 0 masks a band);
-//   * chi2 = sum((a m - d)^2 w);
-//   * ln L: Gaussian, -chi2/2 - 1/2 sum ln(2 pi sigma^2) over used bands, or Student-t with
-//     `dof` degrees of freedom, sum ln t_dof((d - a m)/sigma);
+//   * the analytic least-squares normalisation a = sum(d m w) / sum(m^2 w) over the
+//     detected bands, with w = 1 / sigma^2 per band (w = 0 masks a band);
+//   * chi2 = sum over detected bands of (a m - d)^2 w, plus, for every band flagged as an
+//     upper limit (`upper`, Sawicki 2012: d holds the limit f_lim, sigma its 1-sigma noise),
+//     -2 ln Phi((f_lim - a m) / sigma), Phi the standard normal CDF (so chi2 = -2 ln L up
+//     to the Gaussian normalisation of the detected bands);
+//   * ln L: Gaussian, -chi2/2 - 1/2 sum ln(2 pi sigma^2) over detected bands, or Student-t
+//     with `dof` degrees of freedom, sum ln t_dof((d - a m)/sigma) over detected bands plus
+//     sum ln Phi over the limits;
 //   * ln prior: a per-model term (separable priors of parameters that do not scale with
 //     mass), a per-redshift term, tabulated priors of mass-scaled parameters evaluated at
 //     the scaled value p + log10(a), and "joint with mass" Gaussian priors whose mean
@@ -20,6 +24,10 @@
 //     log_sfr, log_dustmass...) are shifted by log10(a) pair by pair;
 //   * the minimum-chi2 pair, ln of the summed weight (a Monte-Carlo evidence estimate up to
 //     the prior volume) and, with several redshifts, the redshift posterior.
+//
+// Upper limits do not enter the normalisation (it stays analytic): a model whose shape
+// violates a limit at the scale the detections ask for is penalised at that scale rather
+// than scaled down; an SED with limits only has no normalisation (n_used = 0).
 //
 // Pairs with a <= 0 (data anti-correlated with the model: no positive mass fits) get zero
 // weight; a SED for which no pair has a > 0 and finite ln prob reports n_used = 0 and NaN
@@ -74,6 +82,7 @@ struct RdspsOptions {
 struct RdspsInputs {
     const double* obs = nullptr;          // (nsed, nband) observed fluxes
     const double* ivar = nullptr;         // (nsed, nband) 1/sigma^2, 0 masks a band
+    const std::uint8_t* upper = nullptr;  // (nsed, nband) 1: obs is an upper limit, or null
     std::size_t nsed = 0;
     std::size_t nband = 0;
     const double* model_flux = nullptr;   // (nz, nband, nmod): band-major per redshift
@@ -108,5 +117,9 @@ struct RdspsOutputs {
 };
 
 void rdsps_fit(const RdspsInputs& in, const RdspsOptions& opt, const RdspsOutputs& out);
+
+// ln Phi(x), the log of the standard normal CDF, accurate to a few ulp for any finite x
+// (an asymptotic series below x = -30, where erfc underflows).
+double log_norm_cdf(double x);
 
 }  // namespace pixedfit

@@ -26,8 +26,10 @@ Pixel maps
         pix-q-p16      = pix-q-p50 − sqrt((bin-q-p50 − bin-q-p16)² + σ_log w²)   (p84 alike)
 
     A one-pixel bin has ``w = 1`` and ``σ_w = 0``: the pixel inherits the bin's values. Pixels
-    with ``f_p <= 0`` in the reference band get NaN. (The original multiplied the bin value
-    by the root of a sum of squared S/N ratios, giving errors of tens of dex.)
+    with ``f_p <= 0`` in the reference band take their share from the nearest band where it
+    is positive, else an equal share, and each bin's shares are renormalised to sum to 1
+    (:func:`share_out_fallback`): no pixel of a bin is left NaN. (The original multiplied
+    the bin value by the root of a sum of squared S/N ratios, giving errors of tens of dex.)
 
 Surface densities
     With the redshift and pixel scale known, ``log_sigma_mass`` (M☉ kpc⁻²),
@@ -66,6 +68,7 @@ __all__ = [
     "load_fit_results",
     "maps_parameters",
     "share_out",
+    "share_out_fallback",
 ]
 
 PathLike = str | os.PathLike[str]
@@ -359,6 +362,60 @@ def _band_index(filters: Sequence[str], band: int | str | None, default: int) ->
     return int(band) % len(filters)
 
 
+def share_out_fallback(
+    flux: NDArray[np.float64], flux_err: NDArray[np.float64], band: int,
+    bin_map: NDArray[np.int32],
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """:func:`share_out` in the reference ``band``, with a per-pixel fallback so that no
+    pixel of a bin is left NaN.
+
+    A pixel whose reference-band flux (or whose bin's total) is ≤ 0 — sky-dominated pixels
+    of faint bins — takes its share from the band nearest to ``band`` in the cube's order
+    in which both are > 0. Pixels with no such band get an equal share 1/N of their bin's
+    N pixels, with an error of log10(N) dex (unknown within a factor N). The shares of
+    each bin are then renormalised to sum to 1, so the pixel values of an additive
+    quantity add up to the bin's.
+
+    Parameters
+    ----------
+    flux, flux_err : ndarray (band, y, x)
+        Cube fluxes and errors (NaN outside the region is allowed).
+    band : int
+        Reference band.
+    bin_map : ndarray of int (y, x)
+        Bin ids (0 = no bin).
+
+    Returns
+    -------
+    log_w, sigma_log_w : ndarray (y, x)
+        As :func:`share_out`; finite for every pixel of a bin.
+    """
+    nb = flux.shape[0]
+    order = sorted(range(nb), key=lambda b: (abs(b - band), b))
+    log_w = np.full(bin_map.shape, np.nan)
+    sig = np.full(bin_map.shape, np.nan)
+    inside = bin_map > 0
+    for b in order:
+        todo = inside & ~np.isfinite(log_w)
+        if not todo.any():
+            break
+        lw, sw = share_out(np.nan_to_num(flux[b]), np.nan_to_num(flux_err[b], nan=0.0),
+                           bin_map)
+        take = todo & np.isfinite(lw)
+        log_w[take], sig[take] = lw[take], sw[take]
+    todo = inside & ~np.isfinite(log_w)
+    if todo.any():
+        count = np.bincount(bin_map[inside], minlength=int(bin_map.max()) + 1)
+        n = count[bin_map[todo]].astype(float)
+        log_w[todo] = -np.log10(n)
+        sig[todo] = np.log10(np.maximum(n, 2.0))
+    # shares from several bands, or next to negative pixels, need not sum to 1: renormalise
+    total = np.bincount(bin_map[inside], weights=10.0 ** log_w[inside],
+                        minlength=int(bin_map.max()) + 1)
+    log_w[inside] -= np.log10(total[bin_map[inside]])
+    return log_w, sig
+
+
 def maps_parameters(
     binned: BinnedCube | PathLike,
     fits_in: Any,
@@ -461,8 +518,7 @@ def maps_parameters(
             if f"{q}-p50" not in table and f"{q}-mean" not in table:
                 continue
             refbands[q] = cube.filters[band]
-            log_w, sig_w = share_out(np.nan_to_num(phot.flux[band]),
-                                     np.nan_to_num(phot.flux_err[band], nan=0.0), cube.bin_map)
+            log_w, sig_w = share_out_fallback(phot.flux, phot.flux_err, band, cube.bin_map)
             pix: dict[str, NDArray[np.float64]] = {}
             if f"{q}-mean" in table:
                 pix["mean"] = maps[f"bin-{q}-mean"] + log_w

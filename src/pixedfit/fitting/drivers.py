@@ -33,7 +33,11 @@ chains in ``<store>/chains/<key>.h5`` so that a killed run resumes mid-chain.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+import math
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -43,6 +47,16 @@ from numpy.typing import ArrayLike, NDArray
 
 from ..cosmology import age_of_universe, luminosity_distance
 from ..parallel import SerialPool, resolve_threads
+from . import adaptive
+from .adaptive import AdaptiveSettings, ConvergenceWarning
+from .errors import (
+    chi2_terms,
+    error_diagnostics,
+    error_kwargs,
+    error_settings,
+    library_free_parameters,
+    observations,
+)
 from .mcmc import LibraryPass, McmcSettings, fit_one
 from .priors import MASS_SCALED, Prior, PriorSet
 from .rdsps import ModelPhotometry, RdspsResult, rdsps
@@ -112,6 +126,16 @@ class _Context:
         return {**self.settings, "model": self.library.config, "library_size":
                 self.library.nmodels, "priors": repr(self.priors)}
 
+    def for_sed(self, index: int) -> _Context:
+        """This context with the upper-limit flags of SED ``index`` of a run (a shallow
+        copy when they differ from SED to SED)."""
+        up = self.settings.get("upper_limits")
+        if up is None or np.ndim(up) == 1:
+            return self
+        out = copy.copy(self)
+        out.settings = {**self.settings, "upper_limits": up[index]}
+        return out
+
 
 def _result(ctx: _Context, res: RdspsResult, models: ModelPhotometry, obs: NDArray,
             err: NDArray, z: float | None, index: int = 0) -> FitResult:
@@ -133,10 +157,10 @@ def _result(ctx: _Context, res: RdspsResult, models: ModelPhotometry, obs: NDArr
             iz = int(np.argmin(np.abs(models.z_grid - res.best_z[index])))
             best_vals[-1] = models.z_grid[iz]
         bfit = scale * models.flux[iz, :, best]
-    err_used = err
-    floor = float(ctx.settings.get("error_floor", 0.0))
-    if floor:
-        err_used = np.sqrt(err**2 + (floor * obs) ** 2)
+    used = np.isfinite(res.obs_sigma[index])  # the observations as fitted (error model)
+    obs_used = np.where(used, res.obs_flux[index], np.nan)
+    err_used = np.where(used, res.obs_sigma[index], np.nan)
+    upper = res.upper[index]
     return FitResult(
         method="rdsps",
         names=res.names,
@@ -147,8 +171,8 @@ def _result(ctx: _Context, res: RdspsResult, models: ModelPhotometry, obs: NDArr
         p84=res.p84[index],
         best=best_vals,
         filters=tuple(ctx.filters),
-        obs_flux=np.asarray(obs, dtype=np.float64),
-        obs_flux_err=np.asarray(err_used, dtype=np.float64),
+        obs_flux=obs_used,
+        obs_flux_err=err_used,
         bfit_photo=bfit,
         z=z,
         chi2_min=float(res.chi2_min[index]),
@@ -158,7 +182,23 @@ def _result(ctx: _Context, res: RdspsResult, models: ModelPhotometry, obs: NDArr
         config=ctx.config(),
         z_grid=res.z_grid,
         z_posterior=None if res.z_posterior is None else res.z_posterior[index],
+        ess=_library_ess(res, index),
+        converged=False if res.weights is not None else None,
+        diagnostics=error_diagnostics(ctx.settings, upper, float(res.chi2_min[index]),
+                                      int(res.n_bands_used[index]),
+                                      library_free_parameters(ctx.library.params,
+                                                              models.nz > 1)),
     )
+
+
+def _library_ess(res: RdspsResult, index: int = 0) -> float:
+    """Kish's effective sample size of the library weights of SED ``index`` (NaN when the
+    weights were not kept)."""
+    if res.weights is None:
+        return float("nan")
+    w = np.asarray(res.weights[index], dtype=np.float64)
+    total = w.sum()
+    return float(total * total / (w * w).sum()) if total > 0 else 0.0
 
 
 def _run_rdsps(ctx: _Context, obs: NDArray, err: NDArray, models: ModelPhotometry,
@@ -166,7 +206,7 @@ def _run_rdsps(ctx: _Context, obs: NDArray, err: NDArray, models: ModelPhotometr
                threads: int | None = None, return_weights: bool = False) -> RdspsResult:
     s = ctx.settings
     return rdsps(obs, err, models, priors=ctx.priors, likelihood=s["likelihood"], dof=s["dof"],
-                 perc_chi2=s["perc_chi2"], error_floor=s["error_floor"],
+                 perc_chi2=s["perc_chi2"], **error_kwargs(s),
                  mask_invalid=s["mask_invalid"], area_kpc2=area, ln_prior_extra=extra_prior,
                  return_weights=return_weights,
                  threads=ctx.threads if threads is None else threads)
@@ -220,6 +260,27 @@ def _settings(likelihood: str, dof: float, perc_chi2: float, error_floor: float,
 def _check_method(method: str) -> None:
     if method not in ("rdsps", "mcmc"):
         raise ValueError(f"method must be 'rdsps' or 'mcmc', got {method!r}")
+
+
+def _adaptive_settings(method: str, refine_opt: bool | AdaptiveSettings,
+                       seed: int) -> AdaptiveSettings | None:
+    """Settings of the adaptive refinement of an RDSPS fit (None: library pass only)."""
+    if method != "rdsps" or refine_opt is False:
+        return None
+    if refine_opt is True:
+        aset = AdaptiveSettings(seed=int(seed))
+    elif isinstance(refine_opt, AdaptiveSettings):
+        aset = refine_opt
+    else:
+        raise TypeError(f"refine must be True, False or an AdaptiveSettings, got "
+                        f"{refine_opt!r}")
+    aset.check()
+    return aset
+
+
+def _seeded(aset: AdaptiveSettings | None, seed: int) -> AdaptiveSettings | None:
+    """``aset`` with the seed of one SED."""
+    return None if aset is None else dataclasses.replace(aset, seed=int(seed))
 
 
 def _mcmc_settings(method: str, nwalkers: int, nsteps: int, nsteps_cut: int, thin: int,
@@ -291,8 +352,10 @@ def _spectral_rdsps_result(ctx: _Context, lp: LibraryPass, obs: NDArray | None,
     if not lp.weights[k] > 0:
         raise ValueError("no library model fits the spectrum")
     im = k % ctx.library.nmodels
-    if has_phot:
-        scale = float(_phot_scale(lp.models.flux[0, :, im][None], obs, err)[0])
+    if has_phot:  # the observations as fitted (error model); limits do not set the scale
+        obs, err, upper = res.obs_flux[0], res.obs_sigma[0], res.upper[0]
+        scale = float(_phot_scale(lp.models.flux[0, :, im][None], obs,
+                                  np.where(upper, np.inf, err))[0])
     else:
         scale = float(lp.scales[im])
     log_a = np.log10(scale)
@@ -307,8 +370,7 @@ def _spectral_rdsps_result(ctx: _Context, lp: LibraryPass, obs: NDArray | None,
     bfit = np.zeros(0)
     if has_phot:
         bfit = scale * lp.models.flux[0, :, im]
-        ok = _valid_bands(obs, err)
-        chi2 += float(((bfit[ok] - obs[ok]) ** 2 / err[ok] ** 2).sum())
+        chi2 += float(chi2_terms(bfit[None], obs, err, upper)[0])
     factor = cmp["factor"][0]
     fac_mean, fac_std = _correction_moments(ctx, lp, obs, err, spectral)
     spectrum = {"wave": spectral.wave, "flux": spectral.flux, "flux_err": spectral.err,
@@ -319,13 +381,17 @@ def _spectral_rdsps_result(ctx: _Context, lp: LibraryPass, obs: NDArray | None,
         method="rdsps", names=res.names, mean=res.mean[0], std=res.std[0], p16=res.p16[0],
         p50=res.p50[0], p84=res.p84[0], best=best,
         filters=tuple(ctx.filters) if has_phot else (),
-        obs_flux=obs if has_phot else np.zeros(0),
-        obs_flux_err=err if has_phot else np.zeros(0),
+        obs_flux=np.where(np.isfinite(err), obs, np.nan) if has_phot else np.zeros(0),
+        obs_flux_err=np.where(np.isfinite(err), err, np.nan) if has_phot else np.zeros(0),
         bfit_photo=bfit, z=z, chi2_min=chi2, ln_evidence=float(res.ln_evidence[0]),
         n_used=int(res.n_used[0]), n_bands_used=len(ctx.filters) if has_phot else 0,
         config=ctx.config(), spectrum=spectrum,
         diagnostics={"spectral_pixels": spectral.npix, "spectral_clipped": lp.nclip,
-                     "spectral_template_limited": spectral.template_limited})
+                     "spectral_template_limited": spectral.template_limited,
+                     **error_diagnostics(
+                         ctx.settings, upper if has_phot else None, chi2,
+                         (int(res.n_bands_used[0]) if has_phot else 0) + spectral.npix,
+                         library_free_parameters(ctx.library.params, False))})
 
 
 def _valid_bands(obs: NDArray, err: NDArray) -> NDArray[np.bool_]:
@@ -370,39 +436,52 @@ def _correction_moments(ctx: _Context, lp: LibraryPass, obs: NDArray | None,
 
 def _fit(ctx: _Context, obs: NDArray | None, err: NDArray | None, z: float | None,
          spectrum: ObservedSpectrum | None, area: float | None, mset: McmcSettings | None,
-         models: ModelPhotometry | None = None) -> FitResult:
-    """One SED: RDSPS (``mset`` None) or MCMC, photometry and/or spectrum."""
+         models: ModelPhotometry | None = None,
+         aset: AdaptiveSettings | None = None) -> FitResult:
+    """One SED: RDSPS (``mset`` None; refined when ``aset`` is given) or MCMC, photometry
+    and/or spectrum."""
     has_phot = obs is not None
     spectral = _spectral(ctx, spectrum, z, has_phot)
     if has_phot and models is None:
         models = ctx.photometry(z if z is not None else _z_grid(ctx.priors, None,
                                                                ctx.settings["dz"]))
-    if mset is None and spectral is None:
-        res = _run_rdsps(ctx, obs, err, models, ctx.age_prior(z), area)
+    if aset is not None and mset is None and ctx.model is None:
+        warnings.warn("this library records no complete SEDModel configuration (the "
+                      "original's layout?): the adaptive refinement needs the model, so the "
+                      "fit is the library pass only (pass model= to refine it)",
+                      ConvergenceWarning, stacklevel=3)
+        aset = None
+    if mset is None and aset is None and spectral is None:
+        res = _run_rdsps(ctx, obs, err, models, ctx.age_prior(z), area, return_weights=True)
         return _result(ctx, res, models, obs, err, z)
-    if mset is None and spectral is not None and spectral.fit_veldisp:
+    if mset is None and aset is None and spectral is not None and spectral.fit_veldisp:
         raise ValueError("spectrum.veldisp_range: the velocity dispersion is sampled by MCMC "
-                         "fits only (method='mcmc'); RDSPS uses spectrum.veldisp")
+                         "or refined RDSPS fits only; the library pass uses spectrum.veldisp")
     lp = _library_pass(ctx, obs, err, models, z, spectral, area)
-    if mset is None:
+    if mset is None and aset is None:
         return _spectral_rdsps_result(ctx, lp, obs, err, z, spectral)
-    if has_phot and ctx.settings["error_floor"]:
-        err = np.sqrt(err**2 + (ctx.settings["error_floor"] * obs) ** 2)
-    if has_phot:
-        bad = ~_valid_bands(obs, err)
-        if bad.any() and not ctx.settings["mask_invalid"]:
-            raise ValueError("MCMC fits need finite fluxes and errors > 0 in every band (drop "
-                             "the invalid bands from filters, or pass mask_invalid=True)")
-        if bad.all():
-            raise ValueError("no valid band to fit")
-        if bad.any():  # masked bands: zero weight in the likelihood (error +inf)
-            out = fit_one(ctx, lp, np.where(bad, 0.0, obs), np.where(bad, np.inf, err), z,
-                          spectral, area, mset)
-            out.obs_flux = np.where(bad, np.nan, obs)
-            out.obs_flux_err = np.where(bad, np.nan, err)
-            out.n_bands_used = int((~bad).sum())
-            return out
-    return fit_one(ctx, lp, obs, err, z, spectral, area, mset)
+
+    def sample(o: NDArray | None, e: NDArray | None, upper: NDArray | None) -> FitResult:
+        if mset is None:
+            return adaptive.refine(ctx, lp, o, e, z, spectral, area, aset, upper=upper)
+        return fit_one(ctx, lp, o, e, z, spectral, area, mset, upper=upper)
+
+    if not has_phot:
+        return sample(obs, err, None)
+    # the error model (errors.py): total errors, +inf for masked bands, upper-limit flags
+    fitted = observations(obs, err, len(ctx.filters), **error_kwargs(ctx.settings),
+                          mask_invalid=ctx.settings["mask_invalid"]).row(0)
+    used = fitted.used[0]
+    if not used.any():
+        raise ValueError("no valid band to fit")
+    out = sample(fitted.flux[0], fitted.sigma[0], fitted.upper[0])
+    out.obs_flux = np.where(used, fitted.flux[0], np.nan)
+    out.obs_flux_err = np.where(used, fitted.sigma[0], np.nan)
+    out.n_bands_used = int(used.sum())
+    calib = error_diagnostics(ctx.settings, fitted.upper[0], math.nan, 0, 0)
+    out.diagnostics.update(calibration=calib["calibration"],
+                           upper_limits=calib["upper_limits"])
+    return out
 
 
 def _phot_input(flux: ArrayLike | None, flux_err: ArrayLike | None, nband: int,
@@ -449,6 +528,9 @@ def fit_sed(
     perc_chi2: float = 100.0,
     error_floor: float = 0.0,
     mask_invalid: bool = False,
+    calibration: Any = "auto",
+    upper_limits: ArrayLike | None = None,
+    upper_limit_nsigma: float | None = None,
     area_kpc2: float | None = None,
     cosmo: Any = None,
     H0: float = 70.0,
@@ -467,6 +549,7 @@ def fit_sed(
     seed: int = 0,
     backend: PathLike | None = None,
     progress: bool = False,
+    refine: bool | AdaptiveSettings = True,
 ) -> FitResult:
     """Fit one SED (photometry, a spectrum, or both) with a model library.
 
@@ -489,6 +572,19 @@ def fit_sed(
         Model for the library photometry (default: rebuilt from the library).
     likelihood, dof, perc_chi2, error_floor, mask_invalid, area_kpc2
         See :func:`pixedfit.fitting.rdsps.rdsps`.
+    calibration : "auto", False, float, mapping or sequence
+        Per-band calibration errors added in quadrature (σ² + (c_b f)²): ``"auto"``
+        (default) takes them from the instrument table (bands without an entry: 0 and a
+        warning; binned cubes: from the cube); ``False`` turns them off; a fraction, a
+        mapping ``{filter: fraction}`` or one fraction per band overrides (see
+        :mod:`pixedfit.fitting.errors`).
+    upper_limits : array_like of bool, shape (nband,), optional
+        Bands that are upper limits (flux = the limit, error = the 1σ noise); they enter
+        the likelihood through the Gaussian CDF (Sawicki 2012). :func:`fit_catalog` and
+        :func:`fit_binmap` also take one row per SED / bin.
+    upper_limit_nsigma : float, optional
+        Turn fluxes below this S/N, and NaN fluxes with an error, into limits at n σ
+        (default None: every measured flux is fitted as a detection).
     cosmo, H0, Om0
         Cosmology (age of the universe; distances for libraries read from spectra).
     max_age_universe : bool
@@ -509,7 +605,13 @@ def fit_sed(
         Sigma-clipping threshold of spectral outliers (None: none).
     nwalkers, nsteps, nsteps_cut, thin, seed, backend, progress
         MCMC settings (see :class:`pixedfit.fitting.mcmc.McmcSettings`); ``backend`` is an
-        HDF5 file that makes the chain resumable.
+        HDF5 file that makes the chain resumable. ``seed`` also seeds the adaptive RDSPS
+        refinement.
+    refine : bool or AdaptiveSettings
+        RDSPS: refine the library pass by adaptive importance sampling until the effective
+        sample size reaches its target (:mod:`pixedfit.fitting.adaptive`; default). False
+        gives the original's plain RDSPS (the library pass only; its ``ess`` is usually far
+        below a converged posterior's).
 
     Returns
     -------
@@ -520,12 +622,14 @@ def fit_sed(
                          max_age_universe, del_wave_nebem=float(del_wave_nebem),
                          poly_order=poly_order, spec_clip=spec_clip, dz=float(dz))
     ctx = _Context(library, filters, model, priors, settings, threads)
+    settings.update(error_settings(ctx.filters, calibration, upper_limits, upper_limit_nsigma))
     obs, err = _phot_input(flux, flux_err, len(ctx.filters), spectrum)
     if z is not None and not (np.isfinite(z) and z > 0):
         raise ValueError(f"z must be > 0 (or None for a free redshift), got {z}")
     mset = _mcmc_settings(method, nwalkers, nsteps, nsteps_cut, thin, seed, backend, progress)
+    aset = _adaptive_settings(method, refine, seed)
     if obs is None:
-        return _fit(ctx, None, None, z, spectrum, area_kpc2, mset)
+        return _fit(ctx, None, None, z, spectrum, area_kpc2, mset, aset=aset)
     if photometry is not None:
         models = photometry
         if models.param_names != tuple(ctx.library.names) or models.nband != len(ctx.filters):
@@ -534,7 +638,7 @@ def fit_sed(
             raise ValueError("photometry must be on a redshift grid exactly when z is None")
     else:
         models = ctx.photometry(z if z is not None else _z_grid(ctx.priors, z_grid, dz))
-    return _fit(ctx, obs, err, z, spectrum, area_kpc2, mset, models)
+    return _fit(ctx, obs, err, z, spectrum, area_kpc2, mset, models, aset)
 
 
 def _dimming(z: NDArray[np.float64] | float, settings: dict[str, Any]) -> NDArray[np.float64]:
@@ -599,6 +703,9 @@ def fit_catalog(
     perc_chi2: float = 100.0,
     error_floor: float = 0.0,
     mask_invalid: bool = False,
+    calibration: Any = "auto",
+    upper_limits: ArrayLike | None = None,
+    upper_limit_nsigma: float | None = None,
     cosmo: Any = None,
     H0: float = 70.0,
     Om0: float = 0.3,
@@ -614,6 +721,7 @@ def fit_catalog(
     nsteps_cut: int = 50,
     thin: int = 1,
     seed: int = 0,
+    refine: bool | AdaptiveSettings = True,
 ) -> list[FitResult]:
     """Fit many SEDs, each at its own redshift.
 
@@ -636,7 +744,9 @@ def fit_catalog(
     spectra : sequence of ObservedSpectrum or None, optional
         One spectrum (or None) per galaxy, fitted together with its photometry.
     seed : int
-        MCMC: galaxy ``i`` uses a seed derived from (seed, i).
+        MCMC and adaptive RDSPS: galaxy ``i`` uses a seed derived from (seed, i).
+    refine : bool or AdaptiveSettings
+        Adaptive refinement of RDSPS fits (see :func:`fit_sed`).
     Other parameters
         As :func:`fit_sed`.
 
@@ -663,9 +773,12 @@ def fit_catalog(
     ctx = _Context(library, filters, model, priors, settings, threads)
     if obs.shape[1] != len(ctx.filters) or len(ctx.filters) == 0:
         raise ValueError(f"fluxes have {obs.shape[1]} bands but {len(ctx.filters)} filters")
+    settings.update(error_settings(ctx.filters, calibration, upper_limits, upper_limit_nsigma,
+                                   nsed=obs.shape[0]))
     if spectra is not None and len(spectra) != obs.shape[0]:
         raise ValueError(f"spectra: one entry (or None) per galaxy ({obs.shape[0]}), got "
                          f"{len(spectra)}")
+    aset = _adaptive_settings(method, refine, seed)
     if isinstance(store, str | os.PathLike):
         store = ResultStore(store)
     lo = max(dz / 2, zz.min() - dz)
@@ -676,17 +789,19 @@ def fit_catalog(
     def work(i: int) -> FitResult:
         if store is not None and store.has(keys[i]):
             return store.load(keys[i])
+        ctx_i = ctx.for_sed(i)  # this SED's upper-limit flags
         try:
             models = ctx.photometry(float(zz[i])) if interp is None else interp(float(zz[i]))
             mset = _mcmc_settings(method, nwalkers, nsteps, nsteps_cut, thin,
                                   _sed_seed(seed, i), _chain_file(store, keys[i]), False)
             spec = None if spectra is None else spectra[i]
-            if mset is None and spec is None:
-                res = _run_rdsps(ctx, obs[i], err[i], models, ctx.age_prior(float(zz[i])),
-                                 None, threads=1)
-                out = _result(ctx, res, models, obs[i], err[i], float(zz[i]))
+            if mset is None and spec is None and aset is None:
+                res = _run_rdsps(ctx_i, obs[i], err[i], models, ctx.age_prior(float(zz[i])),
+                                 None, threads=1, return_weights=True)
+                out = _result(ctx_i, res, models, obs[i], err[i], float(zz[i]))
             else:
-                out = _fit(ctx, obs[i], err[i], float(zz[i]), spec, None, mset, models)
+                out = _fit(ctx_i, obs[i], err[i], float(zz[i]), spec, None, mset, models,
+                           _seeded(aset, _sed_seed(seed, i)))
         except Exception as exc:
             raise RuntimeError(f"SED {keys[i]!r}: {exc}") from exc
         if store is not None:
@@ -711,6 +826,9 @@ def fit_binmap(
     perc_chi2: float = 100.0,
     error_floor: float = 0.0,
     mask_invalid: bool = False,
+    calibration: Any = "auto",
+    upper_limits: ArrayLike | None = None,
+    upper_limit_nsigma: float | None = None,
     cosmo: Any = None,
     H0: float = 70.0,
     Om0: float = 0.3,
@@ -728,6 +846,7 @@ def fit_binmap(
     nsteps_cut: int = 50,
     thin: int = 1,
     seed: int = 0,
+    refine: bool | AdaptiveSettings = True,
 ) -> dict[int, FitResult]:
     """Fit the SEDs of the bins of a binned cube.
 
@@ -748,8 +867,17 @@ def fit_binmap(
         Instrumental resolution of the spectra.
     spec_medium : {"vacuum", "air"}
         Medium of the cube's wavelengths.
+    calibration : "auto", False, float, mapping or sequence
+        Calibration errors (see :func:`fit_sed`); ``"auto"`` takes the cube's per-band
+        fractions (``BinnedCube.calib_err``, from the flux map's ``CALERR<i>``), else the
+        instrument table. They are added to the binned SEDs (c_b × the bin's summed flux:
+        they are fully correlated across pixels), never per pixel.
+    upper_limits : array_like of bool, shape (nband,) or (nbins, nband), optional
+        Upper-limit flags (row ``b − 1`` for bin ``b``); see :func:`fit_sed`.
     seed : int
-        MCMC: bin ``b`` uses a seed derived from (seed, b).
+        MCMC and adaptive RDSPS: bin ``b`` uses a seed derived from (seed, b).
+    refine : bool or AdaptiveSettings
+        Adaptive refinement of RDSPS fits (see :func:`fit_sed`).
     Other parameters
         As :func:`fit_sed` and :func:`fit_catalog`.
 
@@ -777,8 +905,12 @@ def fit_binmap(
     if fit_spectra and getattr(cube, "bin_spec_flux", None) is None:
         raise ValueError("fit_spectra: the binned cube has no spectra")
     ctx = _Context(library, list(cube.filters), model, priors, settings, threads)
+    settings.update(error_settings(ctx.filters, calibration, upper_limits, upper_limit_nsigma,
+                                   nsed=nbins,
+                                   cube_calibration=getattr(cube, "calib_err", None)))
     if isinstance(store, str | os.PathLike):
         store = ResultStore(store)
+    aset = _adaptive_settings(method, refine, seed)
     areas = _bin_areas(cube)
     models = ctx.photometry(float(redshift))
     age = ctx.age_prior(float(redshift))
@@ -797,12 +929,15 @@ def fit_binmap(
             spec = ObservedSpectrum(cube.wave, cube.bin_spec_flux[b - 1] * unit,
                                     cube.bin_spec_err[b - 1] * unit, medium=spec_medium,
                                     resolution=spec_resolution)
+        ctx_b = ctx.for_sed(b - 1)  # this bin's upper-limit flags
         try:
-            if mset is None and spec is None:
-                res = _run_rdsps(ctx, obs, err, models, age, area, threads=1)
-                out = _result(ctx, res, models, obs, err, float(redshift))
+            if mset is None and spec is None and aset is None:
+                res = _run_rdsps(ctx_b, obs, err, models, age, area, threads=1,
+                                 return_weights=True)
+                out = _result(ctx_b, res, models, obs, err, float(redshift))
             else:
-                out = _fit(ctx, obs, err, float(redshift), spec, area, mset, models)
+                out = _fit(ctx_b, obs, err, float(redshift), spec, area, mset, models,
+                           _seeded(aset, _sed_seed(seed, b)))
         except Exception as exc:
             raise RuntimeError(f"bin {b}: {exc}") from exc
         if store is not None:

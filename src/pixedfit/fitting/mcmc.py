@@ -22,7 +22,11 @@ spectra with the Legendre step of :mod:`pixedfit.fitting.specfit` when a spectru
   weights, each with its best normalisation, jittered by ``init_spread`` × the box width and
   kept inside the box (the original drew Gaussians around a single best model and could
   start outside the box).
-* **Likelihood**: Gaussian, ``−½ χ²`` of photometry plus spectrum.
+* **Likelihood**: Gaussian, ``−½ χ²`` of photometry plus spectrum; photometric errors are
+  the totals of the error model (:mod:`pixedfit.fitting.errors`: statistical, calibration
+  and floor in quadrature) and bands flagged as upper limits contribute
+  ``−2 ln Φ((f_lim − m)/σ)`` to χ² (Sawicki 2012), exactly as in RDSPS; every sampler built
+  on :class:`LogProbability` inherits both.
 * **Free redshift**: photometry is evaluated at the two nodes of a grid of step ``dz_interp``
   (default 0.001) around each walker's z and interpolated linearly in ln f (error ≪ 0.1 %).
 * **Chains** can be kept in an emcee HDF5 backend (``backend=`` a path): an interrupted fit
@@ -54,6 +58,7 @@ from numpy.typing import NDArray
 
 from ..cosmology import age_of_universe
 from ..sps.model import COMPONENT_NAMES, DEFAULTS, PARAM_NAMES
+from .errors import chi2_terms, fit_quality
 from .priors import MASS_SCALED, PriorSet
 
 __all__ = ["LogProbability", "MCMCShortChainWarning", "McmcSettings", "run_mcmc"]
@@ -147,7 +152,9 @@ class LogProbability:
     z : float or None
         Fixed redshift, or None when ``z`` is in ``free``.
     filters, obs, err : photometry (None for a spectrum-only fit)
-        Bands and f_λ, 1σ errors (erg s⁻¹ cm⁻² Å⁻¹).
+        Bands and f_λ (the limit for an upper limit), total 1σ errors (erg s⁻¹ cm⁻² Å⁻¹;
+        the error model's :attr:`~pixedfit.fitting.errors.Observations.sigma`, +inf drops
+        a band).
     spectral : SpectralLikelihood, optional
     area_kpc2 : float, optional
         Bin area for surface-density joint priors.
@@ -158,6 +165,8 @@ class LogProbability:
     dz_interp : float
         Free-z interpolation step.
     threads : int, optional
+    upper : ndarray of bool, shape (nband,), optional
+        Bands that are upper limits (see :mod:`pixedfit.fitting.errors`).
     """
 
     def __init__(self, model: Any, free: Sequence[str], lo: NDArray, hi: NDArray,
@@ -165,7 +174,8 @@ class LogProbability:
                  filters: Sequence[str] | None, obs: NDArray | None, err: NDArray | None,
                  spectral: Any = None, area_kpc2: float | None = None, age_limit: bool = True,
                  cosmo: Any = None, H0: float = 70.0, Om0: float = 0.3,
-                 dz_interp: float = 0.001, threads: int | None = None):
+                 dz_interp: float = 0.001, threads: int | None = None,
+                 upper: NDArray | None = None):
         self.model = model
         self.free = list(free)
         self.lo = np.asarray(lo, dtype=np.float64)
@@ -174,7 +184,10 @@ class LogProbability:
         self.z = z
         self.filters = list(filters) if filters else []
         self.obs = obs
-        self.ivar = None if err is None else 1.0 / np.asarray(err, dtype=np.float64) ** 2
+        self.err = None if err is None else np.asarray(err, dtype=np.float64)
+        self.ivar = None if err is None else 1.0 / self.err**2
+        self.upper = (None if upper is None or not np.any(upper)
+                      else np.asarray(upper, dtype=bool))
         self.spectral = spectral
         self.area = area_kpc2
         self.age_limit = age_limit
@@ -258,7 +271,7 @@ class LogProbability:
         phot = None
         if self.filters:
             phot, derived_raw = self._photometry(sub, zz[idx])
-            chi2 += ((phot - self.obs) ** 2 * self.ivar).sum(axis=1)
+            chi2 += chi2_terms(phot, self.obs, self.err, self.upper)
         scale = np.ones(idx.size)
         spec = None
         if self.spectral is not None:
@@ -477,19 +490,55 @@ def _box(ctx: Any, name: str, lp: LibraryPass, best_log_mass: float) -> tuple[fl
     return float(lo), float(hi)
 
 
-def fit_one(ctx: Any, lp: LibraryPass, obs: NDArray | None, err: NDArray | None,
-            z: float | None, spectral: Any, area_kpc2: float | None,
-            settings: McmcSettings) -> Any:
-    """MCMC fit of one SED (photometry and/or spectrum) started from a library pass.
+@dataclass
+class SamplingProblem:
+    """What a sampler of one SED needs, set up from the library pass.
+
+    Attributes
+    ----------
+    lnprob : LogProbability
+        The vectorised log posterior.
+    free : list of str
+        Sampled parameters (columns of the positions).
+    fixed : dict of str to float
+        Parameters whose box has zero width.
+    lo, hi : ndarray, shape (ndim,)
+        Prior box of the sampled parameters.
+    candidates : ndarray, shape (ncand, ndim)
+        Library models (most probable first) as positions, each with its best
+        normalisation.
+    candidate_weights : ndarray, shape (ncand,)
+        Their library-pass posterior weights.
+    stat_names : list of str
+        Names of the statistics of the result: library parameters, derived quantities,
+        then ``z`` (free redshift) and ``veldisp`` (sampled dispersion).
+    """
+
+    lnprob: LogProbability
+    free: list[str]
+    fixed: dict[str, float]
+    lo: NDArray[np.float64]
+    hi: NDArray[np.float64]
+    candidates: NDArray[np.float64]
+    candidate_weights: NDArray[np.float64]
+    stat_names: list[str]
+
+
+def sampling_problem(ctx: Any, lp: LibraryPass, obs: NDArray | None, err: NDArray | None,
+                     z: float | None, spectral: Any, area_kpc2: float | None,
+                     max_candidates: int, dz_interp: float = 0.001,
+                     upper: NDArray | None = None) -> SamplingProblem:
+    """Set up the sampled parameters, prior box, log posterior and library candidates of
+    one SED (photometry and/or spectrum) from its library pass.
 
     ``ctx`` is the fit context of :mod:`pixedfit.fitting.drivers` (library, model,
-    filters, priors, settings). Returns a :class:`~pixedfit.fitting.results.FitResult`.
+    filters, priors, settings); ``obs``, ``err`` and ``upper`` are the observations as
+    fitted (:class:`~pixedfit.fitting.errors.Observations`: total errors, +inf for a
+    dropped band, upper-limit flags); at most ``max_candidates`` library models are kept.
     """
-    from .results import FitResult
-
     model = ctx.model
     if model is None:
-        raise ValueError("MCMC fits need an SEDModel (this library records no complete model "
+        raise ValueError("this fit needs an SEDModel (this library records no complete model "
                          "configuration: pass model=)")
     has_phot = obs is not None
     names_lib = list(ctx.library.params)
@@ -499,14 +548,16 @@ def fit_one(ctx: Any, lp: LibraryPass, obs: NDArray | None, err: NDArray | None,
     table = ctx.library.params
     nmod = ctx.library.nmodels
     w = np.asarray(lp.weights, dtype=np.float64)
-    order = np.argsort(-w, kind="stable")[: max(4 * settings.nwalkers, 1)]
+    order = np.argsort(-w, kind="stable")[: max(int(max_candidates), 1)]
     order = order[w[order] > 0]
     if order.size == 0:
-        raise ValueError("no library model has a finite posterior: cannot start the walkers")
+        raise ValueError("no library model has a finite posterior: cannot start the sampler")
     im, iz = order % nmod, order // nmod
     if has_phot:
         flux = lp.models.flux[iz, :, im]  # (ncand, nband)
-        ivar = 1.0 / err**2
+        ivar = np.where(np.isfinite(err), 1.0 / err**2, 0.0)
+        if upper is not None:  # the normalisation follows the detected bands (as RDSPS)
+            ivar = np.where(upper, 0.0, ivar)
         s = (flux * obs * ivar).sum(axis=1) / (flux * flux * ivar).sum(axis=1)
     else:
         s = lp.scales[im]
@@ -540,13 +591,13 @@ def fit_one(ctx: Any, lp: LibraryPass, obs: NDArray | None, err: NDArray | None,
         if name not in known:
             raise ValueError(f"prior on {name!r}, which this fit does not know (sampled: "
                              f"{', '.join(free)})")
-    settings.check(len(free))
     lnprob = LogProbability(
         model, free, np.array(lo), np.array(hi), fixed, ctx.priors, z,
         ctx.filters if has_phot else None, obs, err, spectral=spectral, area_kpc2=area_kpc2,
         age_limit=ctx.settings.get("max_age_universe", True), cosmo=ctx.settings.get("cosmo"),
         H0=ctx.settings.get("H0", 70.0), Om0=ctx.settings.get("Om0", 0.3),
-        dz_interp=settings.dz_interp, threads=1 if ctx.threads is None else ctx.threads)
+        dz_interp=dz_interp, threads=1 if ctx.threads is None else ctx.threads,
+        upper=upper if has_phot else None)
     cand = np.empty((order.size, len(free)))
     for j, name in enumerate(free):
         if name == "log_mass":
@@ -557,8 +608,35 @@ def fit_one(ctx: Any, lp: LibraryPass, obs: NDArray | None, err: NDArray | None,
             cand[:, j] = spectral.spectrum.veldisp
         else:
             cand[:, j] = table[name][im]
+    stat_names = (names_lib + derived_names + (["z"] if z is None else [])
+                  + (["veldisp"] if "veldisp" in free else []))
+    return SamplingProblem(lnprob=lnprob, free=free, fixed=fixed, lo=np.array(lo),
+                           hi=np.array(hi), candidates=cand, candidate_weights=w[order],
+                           stat_names=stat_names)
+
+
+def fit_one(ctx: Any, lp: LibraryPass, obs: NDArray | None, err: NDArray | None,
+            z: float | None, spectral: Any, area_kpc2: float | None,
+            settings: McmcSettings, upper: NDArray | None = None) -> Any:
+    """MCMC fit of one SED (photometry and/or spectrum) started from a library pass.
+
+    ``ctx`` is the fit context of :mod:`pixedfit.fitting.drivers` (library, model,
+    filters, priors, settings); ``obs``, ``err`` and ``upper`` are the observations as
+    fitted (:class:`~pixedfit.fitting.errors.Observations`: total errors, +inf for a
+    dropped band, upper-limit flags). Returns a :class:`~pixedfit.fitting.results.FitResult`.
+    """
+    from .results import FitResult
+
+    model = ctx.model
+    has_phot = obs is not None
+    prob = sampling_problem(ctx, lp, obs, err, z, spectral, area_kpc2,
+                            max_candidates=4 * settings.nwalkers,
+                            dz_interp=settings.dz_interp, upper=upper)
+    lnprob, free, fixed, lo, hi = prob.lnprob, prob.free, prob.fixed, prob.lo, prob.hi
+    cand, stat_names = prob.candidates, prob.stat_names
+    settings.check(len(free))
     rng = np.random.default_rng(settings.seed)
-    start = initial_positions(lnprob, cand, w[order], settings, rng)
+    start = initial_positions(lnprob, cand, prob.candidate_weights, settings, rng)
     run = run_mcmc(lnprob, start, settings)
     n_eval = lnprob.ncalls
     notes = check_chain(run, settings, free)
@@ -569,8 +647,6 @@ def fit_one(ctx: Any, lp: LibraryPass, obs: NDArray | None, err: NDArray | None,
     sub = np.arange(nsamp)
     if nsamp > settings.max_derived_samples:
         sub = np.sort(rng.choice(nsamp, settings.max_derived_samples, replace=False))
-    stat_names = (names_lib + derived_names + (["z"] if z is None else [])
-                  + (["veldisp"] if "veldisp" in free else []))
     table_s = np.empty((sub.size, len(stat_names)))
     phot = np.empty((sub.size, len(ctx.filters))) if has_phot else None
     scales = np.ones(sub.size)
@@ -629,6 +705,9 @@ def fit_one(ctx: Any, lp: LibraryPass, obs: NDArray | None, err: NDArray | None,
         "spectral_pixels": None if spectral is None else spectral.npix,
         "spectral_clipped": lp.nclip,
         "spectral_template_limited": None if spectral is None else spectral.template_limited,
+        **fit_quality(float(bex["chi2"][0]),
+                      (int(np.isfinite(err).sum()) if has_phot else 0)
+                      + (spectral.npix if spectral is not None else 0), len(free)),
     }
     return FitResult(
         method="mcmc",

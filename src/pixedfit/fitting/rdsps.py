@@ -15,6 +15,12 @@ every observed SED is compared with every model in one fused C++ kernel
   parameters are averaged in log, unlike the original, which averaged 10^p) — together with
   the minimum-chi2 model, the evidence and, on a redshift grid, the redshift posterior.
 
+Errors: the error model of :mod:`pixedfit.fitting.errors` — statistical errors plus per-band
+calibration fractions (``calibration``, an array; the drivers resolve it from the instrument
+table or the binned cube) plus an explicit ``error_floor``, in quadrature; upper limits
+(``upper_limits``, ``upper_limit_nsigma``) enter through the Gaussian CDF (Sawicki 2012),
+evaluated in the kernel; the normalisation is fitted to the detected bands only.
+
 Differences from the original, on purpose: no hidden 10 % error floor (``error_floor`` is an
 explicit argument, default 0); no adaptive error inflation; priors are applied to every
 statistic including the stellar mass; ``perc_chi2`` defaults to 100 (no cut; the original
@@ -24,7 +30,6 @@ those bands from the SED's likelihood.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -33,6 +38,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from .. import _core
 from ..parallel import resolve_threads
+from .errors import observations
 from .priors import MASS_SCALED, JointWithMass, Prior, PriorSet
 
 __all__ = ["LIKELIHOODS", "ModelPhotometry", "RdspsResult", "rdsps"]
@@ -209,6 +215,11 @@ class RdspsResult:
     z_posterior : ndarray, shape (nsed, nz), or None
     weights : ndarray of float32, shape (nsed, nz * nmod), or None
         Normalised posterior weight of every pair (library order, redshift-major), if asked.
+    obs_flux, obs_sigma : ndarray, shape (nsed, nband), or None
+        The fluxes (limits for upper limits; 0 for dropped bands) and total errors (+inf for
+        dropped bands) as fitted (:class:`~pixedfit.fitting.errors.Observations`).
+    upper : ndarray of bool, shape (nsed, nband), or None
+        Bands fitted as upper limits.
     """
 
     names: tuple[str, ...]
@@ -227,6 +238,9 @@ class RdspsResult:
     z_grid: NDArray[np.float64] | None = None
     z_posterior: NDArray[np.float64] | None = None
     weights: NDArray[np.float32] | None = field(default=None, repr=False)
+    obs_flux: NDArray[np.float64] | None = field(default=None, repr=False)
+    obs_sigma: NDArray[np.float64] | None = field(default=None, repr=False)
+    upper: NDArray[np.bool_] | None = field(default=None, repr=False)
 
     @property
     def nsed(self) -> int:
@@ -245,35 +259,6 @@ class RdspsResult:
             }
             for k, name in enumerate(self.names)
         }
-
-
-def _observations(
-    flux: ArrayLike, flux_err: ArrayLike, nband: int, error_floor: float, mask_invalid: bool
-) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    d = np.asarray(flux, dtype=np.float64)
-    e = np.asarray(flux_err, dtype=np.float64)
-    if d.ndim == 1:
-        d = d[None]
-    if e.ndim == 1:
-        e = e[None]
-    if d.ndim != 2 or d.shape[1] != nband:
-        raise ValueError(f"flux must have shape ({nband},) or (nsed, {nband}), got {d.shape}")
-    if e.shape != d.shape:
-        raise ValueError(f"flux_err must have the shape of flux {d.shape}, got {e.shape}")
-    if not (math.isfinite(error_floor) and error_floor >= 0):
-        raise ValueError(f"error_floor must be a fraction >= 0, got {error_floor}")
-    bad = ~np.isfinite(d) | ~np.isfinite(e) | ~(e > 0)
-    if bad.any() and not mask_invalid:
-        sed, band = np.argwhere(bad)[0]
-        raise ValueError(
-            f"SED {sed}, band {band}: flux {d[sed, band]!r} with error {e[sed, band]!r} — "
-            "fluxes must be finite and errors finite and > 0; pass mask_invalid=True to drop "
-            "such bands from the fit"
-        )
-    sigma2 = e**2 + (error_floor * d) ** 2
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ivar = np.where(bad, 0.0, 1.0 / sigma2)
-    return np.ascontiguousarray(np.where(bad, 0.0, d)), np.ascontiguousarray(ivar)
 
 
 def _closed(prior: Prior, lib_lo: float, lib_hi: float) -> Prior:
@@ -298,6 +283,9 @@ def rdsps(
     error_floor: float = 0.0,
     mask_invalid: bool = False,
     area_kpc2: float | ArrayLike | None = None,
+    calibration: ArrayLike | None = None,
+    upper_limits: ArrayLike | None = None,
+    upper_limit_nsigma: float | None = None,
     ln_prior_extra: ArrayLike | None = None,
     return_weights: bool = False,
     nhist: int = 4096,
@@ -308,7 +296,8 @@ def rdsps(
     Parameters
     ----------
     flux, flux_err : array_like, shape (nband,) or (nsed, nband)
-        Observed fluxes and 1σ errors, in the unit of the model fluxes.
+        Observed fluxes (the limit for an upper limit) and 1σ statistical errors, in the
+        unit of the model fluxes.
     models : ModelPhotometry
         Library photometry (fixed redshift, or a redshift grid for a free-z fit).
     priors : PriorSet, mapping or sequence of Prior, optional
@@ -323,6 +312,14 @@ def rdsps(
         Fractional systematic error added in quadrature: σ² + (error_floor · f)².
     mask_invalid : bool
         Drop bands with NaN flux or a non-finite / non-positive error instead of raising.
+    calibration : array_like, shape (nband,), optional
+        Calibration fraction c_b of every band, added in quadrature as (c_b · f)²
+        (:func:`pixedfit.fitting.errors.calibration_fractions` resolves the defaults); None:
+        none.
+    upper_limits : array_like of bool, shape (nband,) or (nsed, nband), optional
+        Bands that are upper limits (flux = the limit, error = the 1σ noise).
+    upper_limit_nsigma : float, optional
+        Fluxes below this S/N, and NaN fluxes with an error, become limits at n σ.
     area_kpc2 : float or array_like, optional
         Bin area(s) for surface-density joint priors (one, or one per SED).
     ln_prior_extra : array_like, shape (nmod,), optional
@@ -348,7 +345,10 @@ def rdsps(
     if not 0 < perc_chi2 <= 100:
         raise ValueError(f"perc_chi2 must be within (0, 100], got {perc_chi2}")
     prior_set = priors if isinstance(priors, PriorSet) else PriorSet(priors)
-    obs, ivar = _observations(flux, flux_err, models.nband, error_floor, mask_invalid)
+    fitted = observations(flux, flux_err, models.nband, calibration=calibration,
+                          error_floor=error_floor, upper_limits=upper_limits,
+                          upper_limit_nsigma=upper_limit_nsigma, mask_invalid=mask_invalid)
+    obs, ivar = fitted.flux, fitted.ivar
     nsed = obs.shape[0]
     names = models.param_names
     stat_names = names + (("z",) if models.nz > 1 else ())
@@ -449,6 +449,7 @@ def rdsps(
         nhist=int(nhist),
         return_weights=bool(return_weights),
         threads=resolve_threads(threads),
+        upper=fitted.upper.astype(np.uint8) if fitted.upper.any() else None,
     )
     best_model = raw["best_model"]
     if not isinstance(keep, slice):
@@ -479,4 +480,7 @@ def rdsps(
         z_grid=models.z_grid,
         z_posterior=raw["z_posterior"] if models.nz > 1 else None,
         weights=weights,
+        obs_flux=fitted.flux,
+        obs_sigma=fitted.sigma,
+        upper=fitted.upper,
     )

@@ -117,9 +117,22 @@ class FitResult:
         add ``factor_mean`` and ``factor_std``, the posterior mean and standard deviation of
         the correction per pixel (the estimate of the calibration error).
     diagnostics : dict
-        MCMC diagnostics: ``acceptance`` (mean), ``autocorr`` (per sampled parameter),
-        ``sampled`` (their names), ``nwalkers``, ``nsteps``, ``nsteps_cut``, ``thin``,
-        ``seed``, ``warnings``.
+        Sampler diagnostics, e.g. MCMC: ``acceptance`` (mean), ``autocorr`` (per sampled
+        parameter), ``sampled`` (their names), ``nwalkers``, ``nsteps``, ``nsteps_cut``,
+        ``thin``, ``seed``, ``warnings``; adaptive RDSPS: ``library_ess``, ``history``
+        (ESS after each round), ``box``, ``warnings``.
+    ess : float
+        Effective sample size of the posterior (adaptive RDSPS: Kish's ESS of the
+        importance weights; library-only RDSPS: that of the library weights; MCMC: samples
+        after burn-in divided by the longest integrated autocorrelation time).
+    n_model_evaluations : int
+        Forward-model evaluations made for this fit (a library pass evaluates none: its
+        models were computed once for all fits).
+    rounds : int
+        Adaptive rounds (RDSPS) or chain segments (MCMC) run.
+    converged : bool or None
+        Whether the sampler reached its convergence target (None: not recorded, e.g. files
+        from older versions or the original's layout).
     """
 
     method: str
@@ -150,6 +163,10 @@ class FitResult:
     sed_pct: dict[str, NDArray[np.float64]] | None = None
     spectrum: dict[str, NDArray] | None = None
     diagnostics: dict[str, Any] = field(default_factory=dict)
+    ess: float = math.nan
+    n_model_evaluations: int = 0
+    rounds: int = 0
+    converged: bool | None = None
 
     @property
     def summary(self) -> dict[str, dict[str, float]]:
@@ -183,6 +200,10 @@ class FitResult:
             f.attrs["ln_evidence"] = float(self.ln_evidence)
             f.attrs["n_used"] = int(self.n_used)
             f.attrs["n_bands_used"] = int(self.n_bands_used)
+            f.attrs["ess"] = float(self.ess)
+            f.attrs["n_model_evaluations"] = int(self.n_model_evaluations)
+            f.attrs["rounds"] = int(self.rounds)
+            f.attrs["converged"] = -1 if self.converged is None else int(bool(self.converged))
             f.attrs["config"] = json.dumps(self.config, default=_json_default)
             f.attrs["created_by"] = f"pixedfit {__version__}"
             f["stats"] = np.vstack([getattr(self, s) for s in _STATS])
@@ -250,6 +271,10 @@ class FitResult:
                     if "sed" in f else None,
                     spectrum=_read_spectrum(f["spectrum"]) if "spectrum" in f else None,
                     diagnostics=json.loads(f.attrs.get("diagnostics", "{}")),
+                    ess=float(f.attrs.get("ess", math.nan)),
+                    n_model_evaluations=int(f.attrs.get("n_model_evaluations", 0)),
+                    rounds=int(f.attrs.get("rounds", 0)),
+                    converged=_converged(f.attrs.get("converged", -1)),
                 )
             except (KeyError, OSError) as exc:
                 raise ValueError(f"{path}: incomplete fit-result file ({exc})") from exc
@@ -310,6 +335,10 @@ class FitResult:
                 put(f"FPAR{i}_val", float(value))
             put("free_gas_logz", 0)
         put("fitmethod", self.method)
+        put("ESS", float(self.ess) if math.isfinite(self.ess) else -99.0)
+        put("NMODEVAL", int(self.n_model_evaluations))
+        put("NROUNDS", int(self.rounds))
+        put("CONVERGD", -1 if self.converged is None else int(bool(self.converged)))
         put("storesamp", int(self.samples is not None))
         put("SPECPHOT", int(self.spectrum is not None and len(self.filters) > 0))
         put("smooth_velocity", 1)
@@ -460,7 +489,17 @@ class FitResult:
                 sed_wave=wave if sed_pct is not None else None,
                 sed_pct=sed_pct,
                 spectrum=spectrum,
+                ess=float(hdr["ESS"]) if float(hdr.get("ESS", -99.0)) >= 0 else math.nan,
+                n_model_evaluations=int(hdr.get("NMODEVAL", 0)),
+                rounds=int(hdr.get("NROUNDS", 0)),
+                converged=_converged(hdr.get("CONVERGD", -1)),
             )
+
+
+def _converged(value: Any) -> bool | None:
+    """The stored convergence flag: 1, 0 or -1 (unknown)."""
+    v = int(value)
+    return None if v < 0 else bool(v)
 
 
 def _read_spectrum(group: Any) -> dict[str, NDArray]:
@@ -535,7 +574,10 @@ class ResultStore:
         rows: list[Mapping[str, Any]] = []
         for key in keys if keys is not None else self.keys():
             res = self.load(key)
-            row: dict[str, Any] = {"id": key, "chi2_min": res.chi2_min, "n_used": res.n_used}
+            row: dict[str, Any] = {"id": key, "chi2_min": res.chi2_min, "n_used": res.n_used,
+                                   "ess": res.ess, "n_model_evaluations":
+                                   res.n_model_evaluations, "converged":
+                                   -1 if res.converged is None else int(res.converged)}
             for name, stats in res.summary.items():
                 for stat, value in stats.items():
                     row[f"{name}_{stat}"] = value

@@ -10,6 +10,8 @@ Modules (each with one job):
   model spectra fitted to the photometry
 * :mod:`~pixedfit.ifs.matching` — :func:`match_imgifs_spectral`: RDSPS fits of every
   pixel's photometry, best-fit model spectra, the correction
+* :mod:`~pixedfit.ifs.registration` — registration of a cube on images (cross-correlation
+  of its synthetic band image), blurring of images or cubes to a broader PSF
 * :mod:`~pixedfit.ifs.lines` — emission-line table, air/vacuum conversion
 * :mod:`~pixedfit.ifs.generators` — synthetic galaxies and MaNGA/CALIFA files
 """
@@ -18,19 +20,42 @@ from __future__ import annotations
 
 from .lines import EMISSION_LINES, air_to_vacuum, emission_line_mask, vacuum_to_air
 from .matching import SpectralMatch, match_imgifs_spectral
-from .readers import IFSCube, read_califa, read_generic, read_ifs, read_manga, read_muse
+from .readers import (
+    ErrorScaleWarning,
+    IFSCube,
+    error_scale,
+    read_califa,
+    read_generic,
+    read_ifs,
+    read_manga,
+    read_muse,
+)
+from .registration import (
+    Registration,
+    blur_cube,
+    blur_image,
+    blur_photometry,
+    register_cube,
+    register_to_photometry,
+)
 from .spatial import match_imgifs_spatial
 from .spectral import SpectralCorrection, apply_legendre_correction, correct_specphot_cube
 
 __all__ = [
     "EMISSION_LINES",
+    "ErrorScaleWarning",
     "IFSCube",
+    "Registration",
     "SpectralCorrection",
     "SpectralMatch",
     "air_to_vacuum",
     "apply_legendre_correction",
+    "blur_cube",
+    "blur_image",
+    "blur_photometry",
     "correct_specphot_cube",
     "emission_line_mask",
+    "error_scale",
     "match_imgifs_spatial",
     "match_imgifs_spectral",
     "read_califa",
@@ -38,5 +63,7 @@ __all__ = [
     "read_ifs",
     "read_manga",
     "read_muse",
+    "register_cube",
+    "register_to_photometry",
     "vacuum_to_air",
 ]

@@ -29,17 +29,31 @@ layouts below are those documented by the surveys and written by
   assumed; ``extinction_corrected=False`` overrides). The PSF FWHM (≈ 2.5″ in DR3) is
   not in the header: pass it (default 2.5″).
 * **MUSE** (ESO pipeline / MPDAF cubes): ``DATA`` (BUNIT e.g.
-  ``10**(-20)*erg/s/cm**2/Angstrom``), ``STAT`` (variance, BUNIT squared), optional ``DQ``
-  (non-zero = bad, Euro3D convention); wavelength from the 3-D WCS (``CTYPE3 = AWAV``: air).
-  PSF: the MPDAF field-spread-function keywords ``FSFMODE = MOFFAT1`` with
-  ``FSFnnFWA``/``FSFnnFWB`` (FWHM = FWA + FWB λ, arcsec) averaged over the fields, else the
-  argument. Resolution: the UDF line-spread function of Bacon et al. (2017, A&A 608, A1,
-  eq. 8), FWHM(λ) = 5.866e-8 λ² − 9.187e-4 λ + 6.04 Å.
+  ``10**(-20)*erg/s/cm**2/Angstrom``), ``STAT`` (variance, BUNIT squared: the ESO pipeline
+  writes ``(10**(-20)*erg/s/cm**2/Angstrom)**2``, MPDAF ``10**-40 Angstrom-2 cm-4 erg2
+  s-2``), optional ``DQ`` (non-zero = bad, Euro3D convention); wavelength from the 3-D WCS
+  (``CTYPE3 = AWAV``: air). Both BUNITs are parsed with :mod:`astropy.units`
+  (:func:`parse_bunit`); a STAT unit that is the DATA unit per Å
+  (``10**(-20)*erg/s/cm**2/Angstrom**2``, written by some reductions for the squared unit)
+  is read as the DATA unit squared, with a warning; any other unit that is not a squared
+  f_λ is refused (pass ``var_unit``). PSF: the argument, else the MPDAF
+  field-spread-function keywords ``FSFMODE = MOFFAT1`` with ``FSFnnFWA``/``FSFnnFWB``
+  (FWHM = FWA + FWB λ, arcsec) averaged over the fields, else the seeing keywords
+  (:func:`seeing_fwhm`); the choice is kept in ``IFSCube.psf_source``. Resolution: the UDF
+  line-spread function of Bacon et al. (2017, A&A 608, A1, eq. 8),
+  FWHM(λ) = 5.866e-8 λ² − 9.187e-4 λ + 6.04 Å.
 * **generic**: any cube with a 3-D WCS or a wavelength extension (:func:`read_generic`).
+
+**Error scale.** Every reader measures how the reported errors compare with the noise in
+the data (:func:`error_scale`: robust scatter of the second differences of neighbouring
+spectral pixels two channels apart, divided by the errors propagated to them), stores the
+ratio in ``IFSCube.error_scale`` and warns (:class:`ErrorScaleWarning`, naming the file)
+when it lies outside [1/3, 3]. The errors are not changed.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import warnings
@@ -57,12 +71,16 @@ from ..images._checks import pixel_scale_arcsec
 
 __all__ = [
     "SURVEYS",
+    "ErrorScaleWarning",
     "IFSCube",
+    "error_scale",
+    "parse_bunit",
     "read_califa",
     "read_generic",
     "read_ifs",
     "read_manga",
     "read_muse",
+    "seeing_fwhm",
 ]
 
 PathLike = str | os.PathLike[str]
@@ -77,6 +95,12 @@ MANGA_PSF_WAVE = (4686.0, 6166.0, 7480.0, 8932.0)
 #: CALIFA spectral resolution FWHM (Å) per setup (Sánchez et al. 2016).
 CALIFA_FWHM = {"V500": 6.0, "COMB": 6.0, "V1200": 2.3}
 _FLAM = u.erg / u.s / u.cm**2 / u.AA
+#: Measured / reported error ratio beyond which the readers warn (and below its inverse).
+ERROR_SCALE_LIMIT = 3.0
+
+
+class ErrorScaleWarning(UserWarning):
+    """The errors of a cube disagree with the scatter of its data (see :func:`error_scale`)."""
 
 
 @dataclass
@@ -105,6 +129,10 @@ class IFSCube:
         The spectra are already corrected for Galactic extinction.
     header : astropy.io.fits.Header
         Primary header of the file.
+    psf_source : str or None
+        Where ``psf_fwhm`` came from (argument, FSF keywords, seeing keyword …).
+    error_scale : float or None
+        Measured noise / reported errors (:func:`error_scale`); None when not measured.
     """
 
     flux: NDArray[np.float64]
@@ -119,6 +147,8 @@ class IFSCube:
     gal_ebv: float | None = None
     extinction_corrected: bool = False
     header: fits.Header = field(default_factory=fits.Header)
+    psf_source: str | None = None
+    error_scale: float | None = None
 
     def __post_init__(self) -> None:
         f = np.array(self.flux, dtype=np.float64)
@@ -178,7 +208,9 @@ class IFSCube:
         """PSF FWHM (arcsec) at every wavelength; ValueError when unknown."""
         if self.psf_fwhm is None:
             raise ValueError(
-                f"the PSF FWHM of this {self.survey} cube is unknown: pass psf_fwhm")
+                f"the PSF FWHM of this {self.survey} cube is unknown (no FSF or seeing "
+                f"keyword: {', '.join(SEEING_KEYWORDS)}): pass psf_fwhm (arcsec) to the "
+                f"reader")
         return np.broadcast_to(np.asarray(self.psf_fwhm, dtype=np.float64),
                                self.wave.shape).copy()
 
@@ -222,31 +254,221 @@ def _hdu(hdul: fits.HDUList, name: str, path: PathLike, required: bool = True) -
     return hdu
 
 
-_UNIT_FIXES = ((r"/spaxel", ""), (r"\bAng\b", "Angstrom"), (r"\^", ""), (r"10E-", "1E-"))
+_UNIT_FIXES = ((r"/\s*spaxel\b", ""), (r"\bAng\b", "Angstrom"), (r"\bAA\b", "Angstrom"),
+               ("Å", "Angstrom"), (r"(?<![\w.])A\b", "Angstrom"), (r"\^", "**"),
+               (r"\b10E([-+]?\d)", r"1E\1"))
+_POWER = re.compile(r"^\((?P<inner>.+)\)\s*\*\*\s*\(?\s*(?P<p>[-+]?\d+)\s*\)?$")
 
 
-def flux_unit_scale(bunit: str | None, default: float | None, what: str) -> float:
-    """Factor turning stored values into erg s⁻¹ cm⁻² Å⁻¹ from a BUNIT string.
+def parse_bunit(bunit: str) -> u.UnitBase:
+    """Parse a FITS ``BUNIT`` string with :mod:`astropy.units`.
 
-    ``bunit`` None or blank gives ``default`` (ValueError when that is None too).
+    Astronomical spellings are normalised first: ``Ang``, ``AA``, ``Å`` and a bare ``A``
+    mean Ångström (never Ampère), ``/spaxel`` is dropped (values per spaxel), ``^`` means
+    ``**``, ``10E-17`` means ``1E-17``, and a parenthesised unit raised to a power
+    (``(10**(-20)*erg/s/cm**2/Angstrom)**2``, the ESO MUSE STAT unit) is understood.
+
+    Raises
+    ------
+    ValueError
+        The string cannot be parsed (generic and FITS formats are tried).
     """
-    if bunit is None or not str(bunit).strip():
-        if default is None:
-            raise ValueError(f"{what}: no BUNIT and no unit given (pass unit=)")
-        return float(default)
     text = str(bunit).strip()
     for pat, rep in _UNIT_FIXES:
         text = re.sub(pat, rep, text)
+    power = 1
+    m = _POWER.match(text)
+    if m:
+        text, power = m.group("inner"), int(m.group("p"))
     err: Exception | None = None
     for fmt in (None, "fits"):
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", u.UnitsWarning)
-                unit = u.Unit(text, format=fmt, parse_strict="raise")
-                return float(unit.to(_FLAM))
-        except (ValueError, u.UnitConversionError, TypeError) as exc:
+                return u.Unit(text, format=fmt, parse_strict="raise") ** power
+        except (ValueError, TypeError) as exc:
             err = exc
-    raise ValueError(f"{what}: BUNIT {bunit!r} is not an f_λ unit ({err})") from None
+    raise ValueError(f"BUNIT {bunit!r} cannot be parsed as a unit ({err})")
+
+
+def flux_unit_scale(bunit: str | None, default: float | None, what: str) -> float:
+    """Factor turning stored values into erg s⁻¹ cm⁻² Å⁻¹ from a BUNIT string.
+
+    ``bunit`` None or blank gives ``default`` (ValueError when that is None too); ``what``
+    names the file and HDU in the messages.
+    """
+    if bunit is None or not str(bunit).strip():
+        if default is None:
+            raise ValueError(f"{what}: no BUNIT and no unit given (pass unit=)")
+        return float(default)
+    try:
+        return float(parse_bunit(str(bunit)).to(_FLAM))
+    except (ValueError, u.UnitConversionError) as exc:
+        raise ValueError(f"{what}: BUNIT {bunit!r} is not an f_λ unit ({exc}); pass unit= "
+                         f"(scale of the stored values in erg/s/cm2/A)") from None
+
+
+def variance_unit_scale(bunit: str | None, data_bunit: str | None, data_scale: float,
+                        what: str) -> float:
+    """Factor turning stored variances into (erg s⁻¹ cm⁻² Å⁻¹)² from their BUNIT.
+
+    No BUNIT: the data scale squared. A squared f_λ unit: its factor. The DATA unit per
+    Å (``10**(-20)*erg/s/cm**2/Angstrom**2`` next to DATA in ``10**(-20)*erg/s/cm**2/
+    Angstrom``; a mis-spelling of the squared unit written by some reductions): the data
+    scale squared, with a warning. Anything else raises ValueError naming ``what`` (file,
+    HDU and keyword).
+    """
+    if bunit is None or not str(bunit).strip():
+        return data_scale**2
+    try:
+        unit = parse_bunit(str(bunit))
+    except ValueError as exc:
+        raise ValueError(f"{what} BUNIT: {exc}; pass var_unit= (scale of the stored "
+                         f"variances in (erg/s/cm2/A)**2)") from None
+    try:
+        return float(unit.to(_FLAM**2))
+    except u.UnitConversionError:
+        pass
+    if data_bunit:
+        try:
+            ratio = (unit / (parse_bunit(str(data_bunit)) / u.AA)).decompose()
+            same = not ratio.bases and bool(np.isclose(ratio.scale, 1.0))
+        except (ValueError, TypeError, u.UnitsError):
+            same = False
+        if same:
+            warnings.warn(
+                f"{what} BUNIT {bunit!r} is not a squared f_λ unit (it is the DATA unit per "
+                f"Å); read as the square of the DATA unit {data_bunit!r} (pass var_unit= to "
+                f"override; the error-scale check verifies it)", u.UnitsWarning,
+                stacklevel=3)
+            return data_scale**2
+    raise ValueError(f"{what} BUNIT {bunit!r} is not a variance of f_λ (expected e.g. "
+                     f"'(10**(-20)*erg/s/cm**2/Angstrom)**2'); pass var_unit= (scale of the "
+                     f"stored variances in (erg/s/cm2/A)**2)")
+
+
+#: Primary-header keywords read as the seeing, in order of preference (see
+#: :func:`seeing_fwhm`).
+SEEING_KEYWORDS = ("SKY_RES", "ESO TEL IA FWHMLINOBS", "ESO TEL IA FWHM",
+                   "ESO TEL AMBI FWHM START/END")
+#: Reference wavelength (Å) of the seeing keywords and the exponent of the λ scaling.
+SEEING_WAVE, SEEING_POWER = 5000.0, -0.2
+
+
+def _positive(header: fits.Header, key: str) -> float | None:
+    try:
+        val = float(header[key])
+    except (KeyError, TypeError, ValueError):
+        return None
+    return val if np.isfinite(val) and val > 0 else None
+
+
+def seeing_fwhm(header: fits.Header, wave: ArrayLike
+                ) -> tuple[NDArray[np.float64], str] | None:
+    """PSF FWHM (arcsec) per wavelength from seeing keywords, when no FSF model is given.
+
+    Tried in order (the first with a value > 0 is used):
+
+    1. ``SKY_RES`` — ESO Phase-3 spatial resolution of the product (FWHM, arcsec), used
+       at every wavelength;
+    2. ``ESO TEL IA FWHMLINOBS`` then ``ESO TEL IA FWHM`` — the image quality delivered by
+       the telescope (active-optics image analysis, line of sight);
+    3. ``ESO TEL AMBI FWHM START``/``END`` — DIMM seeing at zenith (mean of the valid
+       ones), times airmass^(3/5) (mean of ``ESO TEL AIRM START``/``END``, default 1).
+
+    The values of 2 and 3 are taken at 5000 Å (the DIMM convention) and scaled with
+    λ^(−1/5) (Kolmogorov turbulence). A seeing is only an estimate of a cube's PSF
+    (typically within 10–20 %); pass a measured PSF FWHM to the reader when you have one.
+
+    Returns
+    -------
+    (fwhm, source) : ndarray (nwave,) and a description, or None when no keyword is usable.
+    """
+    lam = np.asarray(wave, dtype=np.float64)
+    val = _positive(header, "SKY_RES")
+    if val is not None:
+        return np.full(lam.shape, val), f"SKY_RES = {val:.3g} arcsec"
+    scaling = (lam / SEEING_WAVE) ** SEEING_POWER
+    for key in ("ESO TEL IA FWHMLINOBS", "ESO TEL IA FWHM"):
+        val = _positive(header, key)
+        if val is not None:
+            return val * scaling, f"{key} = {val:.3g} arcsec at 5000 A, lambda^-0.2"
+    dimm = [v for v in (_positive(header, "ESO TEL AMBI FWHM START"),
+                        _positive(header, "ESO TEL AMBI FWHM END")) if v is not None]
+    if dimm:
+        airm = [v for v in (_positive(header, "ESO TEL AIRM START"),
+                            _positive(header, "ESO TEL AIRM END")) if v is not None]
+        x = float(np.mean(airm)) if airm else 1.0
+        val = float(np.mean(dimm)) * x**0.6
+        return val * scaling, (f"ESO TEL AMBI FWHM = {np.mean(dimm):.3g} arcsec x airmass "
+                               f"{x:.3g}^0.6 at 5000 A, lambda^-0.2")
+    return None
+
+
+def error_scale(flux: ArrayLike, err: ArrayLike, lag: int = 2,
+                max_values: int = 4_000_000) -> tuple[float, int] | None:
+    """Ratio of the measured noise to the reported errors of a cube.
+
+    For every spectrum the second difference ``r_i = f_i − (f_{i−k} + f_{i+k}) / 2``
+    (k = ``lag`` channels) removes any locally linear continuum; for independent noise its
+    variance is ``e_i² + (e_{i−k}² + e_{i+k}²) / 4``. The ratio is the robust standard
+    deviation (1.4826 × median absolute deviation) of the normalised differences over all
+    valid values: 1 when the errors describe the scatter, insensitive to emission lines,
+    cosmic rays and a minority of bad values. ``lag`` = 2 skips the correlation that the
+    resampling of the spectra leaves between adjacent channels (at lag 1 the real MUSE
+    sub-cube gives 0.88 instead of 1.01).
+
+    Parameters
+    ----------
+    flux, err : array_like, shape (nwave, ny, nx)
+        Values and 1σ errors (NaN = masked).
+    lag : int
+        Channel step k (≥ 1).
+    max_values : int
+        Spaxels are subsampled (evenly) beyond this many values.
+
+    Returns
+    -------
+    (ratio, n) : the ratio and the number of differences used, or None when fewer than
+    100 are valid.
+    """
+    f = np.asarray(flux, dtype=np.float64)
+    e = np.asarray(err, dtype=np.float64)
+    if f.ndim != 3 or e.shape != f.shape:
+        raise ValueError("flux, err: two (nwave, ny, nx) cubes of the same shape expected")
+    k = int(lag)
+    if k < 1 or f.shape[0] <= 2 * k:
+        raise ValueError(f"lag: needs 1 <= lag < nwave / 2, got {lag}")
+    f = f.reshape(f.shape[0], -1)
+    e = e.reshape(e.shape[0], -1)
+    step = max(1, int(np.ceil(f.size / max_values)))
+    f, e = f[:, ::step], e[:, ::step]
+    r = f[k:-k] - 0.5 * (f[:-2 * k] + f[2 * k:])
+    with np.errstate(invalid="ignore"):
+        s = np.sqrt(e[k:-k] ** 2 + 0.25 * (e[:-2 * k] ** 2 + e[2 * k:] ** 2))
+        z = r / s
+    z = z[np.isfinite(z) & (s > 0)]
+    if z.size < 100:
+        return None
+    return float(1.4826 * np.median(np.abs(z - np.median(z)))), int(z.size)
+
+
+def _check_errors(cube: IFSCube, path: PathLike, check: bool) -> IFSCube:
+    """Measure the error scale of a freshly read cube, store it, warn when it is off."""
+    if not check:
+        return cube
+    res = error_scale(cube.flux, cube.err)
+    if res is None:
+        return cube
+    ratio, n = res
+    cube.error_scale = ratio
+    if not (1.0 / ERROR_SCALE_LIMIT <= ratio <= ERROR_SCALE_LIMIT):
+        warnings.warn(
+            f"{path}: the scatter of the data is {ratio:.3g} times the reported errors "
+            f"(second differences of {n} spectral pixels); the error units or the error "
+            f"extension may be wrong (IFSCube.error_scale holds the ratio)",
+            ErrorScaleWarning, stacklevel=3)
+    return cube
 
 
 def _wave_from_wcs(header: fits.Header, n: int, path: PathLike) -> NDArray[np.float64]:
@@ -288,7 +510,8 @@ def _medium_from_ctype(header: fits.Header, default: str) -> str:
 
 
 def read_manga(path: PathLike, mask_bits: tuple[int, ...] = MANGA_BAD_BITS,
-               psf_fwhm: float | ArrayLike | None = None) -> IFSCube:
+               psf_fwhm: float | ArrayLike | None = None,
+               check_errors: bool = True) -> IFSCube:
     """Read a MaNGA DRP ``LOGCUBE`` (or ``LINCUBE``) file.
 
     Parameters
@@ -300,6 +523,8 @@ def read_manga(path: PathLike, mask_bits: tuple[int, ...] = MANGA_BAD_BITS,
         FORESTAR, DONOTUSE). Values with IVAR ≤ 0 are always masked.
     psf_fwhm : float or array, optional
         PSF FWHM (arcsec) overriding the header's GFWHM…ZFWHM.
+    check_errors : bool
+        Measure the error scale (:func:`error_scale`) and warn when it is off by > 3×.
 
     Returns
     -------
@@ -333,12 +558,14 @@ def read_manga(path: PathLike, mask_bits: tuple[int, ...] = MANGA_BAD_BITS,
         scale = flux_unit_scale(fh.header.get("BUNIT"), 1e-17, f"{path} FLUX")
         wcs = _celestial(fh.header, path)
         ebv = prim.get("EBVGAL")
-        psf = psf_fwhm
+        psf, psf_src = psf_fwhm, "argument psf_fwhm"
         if psf is None:
             keys = ("GFWHM", "RFWHM", "IFWHM", "ZFWHM")
             vals = [prim.get(k) for k in keys]
+            psf_src = None
             if all(v is not None and float(v) > 0 for v in vals):
                 psf = np.interp(wave, MANGA_PSF_WAVE, [float(v) for v in vals])
+                psf_src = "header GFWHM/RFWHM/IFWHM/ZFWHM"
         header = prim.copy()
     bad_bits = sum(1 << int(b) for b in mask_bits)
     mask = ((bits & bad_bits) != 0) | ~(ivar > 0) | ~np.isfinite(flux)
@@ -348,10 +575,11 @@ def read_manga(path: PathLike, mask_bits: tuple[int, ...] = MANGA_BAD_BITS,
         good = sres > 0
         sres = (np.interp(wave, wave[good], sres[good]) if sres.size == wave.size and good.any()
                 else None)
-    return IFSCube(flux * scale, err * scale, wave, mask, wcs, wave_medium="vacuum",
+    cube = IFSCube(flux * scale, err * scale, wave, mask, wcs, wave_medium="vacuum",
                    psf_fwhm=psf, resolution=sres, survey="manga",
                    gal_ebv=None if ebv is None else float(ebv), extinction_corrected=False,
-                   header=header)
+                   header=header, psf_source=psf_src)
+    return _check_errors(cube, path, check_errors)
 
 
 # --------------------------------------------------------------------------- CALIFA
@@ -376,7 +604,7 @@ def _califa_setup(header: fits.Header, n: int, wave0: float, path: PathLike) -> 
 
 def read_califa(path: PathLike, setup: str | None = None, psf_fwhm: float = 2.5,
                 unit: float = 1e-16, extinction_corrected: bool = True,
-                gal_ebv: float | None = None) -> IFSCube:
+                gal_ebv: float | None = None, check_errors: bool = True) -> IFSCube:
     """Read a CALIFA DR3 cube (V500, V1200 or COMB).
 
     Parameters
@@ -396,6 +624,8 @@ def read_califa(path: PathLike, setup: str | None = None, psf_fwhm: float = 2.5,
         pass False, with ``gal_ebv``, for cubes that are not).
     gal_ebv : float, optional
         Galactic E(B−V) (mag) to keep with the cube.
+    check_errors : bool
+        Measure the error scale (:func:`error_scale`) and warn when it is off by > 3×.
     """
     with _open_fits(path) as hdul:
         prim = hdul[0]
@@ -419,10 +649,12 @@ def read_califa(path: PathLike, setup: str | None = None, psf_fwhm: float = 2.5,
     scale = flux_unit_scale(header.get("BUNIT"), unit, f"{path} primary")
     wcs = _celestial(header, path)
     mask = bad | ~np.isfinite(flux) | ~(err > 0)
-    return IFSCube(flux * scale, err * scale, wave, mask, wcs, wave_medium="air",
+    cube = IFSCube(flux * scale, err * scale, wave, mask, wcs, wave_medium="air",
                    psf_fwhm=psf_fwhm, resolution=wave / CALIFA_FWHM[s],
                    survey="califa", gal_ebv=gal_ebv,
-                   extinction_corrected=bool(extinction_corrected), header=header)
+                   extinction_corrected=bool(extinction_corrected), header=header,
+                   psf_source="argument psf_fwhm (CALIFA files carry no PSF)")
+    return _check_errors(cube, path, check_errors)
 
 
 # --------------------------------------------------------------------------- MUSE
@@ -449,15 +681,29 @@ def _muse_fsf(header: fits.Header, wave: NDArray[np.float64]) -> NDArray[np.floa
 
 
 def read_muse(path: PathLike, psf_fwhm: float | ArrayLike | None = None,
-              unit: float | None = None) -> IFSCube:
+              unit: float | None = None, var_unit: float | None = None,
+              check_errors: bool = True) -> IFSCube:
     """Read a MUSE cube (``DATA``, ``STAT`` variance, optional ``DQ``).
 
     Parameters
     ----------
     psf_fwhm : float or array, optional
-        PSF FWHM (arcsec) overriding the FSF header keywords.
+        PSF FWHM (arcsec; one value or one per wavelength) overriding the header.
+        Without it: the FSF keywords, else the seeing keywords (:func:`seeing_fwhm`, a
+        warning says so), else unknown (matching to images then asks for it).
     unit : float, optional
-        Scale of the stored values when DATA has no BUNIT.
+        Scale of the stored values (erg s⁻¹ cm⁻² Å⁻¹) when DATA has no BUNIT.
+    var_unit : float, optional
+        Scale of the stored variances ((erg s⁻¹ cm⁻² Å⁻¹)²), overriding the STAT BUNIT
+        (:func:`variance_unit_scale`).
+    check_errors : bool
+        Measure the error scale (:func:`error_scale`) and warn when it is off by > 3×.
+
+    Raises
+    ------
+    ValueError
+        Missing extensions, shapes that differ, or a DATA/STAT BUNIT that is not an f_λ
+        (squared) unit — the message names the file, HDU and keyword.
     """
     with _open_fits(path) as hdul:
         dh = _hdu(hdul, "DATA", path)
@@ -473,22 +719,49 @@ def read_muse(path: PathLike, psf_fwhm: float | ArrayLike | None = None,
         if qh is not None:
             bad = np.asarray(qh.data) != 0
         prim = hdul[0].header.copy()
-        scale = flux_unit_scale(dh.header.get("BUNIT"), unit, f"{path} DATA")
-        vbunit = sh.header.get("BUNIT")
-        vscale = scale**2
-        if vbunit:
-            m = re.match(r"\s*10\*\*\(?(-?\d+)\)?", str(vbunit))
-            if m:
-                vscale = 10.0 ** int(m.group(1))
+        dbunit = dh.header.get("BUNIT")
+        scale = flux_unit_scale(dbunit, unit, f"{path} HDU DATA")
+        if var_unit is not None:
+            vscale = float(var_unit)
+            if not (np.isfinite(vscale) and vscale > 0):
+                raise ValueError(f"var_unit: must be finite and > 0, got {var_unit}")
+        else:
+            vscale = variance_unit_scale(sh.header.get("BUNIT"), dbunit, scale,
+                                         f"{path} HDU STAT")
         wave = _wave_from_wcs(dh.header, flux.shape[0], path)
         medium = _medium_from_ctype(dh.header, "air")
         wcs = _celestial(dh.header, path)
     with np.errstate(invalid="ignore"):
         err = np.where(var > 0, np.sqrt(var * vscale), np.nan)
-    psf = psf_fwhm if psf_fwhm is not None else _muse_fsf(prim, wave)
-    return IFSCube(flux * scale, err, wave, bad, wcs, wave_medium=medium, psf_fwhm=psf,
+    psf, src = _muse_psf(prim, wave, psf_fwhm, path)
+    cube = IFSCube(flux * scale, err, wave, bad, wcs, wave_medium=medium, psf_fwhm=psf,
                    resolution=wave / muse_lsf_fwhm(wave), survey="muse", gal_ebv=None,
-                   extinction_corrected=False, header=prim)
+                   extinction_corrected=False, header=prim, psf_source=src)
+    return _check_errors(cube, path, check_errors)
+
+
+def _muse_psf(header: fits.Header, wave: NDArray[np.float64],
+              psf_fwhm: float | ArrayLike | None, path: PathLike
+              ) -> tuple[float | ArrayLike | None, str | None]:
+    """PSF FWHM and its source: argument, FSF keywords, seeing keywords (warned), none."""
+    if psf_fwhm is not None:
+        return psf_fwhm, "argument psf_fwhm"
+    fsf = _muse_fsf(header, wave)
+    if fsf is not None:
+        return fsf, "MPDAF FSF keywords (FSFMODE MOFFAT1)"
+    return _seeing_fallback(header, wave, path)
+
+
+def _seeing_fallback(header: fits.Header, wave: NDArray[np.float64], path: PathLike
+                     ) -> tuple[NDArray[np.float64] | None, str | None]:
+    see = seeing_fwhm(header, wave)
+    if see is None:
+        return None, None
+    fwhm, src = see
+    warnings.warn(f"{path}: no PSF model in the header; PSF FWHM from the {src} "
+                  f"({np.median(fwhm):.3g}\" median); pass psf_fwhm= for a measured PSF",
+                  UserWarning, stacklevel=3)
+    return fwhm, src
 
 
 # --------------------------------------------------------------------------- generic
@@ -509,6 +782,7 @@ def read_generic(
     gal_ebv: float | None = None,
     extinction_corrected: bool = False,
     survey: str = "generic",
+    check_errors: bool = True,
 ) -> IFSCube:
     """Read any IFS cube with a celestial WCS.
 
@@ -518,6 +792,11 @@ def read_generic(
     3-D WCS of the flux extension (linear or ``-LOG``); their medium from ``wave_medium``
     or ``CTYPE3`` (AWAV = air, WAVE = vacuum). ``unit`` scales stored values to
     erg s⁻¹ cm⁻² Å⁻¹ when BUNIT is absent. ``resolution``: R (number or per wavelength).
+    A variance extension with a BUNIT of its own is scaled by it
+    (:func:`variance_unit_scale`). ``psf_fwhm`` (arcsec) defaults to the seeing keywords
+    (:func:`seeing_fwhm`, with a warning) when the primary header has them.
+    ``check_errors``: measure the error scale (:func:`error_scale`) and warn when it is
+    off by more than 3×.
     """
     given = [x is not None for x in (err_ext, var_ext, ivar_ext)]
     if sum(given) != 1:
@@ -536,12 +815,18 @@ def read_generic(
         if flux.ndim != 3:
             raise ValueError(f"{path}: the flux extension is not a 3-D cube")
         fh = hdul[flux_ext].header
+        scale = flux_unit_scale(fh.get("BUNIT"), unit, f"{path} flux HDU {flux_ext!r}")
+        err_scale = scale
         if err_ext is not None:
             err = data(err_ext, "error")
         elif var_ext is not None:
+            v = data(var_ext, "variance")
+            vbunit = hdul[var_ext].header.get("BUNIT")
+            if vbunit is not None and str(vbunit).strip():
+                err_scale = math.sqrt(variance_unit_scale(
+                    vbunit, fh.get("BUNIT"), scale, f"{path} variance HDU {var_ext!r}"))
             with np.errstate(invalid="ignore"):
-                err = np.sqrt(np.where(data(var_ext, "variance") > 0,
-                                       data(var_ext, "variance"), np.nan))
+                err = np.sqrt(np.where(v > 0, v, np.nan))
         else:
             iv = data(ivar_ext, "inverse variance")  # type: ignore[arg-type]
             with np.errstate(divide="ignore", invalid="ignore"):
@@ -558,15 +843,19 @@ def read_generic(
         medium = wave_medium or _medium_from_ctype(fh, "")
         if medium not in ("air", "vacuum"):
             raise ValueError(f"{path}: the wavelength medium is unknown: pass wave_medium")
-        scale = flux_unit_scale(fh.get("BUNIT"), unit, f"{path} flux")
         wcs = _celestial(fh, path)
         header = hdul[0].header.copy()
     res = None
     if resolution is not None:
         res = np.broadcast_to(np.asarray(resolution, dtype=np.float64), wave.shape).copy()
-    return IFSCube(flux * scale, err * scale, wave, mask, wcs, wave_medium=medium,
-                   psf_fwhm=psf_fwhm, resolution=res, survey=survey, gal_ebv=gal_ebv,
-                   extinction_corrected=extinction_corrected, header=header)
+    psf, src = psf_fwhm, "argument psf_fwhm"
+    if psf is None:
+        psf, src = _seeing_fallback(header, wave, path)
+    cube = IFSCube(flux * scale, err * err_scale, wave, mask, wcs, wave_medium=medium,
+                   psf_fwhm=psf, resolution=res, survey=survey, gal_ebv=gal_ebv,
+                   extinction_corrected=extinction_corrected, header=header,
+                   psf_source=src)
+    return _check_errors(cube, path, check_errors)
 
 
 def read_ifs(path: PathLike, survey: str, **kwargs: Any) -> IFSCube:

@@ -248,7 +248,7 @@ def psf_matching_kernels(
         raise ValueError(
             f"the IFS PSF (FWHM up to {worst:.3g}\") is broader than the imaging PSF "
             f"({psf_target:.3g}\"): a PSF cannot be sharpened; match the images to a "
-            f"broader PSF or pass kernels")
+            f"broader PSF (blur_photometry=True does it) or pass kernels")
     kf = np.sqrt(np.clip(psf_target**2 - p**2, 0.0, None)) / pixel_scale
     key = np.where(kf < 0.1, -1, np.round(np.log(np.maximum(kf, 0.1)) /
                                           math.log1p(fwhm_tolerance))).astype(np.int64)
@@ -480,6 +480,10 @@ def match_imgifs_spatial(
     overwrite: bool = False,
     reader_kwargs: dict[str, Any] | None = None,
     return_noise: bool = False,
+    register: bool = False,
+    register_band: str | None = None,
+    max_shift: float = 3.0,
+    blur_photometry: bool = False,
 ) -> SpecPhotCube | tuple[SpecPhotCube, SpectralNoise]:
     """PSF-match and reproject an IFS cube onto a photometric cube's grid.
 
@@ -524,6 +528,18 @@ def match_imgifs_spatial(
     return_noise : bool
         Also return the :class:`SpectralNoise` (pixel-to-pixel correlation per kernel
         group) for honest errors of binned spectra.
+    register : bool
+        First register the cube on the photometry
+        (:func:`pixedfit.ifs.registration.register_to_photometry`: cross-correlation of
+        the cube's band image with the band ``register_band``, default the band the cube
+        covers best); the offset found is applied to the cube's WCS and written to the
+        header (``REGBAND``, ``REGDRA``, ``REGDDEC``, arcsec).
+    max_shift : float
+        Largest registration offset accepted, arcsec (larger: ValueError).
+    blur_photometry : bool
+        When the IFS PSF is broader than the imaging PSF, blur every band to the IFS's
+        broadest PSF first (:func:`pixedfit.ifs.registration.blur_photometry`) instead of
+        raising; the output's PSFFWHM is then that FWHM.
 
     Returns
     -------
@@ -556,6 +572,22 @@ def match_imgifs_spatial(
         raise ValueError(f"wave_medium: 'vacuum' or 'air', got {wave_medium!r}")
     if not 0 <= min_good_fraction < 1:
         raise ValueError("min_good_fraction: must be within [0, 1)")
+
+    if psf_match and kernels is None and blur_photometry:
+        from .registration import blur_photometry as _blur
+
+        worst = float(np.max(cube.psf_fwhm_per_wave()))
+        own = _target_fwhm(phot, psf_fwhm_target)
+        if worst > own:
+            phot = _blur(phot, worst, fwhm=own)
+            psf_fwhm_target = worst
+    reg = None
+    if register:
+        from .registration import register_to_photometry
+
+        reg = register_to_photometry(cube, phot, band=register_band, max_shift=max_shift,
+                                     psf_fwhm=psf_fwhm_target)
+        cube = reg.cube
 
     wave = cube.wave
     if cube.wave_medium != wave_medium:
@@ -658,6 +690,14 @@ def match_imgifs_spatial(
     if psf_arr is not None:
         hdr["IFSPSF"] = (float(np.median(psf_arr)), "median native IFS PSF FWHM [arcsec]")
     hdr["IFSPIX"] = (scale, "native IFS spaxel [arcsec]")
+    if cube.psf_source:
+        hdr["IFSPSRC"] = (cube.psf_source[:48], "IFS PSF source")
+    if cube.error_scale is not None:
+        hdr["IFSERRSC"] = (cube.error_scale, "IFS noise / reported errors")
+    if reg is not None:
+        hdr["REGBAND"] = (reg.band, "band of the IFS registration")
+        hdr["REGDRA"] = (reg.offset_arcsec[0], "[arcsec] IFS WCS shift dRA cos(dec)")
+        hdr["REGDDEC"] = (reg.offset_arcsec[1], "[arcsec] IFS WCS shift dDec")
     hdr["SPECSIG"] = (float(kernel_sigma) if spec_smoothing else 0.0,
                       "Gaussian smoothing sigma of the spectra [A]")
     hdr["IFSEBV"] = (ebv_used, "Galactic E(B-V) corrected in the spectra")

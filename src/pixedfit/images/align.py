@@ -41,6 +41,7 @@ __all__ = [
     "cutout",
     "fix_cutout_wcs",
     "reproject_image",
+    "set_pixel_scale",
     "target_grid",
 ]
 
@@ -54,6 +55,31 @@ def fix_cutout_wcs(header: fits.Header, origin: tuple[int, int]) -> fits.Header:
     out["CRPIX1"] = float(header["CRPIX1"]) - origin[0]
     out["CRPIX2"] = float(header["CRPIX2"]) - origin[1]
     return out
+
+
+def set_pixel_scale(header: fits.Header | WCS, scale: float) -> WCS:
+    """A copy of a celestial WCS with its pixel scale set to ``scale`` arcsec/pixel.
+
+    The linear part (CD, or PC × CDELT) is replaced by its nearest orthogonal matrix (polar
+    decomposition: the rotation and axis flips it describes) times ``scale``; CRVAL and
+    CRPIX are kept. Use it when a header's scale is known to be wrong, e.g. a PC matrix
+    whose off-diagonal rotation terms were lost (a diagonal PC with |PC| < 1 shrinks the
+    pixels); the orientation is then that of the diagonal (usually RA to the left).
+    """
+    wcs = require_celestial_wcs(header, "header").deepcopy()
+    if not (np.isfinite(scale) and scale > 0):
+        raise ValueError(f"scale: pixel scale must be > 0 arcsec, got {scale!r}")
+    m = np.asarray(wcs.celestial.pixel_scale_matrix, dtype=np.float64)
+    u, _, vt = np.linalg.svd(m)
+    rot = u @ vt
+    deg = float(scale) / 3600.0
+    if wcs.wcs.has_cd():
+        wcs.wcs.cd = rot * deg
+    else:
+        wcs.wcs.pc = rot
+        wcs.wcs.cdelt = [deg, deg]
+    wcs.wcs.set()
+    return wcs
 
 
 def _covers(wcs: WCS, shape: tuple[int, int], ra: float, dec: float) -> tuple[float, float]:
@@ -180,10 +206,17 @@ class ChainNoise:
     rho : ndarray (2h+1, 2h+1)
         Correlation coefficient between output pixels at lags (Δy, Δx) = −h..h;
         ρ(0, 0) = 1.
+    n_realisations : int
+        Monte Carlo realisations used (0: not measured).
     """
 
     pixel_factor: float
     rho: NDArray[np.float64]
+    n_realisations: int = 0
+
+    def __post_init__(self) -> None:
+        if not (np.isfinite(self.pixel_factor) and self.pixel_factor > 0):
+            raise ValueError(f"pixel_factor: must be finite and > 0, got {self.pixel_factor}")
 
 
 def chain_noise_correlation(
@@ -191,14 +224,22 @@ def chain_noise_correlation(
     variance_out: ArrayLike,
     apply: Callable[[NDArray[np.float64]], NDArray[np.float64]],
     half: int = 7,
-    n_realisations: int = 4,
+    n_realisations: int = 8,
     seed: int = 0,
+    max_realisations: int = 128,
+    rtol: float = 0.02,
 ) -> ChainNoise:
     """Measure the pixel-variance factor and correlation of a linear image chain.
 
     White Gaussian noise with the input variance is pushed through ``apply`` (the same
-    convolution and reprojection used for the science image); the output divided by the
-    propagated σ gives the variance factor and ρ. Reproducible for a given ``seed``.
+    convolution and reprojection used for the science image). Each realisation r gives the
+    ratio estimate ``f_r = Σ_j o_j² / Σ_j v_j`` (o: output noise, v: propagated variance,
+    sums over valid output pixels), positive by construction and not dominated by pixels
+    whose propagated variance is close to 0; realisations are added (at least
+    ``n_realisations``, at most ``max_realisations``) until the standard error of the mean
+    of the f_r is below ``rtol`` × the mean. The correlation ρ is the mean product of the
+    normalised output noise ``o/√v`` at each lag, over pixels whose v is at least 10⁻³ of
+    the median, divided by its zero-lag value. Reproducible for a given ``seed``.
 
     Parameters
     ----------
@@ -210,37 +251,68 @@ def chain_noise_correlation(
         Maps an input-grid image to the output grid.
     half : int
         Largest lag kept.
+    n_realisations, max_realisations : int
+        Smallest and largest number of realisations.
+    rtol : float
+        Target relative standard error of the variance factor.
+
+    Raises
+    ------
+    ValueError
+        No valid output pixel, or no noise reaches the output.
     """
     vin = as_image(variance_in, "variance_in", allow_nan=True)
     vout = as_image(variance_out, "variance_out", allow_nan=True)
+    n_min, n_max = int(n_realisations), int(max_realisations)
+    if n_min < 1 or n_max < n_min:
+        raise ValueError("n_realisations, max_realisations: need 1 <= n_realisations <= "
+                         "max_realisations")
+    if not rtol > 0:
+        raise ValueError("rtol: must be > 0")
     rng = np.random.default_rng(seed)
     sig_in = np.sqrt(np.where(np.isfinite(vin) & (vin > 0), vin, 0.0))
-    sig_out = np.sqrt(vout)
+    vgood = np.isfinite(vout) & (vout > 0)
+    if not vgood.any():
+        raise ValueError("chain_noise_correlation: no valid output pixels")
+    well = vgood & (vout >= 1e-3 * np.median(vout[vgood]))
+    sig_out = np.sqrt(np.where(well, vout, np.inf))
     n_lag = 2 * half + 1
     num = np.zeros((n_lag, n_lag))
     den = np.zeros((n_lag, n_lag))
-    for _ in range(int(n_realisations)):
+    ratios: list[float] = []
+    while len(ratios) < n_max:
         noise = rng.standard_normal(vin.shape) * sig_in
         noise[~np.isfinite(vin)] = np.nan
-        z = apply(noise) / sig_out
-        good = np.isfinite(z)
-        zf = np.where(good, z, 0.0)
-        g = good.astype(float)
+        out = apply(noise)
+        good = vgood & np.isfinite(out)
+        if not good.any():
+            raise ValueError("chain_noise_correlation: no valid output pixels")
+        ratios.append(float(np.sum(out[good] ** 2) / np.sum(vout[good])))
+        use = good & well
+        zf = np.where(use, out / sig_out, 0.0)
+        g = use.astype(float)
         num += fftconvolve(zf, zf[::-1, ::-1], mode="full")[_centre(zf.shape, half)]
         den += fftconvolve(g, g[::-1, ::-1], mode="full")[_centre(zf.shape, half)]
+        n = len(ratios)
+        if n >= n_min and (n == 1 or np.std(ratios, ddof=1) / np.sqrt(n)
+                           <= rtol * np.mean(ratios)):
+            break
+    factor = float(np.mean(ratios))
+    if not factor > 0:
+        raise ValueError("chain_noise_correlation: no noise reaches the output (zero input "
+                         "variance?)")
     with np.errstate(invalid="ignore", divide="ignore"):
         cov = num / den
-    cov = np.where(np.isfinite(cov), cov, 0.0)
+    cov = np.where(np.isfinite(cov) & (den > 0), cov, 0.0)
     cov = 0.5 * (cov + cov[::-1, ::-1])
-    factor = float(cov[half, half])
-    if not factor > 0:
+    if not cov[half, half] > 0:
         raise ValueError("chain_noise_correlation: no valid output pixels")
-    rho = cov / factor
+    rho = np.clip(cov / cov[half, half], -1.0, 1.0)
     # Lags where |ρ| is below the Monte Carlo noise carry no signal: set them to 0.
     npix = max(int(den[half, half]), 1)
     rho[np.abs(rho) < 3.0 / np.sqrt(npix)] = 0.0
     rho[half, half] = 1.0
-    return ChainNoise(factor, rho)
+    return ChainNoise(factor, rho, len(ratios))
 
 
 def _centre(shape: tuple[int, int], half: int) -> tuple[slice, slice]:

@@ -20,6 +20,14 @@ __all__ = ["BackgroundResult", "subtract_background"]
 
 
 @dataclass(frozen=True)
+class _Flat:
+    """A flat background (same attributes as Background2D)."""
+
+    background: NDArray[np.float64]
+    background_rms: NDArray[np.float64]
+
+
+@dataclass(frozen=True)
 class BackgroundResult:
     """Background model of one image, all arrays (y, x) in the image's unit.
 
@@ -69,7 +77,11 @@ def subtract_background(
     image : array_like (y, x)
         Image; NaN pixels (e.g. outside coverage) are excluded and stay NaN.
     box_size : int or (ny, nx), optional
-        Background mesh box in pixels; default a tenth of the image (at least 8).
+        Background mesh box in pixels; default a tenth of the image (at least 8, at most
+        a third of the image). When too few boxes have enough unmasked pixels the box is
+        halved (down to 4 pixels); when that fails too, with at least 50 unmasked pixels
+        left, a single sigma-clipped median and standard deviation of the whole image are
+        used (a flat background).
     filter_size : int
         Median filter of the mesh, in boxes.
     sigma : float
@@ -95,23 +107,42 @@ def subtract_background(
         bad = bad | user
     if box_size is None:
         box_size = max(8, min(data.shape) // 10)
+        box_size = max(4, min(box_size, min(data.shape) // 3))
+    boxes = [np.atleast_1d(np.asarray(box_size, dtype=int))]
+    if np.any(boxes[0] < 2):
+        raise ValueError(f"box_size: must be >= 2 pixels, got {box_size!r}")
+    while np.all(boxes[-1] // 2 >= 4):
+        boxes.append(boxes[-1] // 2)
     clip = SigmaClip(sigma=sigma, maxiters=10)
 
-    def estimate(excluded: NDArray[np.bool_]) -> Background2D:
-        # Crowded fields leave few clean boxes: accept boxes up to half masked if needed.
-        try:
-            return _bkg2d(excluded, 10.0)
-        except ValueError:
-            try:
-                return _bkg2d(excluded, 50.0)
-            except ValueError as exc:
-                raise ValueError(f"image: background estimation failed ({exc}); try a "
-                                 "larger box_size or mask_sources=False") from None
+    def estimate(excluded: NDArray[np.bool_]) -> Background2D | _Flat:
+        # Crowded fields leave few clean boxes: accept boxes up to half masked, then
+        # smaller boxes, then one flat level.
+        errors = []
+        for box in boxes:
+            for pct in (10.0, 50.0):
+                try:
+                    return _bkg2d(excluded, pct, tuple(int(b) for b in box)
+                                  if box.size == 2 else int(box[0]))
+                except ValueError as exc:
+                    errors.append(str(exc))
+        use = ~excluded & np.isfinite(data)
+        if use.sum() >= 50:
+            from astropy.stats import sigma_clipped_stats
 
-    def _bkg2d(excluded: NDArray[np.bool_], exclude_percentile: float) -> Background2D:
+            _, med, std = sigma_clipped_stats(data[use], sigma=sigma, maxiters=10)
+            if np.isfinite(std) and std > 0:
+                return _Flat(np.full(data.shape, med), np.full(data.shape, std))
+        raise ValueError(f"image: background estimation failed with boxes of "
+                         f"{[b.tolist() for b in boxes]} pixels ({errors[-1]}) and fewer "
+                         f"than 50 unmasked pixels for a flat level ({int(use.sum())} left); "
+                         "give a variance image, a larger stamp, or mask_sources=False")
+
+    def _bkg2d(excluded: NDArray[np.bool_], exclude_percentile: float,
+               box: int | tuple[int, int]) -> Background2D:
         return Background2D(
             np.where(np.isfinite(data), data, 0.0),
-            box_size,
+            box,
             mask=excluded & np.isfinite(data),
             coverage_mask=~np.isfinite(data),
             filter_size=(filter_size, filter_size),

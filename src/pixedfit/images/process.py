@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +36,14 @@ from ..cube import FluxCube
 from ..filters import cwave_filters
 from . import psf as _psf
 from ._checks import as_image, pixel_scale_arcsec, require_celestial_wcs
-from .align import ChainNoise, chain_noise_correlation, cutout, reproject_image, target_grid
+from .align import (
+    ChainNoise,
+    chain_noise_correlation,
+    cutout,
+    reproject_image,
+    set_pixel_scale,
+    target_grid,
+)
 from .background import subtract_background
 from .fluxmap import FluxMapInput, build_flux_cube
 from .instruments import Instrument, check_header_unit, get_instrument
@@ -54,7 +62,49 @@ from .regions import (
 from .regions import galaxy_region as _union
 from .variance import variance_from_background
 
-__all__ = ["ImageSet", "StampBand", "read_noise_correlation"]
+__all__ = ["ImageSet", "StampBand", "read_noise_correlation", "read_psf"]
+
+#: Largest stamp side (pixels) chosen from the data's footprint when stamp_size is not given.
+MAX_AUTO_STAMP = 301
+#: Ratio between a WCS pixel scale and the instrument's (either way) beyond which a warning
+#: is given (drizzled mosaics are often at half the detector pixel or finer).
+PIXEL_SCALE_RATIO = 3.0
+
+
+def read_psf(obj: Any, name: str) -> tuple[NDArray[np.float64], float | None]:
+    """A PSF image and its pixel scale (arcsec, None when unknown).
+
+    ``obj`` is a FITS path, an array, or a tuple (path or array, pixel scale). The scale of
+    a file is read from PIXELSCL (WebbPSF), then from a celestial CD/CDELT; without any,
+    None (the caller then assumes the pixel scale of the band's image).
+    """
+    scale: float | None = None
+    if isinstance(obj, tuple):
+        if len(obj) != 2:
+            raise ValueError(f"{name}: expected (PSF, pixel scale in arcsec)")
+        obj, scale = obj
+        if scale is not None and not (np.isfinite(scale) and float(scale) > 0):
+            raise ValueError(f"{name}: pixel scale must be > 0 arcsec, got {scale!r}")
+    if isinstance(obj, str | os.PathLike):
+        path = Path(obj)
+        if not path.is_file():
+            raise FileNotFoundError(f"{name}: PSF file {path} not found")
+        with fits.open(path) as hdul:
+            hdu = next((h for h in hdul if h.data is not None and h.data.ndim == 2), None)
+            if hdu is None:
+                raise ValueError(f"{name}: {path} has no 2-D image HDU")
+            data, hdr = np.array(hdu.data, dtype=np.float64), hdu.header
+        if scale is None and "PIXELSCL" in hdr:
+            scale = float(hdr["PIXELSCL"])
+        elif scale is None and "CTYPE1" in hdr:
+            try:
+                scale = pixel_scale_arcsec(require_celestial_wcs(hdr, name))
+            except ValueError:
+                scale = None
+    else:
+        data = np.asarray(obj, dtype=np.float64)
+    data = as_image(data, name)
+    return data, None if scale is None else float(scale)
 
 PathLike = str | os.PathLike[str]
 
@@ -129,13 +179,40 @@ class ImageSet:
         to the current directory.
     z : float, optional
         Redshift (metadata of the cube).
-    stamp_size : (ny, nx)
-        Size of the final stamps in pixels of the alignment grid.
+    stamp_size : (ny, nx), optional
+        Size of the final stamps in pixels of the alignment grid. Default: the largest
+        odd square centred on the target that every image covers (after a margin for the
+        PSF kernel), capped at :data:`MAX_AUTO_STAMP` pixels. A warning is given when more
+        than half of the stamp has no data in some band.
     instruments : mapping filter → mapping, optional
         Instrument overrides or user-defined entries (``pixel_scale``, ``psf_fwhm``,
         ``unit``, ``calib_err``...).
-    psfs : mapping filter → (array, pixel scale [arcsec]), optional
-        PSF images; kernels between two bands with PSF images are built from them.
+    psfs : mapping filter → PSF, optional
+        PSF images (FITS path, array, or (path or array, pixel scale [arcsec]); see
+        :func:`read_psf`: without a scale, the PSF is taken to be sampled like the band's
+        image). Kernels between two bands with PSF images are built from them with
+        ``kernel_method``.
+    kernel_method : {"wiener", "photutils"}
+        Matching-kernel method (:func:`pixedfit.images.psf.matching_kernel`).
+    kernel_tolerance : float
+        Every kernel is checked (:func:`pixedfit.images.psf.kernel_encircled_energy`):
+        the encircled energy of the band's PSF ⊗ kernel against the target PSF at radii ≥
+        the target FWHM; a deviation above this fraction (default 2 %) gives a warning.
+        The results are in :attr:`kernel_checks` and the stamp/flux-map headers
+        (``KEEDEV``).
+    mask_img : mapping filter → FITS path, HDU or array, optional
+        Pixel masks on the science image's grid: non-zero = ignore (neighbours,
+        artefacts). Masked pixels become NaN before background estimation and PSF
+        matching, and are left out of the galaxy region.
+    pixel_scale : mapping filter → float, optional
+        Pixel scales (arcsec) stated by the user: the image's WCS is given this scale
+        (:func:`pixedfit.images.align.set_pixel_scale`), e.g. for headers whose PC matrix
+        lost its rotation terms.
+    pixel_scale_check : {"error", "warn", "off"}
+        "error" (default): a header whose diagonal PC matrix has |PC| ≠ 1 next to a CDELT
+        (rotation terms lost, the WCS scale is wrong) raises, and a WCS pixel scale more
+        than :data:`PIXEL_SCALE_RATIO` times off the instrument's warns; "warn": both
+        warn; "off": no check. State the scale with ``pixel_scale`` to pass.
     kernels : mapping filter → array, optional
         User kernels (at the image's pixel scale) from the band to the target PSF.
     psf_model : {"gaussian", "moffat", "double_gaussian"}
@@ -148,16 +225,23 @@ class ImageSet:
         Switch steps 3 and 4 off (reproject=False needs images on one grid already).
     background : bool or mapping filter → bool
         Subtract a Background2D sky first.
-    background_box : float, optional
-        Background mesh box in arcsec (default: a tenth of each image). Use boxes larger
-        than the galaxy for extended objects.
-    background_exclude : float, optional
+    background_box : float or mapping filter → float, optional
+        Background mesh box in arcsec (default: a tenth of each image, adapted to small
+        images; see :func:`pixedfit.images.background.subtract_background`). Use boxes
+        larger than the galaxy for extended objects.
+    background_exclude : float or mapping filter → float, optional
         Radius (arcsec) around the target excluded from the background fit, on top of the
         sep source mask.
+    background_mask_sources : bool or mapping filter → bool
+        Mask sep-detected sources before the final background estimate.
     zeropoints : mapping filter → float, optional
         AB zero points for ``counts_zp`` images.
     noise_realisations : int
-        Monte Carlo realisations for the noise correlation (0: no correlation, ρ = δ).
+        Smallest number of Monte Carlo realisations for the noise correlation (0: no
+        correlation, ρ = δ); more are run until the variance factor's standard error is
+        below 2 % (at most ``noise_max_realisations``).
+    noise_max_realisations : int
+        Largest number of realisations.
     seed : int
         Random seed of the Monte Carlo.
     """
@@ -171,20 +255,27 @@ class ImageSet:
         output_dir: PathLike,
         var_img: Mapping[str, Any] | None = None,
         z: float | None = None,
-        stamp_size: tuple[int, int] = (101, 101),
+        stamp_size: tuple[int, int] | None = None,
         instruments: Mapping[str, Mapping[str, Any]] | None = None,
-        psfs: Mapping[str, tuple[Any, float]] | None = None,
+        psfs: Mapping[str, Any] | None = None,
         kernels: Mapping[str, Any] | None = None,
+        kernel_method: str = "wiener",
+        kernel_tolerance: float = 0.02,
+        mask_img: Mapping[str, Any] | None = None,
+        pixel_scale: Mapping[str, float] | None = None,
+        pixel_scale_check: str = "error",
         psf_model: str = "gaussian",
         psf_target: str | None = None,
         align_filter: str | None = None,
         psf_match: bool = True,
         reproject: bool = True,
         background: bool | Mapping[str, bool] = False,
-        background_box: float | None = None,
-        background_exclude: float | None = None,
+        background_box: float | Mapping[str, float] | None = None,
+        background_exclude: float | Mapping[str, float] | None = None,
+        background_mask_sources: bool | Mapping[str, bool] = True,
         zeropoints: Mapping[str, float] | None = None,
-        noise_realisations: int = 4,
+        noise_realisations: int = 8,
+        noise_max_realisations: int = 128,
         seed: int = 0,
     ) -> None:
         if isinstance(filters, str) or len(filters) == 0:
@@ -200,25 +291,56 @@ class ImageSet:
             raise ValueError(f"sci_img: no science image for {missing}")
         if psf_model not in ("gaussian", "moffat", "double_gaussian"):
             raise ValueError("psf_model: use 'gaussian', 'moffat' or 'double_gaussian'")
-        ny, nx = (int(v) for v in stamp_size)
-        if ny < 5 or nx < 5:
-            raise ValueError("stamp_size: at least 5x5 pixels")
+        if stamp_size is not None:
+            ny, nx = (int(v) for v in stamp_size)
+            if ny < 5 or nx < 5:
+                raise ValueError("stamp_size: at least 5x5 pixels")
+        if pixel_scale_check not in ("error", "warn", "off"):
+            raise ValueError("pixel_scale_check: use 'error', 'warn' or 'off'")
+        if kernel_method not in ("wiener", "photutils"):
+            raise ValueError("kernel_method: use 'wiener' or 'photutils'")
+        if not kernel_tolerance > 0:
+            raise ValueError("kernel_tolerance: must be > 0")
+        for opt_name, opt in (("mask_img", mask_img), ("pixel_scale", pixel_scale),
+                              ("psfs", psfs), ("kernels", kernels)):
+            extra = sorted(set(opt or {}) - set(filters))
+            if extra:
+                raise ValueError(f"{opt_name}: unknown filters {extra}")
         waves = cwave_filters(list(filters))
         self.filters: list[str] = [filters[i] for i in np.argsort(waves, kind="stable")]
         self.ra, self.dec, self.z = float(ra), float(dec), z
-        self.stamp_size = (ny, nx)
+        self.stamp_size: tuple[int, int] | None = (
+            None if stamp_size is None else (ny, nx))
         self.output_dir = Path(output_dir)
         self.instruments: dict[str, Instrument] = {
             f: get_instrument(f, (instruments or {}).get(f)) for f in self.filters
         }
-        self.psfs = dict(psfs or {})
+        self.psfs: dict[str, tuple[NDArray[np.float64], float | None]] = {
+            f: read_psf(v, f"psfs[{f}]") for f, v in (psfs or {}).items()}
         self.kernels = dict(kernels or {})
+        self.kernel_method = kernel_method
+        self.kernel_tolerance = float(kernel_tolerance)
+        self.kernel_checks: dict[str, _psf.KernelCheck] = {}
         self.psf_model = psf_model
         self.psf_match, self.do_reproject = bool(psf_match), bool(reproject)
         self.zeropoints = dict(zeropoints or {})
         self.noise_realisations = int(noise_realisations)
+        self.noise_max_realisations = max(int(noise_max_realisations),
+                                          self.noise_realisations)
         self.seed = int(seed)
-        bg = background if isinstance(background, Mapping) else dict.fromkeys(filters, background)
+
+        def per_band(value: Any, what: str) -> dict[str, Any]:
+            if isinstance(value, Mapping):
+                extra = sorted(set(value) - set(filters))
+                if extra:
+                    raise ValueError(f"{what}: unknown filters {extra}")
+                return dict(value)
+            return dict.fromkeys(filters, value)
+
+        bg = per_band(background, "background")
+        bg_box = per_band(background_box, "background_box")
+        bg_excl = per_band(background_exclude, "background_exclude")
+        bg_mask = per_band(background_mask_sources, "background_mask_sources")
 
         self._images: dict[str, NDArray[np.float64]] = {}
         self._variances: dict[str, NDArray[np.float64]] = {}
@@ -229,7 +351,17 @@ class ImageSet:
             data, hdr = _read(sci_img[f], f"sci_img[{f}]")
             data = as_image(data, f"sci_img[{f}]", allow_nan=True)
             wcs = require_celestial_wcs(hdr, f"sci_img[{f}]")
+            if pixel_scale and f in pixel_scale:
+                wcs = set_pixel_scale(wcs, float(pixel_scale[f]))
+            elif pixel_scale_check != "off":
+                self._check_pixel_scale(f, wcs, pixel_scale_check)
             check_header_unit(self.instruments[f], hdr)
+            if mask_img and mask_img.get(f) is not None:
+                msrc = mask_img[f]
+                mask = (np.asarray(msrc) if isinstance(msrc, np.ndarray)
+                        else _read(msrc, f"mask_img[{f}]")[0])
+                mask = as_image(mask, f"mask_img[{f}]", allow_nan=True, shape=data.shape)
+                data[(mask != 0) | ~np.isfinite(mask)] = np.nan
             x, y = wcs.world_to_pixel_values(self.ra, self.dec)
             if not (-0.5 <= x < data.shape[1] - 0.5 and -0.5 <= y < data.shape[0] - 0.5):
                 raise ValueError(f"sci_img[{f}]: image does not cover the target "
@@ -237,12 +369,22 @@ class ImageSet:
             var_src = (var_img or {}).get(f)
             if bg.get(f, False) or var_src is None:
                 scale = pixel_scale_arcsec(wcs)
-                box = None if background_box is None else max(8, round(background_box / scale))
+                box_as, excl_as = bg_box.get(f), bg_excl.get(f)
+                box = None if box_as is None else max(4, round(float(box_as) / scale))
                 excl = None
-                if background_exclude is not None:
+                if excl_as is not None:
                     yy, xx = np.indices(data.shape)
-                    excl = np.hypot(xx - x, yy - y) * scale <= background_exclude
-                res = subtract_background(data, box_size=box, mask=excl)
+                    excl = np.hypot(xx - x, yy - y) * scale <= float(excl_as)
+                try:
+                    res = subtract_background(data, box_size=box, mask=excl,
+                                              mask_sources=bool(bg_mask.get(f, True)))
+                except ValueError as exc:
+                    why = "variance from the background" if var_src is None else "background"
+                    raise ValueError(
+                        f"{f}: {why} estimation failed on its {data.shape[0]}x"
+                        f"{data.shape[1]} image: {exc}. Set background_box / "
+                        f"background_mask_sources for {f} (TOML: [images.background_options."
+                        f"{f}] box, mask_sources) or give a variance image") from None
                 if bg.get(f, False):
                     data = res.subtracted
                     res.write(self.output_dir, f"{f}.fits", header=wcs.to_header())
@@ -255,9 +397,13 @@ class ImageSet:
                                allow_nan=True, shape=data.shape)
             if np.any(var[np.isfinite(var)] < 0):
                 raise ValueError(f"var_img[{f}]: negative variances")
+            var[~np.isfinite(data)] = np.nan
             self._images[f], self._variances[f] = data, var
             self._headers[f], self._wcs[f] = hdr, wcs
             self.pixel_scales[f] = pixel_scale_arcsec(wcs)
+        for f, (arr, scl) in self.psfs.items():
+            if scl is None:  # a PSF file without scale: sampled like its image
+                self.psfs[f] = (arr, self.pixel_scales[f])
         self.align_filter = align_filter or max(self.filters, key=self.pixel_scales.get)
         if self.align_filter not in self.filters:
             raise ValueError(f"align_filter: {align_filter!r} is not one of the filters")
@@ -265,6 +411,8 @@ class ImageSet:
         self.psf_target = psf_target or max(self.filters, key=fwhm.get)
         if self.psf_target not in self.filters:
             raise ValueError(f"psf_target: {psf_target!r} is not one of the filters")
+        if self.stamp_size is None:
+            self.stamp_size = self._footprint_stamp()
         self.stamps: dict[str, StampBand] = {}
         self.segmentation_maps: dict[str, NDArray[np.int32]] = {}
         self.region: NDArray[np.bool_] | None = None
@@ -293,14 +441,95 @@ class ImageSet:
         t = self.psf_target
         if f in self.psfs and t in self.psfs:
             (src, s_scale), (tgt, t_scale) = self.psfs[f], self.psfs[t]
-            return _psf.matching_kernel(src, tgt, s_scale, t_scale, image_scale=scale)
+            return _psf.matching_kernel(src, tgt, s_scale, t_scale, image_scale=scale,
+                                        method=self.kernel_method)
         fs, ft = self.instruments[f].psf_fwhm, self.instruments[t].psf_fwhm
         if fs >= ft:
             return None
         if self.psf_model == "gaussian":
             return _psf.gaussian_kernel(fs, ft, scale)
         return _psf.matching_kernel(self._psf_image(f, scale), self._psf_image(t, scale),
-                                    scale, scale, window=None)
+                                    scale, scale, method=self.kernel_method)
+
+    def check_kernel(self, f: str, kernel: NDArray[np.float64]) -> _psf.KernelCheck:
+        """Encircled-energy check of band ``f``'s kernel at ``f``'s pixel scale: the band's
+        PSF (image, or the analytic model of the instrument FWHM) ⊗ kernel against the
+        target PSF, at radii ≥ the target FWHM."""
+        scale, t = self.pixel_scales[f], self.psf_target
+        if f in self.psfs:
+            src_arr, s_scale = self.psfs[f]
+            src = (_psf.resample_psf(_psf.center_psf(src_arr), s_scale, scale)
+                   if not math.isclose(s_scale, scale, rel_tol=1e-6) else src_arr)
+        else:
+            src = self._psf_image(f, scale)
+        if t in self.psfs:
+            tgt_arr, t_scale = self.psfs[t]
+            tgt = (_psf.resample_psf(_psf.center_psf(tgt_arr), t_scale, scale)
+                   if not math.isclose(t_scale, scale, rel_tol=1e-6) else tgt_arr)
+        else:
+            tgt = self._psf_image(t, scale)
+        fwhm = _psf.psf_fwhm(tgt) if t in self.psfs else self.instruments[t].psf_fwhm / scale
+        return _psf.kernel_encircled_energy(src, tgt, kernel, fwhm,
+                                            tolerance=self.kernel_tolerance)
+
+    def _check_pixel_scale(self, f: str, wcs: WCS, action: str) -> None:
+        """Check a WCS's pixel scale (see ``pixel_scale_check``).
+
+        A diagonal PC matrix with equal |PC| different from 1 next to a CDELT is the
+        signature of a rotation matrix whose off-diagonal terms were lost: the WCS scale
+        is CDELT × |PC| instead of CDELT. With ``action="error"`` this raises; a scale
+        more than :data:`PIXEL_SCALE_RATIO` times off the instrument's warns.
+        """
+        got, nominal = pixel_scale_arcsec(wcs), self.instruments[f].pixel_scale
+        ratio = got / nominal
+        cel = wcs.celestial.wcs
+        fixes = (f"State the true scale (pixel_scale={{'{f}': arcsec}}; TOML "
+                 f"[images.pixel_scale] {f} = ...), or set pixel_scale_check='warn' or 'off'.")
+        if not cel.has_cd():
+            pc = np.asarray(cel.get_pc(), dtype=np.float64)
+            cdelt = np.abs(np.asarray(cel.get_cdelt(), dtype=np.float64))
+            diag = np.abs(np.diag(pc))
+            if (np.all(pc[~np.eye(2, dtype=bool)] == 0) and np.all(cdelt != 1.0)
+                    and abs(diag[0] - diag[1]) < 1e-3 * diag[0]
+                    and abs(diag[0] - 1.0) > 1e-3):
+                msg = (f"sci_img[{f}]: the header's PC matrix is diagonal with |PC| = "
+                       f"{diag[0]:.4f} while CDELT = {cdelt[0] * 3600:.4g}\": the rotation "
+                       "terms of PC were probably lost, and the WCS pixel scale "
+                       f"({got:.4g}\") is CDELT × |PC| instead of CDELT (the instrument "
+                       f"entry says {nominal:.4g}\"). " + fixes)
+                if action == "error":
+                    raise ValueError(msg)
+                warnings.warn(msg, UserWarning, stacklevel=3)
+                return
+        if not 1.0 / PIXEL_SCALE_RATIO <= ratio <= PIXEL_SCALE_RATIO:
+            warnings.warn(f"sci_img[{f}]: the WCS pixel scale is {got:.4g}\" but the "
+                          f"instrument entry of {f} says {nominal:.4g}\" (ratio "
+                          f"{ratio:.2f}); fluxes of surface-brightness images scale with "
+                          "the pixel area. " + fixes, UserWarning, stacklevel=3)
+
+    def _footprint_stamp(self) -> tuple[int, int]:
+        """Largest odd stamp (alignment-grid pixels) centred on the target inside every
+        image, minus a margin for the kernel (see ``stamp_size``)."""
+        fa = self.align_filter
+        s_out = self.pixel_scales[fa]
+        half_y, half_x = [], []
+        for f in self.filters:
+            x, y = self._wcs[f].world_to_pixel_values(self.ra, self.dec)
+            good = np.isfinite(self._images[f])
+            rows, cols = np.flatnonzero(good.any(axis=1)), np.flatnonzero(good.any(axis=0))
+            margin = 0.0
+            if self.psf_match and f != self.psf_target:
+                t_fwhm = self.instruments[self.psf_target].psf_fwhm
+                margin = 2.0 * t_fwhm / self.pixel_scales[f]
+            ratio = self.pixel_scales[f] / s_out
+            dx = min(float(x) - cols[0], cols[-1] - float(x)) - margin - 0.5
+            dy = min(float(y) - rows[0], rows[-1] - float(y)) - margin - 0.5
+            half_x.append(dx * ratio)
+            half_y.append(dy * ratio)
+        cap = (MAX_AUTO_STAMP - 1) // 2
+        hy = int(min(cap, max(2, math.floor(min(half_y)))))
+        hx = int(min(cap, max(2, math.floor(min(half_x)))))
+        return 2 * hy + 1, 2 * hx + 1
 
     # ------------------------------------------------------------------ pipeline
     def process(self, write: bool = True) -> dict[str, StampBand]:
@@ -320,6 +549,15 @@ class ImageSet:
         half = int(min(20, math.ceil(2.0 * t_fwhm / scale_out) + 1))
         for i, f in enumerate(self.filters):
             k = self.kernel(f)
+            if k is not None:
+                chk = self.check_kernel(f, k)
+                self.kernel_checks[f] = chk
+                if not chk.passed:
+                    warnings.warn(
+                        f"{f}: the PSF-matching kernel to {self.psf_target} fails the "
+                        f"encircled-energy check: {chk.max_deviation:.1%} > "
+                        f"{chk.tolerance:.0%} at radii >= the target FWHM; check the PSFs "
+                        "(psfs) or the instrument FWHMs", UserWarning, stacklevel=2)
             ratio = scale_out / self.pixel_scales[f]
             extra = 0 if k is None else k.shape[0]
             size = tuple(math.ceil(n * ratio * 1.2) + extra + 4 for n in self.stamp_size)
@@ -344,9 +582,9 @@ class ImageSet:
             else:
                 out, var_out = conv, var_conv
             if self.noise_realisations > 0:
-                noise = chain_noise_correlation(var, var_out, apply, half=half,
-                                                n_realisations=self.noise_realisations,
-                                                seed=self.seed + i)
+                noise = chain_noise_correlation(
+                    var, var_out, apply, half=half, n_realisations=self.noise_realisations,
+                    max_realisations=self.noise_max_realisations, seed=self.seed + i)
             else:
                 rho = np.zeros((2 * half + 1,) * 2)
                 rho[half, half] = 1.0
@@ -355,7 +593,19 @@ class ImageSet:
             self.stamps[f] = StampBand(out, var_out, noise, k, self._headers[f])
             if write:
                 self._write_stamp(f)
+        self._warn_empty()
         return self.stamps
+
+    def _warn_empty(self) -> None:
+        empty = {f: float(np.mean(~(np.isfinite(st.image) & np.isfinite(st.variance))))
+                 for f, st in self.stamps.items()}
+        worst = {f: v for f, v in empty.items() if v > 0.5}
+        if worst:
+            txt = ", ".join(f"{f} {v:.0%}" for f, v in worst.items())
+            warnings.warn(f"most of the {self.stamp_size[0]}x{self.stamp_size[1]} stamp has "
+                          f"no data ({txt}): the images do not cover it; give a smaller "
+                          "stamp_size (or leave it unset to use the data's footprint)",
+                          UserWarning, stacklevel=3)
 
     def _check_same_grid(self, f: str, wcs: WCS) -> None:
         """With reproject=False every cut-out must share the alignment band's grid."""
@@ -373,6 +623,11 @@ class ImageSet:
         hdr["FILTER"] = f
         hdr["PSFMATCH"] = (self.psf_target if self.psf_match else "none", "target PSF band")
         hdr["NOISEFAC"] = (st.noise.pixel_factor, "pixel variance factor applied")
+        hdr["NOISEMC"] = (st.noise.n_realisations, "Monte Carlo realisations of NOISEFAC")
+        if f in self.kernel_checks:
+            chk = self.kernel_checks[f]
+            hdr["KEEDEV"] = (chk.max_deviation, "kernel EE deviation at r >= target FWHM")
+            hdr["KEEOK"] = (chk.passed, f"kernel EE within {chk.tolerance:.0%}")
         path = self.output_dir / f"stamp_{f}.fits"
         with atomic_path(path) as tmp:
             fits.HDUList([
@@ -507,9 +762,14 @@ class ImageSet:
                          zeropoint=self.zeropoints.get(f))
             for f in self.filters
         ]
-        extra = {"FSAMP": self.align_filter, "PSFFWHM": self.instruments[self.psf_target].psf_fwhm
-                 if self.psf_match else 0.0,
-                 "FPSFMTCH": self.psf_target if self.psf_match else "none"}
+        extra: dict[str, Any] = {
+            "FSAMP": self.align_filter,
+            "PSFFWHM": self.instruments[self.psf_target].psf_fwhm if self.psf_match else 0.0,
+            "FPSFMTCH": self.psf_target if self.psf_match else "none"}
+        for i, f in enumerate(self.filters):
+            if f in self.kernel_checks:
+                chk = self.kernel_checks[f]
+                extra[f"KEEDEV{i}"] = (chk.max_deviation, "kernel EE deviation, r >= FWHM")
         if region is None and self.region_method is not None:
             extra["REGMETH"] = (self.region_method, "galaxy region: segmentation/ellipse/mask")
             if self.region_method == "segmentation":
