@@ -144,3 +144,33 @@ def test_no_progress_bar_in_a_redirected_log(tmp_path):
     text = log.read_text()
     assert "wrote 40 models" in text
     assert "\r" not in text and "chunk/s" not in text and "it/s" not in text
+
+
+def test_instruments_list_and_show(capsys):
+    assert main(["instruments", "list", "--survey", "des"]) == 0
+    out = capsys.readouterr().out
+    assert "ctio_decam_g" in out and "MAGZERO" in out and "CTIO Blanco DECam" in out
+    assert "sdss_r" not in out
+    assert main(["instruments", "list"]) == 0
+    out = capsys.readouterr().out
+    for name in ("galex_fuv", "hsc_i", "hst_wfpc2_f814w", "jwst_miri_f770w", "euclid_vis"):
+        assert name in out
+    assert main(["instruments", "show", "decam_g"]) == 0
+    out = capsys.readouterr().out
+    assert "entry ctio_decam_g" in out and "0.263" in out and "sources: DECam" in out
+    assert main(["instruments", "show", "hst_wfpc2_f814w"]) == 0
+    assert "not built in (add it: pixedfit filters add" in capsys.readouterr().out
+    assert main(["instruments", "show", "decam_gg"]) == 2
+    err = capsys.readouterr().err
+    assert "Close matches: decam_g" in err and "Traceback" not in err
+
+
+def test_filters_list_matches_survey_names(capsys):
+    """The defect: ``--match des`` did not reveal the DECam curves."""
+    assert main(["filters", "list", "--match", "des"]) == 0
+    names = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
+    assert {"ctio_decam_g", "decam_g", "decam_z"} <= set(names)
+    assert main(["filters", "list", "--match", "ukidss"]) == 0
+    assert {"wfcam_k", "ukirt_wfcam_K"} <= set(capsys.readouterr().out.split())
+    assert main(["filters", "show", "decam_r"]) == 0
+    assert "family: CTIO Blanco DECam" in capsys.readouterr().out

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 from astropy.io import fits
 
-from pixedfit.filters import cwave_filters
+from pixedfit.filters import (
+    UnknownFilterError,
+    builtin_curve_name,
+    builtin_filter_names,
+    cwave_filters,
+)
 from pixedfit.images.instruments import (
     SR_TO_ARCSEC2,
     flux_conversion_factor,
@@ -15,6 +21,7 @@ from pixedfit.images.instruments import (
     list_instruments,
     worst_resolution,
 )
+from pixedfit.instruments import UnknownInstrumentError, instrument_aliases, instrument_key
 from pixedfit.units import C_AA_PER_S
 
 REQUIRED = [
@@ -28,14 +35,18 @@ REQUIRED = [
 
 
 def test_table_complete_and_valid():
-    names = list_instruments()
+    names = [i.filter for i in list_instruments()]
     for f in REQUIRED:
         assert f in names
     for f in names:
         inst = get_instrument(f)
         assert inst.pixel_scale > 0 and inst.psf_fwhm > 0
         assert 0 <= inst.calib_err < 0.2
-        assert cwave_filters(f) > 0  # every entry is a known filter
+        assert inst.notes and inst.instrument  # every value has a source
+        if builtin_curve_name(f) is not None:
+            assert cwave_filters(f) > 0
+        else:  # only the families no PyPI package ships curves for
+            assert f.startswith(("hst_wfpc2_", "euclid_")), f
     # values of the piXedfit documentation
     assert get_instrument("galex_nuv").psf_fwhm == 5.05
     assert get_instrument("herschel_spire_500").psf_fwhm == 36.09
@@ -83,6 +94,8 @@ def test_user_defined_and_overrides():
     assert get_instrument("galex_nuv", {"unit": "Jy"}).unit == "Jy"
     with pytest.raises(KeyError, match="no built-in instrument"):
         get_instrument("my_band", pixel_scale=0.5)
+    with pytest.raises(ValueError, match="unknown instrument fields"):
+        get_instrument("sdss_r", pixel_size=0.4)
     with pytest.raises(ValueError, match="unknown native unit"):
         get_instrument("sdss_r", unit="furlongs")
     with pytest.raises(ValueError, match="psf_fwhm"):
@@ -101,3 +114,97 @@ def test_missing_header_keyword_is_an_error():
 def test_worst_resolution():
     assert worst_resolution(["sdss_r", "galex_nuv", "2mass_j"]) == "galex_nuv"
     assert worst_resolution(["sdss_r", "galex_nuv"], {"sdss_r": 9.0}) == "sdss_r"
+
+
+# astro-sedpy curve files of the instrument families that have entries
+_KNOWN_SEDPY = re.compile(
+    r"^(galex_|sdss_|twomass_|wise_|spitzer_irac|spitzer_mips|herschel_|decam_|panstarrs_|"
+    r"hsc_|cfht_megacam_|cfht_wircam_|ukirt_wfcam_|vista_vircam_|acs_wfc_|wfc3_|"
+    r"jwst_(f|moda_|modb_))")
+
+
+def test_every_sedpy_name_of_a_known_instrument_has_an_entry():
+    """The defect: ``decam_g`` (a valid astro-sedpy name) raised a raw KeyError."""
+    sedpy = [n for n in builtin_filter_names()
+             if n == builtin_curve_name(n) and _KNOWN_SEDPY.match(n)]
+    assert len(sedpy) > 100
+    for name in sedpy:
+        inst = get_instrument(name)
+        assert inst.filter == name  # the curve of the name asked for is used
+        key = instrument_key(name)
+        # same band as its entry: same curve, or a module/variant of the same filter
+        assert builtin_curve_name(key) == builtin_curve_name(name) or \
+            name.startswith(("jwst_mod", "vista_vircam_", "spitzer_mips_70_")), name
+    g = get_instrument("decam_g")
+    assert (g.survey, g.pixel_scale, g.zp_keyword) == ("des", 0.263, "MAGZERO")
+    assert instrument_aliases("ctio_decam_g") == ["decam_g"]
+    assert get_instrument("twomass_Ks").vega_flam == get_instrument("2mass_k").vega_flam
+    assert get_instrument("jwst_moda_f200w").psf_fwhm == get_instrument("jwst_f200w").psf_fwhm
+    # piXedfit's "hst_wfpc3" names are WFC3 bands
+    assert get_instrument("hst_wfpc3_f814w").survey == "hst"
+    assert instrument_key("hst_wfpc3_f160w") == "hst_wfc3_ir_f160w"
+
+
+def test_unknown_name_lists_close_matches_and_the_override():
+    with pytest.raises(UnknownInstrumentError) as info:
+        get_instrument("decam_gg")
+    text = str(info.value)
+    assert "decam_g" in text and "instruments={'decam_gg'" in text
+    assert "[images.instruments." in text and "psf_fwhm" in text
+    assert isinstance(info.value, KeyError) and isinstance(info.value, ValueError)
+
+
+def test_list_instruments_gives_entries_with_their_survey():
+    entries = list_instruments()
+    assert all(hasattr(i, "survey") and hasattr(i, "filter") for i in entries)
+    families = {i.instrument for i in entries}
+    for fam in ("GALEX FUV", "SDSS imaging", "2MASS", "WISE", "Spitzer IRAC", "Spitzer MIPS",
+                "Herschel PACS", "Herschel SPIRE", "CTIO Blanco DECam", "Pan-STARRS1 GPC1",
+                "Subaru Hyper Suprime-Cam", "CFHT MegaCam", "CFHT WIRCam", "UKIRT WFCAM",
+                "VISTA VIRCAM", "HST ACS/WFC", "HST WFC3/UVIS", "HST WFC3/IR", "HST WFPC2",
+                "JWST NIRCam", "JWST MIRI", "Euclid VIS", "Euclid NISP"):
+        assert fam in families, fam
+    hst = list_instruments("HST")
+    assert hst and all(i.survey == "hst" for i in hst)
+    assert all("assumed" in i.notes for i in list_instruments("jwst"))
+    with pytest.raises(ValueError, match="survey: unknown"):
+        list_instruments("hubble")
+
+
+def test_zero_points_from_headers():
+    hsc = get_instrument("hsc_i")
+    f27 = flux_conversion_factor(hsc, 0.168)  # the HSC-SSP default AB zero point 27
+    assert f27 == pytest.approx(10 ** (-0.4 * (27.0 - 8.90)) * _jy("hsc_i"))
+    hdr = fits.Header({"FLUXMAG0": 10 ** (0.4 * 30.0)})
+    assert flux_conversion_factor(hsc, 0.168, header=hdr) == pytest.approx(
+        10 ** (-0.4 * (30.0 - 8.90)) * _jy("hsc_i"))
+    mega = get_instrument("cfht_mega_r")
+    assert flux_conversion_factor(mega, 0.187, header=fits.Header({"PHOTZP": 30.0})) == \
+        pytest.approx(10 ** (-0.4 * 21.1) * _jy("cfht_mega_r"))
+    with pytest.raises(ValueError, match=r"PHOTZP.*absent.*zeropoint"):
+        flux_conversion_factor(mega, 0.187, header=fits.Header())
+    with pytest.raises(ValueError, match=r"AB zero point.*Vega and per second"):
+        flux_conversion_factor(get_instrument("vircam_ks"), 0.339)
+
+
+def test_des_image_through_the_sedpy_name(shared_data):
+    hdr = fits.getheader(shared_data / "hostphot_sn2006bh_griz" / "DES_g.fits.gz", 0)
+    a = flux_conversion_factor(get_instrument("decam_g"), 0.263, header=hdr)
+    b = flux_conversion_factor(get_instrument("ctio_decam_g"), 0.263, header=hdr)
+    assert a == pytest.approx(b, rel=1e-12)
+    assert a == pytest.approx(10 ** (-0.4 * (hdr["MAGZERO"] - 8.90)) * _jy("decam_g"))
+
+
+def test_wfpc2_needs_a_user_curve(tmp_path, monkeypatch):
+    """HST WFPC2: the entry exists, the curve must be added (no PyPI package ships it)."""
+    from pixedfit.filters import add_filter
+
+    monkeypatch.setenv("PIXEDFIT_DATA_DIR", str(tmp_path))
+    inst = get_instrument("hst_wfpc2_f814w")
+    hdr = fits.Header({"PHOTFLAM": 2.5e-18})
+    assert flux_conversion_factor(inst, 0.1, header=hdr) == 2.5e-18  # needs no curve
+    with pytest.raises(UnknownFilterError, match=r"add_filter\(name, wave, trans\)"):
+        cwave_filters("hst_wfpc2_f814w")
+    wave = [6900.0, 7000.0, 9500.0, 9600.0]
+    add_filter("hst_wfpc2_f814w", wave, [0.0, 1.0, 1.0, 0.0])
+    assert 7000 < cwave_filters("hst_wfpc2_f814w") < 9500

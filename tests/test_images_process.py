@@ -12,12 +12,13 @@ from astropy.coordinates import SkyCoord
 from astropy.io import fits
 from astropy.wcs import WCS
 from photutils.aperture import SkyCircularAperture, aperture_photometry
+from scipy import ndimage
 
 from pixedfit.cube import FluxCube
 from pixedfit.filters import cwave_filters
 from pixedfit.images.align import binned_variance, fix_cutout_wcs
 from pixedfit.images.process import ImageSet, read_noise_correlation
-from pixedfit.images.regions import ellipse_region
+from pixedfit.images.regions import RegionWarning, ellipse_region
 from pixedfit.images.utils import aperture_photometry as cube_aperture
 from pixedfit.images.utils import total_sed
 from pixedfit.images.variance import (
@@ -86,10 +87,16 @@ def test_host_cube_conserves_aperture_flux(host_set):
 
 def test_host_cube_surveys_agree_and_round_trip(host_set, tmp_path):
     s, _ = host_set
-    region = s.galaxy_region()
+    # a 40" stamp is too small for this galaxy: the region reaches the edge, and says so
+    with pytest.warns(RegionWarning, match=r"touches the stamp edge.*ctio_decam_r \(\d+ %, at"):
+        region = s.galaxy_region()
     assert region[50, 50] and region.sum() > 2000
     cube = s.flux_map(gal_ebv=0.0)
     back = FluxCube.read(s.output_dir / "fluxmap.fits")
+    hdr = fits.getheader(s.output_dir / "fluxmap.fits")
+    assert hdr["REGFLAG"] is True and hdr["REGEDGE"] > 0 and hdr["REGMETH"] == "segmentation"
+    assert hdr["REGFRAC"] == pytest.approx(region.mean(), abs=1e-4) and hdr["REGTHR"] == 2.0
+    assert "ctio_decam_r" in hdr["REGWHY"]
     assert back.filters == s.filters and np.allclose(back.flux[:, region], cube.flux[:, region])
     noise = read_noise_correlation(s.output_dir / "fluxmap_noise.fits")
     assert list(noise) == s.filters
@@ -321,3 +328,106 @@ def test_hst_rms_map_and_photflam(shared_data, tmp_path):
     assert total == pytest.approx(native, rel=0.01)
     assert np.nanmedian(cube.flux_err[0][region]) * cube.unit == pytest.approx(
         np.median(rms) * hdr["PHOTFLAM"], rel=0.1)
+
+
+@pytest.fixture(scope="module")
+def sdss_wide(tmp_path_factory):
+    """SDSS griz of the SN 2006bh host on an 80" (201-pixel) stamp: mostly sky."""
+    from conftest import SHARED_DATA
+
+    base = SHARED_DATA / "hostphot_sn2006bh_griz"
+    if not base.is_dir():
+        pytest.skip(f"real test data not found at {base}")
+    sci, var = _host_inputs(base)
+    bands = [f"sdss_{b}" for b in "griz"]
+    out = tmp_path_factory.mktemp("sdss_wide")
+    s = ImageSet(bands, {f: sci[f] for f in bands}, HOST_RA, HOST_DEC, out,
+                 var_img={f: var[f] for f in bands}, stamp_size=(201, 201),
+                 noise_realisations=2)
+    s.process(write=True)
+    return s
+
+
+def test_region_on_a_sky_dominated_stamp_is_the_galaxy(sdss_wide):
+    """The defect: thresholds applied to sep's matched-filter S/N (0.56σ per pixel) let
+    the region cover 70 % of this stamp. In background-σ units it keeps to the galaxy."""
+    s = sdss_wide
+    s.segmentation()
+    region = s.galaxy_region()  # no RegionWarning (warnings are errors)
+    assert s.region_check is not None and not s.region_check.flagged
+    assert region.mean() < 0.4
+    for f in s.filters:
+        bkg = s.background[f]
+        assert bkg.method == "measured"
+        # the measured σ agrees with the propagated variance of the sky (SDSS frames)
+        sky_sigma = np.sqrt(np.percentile(s.stamps[f].variance, 10))
+        assert bkg.sigma == pytest.approx(sky_sigma, rel=0.3), f
+    # the galaxy is inside: nucleus (stamp centre) and >= 96 % of the flux within 36"
+    # except the compact source NE of the nucleus, deblended in every band as a separate
+    # object (5-6 % of the flux; the region's only large hole, beside a few single pixels
+    # of small deblended peaks)
+    ny, nx = region.shape
+    assert region[ny // 2, nx // 2]
+    yy, xx = np.mgrid[:ny, :nx]
+    disc = np.hypot(xx - nx // 2, yy - ny // 2) <= 90
+    filled = ndimage.binary_fill_holes(region)
+    holes, _ = ndimage.label(filled & ~region)
+    sizes = np.bincount(holes.ravel())[1:]
+    big = int(np.argmax(sizes)) + 1
+    assert 200 < sizes.max() < 500 and sizes.sum() - sizes.max() < 30
+    hy, hx = ndimage.center_of_mass(holes == big)
+    assert 10 < hy - ny // 2 < 40 and 0 < hx - nx // 2 < 30  # north-east of the nucleus
+    for f in s.filters:
+        img = s.stamps[f].image - s.background[f].level
+        assert img[filled].sum() > 0.96 * img[disc].sum(), f
+        assert img[region].sum() > 0.90 * img[disc].sum(), f
+    # the old behaviour, for the record: variance array → matched filter → most of the stamp
+    from pixedfit.images.regions import central_segment, segmentation_map
+
+    st = s.stamps["sdss_r"]
+    old = central_segment(segmentation_map(st.image, 1.5, variance=st.variance,
+                                           minarea=30)[0])
+    assert old.mean() > 0.5
+
+
+def test_region_from_a_user_mask_file(sdss_wide, tmp_path):
+    s = sdss_wide
+    stamp = s.output_dir / "stamp_sdss_r.fits"
+    hdr = fits.getheader(stamp)
+    mask = ellipse_region((201, 201), ell=0.3, pa=80.0, radius_sma=45)
+    path = tmp_path / "region.fits"
+    fits.PrimaryHDU(mask.astype(np.uint8), header=WCS(hdr).to_header()).writeto(path)
+    region = s.galaxy_region(mask=path)
+    assert np.array_equal(region, mask) and s.region_method == "mask"
+    cube = s.flux_map(name_out="fluxmap_mask.fits", gal_ebv=0.0)
+    assert np.array_equal(cube.region, mask)
+    hdr_out = fits.getheader(s.output_dir / "fluxmap_mask.fits")
+    assert hdr_out["REGMETH"] == "mask" and hdr_out["REGFLAG"] is False
+    # a mask on another grid is refused, naming the file
+    small = tmp_path / "small.fits"
+    fits.PrimaryHDU(mask[:100, :100].astype(np.uint8)).writeto(small)
+    with pytest.raises(ValueError, match=r"small\.fits: shape \(100, 100\) differs"):
+        s.galaxy_region(mask=small)
+    moved = WCS(hdr)
+    moved.wcs.crval = moved.wcs.crval + np.array([5 / 3600, 0.0])
+    other = tmp_path / "moved.fits"
+    fits.PrimaryHDU(mask.astype(np.uint8), header=moved.to_header()).writeto(other)
+    with pytest.raises(ValueError, match=r"moved\.fits: its WCS is not the stamp grid"):
+        s.galaxy_region(mask=other)
+    with pytest.raises(ValueError, match="not both"):
+        s.galaxy_region(mask=path, use_ellipse=True)
+    # an ellipse larger than the stamp is flagged like any region
+    with pytest.warns(RegionWarning, match=r"covers 9\d\.\d % .*touches the .*ellipse"):
+        s.galaxy_region(use_ellipse=True, radius_sma=120)
+
+
+def test_sedpy_names_work_in_an_imageset(shared_data, tmp_path):
+    """The defect: ``decam_g`` (astro-sedpy name) failed with a raw KeyError."""
+    path = shared_data / "hostphot_sn2006bh_griz" / "DES_g.fits.gz"
+    with fits.open(path) as h:
+        sci = {"decam_g": (h[0].data.astype(float), h[0].header.copy())}
+    s = ImageSet(["decam_g"], sci, HOST_RA, HOST_DEC, tmp_path)
+    assert s.instruments["decam_g"].survey == "des"
+    assert s.instruments["decam_g"].psf_fwhm == pytest.approx(1.12)
+    with pytest.raises(ValueError, match=r"decam_gx.*(Did you mean|Close matches): decam_g"):
+        ImageSet(["decam_gx"], {"decam_gx": sci["decam_g"]}, HOST_RA, HOST_DEC, tmp_path)

@@ -20,6 +20,10 @@ from pixedfit.demo import make_observation
 from pixedfit.parallel import SerialPool
 from pixedfit.pipeline import load_config, run_pipeline
 
+# The demo galaxy fills these small test stamps: its region is flagged with a RegionWarning
+# (checked in test_images_process.py / test_compat.py); here the other stages are tested.
+_FILLS_STAMP = pytest.mark.filterwarnings("ignore::pixedfit.images.regions.RegionWarning")
+
 
 @pytest.fixture(scope="module")
 def observation(tmp_path_factory):
@@ -41,6 +45,7 @@ def _edit(cfg: Path, pattern: str, new: str) -> None:
     cfg.write_text(text)
 
 
+@_FILLS_STAMP
 def test_stages_cache_and_rerun_downstream_only(observation, tmp_path):
     cfg = tmp_path / "run.toml"
     shutil.copy(observation, cfg)
@@ -123,6 +128,7 @@ def _mpiexec() -> str | None:
     return shutil.which("mpiexec")
 
 
+@_FILLS_STAMP
 def test_mpi_run_matches_serial(observation, tmp_path):
     pytest.importorskip("mpi4py")
     mpiexec = _mpiexec()
@@ -175,3 +181,19 @@ def test_ifs_stage_with_an_existing_flux_map(tmp_path):
     assert binned.specphot and binned.bin_has_spec.any()
     assert (tmp_path / "out" / "maps" / "maps.fits").is_file()
     assert run_pipeline(cfg, pool=SerialPool()).ran == []
+
+
+def test_region_options_in_the_config(tmp_path):
+    base = {"images": {"filters": ["sdss_r"], "sci": {"sdss_r": "r.fits"}, "ra": 1.0,
+                       "dec": 2.0}, "_base": str(tmp_path)}
+    cfg = load_config(config=base)
+    assert cfg["images"]["segmentation_thresh"] == 2.0 and cfg["images"]["region_mask"] is None
+    masked = json.loads(json.dumps(base))
+    masked["images"].update(region="mask", region_mask="masks/region.fits")
+    cfg = load_config(config=masked)
+    assert cfg["images"]["region_mask"] == str(tmp_path / "masks" / "region.fits")
+    for bad in ({"region": "mask"}, {"region_mask": "m.fits"}, {"region": "blob"}):
+        wrong = json.loads(json.dumps(base))
+        wrong["images"].update(bad)
+        with pytest.raises(ValueError, match=r"images\.region"):
+            load_config(config=wrong)

@@ -16,6 +16,7 @@ from pixedfit.analysis.plots import (
     plot_maps,
     plot_sed,
     plot_sfh,
+    plot_stamp_region,
     posterior_samples,
     sfh_percentiles,
     weighted_percentiles,
@@ -227,3 +228,35 @@ def test_map_colour_bars_state_units():
     assert {"log Σ* [M☉ kpc⁻²]", "log Σ_SFR [M☉ yr⁻¹ kpc⁻²]", "log age_MW [Gyr]",
             "log Z/Z☉"} <= bars
     assert any(b.startswith("τ̂₂") for b in bars)
+
+
+def test_stamp_region_outline_is_visible(tmp_path):
+    """The report used a 0.6-pt cyan contour on a region-only image; the new outline is a
+    1.6-pt line with a black edge over the whole stamp, sky included."""
+    rng = np.random.default_rng(0)
+    n = 64
+    y, x = np.mgrid[:n, :n]
+    r = np.hypot(x - 32, y - 32)
+    img = 30 * np.exp(-r / 6) + rng.normal(0, 1, (n, n))
+    region = r <= 20
+    plot_stamp_region(img, region, title="sdss_r", path=tmp_path / "ok.png", size=2.4)
+    plot_stamp_region(img, region, flagged=True, path=tmp_path / "flag.png", size=2.4)
+    ok = imread(tmp_path / "ok.png")[..., :3]
+    flag = imread(tmp_path / "flag.png")[..., :3]
+    lime = (ok[..., 1] > 0.8) & (ok[..., 0] < 0.3) & (ok[..., 2] < 0.3)
+    red = (flag[..., 0] > 0.8) & (flag[..., 1] < 0.3) & (flag[..., 2] < 0.3)
+    # perimeter 2π·20 stamp pixels = 2π·20·(240/64) ≈ 470 image pixels, ≥ 1.5 pixels wide
+    for mask in (lime, red):
+        assert mask.sum() > 1.5 * 470
+        ys, xs = np.nonzero(mask)
+        # 240 drawn pixels (2.4 in at 100 dpi) for 64 stamp pixels, centred in the PNG
+        radius = np.hypot(xs - mask.shape[1] / 2, ys - mask.shape[0] / 2) * n / 240
+        assert np.median(radius) == pytest.approx(20, abs=1.5)
+    # the sky is drawn: the corners are not blank (all-white) pixels
+    assert ok[:20, :20].std() > 0.02
+    # a region filling the stamp is still outlined (along the stamp edge)
+    plot_stamp_region(img, np.ones((n, n), bool), flagged=True, path=tmp_path / "all.png")
+    full = imread(tmp_path / "all.png")[..., :3]
+    assert ((full[..., 0] > 0.8) & (full[..., 1] < 0.3) & (full[..., 2] < 0.3)).sum() > 400
+    with pytest.raises(ValueError, match="region"):
+        plot_stamp_region(img, region[:10])

@@ -14,6 +14,7 @@ import pytest
 from matplotlib.image import imread
 
 from pixedfit.demo import run_demo
+from pixedfit.images.regions import RegionWarning
 
 
 class _Images(HTMLParser):
@@ -37,7 +38,9 @@ class _Images(HTMLParser):
 @pytest.fixture(scope="module")
 def report(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("report_run")
-    result = run_demo(out, stamp=24, nmodels=2500, noise_realisations=0, quiet=True)
+    # the demo galaxy fills this small stamp: the region is flagged (banner tested below)
+    with pytest.warns(RegionWarning, match="touches the stamp edge"):
+        result = run_demo(out, stamp=24, nmodels=2500, noise_realisations=0, quiet=True)
     assert result.report is not None
     return result.report
 
@@ -58,6 +61,21 @@ def test_report_sections_and_images(report):
     assert any("sed_bin" in s for s in parser.src)
     text = report.read_text()
     assert "Stages" in text and "seconds" in text
+
+
+def test_report_region_banner_outline_and_error_budget(report):
+    """The region flag of the flux map reaches the page; the outline is drawn thick and in
+    red over the whole stamp (sky included); the error budget lists calibration errors."""
+    text = report.read_text()
+    assert "class='banner'" in text and "Galaxy region warning" in text
+    assert re.search(r"covers \d+\.\d % of the stamp and touches its edge", text)
+    assert "Error budget" in text
+    # sdss_r: 0.8 % calibration error (DustPedia) -> S/N ceiling 125
+    row = re.search(r"<tr><td>sdss_r</td><td>([\d.]+)</td><td>(\d+)</td>", text)
+    assert row and row.group(1) == "0.8" and row.group(2) == "125"
+    img = imread(report.parent / "img" / "stamp_sdss_r.png")[..., :3]
+    red = (img[..., 0] > 0.8) & (img[..., 1] < 0.25) & (img[..., 2] < 0.25)
+    assert red.sum() > 0.01 * red.size  # a visible outline, not a hairline
 
 
 def _browser() -> str | None:

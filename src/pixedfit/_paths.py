@@ -15,8 +15,8 @@ import importlib.util
 import json
 import os
 import re
+import secrets
 import socket
-import tempfile
 import time
 import uuid
 from collections.abc import Iterable, Iterator
@@ -107,6 +107,23 @@ def package_data_dir(package: str, *parts: str) -> Path:
     return Path(next(iter(spec.submodule_search_locations)), *parts)
 
 
+def _create_temp(folder: Path, name: str) -> Path:
+    """Create an empty, new temporary file next to ``name`` in ``folder``.
+
+    It is opened with mode 0o666 so that the kernel applies the process umask, as for any
+    file made by ``open()`` (``tempfile.mkstemp`` would force 0o600 whatever the umask).
+    """
+    for _ in range(100):
+        tmp = folder / f".{name}.{secrets.token_hex(6)}.tmp"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            continue
+        os.close(fd)
+        return tmp
+    raise FileExistsError(f"cannot create a temporary file for {name} in {folder}")
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Context manager giving a temporary path that replaces ``path`` on success.
@@ -115,6 +132,9 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     when the ``with`` block completes; on an exception it is removed and ``path`` is left
     untouched, so a crash never leaves a half-written file.
 
+    Permissions are those of a plain ``open()``: a new file gets 0o666 minus the user's
+    umask (0o644 under umask 022, 0o640 under 027), also when it replaces an older file.
+
     Examples
     --------
     >>> with atomic_path("out.json") as tmp:  # doctest: +SKIP
@@ -122,9 +142,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    tmp = _create_temp(target.parent, target.name)
     try:
         yield tmp
         os.replace(tmp, target)

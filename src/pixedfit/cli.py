@@ -1,7 +1,8 @@
 """The ``pixedfit`` command line.
 
 ``pixedfit --version``; ``pixedfit demo``; ``pixedfit run config.toml``;
-``pixedfit filters list|show|add|remove|rename``; ``pixedfit models generate``;
+``pixedfit filters list|show|add|remove|rename``; ``pixedfit instruments list|show``;
+``pixedfit models generate``;
 ``pixedfit fit`` (see :mod:`pixedfit.cli_fit`).
 Errors in the input are reported on one line (``pixedfit: error: ...``) with exit status 2,
 naming the command-line flag or the configuration key (``section.key``) that set the value
@@ -65,11 +66,8 @@ def _config_keys() -> dict[str, str]:
 def _cmd_filters_list(args: argparse.Namespace) -> int:
     from . import filters as _filters
 
-    names = _filters.list_filters()
-    if args.match:
-        names = [n for n in names if args.match.lower() in n.lower()]
-    for name in names:
-        print(name)
+    for name in _filters.list_filters(match=args.match):
+        print(f"{name:<28} {_filters.filter_family(name)}".rstrip())
     return 0
 
 
@@ -80,6 +78,9 @@ def _cmd_filters_show(args: argparse.Namespace) -> int:
     cwave = _filters.cwave_filters(args.name)
     pivot = _filters.pivot_wavelength(wave, trans)
     print(f"name: {args.name}")
+    family = _filters.filter_family(args.name)
+    if family:
+        print(f"family: {family}")
     print(f"pivot wavelength: {pivot:.2f} A")
     if abs(cwave - pivot) > 1e-6 * pivot:
         print(f"central wavelength (given when it was added): {cwave:.2f} A")
@@ -122,6 +123,50 @@ def _cmd_filters_rename(args: argparse.Namespace) -> int:
 
     _filters.rename_filter(args.old, args.new)
     print(f"renamed filter {args.old!r} to {args.new!r}")
+    return 0
+
+
+def _cmd_instruments_list(args: argparse.Namespace) -> int:
+    from .instruments import list_instruments
+
+    rows = [("filter", "survey", "instrument", "pix[\"]", "FWHM[\"]", "unit", "calib",
+             "zero point")]
+    for inst in list_instruments(args.survey):
+        zp = inst.zp_keyword or ("" if inst.zeropoint is None else f"{inst.zeropoint:g} AB")
+        rows.append((inst.filter, inst.survey, inst.instrument, f"{inst.pixel_scale:g}",
+                     f"{inst.psf_fwhm:g}", inst.unit, f"{100 * inst.calib_err:.1f}%", zp))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+    return 0
+
+
+def _cmd_instruments_show(args: argparse.Namespace) -> int:
+    from . import filters as _filters
+    from .instruments import get_instrument, instrument_aliases, instrument_key
+
+    inst = get_instrument(args.name)
+    key = instrument_key(args.name) or args.name
+    print(f"filter: {inst.filter}" + (f" (entry {key})" if key != inst.filter else ""))
+    print(f"survey: {inst.survey}")
+    print(f"instrument: {inst.instrument}")
+    print(f"pixel scale: {inst.pixel_scale:g} arcsec")
+    print(f"PSF FWHM: {inst.psf_fwhm:g} arcsec")
+    print(f"native unit: {inst.unit}")
+    print(f"calibration error: {100 * inst.calib_err:.1f} %")
+    for name in ("zp_keyword", "zeropoint", "flam_per_count", "jy_per_dn", "vega_flam",
+                 "beam_area"):
+        value = getattr(inst, name)
+        if value is not None:
+            print(f"{name}: {value}")
+    aliases = [a for a in instrument_aliases(key) if a != inst.filter]
+    if key != inst.filter:
+        aliases = [key, *aliases]
+    print(f"other names: {', '.join(aliases) or 'none'}")
+    curve = _filters.builtin_curve_name(inst.filter)
+    print("filter curve: " + (f"astro-sedpy {curve}" if curve else
+                              "not built in (add it: pixedfit filters add NAME FILE)"))
+    print(f"sources: {inst.notes}")
     return 0
 
 
@@ -171,10 +216,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_subcommands(sub)
 
+    inst = sub.add_parser("instruments", help="the instrument table (pixel scale, PSF, unit, "
+                          "calibration error)")
+    isub = inst.add_subparsers(dest="instruments_command", required=True)
+    p = isub.add_parser("list", help="list the built-in instrument entries")
+    p.add_argument("--survey", help="only this survey (galex, sdss, des, hst, jwst...)")
+    p.set_defaults(func=_cmd_instruments_list)
+    p = isub.add_parser("show", help="show one entry, its other names and its sources")
+    p.add_argument("name")
+    p.set_defaults(func=_cmd_instruments_show)
+
     filt = sub.add_parser("filters", help="manage the filter library")
     fsub = filt.add_subparsers(dest="filters_command", required=True)
     p = fsub.add_parser("list", help="list filter names")
-    p.add_argument("--match", help="only names containing this text (case-insensitive)")
+    p.add_argument("--match", help="only names or families (e.g. DES, UKIDSS, NIRCam) "
+                   "containing this text (case-insensitive)")
     p.set_defaults(func=_cmd_filters_list)
     p = fsub.add_parser("show", help="show a filter's pivot wavelength and range")
     p.add_argument("name")

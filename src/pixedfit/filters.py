@@ -47,7 +47,10 @@ __all__ = [
     "PartialCoverageWarning",
     "UnknownFilterError",
     "add_filter",
+    "builtin_curve_name",
+    "builtin_filter_names",
     "cwave_filters",
+    "filter_family",
     "filter_weights",
     "get_filter_curve",
     "list_filters",
@@ -180,6 +183,76 @@ def _builtin_names() -> set[str]:
     return set(_pixedfit_aliases()) | set(_sedpy_names())
 
 
+def builtin_filter_names() -> list[str]:
+    """Every built-in filter name (piXedfit names and astro-sedpy names), sorted; user
+    additions and renames are not included (see :func:`list_filters`)."""
+    return sorted(_builtin_names())
+
+
+def builtin_curve_name(name: str) -> str | None:
+    """The astro-sedpy curve file (without ``.par``) behind a built-in filter name, or
+    None for a name that is not built in. Two names with the same curve are the same band.
+    """
+    return _builtin_target(name)
+
+
+# Filter families: a pattern on the name (or on the sedpy file behind it) → a description
+# with the survey names users search for (``pixedfit filters list --match des``).
+_FAMILIES: tuple[tuple[str, str], ...] = (
+    (r"^galex_", "GALEX (ultraviolet)"),
+    (r"^sdss_", "SDSS imaging camera"),
+    (r"^(2mass|twomass)_", "2MASS"),
+    (r"^wise_", "WISE / unWISE"),
+    (r"^spitzer_irac", "Spitzer IRAC"),
+    (r"^spitzer_(mips|irs)", "Spitzer MIPS / IRS"),
+    (r"^herschel_pacs", "Herschel PACS"),
+    (r"^herschel_spire", "Herschel SPIRE"),
+    (r"^(ctio_)?decam_", "CTIO Blanco DECam (DES, DECaLS, DELVE)"),
+    (r"^mayall_mosaic|^ctio_mosaic", "Mayall/CTIO MOSAIC"),
+    (r"^(pan-starrs|panstarrs)_", "Pan-STARRS1 (PS1)"),
+    (r"^hsc_", "Subaru Hyper Suprime-Cam (HSC-SSP)"),
+    (r"^(cfht_mega|cfht_megacam)_", "CFHT MegaCam (CFHTLS, MegaPipe)"),
+    (r"^cfht_wircam_", "CFHT WIRCam"),
+    (r"^(wfcam|ukirt_wfcam)_", "UKIRT WFCAM (UKIDSS)"),
+    (r"^(vircam|vista_vircam)_", "VISTA VIRCAM (VHS, VIKING, VIDEO)"),
+    (r"^(hst_acs|acs_wfc)_", "HST ACS/WFC"),
+    (r"^(hst_wfc3_uvis|wfc3_uvis)_", "HST WFC3/UVIS"),
+    (r"^(hst_wfc3_ir|wfc3_ir)_", "HST WFC3/IR"),
+    (r"^hst_wfpc3_", "HST WFC3 (piXedfit name)"),
+    (r"^hst_wfpc2_", "HST WFPC2"),
+    (r"^jwst_niriss_", "JWST NIRISS"),
+    (r"^jwst_miri_|^jwst_f(560|770|1000|1130|1280|1500|1800|2100|2550)w", "JWST MIRI"),
+    (r"^jwst_", "JWST NIRCam"),
+    (r"^euclid_", "Euclid VIS / NISP"),
+    (r"^(lsst|lsst_baseline)_", "Rubin LSST"),
+    (r"^(roman|wfirst)_", "Roman WFI"),
+    (r"^(bass|mzls)_", "DESI Legacy Surveys (BASS, MzLS)"),
+    (r"^subaru_", "Subaru Suprime-Cam / MOIRCS"),
+    (r"^(newfirm|mayall_newfirm)_", "Mayall NEWFIRM"),
+    (r"^gaia_", "Gaia"),
+    (r"^uvot_", "Swift UVOT"),
+    (r"^(johnson|bessell|stromgren|hipparcos)", "standard photometric system"),
+)
+
+
+def filter_family(name: str) -> str:
+    """The instrument/survey family of a filter name (``""`` when not known).
+
+    Examples
+    --------
+    >>> filter_family("decam_g")
+    'CTIO Blanco DECam (DES, DECaLS, DELVE)'
+    """
+    candidates = [name]
+    target = _builtin_target(name)
+    if target is not None:
+        candidates.append(target)
+    for pattern, family in _FAMILIES:
+        if any(re.search(pattern, c, flags=re.IGNORECASE) for c in candidates):
+            return family
+    return ""
+
+
 def _builtin_target(name: str) -> str | None:
     """sedpy name behind a built-in name, or None."""
     aliases = _pixedfit_aliases()
@@ -248,20 +321,27 @@ def _as_name_list(filters: str | Iterable[str]) -> list[str]:
 # --------------------------------------------------------------------------- public library API
 
 
-def list_filters(data_dir: PathLike | None = None) -> list[str]:
+def list_filters(data_dir: PathLike | None = None, match: str | None = None) -> list[str]:
     """Names of all available filters, sorted.
 
     Parameters
     ----------
     data_dir : path-like, optional
         User data folder holding added or renamed filters (default: see module docstring).
+    match : str, optional
+        Keep the names containing this text, or whose family (:func:`filter_family`, e.g.
+        "DES", "UKIDSS", "NIRCam") contains it; case insensitive.
 
     Returns
     -------
     list of str
         piXedfit names, astro-sedpy names and user filters.
     """
-    return sorted(_available_names(_load_registry(data_dir)))
+    names = sorted(_available_names(_load_registry(data_dir)))
+    if match:
+        text = match.lower()
+        names = [n for n in names if text in n.lower() or text in filter_family(n).lower()]
+    return names
 
 
 def get_filter_curve(

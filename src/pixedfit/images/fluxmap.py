@@ -7,7 +7,11 @@ same factors. Outside the galaxy region the cube holds NaN (the original wrote �
 Per band the primary header keeps the calibration uncertainty (``CALERR<i>``, a fraction,
 not folded into pixel errors because it does not average down in bins) and the large-area
 noise-correlation factor (``VCF<i>`` = Σρ, the ratio of the variance of a sum over a large
-area to the sum of pixel variances).
+area to the sum of pixel variances). The region's fit to the stamp is recorded too:
+``REGFRAC`` (fraction of the stamp in the region), ``REGEDGE`` (region pixels on the stamp
+border) and ``REGFLAG`` (True when the region touches the border or covers more than half
+of the stamp: it then probably includes sky, see
+:class:`pixedfit.images.regions.RegionWarning`).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from numpy.typing import NDArray
 from ..cube import FluxCube
 from .extinction import ebv_foreground_dust, extinction_correction
 from .instruments import Instrument, flux_conversion_factor
+from .regions import check_region
 
 __all__ = ["FluxMapInput", "build_flux_cube"]
 
@@ -124,6 +129,10 @@ def build_flux_cube(
         if band.rho is not None:
             hdr[f"VCF{i}"] = (float(np.sum(band.rho)), f"{name} large-area variance factor")
         hdr[f"AEXT{i}"] = (float(2.5 * np.log10(corr[i])), f"{name} Galactic A_band [mag]")
+    check = check_region(reg)
+    hdr["REGFRAC"] = (round(check.fraction, 5), "fraction of the stamp in the region")
+    hdr["REGEDGE"] = (check.edge_pixels, "region pixels on the stamp border")
+    hdr["REGFLAG"] = (check.flagged, "region at the border or > 50% of stamp")
     for key, value in (header_extra or {}).items():
         hdr[key] = value
     return FluxCube(flux, err, filters, region=reg, unit=scale_unit, wcs=wcs, z=z,

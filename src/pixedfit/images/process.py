@@ -49,7 +49,18 @@ from .align import (
 from .background import subtract_background
 from .fluxmap import FluxMapInput, build_flux_cube
 from .instruments import Instrument, check_header_unit, get_instrument
-from .regions import central_segment, ellipse_region, mask_stars, segmentation_map
+from .regions import (
+    BackgroundNoise,
+    RegionCheck,
+    background_noise,
+    central_segment,
+    check_region,
+    ellipse_region,
+    mask_stars,
+    read_region_mask,
+    segmentation_map,
+    warn_region,
+)
 from .regions import galaxy_region as _union
 from .variance import variance_from_background
 
@@ -431,6 +442,10 @@ class ImageSet:
         self.stamps: dict[str, StampBand] = {}
         self.segmentation_maps: dict[str, NDArray[np.int32]] = {}
         self.region: NDArray[np.bool_] | None = None
+        self.region_check: RegionCheck | None = None
+        self.region_method: str | None = None
+        self.region_source = ""
+        self.background: dict[str, BackgroundNoise] = {}
         self.grid_wcs: WCS | None = None
 
     # ------------------------------------------------------------------ kernels
@@ -654,32 +669,70 @@ class ImageSet:
 
     # ------------------------------------------------------------------ regions
     def segmentation(
-        self, thresh: float = 1.5, minarea: int = 30, deblend_nthresh: int = 32,
+        self, thresh: float = 2.0, minarea: int = 30, deblend_nthresh: int = 32,
         deblend_cont: float = 0.005,
     ) -> dict[str, NDArray[np.bool_]]:
-        """Per band, the sep segment containing the stamp centre (bool masks)."""
+        """Per band, the sep segment containing the stamp centre (bool masks).
+
+        ``thresh`` is in units of the band's background noise measured on its stamp
+        (:func:`~pixedfit.images.regions.background_noise`, kept in :attr:`background`):
+        a pixel is detected when the 3 × 3-smoothed, background-subtracted stamp exceeds
+        ``thresh`` × σ_background. Holes of a segment without another object are filled.
+        """
         self._require_stamps()
+        if not (np.isfinite(thresh) and thresh > 0):
+            raise ValueError("thresh: must be a positive number of background σ")
         out = {}
+        self.background = {}
         for f, st in self.stamps.items():
-            segm, _ = segmentation_map(st.image, thresh=thresh, variance=st.variance,
+            try:
+                noise = background_noise(st.image, st.variance)
+            except ValueError as exc:
+                raise ValueError(f"{f}: {exc}") from exc
+            self.background[f] = noise
+            segm, _ = segmentation_map(st.image - noise.level, thresh=thresh, err=noise.sigma,
                                        minarea=minarea, deblend_nthresh=deblend_nthresh,
                                        deblend_cont=deblend_cont)
             self.segmentation_maps[f] = segm
-            out[f] = central_segment(segm)
+            out[f] = central_segment(segm, fill_holes=True)
         self._central = out
+        self._seg_thresh = float(thresh)
         return out
 
     def galaxy_region(
         self, bands: Sequence[str] | None = None, use_ellipse: bool = False,
-        stars: Sequence[tuple[float, float, float]] | None = None, **ellipse: Any,
+        stars: Sequence[tuple[float, float, float]] | None = None,
+        mask: PathLike | NDArray | None = None, max_fraction: float = 0.5, **ellipse: Any,
     ) -> NDArray[np.bool_]:
         """Union of the central segments of ``bands`` (default all), or an ellipse
-        (``x_cent, y_cent, ell, pa, radius_sma`` in stamp pixels); foreground ``stars``
+        (``x_cent, y_cent, ell, pa, radius_sma`` in stamp pixels), or a user ``mask`` (FITS
+        file on the stamp grid, or a bool array of the stamp shape); foreground ``stars``
         given as (RA, Dec, radius [arcsec]) are cut out; pixels without data in any band
-        are removed."""
+        are removed.
+
+        A :class:`~pixedfit.images.regions.RegionWarning` naming the bands (or the mask)
+        is issued when the region touches the stamp edge or covers more than
+        ``max_fraction`` of the stamp; the result is kept in :attr:`region_check`.
+        """
         self._require_stamps()
-        if use_ellipse:
+        if use_ellipse and mask is not None:
+            raise ValueError("mask: give either use_ellipse=True or a mask, not both")
+        if mask is not None:
+            if isinstance(mask, str | os.PathLike):
+                region = read_region_mask(mask, self.stamp_size, self.grid_wcs)
+                source = f"mask file {mask}"
+            else:
+                region = np.asarray(mask)
+                if region.shape != tuple(self.stamp_size):
+                    raise ValueError(f"mask: shape {region.shape} differs from the stamp "
+                                     f"{tuple(self.stamp_size)}")
+                region = region.astype(bool)
+                source = "user mask"
+            self.region_method = "mask"
+        elif use_ellipse:
             region = ellipse_region(self.stamp_size, **ellipse)
+            source = "ellipse"
+            self.region_method = "ellipse"
         else:
             if not hasattr(self, "_central"):
                 self.segmentation()
@@ -688,6 +741,13 @@ class ImageSet:
             if unknown:
                 raise ValueError(f"bands: unknown {unknown}")
             region = _union([self._central[b] for b in bands])
+            checks = {b: check_region(self._central[b], max_fraction) for b in bands}
+            flagged = [b for b in bands if checks[b].flagged] or \
+                [max(bands, key=lambda b: checks[b].fraction)]
+            source = "segments of " + ", ".join(
+                f"{b} ({100 * checks[b].fraction:.0f} %"
+                f"{', at the edge' if checks[b].touches_edge else ''})" for b in flagged)
+            self.region_method = "segmentation"
         valid = np.all([np.isfinite(st.image) & np.isfinite(st.variance) & (st.variance > 0)
                         for st in self.stamps.values()], axis=0)
         region = region & valid
@@ -701,6 +761,9 @@ class ImageSet:
         if not region.any():
             raise ValueError("galaxy_region: empty region (no segment at the centre, or no "
                              "pixel with data in every band)")
+        self.region_check = check_region(region, max_fraction)
+        self.region_source = source
+        warn_region(self.region_check, source)
         self.region = region
         return region
 
@@ -733,6 +796,12 @@ class ImageSet:
             if f in self.kernel_checks:
                 chk = self.kernel_checks[f]
                 extra[f"KEEDEV{i}"] = (chk.max_deviation, "kernel EE deviation, r >= FWHM")
+        if region is None and self.region_method is not None:
+            extra["REGMETH"] = (self.region_method, "galaxy region: segmentation/ellipse/mask")
+            if self.region_method == "segmentation":
+                extra["REGTHR"] = (self._seg_thresh, "segmentation threshold [background sigma]")
+            if self.region_check.flagged:
+                extra["REGWHY"] = (self.region_source, "source of the region flag")
         cube = build_flux_cube(bands, reg, self.grid_wcs, self.pixel_scales[self.align_filter],
                                self.ra, self.dec, z=self.z, gal_ebv=gal_ebv, dustmap=dustmap,
                                scale_unit=scale_unit, header_extra=extra)

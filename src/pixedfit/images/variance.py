@@ -3,8 +3,10 @@
 Each survey gets one function; all return float64 (y, x) arrays with NaN where the
 variance cannot be computed. Calibration (zero-point) uncertainties are *not* folded into
 pixel variances, because they are fully correlated between pixels and do not average down
-when pixels are binned; they are kept per band in the instrument table
-(:attr:`pixedfit.images.instruments.Instrument.calib_err`) and added to summed fluxes.
+when pixels are binned. Nothing in this module uses them: they are kept per band in the
+instrument table (:attr:`pixedfit.instruments.Instrument.calib_err`), written by the flux
+map into its header (``CALERR<i>``, a fraction) and listed in the report's error budget;
+adding them to the errors of binned SEDs is the job of the fitting stage's likelihood.
 """
 
 from __future__ import annotations
