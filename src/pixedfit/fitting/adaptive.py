@@ -9,29 +9,43 @@ what matters; time to a posterior that does not depend on the seed is.
 How. The library pass (:func:`pixedfit.fitting.rdsps.rdsps`, the original's method) is the
 first round. Then, for each SED, rounds of adaptive importance sampling (population Monte
 Carlo, Cappé et al. 2004; with the deterministic-mixture weights of AMIS, Cornuet et al.
-2012) with the batched forward model:
+2012) with the batched forward model, in the unbounded coordinates
+``y = logit((θ − lo) / (hi − lo))`` of the prior box (where the uniform box prior is a
+product of logistic densities, so unconstrained parameters are as easy to cover as the
+constrained ones and no proposal falls outside the box):
 
-1. **Proposal** — a mixture of multivariate Student-t kernels (``df`` degrees of freedom)
-   centred on up to ``max_components`` points drawn from the current weighted samples,
-   sharing their weighted covariance shrunk by Silverman's factor (a kernel density estimate
-   of the posterior), plus a ``defensive`` fraction drawn uniformly over the prior box, so
-   that no region the prior allows has zero proposal density. While the weights are
-   degenerate (effective sample size below ``min_adapt_ess``) they are tempered
-   (``w^β``, β < 1) before the mixture is built: the proposal is then a broadened version of
-   the posterior, never a collapsed one. The first proposal is built from the library models
-   (each with its best normalisation) with their library-pass weights.
-2. **Weights** — every sample of every round gets the weight
-   ``π(θ) / Σ_r (N_r / N) q_r(θ)``, where π is the same unnormalised posterior as the MCMC
+1. **Proposal** — a mixture of multivariate Student-t kernels (``df`` degrees of freedom):
+   kernels centred on up to ``max_components`` points drawn from the current weighted
+   samples, sharing their weighted covariance shrunk by Silverman's factor (a kernel
+   density estimate of the posterior); one kernel at their weighted mean with their
+   covariance inflated 1.5² (the efficient proposal of a unimodal posterior); and a
+   ``defensive`` fraction from the box prior itself, so that no region the prior allows has
+   zero proposal density. While the weights are degenerate (effective sample size below
+   ``min_adapt_ess``) they are tempered (``w^β``, β < 1) first: the proposal is then a
+   broadened version of the posterior, never a collapsed one. The first proposal is built
+   from the library models (each with its best normalisation) and their library weights.
+2. **Annealing when needed** — if after ``anneal_after`` rounds the ESS is still below
+   ``min_adapt_ess`` (a posterior far narrower than the library's spacing, or curved), a
+   sequential Monte Carlo stage carries ``n_particles`` library models, tempered, to the
+   posterior with differential-evolution Metropolis moves (:func:`_anneal`), and the next
+   proposal is built from those particles.
+3. **Weights** — every sample of every round gets the weight
+   ``π(y) / Σ_r (N_r / N) q_r(y)``, where π is the same unnormalised posterior as the MCMC
    (:class:`~pixedfit.fitting.mcmc.LogProbability`: likelihood × priors × the prior box,
-   mass sampled with a flat prior in log M like the other parameters) and the sum runs over
-   all proposals so far. These weights are unbiased whatever the proposals were, and robust
-   to a poor early round.
-3. **Stop** when the effective sample size ``ESS = (Σw)² / Σw²`` of all rounds together
+   mass sampled with a flat prior in log M like the other parameters) times the Jacobian
+   of the coordinates, and the sum runs over all proposals so far. These weights are
+   unbiased whatever the proposals were, and robust to a poor early round.
+4. **Stop** when the effective sample size ``ESS = (Σw)² / Σw²`` of all rounds together
    reaches ``target_ess`` *and* the weights pass the Pareto-k̂ reliability test of PSIS
    (k̂ < 0.7; Vehtari et al. 2024) — an ESS alone can look large while a weight that
    has not been drawn yet would dominate — or when ``max_evaluations`` model evaluations
-   are spent (then the
-   result says ``converged=False`` and a :class:`ConvergenceWarning` is raised).
+   are spent (then the result says ``converged=False`` and a :class:`ConvergenceWarning`
+   is raised).
+
+Limits (measured, ``benchmarks/RESULTS.md``): importance sampling cannot see a part of the
+posterior that no proposal reaches. On the 11-parameter DustPedia model two library seeds
+can still give stellar masses ≈ 1σ apart while both report convergence; nested sampling
+(``method="nested"``) is the check for such models.
 
 The default target, 500, makes the posterior median of a parameter reproducible to about
 ``1.25 σ / √ESS`` ≈ 0.06 σ between seeds (0.01 dex for σ = 0.2 dex). The seed of every SED is
