@@ -71,7 +71,8 @@ remove_filter("my_box2")
 
 
 def test_pixedfit_script_runs_with_compat(tmp_path, monkeypatch):
-    make_observation(tmp_path, stamp=24, seed=5, nmodels=100, noise_realisations=0)
+    make_observation(tmp_path, stamp=24, seed=5, nmodels=100, noise_realisations=0,
+                     refine=False)
     monkeypatch.chdir(tmp_path)
     (tmp_path / "script.py").write_text(SCRIPT)
     # the synthetic galaxy fills the 24-pixel stamp: the region is flagged as such

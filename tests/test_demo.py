@@ -47,7 +47,8 @@ def test_cli_demo_recovers_the_true_maps(tmp_path, capsys):
 
 
 def test_observation_is_in_survey_units(tmp_path):
-    cfg = make_observation(tmp_path, stamp=16, seed=1, nmodels=100, noise_realisations=0)
+    cfg = make_observation(tmp_path, stamp=16, seed=1, nmodels=100, noise_realisations=0,
+                           refine=False)
     text = cfg.read_text()
     assert 'ref_band = "sdss_z"' in text and "truth" in text
     for name in DEMO_FILTERS:

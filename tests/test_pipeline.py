@@ -28,7 +28,8 @@ _FILLS_STAMP = pytest.mark.filterwarnings("ignore::pixedfit.images.regions.Regio
 @pytest.fixture(scope="module")
 def observation(tmp_path_factory):
     folder = tmp_path_factory.mktemp("obs")
-    cfg = make_observation(folder, stamp=24, seed=3, nmodels=500, noise_realisations=0)
+    cfg = make_observation(folder, stamp=24, seed=3, nmodels=500, noise_realisations=0,
+                           refine=False)  # the stages' mechanics, not convergence
     text = cfg.read_text().replace("[report]", "[report]\nenabled = false")
     cfg.write_text(text)
     return cfg

@@ -40,7 +40,8 @@ def report(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("report_run")
     # the demo galaxy fills this small stamp: the region is flagged (banner tested below)
     with pytest.warns(RegionWarning, match="touches the stamp edge"):
-        result = run_demo(out, stamp=24, nmodels=2500, noise_realisations=0, quiet=True)
+        result = run_demo(out, stamp=24, nmodels=2500, noise_realisations=0, quiet=True,
+                          refine=False)
     assert result.report is not None
     return result.report
 
