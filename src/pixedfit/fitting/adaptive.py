@@ -376,7 +376,7 @@ def _systematic(weights: NDArray, n: int, rng: np.random.Generator) -> NDArray[n
 
 
 def _anneal(log_target_parts: Any, y0: NDArray, lw_library: NDArray,
-            settings: AdaptiveSettings, rng: np.random.Generator
+            settings: AdaptiveSettings, rng: np.random.Generator, budget: int
             ) -> tuple[NDArray[np.float64], int, int]:
     """Sequential Monte Carlo from the library to the posterior (Del Moral, Doucet & Jasra
     2006), in unbounded coordinates.
@@ -433,6 +433,8 @@ def _anneal(log_target_parts: Any, y0: NDArray, lw_library: NDArray,
         moves = settings.n_moves * (3 if beta >= 1.0 else 1)
         half = np.arange(n) % 2  # two halves: each moves with partners from the other
         for _ in range(moves):
+            if n_eval + n > budget:
+                return y, n_eval, steps
             for side in (0, 1):
                 mover = np.flatnonzero(half == side)
                 other = np.flatnonzero(half != side)
@@ -456,7 +458,7 @@ def _anneal(log_target_parts: Any, y0: NDArray, lw_library: NDArray,
                 log_prior[sel] = lp_new[accept]
                 log_like[sel] = ll_new[accept]
                 scale *= math.exp(float(accept.mean()) - 0.25)  # aim at ~25 % acceptance
-        if beta >= 1.0 or steps >= settings.max_tempering_steps:
+        if beta >= 1.0 or steps >= settings.max_tempering_steps or n_eval + n > budget:
             return y, n_eval, steps
 
 
@@ -590,11 +592,13 @@ def run_adaptive(lnprob: LogProbability, lo: NDArray, hi: NDArray, candidates: N
     annealed = None
     for _ in range(settings.max_rounds):
         if (annealed is None and settings.n_particles > 0 and len(sizes) >= settings.anneal_after
-                and ess < min_ess):
+                and ess < min_ess
+                and settings.max_evaluations - n_eval >= 2 * settings.n_particles):
             # the importance rounds make no headway from the library (a posterior far
             # narrower than its spacing, or curved): anneal the library to the posterior
             before = lnprob.ncalls
-            annealed, _, steps = _anneal(parts, library_y, lw0, settings, rng)
+            annealed, _, steps = _anneal(parts, library_y, lw0, settings, rng,
+                                         settings.max_evaluations - n_eval)
             n_eval += lnprob.ncalls - before
             history.append({"n": 0.0, "ess": ess, "evaluations": float(n_eval),
                             "tempering_steps": float(steps)})
