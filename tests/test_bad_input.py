@@ -461,7 +461,7 @@ def _config(tmp_path: Path, **sections) -> dict:
     ("models", {"ranges": {"log_age": 0.5}}, r"models\.ranges\.log_age must be \[lo, hi\]"),
     ("models", {"sfh_form": 7}, r"models\.sfh_form must be <= 4"),
     ("models", {"nmodels": 10.5}, r"models\.nmodels must be an integer"),
-    ("fitting", {"method": "nested"}, r"fitting\.method must be one of 'rdsps', 'mcmc'"),
+    ("fitting", {"method": "emcee"}, r"fitting\.method must be one of 'rdsps', 'mcmc'"),
     ("fitting", {"cosmo": "Planck99"}, r"fitting\.cosmo: .*unknown cosmology"),
     ("fitting", {"perc_chi2": 0}, r"fitting\.perc_chi2 must be > 0"),
     ("run", {"quiet": "yes"}, r"run\.quiet must be true or false"),

@@ -282,9 +282,9 @@ def _check_config(cfg: dict[str, Any], files: bool, problems: list[str]) -> None
                                                    ("images.ra", "images.dec"))
             except (TypeError, ValueError) as exc:
                 add(str(exc))
-        size = im["stamp_size"]
-        if not (isinstance(size, list) and len(size) == 2 and all(is_int(v) and v >= 5
-                                                                  for v in size)):
+        size = im["stamp_size"]  # None: from the images' footprint
+        if size is not None and not (isinstance(size, list) and len(size) == 2
+                                     and all(is_int(v) and v >= 5 for v in size)):
             add(f"images.stamp_size must be [ny, nx], integers >= 5 (pixels), got {size!r}")
         choice("images.psf_model", im["psf_model"], ("gaussian", "moffat", "double_gaussian"))
         band("images.psf_target", im["psf_target"], bands, index_ok=False)
