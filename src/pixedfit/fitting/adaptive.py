@@ -748,6 +748,15 @@ def refine(ctx: Any, lp: LibraryPass, obs: NDArray | None, err: NDArray | None,
         fmean = wt @ rel
         spectrum["factor_mean"] = fmean
         spectrum["factor_std"] = np.sqrt(np.maximum(wt @ (rel * rel) - fmean**2, 0.0))
+    z_grid = z_post = None
+    if z is None and "z" in names and lp.models.z_grid is not None:
+        # the redshift posterior on the library's grid: weights binned between its midpoints
+        z_grid = np.asarray(lp.models.z_grid, dtype=np.float64)
+        edges = np.concatenate([[-np.inf], 0.5 * (z_grid[1:] + z_grid[:-1]), [np.inf]])
+        zs = run.values["z"]
+        ok = np.isfinite(zs) & (w > 0)
+        z_post, _ = np.histogram(zs[ok], bins=edges, weights=w[ok])
+        z_post = z_post / z_post.sum() if z_post.sum() > 0 else z_post
     notes = []
     if not run.converged:
         notes.append(f"effective sample size {run.ess:.0f} (target {settings.target_ess:g}, "
@@ -783,4 +792,4 @@ def refine(ctx: Any, lp: LibraryPass, obs: NDArray | None, err: NDArray | None,
         n_used=int(use.sum()), n_bands_used=len(ctx.filters) if has_phot else 0,
         config=ctx.config(), samples=samples, photo_pct=photo_pct, spectrum=spectrum,
         diagnostics=diagnostics, ess=run.ess, n_model_evaluations=run.n_evaluations,
-        rounds=run.rounds, converged=run.converged)
+        rounds=run.rounds, converged=run.converged, z_grid=z_grid, z_posterior=z_post)
