@@ -484,33 +484,25 @@ def test_ssp_grid_on_a_full_disk_leaves_nothing(tmp_path, monkeypatch):
 
     from pixedfit.sps.grids import SSPGrid, write_grid
 
+    wave = np.linspace(1000.0, 10000.0, 50)
+    grid = SSPGrid(wave=wave, age=np.array([0.01, 0.1, 1.0, 10.0]),
+                   zmet=np.array([0.004, 0.02]), ssp=np.ones((2, 4, 50)),
+                   mass_living=np.ones((2, 4)) * 0.9, mass_remnant=np.ones((2, 4)) * 0.05,
+                   source="test", imf="kroupa", zsun=0.02)
     real_open = builtins.open
-
-    class Full:
-        def __init__(self, fh):
-            self.fh = fh
-
-        def write(self, data):
-            raise OSError(errno.ENOSPC, "No space left on device")
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            self.fh.close()
 
     def fake_open(file, mode="r", *args, **kwargs):
         fh = real_open(file, mode, *args, **kwargs)
-        return Full(fh) if "w" in mode and str(file).endswith(".tmp") else fh
+        if "w" in mode and str(file).endswith(".tmp"):
+            fh.write = _no_space  # every write to a temporary fails
+        return fh
 
-    wave = np.linspace(1000.0, 10000.0, 50)
-    age = np.array([0.01, 0.1, 1.0, 10.0])
-    zmet = np.array([0.004, 0.02])
-    grid = SSPGrid(wave=wave, age=age, zmet=zmet, ssp=np.ones((2, 4, 50)),
-                   mass_living=np.ones((2, 4)) * 0.9, mass_remnant=np.ones((2, 4)) * 0.05,
-                   source="test", imf="kroupa", zsun=0.02)
     monkeypatch.setattr(builtins, "open", fake_open)
     with pytest.raises(OSError) as info:
         write_grid(grid, tmp_path / "grid.h5")
     assert info.value.errno == errno.ENOSPC
     assert list(tmp_path.iterdir()) == []
+
+
+def _no_space(data):
+    raise OSError(errno.ENOSPC, "No space left on device")
