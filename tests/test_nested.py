@@ -124,8 +124,9 @@ def test_evidence_against_independent_importance_sampling(model, mock, fit_a):
     free = d["sampled"]
     lo = np.array([d["box"][n][0] for n in free])
     hi = np.array([d["box"][n][1] for n in free])
-    lnp = LogProbability(model, free, lo, hi, d["fixed"], PriorSet(), Z, FILTERS, obs, err,
-                         threads=1)
+    # the errors as fitted (statistical and calibration terms: fitting.errors)
+    lnp = LogProbability(model, free, lo, hi, d["fixed"], PriorSet(), Z, FILTERS, obs,
+                         fit_a.obs_flux_err, threads=1)
     rng = np.random.default_rng(3)
     samp = fit_a.samples[:, [fit_a.names.index(n) for n in free]]
     centres = samp[rng.choice(samp.shape[0], 400, replace=False)]

@@ -26,7 +26,8 @@ __all__ = ["main", "user_message"]
 
 
 def user_message(exc: BaseException, names: Mapping[str, str] | None = None) -> str:
-    """One line describing ``exc`` for the user of a command.
+    """A line describing ``exc`` for the user of a command (plus the items of a list of
+    problems, such as the configuration check gives).
 
     Parameters
     ----------
@@ -42,7 +43,11 @@ def user_message(exc: BaseException, names: Mapping[str, str] | None = None) -> 
     while isinstance(root, RuntimeError) and root.__cause__ is not None:
         root = root.__cause__
     text = str(root).strip()
-    text = text.splitlines()[0] if text else type(root).__name__
+    if text:  # the first line, and the items of a list of problems ("  - ...") if any
+        lines = text.splitlines()
+        text = "\n".join([lines[0], *(ln for ln in lines[1:] if ln.startswith("  - "))])
+    else:
+        text = type(root).__name__
     if names:
         pattern = "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
         text = re.sub(rf"(?<![\w.\-'\"])({pattern})(?=\[| must| should|: | =)",

@@ -491,40 +491,30 @@ def load_config(path: PathLike | None = None, config: Mapping[str, Any] | None =
                              "exclude (arcsec) and mask_sources (bool)")
     both = sorted(set(im["var"] or {}) & set(im["err"] or {}))
     if both:
-        raise ValueError(f"config: images.var and images.err both given for {both}")
+        problems.append(f"images.var and images.err both given for {both}")
     cfg["ifs"]["cube"] = absolute(cfg["ifs"]["cube"])
     cfg["models"]["library"] = absolute(cfg["models"]["library"])
     cfg["report"]["truth"] = absolute(cfg["report"]["truth"])
-    if im["fluxmap"] is None:
-        if not im["filters"]:
-            raise ValueError("config: images.filters is empty (or give images.fluxmap)")
-        missing = [f for f in im["filters"] if f not in im["sci"]]
-        if missing:
-            raise ValueError(f"config: images.sci has no image for {missing}")
-        if im["ra"] is None or im["dec"] is None:
-            raise ValueError("config: images.ra and images.dec are required")
     fit = cfg["fitting"]
     cal = fit["calibration_errors"]
     if not (cal == "auto" or cal is False or isinstance(cal, Mapping)
             or (isinstance(cal, int | float) and not isinstance(cal, bool))):
-        raise ValueError("config: fitting.calibration_errors must be \"auto\", false, a "
-                         f"fraction or a table {{filter = fraction}}, got {cal!r}")
+        problems.append("fitting.calibration_errors must be \"auto\", false, a fraction or a "
+                        f"table {{filter = fraction}}, got {cal!r}")
     nsig = fit["upper_limit_nsigma"]
     if isinstance(nsig, bool) or not isinstance(nsig, int | float) or not nsig >= 0:
-        raise ValueError("config: fitting.upper_limit_nsigma must be a number >= 0 (0: no "
-                         f"automatic upper limits), got {nsig!r}")
-    if cfg["fitting"]["method"] == "nested":
+        problems.append("fitting.upper_limit_nsigma must be a number >= 0 (0: no automatic "
+                        f"upper limits), got {nsig!r}")
+    if fit["method"] == "nested":
         from .fitting.nested import NestedSettings
 
         try:
-            NestedSettings.from_any(cfg["fitting"]["nested"])
+            NestedSettings.from_any(fit["nested"])
         except ValueError as exc:
-            raise ValueError(f"config: fitting.nested: {exc}") from exc
-    if im["region"] not in ("segmentation", "ellipse", "mask"):
-        raise ValueError("config: images.region must be 'segmentation', 'ellipse' or 'mask'")
+            problems.append(f"fitting.nested: {exc}")
     if (im["region"] == "mask") != (im["region_mask"] is not None):
-        raise ValueError("config: images.region = 'mask' goes with images.region_mask (a FITS "
-                         "file on the stamp grid), and images.region_mask needs it")
+        problems.append("images.region = 'mask' goes with images.region_mask (a FITS file "
+                        "on the stamp grid), and images.region_mask needs it")
     _check_config(cfg, False, problems)  # every problem at once, unknown keys included
     _raise_problems(problems, f" {path}" if path is not None else "")
     return cfg
