@@ -47,17 +47,25 @@ def setup():
 
 def test_rdsps_posterior_samples_reproduce_the_fit(setup):
     _model, lib, fit, truth = setup
-    s = posterior_samples(fit, lib)
-    assert np.isclose(s.weights.sum(), 1.0)
     k = fit.names.index("log_mass")
-    # the weighted mean of the samples is the fit's posterior mean (same weights)
+    # a refined fit stores equal-weight posterior samples: their mean is the fit's
+    # posterior mean up to the Monte-Carlo error of 1000 resampled draws
+    s = posterior_samples(fit)
+    assert np.isclose(s.weights.sum(), 1.0) and s.values.shape[0] == fit.samples.shape[0]
     mean = np.sum(s.weights * s.column("log_mass"))
-    assert mean == pytest.approx(fit.mean[k], abs=1e-3)
+    assert mean == pytest.approx(fit.mean[k], abs=4 * fit.std[k] / np.sqrt(1000))
     assert abs(mean - truth["log_mass"]) < 0.2
+    # the library pass alone keeps no samples: they are the library models, re-weighted
+    plain = fit_sed(fit.obs_flux, fit.obs_flux_err, FILTERS, z=0.03, library=lib,
+                    refine=False, calibration=False)
+    s = posterior_samples(plain, lib)
+    assert np.isclose(s.weights.sum(), 1.0)
+    mean = np.sum(s.weights * s.column("log_mass"))
+    assert mean == pytest.approx(plain.mean[k], abs=1e-3)  # the same weights
     p16, p50, p84 = s.percentiles("log_mass")
     assert p16 <= p50 <= p84
     with pytest.raises(ValueError, match="library"):
-        posterior_samples(fit)
+        posterior_samples(plain)
 
 
 def test_weighted_percentiles_equal_weights_match_numpy():
