@@ -119,7 +119,7 @@ def test_same_seed_identical_and_seeds_agree(model, library, mock, fit_a):
 
 def test_evidence_against_independent_importance_sampling(model, mock, fit_a):
     """ln Z of nautilus vs plain importance sampling from a kernel-density proposal."""
-    obs, err, _ = mock
+    obs, _, _ = mock
     d = fit_a.diagnostics
     free = d["sampled"]
     lo = np.array([d["box"][n][0] for n in free])

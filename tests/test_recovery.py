@@ -25,13 +25,16 @@ def setup():
     return model, library, params, rng
 
 
+@pytest.mark.slow
 def test_fixed_redshift_recovery_of_stellar_mass(setup):
+    """200 mocks, converged (adaptive RDSPS) fits: bias, scatter and 68 % coverage."""
     model, library, params, rng = setup
     z = 0.1
     flux = model.photometry(params, z, FILTERS)
     err = flux / 20.0
     obs = flux + rng.normal(0.0, err)
-    results = fit_catalog(obs, err, FILTERS, np.full(200, z), library=library, model=model)
+    results = fit_catalog(obs, err, FILTERS, np.full(200, z), library=library, model=model,
+                          calibration=False)
     k = results[0].names.index("log_mass")
     mean = np.array([r.mean[k] for r in results])
     p16 = np.array([r.p16[k] for r in results])
@@ -43,6 +46,26 @@ def test_fixed_redshift_recovery_of_stellar_mass(setup):
     assert 0.60 <= coverage <= 0.76, coverage
 
 
+def test_fixed_redshift_recovery_quick(setup):
+    """The default run's check: 40 of the mocks, the same bounds widened for 40 draws."""
+    model, library, params, _ = setup
+    n, z = 40, 0.1
+    sub = {k: v[:n] for k, v in params.items()}
+    flux = model.photometry(sub, z, FILTERS)
+    err = flux / 20.0
+    obs = flux + np.random.default_rng(8).normal(0.0, err)
+    results = fit_catalog(obs, err, FILTERS, np.full(n, z), library=library, model=model,
+                          calibration=False)
+    k = results[0].names.index("log_mass")
+    d = np.array([r.p50[k] for r in results]) - sub["log_mass"]
+    inside = [(r.p16[k] <= t <= r.p84[k]) for r, t in zip(results, sub["log_mass"],
+                                                           strict=True)]
+    assert all(r.converged for r in results)
+    assert abs(np.median(d)) < 0.05 and np.std(d) < 0.15
+    assert 0.5 <= np.mean(inside) <= 0.86, np.mean(inside)
+
+
+@pytest.mark.slow
 def test_free_redshift_recovery(setup):
     model, library, params, rng = setup
     n = 30
