@@ -185,9 +185,10 @@ def test_mcmc_samples_the_velocity_dispersion(model, library, tmp_path):
     res.write_pixedfit(tmp_path / "v.fits")
     for back in (FitResult.read(tmp_path / "v.h5"), FitResult.read_pixedfit(tmp_path / "v.fits")):
         assert back.summary["veldisp"]["p50"] == pytest.approx(s["p50"])
+    # the library pass alone cannot sample it (refined RDSPS and MCMC do)
     with pytest.raises(ValueError, match="veldisp_range"):
         fit_sed(flux, err, FILTERS, z=Z, library=library, model=model, spectrum=spec,
-                poly_order=3, threads=1)
+                poly_order=3, threads=1, refine=False)
     with pytest.raises(ValueError, match="veldisp_range"):
         ObservedSpectrum(wave, spec_flux, spec_err, veldisp_range=(300.0, 100.0))
 
@@ -232,9 +233,10 @@ def test_spectrophotometric_tilt_recovery_mcmc(model, library):
     spec = ObservedSpectrum(wave, spec_flux, spec_err, resolution=MOCK_LSF)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", MCMCShortChainWarning)
+        # the mock photometry has no calibration offsets: no calibration term in the fit
         res = fit_sed(obs, err, FILTERS, z=Z, library=library, model=model, spectrum=spec,
                       poly_order=3, method="mcmc", nwalkers=24, nsteps=120, nsteps_cut=60,
-                      seed=2, threads=1)
+                      seed=2, threads=1, calibration=False)
     s = res.summary
     for name in ("logzsol", "log_age", "dust2", "log_mass"):
         sig = max(0.5 * (s[name]["p84"] - s[name]["p16"]), 0.01)
@@ -248,9 +250,10 @@ def test_spectral_rdsps_and_spectrum_only(model, library, tmp_path):
     p = _truth(library, 40, 9.5)
     wave, spec_flux, spec_err, _, _ = _mock_spectrum(model, p, seed=5)
     spec = ObservedSpectrum(wave, spec_flux, spec_err, resolution=MOCK_LSF)
-    # no polynomial: a constant scale only, so that dust is constrained by the continuum
+    # no polynomial: a constant scale only, so that dust is constrained by the continuum;
+    # the library pass alone, whose best model is the true one (a library model)
     res = fit_sed(None, None, None, z=Z, library=library, model=model, spectrum=spec,
-                  poly_order=None, threads=1)
+                  poly_order=None, threads=1, refine=False)
     assert res.method == "rdsps" and res.filters == () and res.n_bands_used == 0
     best = res.bestfit_params()
     # an old model: the best match is near the truth; the mass is the profiled scale

@@ -733,7 +733,11 @@ class Pipeline:
 
         from ._paths import FileLock
 
-        check_config(self.cfg, files=True)  # files, filters and grids: before any work
+        # files, filters and grids are checked before any work: before the output folder is
+        # created, or, on a folder of an earlier run, once its lock says no other run is on it
+        ours = self.path(".pixedfit").is_dir()
+        if not ours:
+            check_config(self.cfg, files=True)
         lock = FileLock(self.path(".pixedfit", "run.lock"), f"the output folder {self.out}")
 
         def take(_: int) -> OSError | None:  # rank 0 locks; every rank raises its error
@@ -749,6 +753,8 @@ class Pipeline:
         if error is not None:
             raise error
         try:
+            if ours:
+                check_config(self.cfg, files=True)
             steps = [self.images, self.ifs, self.binning, self.models, self.fitting,
                      self.maps, self.report]
             # disable=None: a bar only on a terminal, never in a redirected log
