@@ -224,20 +224,10 @@ def pareto_k(log_weights: NDArray[np.float64]) -> float:
 
 def _tempered(log_weights: NDArray[np.float64], min_ess: float) -> NDArray[np.float64]:
     """Normalised weights ``w^β`` with the largest β ≤ 1 whose ESS reaches ``min_ess``
-    (or as close as the number of finite weights allows)."""
+    (or as close as the number of finite weights allows; :func:`_tempering_exponent`)."""
     lw = np.where(np.isfinite(log_weights), log_weights, -np.inf)
     finite = np.isfinite(lw)
-    target = min(float(min_ess), 0.5 * finite.sum())
-    beta = 1.0
-    if effective_sample_size(lw) < target:
-        lo, hi = 0.0, 1.0
-        for _ in range(40):
-            mid = 0.5 * (lo + hi)
-            if effective_sample_size(mid * lw[finite]) >= target:
-                lo = mid
-            else:
-                hi = mid
-        beta = lo
+    beta = _tempering_exponent(lw, min_ess)
     t = np.where(finite, beta * np.where(finite, lw, 0.0), -np.inf)
     t -= logsumexp(t)
     return np.exp(t)
@@ -357,9 +347,7 @@ def _build_proposal(y: NDArray, weights: NDArray, settings: AdaptiveSettings,
     d = y.shape[1]
     ess = 1.0 / float((weights * weights).sum())
     k = int(min(settings.max_components, max(1, math.floor(ess))))
-    # systematic resampling of the centres: low variance, deterministic given the rng
-    u = (rng.random() + np.arange(k)) / k
-    idx = np.minimum(np.searchsorted(np.cumsum(weights), u), weights.size - 1)
+    idx = _systematic(weights, k, rng)  # low-variance choice of the centres
     mean, cov = _weighted_cov(y, weights)
     if ess < 2 * d:  # too few distinct points to trust their covariance: widen it
         cov = cov + np.eye(d) * 0.25
@@ -578,8 +566,6 @@ def run_adaptive(lnprob: LogProbability, lo: NDArray, hi: NDArray, candidates: N
     log_w = np.zeros(0)
     batch = int(settings.batch)
     converged = False
-    library_y = seed_y
-
     def parts(y: NDArray) -> tuple[NDArray, NDArray]:
         lnp, ex = lnprob.evaluate(box.to_theta(y), extras=True)
         log_like = np.full(y.shape[0], -np.inf)
@@ -597,7 +583,7 @@ def run_adaptive(lnprob: LogProbability, lo: NDArray, hi: NDArray, candidates: N
             # the importance rounds make no headway from the library (a posterior far
             # narrower than its spacing, or curved): anneal the library to the posterior
             before = lnprob.ncalls
-            annealed, _, steps = _anneal(parts, library_y, lw0, settings, rng,
+            annealed, _, steps = _anneal(parts, seed_y, lw0, settings, rng,
                                          settings.max_evaluations - n_eval)
             n_eval += lnprob.ncalls - before
             history.append({"n": 0.0, "ess": ess, "evaluations": float(n_eval),
@@ -728,10 +714,7 @@ def refine(ctx: Any, lp: LibraryPass, obs: NDArray | None, err: NDArray | None,
     rng = np.random.default_rng([settings.seed, 1])
     samples = None
     if settings.n_samples > 0:
-        k = settings.n_samples
-        u = (rng.random() + np.arange(k)) / k
-        idx = np.minimum(np.searchsorted(np.cumsum(w), u), w.size - 1)
-        samples = table[idx]
+        samples = table[_systematic(w, settings.n_samples, rng)]
     spectrum = None
     if spectral is not None:
         _, bex = prob.lnprob.evaluate(run.theta[ibest:ibest + 1], extras=True)
