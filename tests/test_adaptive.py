@@ -15,16 +15,24 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from scipy.stats import multivariate_normal
+from scipy.optimize import minimize
+from scipy.stats import kstest, multivariate_normal
+from scipy.stats import t as student_t
 
 from pixedfit.fitting import FitResult, fit_catalog, fit_sed
 from pixedfit.fitting.adaptive import (
     AdaptiveSettings,
     ConvergenceWarning,
+    _Box,
+    _calibrated_laplace,
+    _laplace_modes,
+    _MassProposal,
     effective_sample_size,
     run_adaptive,
     weighted_quantiles,
 )
+from pixedfit.fitting.mcmc import LogProbability
+from pixedfit.fitting.priors import Gaussian, PriorSet
 from pixedfit.library import generate_library
 from pixedfit.sps import SEDModel
 
@@ -153,9 +161,157 @@ def test_budget_exhausted_is_reported():
     assert not run.converged and run.n_evaluations <= 3000 and run.rounds >= 2
 
 
+class _LinearPhotometry:
+    """A photometric problem whose model fluxes are linear in the unbounded coordinates
+    ``y`` of the box: F = A y + b, with the LogProbability attributes the Laplace start
+    reads (obs, err, upper, evaluate with photometry extras)."""
+
+    def __init__(self, a, b, obs, err, lo, hi):
+        self.a, self.b, self.obs, self.err = a, b, obs, err
+        self.lo, self.hi, self.upper, self.filters = lo, hi, None, ["x"] * obs.size
+        self.box = _Box(lo, hi)
+        self.ndim = a.shape[1]
+        self.ncalls = 0
+
+    def evaluate(self, theta, extras=False):
+        theta = np.atleast_2d(theta)
+        inside = np.all((theta > self.lo) & (theta < self.hi), axis=1)
+        idx = np.flatnonzero(inside)
+        self.ncalls += idx.size
+        f = self.box.to_y(theta[idx]) @ self.a.T + self.b
+        chi2 = (((f - self.obs) / self.err) ** 2).sum(axis=1)
+        lnp = np.full(theta.shape[0], -np.inf)
+        lnp[idx] = -0.5 * chi2  # uniform box prior
+        return lnp, {"index": idx, "chi2": chi2, "photometry": f, "values": {}}
+
+
+def test_laplace_modes_agree_with_scipy_minimisation():
+    rng = np.random.default_rng(4)
+    d, nb = 4, 9
+    a = rng.normal(size=(nb, d))
+    b = rng.normal(size=nb)
+    err = np.full(nb, 0.1)
+    y_true = rng.uniform(-1, 1, d)
+    obs = a @ y_true + b + rng.normal(0, 0.1, nb)
+    lo, hi = np.full(d, -3.0), np.full(d, 3.0)
+    prob = _LinearPhotometry(a, b, obs, err, lo, hi)
+    box = _Box(lo, hi)
+    starts = np.array([np.zeros(d), np.full(d, 1.5), np.full(d, -2.0)])
+    modes, covs, lp_modes, nev = _laplace_modes(prob, box, starts, 50, 10**6)
+
+    def phi(y):  # minus the log posterior in y: chi2/2 - ln|dθ/dy|
+        return 0.5 * ((((a @ y + b) - obs) / err) ** 2).sum() - float(
+            box.log_jacobian(y[None])[0])
+
+    ref = minimize(phi, np.zeros(d), method="BFGS", options={"gtol": 1e-9})
+    for m in modes:
+        np.testing.assert_allclose(m, ref.x, atol=2e-3)
+    np.testing.assert_allclose(-lp_modes, ref.fun, atol=1e-4)
+    # Gauss-Newton covariance: (AᵀA/σ² + diag(2σ(y)(1-σ(y))))⁻¹, exact for this model
+    sy = 1 / (1 + np.exp(-ref.x))
+    expect = np.linalg.inv(a.T @ a / 0.01 + np.diag(2 * sy * (1 - sy)))
+    np.testing.assert_allclose(covs[0], expect, rtol=0.02, atol=1e-8)
+    assert 0 < nev == prob.ncalls
+
+
+def test_calibrated_laplace_recovers_a_gaussian_and_cuts_a_cliff():
+    d = 3
+    lo, hi = np.full(d, -10.0), np.full(d, 10.0)
+    box = _Box(lo, hi)
+    rng = np.random.default_rng(2)
+    q, _ = np.linalg.qr(rng.normal(size=(d, d)))
+    cov = q @ np.diag([0.04, 0.25, 1.0]) @ q.T
+    mu = np.array([0.3, -0.2, 0.1])
+    icov = np.linalg.inv(cov)
+
+    class Gauss:
+        ncalls = 0
+        cliff = None
+
+        def evaluate(self, theta, extras=False):
+            y = box.to_y(np.atleast_2d(theta))
+            self.ncalls += y.shape[0]
+            dy = y - mu
+            out = -0.5 * np.einsum("ni,ij,nj->n", dy, icov, dy) - box.log_jacobian(y)
+            if self.cliff is not None:  # a wall: nothing beyond y·v > c
+                out = np.where(y @ self.cliff[0] > self.cliff[1], -np.inf, out)
+            return out, {}
+
+    g = Gauss()
+    # a guessed covariance 5x too broad; the calibration brings it back to the truth
+    centre, shape, nev = _calibrated_laplace(g, box, mu, cov * 25.0, 0.0, n_iter=12)
+    np.testing.assert_allclose(centre, mu, atol=0.02)
+    np.testing.assert_allclose(shape, cov, rtol=0.05, atol=0.005)
+    assert nev == g.ncalls > 0
+    # a wall at +0.5σ along the broadest direction: the approximation shrinks and moves away
+    v = np.linalg.eigh(cov)[1][:, -1]
+    g.cliff = (v, float(mu @ v) + 0.5)
+    centre, shape, _ = _calibrated_laplace(g, box, mu, cov, 0.0, n_iter=12)
+    sd_v = math.sqrt(float(v @ shape @ v))
+    assert sd_v < 0.75 and float((centre - mu) @ v) < -0.3
+
+
+def test_mass_proposal_draws_the_truncated_student_t_around_the_best_scale():
+    rng = np.random.default_rng(0)
+    f = rng.uniform(1, 5, 8)  # model photometry at log_mass = 9
+    err = 0.05 * f
+    obs = 10**0.7 * f + rng.normal(0, err)
+    up = np.zeros(8, bool)
+    up[2] = True  # an upper limit takes no part in the proposal
+    obs[2] = 1e3
+    mp = _MassProposal(obs, err, up, 8.0, 11.0, np.random.default_rng(1), df=5.0, widen=1.5)
+    n = 20000
+    x, log_q = mp(np.tile(f, (n, 1)), np.full(n, 9.0))
+    use = ~up
+    s_best = np.linalg.lstsq((f / err)[use, None], (obs / err)[use], rcond=None)[0][0]
+    mu = 9.0 + math.log10(s_best)
+    sd = 1.5 / (math.log(10) * s_best * math.sqrt(((f / err)[use] ** 2).sum()))
+    assert mu == pytest.approx(9.7, abs=0.01)
+    fa, fb = student_t.cdf((8.0 - mu) / sd, 5), student_t.cdf((11.0 - mu) / sd, 5)
+
+    def cdf(v):
+        return (student_t.cdf((v - mu) / sd, 5) - fa) / (fb - fa)
+
+    assert kstest(x, cdf).pvalue > 1e-3
+    np.testing.assert_allclose(log_q, student_t.logpdf((x - mu) / sd, 5) - math.log(sd)
+                               - math.log(fb - fa), rtol=1e-9)
+    assert np.all((x > 8.0) & (x < 11.0))
+    # no detected band: uniform over the box
+    x0, lq0 = mp(np.zeros((100, 8)), np.full(100, 9.0))
+    np.testing.assert_allclose(lq0, -math.log(3.0))
+    assert np.all((x0 > 8.0) & (x0 < 11.0))
+
+
+def test_mass_shift_is_the_same_posterior_as_a_new_model_evaluation(model, libraries):
+    """The mass-conditional proposal rescales the photometry of one model evaluation; the
+    log posterior, photometry and mass-scaled derived values must be those of evaluating
+    the new positions afresh (priors on mass-scaled quantities included)."""
+    obs, err, _ = _mock(model, libraries[0], 12, seed=1)
+    free = ["logzsol", "log_tau", "log_age", "dust2", "log_mass"]
+    lo = np.array([-1.0, -1.0, -1.0, 0.0, 8.0])
+    hi = np.array([0.2, 1.5, 1.1, 2.0, 12.0])
+    priors = PriorSet([Gaussian("log_sfr", 0.5, 0.6)])
+    lp = LogProbability(model, free, lo, hi, {}, priors, 0.05, FILTERS, obs, err, threads=1)
+    theta = lo + np.random.default_rng(3).uniform(0, 1, (40, 5)) * (hi - lo)
+    mp = _MassProposal(obs, err, None, 8.0, 12.0, np.random.default_rng(5))
+    lnp, ex = lp.evaluate(theta, extras=True, mass_proposal=mp)
+    new = theta.copy()
+    new[ex["index"]] = ex["theta"]
+    assert not np.allclose(new[:, 4], theta[:, 4])
+    np.testing.assert_array_equal(new[:, :4], theta[:, :4])
+    lnp2, ex2 = lp.evaluate(new, extras=True)
+    np.testing.assert_array_equal(ex["index"], ex2["index"])
+    np.testing.assert_allclose(lnp, lnp2, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(ex["photometry"], ex2["photometry"], rtol=1e-10)
+    for name in ("log_mass", "log_sfr", "log_mass_formed"):
+        np.testing.assert_allclose(ex["values"][name], ex2["values"][name], atol=1e-10)
+
+
 @pytest.mark.parametrize("field, value", [("target_ess", 0), ("max_evaluations", 0),
                                           ("batch", 2.5), ("defensive", 1.0), ("df", -1.0),
-                                          ("n_samples", -1), ("min_adapt_ess", 1.0)])
+                                          ("n_samples", -1), ("min_adapt_ess", 1.0),
+                                          ("n_starts", -1), ("max_newton_iter", 0),
+                                          ("mass_conditional", "yes")])
 def test_bad_settings_name_the_field(field, value):
     with pytest.raises(ValueError, match=field):
         AdaptiveSettings(**{field: value}).check()

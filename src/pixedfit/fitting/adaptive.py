@@ -14,6 +14,17 @@ Carlo, Cappé et al. 2004; with the deterministic-mixture weights of AMIS, Cornu
 product of logistic densities, so unconstrained parameters are as easy to cover as the
 constrained ones and no proposal falls outside the box):
 
+0. **Modes and mass** (photometric fits) — Levenberg–Marquardt from the ``n_starts`` best
+   library models finds the posterior modes (:func:`_laplace_modes`); the Laplace
+   (Gauss–Newton) covariance at each is then reshaped along its eigenvectors to where the
+   posterior really falls by e⁻² on either side (:func:`_calibrated_laplace`: directions
+   the data constrain weakly often end at a cliff long before the Gaussian would), and
+   these approximations, with the library kernels, make the first proposal. In every
+   round ``log_mass`` is not proposed with the other parameters but drawn from its
+   conditional posterior given them (:class:`_MassProposal`): the model photometry is
+   proportional to the mass, so one model evaluation gives the best mass and its Fisher
+   width, and the proposal works in one dimension fewer, the narrowest and most
+   correlated one removed.
 1. **Proposal** — a mixture of multivariate Student-t kernels (``df`` degrees of freedom):
    kernels centred on up to ``max_components`` points drawn from the current weighted
    samples, sharing their weighted covariance shrunk by Silverman's factor (a kernel
@@ -30,7 +41,8 @@ constrained ones and no proposal falls outside the box):
    posterior with differential-evolution Metropolis moves (:func:`_anneal`), and the next
    proposal is built from those particles.
 3. **Weights** — every sample of every round gets the weight
-   ``π(y) / Σ_r (N_r / N) q_r(y)``, where π is the same unnormalised posterior as the MCMC
+   ``π(y) / (q_M(y) Σ_r (N_r / N) q_r(y))`` (``q_M`` the density of its drawn mass, 1
+   without the mass-conditional draw), where π is the same unnormalised posterior as the MCMC
    (:class:`~pixedfit.fitting.mcmc.LogProbability`: likelihood × priors × the prior box,
    mass sampled with a flat prior in log M like the other parameters) times the Jacobian
    of the coordinates, and the sum runs over all proposals so far. These weights are
@@ -121,6 +133,17 @@ class AdaptiveSettings:
         A fit has converged only when, besides the ESS, the Pareto shape k̂ of its largest
         weights (:func:`pareto_k`) is below this: otherwise a few samples dominate and the
         ESS cannot be trusted.
+    mass_conditional : bool
+        Draw ``log_mass`` of every proposed position from its conditional posterior given
+        the other parameters (:class:`_MassProposal`: photometric fits with a free mass),
+        so that the adaptive proposal covers the other parameters only. False: the mass is
+        one more dimension of the adaptive proposal (the earlier scheme, for comparison).
+    n_starts : int
+        Best library models from which Levenberg–Marquardt looks for the posterior modes
+        whose Laplace approximations make the first proposal (photometric fits with a free
+        mass; 0: start from the library models alone).
+    max_newton_iter : int
+        Levenberg–Marquardt iterations at most.
     seed : int
         Seed of the proposals and the resampling.
     """
@@ -140,19 +163,22 @@ class AdaptiveSettings:
     n_moves: int = 3
     max_tempering_steps: int = 60
     max_pareto_k: float = 0.7
+    mass_conditional: bool = True
+    n_starts: int = 8
+    max_newton_iter: int = 30
     seed: int = 0
 
     def check(self) -> None:
         """Raise ValueError naming the first invalid setting."""
         ints = ("max_evaluations", "batch", "max_rounds", "max_components", "max_candidates",
-                "n_moves", "max_tempering_steps", "anneal_after", "seed")
+                "n_moves", "max_tempering_steps", "anneal_after", "max_newton_iter", "seed")
         for name in ints:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < (
                     0 if name == "seed" else 1):
                 raise ValueError(f"AdaptiveSettings.{name} must be a positive integer, "
                                  f"got {v!r}")
-        for name in ("n_samples", "n_particles"):
+        for name in ("n_samples", "n_particles", "n_starts"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 0:
                 raise ValueError(f"AdaptiveSettings.{name} must be an integer >= 0, got "
@@ -167,6 +193,9 @@ class AdaptiveSettings:
         if not (isinstance(self.max_pareto_k, int | float) and self.max_pareto_k > 0):
             raise ValueError(f"AdaptiveSettings.max_pareto_k must be > 0, got "
                              f"{self.max_pareto_k!r}")
+        if not isinstance(self.mass_conditional, bool | np.bool_):
+            raise ValueError(f"AdaptiveSettings.mass_conditional must be True or False, got "
+                             f"{self.mass_conditional!r}")
         if self.min_adapt_ess is not None and not self.min_adapt_ess >= 2:
             raise ValueError("AdaptiveSettings.min_adapt_ess must be >= 2 (or None)")
 
@@ -344,6 +373,12 @@ def _build_proposal(y: NDArray, weights: NDArray, settings: AdaptiveSettings,
     """Proposal from weighted points (weights normalised, tempered if needed): a kernel
     density mixture of the points, a Student-t at their weighted mean with their covariance
     (the efficient proposal of a unimodal posterior) and the defensive box prior."""
+    return _Proposal(_kde_groups(y, weights, settings, rng), settings.df, settings.defensive)
+
+
+def _kde_groups(y: NDArray, weights: NDArray, settings: AdaptiveSettings,
+                rng: np.random.Generator) -> list[tuple[float, NDArray, NDArray]]:
+    """The kernel groups of :func:`_build_proposal` (weights summing to 0.9)."""
     d = y.shape[1]
     ess = 1.0 / float((weights * weights).sum())
     k = int(min(settings.max_components, max(1, math.floor(ess))))
@@ -352,8 +387,89 @@ def _build_proposal(y: NDArray, weights: NDArray, settings: AdaptiveSettings,
     if ess < 2 * d:  # too few distinct points to trust their covariance: widen it
         cov = cov + np.eye(d) * 0.25
     h = (4.0 / (d + 2.0)) ** (1.0 / (d + 4.0)) * k ** (-1.0 / (d + 4.0))
-    groups = [(0.45, y[idx], _regularised(cov * (h * h if k > 1 else 1.0))),
-              (0.45, mean[None], _regularised(cov * 1.5**2))]
+    return [(0.45, y[idx], _regularised(cov * (h * h if k > 1 else 1.0))),
+            (0.45, mean[None], _regularised(cov * 1.5**2))]
+
+
+def _calibrated_laplace(lnprob: LogProbability, box: _Box, mode: NDArray, cov: NDArray,
+                        log_post: float, drop: float = 2.0, n_iter: int = 6
+                        ) -> tuple[NDArray, NDArray, int]:
+    """The Laplace approximation at ``mode`` (d,) reshaped to the posterior's real extent.
+
+    The Gauss–Newton covariance is right near the mode but blind to what lies beyond:
+    directions the data constrain weakly often end at a cliff (an age at the age of the
+    universe, a dust law that stops fitting) a fraction of the way out. Along each
+    eigenvector of ``cov``, on both sides, the distance at which the log posterior has
+    fallen by ``drop`` (2 is the 2σ point of a Gaussian) is found by bracketing and
+    bisection in log distance (all directions batched in one model call per step, from
+    2√λ); the approximation then takes the midpoint of the two distances as its centre
+    along that direction and a quarter of their sum as its standard deviation.
+    Returns the centre (d,), the covariance (d, d) and the model evaluations used."""
+    d = mode.size
+    lam, vec = np.linalg.eigh(cov)
+    lam = np.maximum(lam, 1e-12)
+    dirs = np.concatenate([vec.T, -vec.T])  # (2d, d)
+    lo_t = np.zeros(2 * d)
+    hi_t = np.full(2 * d, np.inf)
+    t = 2.0 * np.sqrt(np.concatenate([lam, lam]))
+    before = lnprob.ncalls
+    for _ in range(n_iter):
+        y = mode[None] + t[:, None] * dirs
+        lnp = lnprob.evaluate(box.to_theta(y))[0] + box.log_jacobian(y)
+        fell = ~(lnp > log_post - drop)  # NaN/-inf count as fallen
+        hi_t = np.where(fell, t, hi_t)
+        lo_t = np.where(fell, lo_t, t)
+        t = np.where(np.isfinite(hi_t), np.where(lo_t > 0, np.sqrt(lo_t * np.maximum(hi_t, 1e-12)),
+                                                  0.5 * hi_t), 2.0 * t)
+    dist = np.where(np.isfinite(hi_t), 0.5 * (np.where(lo_t > 0, lo_t, 0.5 * hi_t) + hi_t), lo_t)
+    dist = np.maximum(dist, 1e-6)
+    plus, minus = dist[:d], dist[d:]
+    centre = mode + vec @ (0.5 * (plus - minus))
+    sd = 0.25 * (plus + minus)
+    return centre, (vec * sd**2) @ vec.T, lnprob.ncalls - before
+
+
+def _distinct_modes(modes: NDArray, covs: NDArray, log_post: NDArray,
+                    max_modes: int = 4) -> list[int]:
+    """Indices of the distinct modes, best first: modes with a posterior below e⁻²⁰ of the
+    best, and modes within one Mahalanobis unit of a better one, are dropped; at most
+    ``max_modes``."""
+    ok = np.flatnonzero(np.isfinite(log_post))
+    order = ok[np.argsort(-log_post[ok], kind="stable")]
+    kept: list[int] = []
+    for i in order:
+        if log_post[i] < log_post[order[0]] - 20.0 or len(kept) >= max_modes:
+            break
+        dup = False
+        for j in kept:
+            diff = modes[i] - modes[j]
+            try:
+                dup = float(diff @ np.linalg.solve(covs[j], diff)) < 1.0
+            except np.linalg.LinAlgError:
+                dup = False
+            if dup:
+                break
+        if not dup:
+            kept.append(int(i))
+    return kept
+
+
+def _laplace_proposal(centres: NDArray, covs: NDArray, log_post: NDArray, keep: list[int],
+                      library_groups: list[tuple[float, NDArray, NDArray]],
+                      settings: AdaptiveSettings) -> _Proposal:
+    """First proposal from the (calibrated) Laplace approximations of distinct modes: one
+    Student-t per mode (weights half by Laplace evidence ``π(mode) √det Σ``, half equal),
+    75 % together, plus the library kernels (``library_groups``, 20 %) and the defensive box
+    prior. Only the ``keep`` dimensions are proposed."""
+    sub = [np.asarray(c)[np.ix_(keep, keep)] for c in covs]
+    log_ev = np.array([lp + 0.5 * np.linalg.slogdet(c)[1] for lp, c in
+                       zip(log_post, sub, strict=True)])
+    w = np.exp(log_ev - logsumexp(log_ev))
+    w = 0.5 * w + 0.5 / len(sub)
+    groups = [(0.75 * float(wi), np.asarray(c0)[keep][None], _regularised(c))
+              for wi, c0, c in zip(w, centres, sub, strict=True)]
+    total = sum(g[0] for g in library_groups)
+    groups += [(0.2 * g[0] / total, g[1], g[2]) for g in library_groups]
     return _Proposal(groups, settings.df, settings.defensive)
 
 
@@ -514,13 +630,162 @@ class ImportanceSamples:
         return np.exp(lw - logsumexp(lw))
 
 
-def _evaluate(lnprob: LogProbability, theta: NDArray, names: list[str]
-              ) -> tuple[NDArray, NDArray, dict[str, NDArray], NDArray | None, int]:
-    """Log posterior, chi2, values and photometry of a batch (NaN/-inf outside)."""
-    n = theta.shape[0]
+class _MassProposal:
+    """The conditional proposal of ``log_mass`` given the other parameters.
+
+    The model photometry is proportional to the mass, so for every proposed position the
+    best-fitting mass and its Fisher width follow from one model evaluation (weighted
+    linear least squares over the detected bands): ``s = Σ f o / σ² / Σ f² / σ²`` and
+    ``σ_ln s = 1 / (s √(Σ f² / σ²))``. ``log_mass`` is drawn from a Student-t (``df``)
+    centred there with ``widen`` × that width, truncated to the prior box; where the data
+    fix no mass (no detected band, a non-positive best scale), uniformly over the box. The
+    posterior of the mass given the other parameters is this Gaussian unless a prior or an
+    upper limit bends it: the importance weights stay exact either way, since they divide
+    by the density actually drawn from. Sampling the narrowest and most correlated
+    direction of a photometric posterior this way leaves the adaptive proposal one
+    dimension fewer, all of them broad.
+    """
+
+    def __init__(self, obs: NDArray, err: NDArray, upper: NDArray | None, lo: float,
+                 hi: float, rng: np.random.Generator, df: float = 5.0, widen: float = 1.5):
+        use = np.isfinite(obs) & np.isfinite(err) & (err > 0)
+        if upper is not None:
+            use &= ~np.asarray(upper, dtype=bool)
+        self.obs = np.where(use, obs, 0.0)
+        self.ivar = np.where(use, 1.0 / np.where(use, err, 1.0) ** 2, 0.0)
+        self.lo, self.hi = float(lo), float(hi)
+        self.rng = rng
+        self.df, self.widen = float(df), float(widen)
+
+    def __call__(self, phot: NDArray, log_mass: NDArray) -> tuple[NDArray, NDArray]:
+        from scipy.stats import t as student_t
+
+        f = np.where(np.isfinite(phot), phot, 0.0)
+        a = (f * self.obs * self.ivar).sum(axis=1)
+        b = (f * f * self.ivar).sum(axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            s = a / b
+            mu = log_mass + np.log10(s)
+            sd = self.widen / (math.log(10.0) * s * np.sqrt(b))
+        ok = (b > 0) & (s > 0) & np.isfinite(mu) & np.isfinite(sd)
+        mu = np.where(ok, mu, 0.5 * (self.lo + self.hi))
+        sd = np.where(ok, np.clip(sd, 1e-4, self.hi - self.lo), 1.0)
+        fa = student_t.cdf((self.lo - mu) / sd, self.df)
+        fb = student_t.cdf((self.hi - mu) / sd, self.df)
+        mass_in_box = fb - fa
+        ok &= mass_in_box > 1e-9  # the mode far outside the box: draw uniformly
+        u = self.rng.random(f.shape[0])
+        x = np.where(ok, mu + sd * student_t.ppf(np.clip(fa + u * mass_in_box, 1e-300, 1.0),
+                                                 self.df), self.lo + u * (self.hi - self.lo))
+        # strictly inside the box (the logit coordinate must stay finite)
+        eps = 1e-9 * (self.hi - self.lo)
+        x = np.clip(x, self.lo + eps, self.hi - eps)
+        with np.errstate(divide="ignore"):
+            log_q = np.where(ok, student_t.logpdf((x - mu) / sd, self.df) - np.log(sd)
+                             - np.log(np.where(ok, mass_in_box, 1.0)),
+                             -math.log(self.hi - self.lo))
+        return x, log_q
+
+
+def _laplace_modes(lnprob: LogProbability, box: _Box, starts: NDArray, max_iter: int,
+                   budget: int, step: float = 0.02) -> tuple[NDArray, NDArray, NDArray, int]:
+    """Posterior modes near ``starts`` (K, d) in the unbounded coordinates, by
+    Levenberg–Marquardt on the photometric χ² plus the box prior, and the Laplace
+    (Gauss–Newton) covariance at each.
+
+    Minimises ``Φ(y) = χ²(θ(y)) / 2 − ln |dθ/dy|`` (``−ln`` of the posterior in ``y``, the
+    uniform box prior being the logistic Jacobian) with the Gauss–Newton Hessian
+    ``H = J̃ᵀJ̃ + diag(2 σ(y)(1 − σ(y)))``, ``J̃ = ∂(F/σ)/∂y`` by forward differences of
+    ``step`` (all starts and directions in one batched model call per iteration). A trial
+    step is kept only when the exact log posterior (explicit priors and upper limits
+    included) improves. Bands that are upper limits or have no finite error are left out of
+    the Gauss–Newton model only. Iterations stop before ``budget`` model evaluations are
+    exceeded. Returns the modes (K, d), their covariances ``H⁻¹``
+    (K, d, d), their exact log posteriors in ``y`` (K,; −inf for a start outside the
+    support) and the number of model evaluations.
+    """
+    k, d = starts.shape
+    obs = np.asarray(lnprob.obs, dtype=np.float64)
+    err = np.asarray(lnprob.err, dtype=np.float64)
+    use = np.isfinite(obs) & np.isfinite(err) & (err > 0)
+    if lnprob.upper is not None:
+        use &= ~lnprob.upper
+    sig = np.where(use, err, 1.0)
     before = lnprob.ncalls
-    lnp, ex = lnprob.evaluate(theta, extras=True)
+
+    def model(y: NDArray) -> tuple[NDArray, NDArray]:
+        lnp, ex = lnprob.evaluate(box.to_theta(y), extras=True)
+        f = np.full((y.shape[0], obs.size), np.nan)
+        if ex:
+            f[ex["index"]] = ex["photometry"]
+        return lnp + box.log_jacobian(y), f
+
+    y = np.array(starts, dtype=np.float64)
+    lnp, f = model(y)
+    damping = np.full(k, 1e-3)
+    active = np.isfinite(lnp)
+    hess = np.tile(np.eye(d), (k, 1, 1))
+    eye = np.eye(d)
+    for _ in range(max_iter):
+        rows = np.flatnonzero(active)
+        if rows.size == 0 or lnprob.ncalls - before + rows.size * (d + 1) > budget:
+            break
+        shifted = (y[rows, None, :] + step * eye[None]).reshape(-1, d)
+        _, fj = model(shifted)
+        jac = (fj.reshape(rows.size, d, -1) - f[rows, None, :]) / step / sig  # (m, d, nb)
+        jac = np.where(np.isfinite(jac) & use, jac, 0.0)
+        resid = np.where(use, (obs - f[rows]) / sig, 0.0)  # (m, nb)
+        sy = expit(y[rows])
+        grad = -np.einsum("mjb,mb->mj", jac, resid) + (2.0 * sy - 1.0)
+        h = np.einsum("mjb,mkb->mjk", jac, jac) + np.einsum("mj,jk->mjk", 2 * sy * (1 - sy),
+                                                             eye)
+        hess[rows] = h
+        diag = np.einsum("mjj->mj", h)
+        trial = np.empty((rows.size, d))
+        for i in range(rows.size):
+            a = h[i] + damping[rows[i]] * np.diag(diag[i])
+            try:
+                trial[i] = y[rows[i]] - np.linalg.solve(a, grad[i])
+            except np.linalg.LinAlgError:
+                trial[i] = y[rows[i]]
+        lnp_t, f_t = model(trial)
+        better = lnp_t > lnp[rows]
+        gain = np.where(better, lnp_t - lnp[rows], 0.0)
+        up = rows[better]
+        y[up], lnp[up], f[up] = trial[better], lnp_t[better], f_t[better]
+        damping[up] /= 3.0
+        damping[rows[~better]] *= 4.0
+        # converged: a kept step that gained little, or damping that no step survives
+        done = (better & (gain < 1e-3)) | (damping[rows] > 1e6)
+        active[rows[done]] = False
+    cov = np.empty((k, d, d))
+    for i in range(k):
+        try:
+            cov[i] = np.linalg.inv(hess[i])
+        except np.linalg.LinAlgError:
+            cov[i] = np.eye(d)
+    return y, cov, lnp, lnprob.ncalls - before
+
+
+def _evaluate(lnprob: LogProbability, theta: NDArray, names: list[str],
+              mass_proposal: _MassProposal | None = None
+              ) -> tuple[NDArray, NDArray, dict[str, NDArray], NDArray | None, int,
+                         NDArray, NDArray]:
+    """Log posterior, chi2, values and photometry of a batch (NaN/-inf outside), the
+    positions (with the masses drawn by ``mass_proposal``) and the log density of those
+    masses (NaN where none was drawn)."""
+    n = theta.shape[0]
+    theta = np.array(theta, dtype=np.float64)
+    log_qm = np.full(n, np.nan)
+    before = lnprob.ncalls
+    if mass_proposal is None:
+        lnp, ex = lnprob.evaluate(theta, extras=True)
+    else:
+        lnp, ex = lnprob.evaluate(theta, extras=True, mass_proposal=mass_proposal)
     nev = lnprob.ncalls - before
+    if ex and "theta" in ex:
+        theta[ex["index"]] = ex["theta"]
+        log_qm[ex["index"]] = ex["log_q_mass"]
     chi2 = np.full(n, np.inf)
     values = {name: np.full(n, np.nan) for name in names}
     phot = None
@@ -533,7 +798,7 @@ def _evaluate(lnprob: LogProbability, theta: NDArray, names: list[str]
         if ex.get("photometry") is not None:
             phot = np.full((n, ex["photometry"].shape[1]), np.nan)
             phot[idx] = ex["photometry"]
-    return lnp, chi2, values, phot, nev
+    return lnp, chi2, values, phot, nev, theta, log_qm
 
 
 def run_adaptive(lnprob: LogProbability, lo: NDArray, hi: NDArray, candidates: NDArray,
@@ -550,7 +815,17 @@ def run_adaptive(lnprob: LogProbability, lo: NDArray, hi: NDArray, candidates: N
     with np.errstate(divide="ignore"):
         lw0 = np.log(np.where(w0 > 0, w0, 0.0))
     seed_y = box.to_y(np.clip(np.asarray(candidates, dtype=np.float64), lo, hi))
+    photometric = (bool(getattr(lnprob, "filters", None))
+                   and getattr(lnprob, "obs", None) is not None
+                   and getattr(lnprob, "err", None) is not None)
+    im = getattr(lnprob, "im", None) if settings.mass_conditional and photometric else None
+    keep = [j for j in range(d) if j != im]  # the dimensions of the adaptive proposal
+    mass_proposal = None
+    if im is not None:
+        mass_proposal = _MassProposal(np.asarray(lnprob.obs, dtype=np.float64), lnprob.err,
+                                      lnprob.upper, lo[im], hi[im], rng, df=settings.df)
     ys: list[NDArray] = []
+    qms: list[NDArray] = []
     lnps: list[NDArray] = []
     ljs: list[NDArray] = []
     chi2s: list[NDArray] = []
@@ -575,6 +850,31 @@ def run_adaptive(lnprob: LogProbability, lo: NDArray, hi: NDArray, candidates: N
             log_prior = np.where(np.isfinite(lnp), lnp - log_like, -np.inf)
         return log_prior + box.log_jacobian(y), log_like
 
+    first = None
+    if settings.n_starts > 0 and photometric and settings.max_evaluations >= 4 * batch:
+        # Levenberg–Marquardt from the best library models to the posterior modes; their
+        # Laplace approximations make the first proposal (most posteriors of photometry are
+        # close to Gaussian in the unbounded coordinates once the modes are found)
+        top = np.argsort(-np.where(np.isfinite(lw0), lw0, -np.inf), kind="stable")
+        top = top[:settings.n_starts]
+        modes, covs, lp_modes, nev = _laplace_modes(lnprob, box, seed_y[top],
+                                                    settings.max_newton_iter,
+                                                    settings.max_evaluations // 4)
+        n_eval += nev
+        distinct = _distinct_modes(modes, covs, lp_modes)
+        if distinct:
+            centres, shapes = [], []
+            for i in distinct:
+                c, cv, nev = _calibrated_laplace(lnprob, box, modes[i], covs[i], lp_modes[i])
+                n_eval += nev
+                centres.append(c)
+                shapes.append(cv)
+            first = _laplace_proposal(np.array(centres), np.array(shapes), lp_modes[distinct],
+                                      keep, _kde_groups(seed_y[:, keep],
+                                                        _tempered(lw0, min_ess), settings, rng),
+                                      settings)
+        history.append({"n": 0.0, "ess": 0.0, "evaluations": float(n_eval),
+                        "modes": float(len(distinct))})
     annealed = None
     for _ in range(settings.max_rounds):
         if (annealed is None and settings.n_particles > 0 and len(sizes) >= settings.anneal_after
@@ -588,30 +888,44 @@ def run_adaptive(lnprob: LogProbability, lo: NDArray, hi: NDArray, candidates: N
             n_eval += lnprob.ncalls - before
             history.append({"n": 0.0, "ess": ess, "evaluations": float(n_eval),
                             "tempering_steps": float(steps)})
-            proposal = _build_proposal(annealed, np.full(annealed.shape[0],
-                                                         1.0 / annealed.shape[0]),
+            proposal = _build_proposal(annealed[:, keep], np.full(annealed.shape[0],
+                                                                  1.0 / annealed.shape[0]),
                                        settings, rng)
         elif ys:
-            proposal = _build_proposal(np.vstack(ys), _tempered(log_w, min_ess), settings,
-                                       rng)
+            proposal = _build_proposal(np.vstack(ys)[:, keep], _tempered(log_w, min_ess),
+                                       settings, rng)
+        elif first is not None:
+            proposal = first
         else:
-            proposal = _build_proposal(seed_y, _tempered(lw0, min_ess), settings, rng)
+            proposal = _build_proposal(seed_y[:, keep], _tempered(lw0, min_ess), settings, rng)
         n = int(min(batch, max(settings.max_evaluations - n_eval, 0)))
         if n < 1:
             break
-        y = proposal.sample(n, rng)
-        lnp, chi2, values, phot, nev = _evaluate(lnprob, box.to_theta(y), stat_names)
+        y = np.zeros((n, d))
+        y[:, keep] = proposal.sample(n, rng)
+        lnp, chi2, values, phot, nev, theta, log_qm = _evaluate(
+            lnprob, box.to_theta(y), stat_names, mass_proposal)
         n_eval += nev
+        if im is not None:
+            # the drawn masses, and their density in the unbounded coordinate
+            drawn = np.isfinite(log_qm)
+            u = (theta[drawn, im] - lo[im]) / box.width[im]
+            y[drawn, im] = np.log(u) - np.log1p(-u)
+            log_qm[drawn] += (math.log(box.width[im]) - np.logaddexp(0.0, -y[drawn, im])
+                              - np.logaddexp(0.0, y[drawn, im]))
+        log_qm = np.where(np.isfinite(log_qm), log_qm, 0.0)
         # update the mixture sums: the new proposal on the old samples, all on the new ones
         if ys:
-            log_mix_sum = np.logaddexp(log_mix_sum, math.log(n) + proposal.logpdf(np.vstack(ys)))
+            log_mix_sum = np.logaddexp(log_mix_sum,
+                                       math.log(n) + proposal.logpdf(np.vstack(ys)[:, keep]))
         proposals.append(proposal)
         sizes.append(n)
-        new_sum = logsumexp(np.column_stack([math.log(m) + q.logpdf(y)
+        new_sum = logsumexp(np.column_stack([math.log(m) + q.logpdf(y[:, keep])
                                              for q, m in zip(proposals, sizes, strict=True)]),
                             axis=1)
         log_mix_sum = np.concatenate([log_mix_sum, new_sum])
         ys.append(y)
+        qms.append(log_qm)
         lnps.append(lnp)
         ljs.append(box.log_jacobian(y))
         chi2s.append(chi2)
@@ -621,7 +935,8 @@ def run_adaptive(lnprob: LogProbability, lo: NDArray, hi: NDArray, candidates: N
         log_post = np.concatenate(lnps)
         log_target_y = log_post + np.concatenate(ljs)
         log_w = np.where(np.isfinite(log_post),
-                         log_target_y - (log_mix_sum - math.log(total)), -np.inf)
+                         log_target_y - (log_mix_sum - math.log(total)) - np.concatenate(qms),
+                         -np.inf)
         ess_new = effective_sample_size(log_w)
         khat = pareto_k(log_w) if ess_new >= settings.target_ess else math.nan
         history.append({"n": float(n), "ess": ess_new, "evaluations": float(n_eval),

@@ -49,7 +49,7 @@ from __future__ import annotations
 import math
 import os
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -230,6 +230,7 @@ class LogProbability:
                         if n in PARAM_NAMES]
         self.iz = self.free.index("z") if "z" in self.free else None
         self.iv = self.free.index("veldisp") if "veldisp" in self.free else None
+        self.im = self.free.index("log_mass") if "log_mass" in self.free else None
         self.fixed = dict(fixed)
         if self.age_limit and self.z is not None:
             self._age_max = math.log10(float(age_of_universe(self.z, cosmo, H0, Om0)))
@@ -273,14 +274,24 @@ class LogProbability:
                 derived.setdefault(name, np.empty(arr.shape[0]))[sel] = v
         return out, derived
 
-    def evaluate(self, theta: NDArray, extras: bool = False) -> tuple[NDArray, dict]:
+    def evaluate(self, theta: NDArray, extras: bool = False,
+                 mass_proposal: Callable[[NDArray, NDArray], tuple[NDArray, NDArray]]
+                 | None = None) -> tuple[NDArray, dict]:
         """Log posterior of walker positions (n, ndim) and, with ``extras``, model outputs.
 
         ``extras`` holds ``chi2``, ``photometry`` (n, nband), ``derived`` (log quantities,
         absolute), ``scale`` (profiled spectral normalisation) and ``spec_model`` /
         ``spec_factor`` (n, npix) for spectral fits.
+
+        ``mass_proposal`` (photometric fits with ``log_mass`` sampled) draws ``log_mass``
+        given the rest of each position, from the model photometry the position's own
+        ``log_mass`` gives: it is called as ``mass_proposal(photometry (m, nband),
+        log_mass (m,))`` for the m positions inside the box and returns the new log masses
+        (m,) and their log proposal densities (m,, per dex). The model scales exactly with
+        the mass, so no second model evaluation is needed; the posterior is that of the new
+        positions, returned in ``extras`` as ``theta`` (m, ndim) with ``log_q_mass``.
         """
-        theta = np.atleast_2d(np.asarray(theta, dtype=np.float64))
+        theta = np.array(theta, dtype=np.float64, ndmin=2)
         n = theta.shape[0]
         lnp = np.full(n, -np.inf)
         inside = np.all((theta >= self.lo) & (theta <= self.hi), axis=1)
@@ -300,8 +311,15 @@ class LogProbability:
         chi2 = np.zeros(idx.size)
         derived_raw = None
         phot = None
+        mass_shift = log_q_mass = None
         if self.filters:
             phot, derived_raw = self._photometry(sub, zz[idx])
+            if mass_proposal is not None and self.im is not None:
+                new_mass, log_q_mass = mass_proposal(phot, sub[:, 0].copy())
+                mass_shift = np.asarray(new_mass, dtype=np.float64) - sub[:, 0]
+                phot = phot * 10.0 ** mass_shift[:, None]
+                sub[:, 0] += mass_shift
+                theta[idx, self.im] = sub[:, 0]
             chi2 += chi2_terms(phot, self.obs, self.err, self.upper)
         scale = np.ones(idx.size)
         spec = None
@@ -314,6 +332,8 @@ class LogProbability:
             if derived_raw is None:
                 derived_raw = der_s
         logs = derived_logs(self.model, derived_raw)
+        if mass_shift is not None:  # the derived quantities came from the old masses
+            logs = {k: (v + mass_shift if k in MASS_SCALED else v) for k, v in logs.items()}
         if self.spectral is not None and not self.filters:
             with np.errstate(divide="ignore", invalid="ignore"):
                 shift = np.log10(np.where(scale > 0, scale, np.nan))
@@ -335,6 +355,9 @@ class LogProbability:
         if extras:
             out = {"index": idx, "chi2": chi2, "photometry": phot, "values": values,
                    "scale": scale}
+            if log_q_mass is not None:
+                out["theta"] = theta[idx]
+                out["log_q_mass"] = np.asarray(log_q_mass, dtype=np.float64)
             if spec is not None:
                 out["spec_model"] = model_pix
                 out["spec_factor"] = spec["factor"]
