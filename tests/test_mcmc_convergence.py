@@ -11,7 +11,6 @@ import pytest
 from pixedfit.fitting import MCMCShortChainWarning, fit_sed
 from pixedfit.fitting.mcmc import (
     MOVES,
-    LogProbability,
     McmcSettings,
     check_chain,
     make_moves,
@@ -165,7 +164,7 @@ def test_bad_mcmc_options_name_the_key(model, library):
     obs, err, _ = _mock(model, library, 5, 0.1)
     kw = {"flux": obs, "flux_err": err, "filters": FILTERS, "z": 0.1, "library": library,
           "model": model, "method": "mcmc", "threads": 1}
-    with pytest.raises(ValueError, match="mcmc_options.*'bogus'"):
+    with pytest.raises(ValueError, match=r"mcmc_options.*'bogus'"):
         fit_sed(**kw, mcmc_options={"bogus": 1})
     with pytest.raises(ValueError, match="tau_rtol"):
         fit_sed(**kw, mcmc_options={"tau_rtol": 2.0})

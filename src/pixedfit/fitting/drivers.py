@@ -636,17 +636,23 @@ def fit_sed(
     spec_clip : float or None
         Sigma-clipping threshold of spectral outliers (None: none).
     nwalkers, nsteps, nsteps_cut, thin, seed, backend, progress
-        MCMC settings (see :class:`pixedfit.fitting.mcmc.McmcSettings`); ``backend`` is an
-        HDF5 file that makes the chain resumable. ``seed`` also seeds the adaptive RDSPS
-        refinement.
+        MCMC settings (see :class:`pixedfit.fitting.mcmc.McmcSettings`); ``nsteps=None``
+        (default) stops on the autocorrelation criterion, an integer gives a fixed count;
+        ``backend`` is an HDF5 file that makes the chain resumable. ``seed`` also seeds the
+        adaptive RDSPS refinement.
     refine : bool or AdaptiveSettings
         RDSPS: refine the library pass by adaptive importance sampling until the effective
         sample size reaches its target (:mod:`pixedfit.fitting.adaptive`; default). False
         gives the original's plain RDSPS (the library pass only; its ``ess`` is usually far
-        below a converged posterior's).
+        below a converged posterior's). MCMC: start the walkers from the refined posterior
+        (True, default, or these settings) or from the library models (False).
     nested : NestedSettings or mapping, optional
         Nested-sampling settings (``method="nested"``; see
         :class:`pixedfit.fitting.nested.NestedSettings`; its seed is ``seed``).
+    mcmc_options : mapping, optional
+        Further MCMC settings (``max_steps``, ``tau_factor``, ``tau_rtol``, ``check_every``,
+        ``burn_tau``, ``moves``, ``start``, ...; see
+        :class:`pixedfit.fitting.mcmc.McmcSettings`).
 
     Returns
     -------

@@ -18,10 +18,24 @@ spectra with the Legendre step of :mod:`pixedfit.fitting.specfit` when a spectru
   priors use each walker's own mass), plus ``log_age`` ≤ the age of the universe at z
   (``max_age_universe``). Priors may also be put on derived quantities (``log_mw_age``,
   ``log_sfr``, ...), evaluated per walker.
-* **Start**: the walkers start at library models drawn (seeded) with their RDSPS posterior
-  weights, each with its best normalisation, jittered by ``init_spread`` × the box width and
-  kept inside the box (the original drew Gaussians around a single best model and could
-  start outside the box).
+* **Start**: by default the walkers start from the posterior of the adaptive RDSPS
+  refinement of the library pass (:func:`pixedfit.fitting.adaptive.run_adaptive`, at most
+  30 000 evaluations): samples drawn (seeded) with their importance weights, jittered by
+  1 % of the posterior's standard deviation, so that hardly any burn-in is needed.
+  ``start="library"`` (the drivers' ``refine=False``), or a refinement without a finite
+  posterior, starts them at library models drawn with their RDSPS posterior weights, each
+  with its best normalisation, jittered by ``init_spread`` × the box width and kept inside
+  the box (the original drew Gaussians around a single best model and could start outside
+  the box).
+* **Moves**: emcee's differential evolution (80 % ``DEMove``, 20 % ``DESnookerMove``):
+  measured on mocks of a delayed-τ model (``benchmarks/bench_mcmc_moves.py``), their
+  integrated autocorrelation times on the curved age–τ–metallicity–mass posterior were
+  about half those of emcee's default stretch move.
+* **Stopping**: with ``nsteps=None`` (default) the chain runs in segments of
+  ``check_every`` steps and stops once, after a burn-in of ``burn_tau`` × τ_max, it is
+  ``tau_factor`` (50) × τ_max long and τ changed by less than ``tau_rtol`` since the last
+  segment, or at ``max_steps`` (``converged=False`` and a warning); an explicit ``nsteps``
+  gives the original's fixed count.
 * **Likelihood**: Gaussian, ``−½ χ²`` of photometry plus spectrum; photometric errors are
   the totals of the error model (:mod:`pixedfit.fitting.errors`: statistical, calibration
   and floor in quadrature) and bands flagged as upper limits contribute
@@ -32,16 +46,18 @@ spectra with the Legendre step of :mod:`pixedfit.fitting.specfit` when a spectru
 * **Chains** can be kept in an emcee HDF5 backend (``backend=`` a path): an interrupted fit
   resumes where it stopped and, the random state being stored with every step, gives the
   same chain as an uninterrupted run with the same ``seed``.
-* **Threads**: a step evaluates only half the walkers (≈ 50 models), too few for OpenMP to
-  pay off on a shared machine (measured: 1 thread 5.5 s, 2 threads 12.5 s for 100 × 600),
-  so MCMC fits use 1 thread unless ``threads`` is given; run SEDs in parallel with MPI.
-* **Outputs**: posterior samples after ``nsteps_cut`` burn-in steps and thinning; their
+* **Threads**: a step evaluates only half the walkers (16 models by default), too few for
+  OpenMP to pay off on a shared machine (measured: 1 thread 5.5 s, 2 threads 12.5 s for
+  100 × 600), so MCMC fits use 1 thread unless ``threads`` is given; run SEDs in parallel
+  with MPI.
+* **Outputs**: posterior samples after burn-in and thinning (``nsteps=None``: thinned by
+  ½ τ_min); their
   derived quantities (SFR, mass-weighted age, ... from the same batched call; at most
   ``max_derived_samples`` samples, drawn with the seed); mean, std and percentiles; the
   maximum-posterior sample; p16/p50/p84 of the model photometry and of the observed-frame
   model spectrum, total and per component, over ``n_sed_samples`` samples; the acceptance
   fraction and the integrated autocorrelation time (a warning when the chain is shorter than
-  50 autocorrelation times).
+  50 autocorrelation times); ``ess`` = walkers × steps after burn-in / τ_max.
 """
 
 from __future__ import annotations
@@ -62,7 +78,8 @@ from ..sps.model import COMPONENT_NAMES, DEFAULTS, PARAM_NAMES
 from .errors import chi2_terms, fit_quality
 from .priors import MASS_SCALED, PriorSet
 
-__all__ = ["LogProbability", "MCMCShortChainWarning", "McmcSettings", "run_mcmc"]
+__all__ = ["MOVES", "LogProbability", "MCMCShortChainWarning", "McmcSettings", "make_moves",
+           "run_mcmc"]
 
 _MASS_BOX = 1.5  # dex around the best RDSPS mass when no log_mass prior is given
 
