@@ -5,8 +5,9 @@ observed in 12 bands (GALEX FUV … WISE W2) at S/N 20 with 5 % calibration scat
 with 5 % calibration errors. Two libraries of ``--nmod`` models that differ only in their
 seed give the seed stability of each RDSPS flavour (the defect of issue 13: the answer of
 plain RDSPS depends on the library's seed). The same SEDs are fitted by MCMC (emcee,
-default settings) and nested sampling (nautilus, default settings) for the side-by-side
-time and agreement. One thread per fit.
+default settings: 32 walkers started from the refined posterior, DE + snooker moves,
+stopped on the autocorrelation criterion) and nested sampling (nautilus, default settings)
+for the side-by-side time and agreement. One thread per fit.
 
 Usage: python benchmarks/bench_adaptive.py [--nmock 8] [--nmod 100000] [--no-samplers]
 """
@@ -102,6 +103,20 @@ def main() -> None:
                 agree.append(d)
             frac = float(np.mean(np.max(np.array(agree), axis=0) < 0.3))
             nev = np.median([r.n_model_evaluations for r in res])
+            if name == "mcmc":  # per mock: the chain's stopping point and agreement
+                for i, r in enumerate(res):
+                    d = r.diagnostics
+                    print(f"   mock {i}: tau_max {max(d['autocorr']):.1f} steps "
+                          f"{d['nsteps']} (burn-in {d['nsteps_cut']}, {r.rounds} segments) "
+                          f"evaluations {r.n_model_evaluations} (start "
+                          f"{d.get('start_evaluations', 0)}) ESS {r.ess:.0f} "
+                          f"time {times[name][i]:.1f} s converged {r.converged}; "
+                          "|Δ median|/σ " + " ".join(
+                              f"{q} {agree[k][i]:.2f}" for k, q in enumerate(QUANTITIES)))
+                line += (f" mcmc_converged={np.mean([bool(r.converged) for r in res]):.2f}"
+                         " mcmc_steps_median="
+                         f"{np.median([r.diagnostics['nsteps'] for r in res]):.0f}"
+                         f" mcmc_eval_median={nev:.0f}")
             print(f"{name}: median time {np.median(times[name]):.2f} s per SED, model "
                   f"evaluations median {nev:.0f}, converged "
                   f"{np.mean([bool(r.converged) for r in res]):.2f}; medians within 0.3 σ "

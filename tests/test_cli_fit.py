@@ -71,6 +71,29 @@ def test_fit_with_mcmc(catalog, tmp_path, capsys):
     assert np.all(np.abs(result["log_mass_p50"] - params["log_mass"]) < 3 * half + 0.1)
 
 
+@pytest.mark.filterwarnings("ignore::pixedfit.fitting.MCMCShortChainWarning")
+def test_fit_with_mcmc_stopping_on_the_autocorrelation_time(catalog, tmp_path, capsys):
+    """Without --nsteps the chain stops on the autocorrelation criterion, at --max-steps at
+    the latest (here reached: the fits say converged = False); --no-refine starts the
+    walkers from the library."""
+    from pixedfit.fitting import ResultStore
+
+    _base, lib_path, path, _ = catalog
+    out = tmp_path / "mcmc.csv"
+    assert main(["fit", str(path), "--library", str(lib_path), "--filters", ",".join(FILTERS),
+                 "--out", str(out), "--method", "mcmc", "--nwalkers", "16", "--max-steps",
+                 "200", "--seed", "3", "--threads", "1", "--quiet", "--no-refine",
+                 "--store", str(tmp_path / "store")]) == 0
+    res = ResultStore(tmp_path / "store").load("g1")
+    d = res.diagnostics
+    assert d["stop"] == "autocorr" and d["nsteps"] == 200 and d["start"] == "library"
+    assert res.converged is False and res.rounds == 2
+    with pytest.raises(SystemExit):
+        main(["fit", str(path), "--library", str(lib_path), "--filters", ",".join(FILTERS),
+              "--out", str(out), "--method", "mcmc", "--max-steps", "0"])
+    assert "--max-steps" in capsys.readouterr().err
+
+
 def test_fit_errors_are_reported(catalog, tmp_path, capsys):
     _base, lib_path, path, _ = catalog
     assert main(["fit", str(path), "--library", str(lib_path), "--filters", "sdss_g,nope_band",

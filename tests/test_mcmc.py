@@ -87,8 +87,11 @@ def test_mcmc_photometry_mock_and_files(model, library, tmp_path):
                       nwalkers=20, nsteps=150, nsteps_cut=50, seed=1, threads=1)
     d = res.diagnostics
     assert res.method == "mcmc" and res.n_used == 20 * 100 == res.samples.shape[0]
-    assert 0.15 < d["acceptance"] < 0.8 and len(d["autocorr"]) == len(d["sampled"]) == 5
-    assert d["n_model_evaluations"] <= 20 * 150 + 2 * 20
+    # differential-evolution moves accept less often than the stretch move (~0.1-0.3)
+    assert 0.08 < d["acceptance"] < 0.8 and len(d["autocorr"]) == len(d["sampled"]) == 5
+    # the refinement that starts the walkers, then one evaluation per walker and step
+    assert d["start"] == "refined" and d["start_evaluations"] > 0
+    assert d["n_model_evaluations"] - d["start_evaluations"] <= 20 * 150 + 2 * 20
     s = res.summary
     for name in ("logzsol", "log_age", "dust2", "log_mass"):
         width = s[name]["p84"] - s[name]["p16"]
@@ -227,7 +230,9 @@ def test_catalog_mcmc_seeds_store_and_split(model, library, tmp_path):
     seds = [_mock(model, library, i, 0.08, seed=i) for i in (3, 4)]
     fluxes = np.array([s[0] for s in seds])
     errs = np.array([s[1] for s in seds])
-    kw = {k: v for k, v in FAST.items()}
+    # library start: the adaptive refinement of a refined start turns the ~1e-14 difference
+    # of the catalogue's interpolated photometry into different (equally valid) walkers
+    kw = {**FAST, "refine": False}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", MCMCShortChainWarning)
         res = fit_catalog(fluxes, errs, FILTERS, [0.08, 0.08], library=library, model=model,
@@ -268,7 +273,10 @@ def test_masked_band(model, library):
     obs, err, _ = _mock(model, library, 5, 0.1)
     holed = obs.copy()
     holed[3] = np.nan
-    kw = {"z": 0.1, "library": library, "model": model, "method": "mcmc", "seed": 4, **FAST}
+    # library start (see test_catalog_mcmc_seeds_store_and_split: rounding-level differences
+    # of χ² sums over 11 or 12 bands change the refined start's discrete draws)
+    kw = {"z": 0.1, "library": library, "model": model, "method": "mcmc", "seed": 4,
+          "refine": False, **FAST}
     with pytest.raises(ValueError, match="mask_invalid"):
         _quiet(flux=holed, flux_err=err, filters=FILTERS, **kw)
     res = _quiet(flux=holed, flux_err=err, filters=FILTERS, mask_invalid=True, **kw)

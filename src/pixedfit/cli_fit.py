@@ -114,6 +114,7 @@ def _number(kind: type, low: float | None = None, high: float | None = None,
 #: flag in error messages).
 FLAGS = {
     "nwalkers": "--nwalkers", "nsteps_cut": "--nsteps-cut", "nsteps": "--nsteps",
+    "max_steps": "--max-steps", "mcmc_options": "--max-steps",
     "thin": "--thin", "dof": "--dof", "perc_chi2": "--perc-chi2",
     "error_floor": "--error-floor", "likelihood": "--likelihood", "threads": "--threads",
     "chunk": "--chunk", "seed": "--seed", "ranges": "--range", "n": "--n",
@@ -262,6 +263,7 @@ def _cmd_fit(args: argparse.Namespace) -> int:
             upper_limit_nsigma=args.upper_limit_nsigma, mask_invalid=True,
             threads=args.threads, quiet=args.quiet, method=args.method,
             nwalkers=args.nwalkers, nsteps=args.nsteps, nsteps_cut=args.nsteps_cut,
+            mcmc_options={"max_steps": args.max_steps},
             thin=args.thin, seed=args.seed, nested=nested, distance_mpc=dist,
             refine=not args.no_refine))
     if pool.is_master:
@@ -393,16 +395,20 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
     fit.add_argument("--method", default="rdsps", choices=("rdsps", "mcmc", "nested"),
                      help="RDSPS over the library refined to a converged posterior (adaptive "
                           "RDSPS), MCMC (emcee) with models made on the fly (started from the "
-                          "library's best models), or nested sampling (nautilus; gives the "
-                          "Bayesian evidence)")
+                          "refined RDSPS posterior, stopped on the autocorrelation time), or "
+                          "nested sampling (nautilus; gives the Bayesian evidence)")
     fit.add_argument("--no-refine", action="store_true",
                      help="RDSPS: the original's plain RDSPS (the library pass only, not "
                           "refined; its effective sample size is usually far below a "
-                          "converged posterior's)")
-    fit.add_argument("--nwalkers", type=_number(int, 2), default=100,
-                     help="MCMC walkers (at least twice the free parameters; default 100)")
-    fit.add_argument("--nsteps", type=positive_int, default=600,
-                     help="MCMC steps per walker (default 600)")
+                          "converged posterior's); MCMC: start the walkers from the "
+                          "library models")
+    fit.add_argument("--nwalkers", type=_number(int, 2), default=32,
+                     help="MCMC walkers (at least twice the free parameters; default 32)")
+    fit.add_argument("--nsteps", type=positive_int, default=None,
+                     help="MCMC steps per walker, a fixed count (default: stop when the chain "
+                          "after burn-in is 50 autocorrelation times long and they are stable)")
+    fit.add_argument("--max-steps", type=positive_int, default=20000,
+                     help="MCMC steps per walker at most without --nsteps (default 20000)")
     fit.add_argument("--nsteps-cut", type=_number(int, 0), default=50,
                      help="MCMC burn-in steps dropped (default 50)")
     fit.add_argument("--thin", type=positive_int, default=1, help="MCMC thinning (default 1)")

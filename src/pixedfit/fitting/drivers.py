@@ -61,6 +61,7 @@ from .errors import (
     observations,
 )
 from .mcmc import LibraryPass, McmcSettings, fit_one
+from .mcmc import option_settings as mcmc_option_settings
 from .priors import MASS_SCALED, Prior, PriorSet
 from .rdsps import ModelPhotometry, RdspsResult, rdsps
 from .results import FitResult, ResultStore, input_digest, library_digest
@@ -302,8 +303,9 @@ def _seeded(aset: AdaptiveSettings | None, seed: int) -> AdaptiveSettings | None
     return None if aset is None else dataclasses.replace(aset, seed=int(seed))
 
 
-def _mcmc_settings(method: str, nwalkers: int, nsteps: int, nsteps_cut: int, thin: int,
-                   seed: int, backend: Any, progress: bool, nested: Any = None
+def _mcmc_settings(method: str, nwalkers: int, nsteps: int | None, nsteps_cut: int, thin: int,
+                   seed: int, backend: Any, progress: bool, nested: Any = None,
+                   refine: Any = True, options: Mapping[str, Any] | None = None
                    ) -> McmcSettings | _nested.NestedSettings | None:
     if method == "nested":
         return _nested.NestedSettings.from_any(nested, seed=int(seed),
@@ -311,7 +313,8 @@ def _mcmc_settings(method: str, nwalkers: int, nsteps: int, nsteps_cut: int, thi
     if method != "mcmc":
         return None
     return McmcSettings(nwalkers=nwalkers, nsteps=nsteps, nsteps_cut=nsteps_cut, thin=thin,
-                        seed=seed, backend=backend, progress=progress)
+                        seed=seed, backend=backend, progress=progress,
+                        **mcmc_option_settings(options, refine))
 
 
 def _sed_seed(seed: int, index: int) -> int:
@@ -568,8 +571,8 @@ def fit_sed(
     del_wave_nebem: float = 15.0,
     poly_order: int | None = 8,
     spec_clip: float | None = 4.0,
-    nwalkers: int = 100,
-    nsteps: int = 600,
+    nwalkers: int = 32,
+    nsteps: int | None = None,
     nsteps_cut: int = 50,
     thin: int = 1,
     seed: int = 0,
@@ -577,6 +580,7 @@ def fit_sed(
     progress: bool = False,
     refine: bool | AdaptiveSettings = True,
     nested: Any = None,
+    mcmc_options: Mapping[str, Any] | None = None,
 ) -> FitResult:
     """Fit one SED (photometry, a spectrum, or both) with a model library.
 
@@ -632,17 +636,23 @@ def fit_sed(
     spec_clip : float or None
         Sigma-clipping threshold of spectral outliers (None: none).
     nwalkers, nsteps, nsteps_cut, thin, seed, backend, progress
-        MCMC settings (see :class:`pixedfit.fitting.mcmc.McmcSettings`); ``backend`` is an
-        HDF5 file that makes the chain resumable. ``seed`` also seeds the adaptive RDSPS
-        refinement.
+        MCMC settings (see :class:`pixedfit.fitting.mcmc.McmcSettings`); ``nsteps=None``
+        (default) stops on the autocorrelation criterion, an integer gives a fixed count;
+        ``backend`` is an HDF5 file that makes the chain resumable. ``seed`` also seeds the
+        adaptive RDSPS refinement.
     refine : bool or AdaptiveSettings
         RDSPS: refine the library pass by adaptive importance sampling until the effective
         sample size reaches its target (:mod:`pixedfit.fitting.adaptive`; default). False
         gives the original's plain RDSPS (the library pass only; its ``ess`` is usually far
-        below a converged posterior's).
+        below a converged posterior's). MCMC: start the walkers from the refined posterior
+        (True, default, or these settings) or from the library models (False).
     nested : NestedSettings or mapping, optional
         Nested-sampling settings (``method="nested"``; see
         :class:`pixedfit.fitting.nested.NestedSettings`; its seed is ``seed``).
+    mcmc_options : mapping, optional
+        Further MCMC settings (``max_steps``, ``tau_factor``, ``tau_rtol``, ``check_every``,
+        ``burn_tau``, ``moves``, ``start``, ...; see
+        :class:`pixedfit.fitting.mcmc.McmcSettings`).
 
     Returns
     -------
@@ -651,7 +661,8 @@ def fit_sed(
     _check_method(method, nested)
     z = check_redshift(z)
     check_dz(dz, span=1.0 if z is None else 0.0)
-    check_common(method, threads, nwalkers, nsteps, nsteps_cut, thin, seed)
+    check_common(method, threads, nwalkers, nsteps, nsteps_cut, thin, seed, mcmc_options,
+                 refine)
     settings = _settings(likelihood, dof, perc_chi2, error_floor, mask_invalid, cosmo, H0, Om0,
                          max_age_universe, del_wave_nebem=float(del_wave_nebem),
                          poly_order=poly_order, spec_clip=spec_clip, dz=float(dz))
@@ -661,7 +672,7 @@ def fit_sed(
     if z is not None and not (np.isfinite(z) and z > 0):
         raise ValueError(f"z must be > 0 (or None for a free redshift), got {z}")
     mset = _mcmc_settings(method, nwalkers, nsteps, nsteps_cut, thin, seed, backend, progress,
-                          nested)
+                          nested, refine, mcmc_options)
     aset = _adaptive_settings(method, refine, seed)
     if obs is None:
         return _fit(ctx, None, None, z, spectrum, area_kpc2, mset, aset=aset)
@@ -751,14 +762,15 @@ def fit_catalog(
     del_wave_nebem: float = 15.0,
     poly_order: int | None = 8,
     spec_clip: float | None = 4.0,
-    nwalkers: int = 100,
-    nsteps: int = 600,
+    nwalkers: int = 32,
+    nsteps: int | None = None,
     nsteps_cut: int = 50,
     thin: int = 1,
     seed: int = 0,
     refine: bool | AdaptiveSettings = True,
     distance_mpc: ArrayLike | None = None,
     nested: Any = None,
+    mcmc_options: Mapping[str, Any] | None = None,
 ) -> list[FitResult]:
     """Fit many SEDs, each at its own redshift.
 
@@ -805,7 +817,8 @@ def fit_catalog(
         Before any work, naming the argument, or the row and id of a bad redshift.
     """
     _check_method(method, nested)
-    check_common(method, threads, nwalkers, nsteps, nsteps_cut, thin, seed)
+    check_common(method, threads, nwalkers, nsteps, nsteps_cut, thin, seed, mcmc_options,
+                 refine)
     obs, err, zz, keys = check_catalog(fluxes, flux_errs, z, distance_mpc, ids, dz, cosmo,
                                        H0, Om0)
     settings = _settings(likelihood, dof, perc_chi2, error_floor, mask_invalid, cosmo, H0, Om0,
@@ -835,7 +848,7 @@ def fit_catalog(
             models = ctx.photometry(float(zz[i])) if interp is None else interp(float(zz[i]))
             mset = _mcmc_settings(method, nwalkers, nsteps, nsteps_cut, thin,
                                   _sed_seed(seed, i), _chain_file(store, keys[i]), False,
-                                  nested)
+                                  nested, refine, mcmc_options)
             spec = None if spectra is None else spectra[i]
             if mset is None and spec is None and aset is None:
                 res = _run_rdsps(ctx_i, obs[i], err[i], models, ctx.age_prior(float(zz[i])),
@@ -851,7 +864,7 @@ def fit_catalog(
         return out
 
     mcmc = {"nwalkers": nwalkers, "nsteps": nsteps, "nsteps_cut": nsteps_cut, "thin": thin,
-            "seed": seed}
+            "seed": seed, "options": dict(mcmc_options or {}), "refine": _refine_record(refine)}
     inputs = {} if store is None else {keys[i]: input_digest(
         obs[i], err[i], zz[i], None if spectra is None else spectra[i],
         _sed_seed(seed, i) if method == "mcmc" else None) for i in range(obs.shape[0])}
@@ -893,13 +906,14 @@ def fit_binmap(
     del_wave_nebem: float = 15.0,
     poly_order: int | None = 8,
     spec_clip: float | None = 4.0,
-    nwalkers: int = 100,
-    nsteps: int = 600,
+    nwalkers: int = 32,
+    nsteps: int | None = None,
     nsteps_cut: int = 50,
     thin: int = 1,
     seed: int = 0,
     refine: bool | AdaptiveSettings = True,
     nested: Any = None,
+    mcmc_options: Mapping[str, Any] | None = None,
 ) -> dict[int, FitResult]:
     """Fit the SEDs of the bins of a binned cube.
 
@@ -943,7 +957,8 @@ def fit_binmap(
     """
     _check_method(method, nested)
     z = check_redshift(z, "z")
-    check_common(method, threads, nwalkers, nsteps, nsteps_cut, thin, seed)
+    check_common(method, threads, nwalkers, nsteps, nsteps_cut, thin, seed, mcmc_options,
+                 refine)
     from ..binning import BinnedCube
 
     cube = binned if isinstance(binned, BinnedCube) else BinnedCube.read(binned)
@@ -980,7 +995,7 @@ def fit_binmap(
         err = cube.bin_flux_err[b - 1] * unit
         area = None if areas is None else areas[b - 1]
         mset = _mcmc_settings(method, nwalkers, nsteps, nsteps_cut, thin, _sed_seed(seed, b),
-                              _chain_file(store, key), False, nested)
+                              _chain_file(store, key), False, nested, refine, mcmc_options)
         spec = None
         if fit_spectra and cube.bin_has_spec[b - 1]:
             spec = ObservedSpectrum(cube.wave, cube.bin_spec_flux[b - 1] * unit,
@@ -1002,7 +1017,7 @@ def fit_binmap(
         return out
 
     mcmc = {"nwalkers": nwalkers, "nsteps": nsteps, "nsteps_cut": nsteps_cut, "thin": thin,
-            "seed": seed}
+            "seed": seed, "options": dict(mcmc_options or {}), "refine": _refine_record(refine)}
 
     def spec_of(b: int) -> tuple[NDArray, ...] | None:
         if not (fit_spectra and cube.bin_has_spec[b - 1]):
@@ -1027,6 +1042,11 @@ def _sampler_record(aset: AdaptiveSettings | None, nested: Any) -> dict[str, Any
     if nested is not None and dataclasses.is_dataclass(nested):
         nested = dataclasses.asdict(nested)
     return {"refine": None if aset is None else dataclasses.asdict(aset), "nested": nested}
+
+
+def _refine_record(refine: Any) -> Any:
+    """``refine`` for a store's record (MCMC: the refinement that starts the walkers)."""
+    return dataclasses.asdict(refine) if dataclasses.is_dataclass(refine) else refine
 
 
 def _chain_file(store: ResultStore | None, key: str) -> str | None:
@@ -1056,7 +1076,8 @@ def _store_session(store: ResultStore | None, pool: Any, ctx: _Context, method: 
            "mcmc": mcmc if method == "mcmc" else None, **extra}
     # emcee's chain file: chain and log-probability per step and walker, plus HDF5 overhead
     ndim = len(ctx.library.names) + 1
-    chain = (int(1.2 * mcmc["nsteps"] * mcmc["nwalkers"] * (ndim + 1) * 8) + 65536
+    steps = mcmc["nsteps"] or McmcSettings(**mcmc["options"]).max_steps
+    chain = (int(1.2 * steps * mcmc["nwalkers"] * (ndim + 1) * 8) + 65536
              if method == "mcmc" else 0)
     return store.session(run, inputs, pool, chain_bytes=chain)
 
