@@ -168,3 +168,22 @@ def test_config_key():
     assert cfg["fitting"]["fit_leftover"] is False
     with pytest.raises(ValueError, match=r"fitting\.fit_leftover"):
         load_config(config={"images": {"fluxmap": "f.fits"}, "fitting": {"fit_leftover": 1}})
+
+
+def test_report_text_counts_flagged_pixels():
+    from pixedfit.analysis.report import _flag_text, _leftover_text
+
+    cube, binned = _binned()
+    pm = maps_parameters(binned, {1: _result(1), 2: _result(2, converged=False)}, cube)
+    text = _leftover_text(binned, pm)
+    assert text.startswith("leftover bin 3: 4 pixels that could not reach the S/N target")
+    assert "not fitted, blank in the maps" in text and "negative in sdss_z" in text
+    table = _flag_text(pm)
+    assert "<td>1</td><td class='wrap'>leftover bin: pixels below the binning S/N target" \
+        "</td><td>1</td><td>4</td>" in table
+    assert "<td>2</td><td class='wrap'>fit did not converge</td><td>1</td><td>8</td>" in table
+    fitted = maps_parameters(binned, {1: _result(1), 2: _result(2), 3: _result(3)}, cube)
+    assert "fitted but flagged" in _leftover_text(binned, fitted)
+    clean = maps_parameters(binned, {1: _result(1), 2: _result(2), 3: _result(3)}, cube)
+    clean.flags[:] = 0
+    assert _flag_text(clean) == "<p>No pixel of the maps is flagged.</p>"
