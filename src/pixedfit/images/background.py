@@ -65,7 +65,7 @@ def subtract_background(
     filter_size: int = 3,
     sigma: float = 3.0,
     mask_sources: bool = True,
-    thresh: float = 1.5,
+    thresh: float = 2.0,
     minarea: int = 5,
     dilate: int = 2,
     mask: ArrayLike | None = None,
@@ -94,7 +94,11 @@ def subtract_background(
         pass (:attr:`BackgroundResult.rms`, per pixel), with the SExtractor convention used
         for galaxy regions (:func:`~pixedfit.images.regions.segmentation_map` with
         ``filter_type="conv"``): a pixel is a source pixel when the 3 × 3-smoothed,
-        background-subtracted image exceeds ``thresh`` × RMS, in every band alike.
+        background-subtracted image exceeds ``thresh`` × RMS, in every band alike. The
+        default, 2, is that of the galaxy-region segmentation (``images.segmentation_thresh``).
+        On maps with strongly correlated noise (resampled or oversampled, e.g. DustPedia
+        WISE W3, neighbour correlation 0.96) smoothing does not lower the noise and a low
+        threshold masks noise peaks as well, biasing the background low.
     minarea : int
         Smallest source, in pixels.
     dilate : int
