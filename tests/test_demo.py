@@ -91,3 +91,25 @@ def test_galaxy_gradients():
     assert bulge[0] > disk[0] and bulge[-1] < disk[-1]
     # elliptical radius: the minor axis is shorter by b/a
     assert g.radius(np.array([0.0]), np.array([1.0]))[0] > 1.0
+
+
+@pytest.mark.slow
+def test_default_stamp_holds_the_galaxy_with_sky_around_it(tmp_path):
+    """At the default stamp the galaxy region is a proper fraction of the stamp and not
+    flagged (64 pixels gave 46 %, just under the 50 % of the region check); pytest turns
+    a RegionWarning into an error."""
+    from pixedfit.demo import DEMO_STAMP
+    from pixedfit.images.regions import check_region
+    from pixedfit.parallel import SerialPool
+    from pixedfit.pipeline import Pipeline
+
+    cfg = make_observation(tmp_path, seed=0, nmodels=100, refine=False)
+    pipe = Pipeline(cfg, pool=SerialPool(), quiet=True)
+    info = pipe.images().info
+    assert info["stamp_size"] == [DEMO_STAMP, DEMO_STAMP]
+    assert not info["region_flag"]
+    with fits.open(pipe.path("images", "fluxmap.fits")) as hdul:
+        region = np.asarray(hdul["GALAXY_REGION"].data) > 0
+    check = check_region(region)
+    assert check.edge_pixels == 0
+    assert check.fraction < 0.35  # sky all around: at most about a third of the stamp

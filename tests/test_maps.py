@@ -198,7 +198,7 @@ def test_every_map_has_its_unit_in_bunit(tmp_path):
     }
     with fits.open(tmp_path / "m.fits") as hdul:
         images = [h for h in hdul[1:] if h.name not in ("GALAXY_REGION", "BIN_MAP",
-                                                          "BIN_TABLE")]
+                                                          "BIN_FLAG", "BIN_TABLE")]
         assert len(images) == len(pm.maps)
         for hdu in images:
             assert "BUNIT" in hdu.header, hdu.name

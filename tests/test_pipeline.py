@@ -56,9 +56,15 @@ def test_stages_cache_and_rerun_downstream_only(observation, tmp_path):
     assert pipe.ran == ["images", "binning", "models", "fitting", "maps"]
     out = pipe.out
     nbins = pipe.records["binning"].info["nbins"]
-    assert len(list((out / "fitting").glob("bin*.h5"))) == nbins
+    leftover = pipe.records["binning"].info["leftover"]
+    # one file per bin, except the leftover bin, which is not fitted by default
+    assert pipe.records["fitting"].info["leftover_fitted"] is False
+    assert len(list((out / "fitting").glob("bin*.h5"))) == nbins - bool(leftover)
     maps = PropertyMaps.read(out / "maps" / "maps.fits")
     assert maps.nbins == nbins and "pix-log_sigma_mass-mean" in maps.maps
+    if leftover:
+        assert np.all(np.isnan(maps.maps["pix-log_sigma_mass-mean"][maps.bin_map == leftover]))
+        assert np.all(maps.flags[maps.bin_map == leftover] == 9)
     before = _mtimes(out)
 
     again = run_pipeline(cfg, pool=SerialPool(), quiet=True)
@@ -78,7 +84,8 @@ def test_stages_cache_and_rerun_downstream_only(observation, tmp_path):
     new_bins = changed.records["binning"].info["nbins"]
     assert new_bins < nbins
     # stale results of the old bins are gone
-    assert len(list((out / "fitting").glob("bin*.h5"))) == new_bins
+    assert len(list((out / "fitting").glob("bin*.h5"))) == \
+        new_bins - bool(changed.records["binning"].info["leftover"])
 
     _edit(cfg, r"^likelihood = .*$", 'likelihood = "student_t"')
     assert run_pipeline(cfg, pool=SerialPool(), quiet=True).ran == ["fitting", "maps"]

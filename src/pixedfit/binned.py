@@ -36,9 +36,15 @@ from .cube import (
     _read_wcs,
 )
 
-__all__ = ["BinnedCube"]
+__all__ = ["BinnedCube", "LeftoverWarning"]
 
 PathLike = str | os.PathLike[str]
+
+
+class LeftoverWarning(UserWarning):
+    """The leftover bin (pixels that could not reach the S/N target) is fitted although its
+    summed flux is negative in some band: its properties are unreliable."""
+
 
 class BinnedCube:
     """Result of a pixel binning: bin map, per-bin SEDs (and spectra), metadata.
@@ -171,6 +177,13 @@ class BinnedCube:
     def leftover_bin(self) -> int:
         """Id of the leftover bin (the last one), 0 when every bin is a regular bin."""
         return int(np.flatnonzero(self.leftover)[0] + 1) if self.leftover.any() else 0
+
+    def negative_bands(self, bin_id: int) -> list[str]:
+        """Filters in which the summed flux of bin ``bin_id`` (1-based) is negative."""
+        if not 1 <= int(bin_id) <= self.nbins:
+            raise ValueError(f"bin_id: {bin_id} outside 1..{self.nbins}")
+        flux = self.bin_flux[int(bin_id) - 1]
+        return [f for f, v in zip(self.filters, flux, strict=True) if v < 0]
 
     @property
     def sys_err_factor(self) -> float | None:

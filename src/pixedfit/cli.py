@@ -205,7 +205,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--output", default="pixedfit_demo",
                       help="output folder (default ./pixedfit_demo)")
     demo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    demo.add_argument("--stamp", type=int, default=64, help="stamp size in pixels (64)")
+    demo.add_argument("--stamp", type=int, default=96,
+                      help="stamp size in GALEX pixels of 1.5 arcsec (96)")
     demo.add_argument("--nmodels", type=int, default=5000, help="library size (5000)")
     demo.add_argument("--quiet", action="store_true", help="no progress output")
     demo.set_defaults(func=_cmd_demo)

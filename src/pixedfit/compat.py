@@ -327,7 +327,8 @@ def SEDfit_from_binmap(  # noqa: N802 - the original name
                          priors=_priors(params_ranges, params_priors), method=fit_method,
                          z=gal_z if gal_z and gal_z > 0 else None, likelihood=likelihood,
                          dof=dof, perc_chi2=perc_chi2,
-                         cosmo=None if cosmo in (0, "flat_LCDM") else cosmo, H0=H0, Om0=Om0)
+                         cosmo=None if cosmo in (0, "flat_LCDM") else cosmo, H0=H0, Om0=Om0,
+                         fit_leftover=True)  # the original fits every bin it is given
     names = []
     for i, b in enumerate(ids):
         name = str(name_out_fits[i]) if name_out_fits is not None else \

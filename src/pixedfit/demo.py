@@ -16,7 +16,10 @@ The demo builds an observation from known property maps and runs the whole pipel
    WISE DN) and given Gaussian sky noise; variance images are written alongside.
 3. **Pipeline.** ``pixedfit run`` on the generated ``demo.toml``: image processing (PSF
    matching to W2, reprojection to the GALEX grid), segmentation, binning (S/N 10, GALEX 3),
-   a 5000-model library, RDSPS fits, maps and the HTML report.
+   a 5000-model library, RDSPS fits, maps and the HTML report. The default stamp
+   (:data:`DEMO_STAMP`) holds the galaxy's region with sky around it; much smaller stamps
+   (as in quick tests) are filled by the galaxy and raise a
+   :class:`~pixedfit.images.regions.RegionWarning`, as they should.
 4. **Comparison.** True maps on the flux map's grid, PSF-matched like the data (mass and SFR
    are additive, so their PSF-convolved maps are the truth at the data's resolution), are
    summed over every bin and compared with the recovered bin values
@@ -46,6 +49,7 @@ from ._paths import atomic_path
 
 __all__ = [
     "DEMO_FILTERS",
+    "DEMO_STAMP",
     "TOLERANCES",
     "DemoResult",
     "GalaxyModel",
@@ -59,6 +63,11 @@ DEMO_FILTERS = (
     "galex_fuv", "galex_nuv", "sdss_u", "sdss_g", "sdss_r", "sdss_i", "sdss_z",
     "2mass_j", "2mass_h", "2mass_k", "wise_w1", "wise_w2",
 )
+#: Default stamp (GALEX pixels of 1.5″, i.e. 144″ across): the galaxy's region (about
+#: 1900 pixels at the demo's depth) then covers about a fifth of the stamp and leaves sky
+#: all around it, as a real stamp should (64 pixels: 46 %, just under the region check's
+#: 50 %; without the noise-correlation Monte Carlo the region filled that stamp).
+DEMO_STAMP = 96
 #: Documented tolerances of the demo (median absolute differences over good bins).
 TOLERANCES = {"log_sigma_mass": 0.1, "log_sigma_sfr": 0.3, "A_V": 0.2}
 #: A_V = 2.5 log10(e) τ_V for the Calzetti law (dust2 is τ_V).
@@ -243,7 +252,7 @@ def truth_maps(galaxy: GalaxyModel, table: _RadialTable, wcs: WCS, shape: tuple[
     }
 
 
-def make_observation(folder: str | os.PathLike[str], stamp: int = 64, seed: int = 0,
+def make_observation(folder: str | os.PathLike[str], stamp: int = DEMO_STAMP, seed: int = 0,
                      nmodels: int = 5000, noise_realisations: int = 4,
                      galaxy: GalaxyModel | None = None, threads: int | None = None,
                      model: Any = None, refine: bool = True) -> Path:
@@ -392,7 +401,7 @@ class DemoResult:
 
 
 def run_demo(output_dir: str | os.PathLike[str] = "pixedfit_demo", seed: int = 0,
-             stamp: int = 64, nmodels: int = 5000, noise_realisations: int = 4,
+             stamp: int = DEMO_STAMP, nmodels: int = 5000, noise_realisations: int = 4,
              quiet: bool = False, pool: Any = None, report: bool = True,
              refine: bool = True) -> DemoResult:
     """Make the synthetic observation, run the pipeline and compare with the truth.

@@ -111,7 +111,10 @@ DEFAULTS: dict[str, dict[str, Any]] = {
                 # "auto" (the flux map's CALERR, else the instrument table), false, one
                 # fraction, or a table {filter = fraction}; see pixedfit.fitting.errors
                 "calibration_errors": "auto",
-                "upper_limit_nsigma": 0.0},  # > 0: fluxes below n sigma become limits
+                "upper_limit_nsigma": 0.0,  # > 0: fluxes below n sigma become limits
+                # the leftover bin (pixels below the S/N target): not fitted, NaN in the
+                # maps (BIN_FLAG bit 1); true: fitted and flagged
+                "fit_leftover": False},
     "maps": {"refband_SFR": None, "refband_SM": None, "refband_Mdust": None},
     "report": {"enabled": True, "n_examples": 3, "truth": None, "truth_snr_bands": None,
                "corner_params": None},
@@ -349,6 +352,7 @@ def _check_config(cfg: dict[str, Any], files: bool, problems: list[str]) -> None
     num("fitting.error_floor", fitting["error_floor"], 0)
     boolean("fitting.max_age_universe", fitting["max_age_universe"])
     boolean("fitting.refine", fitting["refine"])
+    boolean("fitting.fit_leftover", fitting["fit_leftover"])
     num("fitting.H0", fitting["H0"], 0, open_lo=True)
     num("fitting.Om0", fitting["Om0"], 0, 1)
     if fitting["cosmo"] is not None:
@@ -941,11 +945,14 @@ class Pipeline:
         cfg = self.cfg["fitting"]
 
         def work():
+            from .binned import BinnedCube
             from .fitting import fit_binmap
             from .fitting.results import ResultStore
             from .library import read_library
 
             library = read_library(self.library_path(), spectra=False)
+            binned = BinnedCube.read(self.path("binning", "binned.fits"))
+            leftover = binned.leftover_bin
             kwargs = {k: v for k, v in cfg.items() if k != "method"}
             kwargs["calibration"] = kwargs.pop("calibration_errors")
             kwargs["upper_limit_nsigma"] = kwargs["upper_limit_nsigma"] or None
@@ -959,7 +966,7 @@ class Pipeline:
 
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", ConvergenceWarning)
-                results = fit_binmap(self.path("binning", "binned.fits"), library=library,
+                results = fit_binmap(binned, library=library,
                                      method=cfg["method"], store=store,
                                      pool=self.pool, threads=self.threads, quiet=self.quiet,
                                      **kwargs)
@@ -974,6 +981,8 @@ class Pipeline:
                           f"converge: {unconverged[:20]}")
             return [f"fitting/{f}" for f in store.files()], {
                 "nbins": len(results), "failed": failed, "unconverged": unconverged,
+                "leftover_bin": leftover,
+                "leftover_fitted": bool(leftover) and leftover in results,
                 "ess_median": float(np.median(ess)) if ess else None}
 
         return self._stage("fitting", cfg, [], ["binning", "models"], work, everyone=True,

@@ -36,6 +36,27 @@ Surface densities
     ``log_sigma_sfr`` (M☉ yr⁻¹ kpc⁻²) and ``log_sigma_dustmass`` are added for the bins
     (bin value / bin area) and the pixels (pixel value / pixel area), errors unchanged.
 
+Quality flags
+    ``PropertyMaps.flags`` (y, x), written as the ``BIN_FLAG`` extension (int16) and as the
+    ``flag`` column of ``BIN_TABLE``, holds bit flags per pixel (0 = good, or outside the
+    bins):
+
+    ========  ==============================  ==========================================
+    bit       constant                        meaning
+    ========  ==============================  ==========================================
+    1         :data:`FLAG_LEFTOVER`           pixel of the leftover bin (pixels that could
+                                              not reach the binning S/N target)
+    2         :data:`FLAG_NOT_CONVERGED`      the fit did not converge
+                                              (``FitResult.converged`` is False)
+    4         :data:`FLAG_FAILED`             failed fit (no model entered the posterior)
+    8         :data:`FLAG_NOT_FITTED`         the bin has no fit result (NaN in every map)
+    ========  ==============================  ==========================================
+
+    The leftover bin is not fitted by default (``fit_binmap(fit_leftover=False)``,
+    ``[fitting] fit_leftover = false``): its pixels are NaN in every map and flagged 1 + 8.
+    When it is fitted its values are painted like any bin's and flagged 1. The bits are
+    also described by the ``FLAGB<n>`` cards of the ``BIN_FLAG`` header.
+
 File layout (the original's, extended): ``PRIMARY`` header with GAL_Z, NBINS, NHDU,
 HDU1… (names of the extensions that follow), FITMETH, KPCPIX, PIXSIZE, REFBANDS, FILn,
 PFVERSN, PFKIND; ``GALAXY_REGION`` (0/1); then one 2-D image per map, named as above, with
@@ -43,7 +64,8 @@ its unit in ``BUNIT`` (astropy strings, :data:`QUANTITY_UNITS`: ``dex(solMass)``
 ``log_mass``, ``dex(solMass / (yr kpc2))`` for ``log_sigma_sfr``, ``dex`` for ``logzsol``
 and for the ``mean_err`` of any log quantity, ``""`` for dimensionless ones such as
 ``dust2``);
-then ``BIN_MAP`` (bin ids) and ``BIN_TABLE`` (per-bin values of every bin map).
+then ``BIN_MAP`` (bin ids), ``BIN_FLAG`` (quality flags, above) and ``BIN_TABLE``
+(per-bin values of every bin map and the ``flag`` of each bin).
 """
 
 from __future__ import annotations
@@ -57,7 +79,7 @@ from typing import Any
 import numpy as np
 from astropy.io import fits
 from astropy.table import Table
-from numpy.typing import NDArray
+from numpy.typing import ArrayLike, NDArray
 
 from .._paths import atomic_path
 from ..binned import BinnedCube
@@ -65,6 +87,11 @@ from ..cube import FluxCube, SpecPhotCube, read_cube
 from ..fitting.results import FitResult, ResultStore
 
 __all__ = [
+    "FLAG_BITS",
+    "FLAG_FAILED",
+    "FLAG_LEFTOVER",
+    "FLAG_NOT_CONVERGED",
+    "FLAG_NOT_FITTED",
     "PIXEL_QUANTITIES",
     "PropertyMaps",
     "compare_with_truth",
@@ -88,6 +115,19 @@ PIXEL_QUANTITIES: dict[str, str] = {
     "log_dustmass": "log_sigma_dustmass",
 }
 _VALUE_STATS = ("mean", "p16", "p50", "p84")
+
+#: Quality-flag bits of :attr:`PropertyMaps.flags` (module docstring).
+FLAG_LEFTOVER = 1
+FLAG_NOT_CONVERGED = 2
+FLAG_FAILED = 4
+FLAG_NOT_FITTED = 8
+#: Bit → meaning, as written to the ``FLAGB<n>`` cards of ``BIN_FLAG``.
+FLAG_BITS: dict[int, str] = {
+    FLAG_LEFTOVER: "leftover bin: pixels below the binning S/N target",
+    FLAG_NOT_CONVERGED: "fit did not converge",
+    FLAG_FAILED: "failed fit: no model in the posterior",
+    FLAG_NOT_FITTED: "bin not fitted: NaN in every map",
+}
 
 _MASS = "dex(solMass)"
 _SFR = "dex(solMass / yr)"
@@ -211,16 +251,30 @@ class PropertyMaps:
     filters : list of str
     refbands : dict of str to str
         Reference band of every pixel quantity.
+    flags : ndarray of int16 (y, x)
+        Quality bit flags of every pixel (:data:`FLAG_BITS`; 0 = good or outside the bins).
     """
 
     def __init__(self, maps: Mapping[str, NDArray[np.float64]], region: NDArray[np.bool_],
                  bin_map: NDArray[np.int32], z: float | None = None, method: str = "rdsps",
                  kpc_per_pixel: float | None = None, pixel_scale: float | None = None,
-                 filters: Sequence[str] = (), refbands: Mapping[str, str] | None = None):
+                 filters: Sequence[str] = (), refbands: Mapping[str, str] | None = None,
+                 flags: ArrayLike | None = None):
         self.region = np.asarray(region, dtype=bool)
         self.bin_map = np.asarray(bin_map, dtype=np.int32)
         if self.bin_map.shape != self.region.shape:
             raise ValueError("bin_map and region must have the same shape")
+        if flags is None:
+            self.flags = np.zeros(self.region.shape, np.int16)
+        else:
+            f = np.asarray(flags)
+            if f.shape != self.region.shape:
+                raise ValueError(f"flags: shape {f.shape}, expected {self.region.shape}")
+            if not np.issubdtype(f.dtype, np.integer) or f.min(initial=0) < 0 or \
+                    f.max(initial=0) >= 2 * max(FLAG_BITS):
+                raise ValueError(f"flags: expected non-negative integer bit flags below "
+                                 f"{2 * max(FLAG_BITS)}")
+            self.flags = f.astype(np.int16)
         self.maps: dict[str, NDArray[np.float64]] = {}
         for name, arr in maps.items():
             a = np.asarray(arr, dtype=np.float64)
@@ -272,6 +326,23 @@ class PropertyMaps:
         out[ids - 1] = m[self.bin_map > 0]
         return out
 
+    def bin_flags(self) -> NDArray[np.int16]:
+        """Quality flags per bin (nbins,) (row k = bin k + 1)."""
+        out = np.zeros(self.nbins, np.int16)
+        inside = self.bin_map > 0
+        np.bitwise_or.at(out, self.bin_map[inside] - 1, self.flags[inside])
+        return out
+
+    def flag_summary(self) -> dict[int, tuple[int, int]]:
+        """Flag bit → (number of bins, number of pixels) carrying it (bits that occur)."""
+        per_bin = self.bin_flags()
+        out = {}
+        for bit in FLAG_BITS:
+            npix = int(np.count_nonzero(self.flags & bit))
+            if npix:
+                out[bit] = (int(np.count_nonzero(per_bin & bit)), npix)
+        return out
+
     def __repr__(self) -> str:
         return (f"PropertyMaps(nbins={self.nbins}, shape={self.region.shape}, "
                 f"method={self.method!r}, maps={len(self.maps)})")
@@ -295,7 +366,7 @@ class PropertyMaps:
         hdr["NFILTERS"] = len(self.filters)
         for i, f in enumerate(self.filters):
             hdr[f"FIL{i}"] = f
-        names = ["GALAXY_REGION", *self.maps, "BIN_MAP", "BIN_TABLE"]
+        names = ["GALAXY_REGION", *self.maps, "BIN_MAP", "BIN_FLAG", "BIN_TABLE"]
         hdr["NHDU"] = (len(names), "extensions after the primary")
         for i, n in enumerate(names, start=1):
             hdr[f"HDU{i}"] = n
@@ -308,7 +379,13 @@ class PropertyMaps:
                 image.header["BUNIT"] = (unit, "astropy unit; dex(X) = log10 of X")
             hdus.append(image)
         hdus.append(fits.ImageHDU(self.bin_map, name="BIN_MAP"))
-        table = Table({"bin_id": np.arange(1, self.nbins + 1, dtype=np.int32)})
+        flag = fits.ImageHDU(self.flags.astype(np.int16), name="BIN_FLAG")
+        flag.header["FLAGDOC"] = "bit flags, 0 = good or outside the bins"
+        for bit, text in FLAG_BITS.items():
+            flag.header[f"FLAGB{bit}"] = (text, f"bit {bit}")
+        hdus.append(flag)
+        table = Table({"bin_id": np.arange(1, self.nbins + 1, dtype=np.int32),
+                       "flag": self.bin_flags()})
         for name in self.maps:
             kind, p, s = _split(name)
             if kind == "bin":
@@ -347,6 +424,14 @@ class PropertyMaps:
                 bin_map = np.asarray(hdul["BIN_MAP"].data, dtype=np.int32)
             else:
                 bin_map = _bins_from_maps(region, maps)
+            if "BIN_FLAG" in hdul:
+                flags = np.asarray(hdul["BIN_FLAG"].data, dtype=np.int16)
+            else:  # written before flags existed, or by piXedfit: mark unfitted bins
+                unfitted = np.all([~np.isfinite(v) for k, v in maps.items()
+                                   if k.startswith("bin-")] or [np.zeros(region.shape, bool)],
+                                  axis=0)
+                flags = np.where((bin_map > 0) & unfitted, FLAG_NOT_FITTED,
+                                 0).astype(np.int16)
             z = float(hdr.get("GAL_Z", -99.0))
             filters = [str(hdr[f"FIL{i}"]) for i in range(int(hdr.get("NFILTERS", 0)))]
             refbands = dict(item.split(":", 1) for item in str(hdr.get("REFBANDS", "")).split(",")
@@ -355,7 +440,7 @@ class PropertyMaps:
                                  else "rdsps"))
             return cls(maps, region, bin_map, z=None if z <= 0 else z, method=method,
                        kpc_per_pixel=hdr.get("KPCPIX"), pixel_scale=hdr.get("PIXSIZE"),
-                       filters=filters, refbands=refbands)
+                       filters=filters, refbands=refbands, flags=flags)
 
 
 def quantity_unit(param: str, stat: str = "p50") -> str | None:
@@ -581,10 +666,29 @@ def maps_parameters(
                         arr if stat == "mean_err" else arr - 2 * np.log10(kpc))
     out = PropertyMaps(maps, cube.region, cube.bin_map, z=cube.z, method=method,
                        kpc_per_pixel=kpc, pixel_scale=cube.pixel_scale,
-                       filters=cube.filters, refbands=refbands)
+                       filters=cube.filters, refbands=refbands,
+                       flags=_flag_map(cube, results))
     if name_out is not None:
         out.write(name_out, overwrite=True)
     return out
+
+
+def _flag_map(cube: BinnedCube, results: Mapping[int, FitResult]) -> NDArray[np.int16]:
+    """Quality flags (y, x) of the bins of ``cube`` given its fit ``results``."""
+    per_bin = np.where(cube.leftover, FLAG_LEFTOVER, 0).astype(np.int16)
+    for b in range(1, cube.nbins + 1):
+        res = results.get(b)
+        if res is None:
+            per_bin[b - 1] |= FLAG_NOT_FITTED
+        else:
+            if res.converged is False:
+                per_bin[b - 1] |= FLAG_NOT_CONVERGED
+            if not res.ok:
+                per_bin[b - 1] |= FLAG_FAILED
+    flags = np.zeros(cube.bin_map.shape, np.int16)
+    inside = cube.bin_map > 0
+    flags[inside] = per_bin[cube.bin_map[inside] - 1]
+    return flags
 
 
 def compare_with_truth(

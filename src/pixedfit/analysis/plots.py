@@ -568,7 +568,7 @@ def plot_bin_map(binned: Any, path: PathLike | None = None) -> Any:
 
 def plot_maps(maps: Any, params: Sequence[str] | None = None, kind: str = "pix",
               stat: str | None = None, ncols: int = 3, path: PathLike | None = None,
-              extra: dict[str, NDArray[np.float64]] | None = None) -> Any:
+              extra: dict[str, NDArray[np.float64]] | None = None, flags: bool = True) -> Any:
     """A panel of property maps (:class:`~pixedfit.analysis.maps.PropertyMaps`).
 
     Parameters
@@ -582,6 +582,10 @@ def plot_maps(maps: Any, params: Sequence[str] | None = None, kind: str = "pix",
         Statistic (default ``p50``, else ``mean``).
     extra : dict name → (y, x) array, optional
         Further panels (e.g. true maps).
+    flags : bool
+        Mark flagged pixels (:attr:`PropertyMaps.flags`) on every property panel: the
+        leftover bin hatched (``////``) and outlined in black, bins whose fit failed or did
+        not converge outlined in red; a legend line under the panels counts them.
     """
     if params is None:
         params = [p for p in ("log_sigma_mass", "log_sigma_sfr", "log_mass", "log_sfr",
@@ -613,9 +617,45 @@ def plot_maps(maps: Any, params: Sequence[str] | None = None, kind: str = "pix",
         ax.set_title(name, fontsize="small")
         ax.set_xticks([])
         ax.set_yticks([])
+    flag_map = getattr(maps, "flags", None)
+    if flags and flag_map is not None and np.any(flag_map):
+        from .maps import FLAG_FAILED, FLAG_LEFTOVER, FLAG_NOT_CONVERGED
+
+        leftover = (flag_map & FLAG_LEFTOVER) > 0
+        bad = (flag_map & (FLAG_FAILED | FLAG_NOT_CONVERGED)) > 0
+        for ax in axes[:len(params)]:
+            _mark_pixels(ax, leftover, "black", hatch="////")
+            _mark_pixels(ax, bad & ~leftover, "red")
+        legend = []
+        if leftover.any():
+            legend.append(f"hatched: leftover bin ({int(leftover.sum())} pixels below the "
+                          "S/N target)")
+        if (bad & ~leftover).any():
+            legend.append(f"red outline: failed or unconverged fits "
+                          f"({int((bad & ~leftover).sum())} pixels)")
+        if legend:
+            fig.text(0.01, 0.005, "; ".join(legend), fontsize="small", va="bottom")
     for ax in axes[len(panels):]:
         ax.set_axis_off()
     return save_figure(fig, path)
+
+
+def _mark_pixels(ax: Any, mask: NDArray[np.bool_], colour: str, hatch: str | None = None,
+                 oversample: int = 8) -> None:
+    """Outline (and optionally hatch) the pixels of ``mask`` (y, x) on an ``imshow`` axis,
+    along the pixel edges."""
+    if not mask.any():
+        return
+    ny, nx = mask.shape
+    up = np.pad(np.kron(mask.astype(float), np.ones((oversample, oversample))), 1)
+    step = 1.0 / oversample
+    x = -0.5 - step / 2 + step * np.arange(up.shape[1])
+    y = -0.5 - step / 2 + step * np.arange(up.shape[0])
+    if hatch:
+        ax.contourf(x, y, up, levels=[0.5, 1.5], colors="none", hatches=[hatch])
+    ax.contour(x, y, up, levels=[0.5], colors=colour, linewidths=0.9)
+    ax.set_xlim(-0.5, nx - 0.5)
+    ax.set_ylim(-0.5, ny - 0.5)
 
 
 def plot_filters(filters: Sequence[str], path: PathLike | None = None) -> Any:

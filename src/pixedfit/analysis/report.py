@@ -164,11 +164,6 @@ def config_toml(cfg: Mapping[str, Any], width: int = 88) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
-def _stamps(cube: Any, folder: Path) -> list[tuple[str, str]]:
-
-    pass
-
-
 def _stamps(cube: Any, folder: Path, stamp_dir: Path | None = None) -> list[tuple[str, str]]:
     """One PNG per band: the whole PSF-matched stamp (``stamp_<band>.fits`` of the image
     stage when present, else the flux map) with the region outlined."""
@@ -390,13 +385,13 @@ def write_report(pipe: Any, folder: PathLike) -> Path:
 
     # ---- bins and maps
     plot_bin_map(binned, path=folder / "img/bin_map.png")
-    parts.append(f"<h2>Bins</h2><p>{binned.nbins} bins (leftover bin: "
-                 f"{binned.leftover_bin or 'none'}).</p>" + _img("img/bin_map.png", "bin map"))
+    parts.append(f"<h2>Bins</h2><p>{binned.nbins} bins ({_leftover_text(binned, pm)}).</p>"
+                 + _img("img/bin_map.png", "bin map"))
     plot_maps(pm, path=folder / "img/maps.png")
     parts.append("<h2>Property maps</h2><p>Pixel maps of additive quantities (mass and SFR "
                  "shared out by reference-band flux), bin maps otherwise; units on the colour "
                  "bars and in each map's <code>BUNIT</code> in <code>maps/maps.fits</code>."
-                 "</p>"
+                 "</p>" + _flag_text(pm)
                  + _img("img/maps.png", "property maps"))
 
     # ---- example fits
@@ -453,6 +448,38 @@ def write_report(pipe: Any, folder: PathLike) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(page, encoding="utf-8")
     return path
+
+
+def _leftover_text(binned: Any, pm: Any) -> str:
+    """The leftover bin in words: its size, whether it was fitted, negative bands."""
+    from .maps import FLAG_NOT_FITTED
+
+    b = binned.leftover_bin
+    if not b:
+        return "no leftover bin"
+    npix = int(binned.bin_npix[b - 1])
+    fitted = not bool(pm.bin_flags()[b - 1] & FLAG_NOT_FITTED) if b <= pm.nbins else False
+    text = (f"leftover bin {b}: {npix} pixels that could not reach the S/N target, "
+            + ("fitted but flagged (<code>[fitting] fit_leftover = true</code>)" if fitted
+               else "not fitted, blank in the maps"))
+    negative = binned.negative_bands(b)
+    if negative:
+        text += "; its summed flux is negative in " + html.escape(", ".join(negative))
+    return text
+
+
+def _flag_text(pm: Any) -> str:
+    """How many pixels and bins the maps flag, and why (empty when none is flagged)."""
+    from .maps import FLAG_BITS
+
+    summary = pm.flag_summary()
+    if not summary:
+        return "<p>No pixel of the maps is flagged.</p>"
+    rows = [[bit, FLAG_BITS[bit], nbins, npix] for bit, (nbins, npix) in summary.items()]
+    return ("<p>Flagged pixels (<code>BIN_FLAG</code> in <code>maps/maps.fits</code>, bit "
+            "flags; the leftover bin is hatched on the maps, failed or unconverged fits are "
+            "outlined in red):</p>"
+            + _table(["bit", "meaning", "bins", "pixels"], rows, wrap=(1,)))
 
 
 def _fit_status(pm: Any) -> dict[int, bool] | None:

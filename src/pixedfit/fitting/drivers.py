@@ -914,6 +914,7 @@ def fit_binmap(
     refine: bool | AdaptiveSettings = True,
     nested: Any = None,
     mcmc_options: Mapping[str, Any] | None = None,
+    fit_leftover: bool = False,
 ) -> dict[int, FitResult]:
     """Fit the SEDs of the bins of a binned cube.
 
@@ -922,7 +923,15 @@ def fit_binmap(
     binned : BinnedCube or path
         The binned cube (fluxes in units of its ``unit`` × erg s⁻¹ cm⁻² Å⁻¹).
     bin_ids : sequence of int, optional
-        Bins to fit (numbered from 1); default all.
+        Bins to fit (numbered from 1); default all (the leftover bin only with
+        ``fit_leftover``).
+    fit_leftover : bool
+        Fit the leftover bin (``BinnedCube.leftover``: the pixels that could not reach the
+        S/N target, often not contiguous). Default False: it is not fitted, and listing it
+        in ``bin_ids`` raises ``ValueError``; its pixels stay NaN in the property maps
+        (flag bit 1 of :mod:`pixedfit.analysis.maps`). When True it is fitted, flagged in
+        the maps, and a :class:`~pixedfit.binned.LeftoverWarning` names the bands in which
+        its summed flux is negative.
     z : float, optional
         Redshift; default the cube's.
     store : path-like or ResultStore, optional
@@ -966,10 +975,30 @@ def fit_binmap(
     if redshift is None or not np.isfinite(redshift) or redshift <= 0:
         raise ValueError("the binned cube has no redshift: pass z=")
     nbins = cube.bin_flux.shape[0]
-    ids = list(range(1, nbins + 1)) if bin_ids is None else [int(b) for b in bin_ids]
+    left = cube.leftover_bin
+    if bin_ids is None:
+        ids = [b for b in range(1, nbins + 1) if b != left or fit_leftover]
+        if not ids:
+            raise ValueError("binned: the cube holds only the leftover bin (no bin reached "
+                             "the S/N target); lower the binning S/N target, or pass "
+                             "fit_leftover=True")
+    else:
+        ids = [int(b) for b in bin_ids]
     for b in ids:
         if not 1 <= b <= nbins:
             raise ValueError(f"bin id {b} outside 1..{nbins}")
+    if left and left in ids:
+        if not fit_leftover:
+            raise ValueError(f"bin_ids: bin {left} is the leftover bin (pixels that could not "
+                             "reach the S/N target); pass fit_leftover=True to fit it")
+        negative = cube.negative_bands(left)
+        if negative:
+            from ..binned import LeftoverWarning
+
+            warnings.warn(f"the leftover bin {left} ({int(cube.bin_npix[left - 1])} pixels) "
+                          f"has a negative summed flux in {', '.join(negative)}; it is fitted "
+                          "but flagged (bit 1 of the maps' BIN_FLAG), and its properties are "
+                          "unreliable", LeftoverWarning, stacklevel=2)
     unit = float(getattr(cube, "unit", 1.0))
     settings = _settings(likelihood, dof, perc_chi2, error_floor, mask_invalid, cosmo, H0, Om0,
                          max_age_universe, del_wave_nebem=float(del_wave_nebem),

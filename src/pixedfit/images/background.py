@@ -65,7 +65,7 @@ def subtract_background(
     filter_size: int = 3,
     sigma: float = 3.0,
     mask_sources: bool = True,
-    thresh: float = 1.5,
+    thresh: float = 2.0,
     minarea: int = 5,
     dilate: int = 2,
     mask: ArrayLike | None = None,
@@ -87,8 +87,22 @@ def subtract_background(
     sigma : float
         Sigma-clipping threshold.
     mask_sources : bool
-        Detect sources with sep (``thresh`` × RMS, ``minarea``) and exclude them, grown by
-        ``dilate`` pixels, before the final estimate.
+        Detect sources with sep and exclude them, grown by ``dilate`` pixels, before the
+        final estimate.
+    thresh : float
+        Source-detection threshold in units of the background RMS measured in the first
+        pass (:attr:`BackgroundResult.rms`, per pixel), with the SExtractor convention used
+        for galaxy regions (:func:`~pixedfit.images.regions.segmentation_map` with
+        ``filter_type="conv"``): a pixel is a source pixel when the 3 × 3-smoothed,
+        background-subtracted image exceeds ``thresh`` × RMS, in every band alike. The
+        default, 2, is that of the galaxy-region segmentation (``images.segmentation_thresh``).
+        On maps with strongly correlated noise (resampled or oversampled, e.g. DustPedia
+        WISE W3, neighbour correlation 0.96) smoothing does not lower the noise and a low
+        threshold masks noise peaks as well, biasing the background low.
+    minarea : int
+        Smallest source, in pixels.
+    dilate : int
+        Growth of the source mask, in pixels.
     mask : array_like of bool, optional
         Further pixels to exclude.
 
@@ -157,8 +171,11 @@ def subtract_background(
     sources = np.zeros(data.shape, dtype=bool)
     if mask_sources:
         sub = data - bkg.background
+        # "conv": the threshold is thresh × the local RMS of one pixel (sep's default
+        # matched filter with a noise array would make it a S/N of the filtered image,
+        # about 2.7 times lower in units of the pixel RMS).
         segm, _ = segmentation_map(sub, thresh=thresh, err=bkg.background_rms, minarea=minarea,
-                                   mask=bad)
+                                   mask=bad, filter_type="conv")
         sources = segm > 0
         if dilate > 0 and sources.any():
             from scipy.ndimage import binary_dilation
