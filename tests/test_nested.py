@@ -203,7 +203,7 @@ def test_log_mass_box_from_the_data():
 @pytest.mark.parametrize(("field", "value"), [
     ("n_live", 10), ("target_ess", 0), ("max_calls", 5), ("f_live", 1.5), ("seed", -1),
     ("log_mass_to_light", (2.0, 1.0)), ("hidden_layers", ()), ("n_update", 0),
-    ("discard_exploration", "yes"), ("n_networks", 1.5),
+    ("discard_exploration", "yes"), ("n_networks", 1.5), ("train_patience", 0),
 ])
 def test_bad_settings_name_the_field(field, value):
     with pytest.raises(ValueError, match=field):
