@@ -7,9 +7,12 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
+from pixedfit.binned import BinnedCube
+from pixedfit.fitting import fit_sed
 from pixedfit.images import ImageSet
 from pixedfit.images.align import chain_noise_correlation, reproject_image, set_pixel_scale
 from pixedfit.images.psf import convolve_image, gaussian_psf, kernel_noise_correlation
+from pixedfit.library import read_library
 
 CEERS = "jwst_ceers_nircam_cutouts"
 BANDS = ("f115w", "f150w", "f200w", "f277w", "f356w", "f410m", "f444w")
@@ -224,10 +227,25 @@ def test_ceers_galaxy_through_pixedfit_run(shared_data, tmp_path, galaxy):
         pix = hdul["PIX-LOG_MASS-P50"].data
         bins = hdul["BIN_MAP"].data
         binm = hdul["BIN-LOG_MASS-P50"].data
-    assert np.all(np.isfinite(pix[region]))
-    ids = np.unique(bins[bins > 0])
+        flags = hdul["BIN_FLAG"].data
+    cube = BinnedCube.read(out / "binning" / "binned.fits")
+    fitted = region & (flags & 1 == 0)  # every pixel but the (unfitted) leftover's
+    assert np.all(np.isfinite(pix[fitted]))
+    assert np.all(np.isnan(pix[region & ~fitted]))
+    ids = [b for b in range(1, cube.nbins + 1) if not cube.leftover[b - 1]]
     total_bins = np.log10(sum(10 ** binm[bins == i][0] for i in ids))
-    total_pix = np.log10(np.sum(10 ** pix[region]))
+    total_pix = np.log10(np.sum(10 ** pix[fitted]))
     assert total_pix == pytest.approx(total_bins, abs=0.01)
     assert 8.0 < total_bins < 11.5
-    print(f"CEERS {galaxy}: log M* = {total_bins:.3f} ({len(ids)} bins)")
+    # the resolved mass against a fit of the same pixels' integrated SED (issue 14)
+    rows = np.array(ids) - 1
+    flux = cube.bin_flux[rows].sum(axis=0) * cube.unit
+    err = np.sqrt((cube.bin_flux_err[rows] ** 2).sum(axis=0)) * cube.unit
+    library = read_library(out / "models" / "library.h5")
+    whole = fit_sed(flux, err, list(cube.filters), z=cube.z, library=library,
+                    model=library.model(), calibration=cube.calib_err, seed=1)
+    k = whole.names.index("log_mass")
+    assert whole.converged
+    assert abs(total_bins - whole.p50[k]) < 0.15
+    print(f"CEERS {galaxy}: log M* = {total_bins:.3f} ({len(ids)} bins); integrated SED "
+          f"{whole.p50[k]:.3f} ± {whole.std[k]:.3f}")
