@@ -8,7 +8,8 @@ CPU seconds of this process (``time.process_time``) and wall seconds.
 Measured:
 
 * per SED: likelihood calls, CPU and wall seconds, ESS of nested (default settings) and of
-  MCMC (default 100 walkers × 600 steps; ESS = samples / the longest autocorrelation time);
+  MCMC (defaults: 32 walkers started from the adaptive RDSPS posterior, stopped at 50 τ;
+  ESS = walkers × steps after burn-in / the longest autocorrelation time);
 * ln Z scatter over ``--seeds`` seeds of one SED (and the mean reported error);
 * Bayes-factor success: ``--nmocks`` mocks without and with a detectable torus, each fitted
   with and without the torus; success = ``ModelComparison.preferred()`` (highest evidence,
@@ -87,7 +88,7 @@ def main() -> None:
         nres, ncpu, nwall = timed(lambda kw=kw: fit_sed(method="nested", **kw))
         mres, mcpu, mwall = timed(lambda kw=kw: fit_sed(method="mcmc", **kw))
         tau = np.nanmax(mres.diagnostics["autocorr"])
-        m_ess = mres.n_used / max(tau, 1.0)
+        m_ess = mres.ess  # walkers × steps after burn-in / τ_max (thinned samples are fewer)
         nd = nres.diagnostics
         k = nres.names.index("log_mass")
         j = mres.names.index("log_mass")
@@ -97,7 +98,8 @@ def main() -> None:
         print(f"SED {i}: nested {nd['n_likelihood_calls']} calls {ncpu:.1f} s cpu "
               f"({nwall:.1f} s wall) ESS {nd['ess']:.0f} converged {nd['converged']} | "
               f"MCMC {mres.diagnostics['n_model_evaluations']} calls {mcpu:.1f} s cpu "
-              f"({mwall:.1f} s wall) ESS {m_ess:.0f} (tau {tau:.0f}) | "
+              f"({mwall:.1f} s wall) ESS {m_ess:.0f} (tau {tau:.0f}, converged "
+              f"{mres.converged}) | "
               f"log M* nested-MCMC {dm:+.2f} sigma", flush=True)
     r = np.array(rows, dtype=float)
 

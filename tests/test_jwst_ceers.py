@@ -12,6 +12,7 @@ from pixedfit.fitting import fit_sed
 from pixedfit.images import ImageSet
 from pixedfit.images.align import chain_noise_correlation, reproject_image, set_pixel_scale
 from pixedfit.images.psf import convolve_image, gaussian_psf, kernel_noise_correlation
+from pixedfit.images.regions import RegionWarning
 from pixedfit.library import read_library
 
 CEERS = "jwst_ceers_nircam_cutouts"
@@ -216,7 +217,9 @@ def test_ceers_galaxy_through_pixedfit_run(shared_data, tmp_path, galaxy):
     toml = tmp_path / "ceers.toml"
     toml.write_text(_toml(_config(folder, ra, dec, z, "ignored")))
     out = tmp_path / "out"
-    assert main(["run", str(toml), "--output", str(out), "--quiet"]) == 0
+    # the cut-outs are 4″ across and the galaxies fill them: the region must say so
+    with pytest.warns(RegionWarning, match="touches the stamp edge"):
+        assert main(["run", str(toml), "--output", str(out), "--quiet"]) == 0
     assert not (tmp_path / "ignored").exists()
     with fits.open(out / "images" / "fluxmap.fits") as hdul:
         hdr = hdul[0].header
