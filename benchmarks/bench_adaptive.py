@@ -29,6 +29,17 @@ FILTERS = ["galex_fuv", "galex_nuv", "sdss_u", "sdss_g", "sdss_r", "sdss_i", "sd
 QUANTITIES = ("log_mass", "log_sfr", "log_mw_age", "dust2")
 
 
+def mock_sed(model: SEDModel, truth, i: int, rng: np.random.Generator
+             ) -> tuple[np.ndarray, np.ndarray]:
+    """Observed fluxes and errors (erg s⁻¹ cm⁻² Å⁻¹, shape (12,)) of model ``i`` of the
+    ``truth`` library at log M* = 10, z = 0.05: S/N 20 plus 5 % calibration scatter."""
+    p = {k: v[i] for k, v in truth.params.items()}
+    p["log_mass"] = 10.0
+    flux = model.photometry(p, 0.05, FILTERS)
+    obs = flux * (1 + rng.normal(0, 0.05, flux.size)) + rng.normal(0, flux / 20)
+    return obs, flux / 20
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nmock", type=int, default=8)
@@ -44,11 +55,7 @@ def main() -> None:
                              "nested": [[]]}
     times: dict[str, list[float]] = {k: [] for k in runs}
     for i in range(args.nmock):
-        p = {k: v[i] for k, v in truth.params.items()}
-        p["log_mass"] = 10.0
-        flux = model.photometry(p, 0.05, FILTERS)
-        obs = flux * (1 + rng.normal(0, 0.05, flux.size)) + rng.normal(0, flux / 20)
-        err = flux / 20
+        obs, err = mock_sed(model, truth, i, rng)
         common = {"z": 0.05, "model": model, "calibration": 0.05, "threads": 1, "seed": 7}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

@@ -18,12 +18,10 @@ import warnings
 
 import numpy as np
 
+from bench_adaptive import FILTERS, mock_sed
 from pixedfit.fitting import fit_sed
 from pixedfit.library import generate_library
 from pixedfit.sps import SEDModel
-
-FILTERS = ["galex_fuv", "galex_nuv", "sdss_u", "sdss_g", "sdss_r", "sdss_i", "sdss_z",
-           "2mass_j", "2mass_h", "2mass_k", "wise_w1", "wise_w2"]
 
 
 def main() -> None:
@@ -44,11 +42,7 @@ def main() -> None:
     rng = np.random.default_rng(3)
     table: dict[tuple[str, int], list] = {}
     for i in range(args.nmock):
-        p = {k: v[i] for k, v in truth.params.items()}
-        p["log_mass"] = 10.0
-        flux = model.photometry(p, 0.05, FILTERS)
-        obs = flux * (1 + rng.normal(0, 0.05, flux.size)) + rng.normal(0, flux / 20)
-        err = flux / 20
+        obs, err = mock_sed(model, truth, i, rng)
         for mv in moves:
             for nw in walkers:
                 t = time.perf_counter()
