@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
 from pixedfit.fitting import fit_catalog, fit_sed
+from pixedfit.fitting.adaptive import ConvergenceWarning
 from pixedfit.library import generate_library
 from pixedfit.sps import SEDModel
 
@@ -33,8 +36,15 @@ def test_fixed_redshift_recovery_of_stellar_mass(setup):
     flux = model.photometry(params, z, FILTERS)
     err = flux / 20.0
     obs = flux + rng.normal(0.0, err)
-    results = fit_catalog(obs, err, FILTERS, np.full(200, z), library=library, model=model,
-                          calibration=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        results = fit_catalog(obs, err, FILTERS, np.full(200, z), library=library,
+                              model=model, calibration=False)
+    # a fit that did not converge says so, in its result and in one catalogue warning
+    unconverged = [i for i, r in enumerate(results) if not r.converged]
+    assert len(unconverged) <= 4, unconverged  # ≥ 98 % converged
+    named = [str(w.message) for w in caught if issubclass(w.category, ConvergenceWarning)]
+    assert (len(named) == 1) == bool(unconverged)
     k = results[0].names.index("log_mass")
     mean = np.array([r.mean[k] for r in results])
     p16 = np.array([r.p16[k] for r in results])

@@ -1061,7 +1061,7 @@ def refine(ctx: Any, lp: LibraryPass, obs: NDArray | None, err: NDArray | None,
                      f"Pareto k {pareto_k(run.log_weight):.2f}, at most "
                      f"{settings.max_pareto_k:g}) after {run.n_evaluations} model evaluations "
                      f"in {run.rounds} rounds: the posterior is not converged (raise "
-                     "max_evaluations, or check the fit with method='nested')")
+                     "max_evaluations or max_rounds, or check the fit with method='nested')")
         if getattr(ctx, "warn_each", True):  # catalogues and bins warn once, at the end
             warnings.warn(notes[-1], ConvergenceWarning, stacklevel=3)
     diagnostics = {

@@ -203,8 +203,10 @@ def _warn_unconverged(results: Sequence[FitResult], keys: Sequence[Any], what: s
     if bad:
         shown = ", ".join(bad[:10]) + (f" and {len(bad) - 10} more" if len(bad) > 10 else "")
         warnings.warn(f"{len(bad)} of {len(results)} {what} did not reach a converged "
-                      f"posterior within the evaluation budget ({shown}): their results say "
-                      "converged=False (raise AdaptiveSettings.max_evaluations)",
+                      f"posterior (effective sample size and Pareto k test) within their "
+                      f"budget of evaluations and rounds ({shown}): their results say "
+                      "converged=False (raise AdaptiveSettings.max_evaluations or max_rounds, "
+                      "or check them with method='nested')",
                       ConvergenceWarning, stacklevel=3)
 
 
