@@ -80,7 +80,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.special import expit, gammaln, logsumexp
 
-from .errors import fit_quality
+from .errors import fit_quality, scale_fit
 from .mcmc import LibraryPass, LogProbability, sampling_problem
 
 __all__ = ["AdaptiveSettings", "ConvergenceWarning", "ImportanceSamples", "refine"]
@@ -648,11 +648,8 @@ class _MassProposal:
 
     def __init__(self, obs: NDArray, err: NDArray, upper: NDArray | None, lo: float,
                  hi: float, rng: np.random.Generator, df: float = 5.0, widen: float = 1.5):
-        use = np.isfinite(obs) & np.isfinite(err) & (err > 0)
-        if upper is not None:
-            use &= ~np.asarray(upper, dtype=bool)
-        self.obs = np.where(use, obs, 0.0)
-        self.ivar = np.where(use, 1.0 / np.where(use, err, 1.0) ** 2, 0.0)
+        self.obs, self.err = obs, err
+        self.use = None if upper is None else ~np.asarray(upper, dtype=bool)
         self.lo, self.hi = float(lo), float(hi)
         self.rng = rng
         self.df, self.widen = float(df), float(widen)
@@ -660,11 +657,8 @@ class _MassProposal:
     def __call__(self, phot: NDArray, log_mass: NDArray) -> tuple[NDArray, NDArray]:
         from scipy.stats import t as student_t
 
-        f = np.where(np.isfinite(phot), phot, 0.0)
-        a = (f * self.obs * self.ivar).sum(axis=1)
-        b = (f * f * self.ivar).sum(axis=1)
+        s, b = scale_fit(phot, self.obs, self.err, self.use)
         with np.errstate(divide="ignore", invalid="ignore"):
-            s = a / b
             mu = log_mass + np.log10(s)
             sd = self.widen / (math.log(10.0) * s * np.sqrt(b))
         ok = (b > 0) & (s > 0) & np.isfinite(mu) & np.isfinite(sd)
@@ -674,7 +668,7 @@ class _MassProposal:
         fb = student_t.cdf((self.hi - mu) / sd, self.df)
         mass_in_box = fb - fa
         ok &= mass_in_box > 1e-9  # the mode far outside the box: draw uniformly
-        u = self.rng.random(f.shape[0])
+        u = self.rng.random(phot.shape[0])
         x = np.where(ok, mu + sd * student_t.ppf(np.clip(fa + u * mass_in_box, 1e-300, 1.0),
                                                  self.df), self.lo + u * (self.hi - self.lo))
         # strictly inside the box (the logit coordinate must stay finite)

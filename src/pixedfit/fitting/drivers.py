@@ -59,6 +59,7 @@ from .errors import (
     error_settings,
     library_free_parameters,
     observations,
+    scale_fit,
 )
 from .mcmc import LibraryPass, McmcSettings, fit_one
 from .mcmc import option_settings as mcmc_option_settings
@@ -422,18 +423,10 @@ def _spectral_rdsps_result(ctx: _Context, lp: LibraryPass, obs: NDArray | None,
                          library_free_parameters(ctx.library.params, False))})
 
 
-def _valid_bands(obs: NDArray, err: NDArray) -> NDArray[np.bool_]:
-    """Bands with a finite flux and a finite error > 0."""
-    return np.isfinite(obs) & np.isfinite(err) & (err > 0)
-
-
 def _phot_scale(m: NDArray, obs: NDArray, err: NDArray) -> NDArray[np.float64]:
     """Least-squares normalisation of model photometry m (n, nband) to obs, over the
     bands with a finite flux and error > 0 (masked bands do not count)."""
-    ok = _valid_bands(obs, err)
-    ivar = np.where(ok, 1.0 / np.where(ok, err, 1.0) ** 2, 0.0)
-    d = np.where(ok, obs, 0.0)
-    return (m * d * ivar).sum(axis=1) / (m * m * ivar).sum(axis=1)
+    return scale_fit(m, obs, err)[0]
 
 
 def _correction_moments(ctx: _Context, lp: LibraryPass, obs: NDArray | None,

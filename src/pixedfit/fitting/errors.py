@@ -107,6 +107,7 @@ __all__ = [
     "fit_quality",
     "library_free_parameters",
     "observations",
+    "scale_fit",
 ]
 
 
@@ -360,6 +361,37 @@ def observations(
     sigma = np.where(used, sigma, np.inf)
     return Observations(np.ascontiguousarray(f), np.ascontiguousarray(sigma),
                         np.ascontiguousarray(upper), np.ascontiguousarray(used))
+
+
+def scale_fit(model: NDArray, flux: NDArray, sigma: NDArray, use: NDArray | None = None
+              ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Weighted least-squares normalisation of model photometry to observed fluxes.
+
+    Parameters
+    ----------
+    model : ndarray, shape (n, nband)
+        Model fluxes (any units; non-finite values count as 0).
+    flux, sigma : ndarray, shape (nband,)
+        Observed fluxes and their 1σ errors (the same units).
+    use : ndarray of bool, shape (nband,), optional
+        Bands to use; always restricted to a finite flux and a finite error > 0.
+
+    Returns
+    -------
+    scale : ndarray, shape (n,)
+        ``s = Σ m f / σ² / Σ m² / σ²`` (NaN where no band constrains it).
+    fisher : ndarray, shape (n,)
+        ``Σ m² / σ²``: the 1σ error of the scale is ``1 / √fisher``.
+    """
+    ok = np.isfinite(flux) & np.isfinite(sigma) & (sigma > 0)
+    if use is not None:
+        ok &= np.asarray(use, dtype=bool)
+    ivar = np.where(ok, 1.0 / np.where(ok, sigma, 1.0) ** 2, 0.0)
+    d = np.where(ok, flux, 0.0)
+    m = np.where(np.isfinite(model), model, 0.0)
+    fisher = (m * m * ivar).sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return (m * d * ivar).sum(axis=1) / fisher, fisher
 
 
 def chi2_terms(model: ArrayLike, flux: ArrayLike, sigma: ArrayLike,
