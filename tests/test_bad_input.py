@@ -21,6 +21,7 @@ from astropy.coordinates import SkyCoord
 from astropy.io import fits
 from astropy.wcs import WCS
 
+import pixedfit
 from pixedfit.binning import bin_with_map, reduced_chi2
 from pixedfit.cosmology import luminosity_distance, redshift_at_distance
 from pixedfit.cube import FluxCube
@@ -36,7 +37,8 @@ from pixedfit.sps import SEDModel
 from pixedfit.units import sky_position
 
 FILTERS = ["sdss_u", "sdss_g", "sdss_r", "sdss_i", "sdss_z"]
-SRC = Path(__file__).resolve().parents[1] / "src"
+# The child process imports the very package this session imports (installed or source).
+PACKAGE_ROOT = Path(pixedfit.__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -99,8 +101,8 @@ _THREADS_SCRIPT = textwrap.dedent("""
 def huge_thread_runs(tmp_path_factory):
     """Every entry point at threads=1, 10**5 and 10**6, in a child process (a crash there
     fails these tests instead of killing the test session)."""
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH",
-                                                                                "")]))
+    path = os.pathsep.join([str(PACKAGE_ROOT), os.environ.get("PYTHONPATH", "")])
+    env = dict(os.environ, PYTHONPATH=path)
     proc = subprocess.run([sys.executable, "-c", _THREADS_SCRIPT], capture_output=True,
                           text=True, env=env, timeout=600,
                           cwd=tmp_path_factory.mktemp("threads"))
