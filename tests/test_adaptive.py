@@ -28,6 +28,7 @@ from pixedfit.fitting.adaptive import (
     _laplace_modes,
     _MassProposal,
     effective_sample_size,
+    median_errors,
     run_adaptive,
     weighted_quantiles,
 )
@@ -311,10 +312,58 @@ def test_mass_shift_is_the_same_posterior_as_a_new_model_evaluation(model, libra
                                           ("batch", 2.5), ("defensive", 1.0), ("df", -1.0),
                                           ("n_samples", -1), ("min_adapt_ess", 1.0),
                                           ("n_starts", -1), ("max_newton_iter", 0),
-                                          ("mass_conditional", "yes")])
+                                          ("mass_conditional", "yes"),
+                                          ("median_precision", -0.1),
+                                          ("precision_max_width", float("nan")),
+                                          ("precision_quantities", "log_mass")])
 def test_bad_settings_name_the_field(field, value):
     with pytest.raises(ValueError, match=field):
         AdaptiveSettings(**{field: value}).check()
+
+
+@pytest.mark.parametrize("shape", ["gaussian", "skewed"])
+def test_median_error_matches_the_scatter_of_weighted_medians(shape):
+    """The predicted Monte-Carlo error of a weighted median equals the scatter of the
+    medians over independent importance-sampling runs (Student-t proposal, 600 draws)."""
+    rng = np.random.default_rng(5)
+    medians, predicted = [], []
+    for _ in range(400):
+        x = student_t.rvs(4, loc=0.3, scale=1.5, size=600, random_state=rng)
+        log_q = student_t.logpdf(x, 4, loc=0.3, scale=1.5)
+        if shape == "gaussian":
+            log_p = -0.5 * x**2
+        else:  # a log-normal shape: the median sits where the density is not the peak's
+            u = np.log(np.where(x > -3, x + 3, np.nan))
+            log_p = np.where(x > -3, -0.5 * u**2 - u, -np.inf)
+        lw = log_p - log_q
+        w = np.exp(lw - lw.max())
+        medians.append(weighted_quantiles(x[:, None], w, np.array([0.5]))[0, 0])
+        predicted.append(median_errors({"x": x}, lw, ["x"])["x"][0])
+    assert np.std(medians) == pytest.approx(np.mean(predicted), rel=0.15)
+
+
+def test_broad_quantities_raise_the_effective_sample_size_a_fit_needs():
+    """A quantity 1 wide needs ESS ≈ (1.2533 / 0.02)² ≈ 3 900 for a 0.02 median error; with
+    the criterion off, or for a quantity wider than precision_max_width (a bound, not a
+    measurement), the 500 of target_ess is enough."""
+    lo, hi = np.array([-6.0, -1.0]), np.array([6.0, 1.0])
+    target = _Target(lambda t: -0.5 * (t[:, 0] ** 2 + (t[:, 1] / 0.05) ** 2), 2, lo, hi)
+    rng = np.random.default_rng(2)
+    cand = rng.uniform(lo, hi, (20000, 2))
+    w = np.exp(target.logpdf(cand) - target.logpdf(cand).max())
+    runs = {}
+    for label, extra in {"absolute": {}, "off": {"median_precision": 0.0},
+                         "bound": {"precision_max_width": 0.9}}.items():
+        cfg = AdaptiveSettings(seed=4, precision_quantities=("p0", "p1", "absent"), **extra)
+        runs[label] = run_adaptive(target, lo, hi, cand, w, ["p0", "p1"], cfg)
+        assert runs[label].converged
+    errs = median_errors(runs["absolute"].values, runs["absolute"].log_weight, ["p0", "p1"])
+    assert errs["p0"][0] <= 0.02
+    assert errs["p0"][1] == pytest.approx(1.0, rel=0.05)
+    assert runs["absolute"].ess > 3000
+    assert 500 <= runs["off"].ess < 1500
+    assert 500 <= runs["bound"].ess < 1500
+    assert runs["absolute"].n_evaluations > 2 * runs["off"].n_evaluations
 
 
 # --------------------------------------------------------------------------- real models

@@ -50,9 +50,11 @@ constrained ones and no proposal falls outside the box):
 4. **Stop** when the effective sample size ``ESS = (Σw)² / Σw²`` of all rounds together
    reaches ``target_ess`` *and* the weights pass the Pareto-k̂ reliability test of PSIS
    (k̂ < 0.7; Vehtari et al. 2024) — an ESS alone can look large while a weight that
-   has not been drawn yet would dominate — or when ``max_evaluations`` model evaluations
-   are spent (then the result says ``converged=False`` and a :class:`ConvergenceWarning`
-   is raised).
+   has not been drawn yet would dominate — *and* the medians of log M* and log SFR are
+   known to ``median_precision`` (0.02 dex Monte-Carlo error, :func:`median_errors`;
+   posteriors more than 2 dex wide are bounds, not held to it), or when ``max_evaluations`` model
+   evaluations are spent (then the result says ``converged=False`` and a
+   :class:`ConvergenceWarning` is raised).
 
 Limits (measured, ``benchmarks/RESULTS.md``): importance sampling cannot see a part of the
 posterior that no proposal reaches. On the 11-parameter DustPedia model two library seeds
@@ -60,7 +62,9 @@ can still give stellar masses ≈ 1σ apart while both report convergence; neste
 (``method="nested"``) is the check for such models.
 
 The default target, 500, makes the posterior median of a parameter reproducible to about
-``1.25 σ / √ESS`` ≈ 0.06 σ between seeds (0.01 dex for σ = 0.2 dex). The seed of every SED is
+``1.25 σ / √ESS`` ≈ 0.06 σ between seeds (0.01 dex for σ = 0.2 dex); the median-precision
+criterion raises the ESS a fit needs where log M* or log SFR is broad (ESS ≈ 3 900 for
+σ = 1 dex), so that two seeds rarely differ by more than 0.1 dex. The seed of every SED is
 an argument: the same seed gives the same result for any number of threads and MPI ranks.
 
 Without an :class:`~pixedfit.sps.SEDModel` (a library read from the original's layout
@@ -144,6 +148,22 @@ class AdaptiveSettings:
         mass; 0: start from the library models alone).
     max_newton_iter : int
         Levenberg–Marquardt iterations at most.
+    median_precision : float
+        A fit has converged only when, besides the ESS and k̂, the Monte-Carlo standard
+        error of the posterior median of every quantity in ``precision_quantities`` is at
+        most this (in the quantity's unit: dex for the log quantities). The error is the
+        asymptotic one of a weighted median, ``sqrt(0.25 / ESS) / f(median)``, with the
+        density ``f`` read from the 40th and 60th weighted percentiles
+        (:func:`median_errors`). 0 disables the criterion.
+    precision_max_width : float
+        Quantities whose posterior half-width (p84 − p16) / 2 exceeds this are bounds
+        rather than measurements (the SFR of a quenched galaxy can spread over 10 dex):
+        their medians are held to ``target_ess`` only — reaching 0.02 dex would need an
+        ESS of (1.25 × width / 0.02)². The default, 1 dex, makes the criterion ask for an
+        ESS of at most ≈ 3 900.
+    precision_quantities : tuple of str
+        Parameters or derived quantities whose medians must be that precise (those the fit
+        does not have are skipped).
     seed : int
         Seed of the proposals and the resampling.
     """
@@ -166,6 +186,9 @@ class AdaptiveSettings:
     mass_conditional: bool = True
     n_starts: int = 8
     max_newton_iter: int = 30
+    median_precision: float = 0.02
+    precision_max_width: float = 1.0
+    precision_quantities: tuple[str, ...] = ("log_mass", "log_sfr", "log_sfr100")
     seed: int = 0
 
     def check(self) -> None:
@@ -196,6 +219,15 @@ class AdaptiveSettings:
         if not isinstance(self.mass_conditional, bool | np.bool_):
             raise ValueError(f"AdaptiveSettings.mass_conditional must be True or False, got "
                              f"{self.mass_conditional!r}")
+        for name in ("median_precision", "precision_max_width"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not (isinstance(v, int | float) and math.isfinite(v)
+                                           and v >= 0):
+                raise ValueError(f"AdaptiveSettings.{name} must be a number >= 0, got {v!r}")
+        if (isinstance(self.precision_quantities, str)
+                or not all(isinstance(q, str) for q in self.precision_quantities)):
+            raise ValueError("AdaptiveSettings.precision_quantities must be a tuple of "
+                             f"quantity names, got {self.precision_quantities!r}")
         if self.min_adapt_ess is not None and not self.min_adapt_ess >= 2:
             raise ValueError("AdaptiveSettings.min_adapt_ess must be >= 2 (or None)")
 
@@ -471,6 +503,61 @@ def _laplace_proposal(centres: NDArray, covs: NDArray, log_post: NDArray, keep: 
     total = sum(g[0] for g in library_groups)
     groups += [(0.2 * g[0] / total, g[1], g[2]) for g in library_groups]
     return _Proposal(groups, settings.df, settings.defensive)
+
+
+def median_errors(values: dict[str, NDArray], log_weights: NDArray, names: Any
+                  ) -> dict[str, tuple[float, float]]:
+    """Monte-Carlo standard error of the weighted posterior median of each quantity in
+    ``names`` (those in ``values``), and the posterior half-width (p84 − p16) / 2.
+
+    The error is the asymptotic one of a sample median, ``sqrt(0.25 / n) / f(median)``,
+    with ``n`` the effective sample size of the weights that give the quantity a finite
+    value and the density at the median estimated as ``0.2 / (p60 − p40)`` (exact for a
+    Gaussian to 1 %, and honest where the median falls in a gap between two modes).
+
+    Parameters
+    ----------
+    values : dict of str to ndarray, shape (n,)
+        Quantities of every sample (NaN where undefined).
+    log_weights : ndarray, shape (n,)
+        Unnormalised log importance weights (-inf: zero weight).
+    names : iterable of str
+
+    Returns
+    -------
+    dict of str to (float, float)
+        ``{name: (standard error, half-width)}`` in the quantity's unit.
+    """
+    out: dict[str, tuple[float, float]] = {}
+    lw = np.asarray(log_weights, dtype=np.float64)
+    for name in names:
+        if name not in values:
+            continue
+        col = np.asarray(values[name], dtype=np.float64)
+        ok = np.isfinite(col) & np.isfinite(lw)
+        if ok.sum() < 2:
+            continue
+        w = np.exp(lw[ok] - lw[ok].max())
+        ess = w.sum() ** 2 / np.sum(w * w)
+        q16, q40, q60, q84 = weighted_quantiles(col[ok, None], w,
+                                                np.array([0.16, 0.4, 0.6, 0.84]))[:, 0]
+        out[name] = (float(math.sqrt(0.25 / ess) * (q60 - q40) / 0.2),
+                     float(0.5 * (q84 - q16)))
+    return out
+
+
+def _precision_ess(errors: dict[str, tuple[float, float]], ess: float,
+                   settings: AdaptiveSettings) -> float:
+    """The effective sample size at which the median error of every measured quantity
+    (half-width at most ``precision_max_width``) meets ``median_precision`` (the errors
+    scale as ESS^-1/2); 0 when the criterion is off or nothing is watched."""
+    if settings.median_precision <= 0 or not errors:
+        return 0.0
+    need = 0.0
+    for se, half in errors.values():
+        if math.isfinite(se) and se > 0 and half <= settings.precision_max_width:
+            need = max(need, ess * (se / settings.median_precision) ** 2)
+    return need
 
 
 def _systematic(weights: NDArray, n: int, rng: np.random.Generator) -> NDArray[np.int64]:
@@ -933,16 +1020,22 @@ def run_adaptive(lnprob: LogProbability, lo: NDArray, hi: NDArray, candidates: N
                          -np.inf)
         ess_new = effective_sample_size(log_w)
         khat = pareto_k(log_w) if ess_new >= settings.target_ess else math.nan
+        need_ess = settings.target_ess
+        if ess_new >= min_ess:  # the median errors mean something from here on
+            errors = median_errors({k: np.concatenate([v[k] for v in vals])
+                                    for k in settings.precision_quantities if k in vals[0]},
+                                   log_w, settings.precision_quantities)
+            need_ess = max(need_ess, _precision_ess(errors, ess_new, settings))
         history.append({"n": float(n), "ess": ess_new, "evaluations": float(n_eval),
-                        "pareto_k": khat})
+                        "pareto_k": khat, "ess_needed": need_ess})
         gain = max(ess_new - ess, 0.0)
         ess = ess_new
-        if ess >= settings.target_ess and khat < settings.max_pareto_k:
+        if ess >= need_ess and khat < settings.max_pareto_k:
             converged = True
             break
         # size the next round from this round's yield (ESS gained per sample)
         eff = max(gain / n, 1e-3)
-        need = (settings.target_ess - ess) / eff
+        need = (need_ess - ess) / eff
         batch = int(np.clip(need * 1.2, settings.batch // 2, 4 * settings.batch))
     log_post = np.concatenate(lnps)
     names = list(stat_names)
@@ -1051,7 +1144,11 @@ def refine(ctx: Any, lp: LibraryPass, obs: NDArray | None, err: NDArray | None,
         z_post = z_post / z_post.sum() if z_post.sum() > 0 else z_post
     notes = []
     if not run.converged:
-        notes.append(f"effective sample size {run.ess:.0f} (target {settings.target_ess:g}, "
+        needed = next((h["ess_needed"] for h in reversed(run.history) if "ess_needed" in h),
+                      0.0)
+        notes.append(f"effective sample size {run.ess:.0f} (needed "
+                     f"{max(needed, settings.target_ess):.0f}: target_ess "
+                     f"{settings.target_ess:g}, medians to {settings.median_precision:g}; "
                      f"Pareto k {pareto_k(run.log_weight):.2f}, at most "
                      f"{settings.max_pareto_k:g}) after {run.n_evaluations} model evaluations "
                      f"in {run.rounds} rounds: the posterior is not converged (raise "
@@ -1066,6 +1163,9 @@ def refine(ctx: Any, lp: LibraryPass, obs: NDArray | None, err: NDArray | None,
         "pareto_k": pareto_k(run.log_weight),
         "library_models": int(ctx.library.nmodels),
         "target_ess": float(settings.target_ess), "seed": int(settings.seed),
+        "median_precision": float(settings.median_precision),
+        "median_errors": {k: v[0] for k, v in median_errors(
+            run.values, run.log_weight, settings.precision_quantities).items()},
         "history": run.history, "warnings": notes,
         "spectral_pixels": None if spectral is None else spectral.npix,
         "spectral_clipped": lp.nclip,
