@@ -530,8 +530,9 @@ def refined_start(prob: SamplingProblem, settings: McmcSettings, rng: np.random.
 
     lnprob = prob.lnprob
     if settings.start == "refined":
+        # the walkers need the posterior's bulk, not medians to 0.02 dex
         aset = settings.refine if settings.refine is not None else AdaptiveSettings(
-            max_evaluations=30000)
+            max_evaluations=30000, median_precision=0.0)
         aset = dataclasses.replace(aset, seed=int(settings.seed), n_samples=0)
         before = lnprob.ncalls
         run = run_adaptive(lnprob, prob.lo, prob.hi, prob.candidates, prob.candidate_weights,
