@@ -63,8 +63,9 @@ can still give stellar masses ≈ 1σ apart while both report convergence; neste
 
 The default target, 500, makes the posterior median of a parameter reproducible to about
 ``1.25 σ / √ESS`` ≈ 0.06 σ between seeds (0.01 dex for σ = 0.2 dex); the median-precision
-criterion raises the ESS a fit needs where log M* or log SFR is broad (ESS ≈ 3 900 for
-σ = 1 dex), so that two seeds rarely differ by more than 0.1 dex. The seed of every SED is
+criterion raises the ESS a fit needs where log M* or log SFR is broad but still measured
+(ESS ≈ 3 900 for a 68 % half-width of 1 dex), so that two seeds rarely differ by more
+than 0.1 dex there. The seed of every SED is
 an argument: the same seed gives the same result for any number of threads and MPI ranks.
 
 Without an :class:`~pixedfit.sps.SEDModel` (a library read from the original's layout
