@@ -21,7 +21,8 @@ flags (Clark et al. 2018), HyperLEDA distances, CIGALE results (Nersesian et al.
   −0.19 dex (M*) and −0.17 dex (SFR) (Madau & Dickinson 2014, factors 0.66 and 0.67).
 
 Usage: python benchmarks/fit_dustpedia.py [--nmod 100000] [--limit 600] [--seeds 7 8]
-       [--plain] [--fix-logzsol] [--threads N]
+       [--plain] [--fix-logzsol] [--threads N] [--out table.csv]
+       python benchmarks/fit_dustpedia.py --compare seed7.csv seed8.csv
 """
 
 from __future__ import annotations
@@ -93,6 +94,46 @@ def _table_rows(names: list[str], seed: int, results: list) -> list[dict[str, ob
     return rows
 
 
+def compare_tables(first: Path, second: Path) -> None:
+    """Seed stability from two per-galaxy tables written by ``--out`` (runs made apart,
+    e.g. one seed per run); prints the figures and a ``RESULT`` line."""
+    def read(path: Path) -> dict[str, dict[str, str]]:
+        with open(path, newline="") as fh:
+            return {row["name"]: row for row in csv.DictReader(fh)}
+
+    a, b = read(first), read(second)
+    names = [n for n in a if n in b]
+
+    def col(table: dict[str, dict[str, str]], key: str) -> np.ndarray:
+        return np.array([float(table[n][key]) for n in names])
+
+    def half_width(key: str) -> np.ndarray:
+        return np.maximum(0.5 * (col(a, key + "_p84") - col(a, key + "_p16")),
+                          0.5 * (col(b, key + "_p84") - col(b, key + "_p16")))
+
+    nmad = lambda d: 1.4826 * np.median(np.abs(d - np.median(d)))  # noqa: E731
+    dm = col(b, "log_mass_p50") - col(a, "log_mass_p50")
+    ds = col(b, "log_sfr100_p50") - col(a, "log_sfr100_p50")
+    hw_m, hw_s = half_width("log_mass"), half_width("log_sfr100")
+    ok = np.isfinite(dm) & np.isfinite(ds)
+    dm, ds, hw_m, hw_s = dm[ok], ds[ok], hw_m[ok], hw_s[ok]
+    measured = hw_s <= 1.0  # wider log SFR posteriors are bounds (see the module docstring)
+    conv = np.concatenate([col(a, "converged"), col(b, "converged")])
+    print(f"{ok.sum()} galaxies in both tables; converged {conv.mean() * 100:.1f} % of fits")
+    far_m, far_s = np.abs(dm) > 0.1, np.abs(ds[measured]) > 0.1
+    print(f"log M*: NMAD {nmad(dm):.4f} dex, > 0.1 dex apart {far_m.mean() * 100:.1f} % "
+          f"({far_m.sum()}); |Δ| / half-width median {np.median(np.abs(dm) / hw_m):.3f}")
+    print(f"log SFR100: NMAD {nmad(ds):.4f} dex, > 0.1 dex apart "
+          f"{np.mean(np.abs(ds) > 0.1) * 100:.1f} %; the {measured.sum()} measured (half-width "
+          f"<= 1 dex): NMAD {nmad(ds[measured]):.4f} dex, > 0.1 dex apart "
+          f"{far_s.mean() * 100:.1f} % ({far_s.sum()})")
+    print(f"RESULT ngal={ok.sum()} converged={conv.mean():.4f} seed_dlogM_nmad={nmad(dm):.4f} "
+          f"seed_dlogM_gt0p1={np.mean(np.abs(dm) > 0.1):.4f} "
+          f"seed_dlogSFR_nmad={nmad(ds):.4f} seed_dlogSFR_gt0p1={np.mean(np.abs(ds) > 0.1):.4f} "
+          f"n_sfr_measured={measured.sum()} seed_dlogSFR_measured_nmad={nmad(ds[measured]):.4f} "
+          f"seed_dlogSFR_gt0p1_measured={np.mean(np.abs(ds[measured]) > 0.1):.4f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nmod", type=int, default=100_000)
@@ -106,7 +147,12 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--out", type=Path, default=None,
                         help="write the per-galaxy results of every seed to this CSV file")
+    parser.add_argument("--compare", type=Path, nargs=2, metavar="CSV", default=None,
+                        help="only compare two tables written by --out (seed stability)")
     args = parser.parse_args()
+    if args.compare is not None:
+        compare_tables(*args.compare)
+        return
     phot = read_rows("DustPedia_Aperture_Photometry_2.2.csv")
     leda = read_rows("DustPedia_HyperLEDA_Herschel.csv")
     cig = read_rows("dustpedia_cigale_results_final_version.csv", comment_header=True)
