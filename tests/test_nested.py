@@ -24,6 +24,7 @@ from pixedfit.fitting.nested import (
     ModelComparison,
     NestedSamplingWarning,
     _cached_thread_limits,
+    _one_blas_thread,
     log_mass_box,
     log_prior_normalisation,
 )
@@ -385,3 +386,17 @@ def test_nautilus_thread_limits_use_the_cached_controller():
         assert [lib["num_threads"] for lib in threadpoolctl.threadpool_info()] == before
     assert (nautilus.sampler.threadpool_limits,
             nautilus.bounds.basic.threadpool_limits) == originals
+
+
+def test_nested_fits_run_blas_on_one_thread():
+    """Within a fit BLAS pools are limited to one thread (a fit is one thread unless
+    ``threads`` is given; OpenMP of the model is not a BLAS pool and is left alone)."""
+    import threadpoolctl
+
+    before = threadpoolctl.threadpool_info()
+    with _one_blas_thread():
+        inside = threadpoolctl.threadpool_info()
+        assert all(lib["num_threads"] == 1 for lib in inside if lib["user_api"] == "blas")
+        assert ([lib["num_threads"] for lib in inside if lib["user_api"] != "blas"]
+                == [lib["num_threads"] for lib in before if lib["user_api"] != "blas"])
+    assert threadpoolctl.threadpool_info() == before

@@ -437,6 +437,22 @@ def _cached_thread_limits() -> Iterator[None]:
                 _PATCH_SAVED.clear()
 
 
+@contextlib.contextmanager
+def _one_blas_thread() -> Iterator[None]:
+    """BLAS thread pools limited to one thread within the block (threadpoolctl's cached
+    controller): nautilus' bound sampling and network predictions call BLAS on small
+    matrices outside its own limits, where a pool of threads spins for little gain."""
+    import threadpoolctl
+
+    cached = getattr(threadpoolctl, "get_cached_controller", None)
+    if cached is None:
+        with threadpoolctl.threadpool_limits(limits=1, user_api="blas"):
+            yield
+        return
+    with cached().limit(limits=1, user_api="blas"):
+        yield
+
+
 # --------------------------------------------------------------------------- one SED
 def fit_one(ctx: Any, lp: LibraryPass, obs: NDArray | None, err: NDArray | None,
             z: float | None, spectral: Any, area_kpc2: float | None,
@@ -512,7 +528,7 @@ def fit_one(ctx: Any, lp: LibraryPass, obs: NDArray | None, err: NDArray | None,
                                    "hidden_layer_sizes": tuple(settings.hidden_layers),
                                    "n_iter_no_change": int(settings.train_patience)},
                                pass_dict=False, seed=settings.seed)
-    with _cached_thread_limits():
+    with _cached_thread_limits(), _one_blas_thread():
         converged = bool(sampler.run(f_live=settings.f_live, n_eff=settings.target_ess,
                                      n_like_max=settings.max_calls,
                                      discard_exploration=settings.discard_exploration,
