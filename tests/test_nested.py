@@ -399,4 +399,7 @@ def test_nested_fits_run_blas_on_one_thread():
         assert all(lib["num_threads"] == 1 for lib in inside if lib["user_api"] == "blas")
         assert ([lib["num_threads"] for lib in inside if lib["user_api"] != "blas"]
                 == [lib["num_threads"] for lib in before if lib["user_api"] != "blas"])
+        with _one_blas_thread():  # a second fit at the same time (drivers' threads)
+            pass
+        assert threadpoolctl.threadpool_info() == inside  # still limited for the first
     assert threadpoolctl.threadpool_info() == before

@@ -437,20 +437,35 @@ def _cached_thread_limits() -> Iterator[None]:
                 _PATCH_SAVED.clear()
 
 
+_BLAS_LOCK = threading.Lock()
+_BLAS_DEPTH = 0
+_BLAS_LIMITER: list[Any] = []
+
+
 @contextlib.contextmanager
 def _one_blas_thread() -> Iterator[None]:
-    """BLAS thread pools limited to one thread within the block (threadpoolctl's cached
-    controller): nautilus' bound sampling and network predictions call BLAS on small
-    matrices outside its own limits, where a pool of threads spins for little gain."""
+    """BLAS thread pools limited to one thread within the block: nautilus' bound sampling
+    and network predictions call BLAS on small matrices outside its own limits, where a
+    pool of threads spins for little gain. The limits are process-wide, so concurrent
+    fits (the drivers' Python threads) share one limiter: the first block sets it, the
+    last one to exit restores the user's settings."""
+    global _BLAS_DEPTH
     import threadpoolctl
 
     cached = getattr(threadpoolctl, "get_cached_controller", None)
-    if cached is None:
-        with threadpoolctl.threadpool_limits(limits=1, user_api="blas"):
-            yield
-        return
-    with cached().limit(limits=1, user_api="blas"):
+    with _BLAS_LOCK:
+        if _BLAS_DEPTH == 0:
+            _BLAS_LIMITER[:] = [
+                cached().limit(limits=1, user_api="blas") if cached is not None
+                else threadpoolctl.threadpool_limits(limits=1, user_api="blas")]
+        _BLAS_DEPTH += 1
+    try:
         yield
+    finally:
+        with _BLAS_LOCK:
+            _BLAS_DEPTH -= 1
+            if _BLAS_DEPTH == 0:
+                _BLAS_LIMITER.pop().restore_original_limits()
 
 
 # --------------------------------------------------------------------------- one SED
