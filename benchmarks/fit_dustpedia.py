@@ -78,6 +78,11 @@ def as_float(text: str) -> float:
         return np.nan
 
 
+def nmad(d: np.ndarray) -> float:
+    """Normalised median absolute deviation (σ of a Gaussian)."""
+    return float(1.4826 * np.median(np.abs(d - np.median(d))))
+
+
 def _table_rows(names: list[str], seed: int, results: list) -> list[dict[str, object]]:
     """One row per galaxy: percentiles of log M* and log SFR and the convergence figures."""
     rows = []
@@ -111,7 +116,6 @@ def compare_tables(first: Path, second: Path) -> None:
         return np.maximum(0.5 * (col(a, key + "_p84") - col(a, key + "_p16")),
                           0.5 * (col(b, key + "_p84") - col(b, key + "_p16")))
 
-    nmad = lambda d: 1.4826 * np.median(np.abs(d - np.median(d)))  # noqa: E731
     dm = col(b, "log_mass_p50") - col(a, "log_mass_p50")
     ds = col(b, "log_sfr100_p50") - col(a, "log_sfr100_p50")
     hw_m, hw_s = half_width("log_mass"), half_width("log_sfr100")
@@ -185,7 +189,6 @@ def main() -> None:
     sel = [n for n, good in zip(names, ok, strict=True) if good]
     cig_m = np.log10([as_float(cig[n]["Mstar__Msol"]) for n in sel]) + SALPETER_TO_KROUPA_MASS
     cig_s = np.log10([as_float(cig[n]["SFR__Msol_per_yr"]) for n in sel]) + SALPETER_TO_KROUPA_SFR
-    nmad = lambda d: 1.4826 * np.median(np.abs(d - np.median(d)))  # noqa: E731
     runs = []
     rows: list[dict[str, object]] = []
     for seed in args.seeds:

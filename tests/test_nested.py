@@ -23,8 +23,7 @@ from pixedfit.fitting.mcmc import LogProbability
 from pixedfit.fitting.nested import (
     ModelComparison,
     NestedSamplingWarning,
-    _cached_thread_limits,
-    _one_blas_thread,
+    _nautilus_threads,
     log_mass_box,
     log_prior_normalisation,
 )
@@ -372,11 +371,11 @@ def test_nautilus_thread_limits_use_the_cached_controller():
     import threadpoolctl
 
     originals = (nautilus.sampler.threadpool_limits, nautilus.bounds.basic.threadpool_limits)
-    with _cached_thread_limits():
+    with _nautilus_threads():
         patched = nautilus.sampler.threadpool_limits
         assert patched is not originals[0]
         assert nautilus.bounds.basic.threadpool_limits is patched
-        with _cached_thread_limits():  # re-entrant
+        with _nautilus_threads():  # re-entrant
             assert nautilus.sampler.threadpool_limits is patched
         assert nautilus.sampler.threadpool_limits is patched
         before = [lib["num_threads"] for lib in threadpoolctl.threadpool_info()]
@@ -394,12 +393,12 @@ def test_nested_fits_run_blas_on_one_thread():
     import threadpoolctl
 
     before = threadpoolctl.threadpool_info()
-    with _one_blas_thread():
+    with _nautilus_threads():
         inside = threadpoolctl.threadpool_info()
         assert all(lib["num_threads"] == 1 for lib in inside if lib["user_api"] == "blas")
         assert ([lib["num_threads"] for lib in inside if lib["user_api"] != "blas"]
                 == [lib["num_threads"] for lib in before if lib["user_api"] != "blas"])
-        with _one_blas_thread():  # a second fit at the same time (drivers' threads)
+        with _nautilus_threads():  # a second fit at the same time (drivers' threads)
             pass
         assert threadpoolctl.threadpool_info() == inside  # still limited for the first
     assert threadpoolctl.threadpool_info() == before

@@ -52,9 +52,9 @@ constrained ones and no proposal falls outside the box):
    (k̂ < 0.7; Vehtari et al. 2024) — an ESS alone can look large while a weight that
    has not been drawn yet would dominate — *and* the medians of log M* and log SFR are
    known to ``median_precision`` (0.02 dex Monte-Carlo error, :func:`median_errors`;
-   posteriors more than 2 dex wide are bounds, not held to it), or when ``max_evaluations`` model
-   evaluations are spent (then the result says ``converged=False`` and a
-   :class:`ConvergenceWarning` is raised).
+   posteriors more than 2 dex wide are bounds, not held to it), or when
+   ``max_evaluations`` model evaluations are spent (then the result says
+   ``converged=False`` and a :class:`ConvergenceWarning` is raised).
 
 Limits (measured, ``benchmarks/RESULTS.md``): importance sampling cannot see a part of the
 posterior that no proposal reaches. On the 11-parameter DustPedia model two library seeds
@@ -539,7 +539,7 @@ def median_errors(values: dict[str, NDArray], log_weights: NDArray, names: Any
         if ok.sum() < 2:
             continue
         w = np.exp(lw[ok] - lw[ok].max())
-        ess = w.sum() ** 2 / np.sum(w * w)
+        ess = effective_sample_size(lw[ok])
         q16, q40, q60, q84 = weighted_quantiles(col[ok, None], w,
                                                 np.array([0.16, 0.4, 0.6, 0.84]))[:, 0]
         out[name] = (float(math.sqrt(0.25 / ess) * (q60 - q40) / 0.2),

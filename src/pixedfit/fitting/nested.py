@@ -386,86 +386,62 @@ def ln_evidence_error(sampler: Any) -> float:
 
 
 # --------------------------------------------------------------------------- nautilus
-_PATCH_LOCK = threading.Lock()
-_PATCH_DEPTH = 0
-_PATCH_SAVED: list[tuple[Any, Any]] = []
+_THREADS_LOCK = threading.Lock()
+_THREADS_DEPTH = 0
+_THREADS_SAVED: list[tuple[Any, Any]] = []  # (nautilus module, its threadpool_limits)
+_THREADS_LIMITER: list[Any] = []  # the one-BLAS-thread limiter while fits run
 
 
 @contextlib.contextmanager
-def _cached_thread_limits() -> Iterator[None]:
-    """Within the block, nautilus limits BLAS/OpenMP thread pools through threadpoolctl's
-    cached controller.
+def _nautilus_threads() -> Iterator[None]:
+    """Thread pools as a nested fit wants them, for the duration of the block.
 
-    nautilus wraps every shell it samples and every bound it builds in
-    ``threadpool_limits(limits=1)``, and each such call builds a new
-    ``ThreadpoolController``, which finds and reads the loaded shared libraries again
-    (≈ 5 ms; 578 calls, ≈ 3 s — 15 % of the CPU time — in a 12-band, 7-parameter fit).
-    ``get_cached_controller().limit(limits=1)`` sets the same limits from the controller
-    threadpoolctl caches until a module is imported. Re-entrant and thread-safe: the
-    names are swapped back when the last block exits. Without ``get_cached_controller``
-    (threadpoolctl < 3.5) nothing is changed.
+    * nautilus wraps every shell it samples and every bound it builds in
+      ``threadpool_limits(limits=1)``; each call built a new ``ThreadpoolController``,
+      which finds and reads the loaded shared libraries again (≈ 5 ms; 578 calls, ≈ 3 s
+      — 15 % of the CPU time — in a 12-band, 7-parameter fit). Within the block those
+      calls use threadpoolctl's cached controller (``get_cached_controller().limit``,
+      the same limits).
+    * BLAS pools are limited to one thread: nautilus' bound sampling and network
+      predictions call BLAS on small matrices outside its own limits, where a second
+      thread spins for little gain (CPU 10.4 s against 9.2 s wall per fit).
+
+    Both are process-wide, so concurrent fits (the drivers' Python threads) share them:
+    the first block sets them, the last one to exit restores nautilus' names and the
+    user's thread settings. Re-entrant and thread-safe.
     """
-    global _PATCH_DEPTH
-    import threadpoolctl
-
-    cached = getattr(threadpoolctl, "get_cached_controller", None)
-    if cached is None:
-        yield
-        return
+    global _THREADS_DEPTH
     import nautilus.bounds.basic
     import nautilus.sampler
+    import threadpoolctl
+
+    cached = getattr(threadpoolctl, "get_cached_controller", None)  # threadpoolctl >= 3.5
 
     def limits(limits: int | None = None, user_api: str | None = None) -> Any:
         return cached().limit(limits=limits, user_api=user_api)
 
-    with _PATCH_LOCK:
-        if _PATCH_DEPTH == 0:
-            _PATCH_SAVED[:] = [(m, m.threadpool_limits)
-                               for m in (nautilus.sampler, nautilus.bounds.basic)
-                               if hasattr(m, "threadpool_limits")]
-            for module, _ in _PATCH_SAVED:
-                module.threadpool_limits = limits
-        _PATCH_DEPTH += 1
-    try:
-        yield
-    finally:
-        with _PATCH_LOCK:
-            _PATCH_DEPTH -= 1
-            if _PATCH_DEPTH == 0:
-                for module, original in _PATCH_SAVED:
-                    module.threadpool_limits = original
-                _PATCH_SAVED.clear()
-
-
-_BLAS_LOCK = threading.Lock()
-_BLAS_DEPTH = 0
-_BLAS_LIMITER: list[Any] = []
-
-
-@contextlib.contextmanager
-def _one_blas_thread() -> Iterator[None]:
-    """BLAS thread pools limited to one thread within the block: nautilus' bound sampling
-    and network predictions call BLAS on small matrices outside its own limits, where a
-    pool of threads spins for little gain. The limits are process-wide, so concurrent
-    fits (the drivers' Python threads) share one limiter: the first block sets it, the
-    last one to exit restores the user's settings."""
-    global _BLAS_DEPTH
-    import threadpoolctl
-
-    cached = getattr(threadpoolctl, "get_cached_controller", None)
-    with _BLAS_LOCK:
-        if _BLAS_DEPTH == 0:
-            _BLAS_LIMITER[:] = [
-                cached().limit(limits=1, user_api="blas") if cached is not None
+    with _THREADS_LOCK:
+        if _THREADS_DEPTH == 0:
+            if cached is not None:
+                _THREADS_SAVED[:] = [(m, m.threadpool_limits)
+                                     for m in (nautilus.sampler, nautilus.bounds.basic)
+                                     if hasattr(m, "threadpool_limits")]
+                for module, _ in _THREADS_SAVED:
+                    module.threadpool_limits = limits
+            _THREADS_LIMITER[:] = [
+                limits(limits=1, user_api="blas") if cached is not None
                 else threadpoolctl.threadpool_limits(limits=1, user_api="blas")]
-        _BLAS_DEPTH += 1
+        _THREADS_DEPTH += 1
     try:
         yield
     finally:
-        with _BLAS_LOCK:
-            _BLAS_DEPTH -= 1
-            if _BLAS_DEPTH == 0:
-                _BLAS_LIMITER.pop().restore_original_limits()
+        with _THREADS_LOCK:
+            _THREADS_DEPTH -= 1
+            if _THREADS_DEPTH == 0:
+                _THREADS_LIMITER.pop().restore_original_limits()
+                for module, original in _THREADS_SAVED:
+                    module.threadpool_limits = original
+                _THREADS_SAVED.clear()
 
 
 # --------------------------------------------------------------------------- one SED
@@ -543,7 +519,7 @@ def fit_one(ctx: Any, lp: LibraryPass, obs: NDArray | None, err: NDArray | None,
                                    "hidden_layer_sizes": tuple(settings.hidden_layers),
                                    "n_iter_no_change": int(settings.train_patience)},
                                pass_dict=False, seed=settings.seed)
-    with _cached_thread_limits(), _one_blas_thread():
+    with _nautilus_threads():
         converged = bool(sampler.run(f_live=settings.f_live, n_eff=settings.target_ess,
                                      n_like_max=settings.max_calls,
                                      discard_exploration=settings.discard_exploration,
