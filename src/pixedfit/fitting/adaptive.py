@@ -85,6 +85,13 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.special import expit, gammaln, logsumexp
 
+from .boxes import (
+    DEFAULT_LOG_MASS_TO_LIGHT,
+    MassBoxWarning,
+    check_log_mass_to_light,
+    mass_box_note,
+    mass_box_origin,
+)
 from .errors import fit_quality, scale_fit
 from .mcmc import LibraryPass, LogProbability, sampling_problem
 
@@ -165,6 +172,10 @@ class AdaptiveSettings:
     precision_quantities : tuple of str
         Parameters or derived quantities whose medians must be that precise (those the fit
         does not have are skipped).
+    log_mass_to_light : (float, float)
+        Range of log(M / νL_ν,max) [M☉ / L☉] that makes the ``log_mass`` prior box of a
+        photometric fit (:mod:`pixedfit.fitting.boxes`; a ``log_mass`` prior with lo and hi
+        replaces it).
     seed : int
         Seed of the proposals and the resampling.
     """
@@ -190,6 +201,7 @@ class AdaptiveSettings:
     median_precision: float = 0.02
     precision_max_width: float = 1.0
     precision_quantities: tuple[str, ...] = ("log_mass", "log_sfr", "log_sfr100")
+    log_mass_to_light: tuple[float, float] = DEFAULT_LOG_MASS_TO_LIGHT
     seed: int = 0
 
     def check(self) -> None:
@@ -231,6 +243,7 @@ class AdaptiveSettings:
                              f"quantity names, got {self.precision_quantities!r}")
         if self.min_adapt_ess is not None and not self.min_adapt_ess >= 2:
             raise ValueError("AdaptiveSettings.min_adapt_ess must be >= 2 (or None)")
+        check_log_mass_to_light(self.log_mass_to_light, "AdaptiveSettings")
 
 
 def effective_sample_size(log_weights: NDArray[np.float64]) -> float:
@@ -1092,7 +1105,8 @@ def refine(ctx: Any, lp: LibraryPass, obs: NDArray | None, err: NDArray | None,
     settings.check()
     has_phot = obs is not None
     prob = sampling_problem(ctx, lp, obs, err, z, spectral, area_kpc2,
-                            max_candidates=settings.max_candidates, upper=upper)
+                            max_candidates=settings.max_candidates, upper=upper,
+                            log_mass_to_light=settings.log_mass_to_light)
     run = run_adaptive(prob.lnprob, prob.lo, prob.hi, prob.candidates,
                        prob.candidate_weights, prob.stat_names, settings)
     w = run.normalised_weights()
@@ -1156,6 +1170,15 @@ def refine(ctx: Any, lp: LibraryPass, obs: NDArray | None, err: NDArray | None,
                      "max_evaluations or max_rounds, or check the fit with method='nested')")
         if getattr(ctx, "warn_each", True):  # catalogues and bins warn once, at the end
             warnings.warn(notes[-1], ConvergenceWarning, stacklevel=3)
+    edge = None
+    if "log_mass" in prob.free:
+        j = prob.free.index("log_mass")
+        edge = mass_box_note(run.values["log_mass"], w, prob.lo[j], prob.hi[j],
+                             mass_box_origin(ctx.priors, settings.log_mass_to_light))
+        if edge is not None:
+            notes.append(edge)
+            if getattr(ctx, "warn_each", True):
+                warnings.warn(edge, MassBoxWarning, stacklevel=3)
     diagnostics = {
         "sampled": prob.free, "fixed": prob.fixed,
         "box": {n: [float(a), float(b)] for n, a, b in zip(prob.free, prob.lo, prob.hi,
@@ -1167,7 +1190,7 @@ def refine(ctx: Any, lp: LibraryPass, obs: NDArray | None, err: NDArray | None,
         "median_precision": float(settings.median_precision),
         "median_errors": {k: v[0] for k, v in median_errors(
             run.values, run.log_weight, settings.precision_quantities).items()},
-        "history": run.history, "warnings": notes,
+        "history": run.history, "warnings": notes, "mass_box_edge": edge is not None,
         "spectral_pixels": None if spectral is None else spectral.npix,
         "spectral_clipped": lp.nclip,
         "spectral_template_limited": None if spectral is None else spectral.template_limited,

@@ -13,11 +13,12 @@ spectra with the Legendre step of :mod:`pixedfit.fitting.specfit` when a spectru
   sampled.
 * **Prior box**: the prior's range, else the library's generation range (the same box as an
   RDSPS fit with that library), intersected with what the model accepts (the SSP grid's
-  metallicity and age range); ``log_mass``: the prior's range, else the best RDSPS model
-  ± 1.5 dex (as the original). Priors are those of :mod:`pixedfit.fitting.priors` (joint
-  priors use each walker's own mass), plus ``log_age`` ≤ the age of the universe at z
-  (``max_age_universe``). Priors may also be put on derived quantities (``log_mw_age``,
-  ``log_sfr``, ...), evaluated per walker.
+  metallicity and age range); ``log_mass``: the prior's range, else a box from the data
+  alone (:mod:`pixedfit.fitting.boxes`; the original used the best RDSPS model ± 1.5 dex,
+  which moved with the library and cut broad posteriors). Priors are those of
+  :mod:`pixedfit.fitting.priors` (joint priors use each walker's own mass), plus
+  ``log_age`` ≤ the age of the universe at z (``max_age_universe``). Priors may also be
+  put on derived quantities (``log_mw_age``, ``log_sfr``, ...), evaluated per walker.
 * **Start**: by default the walkers start from the posterior of the adaptive RDSPS
   refinement of the library pass (:func:`pixedfit.fitting.adaptive.run_adaptive`, at most
   30 000 evaluations): samples drawn (seeded) with their importance weights, jittered by
@@ -75,14 +76,19 @@ from numpy.typing import NDArray
 
 from ..cosmology import age_of_universe
 from ..sps.model import COMPONENT_NAMES, DEFAULTS, PARAM_NAMES
+from .boxes import (
+    DEFAULT_LOG_MASS_TO_LIGHT,
+    MassBoxWarning,
+    check_log_mass_to_light,
+    log_mass_box,
+    mass_box_note,
+    mass_box_origin,
+)
 from .errors import chi2_terms, fit_quality
 from .priors import MASS_SCALED, PriorSet
 
 __all__ = ["MOVES", "LogProbability", "MCMCShortChainWarning", "McmcSettings", "make_moves",
            "run_mcmc"]
-
-_MASS_BOX = 1.5  # dex around the best RDSPS mass when no log_mass prior is given
-
 
 class MCMCShortChainWarning(UserWarning):
     """The chain is shorter than 50 integrated autocorrelation times."""
@@ -169,6 +175,10 @@ class McmcSettings:
     refine : AdaptiveSettings, optional
         Settings of that refinement (default: :class:`~pixedfit.fitting.adaptive.
         AdaptiveSettings` with ``max_evaluations=30000``; its seed is always ``seed``).
+    log_mass_to_light : (float, float)
+        Range of log(M / νL_ν,max) [M☉ / L☉] that makes the ``log_mass`` prior box of a
+        photometric fit (:mod:`pixedfit.fitting.boxes`; a ``log_mass`` prior with lo and hi
+        replaces it).
     """
 
     nwalkers: int = 32
@@ -190,6 +200,7 @@ class McmcSettings:
     moves: str = "de-snooker"
     start: str = "refined"
     refine: Any = None
+    log_mass_to_light: tuple[float, float] = DEFAULT_LOG_MASS_TO_LIGHT
 
     @property
     def fixed(self) -> bool:
@@ -260,6 +271,7 @@ class McmcSettings:
             raise ValueError(f"moves must be one of {', '.join(MOVES)}, got {self.moves!r}")
         if self.start not in ("refined", "library"):
             raise ValueError(f"start must be 'refined' or 'library', got {self.start!r}")
+        check_log_mass_to_light(self.log_mass_to_light, "McmcSettings")
         if self.refine is not None:
             from .adaptive import AdaptiveSettings
 
@@ -950,10 +962,16 @@ class LibraryPass:
     nclip: int = 0
 
 
-def _box(ctx: Any, name: str, lp: LibraryPass, best_log_mass: float) -> tuple[float, float]:
+def _box(ctx: Any, name: str, lp: LibraryPass,
+         mass_box: tuple[float, float] | None) -> tuple[float, float]:
+    """Prior box of parameter ``name``: the prior's lo and hi, else the library's generation
+    range (``log_mass``: ``mass_box``, from :func:`data_mass_box`; ``z``: the library's
+    redshift grid), limited to what the model accepts."""
     prior = ctx.priors[name] if name in ctx.priors else None
     if name == "log_mass":
-        lo, hi = best_log_mass - _MASS_BOX, best_log_mass + _MASS_BOX
+        if mass_box is None:
+            raise ValueError("log_mass is sampled only in fits with photometry")
+        lo, hi = mass_box
     elif name == "z":
         grid = lp.models.z_grid
         lo, hi = float(grid.min()), float(grid.max())
@@ -974,6 +992,21 @@ def _box(ctx: Any, name: str, lp: LibraryPass, best_log_mass: float) -> tuple[fl
         raise ValueError(f"the prior box of {name!r} is empty ([{lo:g}, {hi:g}] after limiting "
                          "it to the model's valid range)")
     return float(lo), float(hi)
+
+
+def data_mass_box(ctx: Any, lp: LibraryPass, obs: NDArray, err: NDArray, z: float | None,
+                  log_mass_to_light: tuple[float, float]) -> tuple[float, float]:
+    """The ``log_mass`` prior box of a photometric fit from the data alone
+    (:func:`~pixedfit.fitting.boxes.log_mass_box` over the bands fitted, at ``z`` or the two
+    ends of the library's redshift grid); a ``log_mass`` prior's lo and hi replace it (in
+    :func:`_box`)."""
+    zlo, zhi = (z, z) if z is not None else _box(ctx, "z", lp, None)
+    use = np.isfinite(err)
+    s = ctx.settings
+    return log_mass_box(obs[use], err[use],
+                        [f for f, u in zip(ctx.filters, use, strict=True) if u], zlo, zhi,
+                        log_mass_to_light, s.get("cosmo"), s.get("H0", 70.0),
+                        s.get("Om0", 0.3))
 
 
 @dataclass
@@ -1013,7 +1046,9 @@ class SamplingProblem:
 def sampling_problem(ctx: Any, lp: LibraryPass, obs: NDArray | None, err: NDArray | None,
                      z: float | None, spectral: Any, area_kpc2: float | None,
                      max_candidates: int, dz_interp: float = 0.001,
-                     upper: NDArray | None = None) -> SamplingProblem:
+                     upper: NDArray | None = None,
+                     log_mass_to_light: tuple[float, float] = DEFAULT_LOG_MASS_TO_LIGHT
+                     ) -> SamplingProblem:
     """Set up the sampled parameters, prior box, log posterior and library candidates of
     one SED (photometry and/or spectrum) from its library pass.
 
@@ -1021,6 +1056,8 @@ def sampling_problem(ctx: Any, lp: LibraryPass, obs: NDArray | None, err: NDArra
     filters, priors, settings); ``obs``, ``err`` and ``upper`` are the observations as
     fitted (:class:`~pixedfit.fitting.errors.Observations`: total errors, +inf for a
     dropped band, upper-limit flags); at most ``max_candidates`` library models are kept.
+    The ``log_mass`` box comes from the data and ``log_mass_to_light``
+    (:mod:`pixedfit.fitting.boxes`), never from the library.
     """
     model = ctx.model
     if model is None:
@@ -1052,11 +1089,12 @@ def sampling_problem(ctx: Any, lp: LibraryPass, obs: NDArray | None, err: NDArra
     order, im, iz, cand_mass = order[good], im[good], iz[good], cand_mass[good]
     if order.size == 0:
         raise ValueError("no library model fits with a positive normalisation")
-    best_mass = float(cand_mass[0])
+    mass_box = (data_mass_box(ctx, lp, obs, err, z, log_mass_to_light) if has_phot
+                else None)
 
     derived_names = list(ctx.library.derived)
     lnprob, fixed = build_log_probability(
-        ctx, free_all, lambda name: _box(ctx, name, lp, best_mass), obs, err, z, spectral,
+        ctx, free_all, lambda name: _box(ctx, name, lp, mass_box), obs, err, z, spectral,
         area_kpc2, dz_interp, upper=upper if has_phot else None)
     free, lo, hi = lnprob.free, lnprob.lo, lnprob.hi
     cand = np.empty((order.size, len(free)))
@@ -1097,7 +1135,8 @@ def fit_one(ctx: Any, lp: LibraryPass, obs: NDArray | None, err: NDArray | None,
         max_cand = max(max_cand, (settings.refine.max_candidates if settings.refine
                                   is not None else 20000))
     prob = sampling_problem(ctx, lp, obs, err, z, spectral, area_kpc2,
-                            max_candidates=max_cand, dz_interp=settings.dz_interp, upper=upper)
+                            max_candidates=max_cand, dz_interp=settings.dz_interp, upper=upper,
+                            log_mass_to_light=settings.log_mass_to_light)
     lnprob, free, fixed, lo, hi = prob.lnprob, prob.free, prob.fixed, prob.lo, prob.hi
     settings.check(len(free))
     start_info: dict[str, Any] = {}
@@ -1110,6 +1149,13 @@ def fit_one(ctx: Any, lp: LibraryPass, obs: NDArray | None, err: NDArray | None,
     run = run_mcmc(lnprob, start, settings)
     n_eval = lnprob.ncalls
     notes = check_chain(run, settings, free)
+    if "log_mass" in free:
+        j = free.index("log_mass")
+        edge = mass_box_note(run["samples"][:, j], None, lo[j], hi[j],
+                             mass_box_origin(ctx.priors, settings.log_mass_to_light))
+        if edge is not None:
+            notes.append(edge)
+            warnings.warn(edge, MassBoxWarning, stacklevel=3)
 
     rng = np.random.default_rng([settings.seed, 1])
     post = posterior_products(ctx, lnprob, run["samples"], run["samples_lnprob"], None, obs,
@@ -1146,7 +1192,8 @@ def fit_one(ctx: Any, lp: LibraryPass, obs: NDArray | None, err: NDArray | None,
 
 #: Keys of the drivers' ``mcmc_options`` (the McmcSettings without an argument of their own).
 OPTION_KEYS = ("max_steps", "tau_factor", "tau_rtol", "check_every", "burn_tau", "moves",
-               "start", "init_spread", "n_sed_samples", "max_derived_samples", "dz_interp")
+               "start", "init_spread", "n_sed_samples", "max_derived_samples", "dz_interp",
+               "log_mass_to_light")
 
 
 def option_settings(options: Mapping[str, Any] | None, refine: Any = True) -> dict[str, Any]:

@@ -13,16 +13,12 @@ burn-in, and it returns the evidence Z = ∫ L π dθ with its error.
   accepts; at a fixed redshift ``log_age`` is also cut at the age of the universe), times
   the densities of the priors (:mod:`pixedfit.fitting.priors`), normalised so that the
   prior integrates to one (see *Evidence* below).
-* **Stellar mass box** (photometric fits): the same for every model fitted to one SED, so
-  that evidences of different models are comparable — it comes from the data, not from any
-  model: ``log M ∈ log(νL_ν,max / L☉) + log_mass_to_light``, where νL_ν,max =
-  4π D_L² max_b(λ_b f_λ,b) over the bands with a positive flux (of 3 × the error when none
-  has one) and ``log_mass_to_light`` defaults to (−4, +4). Measured over models drawn from
-  the default generation ranges (delayed-τ, double power law, Calzetti, Charlot & Fall,
-  with and without dust emission; FUV … W2 at z = 0.01–2), log(M / νL_ν,max) spans
-  −3.2 … +2.0; the default box adds margins for SEDs with fewer bands. For a free redshift
-  D_L is taken at the two ends of the redshift box. A ``log_mass`` prior with ``lo`` and
-  ``hi`` replaces this box. A warning is raised when the posterior reaches the box's edge.
+* **Stellar mass box** (photometric fits): from the data alone, the same for every model
+  fitted to one SED, so that evidences of different models are comparable, and the same
+  box as adaptive RDSPS and MCMC use (:mod:`pixedfit.fitting.boxes`:
+  ``log M ∈ log(νL_ν,max / L☉) + log_mass_to_light``, default (−4, +4)). A ``log_mass``
+  prior with ``lo`` and ``hi`` replaces this box. A :class:`~pixedfit.fitting.boxes.
+  MassBoxWarning` is raised when the posterior reaches the box's edge.
 * **Evidence**: ``ln_evidence`` = ln ∫ L(θ) π(θ) dθ where ln L is the likelihood of
   :class:`~pixedfit.fitting.mcmc.LogProbability`, which leaves out terms that depend on
   the data only (for Gaussian errors Σ ln(√(2π) σ_b)): they are the same for every model
@@ -66,15 +62,22 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.special import logsumexp
 
-from ..cosmology import age_of_universe, luminosity_distance
-from ..filters import cwave_filters
-from ..units import L_SUN_CGS, MPC_CM
+from ..cosmology import age_of_universe
+from .boxes import (
+    DEFAULT_LOG_MASS_TO_LIGHT,
+    MassBoxWarning,
+    check_log_mass_to_light,
+    log_mass_box,
+    mass_box_note,
+    mass_box_origin,
+)
 from .errors import fit_quality
 from .mcmc import (
     LibraryPass,
     LogProbability,
     _box,
     build_log_probability,
+    data_mass_box,
     posterior_products,
 )
 from .priors import JointWithMass
@@ -84,7 +87,7 @@ __all__ = ["ModelComparison", "NestedSamplingWarning", "NestedSettings", "compar
 
 
 class NestedSamplingWarning(UserWarning):
-    """Nested sampling stopped on its budget, or the posterior touches the mass box."""
+    """Nested sampling stopped on its budget (or its evidences are not comparable)."""
 
 
 @dataclass(frozen=True)
@@ -138,7 +141,7 @@ class NestedSettings:
     train_patience: int = 3
     n_update: int | None = None
     seed: int = 0
-    log_mass_to_light: tuple[float, float] = (-4.0, 4.0)
+    log_mass_to_light: tuple[float, float] = DEFAULT_LOG_MASS_TO_LIGHT
     n_sed_samples: int = 200
     max_derived_samples: int = 10000
     dz_interp: float = 0.001
@@ -179,15 +182,8 @@ class NestedSettings:
                                  f"{getattr(self, name)!r}")
         if not (isinstance(self.f_live, float | int) and 0 < self.f_live < 1):
             raise ValueError(f"NestedSettings.f_live must be within (0, 1), got {self.f_live!r}")
-        try:
-            a, b = (float(v) for v in self.log_mass_to_light)
-        except (TypeError, ValueError) as exc:
-            raise ValueError("NestedSettings.log_mass_to_light must be a pair (lo, hi), got "
-                             f"{self.log_mass_to_light!r}") from exc
-        if not (math.isfinite(a) and math.isfinite(b) and a < b):
-            raise ValueError("NestedSettings.log_mass_to_light must be finite with lo < hi, "
-                             f"got {self.log_mass_to_light!r}")
-        object.__setattr__(self, "log_mass_to_light", (a, b))
+        object.__setattr__(self, "log_mass_to_light", check_log_mass_to_light(
+            self.log_mass_to_light, "NestedSettings"))
         if not (isinstance(self.dz_interp, float | int) and self.dz_interp > 0):
             raise ValueError(f"NestedSettings.dz_interp must be > 0, got {self.dz_interp!r}")
 
@@ -215,48 +211,6 @@ class NestedSettings:
 
 
 # --------------------------------------------------------------------------- prior volume
-def log_mass_box(obs: NDArray, err: NDArray, filters: Sequence[str], z_lo: float,
-                 z_hi: float, log_mass_to_light: tuple[float, float], cosmo: Any = None,
-                 H0: float = 70.0, Om0: float = 0.3) -> tuple[float, float]:
-    """Stellar-mass prior box from the data alone (the same for every model).
-
-    Parameters
-    ----------
-    obs, err : ndarray, shape (nband,)
-        Observed f_λ and 1σ errors (erg s⁻¹ cm⁻² Å⁻¹); bands with a non-finite or infinite
-        error are ignored.
-    filters : sequence of str
-        Bands (their pivot wavelengths λ_b, Å).
-    z_lo, z_hi : float
-        Redshift range (equal for a fixed redshift).
-    log_mass_to_light : (float, float)
-        Range of log(M / νL_ν,max), M☉ / L☉.
-    cosmo, H0, Om0
-        Cosmology of the luminosity distance.
-
-    Returns
-    -------
-    (float, float)
-        log M☉ range: log(νL_ν,max(z_lo) / L☉) + lo, log(νL_ν,max(z_hi) / L☉) + hi, with
-        νL_ν,max = 4π D_L² max_b λ_b f_λ,b over bands with f > 0 (3 × error when none).
-    """
-    obs = np.asarray(obs, dtype=np.float64)
-    err = np.asarray(err, dtype=np.float64)
-    lam = np.atleast_1d(np.asarray(cwave_filters(list(filters)), dtype=np.float64))
-    good = np.isfinite(obs) & np.isfinite(err) & (err > 0)
-    if not good.any():
-        raise ValueError("flux: no band with a finite flux and error to set the mass range")
-    det = good & (obs > 0)
-    ref = float(np.max(lam[det] * obs[det])) if det.any() else float(
-        np.max(3.0 * lam[good] * err[good]))
-
-    def log_l(zz: float) -> float:
-        dl = float(luminosity_distance(max(zz, 1e-5), cosmo, H0, Om0)) * MPC_CM
-        return math.log10(4.0 * math.pi * dl * dl * ref / L_SUN_CGS)
-
-    return log_l(z_lo) + log_mass_to_light[0], log_l(z_hi) + log_mass_to_light[1]
-
-
 def _grid(lo: float, hi: float, n: int) -> NDArray[np.float64]:
     """Midpoints of ``n`` equal cells of [lo, hi]."""
     return lo + (np.arange(n) + 0.5) * (hi - lo) / n
@@ -474,22 +428,11 @@ def fit_one(ctx: Any, lp: LibraryPass, obs: NDArray | None, err: NDArray | None,
     s = ctx.settings
     cosmo, H0, Om0 = s.get("cosmo"), s.get("H0", 70.0), s.get("Om0", 0.3)
     age_limit = s.get("max_age_universe", True)
-    mass_box = None
-    if has_phot:
-        zlo, zhi = (z, z) if z is not None else _box(ctx, "z", lp, 0.0)
-        use = np.isfinite(err)
-        mass_box = log_mass_box(obs[use], err[use], [f for f, u in zip(ctx.filters, use,
-                                                                       strict=True) if u],
-                                zlo, zhi, settings.log_mass_to_light, cosmo, H0, Om0)
-        prior = ctx.priors["log_mass"] if "log_mass" in ctx.priors else None
-        if prior is not None:
-            mass_box = (prior.lo if prior.lo is not None else mass_box[0],
-                        prior.hi if prior.hi is not None else mass_box[1])
+    mass_box = (data_mass_box(ctx, lp, obs, err, z, settings.log_mass_to_light)
+                if has_phot else None)
 
     def box(name: str) -> tuple[float, float]:
-        if name == "log_mass":
-            return float(mass_box[0]), float(mass_box[1])
-        lo, hi = _box(ctx, name, lp, 0.0)
+        lo, hi = _box(ctx, name, lp, mass_box)
         if name == "log_age" and age_limit and z is not None:
             limit = math.log10(float(age_of_universe(z, cosmo, H0, Om0)))
             if lo > limit:
@@ -538,17 +481,17 @@ def fit_one(ctx: Any, lp: LibraryPass, obs: NDArray | None, err: NDArray | None,
     rng = np.random.default_rng(settings.seed)
     post = posterior_products(ctx, lnprob, points, log_l, weights, obs, err, z, spectral,
                               settings.n_sed_samples, settings.max_derived_samples, rng)
-    if "log_mass" in lnprob.free and mass_box is not None:
+    edge = None
+    if "log_mass" in lnprob.free:
         j = lnprob.free.index("log_mass")
-        col = post["samples"][:, post["names"].index("log_mass")]
-        margin = 0.02 * (hi[j] - lo[j])
-        if col.min() < lo[j] + margin or col.max() > hi[j] - margin:
-            notes.append(f"the log_mass posterior reaches the edge of its box [{lo[j]:.2f}, "
-                         f"{hi[j]:.2f}] (from the data and log_mass_to_light = "
-                         f"{settings.log_mass_to_light}): widen log_mass_to_light or give a "
-                         "log_mass prior with lo and hi")
+        edge = mass_box_note(post["samples"][:, post["names"].index("log_mass")], None,
+                             lo[j], hi[j], mass_box_origin(ctx.priors, settings.log_mass_to_light))
+        if edge is not None:
+            notes.append(edge)
+            warnings.warn(edge, MassBoxWarning, stacklevel=3)
     for note in notes:
-        warnings.warn(note, NestedSamplingWarning, stacklevel=3)
+        if note is not edge:
+            warnings.warn(note, NestedSamplingWarning, stacklevel=3)
     diagnostics = {
         "ess": ess,
         "n_model_evaluations": n_eval,
