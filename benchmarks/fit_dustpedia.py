@@ -246,6 +246,14 @@ def main() -> None:
             writer.writerows(rows)
         print(f"per-galaxy results: {args.out}")
     first, second = runs[0], runs[-1]
+    line = (f"RESULT ngal={ok.sum()} nmod={args.nmod} refine={int(not args.plain)} "
+            f"fix_logzsol={int(args.fix_logzsol)} t_fit_s={first['t']:.1f} "
+            f"ess_median={np.median(first['ess']):.0f} converged={first['conv'].mean():.3f} "
+            f"dlogM_median={np.median(first['dm']):+.3f} dlogM_nmad={nmad(first['dm']):.3f} "
+            f"dlogSFR_median={np.median(first['ds']):+.3f} dlogSFR_nmad={nmad(first['ds']):.3f}")
+    if len(runs) < 2:  # one seed: no seed stability (compare two --out tables instead)
+        print(line)
+        return
     sm = second["m"] - first["m"]
     ss = second["s"] - first["s"]
     # the same differences in units of the posterior width (the Monte-Carlo error of a
@@ -268,12 +276,7 @@ def main() -> None:
     print(f"  in units of σ: log M* median {np.median(zm):.3f}, > 0.3 σ: "
           f"{np.mean(zm > 0.3) * 100:.1f} %; log SFR median {np.median(zs):.3f}, > 0.3 σ: "
           f"{np.mean(zs > 0.3) * 100:.1f} %")
-    print(f"RESULT ngal={ok.sum()} nmod={args.nmod} refine={int(not args.plain)} "
-          f"fix_logzsol={int(args.fix_logzsol)} t_fit_s={first['t']:.1f} "
-          f"ess_median={np.median(first['ess']):.0f} converged={first['conv'].mean():.3f} "
-          f"dlogM_median={np.median(first['dm']):+.3f} dlogM_nmad={nmad(first['dm']):.3f} "
-          f"dlogSFR_median={np.median(first['ds']):+.3f} dlogSFR_nmad={nmad(first['ds']):.3f} "
-          f"seed_dlogM_nmad={nmad(sm):.4f} seed_dlogSFR_nmad={nmad(ss):.4f} "
+    print(f"{line} seed_dlogM_nmad={nmad(sm):.4f} seed_dlogSFR_nmad={nmad(ss):.4f} "
           f"seed_dlogM_gt0p1={np.mean(np.abs(sm) > 0.1):.4f} "
           f"seed_dlogSFR_gt0p1={np.mean(np.abs(ss) > 0.1):.4f} "
           f"seed_dlogSFR_gt0p1_measured={np.mean(np.abs(ss_narrow) > 0.1):.4f} "
