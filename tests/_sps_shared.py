@@ -1,11 +1,21 @@
-"""SEDModel instances shared by the SPS tests (each costs ~1 s to build)."""
+"""SEDModel instances, libraries and the broad-band filter set shared by the tests (a model
+costs ~1 s to build, a library of a few thousand models ~1 s to generate)."""
 
 from __future__ import annotations
 
+from pixedfit.library import ModelLibrary, generate_library
 from pixedfit.sps.bc03 import load_bc03
 from pixedfit.sps.model import SEDModel
 
+#: GALEX FUV … WISE W2: the 12 bands of the fitting tests' mocks.
+FILTERS_12 = ["galex_fuv", "galex_nuv", "sdss_u", "sdss_g", "sdss_r", "sdss_i", "sdss_z",
+              "2mass_j", "2mass_h", "2mass_k", "wise_w1", "wise_w2"]
+
+#: Generation ranges of the fitting tests' libraries.
+RANGES = {"log_age": (-1.0, 1.1), "logzsol": (-1.0, 0.2)}
+
 _MODELS: dict = {}
+_LIBRARIES: dict = {}
 
 
 def model(**cfg) -> SEDModel:
@@ -14,3 +24,12 @@ def model(**cfg) -> SEDModel:
     if key not in _MODELS:
         _MODELS[key] = SEDModel(grid=load_bc03(), **cfg)
     return _MODELS[key]
+
+
+def library(sed_model: SEDModel, nmodels: int, seed: int) -> ModelLibrary:
+    """A library of ``sed_model`` over :data:`RANGES`, generated once per session (treat it
+    as read-only)."""
+    key = (id(sed_model), nmodels, seed)
+    if key not in _LIBRARIES:
+        _LIBRARIES[key] = generate_library(sed_model, nmodels, seed=seed, ranges=RANGES)
+    return _LIBRARIES[key]

@@ -19,6 +19,9 @@ from scipy.optimize import minimize
 from scipy.stats import kstest, multivariate_normal
 from scipy.stats import t as student_t
 
+from _sps_shared import FILTERS_12 as FILTERS
+from _sps_shared import library as shared_library
+from _sps_shared import model as shared_model
 from pixedfit.fitting import FitResult, fit_catalog, fit_sed
 from pixedfit.fitting.adaptive import (
     AdaptiveSettings,
@@ -35,10 +38,6 @@ from pixedfit.fitting.adaptive import (
 from pixedfit.fitting.mcmc import LogProbability
 from pixedfit.fitting.priors import Gaussian, PriorSet
 from pixedfit.library import generate_library
-from pixedfit.sps import SEDModel
-
-FILTERS = ["galex_fuv", "galex_nuv", "sdss_u", "sdss_g", "sdss_r", "sdss_i", "sdss_z",
-           "2mass_j", "2mass_h", "2mass_k", "wise_w1", "wise_w2"]
 
 
 # --------------------------------------------------------------------------- helpers
@@ -369,13 +368,12 @@ def test_broad_quantities_raise_the_effective_sample_size_a_fit_needs():
 # --------------------------------------------------------------------------- real models
 @pytest.fixture(scope="module")
 def model():
-    return SEDModel(sfh_form=1, dust_law=1, add_neb_emission=False)
+    return shared_model(sfh_form=1, dust_law=1, add_neb_emission=False)
 
 
 @pytest.fixture(scope="module")
 def libraries(model):
-    ranges = {"log_age": (-1.0, 1.1), "logzsol": (-1.0, 0.2)}
-    return [generate_library(model, 6000, seed=s, ranges=ranges) for s in (21, 22)]
+    return [shared_library(model, 6000, seed) for seed in (21, 22)]
 
 
 def _mock(model, library, index, z=0.05, snr=20.0, seed=0):

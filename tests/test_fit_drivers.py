@@ -7,24 +7,21 @@ import pytest
 from astropy.io import fits
 
 import pixedfit
+from _sps_shared import FILTERS_12 as FILTERS
+from _sps_shared import library as shared_library
+from _sps_shared import model as shared_model
 from pixedfit.fitting import FitResult, ResultStore, fit_catalog, fit_sed
-from pixedfit.library import generate_library
 from pixedfit.parallel import SerialPool
-from pixedfit.sps import SEDModel
-
-FILTERS = ["galex_fuv", "galex_nuv", "sdss_u", "sdss_g", "sdss_r", "sdss_i", "sdss_z",
-           "2mass_j", "2mass_h", "2mass_k", "wise_w1", "wise_w2"]
 
 
 @pytest.fixture(scope="module")
 def model():
-    return SEDModel(sfh_form=1, dust_law=1, add_neb_emission=False)
+    return shared_model(sfh_form=1, dust_law=1, add_neb_emission=False)
 
 
 @pytest.fixture(scope="module")
 def library(model):
-    return generate_library(model, 4000, seed=11,
-                            ranges={"log_age": (-1.0, 1.1), "logzsol": (-1.0, 0.2)})
+    return shared_library(model, 4000, 11)
 
 
 def _mock(model, library, index, z, log_mass=10.0, snr=20.0, seed=0):

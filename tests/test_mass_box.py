@@ -15,6 +15,9 @@ import warnings
 import numpy as np
 import pytest
 
+from _sps_shared import FILTERS_12 as FILTERS
+from _sps_shared import library as shared_library
+from _sps_shared import model as shared_model
 from pixedfit.fitting import MassBoxWarning, McmcSettings, fit_sed
 from pixedfit.fitting.adaptive import AdaptiveSettings
 from pixedfit.fitting.boxes import log_mass_box, mass_box_note
@@ -22,19 +25,15 @@ from pixedfit.fitting.priors import Uniform
 from pixedfit.library import generate_library
 from pixedfit.sps import SEDModel
 
-FILTERS = ["galex_fuv", "galex_nuv", "sdss_u", "sdss_g", "sdss_r", "sdss_i", "sdss_z",
-           "2mass_j", "2mass_h", "2mass_k", "wise_w1", "wise_w2"]
-
 
 @pytest.fixture(scope="module")
 def model():
-    return SEDModel(sfh_form=1, dust_law=1, add_neb_emission=False)
+    return shared_model(sfh_form=1, dust_law=1, add_neb_emission=False)
 
 
 @pytest.fixture(scope="module")
 def libraries(model):
-    ranges = {"log_age": (-1.0, 1.1), "logzsol": (-1.0, 0.2)}
-    return [generate_library(model, 4000, seed=s, ranges=ranges) for s in (31, 32)]
+    return [shared_library(model, 4000, seed) for seed in (31, 32)]
 
 
 def _mock(model, library, index, z=0.05, snr=20.0):
