@@ -18,7 +18,7 @@ import pytest
 from _sps_shared import FILTERS_12 as FILTERS
 from _sps_shared import library as shared_library
 from _sps_shared import model as shared_model
-from pixedfit.fitting import MassBoxWarning, McmcSettings, fit_sed
+from pixedfit.fitting import MassBoxWarning, McmcSettings, fit_catalog, fit_sed
 from pixedfit.fitting.adaptive import AdaptiveSettings
 from pixedfit.fitting.boxes import log_mass_box, mass_box_note
 from pixedfit.fitting.priors import Uniform
@@ -72,6 +72,19 @@ def test_a_prior_that_cuts_the_mass_posterior_is_reported(model, libraries):
     assert res.diagnostics["mass_box_edge"]
     assert any("edge of its box" in note for note in res.diagnostics["warnings"])
     assert res.p84[res.names.index("log_mass")] <= 9.9
+
+
+def test_a_catalogue_warns_once_naming_the_fits_at_the_box_edge(model, libraries):
+    mocks = [_mock(model, libraries[0], i) for i in (11, 12)]
+    obs = np.array([m[0] for m in mocks])
+    err = np.array([m[1] for m in mocks])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = fit_catalog(obs, err, FILTERS, [0.05, 0.05], library=libraries[0], model=model,
+                          seed=3, priors=[Uniform("log_mass", 8.0, 9.9)])
+    edge = [w for w in caught if issubclass(w.category, MassBoxWarning)]
+    assert len(edge) == 1 and "2 of 2 fits" in str(edge[0].message)
+    assert all(r.diagnostics["mass_box_edge"] for r in res)
 
 
 def test_mass_box_note_quantiles():

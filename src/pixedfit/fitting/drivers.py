@@ -52,6 +52,7 @@ from . import adaptive
 from . import nested as _nested
 from ._checks import check_catalog, check_common, check_dz, check_redshift
 from .adaptive import AdaptiveSettings, ConvergenceWarning
+from .boxes import MassBoxWarning
 from .errors import (
     chi2_terms,
     error_diagnostics,
@@ -209,6 +210,19 @@ def _warn_unconverged(results: Sequence[FitResult], keys: Sequence[Any], what: s
                       "converged=False (raise AdaptiveSettings.max_evaluations or max_rounds, "
                       "or check them with method='nested')",
                       ConvergenceWarning, stacklevel=3)
+
+
+def _warn_mass_box(results: Sequence[FitResult], keys: Sequence[Any], what: str) -> None:
+    """One :class:`~pixedfit.fitting.boxes.MassBoxWarning` naming the refined fits whose
+    stellar-mass posterior reaches the edge of its prior box."""
+    bad = [str(k) for k, r in zip(keys, results, strict=True)
+           if r.method == "rdsps" and (r.diagnostics or {}).get("mass_box_edge")]
+    if bad:
+        shown = ", ".join(bad[:10]) + (f" and {len(bad) - 10} more" if len(bad) > 10 else "")
+        warnings.warn(f"{len(bad)} of {len(results)} {what} have a log_mass posterior that "
+                      f"reaches the edge of its prior box ({shown}): their masses are bounded "
+                      "by the box, not by the data (see each result's diagnostics['warnings'])",
+                      MassBoxWarning, stacklevel=3)
 
 
 def _library_ess(res: RdspsResult, index: int = 0) -> float:
@@ -868,6 +882,7 @@ def fit_catalog(
                                                                                   nested)):
         results = _map_seds(pool, work, range(obs.shape[0]), threads, quiet, "fitting")
     _warn_unconverged(results, keys, "fits")
+    _warn_mass_box(results, keys, "fits")
     return results
 
 
@@ -1058,6 +1073,7 @@ def fit_binmap(
                         spec_medium=spec_medium, **_sampler_record(aset, nested)):
         results = _map_seds(pool, work, ids, threads, quiet, "fitting bins")
     _warn_unconverged(results, [f"bin {b}" for b in ids], "bins")
+    _warn_mass_box(results, [f"bin {b}" for b in ids], "bins")
     return dict(zip(ids, results, strict=True))
 
 
