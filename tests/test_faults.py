@@ -191,6 +191,16 @@ def test_remove_stale_temporaries_only_touches_our_pattern(tmp_path):
     assert all(p.exists() for p in theirs)
 
 
+def test_remove_stale_temporaries_finds_what_atomic_writes_leave(tmp_path):
+    """The defect: atomic_path names its temporaries with 12 hex digits, the cleaner looked
+    for 8 characters, so what a killed run left was never removed."""
+    from pixedfit._paths import _create_temp
+
+    left = [_create_temp(tmp_path, "bin1.h5"), _create_temp(tmp_path, "store.json")]
+    assert sorted(remove_stale_temporaries(tmp_path, ["bin1.h5", "store.json"])) == sorted(left)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_clear_removes_only_what_the_store_wrote(small, tmp_path):
     store = tmp_path / "store"
     _fit(small, store)
@@ -455,6 +465,29 @@ def test_mcmc_chains_that_cannot_fit_on_the_device_are_refused_up_front(small, t
         _fit(small, store, method="mcmc", nwalkers=16, nsteps=200, nsteps_cut=10)
     assert info.value.errno == errno.ENOSPC
     assert not (store / "chains").exists() and not (store / ".lock").exists()
+
+
+def test_chain_space_counts_each_pending_chain_and_the_running_overhead(tmp_path,
+                                                                         monkeypatch):
+    """Finished (compacted) chains for every pending SED, plus the overhead of a chain being
+    written for as many as can run at once."""
+    from collections import namedtuple
+
+    import pixedfit.fitting.results as results
+
+    usage = namedtuple("usage", "total used free")
+    store = ResultStore(tmp_path / "store")
+    inputs = {f"g{i}": "x" for i in range(4)}
+    for free, ok in ((4 * 100 + 2 * 1000, True), (4 * 100 + 2 * 1000 - 1, False)):
+        monkeypatch.setattr(results.shutil, "disk_usage", lambda _, f=free: usage(0, 0, f))
+        if ok:
+            store._check_space(inputs, 100, 1000, concurrent=2)
+        else:
+            with pytest.raises(OSError, match="4 SEDs need about"):
+                store._check_space(inputs, 100, 1000, concurrent=2)
+    # more workers than SEDs: one overhead per pending SED
+    monkeypatch.setattr(results.shutil, "disk_usage", lambda _: usage(0, 0, 4 * 1100))
+    store._check_space(inputs, 100, 1000, concurrent=64)
 
 
 def test_digests_tell_apart_what_changes_a_fit():

@@ -153,6 +153,43 @@ def test_resume_gives_the_same_chain(model, library, tmp_path):
         _quiet(**{**kw, "nwalkers": 18}, backend=tmp_path / "full.h5")
 
 
+def test_finished_chain_files_are_compacted_and_keep_what_else_they_hold(model, library,
+                                                                         tmp_path):
+    """The defect: emcee rewrites its random-state attributes at every step and the file
+    kept the leaked space (300 steps of 32 walkers x 5 parameters: 1.9 MB for 0.5 MB of
+    data). A finished chain file is rewritten compactly; the store's size estimates bound
+    both the file being written and the finished one."""
+    import h5py
+
+    from pixedfit.fitting.mcmc import chain_file_bytes
+
+    obs, err, _ = _mock(model, library, 7, 0.1)
+    path = tmp_path / "chain.h5"
+    with h5py.File(path, "w") as f:  # the user's own data in the same file
+        f["mine"] = np.arange(5)
+        f.attrs["note"] = "kept"
+    res = _quiet(flux=obs, flux_err=err, filters=FILTERS, z=0.1, library=library,
+                 model=model, method="mcmc", seed=3, nwalkers=32, nsteps=300, nsteps_cut=30,
+                 threads=1, backend=path)
+    ndim = len(res.diagnostics["sampled"])
+    assert path.stat().st_size <= chain_file_bytes(ndim, 32, 300)
+    with h5py.File(path) as f:
+        np.testing.assert_array_equal(f["mine"][()], np.arange(5))
+        assert f.attrs["note"] == "kept"
+        assert f["mcmc/chain"].shape == (300, 32, ndim)
+    back = emcee.backends.HDFBackend(path, name="mcmc", read_only=True)
+    assert back.iteration == 300 and back.get_chain().shape == (300, 32, ndim)
+    # emcee's own file, uncompacted, stays within the estimate for a chain being written
+    raw = emcee.backends.HDFBackend(tmp_path / "raw.h5", name="mcmc")
+    raw.reset(32, ndim)
+    sampler = emcee.EnsembleSampler(32, ndim, lambda x: -0.5 * np.sum(x * x, axis=1),
+                                    vectorize=True, backend=raw)
+    sampler.run_mcmc(np.random.default_rng(0).normal(size=(32, ndim)), 300)
+    size = (tmp_path / "raw.h5").stat().st_size
+    assert chain_file_bytes(ndim, 32, 300) < size <= chain_file_bytes(ndim, 32, 300,
+                                                                      running=True)
+
+
 _CHILD = """
 import sys, numpy as np
 from pixedfit.fitting import fit_sed

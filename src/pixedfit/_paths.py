@@ -227,16 +227,16 @@ def hdf5_atomic(path: str | os.PathLike[str]) -> Iterator[Any]:
 def remove_stale_temporaries(folder: str | os.PathLike[str], names: Iterable[str]) -> list[Path]:
     """Remove the temporary files :func:`atomic_path` left for ``names`` in ``folder``.
 
-    Only files named ``.<name>.<8 characters>.tmp`` for one of ``names`` match (the
-    pattern of :func:`atomic_path`); call it only while holding the lock of the folder, so
-    that no live process is writing them.
+    Only files named ``.<name>.<12 hex digits>.tmp`` (the pattern of :func:`atomic_path`)
+    or ``.<name>.<8 characters>.tmp`` for one of ``names`` match; call it only while
+    holding the lock of the folder, so that no live process is writing them.
 
     Returns
     -------
     list of Path
         The files removed.
     """
-    wanted = re.compile(r"\.(?P<name>.+)\.[A-Za-z0-9_]{8}\.tmp")
+    wanted = re.compile(r"\.(?P<name>.+)\.(?:[0-9a-f]{12}|[A-Za-z0-9_]{8})\.tmp")
     allowed = set(names)
     removed = []
     folder = Path(folder)

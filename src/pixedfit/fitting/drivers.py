@@ -62,7 +62,7 @@ from .errors import (
     observations,
     scale_fit,
 )
-from .mcmc import LibraryPass, McmcSettings, fit_one
+from .mcmc import LibraryPass, McmcSettings, chain_file_bytes, fit_one
 from .mcmc import option_settings as mcmc_option_settings
 from .priors import MASS_SCALED, Prior, PriorSet
 from .rdsps import ModelPhotometry, RdspsResult, rdsps
@@ -1114,12 +1114,15 @@ def _store_session(store: ResultStore | None, pool: Any, ctx: _Context, method: 
            "priors": repr(ctx.priors), "library": library_digest(ctx.library),
            "model": None if ctx.model is None else model_config(ctx.model),
            "mcmc": mcmc if method == "mcmc" else None, **extra}
-    # emcee's chain file: chain and log-probability per step and walker, plus HDF5 overhead
-    ndim = len(ctx.library.names) + 1
-    steps = mcmc["nsteps"] or McmcSettings(**mcmc["options"]).max_steps
-    chain = (int(1.2 * steps * mcmc["nwalkers"] * (ndim + 1) * 8) + 65536
-             if method == "mcmc" else 0)
-    return store.session(run, inputs, pool, chain_bytes=chain)
+    chain = overhead = 0
+    if method == "mcmc":
+        # sampled: the model's free parameters, at most a free redshift and a dispersion too
+        ndim = (len(ctx.model.free_params()) if ctx.model is not None
+                else len(ctx.library.params) + 1) + 2
+        steps = mcmc["nsteps"] or McmcSettings(**mcmc["options"]).max_steps
+        chain = chain_file_bytes(ndim, mcmc["nwalkers"], steps)
+        overhead = chain_file_bytes(ndim, mcmc["nwalkers"], steps, running=True) - chain
+    return store.session(run, inputs, pool, chain_bytes=chain, chain_overhead=overhead)
 
 
 def _bin_areas(cube: Any) -> NDArray[np.float64] | None:

@@ -756,6 +756,8 @@ class ResultStore:
         for rel in removed:
             (self.folder / rel).unlink(missing_ok=True)
         removed += [p.name for p in remove_stale_temporaries(self.folder, "*")]
+        removed += [f"chains/{p.name}"
+                    for p in remove_stale_temporaries(self.folder / "chains", "*")]
         lock = self.folder / ".lock"
         if lock.is_file():  # left by a killed run; kept while a run (this one too) holds it
             with contextlib.suppress(OSError), FileLock(lock, "store"):
@@ -765,15 +767,21 @@ class ResultStore:
                 folder.rmdir()
         return removed
 
-    def _check_space(self, inputs: Mapping[str, str], chain_bytes: int) -> None:
+    def _check_space(self, inputs: Mapping[str, str], chain_bytes: int,
+                     chain_overhead: int = 0, concurrent: int = 1) -> None:
         """Refuse to start chains the device cannot hold (the HDF5 chain files are written
-        by emcee step by step; a full disk inside HDF5 can crash the interpreter)."""
+        by emcee step by step; a full disk inside HDF5 can crash the interpreter).
+
+        Every pending SED needs ``chain_bytes`` (its finished, compacted chain file, less
+        what its file already holds), and each of the ``concurrent`` chains being written at
+        once ``chain_overhead`` more."""
         if chain_bytes <= 0:
             return
         pending = [k for k in inputs if not self.path(k).exists()]
         need = sum(max(chain_bytes - (self.chain_path(k).stat().st_size
                                       if self.chain_path(k).exists() else 0), 0)
                    for k in pending)
+        need += min(len(pending), max(int(concurrent), 1)) * max(int(chain_overhead), 0)
         free = shutil.disk_usage(self.folder).free
         if need > free:
             full = OSError(f"result store {self.folder}: the MCMC chains of {len(pending)} SEDs "
@@ -784,11 +792,13 @@ class ResultStore:
             raise full
 
     def _begin(self, run: Mapping[str, Any], inputs: Mapping[str, str],
-               chain_bytes: int = 0) -> list[str]:
+               chain_bytes: int = 0, chain_overhead: int = 0,
+               concurrent: int = 1) -> list[str]:
         """Check and update the record under the lock; returns the messages to warn."""
         notes = []
         self.folder.mkdir(parents=True, exist_ok=True)
-        temps = remove_stale_temporaries(self.folder, "*")
+        temps = (remove_stale_temporaries(self.folder, "*")
+                 + remove_stale_temporaries(self.folder / "chains", "*"))
         if temps:
             notes.append(f"removed {len(temps)} temporary file(s) of an interrupted run")
         run = _canonical(run)
@@ -843,13 +853,14 @@ class ResultStore:
         if damaged:
             notes.append(f"{len(damaged)} damaged (truncated?) result or chain files "
                          f"removed: refitting {listing(damaged)}")
-        self._check_space(inputs, chain_bytes)
+        self._check_space(inputs, chain_bytes, chain_overhead, concurrent)
         self._write_manifest(run, {**old_inputs, **inputs})
         return notes
 
     @contextlib.contextmanager
     def session(self, run: Mapping[str, Any], inputs: Mapping[str, str],
-                pool: Any = None, chain_bytes: int = 0) -> Iterator[ResultStore]:
+                pool: Any = None, chain_bytes: int = 0,
+                chain_overhead: int = 0) -> Iterator[ResultStore]:
         """Lock the store for a run and check what produced its results (see the class).
 
         Parameters
@@ -862,8 +873,11 @@ class ResultStore:
         pool : SerialPool or MPIPool, optional
             Under MPI rank 0 locks and checks, and every rank raises its error.
         chain_bytes : int
-            Size of the MCMC chain file of one SED (0: no chains); a run whose unfinished
-            chains do not fit on the device is refused before it starts.
+            Size of the finished MCMC chain file of one SED (0: no chains); a run whose
+            unfinished chains do not fit on the device is refused before it starts.
+        chain_overhead : int
+            Extra size of a chain file while it is written (counted once per chain that
+            can run at once: the MPI ranks, or the CPUs without MPI).
 
         Raises
         ------
@@ -883,7 +897,9 @@ class ResultStore:
             except OSError as exc:
                 return exc, []
             try:
-                return None, self._begin(run, inputs, chain_bytes)
+                concurrent = getattr(pool, "size", None) or os.cpu_count() or 1
+                return None, self._begin(run, inputs, chain_bytes, chain_overhead,
+                                         concurrent)
             except Exception as exc:  # handed to every rank below
                 lock.release()
                 return exc, []
