@@ -93,6 +93,8 @@ def run(args: argparse.Namespace) -> list[dict]:
                     r = fit_sed(obs, err, FILTERS, library=libs[0], method=name, **common)
                     rows.append(row_of(i, name, r, time.perf_counter() - t))
         print(f"mock {i}: done", flush=True)
+    for r in rows:
+        r["nmod"] = args.nmod
     return rows
 
 
@@ -199,7 +201,9 @@ def main() -> None:
                         help="summarise tables written by --out instead of fitting")
     args = parser.parse_args()
     if args.combine:
-        summarise(read_rows(args.combine), None)
+        rows = read_rows(args.combine)
+        nmods = {int(r["nmod"]) for r in rows if "nmod" in r}
+        summarise(rows, nmods.pop() if len(nmods) == 1 else None)
         return
     rows = run(args)
     if args.out:
