@@ -20,8 +20,8 @@ from _sps_shared import library as shared_library
 from _sps_shared import model as shared_model
 from pixedfit.fitting import MassBoxWarning, McmcSettings, fit_catalog, fit_sed
 from pixedfit.fitting.adaptive import AdaptiveSettings
-from pixedfit.fitting.boxes import log_mass_box, mass_box_note
-from pixedfit.fitting.priors import Uniform
+from pixedfit.fitting.boxes import log_mass_box, mass_box_edge
+from pixedfit.fitting.priors import PriorSet, Uniform
 from pixedfit.library import generate_library
 from pixedfit.sps import SEDModel
 
@@ -87,15 +87,15 @@ def test_a_catalogue_warns_once_naming_the_fits_at_the_box_edge(model, libraries
     assert all(r.diagnostics["mass_box_edge"] for r in res)
 
 
-def test_mass_box_note_quantiles():
+def test_mass_box_edge_quantiles():
     x = np.linspace(0.0, 1.0, 1001)
-    assert mass_box_note(x, None, -1.0, 2.0, "test") is None
-    assert "lower edge" in mass_box_note(x, None, 0.0, 2.0, "test")
+    assert mass_box_edge(x, None, -1.0, 2.0, PriorSet(), (-4.0, 4.0)) is None
+    assert "lower edge" in mass_box_edge(x, None, 0.0, 2.0, PriorSet(), (-4.0, 4.0))
     # weight only far from the edges: not reported; weight at the edge: reported
     w = np.where(x < 0.5, 1.0, 0.0)
-    assert mass_box_note(x, w, -1.0, 0.7, "test") is None
-    assert "upper edge" in mass_box_note(x, 1.0 - w, -1.0, 1.0, "test")
-    assert mass_box_note(np.full(3, np.nan), None, 0.0, 1.0, "test") is None
+    assert mass_box_edge(x, w, -1.0, 0.7, PriorSet(), (-4.0, 4.0)) is None
+    assert "upper edge" in mass_box_edge(x, 1.0 - w, -1.0, 1.0, PriorSet(), (-4.0, 4.0))
+    assert mass_box_edge(np.full(3, np.nan), None, 0.0, 1.0, PriorSet(), (-4.0, 4.0)) is None
 
 
 @pytest.mark.parametrize("make", [

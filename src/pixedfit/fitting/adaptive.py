@@ -89,8 +89,7 @@ from .boxes import (
     DEFAULT_LOG_MASS_TO_LIGHT,
     MassBoxWarning,
     check_log_mass_to_light,
-    mass_box_note,
-    mass_box_origin,
+    mass_box_edge,
 )
 from .errors import fit_quality, scale_fit
 from .mcmc import LibraryPass, LogProbability, sampling_problem
@@ -1185,8 +1184,8 @@ def refine(ctx: Any, lp: LibraryPass, obs: NDArray | None, err: NDArray | None,
     edge = None
     if "log_mass" in prob.free:
         j = prob.free.index("log_mass")
-        edge = mass_box_note(run.values["log_mass"], w, prob.lo[j], prob.hi[j],
-                             mass_box_origin(ctx.priors, settings.log_mass_to_light))
+        edge = mass_box_edge(run.values["log_mass"], w, prob.lo[j], prob.hi[j], ctx.priors,
+                             settings.log_mass_to_light)
         if edge is not None:
             notes.append(edge)
             if getattr(ctx, "warn_each", True):

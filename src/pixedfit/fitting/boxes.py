@@ -10,7 +10,7 @@ Calzetti, Charlot & Fall, with and without dust emission; FUV … W2 at z = 0.01
 log(M / νL_ν,max) spans −3.2 … +2.0; the default (−4, +4) adds margins for SEDs with few
 bands (a galaxy seen only in the UV and far-IR). A ``log_mass`` prior with ``lo`` and
 ``hi`` replaces the box. A posterior that reaches the box's edge is reported
-(:func:`mass_box_note`): its mass is then bounded by the box, not by the data.
+(:func:`mass_box_edge`): its mass is then bounded by the box, not by the data.
 
 (Earlier, adaptive RDSPS and MCMC used the best library model's mass ± 1.5 dex: the box
 moved with the library's seed and cut broad posteriors — a DustPedia galaxy with only
@@ -31,7 +31,7 @@ from ..filters import cwave_filters
 from ..units import L_SUN_CGS, MPC_CM
 
 __all__ = ["DEFAULT_LOG_MASS_TO_LIGHT", "MassBoxWarning", "check_log_mass_to_light",
-           "log_mass_box", "mass_box_note", "mass_box_origin"]
+           "log_mass_box", "mass_box_edge"]
 
 DEFAULT_LOG_MASS_TO_LIGHT = (-4.0, 4.0)
 
@@ -96,15 +96,17 @@ def log_mass_box(obs: NDArray, err: NDArray, filters: Sequence[str], z_lo: float
     return log_l(z_lo) + log_mass_to_light[0], log_l(z_hi) + log_mass_to_light[1]
 
 
-def mass_box_note(log_mass: NDArray, weights: NDArray | None, lo: float, hi: float,
-                  how: str, tail: float = 1e-3, margin: float = 0.02) -> str | None:
+def mass_box_edge(log_mass: NDArray, weights: NDArray | None, lo: float, hi: float,
+                  priors: Any, log_mass_to_light: tuple[float, float], tail: float = 1e-3,
+                  margin: float = 0.02) -> str | None:
     """A note when the ``log_mass`` posterior reaches the edge of its box [lo, hi], else
     None.
 
     The posterior reaches an edge when its ``tail`` or ``1 − tail`` weighted quantile lies
     within ``margin`` × the box's width of it. ``weights`` (None: equal) are the posterior
-    weights of the samples ``log_mass``; ``how`` says where the box came from and how to
-    change it.
+    weights of the samples ``log_mass``; ``priors`` (the fit's
+    :class:`~pixedfit.fitting.priors.PriorSet`) and ``log_mass_to_light`` say in the note
+    where the box came from and how to change it.
     """
     x = np.asarray(log_mass, dtype=np.float64)
     w = np.ones_like(x) if weights is None else np.asarray(weights, dtype=np.float64)
@@ -120,15 +122,11 @@ def mass_box_note(log_mass: NDArray, weights: NDArray | None, lo: float, hi: flo
     if q_lo >= lo + room and q_hi <= hi - room:
         return None
     side = "lower" if q_lo < lo + room else "upper"
-    return (f"the log_mass posterior reaches the {side} edge of its box [{lo:.2f}, {hi:.2f}] "
-            f"({how}): the mass is bounded by the box, not by the data")
-
-
-def mass_box_origin(priors: Any, log_mass_to_light: tuple[float, float]) -> str:
-    """Where the ``log_mass`` box came from, and how to change it (for :func:`mass_box_note`):
-    ``priors`` is the fit's :class:`~pixedfit.fitting.priors.PriorSet`."""
     prior = priors["log_mass"] if "log_mass" in priors else None
     if prior is not None and (prior.lo is not None or prior.hi is not None):
-        return "set by the log_mass prior's lo and hi: widen them"
-    return (f"from the data and log_mass_to_light = {tuple(log_mass_to_light)}: widen "
-            "log_mass_to_light or give a log_mass prior with lo and hi")
+        how = "set by the log_mass prior's lo and hi: widen them"
+    else:
+        how = (f"from the data and log_mass_to_light = {tuple(log_mass_to_light)}: widen "
+               "log_mass_to_light or give a log_mass prior with lo and hi")
+    return (f"the log_mass posterior reaches the {side} edge of its box [{lo:.2f}, {hi:.2f}] "
+            f"({how}): the mass is bounded by the box, not by the data")

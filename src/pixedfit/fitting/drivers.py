@@ -198,15 +198,19 @@ def _result(ctx: _Context, res: RdspsResult, models: ModelPhotometry, obs: NDArr
     )
 
 
+def _listing(keys: Sequence[str]) -> str:
+    """The first ten of ``keys`` and how many more, for a warning."""
+    return ", ".join(keys[:10]) + (f" and {len(keys) - 10} more" if len(keys) > 10 else "")
+
+
 def _warn_unconverged(results: Sequence[FitResult], keys: Sequence[Any], what: str) -> None:
     """One :class:`ConvergenceWarning` naming the refined fits that did not converge."""
     bad = [str(k) for k, r in zip(keys, results, strict=True)
            if r.method == "rdsps" and r.n_model_evaluations > 0 and r.converged is False]
     if bad:
-        shown = ", ".join(bad[:10]) + (f" and {len(bad) - 10} more" if len(bad) > 10 else "")
         warnings.warn(f"{len(bad)} of {len(results)} {what} did not reach a converged "
                       f"posterior (effective sample size and Pareto k test) within their "
-                      f"budget of evaluations and rounds ({shown}): their results say "
+                      f"budget of evaluations and rounds ({_listing(bad)}): their results say "
                       "converged=False (raise AdaptiveSettings.max_evaluations or max_rounds, "
                       "or check them with method='nested')",
                       ConvergenceWarning, stacklevel=3)
@@ -218,9 +222,9 @@ def _warn_mass_box(results: Sequence[FitResult], keys: Sequence[Any], what: str)
     bad = [str(k) for k, r in zip(keys, results, strict=True)
            if r.method == "rdsps" and (r.diagnostics or {}).get("mass_box_edge")]
     if bad:
-        shown = ", ".join(bad[:10]) + (f" and {len(bad) - 10} more" if len(bad) > 10 else "")
         warnings.warn(f"{len(bad)} of {len(results)} {what} have a log_mass posterior that "
-                      f"reaches the edge of its prior box ({shown}): their masses are bounded "
+                      f"reaches the edge of its prior box ({_listing(bad)}): their masses are "
+                      "bounded "
                       "by the box, not by the data (see each result's diagnostics['warnings'])",
                       MassBoxWarning, stacklevel=3)
 

@@ -82,8 +82,7 @@ from .boxes import (
     MassBoxWarning,
     check_log_mass_to_light,
     log_mass_box,
-    mass_box_note,
-    mass_box_origin,
+    mass_box_edge,
 )
 from .errors import chi2_terms, fit_quality
 from .priors import MASS_SCALED, PriorSet
@@ -1186,8 +1185,8 @@ def fit_one(ctx: Any, lp: LibraryPass, obs: NDArray | None, err: NDArray | None,
     notes = check_chain(run, settings, free)
     if "log_mass" in free:
         j = free.index("log_mass")
-        edge = mass_box_note(run["samples"][:, j], None, lo[j], hi[j],
-                             mass_box_origin(ctx.priors, settings.log_mass_to_light))
+        edge = mass_box_edge(run["samples"][:, j], None, lo[j], hi[j], ctx.priors,
+                             settings.log_mass_to_light)
         if edge is not None:
             notes.append(edge)
             warnings.warn(edge, MassBoxWarning, stacklevel=3)

@@ -68,8 +68,7 @@ from .boxes import (
     MassBoxWarning,
     check_log_mass_to_light,
     log_mass_box,
-    mass_box_note,
-    mass_box_origin,
+    mass_box_edge,
 )
 from .errors import fit_quality
 from .mcmc import (
@@ -481,17 +480,15 @@ def fit_one(ctx: Any, lp: LibraryPass, obs: NDArray | None, err: NDArray | None,
     rng = np.random.default_rng(settings.seed)
     post = posterior_products(ctx, lnprob, points, log_l, weights, obs, err, z, spectral,
                               settings.n_sed_samples, settings.max_derived_samples, rng)
-    edge = None
+    for note in notes:
+        warnings.warn(note, NestedSamplingWarning, stacklevel=3)
     if "log_mass" in lnprob.free:
         j = lnprob.free.index("log_mass")
-        edge = mass_box_note(post["samples"][:, post["names"].index("log_mass")], None,
-                             lo[j], hi[j], mass_box_origin(ctx.priors, settings.log_mass_to_light))
+        edge = mass_box_edge(post["samples"][:, post["names"].index("log_mass")], None,
+                             lo[j], hi[j], ctx.priors, settings.log_mass_to_light)
         if edge is not None:
             notes.append(edge)
             warnings.warn(edge, MassBoxWarning, stacklevel=3)
-    for note in notes:
-        if note is not edge:
-            warnings.warn(note, NestedSamplingWarning, stacklevel=3)
     diagnostics = {
         "ess": ess,
         "n_model_evaluations": n_eval,
