@@ -15,6 +15,7 @@
 #include <string>
 
 #include "pixedfit/common.hpp"
+#include "csp_internal.hpp"
 
 namespace pixedfit::sps {
 
@@ -232,6 +233,21 @@ double sfh_bin_masses(int form, const double s[4], double age, const double* edg
     std::fill(young, young + nage, 0.0);
     std::fill(old, old + nage, 0.0);
     if (!(age > 0.0) || !std::isfinite(age)) return 0.0;
+    // Delayed tau: the mass between lo and hi is tau^2 (H(lo) - H(hi)) with
+    // H(t) = e^{-t/tau} (1 + t/tau), as in sfh_mass_between; consecutive segments share an
+    // end, so H there is computed once (the same arithmetic: identical results).
+    const double tau = s[0];
+    double memo_t = -1.0, memo_h = 0.0;
+    auto mass = [&](double lo, double hi) {
+        if (form != 1) return sfh_mass_between(form, s, lo, hi);
+        lo = std::max(lo, 0.0);
+        if (!(hi > lo)) return 0.0;
+        const double h_hi = (hi == memo_t) ? memo_h : std::exp(-hi / tau) * (1.0 + hi / tau);
+        const double h_lo = std::exp(-lo / tau) * (1.0 + lo / tau);
+        memo_t = lo;
+        memo_h = h_lo;
+        return tau * tau * (h_lo - h_hi);
+    };
     double total = 0.0;
     for (std::size_t i = 0; i < nage; ++i) {
         const double e0 = edges[i], e1 = edges[i + 1];
@@ -240,10 +256,10 @@ double sfh_bin_masses(int form, const double s[4], double age, const double* edg
         // look-back segment [e0, b1] -> time since onset [age - b1, age - e0]
         if (e0 < t_bc) {
             const double mid = std::min(b1, t_bc);
-            young[i] = sfh_mass_between(form, s, age - mid, age - e0);
-            if (b1 > t_bc) old[i] = sfh_mass_between(form, s, age - b1, age - t_bc);
+            young[i] = mass(age - mid, age - e0);
+            if (b1 > t_bc) old[i] = mass(age - b1, age - t_bc);
         } else {
-            old[i] = sfh_mass_between(form, s, age - b1, age - e0);
+            old[i] = mass(age - b1, age - e0);
         }
         total += young[i] + old[i];
     }
@@ -310,7 +326,7 @@ void Grid::validate() const {
     }
 }
 
-namespace {
+namespace detail {
 
 // Index i and weight f so that x ~ (1-f) v[i] + f v[i+1]; x clamped to [v0, v_last].
 void bracket(const double* v, std::size_t n, double x, std::size_t& i, double& f) {
@@ -393,19 +409,17 @@ inline double vexp(double x) {
     return pr * scale;
 }
 
-// Transmissions exp(-tau) of the young (< t_bc) and old parts on the model grid.
+// Transmissions exp(-tau) of the young (< t_bc) and old parts at n wavelengths.
 PIXEDFIT_MULTIVERSION
-void transmissions(const Grid& g, int dust_law, double dust1, double dust2, double n,
-                   double n1, double* t_young, double* t_old) {
-    const std::size_t nw = g.nwave;
+void transmissions_at(const double* calz, const double* x, std::size_t nw, int dust_law,
+                      double dust1, double dust2, double n, double n1, double* t_young,
+                      double* t_old) {
     if (dust_law == 1) {
-        const double* k = g.calzetti.data();
 #pragma omp simd
-        for (std::size_t i = 0; i < nw; ++i) t_old[i] = vexp(-dust2 * k[i]);
+        for (std::size_t i = 0; i < nw; ++i) t_old[i] = vexp(-dust2 * calz[i]);
         std::copy(t_old, t_old + nw, t_young);
         return;
     }
-    const double* x = g.ln_l5500.data();
 #pragma omp simd
     for (std::size_t i = 0; i < nw; ++i) {
         const double tau2 = dust2 * vexp(n * x[i]);
@@ -415,18 +429,143 @@ void transmissions(const Grid& g, int dust_law, double dust1, double dust2, doub
     }
 }
 
-}  // namespace
+}  // namespace detail
 
 std::size_t model_work_size(const Grid& g) {
     return (2 * g.nage + 1) + (4 * g.nwave + g.nneb + g.nline);
 }
 
+namespace detail {
+
+std::size_t prepare_model(const SspRows& r, const Config& cfg, const double* p, double* work,
+                          float* stars, double& fz) {
+    std::fill(stars, stars + 2 * r.ncol, 0.0f);
+    const SfhShape s(p);
+    work[2 * r.nage] = sfh_bin_masses(cfg.sfh_form, s.shape, s.age, r.age_edges, r.nage,
+                                      cfg.t_bc, work, work + r.nage);
+    std::size_t iz = 0;
+    fz = 0.0;
+    bracket(r.logz, r.nz, p[P_LOGZSOL], iz, fz);
+    return iz;
+}
+
+void stellar_masses(const Grid& g, const double* m_young, const double* m_old, std::size_t iz,
+                    double fz, double& surv, double& living) {
+    const std::size_t iz1 = (g.nz > 1) ? iz + 1 : iz;
+    surv = 0.0;
+    living = 0.0;
+    for (std::size_t a = 0; a < g.nage; ++a) {
+        const double m = m_young[a] + m_old[a];
+        if (m == 0.0) continue;
+        surv += m * ((1.0 - fz) * g.mass_surv[iz * g.nage + a] + fz * g.mass_surv[iz1 * g.nage + a]);
+        living += m * ((1.0 - fz) * g.mass_living[iz * g.nage + a] +
+                       fz * g.mass_living[iz1 * g.nage + a]);
+    }
+}
+
+void nebular_part(const Grid& g, const Config& cfg, const SfhShape& sh, double mtot,
+                  const double* p, std::size_t iz, double fz, const float* cont,
+                  std::size_t ncol, double* neb, double* m_neb, double* l_lum) {
+    const std::size_t iz1 = (g.nz > 1) ? iz + 1 : iz;
+    const double t_young = std::min(cfg.t_bc, sh.age);
+    for (std::size_t k = 0; k < g.nneb; ++k) {
+        const double e0 = g.neb_edges[k], e1 = std::min(g.neb_edges[k + 1], t_young);
+        m_neb[k] = (e1 > e0)
+                       ? sfh_mass_between(cfg.sfh_form, sh.shape, sh.age - e1, sh.age - e0) / mtot
+                       : 0.0;
+    }
+    std::size_t iu = 0;
+    double fu = 0.0;
+    bracket(g.logu.data(), g.nu, p[P_GAS_LOGU], iu, fu);
+    const std::size_t iu1 = (g.nu > 1) ? iu + 1 : iu;
+    const std::size_t us[2] = {iu, iu1};
+    const double uw[2] = {1.0 - fu, fu};
+    std::fill(l_lum, l_lum + g.nline, 0.0);
+    for (std::size_t k = 0; k < g.nneb; ++k) {
+        if (m_neb[k] == 0.0) continue;
+        for (int ju = 0; ju < 2; ++ju) {
+            if (uw[ju] == 0.0) continue;
+            const std::size_t b0 = ((us[ju] * g.nz + iz) * g.nneb + k);
+            const std::size_t b1 = ((us[ju] * g.nz + iz1) * g.nneb + k);
+            const double c0 = m_neb[k] * uw[ju] * (1.0 - fz), c1 = m_neb[k] * uw[ju] * fz;
+            axpy2(neb, &cont[b0 * ncol], c0, &cont[b1 * ncol], c1, ncol);
+            const double* la = &g.line_lum[b0 * g.nline];
+            const double* lb = &g.line_lum[b1 * g.nline];
+            for (std::size_t l = 0; l < g.nline; ++l) l_lum[l] += c0 * la[l] + c1 * lb[l];
+        }
+    }
+}
+
+double line_transmission(const Grid& g, const Config& cfg, const double* p, std::size_t l) {
+    const double dust2 = p[P_DUST2], dust1 = (cfg.dust_law == 0) ? p[P_DUST1] : 0.0;
+    if (cfg.dust_law == 1) return std::exp(-dust2 * g.line_calz[l]);
+    const double x = g.line_lnl[l];
+    return std::exp(-(dust2 * std::exp(p[P_DUST_INDEX] * x) + dust1 * std::exp(cfg.dust1_index * x)));
+}
+
+DustEmission dust_emission(const Grid& g, const Config& cfg, const double* p, double l_abs) {
+    DustEmission d;
+    if (!(cfg.dust_emission && g.nq > 0 && l_abs > 0.0)) return d;
+    std::size_t iq = 0, ium = 0;
+    double fq = 0.0, fum = 0.0;
+    bracket(g.qpah.data(), g.nq, std::pow(10.0, p[P_LOG_QPAH]), iq, fq);
+    bracket(g.umin.data(), g.numin, std::pow(10.0, p[P_LOG_UMIN]), ium, fum);
+    d.gam = std::min(std::pow(10.0, p[P_LOG_GAMMA]), 1.0);
+    const std::size_t iq1 = g.nq > 1 ? iq + 1 : iq, iu1 = g.numin > 1 ? ium + 1 : ium;
+    const std::size_t idx[4] = {iq * g.numin + ium, iq * g.numin + iu1, iq1 * g.numin + ium,
+                                iq1 * g.numin + iu1};
+    const double w4[4] = {(1 - fq) * (1 - fum), (1 - fq) * fum, fq * (1 - fum), fq * fum};
+    double integral = 0.0;
+    for (int c = 0; c < 4; ++c)
+        integral += w4[c] * ((1 - d.gam) * g.dl_int_delta[idx[c]] + d.gam * g.dl_int_plaw[idx[c]]);
+    if (!(integral > 0.0)) return d;
+    d.on = true;
+    d.norm = l_abs / integral;
+    for (int c = 0; c < 4; ++c) {
+        d.idx[c] = idx[c];
+        d.w[c] = w4[c];
+    }
+    const double d2h = (1 - fq) * g.dust_to_h[iq] + fq * g.dust_to_h[iq1];
+    // number of H nucleons = L_abs [erg/s] / (emission per H [erg/s])
+    d.dust_mass = l_abs * kLsunCgs / integral * d2h * kMassH / kMsunG;
+    return d;
+}
+
+AgnPart agn_part(const Grid& g, const Config& cfg, const double* p, double l_star) {
+    AgnPart a;
+    if (cfg.agn && g.ntau > 0) {
+        a.l_agn = std::pow(10.0, p[P_LOG_FAGN]) * l_star;
+        bracket(g.agn_tau.data(), g.ntau, std::pow(10.0, p[P_LOG_TAUAGN]), a.it, a.ft);
+        a.it1 = g.ntau > 1 ? a.it + 1 : a.it;
+    }
+    return a;
+}
+
+void sfh_derived(const Config& cfg, const SfhShape& sh, double mtot, double scale, double surv,
+                 double living, double* der) {
+    // unnormalised SFH quantities are divided by mtot before scaling (no overflow)
+    const double age = sh.age;
+    const double* shape = sh.shape;
+    der[D_MASS_SURVIVING] = scale * surv;
+    der[D_MASS_LIVING] = scale * living;
+    der[D_MASS_FORMED] = scale;
+    der[D_SFR] = scale * (sfh_rate(cfg.sfh_form, shape, age) / mtot) / 1e9;
+    der[D_SFR_10MYR] =
+        scale * (sfh_mass_between(cfg.sfh_form, shape, age - 0.01, age) / mtot) / 1e7;
+    der[D_SFR_100MYR] =
+        scale * (sfh_mass_between(cfg.sfh_form, shape, age - 0.1, age) / mtot) / 1e8;
+    der[D_MW_AGE] = age - sfh_first_moment(cfg.sfh_form, shape, age) / mtot;
+}
+
+}  // namespace detail
+
 namespace {
 
-// Work-buffer layout of one model (see model_work_size): a persistent part (stellar
-// accumulators and SFH weights, kept between the stages of the batched path) followed by
-// scratch space (which the batched path shares per thread: `scratch` may point elsewhere).
-std::size_t persistent_size(const Grid& g) { return 2 * g.nage + 1; }
+using namespace detail;
+
+// Scratch layout of finish_model (see model_work_size): the persistent part of `work`
+// (SFH weights, kept between the stages of the batched path) is followed by scratch space
+// (which the batched path shares per thread: `scratch` may point elsewhere).
 std::size_t scratch_size(const Grid& g) { return 4 * g.nwave + g.nneb + g.nline; }
 
 struct WorkView {
@@ -449,35 +588,6 @@ struct WorkView {
     }
 };
 
-struct SfhShape {
-    double age;
-    double shape[4];
-    explicit SfhShape(const double* p)
-        : age(std::pow(10.0, p[P_LOG_AGE])),
-          shape{std::pow(10.0, p[P_LOG_TAU]), std::pow(10.0, p[P_LOG_T0]),
-                std::pow(10.0, p[P_LOG_ALPHA]), std::pow(10.0, p[P_LOG_BETA])} {}
-};
-
-// SFH weights per SSP age bin into the work buffer; zeroes the stellar accumulators.
-// Returns the lower metallicity index (and fz).
-std::size_t prepare_model(const Grid& g, const Config& cfg, const double* p, double* work,
-                          float* stars, double& fz) {
-    WorkView w(g, work, stars);
-    std::fill(w.young, w.young + 2 * g.nwave, 0.0f);
-    const SfhShape s(p);
-    *w.mtot = sfh_bin_masses(cfg.sfh_form, s.shape, s.age, g.age_edges.data(), g.nage,
-                             cfg.t_bc, w.m_young, w.m_old);
-    std::size_t iz = 0;
-    fz = 0.0;
-    bracket(g.logz.data(), g.nz, p[P_LOGZSOL], iz, fz);
-    return iz;
-}
-
-inline void star_axpy(float* y, const float* s0, const float* s1, double m, double fz,
-                      std::size_t n) {
-    axpy2f(y, s0, static_cast<float>(m * (1.0 - fz)), s1, static_cast<float>(m * fz), n);
-}
-
 // Stellar spectra (young, old) over grid indices [k0, k1) for one model.
 void accumulate_stars(const Grid& g, double* work, float* stars, std::size_t iz, double fz,
                       std::size_t k0, std::size_t k1) {
@@ -498,7 +608,7 @@ void compute_model(const Grid& g, const Config& cfg, const double* p, double* sp
                    double* comp, double* derived, double* work, double* lines_out) {
     double fz = 0.0;
     std::vector<float> stars(2 * g.nwave);
-    const std::size_t iz = prepare_model(g, cfg, p, work, stars.data(), fz);
+    const std::size_t iz = prepare_model(spectra_rows(g), cfg, p, work, stars.data(), fz);
     accumulate_stars(g, work, stars.data(), iz, fz, 0, g.nwave);
     finish_model(g, cfg, p, spec, comp, derived, work, lines_out, nullptr, stars.data());
 }
@@ -514,33 +624,20 @@ void finish_model(const Grid& g, const Config& cfg, const double* p, double* spe
     double* t_young = wv.t_young;
     double* t_old = wv.t_old;
     double* extra = wv.extra;
-    double* m_young = wv.m_young;
-    double* m_old = wv.m_old;
-    double* m_neb = wv.m_neb;
-    double* l_lum = wv.l_lum;
     std::fill(neb, neb + 4 * nw, 0.0);
 
     double der[N_DERIVED] = {0.0};
     const SfhShape sh(p);
-    const double age = sh.age;
-    const double* shape = sh.shape;
     const double mtot = *wv.mtot;
     const bool ok = mtot > 1e-290 && std::isfinite(mtot);
 
     std::size_t iz = 0;
     double fz = 0.0;
     bracket(g.logz.data(), g.nz, p[P_LOGZSOL], iz, fz);
-    const std::size_t iz1 = (g.nz > 1) ? iz + 1 : iz;
 
     // surviving and living mass per Msun formed
     double surv = 0.0, living = 0.0;
-    for (std::size_t a = 0; a < g.nage; ++a) {
-        const double m = m_young[a] + m_old[a];
-        if (m == 0.0) continue;
-        surv += m * ((1.0 - fz) * g.mass_surv[iz * g.nage + a] + fz * g.mass_surv[iz1 * g.nage + a]);
-        living += m * ((1.0 - fz) * g.mass_living[iz * g.nage + a] +
-                       fz * g.mass_living[iz1 * g.nage + a]);
-    }
+    stellar_masses(g, wv.m_young, wv.m_old, iz, fz, surv, living);
     if (!ok || !(surv > 0.0)) {
         std::fill(spec, spec + nw, 0.0);
         if (comp) std::fill(comp, comp + N_COMPONENTS * nw, 0.0);
@@ -554,38 +651,15 @@ void finish_model(const Grid& g, const Config& cfg, const double* p, double* spe
     for (std::size_t k = 0; k < nw; ++k) l_star += (young[k] + old[k]) * g.dwave[k];
 
     // nebular emission from the young populations
-    if (cfg.nebular && g.nu > 0) {
-        const double t_young = std::min(cfg.t_bc, age);
-        for (std::size_t k = 0; k < g.nneb; ++k) {
-            const double e0 = g.neb_edges[k], e1 = std::min(g.neb_edges[k + 1], t_young);
-            m_neb[k] = (e1 > e0) ? sfh_mass_between(cfg.sfh_form, shape, age - e1, age - e0) / mtot
-                                 : 0.0;
-        }
-        std::size_t iu = 0;
-        double fu = 0.0;
-        bracket(g.logu.data(), g.nu, p[P_GAS_LOGU], iu, fu);
-        const std::size_t iu1 = (g.nu > 1) ? iu + 1 : iu;
-        const std::size_t us[2] = {iu, iu1};
-        const double uw[2] = {1.0 - fu, fu};
-        std::fill(l_lum, l_lum + g.nline, 0.0);
-        for (std::size_t k = 0; k < g.nneb; ++k) {
-            if (m_neb[k] == 0.0) continue;
-            for (int ju = 0; ju < 2; ++ju) {
-                if (uw[ju] == 0.0) continue;
-                const std::size_t b0 = ((us[ju] * g.nz + iz) * g.nneb + k);
-                const std::size_t b1 = ((us[ju] * g.nz + iz1) * g.nneb + k);
-                const double c0 = m_neb[k] * uw[ju] * (1.0 - fz), c1 = m_neb[k] * uw[ju] * fz;
-                axpy2(neb, &g.neb_cont[b0 * nw], c0, &g.neb_cont[b1 * nw], c1, nw);
-                const double* la = &g.line_lum[b0 * g.nline];
-                const double* lb = &g.line_lum[b1 * g.nline];
-                for (std::size_t l = 0; l < g.nline; ++l) l_lum[l] += c0 * la[l] + c1 * lb[l];
-            }
-        }
+    const bool neb_on = cfg.nebular && g.nu > 0;
+    if (neb_on) {
+        nebular_part(g, cfg, sh, mtot, p, iz, fz, g.neb_cont.data(), nw, neb, wv.m_neb,
+                     wv.l_lum);
         for (std::size_t l = 0; l < g.nline && !lines_out; ++l) {
             const double* prof = &g.line_prof[g.line_off[l]];
             const std::int64_t len = g.line_off[l + 1] - g.line_off[l];
             double* dst = neb + g.line_start[l];
-            for (std::int64_t j = 0; j < len; ++j) dst[j] += l_lum[l] * prof[j];
+            for (std::int64_t j = 0; j < len; ++j) dst[j] += wv.l_lum[l] * prof[j];
         }
         // ionising photons of the young stars are absorbed by the gas (f_esc = 0)
         std::fill(young, young + g.n_ionising, 0.0f);
@@ -593,26 +667,16 @@ void finish_model(const Grid& g, const Config& cfg, const double* p, double* spe
 
     // attenuation
     const double dust2 = p[P_DUST2], dust1 = (cfg.dust_law == 0) ? p[P_DUST1] : 0.0;
-    transmissions(g, cfg.dust_law, dust1, dust2, p[P_DUST_INDEX], cfg.dust1_index, t_young,
-                  t_old);
+    transmissions_at(g.calzetti.data(), g.ln_l5500.data(), nw, cfg.dust_law, dust1, dust2,
+                     p[P_DUST_INDEX], cfg.dust1_index, t_young, t_old);
     double l_abs = 0.0;
     for (std::size_t k = 0; k < nw; ++k)
         l_abs += g.dwave[k] * ((young[k] + neb[k]) * (1.0 - t_young[k]) + old[k] * (1.0 - t_old[k]));
     double l_lines_att = 0.0;  // attenuated luminosity of lines kept off the grid
     if (lines_out) {
-        const bool neb_on = cfg.nebular && g.nu > 0;
         for (std::size_t l = 0; l < g.nline; ++l) {
-            double tr = 1.0;
-            if (neb_on) {
-                if (cfg.dust_law == 1) {
-                    tr = std::exp(-dust2 * g.line_calz[l]);
-                } else {
-                    const double x = g.line_lnl[l];
-                    tr = std::exp(-(dust2 * std::exp(p[P_DUST_INDEX] * x) +
-                                    dust1 * std::exp(cfg.dust1_index * x)));
-                }
-            }
-            const double lum = neb_on ? l_lum[l] : 0.0;
+            const double tr = neb_on ? line_transmission(g, cfg, p, l) : 1.0;
+            const double lum = neb_on ? wv.l_lum[l] : 0.0;
             l_abs += lum * (1.0 - tr);
             l_lines_att += lum * tr;
             lines_out[l] = lum * tr;
@@ -621,44 +685,20 @@ void finish_model(const Grid& g, const Config& cfg, const double* p, double* spe
     l_abs = std::max(l_abs, 0.0);
 
     // dust emission (energy balance)
-    double dust_mass = 0.0;
-    if (cfg.dust_emission && g.nq > 0 && l_abs > 0.0) {
-        std::size_t iq = 0, ium = 0;
-        double fq = 0.0, fum = 0.0;
-        bracket(g.qpah.data(), g.nq, std::pow(10.0, p[P_LOG_QPAH]), iq, fq);
-        bracket(g.umin.data(), g.numin, std::pow(10.0, p[P_LOG_UMIN]), ium, fum);
-        const double gam = std::min(std::pow(10.0, p[P_LOG_GAMMA]), 1.0);
-        const std::size_t iq1 = g.nq > 1 ? iq + 1 : iq, iu1 = g.numin > 1 ? ium + 1 : ium;
-        const std::size_t idx[4] = {iq * g.numin + ium, iq * g.numin + iu1, iq1 * g.numin + ium,
-                                    iq1 * g.numin + iu1};
-        const double w4[4] = {(1 - fq) * (1 - fum), (1 - fq) * fum, fq * (1 - fum), fq * fum};
-        double integral = 0.0;
-        for (int c = 0; c < 4; ++c)
-            integral += w4[c] * ((1 - gam) * g.dl_int_delta[idx[c]] + gam * g.dl_int_plaw[idx[c]]);
-        if (integral > 0.0) {
-            const double norm = l_abs / integral;
-            for (int c = 0; c < 4; ++c) {
-                if (w4[c] == 0.0) continue;
-                axpy2(extra, &g.dl_delta[idx[c] * nw], norm * w4[c] * (1 - gam),
-                      &g.dl_plaw[idx[c] * nw], norm * w4[c] * gam, nw);
-            }
-            const double d2h = (1 - fq) * g.dust_to_h[iq] + fq * g.dust_to_h[iq1];
-            // number of H nucleons = L_abs [erg/s] / (emission per H [erg/s])
-            dust_mass = l_abs * kLsunCgs / integral * d2h * kMassH / kMsunG;
+    const DustEmission de = dust_emission(g, cfg, p, l_abs);
+    if (de.on) {
+        for (int c = 0; c < 4; ++c) {
+            if (de.w[c] == 0.0) continue;
+            axpy2(extra, &g.dl_delta[de.idx[c] * nw], de.norm * de.w[c] * (1 - de.gam),
+                  &g.dl_plaw[de.idx[c] * nw], de.norm * de.w[c] * de.gam, nw);
         }
     }
     // AGN torus: fagn times the intrinsic stellar bolometric luminosity
-    double l_agn = 0.0;
-    std::size_t it = 0, it1 = 0;
-    double ft = 0.0;
-    if (cfg.agn && g.ntau > 0) {
-        l_agn = std::pow(10.0, p[P_LOG_FAGN]) * l_star;
-        bracket(g.agn_tau.data(), g.ntau, std::pow(10.0, p[P_LOG_TAUAGN]), it, ft);
-        it1 = g.ntau > 1 ? it + 1 : it;
-    }
-    const float* a0 = (l_agn > 0.0) ? &g.agn_tmpl[it * nw] : nullptr;
-    const float* a1 = (l_agn > 0.0) ? &g.agn_tmpl[it1 * nw] : nullptr;
-    const double ca0 = l_agn * (1.0 - ft), ca1 = l_agn * ft;
+    const AgnPart ap = agn_part(g, cfg, p, l_star);
+    const double l_agn = ap.l_agn;
+    const float* a0 = (l_agn > 0.0) ? &g.agn_tmpl[ap.it * nw] : nullptr;
+    const float* a1 = (l_agn > 0.0) ? &g.agn_tmpl[ap.it1 * nw] : nullptr;
+    const double ca0 = l_agn * (1.0 - ap.ft), ca1 = l_agn * ap.ft;
 
     double lbol = 0.0;
     for (std::size_t k = 0; k < nw; ++k) {
@@ -681,17 +721,8 @@ void finish_model(const Grid& g, const Config& cfg, const double* p, double* spe
         lbol += scale * l_lines_att;
     }
     if (derived) {
-        // unnormalised SFH quantities are divided by mtot before scaling (no overflow)
-        der[D_MASS_SURVIVING] = scale * surv;
-        der[D_MASS_LIVING] = scale * living;
-        der[D_MASS_FORMED] = scale;
-        der[D_SFR] = scale * (sfh_rate(cfg.sfh_form, shape, age) / mtot) / 1e9;
-        der[D_SFR_10MYR] =
-            scale * (sfh_mass_between(cfg.sfh_form, shape, age - 0.01, age) / mtot) / 1e7;
-        der[D_SFR_100MYR] =
-            scale * (sfh_mass_between(cfg.sfh_form, shape, age - 0.1, age) / mtot) / 1e8;
-        der[D_MW_AGE] = age - sfh_first_moment(cfg.sfh_form, shape, age) / mtot;
-        der[D_DUST_MASS] = scale * dust_mass;
+        sfh_derived(cfg, sh, mtot, scale, surv, living, der);
+        der[D_DUST_MASS] = scale * de.dust_mass;
         der[D_LBOL] = lbol;
         der[D_FAGN_BOL] = lbol > 0.0 ? scale * l_agn / lbol : 0.0;
         der[D_L_ABSORBED] = scale * l_abs;
@@ -699,95 +730,13 @@ void finish_model(const Grid& g, const Config& cfg, const double* p, double* spe
     }
 }
 
-namespace {
-
-constexpr std::size_t kBlock = 8;    // models sharing SSP rows
-constexpr std::size_t kTile = 512;   // wavelength tile (rows stay in L1)
-// models prepared at a time: their stellar spectra (2 x nwave floats each) fill ~8 MB
-std::size_t chunk_size(const Grid& g) {
-    return std::clamp<std::size_t>((8u << 20) / (8 * g.nwave + 1), 32, 1024);
-}
-
-// Run `finish(i, work)` for every model after computing its stellar spectra, with models
-// grouped by metallicity bracket in blocks that stream the shared SSP rows once per tile.
-// The arithmetic of each model does not depend on the grouping or the thread count.
-template <class Finish>
-void run_batched(const Grid& g, const Config& cfg, const double* params, std::size_t n,
-                 int threads, Finish&& finish) {
-    const int nt = resolve_threads(threads);
-    const std::size_t ws = persistent_size(g), nw = g.nwave, ss = scratch_size(g);
-    std::vector<double> scratch(static_cast<std::size_t>(std::max(nt, 1)) * ss);
-    const std::size_t kChunk = chunk_size(g);
-    const std::size_t cmax = std::min(kChunk, n);
-    std::vector<double> work(cmax * ws);
-    std::vector<float> stars(cmax * 2 * nw);
-    std::vector<std::size_t> izs(cmax), order(cmax);
-    std::vector<double> fzs(cmax);
-    ParallelErrors errors;  // nothing may throw out of the parallel regions below
-    for (std::size_t c0 = 0; c0 < n; c0 += kChunk) {
-        const std::size_t cn = std::min(kChunk, n - c0);
-#pragma omp parallel for num_threads(nt) schedule(dynamic, 4)
-        for (std::int64_t i = 0; i < static_cast<std::int64_t>(cn); ++i) {
-            if (errors.failed()) continue;
-            errors.run(static_cast<std::int64_t>(c0) + i, [&] {
-                const auto u = static_cast<std::size_t>(i);
-                izs[u] = prepare_model(g, cfg, params + (c0 + u) * N_PARAMS, &work[u * ws],
-                                       &stars[u * 2 * nw], fzs[u]);
-            });
-        }
-        errors.rethrow();
-        for (std::size_t i = 0; i < cn; ++i) order[i] = i;
-        std::stable_sort(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(cn),
-                         [&](std::size_t a, std::size_t b) { return izs[a] < izs[b]; });
-        // blocks of up to kBlock models with the same bracket
-        std::vector<std::pair<std::size_t, std::size_t>> blocks;
-        for (std::size_t i = 0; i < cn;) {
-            std::size_t j = i + 1;
-            while (j < cn && j - i < kBlock && izs[order[j]] == izs[order[i]]) ++j;
-            blocks.emplace_back(i, j);
-            i = j;
-        }
-#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
-        for (std::int64_t b = 0; b < static_cast<std::int64_t>(blocks.size()); ++b) {
-            if (errors.failed()) continue;
-            const auto [i0, i1] = blocks[static_cast<std::size_t>(b)];
-            errors.run(static_cast<std::int64_t>(c0 + order[i0]), [&, i0 = i0, i1 = i1] {
-                for (std::size_t k0 = 0; k0 < nw; k0 += kTile) {
-                    const std::size_t k1 = std::min(nw, k0 + kTile);
-                    // age-outer loop so each SSP row tile is read once for the whole block
-                    const std::size_t iz = izs[order[i0]], iz1 = (g.nz > 1) ? iz + 1 : iz;
-                    for (std::size_t a = 0; a < g.nage; ++a) {
-                        const float* s0 = &g.ssp[(iz * g.nage + a) * nw + k0];
-                        const float* s1 = &g.ssp[(iz1 * g.nage + a) * nw + k0];
-                        for (std::size_t i = i0; i < i1; ++i) {
-                            const std::size_t u = order[i];
-                            WorkView w(g, &work[u * ws], &stars[u * 2 * nw]);
-                            const double my = w.m_young[a], mo = w.m_old[a], fz = fzs[u];
-                            if (my != 0.0) star_axpy(w.young + k0, s0, s1, my, fz, k1 - k0);
-                            if (mo != 0.0) star_axpy(w.old + k0, s0, s1, mo, fz, k1 - k0);
-                        }
-                    }
-                }
-                double* sc = &scratch[static_cast<std::size_t>(omp_get_thread_num()) * ss];
-                for (std::size_t i = i0; i < i1; ++i) {
-                    const std::size_t u = order[i];
-                    finish(c0 + u, &work[u * ws], sc, &stars[u * 2 * nw]);
-                }
-            });
-        }
-        errors.rethrow();
-    }
-}
-
-}  // namespace
-
 void compute_spectra(const Grid& g, const Config& cfg, const double* params, std::size_t n,
                      double* spec, double* components, double* derived, int threads) {
     g.validate();
     require(cfg.sfh_form >= 0 && cfg.sfh_form <= 4, "sfh_form must be 0-4");
     require(cfg.dust_law == 0 || cfg.dust_law == 1, "dust_law must be 0 or 1");
     const std::size_t nw = g.nwave;
-    run_batched(g, cfg, params, n, threads,
+    run_batched(spectra_rows(g), cfg, params, n, scratch_size(g), threads,
                 [&](std::size_t u, double* work, double* sc, float* st) {
         finish_model(g, cfg, params + u * N_PARAMS, spec + u * nw,
                      components ? components + u * N_COMPONENTS * nw : nullptr,
@@ -814,7 +763,7 @@ void compute_photometry(const Grid& g, const Config& cfg, const double* params,
     std::vector<double> spec_all(static_cast<std::size_t>(std::max(nt, 1)) * nw);
     std::vector<double> lines_all(static_cast<std::size_t>(std::max(nt, 1)) *
                                   std::max<std::size_t>(g.nline, 1));
-    run_batched(g, cfg, params, n, threads,
+    run_batched(spectra_rows(g), cfg, params, n, scratch_size(g), threads,
                 [&](std::size_t u, double* work, double* sc, float* st) {
         const auto tid = static_cast<std::size_t>(omp_get_thread_num());
         double* spec = &spec_all[tid * nw];

@@ -1,0 +1,191 @@
+// Internals shared by the forward-model kernels (csp.cpp, csp_knots.cpp); not installed.
+#pragma once
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <utility>
+#include <vector>
+
+#include "pixedfit/common.hpp"
+#include "pixedfit/csp.hpp"
+
+namespace pixedfit::sps::detail {
+
+// The SSP part of a forward model: rows [nz][nage][ncol] in single precision (spectra on a
+// wavelength grid, or their projections) summed into the old populations, and the rows
+// summed into the young ones (the same, or a version without the ionising photons), with
+// the metallicities and the age-bin edges.
+struct SspRows {
+    std::size_t nz, nage, ncol;
+    const float* rows;
+    const float* young_rows;
+    const double* logz;
+    const double* age_edges;
+};
+
+inline SspRows spectra_rows(const Grid& g) {
+    return {g.nz, g.nage, g.nwave, g.ssp.data(), g.ssp.data(), g.logz.data(),
+            g.age_edges.data()};
+}
+
+// Index i and weight f so that x ~ (1-f) v[i] + f v[i+1]; x clamped to [v0, v_last].
+void bracket(const double* v, std::size_t n, double x, std::size_t& i, double& f);
+
+// y += ca * a + cb * b (double accumulator, single-precision rows).
+void axpy2(double* y, const float* a, double ca, const float* b, double cb, std::size_t n);
+// Single-precision y += ca * a + cb * b.
+void axpy2f(float* y, const float* a, float ca, const float* b, float cb, std::size_t n);
+
+// Transmissions exp(-tau) of the young (< t_bc) and old parts at n wavelengths, given the
+// Calzetti k/R_V (`calz`) and ln(lambda / 5500 A) (`x`) there.
+void transmissions_at(const double* calz, const double* x, std::size_t n, int dust_law,
+                      double dust1, double dust2, double n_index, double n1, double* t_young,
+                      double* t_old);
+
+struct SfhShape {
+    double age;
+    double shape[4];
+    explicit SfhShape(const double* p)
+        : age(std::pow(10.0, p[P_LOG_AGE])),
+          shape{std::pow(10.0, p[P_LOG_TAU]), std::pow(10.0, p[P_LOG_T0]),
+                std::pow(10.0, p[P_LOG_ALPHA]), std::pow(10.0, p[P_LOG_BETA])} {}
+};
+
+// Persistent work of one model in the batched path: SFH weights m_young[nage],
+// m_old[nage] and the unnormalised total mass.
+inline std::size_t persistent_size(std::size_t nage) { return 2 * nage + 1; }
+
+// SFH weights per SSP age bin into `work` (persistent layout above); zeroes the stellar
+// accumulators `stars` (2 x ncol). Returns the lower metallicity index (and fz).
+std::size_t prepare_model(const SspRows& r, const Config& cfg, const double* p, double* work,
+                          float* stars, double& fz);
+
+inline void star_axpy(float* y, const float* s0, const float* s1, double m, double fz,
+                      std::size_t n) {
+    axpy2f(y, s0, static_cast<float>(m * (1.0 - fz)), s1, static_cast<float>(m * fz), n);
+}
+
+// Surviving (living + remnants) and living mass per Msun formed.
+void stellar_masses(const Grid& g, const double* m_young, const double* m_old, std::size_t iz,
+                    double fz, double& surv, double& living);
+
+// Nebular continuum from rows `cont` ([nu][nz][nneb][ncol]) accumulated into neb (ncol),
+// the mass per nebular age bin (m_neb, nneb) and the intrinsic line luminosities (l_lum,
+// nline), all per Msun formed.
+void nebular_part(const Grid& g, const Config& cfg, const SfhShape& sh, double mtot,
+                  const double* p, std::size_t iz, double fz, const float* cont,
+                  std::size_t ncol, double* neb, double* m_neb, double* l_lum);
+
+// Dust transmission of nebular line l.
+double line_transmission(const Grid& g, const Config& cfg, const double* p, std::size_t l);
+
+// Draine & Li templates re-emitting l_abs: 4 bilinear corners (idx, w) in (q_PAH, U_min),
+// the power-law share gam and the normalisation (template units per Lsun).
+struct DustEmission {
+    bool on = false;
+    std::size_t idx[4] = {0, 0, 0, 0};
+    double w[4] = {0.0, 0.0, 0.0, 0.0};
+    double gam = 0.0, norm = 0.0, dust_mass = 0.0;
+};
+DustEmission dust_emission(const Grid& g, const Config& cfg, const double* p, double l_abs);
+
+// AGN torus luminosity (fagn times l_star) and its template bracket in tau_V.
+struct AgnPart {
+    double l_agn = 0.0, ft = 0.0;
+    std::size_t it = 0, it1 = 0;
+};
+AgnPart agn_part(const Grid& g, const Config& cfg, const double* p, double l_star);
+
+// The SFH-only derived quantities (masses, SFRs, mass-weighted age) into der.
+void sfh_derived(const Config& cfg, const SfhShape& sh, double mtot, double scale, double surv,
+                 double living, double* der);
+
+constexpr std::size_t kBlock = 8;    // models sharing SSP rows
+constexpr std::size_t kTile = 512;   // column tile (rows stay in L1)
+// models prepared at a time: their stellar accumulators (2 x ncol floats each) fill ~8 MB
+inline std::size_t chunk_size(std::size_t ncol) {
+    return std::clamp<std::size_t>((8u << 20) / (8 * ncol + 1), 32, 1024);
+}
+
+// Run `finish(i, work, scratch, stars)` for every model after summing its SSP rows into
+// young and old accumulators (stars: 2 x ncol), with models grouped by metallicity bracket
+// in blocks that stream the shared rows once per tile. `scratch` holds `scratch_size`
+// doubles per thread. The arithmetic of each model does not depend on the grouping or the
+// thread count.
+template <class Finish>
+void run_batched(const SspRows& r, const Config& cfg, const double* params, std::size_t n,
+                 std::size_t scratch_size, int threads, Finish&& finish) {
+    const int nt = resolve_threads(threads);
+    const std::size_t ws = persistent_size(r.nage), nw = r.ncol, ss = scratch_size;
+    std::vector<double> scratch(static_cast<std::size_t>(std::max(nt, 1)) * std::max<std::size_t>(ss, 1));
+    const std::size_t kChunk = chunk_size(nw);
+    const std::size_t cmax = std::min(kChunk, n);
+    std::vector<double> work(cmax * ws);
+    std::vector<float> stars(cmax * 2 * nw);
+    std::vector<std::size_t> izs(cmax), order(cmax);
+    std::vector<double> fzs(cmax);
+    ParallelErrors errors;  // nothing may throw out of the parallel regions below
+    for (std::size_t c0 = 0; c0 < n; c0 += kChunk) {
+        const std::size_t cn = std::min(kChunk, n - c0);
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 4)
+        for (std::int64_t i = 0; i < static_cast<std::int64_t>(cn); ++i) {
+            if (errors.failed()) continue;
+            errors.run(static_cast<std::int64_t>(c0) + i, [&] {
+                const auto u = static_cast<std::size_t>(i);
+                izs[u] = prepare_model(r, cfg, params + (c0 + u) * N_PARAMS, &work[u * ws],
+                                       &stars[u * 2 * nw], fzs[u]);
+            });
+        }
+        errors.rethrow();
+        for (std::size_t i = 0; i < cn; ++i) order[i] = i;
+        std::stable_sort(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(cn),
+                         [&](std::size_t a, std::size_t b) { return izs[a] < izs[b]; });
+        // blocks of up to kBlock models with the same bracket
+        std::vector<std::pair<std::size_t, std::size_t>> blocks;
+        for (std::size_t i = 0; i < cn;) {
+            std::size_t j = i + 1;
+            while (j < cn && j - i < kBlock && izs[order[j]] == izs[order[i]]) ++j;
+            blocks.emplace_back(i, j);
+            i = j;
+        }
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
+        for (std::int64_t b = 0; b < static_cast<std::int64_t>(blocks.size()); ++b) {
+            if (errors.failed()) continue;
+            const auto [i0, i1] = blocks[static_cast<std::size_t>(b)];
+            errors.run(static_cast<std::int64_t>(c0 + order[i0]), [&, i0 = i0, i1 = i1] {
+                for (std::size_t k0 = 0; k0 < nw; k0 += kTile) {
+                    const std::size_t k1 = std::min(nw, k0 + kTile);
+                    // age-outer loop so each SSP row tile is read once for the whole block
+                    const std::size_t iz = izs[order[i0]], iz1 = (r.nz > 1) ? iz + 1 : iz;
+                    for (std::size_t a = 0; a < r.nage; ++a) {
+                        const std::size_t o0 = (iz * r.nage + a) * nw + k0;
+                        const std::size_t o1 = (iz1 * r.nage + a) * nw + k0;
+                        const float *s0 = &r.rows[o0], *s1 = &r.rows[o1];
+                        const float *y0 = &r.young_rows[o0], *y1 = &r.young_rows[o1];
+                        for (std::size_t i = i0; i < i1; ++i) {
+                            const std::size_t u = order[i];
+                            const double* mw = &work[u * ws];
+                            float* young = &stars[u * 2 * nw];
+                            float* old = young + nw;
+                            const double my = mw[a], mo = mw[r.nage + a], fz = fzs[u];
+                            if (my != 0.0) star_axpy(young + k0, y0, y1, my, fz, k1 - k0);
+                            if (mo != 0.0) star_axpy(old + k0, s0, s1, mo, fz, k1 - k0);
+                        }
+                    }
+                }
+                double* sc = &scratch[static_cast<std::size_t>(omp_get_thread_num()) * ss];
+                for (std::size_t i = i0; i < i1; ++i) {
+                    const std::size_t u = order[i];
+                    finish(c0 + u, &work[u * ws], sc, &stars[u * 2 * nw]);
+                }
+            });
+        }
+        errors.rethrow();
+    }
+}
+
+}  // namespace pixedfit::sps::detail
