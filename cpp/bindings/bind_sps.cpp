@@ -10,6 +10,7 @@
 #include "bindings.hpp"
 #include "pixedfit/common.hpp"
 #include "pixedfit/csp.hpp"
+#include "pixedfit/csp_knots.hpp"
 #include "pixedfit/smoothing.hpp"
 
 namespace py = pybind11;
@@ -171,6 +172,52 @@ py::tuple csp_photometry(const sps::Grid& g, const darray& params, int sfh_form,
     return py::make_tuple(out, der);
 }
 
+sps::KnotGrid make_knot_grid(const sps::Grid& g, const py::dict& d) {
+    sps::KnotGrid k;
+    k.nbands = take_size(d, "nbands");
+    k.npair = take_size(d, "npair");
+    k.nenergy = take_size(d, "nenergy");
+    k.ncol = take_size(d, "ncol");
+    k.band_off = take<std::int64_t>(d, "band_off");
+    k.knot_calz = take<double>(d, "knot_calz");
+    k.knot_lnl = take<double>(d, "knot_lnl");
+    k.ssp = take<float>(d, "ssp");
+    k.ssp_young = take<float>(d, "ssp_young", false);
+    k.neb = take<float>(d, "neb", false);
+    k.dl_delta_band = take<double>(d, "dl_delta_band", false);
+    k.dl_plaw_band = take<double>(d, "dl_plaw_band", false);
+    k.agn_band = take<double>(d, "agn_band", false);
+    k.validate(g);
+    return k;
+}
+
+py::tuple csp_photometry_knots(const sps::Grid& g, const sps::KnotGrid& k, const darray& params,
+                               int sfh_form, int dust_law, bool duste, bool neb, bool agn,
+                               double dust1_index, double t_bc, double scale,
+                               const py::object& line_weights, int threads) {
+    const auto cfg = make_config(sfh_form, dust_law, duste, neb, agn, dust1_index, t_bc);
+    const std::size_t n = check_params(params);
+    darray lw;
+    const double* lwp = nullptr;
+    if (!line_weights.is_none()) {
+        lw = darray::ensure(line_weights);
+        pixedfit::require(static_cast<bool>(lw) && lw.ndim() == 2 &&
+                              static_cast<std::size_t>(lw.shape(0)) == k.nbands &&
+                              static_cast<std::size_t>(lw.shape(1)) == g.nline,
+                          "line_weights must have shape (nbands, nline)");
+        lwp = lw.data();
+    }
+    darray out({static_cast<py::ssize_t>(n), static_cast<py::ssize_t>(k.nbands)});
+    darray der({static_cast<py::ssize_t>(n), static_cast<py::ssize_t>(sps::N_DERIVED)});
+    double* op = out.mutable_data();
+    double* dp = der.mutable_data();
+    {
+        py::gil_scoped_release release;
+        sps::compute_photometry_knots(g, k, cfg, params.data(), n, scale, lwp, op, dp, threads);
+    }
+    return py::make_tuple(out, der);
+}
+
 py::tuple sfh_bin_masses(int form, const darray& shape, double age, const darray& edges,
                          double t_bc) {
     pixedfit::require(form >= 0 && form <= 4, "sfh_form must be 0-4");
@@ -209,6 +256,17 @@ void bind_sps(py::module_& m) {
         .def_property_readonly("nwave", [](const sps::Grid& g) { return g.nwave; })
         .def_property_readonly("nage", [](const sps::Grid& g) { return g.nage; })
         .def_property_readonly("nz", [](const sps::Grid& g) { return g.nz; });
+    py::class_<sps::KnotGrid>(m, "KnotGrid",
+                              "SSP projections onto the transmission knots of a set of bands "
+                              "at one redshift (pixedfit.sps.knots; owned copy).")
+        .def(py::init(&make_knot_grid), py::arg("grid"), py::arg("arrays"))
+        .def_property_readonly("ncol", [](const sps::KnotGrid& k) { return k.ncol; })
+        .def_property_readonly("nbands", [](const sps::KnotGrid& k) { return k.nbands; });
+    m.def("csp_photometry_knots", &csp_photometry_knots, py::arg("grid"), py::arg("knots"),
+          py::arg("params"), py::arg("sfh_form"), py::arg("dust_law"), py::arg("duste"),
+          py::arg("nebular"), py::arg("agn"), py::arg("dust1_index"), py::arg("t_bc"),
+          py::arg("scale"), py::arg("line_weights"), py::arg("threads"),
+          "Band fluxes (n, nbands) through transmission knots, and derived (n, N_DERIVED).");
     m.attr("SPS_N_PARAMS") = static_cast<int>(sps::N_PARAMS);
     m.attr("SPS_N_DERIVED") = static_cast<int>(sps::N_DERIVED);
     m.def("csp_spectra", &csp_spectra, py::arg("grid"), py::arg("params"), py::arg("sfh_form"),

@@ -94,6 +94,13 @@ class CSPGrid:
     @property
     def nz(self) -> int: ...
 
+class KnotGrid:
+    def __init__(self, grid: CSPGrid, arrays: dict[str, object]) -> None: ...
+    @property
+    def ncol(self) -> int: ...
+    @property
+    def nbands(self) -> int: ...
+
 def csp_spectra(
     grid: CSPGrid,
     params: NDArray[np.float64],
@@ -122,6 +129,21 @@ def csp_photometry(
     starts: NDArray[np.int64],
     offsets: NDArray[np.int64],
     weights: NDArray[np.float64],
+    line_weights: NDArray[np.float64] | None,
+    threads: int,
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]: ...
+def csp_photometry_knots(
+    grid: CSPGrid,
+    knots: KnotGrid,
+    params: NDArray[np.float64],
+    sfh_form: int,
+    dust_law: int,
+    duste: bool,
+    nebular: bool,
+    agn: bool,
+    dust1_index: float,
+    t_bc: float,
+    scale: float,
     line_weights: NDArray[np.float64] | None,
     threads: int,
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]: ...

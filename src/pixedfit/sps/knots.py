@@ -1,0 +1,243 @@
+"""Projections of the SSP grid onto transmission knots: photometry ≈ 5× faster.
+
+Why. A photometric model evaluation spent most of its time summing a few hundred SSP
+spectra over the ≈ 1 900 wavelengths of the coarse photometry grid, although only the
+band fluxes and the absorbed luminosity are wanted. For fixed filters and redshift a band
+flux is linear in the stellar and nebular spectra apart from the dust transmission T(λ),
+which is smooth in x = ln λ. Writing T across band b as the piecewise-cubic Lagrange
+interpolant through knots x_bj (cardinal functions φ_bj),
+
+    F_b = Σ_k W_bk T(x_k) S_k ≈ Σ_j T(x_bj) Σ_k W_bk φ_bj(x_k) S_k ,
+
+every SSP spectrum S is projected once (per band set and redshift: ≈ 40 ms) onto the
+band–knot pairs, and a model needs sums over a few hundred projected columns
+(``compute_photometry_knots`` in ``cpp/src/csp_knots.cpp``). The absorbed luminosity of
+the energy balance, Σ_k Δλ_k (1 − T(x_k)) S_k, is projected the same way onto a coarse
+set of knots spanning the grid. Everything else stays exact: lines enter through line
+weights (filter response at the line), dust and torus templates through their band
+fluxes, the IGM through the band weights W (never interpolated). Σ_j φ_bj = 1, so without
+dust the projection is the coarse-grid sum itself (to float32 rounding).
+
+Accuracy (``tests/test_knots.py``; random models over the library's generation ranges,
+τ_V ≤ 4 and dust_index −2.2 … 0.4, CF00 and Calzetti, z = 0.005–3): relative to the
+coarse grid ≤ 2e-5 in bands attenuated by ≤ 5 mag, ≤ 7e-4 to 8 mag, ≤ 5e-3 to 12 mag,
+and always ≤ ≈ 2e-6 of the band's dust-free flux (beyond ~12 mag the transmission falls
+by orders of magnitude across a band and the cubic is only good in that absolute sense;
+the kernel keeps the attenuated light ≥ 0). The error of a cubic interpolant of e^{−τ(x)}
+is ≈ 0.023 (Δx · dτ/dx)⁴; the knot spacings are :data:`BAND_SPACING` and
+:data:`ENERGY_SPACING`, and with the Calzetti curve no stencil crosses the wavelengths
+where k(λ) changes formula (:data:`CALZETTI_BREAKS`).
+
+Layout of the arrays (``cpp/include/pixedfit/csp_knots.hpp``): a projected row holds the
+band–knot pairs band after band, the energy knots, and the bolometric integrals of the
+non-ionising (λ ≥ 911.8 Å) and of the ionising part. The young populations use rows
+projected without their ionising photons when the nebular emission is on (the gas absorbs
+them, f_esc = 0), except in the last column, so that the intrinsic luminosity the AGN
+torus scales with still includes them.
+"""
+
+from __future__ import annotations
+
+from itertools import pairwise
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy import sparse
+
+from ..filters import FilterWeights
+from .dust import calzetti_k
+
+__all__ = ["BAND_SPACING", "CALZETTI_BREAKS", "ENERGY_SPACING", "band_knots", "knot_arrays",
+           "lagrange4"]
+
+#: (upper rest wavelength [Å], knot spacing in ln λ) for the band knots.
+BAND_SPACING = ((7000.0, 0.04), (22000.0, 0.06), (np.inf, 0.12))
+#: The same for the energy-balance knots.
+ENERGY_SPACING = ((227.8, 0.2), (50000.0, 0.1), (1.0e7, 0.5), (np.inf, 1.0))
+#: Wavelengths [Å] where the Calzetti curve's k(λ) changes formula (its derivative jumps):
+#: no interpolation stencil crosses them when the model uses that curve.
+CALZETTI_BREAKS = (1200.0, 6300.0, 31000.0)
+
+
+def lagrange4(knots: NDArray[np.float64], x: NDArray[np.float64]
+              ) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+    """Piecewise-cubic Lagrange interpolation weights.
+
+    For x in [knots[m], knots[m+1]] the interpolant uses knots m−1 … m+2 (shifted
+    inwards at the ends), so that ``g(x) ≈ Σ_a w[:, a] g(knots[i + a])``.
+
+    Parameters
+    ----------
+    knots : ndarray, shape (nk,)
+        Increasing knot positions, nk ≥ 4.
+    x : ndarray, shape (n,)
+        Positions within [knots[0], knots[-1]].
+
+    Returns
+    -------
+    first : ndarray of int64, shape (n,)
+        Index of the first of the 4 knots used at each x.
+    weights : ndarray, shape (n, 4)
+        Cardinal weights (each row sums to 1).
+    """
+    knots = np.asarray(knots, dtype=np.float64)
+    x = np.asarray(x, dtype=np.float64)
+    if knots.ndim != 1 or knots.size < 4 or np.any(np.diff(knots) <= 0):
+        raise ValueError("knots: need at least 4 increasing values")
+    first = np.clip(np.searchsorted(knots, x, side="right") - 2, 0, knots.size - 4)
+    xs = knots[first[:, None] + np.arange(4)]
+    w = np.ones((x.size, 4))
+    for a in range(4):
+        for b in range(4):
+            if a != b:
+                w[:, a] *= (x - xs[:, b]) / (xs[:, a] - xs[:, b])
+    return first, w
+
+
+def _spaced(lo: float, hi: float, spacing) -> NDArray[np.float64]:
+    """At least 4 knots in x = ln λ from lo to hi (inclusive), each step given by the
+    ``spacing`` table at the wavelength where it starts."""
+    pts = [lo]
+    while pts[-1] < hi:
+        step = next(s for edge, s in spacing if np.exp(pts[-1]) < edge)
+        pts.append(pts[-1] + step if pts[-1] + 1.5 * step < hi else hi)
+    return np.asarray(pts) if len(pts) >= 4 else np.linspace(lo, hi, 4)
+
+
+def band_knots(x_lo: float, x_hi: float) -> NDArray[np.float64]:
+    """Knots (ln λ, rest frame) for band weights spanning [x_lo, x_hi]: uniform with
+    the spacing :data:`BAND_SPACING` gives at the blue end, at least 4."""
+    step = next(s for edge, s in BAND_SPACING if np.exp(x_lo) < edge)
+    n = max(4, int(np.ceil((x_hi - x_lo) / step - 1e-9)) + 1)
+    return np.linspace(x_lo, x_hi, n)
+
+
+def _pieces(x: NDArray[np.float64], breaks: NDArray[np.float64]):
+    """Split sorted positions x at the break positions: (index array, first x, last x) per
+    non-empty piece (a point on a break starts the next piece)."""
+    edges = [0, *np.searchsorted(x, breaks).tolist(), x.size]
+    return [(np.arange(a, b), float(x[a]), float(x[b - 1]))
+            for a, b in pairwise(edges) if b > a]
+
+
+def _cardinals(xk: NDArray[np.float64], lo: float, hi: float, knots_for):
+    """Knots and cardinal weights of positions xk in [lo, hi]."""
+    if hi <= lo:
+        return np.array([lo]), np.zeros(xk.size, dtype=np.int64), np.ones((xk.size, 1))
+    knots = knots_for(lo, hi)
+    first, cw = lagrange4(knots, xk)
+    return knots, first, cw
+
+
+def _knot_matrix(wave: NDArray[np.float64], dwave: NDArray[np.float64], n_ion: int,
+                 fw: FilterWeights, trans: NDArray[np.float64] | None,
+                 breaks: NDArray[np.float64]):
+    """Sparse (nwave, ncol) projection matrix, knot positions (npair + nenergy,) in ln λ,
+    band offsets, npair, nenergy and the dense band-weight matrix (nwave, nbands)."""
+    x = np.log(wave)
+    nw = wave.size
+    xb = np.log(np.asarray(breaks, dtype=np.float64))
+    rows, cols, vals, knot_x = [], [], [], []
+    band_off = [0]
+    wb = np.zeros((nw, len(fw.filters)))
+    col = 0
+
+    def add(k, weight, lo, hi, knots_for):
+        nonlocal col
+        knots, first, cw = _cardinals(x[k], lo, hi, knots_for)
+        for a in range(cw.shape[1]):
+            rows.append(k)
+            cols.append(col + first + a)
+            vals.append(weight * cw[:, a])
+        knot_x.append(knots)
+        col += knots.size
+
+    for b in range(len(fw.filters)):
+        lo, hi = fw.offsets[b], fw.offsets[b + 1]
+        k = fw.starts[b] + np.arange(hi - lo)
+        w = fw.weights[lo:hi].copy()
+        if trans is not None:
+            w *= trans[k]
+        nz = np.nonzero(w)[0]
+        if nz.size:
+            k, w = k[nz[0]:nz[-1] + 1], w[nz[0]:nz[-1] + 1]
+            wb[k, b] = w
+            inside = xb[(xb > x[k[0]]) & (xb < x[k[-1]])]
+            for idx, p_lo, p_hi in _pieces(x[k], inside):
+                add(k[idx], w[idx], p_lo, p_hi, band_knots)
+        band_off.append(col)
+    npair = col
+    inside = xb[(xb > x[0]) & (xb < x[-1])]
+    for idx, p_lo, p_hi in _pieces(x, inside):
+        add(idx, dwave[idx], p_lo, p_hi, lambda a, b: _spaced(a, b, ENERGY_SPACING))
+    nenergy = col - npair
+    # bolometric integrals of the non-ionising and of the ionising part
+    for part in (np.arange(n_ion, nw), np.arange(n_ion)):
+        rows.append(part)
+        cols.append(np.full(part.size, col))
+        vals.append(dwave[part])
+        col += 1
+    mat = sparse.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+                            shape=(nw, col))
+    return mat, np.concatenate(knot_x), np.asarray(band_off, dtype=np.int64), npair, \
+        nenergy, wb
+
+
+def knot_arrays(base: dict, fw: FilterWeights, trans: NDArray[np.float64] | None,
+                breaks: tuple[float, ...] = ()) -> dict:
+    """The arrays of a :class:`pixedfit._core.KnotGrid` for one band set and redshift.
+
+    Parameters
+    ----------
+    base : dict
+        The arrays of the coarse photometry grid (as given to ``_core.CSPGrid``): ``wave``
+        (rest frame, Å), ``dwave``, ``ssp`` (nz, nage, nwave), ``n_ionising`` and, when
+        present, ``neb_cont``, ``dl_delta``, ``dl_plaw``, ``agn_tmpl``.
+    fw : FilterWeights
+        Band weights on ``wave × (1 + z)`` (:func:`pixedfit.filters.filter_weights`).
+    trans : ndarray, shape (nwave,), optional
+        IGM transmission on the same grid (multiplies the band weights).
+    breaks : tuple of float
+        Rest wavelengths [Å] no interpolation stencil may cross (where the attenuation
+        curve's derivative jumps, e.g. :data:`CALZETTI_BREAKS`).
+
+    Returns
+    -------
+    dict
+        Arrays for ``_core.KnotGrid(grid, arrays)``.
+    """
+    wave = np.asarray(base["wave"], dtype=np.float64)
+    n_ion = int(base["n_ionising"])
+    mat, kx, band_off, npair, nenergy, wb = _knot_matrix(
+        wave, np.asarray(base["dwave"]), n_ion, fw, trans, np.asarray(breaks, dtype=float))
+    ssp = np.asarray(base["ssp"])
+    nz, nage, nw = ssp.shape
+    flat = ssp.reshape(nz * nage, nw).T.astype(np.float64)  # (nwave, nz * nage)
+    rows = np.asarray(mat.T @ flat).T
+    lam = np.exp(kx)
+    out: dict = {
+        "nbands": len(fw.filters), "npair": npair, "nenergy": nenergy,
+        "ncol": mat.shape[1], "band_off": band_off,
+        "knot_calz": calzetti_k(lam) / 4.05, "knot_lnl": np.log(lam / 5500.0),
+        "ssp": rows.astype(np.float32),
+    }
+    if "neb_cont" in base:
+        # young stars without their ionising photons (absorbed by the gas), except in the
+        # ionising bolometric column (the AGN torus scales with the intrinsic luminosity)
+        young = np.asarray(mat[n_ion:].T @ flat[n_ion:]).T
+        young[:, -1] = rows[:, -1]
+        out["ssp_young"] = young.astype(np.float32)
+        cont = np.asarray(base["neb_cont"])
+        out["neb"] = np.asarray(mat.T @ cont.reshape(-1, nw).T.astype(np.float64)).T \
+            .astype(np.float32)
+    # band sums of the unattenuated templates; sparse products (not BLAS, whose rounding
+    # depends on its thread count) so that every process builds the same bits
+    wbt = sparse.csr_matrix(wb.T)
+    if "dl_delta" in base:
+        for key, name in (("dl_delta", "dl_delta_band"), ("dl_plaw", "dl_plaw_band")):
+            t = np.asarray(base[key]).astype(np.float64).reshape(-1, nw)
+            out[name] = np.asarray(wbt @ t.T).T.ravel()
+    if "agn_tmpl" in base:
+        t = np.asarray(base["agn_tmpl"]).astype(np.float64)
+        out["agn_band"] = np.asarray(wbt @ t.T).T.ravel()
+    return out
