@@ -417,9 +417,19 @@ def chi2_terms(model: ArrayLike, flux: ArrayLike, sigma: ArrayLike,
     used = np.isfinite(s)
     r = (f[used] - m[:, used]) / s[used]
     if upper is None:
-        return (r * r).sum(axis=1)
+        return _row_sums(r * r)
     lim = np.asarray(upper, dtype=bool).ravel()[used]
-    return (r[:, ~lim] ** 2).sum(axis=1) - 2.0 * log_ndtr(r[:, lim]).sum(axis=1)
+    return _row_sums(r[:, ~lim] ** 2) - 2.0 * _row_sums(log_ndtr(r[:, lim]))
+
+
+def _row_sums(a: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Sums over the bands (axis 1), band after band: numpy's ``sum(axis=1)`` picks its
+    order from the array's shape, so a model's χ² would change in the last bit with the
+    number of models evaluated with it."""
+    out = np.zeros(a.shape[0])
+    for j in range(a.shape[1]):
+        out += a[:, j]
+    return out
 
 
 def fit_quality(chi2_min: float, n_bands: int, n_free: int) -> dict[str, float | int]:
