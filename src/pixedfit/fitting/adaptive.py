@@ -345,9 +345,14 @@ class _Box:
         return self.lo + self.width * expit(y)
 
     @staticmethod
+    def logistic_terms(y: NDArray) -> NDArray[np.float64]:
+        """Minus the standard logistic log density of every element of ``y``."""
+        return np.logaddexp(0.0, -y) + np.logaddexp(0.0, y)
+
+    @staticmethod
     def log_logistic(y: NDArray) -> NDArray[np.float64]:
         """Σ over axes of the standard logistic log density (the uniform box prior)."""
-        return -(np.logaddexp(0.0, -y) + np.logaddexp(0.0, y)).sum(axis=-1)
+        return -_Box.logistic_terms(y).sum(axis=-1)
 
     def log_jacobian(self, y: NDArray) -> NDArray[np.float64]:
         """ln |dθ/dy|."""
@@ -404,9 +409,12 @@ class _Proposal:
         out.append(np.log(u) - np.log1p(-u))
         return np.vstack(out)
 
-    def logpdf(self, y: NDArray, log_box: NDArray | None = None) -> NDArray[np.float64]:
+    def logpdf(self, y: NDArray, log_box: NDArray | None = None,
+               work: _Workspace | None = None) -> NDArray[np.float64]:
         """ln q(y) of every row of ``y`` (n, d); ``log_box`` is ``_Box.log_logistic(y)``
-        when the caller has it (the box-prior component), computed here otherwise.
+        when the caller has it (the box-prior component), computed here otherwise;
+        ``work`` the scratch memory to use (a caller that evaluates many proposals keeps
+        one: fresh pages of tens of MB cost more than the arithmetic on them).
 
         Per group of K kernels sharing the scale ``L Lᵀ``, the squared Mahalanobis
         distances ``|y L⁻ᵀ − μ_k L⁻ᵀ|²`` come from one matrix product per chunk of rows, and
@@ -417,7 +425,13 @@ class _Proposal:
         d = y.shape[1]
         n = y.shape[0]
         expo = 0.5 * (self.df + d)
-        terms = np.empty((n, len(self.groups) + 1))
+        if work is None:
+            work = _Workspace()
+        # one column per group and the box prior: numpy sums fewer than 8 columns of a row
+        # in order whatever the layout, and column by column (Fortran order) it is
+        # faster; 8 or more it sums pairwise, row by row (C order) as ever
+        ncol = len(self.groups) + 1
+        terms = np.empty((n, ncol), order="F" if ncol < 8 else "C")
         for g, (weight, centres, _, inv_t, log_norm) in enumerate(self.groups):
             wc, c2 = self._whitened[g]
             k = centres.shape[0]
@@ -425,13 +439,18 @@ class _Proposal:
             step = max(1, 4_000_000 // max(k, 1))
             rows = max(1, self._block // k)
             for a in range(0, n, step):
+                m = min(step, n - a)
                 # |L⁻¹(y − μ_k)|² = |y L⁻ᵀ − μ_k L⁻ᵀ|²
-                wy = y[a:a + step] @ inv_t
-                y2 = (wy * wy).sum(axis=1)[:, None]
-                prod = 2.0 * wy @ wc.T
-                for i in range(0, prod.shape[0], rows):
+                wy = work.array("wy", (m, d))
+                np.matmul(y[a:a + m], inv_t, out=wy)
+                y2 = work.array("y2", (m,))
+                np.multiply(wy, wy, out=work.array("wy2", (m, d))).sum(axis=1, out=y2)
+                np.multiply(wy, 2.0, out=wy)
+                prod = work.array("prod", (m, k))
+                np.matmul(wy, wc.T, out=prod)
+                for i in range(0, m, rows):
                     lt = prod[i:i + rows]
-                    np.subtract(y2[i:i + rows], lt, out=lt)
+                    np.subtract(y2[i:i + rows, None], lt, out=lt)
                     lt += c2
                     np.maximum(lt, 0.0, out=lt)
                     lt /= self.df
@@ -445,6 +464,21 @@ class _Proposal:
             log_box = _Box.log_logistic(y)
         terms[:, -1] = math.log(self.defensive) + log_box
         return _logsumexp_rows(terms, overwrite=True)
+
+
+class _Workspace:
+    """Named scratch arrays that grow to the largest size asked for and are reused."""
+
+    def __init__(self) -> None:
+        self._buffers: dict[str, NDArray[np.float64]] = {}
+
+    def array(self, name: str, shape: tuple[int, ...]) -> NDArray[np.float64]:
+        """A C-contiguous float64 array of ``shape`` (contents undefined)."""
+        size = math.prod(shape)
+        buf = self._buffers.get(name)
+        if buf is None or buf.size < size:
+            buf = self._buffers[name] = np.empty(size)
+        return buf[:size].reshape(shape)
 
 
 def _weighted_cov(y: NDArray, weights: NDArray) -> tuple[NDArray, NDArray]:
@@ -983,6 +1017,7 @@ def run_adaptive(lnprob: LogProbability, lo: NDArray, hi: NDArray, candidates: N
     # the box-prior log density of every sample so far (the defensive component of every
     # proposal), computed once per sample
     log_box_keep = np.zeros(0)
+    work = _Workspace()
     n_eval = 0
     history: list[dict[str, float]] = []
     ess = 0.0
@@ -1063,24 +1098,25 @@ def run_adaptive(lnprob: LogProbability, lo: NDArray, hi: NDArray, candidates: N
                               - np.logaddexp(0.0, y[drawn, im]))
         log_qm = np.where(np.isfinite(log_qm), log_qm, 0.0)
         # update the mixture sums: the new proposal on the old samples, all on the new ones
-        # (the arrays keep the layout they always had, Fortran order from the column
-        # selection: BLAS and numpy's sums round differently for another)
+        # (the arrays keep the layout they always had: Fortran order from the column
+        # selection, for which BLAS and numpy's sums round as before)
         new_keep = y[:, keep]
-        new_box = _Box.log_logistic(new_keep)
+        logistic = _Box.logistic_terms(y)
+        new_box = -logistic[:, keep].sum(axis=-1)
         if ys:
             log_mix_sum = np.logaddexp(log_mix_sum, math.log(n) + proposal.logpdf(
-                np.vstack(ys)[:, keep], log_box_keep))
+                np.vstack(ys)[:, keep], log_box_keep, work))
         proposals.append(proposal)
         sizes.append(n)
         new_sum = _logsumexp_rows(np.column_stack(
-            [math.log(m) + q.logpdf(new_keep, new_box)
+            [math.log(m) + q.logpdf(new_keep, new_box, work)
              for q, m in zip(proposals, sizes, strict=True)]))
         log_mix_sum = np.concatenate([log_mix_sum, new_sum])
         log_box_keep = np.concatenate([log_box_keep, new_box])
         ys.append(y)
         qms.append(log_qm)
         lnps.append(lnp)
-        ljs.append(box.log_jacobian(y))
+        ljs.append(box.log_volume - logistic.sum(axis=-1))
         chi2s.append(chi2)
         vals.append(values)
         phots.append(phot)
