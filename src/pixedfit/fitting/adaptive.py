@@ -245,16 +245,20 @@ class AdaptiveSettings:
         check_log_mass_to_light(self.log_mass_to_light, "AdaptiveSettings")
 
 
-def _logsumexp_rows(a: NDArray[np.float64]) -> NDArray[np.float64]:
+def _logsumexp_rows(a: NDArray[np.float64], overwrite: bool = False) -> NDArray[np.float64]:
     """``log Σ_j exp(a[i, j])`` of every row of ``a`` (n, m); −inf for a row of −inf.
+    ``overwrite``: ``a`` may be used as the work space (its values are lost).
 
     The mixture densities of every round call this on (samples × kernels) arrays; plain
     numpy is ≈ 4× faster there than :func:`scipy.special.logsumexp` (same result to
     rounding)."""
     m = a.max(axis=1)
     m = np.where(np.isfinite(m), m, 0.0)
+    work = a if overwrite else np.empty_like(a)
+    np.subtract(a, m[:, None], out=work)
+    np.exp(work, out=work)
     with np.errstate(divide="ignore"):
-        return np.log(np.exp(a - m[:, None]).sum(axis=1)) + m
+        return np.log(work.sum(axis=1)) + m
 
 
 def effective_sample_size(log_weights: NDArray[np.float64]) -> float:
@@ -341,9 +345,14 @@ class _Box:
         return self.lo + self.width * expit(y)
 
     @staticmethod
+    def logistic_terms(y: NDArray) -> NDArray[np.float64]:
+        """Minus the standard logistic log density of every element of ``y``."""
+        return np.logaddexp(0.0, -y) + np.logaddexp(0.0, y)
+
+    @staticmethod
     def log_logistic(y: NDArray) -> NDArray[np.float64]:
         """Σ over axes of the standard logistic log density (the uniform box prior)."""
-        return -(np.logaddexp(0.0, -y) + np.logaddexp(0.0, y)).sum(axis=-1)
+        return -_Box.logistic_terms(y).sum(axis=-1)
 
     def log_jacobian(self, y: NDArray) -> NDArray[np.float64]:
         """ln |dθ/dy|."""
@@ -358,6 +367,10 @@ class _Proposal:
     ``groups`` is a list of (weight, centres (K, d), covariance (d, d)); the group weights
     are renormalised to ``1 − defensive``.
     """
+
+    #: Elements of the (samples × kernels) block that :meth:`logpdf` works on at once (small
+    #: enough to stay in the cache between its passes).
+    _block = 131_072
 
     def __init__(self, groups: list[tuple[float, NDArray, NDArray]], df: float,
                  defensive: float):
@@ -375,6 +388,12 @@ class _Proposal:
             inv_t = np.linalg.inv(chol).T  # whitening: (y - μ) @ L⁻ᵀ
             self.groups.append(((1.0 - self.defensive) * weight / total, centres, chol,
                                 inv_t, log_norm))
+        # the whitened centres μ_k L⁻ᵀ of every group and their squared norms (what logpdf
+        # needs of them)
+        self._whitened = []
+        for _, centres, _, inv_t, _ in self.groups:
+            wc = centres @ inv_t
+            self._whitened.append((wc, (wc * wc).sum(axis=1)[None, :]))
 
     def sample(self, n: int, rng: np.random.Generator) -> NDArray[np.float64]:
         probs = [g[0] for g in self.groups] + [self.defensive]
@@ -390,23 +409,76 @@ class _Proposal:
         out.append(np.log(u) - np.log1p(-u))
         return np.vstack(out)
 
-    def logpdf(self, y: NDArray) -> NDArray[np.float64]:
+    def logpdf(self, y: NDArray, log_box: NDArray | None = None,
+               work: _Workspace | None = None) -> NDArray[np.float64]:
+        """ln q(y) of every row of ``y`` (n, d); ``log_box`` is ``_Box.log_logistic(y)``
+        when the caller has it (the box-prior component), computed here otherwise;
+        ``work`` the scratch memory to use (a caller that evaluates many proposals keeps
+        one: fresh pages of tens of MB cost more than the arithmetic on them).
+
+        Per group of K kernels sharing the scale ``L Lᵀ``, the squared Mahalanobis
+        distances ``|y L⁻ᵀ − μ_k L⁻ᵀ|²`` come from one matrix product per chunk of rows, and
+        the Student-t log densities and their log-sum over the kernels are computed in
+        place, on blocks of rows small enough to stay in the cache. Every operation and
+        its order are those of the plain expression (the result is the same to the bit:
+        the mass-conditional draws of later rounds amplify rounding differences)."""
         d = y.shape[1]
-        terms = []
-        for weight, centres, _, inv_t, log_norm in self.groups:
-            out = np.empty(y.shape[0])
-            wc = centres @ inv_t
-            c2 = (wc * wc).sum(axis=1)[None, :]
-            step = max(1, 4_000_000 // max(centres.shape[0], 1))
-            for a in range(0, y.shape[0], step):
+        n = y.shape[0]
+        expo = 0.5 * (self.df + d)
+        if work is None:
+            work = _Workspace()
+        # one column per group and the box prior: numpy sums fewer than 8 columns of a row
+        # in order whatever the layout, and column by column (Fortran order) it is
+        # faster; 8 or more it sums pairwise, row by row (C order) as ever
+        ncol = len(self.groups) + 1
+        terms = np.empty((n, ncol), order="F" if ncol < 8 else "C")
+        for g, (weight, centres, _, inv_t, log_norm) in enumerate(self.groups):
+            wc, c2 = self._whitened[g]
+            k = centres.shape[0]
+            # BLAS rounds the products differently for other shapes: same chunks as ever
+            step = max(1, 4_000_000 // max(k, 1))
+            rows = max(1, self._block // k)
+            for a in range(0, n, step):
+                m = min(step, n - a)
                 # |L⁻¹(y − μ_k)|² = |y L⁻ᵀ − μ_k L⁻ᵀ|²
-                wy = y[a:a + step] @ inv_t
-                maha = np.maximum((wy * wy).sum(axis=1)[:, None] - 2.0 * wy @ wc.T + c2, 0.0)
-                lt = log_norm - 0.5 * (self.df + d) * np.log1p(maha / self.df)
-                out[a:a + step] = _logsumexp_rows(lt) - math.log(centres.shape[0])
-            terms.append(math.log(weight) + out)
-        terms.append(math.log(self.defensive) + _Box.log_logistic(y))
-        return _logsumexp_rows(np.column_stack(terms))
+                wy = work.array("wy", (m, d))
+                np.matmul(y[a:a + m], inv_t, out=wy)
+                y2 = work.array("y2", (m,))
+                np.multiply(wy, wy, out=work.array("wy2", (m, d))).sum(axis=1, out=y2)
+                np.multiply(wy, 2.0, out=wy)
+                prod = work.array("prod", (m, k))
+                np.matmul(wy, wc.T, out=prod)
+                for i in range(0, m, rows):
+                    lt = prod[i:i + rows]
+                    np.subtract(y2[i:i + rows, None], lt, out=lt)
+                    lt += c2
+                    np.maximum(lt, 0.0, out=lt)
+                    lt /= self.df
+                    np.log1p(lt, out=lt)
+                    lt *= expo
+                    np.subtract(log_norm, lt, out=lt)
+                    terms[a + i:a + i + lt.shape[0], g] = _logsumexp_rows(lt, overwrite=True)
+            terms[:, g] -= math.log(k)
+            terms[:, g] += math.log(weight)
+        if log_box is None:
+            log_box = _Box.log_logistic(y)
+        terms[:, -1] = math.log(self.defensive) + log_box
+        return _logsumexp_rows(terms, overwrite=True)
+
+
+class _Workspace:
+    """Named scratch arrays that grow to the largest size asked for and are reused."""
+
+    def __init__(self) -> None:
+        self._buffers: dict[str, NDArray[np.float64]] = {}
+
+    def array(self, name: str, shape: tuple[int, ...]) -> NDArray[np.float64]:
+        """A C-contiguous float64 array of ``shape`` (contents undefined)."""
+        size = math.prod(shape)
+        buf = self._buffers.get(name)
+        if buf is None or buf.size < size:
+            buf = self._buffers[name] = np.empty(size)
+        return buf[:size].reshape(shape)
 
 
 def _weighted_cov(y: NDArray, weights: NDArray) -> tuple[NDArray, NDArray]:
@@ -942,6 +1014,10 @@ def run_adaptive(lnprob: LogProbability, lo: NDArray, hi: NDArray, candidates: N
     sizes: list[int] = []
     # log Σ_r N_r q_r(y_i) for every sample so far
     log_mix_sum = np.zeros(0)
+    # the box-prior log density of every sample so far (the defensive component of every
+    # proposal), computed once per sample
+    log_box_keep = np.zeros(0)
+    work = _Workspace()
     n_eval = 0
     history: list[dict[str, float]] = []
     ess = 0.0
@@ -1022,18 +1098,25 @@ def run_adaptive(lnprob: LogProbability, lo: NDArray, hi: NDArray, candidates: N
                               - np.logaddexp(0.0, y[drawn, im]))
         log_qm = np.where(np.isfinite(log_qm), log_qm, 0.0)
         # update the mixture sums: the new proposal on the old samples, all on the new ones
+        # (the arrays keep the layout they always had: Fortran order from the column
+        # selection, for which BLAS and numpy's sums round as before)
+        new_keep = y[:, keep]
+        logistic = _Box.logistic_terms(y)
+        new_box = -logistic[:, keep].sum(axis=-1)
         if ys:
-            log_mix_sum = np.logaddexp(log_mix_sum,
-                                       math.log(n) + proposal.logpdf(np.vstack(ys)[:, keep]))
+            log_mix_sum = np.logaddexp(log_mix_sum, math.log(n) + proposal.logpdf(
+                np.vstack(ys)[:, keep], log_box_keep, work))
         proposals.append(proposal)
         sizes.append(n)
         new_sum = _logsumexp_rows(np.column_stack(
-            [math.log(m) + q.logpdf(y[:, keep]) for q, m in zip(proposals, sizes, strict=True)]))
+            [math.log(m) + q.logpdf(new_keep, new_box, work)
+             for q, m in zip(proposals, sizes, strict=True)]))
         log_mix_sum = np.concatenate([log_mix_sum, new_sum])
+        log_box_keep = np.concatenate([log_box_keep, new_box])
         ys.append(y)
         qms.append(log_qm)
         lnps.append(lnp)
-        ljs.append(box.log_jacobian(y))
+        ljs.append(box.log_volume - logistic.sum(axis=-1))
         chi2s.append(chi2)
         vals.append(values)
         phots.append(phot)
@@ -1092,8 +1175,13 @@ def weighted_quantiles(values: NDArray, weights: NDArray, q: NDArray) -> NDArray
         ok = np.isfinite(col) & (weights > 0)
         if not ok.any():
             continue
-        order = np.argsort(col[ok], kind="stable")
-        x, w = col[ok][order], weights[ok][order]
+        x = col[ok]
+        order = np.argsort(x)  # an unstable sort is several times faster ...
+        xs = x[order]
+        if (xs[1:] == xs[:-1]).any():  # ... and the same order unless values tie
+            order = np.argsort(x, kind="stable")
+            xs = x[order]
+        x, w = xs, weights[ok][order]
         cw = np.cumsum(w)
         mid = (cw - 0.5 * w) / cw[-1]
         out[:, j] = np.interp(q, mid, x)
