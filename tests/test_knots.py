@@ -182,3 +182,33 @@ def test_projection_does_not_depend_on_blas_threads():
         many = knot_arrays(m._phot_arrays, fw, trans)
     for key, value in one.items():
         np.testing.assert_array_equal(np.asarray(value), np.asarray(many[key]), err_msg=key)
+
+
+def test_knots_by_default_only_for_one_redshift():
+    """One redshift for the batch: the knots; several: the coarse grid (a projection per
+    redshift would cost more than it saves)."""
+    m = SEDModel(**CONFIGS[0], threads=1)
+    p = _params(m, 6, 7)
+    zz = np.array([0.1, 0.1, 0.1, 0.2, 0.2, 0.2])
+    mixed = m.photometry(p, zz, BANDS)
+    np.testing.assert_array_equal(mixed, m.photometry(p, zz, BANDS, knots=False))
+    same = m.photometry(p, 0.1, BANDS)
+    np.testing.assert_array_equal(same, m.photometry(p, 0.1, BANDS, knots=True))
+    assert not np.array_equal(same[:3], mixed[:3])
+
+
+def test_projection_cache_under_threads():
+    """Fits of a catalogue share one model across Python threads: concurrent calls at many
+    redshifts (more than the cache holds) give the single-threaded numbers, and no error."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    m = SEDModel(**CONFIGS[2], threads=1)
+    p = _params(m, 20, 8)
+    zs = np.round(np.linspace(0.01, 0.3, 24), 4)
+    alone = {z: m.photometry(p, z, BANDS[:6]) for z in zs[:4]}
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        got = list(pool.map(lambda z: (z, m.photometry(p, z, BANDS[:6])), list(zs) * 2))
+    for z, flux in got:
+        if z in alone:
+            np.testing.assert_array_equal(flux, alone[z])
+    assert len(m._knot_cache) <= 8

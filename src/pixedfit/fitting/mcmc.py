@@ -389,9 +389,11 @@ class LogProbability:
             sel = node == k
             sub = np.ascontiguousarray(arr[sel])
             za, zb = max(k * self.dz, 1e-5), (k + 1) * self.dz
+            # the coarse grid: the transmission knots would need a projection per node
             fa, der = self.model.photometry(sub, za, self.filters, threads=self.threads,
-                                            return_derived=True)
-            fb = self.model.photometry(sub, zb, self.filters, threads=self.threads)
+                                            return_derived=True, knots=False)
+            fb = self.model.photometry(sub, zb, self.filters, threads=self.threads,
+                                       knots=False)
             tt = t[sel][:, None]
             with np.errstate(divide="ignore", invalid="ignore"):
                 inter = np.exp((1 - tt) * np.log(fa) + tt * np.log(fb))

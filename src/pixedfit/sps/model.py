@@ -69,6 +69,7 @@ formed mass], dust mass [M☉], L_bol [L☉], fagn_bol = L_AGN/L_bol, absorbed l
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -108,8 +109,9 @@ DERIVED_NAMES: tuple[str, ...] = (
 )
 COMPONENT_NAMES: tuple[str, ...] = ("stellar", "nebular", "dust", "agn")
 _LYMAN_LIMIT = 911.8
-#: Knot projections kept per SEDModel (≈ 2–4 MB each; one per band set and redshift).
-_KNOT_CACHE = 32
+#: Knot projections kept per SEDModel (≈ 6 MB each with nebular emission; one per band
+#: set and redshift).
+_KNOT_CACHE = 8
 #: Sharp edges of the spectra (Lyman, He I, Balmer, Paschen, Brackett limits; Å) that the
 #: averaging windows of the photometry grid never straddle.
 _EDGES = (227.8, 504.3, _LYMAN_LIMIT, 3645.6, 8203.6, 14584.0)
@@ -483,6 +485,7 @@ class SEDModel:
         self.phot_wave = self._avg.wave
         self._fw_cache: dict[tuple, tuple] = {}
         self._knot_cache: dict[tuple, object] = {}
+        self._knot_lock = threading.Lock()
         self._obs_cache: dict[tuple, NDArray[np.float64]] = {}
         self._smoothing = self._smoothing_sigma(smooth_lsf, lsf_wave, lsf_sigma)
         self._template_sigma: NDArray[np.float64] | None = None
@@ -772,32 +775,36 @@ class SEDModel:
         """The SSP projections onto the transmission knots of ``names`` at ``z`` (cached;
         :mod:`pixedfit.sps.knots`)."""
         key = (names, float(z))
-        kg = self._knot_cache.get(key)
+        with self._knot_lock:  # fits of a catalogue share the model across threads
+            kg = self._knot_cache.get(key)
         if kg is None:
             fw, trans, _, _ = self._phot_weights(names, float(z))
             breaks = CALZETTI_BREAKS if self.dust_law == 1 else ()
-            kg = _core.KnotGrid(self._grid_phot,
-                                knot_arrays(self._phot_arrays, fw, trans, breaks))
-            if len(self._knot_cache) >= _KNOT_CACHE:
-                self._knot_cache.pop(next(iter(self._knot_cache)))
-            self._knot_cache[key] = kg
+            built = _core.KnotGrid(self._grid_phot,
+                                   knot_arrays(self._phot_arrays, fw, trans, breaks))
+            with self._knot_lock:
+                if key not in self._knot_cache and len(self._knot_cache) >= _KNOT_CACHE:
+                    self._knot_cache.pop(next(iter(self._knot_cache)))
+                kg = self._knot_cache.setdefault(key, built)
         return kg
 
     def photometry(self, params=None, z: float | ArrayLike | None = None,
                    filters: str | Sequence[str] = (), threads: int | None = None,
                    return_derived: bool = False, full_grid: bool = False,
-                   knots: bool = True):
+                   knots: bool | None = None):
         """Band fluxes (photon-weighted mean f_λ, erg s⁻¹ cm⁻² Å⁻¹) in ``filters``.
 
         One C++ call per distinct redshift (OpenMP over models). Nebular lines enter as
         exact line fluxes times the filter response at the observed line wavelength.
-        By default (``knots=True``) the dust transmission is evaluated at interpolation
-        knots across each band (:mod:`pixedfit.sps.knots`: ≈ 5× faster, within 1e-3 of
-        the coarse grid — the first call at a new redshift projects the SSP grid once,
-        ≈ 50 ms); ``knots=False`` sums the coarse grid directly; ``full_grid=True`` uses
-        the full wavelength grid (slower; for checks). Returns an array (nbands,) for one
-        model or (n, nbands) for a batch, and the derived quantities (dict) if
-        ``return_derived``.
+        With ``knots=True`` the dust transmission is evaluated at interpolation knots
+        across each band (:mod:`pixedfit.sps.knots`: ≈ 5× faster; within 2e-5 of the
+        coarse grid in bands attenuated by ≤ 5 mag; the first call at a new redshift
+        projects the SSP grid once, ≈ 40 ms, kept for the last few redshifts);
+        ``knots=False`` sums the coarse grid directly. The default, None, uses the knots
+        when the whole batch has one redshift, and the coarse grid when it has several
+        (each would need its own projection). ``full_grid=True`` uses the full wavelength
+        grid (slower; for checks). Returns an array (nbands,) for one model or
+        (n, nbands) for a batch, and the derived quantities (dict) if ``return_derived``.
         """
         names = (filters,) if isinstance(filters, str) else tuple(filters)
         if not names:
@@ -806,11 +813,13 @@ class SEDModel:
         zz = self._z_values(z, arr.shape[0], params)
         out = np.empty((arr.shape[0], len(names)))
         der = np.empty((arr.shape[0], len(DERIVED_NAMES)))
-        for zu in np.unique(zz):
+        zus = np.unique(zz)
+        use_knots = (zus.size == 1) if knots is None else bool(knots)
+        for zu in zus:
             sel = zz == zu
             fw, trans, scale, lw = self._phot_weights(names, float(zu), full_grid)
             sub = arr if sel.all() else np.ascontiguousarray(arr[sel])
-            if knots and not full_grid:
+            if use_knots and not full_grid:
                 o, d = _core.csp_photometry_knots(self._grid_phot, self._knot_grid(names, zu),
                                                   sub, *self._cfg(), scale, lw,
                                                   self._threads(threads))
