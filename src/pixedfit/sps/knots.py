@@ -20,8 +20,8 @@ dust the projection is the coarse-grid sum itself (to float32 rounding).
 
 Accuracy (``tests/test_knots.py``; random models over the library's generation ranges,
 τ_V ≤ 4 and dust_index −2.2 … 0.4, CF00 and Calzetti, z = 0.005–3): relative to the
-coarse grid ≤ 2e-5 in bands attenuated by ≤ 5 mag, ≤ 7e-4 to 8 mag, ≤ 5e-3 to 12 mag,
-and always ≤ ≈ 2e-6 of the band's dust-free flux (beyond ~12 mag the transmission falls
+coarse grid ≤ 3e-5 in bands attenuated by ≤ 5 mag, ≤ 7e-4 to 8 mag, ≤ 6e-3 to 12 mag,
+and always ≤ 3e-6 of the band's dust-free flux (beyond ~12 mag the transmission falls
 by orders of magnitude across a band and the cubic is only good in that absolute sense;
 the kernel keeps the attenuated light ≥ 0). The error of a cubic interpolant of e^{−τ(x)}
 is ≈ 0.023 (Δx · dτ/dx)⁴; the knot spacings are :data:`BAND_SPACING` and

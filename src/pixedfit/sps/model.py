@@ -58,7 +58,7 @@ At one redshift the coarse grid is not summed model by model: the SSP spectra ar
 projected once onto knots of the dust transmission across each band
 (:mod:`pixedfit.sps.knots`), ≈ 5× faster (10 µs instead of 51 µs per model for 27 bands,
 delayed τ, CF00, nebular and dust emission, one core); the difference from the coarse grid
-is ≤ 1e-4 in every band attenuated by ≤ 5 mag, ≤ 2e-3 to 8 mag, ≤ 1e-2 to 12 mag
+is ≤ 3e-5 in every band attenuated by ≤ 5 mag, ≤ 7e-4 to 8 mag, ≤ 6e-3 to 12 mag
 (``knots=False`` sums the coarse grid directly).
 
 Derived quantities (``DERIVED_NAMES``): stellar (surviving) mass, living mass, formed mass,
@@ -797,7 +797,7 @@ class SEDModel:
         One C++ call per distinct redshift (OpenMP over models). Nebular lines enter as
         exact line fluxes times the filter response at the observed line wavelength.
         With ``knots=True`` the dust transmission is evaluated at interpolation knots
-        across each band (:mod:`pixedfit.sps.knots`: ≈ 5× faster; within 2e-5 of the
+        across each band (:mod:`pixedfit.sps.knots`: ≈ 5× faster; within 3e-5 of the
         coarse grid in bands attenuated by ≤ 5 mag; the first call at a new redshift
         projects the SSP grid once, ≈ 40 ms, kept for the last few redshifts);
         ``knots=False`` sums the coarse grid directly. The default, None, uses the knots
