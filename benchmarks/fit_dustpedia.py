@@ -151,11 +151,19 @@ def main() -> None:
                         help="the original's RDSPS (library pass only, no refinement)")
     parser.add_argument("--fix-logzsol", action="store_true", help="fix log Z/Zsun = 0")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--mpi", action="store_true",
+                        help="fit over MPI ranks (run under mpiexec; rank 0 reports)")
     parser.add_argument("--out", type=Path, default=None,
                         help="write the per-galaxy results of every seed to this CSV file")
     parser.add_argument("--compare", type=Path, nargs=2, metavar="CSV", default=None,
                         help="only compare two tables written by --out (seed stability)")
     args = parser.parse_args()
+    pool = None
+    if args.mpi:
+        from pixedfit.parallel import MPIPool
+
+        pool = MPIPool()
+    report = print if pool is None or pool.is_master else (lambda *a, **k: None)
     if args.compare is not None:
         compare_tables(*args.compare)
         return
@@ -189,7 +197,7 @@ def main() -> None:
         if dist > 0:
             zs[i] = z_at_value(cosmo.luminosity_distance, dist * u.Mpc).value
     ok = np.isfinite(zs) & (np.isfinite(flux).sum(axis=1) >= 8)
-    print(f"{ok.sum()} of {len(names)} galaxies with a distance and >= 8 good bands")
+    report(f"{ok.sum()} of {len(names)} galaxies with a distance and >= 8 good bands")
 
     model = SEDModel(sfh_form=1, dust_law=0, duste_switch=True, add_neb_emission=True)
     ranges = {"log_age": (-1.0, 1.14)}
@@ -203,7 +211,7 @@ def main() -> None:
     for seed in args.seeds:
         start = time.perf_counter()
         library = generate_library(model, args.nmod, seed=seed, ranges=ranges,
-                                   threads=args.threads)
+                                   threads=args.threads, pool=pool)
         t_lib = time.perf_counter() - start
         start = time.perf_counter()
         with warnings.catch_warnings(record=True) as caught:
@@ -211,7 +219,7 @@ def main() -> None:
             results = fit_catalog(flux[ok], err[ok], filters, zs[ok], library=library,
                                   model=model, dz=0.002, error_floor=args.floor,
                                   mask_invalid=True, refine=not args.plain, seed=seed,
-                                  threads=args.threads)
+                                  threads=args.threads, pool=pool)
         t_fit = time.perf_counter() - start
         k_m = results[0].names.index("log_mass")
         k_s = results[0].names.index("log_sfr100")
@@ -224,13 +232,13 @@ def main() -> None:
         good_s = np.isfinite(cig_s) & np.isfinite(ours_s)
         dm = ours_m[good_m] - cig_m[good_m]
         ds = ours_s[good_s] - cig_s[good_s]
-        print(f"seed {seed}: library {args.nmod} models in {t_lib:.0f} s; {len(results)} fits "
+        report(f"seed {seed}: library {args.nmod} models in {t_lib:.0f} s; {len(results)} fits "
               f"in {t_fit:.1f} s; ESS median {np.median(ess):.0f} (min {ess.min():.0f}); "
               f"model evaluations median {np.median(nev):.0f}; converged "
               f"{conv.sum()}/{conv.size}; {len(caught)} convergence warnings")
-        print(f"  log M*: median offset ours - CIGALE(Kroupa) {np.median(dm):+.3f} dex, "
+        report(f"  log M*: median offset ours - CIGALE(Kroupa) {np.median(dm):+.3f} dex, "
               f"NMAD {nmad(dm):.3f} dex, std {np.std(dm):.3f} dex, N = {dm.size}")
-        print(f"  log SFR (100 Myr): median offset {np.median(ds):+.3f} dex, NMAD "
+        report(f"  log SFR (100 Myr): median offset {np.median(ds):+.3f} dex, NMAD "
               f"{nmad(ds):.3f} dex, std {np.std(ds):.3f} dex, N = {ds.size}")
         sd_m = np.array([r.std[k_m] for r in results])
         sd_s = np.array([r.std[k_s] for r in results])
@@ -239,12 +247,12 @@ def main() -> None:
             rows.extend(_table_rows(sel, seed, results))
         runs.append({"m": ours_m, "s": ours_s, "t": t_fit, "dm": dm, "ds": ds, "ess": ess,
                      "conv": conv, "sd_m": sd_m, "sd_s": sd_s, "hw_s": hw_s})
-    if args.out is not None:
+    if args.out is not None and (pool is None or pool.is_master):
         with open(args.out, "w", newline="") as fh:
             writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
             writer.writeheader()
             writer.writerows(rows)
-        print(f"per-galaxy results: {args.out}")
+        report(f"per-galaxy results: {args.out}")
     first, second = runs[0], runs[-1]
     line = (f"RESULT ngal={ok.sum()} nmod={args.nmod} refine={int(not args.plain)} "
             f"fix_logzsol={int(args.fix_logzsol)} t_fit_s={first['t']:.1f} "
@@ -252,7 +260,7 @@ def main() -> None:
             f"dlogM_median={np.median(first['dm']):+.3f} dlogM_nmad={nmad(first['dm']):.3f} "
             f"dlogSFR_median={np.median(first['ds']):+.3f} dlogSFR_nmad={nmad(first['ds']):.3f}")
     if len(runs) < 2:  # one seed: no seed stability (compare two --out tables instead)
-        print(line)
+        report(line)
         return
     sm = second["m"] - first["m"]
     ss = second["s"] - first["s"]
@@ -267,16 +275,16 @@ def main() -> None:
     sm, ss = sm[np.isfinite(sm)], ss[np.isfinite(ss)]
     zm, zs = zm[np.isfinite(zm)], zs[np.isfinite(zs)]
     ss_narrow = (second["s"] - first["s"])[narrow_s]
-    print(f"seed stability (library seeds {args.seeds[0]} vs {args.seeds[-1]}): log M* NMAD "
+    report(f"seed stability (library seeds {args.seeds[0]} vs {args.seeds[-1]}): log M* NMAD "
           f"{nmad(sm):.4f} dex, > 0.1 dex apart: {np.mean(np.abs(sm) > 0.1) * 100:.1f} %; "
           f"log SFR NMAD {nmad(ss):.4f} dex, > 0.1 dex apart: "
           f"{np.mean(np.abs(ss) > 0.1) * 100:.1f} % (of the {ss_narrow.size} with a measured "
           f"SFR, 68 % half-width <= 1 dex: {np.mean(np.abs(ss_narrow) > 0.1) * 100:.1f} %, "
           f"NMAD {nmad(ss_narrow):.4f} dex)")
-    print(f"  in units of σ: log M* median {np.median(zm):.3f}, > 0.3 σ: "
+    report(f"  in units of σ: log M* median {np.median(zm):.3f}, > 0.3 σ: "
           f"{np.mean(zm > 0.3) * 100:.1f} %; log SFR median {np.median(zs):.3f}, > 0.3 σ: "
           f"{np.mean(zs > 0.3) * 100:.1f} %")
-    print(f"{line} seed_dlogM_nmad={nmad(sm):.4f} seed_dlogSFR_nmad={nmad(ss):.4f} "
+    report(f"{line} seed_dlogM_nmad={nmad(sm):.4f} seed_dlogSFR_nmad={nmad(ss):.4f} "
           f"seed_dlogM_gt0p1={np.mean(np.abs(sm) > 0.1):.4f} "
           f"seed_dlogSFR_gt0p1={np.mean(np.abs(ss) > 0.1):.4f} "
           f"seed_dlogSFR_gt0p1_measured={np.mean(np.abs(ss_narrow) > 0.1):.4f} "

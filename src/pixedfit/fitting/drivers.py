@@ -47,7 +47,8 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from ..cosmology import age_of_universe, luminosity_distance
-from ..parallel import SerialPool, thread_count
+from ..parallel import SerialPool, thread_count, with_single_blas_thread
+from ..parallel import with_single_blas_thread as _blas_guarded
 from . import adaptive
 from . import nested as _nested
 from ._checks import check_catalog, check_common, check_dz, check_redshift
@@ -272,7 +273,7 @@ def _map_seds(pool: Any, work: Any, indices: Sequence[Any], threads: int | None,
             out = [work(i) for i in block]
         else:
             with ThreadPoolExecutor(max_workers=nthreads) as executor:
-                out = list(executor.map(work, block))
+                out = list(executor.map(_blas_guarded(work), block))
         if progress is not None:
             progress.update(len(block))
         return out
@@ -554,6 +555,7 @@ def _z_grid(priors: PriorSet, z_grid: ArrayLike | None, dz: float) -> NDArray[np
     return grid
 
 
+@with_single_blas_thread
 def fit_sed(
     flux: ArrayLike | None,
     flux_err: ArrayLike | None,
@@ -744,6 +746,7 @@ def _interpolated(base: ModelPhotometry, z: float, settings: dict[str, Any]) -> 
     return _ZInterpolator(base, settings)(z)
 
 
+@with_single_blas_thread
 def fit_catalog(
     fluxes: ArrayLike,
     flux_errs: ArrayLike,
@@ -890,6 +893,7 @@ def fit_catalog(
     return results
 
 
+@with_single_blas_thread
 def fit_binmap(
     binned: Any,
     bin_ids: Sequence[int] | None = None,
