@@ -112,8 +112,10 @@ def main() -> None:
     t_phot1 = best_of(lambda: model.photometry(one, Z, FILTERS, threads=1), rep)
     t_photb1 = best_of(lambda: model.photometry(batch, Z, FILTERS, threads=1), 3) / args.n
     t_photb = best_of(lambda: model.photometry(batch, Z, FILTERS), 3, time.perf_counter) / args.n
-    t_coarse1 = best_of(lambda: model.photometry(batch, Z, FILTERS, threads=1, knots=False),
-                        3) / args.n
+    # the projection (once per band set and redshift), outside the timing
+    model.photometry({k: v[:1] for k, v in batch.items()}, Z, FILTERS, knots=True)
+    t_knots1 = best_of(lambda: model.photometry(batch, Z, FILTERS, threads=1, knots=True),
+                       3) / args.n
 
     print(f"pixedfit spectrum ({model.wave.size} wavelengths), single model, 1 thread: "
           f"{1e3 * t_spec1:.3f} ms  -> {t_bps / t_spec1:.1f}x bagpipes spectrum")
@@ -121,22 +123,23 @@ def main() -> None:
           f"{t_bps / t_specb1:.1f}x")
     print(f"pixedfit spectrum, batch of {nb}, {ncores} threads: {1e3 * t_specb:.3f} ms/model"
           f"  -> {t_bps / t_specb:.1f}x")
-    print(f"pixedfit photometry (12 bands, transmission knots), single model: "
+    print(f"pixedfit photometry (12 bands, {model.phot_wave.size}-point grid), single model: "
           f"{1e6 * t_phot1:.1f} us  -> {t_bp / t_phot1:.0f}x")
     print(f"pixedfit photometry, batch of {args.n}, 1 thread: {1e6 * t_photb1:.1f} us/model "
           f"per core  -> {t_bp / t_photb1:.0f}x")
     print(f"pixedfit photometry, batch of {args.n}, {ncores} threads: {1e6 * t_photb:.1f} "
           f"us/model  -> {t_bp / t_photb:.0f}x")
-    print(f"pixedfit photometry summing the coarse grid (knots=False), batch, 1 thread: "
-          f"{1e6 * t_coarse1:.1f} us/model per core  -> knots {t_coarse1 / t_photb1:.1f}x faster")
+    print(f"pixedfit photometry through transmission knots (knots=True, what fixed-z fits "
+          f"use), batch, 1 thread: {1e6 * t_knots1:.1f} us/model per core  -> "
+          f"{t_bp / t_knots1:.0f}x bagpipes, {t_photb1 / t_knots1:.1f}x the grid sum")
     print(f"RESULT bagpipes_phot_ms={1e3 * t_bp:.2f} bagpipes_spec_ms={1e3 * t_bps:.2f} "
           f"spec_single_ms={1e3 * t_spec1:.3f} spec_batch_ms_per_core={1e3 * t_specb1:.3f} "
           f"spec_speedup_single={t_bps / t_spec1:.1f} "
           f"spec_speedup_batch_core={t_bps / t_specb1:.1f} "
           f"phot_single_us={1e6 * t_phot1:.1f} phot_batch_us_per_core={1e6 * t_photb1:.1f} "
           f"phot_batch_us_all_cores={1e6 * t_photb:.1f} "
-          f"phot_coarse_us_per_core={1e6 * t_coarse1:.1f} "
-          f"knots_speedup={t_coarse1 / t_photb1:.1f}")
+          f"phot_knots_us_per_core={1e6 * t_knots1:.1f} "
+          f"knots_speedup={t_photb1 / t_knots1:.1f}")
 
 
 if __name__ == "__main__":

@@ -73,8 +73,8 @@ def test_exact_without_dust(cfg, z):
     """Σ_j φ_j = 1: with no dust the projection is the coarse-grid sum itself."""
     m = SEDModel(**cfg, threads=1)
     p = _params(m, 300, 1, dust1=0.0, dust2=0.0)
-    knots, dk = m.photometry(p, z, BANDS, return_derived=True)
-    coarse, dc = m.photometry(p, z, BANDS, return_derived=True, knots=False)
+    knots, dk = m.photometry(p, z, BANDS, return_derived=True, knots=True)
+    coarse, dc = m.photometry(p, z, BANDS, return_derived=True)
     # bands that see only IGM-absorbed ionising light are ~0 in both
     np.testing.assert_allclose(knots, coarse, rtol=2e-6, atol=1e-9 * coarse.max())
     for key in dc:
@@ -91,9 +91,9 @@ def test_error_bounds_with_dust(cfg, z):
     m = SEDModel(**cfg, threads=2)
     p = _params(m, 4000, 2)
     free = {**p, "dust1": np.zeros(4000), "dust2": np.zeros(4000)}
-    knots = m.photometry(p, z, BANDS)
-    coarse = m.photometry(p, z, BANDS, knots=False)
-    dust_free = m.photometry(free, z, BANDS, knots=False)
+    knots = m.photometry(p, z, BANDS, knots=True)
+    coarse = m.photometry(p, z, BANDS)
+    dust_free = m.photometry(free, z, BANDS)
     ok = dust_free > 1e-12 * dust_free.max()  # not wiped out by the IGM alone
     assert np.all(knots >= 0)
     att = -2.5 * np.log10(np.maximum(coarse, 1e-300) / np.where(ok, dust_free, 1.0))
@@ -109,8 +109,8 @@ def test_derived_quantities():
     dust mass and L_bol to the interpolation of the transmission (≤ 1e-4)."""
     m = SEDModel(**CONFIGS[0], threads=1)
     p = _params(m, 2000, 3)
-    _, dk = m.photometry(p, 0.1, BANDS, return_derived=True)
-    _, dc = m.photometry(p, 0.1, BANDS, return_derived=True, knots=False)
+    _, dk = m.photometry(p, 0.1, BANDS, return_derived=True, knots=True)
+    _, dc = m.photometry(p, 0.1, BANDS, return_derived=True)
     for key in ("stellar_mass", "sfr", "sfr_100myr", "mw_age"):
         np.testing.assert_allclose(dk[key], dc[key], rtol=1e-12, err_msg=key)
     for key in ("l_absorbed", "dust_mass", "lbol"):
@@ -122,8 +122,8 @@ def test_agn_torus(shared_data):
     m = SEDModel(sfh_form=1, dust_law=0, add_neb_emission=True, add_agn=True,
                  agn_templates=shared_data / "agn_torus_nenkova08", threads=1)
     p = _params(m, 500, 4, log_fagn=0.0)
-    knots, dk = m.photometry(p, 0.05, BANDS, return_derived=True)
-    coarse, dc = m.photometry(p, 0.05, BANDS, return_derived=True, knots=False)
+    knots, dk = m.photometry(p, 0.05, BANDS, return_derived=True, knots=True)
+    coarse, dc = m.photometry(p, 0.05, BANDS, return_derived=True)
     mid = BANDS.index("wise_w3")  # torus-dominated for fagn = 1
     np.testing.assert_allclose(knots[:, mid], coarse[:, mid], rtol=1e-4)
     np.testing.assert_allclose(dk["fagn_bol"], dc["fagn_bol"], rtol=1e-4)
@@ -133,10 +133,11 @@ def test_threads_batches_and_cache():
     """Same numbers for any thread count and batch split; one projection per (bands, z)."""
     m = SEDModel(**CONFIGS[0])
     p = _params(m, 257, 5)
-    one = m.photometry(p, 0.3, BANDS, threads=1)
-    two = m.photometry(p, 0.3, BANDS, threads=2)
+    one = m.photometry(p, 0.3, BANDS, threads=1, knots=True)
+    two = m.photometry(p, 0.3, BANDS, threads=2, knots=True)
     np.testing.assert_array_equal(one, two)
-    part = m.photometry({k: v[100:101] for k, v in p.items()}, 0.3, BANDS, threads=1)
+    part = m.photometry({k: v[100:101] for k, v in p.items()}, 0.3, BANDS, threads=1,
+                        knots=True)
     np.testing.assert_array_equal(part, one[100:101])
     grid = m._knot_grid(tuple(BANDS), 0.3)
     assert m._knot_grid(tuple(BANDS), 0.3) is grid
@@ -165,8 +166,8 @@ def test_pieces_never_cross_calzetti_breaks():
     formula: the r band (5400–7000 Å) stays at the 1e-4 level at τ_V = 4."""
     m = SEDModel(sfh_form=1, dust_law=1, add_neb_emission=False, threads=1)
     p = _params(m, 500, 6, dust2=4.0)
-    knots = m.photometry(p, 0.005, ["sdss_r", "sdss_i"])
-    coarse = m.photometry(p, 0.005, ["sdss_r", "sdss_i"], knots=False)
+    knots = m.photometry(p, 0.005, ["sdss_r", "sdss_i"], knots=True)
+    coarse = m.photometry(p, 0.005, ["sdss_r", "sdss_i"])
     assert np.abs(knots / coarse - 1).max() < 1e-4
 
 
@@ -184,17 +185,21 @@ def test_projection_does_not_depend_on_blas_threads():
         np.testing.assert_array_equal(np.asarray(value), np.asarray(many[key]), err_msg=key)
 
 
-def test_knots_by_default_only_for_one_redshift():
-    """One redshift for the batch: the knots; several: the coarse grid (a projection per
-    redshift would cost more than it saves)."""
+def test_knots_on_request_and_for_several_redshifts():
+    """The grid sum by default (a model's photometry never depends on the other models of
+    its batch); knots=True projects per redshift of the batch."""
     m = SEDModel(**CONFIGS[0], threads=1)
     p = _params(m, 6, 7)
     zz = np.array([0.1, 0.1, 0.1, 0.2, 0.2, 0.2])
     mixed = m.photometry(p, zz, BANDS)
-    np.testing.assert_array_equal(mixed, m.photometry(p, zz, BANDS, knots=False))
-    same = m.photometry(p, 0.1, BANDS)
-    np.testing.assert_array_equal(same, m.photometry(p, 0.1, BANDS, knots=True))
-    assert not np.array_equal(same[:3], mixed[:3])
+    one = m.photometry({k: v[:3] for k, v in p.items()}, 0.1, BANDS)
+    np.testing.assert_array_equal(mixed[:3], one)
+    knots = m.photometry(p, zz, BANDS, knots=True)
+    np.testing.assert_array_equal(
+        knots[3:], m.photometry({k: v[3:] for k, v in p.items()}, 0.2, BANDS, knots=True))
+    assert not np.array_equal(knots, mixed)
+    # (deeply attenuated bands are only bounded relative to the dust-free flux)
+    assert np.all(np.abs(knots - mixed) <= 1e-4 * mixed + 1e-5 * mixed.max(axis=0))
 
 
 def test_projection_cache_under_threads():
@@ -205,9 +210,10 @@ def test_projection_cache_under_threads():
     m = SEDModel(**CONFIGS[2], threads=1)
     p = _params(m, 20, 8)
     zs = np.round(np.linspace(0.01, 0.3, 24), 4)
-    alone = {z: m.photometry(p, z, BANDS[:6]) for z in zs[:4]}
+    alone = {z: m.photometry(p, z, BANDS[:6], knots=True) for z in zs[:4]}
     with ThreadPoolExecutor(max_workers=4) as pool:
-        got = list(pool.map(lambda z: (z, m.photometry(p, z, BANDS[:6])), list(zs) * 2))
+        got = list(pool.map(lambda z: (z, m.photometry(p, z, BANDS[:6], knots=True)),
+                            list(zs) * 2))
     for z, flux in got:
         if z in alone:
             np.testing.assert_array_equal(flux, alone[z])

@@ -272,7 +272,7 @@ def test_photometry_grid_within_half_percent(cfg, z):
     arr = _random_params(40, 7)
     arr[:, 2] = np.minimum(arr[:, 2], 0.9)
     # the coarse grid itself (the knots on top of it: tests/test_knots.py)
-    flux = m.photometry(arr, z, FILTERS_IR, knots=False)
+    flux = m.photometry(arr, z, FILTERS_IR)
     ref = m.photometry(arr, z, FILTERS_IR, full_grid=True)
     # bands seeing only rest-frame ionising light (FUV, NUV at z = 2.5) are excluded: the
     # ionising spectrum times the IGM forest is not resolved by the coarse grid (~5 %)
@@ -384,10 +384,10 @@ def test_photometry_on_a_redshift_grid_equals_per_redshift_calls():
     grid = model.photometry_zgrid(params, zg, filters)
     assert grid.shape == (3, 3, 3)
     for i, z in enumerate(zg):
-        np.testing.assert_allclose(grid[i], model.photometry(params, z, filters, knots=False),
-                                   rtol=1e-12)
-        # the transmission knots of single-redshift calls: within their bounds
-        np.testing.assert_allclose(grid[i], model.photometry(params, z, filters), rtol=1e-4)
+        np.testing.assert_allclose(grid[i], model.photometry(params, z, filters), rtol=1e-12)
+        # the transmission knots: within their bounds
+        np.testing.assert_allclose(grid[i], model.photometry(params, z, filters, knots=True),
+                                   rtol=1e-4)
     with pytest.raises(ValueError, match="z_grid"):
         model.photometry_zgrid(params, [0.0, 1.0], filters)
 

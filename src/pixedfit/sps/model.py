@@ -54,12 +54,12 @@ every band whose rest-frame pivot lies redward of the Lyman limit (lines are add
 as line fluxes times the filter response). Measured over random models (FUV … W2, W3, W4,
 IRAC, MIPS, PACS, SPIRE at z = 0.05–2.5): ≤ 0.47 % in all of them, except bands that see
 only rest-frame ionising light through the IGM (FUV at z = 1: 0.6 %, FUV at z = 2.5: 5 %).
-At one redshift the coarse grid is not summed model by model: the SSP spectra are
-projected once onto knots of the dust transmission across each band
-(:mod:`pixedfit.sps.knots`), ≈ 5× faster (10 µs instead of 51 µs per model for 27 bands,
-delayed τ, CF00, nebular and dust emission, one core); the difference from the coarse grid
-is ≤ 3e-5 in every band attenuated by ≤ 5 mag, ≤ 7e-4 to 8 mag, ≤ 6e-3 to 12 mag
-(``knots=False`` sums the coarse grid directly).
+With ``photometry(..., knots=True)`` (what the samplers of a fixed-redshift fit use) the
+coarse grid is not summed model by model: the SSP spectra are projected once onto knots of
+the dust transmission across each band (:mod:`pixedfit.sps.knots`), ≈ 5× faster (10 µs
+instead of 51 µs per model for 27 bands, delayed τ, CF00, nebular and dust emission, one
+core); the difference from the coarse grid is ≤ 3e-5 in every band attenuated by ≤ 5 mag,
+≤ 7e-4 to 8 mag, ≤ 6e-3 to 12 mag.
 
 Derived quantities (``DERIVED_NAMES``): stellar (surviving) mass, living mass, formed mass,
 SFR now and averaged over 10 and 100 Myr [M☉/yr], mass-weighted age [Gyr, weighted by
@@ -791,20 +791,19 @@ class SEDModel:
     def photometry(self, params=None, z: float | ArrayLike | None = None,
                    filters: str | Sequence[str] = (), threads: int | None = None,
                    return_derived: bool = False, full_grid: bool = False,
-                   knots: bool | None = None):
+                   knots: bool = False):
         """Band fluxes (photon-weighted mean f_λ, erg s⁻¹ cm⁻² Å⁻¹) in ``filters``.
 
         One C++ call per distinct redshift (OpenMP over models). Nebular lines enter as
         exact line fluxes times the filter response at the observed line wavelength.
-        With ``knots=True`` the dust transmission is evaluated at interpolation knots
-        across each band (:mod:`pixedfit.sps.knots`: ≈ 5× faster; within 3e-5 of the
-        coarse grid in bands attenuated by ≤ 5 mag; the first call at a new redshift
-        projects the SSP grid once, ≈ 40 ms, kept for the last few redshifts);
-        ``knots=False`` sums the coarse grid directly. The default, None, uses the knots
-        when the whole batch has one redshift, and the coarse grid when it has several
-        (each would need its own projection). ``full_grid=True`` uses the full wavelength
-        grid (slower; for checks). Returns an array (nbands,) for one model or
-        (n, nbands) for a batch, and the derived quantities (dict) if ``return_derived``.
+        By default the coarse grid is summed. With ``knots=True`` the dust transmission is
+        evaluated at interpolation knots across each band instead (:mod:`pixedfit.sps.knots`:
+        ≈ 5× faster for large batches; within 3e-5 of the coarse grid in bands attenuated
+        by ≤ 5 mag; the first call at a new redshift projects the SSP grid once, ≈ 40 ms,
+        kept for the last few redshifts): the samplers of fixed-redshift fits use it.
+        ``full_grid=True`` uses the full wavelength grid (slower; for checks). Returns an
+        array (nbands,) for one model or (n, nbands) for a batch, and the derived
+        quantities (dict) if ``return_derived``.
         """
         names = (filters,) if isinstance(filters, str) else tuple(filters)
         if not names:
@@ -813,13 +812,11 @@ class SEDModel:
         zz = self._z_values(z, arr.shape[0], params)
         out = np.empty((arr.shape[0], len(names)))
         der = np.empty((arr.shape[0], len(DERIVED_NAMES)))
-        zus = np.unique(zz)
-        use_knots = (zus.size == 1) if knots is None else bool(knots)
-        for zu in zus:
+        for zu in np.unique(zz):
             sel = zz == zu
             fw, trans, scale, lw = self._phot_weights(names, float(zu), full_grid)
             sub = arr if sel.all() else np.ascontiguousarray(arr[sel])
-            if use_knots and not full_grid:
+            if knots and not full_grid:
                 o, d = _core.csp_photometry_knots(self._grid_phot, self._knot_grid(names, zu),
                                                   sub, *self._cfg(), scale, lw,
                                                   self._threads(threads))
@@ -844,9 +841,7 @@ class SEDModel:
         filter weights on the coarse grid into which the dimming and the IGM transmission of
         that redshift are folded (exactly: the kernel computes
         ``scale × Σ w T f + Σ_lines``), and the emission lines enter through per-redshift
-        line weights. Equal to calling :meth:`photometry` with ``knots=False`` at each
-        redshift, up to rounding (the knots would need one projection per redshift: slower
-        for many redshifts).
+        line weights. Equal to calling :meth:`photometry` at each redshift, up to rounding.
 
         Parameters
         ----------
