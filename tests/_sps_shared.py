@@ -1,7 +1,10 @@
 """SEDModel instances, libraries and the broad-band filter set shared by the tests (a model
-costs ~1 s to build, a library of a few thousand models ~1 s to generate)."""
+costs ~1 s to build, a library of a few thousand models ~1 s to generate), and an analytic
+target for the adaptive sampler."""
 
 from __future__ import annotations
+
+import numpy as np
 
 from pixedfit.library import ModelLibrary, generate_library
 from pixedfit.sps.bc03 import load_bc03
@@ -33,3 +36,23 @@ def library(sed_model: SEDModel, nmodels: int, seed: int) -> ModelLibrary:
     if key not in _LIBRARIES:
         _LIBRARIES[key] = generate_library(sed_model, nmodels, seed=seed, ranges=RANGES)
     return _LIBRARIES[key]
+
+
+class Target:
+    """A log density with the interface of LogProbability (evaluate, ncalls, ndim), for
+    driving the adaptive sampler with analytic targets."""
+
+    def __init__(self, logpdf, ndim: int, lo: np.ndarray, hi: np.ndarray):
+        self.logpdf, self.ndim, self.lo, self.hi = logpdf, ndim, lo, hi
+        self.ncalls = 0
+
+    def evaluate(self, theta, extras=False):
+        theta = np.atleast_2d(theta)
+        inside = np.all((theta >= self.lo) & (theta <= self.hi), axis=1)
+        idx = np.flatnonzero(inside)
+        self.ncalls += idx.size
+        lnp = np.full(theta.shape[0], -np.inf)
+        lnp[idx] = self.logpdf(theta[idx])
+        out = {"index": idx, "chi2": -2 * lnp[idx], "photometry": None,
+               "values": {f"p{j}": theta[idx, j] for j in range(self.ndim)}}
+        return lnp, out

@@ -20,6 +20,7 @@ from scipy.stats import kstest, multivariate_normal
 from scipy.stats import t as student_t
 
 from _sps_shared import FILTERS_12 as FILTERS
+from _sps_shared import Target
 from _sps_shared import library as shared_library
 from _sps_shared import model as shared_model
 from pixedfit.fitting import FitResult, fit_catalog, fit_sed
@@ -41,25 +42,6 @@ from pixedfit.library import generate_library
 
 
 # --------------------------------------------------------------------------- helpers
-class _Target:
-    """A log density with the interface of LogProbability (evaluate, ncalls, ndim)."""
-
-    def __init__(self, logpdf, ndim: int, lo: np.ndarray, hi: np.ndarray):
-        self.logpdf, self.ndim, self.lo, self.hi = logpdf, ndim, lo, hi
-        self.ncalls = 0
-
-    def evaluate(self, theta, extras=False):
-        theta = np.atleast_2d(theta)
-        inside = np.all((theta >= self.lo) & (theta <= self.hi), axis=1)
-        idx = np.flatnonzero(inside)
-        self.ncalls += idx.size
-        lnp = np.full(theta.shape[0], -np.inf)
-        lnp[idx] = self.logpdf(theta[idx])
-        out = {"index": idx, "chi2": -2 * lnp[idx], "photometry": None,
-               "values": {f"p{j}": theta[idx, j] for j in range(self.ndim)}}
-        return lnp, out
-
-
 def _weighted_moments(run):
     w = run.normalised_weights()
     mean = w @ run.theta
@@ -110,7 +92,7 @@ def test_correlated_gaussian_moments_and_evidence():
     mu = rng.uniform(-0.5, 0.5, d)
     lo, hi = np.full(d, -5.0), np.full(d, 5.0)
     norm_const = 3.7  # an unnormalised target: ln Z = ln 3.7 - ln(box volume)
-    target = _Target(lambda t: math.log(norm_const) + multivariate_normal(mu, cov).logpdf(t),
+    target = Target(lambda t: math.log(norm_const) + multivariate_normal(mu, cov).logpdf(t),
                      d, lo, hi)
     # crude "library" candidates: uniform draws weighted by the target
     cand = rng.uniform(lo, hi, (20000, d))
@@ -141,7 +123,7 @@ def test_two_modes_keep_their_masses():
         b = multivariate_normal(m2, s**2 * np.eye(d)).logpdf(t) + math.log(0.7)
         return np.logaddexp(a, b)
 
-    target = _Target(logpdf, d, lo, hi)
+    target = Target(logpdf, d, lo, hi)
     cand = np.random.default_rng(0).uniform(lo, hi, (30000, d))
     lw = logpdf(cand)
     run = run_adaptive(target, lo, hi, cand, np.exp(lw - lw.max()), ["p0", "p1", "p2"],
@@ -154,7 +136,7 @@ def test_two_modes_keep_their_masses():
 def test_budget_exhausted_is_reported():
     d = 4
     lo, hi = np.full(d, -1.0), np.full(d, 1.0)
-    target = _Target(lambda t: -0.5 * (t**2).sum(axis=1) / 0.01**2, d, lo, hi)
+    target = Target(lambda t: -0.5 * (t**2).sum(axis=1) / 0.01**2, d, lo, hi)
     cand = np.zeros((5, d))
     run = run_adaptive(target, lo, hi, cand, np.ones(5), [f"p{j}" for j in range(d)],
                        AdaptiveSettings(target_ess=1e6, max_evaluations=3000, batch=1000))
@@ -346,7 +328,7 @@ def test_broad_quantities_raise_the_effective_sample_size_a_fit_needs():
     the criterion off, or for a quantity wider than precision_max_width (a bound, not a
     measurement), the 500 of target_ess is enough."""
     lo, hi = np.array([-6.0, -1.0]), np.array([6.0, 1.0])
-    target = _Target(lambda t: -0.5 * (t[:, 0] ** 2 + (t[:, 1] / 0.05) ** 2), 2, lo, hi)
+    target = Target(lambda t: -0.5 * (t[:, 0] ** 2 + (t[:, 1] / 0.05) ** 2), 2, lo, hi)
     rng = np.random.default_rng(2)
     cand = rng.uniform(lo, hi, (20000, 2))
     w = np.exp(target.logpdf(cand) - target.logpdf(cand).max())

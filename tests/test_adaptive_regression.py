@@ -21,6 +21,7 @@ from scipy.special import logsumexp
 from scipy.stats import logistic, multivariate_normal, multivariate_t
 
 from _sps_shared import FILTERS_12 as FILTERS
+from _sps_shared import Target
 from _sps_shared import library as shared_library
 from _sps_shared import model as shared_model
 from pixedfit.fitting import fit_sed
@@ -86,25 +87,6 @@ PINNED = {
 }
 
 
-class _Target:
-    """A log density with the interface of LogProbability (evaluate, ncalls, ndim)."""
-
-    def __init__(self, logpdf, ndim: int, lo: np.ndarray, hi: np.ndarray):
-        self.logpdf, self.ndim, self.lo, self.hi = logpdf, ndim, lo, hi
-        self.ncalls = 0
-
-    def evaluate(self, theta, extras=False):
-        theta = np.atleast_2d(theta)
-        inside = np.all((theta >= self.lo) & (theta <= self.hi), axis=1)
-        idx = np.flatnonzero(inside)
-        self.ncalls += idx.size
-        lnp = np.full(theta.shape[0], -np.inf)
-        lnp[idx] = self.logpdf(theta[idx])
-        out = {"index": idx, "chi2": -2 * lnp[idx], "photometry": None,
-               "values": {f"p{j}": theta[idx, j] for j in range(self.ndim)}}
-        return lnp, out
-
-
 @pytest.mark.parametrize("case", ["A", "A2"])
 def test_photometric_fit_is_unchanged(case):
     model = shared_model(sfh_form=1, dust_law=1, add_neb_emission=False)
@@ -143,7 +125,7 @@ def test_gaussian_run_is_unchanged(case):
     cov = a @ a.T * (0.0005 if narrow else 0.02) + np.eye(d) * (1e-4 if narrow else 0.01)
     mu = rng.uniform(-0.5, 0.5, d)
     lo, hi = np.full(d, -5.0), np.full(d, 5.0)
-    target = _Target(lambda x: multivariate_normal(mu, cov).logpdf(x), d, lo, hi)
+    target = Target(lambda x: multivariate_normal(mu, cov).logpdf(x), d, lo, hi)
     cand = rng.uniform(lo, hi, (20000, d))
     lw = target.logpdf(cand)
     run = run_adaptive(target, lo, hi, cand, np.exp(lw - lw.max()),

@@ -379,35 +379,8 @@ void axpy2f(float* y, const float* a, float ca, const float* b, float cb, std::s
     }
 }
 
-// exp(x) to ~1e-15 relative, written so that compilers vectorise it (no libm call):
-// Cody-Waite reduction x = k ln2 + r, |r| <= ln2/2, degree-12 Taylor polynomial, 2^k by
-// exponent bits. Inputs are clamped to [-708, 709].
-inline double vexp(double x) {
-    x = x < -708.0 ? -708.0 : (x > 709.0 ? 709.0 : x);
-    const double shifter = 6755399441055744.0;  // 1.5 * 2^52: round to nearest integer
-    double kd = x * 1.4426950408889634 + shifter;
-    std::uint64_t kbits;
-    std::memcpy(&kbits, &kd, sizeof kbits);  // low bits: k + 2^51 (two's complement)
-    kd -= shifter;
-    const double r = (x - kd * 0.693147180369123816490) - kd * 1.90821492927058770002e-10;
-    double pr = 1.0 / 479001600.0;
-    pr = pr * r + 1.0 / 39916800.0;
-    pr = pr * r + 1.0 / 3628800.0;
-    pr = pr * r + 1.0 / 362880.0;
-    pr = pr * r + 1.0 / 40320.0;
-    pr = pr * r + 1.0 / 5040.0;
-    pr = pr * r + 1.0 / 720.0;
-    pr = pr * r + 1.0 / 120.0;
-    pr = pr * r + 1.0 / 24.0;
-    pr = pr * r + 1.0 / 6.0;
-    pr = pr * r + 0.5;
-    pr = pr * r + 1.0;
-    pr = pr * r + 1.0;
-    const std::uint64_t bits = (kbits + (1023ULL - 0x8000000000000ULL)) << 52;
-    double scale;
-    std::memcpy(&scale, &bits, sizeof scale);
-    return pr * scale;
-}
+// exp(x) to ~1e-15 relative (see vexp_taylor).
+inline double vexp(double x) { return vexp_taylor<12>(x); }
 
 // Transmissions exp(-tau) of the young (< t_bc) and old parts at n wavelengths.
 PIXEDFIT_MULTIVERSION

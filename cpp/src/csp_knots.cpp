@@ -48,31 +48,9 @@ namespace {
 
 using namespace detail;
 
-// exp(x) to ~2e-10 relative (plenty for transmissions that multiply single-precision
-// sums), vectorisable: Cody-Waite reduction x = k ln2 + r, |r| <= ln2/2, degree-8 Taylor
-// polynomial, 2^k by exponent bits. Inputs are clamped to [-708, 709].
-inline double vexp8(double x) {
-    x = x < -708.0 ? -708.0 : (x > 709.0 ? 709.0 : x);
-    const double shifter = 6755399441055744.0;  // 1.5 * 2^52: round to nearest integer
-    double kd = x * 1.4426950408889634 + shifter;
-    std::uint64_t kbits;
-    std::memcpy(&kbits, &kd, sizeof kbits);
-    kd -= shifter;
-    const double r = (x - kd * 0.693147180369123816490) - kd * 1.90821492927058770002e-10;
-    double pr = 1.0 / 40320.0;
-    pr = pr * r + 1.0 / 5040.0;
-    pr = pr * r + 1.0 / 720.0;
-    pr = pr * r + 1.0 / 120.0;
-    pr = pr * r + 1.0 / 24.0;
-    pr = pr * r + 1.0 / 6.0;
-    pr = pr * r + 0.5;
-    pr = pr * r + 1.0;
-    pr = pr * r + 1.0;
-    const std::uint64_t bits = (kbits + (1023ULL - 0x8000000000000ULL)) << 52;
-    double scale;
-    std::memcpy(&scale, &bits, sizeof scale);
-    return pr * scale;
-}
+// exp(x) to ~2e-10 relative (see vexp_taylor): plenty for transmissions that multiply
+// single-precision sums.
+inline double vexp8(double x) { return vexp_taylor<8>(x); }
 
 // Transmissions of the young and old parts at n knots; `e1` holds exp(dust1_index * x)
 // (the same for every model of a call).
