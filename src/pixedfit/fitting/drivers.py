@@ -48,7 +48,6 @@ from numpy.typing import ArrayLike, NDArray
 
 from ..cosmology import age_of_universe, luminosity_distance
 from ..parallel import SerialPool, thread_count, with_single_blas_thread
-from ..parallel import with_single_blas_thread as _blas_guarded
 from . import adaptive
 from . import nested as _nested
 from ._checks import check_catalog, check_common, check_dz, check_redshift
@@ -273,7 +272,7 @@ def _map_seds(pool: Any, work: Any, indices: Sequence[Any], threads: int | None,
             out = [work(i) for i in block]
         else:
             with ThreadPoolExecutor(max_workers=nthreads) as executor:
-                out = list(executor.map(_blas_guarded(work), block))
+                out = list(executor.map(with_single_blas_thread(work), block))
         if progress is not None:
             progress.update(len(block))
         return out

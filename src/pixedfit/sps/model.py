@@ -341,9 +341,6 @@ def _build_engine(grid: SSPGrid, agn, line_sigma_kms: float, photometry_resoluti
         arrays_c["dl_int_delta"] = arrays_c["dl_delta"].astype(np.float64) @ dw
         arrays_c["dl_int_plaw"] = arrays_c["dl_plaw"].astype(np.float64) @ dw
     grid_phot = _core.CSPGrid(arrays_c)
-    for value in arrays_c.values():
-        if isinstance(value, np.ndarray):
-            value.setflags(write=False)
     return wave, grid_full, avg, grid_phot, arrays_c
 
 
