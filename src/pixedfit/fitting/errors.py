@@ -386,12 +386,15 @@ def scale_fit(model: NDArray, flux: NDArray, sigma: NDArray, use: NDArray | None
     ok = np.isfinite(flux) & np.isfinite(sigma) & (sigma > 0)
     if use is not None:
         ok &= np.asarray(use, dtype=bool)
-    ivar = np.where(ok, 1.0 / np.where(ok, sigma, 1.0) ** 2, 0.0)
-    d = np.where(ok, flux, 0.0)
-    m = np.where(np.isfinite(model), model, 0.0)
-    fisher = (m * m * ivar).sum(axis=1)
+    # only the bands used, summed band after band (see _row_sums): a masked band must not
+    # change the result, nor the number of models scaled together
+    ivar = 1.0 / sigma[ok] ** 2
+    d = flux[ok]
+    sub = np.atleast_2d(model)[:, ok]
+    m = np.where(np.isfinite(sub), sub, 0.0)
+    fisher = _row_sums(m * m * ivar)
     with np.errstate(divide="ignore", invalid="ignore"):
-        return (m * d * ivar).sum(axis=1) / fisher, fisher
+        return _row_sums(m * d * ivar) / fisher, fisher
 
 
 def chi2_terms(model: ArrayLike, flux: ArrayLike, sigma: ArrayLike,

@@ -84,7 +84,7 @@ from .boxes import (
     log_mass_box,
     mass_box_edge,
 )
-from .errors import chi2_terms, fit_quality
+from .errors import chi2_terms, fit_quality, scale_fit
 from .priors import MASS_SCALED, PriorSet
 
 __all__ = ["MOVES", "LogProbability", "MCMCShortChainWarning", "McmcSettings", "make_moves",
@@ -1114,10 +1114,8 @@ def sampling_problem(ctx: Any, lp: LibraryPass, obs: NDArray | None, err: NDArra
     im, iz = order % nmod, order // nmod
     if has_phot:
         flux = lp.models.flux[iz, :, im]  # (ncand, nband)
-        ivar = np.where(np.isfinite(err), 1.0 / err**2, 0.0)
-        if upper is not None:  # the normalisation follows the detected bands (as RDSPS)
-            ivar = np.where(upper, 0.0, ivar)
-        s = (flux * obs * ivar).sum(axis=1) / (flux * flux * ivar).sum(axis=1)
+        # the normalisation follows the detected bands (as RDSPS); masked bands do not count
+        s = scale_fit(flux, obs, err, None if upper is None else ~np.asarray(upper, bool))[0]
     else:
         s = lp.scales[im]
     with np.errstate(divide="ignore", invalid="ignore"):
