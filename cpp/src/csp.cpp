@@ -469,12 +469,6 @@ void nebular_part(const Grid& g, const Config& cfg, const SfhShape& sh, double m
     }
 }
 
-double line_transmission(const Grid& g, const Config& cfg, const double* p, std::size_t l) {
-    const double dust2 = p[P_DUST2], dust1 = (cfg.dust_law == 0) ? p[P_DUST1] : 0.0;
-    if (cfg.dust_law == 1) return std::exp(-dust2 * g.line_calz[l]);
-    const double x = g.line_lnl[l];
-    return std::exp(-(dust2 * std::exp(p[P_DUST_INDEX] * x) + dust1 * std::exp(cfg.dust1_index * x)));
-}
 
 DustEmission dust_emission(const Grid& g, const Config& cfg, const double* p, double l_abs) {
     DustEmission d;
@@ -535,6 +529,14 @@ void sfh_derived(const Config& cfg, const SfhShape& sh, double mtot, double scal
 namespace {
 
 using namespace detail;
+
+// Dust transmission of nebular line l.
+double line_transmission(const Grid& g, const Config& cfg, const double* p, std::size_t l) {
+    const double dust2 = p[P_DUST2], dust1 = (cfg.dust_law == 0) ? p[P_DUST1] : 0.0;
+    if (cfg.dust_law == 1) return std::exp(-dust2 * g.line_calz[l]);
+    const double x = g.line_lnl[l];
+    return std::exp(-(dust2 * std::exp(p[P_DUST_INDEX] * x) + dust1 * std::exp(cfg.dust1_index * x)));
+}
 
 // Scratch layout of finish_model (see model_work_size): the persistent part of `work`
 // (SFH weights, kept between the stages of the batched path) is followed by scratch space

@@ -108,9 +108,6 @@ void nebular_part(const Grid& g, const Config& cfg, const SfhShape& sh, double m
                   const double* p, std::size_t iz, double fz, const float* cont,
                   std::size_t ncol, double* neb, double* m_neb, double* l_lum);
 
-// Dust transmission of nebular line l.
-double line_transmission(const Grid& g, const Config& cfg, const double* p, std::size_t l);
-
 // Draine & Li templates re-emitting l_abs: 4 bilinear corners (idx, w) in (q_PAH, U_min),
 // the power-law share gam and the normalisation (template units per Lsun).
 struct DustEmission {

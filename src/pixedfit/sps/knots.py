@@ -94,12 +94,17 @@ def lagrange4(knots: NDArray[np.float64], x: NDArray[np.float64]
     return first, w
 
 
+def _step(spacing, x: float) -> float:
+    """The knot spacing a (upper wavelength, step) table gives at x = ln λ."""
+    return next(s for edge, s in spacing if np.exp(x) < edge)
+
+
 def _spaced(lo: float, hi: float, spacing) -> NDArray[np.float64]:
     """At least 4 knots in x = ln λ from lo to hi (inclusive), each step given by the
     ``spacing`` table at the wavelength where it starts."""
     pts = [lo]
     while pts[-1] < hi:
-        step = next(s for edge, s in spacing if np.exp(pts[-1]) < edge)
+        step = _step(spacing, pts[-1])
         pts.append(pts[-1] + step if pts[-1] + 1.5 * step < hi else hi)
     return np.asarray(pts) if len(pts) >= 4 else np.linspace(lo, hi, 4)
 
@@ -107,7 +112,7 @@ def _spaced(lo: float, hi: float, spacing) -> NDArray[np.float64]:
 def band_knots(x_lo: float, x_hi: float) -> NDArray[np.float64]:
     """Knots (ln λ, rest frame) for band weights spanning [x_lo, x_hi]: uniform with
     the spacing :data:`BAND_SPACING` gives at the blue end, at least 4."""
-    step = next(s for edge, s in BAND_SPACING if np.exp(x_lo) < edge)
+    step = _step(BAND_SPACING, x_lo)
     n = max(4, int(np.ceil((x_hi - x_lo) / step - 1e-9)) + 1)
     return np.linspace(x_lo, x_hi, n)
 
