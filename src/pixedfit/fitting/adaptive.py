@@ -14,8 +14,12 @@ Carlo, Cappé et al. 2004; with the deterministic-mixture weights of AMIS, Cornu
 product of logistic densities, so unconstrained parameters are as easy to cover as the
 constrained ones and no proposal falls outside the box):
 
-0. **Modes and mass** (photometric fits) — Levenberg–Marquardt from the ``n_starts`` best
-   library models finds the posterior modes (:func:`_laplace_modes`); the Laplace
+0. **Modes and mass** (photometric fits) — Levenberg–Marquardt from ``n_starts`` library
+   models finds the posterior modes (:func:`_laplace_modes`). The starts are the best
+   model and then, again and again, the one farthest from those chosen among the 64 of
+   lowest χ² (:func:`_spread_starts`; at one redshift, the χ² of every library model, not
+   only of those the library pass left a weight: the starts must reach each mode of a
+   posterior such as dust in birth clouds or in the diffuse medium). The Laplace
    (Gauss–Newton) covariance at each is then reshaped along its eigenvectors to where the
    posterior really falls by e⁻² on either side (:func:`_calibrated_laplace`: directions
    the data constrain weakly often end at a cliff long before the Gaussian would), and
@@ -26,15 +30,22 @@ constrained ones and no proposal falls outside the box):
    width, and the proposal works in one dimension fewer, the narrowest and most
    correlated one removed.
 1. **Proposal** — a mixture of multivariate Student-t kernels (``df`` degrees of freedom):
-   kernels centred on up to ``max_components`` points drawn from the current weighted
-   samples, sharing their weighted covariance shrunk by Silverman's factor (a kernel
-   density estimate of the posterior); one kernel at their weighted mean with their
-   covariance inflated 1.5² (the efficient proposal of a unimodal posterior); and a
-   ``defensive`` fraction from the box prior itself, so that no region the prior allows has
-   zero proposal density. While the weights are degenerate (effective sample size below
-   ``min_adapt_ess``) they are tempered (``w^β``, β < 1) first: the proposal is then a
-   broadened version of the posterior, never a collapsed one. The first proposal is built
-   from the library models (each with its best normalisation) and their library weights.
+   70 % from a Gaussian mixture of up to ``mixture_components`` kernels fitted by EM to
+   the weighted samples of all rounds so far (:func:`_em_mixture`: the posteriors of
+   galaxy SEDs are curved and skewed, e.g. along the age–τ–mass degeneracy, and a fitted
+   mixture follows them; measured on DustPedia galaxies with proposals built from
+   converged posteriors, 16 kernels yield 2–4× the ESS per sample of the kernel density
+   estimate), each kernel widened 1.2×; the rest from kernels centred on up to
+   ``max_components`` points drawn from the weighted samples, sharing their weighted
+   covariance shrunk by Silverman's factor (a kernel density estimate), and one kernel
+   at their weighted mean with their covariance inflated 1.5²; and a ``defensive``
+   fraction from the box prior itself, so that no region the prior allows has zero
+   proposal density. While the weights are degenerate (effective sample size below
+   ``min_adapt_ess``) they are tempered (``w^β``, β < 1) first, so that the proposal is
+   a broadened version of the posterior, never a collapsed one, and rounds stay at
+   ``batch`` samples, so that the proposal adapts again soon. The first proposal is built
+   from the Laplace approximations (0.) or from the library models (each with its best
+   normalisation) and their library weights.
 2. **Annealing when needed** — if after ``anneal_after`` rounds the ESS is still below
    ``min_adapt_ess`` (a posterior far narrower than the library's spacing, or curved), a
    sequential Monte Carlo stage carries ``n_particles`` library models, tempered, to the
@@ -121,7 +132,11 @@ class AdaptiveSettings:
     defensive : float
         Fraction of every round drawn uniformly over the prior box.
     max_components : int
-        Kernels of the mixture at most.
+        Kernels of the kernel density part of a proposal at most.
+    mixture_components : int
+        Kernels of the Gaussian mixture fitted (by EM) to the weighted samples of the
+        rounds so far, which makes most of every later proposal (0: none, the kernel
+        density and the Student-t at the mean alone: the earlier scheme).
     min_adapt_ess : float
         Weights are tempered until their ESS reaches this before a proposal is built from
         them (None: 10 × the number of sampled parameters).
@@ -150,9 +165,9 @@ class AdaptiveSettings:
         so that the adaptive proposal covers the other parameters only. False: the mass is
         one more dimension of the adaptive proposal (the earlier scheme, for comparison).
     n_starts : int
-        Best library models from which Levenberg–Marquardt looks for the posterior modes
-        whose Laplace approximations make the first proposal (photometric fits with a free
-        mass; 0: start from the library models alone).
+        Library models (spread among those of lowest χ²) from which Levenberg–Marquardt
+        looks for the posterior modes whose Laplace approximations make the first proposal
+        (photometric fits with a free mass; 0: start from the library models alone).
     max_newton_iter : int
         Levenberg–Marquardt iterations at most.
     median_precision : float
@@ -185,12 +200,13 @@ class AdaptiveSettings:
     max_rounds: int = 40
     df: float = 5.0
     defensive: float = 0.05
-    max_components: int = 128
+    max_components: int = 32
+    mixture_components: int = 16
     min_adapt_ess: float | None = None
     max_candidates: int = 20000
     n_samples: int = 1000
     n_particles: int = 400
-    anneal_after: int = 2
+    anneal_after: int = 8
     n_moves: int = 3
     max_tempering_steps: int = 60
     max_pareto_k: float = 0.7
@@ -213,7 +229,7 @@ class AdaptiveSettings:
                     0 if name == "seed" else 1):
                 raise ValueError(f"AdaptiveSettings.{name} must be a positive integer, "
                                  f"got {v!r}")
-        for name in ("n_samples", "n_particles", "n_starts"):
+        for name in ("n_samples", "n_particles", "n_starts", "mixture_components"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 0:
                 raise ValueError(f"AdaptiveSettings.{name} must be an integer >= 0, got "
@@ -498,12 +514,129 @@ def _regularised(cov: NDArray, min_sd: float = 1e-5, max_sd: float = 4.0) -> NDA
     return (vecs * vals) @ vecs.T
 
 
+#: Share of an adaptive proposal (before the defensive part) in its Gaussian-mixture
+#: kernels (:func:`_em_mixture`); the rest is the kernel density estimate and the Student-t
+#: at the mean (:func:`_kde_groups`).
+_MIXTURE_SHARE = 0.7
+#: Scale factor of the mixture kernels' covariances (slightly wider than the fit: a
+#: proposal narrower than its target gives heavy-tailed weights).
+_MIXTURE_WIDEN = 1.2
+#: Points (largest weights first) and EM iterations of a mixture fit, and the effective
+#: points per dimension each kernel needs.
+_EM_POINTS = 1500
+_EM_ITERATIONS = 10
+_EM_POINTS_PER_DIM = 4.0
+
+
 def _build_proposal(y: NDArray, weights: NDArray, settings: AdaptiveSettings,
                     rng: np.random.Generator) -> _Proposal:
-    """Proposal from weighted points (weights normalised, tempered if needed): a kernel
-    density mixture of the points, a Student-t at their weighted mean with their covariance
-    (the efficient proposal of a unimodal posterior) and the defensive box prior."""
-    return _Proposal(_kde_groups(y, weights, settings, rng), settings.df, settings.defensive)
+    """Proposal from weighted points (weights normalised, tempered if needed): Student-t
+    kernels shaped by a Gaussian mixture fitted to the points (:func:`_em_mixture`, the
+    efficient proposal of a curved or skewed posterior), a kernel density mixture of the
+    points and a Student-t at their weighted mean (:func:`_kde_groups`), and the defensive
+    box prior."""
+    groups = _kde_groups(y, weights, settings, rng)
+    mixture = (_em_mixture(y, weights, settings.mixture_components, rng)
+               if settings.mixture_components > 0 else [])
+    if mixture:
+        total = sum(g[0] for g in groups)
+        groups = ([(_MIXTURE_SHARE * p, mu[None], cov * _MIXTURE_WIDEN**2)
+                   for p, mu, cov in mixture]
+                  + [((1.0 - _MIXTURE_SHARE) * g[0] / total, g[1], g[2]) for g in groups])
+    return _Proposal(groups, settings.df, settings.defensive)
+
+
+def _em_mixture(y: NDArray, weights: NDArray, max_components: int,
+                rng: np.random.Generator) -> list[tuple[float, NDArray, NDArray]]:
+    """Gaussian mixture fitted to weighted points by expectation–maximisation.
+
+    The ``_EM_POINTS`` points of largest weight are kept (they carry nearly all of it).
+    The number of kernels is at most ``max_components`` and at most the effective sample
+    size over ``_EM_POINTS_PER_DIM × d`` (a full covariance needs that many points); the
+    kernels start at weighted k-means++ seeds (Arthur & Vassilvitskii 2007, distances in
+    units of the weighted standard deviations) with the points' covariance shrunk by
+    ``K^(-2/d)``; ``_EM_ITERATIONS`` EM steps follow, each dropping kernels left with
+    fewer than ``2d`` effective points. Covariances are regularised like the other
+    kernels'.
+
+    Parameters
+    ----------
+    y : ndarray, shape (n, d)
+        Points (unbounded coordinates).
+    weights : ndarray, shape (n,)
+        Their normalised weights.
+    max_components : int
+        Kernels at most.
+    rng : numpy.random.Generator
+        Source of the seeding draws.
+
+    Returns
+    -------
+    list of (float, ndarray (d,), ndarray (d, d))
+        Weight, mean and covariance of every kernel (weights summing to 1); empty when the
+        points are too few for one kernel.
+    """
+    d = y.shape[1]
+    order = np.flatnonzero(weights > 0)
+    if order.size > _EM_POINTS:
+        # the largest weights, largest first (ties in index order)
+        top = order[np.argpartition(-weights[order], _EM_POINTS - 1)[:_EM_POINTS]]
+        order = top[np.lexsort((top, -weights[top]))]
+    else:
+        order = order[np.lexsort((order, -weights[order]))]
+    w = weights[order]
+    order, w = order[w > 0], w[w > 0]
+    if order.size < 2 * d:
+        return []
+    pts = y[order]
+    w = w / w.sum()
+    ess = 1.0 / float((w * w).sum())
+    k = int(min(max_components, max(1.0, ess // (_EM_POINTS_PER_DIM * d))))
+    _, cov = _weighted_cov(pts, w)
+    u = pts / np.sqrt(np.maximum(np.diag(cov), 1e-12))
+    cum = np.cumsum(w)
+    seeds = [int(min(np.searchsorted(cum, rng.random() * cum[-1]), w.size - 1))]
+    d2 = ((u - u[seeds[0]]) ** 2).sum(axis=1)
+    for _ in range(1, k):
+        cum = np.cumsum(w * d2)
+        if not cum[-1] > 0:
+            break
+        seeds.append(int(min(np.searchsorted(cum, rng.random() * cum[-1]), w.size - 1)))
+        d2 = np.minimum(d2, ((u - u[seeds[-1]]) ** 2).sum(axis=1))
+    k = len(seeds)
+    means = pts[seeds].copy()
+    covs = np.repeat((cov / k ** (2.0 / d))[None], k, axis=0)
+    shares = np.full(k, 1.0 / k)
+    ridge = 1e-4 * np.eye(d)
+    log_2pi = 0.5 * d * math.log(2.0 * math.pi)
+    previous = -math.inf
+    for _ in range(_EM_ITERATIONS):
+        log_r = np.empty((pts.shape[0], k))
+        for j in range(k):
+            chol = np.linalg.cholesky(covs[j])
+            z = (pts - means[j]) @ np.linalg.inv(chol).T
+            log_r[:, j] = (math.log(shares[j]) - 0.5 * (z * z).sum(axis=1)
+                           - float(np.log(np.diag(chol)).sum()) - log_2pi)
+        log_sum = _logsumexp_rows(log_r)
+        log_like = float(w @ log_sum)
+        resp = np.exp(log_r - log_sum[:, None]) * w[:, None]
+        nk = resp.sum(axis=0)
+        alive = nk * ess >= 2.0 * d
+        if not alive.any():
+            return []
+        resp, nk = resp[:, alive], nk[alive]
+        k = int(alive.sum())
+        means = (resp.T @ pts) / nk[:, None]
+        covs = np.empty((k, d, d))
+        for j in range(k):
+            diff = pts - means[j]
+            covs[j] = (resp[:, j, None] * diff).T @ diff / nk[j] + ridge
+        shares = nk / nk.sum()
+        if alive.all() and abs(log_like - previous) < 1e-5:
+            break
+        previous = log_like
+    return [(float(p), m, _regularised(c))
+            for p, m, c in zip(shares, means, covs, strict=True)]
 
 
 def _kde_groups(y: NDArray, weights: NDArray, settings: AdaptiveSettings,
@@ -584,20 +717,27 @@ def _distinct_modes(modes: NDArray, covs: NDArray, log_post: NDArray,
     return kept
 
 
-def _laplace_proposal(centres: NDArray, covs: NDArray, log_post: NDArray, keep: list[int],
-                      library_groups: list[tuple[float, NDArray, NDArray]],
-                      settings: AdaptiveSettings) -> _Proposal:
-    """First proposal from the (calibrated) Laplace approximations of distinct modes: one
-    Student-t per mode (weights half by Laplace evidence ``π(mode) √det Σ``, half equal),
-    75 % together, plus the library kernels (``library_groups``, 20 %) and the defensive box
-    prior. Only the ``keep`` dimensions are proposed."""
+def _mode_groups(centres: NDArray, covs: NDArray, log_post: NDArray, keep: list[int]
+                 ) -> list[tuple[float, NDArray, NDArray]]:
+    """The (calibrated) Laplace approximations of distinct modes as kernel groups: one
+    Student-t per mode, weighted half by its Laplace evidence ``π(mode) √det Σ``, half
+    equally (weights summing to 1). Only the ``keep`` dimensions are proposed."""
     sub = [np.asarray(c)[np.ix_(keep, keep)] for c in covs]
     log_ev = np.array([lp + 0.5 * np.linalg.slogdet(c)[1] for lp, c in
                        zip(log_post, sub, strict=True)])
     w = np.exp(log_ev - logsumexp(log_ev))
     w = 0.5 * w + 0.5 / len(sub)
-    groups = [(0.75 * float(wi), np.asarray(c0)[keep][None], _regularised(c))
-              for wi, c0, c in zip(w, centres, sub, strict=True)]
+    return [(float(wi), np.asarray(c0)[keep][None], _regularised(c))
+            for wi, c0, c in zip(w, centres, sub, strict=True)]
+
+
+def _laplace_proposal(modes: list[tuple[float, NDArray, NDArray]],
+                      library_groups: list[tuple[float, NDArray, NDArray]],
+                      settings: AdaptiveSettings) -> _Proposal:
+    """First proposal: the Laplace approximations of the modes (:func:`_mode_groups`),
+    75 % together, plus the library kernels (``library_groups``, 20 %) and the defensive box
+    prior."""
+    groups = [(0.75 * g[0], g[1], g[2]) for g in modes]
     total = sum(g[0] for g in library_groups)
     groups += [(0.2 * g[0] / total, g[1], g[2]) for g in library_groups]
     return _Proposal(groups, settings.df, settings.defensive)
@@ -980,11 +1120,30 @@ def _evaluate(lnprob: LogProbability, theta: NDArray, names: list[str],
     return lnp, chi2, values, phot, nev, theta, log_qm
 
 
+def _spread_starts(y: NDArray, n: int) -> list[int]:
+    """``n`` rows of ``y`` (m, d), best first, spread out: the first row, then again and
+    again the row farthest (Euclidean, in the unbounded coordinates) from those chosen."""
+    chosen = [0]
+    dist = ((y - y[0]) ** 2).sum(axis=1)
+    while len(chosen) < min(n, y.shape[0]):
+        i = int(np.argmax(dist))
+        if dist[i] <= 0:
+            break
+        chosen.append(i)
+        dist = np.minimum(dist, ((y - y[i]) ** 2).sum(axis=1))
+    return chosen
+
+
 def run_adaptive(lnprob: LogProbability, lo: NDArray, hi: NDArray, candidates: NDArray,
                  candidate_weights: NDArray, stat_names: list[str],
-                 settings: AdaptiveSettings) -> ImportanceSamples:
+                 settings: AdaptiveSettings, starts: NDArray | None = None
+                 ) -> ImportanceSamples:
     """Adaptive importance sampling of ``lnprob`` inside the box [lo, hi], started from
-    weighted candidate positions (e.g. library models). See the module docstring."""
+    weighted candidate positions (e.g. library models). See the module docstring.
+
+    ``starts`` (m, d), best first, are the positions from which Levenberg–Marquardt looks
+    for modes (``n_starts`` of them, spread out by :func:`_spread_starts`); by default the
+    ``n_starts`` candidates of largest weight."""
     settings.check()
     rng = np.random.default_rng(settings.seed)
     box = _Box(lo, hi)
@@ -1038,9 +1197,13 @@ def run_adaptive(lnprob: LogProbability, lo: NDArray, hi: NDArray, candidates: N
         # Levenberg–Marquardt from the best library models to the posterior modes; their
         # Laplace approximations make the first proposal (most posteriors of photometry are
         # close to Gaussian in the unbounded coordinates once the modes are found)
-        top = np.argsort(-np.where(np.isfinite(lw0), lw0, -np.inf), kind="stable")
-        top = top[:settings.n_starts]
-        modes, covs, lp_modes, nev = _laplace_modes(lnprob, box, seed_y[top],
+        if starts is not None and len(starts) > 0:
+            pool = box.to_y(np.clip(np.asarray(starts, dtype=np.float64), lo, hi))
+            start_y = pool[_spread_starts(pool[:, keep], settings.n_starts)]
+        else:
+            top = np.argsort(-np.where(np.isfinite(lw0), lw0, -np.inf), kind="stable")
+            start_y = seed_y[top[:settings.n_starts]]
+        modes, covs, lp_modes, nev = _laplace_modes(lnprob, box, start_y,
                                                     settings.max_newton_iter,
                                                     settings.max_evaluations // 4)
         n_eval += nev
@@ -1052,10 +1215,11 @@ def run_adaptive(lnprob: LogProbability, lo: NDArray, hi: NDArray, candidates: N
                 n_eval += nev
                 centres.append(c)
                 shapes.append(cv)
-            first = _laplace_proposal(np.array(centres), np.array(shapes), lp_modes[distinct],
-                                      keep, _kde_groups(seed_y[:, keep],
-                                                        _tempered(lw0, min_ess), settings, rng),
-                                      settings)
+            modes = _mode_groups(np.array(centres), np.array(shapes), lp_modes[distinct],
+                                 keep)
+            first = _laplace_proposal(modes, _kde_groups(seed_y[:, keep],
+                                                         _tempered(lw0, min_ess), settings,
+                                                         rng), settings)
         history.append({"n": 0.0, "ess": 0.0, "evaluations": float(n_eval),
                         "modes": float(len(distinct))})
     annealed = None
@@ -1145,6 +1309,9 @@ def run_adaptive(lnprob: LogProbability, lo: NDArray, hi: NDArray, candidates: N
         eff = max(gain / n, 1e-3)
         need = (need_ess - ess) / eff
         batch = int(np.clip(need * 1.2, settings.batch // 2, 4 * settings.batch))
+        if ess < min_ess:
+            # the proposal is still poor: adapt it again soon rather than draw many from it
+            batch = int(settings.batch)
     log_post = np.concatenate(lnps)
     names = list(stat_names)
     values = {k: np.concatenate([v[k] for v in vals]) for k in names}
@@ -1207,7 +1374,7 @@ def refine(ctx: Any, lp: LibraryPass, obs: NDArray | None, err: NDArray | None,
                             max_candidates=settings.max_candidates, upper=upper,
                             log_mass_to_light=settings.log_mass_to_light)
     run = run_adaptive(prob.lnprob, prob.lo, prob.hi, prob.candidates,
-                       prob.candidate_weights, prob.stat_names, settings)
+                       prob.candidate_weights, prob.stat_names, settings, starts=prob.starts)
     w = run.normalised_weights()
     names = prob.stat_names
     table = np.column_stack([run.values[n] for n in names])

@@ -1068,6 +1068,12 @@ class SamplingProblem:
     stat_names : list of str
         Names of the statistics of the result: library parameters, derived quantities,
         then ``z`` (free redshift) and ``veldisp`` (sampled dispersion).
+    starts : ndarray, shape (nstart, ndim) or None
+        Photometric fits at one redshift: the library models of lowest profiled χ² (best
+        first, each with its best normalisation), whatever their library weight — the
+        library pass keeps float32 weights, which vanish beyond Δχ² ≈ 200 and leave a
+        well-measured SED only a handful of candidates, often all around one mode.
+        None otherwise.
     """
 
     lnprob: LogProbability
@@ -1078,6 +1084,38 @@ class SamplingProblem:
     candidates: NDArray[np.float64]
     candidate_weights: NDArray[np.float64]
     stat_names: list[str]
+    starts: NDArray[np.float64] | None = None
+
+
+#: Library models of lowest χ² offered as starting points (:attr:`SamplingProblem.starts`).
+N_START_POOL = 64
+
+
+def _lowest_chi2(lp: LibraryPass, obs: NDArray, err: NDArray, upper: NDArray | None,
+                 extra: NDArray | None, n: int) -> tuple[NDArray, NDArray]:
+    """Indices (best first) and best normalisations of the ``n`` library models of lowest
+    profiled χ² over the detected bands, at a single redshift (models whose library prior
+    ``extra`` is −inf, or with no positive normalisation, excluded).
+
+    With ``a = Σ f m / σ²`` and ``b = Σ m² / σ²`` over the bands, the best scale is
+    ``a / b`` and ``χ² = Σ f² / σ² − a² / b``: two products with the band-major library
+    photometry, no (models × bands) temporary."""
+    use = np.isfinite(obs) & np.isfinite(err) & (err > 0)
+    if upper is not None:
+        use &= ~np.asarray(upper, dtype=bool)
+    flux = lp.models.flux[0][use]  # (nband used, nmod)
+    ivar = 1.0 / err[use] ** 2
+    a = (obs[use] * ivar) @ flux
+    b = ivar @ (flux * flux)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scale = a / b
+        chi2 = float((obs[use] ** 2 * ivar).sum()) - a * scale
+    ok = np.isfinite(chi2) & (scale > 0)
+    if extra is not None:
+        ok &= np.isfinite(extra)
+    idx = np.flatnonzero(ok)
+    best = idx[np.argsort(chi2[idx], kind="stable")[:n]]
+    return best, scale[best]
 
 
 def sampling_problem(ctx: Any, lp: LibraryPass, obs: NDArray | None, err: NDArray | None,
@@ -1144,9 +1182,15 @@ def sampling_problem(ctx: Any, lp: LibraryPass, obs: NDArray | None, err: NDArra
             cand[:, j] = table[name][im]
     stat_names = (list(ctx.library.params) + derived_names + (["z"] if z is None else [])
                   + (["veldisp"] if "veldisp" in free else []))
+    starts = None
+    if has_phot and lp.models.nz == 1 and spectral is None:
+        idx, scale = _lowest_chi2(lp, obs, err, upper, ctx.age_prior(z), N_START_POOL)
+        starts = np.empty((idx.size, len(free)))
+        for j, name in enumerate(free):
+            starts[:, j] = np.log10(scale) if name == "log_mass" else table[name][idx]
     return SamplingProblem(lnprob=lnprob, free=free, fixed=fixed, lo=np.array(lo),
                            hi=np.array(hi), candidates=cand, candidate_weights=w[order],
-                           stat_names=stat_names)
+                           stat_names=stat_names, starts=starts)
 
 
 def fit_one(ctx: Any, lp: LibraryPass, obs: NDArray | None, err: NDArray | None,
