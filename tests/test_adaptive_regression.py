@@ -168,12 +168,18 @@ def _reference_logpdf(proposal, y):
 
 
 @pytest.mark.parametrize("d, k", [(2, 3), (5, 40), (9, 128)])
-def test_mixture_density_matches_scipy(d, k):
+@pytest.mark.parametrize("n_single", [0, 6])
+def test_mixture_density_matches_scipy(d, k, n_single):
+    """Groups of many kernels, of one kernel (evaluated together) and the box prior."""
     rng = np.random.default_rng(d * 100 + k)
     a = rng.normal(size=(d, d))
     groups = [(0.45, rng.normal(size=(k, d)), a @ a.T * 0.05 + np.eye(d) * 0.01),
               (0.45, rng.normal(size=(1, d)), np.eye(d) * 0.7),
               (0.1, rng.normal(size=(2, d)), np.diag(rng.uniform(0.1, 2.0, d)))]
+    for _ in range(n_single):  # Gaussian-mixture kernels: one centre, own covariance
+        b = rng.normal(size=(d, d))
+        groups.append((rng.uniform(0.01, 0.2), rng.normal(size=(1, d)),
+                       b @ b.T * 0.1 + np.eye(d) * 0.05))
     proposal = _Proposal(groups, 5.0, 0.05)
     y = np.asfortranarray(rng.normal(size=(3001, d)) * 2.0)
     ref = _reference_logpdf(proposal, y)
