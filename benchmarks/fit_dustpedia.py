@@ -78,6 +78,34 @@ def as_float(text: str) -> float:
         return np.nan
 
 
+def galaxy_seds(names: list[str], phot: dict[str, dict[str, str]] | None = None,
+                leda: dict[str, dict[str, str]] | None = None
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Fluxes and errors (erg s⁻¹ cm⁻² Å⁻¹, shape (ngal, nband), NaN for flagged, missing or
+    non-positive entries; bands in ``BANDS`` order) and redshifts (from the HyperLEDA
+    distance, NaN without one) of the catalogue galaxies ``names``. ``phot`` and ``leda``
+    are the catalogues as read by :func:`read_rows` (read here when not given)."""
+    phot = read_rows("DustPedia_Aperture_Photometry_2.2.csv") if phot is None else phot
+    leda = read_rows("DustPedia_HyperLEDA_Herschel.csv") if leda is None else leda
+    pivots = cwave_filters(list(BANDS.values()))
+    cosmo = FlatLambdaCDM(H0=70, Om0=0.3)
+    flux = np.full((len(names), len(BANDS)), np.nan)
+    err = np.full_like(flux, np.nan)
+    zs = np.full(len(names), np.nan)
+    for i, name in enumerate(names):
+        row = phot[name]
+        for b, band in enumerate(BANDS):
+            f, e = as_float(row.get(band)), as_float(row.get(band + "_err"))
+            if row.get(band + "_flag", "") or not (f > 0 and e > 0):
+                continue
+            flux[i, b], err[i, b] = convert_flux_unit(f, pivots[b], "Jy", "erg/s/cm2/A",
+                                                      flux_err=e)
+        dist = as_float(leda[name]["dist_best"])
+        if dist > 0:
+            zs[i] = z_at_value(cosmo.luminosity_distance, dist * u.Mpc).value
+    return flux, err, zs
+
+
 def nmad(d: np.ndarray) -> float:
     """Normalised median absolute deviation (σ of a Gaussian)."""
     return float(1.4826 * np.median(np.abs(d - np.median(d))))
@@ -179,23 +207,7 @@ def main() -> None:
         names = [n for n in names if n in wanted]
     names = names[: args.limit]
     filters = list(BANDS.values())
-    pivots = cwave_filters(filters)
-    cosmo = FlatLambdaCDM(H0=70, Om0=0.3)
-
-    flux = np.full((len(names), len(filters)), np.nan)
-    err = np.full_like(flux, np.nan)
-    zs = np.full(len(names), np.nan)
-    for i, name in enumerate(names):
-        row = phot[name]
-        for b, band in enumerate(BANDS):
-            f, e = as_float(row.get(band)), as_float(row.get(band + "_err"))
-            if row.get(band + "_flag", "") or not (f > 0 and e > 0):
-                continue
-            flux[i, b], err[i, b] = convert_flux_unit(f, pivots[b], "Jy", "erg/s/cm2/A",
-                                                      flux_err=e)
-        dist = as_float(leda[name]["dist_best"])
-        if dist > 0:
-            zs[i] = z_at_value(cosmo.luminosity_distance, dist * u.Mpc).value
+    flux, err, zs = galaxy_seds(names, phot, leda)
     ok = np.isfinite(zs) & (np.isfinite(flux).sum(axis=1) >= 8)
     report(f"{ok.sum()} of {len(names)} galaxies with a distance and >= 8 good bands")
 

@@ -601,28 +601,14 @@ def test_dustpedia_two_dust_modes_found_and_agree_with_nested(shared_data):
     import sys
     from pathlib import Path
 
-    from astropy import units as u
-    from astropy.cosmology import FlatLambdaCDM, z_at_value
-
-    from pixedfit.filters import cwave_filters
     from pixedfit.sps import SEDModel
-    from pixedfit.units import convert_flux_unit
 
     sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
     import fit_dustpedia as fd
 
-    row = fd.read_rows("DustPedia_Aperture_Photometry_2.2.csv")["IC0691"]
-    dist = fd.as_float(fd.read_rows("DustPedia_HyperLEDA_Herschel.csv")["IC0691"]["dist_best"])
+    flux, err, zs = fd.galaxy_seds(["IC0691"])
+    obs, err, z = flux[0], err[0], zs[0]
     filters = list(fd.BANDS.values())
-    piv = cwave_filters(filters)
-    obs = np.full(len(filters), np.nan)
-    err = obs.copy()
-    for b, band in enumerate(fd.BANDS):
-        fl, er = fd.as_float(row.get(band)), fd.as_float(row.get(band + "_err"))
-        if row.get(band + "_flag", "") or not (fl > 0 and er > 0):
-            continue
-        obs[b], err[b] = convert_flux_unit(fl, piv[b], "Jy", "erg/s/cm2/A", flux_err=er)
-    z = z_at_value(FlatLambdaCDM(H0=70, Om0=0.3).luminosity_distance, dist * u.Mpc).value
     model = SEDModel(sfh_form=1, dust_law=0, duste_switch=True, add_neb_emission=True)
     lib = generate_library(model, 100000, seed=7, ranges={"log_age": (-1.0, 1.14)})
     kw = dict(z=float(z), library=lib, model=model, error_floor=0.05, mask_invalid=True,
