@@ -104,12 +104,18 @@ def test_free_redshift_recovery(setup):
 
 @pytest.mark.slow
 def test_coverage_with_calibration_errors():
-    """Issue 13's coverage check: 200 mocks of a delayed-τ + Calzetti + nebular model in
+    """Issue 13's coverage check: 600 mocks of a delayed-τ + Calzetti + nebular model in
     12 bands at S/N 20 whose fluxes also scatter by 5 % calibration errors, fitted with
     ``calibration=0.05``: the 68 % intervals of log M*, log SFR, the mass-weighted age and
     the dust contain the truth for 0.68 ± 0.05 of the mocks. The truths are drawn from the
-    fit's own prior box, so calibrated posteriors give this coverage exactly on average."""
-    n, z = 200, 0.05
+    fit's own prior box, so calibrated posteriors give this coverage exactly on average.
+
+    600 mocks, not the issue's minimum of 200: the binomial error of a coverage from 200
+    mocks is 0.033, so ±0.05 is 1.5 σ and a calibrated sampler fails on about one mock set
+    in eight (the 200 of truth seed 99 gave log SFR 0.725–0.750 with two code versions and
+    two fit seeds; these 600 give 0.678, with log M*, age and dust 0.665–0.673). From 600
+    the error is 0.019 and ±0.05 is 2.6 σ."""
+    n, z = 600, 0.05
     ranges = {"log_age": (-1.0, 1.1)}
     model = SEDModel(sfh_form=1, dust_law=1, add_neb_emission=True)
     library = generate_library(model, 100_000, seed=1, ranges=ranges)
@@ -123,7 +129,7 @@ def test_coverage_with_calibration_errors():
         warnings.simplefilter("ignore", ConvergenceWarning)  # counted below
         results = fit_catalog(obs, flux / 20, FILTERS, np.full(n, z), library=library,
                               model=model, calibration=0.05, seed=7)
-    assert sum(not r.converged for r in results) <= 4
+    assert sum(not r.converged for r in results) <= 0.02 * n
     true_values = {"log_mass": params["log_mass"], "dust2": params["dust2"],
                    # the library's models are made for log M* = 0: SFR scales with the mass
                    "log_sfr": truth.derived["log_sfr"] + 10.0 - truth.params["log_mass"],
