@@ -1098,8 +1098,8 @@ def _lowest_chi2(lp: LibraryPass, obs: NDArray, err: NDArray, upper: NDArray | N
     ``extra`` is −inf, or with no positive normalisation, excluded).
 
     With ``a = Σ f m / σ²`` and ``b = Σ m² / σ²`` over the bands, the best scale is
-    ``a / b`` and ``χ² = Σ f² / σ² − a² / b``: two products with the band-major library
-    photometry, no (models × bands) temporary."""
+    ``a / b`` and ``χ² = Σ f² / σ² − a² / b``: two vector–matrix products with the
+    band-major library photometry (ivar, obs: (nband,); flux: (nband, nmod))."""
     use = np.isfinite(obs) & np.isfinite(err) & (err > 0)
     if upper is not None:
         use &= ~np.asarray(upper, dtype=bool)
