@@ -551,7 +551,7 @@ def refined_start(prob: SamplingProblem, settings: McmcSettings, rng: np.random.
         aset = dataclasses.replace(aset, seed=int(settings.seed), n_samples=0)
         before = lnprob.ncalls
         run = run_adaptive(lnprob, prob.lo, prob.hi, prob.candidates, prob.candidate_weights,
-                           prob.stat_names, aset)
+                           prob.stat_names, aset, starts=prob.starts)
         w = run.normalised_weights()
         info = {"start": "refined", "start_ess": float(run.ess),
                 "start_evaluations": int(lnprob.ncalls - before),
