@@ -115,18 +115,12 @@ def test_correlated_gaussian_moments_and_evidence():
                                             abs=0.05)
 
 
-def _two_gaussians():
-    """Weights, means and covariances of a 2-D two-component Gaussian mixture."""
-    shares = np.array([0.3, 0.7])
-    means = np.array([[-1.0, 0.5], [1.2, -0.4]])
-    covs = np.array([[[0.09, 0.05], [0.05, 0.16]], [[0.25, -0.08], [-0.08, 0.06]]])
-    return shares, means, covs
-
-
 def test_em_mixture_recovers_a_mixture_from_weighted_points():
     """Importance-weighted points (uniform draws weighted by the mixture density) give the
     mixture back: EM must use the weights, not the points' own spread."""
-    shares, means, covs = _two_gaussians()
+    shares = np.array([0.3, 0.7])
+    means = np.array([[-1.0, 0.5], [1.2, -0.4]])
+    covs = np.array([[[0.09, 0.05], [0.05, 0.16]], [[0.25, -0.08], [-0.08, 0.06]]])
     rng = np.random.default_rng(2)
     y = rng.uniform(-3.0, 3.0, (1500, 2))
     dens = sum(p * multivariate_normal(m, c).pdf(y)
@@ -159,7 +153,7 @@ def test_em_mixture_kernels_are_limited_by_the_effective_sample_size():
     assert _em_mixture(y, none, 16, rng) == []
 
 
-def test_curved_posterior_mean_and_fewer_evaluations_with_the_mixture():
+def test_curved_posterior_quantiles_and_fewer_evaluations_with_the_mixture():
     """A banana (Haario et al. 1999): x₂ = z₂ + b (x₁² − σ₁²) with (x₁, z₂, x₃) Gaussian,
     drawn exactly for reference. The mixture proposal must give its quantiles, and reach
     the target ESS with fewer model evaluations than the kernel density alone (measured:

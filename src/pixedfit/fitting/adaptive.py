@@ -579,13 +579,9 @@ def _em_mixture(y: NDArray, weights: NDArray, max_components: int,
     d = y.shape[1]
     order = np.flatnonzero(weights > 0)
     if order.size > _EM_POINTS:
-        # the largest weights, largest first (ties in index order)
-        top = order[np.argpartition(-weights[order], _EM_POINTS - 1)[:_EM_POINTS]]
-        order = top[np.lexsort((top, -weights[top]))]
-    else:
-        order = order[np.lexsort((order, -weights[order]))]
+        order = order[np.argpartition(-weights[order], _EM_POINTS - 1)[:_EM_POINTS]]
+    order = order[np.lexsort((order, -weights[order]))]  # largest first, ties by index
     w = weights[order]
-    order, w = order[w > 0], w[w > 0]
     if order.size < 2 * d:
         return []
     pts = y[order]
@@ -717,27 +713,20 @@ def _distinct_modes(modes: NDArray, covs: NDArray, log_post: NDArray,
     return kept
 
 
-def _mode_groups(centres: NDArray, covs: NDArray, log_post: NDArray, keep: list[int]
-                 ) -> list[tuple[float, NDArray, NDArray]]:
-    """The (calibrated) Laplace approximations of distinct modes as kernel groups: one
-    Student-t per mode, weighted half by its Laplace evidence ``π(mode) √det Σ``, half
-    equally (weights summing to 1). Only the ``keep`` dimensions are proposed."""
+def _laplace_proposal(centres: NDArray, covs: NDArray, log_post: NDArray, keep: list[int],
+                      library_groups: list[tuple[float, NDArray, NDArray]],
+                      settings: AdaptiveSettings) -> _Proposal:
+    """First proposal from the (calibrated) Laplace approximations of distinct modes: one
+    Student-t per mode (weights half by Laplace evidence ``π(mode) √det Σ``, half equal),
+    75 % together, plus the library kernels (``library_groups``, 20 %) and the defensive box
+    prior. Only the ``keep`` dimensions are proposed."""
     sub = [np.asarray(c)[np.ix_(keep, keep)] for c in covs]
     log_ev = np.array([lp + 0.5 * np.linalg.slogdet(c)[1] for lp, c in
                        zip(log_post, sub, strict=True)])
     w = np.exp(log_ev - logsumexp(log_ev))
     w = 0.5 * w + 0.5 / len(sub)
-    return [(float(wi), np.asarray(c0)[keep][None], _regularised(c))
-            for wi, c0, c in zip(w, centres, sub, strict=True)]
-
-
-def _laplace_proposal(modes: list[tuple[float, NDArray, NDArray]],
-                      library_groups: list[tuple[float, NDArray, NDArray]],
-                      settings: AdaptiveSettings) -> _Proposal:
-    """First proposal: the Laplace approximations of the modes (:func:`_mode_groups`),
-    75 % together, plus the library kernels (``library_groups``, 20 %) and the defensive box
-    prior."""
-    groups = [(0.75 * g[0], g[1], g[2]) for g in modes]
+    groups = [(0.75 * float(wi), np.asarray(c0)[keep][None], _regularised(c))
+              for wi, c0, c in zip(w, centres, sub, strict=True)]
     total = sum(g[0] for g in library_groups)
     groups += [(0.2 * g[0] / total, g[1], g[2]) for g in library_groups]
     return _Proposal(groups, settings.df, settings.defensive)
@@ -1198,7 +1187,7 @@ def run_adaptive(lnprob: LogProbability, lo: NDArray, hi: NDArray, candidates: N
         # Laplace approximations make the first proposal (most posteriors of photometry are
         # close to Gaussian in the unbounded coordinates once the modes are found)
         if starts is not None and len(starts) > 0:
-            pool = box.to_y(np.clip(np.asarray(starts, dtype=np.float64), lo, hi))
+            pool = box.to_y(starts)
             start_y = pool[_spread_starts(pool[:, keep], settings.n_starts)]
         else:
             top = np.argsort(-np.where(np.isfinite(lw0), lw0, -np.inf), kind="stable")
@@ -1215,11 +1204,10 @@ def run_adaptive(lnprob: LogProbability, lo: NDArray, hi: NDArray, candidates: N
                 n_eval += nev
                 centres.append(c)
                 shapes.append(cv)
-            modes = _mode_groups(np.array(centres), np.array(shapes), lp_modes[distinct],
-                                 keep)
-            first = _laplace_proposal(modes, _kde_groups(seed_y[:, keep],
-                                                         _tempered(lw0, min_ess), settings,
-                                                         rng), settings)
+            first = _laplace_proposal(np.array(centres), np.array(shapes), lp_modes[distinct],
+                                      keep, _kde_groups(seed_y[:, keep],
+                                                        _tempered(lw0, min_ess), settings, rng),
+                                      settings)
         history.append({"n": 0.0, "ess": 0.0, "evaluations": float(n_eval),
                         "modes": float(len(distinct))})
     annealed = None
