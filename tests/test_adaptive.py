@@ -115,36 +115,6 @@ def test_correlated_gaussian_moments_and_evidence():
                                             abs=0.05)
 
 
-def test_rounds_are_drawn_in_chunks_and_the_fit_stops_at_the_chunk_that_converges():
-    """A round sized for the ESS still needed (up to 4 × batch) is drawn ``batch`` samples at
-    a time from one proposal, and the fit stops after the chunk that reaches the target:
-    the ESS before the last chunk is short of it, and no chunk exceeds ``batch``."""
-    rng = np.random.default_rng(1)
-    d = 5
-    a = rng.normal(size=(d, d))
-    cov = a @ a.T * 0.02 + np.eye(d) * 0.01
-    mu = rng.uniform(-0.5, 0.5, d)
-    lo, hi = np.full(d, -5.0), np.full(d, 5.0)
-    target = Target(lambda t: multivariate_normal(mu, cov).logpdf(t), d, lo, hi)
-    cand = rng.uniform(lo, hi, (20000, d))
-    lw = target.logpdf(cand)
-    settings = AdaptiveSettings(target_ess=3000, seed=7, batch=400, median_precision=0.0)
-    run = run_adaptive(target, lo, hi, cand, np.exp(lw - lw.max()),
-                       [f"p{j}" for j in range(d)], settings)
-    chunks = [h["n"] for h in run.history]
-    assert run.converged and max(chunks) <= 400
-    assert len(chunks) > run.rounds  # some proposal served more than one chunk
-    assert sum(chunks) == run.n_evaluations == run.theta.shape[0]
-    assert run.history[-2]["ess"] < 3000 <= run.ess
-    # the weights of chunks from a proposal used again are those of one larger round: the
-    # moments and the evidence are right
-    mean, c = _weighted_moments(run)
-    sd = np.sqrt(np.diag(cov))
-    np.testing.assert_allclose(mean, mu, atol=0.1 * sd.max())
-    np.testing.assert_allclose(np.sqrt(np.diag(c)), sd, rtol=0.1)
-    assert run.ln_evidence == pytest.approx(-d * math.log(10.0), abs=0.05)
-
-
 def test_em_mixture_recovers_a_mixture_from_weighted_points():
     """Importance-weighted points (uniform draws weighted by the mixture density) give the
     mixture back: EM must use the weights, not the points' own spread."""
@@ -566,23 +536,6 @@ def test_refined_posterior_covers_the_truth(model, libraries):
     k = res.names.index("log_mass")
     assert np.median(res.samples[:, k]) == pytest.approx(res.p50[k], abs=0.3 * res.std[k])
     assert res.chi2_min < 3 * len(FILTERS)
-
-
-def test_annealing_only_without_the_levenberg_marquardt_start(model, libraries):
-    """After the Levenberg–Marquardt start the proposals begin at the posterior modes and the
-    annealing stage (8 000 evaluations on DustPedia galaxies, no gain in accuracy) is
-    skipped even when the ESS is still low after ``anneal_after`` rounds; a fit started from
-    the library alone still anneals."""
-    obs, err, _ = _mock(model, libraries[0], 31, seed=4)
-    runs = {n: fit_sed(obs, err, FILTERS, z=0.05, library=libraries[0], model=model, seed=5,
-                       refine=AdaptiveSettings(seed=5, anneal_after=1, n_starts=n))
-            for n in (8, 0)}
-    for n, res in runs.items():
-        history = res.diagnostics["history"]
-        assert res.converged
-        assert min(h["ess"] for h in history if h["n"] > 0) < 100  # low after one round
-        assert any("tempering_steps" in h for h in history) == (n == 0), n
-    assert runs[8].diagnostics["history"][0]["modes"] >= 1
 
 
 def test_budget_warning_and_flag(model, libraries):

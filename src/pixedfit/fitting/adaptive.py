@@ -46,15 +46,11 @@ constrained ones and no proposal falls outside the box):
    ``batch`` samples, so that the proposal adapts again soon. The first proposal is built
    from the Laplace approximations (0.) or from the library models (each with its best
    normalisation) and their library weights.
-2. **Annealing when needed** — in a fit without the Levenberg–Marquardt start (0.), if
-   after ``anneal_after`` rounds the ESS is still below ``min_adapt_ess`` (a posterior far
-   narrower than the library's spacing, or curved), a sequential Monte Carlo stage carries
-   ``n_particles`` library models, tempered, to the posterior with differential-evolution
-   Metropolis moves (:func:`_anneal`), and the next proposal is built from those
-   particles. After the Levenberg–Marquardt start the proposals already begin at the
-   modes and the stage is skipped: on 26 DustPedia galaxies × 2 seeds it ran in 25 of 52
-   fits, cost 8 000 evaluations each time (15 % of all) and did not bring the medians
-   closer to the 20 000-ESS references (7 of 52 more than 0.3σ off with it, 4 without).
+2. **Annealing when needed** — if after ``anneal_after`` rounds the ESS is still below
+   ``min_adapt_ess`` (a posterior far narrower than the library's spacing, or curved), a
+   sequential Monte Carlo stage carries ``n_particles`` library models, tempered, to the
+   posterior with differential-evolution Metropolis moves (:func:`_anneal`), and the next
+   proposal is built from those particles.
 3. **Weights** — every sample of every round gets the weight
    ``π(y) / (q_M(y) Σ_r (N_r / N) q_r(y))`` (``q_M`` the density of its drawn mass, 1
    without the mass-conditional draw), where π is the same unnormalised posterior as the MCMC
@@ -69,11 +65,7 @@ constrained ones and no proposal falls outside the box):
    known to ``median_precision`` (0.02 dex Monte-Carlo error, :func:`median_errors`;
    posteriors more than 2 dex wide are bounds, not held to it), or when
    ``max_evaluations`` model evaluations are spent (then the result says
-   ``converged=False`` and a :class:`ConvergenceWarning` is raised). The test runs after
-   every chunk of at most ``batch`` samples: a round, sized for the ESS still needed, is
-   drawn from its proposal in such chunks (the deterministic-mixture weights count them as
-   one round), so a fit stops within a chunk of where it converges rather than at the end
-   of a round (on 26 DustPedia galaxies × 2 seeds, 11 % fewer evaluations).
+   ``converged=False`` and a :class:`ConvergenceWarning` is raised).
 
 Limits (measured, ``benchmarks/RESULTS.md``): importance sampling cannot see a part of the
 posterior that no proposal reaches. On the 11-parameter DustPedia model two library seeds
@@ -132,8 +124,7 @@ class AdaptiveSettings:
         Budget of forward-model evaluations per SED.
     batch : int
         Samples of the first adaptive round (later rounds are sized from the measured
-        efficiency, between ``batch / 2`` and ``4 × batch``), and the largest chunk drawn
-        before the convergence test runs again.
+        efficiency, between ``batch / 2`` and ``4 × batch``).
     max_rounds : int
         Adaptive rounds at most.
     df : float
@@ -153,8 +144,7 @@ class AdaptiveSettings:
         Library models that seed the first proposal.
     n_particles : int
         Particles of the annealing stage that carries the library to the posterior when
-        the importance rounds make no headway from it (0: never anneal). Only fits without
-        the Levenberg–Marquardt start anneal (see the module docstring).
+        the importance rounds make no headway from it (0: never anneal).
     anneal_after : int
         Importance rounds after which, if the ESS is still below ``min_adapt_ess``, the
         annealing stage runs (once).
@@ -1221,21 +1211,8 @@ def run_adaptive(lnprob: LogProbability, lo: NDArray, hi: NDArray, candidates: N
         history.append({"n": 0.0, "ess": 0.0, "evaluations": float(n_eval),
                         "modes": float(len(distinct))})
     annealed = None
-    # samples still to draw from the current proposal: a round is drawn in chunks of at
-    # most ``batch``, and the fit stops after the chunk that reaches its targets rather
-    # than at the end of the round (rounds are sized for the ESS still needed, with 20 %
-    # to spare, and the ESS gained per sample is a noisy guess)
-    left = 0
-    ess_round_start = 0.0
-    # ln q of the current proposal at every sample so far
-    last_logq = np.zeros(0)
-    chunks: list[int] = []
-    while left > 0 or len(sizes) < settings.max_rounds:
-        reuse = left > 0
-        if reuse:
-            proposal = proposals[-1]
-        elif (annealed is None and first is None and settings.n_particles > 0
-                and len(sizes) >= settings.anneal_after
+    for _ in range(settings.max_rounds):
+        if (annealed is None and settings.n_particles > 0 and len(sizes) >= settings.anneal_after
                 and ess < min_ess
                 and settings.max_evaluations - n_eval >= 2 * settings.n_particles):
             # the importance rounds make no headway from the library (a posterior far
@@ -1256,10 +1233,7 @@ def run_adaptive(lnprob: LogProbability, lo: NDArray, hi: NDArray, candidates: N
             proposal = first
         else:
             proposal = _build_proposal(seed_y[:, keep], _tempered(lw0, min_ess), settings, rng)
-        if not reuse:
-            left = batch
-            ess_round_start = ess
-        n = int(min(left, settings.batch, max(settings.max_evaluations - n_eval, 0)))
+        n = int(min(batch, max(settings.max_evaluations - n_eval, 0)))
         if n < 1:
             break
         y = np.zeros((n, d))
@@ -1281,22 +1255,14 @@ def run_adaptive(lnprob: LogProbability, lo: NDArray, hi: NDArray, candidates: N
         new_keep = y[:, keep]
         logistic = _Box.logistic_terms(y)
         new_box = -logistic[:, keep].sum(axis=-1)
-        if not reuse:
-            last_logq = (proposal.logpdf(np.vstack(ys)[:, keep], log_box_keep, work) if ys
-                         else np.zeros(0))
-            proposals.append(proposal)
-            sizes.append(0)
         if ys:
-            # n more samples of the current proposal: its share of every old sample's
-            # mixture density grows by n q(y)
-            log_mix_sum = np.logaddexp(log_mix_sum, math.log(n) + last_logq)
-        sizes[-1] += n
-        chunks.append(n)
-        left -= n
-        new_logq = [q.logpdf(new_keep, new_box, work) for q in proposals]
+            log_mix_sum = np.logaddexp(log_mix_sum, math.log(n) + proposal.logpdf(
+                np.vstack(ys)[:, keep], log_box_keep, work))
+        proposals.append(proposal)
+        sizes.append(n)
         new_sum = _logsumexp_rows(np.column_stack(
-            [math.log(m) + lq for lq, m in zip(new_logq, sizes, strict=True)]))
-        last_logq = np.concatenate([last_logq, new_logq[-1]])
+            [math.log(m) + q.logpdf(new_keep, new_box, work)
+             for q, m in zip(proposals, sizes, strict=True)]))
         log_mix_sum = np.concatenate([log_mix_sum, new_sum])
         log_box_keep = np.concatenate([log_box_keep, new_box])
         ys.append(y)
@@ -1322,17 +1288,15 @@ def run_adaptive(lnprob: LogProbability, lo: NDArray, hi: NDArray, candidates: N
             need_ess = max(need_ess, _precision_ess(errors, ess_new, settings))
         history.append({"n": float(n), "ess": ess_new, "evaluations": float(n_eval),
                         "pareto_k": khat, "ess_needed": need_ess})
+        gain = max(ess_new - ess, 0.0)
         ess = ess_new
         if ess >= need_ess and khat < settings.max_pareto_k:
             converged = True
             break
-        if left > 0 and ess >= min_ess:
-            continue
         # size the next round from this round's yield (ESS gained per sample)
-        eff = max(max(ess - ess_round_start, 0.0) / sizes[-1], 1e-3)
+        eff = max(gain / n, 1e-3)
         need = (need_ess - ess) / eff
         batch = int(np.clip(need * 1.2, settings.batch // 2, 4 * settings.batch))
-        left = 0
         if ess < min_ess:
             # the proposal is still poor: adapt it again soon rather than draw many from it
             batch = int(settings.batch)
@@ -1341,7 +1305,7 @@ def run_adaptive(lnprob: LogProbability, lo: NDArray, hi: NDArray, candidates: N
     values = {k: np.concatenate([v[k] for v in vals]) for k in names}
     phot_all = None if phots[0] is None else np.vstack(
         [p if p is not None else np.full((s, phots[0].shape[1]), np.nan)
-         for p, s in zip(phots, chunks, strict=True)])
+         for p, s in zip(phots, sizes, strict=True)])
     finite = np.isfinite(log_w)
     # mean weight = ∫ π dθ; divided by the box volume: the evidence of the uniform prior
     ln_z = (float(logsumexp(log_w[finite]) - math.log(sum(sizes)) - box.log_volume)
