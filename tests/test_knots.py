@@ -185,6 +185,44 @@ def test_projection_does_not_depend_on_blas_threads():
         np.testing.assert_array_equal(np.asarray(value), np.asarray(many[key]), err_msg=key)
 
 
+@pytest.mark.parametrize("cfg", CONFIGS)
+def test_projection_with_kept_columns_is_the_same(cfg):
+    """The wavelength-major float64 rows kept between calls (``columns``) change no bit of
+    the projection, are converted once and reused; the young rows (without the ionising
+    wavelengths) and all rows (those plus the ionising ones) agree with the direct
+    projection of the float64 grid to float32 rounding."""
+    from scipy import sparse
+
+    from pixedfit.sps.knots import _knot_matrix
+
+    m = SEDModel(**cfg)
+    fw, trans, _, _ = m._phot_weights(tuple(BANDS), 0.3)
+    plain = knot_arrays(m._phot_arrays, fw, trans)
+    kept: dict = {}
+    first = knot_arrays(m._phot_arrays, fw, trans, (), kept)
+    held = {k: id(v) for k, v in kept.items()}
+    assert "ssp" in held and ("neb" in held) == ("neb_cont" in m._phot_arrays)
+    fw2, trans2, _, _ = m._phot_weights(tuple(BANDS), 0.7)
+    second = knot_arrays(m._phot_arrays, fw2, trans2, (), kept)
+    assert {k: id(v) for k, v in kept.items()} == held  # reused, not converted again
+    for key, value in plain.items():
+        np.testing.assert_array_equal(np.asarray(first[key]), np.asarray(value), err_msg=key)
+    np.testing.assert_array_equal(second["ssp"], knot_arrays(m._phot_arrays, fw2, trans2)["ssp"])
+    base = m._phot_arrays
+    mat = sparse.csr_matrix(_knot_matrix(np.asarray(base["wave"], dtype=np.float64),
+                                         np.asarray(base["dwave"]), int(base["n_ionising"]),
+                                         fw, trans, np.zeros(0))[0])
+    ssp = np.asarray(base["ssp"], dtype=np.float64)
+    flat = ssp.reshape(-1, ssp.shape[-1])
+    direct = (mat.T @ flat.T).T
+    np.testing.assert_allclose(first["ssp"], direct, rtol=1e-6, atol=1e-30)
+    if "neb_cont" in base:
+        n_ion = int(base["n_ionising"])
+        young = (mat[n_ion:].T @ flat[:, n_ion:].T).T
+        np.testing.assert_allclose(first["ssp_young"][:, :-1], young[:, :-1], rtol=1e-6,
+                                   atol=1e-30)
+
+
 def test_knots_on_request_and_for_several_redshifts():
     """The grid sum by default (a model's photometry never depends on the other models of
     its batch); knots=True projects per redshift of the batch."""
