@@ -115,6 +115,35 @@ def test_photometry_from_model_and_from_spectra_agree(model, library):
     np.testing.assert_allclose(grid.flux[1], phot.flux[0], rtol=1e-12)
 
 
+class _TwoRankPool:
+    """A pool as an MPI pool of two ranks behaves: rank r evaluates tasks r, r + 2, ...,
+    here the second rank's tasks first, and every caller gets all results in task order."""
+
+    def __init__(self) -> None:
+        self.done: list[int] = []
+
+    def map(self, func, tasks):
+        items = list(tasks)
+        results = {}
+        for rank in (1, 0):
+            for index in range(rank, len(items), 2):
+                results[index] = func(items[index])
+                self.done.append(index)
+        return [results[i] for i in range(len(items))]
+
+
+def test_photometry_shared_over_a_pool_is_the_same(model):
+    """Blocks of 4096 models shared over the ranks of a pool give the same bits as one
+    process (a model's photometry never depends on its block)."""
+    lib = generate_library(model, 9000, seed=5)
+    alone = lib.photometry(FILTERS, [0.02, 0.04], model=model, threads=1)
+    pool = _TwoRankPool()
+    shared = lib.photometry(FILTERS, [0.02, 0.04], model=model, threads=1, pool=pool)
+    assert sorted(pool.done) == [0, 1, 2] and pool.done[0] == 1
+    np.testing.assert_array_equal(shared.flux, alone.flux)
+    np.testing.assert_array_equal(shared.params, alone.params)
+
+
 def test_bad_input(model, library, tmp_path):
     with pytest.raises(ValueError, match="positive integer"):
         generate_library(model, 0)

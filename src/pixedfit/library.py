@@ -196,6 +196,7 @@ class ModelLibrary:
         H0: float = 70.0,
         Om0: float = 0.3,
         threads: int | None = None,
+        pool: Any = None,
     ) -> ModelPhotometry:
         """Model photometry (f_λ, erg s⁻¹ cm⁻² Å⁻¹ per M☉) at a redshift or on a grid.
 
@@ -219,6 +220,12 @@ class ModelLibrary:
             Cosmology for the luminosity distance when integrating stored spectra.
         threads : int, optional
             OpenMP threads.
+        pool : pool, optional
+            An (MPI) pool of :mod:`pixedfit.parallel` over which the blocks of models
+            evaluated by the model are shared out; every rank receives all of them (each
+            model's photometry does not depend on its block: the result is the same bits
+            for any number of ranks). Without one, every rank of an MPI run computes the
+            whole library.
 
         Returns
         -------
@@ -246,10 +253,15 @@ class ModelLibrary:
             sed_model = self.model() if model is None else model
             arr = self._model_param_array(sed_model)
             block = 4096
-            for start in range(0, self.nmodels, block):
-                part = sed_model.photometry_zgrid(arr[start:start + block], zz, names,
+            starts = range(0, self.nmodels, block)
+
+            def part(start: int) -> NDArray[np.float64]:
+                return sed_model.photometry_zgrid(arr[start:start + block], zz, names,
                                                   threads=threads)  # (nz, nblock, nband)
-                flux[:, :, start:start + block] = part.transpose(0, 2, 1)
+
+            parts = map(part, starts) if pool is None else pool.map(part, starts)
+            for start, values in zip(starts, parts, strict=True):
+                flux[:, :, start:start + block] = values.transpose(0, 2, 1)
         table_names, table = self.table()
         return ModelPhotometry.from_band_major(flux, table, table_names,
                                                z_grid=zz if zz.size > 1 else None,

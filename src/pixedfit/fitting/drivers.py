@@ -106,14 +106,15 @@ class _Context:
         names = self.library.names
         self.age_col = names.index("log_age") if "log_age" in names else None
 
-    def photometry(self, z: float | NDArray[np.float64], cache: bool = True) -> ModelPhotometry:
+    def photometry(self, z: float | NDArray[np.float64], cache: bool = True,
+                   pool: Any = None) -> ModelPhotometry:
         key = tuple(np.atleast_1d(z).tolist())
         if key in self._cache:
             return self._cache[key]
         phot = self.library.photometry(
             self.filters, z, model=self.model, use_spectra=self.use_spectra,
             cosmo=self.settings.get("cosmo"), H0=self.settings.get("H0", 70.0),
-            Om0=self.settings.get("Om0", 0.3), threads=self.threads)
+            Om0=self.settings.get("Om0", 0.3), threads=self.threads, pool=pool)
         if cache:
             if len(self._cache) > 8:
                 self._cache.clear()
@@ -852,7 +853,8 @@ def fit_catalog(
         store = ResultStore(store)
     lo = max(dz / 2, zz.min() - dz)
     grid = np.arange(lo, zz.max() + dz * 1.5, dz)
-    interp = (_ZInterpolator(ctx.photometry(grid, cache=False), settings, inplace=True)
+    interp = (_ZInterpolator(ctx.photometry(grid, cache=False, pool=pool), settings,
+                             inplace=True)
               if grid.size > 1 else None)
 
     def work(i: int) -> FitResult:
@@ -1030,7 +1032,7 @@ def fit_binmap(
         store = ResultStore(store)
     aset = _adaptive_settings(method, refine, seed)
     areas = _bin_areas(cube)
-    models = ctx.photometry(float(redshift))
+    models = ctx.photometry(float(redshift), pool=pool)
     age = ctx.age_prior(float(redshift))
 
     def work(b: int) -> FitResult:
