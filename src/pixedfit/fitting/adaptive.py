@@ -267,7 +267,10 @@ def _logsumexp_rows(a: NDArray[np.float64], overwrite: bool = False) -> NDArray[
 
     The mixture densities of every round call this on (samples × kernels) arrays; plain
     numpy is ≈ 4× faster there than :func:`scipy.special.logsumexp` (same result to
-    rounding)."""
+    rounding). A single column is returned as it is (the same bits the sum would give:
+    the Gaussian-mixture kernels of a proposal are groups of one)."""
+    if a.shape[1] == 1:
+        return a[:, 0].copy()
     m = a.max(axis=1)
     m = np.where(np.isfinite(m), m, 0.0)
     work = a if overwrite else np.empty_like(a)
