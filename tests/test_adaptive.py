@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.optimize import minimize
-from scipy.stats import kstest, multivariate_normal
+from scipy.stats import kstest, multivariate_normal, norm
 from scipy.stats import t as student_t
 
 from _sps_shared import FILTERS_12 as FILTERS
@@ -28,6 +28,7 @@ from pixedfit.fitting.adaptive import (
     AdaptiveSettings,
     ConvergenceWarning,
     _Box,
+    _BoxMixture,
     _calibrated_laplace,
     _em_mixture,
     _laplace_modes,
@@ -137,6 +138,57 @@ def test_em_mixture_recovers_a_mixture_from_weighted_points():
     again = sorted(_em_mixture(y, w, 2, np.random.default_rng(0)), key=lambda g: g[1][0])
     for a, b in zip(fit, again, strict=True):
         np.testing.assert_array_equal(a[1], b[1])
+
+
+def _box_kernels():
+    """Two kernels in the box coordinates: one piled against the edge u₀ = 0 (a third of it
+    outside), one inside; and one almost wholly outside the box (dropped)."""
+    return [(0.6, np.array([0.05, 0.5]), np.array([[0.01, 0.002], [0.002, 0.02]])),
+            (0.4, np.array([0.7, 0.3]), np.array([[0.005, 0.0], [0.0, 0.004]])),
+            (0.1, np.array([1.6, 0.5]), np.eye(2) * 0.01)]
+
+
+def test_box_mixture_density_is_the_truncated_mixture_and_normalised():
+    """ln q(y) is ln Σ π_k N(σ(y); m_k, C_k) / Z_k + ln |dσ/dy| (scipy), kernels with under
+    5 % of their mass inside are dropped, and q integrates to 1 over the box."""
+    rng = np.random.default_rng(3)
+    mix = _BoxMixture(_box_kernels(), rng, n_norm=200_000)
+    assert len(mix.kernels) == 2
+    # the in-box masses: 2/3 of the first (u₀ > 0 beyond −0.5 sd), all of the second
+    sd1 = math.sqrt(0.02)
+    z0 = float((norm.cdf(0.95 / 0.1) - norm.cdf(-0.05 / 0.1))
+               * (norm.cdf(0.5 / sd1) - norm.cdf(-0.5 / sd1)))
+    assert mix.kernels[0][3] == pytest.approx(z0, abs=0.005)
+    assert mix.kernels[1][3] == pytest.approx(1.0, abs=1e-3)
+    y = rng.normal(size=(500, 2)) * 2.0
+    u = 1.0 / (1.0 + np.exp(-y))
+    ref = sum(w / z * multivariate_normal(m, c @ c.T).pdf(u) for w, m, c, z in mix.kernels)
+    log_box = _Box.log_logistic(y)
+    np.testing.assert_allclose(mix.logpdf(y, log_box), np.log(ref) + log_box, rtol=1e-10)
+    # ∫ q_y dy = ∫ q_u du over the unit box (midpoint rule, 800²)
+    g = (np.arange(800) + 0.5) / 800
+    uu = np.stack(np.meshgrid(g, g, indexing="ij"), axis=-1).reshape(-1, 2)
+    yy = np.log(uu) - np.log1p(-uu)
+    q_u = np.exp(mix.logpdf(yy, _Box.log_logistic(yy)) - _Box.log_logistic(yy))
+    assert q_u.mean() == pytest.approx(1.0, abs=0.005)
+
+
+def test_box_mixture_draws_follow_its_density():
+    """Draws (by rejection to the box) have the moments of the density they are weighted by,
+    in the box coordinates, and each kernel its share."""
+    rng = np.random.default_rng(5)
+    mix = _BoxMixture(_box_kernels(), rng, n_norm=200_000)
+    u = 1.0 / (1.0 + np.exp(-mix.sample(40_000, rng)))
+    assert np.all((u > 0) & (u < 1))
+    g = (np.arange(600) + 0.5) / 600
+    uu = np.stack(np.meshgrid(g, g, indexing="ij"), axis=-1).reshape(-1, 2)
+    yy = np.log(uu) - np.log1p(-uu)
+    q = np.exp(mix.logpdf(yy, _Box.log_logistic(yy)) - _Box.log_logistic(yy))
+    q /= q.sum()
+    mean = q @ uu
+    np.testing.assert_allclose(u.mean(axis=0), mean, atol=0.004)
+    np.testing.assert_allclose(np.cov(u.T), ((uu - mean).T * q) @ (uu - mean), atol=0.002)
+    assert np.mean(u[:, 0] > 0.45) == pytest.approx(0.4, abs=0.01)  # the second kernel
 
 
 def test_em_mixture_kernels_are_limited_by_the_effective_sample_size():
