@@ -140,9 +140,10 @@ class AdaptiveSettings:
     max_components : int
         Kernels of the kernel density part of a proposal at most.
     mixture_components : int
-        Kernels of the Gaussian mixture fitted (by EM) to the weighted samples of the
-        rounds so far, which makes most of every later proposal (0: none, the kernel
-        density and the Student-t at the mean alone: the earlier scheme).
+        Kernels of each of the two Gaussian mixtures fitted (by EM) to the weighted
+        samples of the rounds so far, one in the unbounded and one in the box coordinates,
+        which together make most of every later proposal (0: none, the kernel density and
+        the Student-t at the mean alone: the earlier scheme).
     min_adapt_ess : float
         Weights are tempered until their ESS reaches this before a proposal is built from
         them (None: 10 × the number of sampled parameters).
