@@ -625,16 +625,16 @@ def _build_proposal(y: NDArray, weights: NDArray, settings: AdaptiveSettings,
                if settings.mixture_components > 0 else [])
     box = None
     if mixture:
-        share = _MIXTURE_SHARE * (1.0 - _BOX_SHARE)
-        if _BOX_SHARE > 0:
-            u = expit(y)
-            _, cov_u = _weighted_cov(u, weights)
-            fitted = _em_mixture(u, weights, settings.mixture_components, rng,
-                                 ridge=1e-3 * np.diag(cov_u) + 1e-12)
-            if fitted:
-                box = (_MIXTURE_SHARE * _BOX_SHARE,
-                       _BoxMixture([(p, mu, cov * _BOX_WIDEN**2) for p, mu, cov in fitted],
-                                   rng))
+        u = expit(y)
+        _, cov_u = _weighted_cov(u, weights)
+        fitted = _em_mixture(u, weights, settings.mixture_components, rng,
+                             ridge=1e-3 * np.diag(cov_u) + 1e-12)
+        box_mixture = _BoxMixture([(p, mu, cov * _BOX_WIDEN**2) for p, mu, cov in fitted],
+                                  rng)
+        # the mixture in y takes the whole share when none could be fitted in u
+        share = _MIXTURE_SHARE * (1.0 - _BOX_SHARE) if box_mixture else _MIXTURE_SHARE
+        if box_mixture:
+            box = (_MIXTURE_SHARE * _BOX_SHARE, box_mixture)
         total = sum(g[0] for g in groups)
         groups = ([(share * p, mu[None], cov * _MIXTURE_WIDEN**2) for p, mu, cov in mixture]
                   + [((1.0 - _MIXTURE_SHARE) * g[0] / total, g[1], g[2]) for g in groups])
