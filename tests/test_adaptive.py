@@ -368,6 +368,54 @@ def test_laplace_modes_agree_with_scipy_minimisation():
     assert 0 < nev == prob.ncalls
 
 
+class _CurvedPhotometry(_LinearPhotometry):
+    """F = A exp(y / 2) + b: a curved problem on which Levenberg–Marquardt refuses steps.
+    Every batch of positions it is asked for is kept (in the unbounded coordinates)."""
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.batches = []
+
+    def evaluate(self, theta, extras=False):
+        theta = np.atleast_2d(theta)
+        self.batches.append(self.box.to_y(theta))
+        inside = np.all((theta > self.lo) & (theta < self.hi), axis=1)
+        idx = np.flatnonzero(inside)
+        self.ncalls += idx.size
+        f = np.exp(0.5 * self.box.to_y(theta[idx])) @ self.a.T + self.b
+        chi2 = (((f - self.obs) / self.err) ** 2).sum(axis=1)
+        lnp = np.full(theta.shape[0], -np.inf)
+        lnp[idx] = -0.5 * chi2
+        return lnp, {"index": idx, "chi2": chi2, "photometry": f, "values": {}}
+
+
+def test_laplace_modes_differentiate_each_position_once():
+    """The forward-difference Jacobian is taken again only where a step was kept: a
+    refused trial step leaves the position, and its Jacobian, as they were."""
+    rng = np.random.default_rng(8)
+    d, nb, step = 3, 8, 0.02
+    a = rng.normal(size=(nb, d))
+    b = rng.normal(size=nb)
+    err = np.full(nb, 0.05)
+    obs = np.exp(0.5 * rng.uniform(-1, 1, d)) @ a.T + b
+    lo, hi = np.full(d, -4.0), np.full(d, 4.0)
+    prob = _CurvedPhotometry(a, b, obs, err, lo, hi)
+    starts = np.array([np.full(d, 2.5), np.full(d, -2.5), [2.0, -2.0, 0.5]])
+    _, _, _, nev = _laplace_modes(prob, _Box(lo, hi), starts, 40, 10**6, step=step)
+    bases, trials = [], 0
+    for y in prob.batches[1:]:
+        groups = y.reshape(-1, d, d) if y.shape[0] % d == 0 else None
+        if groups is not None and np.allclose(
+                groups - (groups[:, :1] - step * np.eye(d)[0]), step * np.eye(d), atol=1e-9):
+            bases.extend(groups[:, 0] - step * np.eye(d)[0])
+        else:
+            trials += y.shape[0]
+    bases = np.round(np.array(bases), 9)
+    assert len(np.unique(bases, axis=0)) == len(bases)  # no position differentiated twice
+    assert trials > len(bases)  # steps were refused, and cost one evaluation each
+    assert nev == prob.ncalls == starts.shape[0] + d * len(bases) + trials
+
+
 def test_calibrated_laplace_recovers_a_gaussian_and_cuts_a_cliff():
     d = 3
     lo, hi = np.full(d, -10.0), np.full(d, 10.0)

@@ -1102,7 +1102,8 @@ def _laplace_modes(lnprob: LogProbability, box: _Box, starts: NDArray, max_iter:
     Minimises ``Φ(y) = χ²(θ(y)) / 2 − ln |dθ/dy|`` (``−ln`` of the posterior in ``y``, the
     uniform box prior being the logistic Jacobian) with the Gauss–Newton Hessian
     ``H = J̃ᵀJ̃ + diag(2 σ(y)(1 − σ(y)))``, ``J̃ = ∂(F/σ)/∂y`` by forward differences of
-    ``step`` (all starts and directions in one batched model call per iteration). A trial
+    ``step`` (all starts and directions in one batched model call per iteration, and only
+    for the starts whose last trial step was kept: the others have not moved). A trial
     step is kept only when the exact log posterior (explicit priors and upper limits
     included) improves. Bands that are upper limits or have no finite error are left out of
     the Gauss–Newton model only. Iterations stop before ``budget`` model evaluations are
@@ -1132,14 +1133,22 @@ def _laplace_modes(lnprob: LogProbability, box: _Box, starts: NDArray, max_iter:
     active = np.isfinite(lnp)
     hess = np.tile(np.eye(d), (k, 1, 1))
     eye = np.eye(d)
+    # the Jacobian of every start at its current position, recomputed only after a step
+    # is kept (about half the trial steps are refused, and the position stays)
+    jac_all = np.zeros((k, d, obs.size))
+    stale = np.ones(k, dtype=bool)
     for _ in range(max_iter):
         rows = np.flatnonzero(active)
-        if rows.size == 0 or lnprob.ncalls - before + rows.size * (d + 1) > budget:
+        fresh = rows[stale[rows]]
+        if rows.size == 0 or lnprob.ncalls - before + fresh.size * d + rows.size > budget:
             break
-        shifted = (y[rows, None, :] + step * eye[None]).reshape(-1, d)
-        _, fj = model(shifted)
-        jac = (fj.reshape(rows.size, d, -1) - f[rows, None, :]) / step / sig  # (m, d, nb)
-        jac = np.where(np.isfinite(jac) & use, jac, 0.0)
+        if fresh.size:
+            shifted = (y[fresh, None, :] + step * eye[None]).reshape(-1, d)
+            _, fj = model(shifted)
+            jf = (fj.reshape(fresh.size, d, -1) - f[fresh, None, :]) / step / sig
+            jac_all[fresh] = np.where(np.isfinite(jf) & use, jf, 0.0)
+            stale[fresh] = False
+        jac = jac_all[rows]  # (m, d, nb)
         resid = np.where(use, (obs - f[rows]) / sig, 0.0)  # (m, nb)
         sy = expit(y[rows])
         grad = -np.einsum("mjb,mb->mj", jac, resid) + (2.0 * sy - 1.0)
@@ -1159,6 +1168,7 @@ def _laplace_modes(lnprob: LogProbability, box: _Box, starts: NDArray, max_iter:
         gain = np.where(better, lnp_t - lnp[rows], 0.0)
         up = rows[better]
         y[up], lnp[up], f[up] = trial[better], lnp_t[better], f_t[better]
+        stale[up] = True
         damping[up] /= 3.0
         damping[rows[~better]] *= 4.0
         # converged: a kept step that gained little, or damping that no step survives
