@@ -419,12 +419,23 @@ class _Proposal:
             inv_t = np.linalg.inv(chol).T  # whitening: (y - μ) @ L⁻ᵀ
             self.groups.append(((1.0 - self.defensive) * weight / total, centres, chol,
                                 inv_t, log_norm))
-        # the whitened centres μ_k L⁻ᵀ of every group and their squared norms (what logpdf
-        # needs of them)
-        self._whitened = []
-        for _, centres, _, inv_t, _ in self.groups:
+        # groups of several kernels: the whitened centres μ_k L⁻ᵀ and their squared norms
+        # (what logpdf needs of them); groups of one kernel (each with its own scale: the
+        # Gaussian-mixture kernels) are evaluated together, from stacked whitening matrices
+        self._several = []
+        single = []
+        for weight, centres, _, inv_t, log_norm in self.groups:
             wc = centres @ inv_t
-            self._whitened.append((wc, (wc * wc).sum(axis=1)[None, :]))
+            if centres.shape[0] > 1:
+                self._several.append((weight, inv_t, log_norm, wc,
+                                      (wc * wc).sum(axis=1)[None, :]))
+            else:
+                single.append((math.log(weight) + log_norm, inv_t, wc[0]))
+        self._single = None
+        if single:
+            self._single = (np.array([c for c, _, _ in single]),
+                            np.stack([t for _, t, _ in single]),
+                            np.stack([w for _, _, w in single])[:, None, :])
 
     def sample(self, n: int, rng: np.random.Generator) -> NDArray[np.float64]:
         probs = [g[0] for g in self.groups] + [self.defensive]
@@ -455,24 +466,23 @@ class _Proposal:
         Per group of K kernels sharing the scale ``L Lᵀ``, the squared Mahalanobis
         distances ``|y L⁻ᵀ − μ_k L⁻ᵀ|²`` come from one matrix product per chunk of rows, and
         the Student-t log densities and their log-sum over the kernels are computed in
-        place, on blocks of rows small enough to stay in the cache. Every operation and
-        its order are those of the plain expression (the result is the same to the bit:
-        the mass-conditional draws of later rounds amplify rounding differences)."""
+        place, on blocks of rows small enough to stay in the cache. The groups of one
+        kernel, each with its own scale, are evaluated together: one stacked product
+        ``y L_k⁻ᵀ`` for all of them per block of rows. The result depends on the rows
+        alone, not on how many are evaluated at once or on ``work``."""
         d = y.shape[1]
         n = y.shape[0]
         expo = 0.5 * (self.df + d)
         if work is None:
             work = _Workspace()
-        # one column per group and the box prior: numpy sums fewer than 8 columns of a row
-        # in order whatever the layout, and column by column (Fortran order) it is
-        # faster; 8 or more it sums pairwise, row by row (C order) as ever
-        ncol = len(self.groups) + 1 + (self.box_mixture is not None)
+        # one column per group of several kernels, one for all the single kernels, the
+        # box prior and the box mixture
+        ncol = len(self._several) + (self._single is not None) + 1 + (
+            self.box_mixture is not None)
         terms = np.empty((n, ncol), order="F" if ncol < 8 else "C")
-        for g, (weight, centres, _, inv_t, log_norm) in enumerate(self.groups):
-            wc, c2 = self._whitened[g]
-            k = centres.shape[0]
-            # BLAS rounds the products differently for other shapes: same chunks as ever
-            step = max(1, 4_000_000 // max(k, 1))
+        for g, (weight, inv_t, log_norm, wc, c2) in enumerate(self._several):
+            k = wc.shape[0]
+            step = max(1, 4_000_000 // k)
             rows = max(1, self._block // k)
             for a in range(0, n, step):
                 m = min(step, n - a)
@@ -494,14 +504,32 @@ class _Proposal:
                     lt *= expo
                     np.subtract(log_norm, lt, out=lt)
                     terms[a + i:a + i + lt.shape[0], g] = _logsumexp_rows(lt, overwrite=True)
-            terms[:, g] -= math.log(k)
-            terms[:, g] += math.log(weight)
+            terms[:, g] += math.log(weight) - math.log(k)
+        col = len(self._several)
+        if self._single is not None:
+            const, inv_t, wc = self._single
+            k = const.size
+            rows = max(1, self._block // (k * d))
+            for a in range(0, n, rows):
+                m = min(rows, n - a)
+                wy = work.array("single", (k, m, d))
+                np.matmul(y[None, a:a + m], inv_t, out=wy)
+                wy -= wc
+                wy *= wy
+                q = work.array("single_q", (k, m))
+                wy.sum(axis=2, out=q)
+                q /= self.df
+                np.log1p(q, out=q)
+                q *= -expo
+                q += const[:, None]
+                terms[a:a + m, col] = _logsumexp_rows(q.T)
+            col += 1
         if log_box is None:
             log_box = _Box.log_logistic(y)
-        terms[:, len(self.groups)] = math.log(self.defensive) + log_box
+        terms[:, col] = math.log(self.defensive) + log_box
         if self.box_mixture is not None:
             share, mixture = self.box_mixture
-            terms[:, -1] = math.log(share) + mixture.logpdf(y, log_box)
+            terms[:, col + 1] = math.log(share) + mixture.logpdf(y, log_box)
         return _logsumexp_rows(terms, overwrite=True)
 
 
@@ -529,9 +557,16 @@ class _BoxMixture:
                 kept.append((weight, mean, chol, inside))
         total = sum(k[0] for k in kept)
         self.kernels = [(w / total, m, c, z) for w, m, c, z in kept]
-        self._terms = [(math.log(w) - math.log(z) - float(np.log(np.diag(c)).sum())
-                        - 0.5 * m.size * math.log(2.0 * math.pi), m, np.linalg.inv(c).T)
-                       for w, m, c, z in self.kernels]
+        # per kernel: log(weight / Z) minus the log normalisation, the whitening matrix
+        # L⁻ᵀ and the whitened mean μ L⁻ᵀ, stacked (all kernels are evaluated together)
+        if self.kernels:
+            inv_t = np.stack([np.linalg.inv(c).T for _, _, c, _ in self.kernels])
+            self._const = np.array([math.log(w) - math.log(z) - float(np.log(np.diag(c)).sum())
+                                    - 0.5 * m.size * math.log(2.0 * math.pi)
+                                    for w, m, c, z in self.kernels])
+            self._inv_t = inv_t
+            self._wmean = np.stack([m @ t for (_, m, _, _), t in
+                                    zip(self.kernels, inv_t, strict=True)])[:, None, :]
 
     def __bool__(self) -> bool:
         return bool(self.kernels)
@@ -556,11 +591,19 @@ class _BoxMixture:
         """ln q(y) of every row of ``y`` (n, d); ``log_box`` = ``_Box.log_logistic(y)``,
         the Jacobian ln |du/dy|."""
         u = expit(y)
-        cols = np.empty((y.shape[0], len(self._terms)))
-        for j, (const, mean, inv_t) in enumerate(self._terms):
-            z = (u - mean) @ inv_t
-            cols[:, j] = const - 0.5 * (z * z).sum(axis=1)
-        return _logsumexp_rows(cols, overwrite=True) + log_box
+        k, d = self._const.size, y.shape[1]
+        out = np.empty(y.shape[0])
+        rows = max(1, _Proposal._block // (k * d))
+        for a in range(0, y.shape[0], rows):
+            m = min(rows, y.shape[0] - a)
+            z = np.matmul(u[None, a:a + m], self._inv_t)
+            z -= self._wmean
+            z *= z
+            q = z.sum(axis=2)
+            q *= -0.5
+            q += self._const[:, None]
+            out[a:a + m] = _logsumexp_rows(q.T)
+        return out + log_box
 
 
 class _Workspace:
