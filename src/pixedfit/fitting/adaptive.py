@@ -287,6 +287,18 @@ def _logsumexp_rows(a: NDArray[np.float64], overwrite: bool = False) -> NDArray[
         return np.log(work.sum(axis=1)) + m
 
 
+def _logsumexp_columns(a: NDArray[np.float64]) -> NDArray[np.float64]:
+    """``log Σ_k exp(a[k, i])`` of every column of ``a`` (K, n), which is used as the work
+    space (its values are lost); −inf for a column of −inf. Kernels along the first axis:
+    every pass runs over whole rows, far faster than a reduction along short rows."""
+    m = a.max(axis=0)
+    m = np.where(np.isfinite(m), m, 0.0)
+    a -= m
+    np.exp(a, out=a)
+    with np.errstate(divide="ignore"):
+        return np.log(a.sum(axis=0)) + m
+
+
 def effective_sample_size(log_weights: NDArray[np.float64]) -> float:
     """Kish's effective sample size ``(Σw)² / Σw²`` of (unnormalised) log weights."""
     lw = np.asarray(log_weights, dtype=np.float64)
@@ -385,6 +397,68 @@ class _Box:
         return self.log_volume + self.log_logistic(y)
 
 
+def _quadratic_features(xt: NDArray, out: NDArray) -> NDArray[np.float64]:
+    """The products ``x_r x_s`` (r ≤ s, in the order of ``np.triu_indices``) and then the
+    coordinates ``x_r`` of points given as columns of ``xt`` (d, n), as rows of ``out``
+    (d(d+3)/2, n); each row is one contiguous pass."""
+    d = xt.shape[0]
+    start = 0
+    for r in range(d):
+        np.multiply(xt[r:], xt[r], out=out[start:start + d - r])
+        start += d - r
+    out[start:] = xt
+    return out
+
+
+def _quadratic_coef(centres: NDArray, prec: NDArray) -> tuple[NDArray, NDArray]:
+    """Coefficients (d(d+3)/2, K) and offsets (K,) such that ``features.T @ coef + offset``
+    (:func:`_quadratic_features`) is ``(x − μ_k)ᵀ P_k (x − μ_k)`` for centres ``μ_k``
+    (K, d) and precisions ``P_k`` (K, d, d)."""
+    d = centres.shape[1]
+    r, c = np.triu_indices(d)
+    quad = prec[:, r, c] * np.where(r == c, 1.0, 2.0)
+    lin = -2.0 * np.einsum("kij,kj->ki", prec, centres)
+    coef = np.ascontiguousarray(np.concatenate([quad, lin], axis=1).T)
+    return coef, np.einsum("ki,kij,kj->k", centres, prec, centres)
+
+
+#: Rows per block of :class:`_Mahalanobis` products (their features stay in the cache).
+_MAHALANOBIS_ROWS = 2048
+
+
+class _Mahalanobis:
+    """Squared Mahalanobis distances of points to K kernels, each with its own covariance,
+    as one matrix product.
+
+    With the origin ``o`` at the mean of the centres, ``x = y − o`` and ``P_k`` the
+    precision of kernel k, ``(x − μ_k)ᵀ P_k (x − μ_k) = Σ_{i≤j} x_i x_j A_kij − 2 x · P_k μ_k
+    + μ_kᵀ P_k μ_k``: the products ``x_i x_j`` and ``x_i`` of every point (d(d+3)/2
+    features) times a (features × K) coefficient matrix. Rounding is relative to
+    ``|x|² ‖P_k‖`` rather than to the distance itself (≈ 1e-11 for a kernel of standard
+    deviation 0.01 three units from the origin); distances are kept ≥ 0.
+    """
+
+    def __init__(self, centres: NDArray, chols: NDArray):
+        centres = np.asarray(centres, dtype=np.float64)  # (K, d)
+        self.origin = centres.mean(axis=0)
+        inv = np.linalg.inv(chols)  # L⁻¹, (K, d, d)
+        coef, self.offset = _quadratic_coef(centres - self.origin,
+                                            np.swapaxes(inv, 1, 2) @ inv)
+        self.coef_t = np.ascontiguousarray(coef.T)  # (K, features)
+
+    def __call__(self, y: NDArray, work: _Workspace, name: str = "maha"
+                 ) -> NDArray[np.float64]:
+        """Distances (K, n) of the rows of ``y`` (n, d) to the kernels, in ``work``'s array
+        ``name`` (the features too: fresh pages cost more than the arithmetic on them)."""
+        n, d = y.shape
+        xt = np.subtract(y.T, self.origin[:, None], out=work.array("maha_x", (d, n)))
+        feats = _quadratic_features(xt, work.array("maha_features", (self.coef_t.shape[1], n)))
+        q = np.matmul(self.coef_t, feats, out=work.array(name, (self.offset.size, n)))
+        q += self.offset[:, None]
+        np.maximum(q, 0.0, out=q)
+        return q
+
+
 class _Proposal:
     """A mixture, in the unbounded coordinates, of groups of Student-t kernels (each
     group: centres sharing one scale matrix) plus the image of the uniform box prior (a
@@ -419,23 +493,23 @@ class _Proposal:
             inv_t = np.linalg.inv(chol).T  # whitening: (y - μ) @ L⁻ᵀ
             self.groups.append(((1.0 - self.defensive) * weight / total, centres, chol,
                                 inv_t, log_norm))
-        # groups of several kernels: the whitened centres μ_k L⁻ᵀ and their squared norms
-        # (what logpdf needs of them); groups of one kernel (each with its own scale: the
+        # groups of several kernels: twice the whitened centres μ_k L⁻ᵀ and their squared
+        # norms (what logpdf needs of them); groups of one kernel (each with its own scale: the
         # Gaussian-mixture kernels) are evaluated together, from stacked whitening matrices
         self._several = []
         single = []
         for weight, centres, _, inv_t, log_norm in self.groups:
             wc = centres @ inv_t
             if centres.shape[0] > 1:
-                self._several.append((weight, inv_t, log_norm, wc,
-                                      (wc * wc).sum(axis=1)[None, :]))
+                self._several.append((weight, inv_t, log_norm, 2.0 * wc,
+                                      (wc * wc).sum(axis=1)[:, None]))
             else:
                 single.append((math.log(weight) + log_norm, inv_t, wc[0]))
         self._single = None
         if single:
-            self._single = (np.array([c for c, _, _ in single]),
-                            np.stack([t for _, t, _ in single]),
-                            np.stack([w for _, _, w in single])[:, None, :])
+            self._single = (np.array([c for c, _, _ in single]), _Mahalanobis(
+                np.concatenate([g[1] for g in self.groups if g[1].shape[0] == 1]),
+                np.stack([g[2] for g in self.groups if g[1].shape[0] == 1])))
 
     def sample(self, n: int, rng: np.random.Generator) -> NDArray[np.float64]:
         probs = [g[0] for g in self.groups] + [self.defensive]
@@ -464,12 +538,12 @@ class _Proposal:
         one: fresh pages of tens of MB cost more than the arithmetic on them).
 
         Per group of K kernels sharing the scale ``L Lᵀ``, the squared Mahalanobis
-        distances ``|y L⁻ᵀ − μ_k L⁻ᵀ|²`` come from one matrix product per chunk of rows, and
-        the Student-t log densities and their log-sum over the kernels are computed in
-        place, on blocks of rows small enough to stay in the cache. The groups of one
-        kernel, each with its own scale, are evaluated together: one stacked product
-        ``y L_k⁻ᵀ`` for all of them per block of rows. The result depends on the rows
-        alone, not on how many are evaluated at once or on ``work``."""
+        distances ``|y L⁻ᵀ − μ_k L⁻ᵀ|²`` come from one matrix product per block of rows;
+        the groups of one kernel, each with its own scale (the Gaussian-mixture kernels),
+        are evaluated together from the quadratic features of the rows
+        (:class:`_Mahalanobis`). The Student-t log densities and their log-sum over the
+        kernels are computed in place on (kernels × rows) blocks small enough to stay in
+        the cache, every pass over whole rows. ``work`` changes nothing in the result."""
         d = y.shape[1]
         n = y.shape[0]
         expo = 0.5 * (self.df + d)
@@ -480,56 +554,42 @@ class _Proposal:
         ncol = len(self._several) + (self._single is not None) + 1 + (
             self.box_mixture is not None)
         terms = np.empty((n, ncol), order="F" if ncol < 8 else "C")
-        for g, (weight, inv_t, log_norm, wc, c2) in enumerate(self._several):
-            k = wc.shape[0]
-            step = max(1, 4_000_000 // k)
+        for g, (weight, inv_t, log_norm, wc2, c2) in enumerate(self._several):
+            k = wc2.shape[0]
             rows = max(1, self._block // k)
-            for a in range(0, n, step):
-                m = min(step, n - a)
-                # |L⁻¹(y − μ_k)|² = |y L⁻ᵀ − μ_k L⁻ᵀ|²
-                wy = work.array("wy", (m, d))
-                np.matmul(y[a:a + m], inv_t, out=wy)
-                y2 = work.array("y2", (m,))
-                np.multiply(wy, wy, out=work.array("wy2", (m, d))).sum(axis=1, out=y2)
-                np.multiply(wy, 2.0, out=wy)
-                prod = work.array("prod", (m, k))
-                np.matmul(wy, wc.T, out=prod)
-                for i in range(0, m, rows):
-                    lt = prod[i:i + rows]
-                    np.subtract(y2[i:i + rows, None], lt, out=lt)
-                    lt += c2
-                    np.maximum(lt, 0.0, out=lt)
-                    lt /= self.df
-                    np.log1p(lt, out=lt)
-                    lt *= expo
-                    np.subtract(log_norm, lt, out=lt)
-                    terms[a + i:a + i + lt.shape[0], g] = _logsumexp_rows(lt, overwrite=True)
+            for a in range(0, n, rows):
+                m = min(rows, n - a)
+                # |L⁻¹(y − μ_k)|² = |y L⁻ᵀ|² − 2 μ_k L⁻ᵀ · y L⁻ᵀ + |μ_k L⁻ᵀ|², kernels × rows
+                wy = np.matmul(y[a:a + m], inv_t, out=work.array("wy", (m, d)))
+                y2 = np.einsum("ij,ij->i", wy, wy)
+                lt = np.matmul(wc2, wy.T, out=work.array("prod", (k, m)))
+                np.subtract(y2, lt, out=lt)
+                lt += c2
+                np.maximum(lt, 0.0, out=lt)
+                lt /= self.df
+                np.log1p(lt, out=lt)
+                lt *= expo
+                np.subtract(log_norm, lt, out=lt)
+                terms[a:a + m, g] = _logsumexp_columns(lt)
             terms[:, g] += math.log(weight) - math.log(k)
         col = len(self._several)
         if self._single is not None:
-            const, inv_t, wc = self._single
-            k = const.size
-            rows = max(1, self._block // (k * d))
-            for a in range(0, n, rows):
-                m = min(rows, n - a)
-                wy = work.array("single", (k, m, d))
-                np.matmul(y[None, a:a + m], inv_t, out=wy)
-                wy -= wc
-                wy *= wy
-                q = work.array("single_q", (k, m))
-                wy.sum(axis=2, out=q)
+            const, maha = self._single
+            for a in range(0, n, _MAHALANOBIS_ROWS):
+                m = min(_MAHALANOBIS_ROWS, n - a)
+                q = maha(y[a:a + m], work)
                 q /= self.df
                 np.log1p(q, out=q)
                 q *= -expo
                 q += const[:, None]
-                terms[a:a + m, col] = _logsumexp_rows(q.T)
+                terms[a:a + m, col] = _logsumexp_columns(q)
             col += 1
         if log_box is None:
             log_box = _Box.log_logistic(y)
         terms[:, col] = math.log(self.defensive) + log_box
         if self.box_mixture is not None:
             share, mixture = self.box_mixture
-            terms[:, col + 1] = math.log(share) + mixture.logpdf(y, log_box)
+            terms[:, col + 1] = math.log(share) + mixture.logpdf(y, log_box, work)
         return _logsumexp_rows(terms, overwrite=True)
 
 
@@ -557,16 +617,14 @@ class _BoxMixture:
                 kept.append((weight, mean, chol, inside))
         total = sum(k[0] for k in kept)
         self.kernels = [(w / total, m, c, z) for w, m, c, z in kept]
-        # per kernel: log(weight / Z) minus the log normalisation, the whitening matrix
-        # L⁻ᵀ and the whitened mean μ L⁻ᵀ, stacked (all kernels are evaluated together)
+        # per kernel: log(weight / Z) minus the log normalisation; the distances of all
+        # kernels at once
         if self.kernels:
-            inv_t = np.stack([np.linalg.inv(c).T for _, _, c, _ in self.kernels])
             self._const = np.array([math.log(w) - math.log(z) - float(np.log(np.diag(c)).sum())
                                     - 0.5 * m.size * math.log(2.0 * math.pi)
                                     for w, m, c, z in self.kernels])
-            self._inv_t = inv_t
-            self._wmean = np.stack([m @ t for (_, m, _, _), t in
-                                    zip(self.kernels, inv_t, strict=True)])[:, None, :]
+            self._maha = _Mahalanobis(np.stack([k[1] for k in self.kernels]),
+                                      np.stack([k[2] for k in self.kernels]))
 
     def __bool__(self) -> bool:
         return bool(self.kernels)
@@ -587,22 +645,21 @@ class _BoxMixture:
         u = np.vstack(out) if out else np.empty((0, self.kernels[0][1].size))
         return np.log(u) - np.log1p(-u)
 
-    def logpdf(self, y: NDArray, log_box: NDArray) -> NDArray[np.float64]:
+    def logpdf(self, y: NDArray, log_box: NDArray, work: _Workspace | None = None
+               ) -> NDArray[np.float64]:
         """ln q(y) of every row of ``y`` (n, d); ``log_box`` = ``_Box.log_logistic(y)``,
-        the Jacobian ln |du/dy|."""
-        u = expit(y)
-        k, d = self._const.size, y.shape[1]
+        the Jacobian ln |du/dy|; ``work`` the scratch memory (as for
+        :meth:`_Proposal.logpdf`)."""
+        if work is None:
+            work = _Workspace()
         out = np.empty(y.shape[0])
-        rows = max(1, _Proposal._block // (k * d))
-        for a in range(0, y.shape[0], rows):
-            m = min(rows, y.shape[0] - a)
-            z = np.matmul(u[None, a:a + m], self._inv_t)
-            z -= self._wmean
-            z *= z
-            q = z.sum(axis=2)
+        for a in range(0, y.shape[0], _MAHALANOBIS_ROWS):
+            m = min(_MAHALANOBIS_ROWS, y.shape[0] - a)
+            u = expit(y[a:a + m], out=work.array("box_u", (m, y.shape[1])))
+            q = self._maha(u, work)
             q *= -0.5
             q += self._const[:, None]
-            out[a:a + m] = _logsumexp_rows(q.T)
+            out[a:a + m] = _logsumexp_columns(q)
         return out + log_box
 
 
@@ -741,37 +798,50 @@ def _em_mixture(y: NDArray, weights: NDArray, max_components: int,
         seeds.append(int(min(np.searchsorted(cum, rng.random() * cum[-1]), w.size - 1)))
         d2 = np.minimum(d2, ((u - u[seeds[-1]]) ** 2).sum(axis=1))
     k = len(seeds)
-    means = pts[seeds].copy()
+    # coordinates from the weighted mean, and their quadratic features (once): the
+    # distances to all kernels, and their second moments, are then one product each
+    origin = w @ pts
+    x = pts - origin
+    feats = _quadratic_features(np.ascontiguousarray(x.T),
+                                np.empty((d * (d + 3) // 2, x.shape[0])))
+    nquad = d * (d + 1) // 2
+    upper = np.triu_indices(d)
+    means = x[seeds].copy()
     covs = np.repeat((cov / k ** (2.0 / d))[None], k, axis=0)
     shares = np.full(k, 1.0 / k)
     ridge = np.diag(np.broadcast_to(np.asarray(ridge, dtype=np.float64), (d,)))
     log_2pi = 0.5 * d * math.log(2.0 * math.pi)
     previous = -math.inf
     for _ in range(_EM_ITERATIONS):
-        log_r = np.empty((pts.shape[0], k))
-        for j in range(k):
-            chol = np.linalg.cholesky(covs[j])
-            z = (pts - means[j]) @ np.linalg.inv(chol).T
-            log_r[:, j] = (math.log(shares[j]) - 0.5 * (z * z).sum(axis=1)
-                           - float(np.log(np.diag(chol)).sum()) - log_2pi)
-        log_sum = _logsumexp_rows(log_r)
+        chol = np.linalg.cholesky(covs)
+        inv = np.linalg.inv(chol)
+        coef, offset = _quadratic_coef(means, np.swapaxes(inv, 1, 2) @ inv)
+        q = np.maximum(coef.T @ feats + offset[:, None], 0.0)  # (k, n)
+        log_det = np.log(np.diagonal(chol, axis1=1, axis2=2)).sum(axis=1)
+        log_r = (np.log(shares) - log_det - log_2pi)[:, None] - 0.5 * q
+        log_sum = _logsumexp_columns(log_r.copy())
         log_like = float(w @ log_sum)
-        resp = np.exp(log_r - log_sum[:, None]) * w[:, None]
-        nk = resp.sum(axis=0)
+        log_r -= log_sum
+        resp = np.exp(log_r, out=log_r)
+        resp *= w
+        nk = resp.sum(axis=1)
         alive = nk * ess >= 2.0 * d
         if not alive.any():
             return []
-        resp, nk = resp[:, alive], nk[alive]
+        resp, nk = resp[alive], nk[alive]
         k = int(alive.sum())
-        means = (resp.T @ pts) / nk[:, None]
+        means = (resp @ x) / nk[:, None]
+        second = (resp @ feats[:nquad].T) / nk[:, None]  # (k, nquad): weighted x_r x_s
         covs = np.empty((k, d, d))
-        for j in range(k):
-            diff = pts - means[j]
-            covs[j] = (resp[:, j, None] * diff).T @ diff / nk[j] + ridge
+        covs[:, upper[0], upper[1]] = second
+        covs[:, upper[1], upper[0]] = second
+        covs -= means[:, :, None] * means[:, None, :]
+        covs += ridge
         shares = nk / nk.sum()
         if alive.all() and abs(log_like - previous) < 1e-5:
             break
         previous = log_like
+    means = means + origin
     return [(float(p), m, _regularised(c))
             for p, m, c in zip(shares, means, covs, strict=True)]
 
