@@ -606,17 +606,21 @@ class _BoxMixture:
     dust near zero) become exponential tails in ``y``, which Gaussian kernels there fit
     poorly; in ``u`` they are cut bells that a truncated Gaussian follows. Each kernel is
     drawn by rejection to the box; its mass inside the box, ``Z_k``, is estimated once from
-    ``n_norm`` draws (the relative error, ≈ 1/√(n_norm Z_k), is what the proposal density
-    is uncertain by: it rescales the weights of that kernel's share slightly, never their
-    support). Kernels with less than 5 % of their mass inside are dropped. The density in
-    ``y`` is ``q_u(σ(y)) Π σ(y)(1 − σ(y))``."""
+    ``n_norm`` draws, the same standard normal ones for every kernel (the relative error,
+    ≈ 1/√(n_norm Z_k), is what the proposal density is uncertain by: it rescales the
+    weights of that kernel's share slightly, never their support). Kernels with less than
+    5 % of their mass inside are dropped. The density in ``y`` is
+    ``q_u(σ(y)) Π σ(y)(1 − σ(y))``."""
 
     def __init__(self, kernels: list[tuple[float, NDArray, NDArray]],
                  rng: np.random.Generator, n_norm: int = 8000):
         kept = []
+        # one set of standard normal draws serves every kernel (each Z_k stays unbiased,
+        # with the same variance; the draws cost as much as the rest of the estimate)
+        z = rng.standard_normal((n_norm, kernels[0][1].size)) if kernels else None
         for weight, mean, cov in kernels:
             chol = np.linalg.cholesky(cov)
-            u = mean + rng.standard_normal((n_norm, mean.size)) @ chol.T
+            u = mean + z @ chol.T
             inside = float(np.mean(np.all((u > 0.0) & (u < 1.0), axis=1)))
             if inside >= 0.05:
                 kept.append((weight, mean, chol, inside))
