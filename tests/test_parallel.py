@@ -70,8 +70,22 @@ SCRIPT = textwrap.dedent(
         err = None
     except TaskError as exc:
         err = str(exc)
+    # tasks handed out as ranks come free: rank 0 is slow here, so rank 1 takes more
+    import time
+    def timed(i):
+        time.sleep(0.2 if pool.rank == 0 else 0.02)
+        return task(i), pool.rank
+    pairs = pool.map_balanced(timed, range(12))
+    balanced = [p for p, _ in pairs]
+    ranks = [r for _, r in pairs]
+    try:
+        pool.map_balanced(lambda i: 1 // (i - 3), range(5))
+        err_balanced = None
+    except TaskError as exc:
+        err_balanced = str(exc)
     if pool.is_master:
-        print(json.dumps({"size": pool.size, "out": out, "err": err}))
+        print(json.dumps({"size": pool.size, "out": out, "err": err, "balanced": balanced,
+                          "ranks": ranks, "err_balanced": err_balanced}))
     """
 )
 
@@ -97,6 +111,14 @@ def test_mpi_pool_gives_the_serial_result(tmp_path: Path):
     assert result["out"] == expected["out"]  # bit-identical for 1 and 2 ranks
     assert "task 3 failed on rank 1" in result["err"] and "ZeroDivisionError" in result["err"]
     assert "task 3 failed on rank 0" in expected["err"]
+    # the balanced map: the same results in task order, the free rank took more tasks,
+    # and a failure names the task and the rank that ran it
+    assert result["balanced"] == expected["balanced"] == expected["out"] + [
+        expected["balanced"][i] for i in range(7, 12)]
+    assert set(expected["ranks"]) == {0}
+    assert result["ranks"].count(1) >= 8, result["ranks"]
+    assert "task 3 failed on rank" in result["err_balanced"]
+    assert "ZeroDivisionError" in result["err_balanced"]
 
 
 def _blas_threads() -> set[int]:
@@ -168,3 +190,25 @@ def test_fit_does_not_depend_on_blas_threads(shared_data, tmp_path):
         assert proc.returncode == 0, proc.stderr[-2000:]
         out.append(proc.stdout.strip().splitlines()[-1])
     assert out[0] == out[1]
+
+
+def test_file_counter_hands_out_each_value_once():
+    """The counter behind MPIPool.map_balanced: handles opened separately (as the ranks
+    do) and used from several threads at once never get the same value twice."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from pixedfit.parallel import _FileCounter
+
+    path = _FileCounter.create()
+    try:
+        counters = [_FileCounter(path) for _ in range(4)]
+        with ThreadPoolExecutor(max_workers=4) as executor:
+            taken = list(executor.map(lambda c: [c.take() for _ in range(200)], counters))
+        values = sorted(v for part in taken for v in part)
+        assert values == list(range(800))
+        for c in counters:
+            c.close()
+    finally:
+        _FileCounter.remove_path(path)
+    assert not Path(path).exists()
+    _FileCounter.remove_path(path)  # already gone: nothing to do

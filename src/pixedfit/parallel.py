@@ -12,7 +12,8 @@
   but work in SPMD style: every rank calls ``map`` with the same task list, computes the
   tasks ``rank, rank + size, ...`` and all ranks receive every result, in task order. The
   result is therefore identical for any number of ranks. Use ``pool.is_master`` to write
-  files from one rank only.
+  files from one rank only. ``map_balanced`` does the same with the tasks handed out as
+  ranks come free (when all ranks share one node), for tasks whose cost varies: the fits.
 
 mpi4py is optional (``pip install "pixedfit[mpi]"`` installs it with the ``mpich`` wheel,
 so no system MPI is needed); it is imported only when an MPI launch is detected or asked
@@ -187,11 +188,67 @@ class SerialPool:
                 raise TaskError(f"task {index} failed on rank 0: {_describe(exc)}") from exc
         return results
 
+    def map_balanced(self, func: Callable[[T], R], tasks: Iterable[T]) -> list[R]:
+        """The same as :meth:`map` (one process has nothing to balance)."""
+        return self.map(func, tasks)
+
     def barrier(self) -> None:
         """Nothing to wait for."""
 
     def __repr__(self) -> str:
         return "SerialPool()"
+
+
+class _FileCounter:
+    """A counter shared by the processes of one node: an 8-byte file that each process
+    locks (``fcntl.flock``), reads and increments in turn. It is made in the temporary
+    directory by :meth:`create` and removed by whoever created it (:meth:`remove`)."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self._fd = os.open(path, os.O_RDWR)
+
+    @staticmethod
+    def create() -> str:
+        """A new counter file holding 0; returns its path."""
+        import tempfile
+
+        fd, path = tempfile.mkstemp(prefix="pixedfit-tasks-", suffix=".counter")
+        try:
+            os.write(fd, (0).to_bytes(8, "little"))
+        finally:
+            os.close(fd)
+        return path
+
+    def take(self) -> int:
+        """The counter's value, which is then incremented (atomically across processes)."""
+        import fcntl
+
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        try:
+            value = int.from_bytes(os.pread(self._fd, 8, 0), "little")
+            os.pwrite(self._fd, (value + 1).to_bytes(8, "little"), 0)
+        finally:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+        return value
+
+    def close(self) -> None:
+        """Close this process's handle."""
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def remove(self) -> None:
+        """Delete the file (by the process that created it, once all have closed it)."""
+        self.remove_path(self.path)
+
+    @staticmethod
+    def remove_path(path: str) -> None:
+        """Delete a counter file made by :meth:`create`, if it is still there."""
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
 
 
 class MPIPool:
@@ -220,26 +277,99 @@ class MPIPool:
         return self.rank == 0
 
     def map(self, func: Callable[[T], R], tasks: Iterable[T]) -> list[R]:
-        """Results of ``func`` over ``tasks``, in task order, on every rank."""
+        """Results of ``func`` over ``tasks``, in task order, on every rank (rank r computes
+        tasks r, r + size, ...: task 0 always runs on rank 0)."""
         items = list(tasks)
-        mine: list[tuple[int, bool, Any]] = []
-        for index in range(self.rank, len(items), self.size):
+        return self._gather(len(items), [self._run(func, items, index)
+                                         for index in range(self.rank, len(items), self.size)])
+
+    def map_balanced(self, func: Callable[[T], R], tasks: Iterable[T]) -> list[R]:
+        """The results of :meth:`map`, with the tasks handed out as ranks come free.
+
+        When every rank runs on one node, a task counter in a small file that all ranks
+        lock in turn (``fcntl``; MPI's one-sided atomics would wait for the rank holding
+        the counter to enter MPI, which a rank inside a fit does not) gives each rank its
+        next task the moment it finishes one, so ranks that drew cheap tasks take more;
+        the results, gathered in task order, are the same as :meth:`map`'s. Across nodes,
+        or where no such file can be shared, the tasks are assigned as in :meth:`map`.
+        Which rank runs a task is then unknown in advance: do not use it for a task that
+        must run on rank 0.
+        """
+        items = list(tasks)
+        counter = self._counter()
+        if counter is None:
+            return self.map(func, items)
+        mine = []
+        try:
+            while (index := counter.take()) < len(items):
+                mine.append(self._run(func, items, index))
+        finally:
+            counter.close()
+            self.comm.Barrier()  # every rank is done with the file before it goes
+            if self.rank == 0:
+                counter.remove()
+        return self._gather(len(items), mine)
+
+    def _counter(self) -> _FileCounter | None:
+        """A task counter shared by all ranks, or None when they span several nodes, have
+        no ``fcntl`` or cannot open one file (collective)."""
+        from mpi4py import MPI
+
+        try:
+            import fcntl  # noqa: F401  (POSIX only: elsewhere the static assignment)
+        except ImportError:
+            together = False
+        else:
+            node = self.comm.Split_type(MPI.COMM_TYPE_SHARED)
             try:
-                mine.append((index, True, func(items[index])))
-            except Exception as exc:  # re-raised on every rank below
-                mine.append((index, False, _describe(exc)))
-        gathered = self.comm.allgather(mine)
-        results: list[Any] = [None] * len(items)
+                together = node.Get_size() == self.size
+            finally:
+                node.Free()
+        if not self.comm.allreduce(int(together), op=MPI.MIN):
+            return None
+        path = None
+        if self.rank == 0:
+            try:
+                path = _FileCounter.create()
+            except OSError:
+                path = None
+        path = self.comm.bcast(path, root=0)
+        if path is None:
+            return None
+        try:
+            counter: _FileCounter | None = _FileCounter(path)
+        except OSError:
+            counter = None
+        if not self.comm.allreduce(int(counter is not None), op=MPI.MIN):
+            if counter is not None:
+                counter.close()
+            self.comm.Barrier()
+            if self.rank == 0:
+                _FileCounter.remove_path(path)
+            return None
+        return counter
+
+    def _run(self, func: Callable[[T], R], items: list[T], index: int
+             ) -> tuple[int, int, bool, Any]:
+        try:
+            return index, self.rank, True, func(items[index])
+        except Exception as exc:  # re-raised on every rank by _gather
+            return index, self.rank, False, _describe(exc)
+
+    def _gather(self, n: int, mine: list[tuple[int, int, bool, Any]]) -> list[Any]:
+        """Every rank's (index, rank, ok, value) records, in task order on every rank; a
+        failed task raises TaskError on every rank (the first failed task is named)."""
+        results: list[Any] = [None] * n
         failures = []
-        for part in gathered:
-            for index, ok, value in part:
+        for part in self.comm.allgather(mine):
+            for index, rank, ok, value in part:
                 if ok:
                     results[index] = value
                 else:
-                    failures.append((index, value))
+                    failures.append((index, rank, value))
         if failures:
-            index, detail = min(failures)
-            raise TaskError(f"task {index} failed on rank {index % self.size}: {detail}")
+            index, rank, detail = min(failures)
+            raise TaskError(f"task {index} failed on rank {rank}: {detail}")
         return results
 
     def barrier(self) -> None:

@@ -254,13 +254,24 @@ def _run_rdsps(ctx: _Context, obs: NDArray, err: NDArray, models: ModelPhotometr
 _BLOCK = 32  # SEDs per pool task
 
 
+def _block_size(pool: Any, nthreads: int) -> int:
+    """SEDs per pool task: 32 in one process (its threads stay busy through a block); over
+    several MPI ranks, which take blocks as they come free, 4 per thread (at most 32), so
+    that the last blocks leave little for one rank to finish alone."""
+    if pool is None or getattr(pool, "size", 1) <= 1:
+        return _BLOCK
+    return min(_BLOCK, 4 * nthreads)
+
+
 def _map_seds(pool: Any, work: Any, indices: Sequence[Any], threads: int | None,
               quiet: bool, desc: str) -> list[Any]:
-    """Run ``work(i)`` for every index: blocks of SEDs over the (MPI) pool, and inside a
+    """Run ``work(i)`` for every index: blocks of SEDs over the (MPI) pool, handed out as
+    ranks come free (``map_balanced``: fits differ in cost by 10x and more), and inside a
     rank over ``threads`` Python threads (each fit runs its kernel on one thread, so the
     results do not depend on how the work is split)."""
     nthreads = thread_count(threads)
-    blocks = [list(indices[i:i + _BLOCK]) for i in range(0, len(indices), _BLOCK)]
+    size = _block_size(pool, nthreads)
+    blocks = [list(indices[i:i + size]) for i in range(0, len(indices), size)]
     progress = None
     if not quiet:
         from tqdm.auto import tqdm
@@ -279,7 +290,8 @@ def _map_seds(pool: Any, work: Any, indices: Sequence[Any], threads: int | None,
         return out
 
     try:
-        results = (pool or SerialPool()).map(run_block, blocks)
+        pool = pool or SerialPool()
+        results = getattr(pool, "map_balanced", pool.map)(run_block, blocks)
     finally:
         if progress is not None:
             progress.close()
