@@ -129,8 +129,8 @@ class AdaptiveSettings:
         Monte-Carlo error of a median at 1.2533 / √300 = 0.07 σ of a Gaussian posterior;
         ``median_precision`` asks for more where that is above 0.02 dex (posteriors
         wider than ≈ 0.28 dex). On the 532 DustPedia galaxies two library seeds then give
-        log M* medians with an NMAD of 0.012 dex (0.010 with 500, at 1.5 × the time:
-        ``benchmarks/RESULTS.md``).
+        log M* medians with an NMAD of 0.012 dex (0.010 with 500, which takes ≈ 1.25 × the
+        evaluations: ``benchmarks/RESULTS.md``).
     max_evaluations : int
         Budget of forward-model evaluations per SED.
     batch : int
@@ -499,22 +499,24 @@ class _Proposal:
             self.groups.append(((1.0 - self.defensive) * weight / total, centres, chol,
                                 inv_t, log_norm))
         # groups of several kernels: twice the whitened centres μ_k L⁻ᵀ and their squared
-        # norms (what logpdf needs of them); groups of one kernel (each with its own scale: the
-        # Gaussian-mixture kernels) are evaluated together, from stacked whitening matrices
+        # norms (what logpdf needs of them); groups of one kernel, each with its own scale
+        # (the Gaussian-mixture kernels), are evaluated together (_Mahalanobis), with the
+        # log of weight × normalisation of each
         self._several = []
         single = []
-        for weight, centres, _, inv_t, log_norm in self.groups:
-            wc = centres @ inv_t
+        for group in self.groups:
+            weight, centres, _, inv_t, log_norm = group
             if centres.shape[0] > 1:
+                wc = centres @ inv_t
                 self._several.append((weight, inv_t, log_norm, 2.0 * wc,
                                       (wc * wc).sum(axis=1)[:, None]))
             else:
-                single.append((math.log(weight) + log_norm, inv_t, wc[0]))
+                single.append(group)
         self._single = None
         if single:
-            self._single = (np.array([c for c, _, _ in single]), _Mahalanobis(
-                np.concatenate([g[1] for g in self.groups if g[1].shape[0] == 1]),
-                np.stack([g[2] for g in self.groups if g[1].shape[0] == 1])))
+            self._single = (np.array([math.log(g[0]) + g[4] for g in single]),
+                            _Mahalanobis(np.concatenate([g[1] for g in single]),
+                                         np.stack([g[2] for g in single])))
 
     def sample(self, n: int, rng: np.random.Generator) -> NDArray[np.float64]:
         probs = [g[0] for g in self.groups] + [self.defensive]
@@ -617,10 +619,10 @@ class _BoxMixture:
         kept = []
         # one set of standard normal draws serves every kernel (each Z_k stays unbiased,
         # with the same variance; the draws cost as much as the rest of the estimate)
-        z = rng.standard_normal((n_norm, kernels[0][1].size)) if kernels else None
+        normals = rng.standard_normal((n_norm, kernels[0][1].size)) if kernels else None
         for weight, mean, cov in kernels:
             chol = np.linalg.cholesky(cov)
-            u = mean + z @ chol.T
+            u = mean + normals @ chol.T
             inside = float(np.mean(np.all((u > 0.0) & (u < 1.0), axis=1)))
             if inside >= 0.05:
                 kept.append((weight, mean, chol, inside))
