@@ -7,7 +7,10 @@ Pinned on the proposals with Gaussian-mixture kernels fitted by EM (``mixture_co
 16, half of the mixture share fitted in the box coordinates, ``max_components`` 32,
 ``anneal_after`` 8, rounds of ``batch`` while the ESS is below ``min_adapt_ess``); the
 photometric cases on the model through the transmission knots.
-Floats are compared to ``RTOL``, integers and flags exactly. Cases: two photometric fits of
+On the platform that made the pins (``PINNED_PLATFORM``: numpy's SIMD paths and the BLAS
+kernels decide the last bits) floats are compared to ``RTOL``, integers and flags exactly;
+elsewhere the runs must agree within Monte-Carlo error. ``python
+tests/test_adaptive_regression.py --write`` regenerates the pins. Cases: two photometric fits of
 a mock (library start, Laplace modes, mass-conditional proposal), a non-photometric
 correlated Gaussian, and a narrow one that goes through the annealing stage.
 """
@@ -39,61 +42,79 @@ from pixedfit.fitting.adaptive import (
     weighted_quantiles,
 )
 
-#: The refinement magnifies rounding-level differences about 10⁶ times (a Student-t draw far
-#: in a tail, through its ppf): another CPU or BLAS can move the floats by ~1e-10, never
-#: by 1e-6, while any change of the algorithm moves them by far more.
+#: The refinement magnifies rounding-level differences enormously (a Student-t draw far in
+#: a tail, through its ppf; a threshold of EM or of the stopping rule crossed one round
+#: earlier): on the platform that made the pins they hold to ``RTOL``, while another CPU,
+#: BLAS kernel or numpy SIMD path moves the floats by up to Monte-Carlo amounts (seen: the
+#: A2 ESS 3369 -> 3146 between an AVX2 and an AVX-512 machine, with the same evaluations
+#: and rounds). Elsewhere the results are held to Monte-Carlo tolerances instead
+#: (``_statistically_close``).
 RTOL = 1e-6
+
+
+def platform() -> str:
+    """What the bits of a run depend on besides the code: numpy and scipy versions, the SIMD
+    extensions numpy dispatches to, and the BLAS library and its kernel architecture."""
+    import scipy
+    from threadpoolctl import threadpool_info
+
+    simd = ",".join(np.show_config(mode="dicts")["SIMD Extensions"]["found"])
+    blas = "; ".join(f"{i.get('internal_api')} {i.get('version')} {i.get('architecture')}"
+                     for i in threadpool_info() if i.get("user_api") == "blas")
+    return f"numpy {np.__version__} [{simd}], scipy {scipy.__version__}, {blas}"
+
+
+#: The platform on which PINNED was made (``python tests/test_adaptive_regression.py``
+#: prints both for the current one).
+PINNED_PLATFORM = (
+    "numpy 2.4.6 [X86_V3,X86_V4,AVX512_ICL], scipy 1.17.1, openblas 0.3.30 SkylakeX; openblas"
+    " 0.3.31.188.0 SkylakeX"
+)
 
 PINNED = {
     "A": dict(
-        ess=518.3394453547354, evaluations=3665, rounds=3, ln_evidence=-17.579626380271456,
-        history_ess=[0.0, 24.363378745245388, 190.5888108907326, 518.3394453547354],
-        p16=[-0.887060779390389, -0.5871295110252637, -0.40802688584651275, 3.472175379478256,
-            9.93813785359027, 1.324465365128864, 1.3265076088570955, 1.3445783785607337,
-            -0.7983302918808243, 9.90588734934465, 10.050023772468093, 10.129455306097162],
-        p50=[-0.6366709484000591, 0.16801074109507994, -0.18069598585394997, 3.5899618456391584,
-            10.006686124608272, 1.4620989452450015, 1.4618856875288353, 1.463887646525841,
-            -0.5882150617243475, 9.96999620116273, 10.130130477690326, 10.138138479973538],
-        p84=[-0.44506781046379507, 1.0169498475503067, 0.04109710802963909, 3.7169763312255912,
-            10.070414745368895, 1.6204650383457573, 1.6172063342631788, 1.5932271422209225,
-            -0.3986059716610849, 10.029505661913324, 10.20688382932647, 10.146329050621942],
-        median_errors={"log_mass": 0.004053203122782688, "log_sfr": 0.008090833067297742,
-            "log_sfr100": 0.006702339692717352},
-        pareto_k=0.1857966198544122),
+        ess=518.3309668292264, evaluations=3665, rounds=3, ln_evidence=-17.579600480323816,
+        history_ess=[0.0, 24.36369683706481, 190.58779271053334, 518.3309668292264],
+        p16=[-0.8870607674815404, -0.5871196554818967, -0.4080187950487284, 3.47263455796381,
+        9.938138178500648, 1.3244662402218752, 1.3265045894136882, 1.344872239797403,
+        -0.7980749838946131, 9.905886382379867, 10.049777838934206, 10.129455898951653],
+        p50=[-0.6366725439238384, 0.1676075099844533, -0.1806948471144217, 3.5899690921987,
+        10.006684762710783, 1.4621022701739859, 1.461877171202055, 1.4639202365886246,
+        -0.5882123323335716, 9.969899647654938, 10.130126040498254, 10.138138781605038],
+        p84=[-0.4450326329743302, 1.0169588983231543, 0.041074856166817636, 3.7169729869799584,
+        10.070404897844002, 1.6204671868459564, 1.6172064099004022, 1.5932172471846298,
+        -0.3986097351342337, 10.029686258821892, 10.206889550520327, 10.146327312999116],
+        median_errors={"log_mass": 0.004053265788963078, "log_sfr": 0.008061023716286284,
+        "log_sfr100": 0.006702873444742992}, pareto_k=0.18593590805846003),
     "A2": dict(
-        ess=3369.245326403394, evaluations=10876, rounds=4, ln_evidence=-17.600275827939285,
-        history_ess=[0.0, 24.363378745245388, 190.5888108907326, 1302.3083424671356,
-            3369.245326403394],
-        p16=[-0.887395684221395, -0.6295456653939725, -0.40026016911436463, 3.460606966854247,
-            9.938179430440895, 1.3147466896241584, 1.3182320167134036, 1.331188415398368,
-            -0.7968813198276142, 9.905391963515292, 10.049646083957734, 10.129545000209538],
-        p50=[-0.6417676661333865, 0.22147867610918914, -0.18810247506556865, 3.5871358768748016,
-            10.005780458579594, 1.4635098489075165, 1.46302294613109, 1.4620847385008966,
-            -0.6013370965769795, 9.969206862984956, 10.130002953423684, 10.138009273071527],
-        p84=[-0.4331902166406547, 1.0439119983719802, 0.027785505026162092, 3.719830748922849,
-            10.07012695380725, 1.6185283038311788, 1.6165319896481654, 1.5926510468531907,
-            -0.4068048697245615, 10.029023499506948, 10.205850175589232, 10.14629566712536],
-        median_errors={"log_mass": 0.0014250975187207696, "log_sfr": 0.003308074215342872,
-            "log_sfr100": 0.002801621990806865},
-        pareto_k=0.3146018552951282),
+        ess=3145.7083207562114, evaluations=10876, rounds=4, ln_evidence=-17.593917695948036,
+        history_ess=[0.0, 24.36369683706481, 190.58779271053334, 1226.7993630705403,
+        3145.7083207562114], p16=[-0.89025586531487, -0.6444684881580266, -0.4023806275768928,
+        3.4626613453814516, 9.941002008756126, 1.3150782606129596, 1.3185696233092883,
+        1.3349809982747431, -0.7933366732100392, 9.908494996579364, 10.052546334695252,
+        10.129529382605176], p50=[-0.6424608698577554, 0.1908278276432187,
+        -0.19003784439776575, 3.5858901544880712, 10.007226387995235, 1.4622958146684861,
+        1.4617382050383272, 1.4611532949531139, -0.598543949115162, 9.970275213001837,
+        10.131090188805263, 10.138290464482903], p84=[-0.4275885462531656, 1.042324648141812,
+        0.02703321980256462, 3.7193018031334035, 10.06934625754061, 1.616431849241282,
+        1.613626287380395, 1.5941213509748426, -0.40859408199337605, 10.028127353777919,
+        10.20406610394349, 10.146481313734428], median_errors={"log_mass":
+        0.0015013095551132784, "log_sfr": 0.003318078048927433, "log_sfr100":
+        0.00284835487924174}, pareto_k=0.37484278092305845),
     "B": dict(
-        ess=2747.5449834222145, evaluations=6550, rounds=4, ln_evidence=-11.541411871976033,
-        samples=6550, log_weight_sum=-345215.04418545135,
-        history_ess=[5.938142031744587, 46.98239291600645, 540.2766479012266, 2747.5449834222145],
-        mean=[0.22549583361365058, 0.042003269697023275, -0.22557110262810248,
-            -0.34170139047028525, 0.4710952909041197]),
+        ess=2747.544983422208, evaluations=6550, rounds=4, ln_evidence=-11.541411871976035,
+        samples=6550, log_weight_sum=-345215.0441854513, history_ess=[5.938142031744586,
+        46.98239291600671, 540.2766479012272, 2747.544983422208], mean=[0.22549583361364986,
+        0.04200326969702324, -0.22557110262810268, -0.34170139047028464, 0.47109529090411933]),
     "C": dict(
-        ess=2047.7909122288986, evaluations=23000, rounds=4, ln_evidence=-11.56981211049583,
-        samples=7000, log_weight_sum=-35878768.22270858,
-        history_ess=[1.0, 1.0000000000002616, 1.0000000000002616, 438.2324424141121,
-            2047.7909122288986],
-        mean=[0.22448401347862607, 0.040997996818773065, -0.222465970449643, -0.33932725725152935,
-            0.4707916973334431]),
+        ess=2047.7909122288906, evaluations=23000, rounds=4, ln_evidence=-11.569812110495826,
+        samples=7000, log_weight_sum=-35878768.22270872, history_ess=[1.0, 1.0000000000002616,
+        1.0000000000002616, 438.2324424141118, 2047.7909122288906], mean=[0.22448401347862587,
+        0.04099799681877301, -0.22246597044964303, -0.33932725725152846, 0.47079169733344334]),
 }
 
 
-@pytest.mark.parametrize("case", ["A", "A2"])
-def test_photometric_fit_is_unchanged(case):
+def _photometric_case(case: str):
     model = shared_model(sfh_form=1, dust_law=1, add_neb_emission=False)
     lib = shared_library(model, 6000, 21)
     p = {k: v[31] for k, v in lib.params.items()}
@@ -103,26 +124,17 @@ def test_photometric_fit_is_unchanged(case):
     obs = flux + np.random.default_rng(4).normal(0, err)
     refine = True if case == "A" else AdaptiveSettings(target_ess=3000, seed=5)
     res = fit_sed(obs, err, FILTERS, z=0.05, library=lib, model=model, seed=5,
-        refine=refine)
-    ref = PINNED[case]
-    assert (res.n_model_evaluations, res.rounds, res.converged) == (
-        ref["evaluations"], ref["rounds"], True)
-    assert res.ess == pytest.approx(ref["ess"], rel=RTOL)
-    assert res.ln_evidence == pytest.approx(ref["ln_evidence"], rel=RTOL)
-    np.testing.assert_allclose([h["ess"] for h in res.diagnostics["history"]],
-                               ref["history_ess"], rtol=RTOL)
-    for q in ("p16", "p50", "p84"):
-        np.testing.assert_allclose(getattr(res, q), ref[q], rtol=RTOL, err_msg=q)
-    got = res.diagnostics["median_errors"]
-    assert got.keys() == ref["median_errors"].keys()
-    for k, v in ref["median_errors"].items():
-        assert got[k] == pytest.approx(v, rel=RTOL), k
-    # k̂ fits the tail of the largest weights: the most sensitive number here
-    assert res.diagnostics["pareto_k"] == pytest.approx(ref["pareto_k"], rel=1e3 * RTOL)
+                  refine=refine)
+    return {"ess": res.ess, "evaluations": res.n_model_evaluations, "rounds": res.rounds,
+            "converged": bool(res.converged), "ln_evidence": res.ln_evidence,
+            "history_ess": [h["ess"] for h in res.diagnostics["history"]],
+            "p16": list(res.p16), "p50": list(res.p50), "p84": list(res.p84),
+            "median_errors": dict(res.diagnostics["median_errors"]),
+            "pareto_k": res.diagnostics["pareto_k"],
+            "target_ess": AdaptiveSettings().target_ess if case == "A" else 3000.0}
 
 
-@pytest.mark.parametrize("case", ["B", "C"])
-def test_gaussian_run_is_unchanged(case):
+def _gaussian_case(case: str):
     """B: a correlated Gaussian (no photometry: no Laplace start, no mass draw); C: one so
     narrow that the library rounds make no headway and the annealing stage runs."""
     rng = np.random.default_rng(1)
@@ -139,17 +151,66 @@ def test_gaussian_run_is_unchanged(case):
     settings = AdaptiveSettings(target_ess=2000, seed=3, anneal_after=2 if narrow else 8)
     run = run_adaptive(target, lo, hi, cand, np.exp(lw - lw.max()),
                        [f"p{j}" for j in range(d)], settings)
-    ref = PINNED[case]
-    assert (run.n_evaluations, run.rounds, run.converged, run.theta.shape[0]) == (
-        ref["evaluations"], ref["rounds"], True, ref["samples"])
-    assert narrow == any("tempering_steps" in h for h in run.history)
-    assert run.ess == pytest.approx(ref["ess"], rel=RTOL)
-    assert run.ln_evidence == pytest.approx(ref["ln_evidence"], rel=RTOL)
-    np.testing.assert_allclose([h["ess"] for h in run.history], ref["history_ess"],
-        rtol=RTOL)
     finite = np.isfinite(run.log_weight)
-    assert run.log_weight[finite].sum() == pytest.approx(ref["log_weight_sum"], rel=RTOL)
-    np.testing.assert_allclose(run.normalised_weights() @ run.theta, ref["mean"], rtol=RTOL)
+    return {"ess": run.ess, "evaluations": run.n_evaluations, "rounds": run.rounds,
+            "converged": bool(run.converged), "samples": run.theta.shape[0],
+            "annealed": any("tempering_steps" in h for h in run.history),
+            "ln_evidence": run.ln_evidence,
+            "history_ess": [h["ess"] for h in run.history],
+            "log_weight_sum": float(run.log_weight[finite].sum()),
+            "mean": list(run.normalised_weights() @ run.theta),
+            "truth_mean": list(mu), "truth_sd": list(np.sqrt(np.diag(cov)))}
+
+
+def _statistically_close(got: dict, ref: dict, case: str) -> None:
+    """What must hold whatever the platform: convergence, a similar cost, the evidence and
+    the posterior location within Monte-Carlo error of the pinned run."""
+    assert got["converged"] and got["ess"] >= got.get("target_ess", 2000.0)
+    assert 0.5 * ref["evaluations"] <= got["evaluations"] <= 2.0 * ref["evaluations"]
+    assert got["ln_evidence"] == pytest.approx(ref["ln_evidence"], abs=0.15)
+    if "p50" in ref:
+        half = 0.5 * (np.array(ref["p84"]) - np.array(ref["p16"]))
+        assert np.all(np.abs(np.array(got["p50"]) - ref["p50"]) <= 0.25 * half + 1e-9)
+    else:
+        assert got["annealed"] == (case == "C")
+        np.testing.assert_allclose(got["mean"], got["truth_mean"],
+                                   atol=0.15 * max(got["truth_sd"]))
+
+
+@pytest.mark.parametrize("case", ["A", "A2"])
+def test_photometric_fit_is_unchanged(case):
+    got, ref = _photometric_case(case), PINNED[case]
+    if platform() != PINNED_PLATFORM:
+        _statistically_close(got, ref, case)
+        return
+    assert (got["evaluations"], got["rounds"], got["converged"]) == (
+        ref["evaluations"], ref["rounds"], True)
+    assert got["ess"] == pytest.approx(ref["ess"], rel=RTOL)
+    assert got["ln_evidence"] == pytest.approx(ref["ln_evidence"], rel=RTOL)
+    np.testing.assert_allclose(got["history_ess"], ref["history_ess"], rtol=RTOL)
+    for q in ("p16", "p50", "p84"):
+        np.testing.assert_allclose(got[q], ref[q], rtol=RTOL, err_msg=q)
+    assert got["median_errors"].keys() == ref["median_errors"].keys()
+    for k, v in ref["median_errors"].items():
+        assert got["median_errors"][k] == pytest.approx(v, rel=RTOL), k
+    # k̂ fits the tail of the largest weights: the most sensitive number here
+    assert got["pareto_k"] == pytest.approx(ref["pareto_k"], rel=1e3 * RTOL)
+
+
+@pytest.mark.parametrize("case", ["B", "C"])
+def test_gaussian_run_is_unchanged(case):
+    got, ref = _gaussian_case(case), PINNED[case]
+    if platform() != PINNED_PLATFORM:
+        _statistically_close(got, ref, case)
+        return
+    assert (got["evaluations"], got["rounds"], got["converged"], got["samples"]) == (
+        ref["evaluations"], ref["rounds"], True, ref["samples"])
+    assert got["annealed"] == (case == "C")
+    assert got["ess"] == pytest.approx(ref["ess"], rel=RTOL)
+    assert got["ln_evidence"] == pytest.approx(ref["ln_evidence"], rel=RTOL)
+    np.testing.assert_allclose(got["history_ess"], ref["history_ess"], rtol=RTOL)
+    assert got["log_weight_sum"] == pytest.approx(ref["log_weight_sum"], rel=RTOL)
+    np.testing.assert_allclose(got["mean"], ref["mean"], rtol=RTOL)
 
 
 # --------------------------------------------------------------------------- kernels
@@ -281,3 +342,49 @@ def test_logsumexp_columns_agrees_with_scipy():
     got = _logsumexp_columns(a.copy())
     np.testing.assert_allclose(got, ref, rtol=1e-13, atol=1e-14)
     assert got[0] == -np.inf
+
+
+def _pins_source() -> str:
+    """PINNED_PLATFORM and PINNED as Python source, computed on this platform."""
+    import textwrap
+
+    keep = {"A": ("ess", "evaluations", "rounds", "ln_evidence", "history_ess", "p16", "p50",
+                  "p84", "median_errors", "pareto_k"),
+            "B": ("ess", "evaluations", "rounds", "ln_evidence", "samples", "log_weight_sum",
+                  "history_ess", "mean")}
+
+    def text(v) -> str:  # numpy scalars as Python numbers (their repr names numpy)
+        if isinstance(v, dict):
+            return "{" + ", ".join(f'"{k}": {text(x)}' for k, x in v.items()) + "}"
+        if isinstance(v, list | tuple):
+            return "[" + ", ".join(text(x) for x in v) + "]"
+        return repr(v.item() if isinstance(v, np.generic) else v)
+
+    lines = ["PINNED_PLATFORM = (", *(f'    "{line}"' for line in textwrap.wrap(
+        platform(), 88, drop_whitespace=False)), ")", "", "PINNED = {"]
+    for case in ("A", "A2", "B", "C"):
+        got = _photometric_case(case) if case.startswith("A") else _gaussian_case(case)
+        fields = ", ".join(f"{k}={text(got[k])}"
+                           for k in keep["A" if case.startswith("A") else "B"])
+        lines.append(f'    "{case}": dict(')
+        lines += textwrap.wrap(fields, 95, initial_indent=" " * 8,
+                               subsequent_indent=" " * 8, break_long_words=False)
+        lines[-1] += "),"
+    return "\n".join([*lines, "}"]) + "\n"
+
+
+if __name__ == "__main__":
+    # after a deliberate change of results: `python tests/test_adaptive_regression.py
+    # --write` replaces PINNED_PLATFORM and PINNED in this file; without it, prints them
+    import sys
+    from pathlib import Path
+
+    text = _pins_source()
+    if "--write" in sys.argv[1:]:
+        path = Path(__file__)
+        src = path.read_text(encoding="utf-8")
+        a = src.index("PINNED_PLATFORM = ")
+        b = src.index("\n\n\ndef _photometric_case")
+        path.write_text(src[:a] + text.rstrip("\n") + src[b:], encoding="utf-8")
+    else:
+        print(text)
