@@ -69,7 +69,8 @@ constrained ones and no proposal falls outside the box):
    (k̂ < 0.7; Vehtari et al. 2024) — an ESS alone can look large while a weight that
    has not been drawn yet would dominate — *and* the medians of log M* and log SFR are
    known to ``median_precision`` (0.02 dex Monte-Carlo error, :func:`median_errors`;
-   posteriors more than 2 dex wide are bounds, not held to it), or when
+   posteriors with a 68 % half-width above ``precision_max_width``, 1 dex, are bounds, not
+   held to it), or when
    ``max_evaluations`` model evaluations are spent (then the result says
    ``converged=False`` and a :class:`ConvergenceWarning` is raised).
 
@@ -78,12 +79,14 @@ posterior that no proposal reaches. On the 11-parameter DustPedia model two libr
 can still give stellar masses ≈ 1σ apart while both report convergence; nested sampling
 (``method="nested"``) is the check for such models.
 
-The default target, 500, makes the posterior median of a parameter reproducible to about
-``1.25 σ / √ESS`` ≈ 0.06 σ between seeds (0.01 dex for σ = 0.2 dex); the median-precision
+The default target, 300, makes the posterior median of a parameter reproducible to about
+``1.25 σ / √ESS`` ≈ 0.07 σ between seeds (0.015 dex for σ = 0.2 dex); the median-precision
 criterion raises the ESS a fit needs where log M* or log SFR is broad but still measured
 (ESS ≈ 3 900 for a 68 % half-width of 1 dex), so that two seeds rarely differ by more
-than 0.1 dex there. The seed of every SED is
-an argument: the same seed gives the same result for any number of threads and MPI ranks.
+than 0.1 dex there. The seed of every SED is an argument: the same seed gives the same
+result for any number of threads and MPI ranks on one machine (another CPU, BLAS kernel
+or numpy SIMD path changes the last bits, and the sampler magnifies them to Monte-Carlo
+differences).
 
 Without an :class:`~pixedfit.sps.SEDModel` (a library read from the original's layout
 records no complete model), there is nothing to refine with: the drivers then return the
