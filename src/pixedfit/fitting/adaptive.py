@@ -103,7 +103,7 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.special import expit, gammaln, logsumexp
+from scipy.special import expit, gammaln, logsumexp, poch, stdtr, stdtrit
 
 from .boxes import (
     DEFAULT_LOG_MASS_TO_LIGHT,
@@ -1163,6 +1163,15 @@ class ImportanceSamples:
         return np.exp(lw - logsumexp(lw))
 
 
+def _student_t_logpdf(x: NDArray, df: float) -> NDArray[np.float64]:
+    """ln of the standard Student-t density with ``df`` (finite) degrees of freedom at ``x``
+    (the expression of ``scipy.stats.t.logpdf``, without its argument handling, which cost
+    more than the arithmetic here; the distribution's CDF and inverse are
+    ``scipy.special.stdtr`` and ``stdtrit``)."""
+    return (math.log(poch(0.5 * df, 0.5)) - 0.5 * (math.log(df) + math.log(math.pi))
+            - (df + 1) / 2 * np.log1p(x * x / df))
+
+
 class _MassProposal:
     """The conditional proposal of ``log_mass`` given the other parameters.
 
@@ -1188,8 +1197,6 @@ class _MassProposal:
         self.df, self.widen = float(df), float(widen)
 
     def __call__(self, phot: NDArray, log_mass: NDArray) -> tuple[NDArray, NDArray]:
-        from scipy.stats import t as student_t
-
         s, b = scale_fit(phot, self.obs, self.err, self.use)
         with np.errstate(divide="ignore", invalid="ignore"):
             mu = log_mass + np.log10(s)
@@ -1197,18 +1204,18 @@ class _MassProposal:
         ok = (b > 0) & (s > 0) & np.isfinite(mu) & np.isfinite(sd)
         mu = np.where(ok, mu, 0.5 * (self.lo + self.hi))
         sd = np.where(ok, np.clip(sd, 1e-4, self.hi - self.lo), 1.0)
-        fa = student_t.cdf((self.lo - mu) / sd, self.df)
-        fb = student_t.cdf((self.hi - mu) / sd, self.df)
+        fa = stdtr(self.df, (self.lo - mu) / sd)
+        fb = stdtr(self.df, (self.hi - mu) / sd)
         mass_in_box = fb - fa
         ok &= mass_in_box > 1e-9  # the mode far outside the box: draw uniformly
         u = self.rng.random(phot.shape[0])
-        x = np.where(ok, mu + sd * student_t.ppf(np.clip(fa + u * mass_in_box, 1e-300, 1.0),
-                                                 self.df), self.lo + u * (self.hi - self.lo))
+        x = np.where(ok, mu + sd * stdtrit(self.df, np.clip(fa + u * mass_in_box, 1e-300, 1.0)),
+                     self.lo + u * (self.hi - self.lo))
         # strictly inside the box (the logit coordinate must stay finite)
         eps = 1e-9 * (self.hi - self.lo)
         x = np.clip(x, self.lo + eps, self.hi - eps)
         with np.errstate(divide="ignore"):
-            log_q = np.where(ok, student_t.logpdf((x - mu) / sd, self.df) - np.log(sd)
+            log_q = np.where(ok, _student_t_logpdf((x - mu) / sd, self.df) - np.log(sd)
                              - np.log(np.where(ok, mass_in_box, 1.0)),
                              -math.log(self.hi - self.lo))
         return x, log_q
