@@ -40,7 +40,7 @@ from pixedfit.fitting.adaptive import (
     weighted_quantiles,
 )
 from pixedfit.fitting.errors import chi2_terms, scale_fit
-from pixedfit.fitting.mcmc import LogProbability, _lowest_chi2
+from pixedfit.fitting.mcmc import LogProbability, _lowest_chi2, _smallest_first
 from pixedfit.fitting.priors import Gaussian, PriorSet
 from pixedfit.library import generate_library
 
@@ -282,6 +282,15 @@ def test_lowest_chi2_agrees_with_the_direct_computation():
     ref = np.flatnonzero(ok)[np.argsort(chi2_ref[ok], kind="stable")[:20]]
     np.testing.assert_array_equal(idx, ref)
     np.testing.assert_allclose(scale, s_ref[idx], rtol=1e-12)
+
+
+@given(st.lists(st.integers(0, 6), min_size=0, max_size=60), st.integers(1, 70))
+@settings(max_examples=200, deadline=None)
+def test_smallest_first_is_the_head_of_a_stable_sort(values, n):
+    """Many ties (values from 7 levels): the selection must break them by index exactly as
+    a stable sort does."""
+    v = np.asarray(values, dtype=np.float64) * 0.5
+    np.testing.assert_array_equal(_smallest_first(v, n), np.argsort(v, kind="stable")[:n])
 
 
 def test_two_modes_keep_their_masses():

@@ -1114,8 +1114,19 @@ def _lowest_chi2(lp: LibraryPass, obs: NDArray, err: NDArray, upper: NDArray | N
     if extra is not None:
         ok &= np.isfinite(extra)
     idx = np.flatnonzero(ok)
-    best = idx[np.argsort(chi2[idx], kind="stable")[:n]]
+    best = idx[_smallest_first(chi2[idx], n)]
     return best, scale[best]
+
+
+def _smallest_first(values: NDArray, n: int) -> NDArray[np.int64]:
+    """Indices of the ``n`` smallest of ``values`` (finite), smallest first, ties by index:
+    ``np.argsort(values, kind="stable")[:n]`` without sorting them all (the library of a
+    fit holds 10⁵ models and the starts need 64)."""
+    if values.size <= n:
+        return np.argsort(values, kind="stable")
+    cut = np.partition(values, n - 1)[n - 1]  # the n-th smallest value
+    pool = np.flatnonzero(values <= cut)  # every tie of it too, in index order
+    return pool[np.argsort(values[pool], kind="stable")[:n]]
 
 
 def sampling_problem(ctx: Any, lp: LibraryPass, obs: NDArray | None, err: NDArray | None,
