@@ -177,40 +177,38 @@ def _statistically_close(got: dict, ref: dict, case: str) -> None:
                                    atol=0.15 * max(got["truth_sd"]))
 
 
-@pytest.mark.parametrize("case", ["A", "A2"])
-def test_photometric_fit_is_unchanged(case):
-    got, ref = _photometric_case(case), PINNED[case]
+def _matches_pins(got: dict, ref: dict, case: str) -> None:
+    """Every pinned number of ``case``: integers exactly, floats to ``RTOL`` (k̂, which fits
+    the tail of the largest weights, the most sensitive number here, to 1000 × that), on
+    the pins' platform; within Monte-Carlo error elsewhere."""
     if platform() != PINNED_PLATFORM:
         _statistically_close(got, ref, case)
         return
-    assert (got["evaluations"], got["rounds"], got["converged"]) == (
-        ref["evaluations"], ref["rounds"], True)
-    assert got["ess"] == pytest.approx(ref["ess"], rel=RTOL)
-    assert got["ln_evidence"] == pytest.approx(ref["ln_evidence"], rel=RTOL)
-    np.testing.assert_allclose(got["history_ess"], ref["history_ess"], rtol=RTOL)
-    for q in ("p16", "p50", "p84"):
-        np.testing.assert_allclose(got[q], ref[q], rtol=RTOL, err_msg=q)
-    assert got["median_errors"].keys() == ref["median_errors"].keys()
-    for k, v in ref["median_errors"].items():
-        assert got["median_errors"][k] == pytest.approx(v, rel=RTOL), k
-    # k̂ fits the tail of the largest weights: the most sensitive number here
-    assert got["pareto_k"] == pytest.approx(ref["pareto_k"], rel=1e3 * RTOL)
+    assert got["converged"]
+    if "annealed" in got:
+        assert got["annealed"] == (case == "C")
+    for key, want in ref.items():
+        if isinstance(want, int):
+            assert got[key] == want, key
+        elif isinstance(want, dict):
+            assert got[key].keys() == want.keys(), key
+            for k, v in want.items():
+                assert got[key][k] == pytest.approx(v, rel=RTOL), (key, k)
+        elif isinstance(want, list):
+            np.testing.assert_allclose(got[key], want, rtol=RTOL, err_msg=key)
+        else:
+            rel = 1e3 * RTOL if key == "pareto_k" else RTOL
+            assert got[key] == pytest.approx(want, rel=rel), key
+
+
+@pytest.mark.parametrize("case", ["A", "A2"])
+def test_photometric_fit_is_unchanged(case):
+    _matches_pins(_photometric_case(case), PINNED[case], case)
 
 
 @pytest.mark.parametrize("case", ["B", "C"])
 def test_gaussian_run_is_unchanged(case):
-    got, ref = _gaussian_case(case), PINNED[case]
-    if platform() != PINNED_PLATFORM:
-        _statistically_close(got, ref, case)
-        return
-    assert (got["evaluations"], got["rounds"], got["converged"], got["samples"]) == (
-        ref["evaluations"], ref["rounds"], True, ref["samples"])
-    assert got["annealed"] == (case == "C")
-    assert got["ess"] == pytest.approx(ref["ess"], rel=RTOL)
-    assert got["ln_evidence"] == pytest.approx(ref["ln_evidence"], rel=RTOL)
-    np.testing.assert_allclose(got["history_ess"], ref["history_ess"], rtol=RTOL)
-    assert got["log_weight_sum"] == pytest.approx(ref["log_weight_sum"], rel=RTOL)
-    np.testing.assert_allclose(got["mean"], ref["mean"], rtol=RTOL)
+    _matches_pins(_gaussian_case(case), PINNED[case], case)
 
 
 # --------------------------------------------------------------------------- kernels
