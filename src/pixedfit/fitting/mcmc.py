@@ -1119,12 +1119,14 @@ def _lowest_chi2(lp: LibraryPass, obs: NDArray, err: NDArray, upper: NDArray | N
 
 
 def _smallest_first(values: NDArray, n: int) -> NDArray[np.int64]:
-    """Indices of the ``n`` smallest of ``values`` (finite), smallest first, ties by index:
-    ``np.argsort(values, kind="stable")[:n]`` without sorting them all (the library of a
-    fit holds 10⁵ models and the starts need 64)."""
+    """Indices of the ``n`` smallest of ``values``, smallest first, ties by index, NaN last:
+    ``np.argsort(values, kind="stable")[:n]`` without sorting them all (a library holds 10⁵
+    models; the starts need 64, the candidates 20 000)."""
     if values.size <= n:
         return np.argsort(values, kind="stable")
     cut = np.partition(values, n - 1)[n - 1]  # the n-th smallest value
+    if np.isnan(cut):  # fewer than n numbers: all of them, then NaNs
+        return np.argsort(values, kind="stable")[:n]
     pool = np.flatnonzero(values <= cut)  # every tie of it too, in index order
     return pool[np.argsort(values[pool], kind="stable")[:n]]
 
@@ -1156,7 +1158,7 @@ def sampling_problem(ctx: Any, lp: LibraryPass, obs: NDArray | None, err: NDArra
     table = ctx.library.params
     nmod = ctx.library.nmodels
     w = np.asarray(lp.weights, dtype=np.float64)
-    order = np.argsort(-w, kind="stable")[: max(int(max_candidates), 1)]
+    order = _smallest_first(-w, max(int(max_candidates), 1))  # largest weights first
     order = order[w[order] > 0]
     if order.size == 0:
         raise ValueError("no library model has a finite posterior: cannot start the sampler")
