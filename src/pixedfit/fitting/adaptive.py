@@ -141,14 +141,14 @@ class AdaptiveSettings:
         efficiency, between ``batch / 2`` and ``4 × batch``).
     max_rounds : int
         Adaptive rounds at most (the default, 60, leaves ``max_evaluations`` the budget
-        that binds: of 1 064 DustPedia fits the slowest took 40 rounds of ≈ 1 000 samples
-        while its ESS kept collapsing, and would have stopped there unconverged with 40).
+        that binds: with 40, one of 1 064 DustPedia fits stopped unconverged after 40
+        rounds of ≈ 1 000 samples, its ESS collapsing again and again).
     df : float
         Degrees of freedom of the Student-t kernels (and of the conditional mass draw). The
         default, 20, keeps polynomial tails; on 2 × 133 DustPedia galaxies it needs
         7–9 % fewer evaluations than 5 (a 10-dimensional t with few degrees of freedom
         puts many draws far out, where the defensive box-prior part already covers the
-        posterior) and 2–3 % more than Gaussian kernels (``benchmarks/RESULTS.md``).
+        posterior) and 2–5 % more than Gaussian kernels (``benchmarks/RESULTS.md``).
     defensive : float
         Fraction of every round drawn uniformly over the prior box.
     max_components : int
@@ -715,9 +715,9 @@ def _regularised(cov: NDArray, min_sd: float = 1e-5, max_sd: float = 4.0) -> NDA
 _MIXTURE_SHARE = 0.7
 #: Part of that from the mixture fitted in the box coordinates (:class:`_BoxMixture`), and
 #: its kernels' widening (screens of 2 × 133 DustPedia galaxies with 20-degree-of-freedom
-#: kernels, evaluations relative to 1.5: 1.3 → 0.95, 1.15 → 0.90, 1.0 → 0.94; on all 532
-#: with two library seeds, log SFRs more than 0.3 σ apart: 2.3 % with 1.5, 3.0 % with
-#: 1.3, 4.3 % with 1.15).
+#: kernels, evaluations relative to 1.5: 1.3 → 0.94–0.95, 1.15 → 0.89–0.92, 1.0 →
+#: 0.94–0.96; on all 532 with two library seeds, log SFRs more than 0.3 σ apart: 2.3 % with
+#: 1.5, 3.0 % with 1.3, 4.3 % with 1.15).
 _BOX_SHARE = 0.5
 _BOX_WIDEN = 1.3
 #: Scale factor of the mixture kernels' covariances (slightly wider than the fit: a
