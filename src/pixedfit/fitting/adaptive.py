@@ -168,7 +168,10 @@ class AdaptiveSettings:
         the importance rounds make no headway from it (0: never anneal).
     anneal_after : int
         Importance rounds after which, if the ESS is still below ``min_adapt_ess``, the
-        annealing stage runs (once).
+        annealing stage runs (once). On 2 × 133 DustPedia galaxies, 10 needs 6–8 % fewer
+        evaluations than 8 (and 6 needs 10 % more): most of the fits that would anneal
+        after 8 rounds get there by importance sampling; never annealing saves only 2 %
+        more, and the stage stays for posteriors far narrower than the library's spacing.
     n_moves : int
         Random-walk Metropolis moves per tempering step (twice that at β = 1).
     max_tempering_steps : int
@@ -227,7 +230,7 @@ class AdaptiveSettings:
     max_candidates: int = 20000
     n_samples: int = 1000
     n_particles: int = 400
-    anneal_after: int = 8
+    anneal_after: int = 10
     n_moves: int = 3
     max_tempering_steps: int = 60
     max_pareto_k: float = 0.7
