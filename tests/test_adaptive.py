@@ -521,7 +521,7 @@ def test_mass_shift_is_the_same_posterior_as_a_new_model_evaluation(model, libra
     priors = PriorSet([Gaussian("log_sfr", 0.5, 0.6)])
     lp = LogProbability(model, free, lo, hi, {}, priors, 0.05, FILTERS, obs, err, threads=1)
     theta = lo + np.random.default_rng(3).uniform(0, 1, (40, 5)) * (hi - lo)
-    mp = _MassProposal(obs, err, None, 8.0, 12.0, np.random.default_rng(5))
+    mp = _MassProposal(obs, err, None, 8.0, 12.0, np.random.default_rng(5), df=5.0)
     lnp, ex = lp.evaluate(theta, extras=True, mass_proposal=mp)
     new = theta.copy()
     new[ex["index"]] = ex["theta"]

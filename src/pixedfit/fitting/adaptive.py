@@ -1201,7 +1201,7 @@ class _MassProposal:
     """
 
     def __init__(self, obs: NDArray, err: NDArray, upper: NDArray | None, lo: float,
-                 hi: float, rng: np.random.Generator, df: float = 5.0, widen: float = 1.5):
+                 hi: float, rng: np.random.Generator, df: float, widen: float = 1.5):
         self.obs, self.err = obs, err
         self.use = None if upper is None else ~np.asarray(upper, dtype=bool)
         self.lo, self.hi = float(lo), float(hi)
