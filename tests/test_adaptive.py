@@ -664,6 +664,11 @@ def test_refined_posterior_covers_the_truth(model, libraries):
     k = res.names.index("log_mass")
     assert np.median(res.samples[:, k]) == pytest.approx(res.p50[k], abs=0.3 * res.std[k])
     assert res.chi2_min < 3 * len(FILTERS)
+    # the model photometry's percentiles (from the equal-weight samples) bracket the data
+    pct = res.photo_pct
+    assert pct.shape == (3, len(FILTERS)) and np.all(pct[0] <= pct[1])
+    assert np.all(pct[1] <= pct[2]) and np.all(pct[2] > pct[0])
+    assert np.all(np.abs(pct[1] - obs) < 3.5 * err)
 
 
 def test_budget_warning_and_flag(model, libraries):

@@ -1654,13 +1654,20 @@ def refine(ctx: Any, lp: LibraryPass, obs: NDArray | None, err: NDArray | None,
     ibest = int(np.argmin(np.where(np.isfinite(run.log_post), run.chi2, np.inf)))
     best = table[ibest]
     bfit = run.photometry[ibest] if (has_phot and run.photometry is not None) else np.zeros(0)
+    rng = np.random.default_rng([settings.seed, 1])
+    samples = drawn = None
+    if settings.n_samples > 0:
+        drawn = _systematic(w, settings.n_samples, rng)
+        samples = table[drawn]
     photo_pct = None
     if has_phot and run.photometry is not None:
-        photo_pct = weighted_quantiles(run.photometry[use], tw, np.array([0.16, 0.5, 0.84]))
-    rng = np.random.default_rng([settings.seed, 1])
-    samples = None
-    if settings.n_samples > 0:
-        samples = table[_systematic(w, settings.n_samples, rng)]
+        # the model photometry's percentiles (for plots) from the equal-weight posterior
+        # samples, like the MCMC's from its chain: sorting every band over all the weighted
+        # samples took 2 % of a DustPedia fit
+        photo_pct = (weighted_quantiles(run.photometry[use], tw, np.array([0.16, 0.5, 0.84]))
+                     if drawn is None else
+                     weighted_quantiles(run.photometry[drawn], np.ones(drawn.size),
+                                        np.array([0.16, 0.5, 0.84])))
     spectrum = None
     if spectral is not None:
         _, bex = prob.lnprob.evaluate(run.theta[ibest:ibest + 1], extras=True)
