@@ -362,21 +362,63 @@ void axpy2(double* y, const float* a, double ca, const float* b, double cb, std:
     }
 }
 
-// Single-precision y += ca * a + cb * b for the stellar sums (the SSPs are stored in single
-// precision; sums of a few hundred positive terms keep ~1e-6 relative accuracy) at twice
-// the SIMD width of double.
-PIXEDFIT_MULTIVERSION
-void axpy2f(float* y, const float* a, float ca, const float* b, float cb, std::size_t n) {
-    if (cb == 0.0f) {
-#pragma omp simd
-        for (std::size_t k = 0; k < n; ++k) y[k] += ca * a[k];
-    } else if (ca == 0.0f) {
-#pragma omp simd
-        for (std::size_t k = 0; k < n; ++k) y[k] += cb * b[k];
-    } else {
-#pragma omp simd
-        for (std::size_t k = 0; k < n; ++k) y[k] += ca * a[k] + cb * b[k];
+// block_sums for L lanes (models) at a time: L accumulators of 8 columns stay in
+// registers while the rows of every age stream past once per 8 columns.
+#if defined(__GNUC__)
+using Float8 = float __attribute__((vector_size(32)));
+
+PIXEDFIT_INLINE void load8(Float8& v, const float* p) { std::memcpy(&v, p, sizeof v); }
+#endif
+
+template <std::size_t L>
+PIXEDFIT_INLINE void block_sums_lanes(const float* r0, const float* r1, std::size_t ncol,
+                                      const float* w0, const float* w1, std::size_t a0,
+                                      std::size_t a1, float* const* out, std::size_t nb) {
+    constexpr std::size_t kWidth = 8;
+    std::size_t k0 = 0;
+#if defined(__GNUC__)
+    for (; k0 + kWidth <= ncol; k0 += kWidth) {
+        Float8 acc[L];
+        for (std::size_t u = 0; u < L; ++u) acc[u] = Float8{};
+        for (std::size_t a = a0; a < a1; ++a) {
+            Float8 p0, p1;
+            load8(p0, r0 + a * ncol + k0);
+            load8(p1, r1 + a * ncol + k0);
+            const float* c0 = w0 + a * kBlock;
+            const float* c1 = w1 + a * kBlock;
+            for (std::size_t u = 0; u < L; ++u) {
+                acc[u] += c0[u] * p0;
+                acc[u] += c1[u] * p1;
+            }
+        }
+        for (std::size_t u = 0; u < nb; ++u) std::memcpy(out[u] + k0, &acc[u], sizeof acc[u]);
     }
+#endif
+    for (; k0 < ncol; ++k0) {  // (the last columns) the same arithmetic, one at a time
+        float acc[L] = {};
+        for (std::size_t a = a0; a < a1; ++a) {
+            const float p0 = r0[a * ncol + k0], p1 = r1[a * ncol + k0];
+            for (std::size_t u = 0; u < L; ++u) {
+                acc[u] += w0[a * kBlock + u] * p0;
+                acc[u] += w1[a * kBlock + u] * p1;
+            }
+        }
+        for (std::size_t u = 0; u < nb; ++u) out[u][k0] = acc[u];
+    }
+}
+
+PIXEDFIT_MULTIVERSION
+void block_sums(const float* r0, const float* r1, std::size_t ncol, const float* w0,
+                const float* w1, std::size_t a0, std::size_t a1, float* const* out,
+                std::size_t nb) {
+    if (nb > 4)
+        block_sums_lanes<8>(r0, r1, ncol, w0, w1, a0, a1, out, nb);
+    else if (nb > 2)
+        block_sums_lanes<4>(r0, r1, ncol, w0, w1, a0, a1, out, nb);
+    else if (nb > 1)
+        block_sums_lanes<2>(r0, r1, ncol, w0, w1, a0, a1, out, nb);
+    else
+        block_sums_lanes<1>(r0, r1, ncol, w0, w1, a0, a1, out, nb);
 }
 
 // exp(x) to ~1e-15 relative (see vexp_taylor).
@@ -563,18 +605,23 @@ struct WorkView {
     }
 };
 
-// Stellar spectra (young, old) over grid indices [k0, k1) for one model.
-void accumulate_stars(const Grid& g, double* work, float* stars, std::size_t iz, double fz,
-                      std::size_t k0, std::size_t k1) {
+// Stellar spectra (young, old) of one model, with the arithmetic of the batched path.
+void accumulate_stars(const Grid& g, double* work, float* stars, std::size_t iz, double fz) {
     WorkView w(g, work, stars);
     const std::size_t nw = g.nwave, iz1 = (g.nz > 1) ? iz + 1 : iz;
+    std::vector<float> wt(4 * g.nage * kBlock, 0.0f);
+    float *wy0 = wt.data(), *wy1 = wy0 + g.nage * kBlock;
+    float *wo0 = wy1 + g.nage * kBlock, *wo1 = wo0 + g.nage * kBlock;
     for (std::size_t a = 0; a < g.nage; ++a) {
-        const float* s0 = &g.ssp[(iz * g.nage + a) * nw + k0];
-        const float* s1 = &g.ssp[(iz1 * g.nage + a) * nw + k0];
-        const double my = w.m_young[a], mo = w.m_old[a];
-        if (my != 0.0) star_axpy(w.young + k0, s0, s1, my, fz, k1 - k0);
-        if (mo != 0.0) star_axpy(w.old + k0, s0, s1, mo, fz, k1 - k0);
+        wy0[a * kBlock] = static_cast<float>(w.m_young[a] * (1.0 - fz));
+        wy1[a * kBlock] = static_cast<float>(w.m_young[a] * fz);
+        wo0[a * kBlock] = static_cast<float>(w.m_old[a] * (1.0 - fz));
+        wo1[a * kBlock] = static_cast<float>(w.m_old[a] * fz);
     }
+    const float* r0 = &g.ssp[iz * g.nage * nw];
+    const float* r1 = &g.ssp[iz1 * g.nage * nw];
+    block_sums(r0, r1, nw, wy0, wy1, 0, g.nage, &w.young, 1);
+    block_sums(r0, r1, nw, wo0, wo1, 0, g.nage, &w.old, 1);
 }
 
 }  // namespace
@@ -584,7 +631,7 @@ void compute_model(const Grid& g, const Config& cfg, const double* p, double* sp
     double fz = 0.0;
     std::vector<float> stars(2 * g.nwave);
     const std::size_t iz = prepare_model(spectra_rows(g), cfg, p, work, stars.data(), fz);
-    accumulate_stars(g, work, stars.data(), iz, fz, 0, g.nwave);
+    accumulate_stars(g, work, stars.data(), iz, fz);
     finish_model(g, cfg, p, spec, comp, derived, work, lines_out, nullptr, stars.data());
 }
 

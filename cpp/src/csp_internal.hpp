@@ -37,8 +37,6 @@ void bracket(const double* v, std::size_t n, double x, std::size_t& i, double& f
 
 // y += ca * a + cb * b (double accumulator, single-precision rows).
 void axpy2(double* y, const float* a, double ca, const float* b, double cb, std::size_t n);
-// Single-precision y += ca * a + cb * b.
-void axpy2f(float* y, const float* a, float ca, const float* b, float cb, std::size_t n);
 
 // Transmissions exp(-tau) of the young (< t_bc) and old parts at n wavelengths, given the
 // Calzetti k/R_V (`calz`) and ln(lambda / 5500 A) (`x`) there.
@@ -92,11 +90,6 @@ inline std::size_t persistent_size(std::size_t nage) { return 2 * nage + 1; }
 std::size_t prepare_model(const SspRows& r, const Config& cfg, const double* p, double* work,
                           float* stars, double& fz);
 
-inline void star_axpy(float* y, const float* s0, const float* s1, double m, double fz,
-                      std::size_t n) {
-    axpy2f(y, s0, static_cast<float>(m * (1.0 - fz)), s1, static_cast<float>(m * fz), n);
-}
-
 // Surviving (living + remnants) and living mass per Msun formed.
 void stellar_masses(const Grid& g, const double* m_young, const double* m_old, std::size_t iz,
                     double fz, double& surv, double& living);
@@ -130,7 +123,17 @@ void sfh_derived(const Config& cfg, const SfhShape& sh, double mtot, double scal
                  double living, double* der);
 
 constexpr std::size_t kBlock = 8;    // models sharing SSP rows
-constexpr std::size_t kTile = 512;   // column tile (rows stay in L1)
+
+// The stellar sums of up to kBlock models that share a metallicity bracket: for every model
+// u < nb and column k < ncol,
+//   out[u][k] = sum over ages a in [a0, a1) of w0[a][u] r0[a][k] + w1[a][u] r1[a][k],
+// with r0, r1 the rows (nage x ncol) of the two metallicities and w0, w1 the weights
+// (nage x kBlock; the lanes u >= nb are ignored). Each model's sums are accumulated in the
+// same order whatever the other models of the block (and a zero weight adds nothing), so
+// the result of a model does not depend on the block it was computed in.
+void block_sums(const float* r0, const float* r1, std::size_t ncol, const float* w0,
+                const float* w1, std::size_t a0, std::size_t a1, float* const* out,
+                std::size_t nb);
 // models prepared at a time: their stellar accumulators (2 x ncol floats each) fill ~8 MB
 inline std::size_t chunk_size(std::size_t ncol) {
     return std::clamp<std::size_t>((8u << 20) / (8 * ncol + 1), 32, 1024);
@@ -146,7 +149,11 @@ void run_batched(const SspRows& r, const Config& cfg, const double* params, std:
                  std::size_t scratch_size, int threads, Finish&& finish) {
     const int nt = resolve_threads(threads);
     const std::size_t ws = persistent_size(r.nage), nw = r.ncol, ss = scratch_size;
-    std::vector<double> scratch(static_cast<std::size_t>(std::max(nt, 1)) * std::max<std::size_t>(ss, 1));
+    const std::size_t nthreads = static_cast<std::size_t>(std::max(nt, 1));
+    std::vector<double> scratch(nthreads * std::max<std::size_t>(ss, 1));
+    // per thread: the weights of a block (young and old, two metallicities each)
+    const std::size_t wsize = 4 * r.nage * kBlock;
+    std::vector<float> weights(nthreads * wsize);
     const std::size_t kChunk = chunk_size(nw);
     const std::size_t cmax = std::min(kChunk, n);
     std::vector<double> work(cmax * ws);
@@ -182,27 +189,47 @@ void run_batched(const SspRows& r, const Config& cfg, const double* params, std:
             if (errors.failed()) continue;
             const auto [i0, i1] = blocks[static_cast<std::size_t>(b)];
             errors.run(static_cast<std::int64_t>(c0 + order[i0]), [&, i0 = i0, i1 = i1] {
-                for (std::size_t k0 = 0; k0 < nw; k0 += kTile) {
-                    const std::size_t k1 = std::min(nw, k0 + kTile);
-                    // age-outer loop so each SSP row tile is read once for the whole block
-                    const std::size_t iz = izs[order[i0]], iz1 = (r.nz > 1) ? iz + 1 : iz;
+                const std::size_t nb = i1 - i0;
+                const std::size_t iz = izs[order[i0]], iz1 = (r.nz > 1) ? iz + 1 : iz;
+                // the weights of the block, age-major, and the ages where any is nonzero
+                const auto thread = static_cast<std::size_t>(omp_get_thread_num());
+                double* sc = &scratch[thread * ss];
+                float* wt = &weights[thread * wsize];
+                float *wy0 = wt, *wy1 = wy0 + r.nage * kBlock;
+                float *wo0 = wy1 + r.nage * kBlock, *wo1 = wo0 + r.nage * kBlock;
+                std::fill(wt, wt + wsize, 0.0f);
+                std::size_t ay0 = r.nage, ay1 = 0, ao0 = r.nage, ao1 = 0;
+                float* young[kBlock];
+                float* old[kBlock];
+                for (std::size_t v = 0; v < nb; ++v) {
+                    const std::size_t u = order[i0 + v];
+                    const double* mw = &work[u * ws];
+                    const double fz = fzs[u];
+                    young[v] = &stars[u * 2 * nw];
+                    old[v] = young[v] + nw;
                     for (std::size_t a = 0; a < r.nage; ++a) {
-                        const std::size_t o0 = (iz * r.nage + a) * nw + k0;
-                        const std::size_t o1 = (iz1 * r.nage + a) * nw + k0;
-                        const float *s0 = &r.rows[o0], *s1 = &r.rows[o1];
-                        const float *y0 = &r.young_rows[o0], *y1 = &r.young_rows[o1];
-                        for (std::size_t i = i0; i < i1; ++i) {
-                            const std::size_t u = order[i];
-                            const double* mw = &work[u * ws];
-                            float* young = &stars[u * 2 * nw];
-                            float* old = young + nw;
-                            const double my = mw[a], mo = mw[r.nage + a], fz = fzs[u];
-                            if (my != 0.0) star_axpy(young + k0, y0, y1, my, fz, k1 - k0);
-                            if (mo != 0.0) star_axpy(old + k0, s0, s1, mo, fz, k1 - k0);
+                        const double my = mw[a], mo = mw[r.nage + a];
+                        if (my != 0.0) {
+                            wy0[a * kBlock + v] = static_cast<float>(my * (1.0 - fz));
+                            wy1[a * kBlock + v] = static_cast<float>(my * fz);
+                            ay0 = std::min(ay0, a);
+                            ay1 = std::max(ay1, a + 1);
+                        }
+                        if (mo != 0.0) {
+                            wo0[a * kBlock + v] = static_cast<float>(mo * (1.0 - fz));
+                            wo1[a * kBlock + v] = static_cast<float>(mo * fz);
+                            ao0 = std::min(ao0, a);
+                            ao1 = std::max(ao1, a + 1);
                         }
                     }
                 }
-                double* sc = &scratch[static_cast<std::size_t>(omp_get_thread_num()) * ss];
+                const std::size_t row = r.nage * nw;
+                if (ay1 > ay0)
+                    block_sums(r.young_rows + iz * row, r.young_rows + iz1 * row, nw, wy0, wy1,
+                               ay0, ay1, young, nb);
+                if (ao1 > ao0)
+                    block_sums(r.rows + iz * row, r.rows + iz1 * row, nw, wo0, wo1, ao0, ao1,
+                               old, nb);
                 for (std::size_t i = i0; i < i1; ++i) {
                     const std::size_t u = order[i];
                     finish(c0 + u, &work[u * ws], sc, &stars[u * 2 * nw]);
