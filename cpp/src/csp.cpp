@@ -228,41 +228,75 @@ double sfh_first_moment(int form, const double s[4], double age) {
     return integrate_log(f, age * 1e-9, age, std::max(steep, 4.0));
 }
 
+namespace {
+
+// H(t) = e^{-t/tau} (1 + t/tau) at every t (delayed tau: the mass formed between times lo
+// and hi since the onset is tau^2 (H(lo) - H(hi))), vectorised (exp to ~1e-15 relative).
+PIXEDFIT_MULTIVERSION
+void delayed_h(const double* t, std::size_t n, double tau, double* h) {
+    const double inv = 1.0 / tau;
+#pragma omp simd
+    for (std::size_t i = 0; i < n; ++i) {
+        const double x = t[i] * inv;
+        h[i] = detail::vexp_taylor<12>(-x) * (1.0 + x);
+    }
+}
+
+// sfh_bin_masses for the delayed tau (form 1): H at the look-back edges (one vectorised
+// pass) and the masses as differences of it; consecutive segments share their end.
+void delayed_bin_masses(double tau, double age, const double* edges, std::size_t nage,
+                        double t_bc, double* young, double* old) {
+    std::size_t nb = 0;  // the bins that start (look-back) before the onset
+    while (nb < nage && edges[nb] < age) ++nb;
+    thread_local std::vector<double> times, h;
+    times.resize(nb + 2);
+    h.resize(nb + 2);
+    // time since the onset at each bin's young end, at the old end of the last, and at t_bc
+    for (std::size_t i = 0; i <= nb; ++i) times[i] = age - std::min(edges[i], age);
+    times[nb + 1] = std::max(age - t_bc, 0.0);
+    delayed_h(times.data(), nb + 2, tau, h.data());
+    const double t2 = tau * tau, h_bc = h[nb + 1];
+    // H falls with t; a segment narrower than the last bits of H could come out a rounding
+    // error below zero: no mass then
+    auto mass = [t2](double h_lo, double h_hi) { return std::max(t2 * (h_lo - h_hi), 0.0); };
+    for (std::size_t i = 0; i < nb; ++i) {
+        const double e0 = edges[i], b1 = std::min(edges[i + 1], age);
+        // look-back segment [e0, b1] -> time since onset [age - b1, age - e0]
+        if (e0 < t_bc) {
+            young[i] = mass(b1 <= t_bc ? h[i + 1] : h_bc, h[i]);
+            if (b1 > t_bc) old[i] = mass(h[i + 1], h_bc);
+        } else {
+            old[i] = mass(h[i + 1], h[i]);
+        }
+    }
+}
+
+}  // namespace
+
 double sfh_bin_masses(int form, const double s[4], double age, const double* edges,
                       std::size_t nage, double t_bc, double* young, double* old) {
     std::fill(young, young + nage, 0.0);
     std::fill(old, old + nage, 0.0);
     if (!(age > 0.0) || !std::isfinite(age)) return 0.0;
-    // Delayed tau: the mass between lo and hi is tau^2 (H(lo) - H(hi)) with
-    // H(t) = e^{-t/tau} (1 + t/tau), as in sfh_mass_between; consecutive segments share an
-    // end, so H there is computed once (the same arithmetic: identical results).
-    const double tau = s[0];
-    double memo_t = -1.0, memo_h = 0.0;
-    auto mass = [&](double lo, double hi) {
-        if (form != 1) return sfh_mass_between(form, s, lo, hi);
-        lo = std::max(lo, 0.0);
-        if (!(hi > lo)) return 0.0;
-        const double h_hi = (hi == memo_t) ? memo_h : std::exp(-hi / tau) * (1.0 + hi / tau);
-        const double h_lo = std::exp(-lo / tau) * (1.0 + lo / tau);
-        memo_t = lo;
-        memo_h = h_lo;
-        return tau * tau * (h_lo - h_hi);
-    };
-    double total = 0.0;
-    for (std::size_t i = 0; i < nage; ++i) {
-        const double e0 = edges[i], e1 = edges[i + 1];
-        if (e0 >= age) break;
-        const double b1 = std::min(e1, age);
-        // look-back segment [e0, b1] -> time since onset [age - b1, age - e0]
-        if (e0 < t_bc) {
-            const double mid = std::min(b1, t_bc);
-            young[i] = mass(age - mid, age - e0);
-            if (b1 > t_bc) old[i] = mass(age - b1, age - t_bc);
-        } else {
-            old[i] = mass(age - b1, age - e0);
+    if (form == 1) {
+        delayed_bin_masses(s[0], age, edges, nage, t_bc, young, old);
+    } else {
+        for (std::size_t i = 0; i < nage; ++i) {
+            const double e0 = edges[i], e1 = edges[i + 1];
+            if (e0 >= age) break;
+            const double b1 = std::min(e1, age);
+            // look-back segment [e0, b1] -> time since onset [age - b1, age - e0]
+            if (e0 < t_bc) {
+                const double mid = std::min(b1, t_bc);
+                young[i] = sfh_mass_between(form, s, age - mid, age - e0);
+                if (b1 > t_bc) old[i] = sfh_mass_between(form, s, age - b1, age - t_bc);
+            } else {
+                old[i] = sfh_mass_between(form, s, age - b1, age - e0);
+            }
         }
-        total += young[i] + old[i];
     }
+    double total = 0.0;
+    for (std::size_t i = 0; i < nage; ++i) total += young[i] + old[i];
     // a vanishing total (star formation entirely outside [0, age] to double precision)
     // is degenerate: no weights
     if (!(total > 1e-290) || !std::isfinite(total)) {
@@ -464,18 +498,24 @@ std::size_t prepare_model(const SspRows& r, const Config& cfg, const double* p, 
     return iz;
 }
 
+PIXEDFIT_MULTIVERSION
 void stellar_masses(const Grid& g, const double* m_young, const double* m_old, std::size_t iz,
                     double fz, double& surv, double& living) {
     const std::size_t iz1 = (g.nz > 1) ? iz + 1 : iz;
-    surv = 0.0;
-    living = 0.0;
+    const double* s0 = &g.mass_surv[iz * g.nage];
+    const double* s1 = &g.mass_surv[iz1 * g.nage];
+    const double* l0 = &g.mass_living[iz * g.nage];
+    const double* l1 = &g.mass_living[iz1 * g.nage];
+    double sv = 0.0, lv = 0.0;
+    // (the ages without mass add exact zeros: no branch, so that the loop vectorises)
+#pragma omp simd reduction(+ : sv, lv)
     for (std::size_t a = 0; a < g.nage; ++a) {
         const double m = m_young[a] + m_old[a];
-        if (m == 0.0) continue;
-        surv += m * ((1.0 - fz) * g.mass_surv[iz * g.nage + a] + fz * g.mass_surv[iz1 * g.nage + a]);
-        living += m * ((1.0 - fz) * g.mass_living[iz * g.nage + a] +
-                       fz * g.mass_living[iz1 * g.nage + a]);
+        sv += m * ((1.0 - fz) * s0[a] + fz * s1[a]);
+        lv += m * ((1.0 - fz) * l0[a] + fz * l1[a]);
     }
+    surv = sv;
+    living = lv;
 }
 
 void nebular_part(const Grid& g, const Config& cfg, const SfhShape& sh, double mtot,
@@ -496,19 +536,37 @@ void nebular_part(const Grid& g, const Config& cfg, const SfhShape& sh, double m
     const std::size_t us[2] = {iu, iu1};
     const double uw[2] = {1.0 - fu, fu};
     std::fill(l_lum, l_lum + g.nline, 0.0);
-    for (std::size_t k = 0; k < g.nneb; ++k) {
-        if (m_neb[k] == 0.0) continue;
-        for (int ju = 0; ju < 2; ++ju) {
-            if (uw[ju] == 0.0) continue;
+    // the continuum rows of each ionisation parameter summed like the stellar ones
+    // (block_sums, single precision), the lines in double precision
+    thread_local std::vector<float> sums, weights;
+    sums.assign(2 * ncol, 0.0f);
+    weights.assign(2 * g.nneb * kBlock, 0.0f);
+    float* w0 = weights.data();
+    float* w1 = w0 + g.nneb * kBlock;
+    for (int ju = 0; ju < 2; ++ju) {
+        if (uw[ju] == 0.0) continue;
+        std::size_t k0 = g.nneb, k1 = 0;
+        for (std::size_t k = 0; k < g.nneb; ++k) {
+            if (m_neb[k] == 0.0) continue;
             const std::size_t b0 = ((us[ju] * g.nz + iz) * g.nneb + k);
             const std::size_t b1 = ((us[ju] * g.nz + iz1) * g.nneb + k);
             const double c0 = m_neb[k] * uw[ju] * (1.0 - fz), c1 = m_neb[k] * uw[ju] * fz;
-            axpy2(neb, &cont[b0 * ncol], c0, &cont[b1 * ncol], c1, ncol);
+            w0[k * kBlock] = static_cast<float>(c0);
+            w1[k * kBlock] = static_cast<float>(c1);
+            k0 = std::min(k0, k);
+            k1 = k + 1;
             const double* la = &g.line_lum[b0 * g.nline];
             const double* lb = &g.line_lum[b1 * g.nline];
             for (std::size_t l = 0; l < g.nline; ++l) l_lum[l] += c0 * la[l] + c1 * lb[l];
         }
+        float* dst = sums.data() + static_cast<std::size_t>(ju) * ncol;
+        if (k1 > k0)
+            block_sums(&cont[(us[ju] * g.nz + iz) * g.nneb * ncol],
+                       &cont[(us[ju] * g.nz + iz1) * g.nneb * ncol], ncol, w0, w1, k0, k1,
+                       &dst, 1);
     }
+    for (std::size_t c = 0; c < ncol; ++c)
+        neb[c] += static_cast<double>(sums[c]) + static_cast<double>(sums[ncol + c]);
 }
 
 

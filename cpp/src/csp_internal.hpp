@@ -139,6 +139,16 @@ inline std::size_t chunk_size(std::size_t ncol) {
     return std::clamp<std::size_t>((8u << 20) / (8 * ncol + 1), 32, 1024);
 }
 
+// Widen [lo, hi) to cover the indices of the nonzero values of m (n).
+inline void nonzero_range(const double* m, std::size_t n, std::size_t& lo, std::size_t& hi) {
+    std::size_t first = 0, last = n;
+    while (first < n && m[first] == 0.0) ++first;
+    if (first == n) return;
+    while (m[last - 1] == 0.0) --last;
+    lo = std::min(lo, first);
+    hi = std::max(hi, last);
+}
+
 // Run `finish(i, work, scratch, stars)` for every model after summing its SSP rows into
 // young and old accumulators (stars: 2 x ncol), with models grouped by metallicity bracket
 // in blocks that stream the shared rows once per tile. `scratch` holds `scratch_size`
@@ -197,31 +207,27 @@ void run_batched(const SspRows& r, const Config& cfg, const double* params, std:
                 float* wt = &weights[thread * wsize];
                 float *wy0 = wt, *wy1 = wy0 + r.nage * kBlock;
                 float *wo0 = wy1 + r.nage * kBlock, *wo1 = wo0 + r.nage * kBlock;
-                std::fill(wt, wt + wsize, 0.0f);
                 std::size_t ay0 = r.nage, ay1 = 0, ao0 = r.nage, ao1 = 0;
                 float* young[kBlock];
                 float* old[kBlock];
+                // (lanes v >= nb keep the finite weights of an earlier block: block_sums
+                // computes them alongside but stores only the first nb)
                 for (std::size_t v = 0; v < nb; ++v) {
                     const std::size_t u = order[i0 + v];
-                    const double* mw = &work[u * ws];
+                    const double* my = &work[u * ws];
+                    const double* mo = my + r.nage;
                     const double fz = fzs[u];
                     young[v] = &stars[u * 2 * nw];
                     old[v] = young[v] + nw;
                     for (std::size_t a = 0; a < r.nage; ++a) {
-                        const double my = mw[a], mo = mw[r.nage + a];
-                        if (my != 0.0) {
-                            wy0[a * kBlock + v] = static_cast<float>(my * (1.0 - fz));
-                            wy1[a * kBlock + v] = static_cast<float>(my * fz);
-                            ay0 = std::min(ay0, a);
-                            ay1 = std::max(ay1, a + 1);
-                        }
-                        if (mo != 0.0) {
-                            wo0[a * kBlock + v] = static_cast<float>(mo * (1.0 - fz));
-                            wo1[a * kBlock + v] = static_cast<float>(mo * fz);
-                            ao0 = std::min(ao0, a);
-                            ao1 = std::max(ao1, a + 1);
-                        }
+                        wy0[a * kBlock + v] = static_cast<float>(my[a] * (1.0 - fz));
+                        wy1[a * kBlock + v] = static_cast<float>(my[a] * fz);
+                        wo0[a * kBlock + v] = static_cast<float>(mo[a] * (1.0 - fz));
+                        wo1[a * kBlock + v] = static_cast<float>(mo[a] * fz);
                     }
+                    // the ages with mass (the sums skip those where every model has none)
+                    nonzero_range(my, r.nage, ay0, ay1);
+                    nonzero_range(mo, r.nage, ao0, ao1);
                 }
                 const std::size_t row = r.nage * nw;
                 if (ay1 > ay0)

@@ -44,6 +44,29 @@ TEST_CASE("tau SFH bin masses are exact and sum to one") {
     CHECK(old[0] == 0.0);
 }
 
+TEST_CASE("delayed-tau bin masses are the closed form, split at t_bc, never negative") {
+    // G(t) = tau^2 (1 - e^{-t/tau} (1 + t/tau)) is the mass formed by time t
+    const double tau = 0.7, age = 2.0, t_bc = 0.01;
+    const double shape[4] = {tau, 1.0, 1.0, 1.0};
+    auto g = [tau](double t) { return tau * tau * (1.0 - std::exp(-t / tau) * (1.0 + t / tau)); };
+    // look-back edges: one bin straddles t_bc, one the onset, and a very narrow one
+    const double edges[6] = {0.0, 0.004, 0.004 + 1e-12, 0.05, 1.5, 3.0};
+    double young[5], old[5];
+    const double total = sfh_bin_masses(1, shape, age, edges, 5, t_bc, young, old);
+    CHECK_CLOSE(total, g(age), 1e-13);
+    CHECK_CLOSE(young[0] * total, g(age) - g(age - 0.004), 1e-13);
+    CHECK_CLOSE(young[2] * total, g(age - 0.004 - 1e-12) - g(age - t_bc), 1e-13);
+    CHECK_CLOSE(old[2] * total, g(age - t_bc) - g(age - 0.05), 1e-13);
+    CHECK_CLOSE(old[4] * total, g(age - 1.5), 1e-13);  // from the onset only
+    double sum = 0.0;
+    for (int i = 0; i < 5; ++i) {
+        CHECK(young[i] >= 0.0 && old[i] >= 0.0);
+        sum += young[i] + old[i];
+    }
+    CHECK_CLOSE(sum, 1.0, 1e-14);
+    CHECK(old[0] == 0.0 && old[1] == 0.0 && young[3] == 0.0);
+}
+
 TEST_CASE("a burst reproduces the SSP and the mass is normalised") {
     Grid g = tiny_grid();
     g.validate();
