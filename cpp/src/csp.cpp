@@ -418,6 +418,10 @@ PIXEDFIT_INLINE void block_sums_lanes(const float* r0, const float* r1, std::siz
             Float8 p0, p1;
             load8(p0, r0 + a * ncol + k0);
             load8(p1, r1 + a * ncol + k0);
+            // the rows are read 8 columns at a time across all ages, a stride the hardware
+            // prefetchers do not follow: ask for the next cache line of each row ahead
+            __builtin_prefetch(r0 + a * ncol + k0 + 16);
+            __builtin_prefetch(r1 + a * ncol + k0 + 16);
             const float* c0 = w0 + a * kBlock;
             const float* c1 = w1 + a * kBlock;
             for (std::size_t u = 0; u < L; ++u) {
