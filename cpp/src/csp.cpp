@@ -246,7 +246,7 @@ void delayed_h(const double* t, std::size_t n, double tau, double* h) {
 // pass) and the masses as differences of it; consecutive segments share their end.
 void delayed_bin_masses(double tau, double age, const double* edges, std::size_t nage,
                         double t_bc, double* young, double* old) {
-    std::size_t nb = 0;  // the bins that start (look-back) before the onset
+    std::size_t nb = 0;  // the bins with stars: their look-back start is below the age
     while (nb < nage && edges[nb] < age) ++nb;
     thread_local std::vector<double> times, h;
     times.resize(nb + 2);

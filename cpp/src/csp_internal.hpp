@@ -151,7 +151,7 @@ inline void nonzero_range(const double* m, std::size_t n, std::size_t& lo, std::
 
 // Run `finish(i, work, scratch, stars)` for every model after summing its SSP rows into
 // young and old accumulators (stars: 2 x ncol), with models grouped by metallicity bracket
-// in blocks that stream the shared rows once per tile. `scratch` holds `scratch_size`
+// in blocks that stream the shared rows once per 8 columns (block_sums). `scratch` holds `scratch_size`
 // doubles per thread. The arithmetic of each model does not depend on the grouping or the
 // thread count.
 template <class Finish>

@@ -798,8 +798,8 @@ class SEDModel:
         exact line fluxes times the filter response at the observed line wavelength.
         By default the coarse grid is summed. With ``knots=True`` the dust transmission is
         evaluated at interpolation knots across each band instead (:mod:`pixedfit.sps.knots`:
-        ≈ 5× faster for large batches; within 3e-5 of the coarse grid in bands attenuated
-        by ≤ 5 mag; the first call at a new redshift projects the SSP grid once, ≈ 20 ms,
+        ≈ 6× faster for large batches; within 3e-5 of the coarse grid in bands attenuated
+        by ≤ 5 mag; the first call at a new redshift projects the SSP grid once, ≈ 13 ms,
         kept for the last few redshifts): the samplers of fixed-redshift fits use it.
         ``full_grid=True`` uses the full wavelength grid (slower; for checks). Returns an
         array (nbands,) for one model or (n, nbands) for a batch, and the derived
