@@ -272,3 +272,38 @@ def test_property_mass_shift_invariance(seed, scale, snr):
     for q in ("p16", "p50", "p84"):
         lo, hi = getattr(base, q)[0], getattr(moved, q)[0]
         assert np.all(np.abs(hi - lo - np.array([0, 0, scale, scale])) < 2e-3)
+
+
+@pytest.mark.parametrize("excluded", [0.4, 0.9])
+def test_excluded_models_with_or_without_the_copy(excluded, monkeypatch):
+    """Models a prior excludes (ln prior -inf, e.g. older than the universe) are neither the
+    best model nor weighted, whether the pass copies the allowed ones out (few allowed) or
+    hands the kernel the whole library; both ways agree with the numpy reference."""
+    import importlib
+
+    mod = importlib.import_module("pixedfit.fitting.rdsps")
+    models, flux, params = toy_library(seed=11)
+    obs, err = mock(flux, 25, log_mass=2.0, snr=15, seed=2)
+    w = 1.0 / err**2
+    a = (flux * obs * w).sum(-1) / (flux**2 * w).sum(-1)
+    chi2 = ((obs - a[:, None] * flux) ** 2 * w).sum(-1)
+    rng = np.random.default_rng(5)
+    extra = np.where(rng.random(flux.shape[0]) < excluded, -np.inf, 0.0)
+    extra[np.argmin(np.where(a > 0, chi2, np.inf))] = -np.inf  # the best model is excluded
+    mean, std, _, _, wt = reference_posterior(obs, err, flux, params, [2, 3], lnprior=extra)
+    best = int(np.argmin(np.where((a > 0) & np.isfinite(extra), chi2, np.inf)))
+    runs = []
+    for below in (0.0, 1.01):  # never copy / copy whenever any model is excluded
+        monkeypatch.setattr(mod, "_SUBSET_BELOW", below)
+        res = rdsps(obs, err, models, ln_prior_extra=extra, return_weights=True)
+        assert res.best_model[0] == best and np.isfinite(extra[res.best_model[0]])
+        assert res.chi2_min[0] == pytest.approx(chi2[best], rel=1e-9)
+        assert res.n_used[0] == np.isfinite(extra).sum()
+        np.testing.assert_allclose(res.mean[0], mean, rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(res.std[0], std, rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(res.weights[0], wt, atol=1e-6)
+        assert np.all(res.weights[0][~np.isfinite(extra)] == 0)
+        runs.append(res)
+    for name in ("mean", "std", "p16", "p50", "p84", "best_scale", "ln_evidence"):
+        np.testing.assert_allclose(getattr(runs[0], name), getattr(runs[1], name), rtol=1e-12,
+                                   err_msg=name)
