@@ -1103,13 +1103,16 @@ def _lowest_chi2(lp: LibraryPass, obs: NDArray, err: NDArray, upper: NDArray | N
     use = np.isfinite(obs) & np.isfinite(err) & (err > 0)
     if upper is not None:
         use &= ~np.asarray(upper, dtype=bool)
-    flux = lp.models.flux[0][use]  # (nband used, nmod)
-    ivar = 1.0 / err[use] ** 2
-    a = (obs[use] * ivar) @ flux
+    # every band, the unused ones with zero weight: no copy of the (nband, nmod) fluxes
+    flux = lp.models.flux[0]
+    ivar = np.zeros(use.size)
+    ivar[use] = 1.0 / err[use] ** 2
+    data = np.where(use, obs, 0.0)
+    a = (data * ivar) @ flux
     b = ivar @ (flux * flux)
     with np.errstate(divide="ignore", invalid="ignore"):
         scale = a / b
-        chi2 = float((obs[use] ** 2 * ivar).sum()) - a * scale
+        chi2 = float((data**2 * ivar).sum()) - a * scale
     ok = np.isfinite(chi2) & (scale > 0)
     if extra is not None:
         ok &= np.isfinite(extra)
