@@ -721,6 +721,10 @@ def _dimming(z: NDArray[np.float64] | float, settings: dict[str, Any]) -> NDArra
     return 1.0 / (np.asarray(dl) ** 2 * (1.0 + np.asarray(z)))
 
 
+#: Models per block of :class:`_ZInterpolator`'s interpolation.
+_INTERP_BLOCK = 8192
+
+
 class _ZInterpolator:
     """Library photometry at any z from planes on a redshift grid.
 
@@ -744,10 +748,18 @@ class _ZInterpolator:
         grid = self.grid
         j = int(np.clip(np.searchsorted(grid, z) - 1, 0, grid.size - 2))
         t = (z - grid[j]) / (grid[j + 1] - grid[j])
+        dim = float(_dimming(z, self.settings))
+        c0, c1 = (1.0 - t) * dim, t * dim
+        lo, hi = self.planes[j], self.planes[j + 1]
         flux = np.empty((1, *self.planes.shape[1:]))
-        np.multiply(self.planes[j], 1.0 - t, out=flux[0])
-        flux[0] += t * self.planes[j + 1]
-        flux[0] *= _dimming(z, self.settings)
+        out = flux[0]
+        # in blocks of models that stay in the cache (no temporary of the planes' size)
+        step = _INTERP_BLOCK
+        tmp = np.empty((out.shape[0], min(step, out.shape[1])))
+        for k in range(0, out.shape[1], step):
+            m = min(step, out.shape[1] - k)
+            np.multiply(lo[:, k:k + m], c0, out=out[:, k:k + m])
+            out[:, k:k + m] += np.multiply(hi[:, k:k + m], c1, out=tmp[:, :m])
         return ModelPhotometry(flux=flux, params=self.base.params,
                                param_names=self.base.param_names, z_grid=None,
                                filters=self.base.filters)
