@@ -175,3 +175,24 @@ def test_redshift_interpolation_error_is_small(model, library):
     rel = np.abs(_interpolated(far, 0.4953, settings).flux[0]
                  / library.photometry(FILTERS, 0.4953, model=model).flux[0] - 1)
     assert np.percentile(rel, 99) < 0.005, np.percentile(rel, 99, axis=1)
+
+
+def test_redshift_interpolation_in_blocks_is_the_linear_interpolation(monkeypatch):
+    """Blocks of models (a last one shorter) give the bits of one pass, and the values of
+    the linear interpolation of the undimmed planes times the dimming."""
+    import pixedfit.fitting.drivers as drivers
+    from pixedfit.fitting import ModelPhotometry
+
+    rng = np.random.default_rng(3)
+    flux = rng.uniform(1.0, 2.0, (3, 50, 4))  # (nz, nmod, nband)
+    base = ModelPhotometry.from_arrays(flux, rng.random((50, 2)), ["a", "b"],
+                                       z_grid=np.array([0.01, 0.02, 0.03]))
+    settings = {"cosmo": None, "H0": 70.0, "Om0": 0.3}
+    one = drivers._ZInterpolator(base, settings)(0.0237).flux
+    monkeypatch.setattr(drivers, "_INTERP_BLOCK", 7)
+    blocks = drivers._ZInterpolator(base, settings)(0.0237).flux
+    np.testing.assert_array_equal(blocks, one)
+    dim = drivers._dimming(np.array([0.02, 0.03, 0.0237]), settings)
+    t = 0.37
+    ref = ((1 - t) * base.flux[1] / dim[0] + t * base.flux[2] / dim[1]) * dim[2]
+    np.testing.assert_allclose(one[0], ref, rtol=1e-12)
