@@ -623,15 +623,20 @@ class _BoxMixture:
     def __init__(self, kernels: list[tuple[float, NDArray, NDArray]],
                  rng: np.random.Generator, n_norm: int = 8000):
         kept = []
-        # one set of standard normal draws serves every kernel (each Z_k stays unbiased,
-        # with the same variance; the draws cost as much as the rest of the estimate)
-        normals = rng.standard_normal((n_norm, kernels[0][1].size)) if kernels else None
-        for weight, mean, cov in kernels:
-            chol = np.linalg.cholesky(cov)
-            u = mean + normals @ chol.T
-            inside = float(np.mean(np.all((u > 0.0) & (u < 1.0), axis=1)))
-            if inside >= 0.05:
-                kept.append((weight, mean, chol, inside))
+        if kernels:
+            # one set of standard normal draws serves every kernel (each Z_k stays
+            # unbiased, with the same variance; the draws cost as much as the rest of the
+            # estimate), all kernels in one product, coordinates before draws so that the
+            # box test reduces over whole rows: kernel k's draws are μ_k + L_k z
+            d, k = kernels[0][1].size, len(kernels)
+            normals = rng.standard_normal((n_norm, d))
+            chols = [np.linalg.cholesky(cov) for _, _, cov in kernels]
+            u = (np.concatenate(chols) @ normals.T).reshape(k, d, n_norm)
+            u += np.stack([mean for _, mean, _ in kernels])[:, :, None]
+            shares = ((u.min(axis=1) > 0.0) & (u.max(axis=1) < 1.0)).mean(axis=1)
+            for (weight, mean, _), chol, inside in zip(kernels, chols, shares, strict=True):
+                if inside >= 0.05:
+                    kept.append((weight, mean, chol, float(inside)))
         total = sum(k[0] for k in kept)
         self.kernels = [(w / total, m, c, z) for w, m, c, z in kept]
         # per kernel: log(weight / Z) minus the log normalisation; the distances of all
