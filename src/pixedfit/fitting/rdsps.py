@@ -439,8 +439,9 @@ def rdsps(
         if not allowed.any():
             raise ValueError("the priors exclude every model of the library")
         if allowed.mean() < _SUBSET_BELOW:
-            # the kernel skips the excluded models anyway (ln prior -inf); copying the
-            # allowed ones out pays only when they are few
+            # the kernel gives the excluded models (ln prior -inf) no weight, no place in
+            # the chi2 cut and no best model anyway; copying the allowed ones out pays only
+            # when they are few
             keep = np.flatnonzero(allowed)
             sub = models.subset(keep)
         else:
