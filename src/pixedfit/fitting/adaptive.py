@@ -96,6 +96,7 @@ library pass with its (usually small) effective sample size and ``converged=Fals
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from dataclasses import dataclass, field
@@ -421,13 +422,24 @@ def _quadratic_features(xt: NDArray, out: NDArray) -> NDArray[np.float64]:
     return out
 
 
+@functools.lru_cache(maxsize=8)
+def _upper_triangle(d: int) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray]:
+    """``np.triu_indices(d)`` and the factor (1 on the diagonal, 2 off it) that turns the
+    upper triangle of a symmetric matrix into the coefficients of ``x_r x_s`` (cached:
+    the arrays are read only)."""
+    r, c = np.triu_indices(d)
+    factor = np.where(r == c, 1.0, 2.0)
+    for a in (r, c, factor):
+        a.flags.writeable = False
+    return r, c, factor
+
+
 def _quadratic_coef(centres: NDArray, prec: NDArray) -> tuple[NDArray, NDArray]:
     """Coefficients (d(d+3)/2, K) and offsets (K,) such that ``features.T @ coef + offset``
     (:func:`_quadratic_features`) is ``(x − μ_k)ᵀ P_k (x − μ_k)`` for centres ``μ_k``
     (K, d) and precisions ``P_k`` (K, d, d)."""
-    d = centres.shape[1]
-    r, c = np.triu_indices(d)
-    quad = prec[:, r, c] * np.where(r == c, 1.0, 2.0)
+    r, c, factor = _upper_triangle(centres.shape[1])
+    quad = prec[:, r, c] * factor
     lin = -2.0 * np.einsum("kij,kj->ki", prec, centres)
     coef = np.ascontiguousarray(np.concatenate([quad, lin], axis=1).T)
     return coef, np.einsum("ki,kij,kj->k", centres, prec, centres)
@@ -830,7 +842,7 @@ def _em_mixture(y: NDArray, weights: NDArray, max_components: int,
     feats = _quadratic_features(np.ascontiguousarray(x.T),
                                 np.empty((d * (d + 3) // 2, x.shape[0])))
     nquad = d * (d + 1) // 2
-    upper = np.triu_indices(d)
+    upper = _upper_triangle(d)[:2]
     means = x[seeds].copy()
     covs = np.repeat((cov / k ** (2.0 / d))[None], k, axis=0)
     shares = np.full(k, 1.0 / k)
