@@ -194,7 +194,7 @@ def test_projection_with_kept_columns_is_the_same(cfg):
     projection of the float64 grid to float32 rounding."""
     from scipy import sparse
 
-    from pixedfit.sps.knots import _knot_matrix
+    from pixedfit.sps.knots import _band_matrix, _energy_matrix
 
     m = SEDModel(**cfg)
     fw, trans, _, _ = m._phot_weights(tuple(BANDS), 0.3)
@@ -211,9 +211,11 @@ def test_projection_with_kept_columns_is_the_same(cfg):
         np.testing.assert_array_equal(np.asarray(first[key]), np.asarray(value), err_msg=key)
     np.testing.assert_array_equal(second["ssp"], knot_arrays(m._phot_arrays, fw2, trans2)["ssp"])
     base = m._phot_arrays
-    mat = sparse.csr_matrix(_knot_matrix(np.asarray(base["wave"], dtype=np.float64),
-                                         np.asarray(base["dwave"]), int(base["n_ionising"]),
-                                         fw, trans, np.zeros(0))[0])
+    wave = np.asarray(base["wave"], dtype=np.float64)
+    mat = sparse.hstack([_band_matrix(wave, fw, trans, np.zeros(0))[0],
+                         _energy_matrix(wave, np.asarray(base["dwave"]),
+                                        int(base["n_ionising"]), np.zeros(0))[0]],
+                        format="csr")
     ssp = np.asarray(base["ssp"], dtype=np.float64)
     flat = ssp.reshape(-1, ssp.shape[-1])
     direct = (mat.T @ flat.T).T

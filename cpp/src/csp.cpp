@@ -674,12 +674,7 @@ void accumulate_stars(const Grid& g, double* work, float* stars, std::size_t iz,
     std::vector<float> wt(4 * g.nage * kBlock, 0.0f);
     float *wy0 = wt.data(), *wy1 = wy0 + g.nage * kBlock;
     float *wo0 = wy1 + g.nage * kBlock, *wo1 = wo0 + g.nage * kBlock;
-    for (std::size_t a = 0; a < g.nage; ++a) {
-        wy0[a * kBlock] = static_cast<float>(w.m_young[a] * (1.0 - fz));
-        wy1[a * kBlock] = static_cast<float>(w.m_young[a] * fz);
-        wo0[a * kBlock] = static_cast<float>(w.m_old[a] * (1.0 - fz));
-        wo1[a * kBlock] = static_cast<float>(w.m_old[a] * fz);
-    }
+    lane_weights(w.m_young, w.m_old, fz, g.nage, 0, wy0, wy1, wo0, wo1);
     const float* r0 = &g.ssp[iz * g.nage * nw];
     const float* r1 = &g.ssp[iz1 * g.nage * nw];
     block_sums(r0, r1, nw, wy0, wy1, 0, g.nage, &w.young, 1);

@@ -139,6 +139,18 @@ inline std::size_t chunk_size(std::size_t ncol) {
     return std::clamp<std::size_t>((8u << 20) / (8 * ncol + 1), 32, 1024);
 }
 
+// The block_sums weights of lane v (nage x kBlock, age-major) for a model's young and old
+// SFH weights my, mo (nage) and metallicity fraction fz: the two metallicities' shares.
+inline void lane_weights(const double* my, const double* mo, double fz, std::size_t nage,
+                         std::size_t v, float* wy0, float* wy1, float* wo0, float* wo1) {
+    for (std::size_t a = 0; a < nage; ++a) {
+        wy0[a * kBlock + v] = static_cast<float>(my[a] * (1.0 - fz));
+        wy1[a * kBlock + v] = static_cast<float>(my[a] * fz);
+        wo0[a * kBlock + v] = static_cast<float>(mo[a] * (1.0 - fz));
+        wo1[a * kBlock + v] = static_cast<float>(mo[a] * fz);
+    }
+}
+
 // Widen [lo, hi) to cover the indices of the nonzero values of m (n).
 inline void nonzero_range(const double* m, std::size_t n, std::size_t& lo, std::size_t& hi) {
     std::size_t first = 0, last = n;
@@ -219,12 +231,7 @@ void run_batched(const SspRows& r, const Config& cfg, const double* params, std:
                     const double fz = fzs[u];
                     young[v] = &stars[u * 2 * nw];
                     old[v] = young[v] + nw;
-                    for (std::size_t a = 0; a < r.nage; ++a) {
-                        wy0[a * kBlock + v] = static_cast<float>(my[a] * (1.0 - fz));
-                        wy1[a * kBlock + v] = static_cast<float>(my[a] * fz);
-                        wo0[a * kBlock + v] = static_cast<float>(mo[a] * (1.0 - fz));
-                        wo1[a * kBlock + v] = static_cast<float>(mo[a] * fz);
-                    }
+                    lane_weights(my, mo, fz, r.nage, v, wy0, wy1, wo0, wo1);
                     // the ages with mass (the sums skip those where every model has none)
                     nonzero_range(my, r.nage, ay0, ay1);
                     nonzero_range(mo, r.nage, ao0, ao1);

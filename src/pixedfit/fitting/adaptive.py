@@ -1667,7 +1667,8 @@ def refine(ctx: Any, lp: LibraryPass, obs: NDArray | None, err: NDArray | None,
     var = np.array([np.average((tab[:, j][np.isfinite(tab[:, j])] - mean[j]) ** 2,
                                weights=tw[np.isfinite(tab[:, j])])
                     if np.isfinite(tab[:, j]).any() else np.nan for j in range(tab.shape[1])])
-    pct = weighted_quantiles(tab, tw, np.array([0.16, 0.5, 0.84]))
+    levels = np.array([0.16, 0.5, 0.84])
+    pct = weighted_quantiles(tab, tw, levels)
     ibest = int(np.argmin(np.where(np.isfinite(run.log_post), run.chi2, np.inf)))
     best = table[ibest]
     bfit = run.photometry[ibest] if (has_phot and run.photometry is not None) else np.zeros(0)
@@ -1681,10 +1682,9 @@ def refine(ctx: Any, lp: LibraryPass, obs: NDArray | None, err: NDArray | None,
         # the model photometry's percentiles (for plots) from the equal-weight posterior
         # samples, like the MCMC's from its chain: sorting every band over all the weighted
         # samples took 2 % of a DustPedia fit
-        photo_pct = (weighted_quantiles(run.photometry[use], tw, np.array([0.16, 0.5, 0.84]))
-                     if drawn is None else
-                     weighted_quantiles(run.photometry[drawn], np.ones(drawn.size),
-                                        np.array([0.16, 0.5, 0.84])))
+        rows, row_w = ((run.photometry[use], tw) if drawn is None
+                       else (run.photometry[drawn], np.ones(drawn.size)))
+        photo_pct = weighted_quantiles(rows, row_w, levels)
     spectrum = None
     if spectral is not None:
         _, bex = prob.lnprob.evaluate(run.theta[ibest:ibest + 1], extras=True)

@@ -158,9 +158,8 @@ def _sparse_columns(x: NDArray[np.float64], pieces) -> tuple:
 
 def _band_matrix(wave: NDArray[np.float64], fw: FilterWeights,
                  trans: NDArray[np.float64] | None, breaks: NDArray[np.float64]):
-    """The band–knot part of :func:`_knot_matrix`: sparse (nwave, npair) projection
-    matrix, its knots (npair,) in ln λ, the band offsets and the dense band-weight matrix
-    (nwave, nbands)."""
+    """The band–knot columns of the projection: sparse (nwave, npair) matrix, its knots
+    (npair,) in ln λ, the band offsets and the dense band-weight matrix (nwave, nbands)."""
     x = np.log(wave)
     nw = wave.size
     xb = np.log(np.asarray(breaks, dtype=np.float64))
@@ -192,8 +191,8 @@ def _band_matrix(wave: NDArray[np.float64], fw: FilterWeights,
 
 def _energy_matrix(wave: NDArray[np.float64], dwave: NDArray[np.float64], n_ion: int,
                    breaks: NDArray[np.float64]):
-    """The energy part of :func:`_knot_matrix`, which depends neither on the bands nor on
-    the redshift: sparse (nwave, nenergy + 2) projection matrix (the energy knots, then
+    """The energy columns of the projection, which depend neither on the bands nor on the
+    redshift: sparse (nwave, nenergy + 2) projection matrix (the energy knots, then
     the bolometric integrals of the non-ionising and of the ionising part) and the energy
     knots (nenergy,) in ln λ."""
     x = np.log(wave)
@@ -223,18 +222,6 @@ def _csr(rows: list, cols: list, vals: list, nrow: int, ncol: int) -> sparse.csr
 def _joined(parts: list) -> NDArray[np.float64]:
     """Concatenated 1-D arrays (empty when there are none)."""
     return np.concatenate(parts) if parts else np.zeros(0)
-
-
-def _knot_matrix(wave: NDArray[np.float64], dwave: NDArray[np.float64], n_ion: int,
-                 fw: FilterWeights, trans: NDArray[np.float64] | None,
-                 breaks: NDArray[np.float64]):
-    """Sparse (nwave, ncol) projection matrix, knot positions (npair + nenergy,) in ln λ,
-    band offsets, npair, nenergy and the dense band-weight matrix (nwave, nbands)."""
-    band, band_x, band_off, wb = _band_matrix(wave, fw, trans, breaks)
-    energy, energy_x = _energy_matrix(wave, dwave, n_ion, breaks)
-    mat = sparse.hstack([band, energy], format="csr")
-    return (mat, np.concatenate([band_x, energy_x]), band_off, band.shape[1],
-            energy_x.size, wb)
 
 
 def _projected(mat: sparse.csr_matrix, flat: NDArray[np.float64],
