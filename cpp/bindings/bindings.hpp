@@ -10,5 +10,6 @@ void bind_rdsps(pybind11::module_& m);
 void bind_legendre(pybind11::module_& m);
 void bind_binning(pybind11::module_& m);
 void bind_sps(pybind11::module_& m);
+void bind_mixture(pybind11::module_& m);
 
 }  // namespace pixedfit_bindings

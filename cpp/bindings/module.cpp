@@ -12,4 +12,5 @@ PYBIND11_MODULE(_core, m) {
     pixedfit_bindings::bind_legendre(m);
     pixedfit_bindings::bind_binning(m);
     pixedfit_bindings::bind_sps(m);
+    pixedfit_bindings::bind_mixture(m);
 }

@@ -156,3 +156,16 @@ def smooth_gaussian(
     wave: NDArray[np.float64], flux: NDArray[np.float64], sigma: NDArray[np.float64],
     threads: int = 0,
 ) -> NDArray[np.float64]: ...
+
+# --- Gaussian mixtures (bind_mixture.cpp)
+def em_gaussian_mixture(
+    points: NDArray[np.float64],
+    weights: NDArray[np.float64],
+    start_means: NDArray[np.float64],
+    start_cov: NDArray[np.float64],
+    ridge: NDArray[np.float64],
+    ess: float,
+    min_points: float,
+    max_iter: int,
+    tol: float,
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64], int]: ...
