@@ -140,6 +140,64 @@ def test_em_mixture_recovers_a_mixture_from_weighted_points():
         np.testing.assert_array_equal(a[1], b[1])
 
 
+def _em_reference(x, w, means, cov, ridge, ess, min_points, n_iter):
+    """EM written out with scipy's Gaussian densities, for the compiled kernel."""
+    shares = np.full(len(means), 1.0 / len(means))
+    covs = [cov.copy() for _ in means]
+    means = list(means)
+    for _ in range(n_iter):
+        log_r = np.array([math.log(p) + multivariate_normal(m, c).logpdf(x)
+                          for p, m, c in zip(shares, means, covs, strict=True)])
+        resp = np.exp(log_r - np.logaddexp.reduce(log_r, axis=0)) * w
+        nk = resp.sum(axis=1)
+        alive = nk * ess >= min_points
+        resp, nk = resp[alive], nk[alive]
+        means = [r @ x / s for r, s in zip(resp, nk, strict=True)]
+        covs = [((x - m).T * r) @ (x - m) / s + np.diag(ridge)
+                for r, s, m in zip(resp, nk, means, strict=True)]
+        shares = nk / nk.sum()
+    return shares, np.array(means), np.array(covs)
+
+
+@given(st.integers(0, 2**32 - 1), st.integers(1, 5), st.integers(1, 6))
+@settings(max_examples=25, deadline=None)
+def test_compiled_em_matches_a_scipy_reference(seed, k, d):
+    """The compiled EM step for step against the same algorithm written with scipy's
+    multivariate normal (fixed iteration count: no tolerance stop)."""
+    from pixedfit import _core
+
+    rng = np.random.default_rng(seed)
+    n = 300
+    x = rng.normal(size=(n, d)) * rng.uniform(0.5, 2.0, d) + rng.normal(size=d)
+    x[: n // 3] += 2.5  # a second cluster
+    w = rng.gamma(0.5, size=n)
+    w /= w.sum()
+    ess = 1.0 / float((w * w).sum())
+    start = x[rng.choice(n, k, replace=False)]
+    cov = np.cov(x.T, aweights=w).reshape(d, d) + 0.1 * np.eye(d)
+    ridge = np.full(d, 1e-3)
+    shares, means, covs, iters = _core.em_gaussian_mixture(
+        x, w, start, cov, ridge, ess, 2.0 * d, 5, -1.0)
+    ref = _em_reference(x, w, start, cov, ridge, ess, 2.0 * d, 5)
+    assert iters == 5
+    assert shares.shape == ref[0].shape
+    np.testing.assert_allclose(shares, ref[0], rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(means, ref[1], rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(covs, ref[2], rtol=1e-8, atol=1e-10)
+
+
+def test_compiled_em_refuses_bad_shapes():
+    from pixedfit import _core
+
+    x = np.zeros((10, 2))
+    with pytest.raises(ValueError, match="weights"):
+        _core.em_gaussian_mixture(x, np.ones(9), x[:1], np.eye(2), np.zeros(2), 1.0, 1.0, 5,
+                                  0.0)
+    with pytest.raises(ValueError, match="start_cov"):
+        _core.em_gaussian_mixture(x, np.ones(10), x[:1], np.eye(3), np.zeros(2), 1.0, 1.0, 5,
+                                  0.0)
+
+
 def _box_kernels():
     """Two kernels in the box coordinates: one piled against the edge u₀ = 0 (a third of it
     outside), one inside; and one almost wholly outside the box (dropped)."""
@@ -467,16 +525,31 @@ def test_calibrated_laplace_recovers_a_gaussian_and_cuts_a_cliff():
 
     g = Gauss()
     # a guessed covariance 5x too broad; the calibration brings it back to the truth
-    centre, shape, nev = _calibrated_laplace(g, box, mu, cov * 25.0, 0.0, n_iter=12)
-    np.testing.assert_allclose(centre, mu, atol=0.02)
-    np.testing.assert_allclose(shape, cov, rtol=0.05, atol=0.005)
+    centre, shape, nev = _calibrated_laplace(g, box, mu[None], cov[None] * 25.0,
+                                             np.zeros(1), n_iter=12)
+    np.testing.assert_allclose(centre[0], mu, atol=0.02)
+    np.testing.assert_allclose(shape[0], cov, rtol=0.05, atol=0.005)
     assert nev == g.ncalls > 0
     # a wall at +0.5σ along the broadest direction: the approximation shrinks and moves away
     v = np.linalg.eigh(cov)[1][:, -1]
     g.cliff = (v, float(mu @ v) + 0.5)
-    centre, shape, _ = _calibrated_laplace(g, box, mu, cov, 0.0, n_iter=12)
-    sd_v = math.sqrt(float(v @ shape @ v))
-    assert sd_v < 0.75 and float((centre - mu) @ v) < -0.3
+    walled, walled_shape, _ = _calibrated_laplace(g, box, mu[None], cov[None], np.zeros(1),
+                                                  n_iter=12)
+    sd_v = math.sqrt(float(v @ walled_shape[0] @ v))
+    assert sd_v < 0.75 and float((walled[0] - mu) @ v) < -0.3
+    # several modes in one call: each exactly as on its own, for the sum of the evaluations
+    starts = np.array([mu, mu + 0.3, mu - 0.2])
+    guesses = np.array([cov, cov * 4.0, cov * 0.25])
+    lps = np.array([0.0, -0.5, -0.1])
+    g.ncalls = 0
+    together, shapes, nev = _calibrated_laplace(g, box, starts, guesses, lps)
+    assert nev == g.ncalls
+    for i in range(3):
+        one, one_shape, nev_one = _calibrated_laplace(g, box, starts[i:i + 1],
+                                                      guesses[i:i + 1], lps[i:i + 1])
+        np.testing.assert_array_equal(together[i], one[0])
+        np.testing.assert_array_equal(shapes[i], one_shape[0])
+        assert 3 * nev_one == nev
 
 
 def test_mass_proposal_draws_the_truncated_student_t_around_the_best_scale():
