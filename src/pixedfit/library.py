@@ -101,22 +101,27 @@ def model_config(model: Any) -> dict[str, Any]:
     return {k: (bool(v) if isinstance(v, np.bool_) else v) for k, v in cfg.items()}
 
 
+#: The log quantities of :func:`_derived_table`: (name, SEDModel.derived key, floor), the
+#: last two only with dust emission and with the AGN torus.
+_DERIVED_LOGS = (("log_sfr", "sfr", -33.0), ("log_sfr10", "sfr_10myr", -33.0),
+                 ("log_sfr100", "sfr_100myr", -33.0), ("log_mw_age", "mw_age", -33.0),
+                 ("log_mass_living", "living_mass", -33.0),
+                 ("log_mass_formed", "formed_mass", -33.0), ("log_lbol", "lbol", -33.0))
+_DUST_LOG = ("log_dustmass", "dust_mass", -33.0)
+_AGN_LOG = ("log_fagn_bol", "fagn_bol", -10.0)
+
+
 def _derived_table(model: Any, derived: Mapping[str, NDArray]) -> dict[str, NDArray]:
-    """piXedfit-named log quantities per 1 M☉ surviving from SEDModel.derived."""
-    out = {
-        "log_sfr": _log10_safe(derived["sfr"]),
-        "log_sfr10": _log10_safe(derived["sfr_10myr"]),
-        "log_sfr100": _log10_safe(derived["sfr_100myr"]),
-        "log_mw_age": _log10_safe(derived["mw_age"]),
-        "log_mass_living": _log10_safe(derived["living_mass"]),
-        "log_mass_formed": _log10_safe(derived["formed_mass"]),
-        "log_lbol": _log10_safe(derived["lbol"]),
-    }
-    if model.duste_switch:
-        out["log_dustmass"] = _log10_safe(derived["dust_mass"])
-    if model.add_agn:
-        out["log_fagn_bol"] = _log10_safe(derived["fagn_bol"], floor=-10.0)
-    return out
+    """piXedfit-named log quantities per 1 M☉ surviving from SEDModel.derived (each as
+    :func:`_log10_safe`, all in one pass: the fitters call this for every batch)."""
+    rows = (_DERIVED_LOGS + ((_DUST_LOG,) if model.duste_switch else ())
+            + ((_AGN_LOG,) if model.add_agn else ()))
+    values = np.array([np.asarray(derived[key], dtype=np.float64) for _, key, _ in rows])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        logs = np.log10(values)
+    floors = np.array([floor for _, _, floor in rows])
+    logs = np.where(values > 0, logs, floors.reshape((-1,) + (1,) * (values.ndim - 1)))
+    return {name: logs[i] for i, (name, _, _) in enumerate(rows)}
 
 
 @dataclass

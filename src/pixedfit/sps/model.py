@@ -588,19 +588,37 @@ class SEDModel:
             lim["log_tauagn"] = (float(np.log10(tau[0])), float(np.log10(tau[-1])))
         return lim
 
+    def _limit_columns(self) -> tuple[list[str], NDArray, NDArray, NDArray]:
+        """:meth:`param_limits` as arrays (names, column indices, lower and upper limits
+        with the 1e-9 tolerance), kept while the grids and the switches stay the same."""
+        key = (id(self.grid), id(self._agn), self.add_neb_emission, self.duste_switch,
+               self.add_agn)
+        cached = getattr(self, "_limits", None)
+        if cached is None or cached[0] != key:
+            lim = self.param_limits()
+            names = list(lim)
+            cached = (key, names, np.array([PARAM_NAMES.index(n) for n in names]),
+                      np.array([lim[n][0] for n in names]) - 1e-9,
+                      np.array([lim[n][1] for n in names]) + 1e-9)
+            self._limits = cached
+        return cached[1], cached[2], cached[3], cached[4]
+
     def _checked(self, arr: NDArray[np.float64]) -> NDArray[np.float64]:
         """Validate a (n, N_PARAMS) parameter array; raise ValueError naming the problem."""
         bad = ~np.isfinite(arr)
         if bad.any():
             names = sorted({PARAM_NAMES[j] for j in np.nonzero(bad)[1]})
             raise ValueError(f"params: NaN or infinite values in {names}")
-        for name, (lo, hi) in self.param_limits().items():
-            col = arr[:, PARAM_NAMES.index(name)]
-            outside = (col < lo - 1e-9) | (col > hi + 1e-9)
-            if outside.any():
-                value = col[np.argmax(outside)]
-                raise ValueError(f"{name} = {value:g} is outside the range this model's grids "
-                                 f"cover, [{lo:.4g}, {hi:.4g}]{_limit_note(name)}")
+        names, cols, lo, hi = self._limit_columns()
+        values = arr[:, cols]
+        outside = (values < lo) | (values > hi)
+        if outside.any():
+            j = int(np.argmax(outside.any(axis=0)))  # the first in param_limits' order
+            name = names[j]
+            value = values[np.argmax(outside[:, j]), j]
+            low, high = self.param_limits()[name]
+            raise ValueError(f"{name} = {value:g} is outside the range this model's grids "
+                             f"cover, [{low:.4g}, {high:.4g}]{_limit_note(name)}")
         return arr
 
     def _z_values(self, z, n: int, params) -> NDArray[np.float64]:
@@ -812,7 +830,8 @@ class SEDModel:
         zz = self._z_values(z, arr.shape[0], params)
         out = np.empty((arr.shape[0], len(names)))
         der = np.empty((arr.shape[0], len(DERIVED_NAMES)))
-        for zu in np.unique(zz):
+        # one redshift (a broadcast scalar, the samplers' case) needs no grouping
+        for zu in (zz[:1] if zz.strides == (0,) else np.unique(zz)):
             sel = zz == zu
             fw, trans, scale, lw = self._phot_weights(names, float(zu), full_grid)
             sub = arr if sel.all() else np.ascontiguousarray(arr[sel])
