@@ -1566,7 +1566,10 @@ def run_adaptive(lnprob: LogProbability, lo: NDArray, hi: NDArray, candidates: N
             ess_new = effective_sample_size(log_w)
             khat = pareto_k(log_w) if ess_new >= settings.target_ess else math.nan
             need_ess = settings.target_ess
-            if ess_new >= min_ess:  # the median errors mean something from here on
+            # the median errors mean something from min_ess on; within a round they can
+            # only matter once the ESS has reached the target (the round's last chunk
+            # needs them anyway, to size the next round)
+            if ess_new >= min_ess and (ess_new >= need_ess or drawn_in_round >= n_round):
                 errors = median_errors({k: np.concatenate([v[k] for v in vals])
                                         for k in settings.precision_quantities
                                         if k in vals[0]},
