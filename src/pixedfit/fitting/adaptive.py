@@ -1121,10 +1121,14 @@ def _tempering_exponent(log_weights: NDArray, target: float) -> float:
     target = min(float(target), 0.5 * lw.size)
     if effective_sample_size(lw) >= target:
         return 1.0
+    def ess(x: NDArray) -> float:  # effective_sample_size of finite log weights
+        w = np.exp(x - x.max())
+        return float(w.sum() ** 2 / (w * w).sum())
+
     lo, hi = 0.0, 1.0
     for _ in range(50):
         mid = 0.5 * (lo + hi)
-        if effective_sample_size(mid * lw) >= target:
+        if ess(mid * lw) >= target:
             lo = mid
         else:
             hi = mid

@@ -1089,6 +1089,8 @@ class SamplingProblem:
 
 #: Library models of lowest χ² offered as starting points (:attr:`SamplingProblem.starts`).
 N_START_POOL = 64
+#: Library models per block of the squared fluxes in :func:`_lowest_chi2`.
+_CHI2_BLOCK = 4096
 
 
 def _lowest_chi2(lp: LibraryPass, obs: NDArray, err: NDArray, upper: NDArray | None,
@@ -1109,7 +1111,10 @@ def _lowest_chi2(lp: LibraryPass, obs: NDArray, err: NDArray, upper: NDArray | N
     ivar[use] = 1.0 / err[use] ** 2
     data = np.where(use, obs, 0.0)
     a = (data * ivar) @ flux
-    b = ivar @ (flux * flux)
+    b = np.empty(flux.shape[1])
+    for start in range(0, flux.shape[1], _CHI2_BLOCK):  # squares in cache-sized blocks
+        part = flux[:, start:start + _CHI2_BLOCK]
+        b[start:start + part.shape[1]] = ivar @ (part * part)
     with np.errstate(divide="ignore", invalid="ignore"):
         scale = a / b
         chi2 = float((data**2 * ivar).sum()) - a * scale
