@@ -4,6 +4,7 @@
 #include <limits>
 #include <vector>
 
+#include "cholesky.hpp"
 #include "pixedfit/common.hpp"
 
 namespace pixedfit {
@@ -124,18 +125,7 @@ void residual_moments(const double* y, const double* fit, const double* sw, cons
 // Solve the symmetric positive-definite system a c = b in place (Cholesky). Returns false
 // when the matrix is not numerically positive definite.
 bool cholesky_solve(std::vector<double>& a, std::vector<double>& b, std::size_t k) {
-    for (std::size_t j = 0; j < k; ++j) {
-        double d = a[j * k + j];
-        for (std::size_t q = 0; q < j; ++q) d -= a[j * k + q] * a[j * k + q];
-        if (!(d > 1e-14 * std::fabs(a[j * k + j])) || !(d > 0.0)) return false;
-        const double l = std::sqrt(d);
-        a[j * k + j] = l;
-        for (std::size_t i = j + 1; i < k; ++i) {
-            double s = a[i * k + j];
-            for (std::size_t q = 0; q < j; ++q) s -= a[i * k + q] * a[j * k + q];
-            a[i * k + j] = s / l;
-        }
-    }
+    if (!detail::cholesky_lower(a.data(), k, 1e-14)) return false;
     for (std::size_t i = 0; i < k; ++i) {  // forward: L z = b
         double s = b[i];
         for (std::size_t q = 0; q < i; ++q) s -= a[i * k + q] * b[q];

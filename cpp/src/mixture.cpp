@@ -10,6 +10,7 @@
 #include <limits>
 #include <stdexcept>
 
+#include "cholesky.hpp"
 #include "pixedfit/common.hpp"
 #include "vexp.hpp"
 
@@ -30,25 +31,6 @@ PIXEDFIT_INLINE double dot(const double* a, const double* b, std::size_t n) {
     for (; i < n; ++i) tail += a[i] * b[i];
     return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7])) +
            tail;
-}
-
-// Lower Cholesky factor of the symmetric (d, d) matrix a into l; false when a is not
-// (numerically) positive definite.
-bool cholesky(const double* a, std::size_t d, double* l) {
-    std::fill(l, l + d * d, 0.0);
-    for (std::size_t j = 0; j < d; ++j) {
-        double diag = a[j * d + j];
-        for (std::size_t s = 0; s < j; ++s) diag -= l[j * d + s] * l[j * d + s];
-        if (!(diag > 0.0) || !std::isfinite(diag)) return false;
-        const double ljj = std::sqrt(diag);
-        l[j * d + j] = ljj;
-        for (std::size_t i = j + 1; i < d; ++i) {
-            double v = a[i * d + j];
-            for (std::size_t s = 0; s < j; ++s) v -= l[i * d + s] * l[j * d + s];
-            l[i * d + j] = v / ljj;
-        }
-    }
-    return true;
 }
 
 // out[i] = log_norm - |L^-1 (x_i - mean)|^2 / 2 for the n points xt (d, n); z is scratch
@@ -156,7 +138,8 @@ GaussianMixture em_gaussian_mixture(const double* points, std::size_t n, std::si
         // E-step over the kernels whose covariance can be factorised
         live.clear();
         for (std::size_t c = 0; c < k; ++c) {
-            if (!cholesky(&covs[c * d * d], d, chol.data())) continue;
+            std::copy(&covs[c * d * d], &covs[c * d * d] + d * d, chol.begin());
+            if (!detail::cholesky_lower(chol.data(), d, 0.0)) continue;
             double log_det = 0.0;
             for (std::size_t j = 0; j < d; ++j) log_det += std::log(chol[j * d + j]);
             gaussian_log_density(xt.data(), n, d, &means[c * d], chol.data(),
