@@ -1122,6 +1122,7 @@ def _tempering_exponent(log_weights: NDArray, target: float) -> float:
     target = min(float(target), 0.5 * lw.size)
     if effective_sample_size(lw) >= target:
         return 1.0
+
     def ess(x: NDArray) -> float:  # effective_sample_size of finite log weights
         w = np.exp(x - x.max())
         return float(w.sum() ** 2 / (w * w).sum())
