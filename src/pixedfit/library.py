@@ -84,7 +84,7 @@ _CONFIG_KEYS = ("sfh_form", "dust_law", "duste_switch", "add_neb_emission", "add
                 "add_igm_absorption", "igm_type", "H0", "Om0")
 
 
-def _log10_safe(x: ArrayLike, floor: float = -33.0) -> NDArray[np.float64]:
+def _log10_safe(x: ArrayLike, floor: ArrayLike = -33.0) -> NDArray[np.float64]:
     arr = np.asarray(x, dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
         out = np.log10(arr)
@@ -117,10 +117,8 @@ def _derived_table(model: Any, derived: Mapping[str, NDArray]) -> dict[str, NDAr
     rows = (_DERIVED_LOGS + ((_DUST_LOG,) if model.duste_switch else ())
             + ((_AGN_LOG,) if model.add_agn else ()))
     values = np.array([np.asarray(derived[key], dtype=np.float64) for _, key, _ in rows])
-    with np.errstate(divide="ignore", invalid="ignore"):
-        logs = np.log10(values)
     floors = np.array([floor for _, _, floor in rows])
-    logs = np.where(values > 0, logs, floors.reshape((-1,) + (1,) * (values.ndim - 1)))
+    logs = _log10_safe(values, floors.reshape((-1,) + (1,) * (values.ndim - 1)))
     return {name: logs[i] for i, (name, _, _) in enumerate(rows)}
 
 

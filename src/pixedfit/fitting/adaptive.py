@@ -322,9 +322,12 @@ def effective_sample_size(log_weights: NDArray[np.float64]) -> float:
     """Kish's effective sample size ``(Σw)² / Σw²`` of (unnormalised) log weights."""
     lw = np.asarray(log_weights, dtype=np.float64)
     lw = lw[np.isfinite(lw)]
-    if lw.size == 0:
-        return 0.0
-    w = np.exp(lw - lw.max())  # the largest weight is 1: no overflow, no loss of the sum
+    return _kish_ess(lw) if lw.size else 0.0
+
+
+def _kish_ess(finite_log_weights: NDArray[np.float64]) -> float:
+    """:func:`effective_sample_size` of log weights known to be finite (one or more)."""
+    w = np.exp(finite_log_weights - finite_log_weights.max())  # largest 1: no overflow
     return float(w.sum() ** 2 / (w * w).sum())
 
 
@@ -1122,15 +1125,10 @@ def _tempering_exponent(log_weights: NDArray, target: float) -> float:
     target = min(float(target), 0.5 * lw.size)
     if effective_sample_size(lw) >= target:
         return 1.0
-
-    def ess(x: NDArray) -> float:  # effective_sample_size of finite log weights
-        w = np.exp(x - x.max())
-        return float(w.sum() ** 2 / (w * w).sum())
-
     lo, hi = 0.0, 1.0
     for _ in range(50):
         mid = 0.5 * (lo + hi)
-        if ess(mid * lw) >= target:
+        if _kish_ess(mid * lw) >= target:  # lw holds finite weights only
             lo = mid
         else:
             hi = mid
