@@ -1,9 +1,13 @@
+#include <cstdint>
+#include <vector>
+
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
 #include "bindings.hpp"
 #include "pixedfit/common.hpp"
 #include "pixedfit/mixture.hpp"
+#include "pixedfit/mixture_density.hpp"
 
 namespace py = pybind11;
 
@@ -43,6 +47,62 @@ py::tuple em_gaussian_mixture(const darray& points, const darray& weights,
     return py::make_tuple(shares, means, covs, fit.iterations);
 }
 
+pixedfit::ProposalDensity make_proposal_density(double df, const darray& t_chols,
+                                                const py::array_t<std::int64_t, py::array::c_style |
+                                                                                    py::array::forcecast>&
+                                                    t_offsets,
+                                                const darray& t_centres, const darray& t_log_coef,
+                                                const darray& box_chols, const darray& box_means,
+                                                const darray& box_log_coef,
+                                                double log_defensive) {
+    pixedfit::require(t_centres.ndim() == 2 && t_centres.shape(1) >= 1,
+                      "ProposalDensity: t_centres must have shape (k, d)");
+    const auto d = t_centres.shape(1);
+    pixedfit::require(t_chols.ndim() == 3 && t_chols.shape(1) == d && t_chols.shape(2) == d,
+                      "ProposalDensity: t_chols must have shape (groups, d, d)");
+    const auto groups = t_chols.shape(0);
+    pixedfit::require(t_offsets.ndim() == 1 && t_offsets.shape(0) == groups + 1,
+                      "ProposalDensity: t_offsets must have shape (groups + 1,)");
+    std::vector<std::size_t> offsets(static_cast<std::size_t>(groups + 1));
+    for (py::ssize_t g = 0; g <= groups; ++g) {
+        const auto v = t_offsets.at(g);
+        pixedfit::require(v >= 0, "ProposalDensity: t_offsets must not be negative");
+        offsets[static_cast<std::size_t>(g)] = static_cast<std::size_t>(v);
+    }
+    pixedfit::require(offsets.back() == static_cast<std::size_t>(t_centres.shape(0)),
+                      "ProposalDensity: t_offsets must end at the number of kernels");
+    pixedfit::require(t_log_coef.ndim() == 1 && t_log_coef.shape(0) == t_centres.shape(0),
+                      "ProposalDensity: t_log_coef must have shape (k,)");
+    pixedfit::require(box_means.ndim() == 2 && box_means.shape(1) == d,
+                      "ProposalDensity: box_means must have shape (b, d)");
+    const auto nb = box_means.shape(0);
+    pixedfit::require(box_chols.ndim() == 3 && box_chols.shape(0) == nb &&
+                          box_chols.shape(1) == d && box_chols.shape(2) == d,
+                      "ProposalDensity: box_chols must have shape (b, d, d)");
+    pixedfit::require(box_log_coef.ndim() == 1 && box_log_coef.shape(0) == nb,
+                      "ProposalDensity: box_log_coef must have shape (b,)");
+    return pixedfit::ProposalDensity(
+        static_cast<std::size_t>(d), df, t_chols.data(), static_cast<std::size_t>(groups),
+        offsets.data(), t_centres.data(), t_log_coef.data(), box_chols.data(),
+        static_cast<std::size_t>(nb), box_means.data(), box_log_coef.data(), log_defensive);
+}
+
+darray proposal_log_density(const pixedfit::ProposalDensity& q, const darray& y,
+                            const darray& log_box) {
+    const auto d = static_cast<py::ssize_t>(q.dim());
+    pixedfit::require(y.ndim() == 2 && y.shape(1) == d,
+                      "ProposalDensity.log_density: y must have shape (n, d)");
+    const auto n = y.shape(0);
+    pixedfit::require(log_box.ndim() == 1 && log_box.shape(0) == n,
+                      "ProposalDensity.log_density: log_box must have shape (n,)");
+    darray out(n);
+    {
+        py::gil_scoped_release release;
+        q.log_density(y.data(), static_cast<std::size_t>(n), log_box.data(), out.mutable_data());
+    }
+    return out;
+}
+
 }  // namespace
 
 void bind_mixture(py::module_& m) {
@@ -51,6 +111,18 @@ void bind_mixture(py::module_& m) {
           py::arg("min_points"), py::arg("max_iter"), py::arg("tol"),
           "Gaussian mixture fitted to weighted points by EM: returns (shares (k,), means "
           "(k, d), covariances (k, d, d), iterations); k = 0 when every kernel was dropped.");
+    py::class_<pixedfit::ProposalDensity>(
+        m, "ProposalDensity",
+        "Log density of a mixture of Student-t kernel groups, the logistic box prior and "
+        "Gaussian kernels in box coordinates (pixedfit/mixture_density.hpp; owned copy).")
+        .def(py::init(&make_proposal_density), py::arg("df"), py::arg("t_chols"),
+             py::arg("t_offsets"), py::arg("t_centres"), py::arg("t_log_coef"),
+             py::arg("box_chols"), py::arg("box_means"), py::arg("box_log_coef"),
+             py::arg("log_defensive"))
+        .def("log_density", &proposal_log_density, py::arg("y"), py::arg("log_box"),
+             "ln q of the rows of y (n, d), given log_box (n,) = sum_j ln sigma(y_ij) "
+             "(1 - sigma(y_ij)).")
+        .def_property_readonly("dim", &pixedfit::ProposalDensity::dim);
 }
 
 }  // namespace pixedfit_bindings

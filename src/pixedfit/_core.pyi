@@ -169,3 +169,22 @@ def em_gaussian_mixture(
     max_iter: int,
     tol: float,
 ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64], int]: ...
+
+class ProposalDensity:
+    def __init__(
+        self,
+        df: float,
+        t_chols: NDArray[np.float64],
+        t_offsets: NDArray[np.int64],
+        t_centres: NDArray[np.float64],
+        t_log_coef: NDArray[np.float64],
+        box_chols: NDArray[np.float64],
+        box_means: NDArray[np.float64],
+        box_log_coef: NDArray[np.float64],
+        log_defensive: float,
+    ) -> None: ...
+    def log_density(
+        self, y: NDArray[np.float64], log_box: NDArray[np.float64]
+    ) -> NDArray[np.float64]: ...
+    @property
+    def dim(self) -> int: ...

@@ -100,7 +100,6 @@ library pass with its (usually small) effective sample size and ``converged=Fals
 
 from __future__ import annotations
 
-import functools
 import math
 import warnings
 from dataclasses import dataclass, field
@@ -419,91 +418,15 @@ class _Box:
         return self.log_volume + self.log_logistic(y)
 
 
-def _quadratic_features(xt: NDArray, out: NDArray) -> NDArray[np.float64]:
-    """The products ``x_r x_s`` (r ≤ s, in the order of ``np.triu_indices``) and then the
-    coordinates ``x_r`` of points given as columns of ``xt`` (d, n), as rows of ``out``
-    (d(d+3)/2, n); each row is one contiguous pass."""
-    d = xt.shape[0]
-    start = 0
-    for r in range(d):
-        np.multiply(xt[r:], xt[r], out=out[start:start + d - r])
-        start += d - r
-    out[start:] = xt
-    return out
-
-
-@functools.lru_cache(maxsize=8)
-def _upper_triangle(d: int) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray]:
-    """``np.triu_indices(d)`` and the factor (1 on the diagonal, 2 off it) that turns the
-    upper triangle of a symmetric matrix into the coefficients of ``x_r x_s`` (cached:
-    the arrays are read only)."""
-    r, c = np.triu_indices(d)
-    factor = np.where(r == c, 1.0, 2.0)
-    for a in (r, c, factor):
-        a.flags.writeable = False
-    return r, c, factor
-
-
-def _quadratic_coef(centres: NDArray, prec: NDArray) -> tuple[NDArray, NDArray]:
-    """Coefficients (d(d+3)/2, K) and offsets (K,) such that ``features.T @ coef + offset``
-    (:func:`_quadratic_features`) is ``(x − μ_k)ᵀ P_k (x − μ_k)`` for centres ``μ_k``
-    (K, d) and precisions ``P_k`` (K, d, d)."""
-    r, c, factor = _upper_triangle(centres.shape[1])
-    quad = prec[:, r, c] * factor
-    lin = -2.0 * np.einsum("kij,kj->ki", prec, centres)
-    coef = np.ascontiguousarray(np.concatenate([quad, lin], axis=1).T)
-    return coef, np.einsum("ki,kij,kj->k", centres, prec, centres)
-
-
-#: Rows per block of :class:`_Mahalanobis` products (their features stay in the cache).
-_MAHALANOBIS_ROWS = 2048
-
-
-class _Mahalanobis:
-    """Squared Mahalanobis distances of points to K kernels, each with its own covariance,
-    as one matrix product.
-
-    With the origin ``o`` at the mean of the centres, ``x = y − o`` and ``P_k`` the
-    precision of kernel k, ``(x − μ_k)ᵀ P_k (x − μ_k) = Σ_{i≤j} x_i x_j A_kij − 2 x · P_k μ_k
-    + μ_kᵀ P_k μ_k``: the products ``x_i x_j`` and ``x_i`` of every point (d(d+3)/2
-    features) times a (features × K) coefficient matrix. Rounding is relative to
-    ``|x|² ‖P_k‖`` rather than to the distance itself (≈ 1e-11 for a kernel of standard
-    deviation 0.01 three units from the origin); distances are kept ≥ 0.
-    """
-
-    def __init__(self, centres: NDArray, chols: NDArray):
-        centres = np.asarray(centres, dtype=np.float64)  # (K, d)
-        self.origin = centres.mean(axis=0)
-        inv = np.linalg.inv(chols)  # L⁻¹, (K, d, d)
-        coef, self.offset = _quadratic_coef(centres - self.origin,
-                                            np.swapaxes(inv, 1, 2) @ inv)
-        self.coef_t = np.ascontiguousarray(coef.T)  # (K, features)
-
-    def __call__(self, y: NDArray, work: _Workspace, name: str = "maha"
-                 ) -> NDArray[np.float64]:
-        """Distances (K, n) of the rows of ``y`` (n, d) to the kernels, in ``work``'s array
-        ``name`` (the features too: fresh pages cost more than the arithmetic on them)."""
-        n, d = y.shape
-        xt = np.subtract(y.T, self.origin[:, None], out=work.array("maha_x", (d, n)))
-        feats = _quadratic_features(xt, work.array("maha_features", (self.coef_t.shape[1], n)))
-        q = np.matmul(self.coef_t, feats, out=work.array(name, (self.offset.size, n)))
-        q += self.offset[:, None]
-        np.maximum(q, 0.0, out=q)
-        return q
-
-
 class _Proposal:
     """A mixture, in the unbounded coordinates, of groups of Student-t kernels (each
     group: centres sharing one scale matrix) plus the image of the uniform box prior (a
     product of standard logistics) with weight ``defensive``.
 
     ``groups`` is a list of (weight, centres (K, d), covariance (d, d)); the group weights
-    are renormalised to ``1 − defensive``.
+    are renormalised to ``1 − defensive``. :attr:`groups` keeps (weight, centres, lower
+    Cholesky factor, log normalisation of one Student-t kernel) per group.
     """
-
-    #: Elements of the (samples × kernels) block that :meth:`logpdf` works on at once (small
-    #: enough to stay in the cache between its passes).
-    _block = 131_072
 
     def __init__(self, groups: list[tuple[float, NDArray, NDArray]], df: float,
                  defensive: float, box_mixture: tuple[float, _BoxMixture] | None = None):
@@ -523,28 +446,23 @@ class _Proposal:
             log_norm = (gammaln(0.5 * (self.df + d)) - gammaln(0.5 * self.df)
                         - 0.5 * d * math.log(self.df * math.pi)
                         - float(np.log(np.diag(chol)).sum()))
-            inv_t = np.linalg.inv(chol).T  # whitening: (y - μ) @ L⁻ᵀ
             self.groups.append(((1.0 - self.defensive) * weight / total, centres, chol,
-                                inv_t, log_norm))
-        # groups of several kernels: twice the whitened centres μ_k L⁻ᵀ and their squared
-        # norms (what logpdf needs of them); groups of one kernel, each with its own scale
-        # (the Gaussian-mixture kernels), are evaluated together (_Mahalanobis), with the
-        # log of weight × normalisation of each
-        self._several = []
-        single = []
-        for group in self.groups:
-            weight, centres, _, inv_t, log_norm = group
-            if centres.shape[0] > 1:
-                wc = centres @ inv_t
-                self._several.append((weight, inv_t, log_norm, 2.0 * wc,
-                                      (wc * wc).sum(axis=1)[:, None]))
-            else:
-                single.append(group)
-        self._single = None
-        if single:
-            self._single = (np.array([math.log(g[0]) + g[4] for g in single]),
-                            _Mahalanobis(np.concatenate([g[1] for g in single]),
-                                         np.stack([g[2] for g in single])))
+                                log_norm))
+        # the compiled density: one log coefficient (weight over the group's kernel count,
+        # times the normalisation) per kernel, the kernels of a group contiguous
+        d = self.groups[0][1].shape[1]
+        sizes = [g[1].shape[0] for g in self.groups]
+        log_coef = np.concatenate([np.full(k, math.log(g[0]) - math.log(k) + g[3])
+                                   for g, k in zip(self.groups, sizes, strict=True)])
+        if self.box_mixture is not None:
+            share, mixture = self.box_mixture
+            box = mixture.compiled_kernels(math.log(share))
+        else:
+            box = (np.zeros((0, d, d)), np.zeros((0, d)), np.zeros(0))
+        self._density = _core.ProposalDensity(
+            self.df, np.stack([g[2] for g in self.groups]),
+            np.concatenate([[0], np.cumsum(sizes)]), np.concatenate([g[1] for g in self.groups]),
+            log_coef, *box, math.log(self.defensive) if self.defensive > 0 else -math.inf)
 
     def sample(self, n: int, rng: np.random.Generator) -> NDArray[np.float64]:
         probs = [g[0] for g in self.groups] + [self.defensive]
@@ -553,7 +471,7 @@ class _Proposal:
         counts = rng.multinomial(n, probs)
         out = []
         d = self.groups[0][1].shape[1]
-        for (_, centres, chol, _, _), m in zip(self.groups, counts[:len(self.groups)],
+        for (_, centres, chol, _), m in zip(self.groups, counts[:len(self.groups)],
                                                 strict=True):
             comp = rng.integers(0, centres.shape[0], m)
             z = rng.standard_normal((m, d))
@@ -565,67 +483,19 @@ class _Proposal:
             out.append(self.box_mixture[1].sample(int(counts[-1]), rng))
         return np.vstack(out)
 
-    def logpdf(self, y: NDArray, log_box: NDArray | None = None,
-               work: _Workspace | None = None) -> NDArray[np.float64]:
+    def logpdf(self, y: NDArray, log_box: NDArray | None = None) -> NDArray[np.float64]:
         """ln q(y) of every row of ``y`` (n, d); ``log_box`` is ``_Box.log_logistic(y)``
-        when the caller has it (the box-prior component), computed here otherwise;
-        ``work`` the scratch memory to use (a caller that evaluates many proposals keeps
-        one: fresh pages of tens of MB cost more than the arithmetic on them).
+        when the caller has it (the box-prior component), computed here otherwise.
 
-        Per group of K kernels sharing the scale ``L Lᵀ``, the squared Mahalanobis
-        distances ``|y L⁻ᵀ − μ_k L⁻ᵀ|²`` come from one matrix product per block of rows;
-        the groups of one kernel, each with its own scale (the Gaussian-mixture kernels),
-        are evaluated together from the quadratic features of the rows
-        (:class:`_Mahalanobis`). The Student-t log densities and their log-sum over the
-        kernels are computed in place on (kernels × rows) blocks small enough to stay in
-        the cache, every pass over whole rows. ``work`` changes nothing in the result."""
-        d = y.shape[1]
-        n = y.shape[0]
-        expo = 0.5 * (self.df + d)
-        if work is None:
-            work = _Workspace()
-        # one column per group of several kernels, one for all the single kernels, the
-        # box prior and the box mixture
-        ncol = len(self._several) + (self._single is not None) + 1 + (
-            self.box_mixture is not None)
-        terms = np.empty((n, ncol), order="F" if ncol < 8 else "C")
-        for g, (weight, inv_t, log_norm, wc2, c2) in enumerate(self._several):
-            k = wc2.shape[0]
-            rows = max(1, self._block // k)
-            for a in range(0, n, rows):
-                m = min(rows, n - a)
-                # |L⁻¹(y − μ_k)|² = |y L⁻ᵀ|² − 2 μ_k L⁻ᵀ · y L⁻ᵀ + |μ_k L⁻ᵀ|², kernels × rows
-                wy = np.matmul(y[a:a + m], inv_t, out=work.array("wy", (m, d)))
-                y2 = np.einsum("ij,ij->i", wy, wy)
-                lt = np.matmul(wc2, wy.T, out=work.array("prod", (k, m)))
-                np.subtract(y2, lt, out=lt)
-                lt += c2
-                np.maximum(lt, 0.0, out=lt)
-                lt /= self.df
-                np.log1p(lt, out=lt)
-                lt *= expo
-                np.subtract(log_norm, lt, out=lt)
-                terms[a:a + m, g] = _logsumexp_columns(lt)
-            terms[:, g] += math.log(weight) - math.log(k)
-        col = len(self._several)
-        if self._single is not None:
-            const, maha = self._single
-            for a in range(0, n, _MAHALANOBIS_ROWS):
-                m = min(_MAHALANOBIS_ROWS, n - a)
-                q = maha(y[a:a + m], work)
-                q /= self.df
-                np.log1p(q, out=q)
-                q *= -expo
-                q += const[:, None]
-                terms[a:a + m, col] = _logsumexp_columns(q)
-            col += 1
+        Evaluated by the compiled :class:`pixedfit._core.ProposalDensity`: per group of
+        kernels sharing the scale ``L Lᵀ``, the points are whitened once (``L⁻¹ y``, forward
+        substitution) and compared with the whitened centres; the Student-t log densities,
+        the box-prior term, the box mixture's truncated Gaussians and their log-sum are
+        computed on blocks of points with every loop running over points."""
         if log_box is None:
             log_box = _Box.log_logistic(y)
-        terms[:, col] = math.log(self.defensive) + log_box
-        if self.box_mixture is not None:
-            share, mixture = self.box_mixture
-            terms[:, col + 1] = math.log(share) + mixture.logpdf(y, log_box, work)
-        return _logsumexp_rows(terms, overwrite=True)
+        return self._density.log_density(np.ascontiguousarray(y, dtype=np.float64),
+                                         np.ascontiguousarray(log_box, dtype=np.float64))
 
 
 class _BoxMixture:
@@ -661,14 +531,21 @@ class _BoxMixture:
                     kept.append((weight, mean, chol, float(inside)))
         total = sum(k[0] for k in kept)
         self.kernels = [(w / total, m, c, z) for w, m, c, z in kept]
-        # per kernel: log(weight / Z) minus the log normalisation; the distances of all
-        # kernels at once
         if self.kernels:
-            self._const = np.array([math.log(w) - math.log(z) - float(np.log(np.diag(c)).sum())
-                                    - 0.5 * m.size * math.log(2.0 * math.pi)
-                                    for w, m, c, z in self.kernels])
-            self._maha = _Mahalanobis(np.stack([k[1] for k in self.kernels]),
-                                      np.stack([k[2] for k in self.kernels]))
+            self._density = _core.ProposalDensity(
+                1.0, np.zeros((0, d, d)), np.zeros(1, dtype=np.int64), np.zeros((0, d)),
+                np.zeros(0), *self.compiled_kernels(0.0), -math.inf)
+
+    def compiled_kernels(self, log_share: float) -> tuple[NDArray, NDArray, NDArray]:
+        """The kernels as :class:`pixedfit._core.ProposalDensity` takes them: lower
+        factors (K, d, d), means (K, d) and ``log_share`` + ln(weight / Z) minus the log
+        normalisation of each (K,)."""
+        chols = np.stack([c for _, _, c, _ in self.kernels])
+        means = np.stack([m for _, m, _, _ in self.kernels])
+        coef = np.array([log_share + math.log(w) - math.log(z)
+                         - float(np.log(np.diag(c)).sum()) - 0.5 * m.size * math.log(2 * math.pi)
+                         for w, m, c, z in self.kernels])
+        return chols, means, coef
 
     def __bool__(self) -> bool:
         return bool(self.kernels)
@@ -689,37 +566,11 @@ class _BoxMixture:
         u = np.vstack(out) if out else np.empty((0, self.kernels[0][1].size))
         return np.log(u) - np.log1p(-u)
 
-    def logpdf(self, y: NDArray, log_box: NDArray, work: _Workspace | None = None
-               ) -> NDArray[np.float64]:
+    def logpdf(self, y: NDArray, log_box: NDArray) -> NDArray[np.float64]:
         """ln q(y) of every row of ``y`` (n, d); ``log_box`` = ``_Box.log_logistic(y)``,
-        the Jacobian ln |du/dy|; ``work`` the scratch memory (as for
-        :meth:`_Proposal.logpdf`)."""
-        if work is None:
-            work = _Workspace()
-        out = np.empty(y.shape[0])
-        for a in range(0, y.shape[0], _MAHALANOBIS_ROWS):
-            m = min(_MAHALANOBIS_ROWS, y.shape[0] - a)
-            u = expit(y[a:a + m], out=work.array("box_u", (m, y.shape[1])))
-            q = self._maha(u, work)
-            q *= -0.5
-            q += self._const[:, None]
-            out[a:a + m] = _logsumexp_columns(q)
-        return out + log_box
-
-
-class _Workspace:
-    """Named scratch arrays that grow to the largest size asked for and are reused."""
-
-    def __init__(self) -> None:
-        self._buffers: dict[str, NDArray[np.float64]] = {}
-
-    def array(self, name: str, shape: tuple[int, ...]) -> NDArray[np.float64]:
-        """A C-contiguous float64 array of ``shape`` (contents undefined)."""
-        size = math.prod(shape)
-        buf = self._buffers.get(name)
-        if buf is None or buf.size < size:
-            buf = self._buffers[name] = np.empty(size)
-        return buf[:size].reshape(shape)
+        the Jacobian ln |du/dy|."""
+        return self._density.log_density(np.ascontiguousarray(y, dtype=np.float64),
+                                         np.ascontiguousarray(log_box, dtype=np.float64))
 
 
 def _weighted_cov(y: NDArray, weights: NDArray) -> tuple[NDArray, NDArray]:
@@ -1446,7 +1297,6 @@ def run_adaptive(lnprob: LogProbability, lo: NDArray, hi: NDArray, candidates: N
     # the box-prior log density of every sample so far (the defensive component of every
     # proposal), computed once per sample
     log_box_keep = np.zeros(0)
-    work = _Workspace()
     n_eval = 0
     history: list[dict[str, float]] = []
     ess = 0.0
@@ -1518,7 +1368,7 @@ def run_adaptive(lnprob: LogProbability, lo: NDArray, hi: NDArray, candidates: N
         # this proposal's density at the samples of the earlier rounds (their mixture sum
         # gains n_r q_r as the round's samples come in)
         log_mix_before = log_mix_sum
-        log_q_round = (proposal.logpdf(np.vstack(ys)[:, keep], log_box_keep, work) if ys
+        log_q_round = (proposal.logpdf(np.vstack(ys)[:, keep], log_box_keep) if ys
                        else np.zeros(0))
         proposals.append(proposal)
         sizes.append(0)
@@ -1544,13 +1394,12 @@ def run_adaptive(lnprob: LogProbability, lo: NDArray, hi: NDArray, candidates: N
             new_keep = y[:, keep]
             logistic = _Box.logistic_terms(y)
             new_box = -logistic[:, keep].sum(axis=-1)
-            earlier = [math.log(m) + q.logpdf(new_keep, new_box, work)
+            earlier = [math.log(m) + q.logpdf(new_keep, new_box)
                        for q, m in zip(proposals[:-1], sizes[:-1], strict=True)]
             log_mix_before = np.concatenate(
                 [log_mix_before, _logsumexp_rows(np.column_stack(earlier)) if earlier
                  else np.full(n, -np.inf)])
-            log_q_round = np.concatenate([log_q_round, proposal.logpdf(new_keep, new_box,
-                                                                       work)])
+            log_q_round = np.concatenate([log_q_round, proposal.logpdf(new_keep, new_box)])
             sizes[-1] += n
             log_mix_sum = np.logaddexp(log_mix_before, math.log(sizes[-1]) + log_q_round)
             log_box_keep = np.concatenate([log_box_keep, new_box])
