@@ -552,6 +552,62 @@ def test_calibrated_laplace_recovers_a_gaussian_and_cuts_a_cliff():
         assert 3 * nev_one == nev
 
 
+def test_calibrated_laplace_profiles_the_mass_on_a_curved_ridge():
+    """Photometry ``10^m exp(k_b x + c x²)``: the best mass given the shape parameter x
+    follows a curved ridge. Along x with the mass held at the mode's value the posterior
+    falls long before the marginal of x does; with the mass profiled (``mass``) the
+    calibrated width is the marginal's (from a grid), and the unprofiled one is far
+    narrower."""
+    k_b, c = np.array([-0.3, 0.0, 0.3, 0.6]), 100.0
+    lo, hi = np.array([-20.0, 0.0]), np.array([20.0, 20.0])
+    box = _Box(lo, hi)
+    x0, m0 = 0.0, 10.0
+    truth = 10**m0 * np.exp(k_b * x0 + c * x0 * x0)
+    err = 0.01 * truth
+
+    class Curved:
+        ncalls = 0
+        filters = ("a", "b", "c", "d")
+        obs, upper, im, ndim = truth, None, 1, 2
+
+        def __init__(self):
+            self.err = err
+
+        def evaluate(self, theta, extras=False, mass_proposal=None):
+            theta = np.array(np.atleast_2d(theta), dtype=float)
+            self.ncalls += theta.shape[0]
+            phot = 10 ** theta[:, 1:2] * np.exp(k_b * theta[:, :1] + c * theta[:, :1] ** 2)
+            if mass_proposal is not None:
+                new, _ = mass_proposal(phot, theta[:, 1].copy())
+                phot = phot * 10 ** (new - theta[:, 1])[:, None]
+                theta[:, 1] = new
+            lnp = -0.5 * (((phot - truth) / err) ** 2).sum(axis=1)
+            ex = {"index": np.arange(theta.shape[0]), "theta": theta,
+                  "log_q_mass": np.zeros(theta.shape[0])} if extras else {}
+            return lnp, ex
+
+    prob = Curved()
+    mass = _MassProposal(truth, err, None, lo[1], hi[1], np.random.default_rng(0), df=20.0)
+    # the posterior on a grid of y, its marginal in y_x
+    yx = np.linspace(-0.02, 0.02, 801)
+    ym = box.to_y(np.array([[0.0, m0]]))[0, 1] + np.linspace(-0.04, 0.01, 1601)
+    gy = np.stack(np.meshgrid(yx, ym, indexing="ij"), axis=-1).reshape(-1, 2)
+    lp = (prob.evaluate(box.to_theta(gy))[0] + box.log_jacobian(gy)).reshape(801, 1601)
+    marg = np.exp(lp - lp.max()).sum(axis=1)
+    marg /= marg.sum()
+    sd_x = math.sqrt(float((marg * yx**2).sum() - (marg * yx).sum() ** 2))
+    mode = box.to_y(np.array([[x0, m0]]))
+    lp_mode = prob.evaluate(box.to_theta(mode))[0] + box.log_jacobian(mode)
+    guess = np.diag([sd_x**2, 1e-6])[None]
+    _, joint, _ = _calibrated_laplace(prob, box, mode, guess, lp_mode, n_iter=12)
+    _, prof, nev = _calibrated_laplace(prob, box, mode, guess, lp_mode, n_iter=12,
+                                       mass=mass, im=1)
+    assert nev == 12 * 2  # one direction each way: the mass is not a direction
+    assert math.sqrt(prof[0, 0, 0]) == pytest.approx(sd_x, rel=0.1)
+    assert math.sqrt(joint[0, 0, 0]) < 0.5 * sd_x
+    assert prof[0, 1, 1] == guess[0, 1, 1]  # the mass row is the given covariance's
+
+
 def test_mass_proposal_draws_the_truncated_student_t_around_the_best_scale():
     rng = np.random.default_rng(0)
     f = rng.uniform(1, 5, 8)  # model photometry at log_mass = 9
