@@ -101,6 +101,15 @@ class KnotGrid:
     @property
     def nbands(self) -> int: ...
 
+def project_rows(
+    indptr: NDArray[np.int64],
+    indices: NDArray[np.int64],
+    data: NDArray[np.float64],
+    ncol: int,
+    source: NDArray[np.float32] | NDArray[np.float64],
+    row_begin: int,
+    row_end: int,
+) -> NDArray[np.float64]: ...
 def csp_spectra(
     grid: CSPGrid,
     params: NDArray[np.float64],
