@@ -379,8 +379,11 @@ def _tempered(log_weights: NDArray[np.float64], min_ess: float) -> NDArray[np.fl
     finite = np.isfinite(lw)
     beta = _tempering_exponent(lw, min_ess)
     t = np.where(finite, beta * np.where(finite, lw, 0.0), -np.inf)
-    t -= logsumexp(t)
-    return np.exp(t)
+    if not finite.any():
+        return np.full(t.size, np.nan)
+    t -= t.max()
+    w = np.exp(t)
+    return w / w.sum()
 
 
 class _Box:
@@ -582,12 +585,13 @@ def _weighted_cov(y: NDArray, weights: NDArray) -> tuple[NDArray, NDArray]:
 
 
 def _regularised(cov: NDArray, min_sd: float = 1e-5, max_sd: float = 4.0) -> NDArray:
-    """``cov`` symmetrised with its eigenvalues kept within [min_sd², max_sd²] (unbounded
-    coordinates, where the box prior has a standard deviation of 1.8)."""
-    c = 0.5 * (cov + cov.T)
+    """``cov`` (d, d), or a stack (..., d, d), symmetrised with its eigenvalues kept within
+    [min_sd², max_sd²] (unbounded coordinates, where the box prior has a standard deviation
+    of 1.8)."""
+    c = 0.5 * (cov + np.swapaxes(cov, -1, -2))
     vals, vecs = np.linalg.eigh(c)
     vals = np.clip(np.nan_to_num(vals, nan=max_sd**2), min_sd**2, max_sd**2)
-    return (vecs * vals) @ vecs.T
+    return (vecs * vals[..., None, :]) @ np.swapaxes(vecs, -1, -2)
 
 
 #: Share of an adaptive proposal (before the defensive part) in its Gaussian-mixture
@@ -709,8 +713,8 @@ def _em_mixture(y: NDArray, weights: NDArray, max_components: int,
         x, w, x[seeds], cov / len(seeds) ** (2.0 / d),
         np.broadcast_to(np.asarray(ridge, dtype=np.float64), (d,)).copy(), ess, 2.0 * d,
         _EM_ITERATIONS, _EM_TOLERANCE)
-    return [(float(p), m + origin, _regularised(c))
-            for p, m, c in zip(shares, means, covs, strict=True)]
+    return [(float(p), m + origin, c)
+            for p, m, c in zip(shares, means, _regularised(covs), strict=True)]
 
 
 def _kde_groups(y: NDArray, weights: NDArray, settings: AdaptiveSettings,
@@ -1203,13 +1207,16 @@ def _laplace_modes(lnprob: LogProbability, box: _Box, starts: NDArray, max_iter:
             break
         grad, h = gauss_newton(rows)
         diag = np.einsum("mjj->mj", h)
-        trial = np.empty((rows.size, d))
-        for i in range(rows.size):
-            a = h[i] + damping[rows[i]] * np.diag(diag[i])
-            try:
-                trial[i] = y[rows[i]] - np.linalg.solve(a, grad[i])
-            except np.linalg.LinAlgError:
-                trial[i] = y[rows[i]]
+        a = h + damping[rows, None, None] * (diag[:, :, None] * eye)
+        try:  # all starts in one call (LAPACK solves them one by one)
+            trial = y[rows] - np.linalg.solve(a, grad[:, :, None])[:, :, 0]
+        except np.linalg.LinAlgError:  # a singular system: that start stays where it is
+            trial = np.empty((rows.size, d))
+            for i in range(rows.size):
+                try:
+                    trial[i] = y[rows[i]] - np.linalg.solve(a[i], grad[i])
+                except np.linalg.LinAlgError:
+                    trial[i] = y[rows[i]]
         lnp_t, f_t = model(trial)
         # Broyden's update from every trial with finite model fluxes (a refused step tells
         # as much about the Jacobian at the current position as a kept one)
