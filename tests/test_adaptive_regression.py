@@ -305,6 +305,12 @@ def test_weighted_quantiles_with_ties_follow_the_stable_order():
         x, ww = vals[order, j], w[order]
         cw = np.cumsum(ww)
         np.testing.assert_array_equal(got[:, j], np.interp(q, (cw - 0.5 * ww) / cw[-1], x))
+    # equal weights (resampled posteriors) skip the stable sort: the same quantiles
+    ones = np.ones(500)
+    got = weighted_quantiles(vals, ones, q)
+    for j in range(2):
+        x = np.sort(vals[:, j], kind="stable")
+        np.testing.assert_array_equal(got[:, j], np.interp(q, (np.arange(500) + 0.5) / 500, x))
 
 
 @settings(max_examples=60, deadline=None)

@@ -22,8 +22,10 @@ constrained ones and no proposal falls outside the box):
    posterior such as dust in birth clouds or in the diffuse medium). The Laplace
    (Gauss–Newton) covariance at each is then reshaped along its eigenvectors to where the
    posterior really falls by e⁻² on either side (:func:`_calibrated_laplace`: directions
-   the data constrain weakly often end at a cliff long before the Gaussian would), and
-   these approximations, with the library kernels, make the first proposal. In every
+   the data constrain weakly often end at a cliff long before the Gaussian would; with
+   ``log_mass`` drawn from its conditional, as below, it is the other parameters'
+   marginal that is calibrated, the mass profiled at every position), and these
+   approximations, with the library kernels, make the first proposal. In every
    round ``log_mass`` is not proposed with the other parameters but drawn from its
    conditional posterior given them (:class:`_MassProposal`): the model photometry is
    proportional to the mass, so one model evaluation gives the best mass and its Fisher
@@ -1513,16 +1515,21 @@ def weighted_quantiles(values: NDArray, weights: NDArray, q: NDArray) -> NDArray
     with weight."""
     vals = np.atleast_2d(np.asarray(values, dtype=np.float64).T).T
     q = np.atleast_1d(q)
+    weights = np.asarray(weights, dtype=np.float64)
     out = np.full((q.size, vals.shape[1]), np.nan)
+    positive = weights > 0
+    equal = bool(np.all(weights[positive] == weights.max(initial=0.0)))
     for j in range(vals.shape[1]):
         col = vals[:, j]
-        ok = np.isfinite(col) & (weights > 0)
+        ok = np.isfinite(col) & positive
         if not ok.any():
             continue
         x = col[ok]
         order = np.argsort(x)  # an unstable sort is several times faster ...
         xs = x[order]
-        if (xs[1:] == xs[:-1]).any():  # ... and the same order unless values tie
+        # ... and the same order unless values tie; with equal weights (resampled
+        # posteriors) the order of tied samples changes nothing
+        if not equal and (xs[1:] == xs[:-1]).any():
             order = np.argsort(x, kind="stable")
             xs = x[order]
         x, w = xs, weights[ok][order]
