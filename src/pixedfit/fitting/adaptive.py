@@ -759,7 +759,7 @@ def _calibrated_laplace(lnprob: LogProbability, box: _Box, modes: NDArray, covs:
     (:meth:`_MassProposal.best`; the profile of a Gaussian along a subspace has the
     shape of its marginal). Along a direction of the joint covariance instead, the mass
     stays where the mode put it while the other parameters change what it should be, and
-    the posterior falls far too early: measured on 133 DustPedia galaxies, the
+    the posterior falls far too early: measured on 34 DustPedia galaxies, the
     calibrated widths were then 2–4× narrower than the posterior's. The mass rows and
     columns of the returned covariances are those of ``covs``.
 
