@@ -485,7 +485,7 @@ class SEDModel:
         self._curves: dict[str, tuple[NDArray, NDArray, float]] = {}
         self._knot_cache: dict[tuple, object] = {}
         # wavelength-major copies of the photometry grid's rows (knot_arrays)
-        self._knot_columns: dict[str, NDArray[np.float64]] = {}
+        self._knot_columns: dict[str, NDArray] = {}
         self._knot_lock = threading.Lock()
         self._obs_cache: dict[tuple, NDArray[np.float64]] = {}
         self._smoothing = self._smoothing_sigma(smooth_lsf, lsf_wave, lsf_sigma)
