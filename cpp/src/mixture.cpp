@@ -5,6 +5,12 @@
 // the responsibilities use the polynomial vexp_taylor (no libm call in the loop).
 #include "pixedfit/mixture.hpp"
 
+// Floating-point exceptions are never inspected here; without trapping semantics GCC can
+// vectorise the selects of the polynomial exp and log (the values are the same).
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("no-trapping-math")
+#endif
+
 #include <algorithm>
 #include <cmath>
 #include <limits>

@@ -1,6 +1,12 @@
 // Log densities of the adaptive sampler's proposals (see mixture_density.hpp).
 #include "pixedfit/mixture_density.hpp"
 
+// Floating-point exceptions are never inspected here; without trapping semantics GCC can
+// vectorise the selects of the polynomial exp and log (the values are the same).
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("no-trapping-math")
+#endif
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
