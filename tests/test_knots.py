@@ -282,3 +282,7 @@ def test_compiled_row_projection_matches_scipy(dtype):
         _core.project_rows(bad.indptr, bad.indices, bad.data, 40, source, 0, 300)
     with pytest.raises(ValueError, match="row_end"):
         _core.project_rows(mat.indptr, mat.indices, mat.data, 40, source, 0, 301)
+    jumbled = mat.indptr.copy()
+    jumbled[1] = mat.nnz + 100  # row 0 would read past the entries
+    with pytest.raises(ValueError, match="must not decrease"):
+        _core.project_rows(jumbled, mat.indices, mat.data, 40, source, 0, 1)

@@ -263,6 +263,9 @@ py::array_t<double> project_rows(const iarray& indptr, const iarray& indices, co
     pixedfit::require(data.size() == nnz, "project_rows: indices and data differ in length");
     pixedfit::require(indptr.at(0) == 0 && indptr.at(nrow) == static_cast<std::int64_t>(nnz),
                       "project_rows: indptr must run from 0 to the number of entries");
+    for (std::size_t w = 0; w < nrow; ++w)  // so that every row's entries lie within them
+        pixedfit::require(indptr.data()[w + 1] >= indptr.data()[w],
+                          "project_rows: indptr must not decrease");
     py::array_t<double> out({static_cast<py::ssize_t>(ncol), static_cast<py::ssize_t>(m)});
     {
         py::gil_scoped_release release;
