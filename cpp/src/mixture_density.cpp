@@ -48,9 +48,9 @@ std::vector<double> inverted_diagonals(const double* chols, std::size_t count, s
     for (std::size_t g = 0; g < count; ++g)
         for (std::size_t r = 0; r < d; ++r) {
             double& v = out[g * d * d + r * d + r];
-            require(v > 0.0 && std::isfinite(v),
-                    std::string("ProposalDensity: ") + what +
-                        " factors need a positive finite diagonal");
+            if (!(v > 0.0 && std::isfinite(v)))  // the message only when it is needed
+                require(false, std::string("ProposalDensity: ") + what +
+                                   " factors need a positive finite diagonal");
             v = 1.0 / v;
         }
     return out;
