@@ -4,7 +4,9 @@
 // out (ncol, m) = sum over the rows w in [row_begin, row_end) of A[w, c] * source[w, :],
 // with A (nrow, ncol) in CSR form (indptr, indices, data) and source (nrow, m) row-major,
 // single or double precision; every sum in double precision, in the order of the rows and,
-// within a row, of its stored entries. Single-threaded and deterministic.
+// within a row, of its stored entries. Single-threaded and deterministic. indptr must run
+// from 0, without decreasing, to the number of entries (the binding checks it); a column
+// index outside [0, ncol) throws std::invalid_argument.
 #pragma once
 
 #include <cstddef>

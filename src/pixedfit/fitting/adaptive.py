@@ -536,10 +536,7 @@ class _BoxMixture:
                     kept.append((weight, mean, chol, float(inside)))
         total = sum(k[0] for k in kept)
         self.kernels = [(w / total, m, c, z) for w, m, c, z in kept]
-        if self.kernels:
-            self._density = _core.ProposalDensity(
-                1.0, np.zeros((0, d, d)), np.zeros(1, dtype=np.int64), np.zeros((0, d)),
-                np.zeros(0), *self.compiled_kernels(0.0), -math.inf)
+        self._density: _core.ProposalDensity | None = None  # built by logpdf when asked
 
     def compiled_kernels(self, log_share: float) -> tuple[NDArray, NDArray, NDArray]:
         """The kernels as :class:`pixedfit._core.ProposalDensity` takes them: lower
@@ -573,7 +570,13 @@ class _BoxMixture:
 
     def logpdf(self, y: NDArray, log_box: NDArray) -> NDArray[np.float64]:
         """ln q(y) of every row of ``y`` (n, d); ``log_box`` = ``_Box.log_logistic(y)``,
-        the Jacobian ln |du/dy|."""
+        the Jacobian ln |du/dy|. (A proposal evaluates its box mixture within its own
+        compiled density, :meth:`compiled_kernels`; this one is built on first use.)"""
+        if self._density is None:
+            d = self.kernels[0][1].size
+            self._density = _core.ProposalDensity(
+                1.0, np.zeros((0, d, d)), np.zeros(1, dtype=np.int64), np.zeros((0, d)),
+                np.zeros(0), *self.compiled_kernels(0.0), -math.inf)
         return self._density.log_density(np.ascontiguousarray(y, dtype=np.float64),
                                          np.ascontiguousarray(log_box, dtype=np.float64))
 
