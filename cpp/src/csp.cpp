@@ -842,6 +842,21 @@ void compute_photometry(const Grid& g, const Config& cfg, const double* params,
     std::vector<double> spec_all(static_cast<std::size_t>(std::max(nt, 1)) * nw);
     std::vector<double> lines_all(static_cast<std::size_t>(std::max(nt, 1)) *
                                   std::max<std::size_t>(g.nline, 1));
+    // the nonzero line weights of each band, in line order (a band sees few of the lines,
+    // and adding the others' exact zeros changes no sum)
+    std::vector<std::size_t> line_off(nbands + 1, 0), line_idx;
+    std::vector<double> line_w;
+    if (line_weights && g.nline > 0) {
+        for (std::size_t b = 0; b < nbands; ++b) {
+            for (std::size_t l = 0; l < g.nline; ++l) {
+                if (line_weights[b * g.nline + l] != 0.0) {
+                    line_idx.push_back(l);
+                    line_w.push_back(line_weights[b * g.nline + l]);
+                }
+            }
+            line_off[b + 1] = line_idx.size();
+        }
+    }
     run_batched(spectra_rows(g), cfg, params, n, scratch_size(g), threads,
                 [&](std::size_t u, double* work, double* sc, float* st) {
         const auto tid = static_cast<std::size_t>(omp_get_thread_num());
@@ -862,8 +877,8 @@ void compute_photometry(const Grid& g, const Config& cfg, const double* params,
             for (std::int64_t j = 0; j < len; ++j) acc += w[j] * f[j];
             acc *= scale;
             if (lp) {
-                const double* lw = line_weights + b * g.nline;
-                for (std::size_t l = 0; l < g.nline; ++l) acc += lw[l] * lp[l];
+                for (std::size_t j = line_off[b]; j < line_off[b + 1]; ++j)
+                    acc += line_w[j] * lp[line_idx[j]];
             }
             out[u * nbands + b] = acc;
         }

@@ -155,7 +155,7 @@ void run_batched(const SspRows& r, const Config& cfg, const double* params, std:
     const std::size_t cmax = std::min(kChunk, n);
     std::vector<double> work(cmax * ws);
     std::vector<float> stars(cmax * 2 * nw);
-    std::vector<std::size_t> izs(cmax), order(cmax);
+    std::vector<std::size_t> izs(cmax), ends(cmax), order(cmax);
     std::vector<double> fzs(cmax);
     ParallelErrors errors;  // nothing may throw out of the parallel regions below
     for (std::size_t c0 = 0; c0 < n; c0 += kChunk) {
@@ -167,12 +167,23 @@ void run_batched(const SspRows& r, const Config& cfg, const double* params, std:
                 const auto u = static_cast<std::size_t>(i);
                 izs[u] = prepare_model(r, cfg, params + (c0 + u) * N_PARAMS, &work[u * ws],
                                        &stars[u * 2 * nw], fzs[u]);
+                // one past the oldest age with mass (the blocks below sum their rows over
+                // the ages any of their models needs)
+                const double* mo = &work[u * ws] + r.nage;
+                std::size_t end = r.nage;
+                while (end > 0 && mo[end - 1] == 0.0) --end;
+                ends[u] = end;
             });
         }
         errors.rethrow();
+        // by metallicity bracket, then by age: models of similar ages share a block, whose
+        // sums then run over fewer ages that only some of its models need (the arithmetic
+        // of each model is the same in any block)
         for (std::size_t i = 0; i < cn; ++i) order[i] = i;
         std::stable_sort(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(cn),
-                         [&](std::size_t a, std::size_t b) { return izs[a] < izs[b]; });
+                         [&](std::size_t a, std::size_t b) {
+                             return izs[a] != izs[b] ? izs[a] < izs[b] : ends[a] < ends[b];
+                         });
         // blocks of up to kBlock models with the same bracket
         std::vector<std::pair<std::size_t, std::size_t>> blocks;
         for (std::size_t i = 0; i < cn;) {
