@@ -90,14 +90,24 @@ def lagrange4(knots: NDArray[np.float64], x: NDArray[np.float64]
     x = np.asarray(x, dtype=np.float64)
     if knots.ndim != 1 or knots.size < 4 or np.any(np.diff(knots) <= 0):
         raise ValueError("knots: need at least 4 increasing values")
-    first = np.clip(np.searchsorted(knots, x, side="right") - 2, 0, knots.size - 4)
-    xs = knots[first[:, None] + np.arange(4)]
+    first = _first_knots(knots, x)
+    return first, _stencil_weights(x, knots[first[:, None] + np.arange(4)])
+
+
+def _first_knots(knots: NDArray[np.float64], x: NDArray[np.float64]) -> NDArray[np.int64]:
+    """Index of the first of the 4 knots of each x's interpolation stencil."""
+    return np.clip(np.searchsorted(knots, x, side="right") - 2, 0, knots.size - 4)
+
+
+def _stencil_weights(x: NDArray[np.float64], xs: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Cardinal weights (n, 4) of the cubic through the stencils ``xs`` (n, 4) at ``x``
+    (n,): every row on its own, so rows of many pieces can be computed in one go."""
     w = np.ones((x.size, 4))
     for a in range(4):
         for b in range(4):
             if a != b:
                 w[:, a] *= (x - xs[:, b]) / (xs[:, a] - xs[:, b])
-    return first, w
+    return w
 
 
 def _step(spacing, x: float) -> float:
@@ -131,28 +141,41 @@ def _pieces(x: NDArray[np.float64], breaks: NDArray[np.float64]):
             for a, b in pairwise(edges) if b > a]
 
 
-def _cardinals(xk: NDArray[np.float64], lo: float, hi: float, knots_for):
-    """Knots and cardinal weights of positions xk in [lo, hi]."""
-    if hi <= lo:
-        return np.array([lo]), np.zeros(xk.size, dtype=np.int64), np.ones((xk.size, 1))
-    knots = knots_for(lo, hi)
-    first, cw = lagrange4(knots, xk)
-    return knots, first, cw
-
-
 def _sparse_columns(x: NDArray[np.float64], pieces) -> tuple:
     """Sparse (nwave, ncol) matrix of cardinal weights and the knots (ln λ) of its columns:
     ``pieces`` holds (wavelength indices, their weights, first x, last x, knot rule) per
-    interpolated piece, one column per knot, pieces in turn."""
-    rows, cols, vals, knot_x = [], [], [], []
-    col = 0
-    for k, weight, lo, hi, knots_for in pieces:
-        knots, first, cw = _cardinals(x[k], lo, hi, knots_for)
+    interpolated piece, one column per knot, pieces in turn (a piece of one wavelength
+    has one knot there, of cardinal weight 1). The cardinal weights of all pieces are
+    computed in one go (:func:`_stencil_weights`, row by row: the same values as piece by
+    piece)."""
+    knot_x, firsts, xs_parts, x_parts = [], [], [], []
+    for k, _, lo, hi, knots_for in pieces:
+        if hi <= lo:
+            knots = np.array([lo])
+            first = np.zeros(k.size, dtype=np.int64)
+        else:
+            knots = np.asarray(knots_for(lo, hi), dtype=np.float64)
+            if knots.size < 4 or np.any(np.diff(knots) <= 0):
+                raise ValueError("knots: need at least 4 increasing values")
+            first = _first_knots(knots, x[k])
+            xs_parts.append(knots[first[:, None] + np.arange(4)])
+            x_parts.append(x[k])
+        knot_x.append(knots)
+        firsts.append(first)
+    cw_all = (_stencil_weights(np.concatenate(x_parts), np.concatenate(xs_parts))
+              if x_parts else np.zeros((0, 4)))
+    rows, cols, vals = [], [], []
+    col = at = 0
+    for (k, weight, _, _, _), knots, first in zip(pieces, knot_x, firsts, strict=True):
+        if knots.size == 1:
+            cw = np.ones((k.size, 1))
+        else:
+            cw = cw_all[at:at + k.size]
+            at += k.size
         for a in range(cw.shape[1]):
             rows.append(k)
             cols.append(col + first + a)
             vals.append(weight * cw[:, a])
-        knot_x.append(knots)
         col += knots.size
     return rows, cols, vals, knot_x, col
 
