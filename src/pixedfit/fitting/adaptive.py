@@ -1059,6 +1059,10 @@ class ImportanceSamples:
     converged: bool
     ln_evidence: float
     history: list[dict[str, float]] = field(default_factory=list)
+    #: :func:`median_errors` of ``precision_quantities`` and :func:`pareto_k` of the final
+    #: weights, when the run computed them for its last convergence check (None otherwise)
+    final_median_errors: dict[str, tuple[float, float]] | None = None
+    final_pareto_k: float | None = None
 
     def normalised_weights(self) -> NDArray[np.float64]:
         """Weights summing to one."""
@@ -1353,6 +1357,8 @@ def run_adaptive(lnprob: LogProbability, lo: NDArray, hi: NDArray, candidates: N
     batch = int(settings.batch)
     chunk = max(int(settings.batch) // 2, 1)  # samples between two convergence checks
     converged = False
+    final_errors: dict[str, tuple[float, float]] | None = None
+    final_khat: float | None = None
     def parts(y: NDArray) -> tuple[NDArray, NDArray]:
         lnp, ex = lnprob.evaluate(box.to_theta(y), extras=True)
         log_like = np.full(y.shape[0], -np.inf)
@@ -1468,6 +1474,8 @@ def run_adaptive(lnprob: LogProbability, lo: NDArray, hi: NDArray, candidates: N
                              - np.concatenate(qms), -np.inf)
             ess_new = effective_sample_size(log_w)
             khat = pareto_k(log_w) if ess_new >= settings.target_ess else math.nan
+            final_khat = khat if ess_new >= settings.target_ess else None
+            final_errors = None
             need_ess = settings.target_ess
             # the median errors mean something from min_ess on; within a round they can
             # only matter once the ESS has reached the target (the round's last chunk
@@ -1477,6 +1485,7 @@ def run_adaptive(lnprob: LogProbability, lo: NDArray, hi: NDArray, candidates: N
                                         for k in settings.precision_quantities
                                         if k in vals[0]},
                                        log_w, settings.precision_quantities)
+                final_errors = errors
                 need_ess = max(need_ess, _precision_ess(errors, ess_new, settings))
             if ess_new >= need_ess and khat < settings.max_pareto_k:
                 converged = True
@@ -1508,7 +1517,8 @@ def run_adaptive(lnprob: LogProbability, lo: NDArray, hi: NDArray, candidates: N
                              log_post=log_post, values=values, chi2=np.concatenate(chi2s),
                              photometry=phot_all, ess=float(ess), n_evaluations=int(n_eval),
                              rounds=len(sizes), converged=converged, ln_evidence=ln_z,
-                             history=history)
+                             history=history, final_median_errors=final_errors,
+                             final_pareto_k=final_khat)
 
 
 def weighted_quantiles(values: NDArray, weights: NDArray, q: NDArray) -> NDArray[np.float64]:
@@ -1644,12 +1654,15 @@ def refine(ctx: Any, lp: LibraryPass, obs: NDArray | None, err: NDArray | None,
         "box": {n: [float(a), float(b)] for n, a, b in zip(prob.free, prob.lo, prob.hi,
                                                            strict=True)},
         "library_ess": float(1.0 / np.sum(np.asarray(lp.weights) ** 2)),
-        "pareto_k": pareto_k(run.log_weight),
+        "pareto_k": (run.final_pareto_k if run.final_pareto_k is not None
+                     else pareto_k(run.log_weight)),
         "library_models": int(ctx.library.nmodels),
         "target_ess": float(settings.target_ess), "seed": int(settings.seed),
         "median_precision": float(settings.median_precision),
-        "median_errors": {k: v[0] for k, v in median_errors(
-            run.values, run.log_weight, settings.precision_quantities).items()},
+        "median_errors": {k: v[0] for k, v in (
+            run.final_median_errors if run.final_median_errors is not None
+            else median_errors(run.values, run.log_weight,
+                               settings.precision_quantities)).items()},
         "history": run.history, "warnings": notes, "mass_box_edge": edge is not None,
         "spectral_pixels": None if spectral is None else spectral.npix,
         "spectral_clipped": lp.nclip,
