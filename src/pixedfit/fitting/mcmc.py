@@ -354,6 +354,9 @@ class LogProbability:
         self.base = np.array([float(fixed.get(n, DEFAULTS[n])) for n in PARAM_NAMES])
         self.columns = [(self.free.index(n), PARAM_NAMES.index(n)) for n in self.free
                         if n in PARAM_NAMES]
+        # the same pairs as index arrays (param_array copies them in one go)
+        self._src = [j for j, _ in self.columns]
+        self._dst = [k for _, k in self.columns]
         self.iz = self.free.index("z") if "z" in self.free else None
         self.iv = self.free.index("veldisp") if "veldisp" in self.free else None
         self.im = self.free.index("log_mass") if "log_mass" in self.free else None
@@ -370,9 +373,10 @@ class LogProbability:
     def param_array(self, theta: NDArray) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         """(n, 16) model parameter arrays and (n,) redshifts of walker positions."""
         theta = np.atleast_2d(theta)
-        arr = np.tile(self.base, (theta.shape[0], 1))
-        for j, k in self.columns:
-            arr[:, k] = theta[:, j]
+        arr = np.empty((theta.shape[0], self.base.size))
+        arr[:] = self.base
+        if self._src:
+            arr[:, self._dst] = theta[:, self._src]
         zz = theta[:, self.iz] if self.iz is not None else np.full(theta.shape[0], self.z)
         return arr, zz
 
@@ -467,7 +471,8 @@ class LogProbability:
             with np.errstate(divide="ignore", invalid="ignore"):
                 shift = np.log10(np.where(scale > 0, scale, np.nan))
             logs = {k: (v + shift if k in MASS_SCALED else v) for k, v in logs.items()}
-        values = {name: theta[idx, j] for j, name in enumerate(self.free)}
+        inside_theta = theta[idx]
+        values = {name: inside_theta[:, j] for j, name in enumerate(self.free)}
         for name, v in self.fixed.items():
             values.setdefault(name, np.full(idx.size, v))
         if self.spectral is not None and not self.filters:

@@ -68,6 +68,7 @@ formed mass], dust mass [M☉], L_bol [L☉], fagn_bol = L_AGN/L_bol, absorbed l
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 from collections.abc import Mapping, Sequence
@@ -624,6 +625,11 @@ class SEDModel:
         return arr
 
     def _z_values(self, z, n: int, params) -> NDArray[np.float64]:
+        if isinstance(z, float | int) and not isinstance(z, bool):  # the samplers' case
+            zf = float(z)
+            if not (math.isfinite(zf) and zf > 0):
+                raise ValueError("z must be finite and > 0 for observed-frame outputs")
+            return np.broadcast_to(np.float64(zf), (n,))
         if z is None:
             z = params.get("z", DEFAULTS["z"]) if isinstance(params, Mapping) else DEFAULTS["z"]
         zz = np.broadcast_to(np.asarray(z, dtype=np.float64), (n,)) if np.ndim(z) == 0 \
@@ -837,10 +843,11 @@ class SEDModel:
         out = np.empty((arr.shape[0], len(names)))
         der = np.empty((arr.shape[0], len(DERIVED_NAMES)))
         # one redshift (a broadcast scalar, the samplers' case) needs no grouping
-        for zu in (zz[:1] if zz.strides == (0,) else np.unique(zz)):
-            sel = zz == zu
+        one_z = zz.strides == (0,)
+        for zu in (zz[:1] if one_z else np.unique(zz)):
+            sel = slice(None) if one_z else zz == zu
             fw, trans, scale, lw = self._phot_weights(names, float(zu), full_grid)
-            sub = arr if sel.all() else np.ascontiguousarray(arr[sel])
+            sub = arr if one_z or sel.all() else np.ascontiguousarray(arr[sel])
             if knots and not full_grid:
                 o, d = _core.csp_photometry_knots(self._grid_phot, self._knot_grid(names, zu),
                                                   sub, *self._cfg(), scale, lw,
@@ -850,7 +857,10 @@ class SEDModel:
                 o, d = _core.csp_photometry(grid, sub, *self._cfg(), trans, scale,
                                             fw.starts, fw.offsets, fw.weights, lw,
                                             self._threads(threads))
-            out[sel], der[sel] = o, d
+            if one_z:
+                out, der = o, d
+            else:
+                out[sel], der[sel] = o, d
         res = out[0] if single else out
         if not return_derived:
             return res
