@@ -267,9 +267,10 @@ def _projected(mat: sparse.csr_matrix, flat: NDArray, neb: NDArray | None, n_ion
 
     if not nebular:
         return {"rows": rows_between(flat, 0, nw), "young": None, "neb": None}
-    # the wavelengths from n_ion on, and all of them: that plus the few ionising ones
+    # the wavelengths from n_ion on, and all of them: that plus the few ionising ones (none
+    # when no column reaches below the Lyman limit: the bands of a nearby galaxy)
     young = rows_between(flat, n_ion, nw)
-    rows = young + rows_between(flat, 0, n_ion)
+    rows = young + rows_between(flat, 0, n_ion) if indptr[n_ion] > 0 else young
     return {"rows": rows, "young": young, "neb": rows_between(neb, 0, nw)}
 
 
@@ -327,22 +328,32 @@ def knot_arrays(base: dict, fw: FilterWeights, trans: NDArray[np.float64] | None
                      **_projected(energy, cols["ssp"], cols.get("neb"), n_ion, nebular)}
     part = cols[key]
     here = _projected(band, cols["ssp"], cols.get("neb"), n_ion, nebular)
-    rows, young, neb = (None if here[k] is None else np.hstack([here[k], part[k]])
-                        for k in ("rows", "young", "neb"))
+
+    def single(name: str) -> NDArray[np.float32] | None:
+        # the band columns, then the energy ones, rounded to single precision in place
+        if here[name] is None:
+            return None
+        npair = here[name].shape[1]
+        out32 = np.empty((here[name].shape[0], npair + part[name].shape[1]), np.float32)
+        out32[:, :npair] = here[name]
+        out32[:, npair:] = part[name]
+        return out32
+
+    rows, young, neb = single("rows"), single("young"), single("neb")
     kx = np.concatenate([band_x, part["x"]])
     lam = np.exp(kx)
     out: dict = {
         "nbands": len(fw.filters), "npair": band.shape[1], "nenergy": part["x"].size,
         "ncol": rows.shape[1], "band_off": band_off,
         "knot_calz": calzetti_k(lam) / 4.05, "knot_lnl": np.log(lam / 5500.0),
-        "ssp": rows.astype(np.float32),
+        "ssp": rows,
     }
     if nebular:
         # young stars without their ionising photons (absorbed by the gas), except in the
         # ionising bolometric column (the AGN torus scales with the intrinsic luminosity)
         young[:, -1] = rows[:, -1]
-        out["ssp_young"] = young.astype(np.float32)
-        out["neb"] = neb.astype(np.float32)
+        out["ssp_young"] = young
+        out["neb"] = neb
     # band sums of the unattenuated templates; sparse products (not BLAS, whose rounding
     # depends on its thread count) so that every process builds the same bits
     wbt = sparse.csr_matrix(wb.T)
