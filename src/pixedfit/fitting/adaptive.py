@@ -1473,8 +1473,8 @@ def run_adaptive(lnprob: LogProbability, lo: NDArray, hi: NDArray, candidates: N
                              log_target_y - (log_mix_sum - math.log(total))
                              - np.concatenate(qms), -np.inf)
             ess_new = effective_sample_size(log_w)
-            khat = pareto_k(log_w) if ess_new >= settings.target_ess else math.nan
-            final_khat = khat if ess_new >= settings.target_ess else None
+            final_khat = pareto_k(log_w) if ess_new >= settings.target_ess else None
+            khat = math.nan if final_khat is None else final_khat
             final_errors = None
             need_ess = settings.target_ess
             # the median errors mean something from min_ess on; within a round they can

@@ -352,11 +352,10 @@ class LogProbability:
         self.dz = float(dz_interp)
         self.threads = threads
         self.base = np.array([float(fixed.get(n, DEFAULTS[n])) for n in PARAM_NAMES])
-        self.columns = [(self.free.index(n), PARAM_NAMES.index(n)) for n in self.free
-                        if n in PARAM_NAMES]
-        # the same pairs as index arrays (param_array copies them in one go)
-        self._src = [j for j, _ in self.columns]
-        self._dst = [k for _, k in self.columns]
+        # the sampled model parameters: their columns in theta and in the model's array
+        # (param_array copies them in one go)
+        self._src = [j for j, n in enumerate(self.free) if n in PARAM_NAMES]
+        self._dst = [PARAM_NAMES.index(self.free[j]) for j in self._src]
         self.iz = self.free.index("z") if "z" in self.free else None
         self.iv = self.free.index("veldisp") if "veldisp" in self.free else None
         self.im = self.free.index("log_mass") if "log_mass" in self.free else None

@@ -46,7 +46,7 @@ from __future__ import annotations
 from itertools import pairwise
 
 import numpy as np
-from numpy.typing import NDArray
+from numpy.typing import ArrayLike, NDArray
 from scipy import sparse
 
 from .. import _core
@@ -86,12 +86,18 @@ def lagrange4(knots: NDArray[np.float64], x: NDArray[np.float64]
     weights : ndarray, shape (n, 4)
         Cardinal weights (each row sums to 1).
     """
-    knots = np.asarray(knots, dtype=np.float64)
+    knots = _checked_knots(knots)
     x = np.asarray(x, dtype=np.float64)
-    if knots.ndim != 1 or knots.size < 4 or np.any(np.diff(knots) <= 0):
-        raise ValueError("knots: need at least 4 increasing values")
     first = _first_knots(knots, x)
     return first, _stencil_weights(x, knots[first[:, None] + np.arange(4)])
+
+
+def _checked_knots(knots: ArrayLike) -> NDArray[np.float64]:
+    """``knots`` as a float array, refused unless 1-D, increasing and at least 4."""
+    knots = np.asarray(knots, dtype=np.float64)
+    if knots.ndim != 1 or knots.size < 4 or np.any(np.diff(knots) <= 0):
+        raise ValueError("knots: need at least 4 increasing values")
+    return knots
 
 
 def _first_knots(knots: NDArray[np.float64], x: NDArray[np.float64]) -> NDArray[np.int64]:
@@ -154,9 +160,7 @@ def _sparse_columns(x: NDArray[np.float64], pieces) -> tuple:
             knots = np.array([lo])
             first = np.zeros(k.size, dtype=np.int64)
         else:
-            knots = np.asarray(knots_for(lo, hi), dtype=np.float64)
-            if knots.size < 4 or np.any(np.diff(knots) <= 0):
-                raise ValueError("knots: need at least 4 increasing values")
+            knots = _checked_knots(knots_for(lo, hi))
             first = _first_knots(knots, x[k])
             xs_parts.append(knots[first[:, None] + np.arange(4)])
             x_parts.append(x[k])

@@ -281,6 +281,10 @@ def _build_arrays(grid: SSPGrid, wave: NDArray, agn_tmpl, resample, line_sigma_k
     return d
 
 
+#: The refusal of a redshift that is not finite and positive (scalar or per model).
+_Z_REFUSED = "z must be finite and > 0 for observed-frame outputs"
+
+
 def _limit_note(name: str) -> str:
     """Where the valid range of a grid-bounded parameter comes from (for error messages)."""
     return {
@@ -628,7 +632,7 @@ class SEDModel:
         if isinstance(z, float | int) and not isinstance(z, bool):  # the samplers' case
             zf = float(z)
             if not (math.isfinite(zf) and zf > 0):
-                raise ValueError("z must be finite and > 0 for observed-frame outputs")
+                raise ValueError(_Z_REFUSED)
             return np.broadcast_to(np.float64(zf), (n,))
         if z is None:
             z = params.get("z", DEFAULTS["z"]) if isinstance(params, Mapping) else DEFAULTS["z"]
@@ -637,7 +641,7 @@ class SEDModel:
         if zz.shape != (n,):
             raise ValueError(f"z: expected a scalar or {n} values, got shape {np.shape(z)}")
         if not np.all(np.isfinite(zz)) or np.any(zz <= 0):
-            raise ValueError("z must be finite and > 0 for observed-frame outputs")
+            raise ValueError(_Z_REFUSED)
         return zz
 
     def _threads(self, threads) -> int:
@@ -840,32 +844,34 @@ class SEDModel:
             raise ValueError("filters: give at least one filter name")
         arr, single = self._param_array(params)
         zz = self._z_values(z, arr.shape[0], params)
-        out = np.empty((arr.shape[0], len(names)))
-        der = np.empty((arr.shape[0], len(DERIVED_NAMES)))
-        # one redshift (a broadcast scalar, the samplers' case) needs no grouping
-        one_z = zz.strides == (0,)
-        for zu in (zz[:1] if one_z else np.unique(zz)):
-            sel = slice(None) if one_z else zz == zu
-            fw, trans, scale, lw = self._phot_weights(names, float(zu), full_grid)
-            sub = arr if one_z or sel.all() else np.ascontiguousarray(arr[sel])
-            if knots and not full_grid:
-                o, d = _core.csp_photometry_knots(self._grid_phot, self._knot_grid(names, zu),
-                                                  sub, *self._cfg(), scale, lw,
-                                                  self._threads(threads))
-            else:
-                grid = self._grid_full if full_grid else self._grid_phot
-                o, d = _core.csp_photometry(grid, sub, *self._cfg(), trans, scale,
-                                            fw.starts, fw.offsets, fw.weights, lw,
-                                            self._threads(threads))
-            if one_z:
-                out, der = o, d
-            else:
-                out[sel], der[sel] = o, d
+        if zz.strides == (0,):  # one redshift (a broadcast scalar, the samplers' case)
+            out, der = self._photometry_at(arr, float(zz[0]), names, full_grid, knots, threads)
+        else:
+            out = np.empty((arr.shape[0], len(names)))
+            der = np.empty((arr.shape[0], len(DERIVED_NAMES)))
+            for zu in np.unique(zz):
+                sel = zz == zu
+                sub = arr if sel.all() else np.ascontiguousarray(arr[sel])
+                out[sel], der[sel] = self._photometry_at(sub, float(zu), names, full_grid,
+                                                         knots, threads)
         res = out[0] if single else out
         if not return_derived:
             return res
         derived = {k: (der[0, i] if single else der[:, i]) for i, k in enumerate(DERIVED_NAMES)}
         return res, derived
+
+    def _photometry_at(self, arr: NDArray[np.float64], z: float, names: tuple[str, ...],
+                       full_grid: bool, knots: bool, threads: int | None
+                       ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """Band fluxes (n, nbands) and derived quantities (n, N_DERIVED) of the models
+        ``arr`` (n, N_PARAMS) at one redshift: one C++ call (:meth:`photometry`)."""
+        fw, trans, scale, lw = self._phot_weights(names, z, full_grid)
+        if knots and not full_grid:
+            return _core.csp_photometry_knots(self._grid_phot, self._knot_grid(names, z), arr,
+                                              *self._cfg(), scale, lw, self._threads(threads))
+        grid = self._grid_full if full_grid else self._grid_phot
+        return _core.csp_photometry(grid, arr, *self._cfg(), trans, scale, fw.starts,
+                                    fw.offsets, fw.weights, lw, self._threads(threads))
 
     def photometry_zgrid(self, params=None, z_grid: ArrayLike = (),
                          filters: str | Sequence[str] = (), threads: int | None = None
