@@ -608,7 +608,13 @@ def test_calibrated_laplace_profiles_the_mass_on_a_curved_ridge():
     assert prof[0, 1, 1] == guess[0, 1, 1]  # the mass row is the given covariance's
 
 
-def test_mass_proposal_draws_the_truncated_student_t_around_the_best_scale():
+@pytest.mark.parametrize(("df", "lo", "hi"), [
+    (5.0, 8.0, 11.0),  # the box holds nearly all: drawn by rejection, its share computed
+    (20.0, 8.0, 11.0),  # the edges beyond the 1e-17 quantile: the share is 1
+    (5.0, 9.705, 11.0),  # the centre below the box: the inverse CDF
+    (20.0, 6.0, 9.702),  # the centre near the upper edge: by rejection, cut
+])
+def test_mass_proposal_draws_the_truncated_student_t_around_the_best_scale(df, lo, hi):
     rng = np.random.default_rng(0)
     f = rng.uniform(1, 5, 8)  # model photometry at log_mass = 9
     err = 0.05 * f
@@ -616,7 +622,7 @@ def test_mass_proposal_draws_the_truncated_student_t_around_the_best_scale():
     up = np.zeros(8, bool)
     up[2] = True  # an upper limit takes no part in the proposal
     obs[2] = 1e3
-    mp = _MassProposal(obs, err, up, 8.0, 11.0, np.random.default_rng(1), df=5.0, widen=1.5)
+    mp = _MassProposal(obs, err, up, lo, hi, np.random.default_rng(1), df=df, widen=1.5)
     n = 20000
     x, log_q = mp(np.tile(f, (n, 1)), np.full(n, 9.0))
     use = ~up
@@ -624,19 +630,19 @@ def test_mass_proposal_draws_the_truncated_student_t_around_the_best_scale():
     mu = 9.0 + math.log10(s_best)
     sd = 1.5 / (math.log(10) * s_best * math.sqrt(((f / err)[use] ** 2).sum()))
     assert mu == pytest.approx(9.7, abs=0.01)
-    fa, fb = student_t.cdf((8.0 - mu) / sd, 5), student_t.cdf((11.0 - mu) / sd, 5)
+    fa, fb = student_t.cdf((lo - mu) / sd, df), student_t.cdf((hi - mu) / sd, df)
 
     def cdf(v):
-        return (student_t.cdf((v - mu) / sd, 5) - fa) / (fb - fa)
+        return (student_t.cdf((v - mu) / sd, df) - fa) / (fb - fa)
 
     assert kstest(x, cdf).pvalue > 1e-3
-    np.testing.assert_allclose(log_q, student_t.logpdf((x - mu) / sd, 5) - math.log(sd)
-                               - math.log(fb - fa), rtol=1e-9)
-    assert np.all((x > 8.0) & (x < 11.0))
+    np.testing.assert_allclose(log_q, student_t.logpdf((x - mu) / sd, df) - math.log(sd)
+                               - math.log(fb - fa), rtol=1e-9, atol=1e-12)
+    assert np.all((x > lo) & (x < hi))
     # no detected band: uniform over the box
     x0, lq0 = mp(np.zeros((100, 8)), np.full(100, 9.0))
-    np.testing.assert_allclose(lq0, -math.log(3.0))
-    assert np.all((x0 > 8.0) & (x0 < 11.0))
+    np.testing.assert_allclose(lq0, -math.log(hi - lo))
+    assert np.all((x0 > lo) & (x0 < hi))
 
 
 def test_mass_shift_is_the_same_posterior_as_a_new_model_evaluation(model, libraries):

@@ -1087,7 +1087,13 @@ class _MassProposal:
     linear least squares over the detected bands): ``s = Σ f o / σ² / Σ f² / σ²`` and
     ``σ_ln s = 1 / (s √(Σ f² / σ²))``. ``log_mass`` is drawn from a Student-t (``df``)
     centred there with ``widen`` × that width, truncated to the prior box; where the data
-    fix no mass (no detected band, a non-positive best scale), uniformly over the box. The
+    fix no mass (no detected band, a non-positive best scale), uniformly over the box.
+    Where the box holds at least half of the Student-t, the draws are made by rejection
+    (a Student-t variate as a normal over √(χ²/df), redrawn until inside), elsewhere
+    through the inverse CDF; the box's share of the Student-t (its normalisation) is 1
+    to double precision, and not computed, where both edges lie beyond its ``1e-17``
+    quantiles (nearly every draw of the DustPedia fits, where the inverse CDF and the two
+    CDFs of every draw took 4 % of a fit). The
     posterior of the mass given the other parameters is this Gaussian unless a prior or an
     upper limit bends it: the importance weights stay exact either way, since they divide
     by the density actually drawn from. Sampling the narrowest and most correlated
@@ -1102,6 +1108,8 @@ class _MassProposal:
         self.lo, self.hi = float(lo), float(hi)
         self.rng = rng
         self.df, self.widen = float(df), float(widen)
+        # beyond this many scales from the centre the Student-t holds less than 1e-17
+        self.far = float(-stdtrit(self.df, 1e-17))
 
     def best(self, phot: NDArray, log_mass: NDArray) -> tuple[NDArray, NDArray]:
         """The best-fitting ``log_mass`` given the photometry ``phot`` (m, nband) that the
@@ -1123,13 +1131,33 @@ class _MassProposal:
         ok = (b > 0) & (s > 0) & np.isfinite(mu) & np.isfinite(sd)
         mu = np.where(ok, mu, 0.5 * (self.lo + self.hi))
         sd = np.where(ok, np.clip(sd, 1e-4, self.hi - self.lo), 1.0)
-        fa = stdtr(self.df, (self.lo - mu) / sd)
-        fb = stdtr(self.df, (self.hi - mu) / sd)
-        mass_in_box = fb - fa
+        za, zb = (self.lo - mu) / sd, (self.hi - mu) / sd
+        # the box's share of each Student-t: 1 where both edges are far out
+        fa = np.zeros(mu.size)
+        mass_in_box = np.ones(mu.size)
+        edge = np.flatnonzero((za > -self.far) | (zb < self.far))
+        if edge.size:
+            fa[edge] = stdtr(self.df, za[edge])
+            mass_in_box[edge] = stdtr(self.df, zb[edge]) - fa[edge]
         ok &= mass_in_box > 1e-9  # the mode far outside the box: draw uniformly
-        u = self.rng.random(phot.shape[0])
-        x = np.where(ok, mu + sd * stdtrit(self.df, np.clip(fa + u * mass_in_box, 1e-300, 1.0)),
-                     self.lo + u * (self.hi - self.lo))
+        x = np.empty(mu.size)
+        reject = ok & (mass_in_box >= 0.5)
+        inverse = np.flatnonzero(ok & ~reject)
+        todo = np.flatnonzero(reject)
+        while todo.size:  # at least one in two draws is kept
+            t = (self.rng.standard_normal(todo.size)
+                 / np.sqrt(self.rng.chisquare(self.df, todo.size) / self.df))
+            cand = mu[todo] + sd[todo] * t
+            inside = (cand > self.lo) & (cand < self.hi)
+            x[todo[inside]] = cand[inside]
+            todo = todo[~inside]
+        plain = np.flatnonzero(~ok)
+        if inverse.size or plain.size:
+            u = self.rng.random(inverse.size + plain.size)
+            x[inverse] = mu[inverse] + sd[inverse] * stdtrit(
+                self.df, np.clip(fa[inverse] + u[:inverse.size] * mass_in_box[inverse],
+                                 1e-300, 1.0))
+            x[plain] = self.lo + u[inverse.size:] * (self.hi - self.lo)
         # strictly inside the box (the logit coordinate must stay finite)
         eps = 1e-9 * (self.hi - self.lo)
         x = np.clip(x, self.lo + eps, self.hi - eps)
