@@ -30,7 +30,6 @@ from pixedfit.fitting.adaptive import (
     _Box,
     _BoxMixture,
     _calibrated_laplace,
-    _chunk_size,
     _em_mixture,
     _laplace_modes,
     _MassProposal,
@@ -382,42 +381,6 @@ def test_budget_exhausted_is_reported():
     run = run_adaptive(target, lo, hi, cand, np.ones(5), [f"p{j}" for j in range(d)],
                        AdaptiveSettings(target_ess=1e6, max_evaluations=3000, batch=1000))
     assert not run.converged and run.n_evaluations <= 3000 and run.rounds >= 2
-
-
-def test_chunk_size_is_the_predicted_need_with_its_margin_and_limits():
-    # 100 more effective samples at 0.4 per sample: 250, times the 15 % margin
-    assert _chunk_size(100.0, 0.4, 500) == math.ceil(1.15 * 250)
-    assert _chunk_size(1000.0, 0.4, 500) == 500  # more than a chunk: the chunk
-    assert _chunk_size(100.0, 0.4, 200) == 200  # never above the largest asked for
-    assert _chunk_size(1.0, 0.9, 500) == 50  # never below the smallest chunk
-    assert _chunk_size(1.0, 0.9, 20) == 20  # (unless the largest is smaller)
-    for to_go, rate in ((0.0, 0.4), (-5.0, 0.4), (100.0, 0.0), (100.0, -0.1),
-                        (math.nan, 0.4), (100.0, math.nan)):
-        assert _chunk_size(to_go, rate, 500) == 500  # nothing to predict from
-
-
-def test_fit_stops_near_the_target_instead_of_a_chunk_beyond_it():
-    # a correlated Gaussian the second proposal fits well: every chunk of a round used to
-    # be batch / 2 samples, and the first one that reached the target overshot it by
-    # ~90 % at the median (ESS 547-694 for a target of 300 over these seeds); the last
-    # chunks are now sized from the yield of the one before (and probed on a new proposal)
-    d = 4
-    lo, hi = np.full(d, -5.0), np.full(d, 5.0)
-    prec = np.linalg.inv(0.3**2 * (0.5 * np.eye(d) + 0.5))
-
-    def logpdf(x):
-        return -0.5 * np.einsum("ij,jk,ik->i", x - 1.0, prec, x - 1.0)
-
-    cand = np.random.default_rng(3).uniform(lo, hi, (4000, d))
-    lw = logpdf(cand)
-    ess = []
-    for seed in range(6):
-        run = run_adaptive(Target(logpdf, d, lo, hi), lo, hi, cand, np.exp(lw - lw.max()),
-                           [f"p{j}" for j in range(d)],
-                           AdaptiveSettings(seed=seed, median_precision=0.0))
-        assert run.converged and run.ess >= 300
-        ess.append(run.ess)
-    assert np.median(ess) < 1.4 * 300
 
 
 class _LinearPhotometry:

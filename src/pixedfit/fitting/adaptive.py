@@ -78,12 +78,7 @@ constrained ones and no proposal falls outside the box):
    chunks of ``batch / 2`` and the test is made after each, so a fit stops within half a
    batch of the sample that makes it converge instead of at the end of a round sized by
    an estimate (on the 532 DustPedia galaxies: 18 % fewer evaluations, the final ESS
-   373 instead of 425 at the median). Near the end the chunks shrink
-   (:func:`_chunk_size`): once the ESS is meaningful a chunk is only as large as the ESS
-   still needed over the ESS gained per sample by the last chunk (15 % more), and a round
-   that starts at half the needed ESS or more draws a probe of ``batch / 4`` first, since
-   a new proposal usually yields far more per sample than the last one (on 133 DustPedia
-   galaxies: 5 % fewer evaluations, the final ESS 339 instead of 363 at the median).
+   373 instead of 425 at the median).
 
 Limits (measured, ``benchmarks/RESULTS.md``): importance sampling cannot see a part of the
 posterior that no proposal reaches. On the 11-parameter DustPedia model two library seeds
@@ -152,8 +147,7 @@ class AdaptiveSettings:
     batch : int
         Samples of the first adaptive round (later rounds are sized from the measured
         efficiency, between ``batch / 2`` and ``4 × batch``); every round is drawn in
-        chunks of ``batch / 2`` (fewer near the end, :func:`_chunk_size`), after each of
-        which the fit stops if it has converged.
+        chunks of ``batch / 2``, after each of which the fit stops if it has converged.
     max_rounds : int
         Adaptive rounds at most (the default, 60, leaves ``max_evaluations`` the budget
         that binds: with 40, one of 1 064 DustPedia fits stopped unconverged after 40
@@ -630,10 +624,6 @@ _EM_POINTS_PER_DIM = 4.0
 #: rounds drawn in chunks that stop at convergence, 2 and 3 need 3–4 % more evaluations on
 #: 133 DustPedia galaxies: fewer, larger rounds adapt the proposal less often).
 _ROUND_MARGIN = 1.2
-#: The factor on the samples a chunk is predicted to need to reach the ESS a fit needs,
-#: and the fewest samples of a chunk.
-_CHUNK_MARGIN = 1.15
-_MIN_CHUNK = 50
 
 
 def _build_proposal(y: NDArray, weights: NDArray, settings: AdaptiveSettings,
@@ -1332,17 +1322,6 @@ def _evaluate(lnprob: LogProbability, theta: NDArray, names: list[str],
     return lnp, chi2, values, phot, nev, theta, log_qm
 
 
-def _chunk_size(to_go: float, rate: float, largest: int) -> int:
-    """Samples of the next chunk of a round: those that ``to_go`` more effective samples
-    need at ``rate`` ESS per sample (the last chunk's yield), times :data:`_CHUNK_MARGIN`,
-    between :data:`_MIN_CHUNK` and ``largest``; ``largest`` when nothing is to go or no
-    yield is known."""
-    if not (to_go > 0 and rate > 0):
-        return largest
-    n = _CHUNK_MARGIN * to_go / rate
-    return largest if n >= largest else max(math.ceil(n), min(_MIN_CHUNK, largest))
-
-
 def _spread_starts(y: NDArray, n: int) -> list[int]:
     """``n`` rows of ``y`` (m, d), best first, spread out: the first row, then again and
     again the row farthest (Euclidean, in the unbounded coordinates) from those chosen."""
@@ -1408,8 +1387,6 @@ def run_adaptive(lnprob: LogProbability, lo: NDArray, hi: NDArray, candidates: N
     converged = False
     final_errors: dict[str, tuple[float, float]] | None = None
     final_khat: float | None = None
-    need_ess = float(settings.target_ess)
-    rate = 0.0  # ESS gained per sample by the last chunk (0: not known)
     def parts(y: NDArray) -> tuple[NDArray, NDArray]:
         lnp, ex = lnprob.evaluate(box.to_theta(y), extras=True)
         log_like = np.full(y.shape[0], -np.inf)
@@ -1480,13 +1457,9 @@ def run_adaptive(lnprob: LogProbability, lo: NDArray, hi: NDArray, candidates: N
         proposals.append(proposal)
         sizes.append(0)
         drawn_in_round = 0
-        ess_chunk = ess
-        # near the needed ESS the new proposal's yield is probed before a full chunk
-        next_n = _chunk_size(need_ess - ess, rate, chunk if ess < 0.5 * need_ess
-                             else max(chunk // 2, 1))
         while drawn_in_round < n_round:
             # the round is drawn in chunks, and ends as soon as the fit has converged
-            n = min(next_n, n_round - drawn_in_round)
+            n = min(chunk, n_round - drawn_in_round)
             y = np.zeros((n, d))
             y[:, keep] = proposal.sample(n, rng)
             lnp, chi2, values, phot, nev, theta, log_qm = _evaluate(
@@ -1545,11 +1518,6 @@ def run_adaptive(lnprob: LogProbability, lo: NDArray, hi: NDArray, candidates: N
             if ess_new >= need_ess and khat < settings.max_pareto_k:
                 converged = True
                 break
-            # the next chunk: as many samples as the ESS still needed asks for at this
-            # chunk's yield (the ESS is meaningful from min_ess on)
-            rate = (ess_new - ess_chunk) / n if ess_new >= min_ess else 0.0
-            ess_chunk = ess_new
-            next_n = _chunk_size(need_ess - ess_new, rate, chunk)
         history.append({"n": float(sizes[-1]), "ess": ess_new, "evaluations": float(n_eval),
                         "pareto_k": khat, "ess_needed": need_ess})
         gain = max(ess_new - ess, 0.0)
