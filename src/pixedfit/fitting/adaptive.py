@@ -78,7 +78,10 @@ constrained ones and no proposal falls outside the box):
    chunks of ``batch / 2`` and the test is made after each, so a fit stops within half a
    batch of the sample that makes it converge instead of at the end of a round sized by
    an estimate (on the 532 DustPedia galaxies: 18 % fewer evaluations, the final ESS
-   373 instead of 425 at the median).
+   373 instead of 425 at the median). Smaller last chunks, sized to stop right at the
+   target, save evaluations but not time, and make the ESS less honest: stopping at the
+   first small chunk whose ESS passes picks the moments it is overestimated (measured,
+   ``benchmarks/RESULTS.md``).
 
 Limits (measured, ``benchmarks/RESULTS.md``): importance sampling cannot see a part of the
 posterior that no proposal reaches. On the 11-parameter DustPedia model two library seeds
@@ -139,7 +142,7 @@ class AdaptiveSettings:
         Monte-Carlo error of a median at 1.2533 / √300 = 0.07 σ of a Gaussian posterior;
         ``median_precision`` asks for more where that is above 0.02 dex (posteriors
         wider than ≈ 0.28 dex). On the 532 DustPedia galaxies two library seeds then give
-        log M* medians with an NMAD of 0.014 dex at a median final ESS of 373 (0.012 when
+        log M* medians with an NMAD of 0.013–0.014 dex at a median final ESS of 360–375 (0.012 when
         the last round overshot the target to an ESS of 421; 0.010 with a target of 500,
         which took ≈ 1.25 × the evaluations: ``benchmarks/RESULTS.md``).
     max_evaluations : int
