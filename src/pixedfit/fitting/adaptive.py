@@ -87,7 +87,7 @@ Limits (measured, ``benchmarks/RESULTS.md``): importance sampling cannot see a p
 posterior that no proposal reaches. On the 11-parameter DustPedia model two library seeds
 can still give stellar masses ≈ 1σ apart while both report convergence; nested sampling
 (``method="nested"``) is the check for such models. The ESS is optimistic: between two
-library seeds the 520 DustPedia masses narrower than 0.3 dex differ by ≈ 1.45× what
+library seeds the 520 DustPedia masses narrower than 0.3 dex differ by ≈ 1.45–1.5× what
 their ESS predicts (median of |Δ| over ``1.2533 σ √(1/ESS₁ + 1/ESS₂)``: 0.98–1.01
 where an exact ESS gives 0.67), so the Monte-Carlo error of a median is about that much
 larger than ``median_errors`` says, and the honest ESS about half the reported one (the
@@ -148,9 +148,9 @@ class AdaptiveSettings:
         Monte-Carlo error of a median at 1.2533 / √300 = 0.07 σ of a Gaussian posterior;
         ``median_precision`` asks for more where that is above 0.02 dex (posteriors
         wider than ≈ 0.28 dex). On the 532 DustPedia galaxies two library seeds then give
-        log M* medians with an NMAD of 0.013–0.014 dex at a median final ESS of 360–375 (0.012 when
-        the last round overshot the target to an ESS of 421; 0.010 with a target of 500,
-        which took ≈ 1.25 × the evaluations: ``benchmarks/RESULTS.md``).
+        log M* medians with an NMAD of 0.013–0.014 dex at a median final ESS of 360–375
+        (0.012 when the last round overshot the target to an ESS of 421; 0.010 with a
+        target of 500, which took ≈ 1.25 × the evaluations: ``benchmarks/RESULTS.md``).
     max_evaluations : int
         Budget of forward-model evaluations per SED.
     batch : int
