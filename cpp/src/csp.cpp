@@ -298,11 +298,12 @@ double sfh_bin_masses(int form, const double s[4], double age, const double* edg
     double total = 0.0;
     for (std::size_t i = 0; i < nage; ++i) total += young[i] + old[i];
     // a vanishing total (star formation entirely outside [0, age] to double precision)
-    // is degenerate: no weights
+    // is degenerate: no weights, and a total of 0 (a positive one below 1e-290, whose bin
+    // masses may have underflowed to zero, would tell callers that weights follow)
     if (!(total > 1e-290) || !std::isfinite(total)) {
         std::fill(young, young + nage, 0.0);
         std::fill(old, old + nage, 0.0);
-        return total;
+        return (total > 0.0 && std::isfinite(total)) ? 0.0 : total;
     }
     const double inv = 1.0 / total;
     for (std::size_t i = 0; i < nage; ++i) {

@@ -67,6 +67,18 @@ TEST_CASE("delayed-tau bin masses are the closed form, split at t_bc, never nega
     CHECK(old[0] == 0.0 && old[1] == 0.0 && young[3] == 0.0);
 }
 
+TEST_CASE("an SFH that forms (nearly) nothing within the age has no weights and a zero total") {
+    // a Gaussian SFH (form 3) peaking 11.5 Gyr after the onset, 0.28 Gyr wide, seen 1 Gyr
+    // after it: 1e-302 of its mass is formed by then, and every bin mass underflows
+    const double shape[4] = {0.284, 11.55, 1.0, 1.0};
+    const double edges[4] = {0.0, 0.005, 0.5, 5.0};
+    double young[3], old[3];
+    CHECK(sfh_mass_between(3, shape, 0.0, 1.0) < 1e-290);
+    const double total = sfh_bin_masses(3, shape, 1.0, edges, 3, 0.01, young, old);
+    CHECK(total == 0.0);
+    for (int i = 0; i < 3; ++i) CHECK(young[i] == 0.0 && old[i] == 0.0);
+}
+
 TEST_CASE("a burst reproduces the SSP and the mass is normalised") {
     Grid g = tiny_grid();
     g.validate();

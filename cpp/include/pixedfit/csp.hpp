@@ -122,7 +122,8 @@ double sfh_first_moment(int form, const double shape[4], double age);
 
 // Mass formed per SSP age bin for 1 Msun formed in total: `young` gets the part of each bin
 // younger than t_bc, `old` the rest (both of length nage). Returns the total unnormalised
-// mass (<= 0 or non-finite when the SFH is degenerate; the weights are then zero).
+// mass (<= 0 or non-finite when the SFH is degenerate, i.e. forms less than 1e-290 within
+// [0, age]; the weights are then zero).
 double sfh_bin_masses(int form, const double shape[4], double age, const double* edges,
                       std::size_t nage, double t_bc, double* young, double* old);
 
