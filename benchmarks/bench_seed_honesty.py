@@ -110,6 +110,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.repeats < 3:
         raise SystemExit("--repeats: at least 3 repeats are needed for a standard deviation")
+    if args.every < 1 or args.nmod < 1:
+        raise SystemExit("--every and --nmod must be positive integers")
     names, flux, err, zs = galaxies(args.every)
     model = SEDModel(sfh_form=1, dust_law=0, duste_switch=True, add_neb_emission=True)
     ranges = {"log_age": (-1.0, 1.14)}
