@@ -121,6 +121,7 @@ def main() -> None:
     reported = {q: np.full(shape, np.nan) for q in QUANTITIES}
     half = {q: np.full(shape, np.nan) for q in QUANTITIES}
     evaluations = np.zeros(shape)
+    converged = np.zeros(shape, dtype=bool)
     library = None
     start = time.perf_counter()
     for r in range(args.repeats):
@@ -143,11 +144,12 @@ def main() -> None:
                 half[q][r, g] = 0.5 * (res.p84[j] - res.p16[j])
                 reported[q][r, g] = errors.get(q, np.nan)
             evaluations[r, g] = res.n_model_evaluations
+            converged[r, g] = bool(res.converged)
         print(f"repeat {r + 1}/{args.repeats}: {len(results)} fits, "
               f"{time.perf_counter() - start:.0f} s so far", flush=True)
     line = (f"RESULT vary={args.vary} ngal={len(names)} repeats={args.repeats} "
             f"nmod={args.nmod} target_ess={args.target_ess:g} "
-            f"evaluations_mean={evaluations.mean():.0f}")
+            f"evaluations_mean={evaluations.mean():.0f} converged={converged.mean():.3f}")
     for q, max_half in QUANTITIES.items():
         h = honesty(p50[q], reported[q], half[q], max_half)
         print(f"{q}: {h['n']} galaxies (68 % half-width <= {max_half} dex): real / reported "
