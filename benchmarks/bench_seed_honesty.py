@@ -37,11 +37,19 @@ import warnings
 import numpy as np
 from scipy.stats import chi2
 
-from fit_dustpedia import BANDS, galaxy_seds, read_rows
+from fit_dustpedia import (
+    BANDS,
+    FIT_OPTIONS,
+    RANGES,
+    catalogue_names,
+    dustpedia_model,
+    galaxy_seds,
+    read_rows,
+    usable,
+)
 from pixedfit.fitting import fit_catalog
 from pixedfit.fitting.adaptive import AdaptiveSettings
 from pixedfit.library import generate_library
-from pixedfit.sps import SEDModel
 
 #: The quantities compared, and the 68 % half-width (dex) above which a posterior is a bound.
 QUANTITIES = {"log_mass": 0.3, "log_sfr100": 1.0}
@@ -53,9 +61,9 @@ def galaxies(every: int) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]
     phot = read_rows("DustPedia_Aperture_Photometry_2.2.csv")
     leda = read_rows("DustPedia_HyperLEDA_Herschel.csv")
     cig = read_rows("dustpedia_cigale_results_final_version.csv", comment_header=True)
-    names = [n for n in phot if n in leda and n in cig][:600]
+    names = catalogue_names(phot, leda, cig)[:600]
     flux, err, zs = galaxy_seds(names, phot, leda)
-    ok = np.flatnonzero(np.isfinite(zs) & (np.isfinite(flux).sum(axis=1) >= 8))[::every]
+    ok = np.flatnonzero(usable(flux, zs))[::every]
     return [names[i] for i in ok], flux[ok], err[ok], zs[ok]
 
 
@@ -113,8 +121,7 @@ def main() -> None:
     if args.every < 1 or args.nmod < 1:
         raise SystemExit("--every and --nmod must be positive integers")
     names, flux, err, zs = galaxies(args.every)
-    model = SEDModel(sfh_form=1, dust_law=0, duste_switch=True, add_neb_emission=True)
-    ranges = {"log_age": (-1.0, 1.14)}
+    model = dustpedia_model()
     settings = AdaptiveSettings(target_ess=args.target_ess)
     shape = (args.repeats, len(names))
     p50 = {q: np.full(shape, np.nan) for q in QUANTITIES}
@@ -127,15 +134,14 @@ def main() -> None:
     for r in range(args.repeats):
         seed = r + 1
         if library is None or args.vary == "library":
-            library = generate_library(model, args.nmod, ranges=ranges, threads=args.threads,
+            library = generate_library(model, args.nmod, ranges=RANGES, threads=args.threads,
                                        seed=seed if args.vary == "library"
                                        else args.library_seed)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # convergence is counted below
             results = fit_catalog(flux, err, list(BANDS.values()), zs, library=library,
-                                  model=model, dz=0.002, error_floor=0.05,
-                                  mask_invalid=True, seed=seed, threads=args.threads,
-                                  refine=settings)
+                                  model=model, error_floor=0.05, seed=seed,
+                                  threads=args.threads, refine=settings, **FIT_OPTIONS)
         for g, res in enumerate(results):
             errors = res.diagnostics["median_errors"]
             for q in QUANTITIES:

@@ -57,6 +57,11 @@ BANDS = {
     "PACS_160": "herschel_pacs_160", "SPIRE_250": "herschel_spire_250",
     "SPIRE_350": "herschel_spire_350", "SPIRE_500": "herschel_spire_500",
 }
+#: Library ranges that differ from the model's defaults (ages up to the age of the universe).
+RANGES = {"log_age": (-1.0, 1.14)}
+#: Options of every fit_catalog call: the library's redshift step (finer than the default:
+#: these galaxies lie within z < 0.016) and bands without a valid flux or error dropped.
+FIT_OPTIONS = {"dz": 0.002, "mask_invalid": True}
 SALPETER_TO_KROUPA_MASS = np.log10(0.66)
 SALPETER_TO_KROUPA_SFR = np.log10(0.67)
 
@@ -104,6 +109,22 @@ def galaxy_seds(names: list[str], phot: dict[str, dict[str, str]] | None = None,
         if dist > 0:
             zs[i] = z_at_value(cosmo.luminosity_distance, dist * u.Mpc).value
     return flux, err, zs
+
+
+def dustpedia_model() -> SEDModel:
+    """The model of the fits: delayed-τ SFH, Charlot & Fall dust, nebular and DL07 dust
+    emission, BC03 (Kroupa IMF)."""
+    return SEDModel(sfh_form=1, dust_law=0, duste_switch=True, add_neb_emission=True)
+
+
+def catalogue_names(phot: dict, leda: dict, cig: dict) -> list[str]:
+    """The galaxies in all three catalogues, in the photometry's order."""
+    return [n for n in phot if n in leda and n in cig]
+
+
+def usable(flux: np.ndarray, zs: np.ndarray) -> np.ndarray:
+    """Galaxies (rows of :func:`galaxy_seds`) with a distance and at least 8 good bands."""
+    return np.isfinite(zs) & (np.isfinite(flux).sum(axis=1) >= 8)
 
 
 def nmad(d: np.ndarray) -> float:
@@ -198,7 +219,7 @@ def main() -> None:
     phot = read_rows("DustPedia_Aperture_Photometry_2.2.csv")
     leda = read_rows("DustPedia_HyperLEDA_Herschel.csv")
     cig = read_rows("dustpedia_cigale_results_final_version.csv", comment_header=True)
-    names = [n for n in phot if n in leda and n in cig]
+    names = catalogue_names(phot, leda, cig)
     if args.names:
         wanted = args.names.split(",")
         unknown = sorted(set(wanted) - set(names))
@@ -208,11 +229,11 @@ def main() -> None:
     names = names[: args.limit]
     filters = list(BANDS.values())
     flux, err, zs = galaxy_seds(names, phot, leda)
-    ok = np.isfinite(zs) & (np.isfinite(flux).sum(axis=1) >= 8)
+    ok = usable(flux, zs)
     report(f"{ok.sum()} of {len(names)} galaxies with a distance and >= 8 good bands")
 
-    model = SEDModel(sfh_form=1, dust_law=0, duste_switch=True, add_neb_emission=True)
-    ranges = {"log_age": (-1.0, 1.14)}
+    model = dustpedia_model()
+    ranges = dict(RANGES)
     if args.fix_logzsol:
         ranges["logzsol"] = (0.0, 0.0)
     sel = [n for n, good in zip(names, ok, strict=True) if good]
@@ -229,8 +250,8 @@ def main() -> None:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", ConvergenceWarning)
             results = fit_catalog(flux[ok], err[ok], filters, zs[ok], library=library,
-                                  model=model, dz=0.002, error_floor=args.floor,
-                                  mask_invalid=True, refine=not args.plain, seed=seed,
+                                  model=model, error_floor=args.floor,
+                                  refine=not args.plain, seed=seed, **FIT_OPTIONS,
                                   threads=args.threads, pool=pool)
         t_fit = time.perf_counter() - start
         k_m = results[0].names.index("log_mass")

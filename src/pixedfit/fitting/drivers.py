@@ -833,10 +833,10 @@ def fit_catalog(
         uses the band fluxes interpolated linearly in z between two grid planes, with the
         distance dimming divided out (:class:`_ZInterpolator`). The adaptive refinement
         evaluates the model exactly at the SED's z; ``refine=False`` (plain RDSPS) fits
-        the interpolated fluxes themselves. Where a band's flux changes steeply with z
-        (a line crossing a filter edge, a heavily attenuated ultraviolet) 0.01 can be
-        coarse: on a DustPedia-like model at z < 0.016 the 99th percentile of the GALEX
-        FUV errors reaches 14 % (0.3 % with 0.002, 0.6 % below the grid's first z).
+        the interpolated fluxes themselves. Where a band's flux changes steeply with z,
+        0.01 can be coarse: on a DustPedia-like model at z < 0.016 the 99th percentile of
+        the GALEX FUV errors reaches 14 % (0.3 % with 0.002, 0.6 % below the grid's first
+        z).
     spectra : sequence of ObservedSpectrum or None, optional
         One spectrum (or None) per galaxy, fitted together with its photometry.
     seed : int
