@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.optimize import minimize
-from scipy.stats import kstest, multivariate_normal, norm
+from scipy.stats import kstest, logistic, multivariate_normal, norm
 from scipy.stats import t as student_t
 
 from _sps_shared import FILTERS_12 as FILTERS
@@ -34,6 +34,7 @@ from pixedfit.fitting.adaptive import (
     _laplace_modes,
     _MassProposal,
     _spread_starts,
+    _tempering_exponent,
     effective_sample_size,
     median_errors,
     run_adaptive,
@@ -247,6 +248,42 @@ def test_box_mixture_draws_follow_its_density():
     np.testing.assert_allclose(u.mean(axis=0), mean, atol=0.004)
     np.testing.assert_allclose(np.cov(u.T), ((uu - mean).T * q) @ (uu - mean), atol=0.002)
     assert np.mean(u[:, 0] > 0.45) == pytest.approx(0.4, abs=0.01)  # the second kernel
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(2, 3000), scale=st.floats(0.01, 200.0), target=st.floats(1.0, 2000.0),
+       skew=st.booleans(), seed=st.integers(0, 2**32 - 1))
+def test_tempering_exponent_is_the_largest_beta_reaching_the_target(n, scale, target, skew,
+                                                                     seed):
+    """w^β with the returned β reaches the target ESS (capped at half the weights), and a
+    β larger by 1e-6 does not: the answer of a bisection, found in far fewer steps."""
+    rng = np.random.default_rng(seed)
+    lw = -rng.exponential(scale, n) if skew else rng.normal(0.0, scale, n)
+    lw[rng.random(n) < 0.1] = -np.inf  # dropped samples are ignored
+    finite = lw[np.isfinite(lw)]
+    beta = _tempering_exponent(lw, target)
+    goal = min(target, 0.5 * finite.size)
+    assert 0.0 <= beta <= 1.0
+    if finite.size == 0:
+        assert beta == 1.0
+        return
+    assert effective_sample_size(beta * finite) >= goal * (1.0 - 1e-9)
+    if beta < 1.0:
+        assert effective_sample_size(min(beta + 1e-6, 1.0) * finite) < goal * (1.0 + 1e-9)
+    else:
+        assert effective_sample_size(finite) >= goal
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.floats(-745.0, 745.0), min_size=1, max_size=40))
+def test_logistic_terms_are_minus_the_logistic_log_density(values):
+    """``_Box.logistic_terms`` = ln(1 + e^−y) + ln(1 + e^y) (scipy's logistic), symmetric,
+    finite for any double (no overflow of e^y)."""
+    y = np.array(values)
+    got = _Box.logistic_terms(y)
+    np.testing.assert_allclose(got, -logistic.logpdf(y), rtol=1e-13, atol=1e-300)
+    np.testing.assert_array_equal(got, _Box.logistic_terms(-y))
+    assert np.all(np.isfinite(_Box.logistic_terms(np.array([1e308, -1e308]))))
 
 
 def test_em_mixture_kernels_are_limited_by_the_effective_sample_size():
