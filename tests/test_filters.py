@@ -88,6 +88,21 @@ def test_pivot_of_a_box_filter_is_analytic():
     assert filters.pivot_wavelength(w, t) == pytest.approx(np.sqrt(num), rel=1e-9)
 
 
+def test_builtin_pivots_are_computed_once_and_a_user_curve_of_the_same_name_wins(tmp_path):
+    """The pivot of a built-in curve is cached (a catalogue fit asks once per SED): the
+    same bits as computing it from the curve, and a user filter added under a built-in
+    name gets its own pivot, not the cached one."""
+    curve = filters.get_filter_curve("sdss_g")
+    direct = filters.pivot_wavelength(*curve)
+    assert filters.cwave_filters("sdss_g") == direct
+    assert filters.cwave_filters(["sdss_g", "sdss_g"]).tolist() == [direct, direct]
+    wave, trans = np.array([6400.0, 6500.0, 6600.0]), np.array([0.0, 1.0, 0.0])
+    filters.add_filter("sdss_g", wave, trans, overwrite=True, data_dir=tmp_path)
+    assert (filters.cwave_filters("sdss_g", data_dir=tmp_path)
+            == filters.pivot_wavelength(wave, trans))
+    assert filters.cwave_filters("sdss_g") == direct
+
+
 def test_unknown_filter_suggests_close_matches_and_add_filter():
     with pytest.raises(filters.UnknownFilterError, match=r"sdss_r.*add_filter"):
         filters.get_filter_curve("sdss_rr")

@@ -269,6 +269,7 @@ class _Resolved:
     wave: NDArray[np.float64]
     trans: NDArray[np.float64]
     cwave: float | None  # user-given central wavelength, if any
+    builtin: str | None = None  # the sedpy curve's name, for a built-in filter
 
 
 def _unknown(name: str, registry: dict[str, Any]) -> UnknownFilterError:
@@ -306,7 +307,7 @@ def _resolve(name: str, registry: dict[str, Any]) -> _Resolved:
     if target is None:
         raise _unknown(name, registry)
     wave, trans = _read_sedpy_curve(target)
-    return _Resolved(name, wave, trans, None)
+    return _Resolved(name, wave, trans, None, target)
 
 
 def _as_name_list(filters: str | Iterable[str]) -> list[str]:
@@ -395,6 +396,13 @@ def pivot_wavelength(wave: ArrayLike, trans: ArrayLike) -> float:
     # ∫ (ta + s (x - a)) / x dx = (ta - s a) ln(b/a) + s h
     den = np.sum((ta - s * a) * np.log(b / a) + s * h)
     return float(np.sqrt(num / den))
+
+
+@functools.cache
+def _builtin_pivot(sedpy_name: str) -> float:
+    """:func:`pivot_wavelength` of a built-in curve, computed once (the curves are cached
+    and never change; a fit of a catalogue asks for its bands' pivots once per SED)."""
+    return pivot_wavelength(*_read_sedpy_curve(sedpy_name))
 
 
 def _validate_curve(wave: ArrayLike, trans: ArrayLike, what: str) -> tuple[NDArray, NDArray]:
@@ -556,7 +564,12 @@ def cwave_filters(
     values = []
     for name in _as_name_list(filters):
         res = _resolve(name, registry)
-        pivot = res.cwave if res.cwave is not None else pivot_wavelength(res.wave, res.trans)
+        if res.cwave is not None:
+            pivot = res.cwave
+        elif res.builtin is not None:
+            pivot = _builtin_pivot(res.builtin)
+        else:
+            pivot = pivot_wavelength(res.wave, res.trans)
         values.append(pivot)
     if isinstance(filters, str):
         return values[0]

@@ -93,7 +93,9 @@ def log_mass_box(obs: NDArray, err: NDArray, filters: Sequence[str], z_lo: float
         dl = float(luminosity_distance(max(zz, 1e-5), cosmo, H0, Om0)) * MPC_CM
         return math.log10(4.0 * math.pi * dl * dl * ref / L_SUN_CGS)
 
-    return log_l(z_lo) + log_mass_to_light[0], log_l(z_hi) + log_mass_to_light[1]
+    l_lo = log_l(z_lo)
+    l_hi = l_lo if z_hi == z_lo else log_l(z_hi)  # (a fixed redshift: one distance)
+    return l_lo + log_mass_to_light[0], l_hi + log_mass_to_light[1]
 
 
 def mass_box_edge(log_mass: NDArray, weights: NDArray | None, lo: float, hi: float,
