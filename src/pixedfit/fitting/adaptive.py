@@ -1039,7 +1039,7 @@ def _tempering_exponent(log_weights: NDArray, target: float, tol: float = 1e-7) 
     The ESS of ``w^β`` falls monotonically with β (its log has the derivative
     ``2 (E_β[ln w] − E_2β[ln w]) ≤ 0``), so the root of ``ln ESS(β) − ln target`` is
     bracketed and found by the Illinois variant of regula falsi (Dowell & Jarratt 1971),
-    which keeps the bracket and converges superlinearly: ≈ 8 ESS evaluations instead of
+    which keeps the bracket and converges superlinearly: ≈ 10 ESS evaluations instead of
     the 50 of a bisection to double precision. The lower end of the bracket, whose ESS
     reaches the target, is returned."""
     lw = log_weights[np.isfinite(log_weights)]
@@ -1052,6 +1052,7 @@ def _tempering_exponent(log_weights: NDArray, target: float, tol: float = 1e-7) 
     lo, hi = 0.0, 1.0
     f_lo = math.log(lw.size) - log_target  # ESS(0) = the number of weights: > 0
     f_hi = math.log(_kish_ess(lw)) - log_target  # < 0
+    excess = f_lo  # the true value at lo (f_lo may be halved by the Illinois rule)
     side = 0
     for _ in range(100):
         if hi - lo <= tol:
@@ -1061,7 +1062,7 @@ def _tempering_exponent(log_weights: NDArray, target: float, tol: float = 1e-7) 
             mid = 0.5 * (lo + hi)
         f_mid = math.log(_kish_ess(mid * lw)) - log_target
         if f_mid >= 0.0:
-            lo, f_lo = mid, f_mid
+            lo, f_lo, excess = mid, f_mid, f_mid
             if side == 1:  # the same end kept twice: halve the other's value (Illinois)
                 f_hi *= 0.5
             side = 1
@@ -1070,7 +1071,7 @@ def _tempering_exponent(log_weights: NDArray, target: float, tol: float = 1e-7) 
             if side == -1:
                 f_lo *= 0.5
             side = -1
-        if f_lo < 1e-9:  # the ESS at lo is the target to 1e-9
+        if excess < 1e-9:  # the ESS at lo is the target to 1e-9
             break
     return lo
 
