@@ -167,6 +167,37 @@ def test_bad_input(model, library, tmp_path):
         nospec.write_pixedfit(tmp_path / "x.hdf5")
 
 
+def test_photometry_planes_larger_than_half_the_memory_are_refused(model, library,
+                                                                   monkeypatch):
+    """A redshift grid whose photometry would take more than half the machine's memory is
+    refused before any work, with the sizes and what to change; within it, it is made."""
+    import pixedfit.library as lib_mod
+    from pixedfit.fitting import fit_catalog
+
+    grid = np.linspace(0.01, 0.05, 5)
+    need = 8 * grid.size * len(FILTERS) * library.nmodels  # 60 kB
+    calls = []
+
+    def fake_photometry_zgrid(*args, **kwargs):  # the work that must not start
+        calls.append(1)
+        raise AssertionError("photometry computed despite the memory check")
+
+    monkeypatch.setattr(lib_mod, "_physical_memory_bytes", lambda: 2 * need - 2)
+    monkeypatch.setattr(model, "photometry_zgrid", fake_photometry_zgrid)
+    with pytest.raises(ValueError, match=r"z: .*300 models in 5 bands at 5 redshifts.*dz"):
+        library.photometry(FILTERS, grid, model=model)
+    obs = np.full((2, len(FILTERS)), 1e-15)
+    with pytest.raises(ValueError, match=r"z: .*larger dz"):
+        fit_catalog(obs, obs * 0.1, FILTERS, [0.01, 0.04], library=library, model=model,
+                    dz=0.01, refine=False)
+    assert calls == []
+    monkeypatch.undo()
+    monkeypatch.setattr(lib_mod, "_physical_memory_bytes", lambda: 2 * need)
+    assert library.photometry(FILTERS, grid, model=model).flux.shape[0] == grid.size
+    monkeypatch.setattr(lib_mod, "_physical_memory_bytes", lambda: None)  # OS says nothing
+    assert library.photometry(FILTERS, grid, model=model).flux.shape[0] == grid.size
+
+
 def test_photometry_table_at_fixed_redshift(model, library, tmp_path):
     from astropy.table import Table
 
