@@ -836,7 +836,8 @@ def fit_catalog(
         the interpolated fluxes themselves. Where a band's flux changes steeply with z,
         0.01 can be coarse: on a DustPedia-like model at z < 0.016 the 99th percentile of
         the GALEX FUV errors reaches 14 % (0.3 % with 0.002, 0.6 % below the grid's first
-        z).
+        z). The grid's photometry takes 8 × nz × nband × nmod bytes in every process; more
+        than half the machine's memory is refused with a ValueError before any work.
     spectra : sequence of ObservedSpectrum or None, optional
         One spectrum (or None) per galaxy, fitted together with its photometry.
     seed : int
