@@ -44,7 +44,7 @@ from fit_dustpedia import (
     catalogue_names,
     dustpedia_model,
     galaxy_seds,
-    read_rows,
+    read_catalogues,
     usable,
 )
 from pixedfit.fitting import fit_catalog
@@ -58,9 +58,7 @@ QUANTITIES = {"log_mass": 0.3, "log_sfr100": 1.0}
 def galaxies(every: int) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
     """Every ``every``-th DustPedia galaxy with a distance and ≥ 8 good bands: names,
     fluxes and errors (erg s⁻¹ cm⁻² Å⁻¹, shape (ngal, 27)) and redshifts (ngal,)."""
-    phot = read_rows("DustPedia_Aperture_Photometry_2.2.csv")
-    leda = read_rows("DustPedia_HyperLEDA_Herschel.csv")
-    cig = read_rows("dustpedia_cigale_results_final_version.csv", comment_header=True)
+    phot, leda, cig = read_catalogues()
     names = catalogue_names(phot, leda, cig)[:600]
     flux, err, zs = galaxy_seds(names, phot, leda)
     ok = np.flatnonzero(usable(flux, zs))[::every]

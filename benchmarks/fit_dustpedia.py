@@ -57,6 +57,10 @@ BANDS = {
     "PACS_160": "herschel_pacs_160", "SPIRE_250": "herschel_spire_250",
     "SPIRE_350": "herschel_spire_350", "SPIRE_500": "herschel_spire_500",
 }
+#: The catalogues (files in DATA): aperture photometry, HyperLEDA distances, CIGALE results.
+PHOT_CSV = "DustPedia_Aperture_Photometry_2.2.csv"
+LEDA_CSV = "DustPedia_HyperLEDA_Herschel.csv"
+CIGALE_CSV = "dustpedia_cigale_results_final_version.csv"
 #: Library ranges that differ from the model's defaults (ages up to the age of the universe).
 RANGES = {"log_age": (-1.0, 1.14)}
 #: Options of every fit_catalog call: the library's redshift step (finer than the default:
@@ -90,8 +94,8 @@ def galaxy_seds(names: list[str], phot: dict[str, dict[str, str]] | None = None,
     non-positive entries; bands in ``BANDS`` order) and redshifts (from the HyperLEDA
     distance, NaN without one) of the catalogue galaxies ``names``. ``phot`` and ``leda``
     are the catalogues as read by :func:`read_rows` (read here when not given)."""
-    phot = read_rows("DustPedia_Aperture_Photometry_2.2.csv") if phot is None else phot
-    leda = read_rows("DustPedia_HyperLEDA_Herschel.csv") if leda is None else leda
+    phot = read_rows(PHOT_CSV) if phot is None else phot
+    leda = read_rows(LEDA_CSV) if leda is None else leda
     pivots = cwave_filters(list(BANDS.values()))
     cosmo = FlatLambdaCDM(H0=70, Om0=0.3)
     flux = np.full((len(names), len(BANDS)), np.nan)
@@ -109,6 +113,11 @@ def galaxy_seds(names: list[str], phot: dict[str, dict[str, str]] | None = None,
         if dist > 0:
             zs[i] = z_at_value(cosmo.luminosity_distance, dist * u.Mpc).value
     return flux, err, zs
+
+
+def read_catalogues() -> tuple[dict, dict, dict]:
+    """The aperture photometry, HyperLEDA and CIGALE tables, each keyed by galaxy name."""
+    return read_rows(PHOT_CSV), read_rows(LEDA_CSV), read_rows(CIGALE_CSV, comment_header=True)
 
 
 def dustpedia_model() -> SEDModel:
@@ -216,9 +225,7 @@ def main() -> None:
     if args.compare is not None:
         compare_tables(*args.compare)
         return
-    phot = read_rows("DustPedia_Aperture_Photometry_2.2.csv")
-    leda = read_rows("DustPedia_HyperLEDA_Herschel.csv")
-    cig = read_rows("dustpedia_cigale_results_final_version.csv", comment_header=True)
+    phot, leda, cig = read_catalogues()
     names = catalogue_names(phot, leda, cig)
     if args.names:
         wanted = args.names.split(",")

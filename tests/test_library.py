@@ -9,6 +9,8 @@ import h5py
 import numpy as np
 import pytest
 
+import pixedfit.library as lib_mod
+from pixedfit.fitting import fit_catalog
 from pixedfit.library import GENERATION_RANGES, ModelLibrary, generate_library, read_library
 from pixedfit.sps import SEDModel
 
@@ -171,9 +173,6 @@ def test_photometry_planes_larger_than_half_the_memory_are_refused(model, librar
                                                                    monkeypatch):
     """A redshift grid whose photometry would take more than half the machine's memory is
     refused before any work, with the sizes and what to change; within it, it is made."""
-    import pixedfit.library as lib_mod
-    from pixedfit.fitting import fit_catalog
-
     grid = np.linspace(0.01, 0.05, 5)
     need = 8 * grid.size * len(FILTERS) * library.nmodels  # 60 kB
     calls = []
