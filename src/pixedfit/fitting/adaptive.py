@@ -1229,9 +1229,8 @@ class _MassProposal:
             mass_in_box[edge] = stdtr(self.df, zb[edge]) - fa[edge]
         ok &= mass_in_box > 1e-9  # the data's scale far outside the box: draw uniformly
         share = np.where(ok, share, 1.0)
-        plain = np.flatnonzero(self.rng.random(mu.size) < share)  # drawn uniformly
-        uniform = np.zeros(mu.size, dtype=bool)
-        uniform[plain] = True
+        uniform = self.rng.random(mu.size) < share
+        plain = np.flatnonzero(uniform)
         r = np.ones(mu.size)
         reject = ok & ~uniform & (mass_in_box >= 0.5)
         inverse = np.flatnonzero(ok & ~uniform & ~reject)
