@@ -39,7 +39,7 @@ import numpy as np
 
 import pixedfit
 from pixedfit.binning import bin_pixels
-from pixedfit.cube import FluxCube
+from pixedfit.cubes import FluxCube
 
 REF_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / \
     "original_algorithms"

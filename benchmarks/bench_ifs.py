@@ -30,7 +30,7 @@ from astropy.io import fits
 from astropy.wcs import WCS
 
 import pixedfit
-from pixedfit.cube import FluxCube
+from pixedfit.cubes import FluxCube
 from pixedfit.ifs.generators import AnalyticGalaxy, manga_wave_grid, write_manga_logcube
 from pixedfit.ifs.readers import read_manga
 from pixedfit.ifs.spatial import (

@@ -17,7 +17,7 @@ import numpy as np
 from numpy.polynomial import legendre as npleg
 
 from pixedfit import _core
-from pixedfit.fitting.spectro import fit_legendre
+from pixedfit.fitting.legendre import fit_legendre
 
 
 def main() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from astropy.wcs import WCS
 
-from pixedfit.cube import FluxCube
+from pixedfit.cubes import FluxCube
 from pixedfit.ifs.generators import AnalyticGalaxy
 
 

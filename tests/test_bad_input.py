@@ -24,7 +24,7 @@ from astropy.wcs import WCS
 import pixedfit
 from pixedfit.binning import bin_with_map, reduced_chi2
 from pixedfit.cosmology import luminosity_distance, redshift_at_distance
-from pixedfit.cube import FluxCube
+from pixedfit.cubes import FluxCube
 from pixedfit.fitting import fit_binmap, fit_catalog, fit_sed
 from pixedfit.fitting.mcmc import McmcSettings
 from pixedfit.fitting.priors import PriorSet

@@ -21,7 +21,7 @@ from pixedfit.binning import (
     reduced_chi2,
     systematic_error_factor,
 )
-from pixedfit.cube import FluxCube
+from pixedfit.cubes import FluxCube
 
 REFERENCE = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / \
     "original_algorithms"

@@ -13,7 +13,7 @@ from astropy.wcs import WCS
 
 from pixedfit.binning import BinnedCube, bin_file, bin_images, bin_pixels
 from pixedfit.cosmology import kpc_per_pixel
-from pixedfit.cube import FluxCube, SpecPhotCube, read_cube
+from pixedfit.cubes import FluxCube, SpecPhotCube, read_cube
 
 matplotlib.use("Agg")
 
@@ -212,7 +212,7 @@ def test_bin_images_arrays_and_files(tmp_path):
 
 
 def test_plots(tmp_path):
-    from pixedfit.binning_plots import plot_bin_map, plot_bin_seds, plot_bin_snr_radius
+    from pixedfit.binning.plots import plot_bin_map, plot_bin_seds, plot_bin_snr_radius
 
     sp = _specphot(_cube())
     res = bin_pixels(sp, SNR=8)

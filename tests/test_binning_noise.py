@@ -9,7 +9,7 @@ from astropy.io import fits
 from scipy.signal import fftconvolve
 
 from pixedfit.binning import bin_pixels, bin_with_map, correlated_bin_variance
-from pixedfit.cube import FluxCube
+from pixedfit.cubes import FluxCube
 
 FILTERS = ("sdss_g", "sdss_r")
 SHAPE = (48, 48)

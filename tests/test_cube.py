@@ -8,7 +8,7 @@ from astropy.io import fits
 from astropy.wcs import WCS
 
 import pixedfit
-from pixedfit.cube import FluxCube, SpecPhotCube
+from pixedfit.cubes import FluxCube, SpecPhotCube
 
 FILTERS = ["sdss_u", "sdss_g", "sdss_r", "sdss_i", "sdss_z"]
 

@@ -15,9 +15,8 @@ from scipy import stats
 from scipy.special import logsumexp
 
 from pixedfit import _core
-from pixedfit.binned import BinnedCube
 from pixedfit.binning import bin_pixels
-from pixedfit.cube import FluxCube, SpecPhotCube
+from pixedfit.cubes import BinnedCube, FluxCube, SpecPhotCube
 from pixedfit.fitting import fit_binmap, fit_catalog, fit_sed
 from pixedfit.fitting.errors import (
     CalibrationWarning,

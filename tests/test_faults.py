@@ -493,7 +493,7 @@ def test_chain_space_counts_each_pending_chain_and_the_running_overhead(tmp_path
 def test_digests_tell_apart_what_changes_a_fit():
     from astropy.cosmology import FlatLambdaCDM
 
-    from pixedfit.fitting.specfit import ObservedSpectrum
+    from pixedfit.fitting.spectral_likelihood import ObservedSpectrum
 
     a = np.linspace(1.0, 2.0, 50)
     assert input_digest(a, 0.1) == input_digest(a.copy(), 0.1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pixedfit.cube import FluxCube, SpecPhotCube
+from pixedfit.cubes import FluxCube, SpecPhotCube
 from pixedfit.ifs.matching import match_imgifs_spectral
 from pixedfit.library import generate_library
 from pixedfit.sps import SEDModel

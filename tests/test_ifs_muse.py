@@ -10,13 +10,13 @@ from astropy.io import fits
 
 from ifs_synth import tan_wcs
 from pixedfit.binning import bin_pixels
-from pixedfit.cube import FluxCube, SpecPhotCube
+from pixedfit.cubes import FluxCube, SpecPhotCube
 from pixedfit.filters import add_filter, photometry
-from pixedfit.ifs.lines import air_to_vacuum
 from pixedfit.ifs.readers import read_muse
 from pixedfit.ifs.spatial import discrete_gaussian_kernel, match_imgifs_spatial
 from pixedfit.images.align import reproject_image
 from pixedfit.images.psf import convolve_image
+from pixedfit.lines import air_to_vacuum
 
 MUSE_FILE = Path("muse_udf_subcube") / "subcub_mosaic.fits.gz"
 BAND = "muse_tophat_5050"

@@ -358,7 +358,7 @@ def test_match_with_registration_and_blurred_photometry(shared_data: Path) -> No
     """A sharper (0.8") image with a 0.5" WCS error: matching used to stop (IFS PSF broader
     than the image's) and ignore the offset; now the bands are blurred to the cube's PSF,
     the cube registered, and its synthetic band agrees with the image within 5 %."""
-    from pixedfit.cube import FluxCube
+    from pixedfit.cubes import FluxCube
 
     _tophat()
     native = read_muse(shared_data / MUSE_FILE)

@@ -9,7 +9,7 @@ import pytest
 
 from ifs_synth import galaxy, imaging, tan_wcs
 from pixedfit.binning import bin_pixels
-from pixedfit.cube import FluxCube, SpecPhotCube, read_cube
+from pixedfit.cubes import FluxCube, SpecPhotCube, read_cube
 from pixedfit.filters import photometry
 from pixedfit.ifs.generators import (
     califa_wave_grid,

@@ -7,7 +7,7 @@ import pytest
 from astropy.io import fits
 from astropy.wcs import WCS
 
-from pixedfit.cube import FluxCube
+from pixedfit.cubes import FluxCube
 from pixedfit.filters import cwave_filters
 from pixedfit.images.extinction import (
     band_extinction,

@@ -14,7 +14,7 @@ from astropy.wcs import WCS
 from photutils.aperture import SkyCircularAperture, aperture_photometry
 from scipy import ndimage
 
-from pixedfit.cube import FluxCube
+from pixedfit.cubes import FluxCube
 from pixedfit.filters import cwave_filters
 from pixedfit.images.align import binned_variance, fix_cutout_wcs
 from pixedfit.images.process import ImageSet, read_noise_correlation

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pixedfit.cube import FluxCube
+from pixedfit.cubes import FluxCube
 from pixedfit.images.psf import gaussian_psf, kernel_noise_correlation
 from pixedfit.images.utils import (
     aperture_mask,

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from pixedfit.binned import BinnedCube
+from pixedfit.cubes import BinnedCube
 from pixedfit.fitting import fit_sed
 from pixedfit.images import ImageSet
 from pixedfit.images.align import chain_noise_correlation, reproject_image, set_pixel_scale

@@ -18,9 +18,8 @@ from pixedfit.analysis.maps import (
     maps_parameters,
 )
 from pixedfit.analysis.plots import plot_maps
-from pixedfit.binned import BinnedCube, LeftoverWarning
 from pixedfit.binning import bin_with_map
-from pixedfit.cube import FluxCube
+from pixedfit.cubes import BinnedCube, FluxCube, LeftoverWarning
 from pixedfit.fitting import fit_binmap
 from pixedfit.fitting.results import FitResult
 from pixedfit.library import generate_library

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from numpy.polynomial import legendre as npleg
 
-from pixedfit.fitting.spectro import eval_legendre, fit_legendre
+from pixedfit.fitting.legendre import eval_legendre, fit_legendre
 
 WAVE = np.linspace(3600.0, 9000.0, 800)
 X = 2 * (WAVE - WAVE[0]) / (WAVE[-1] - WAVE[0]) - 1

@@ -15,7 +15,7 @@ from pixedfit.analysis.maps import (
     share_out,
 )
 from pixedfit.binning import bin_with_map
-from pixedfit.cube import FluxCube
+from pixedfit.cubes import FluxCube
 from pixedfit.fitting.results import FitResult, ResultStore
 
 FILTERS = ("sdss_g", "sdss_r", "sdss_i")

@@ -387,7 +387,7 @@ def test_mpi_split_gives_the_serial_result(model, library, tmp_path):
 
 
 def test_binmap_mcmc_with_a_spectrum(model, library):
-    from pixedfit.binned import BinnedCube
+    from pixedfit.cubes import BinnedCube
     from pixedfit.fitting import fit_binmap
 
     obs1, err1, _ = _mock(model, library, 11, 0.05, log_mass=8.0, seed=1)

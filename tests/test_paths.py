@@ -11,7 +11,7 @@ import pytest
 
 from pixedfit._paths import atomic_path
 from pixedfit.analysis.plots import save_figure
-from pixedfit.cube import FluxCube
+from pixedfit.cubes import FluxCube
 from pixedfit.filters import add_filter
 
 

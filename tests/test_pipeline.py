@@ -163,7 +163,7 @@ def test_mpi_run_matches_serial(observation, tmp_path):
 
 def test_ifs_stage_with_an_existing_flux_map(tmp_path):
     from ifs_synth import galaxy, imaging, tan_wcs
-    from pixedfit.binned import BinnedCube
+    from pixedfit.cubes import BinnedCube
     from pixedfit.ifs.generators import manga_wave_grid, write_manga_logcube
 
     gal = galaxy()

@@ -22,7 +22,7 @@ from pixedfit.analysis.plots import (
     weighted_percentiles,
 )
 from pixedfit.binning import bin_with_map
-from pixedfit.cube import FluxCube
+from pixedfit.cubes import FluxCube
 from pixedfit.demo import demo_model
 from pixedfit.fitting import fit_sed
 from pixedfit.fitting.results import FitResult

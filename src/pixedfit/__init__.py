@@ -6,7 +6,7 @@ modules, which validate their inputs:
 * :mod:`pixedfit.filters` — filter library and photometry
 * :mod:`pixedfit.cosmology` — distances, ages, physical pixel sizes
 * :mod:`pixedfit.units` — conventions and flux-unit conversions
-* :mod:`pixedfit.cube` — :class:`FluxCube`, :class:`SpecPhotCube` (data cubes, FITS I/O)
+* :mod:`pixedfit.cubes` — :class:`FluxCube`, :class:`SpecPhotCube` (data cubes, FITS I/O)
 * :mod:`pixedfit.binning` — SED-shape-aware pixel binning → :class:`BinnedCube`
 """
 
@@ -23,9 +23,9 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree wi
 
 # Public objects imported on first use (keeps ``import pixedfit`` light).
 _LAZY = {
-    "FluxCube": "pixedfit.cube",
-    "SpecPhotCube": "pixedfit.cube",
-    "BinnedCube": "pixedfit.binned",
+    "FluxCube": "pixedfit.cubes",
+    "SpecPhotCube": "pixedfit.cubes",
+    "BinnedCube": "pixedfit.cubes",
     "SEDModel": "pixedfit.sps",
     "ModelLibrary": "pixedfit.library",
     "generate_library": "pixedfit.library",

@@ -2,7 +2,7 @@
 
 A package ``__init__`` lists ``name -> submodule`` and gets a module ``__getattr__`` (PEP 562)
 that imports the submodule only when the name is first asked for, so that importing one
-module of a package (``pixedfit.fitting.rdsps``, ``pixedfit.ifs.lines``) does not import
+module of a package (``pixedfit.fitting.rdsps``, ``pixedfit.lines``) does not import
 all its siblings and their heavy dependencies (reproject, photutils, matplotlib, ...).
 """
 
@@ -25,7 +25,8 @@ def lazy_attributes(package: str, names: Mapping[str, str]
     package : str
         The package's ``__name__``.
     names : mapping
-        Public name → submodule (relative to ``package``, without the dot).
+        Public name → submodule (relative to ``package``, without the dot), or an absolute
+        module name starting with ``pixedfit.`` for a name re-exported from a lower layer.
 
     Returns
     -------
@@ -38,7 +39,9 @@ def lazy_attributes(package: str, names: Mapping[str, str]
         module = table.get(name)
         if module is None:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
-        return getattr(import_module(f"{package}.{module}"), name)
+        if not module.startswith("pixedfit."):
+            module = f"{package}.{module}"
+        return getattr(import_module(module), name)
 
     def __dir__() -> list[str]:  # noqa: N807 - the PEP 562 hook
         pkg = import_module(package)

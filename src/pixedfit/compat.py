@@ -208,7 +208,7 @@ def pixel_binning(fits_fluxmap: PathLike, ref_band: int | None = None, Dmin_bin:
     """Bin a flux map (:func:`pixedfit.binning.bin_pixels`); returns the output file name
     (default ``pixbin_<fluxmap>``)."""
     from .binning import bin_pixels, bin_with_map
-    from .cube import read_cube
+    from .cubes import read_cube
 
     cube = read_cube(fits_fluxmap)
     if pixbin_map is not None:
@@ -224,7 +224,7 @@ def pixel_binning(fits_fluxmap: PathLike, ref_band: int | None = None, Dmin_bin:
 def open_binmap_fits(fits_binmap: PathLike) -> dict[str, Any]:
     """Contents of a binned cube as a dict (bin_map, bin_flux, bin_flux_err [erg/s/cm²/Å],
     filters, z, nbins)."""
-    from .binned import BinnedCube
+    from .cubes import BinnedCube
 
     b = BinnedCube.read(fits_binmap)
     return {"bin_map": b.bin_map, "bin_flux": b.bin_flux * b.unit,
@@ -244,14 +244,13 @@ def save_models_rest_spec(imf_type: int = 1, sfh_form: int = 4, dust_law: int = 
     file name (default ``random_model_rest_spectra.hdf5``, pixedfit's layout)."""
     from .library import generate_library
     from .sps import SEDModel
+    from .sps.grids import IMF_NAMES
 
     model = SEDModel(sfh_form=sfh_form, dust_law=dust_law, duste_switch=bool(duste_switch),
                      add_neb_emission=bool(add_neb_emission), add_agn=bool(add_agn),
                      smooth_velocity=smooth_velocity, sigma_smooth=sigma_smooth,
                      smooth_lsf=smooth_lsf, lsf_wave=lsf_wave, lsf_sigma=lsf_sigma)
-    from .sps.fsps_builder import _IMF_NAMES
-
-    if _IMF_NAMES.get(int(imf_type)) != model.grid.imf:
+    if IMF_NAMES.get(int(imf_type)) != model.grid.imf:
         warnings.warn(f"imf_type={imf_type} ignored: the SSP grid's IMF is {model.grid.imf}",
                       UserWarning, stacklevel=2)
     ranges = dict(params_range or {})
@@ -311,7 +310,7 @@ def SEDfit_from_binmap(  # noqa: N802 - the original name
     """Fit bins of a binned cube (:func:`pixedfit.fitting.fit_binmap`). ``bin_ids`` are
     0-based as in the original; outputs ``<method>_bin<id+1>.fits`` (original layout).
     Returns the file names."""
-    from .binned import BinnedCube
+    from .cubes import BinnedCube
     from .fitting import fit_binmap
 
     cube = BinnedCube.read(fits_binmap)

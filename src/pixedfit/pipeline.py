@@ -886,7 +886,7 @@ class Pipeline:
 
         def work():
             from .binning import bin_pixels
-            from .cube import read_cube
+            from .cubes import read_cube
 
             cube = read_cube(self._cube_path())
             # the pixel noise correlation the image stage measured, when there is one
@@ -945,7 +945,7 @@ class Pipeline:
         cfg = self.cfg["fitting"]
 
         def work():
-            from .binned import BinnedCube
+            from .cubes import BinnedCube
             from .fitting import fit_binmap
             from .fitting.results import ResultStore
             from .library import read_library

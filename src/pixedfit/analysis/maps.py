@@ -82,8 +82,7 @@ from astropy.table import Table
 from numpy.typing import ArrayLike, NDArray
 
 from .._paths import atomic_path
-from ..binned import BinnedCube
-from ..cube import FluxCube, SpecPhotCube, read_cube
+from ..cubes import BinnedCube, FluxCube, SpecPhotCube, read_cube
 from ..fitting.results import FitResult, ResultStore
 
 __all__ = [

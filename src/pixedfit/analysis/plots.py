@@ -557,9 +557,9 @@ def plot_sfh(samples: PosteriorSamples, sfh_form: int, nsamples: int = 200,
 
 
 def plot_bin_map(binned: Any, path: PathLike | None = None) -> Any:
-    """Bin map of a :class:`~pixedfit.binned.BinnedCube` (see
-    :func:`pixedfit.binning_plots.plot_bin_map`)."""
-    from ..binning_plots import plot_bin_map as _draw
+    """Bin map of a :class:`~pixedfit.cubes.BinnedCube` (see
+    :func:`pixedfit.binning.plots.plot_bin_map`)."""
+    from ..binning.plots import plot_bin_map as _draw
 
     fig = _figure((6, 5))
     _draw(binned, ax=fig.subplots())

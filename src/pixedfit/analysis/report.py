@@ -309,8 +309,7 @@ def write_report(pipe: Any, folder: PathLike) -> Path:
     Path
         The HTML page.
     """
-    from ..binned import BinnedCube
-    from ..cube import read_cube
+    from ..cubes import BinnedCube, read_cube
     from ..filters import cwave_filters
     from ..fitting.results import ResultStore
     from ..library import read_library

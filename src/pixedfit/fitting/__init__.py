@@ -32,13 +32,13 @@ _LAZY = {
     "AdaptiveSettings": "adaptive",
     "ConvergenceWarning": "adaptive",
     "MassBoxWarning": "boxes",
-    "ModelPhotometry": "rdsps",
+    "ModelPhotometry": "pixedfit.library",
     "RdspsResult": "rdsps",
     "FitResult": "results",
     "ResultStore": "results",
-    "ObservedSpectrum": "specfit",
-    "Resolution": "specfit",
-    "read_sdss_spectrum": "specfit",
+    "ObservedSpectrum": "spectral_likelihood",
+    "Resolution": "spectral_likelihood",
+    "read_sdss_spectrum": "spectral_likelihood",
 }
 
 __all__ = [

@@ -1,15 +1,15 @@
 """Fitting drivers: one SED, a catalogue of SEDs, or the bins of a binned cube.
 
 All drivers fit observed f_λ (erg s⁻¹ cm⁻² Å⁻¹) — photometry, a spectrum
-(:class:`~pixedfit.fitting.specfit.ObservedSpectrum`), or both — with a
+(:class:`~pixedfit.fitting.spectral_likelihood.ObservedSpectrum`), or both — with a
 :class:`~pixedfit.library.ModelLibrary`, by RDSPS (``method="rdsps"``,
 :func:`pixedfit.fitting.rdsps.rdsps`) or by MCMC (``method="mcmc"``,
 :mod:`pixedfit.fitting.mcmc`: emcee with models made on the fly, started from the RDSPS
 posterior of the library). Spectra enter through the likelihood of
-:mod:`pixedfit.fitting.specfit` (instrument smoothing, emission-line masks, multiplicative
-Legendre correction, one-off sigma clipping); their library pass evaluates every library
-model's spectrum in batches. Model photometry is computed once per redshift with the batched
-C++ model and reused:
+:mod:`pixedfit.fitting.spectral_likelihood` (instrument smoothing, emission-line masks,
+multiplicative Legendre correction, one-off sigma clipping); their library pass evaluates
+every library model's spectrum in batches. Model photometry is computed once per redshift
+with the batched C++ model and reused:
 
 * ``fit_sed`` — one SED at a fixed redshift, or with a free redshift on a grid;
 * ``fit_catalog`` — many SEDs, each at its own redshift: model photometry is computed on a
@@ -47,6 +47,8 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from ..cosmology import age_of_universe, luminosity_distance
+from ..cubes import BinnedCube, LeftoverWarning
+from ..library import ModelLibrary, ModelPhotometry, model_config, read_library
 from ..parallel import SerialPool, thread_count, with_single_blas_thread
 from . import adaptive
 from . import nested as _nested
@@ -65,9 +67,9 @@ from .errors import (
 from .mcmc import LibraryPass, McmcSettings, chain_file_bytes, fit_one
 from .mcmc import option_settings as mcmc_option_settings
 from .priors import MASS_SCALED, Prior, PriorSet
-from .rdsps import ModelPhotometry, RdspsResult, rdsps
+from .rdsps import RdspsResult, rdsps
 from .results import FitResult, ResultStore, input_digest, library_digest
-from .specfit import ObservedSpectrum, SpectralLikelihood, library_spectral_chi2
+from .spectral_likelihood import ObservedSpectrum, SpectralLikelihood, library_spectral_chi2
 
 __all__ = ["fit_binmap", "fit_catalog", "fit_sed"]
 
@@ -76,8 +78,6 @@ PriorsLike = PriorSet | Mapping | Sequence[Prior] | None
 
 
 def _library(library: Any):
-    from ..library import ModelLibrary, read_library
-
     if library is None:
         raise ValueError("library: give a ModelLibrary or the path of one (make one with "
                          "pixedfit.library.generate_library or `pixedfit models generate`)")
@@ -154,8 +154,6 @@ def _result(ctx: _Context, res: RdspsResult, models: ModelPhotometry, obs: NDArr
     bfit = np.full(len(ctx.filters), np.nan)
     scale = float(res.best_scale[index])
     if best >= 0:
-        from .priors import MASS_SCALED
-
         table = models.params[best]
         log_a = np.log10(scale)
         for k, name in enumerate(models.param_names):
@@ -981,7 +979,7 @@ def fit_binmap(
         S/N target, often not contiguous). Default False: it is not fitted, and listing it
         in ``bin_ids`` raises ``ValueError``; its pixels stay NaN in the property maps
         (flag bit 1 of :mod:`pixedfit.analysis.maps`). When True it is fitted, flagged in
-        the maps, and a :class:`~pixedfit.binned.LeftoverWarning` names the bands in which
+        the maps, and a :class:`~pixedfit.cubes.LeftoverWarning` names the bands in which
         its summed flux is negative.
     z : float, optional
         Redshift; default the cube's.
@@ -1019,8 +1017,6 @@ def fit_binmap(
     z = check_redshift(z, "z")
     check_common(method, threads, nwalkers, nsteps, nsteps_cut, thin, seed, mcmc_options,
                  refine)
-    from ..binning import BinnedCube
-
     cube = binned if isinstance(binned, BinnedCube) else BinnedCube.read(binned)
     redshift = z if z is not None else getattr(cube, "z", None)
     if redshift is None or not np.isfinite(redshift) or redshift <= 0:
@@ -1044,8 +1040,6 @@ def fit_binmap(
                              "reach the S/N target); pass fit_leftover=True to fit it")
         negative = cube.negative_bands(left)
         if negative:
-            from ..binned import LeftoverWarning
-
             warnings.warn(f"the leftover bin {left} ({int(cube.bin_npix[left - 1])} pixels) "
                           f"has a negative summed flux in {', '.join(negative)}; it is fitted "
                           "but flagged (bit 1 of the maps' BIN_FLAG), and its properties are "
@@ -1149,8 +1143,6 @@ def _store_session(store: ResultStore | None, pool: Any, ctx: _Context, method: 
     """
     if store is None:
         return contextlib.nullcontext()
-    from ..library import model_config
-
     run = {"method": method, "settings": ctx.settings, "filters": list(ctx.filters),
            "priors": repr(ctx.priors), "library": library_digest(ctx.library),
            "model": None if ctx.model is None else model_config(ctx.model),

@@ -22,7 +22,7 @@ Calibration errors (``calibration=``)
     Catalogue and single-SED fits (``fit_sed``, ``fit_catalog``, ``pixedfit fit``): the
     instrument table, :func:`pixedfit.instruments.get_instrument` (filter) ``.calib_err``.
     Binned cubes (``fit_binmap``, ``pixedfit run``): the cube's per-band fractions
-    (:attr:`pixedfit.binned.BinnedCube.calib_err`, carried from the flux map's
+    (:attr:`pixedfit.cubes.BinnedCube.calib_err`, carried from the flux map's
     ``CALERR<i>`` header cards); cubes without them (files written before, or built
     without a flux map) fall back to the instrument table.
     A filter with no instrument entry gets **0**, with a :class:`CalibrationWarning` naming

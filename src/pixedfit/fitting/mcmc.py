@@ -4,13 +4,14 @@ The posterior of the free parameters of an :class:`~pixedfit.sps.SEDModel` (and 
 if free) given photometry, a spectrum, or both, is sampled with emcee's affine-invariant
 ensemble sampler (``vectorize=True``): every step evaluates the model **once for all the
 walkers being moved**, in one batched C++ call (photometry, ≈ 45 µs per model per core;
-spectra with the Legendre step of :mod:`pixedfit.fitting.specfit` when a spectrum is fitted).
+spectra with the Legendre step of :mod:`pixedfit.fitting.spectral_likelihood` when a
+spectrum is fitted).
 
 * **Parameters**: the model's free parameters (``SEDModel.free_params()``) and ``z`` for a
   free-redshift fit. A parameter whose prior range (or, without a prior, the library's
   generation range) has ``lo == hi`` is fixed at that value. Fitting a spectrum alone, the
-  normalisation is profiled (see :mod:`pixedfit.fitting.specfit`) and ``log_mass`` is not
-  sampled.
+  normalisation is profiled (see :mod:`pixedfit.fitting.spectral_likelihood`) and
+  ``log_mass`` is not sampled.
 * **Prior box**: the prior's range, else the library's generation range (the same box as an
   RDSPS fit with that library), intersected with what the model accepts (the SSP grid's
   metallicity and age range); ``log_mass``: the prior's range, else a box from the data
@@ -75,7 +76,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from .._paths import hdf5_atomic, open_hdf5
 from ..cosmology import age_of_universe
+from ..library import derived_table
 from ..sps.model import COMPONENT_NAMES, DEFAULTS, PARAM_NAMES
 from .boxes import (
     DEFAULT_LOG_MASS_TO_LIGHT,
@@ -288,9 +291,7 @@ class McmcSettings:
 
 def derived_logs(model: Any, derived: Mapping[str, NDArray]) -> dict[str, NDArray]:
     """piXedfit-named log derived quantities (absolute: for the models' own masses)."""
-    from ..library import _derived_table
-
-    return _derived_table(model, derived)
+    return derived_table(model, derived)
 
 
 class LogProbability:
@@ -627,8 +628,6 @@ def compact_chain_file(path: str | os.PathLike[str]) -> None:
     file is copied (other groups, attributes); the new file replaces the old one atomically
     (:func:`pixedfit._paths.hdf5_atomic`), so a crash or a full disk leaves the old one,
     which is then kept as it is."""
-    from .._paths import hdf5_atomic, open_hdf5
-
     with contextlib.suppress(OSError), open_hdf5(path) as src, hdf5_atomic(path) as dst:
         for name in src:
             src.copy(src[name], dst, name=name)

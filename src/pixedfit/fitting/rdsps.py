@@ -38,11 +38,12 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from .. import _core
+from ..library import ModelPhotometry
 from ..parallel import resolve_threads
 from .errors import observations
 from .priors import MASS_SCALED, JointWithMass, Prior, PriorSet
 
-__all__ = ["LIKELIHOODS", "ModelPhotometry", "RdspsResult", "rdsps"]
+__all__ = ["LIKELIHOODS", "RdspsResult", "rdsps"]
 
 #: Share of the library below which an RDSPS pass copies out the models its priors allow
 #: rather than passing them all with ln prior −inf for the excluded ones (10⁵ models × 27
@@ -52,148 +53,6 @@ _SUBSET_BELOW = 0.25
 #: Likelihood forms and their kernel codes.
 LIKELIHOODS = {"gauss": 0, "student_t": 1}
 _NTAB = 4097  # samples of a tabulated prior of a mass-scaled parameter
-
-
-@dataclass(frozen=True)
-class ModelPhotometry:
-    """Model photometry of a library, laid out for the RDSPS kernel.
-
-    Build with :meth:`from_arrays`.
-
-    Attributes
-    ----------
-    flux : ndarray, shape (nz, nband, nmod)
-        Model band fluxes (any unit, the same as the observations) per unit normalisation
-        (e.g. per M☉ of ``log_mass = 0``), band-major for the kernel.
-    params : ndarray, shape (nmod, npar)
-        Parameter values of every model.
-    param_names : tuple of str
-        Names of the ``npar`` parameters.
-    z_grid : ndarray, shape (nz,), or None
-        Redshift of each flux plane when ``nz > 1``.
-    filters : tuple of str, or None
-        Band names, for bookkeeping.
-    """
-
-    flux: NDArray[np.float64]
-    params: NDArray[np.float64]
-    param_names: tuple[str, ...]
-    z_grid: NDArray[np.float64] | None = None
-    filters: tuple[str, ...] | None = None
-
-    @classmethod
-    def from_arrays(
-        cls,
-        model_flux: ArrayLike,
-        params: ArrayLike,
-        param_names: Sequence[str],
-        z_grid: ArrayLike | None = None,
-        filters: Sequence[str] | None = None,
-    ) -> ModelPhotometry:
-        """Validate and lay out model photometry.
-
-        Parameters
-        ----------
-        model_flux : array_like, shape (nmod, nband) or (nz, nmod, nband)
-            Model fluxes; the 3-D form with ``z_grid`` for a free-redshift fit.
-        params : array_like, shape (nmod, npar)
-            Model parameters.
-        param_names : sequence of str
-            Names of the columns of ``params``.
-        z_grid : array_like, shape (nz,), optional
-            Redshifts of the planes of a 3-D ``model_flux``.
-        filters : sequence of str, optional
-            Band names.
-        """
-        flux = np.asarray(model_flux, dtype=np.float64)
-        if flux.ndim == 2:
-            flux = flux[None]
-        if flux.ndim != 3:
-            raise ValueError("model_flux must have shape (nmod, nband) or (nz, nmod, nband)")
-        nz, nmod, nband = flux.shape
-        if nmod == 0 or nband == 0:
-            raise ValueError("model_flux is empty (no model or no band)")
-        if not np.all(np.isfinite(flux)):
-            raise ValueError("model_flux contains NaN or infinite values")
-        par = np.asarray(params, dtype=np.float64)
-        if par.ndim == 1:
-            par = par[:, None]
-        if par.ndim != 2 or par.shape[0] != nmod:
-            raise ValueError(f"params must have shape ({nmod}, npar), got {par.shape}")
-        if not np.all(np.isfinite(par)):
-            raise ValueError("params contains NaN or infinite values")
-        names = tuple(param_names)
-        if len(names) != par.shape[1] or len(set(names)) != len(names):
-            raise ValueError("param_names must name every column of params exactly once")
-        zg = None
-        if z_grid is not None:
-            zg = np.asarray(z_grid, dtype=np.float64)
-            if zg.shape != (nz,) or not np.all(np.isfinite(zg)) or np.any(zg < 0):
-                raise ValueError(f"z_grid must hold {nz} finite redshifts >= 0")
-        elif nz > 1:
-            raise ValueError("a 3-D model_flux needs z_grid")
-        if filters is not None and len(filters) != nband:
-            raise ValueError(f"filters must name the {nband} bands")
-        return cls(
-            flux=np.ascontiguousarray(flux.transpose(0, 2, 1)),
-            params=np.ascontiguousarray(par),
-            param_names=names,
-            z_grid=zg,
-            filters=None if filters is None else tuple(filters),
-        )
-
-    @classmethod
-    def from_band_major(
-        cls,
-        flux: NDArray[np.float64],
-        params: NDArray[np.float64],
-        param_names: Sequence[str],
-        z_grid: ArrayLike | None = None,
-        filters: Sequence[str] | None = None,
-    ) -> ModelPhotometry:
-        """Like :meth:`from_arrays` for fluxes already laid out (nz, nband, nmod) (no copy
-        when the array is contiguous float64)."""
-        flux = np.ascontiguousarray(flux, dtype=np.float64)
-        if flux.ndim != 3:
-            raise ValueError("flux must have shape (nz, nband, nmod)")
-        probe = cls.from_arrays(flux[:, :, :1].transpose(0, 2, 1), np.asarray(params)[:1],
-                                param_names, z_grid=z_grid, filters=filters)
-        par = np.ascontiguousarray(params, dtype=np.float64)
-        if par.shape != (flux.shape[2], len(probe.param_names)):
-            raise ValueError(f"params must have shape ({flux.shape[2]}, "
-                             f"{len(probe.param_names)}), got {par.shape}")
-        if not (np.all(np.isfinite(flux)) and np.all(np.isfinite(par))):
-            raise ValueError("model fluxes or parameters contain NaN or infinite values")
-        return cls(flux=flux, params=par, param_names=probe.param_names, z_grid=probe.z_grid,
-                   filters=probe.filters)
-
-    @property
-    def nmod(self) -> int:
-        """Number of models."""
-        return self.flux.shape[2]
-
-    @property
-    def nband(self) -> int:
-        """Number of bands."""
-        return self.flux.shape[1]
-
-    @property
-    def nz(self) -> int:
-        """Number of redshift planes."""
-        return self.flux.shape[0]
-
-    def subset(self, index: NDArray[np.int64]) -> ModelPhotometry:
-        """The models at ``index`` only."""
-        # np.take gathers the same values as fancy indexing, ≈ 6× faster along the last
-        # axis of the (nz, nband, nmod) fluxes (a fit with an age limit takes a subset of
-        # the whole library per SED)
-        return ModelPhotometry(
-            flux=np.take(self.flux, index, axis=2),
-            params=np.take(self.params, index, axis=0),
-            param_names=self.param_names,
-            z_grid=self.z_grid,
-            filters=self.filters,
-        )
 
 
 @dataclass(frozen=True)

@@ -5,15 +5,17 @@ Modules (each with one job):
 * :mod:`~pixedfit.ifs.readers` — MaNGA, CALIFA, MUSE and generic cubes → :class:`IFSCube`
   (f_λ in erg s⁻¹ cm⁻² Å⁻¹, (wavelength, y, x), masks, WCS, PSF, resolution)
 * :mod:`~pixedfit.ifs.spatial` — :func:`match_imgifs_spatial`: PSF matching and
-  flux-conserving reprojection onto the imaging grid → :class:`pixedfit.cube.SpecPhotCube`
-* :mod:`~pixedfit.ifs.spectral` — the multiplicative Legendre correction of spectra to
+  flux-conserving reprojection onto the imaging grid → :class:`pixedfit.cubes.SpecPhotCube`
+* :mod:`~pixedfit.ifs.calibration` — the multiplicative Legendre correction of spectra to
   model spectra fitted to the photometry
 * :mod:`~pixedfit.ifs.matching` — :func:`match_imgifs_spectral`: RDSPS fits of every
   pixel's photometry, best-fit model spectra, the correction
 * :mod:`~pixedfit.ifs.registration` — registration of a cube on images (cross-correlation
   of its synthetic band image), blurring of images or cubes to a broader PSF
-* :mod:`~pixedfit.ifs.lines` — emission-line table, air/vacuum conversion
 * :mod:`~pixedfit.ifs.generators` — synthetic galaxies and MaNGA/CALIFA files
+
+The emission-line table and the air/vacuum conversion live in :mod:`pixedfit.lines`
+(re-exported here).
 """
 
 from __future__ import annotations
@@ -22,10 +24,10 @@ from .._lazy import lazy_attributes
 
 # Public names, imported from their submodule on first use (keeps imports light).
 _LAZY = {
-    "EMISSION_LINES": "lines",
-    "air_to_vacuum": "lines",
-    "emission_line_mask": "lines",
-    "vacuum_to_air": "lines",
+    "EMISSION_LINES": "pixedfit.lines",
+    "air_to_vacuum": "pixedfit.lines",
+    "emission_line_mask": "pixedfit.lines",
+    "vacuum_to_air": "pixedfit.lines",
     "SpectralMatch": "matching",
     "match_imgifs_spectral": "matching",
     "ErrorScaleWarning": "readers",
@@ -43,9 +45,9 @@ _LAZY = {
     "register_cube": "registration",
     "register_to_photometry": "registration",
     "match_imgifs_spatial": "spatial",
-    "SpectralCorrection": "spectral",
-    "apply_legendre_correction": "spectral",
-    "correct_specphot_cube": "spectral",
+    "SpectralCorrection": "calibration",
+    "apply_legendre_correction": "calibration",
+    "correct_specphot_cube": "calibration",
 }
 
 __all__ = [

@@ -34,9 +34,9 @@ from scipy.signal import fftconvolve
 
 from .._paths import atomic_path
 from ..filters import get_filter_curve, photometry, pivot_wavelength
-from ..images._checks import pixel_scale_arcsec, require_celestial_wcs
+from ..lines import air_to_vacuum, vacuum_to_air
 from ..units import C_AA_PER_S
-from .lines import air_to_vacuum, vacuum_to_air
+from ..validation import pixel_scale_arcsec, require_celestial_wcs
 from .readers import CALIFA_FWHM
 from .spatial import discrete_gaussian_kernel
 

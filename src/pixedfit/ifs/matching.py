@@ -1,6 +1,6 @@
 """``match_imgifs_spectral``: calibrate IFS spectra against the imaging, pixel by pixel.
 
-For every pixel of the IFS region of a :class:`~pixedfit.cube.SpecPhotCube`:
+For every pixel of the IFS region of a :class:`~pixedfit.cubes.SpecPhotCube`:
 
 1. its photometry is fitted with a model library by RDSPS — all pixels in one batched call
    of the fused C++ kernel (:func:`pixedfit.fitting.rdsps.rdsps`), at the cube's redshift;
@@ -9,7 +9,7 @@ For every pixel of the IFS region of a :class:`~pixedfit.cube.SpecPhotCube`:
    resolution if one is given, and interpolated onto the cube's wavelengths;
 3. the ratio model / observed outside ±``del_wave_nebem`` of the emission lines is fitted by
    a Legendre series of order ``order`` (the batched C++ kernel), and the spectrum and its
-   errors are multiplied by it (:func:`pixedfit.ifs.spectral.correct_specphot_cube`).
+   errors are multiplied by it (:func:`pixedfit.ifs.calibration.correct_specphot_cube`).
 
 The original fitted an additive correction but scaled the errors multiplicatively, kept only
 points where the model exceeded the data, and read every model from disk for every pixel;
@@ -25,10 +25,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .. import _core
-from ..cube import SpecPhotCube
+from ..cubes import SpecPhotCube
 from ..fitting.rdsps import rdsps
 from ..parallel import resolve_threads
-from .spectral import SpectralCorrection, correct_specphot_cube
+from .calibration import SpectralCorrection, correct_specphot_cube
 
 __all__ = ["SpectralMatch", "match_imgifs_spectral"]
 

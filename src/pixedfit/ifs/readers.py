@@ -66,8 +66,8 @@ from astropy.io import fits
 from astropy.wcs import WCS, FITSFixedWarning
 from numpy.typing import ArrayLike, NDArray
 
-from ..cube import _open_fits
-from ..images._checks import pixel_scale_arcsec
+from .._fits import open_fits
+from ..validation import pixel_scale_arcsec
 
 __all__ = [
     "SURVEYS",
@@ -531,7 +531,7 @@ def read_manga(path: PathLike, mask_bits: tuple[int, ...] = MANGA_BAD_BITS,
     IFSCube
         Vacuum wavelengths; ``gal_ebv`` = EBVGAL, ``extinction_corrected`` False.
     """
-    with _open_fits(path) as hdul:
+    with open_fits(path) as hdul:
         prim = hdul[0].header
         fh = _hdu(hdul, "FLUX", path)
         flux = np.asarray(fh.data, dtype=np.float64)
@@ -627,7 +627,7 @@ def read_califa(path: PathLike, setup: str | None = None, psf_fwhm: float = 2.5,
     check_errors : bool
         Measure the error scale (:func:`error_scale`) and warn when it is off by > 3×.
     """
-    with _open_fits(path) as hdul:
+    with open_fits(path) as hdul:
         prim = hdul[0]
         if prim.data is None or np.asarray(prim.data).ndim != 3:
             raise ValueError(f"{path}: the primary HDU holds no 3-D CALIFA cube")
@@ -705,7 +705,7 @@ def read_muse(path: PathLike, psf_fwhm: float | ArrayLike | None = None,
         Missing extensions, shapes that differ, or a DATA/STAT BUNIT that is not an f_λ
         (squared) unit — the message names the file, HDU and keyword.
     """
-    with _open_fits(path) as hdul:
+    with open_fits(path) as hdul:
         dh = _hdu(hdul, "DATA", path)
         flux = np.asarray(dh.data, dtype=np.float64)
         if flux.ndim != 3:
@@ -816,7 +816,7 @@ def read_generic(
     given = [x is not None for x in (err_ext, var_ext, ivar_ext)]
     if sum(given) != 1:
         raise ValueError("give exactly one of err_ext, var_ext, ivar_ext")
-    with _open_fits(path) as hdul:
+    with open_fits(path) as hdul:
         def data(ext: int | str, what: str) -> NDArray[np.float64]:
             try:
                 hdu = hdul[ext]

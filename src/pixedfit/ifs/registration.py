@@ -32,11 +32,11 @@ from numpy.typing import ArrayLike, NDArray
 from scipy import ndimage, optimize
 from scipy.signal import fftconvolve
 
-from ..cube import FluxCube
+from ..cubes import FluxCube
 from ..filters import filter_weights
-from ..images._checks import pixel_scale_arcsec, require_celestial_wcs
 from ..images.align import reproject_image
-from .lines import air_to_vacuum
+from ..lines import air_to_vacuum
+from ..validation import pixel_scale_arcsec, require_celestial_wcs
 from .readers import IFSCube
 from .spatial import discrete_gaussian_kernel, psf_matching_kernels
 

@@ -37,7 +37,7 @@ The IFS cube is brought to the PSF and pixel grid of the imaging data, channel b
    flux uses the exact one). Neighbouring output pixels are correlated; the correlation is
    not stored.
 
-The result is a :class:`pixedfit.cube.SpecPhotCube` in the photometry's flux unit, with the
+The result is a :class:`pixedfit.cubes.SpecPhotCube` in the photometry's flux unit, with the
 IFS region on the imaging grid (``spec_region`` = covered pixels of the photometric region),
 the wavelengths converted to the requested medium (vacuum by default) and header keys
 ``IFSSURVE``, ``SPECMED`` (medium), ``IFSPSF`` (median native IFS PSF FWHM, arcsec),
@@ -62,13 +62,13 @@ from scipy import sparse
 from scipy.signal import fftconvolve
 
 from .._paths import atomic_path
-from ..cube import FluxCube, SpecPhotCube
+from ..cubes import FluxCube, SpecPhotCube
 from ..filters import get_filter_curve
-from ..images._checks import pixel_scale_arcsec, require_celestial_wcs
 from ..images.align import binned_variance
 from ..images.extinction import f99_extinction
 from ..images.psf import gaussian_psf, normalize_psf
-from .lines import air_to_vacuum, vacuum_to_air
+from ..lines import air_to_vacuum, vacuum_to_air
+from ..validation import pixel_scale_arcsec, require_celestial_wcs
 from .readers import IFSCube, read_ifs
 
 __all__ = [

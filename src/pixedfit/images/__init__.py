@@ -9,7 +9,7 @@ Modules (each with one job):
 * :mod:`~pixedfit.images.align` — cut-outs, reprojection, noise correlation of the chain
 * :mod:`~pixedfit.images.regions` — segmentation and galaxy regions
 * :mod:`~pixedfit.images.extinction` — Galactic E(B−V) and Fitzpatrick (1999) corrections
-* :mod:`~pixedfit.images.fluxmap` — native stamps → :class:`pixedfit.cube.FluxCube`
+* :mod:`~pixedfit.images.fluxmap` — native stamps → :class:`pixedfit.cubes.FluxCube`
 * :mod:`~pixedfit.images.utils` — apertures, SEDs, profiles, plots
 * :mod:`~pixedfit.images.process` — the :class:`ImageSet` pipeline
 

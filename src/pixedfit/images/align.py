@@ -31,7 +31,7 @@ from numpy.typing import ArrayLike, NDArray
 from reproject import reproject_exact
 from scipy.signal import fftconvolve
 
-from ._checks import as_image, pixel_scale_arcsec, require_celestial_wcs
+from ..validation import as_image, pixel_scale_arcsec, require_celestial_wcs
 
 __all__ = [
     "ChainNoise",

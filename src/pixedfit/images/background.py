@@ -13,7 +13,7 @@ from numpy.typing import ArrayLike, NDArray
 from photutils.background import Background2D, MedianBackground, StdBackgroundRMS
 
 from .._paths import atomic_path
-from ._checks import as_image
+from ..validation import as_image
 from .regions import segmentation_map
 
 __all__ = ["BackgroundResult", "subtract_background"]

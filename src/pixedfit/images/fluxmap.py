@@ -1,4 +1,4 @@
-"""Flux maps: native-unit stamps on a common grid → f_λ cube (:class:`pixedfit.cube.FluxCube`).
+"""Flux maps: native-unit stamps on a common grid → f_λ cube (:class:`pixedfit.cubes.FluxCube`).
 
 Every band is multiplied by its unit-conversion factor
 (:func:`pixedfit.images.instruments.flux_conversion_factor`) and the Galactic extinction
@@ -24,7 +24,7 @@ from astropy.io import fits
 from astropy.wcs import WCS
 from numpy.typing import NDArray
 
-from ..cube import FluxCube
+from ..cubes import FluxCube
 from .extinction import ebv_foreground_dust, extinction_correction
 from .instruments import Instrument, flux_conversion_factor
 from .regions import check_region

@@ -13,7 +13,7 @@ Steps for each band (all state lives on the object; files go to ``output_dir`` o
    correlation ρ between output pixels (``ImageSet.noise``), used for honest binned errors.
 
 Then :meth:`ImageSet.segmentation`, :meth:`ImageSet.galaxy_region` and
-:meth:`ImageSet.flux_map` (→ :class:`pixedfit.cube.FluxCube`).
+:meth:`ImageSet.flux_map` (→ :class:`pixedfit.cubes.FluxCube`).
 """
 
 from __future__ import annotations
@@ -33,11 +33,11 @@ from astropy.wcs import WCS
 from numpy.typing import NDArray
 
 from .._paths import atomic_path
-from ..cube import FluxCube
+from ..cubes import FluxCube
 from ..filters import cwave_filters
 from ..units import sky_position
+from ..validation import as_image, pixel_scale_arcsec, require_celestial_wcs
 from . import psf as _psf
-from ._checks import as_image, pixel_scale_arcsec, require_celestial_wcs
 from .align import (
     ChainNoise,
     chain_noise_correlation,

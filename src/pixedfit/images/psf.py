@@ -21,7 +21,7 @@ from numpy.typing import ArrayLike, NDArray
 from scipy.ndimage import map_coordinates
 from scipy.signal import fftconvolve
 
-from ._checks import as_image
+from ..validation import as_image
 
 __all__ = [
     "KernelCheck",

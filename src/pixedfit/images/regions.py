@@ -26,7 +26,7 @@ from astropy.wcs import WCS, FITSFixedWarning
 from numpy.typing import ArrayLike, NDArray
 from scipy import ndimage
 
-from ._checks import as_image
+from ..validation import as_image
 
 __all__ = [
     "BackgroundNoise",

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from ..cube import FluxCube
+from ..cubes import FluxCube
 from .align import binned_variance
 from .psf import radial_profile
 

@@ -17,7 +17,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.ndimage import map_coordinates
 
-from ._checks import as_image
+from ..validation import as_image
 
 __all__ = [
     "SDSS_DARK_VARIANCE",

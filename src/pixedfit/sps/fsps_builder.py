@@ -25,14 +25,12 @@ from pathlib import Path
 import numpy as np
 
 from .._paths import cache_dir
-from .grids import NebularGrid, SSPGrid, write_grid
+from .grids import IMF_NAMES, NebularGrid, SSPGrid, age_edges, write_grid
 
 __all__ = ["build_fsps_grid", "fsps_available"]
 
 _ZSUN = {"mist": 0.0142, "padova": 0.019, "parsec": 0.01524, "basti": 0.020, "geneva": 0.020,
          "prsc": 0.01524, "pdva": 0.019}
-_IMF_NAMES = {0: "salpeter55", 1: "chabrier03", 2: "kroupa01", 3: "vandokkum08",
-              4: "dave08", 5: "tabulated"}
 
 
 def fsps_available() -> tuple[bool, str]:
@@ -77,8 +75,8 @@ def build_fsps_grid(imf_type: int = 1, nebular: bool = True, max_neb_age_gyr: fl
         raise RuntimeError(f"cannot build an FSPS grid: {why}")
     import fsps
 
-    if imf_type not in _IMF_NAMES:
-        raise ValueError(f"imf_type must be one of {sorted(_IMF_NAMES)}, got {imf_type}")
+    if imf_type not in IMF_NAMES:
+        raise ValueError(f"imf_type must be one of {sorted(IMF_NAMES)}, got {imf_type}")
     sp = fsps.StellarPopulation(zcontinuous=0, imf_type=imf_type, sfh=0, add_neb_emission=False,
                                 add_stellar_remnants=True)
     iso = str(sp.libraries[0]).lower().replace("b'", "").replace("'", "")
@@ -99,14 +97,14 @@ def build_fsps_grid(imf_type: int = 1, nebular: bool = True, max_neb_age_gyr: fl
     grid = SSPGrid(
         wave=np.asarray(wave, dtype=np.float64), age=age, zmet=zmet, ssp=np.array(specs),
         mass_living=living_a, mass_remnant=np.clip(surv_a - living_a, 0.0, None), zsun=zsun,
-        imf=_IMF_NAMES[imf_type],
+        imf=IMF_NAMES[imf_type],
         source=f"python-fsps {getattr(fsps, '__version__', '?')}, isochrones {iso}, "
                f"libraries {sp.libraries}",
     )
     if nebular:
         logu = np.arange(-4.0, -0.99, 0.5)
         young = np.nonzero(age <= max_neb_age_gyr)[0]
-        edges = _age_edges(age)[: young[-1] + 2]
+        edges = age_edges(age)[: young[-1] + 2]
         cont = np.zeros((logu.size, zmet.size, young.size, wave.size), dtype=np.float32)
         for iu, u in enumerate(logu):
             for iz in range(zmet.size):
@@ -129,11 +127,5 @@ def build_fsps_grid(imf_type: int = 1, nebular: bool = True, max_neb_age_gyr: fl
 
         grid.dust_emission = load_bc03().dust_emission
     if path is None:
-        path = cache_dir() / "grids" / f"fsps_{iso}_{_IMF_NAMES[imf_type]}_v1.h5"
+        path = cache_dir() / "grids" / f"fsps_{iso}_{IMF_NAMES[imf_type]}_v1.h5"
     return write_grid(grid, path)
-
-
-def _age_edges(age: np.ndarray) -> np.ndarray:
-    from .model import _age_edges as edges
-
-    return edges(age)

@@ -69,14 +69,35 @@ from numpy.typing import NDArray
 from .._paths import hdf5_atomic, open_hdf5
 
 __all__ = [
+    "IMF_NAMES",
     "SCHEMA_VERSION",
     "AGNTemplates",
     "DustEmissionGrid",
     "NebularGrid",
     "SSPGrid",
+    "age_edges",
     "read_grid",
     "write_grid",
 ]
+
+#: FSPS ``imf_type`` codes and the IMF names grids record (:attr:`SSPGrid.imf`).
+IMF_NAMES = {0: "salpeter55", 1: "chabrier03", 2: "kroupa01", 3: "vandokkum08",
+              4: "dave08", 5: "tabulated"}
+
+
+def age_edges(age: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Edges (Gyr, ``age.size + 1``) of the SSP age bins: 0, the geometric midpoints
+    between ages (half the next age after an age of 0), and the last age times half its
+    logarithmic step."""
+    edges = np.empty(age.size + 1)
+    edges[0] = 0.0
+    for i in range(1, age.size):
+        a, b = age[i - 1], age[i]
+        edges[i] = 0.5 * b if a <= 0 else np.sqrt(a * b)
+    edges[-1] = age[-1] * (np.sqrt(age[-1] / age[-2]) if age.size > 1 and age[-2] > 0 else 1.1)
+    if edges[1] <= 0:
+        raise ValueError("SSP grid: ages must be distinct")
+    return edges
 
 SCHEMA_VERSION = 1
 FORMAT_NAME = "pixedfit-ssp-grid"

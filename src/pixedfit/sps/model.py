@@ -85,7 +85,7 @@ from ..units import C_AA_PER_S, L_SUN_CGS, MPC_CM
 from .agn import find_agn_templates, read_agn_templates, resample_agn
 from .dust import calzetti_k
 from .dustem import resample_dust_emission
-from .grids import SSPGrid, read_grid
+from .grids import IMF_NAMES, SSPGrid, age_edges, read_grid
 from .igm import igm_transmission
 from .knots import CALZETTI_BREAKS, knot_arrays
 from .nebular import line_profiles, trapezoid_weights
@@ -146,18 +146,6 @@ class RestSpectrum:
 
 
 # --------------------------------------------------------------------------- grid building
-def _age_edges(age: NDArray[np.float64]) -> NDArray[np.float64]:
-    edges = np.empty(age.size + 1)
-    edges[0] = 0.0
-    for i in range(1, age.size):
-        a, b = age[i - 1], age[i]
-        edges[i] = 0.5 * b if a <= 0 else np.sqrt(a * b)
-    edges[-1] = age[-1] * (np.sqrt(age[-1] / age[-2]) if age.size > 1 and age[-2] > 0 else 1.1)
-    if edges[1] <= 0:
-        raise ValueError("SSP grid: ages must be distinct")
-    return edges
-
-
 def _loglog_resample(x: NDArray, y: NDArray, xn: NDArray) -> NDArray:
     """Resample rows of y(x) at xn (linear in log–log where both values > 0)."""
     idx = np.clip(np.searchsorted(x, xn) - 1, 0, x.size - 2)
@@ -244,7 +232,7 @@ def _build_arrays(grid: SSPGrid, wave: NDArray, agn_tmpl, resample, line_sigma_k
     d: dict = {"nz": nz, "nage": nage, "nwave": wave.size}
     d["ssp"] = np.stack([resample(grid.ssp[i]) for i in range(nz)]).astype(np.float32)
     d["logz"] = grid.logzsol
-    d["age_edges"] = _age_edges(grid.age)
+    d["age_edges"] = age_edges(grid.age)
     d["mass_surv"] = grid.mass_living + grid.mass_remnant
     d["mass_living"] = grid.mass_living
     d["wave"] = wave
@@ -451,11 +439,9 @@ class SEDModel:
             grid = read_grid(grid)
         self.grid = grid
         if imf_type is not None:
-            from .fsps_builder import _IMF_NAMES
-
-            wanted = _IMF_NAMES.get(int(imf_type))
+            wanted = IMF_NAMES.get(int(imf_type))
             if wanted is None:
-                raise ValueError(f"imf_type must be one of {sorted(_IMF_NAMES)}, got {imf_type}")
+                raise ValueError(f"imf_type must be one of {sorted(IMF_NAMES)}, got {imf_type}")
             if wanted != grid.imf:
                 raise ValueError(
                     f"imf_type={imf_type} ({wanted}) does not match the SSP grid's IMF "

@@ -33,16 +33,25 @@ header. Files are written atomically (temporary file, then rename).
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 from astropy.io import fits
-from astropy.wcs import WCS, FITSFixedWarning
+from astropy.wcs import WCS
 from numpy.typing import ArrayLike, NDArray
 
-from ._paths import atomic_path
+from .._fits import (
+    filters_from_header,
+    find_data,
+    find_optional,
+    hdu_names,
+    open_fits,
+    positive_or_none,
+    read_wcs,
+    wcs_from_header,
+)
+from .._paths import atomic_path
 
 __all__ = ["SCHEMA_VERSION", "FluxCube", "SpecPhotCube", "read_cube"]
 
@@ -101,7 +110,7 @@ def _celestial_wcs(wcs: Any) -> WCS | None:
     if wcs is None:
         return None
     if isinstance(wcs, fits.Header):
-        wcs = _wcs_from_header(wcs)
+        wcs = wcs_from_header(wcs)
         if wcs is None:
             raise ValueError("wcs: the header given has no celestial WCS")
         return wcs
@@ -111,18 +120,6 @@ def _celestial_wcs(wcs: Any) -> WCS | None:
     if cel.naxis != 2:
         raise ValueError("wcs: expected a 2-D celestial WCS for the (y, x) grid")
     return cel
-
-
-def _wcs_from_header(header: fits.Header) -> WCS | None:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FITSFixedWarning)
-        try:
-            wcs = WCS(header, naxis=2)
-        except Exception:  # malformed WCS keys: treat as absent
-            return None
-    if not wcs.has_celestial:
-        return None
-    return wcs.celestial
 
 
 def _clean_header(header: fits.Header | None) -> fits.Header:
@@ -343,26 +340,26 @@ class FluxCube:
         and the WCS from ``STAMP_IMAGE`` (or the flux extension). The original's −9.9e18
         outside-region marker becomes NaN.
         """
-        with _open_fits(path) as hdul:
+        with open_fits(path) as hdul:
             return cls._from_hdul(hdul, path)
 
     @classmethod
     def _from_hdul(cls, hdul: fits.HDUList, path: PathLike) -> FluxCube:
         primary = hdul[0].header
-        flux = _find_data(hdul, ("FLUX", "PHOTO_FLUX"), path, primary_fallback=True)
-        err = _find_data(hdul, ("FLUX_ERR", "PHOTO_FLUXERR"), path)
+        flux = find_data(hdul, ("FLUX", "PHOTO_FLUX"), path, primary_fallback=True)
+        err = find_data(hdul, ("FLUX_ERR", "PHOTO_FLUXERR"), path)
         if flux.ndim != 3:
             raise ValueError(f"{path}: the flux extension is not a 3-D (band, y, x) cube")
-        region_data = _find_optional(hdul, ("GALAXY_REGION", "PHOTO_REGION"))
+        region_data = find_optional(hdul, ("GALAXY_REGION", "PHOTO_REGION"))
         flux = np.array(flux, dtype=np.float64)
         err = np.array(err, dtype=np.float64)
         if region_data is None:
             region = np.all(np.isfinite(flux) & np.isfinite(err) & (err > 0), axis=0)
         else:
             region = np.nan_to_num(np.asarray(region_data, dtype=np.float64)) == 1
-        filters = _filters_from_header(primary, flux.shape[0], path)
-        wcs = _read_wcs(hdul)
-        stamp = _find_optional(hdul, ("STAMP_IMAGE",))
+        filters = filters_from_header(primary, flux.shape[0], path)
+        wcs = read_wcs(hdul)
+        stamp = find_optional(hdul, ("STAMP_IMAGE",))
         z = primary.get("Z")
         return cls(
             flux,
@@ -372,7 +369,7 @@ class FluxCube:
             unit=float(primary.get("UNIT", 1.0)),
             wcs=wcs,
             z=None if z is None else float(z),
-            pixel_scale=_positive_or_none(primary.get("PIXSIZE")),
+            pixel_scale=positive_or_none(primary.get("PIXSIZE")),
             gal_ebv=primary.get("GALEBV"),
             header=primary,
             stamp=None if stamp is None or np.shape(stamp) != flux.shape[1:] else stamp,
@@ -484,12 +481,12 @@ class SpecPhotCube:
     @classmethod
     def read(cls, path: PathLike) -> SpecPhotCube:
         """Read a spectrophotometric cube (pixedfit's or piXedfit's layout)."""
-        with _open_fits(path) as hdul:
+        with open_fits(path) as hdul:
             phot = FluxCube._from_hdul(hdul, path)
-            wave = _find_data(hdul, ("WAVE", "SPEC_WAVE"), path)
-            spec = _find_data(hdul, ("SPEC_FLUX", "SPEC_FLUX_CORR"), path)
-            err = _find_data(hdul, ("SPEC_FLUXERR",), path)
-            sreg = _find_optional(hdul, ("SPEC_REGION",))
+            wave = find_data(hdul, ("WAVE", "SPEC_WAVE"), path)
+            spec = find_data(hdul, ("SPEC_FLUX", "SPEC_FLUX_CORR"), path)
+            err = find_data(hdul, ("SPEC_FLUXERR",), path)
+            sreg = find_optional(hdul, ("SPEC_REGION",))
             survey = hdul[0].header.get("IFSSURVE")
             spec = np.array(spec, dtype=np.float64)
             err = np.array(err, dtype=np.float64)
@@ -508,79 +505,6 @@ def read_cube(path: PathLike) -> FluxCube | SpecPhotCube:
     A file with spectra (a ``SPEC_FLUX`` extension, or header ``SPECPHOT=1``) gives a
     :class:`SpecPhotCube`, otherwise a :class:`FluxCube`.
     """
-    with _open_fits(path) as hdul:
-        specphot = "SPEC_FLUX" in _names(hdul) or int(hdul[0].header.get("SPECPHOT", 0)) == 1
+    with open_fits(path) as hdul:
+        specphot = "SPEC_FLUX" in hdu_names(hdul) or int(hdul[0].header.get("SPECPHOT", 0)) == 1
     return SpecPhotCube.read(path) if specphot else FluxCube.read(path)
-
-
-# ---------------------------------------------------------------------- file helpers
-
-
-def _open_fits(path: PathLike) -> fits.HDUList:
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"{path}: no such file")
-    try:
-        hdul = fits.open(path, memmap=False)
-    except (OSError, TypeError, ValueError) as exc:
-        raise ValueError(f"{path}: not a readable FITS file ({exc})") from exc
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error")  # astropy warns on truncated data: make it fatal
-            for h in hdul:
-                _ = h.data  # force reading: a truncated file raises here, not later
-    except (OSError, TypeError, ValueError, Warning) as exc:
-        hdul.close()
-        raise ValueError(f"{path}: not a readable FITS file ({exc})") from exc
-    return hdul
-
-
-def _names(hdul: fits.HDUList) -> list[str]:
-    return [str(h.header.get("EXTNAME", "PRIMARY" if i == 0 else "")).upper()
-            for i, h in enumerate(hdul)]
-
-
-def _find_optional(hdul: fits.HDUList, names: Sequence[str]) -> Any:
-    present = _names(hdul)
-    for name in names:
-        if name in present:
-            data = hdul[present.index(name)].data
-            if data is not None:
-                return data
-    return None
-
-
-def _find_data(hdul: fits.HDUList, names: Sequence[str], path: PathLike,
-               primary_fallback: bool = False) -> Any:
-    data = _find_optional(hdul, names)
-    if data is None and primary_fallback and hdul[0].data is not None and hdul[0].data.ndim == 3:
-        data = hdul[0].data  # piXedfit spectrophotometric files: PHOTO_FLUX became PRIMARY
-    if data is None:
-        raise ValueError(f"{path}: none of the extensions {list(names)} found")
-    return data
-
-
-def _filters_from_header(header: fits.Header, nbands: int, path: PathLike) -> list[str]:
-    n = header.get("NFILTERS", nbands)
-    if int(n) != nbands:
-        raise ValueError(f"{path}: NFILTERS={n} but the flux cube has {nbands} bands")
-    try:
-        return [str(header[f"FIL{i}"]) for i in range(nbands)]
-    except KeyError as exc:
-        raise ValueError(f"{path}: filter name keyword {exc} missing from the header") from exc
-
-
-def _read_wcs(hdul: fits.HDUList) -> WCS | None:
-    names = _names(hdul)
-    for name in ("STAMP_IMAGE", "FLUX", "PHOTO_FLUX"):
-        if name in names:
-            wcs = _wcs_from_header(hdul[names.index(name)].header)
-            if wcs is not None:
-                return wcs
-    return None
-
-
-def _positive_or_none(value: Any) -> float | None:
-    if value is None:
-        return None
-    v = float(value)
-    return v if np.isfinite(v) and v > 0 else None

@@ -24,19 +24,19 @@ from astropy.io import fits
 from astropy.table import Table
 from numpy.typing import ArrayLike, NDArray
 
-from ._paths import atomic_path
-from .cube import (
-    SCHEMA_VERSION,
-    _clean_header,
-    _filters_from_header,
-    _find_data,
-    _find_optional,
-    _open_fits,
-    _positive_or_none,
-    _read_wcs,
+from .._fits import (
+    filters_from_header,
+    find_data,
+    find_optional,
+    open_fits,
+    positive_or_none,
+    read_wcs,
 )
+from .._paths import atomic_path
+from ..cosmology import kpc_per_pixel
+from .flux import SCHEMA_VERSION, _clean_header
 
-__all__ = ["BinnedCube", "LeftoverWarning"]
+__all__ = ["BinnedCube", "LeftoverWarning", "first_pixels"]
 
 PathLike = str | os.PathLike[str]
 
@@ -216,8 +216,6 @@ class BinnedCube:
         """Proper size of a pixel in kpc (flat ΛCDM, H0 = 70, Ωm = 0.3)."""
         if self.z is None or self.z <= 0 or self.pixel_scale is None:
             raise ValueError("the physical pixel size needs z > 0 and pixel_scale (arcsec)")
-        from .cosmology import kpc_per_pixel
-
         return float(kpc_per_pixel(self.z, self.pixel_scale))
 
     @property
@@ -377,23 +375,23 @@ class BinnedCube:
 
         Bin SEDs are read at the first pixel (row-major) of each bin, as piXedfit does.
         """
-        with _open_fits(path) as hdul:
+        with open_fits(path) as hdul:
             primary = hdul[0].header
-            bmap = _find_data(hdul, ("PHOTO_BIN_MAP", "BIN_MAP"), path)
+            bmap = find_data(hdul, ("PHOTO_BIN_MAP", "BIN_MAP"), path)
             bin_map = np.rint(np.nan_to_num(np.asarray(bmap, np.float64))).astype(np.int32)
-            flux = _find_data(hdul, ("FLUX", "PHOTO_FLUX", "BIN_FLUX", "BIN_PHOTO_FLUX"), path,
+            flux = find_data(hdul, ("FLUX", "PHOTO_FLUX", "BIN_FLUX", "BIN_PHOTO_FLUX"), path,
                               primary_fallback=True)
-            err = _find_data(hdul, ("FLUX_ERR", "PHOTO_FLUXERR", "BIN_FLUXERR",
+            err = find_data(hdul, ("FLUX_ERR", "PHOTO_FLUXERR", "BIN_FLUXERR",
                                     "BIN_PHOTO_FLUXERR"), path)
             nbins = int(bin_map.max())
-            first = _first_pixels(bin_map, nbins)
+            first = first_pixels(bin_map, nbins)
             flux = np.asarray(flux, np.float64).reshape(flux.shape[0], -1)
             err = np.asarray(err, np.float64).reshape(err.shape[0], -1)
-            filters = _filters_from_header(primary, flux.shape[0], path)
-            region = _find_optional(hdul, ("GALAXY_REGION", "PHOTO_REGION"))
+            filters = filters_from_header(primary, flux.shape[0], path)
+            region = find_optional(hdul, ("GALAXY_REGION", "PHOTO_REGION"))
             region = bin_map > 0 if region is None else np.nan_to_num(region) == 1
             kwargs: dict[str, Any] = {}
-            table = _find_optional(hdul, ("BIN_TABLE",))
+            table = find_optional(hdul, ("BIN_TABLE",))
             if table is not None and len(table) == nbins:
                 kwargs["leftover"] = np.asarray(table["leftover"], bool)
                 kwargs["seed"] = np.column_stack([table["seed_y"], table["seed_x"]])
@@ -401,7 +399,7 @@ class BinnedCube:
                 left = np.zeros(nbins, bool)
                 left[int(primary["LEFTOVER"]) - 1] = True
                 kwargs["leftover"] = left
-            chi = _find_optional(hdul, ("PIXEL_CHI2",))
+            chi = find_optional(hdul, ("PIXEL_CHI2",))
             if chi is not None and np.shape(chi) == bin_map.shape:
                 kwargs["pixel_chi2"] = np.asarray(chi, np.float64)
             params = {key: primary[card] for key, card in _PARAM_CARDS.items() if card in primary}
@@ -410,11 +408,11 @@ class BinnedCube:
             snr = [primary[f"BSNR{i}"] for i in range(len(filters)) if f"BSNR{i}" in primary]
             if len(snr) == len(filters):
                 params["SNR"] = np.asarray(snr, np.float64)
-            wave = _find_optional(hdul, ("SPEC_WAVE", "WAVE"))
-            spec_bin_map = _find_optional(hdul, ("SPEC_BIN_MAP",))
+            wave = find_optional(hdul, ("SPEC_WAVE", "WAVE"))
+            spec_bin_map = find_optional(hdul, ("SPEC_BIN_MAP",))
             if wave is not None and spec_bin_map is not None:
-                sflux = _find_data(hdul, ("SPEC_FLUX", "BIN_SPEC_FLUX", "SPEC_FLUX_CORR"), path)
-                serr = _find_data(hdul, ("SPEC_FLUXERR", "BIN_SPEC_FLUXERR"), path)
+                sflux = find_data(hdul, ("SPEC_FLUX", "BIN_SPEC_FLUX", "SPEC_FLUX_CORR"), path)
+                serr = find_data(hdul, ("SPEC_FLUXERR", "BIN_SPEC_FLUXERR"), path)
                 smap = np.rint(np.nan_to_num(np.asarray(spec_bin_map, float))).astype(int)
                 has = np.zeros(nbins, bool)
                 ids = np.unique(smap[smap > 0])
@@ -425,7 +423,7 @@ class BinnedCube:
                 bse = np.full_like(bsf, np.nan)
                 bsf[has] = sflux[:, first[has]].T
                 bse[has] = serr[:, first[has]].T
-                sreg = _find_optional(hdul, ("SPEC_REGION",))
+                sreg = find_optional(hdul, ("SPEC_REGION",))
                 kwargs.update(wave=np.asarray(wave, np.float64).ravel(), bin_spec_flux=bsf,
                               bin_spec_err=bse, bin_has_spec=has,
                               spec_region=None if sreg is None else np.nan_to_num(sreg) == 1)
@@ -434,8 +432,8 @@ class BinnedCube:
                 bin_map, flux[:, first].T, err[:, first].T, filters,
                 unit=float(primary.get("UNIT", 1.0)), region=region, params=params,
                 z=None if z is None else float(z),
-                pixel_scale=_positive_or_none(primary.get("PIXSIZE")),
-                gal_ebv=primary.get("GALEBV"), wcs=_read_wcs(hdul), header=primary, **kwargs,
+                pixel_scale=positive_or_none(primary.get("PIXSIZE")),
+                gal_ebv=primary.get("GALEBV"), wcs=read_wcs(hdul), header=primary, **kwargs,
             )
 
 
@@ -482,7 +480,9 @@ def _calibration(value: ArrayLike | None, header: fits.Header,
     return out
 
 
-def _first_pixels(bin_map: NDArray[np.int32], nbins: int) -> NDArray[np.int64]:
+def first_pixels(bin_map: NDArray[np.int32], nbins: int) -> NDArray[np.int64]:
+    """Flat (row-major) index of the first pixel of every bin 1..``nbins`` of ``bin_map``
+    (y, x; 0 = no bin); ValueError unless the ids run from 1 to ``nbins`` without gaps."""
     flat = bin_map.ravel()
     first = np.full(nbins + 1, -1, np.int64)
     idx = np.flatnonzero(flat > 0)

@@ -1,4 +1,6 @@
-"""Input validation shared by the image-processing modules."""
+"""Input validation of images and their WCS, shared by the image and IFS modules:
+2-D float images (:func:`as_image`), celestial WCS (:func:`require_celestial_wcs`) and
+pixel scales (:func:`pixel_scale_arcsec`)."""
 
 from __future__ import annotations
 

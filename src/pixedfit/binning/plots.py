@@ -11,7 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from .binning import BinnedCube
+from ..cubes import BinnedCube
+from ..filters import cwave_filters
 
 __all__ = ["plot_bin_map", "plot_bin_seds", "plot_bin_snr_radius"]
 
@@ -78,8 +79,6 @@ def plot_bin_seds(binned: BinnedCube, bin_ids: Sequence[int], ax: Any = None,
     if not ids or any(k < 1 or k > binned.nbins for k in ids):
         raise ValueError(f"bin_ids: ids must be within 1..{binned.nbins}, got {list(bin_ids)}")
     try:
-        from .filters import cwave_filters
-
         wave = np.asarray(cwave_filters(binned.filters), float)
         xlabel = "wavelength [Å]"
     except ValueError:  # filters unknown to the library: plot against band index

@@ -9,15 +9,15 @@ import pytest
 
 from ifs_synth import galaxy, imaging, tan_wcs
 from pixedfit.filters import photometry
-from pixedfit.fitting.spectro import eval_legendre
-from pixedfit.ifs.generators import califa_wave_grid, write_califa_cube
-from pixedfit.ifs.spatial import match_imgifs_spatial
-from pixedfit.ifs.spectral import (
+from pixedfit.fitting.legendre import eval_legendre
+from pixedfit.ifs.calibration import (
     apply_legendre_correction,
     correct_specphot_cube,
     read_spectral_correction,
     write_spectral_correction,
 )
+from pixedfit.ifs.generators import califa_wave_grid, write_califa_cube
+from pixedfit.ifs.spatial import match_imgifs_spatial
 
 
 def _calibration_error(wave: np.ndarray, nspec: int, seed: int = 0) -> np.ndarray:

@@ -3,8 +3,8 @@
 Bins reach a signal-to-noise target in every band while only pixels whose SED *shape* is
 similar to the bin's seed are merged. The kernel is C++ (:func:`pixedfit._core.bin_pixels`);
 this module validates inputs, derives the systematic error term and packages the result in
-a :class:`~pixedfit.binned.BinnedCube` (FITS I/O in piXedfit's binned-cube layout, bin-level
-tables). Plots: :mod:`pixedfit.binning_plots`.
+a :class:`~pixedfit.cubes.BinnedCube` (FITS I/O in piXedfit's binned-cube layout, bin-level
+tables). Plots: :mod:`pixedfit.binning.plots`.
 
 Algorithm
 ---------
@@ -84,13 +84,12 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from . import _core
-from .binned import BinnedCube, _first_pixels
-from .cube import FluxCube, SpecPhotCube, _open_fits, read_cube
-from .parallel import resolve_threads
+from .. import _core
+from .._fits import open_fits
+from ..cubes import BinnedCube, FluxCube, SpecPhotCube, first_pixels, read_cube
+from ..parallel import resolve_threads
 
 __all__ = [
-    "BinnedCube",
     "bin_file",
     "bin_images",
     "bin_pixels",
@@ -346,7 +345,7 @@ def _noise_correlation(spec: Any, filters: Sequence[str]) -> list[NDArray | None
     if spec is None:
         return None
     if isinstance(spec, str | os.PathLike):
-        from .images import read_noise_correlation
+        from ..images import read_noise_correlation  # heavy (reproject): on use
 
         spec = read_noise_correlation(spec)
     if not isinstance(spec, Mapping):
@@ -475,7 +474,7 @@ def bin_with_map(cube: FluxCube | SpecPhotCube, bin_map: ArrayLike,
     if np.any((bm > 0) & ~phot.region):
         raise ValueError("bin_map: binned pixels outside the cube's region")
     nbins = int(bm.max())
-    _first_pixels(bm, nbins)  # checks ids run without gaps
+    first_pixels(bm, nbins)  # checks ids run without gaps
     nthreads = _threads(threads)
     flux = _core.bin_sums(np.nan_to_num(phot.flux), bm, nbins, False, nthreads).T
     rho = _noise_correlation(noise_correlation, phot.filters)
@@ -535,7 +534,7 @@ def bin_images(
 
 def _image_data(item: ArrayLike | PathLike, name: str) -> NDArray[np.float64]:
     if isinstance(item, str | os.PathLike):
-        with _open_fits(item) as hdul:
+        with open_fits(item) as hdul:
             for hdu in hdul:
                 if hdu.data is not None:
                     data = np.asarray(hdu.data, np.float64)

@@ -6,7 +6,7 @@ compared with model spectra as follows (:class:`SpectralLikelihood`):
 
 1. **Pixels** kept: finite flux, finite error > 0, not masked, inside ``wave_range`` and the
    model's coverage, and farther than ``del_wave_nebem`` Å (observed frame) from the
-   redshifted strong emission lines of :data:`pixedfit.ifs.lines.EMISSION_LINES` (the
+   redshifted strong emission lines of :data:`pixedfit.lines.EMISSION_LINES` (the
    nebular-line strengths of the models are the least reliable part of them).
 2. **Smoothing to the instrument**: the observed-frame model spectrum (λ(1+z), f_λ) is
    convolved, in a window around the observed range only, with a Gaussian of
@@ -25,7 +25,7 @@ compared with model spectra as follows (:class:`SpectralLikelihood`):
    is fitted between model and data — the exact weighted least-squares solution of
    ``f_obs ≈ P(λ) f_mod`` (fitted as ``y = f_obs / f_mod`` with weights ``f_mod² / σ²``),
    for all models of a batch in one call of the C++ kernel
-   :func:`pixedfit.fitting.spectro.fit_legendre` (OpenMP over models). With photometry the
+   :func:`pixedfit.fitting.legendre.fit_legendre` (OpenMP over models). With photometry the
    model is normalised by the photometry (the sampled or fitted stellar mass) and ``P``
    measures the spectrum's calibration relative to it; its mean (coefficient ``c₀``) is free.
    Spectrum alone, the normalisation is degenerate with ``c₀``: the model's mass is then
@@ -54,10 +54,10 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from .. import _core
-from ..ifs.lines import air_to_vacuum, emission_line_mask
+from ..lines import air_to_vacuum, emission_line_mask
 from ..parallel import resolve_threads
 from ..units import C_AA_PER_S
-from .spectro import fit_legendre
+from .legendre import fit_legendre
 
 __all__ = ["ObservedSpectrum", "Resolution", "SpectralLikelihood", "library_spectral_chi2",
            "read_sdss_spectrum"]

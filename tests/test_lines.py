@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pixedfit.ifs.lines import (
+from pixedfit.lines import (
     EMISSION_LINES,
     air_to_vacuum,
     emission_line_mask,

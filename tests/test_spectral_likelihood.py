@@ -17,7 +17,7 @@ from pixedfit.fitting import (
     fit_sed,
     read_sdss_spectrum,
 )
-from pixedfit.fitting.specfit import SpectralLikelihood
+from pixedfit.fitting.spectral_likelihood import SpectralLikelihood
 from pixedfit.library import generate_library
 from pixedfit.sps import SEDModel
 

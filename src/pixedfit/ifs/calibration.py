@@ -6,13 +6,13 @@ calibration is corrected by the smooth factor ``P(λ)`` that best matches the ra
 model / observed outside emission lines:
 
 1. wavelengths within ``±del_wave_nebem`` Å (observed frame) of a redshifted strong line of
-   :data:`pixedfit.ifs.lines.EMISSION_LINES` are excluded (the models' nebular lines are not
+   :data:`pixedfit.lines.EMISSION_LINES` are excluded (the models' nebular lines are not
    to be trusted at that level), as are non-positive or masked observed values and
    non-positive model values;
 2. ``r = model / observed`` is fitted with a Legendre series of degree ``order`` (3 by
    default) by weighted least squares with σ_r = r σ_obs / obs and iterative ``clip``-σ
    clipping, all spectra at once with the batched C++ kernel
-   :func:`pixedfit.fitting.spectro.fit_legendre`;
+   :func:`pixedfit.fitting.legendre.fit_legendre`;
 3. fluxes **and errors** are multiplied by ``P(λ)`` (the original piXedfit fitted an
    additive difference, kept only points where the model exceeded the data, and then scaled
    the errors by the additive term).
@@ -32,9 +32,9 @@ from astropy.io import fits
 from numpy.typing import ArrayLike, NDArray
 
 from .._paths import atomic_path
-from ..cube import FluxCube, SpecPhotCube
-from ..fitting.spectro import fit_legendre
-from .lines import emission_line_mask
+from ..cubes import FluxCube, SpecPhotCube
+from ..fitting.legendre import fit_legendre
+from ..lines import emission_line_mask
 
 __all__ = [
     "STATUS",
@@ -64,7 +64,7 @@ class SpectralCorrection:
     factor : (nspec, nwave)
         Multiplicative correction P(λ) applied.
     coeffs : (nspec, order + 1)
-        Legendre coefficients (:func:`pixedfit.fitting.spectro.eval_legendre` convention).
+        Legendre coefficients (:func:`pixedfit.fitting.legendre.eval_legendre` convention).
     used : (nspec, nwave) bool
         Points entering the final fit.
     status : (nspec,) int
