@@ -32,13 +32,9 @@ from astropy.wcs import WCS
 import pixedfit
 from pixedfit.cubes import FluxCube
 from pixedfit.ifs.generators import AnalyticGalaxy, manga_wave_grid, write_manga_logcube
+from pixedfit.ifs.operators import psf_matching_kernels, reprojection_matrix, resampling_variance
 from pixedfit.ifs.readers import read_manga
-from pixedfit.ifs.spatial import (
-    match_imgifs_spatial,
-    psf_matching_kernels,
-    reprojection_matrix,
-    resampling_variance,
-)
+from pixedfit.ifs.spatial import match_imgifs_spatial
 from pixedfit.images.align import reproject_image
 from pixedfit.images.psf import convolve_image
 

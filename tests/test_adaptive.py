@@ -42,7 +42,7 @@ from pixedfit.fitting.adaptive import (
     weighted_quantiles,
 )
 from pixedfit.fitting.errors import chi2_terms, scale_fit
-from pixedfit.fitting.mcmc import LogProbability, _lowest_chi2, _smallest_first
+from pixedfit.fitting.posterior import LogProbability, _lowest_chi2, _smallest_first
 from pixedfit.fitting.priors import Gaussian, PriorSet
 from pixedfit.library import generate_library
 

@@ -85,7 +85,7 @@ def test_help_documents_every_fit_option_and_the_catalogue_columns():
 
 def test_models_generate_help_lists_the_range_names():
     from pixedfit.cli import build_parser
-    from pixedfit.cli_fit import RANGE_DEFAULTS
+    from pixedfit.cli.fit import RANGE_DEFAULTS
     from pixedfit.library import GENERATION_RANGES
 
     assert RANGE_DEFAULTS == GENERATION_RANGES  # the help's copy is the library's table
@@ -113,8 +113,8 @@ def test_bad_values_name_the_flag(tmp_path):
 
 
 def test_user_message_names_flags_and_configuration_keys():
-    from pixedfit.cli import _config_keys, user_message
-    from pixedfit.cli_fit import FLAGS
+    from pixedfit.cli.fit import FLAGS
+    from pixedfit.cli.main import _config_keys, user_message
     from pixedfit.parallel import SerialPool, TaskError
 
     def fail(_):

@@ -26,7 +26,8 @@ from pixedfit.fitting.errors import (
     fit_quality,
     observations,
 )
-from pixedfit.fitting.mcmc import LogProbability, MCMCShortChainWarning
+from pixedfit.fitting.mcmc import MCMCShortChainWarning
+from pixedfit.fitting.posterior import LogProbability
 from pixedfit.fitting.priors import PriorSet
 from pixedfit.fitting.rdsps import ModelPhotometry, rdsps
 from pixedfit.instruments import get_instrument

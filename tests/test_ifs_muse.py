@@ -12,8 +12,9 @@ from ifs_synth import tan_wcs
 from pixedfit.binning import bin_pixels
 from pixedfit.cubes import FluxCube, SpecPhotCube
 from pixedfit.filters import add_filter, photometry
+from pixedfit.ifs.operators import discrete_gaussian_kernel
 from pixedfit.ifs.readers import read_muse
-from pixedfit.ifs.spatial import discrete_gaussian_kernel, match_imgifs_spatial
+from pixedfit.ifs.spatial import match_imgifs_spatial
 from pixedfit.images.align import reproject_image
 from pixedfit.images.psf import convolve_image
 from pixedfit.lines import air_to_vacuum

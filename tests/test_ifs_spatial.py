@@ -17,16 +17,16 @@ from pixedfit.ifs.generators import (
     write_califa_cube,
     write_manga_logcube,
 )
-from pixedfit.ifs.readers import IFSCube, read_manga
-from pixedfit.ifs.spatial import (
+from pixedfit.ifs.operators import (
     convolution_matrix,
     discrete_gaussian_kernel,
-    match_imgifs_spatial,
     psf_matching_kernels,
     reprojection_matrix,
     resampling_variance,
     smooth_spectra,
 )
+from pixedfit.ifs.readers import IFSCube, read_manga
+from pixedfit.ifs.spatial import match_imgifs_spatial
 from pixedfit.images.align import reproject_image
 from pixedfit.images.extinction import f99_extinction
 from pixedfit.images.psf import convolve_image

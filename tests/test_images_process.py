@@ -17,10 +17,10 @@ from scipy import ndimage
 from pixedfit.cubes import FluxCube
 from pixedfit.filters import cwave_filters
 from pixedfit.images.align import binned_variance, fix_cutout_wcs
+from pixedfit.images.measure import aperture_photometry as cube_aperture
+from pixedfit.images.measure import total_sed
 from pixedfit.images.process import ImageSet, read_noise_correlation
 from pixedfit.images.regions import RegionWarning, ellipse_region
-from pixedfit.images.utils import aperture_photometry as cube_aperture
-from pixedfit.images.utils import total_sed
 from pixedfit.images.variance import (
     sdss_cutout_origin,
     variance_from_weight,

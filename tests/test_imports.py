@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -35,6 +36,30 @@ def _loaded(statement: str) -> set[str]:
 def test_fitting_and_models_do_not_load_images_or_ifs(statement):
     loaded = _loaded(statement)
     assert not loaded & set(HEAVY), sorted(loaded & set(HEAVY))
+
+
+def test_every_fitting_module_loads_neither_images_nor_ifs():
+    """The fitting layer sits below images and IFS matching (docs/architecture.md): none of
+    its modules, imported all together, loads either package."""
+    loaded = _loaded("import pkgutil, importlib, pixedfit.fitting as f\n"
+                     "for m in pkgutil.iter_modules(f.__path__, 'pixedfit.fitting.'):\n"
+                     "    importlib.import_module(m.name)")
+    assert "pixedfit.fitting.drivers" in loaded and "pixedfit.fitting.nested" in loaded
+    bad = sorted(m for m in loaded
+                 if m.split(".")[:2] in (["pixedfit", "images"], ["pixedfit", "ifs"]))
+    assert not bad, bad
+
+
+def test_help_runs_within_a_second():
+    """``pixedfit --help`` (issue 16: < 1 s; ≈ 0.15 s measured, the interpreter's start
+    included). Best of three runs, so that a busy machine's one slow start does not fail it."""
+    times = []
+    for _ in range(3):
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "pixedfit.cli", "--help"], capture_output=True,
+                       timeout=60, check=True)
+        times.append(time.perf_counter() - start)
+    assert min(times) < 1.0, times
 
 
 def test_cli_parser_imports_no_science_stack():

@@ -23,7 +23,7 @@ from pixedfit.fitting import (
     fit_sed,
 )
 from pixedfit.fitting.drivers import _sed_seed
-from pixedfit.fitting.mcmc import LogProbability
+from pixedfit.fitting.posterior import LogProbability
 from pixedfit.library import generate_library
 from pixedfit.sps import SEDModel
 

@@ -19,14 +19,14 @@ from pixedfit.fitting import (
     fit_catalog,
     fit_sed,
 )
-from pixedfit.fitting.mcmc import LogProbability
+from pixedfit.fitting.comparison import ModelComparison
 from pixedfit.fitting.nested import (
-    ModelComparison,
     NestedSamplingWarning,
     _nautilus_threads,
     log_mass_box,
     log_prior_normalisation,
 )
+from pixedfit.fitting.posterior import LogProbability
 from pixedfit.library import generate_library
 from pixedfit.sps import SEDModel
 

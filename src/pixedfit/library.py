@@ -41,6 +41,7 @@ from ._paths import hdf5_atomic, open_hdf5
 from .cosmology import luminosity_distance
 from .filters import filter_weights
 from .parallel import SerialPool, resolve_threads
+from .sps import DEFAULTS, PARAM_NAMES, SEDModel
 from .units import L_SUN_CGS, MPC_CM
 
 __all__ = [
@@ -345,8 +346,6 @@ class ModelLibrary:
 
     def model(self, **overrides: Any):
         """Rebuild the SEDModel that made this library (``overrides`` change settings)."""
-        from .sps import SEDModel
-
         if not self.config or self.config.get("sfh_form") is None:
             raise ValueError("this library does not record a complete SEDModel configuration "
                              "(read from the original's layout?): photometry comes from its "
@@ -446,8 +445,6 @@ class ModelLibrary:
         return out
 
     def _model_param_array(self, sed_model: Any) -> NDArray[np.float64]:
-        from .sps import DEFAULTS, PARAM_NAMES
-
         arr = np.empty((self.nmodels, len(PARAM_NAMES)))
         for j, name in enumerate(PARAM_NAMES):
             arr[:, j] = self.params.get(name, DEFAULTS[name])

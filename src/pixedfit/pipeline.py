@@ -875,7 +875,9 @@ class Pipeline:
 
         return self._stage("ifs", cfg, [cfg["cube"]], ["images"], work)
 
-    def _cube_path(self) -> Path:
+    def cube_path(self) -> Path:
+        """The cube the run bins and fits: the spectrophotometric cube when the IFS stage
+        ran, else the flux map."""
         if "ifs" in self.records:
             return self.path("ifs", "specphot.fits")
         return self.path("images", "fluxmap.fits")
@@ -888,7 +890,7 @@ class Pipeline:
             from .binning import bin_pixels
             from .cubes import read_cube
 
-            cube = read_cube(self._cube_path())
+            cube = read_cube(self.cube_path())
             # the pixel noise correlation the image stage measured, when there is one
             noise = self.path("images", "fluxmap_noise.fits")
             use_noise = bool(cfg.get("noise_correlation", True)) and noise.is_file()
@@ -999,7 +1001,7 @@ class Pipeline:
             dest.parent.mkdir(parents=True, exist_ok=True)
             fc = self.cfg["fitting"]
             pm = maps_parameters(self.path("binning", "binned.fits"), self.path("fitting"),
-                                 self._cube_path(), name_out=dest, cosmo=fc["cosmo"],
+                                 self.cube_path(), name_out=dest, cosmo=fc["cosmo"],
                                  H0=fc["H0"], Om0=fc["Om0"], **cfg)
             return ["maps/maps.fits"], {"nmaps": len(pm.maps)}
 

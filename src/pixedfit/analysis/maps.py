@@ -82,6 +82,7 @@ from astropy.table import Table
 from numpy.typing import ArrayLike, NDArray
 
 from .._paths import atomic_path
+from ..cosmology import kpc_per_pixel
 from ..cubes import BinnedCube, FluxCube, SpecPhotCube, read_cube
 from ..fitting.results import FitResult, ResultStore
 
@@ -615,8 +616,6 @@ def maps_parameters(
 
     kpc = None
     if cube.z is not None and cube.z > 0 and cube.pixel_scale is not None:
-        from ..cosmology import kpc_per_pixel
-
         kpc = float(kpc_per_pixel(cube.z, cube.pixel_scale, cosmo, H0, Om0))
         log_area_bin = np.log10(cube.bin_npix * kpc**2)
         for q, sq in PIXEL_QUANTITIES.items():

@@ -29,7 +29,16 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .._paths import atomic_path
+from ..binning.plots import plot_bin_map as _draw_bin_map
+from ..cosmology import age_of_universe
+from ..filters import cwave_filters, get_filter_curve
+from ..fitting.priors import MASS_SCALED
+from ..fitting.rdsps import rdsps
 from ..fitting.results import FitResult
+from ..library import ModelLibrary, read_library
+from ..sps import DEFAULTS, PARAM_NAMES
+from ..sps.sfh import sfr_shape
+from .maps import FLAG_FAILED, FLAG_LEFTOVER, FLAG_NOT_CONVERGED, quantity_unit
 
 __all__ = [
     "LABELS",
@@ -77,8 +86,6 @@ def quantity_label(name: str, stat: str | None = None) -> str:
     :data:`pixedfit.analysis.maps.QUANTITY_UNITS` (``log X`` for ``dex(X)``). The
     ``mean_err`` of a logarithmic quantity is labelled in dex.
     """
-    from .maps import quantity_unit
-
     unit = quantity_unit(name, stat or "p50")
     if stat in ("mean_err", "std"):
         err_unit = quantity_unit(name, stat)
@@ -223,11 +230,6 @@ def posterior_samples(fit: FitResult, library: Any = None, priors: Any = None,
         raise ValueError("library: RDSPS posteriors are rebuilt from the fitted library")
     if fit.z is None:
         raise ValueError("posterior samples of free-redshift RDSPS fits are not supported")
-    from ..cosmology import age_of_universe
-    from ..fitting.priors import MASS_SCALED
-    from ..fitting.rdsps import rdsps
-    from ..library import ModelLibrary, read_library
-
     lib = library if isinstance(library, ModelLibrary) else read_library(library, spectra=False)
     if models is None:
         models = lib.photometry(list(fit.filters), fit.z, threads=threads)
@@ -414,8 +416,6 @@ def _sparse_corner(data: NDArray[np.float64], weights: NDArray[np.float64],
 
 
 def _model_params(names: Sequence[str], values: NDArray[np.float64]) -> dict[str, Any]:
-    from ..sps import PARAM_NAMES
-
     out: dict[str, Any] = {}
     for k, name in enumerate(names):
         if name in PARAM_NAMES:
@@ -439,8 +439,6 @@ def plot_sed(fit: FitResult, model: Any = None, samples: PosteriorSamples | None
         Draw the stellar, nebular, dust and AGN components of the best fit.
     wunit : {"micron", "angstrom"}
     """
-    from ..filters import cwave_filters
-
     if wunit not in ("micron", "angstrom"):
         raise ValueError("wunit: use 'micron' or 'angstrom'")
     scale = 1e-4 if wunit == "micron" else 1.0
@@ -508,9 +506,6 @@ def sfh_percentiles(samples: PosteriorSamples, sfh_form: int, nsamples: int = 20
     lbt, p16, p50, p84 : ndarray
         Look-back time (Gyr) and the SFR percentiles (M☉/yr).
     """
-    from ..sps import DEFAULTS
-    from ..sps.sfh import sfr_shape
-
     idx = samples.draw(nsamples, seed)
 
     def col(name: str) -> NDArray[np.float64]:
@@ -559,10 +554,8 @@ def plot_sfh(samples: PosteriorSamples, sfh_form: int, nsamples: int = 200,
 def plot_bin_map(binned: Any, path: PathLike | None = None) -> Any:
     """Bin map of a :class:`~pixedfit.cubes.BinnedCube` (see
     :func:`pixedfit.binning.plots.plot_bin_map`)."""
-    from ..binning.plots import plot_bin_map as _draw
-
     fig = _figure((6, 5))
-    _draw(binned, ax=fig.subplots())
+    _draw_bin_map(binned, ax=fig.subplots())
     return save_figure(fig, path)
 
 
@@ -619,8 +612,6 @@ def plot_maps(maps: Any, params: Sequence[str] | None = None, kind: str = "pix",
         ax.set_yticks([])
     flag_map = getattr(maps, "flags", None)
     if flags and flag_map is not None and np.any(flag_map):
-        from .maps import FLAG_FAILED, FLAG_LEFTOVER, FLAG_NOT_CONVERGED
-
         leftover = (flag_map & FLAG_LEFTOVER) > 0
         bad = (flag_map & (FLAG_FAILED | FLAG_NOT_CONVERGED)) > 0
         for ax in axes[:len(params)]:
@@ -661,8 +652,6 @@ def _mark_pixels(ax: Any, mask: NDArray[np.bool_], colour: str, hatch: str | Non
 def plot_filters(filters: Sequence[str], path: PathLike | None = None) -> Any:
     """Transmission curves of ``filters`` against wavelength (µm, log axis); the legend
     sits beside the axes, never on the curves."""
-    from ..filters import get_filter_curve
-
     names = [filters] if isinstance(filters, str) else list(filters)
     if not names:
         raise ValueError("filters: give at least one filter")

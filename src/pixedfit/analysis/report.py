@@ -327,7 +327,7 @@ def write_report(pipe: Any, folder: PathLike) -> Path:
     folder = Path(folder)
     (folder / "img").mkdir(parents=True, exist_ok=True)
     cfg = pipe.cfg
-    cube = read_cube(pipe._cube_path())
+    cube = read_cube(pipe.cube_path())
     phot = getattr(cube, "photometry", cube)
     binned = BinnedCube.read(pipe.path("binning", "binned.fits"))
     pm = PropertyMaps.read(pipe.path("maps", "maps.fits"))

@@ -62,7 +62,7 @@ constrained ones and no proposal falls outside the box):
 3. **Weights** — every sample of every round gets the weight
    ``π(y) / (q_M(y) Σ_r (N_r / N) q_r(y))`` (``q_M`` the density of its drawn mass, 1
    without the mass-conditional draw), where π is the same unnormalised posterior as the MCMC
-   (:class:`~pixedfit.fitting.mcmc.LogProbability`: likelihood × priors × the prior box,
+   (:class:`~pixedfit.fitting.posterior.LogProbability`: likelihood × priors × the prior box,
    mass sampled with a flat prior in log M like the other parameters) times the Jacobian
    of the coordinates, and the sum runs over all proposals so far. These weights are
    unbiased whatever the proposals were, and robust to a poor early round.
@@ -130,7 +130,8 @@ from .boxes import (
     mass_box_edge,
 )
 from .errors import fit_quality, scale_fit
-from .mcmc import LibraryPass, LogProbability, sampling_problem
+from .posterior import LibraryPass, LogProbability, sampling_problem
+from .results import FitResult
 
 __all__ = ["AdaptiveSettings", "ConvergenceWarning", "ImportanceSamples", "refine"]
 
@@ -1689,11 +1690,9 @@ def refine(ctx: Any, lp: LibraryPass, obs: NDArray | None, err: NDArray | None,
     ``upper`` are the observations as fitted (total errors, +inf for a dropped band,
     upper-limit flags: :class:`~pixedfit.fitting.errors.Observations`).
     """
-    from .results import FitResult
-
     settings.check()
     has_phot = obs is not None
-    prob = sampling_problem(ctx, lp, obs, err, z, spectral, area_kpc2,
+    prob = sampling_problem(ctx, lp, obs, err, z, spectral=spectral, area_kpc2=area_kpc2,
                             max_candidates=settings.max_candidates, upper=upper,
                             log_mass_to_light=settings.log_mass_to_light)
     run = run_adaptive(prob.lnprob, prob.lo, prob.hi, prob.candidates,

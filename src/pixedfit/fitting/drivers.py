@@ -64,8 +64,9 @@ from .errors import (
     observations,
     scale_fit,
 )
-from .mcmc import LibraryPass, McmcSettings, chain_file_bytes, fit_one
+from .mcmc import McmcSettings, chain_file_bytes, fit_one
 from .mcmc import option_settings as mcmc_option_settings
+from .posterior import LibraryPass
 from .priors import MASS_SCALED, Prior, PriorSet
 from .rdsps import RdspsResult, rdsps
 from .results import FitResult, ResultStore, input_digest, library_digest
@@ -571,6 +572,7 @@ def fit_sed(
     flux_err: ArrayLike | None,
     filters: Sequence[str] | None,
     z: float | None = None,
+    *,
     library: Any = None,
     priors: PriorsLike = None,
     method: str = "rdsps",
@@ -774,6 +776,7 @@ def fit_catalog(
     flux_errs: ArrayLike,
     filters: Sequence[str],
     z: ArrayLike,
+    *,
     library: Any = None,
     priors: PriorsLike = None,
     method: str = "rdsps",
@@ -927,6 +930,7 @@ def fit_catalog(
 @with_single_blas_thread
 def fit_binmap(
     binned: Any,
+    *,
     bin_ids: Sequence[int] | None = None,
     library: Any = None,
     priors: PriorsLike = None,

@@ -3,7 +3,7 @@ upper limits.
 
 One module decides how observed fluxes and errors enter a likelihood; RDSPS
 (:func:`pixedfit.fitting.rdsps.rdsps`, whose C++ kernel evaluates the same terms) and the
-vectorised log posterior :class:`pixedfit.fitting.mcmc.LogProbability` (MCMC and every
+vectorised log posterior :class:`pixedfit.fitting.posterior.LogProbability` (MCMC and every
 sampler built on it) use it alike.
 
 Total error of a band
@@ -99,6 +99,8 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.special import log_ndtr
 
+from ..instruments import get_instrument
+
 __all__ = [
     "CalibrationWarning",
     "Observations",
@@ -126,8 +128,6 @@ def _fraction(value: Any, what: str) -> float:
 
 def _table_fractions(filters: Sequence[str]) -> NDArray[np.float64]:
     """Calibration fractions from the instrument table (0 and a warning when unknown)."""
-    from ..instruments import get_instrument
-
     out = np.zeros(len(filters))
     unknown = []
     for b, name in enumerate(filters):

@@ -69,7 +69,7 @@ import dataclasses
 import math
 import os
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,21 +77,24 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .._paths import hdf5_atomic, open_hdf5
-from ..cosmology import age_of_universe
-from ..library import derived_table
-from ..sps.model import COMPONENT_NAMES, DEFAULTS, PARAM_NAMES
+from .adaptive import AdaptiveSettings, run_adaptive
 from .boxes import (
     DEFAULT_LOG_MASS_TO_LIGHT,
     MassBoxWarning,
     check_log_mass_to_light,
-    log_mass_box,
     mass_box_edge,
 )
-from .errors import chi2_terms, fit_quality, scale_fit
-from .priors import MASS_SCALED, PriorSet
+from .errors import fit_quality
+from .posterior import (
+    LibraryPass,
+    LogProbability,
+    SamplingProblem,
+    posterior_products,
+    sampling_problem,
+)
+from .results import FitResult
 
-__all__ = ["MOVES", "LogProbability", "MCMCShortChainWarning", "McmcSettings", "make_moves",
-           "run_mcmc"]
+__all__ = ["MOVES", "MCMCShortChainWarning", "McmcSettings", "make_moves", "run_mcmc"]
 
 class MCMCShortChainWarning(UserWarning):
     """The chain is shorter than 50 integrated autocorrelation times."""
@@ -276,8 +279,6 @@ class McmcSettings:
             raise ValueError(f"start must be 'refined' or 'library', got {self.start!r}")
         check_log_mass_to_light(self.log_mass_to_light, "McmcSettings")
         if self.refine is not None:
-            from .adaptive import AdaptiveSettings
-
             if not isinstance(self.refine, AdaptiveSettings):
                 raise TypeError(f"refine must be an AdaptiveSettings or None, got "
                                 f"{self.refine!r}")
@@ -287,218 +288,6 @@ class McmcSettings:
         if ndim is not None and self.nwalkers < 2 * ndim:
             raise ValueError(f"nwalkers must be >= 2 x the number of free parameters "
                              f"({2 * ndim}), got {self.nwalkers}")
-
-
-def derived_logs(model: Any, derived: Mapping[str, NDArray]) -> dict[str, NDArray]:
-    """piXedfit-named log derived quantities (absolute: for the models' own masses)."""
-    return derived_table(model, derived)
-
-
-class LogProbability:
-    """Vectorised log posterior of a set of walkers (callable on (n, ndim) arrays).
-
-    Parameters
-    ----------
-    model : SEDModel
-    free : sequence of str
-        Sampled parameters (model parameter names and possibly ``z``), column order.
-    lo, hi : ndarray, shape (ndim,)
-        Prior box.
-    fixed : mapping
-        Values of the fixed model parameters (others take ``DEFAULTS``).
-    priors : PriorSet
-    z : float or None
-        Fixed redshift, or None when ``z`` is in ``free``.
-    filters, obs, err : photometry (None for a spectrum-only fit)
-        Bands and f_λ (the limit for an upper limit), total 1σ errors (erg s⁻¹ cm⁻² Å⁻¹;
-        the error model's :attr:`~pixedfit.fitting.errors.Observations.sigma`, +inf drops
-        a band).
-    spectral : SpectralLikelihood, optional
-    area_kpc2 : float, optional
-        Bin area for surface-density joint priors.
-    age_limit : bool
-        Exclude ``log_age`` above the age of the universe at z.
-    cosmo, H0, Om0
-        Cosmology of the age limit.
-    dz_interp : float
-        Free-z interpolation step.
-    threads : int, optional
-    upper : ndarray of bool, shape (nband,), optional
-        Bands that are upper limits (see :mod:`pixedfit.fitting.errors`).
-    """
-
-    def __init__(self, model: Any, free: Sequence[str], lo: NDArray, hi: NDArray,
-                 fixed: Mapping[str, float], priors: PriorSet, z: float | None,
-                 filters: Sequence[str] | None, obs: NDArray | None, err: NDArray | None,
-                 spectral: Any = None, area_kpc2: float | None = None, age_limit: bool = True,
-                 cosmo: Any = None, H0: float = 70.0, Om0: float = 0.3,
-                 dz_interp: float = 0.001, threads: int | None = None,
-                 upper: NDArray | None = None):
-        self.model = model
-        self.free = list(free)
-        self.lo = np.asarray(lo, dtype=np.float64)
-        self.hi = np.asarray(hi, dtype=np.float64)
-        self.priors = priors
-        self.z = z
-        self.filters = list(filters) if filters else []
-        self.obs = obs
-        self.err = None if err is None else np.asarray(err, dtype=np.float64)
-        self.ivar = None if err is None else 1.0 / self.err**2
-        self.upper = (None if upper is None or not np.any(upper)
-                      else np.asarray(upper, dtype=bool))
-        self.spectral = spectral
-        self.area = area_kpc2
-        self.age_limit = age_limit
-        self.cosmo, self.H0, self.Om0 = cosmo, H0, Om0
-        self.dz = float(dz_interp)
-        self.threads = threads
-        self.base = np.array([float(fixed.get(n, DEFAULTS[n])) for n in PARAM_NAMES])
-        # the sampled model parameters: their columns in theta and in the model's array
-        # (param_array copies them in one go)
-        self._src = [j for j, n in enumerate(self.free) if n in PARAM_NAMES]
-        self._dst = [PARAM_NAMES.index(self.free[j]) for j in self._src]
-        self.iz = self.free.index("z") if "z" in self.free else None
-        self.iv = self.free.index("veldisp") if "veldisp" in self.free else None
-        self.im = self.free.index("log_mass") if "log_mass" in self.free else None
-        self.fixed = dict(fixed)
-        if self.age_limit and self.z is not None:
-            self._age_max = math.log10(float(age_of_universe(self.z, cosmo, H0, Om0)))
-        self.ncalls = 0
-
-    @property
-    def ndim(self) -> int:
-        """Number of sampled parameters."""
-        return len(self.free)
-
-    def param_array(self, theta: NDArray) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-        """(n, 16) model parameter arrays and (n,) redshifts of walker positions."""
-        theta = np.atleast_2d(theta)
-        arr = np.empty((theta.shape[0], self.base.size))
-        arr[:] = self.base
-        if self._src:
-            arr[:, self._dst] = theta[:, self._src]
-        zz = theta[:, self.iz] if self.iz is not None else np.full(theta.shape[0], self.z)
-        return arr, zz
-
-    def _photometry(self, arr: NDArray, zz: NDArray) -> tuple[NDArray, dict]:
-        if self.iz is None:
-            # one redshift for every evaluation: the transmission knots (sps.knots), ≈ 5×
-            # faster than summing the grid, within 3e-5 of it
-            return self.model.photometry(arr, float(zz[0]), self.filters, threads=self.threads,
-                                         return_derived=True, knots=True)
-        # free z: interpolate in ln f between the grid nodes around each walker's z
-        node = np.floor(zz / self.dz).astype(np.int64)
-        t = zz / self.dz - node
-        out = np.empty((arr.shape[0], len(self.filters)))
-        derived: dict[str, NDArray] = {}
-        for k in np.unique(node):
-            sel = node == k
-            sub = np.ascontiguousarray(arr[sel])
-            za, zb = max(k * self.dz, 1e-5), (k + 1) * self.dz
-            # the grid sum: the transmission knots would need a projection per node
-            fa, der = self.model.photometry(sub, za, self.filters, threads=self.threads,
-                                            return_derived=True)
-            fb = self.model.photometry(sub, zb, self.filters, threads=self.threads)
-            tt = t[sel][:, None]
-            with np.errstate(divide="ignore", invalid="ignore"):
-                inter = np.exp((1 - tt) * np.log(fa) + tt * np.log(fb))
-            out[sel] = np.where((fa > 0) & (fb > 0), inter, (1 - tt) * fa + tt * fb)
-            for name, v in der.items():
-                derived.setdefault(name, np.empty(arr.shape[0]))[sel] = v
-        return out, derived
-
-    def evaluate(self, theta: NDArray, extras: bool = False,
-                 mass_proposal: Callable[[NDArray, NDArray], tuple[NDArray, NDArray]]
-                 | None = None) -> tuple[NDArray, dict]:
-        """Log posterior of walker positions (n, ndim) and, with ``extras``, model outputs.
-
-        ``extras`` holds ``chi2``, ``photometry`` (n, nband), ``derived`` (log quantities,
-        absolute), ``scale`` (profiled spectral normalisation) and ``spec_model`` /
-        ``spec_factor`` (n, npix) for spectral fits.
-
-        ``mass_proposal`` (photometric fits with ``log_mass`` sampled) draws ``log_mass``
-        given the rest of each position, from the model photometry the position's own
-        ``log_mass`` gives: it is called as ``mass_proposal(photometry (m, nband),
-        log_mass (m,))`` for the m positions inside the box and returns the new log masses
-        (m,) and their log proposal densities (m,, per dex). The model scales exactly with
-        the mass, so no second model evaluation is needed; the posterior is that of the new
-        positions, returned in ``extras`` as ``theta`` (m, ndim) with ``log_q_mass``.
-        """
-        theta = np.array(theta, dtype=np.float64, ndmin=2)
-        n = theta.shape[0]
-        lnp = np.full(n, -np.inf)
-        inside = np.all((theta >= self.lo) & (theta <= self.hi), axis=1)
-        arr, zz = self.param_array(theta)
-        if self.age_limit:
-            if self.iz is None:
-                inside &= arr[:, 2] <= self._age_max
-            else:
-                lim = np.log10(np.asarray(age_of_universe(zz, self.cosmo, self.H0, self.Om0)))
-                inside &= arr[:, 2] <= lim
-        out: dict[str, Any] = {}
-        idx = np.flatnonzero(inside)
-        if idx.size == 0:
-            return lnp, out
-        self.ncalls += idx.size
-        sub = np.ascontiguousarray(arr[idx])
-        chi2 = np.zeros(idx.size)
-        derived_raw = None
-        phot = None
-        mass_shift = log_q_mass = None
-        if self.filters:
-            phot, derived_raw = self._photometry(sub, zz[idx])
-            if mass_proposal is not None and self.im is not None:
-                new_mass, log_q_mass = mass_proposal(phot, sub[:, 0].copy())
-                mass_shift = np.asarray(new_mass, dtype=np.float64) - sub[:, 0]
-                phot = phot * 10.0 ** mass_shift[:, None]
-                sub[:, 0] += mass_shift
-                theta[idx, self.im] = sub[:, 0]
-            chi2 += chi2_terms(phot, self.obs, self.err, self.upper)
-        scale = np.ones(idx.size)
-        spec = None
-        if self.spectral is not None:
-            model_pix, der_s = self.spectral.model_on_pixels(
-                sub, veldisp=None if self.iv is None else theta[idx, self.iv])
-            spec = self.spectral.compare(model_pix)
-            chi2 += spec["chi2"]
-            scale = spec["scale"]
-            if derived_raw is None:
-                derived_raw = der_s
-        logs = derived_logs(self.model, derived_raw)
-        if mass_shift is not None:  # the derived quantities came from the old masses
-            logs = {k: (v + mass_shift if k in MASS_SCALED else v) for k, v in logs.items()}
-        if self.spectral is not None and not self.filters:
-            with np.errstate(divide="ignore", invalid="ignore"):
-                shift = np.log10(np.where(scale > 0, scale, np.nan))
-            logs = {k: (v + shift if k in MASS_SCALED else v) for k, v in logs.items()}
-        inside_theta = theta[idx]
-        values = {name: inside_theta[:, j] for j, name in enumerate(self.free)}
-        for name, v in self.fixed.items():
-            values.setdefault(name, np.full(idx.size, v))
-        if self.spectral is not None and not self.filters:
-            with np.errstate(divide="ignore", invalid="ignore"):
-                values["log_mass"] = np.log10(np.where(scale > 0, scale, np.nan))
-        values.setdefault("log_mass", sub[:, 0])
-        if self.z is not None:
-            values.setdefault("z", np.full(idx.size, self.z))
-        values.update({k: v for k, v in logs.items() if k not in values})
-        lp = self.priors.log_prior({k: values[k] for k in self.priors.names}, self.area) \
-            if len(self.priors) else np.zeros(idx.size)
-        post = lp - 0.5 * chi2
-        lnp[idx] = np.where(np.isfinite(post), post, -np.inf)
-        if extras:
-            out = {"index": idx, "chi2": chi2, "photometry": phot, "values": values,
-                   "scale": scale}
-            if log_q_mass is not None:
-                out["theta"] = theta[idx]
-                out["log_q_mass"] = np.asarray(log_q_mass, dtype=np.float64)
-            if spec is not None:
-                out["spec_model"] = model_pix
-                out["spec_factor"] = spec["factor"]
-        return lnp, out
-
-    def __call__(self, theta: NDArray) -> NDArray[np.float64]:
-        return self.evaluate(theta)[0]
 
 
 def initial_positions(lnprob: LogProbability, candidates: NDArray, weights: NDArray,
@@ -546,8 +335,6 @@ def refined_start(prob: SamplingProblem, settings: McmcSettings, rng: np.random.
     refined start the refinement's ``start_ess``, ``start_evaluations`` and
     ``start_converged``.
     """
-    from .adaptive import AdaptiveSettings, run_adaptive
-
     lnprob = prob.lnprob
     if settings.start == "refined":
         # the walkers need the posterior's bulk, not medians to 0.02 dex
@@ -775,448 +562,6 @@ def check_chain(run: dict[str, Any], settings: McmcSettings, names: Sequence[str
     return notes
 
 
-def component_percentiles(model: Any, params: NDArray, z: float, spectral_scale: NDArray,
-                          threads: int | None = None) -> tuple[NDArray, dict[str, NDArray]]:
-    """Observed-frame wavelengths and p16/p50/p84 (3, nwave) of the total and component
-    spectra of a batch of parameter arrays (n, 16) at redshift ``z``, each model multiplied
-    by its ``spectral_scale``."""
-    wave, comps = model.observed_components(params, z=z, threads=threads)
-    out = {}
-    for name in ("total", *COMPONENT_NAMES):
-        v = np.atleast_2d(comps[name]) * spectral_scale[:, None]
-        if name != "total" and not np.any(v):
-            continue
-        out[name] = np.percentile(v, [16, 50, 84], axis=0)
-    return wave, out
-
-
-def build_log_probability(ctx: Any, free_all: Sequence[str], box: Any, obs: NDArray | None,
-                          err: NDArray | None, z: float | None, spectral: Any,
-                          area_kpc2: float | None, dz_interp: float,
-                          check: Any = None, upper: NDArray | None = None
-                          ) -> tuple[LogProbability, dict[str, float]]:
-    """The :class:`LogProbability` of one SED and the fixed parameters.
-
-    ``free_all`` lists the candidate parameters; ``box(name)`` gives each one's prior box
-    ``(lo, hi)`` (``lo == hi`` fixes it). The velocity dispersion is added when the
-    spectrum samples it. ``check(ndim)``, if given, validates the sampler settings for
-    the number of sampled parameters; ``upper`` flags the bands that are upper limits.
-    Raises ValueError for priors on unknown quantities.
-    """
-    free: list[str] = []
-    fixed: dict[str, float] = {}
-    lo: list[float] = []
-    hi: list[float] = []
-    for name in free_all:
-        a, b = box(name)
-        if a == b:
-            fixed[name] = a
-        else:
-            free.append(name)
-            lo.append(a)
-            hi.append(b)
-    if spectral is not None and spectral.fit_veldisp:
-        vlo, vhi = spectral.spectrum.veldisp_range
-        free.append("veldisp")
-        lo.append(vlo)
-        hi.append(vhi)
-    if not free:
-        raise ValueError("every parameter is fixed: nothing to sample")
-    derived_names = list(ctx.library.derived)
-    known = set(free) | set(fixed) | set(derived_names) | {"log_mass", "z"}
-    for name in ctx.priors.names:
-        if name not in known:
-            raise ValueError(f"prior on {name!r}, which this fit does not know (sampled: "
-                             f"{', '.join(free)})")
-    if check is not None:
-        check(len(free))
-    has_phot = obs is not None
-    lnprob = LogProbability(
-        ctx.model, free, np.array(lo), np.array(hi), fixed, ctx.priors, z,
-        ctx.filters if has_phot else None, obs, err, spectral=spectral, area_kpc2=area_kpc2,
-        age_limit=ctx.settings.get("max_age_universe", True), cosmo=ctx.settings.get("cosmo"),
-        H0=ctx.settings.get("H0", 70.0), Om0=ctx.settings.get("Om0", 0.3),
-        dz_interp=dz_interp, threads=1 if ctx.threads is None else ctx.threads,
-        upper=upper if has_phot else None)
-    return lnprob, fixed
-
-
-def _equal_weight_subset(nsamp: int, weights: NDArray | None, nmax: int,
-                         rng: np.random.Generator) -> tuple[NDArray[np.int64], NDArray]:
-    """Indices of the samples that get derived quantities, and their counts.
-
-    Equal weights (``weights`` None): all samples, or ``nmax`` of them drawn without
-    replacement. Importance weights: ``nmax`` draws with replacement in proportion to the
-    weights, each distinct sample kept once and weighted by its number of draws (so that
-    the samples, repeated by their counts, are an equal-weight posterior sample).
-    """
-    if weights is None:
-        sub = np.arange(nsamp)
-        if nsamp > nmax:
-            sub = np.sort(rng.choice(nsamp, nmax, replace=False))
-        return sub, np.ones(sub.size, dtype=np.int64)
-    w = np.asarray(weights, dtype=np.float64)
-    pos = np.flatnonzero(w > 0)
-    if pos.size == 0:
-        raise ValueError("no posterior sample has a positive weight")
-    draws = rng.choice(pos, nmax, replace=True, p=w[pos] / w[pos].sum())
-    sub, counts = np.unique(draws, return_counts=True)
-    return sub, counts.astype(np.int64)
-
-
-def posterior_products(ctx: Any, lnprob: LogProbability, samples: NDArray,
-                       samples_lnp: NDArray, weights: NDArray | None, obs: NDArray | None,
-                       err: NDArray | None, z: float | None, spectral: Any, n_sed_samples: int,
-                       max_derived_samples: int, rng: np.random.Generator) -> dict[str, Any]:
-    """Posterior summaries of one SED from samples of any sampler (MCMC, nested).
-
-    Parameters
-    ----------
-    ctx : fit context of :mod:`pixedfit.fitting.drivers`
-    lnprob : LogProbability
-        The log posterior the samples were drawn from.
-    samples : ndarray, shape (nsamp, ndim)
-        Positions in ``lnprob.free`` order.
-    samples_lnp : ndarray, shape (nsamp,)
-        Their log posterior (the maximum is the best fit).
-    weights : ndarray, shape (nsamp,), or None
-        Importance weights (any normalisation; nested sampling), turned into an
-        equal-weight sample by ``max_derived_samples`` draws; None for equal weights (MCMC).
-    obs, err : ndarray or None
-        Observed photometry and its errors as fitted (None for a spectrum-only fit).
-    z : float or None
-        Fixed redshift, None if sampled.
-    spectral : SpectralLikelihood or None
-    n_sed_samples, max_derived_samples : int
-        Samples used for the model-SED percentiles; at most this many samples get derived
-        quantities (see :func:`_equal_weight_subset`).
-    rng : numpy.random.Generator
-        Draws the subsets.
-
-    Returns
-    -------
-    dict
-        FitResult fields: ``names``, ``mean``, ``std``, ``p16``, ``p50``, ``p84``, ``best``,
-        ``filters``, ``obs_flux``, ``obs_flux_err``, ``bfit_photo``, ``z``, ``chi2_min``,
-        ``n_bands_used``, ``samples`` (an equal-weight sample: with importance weights, the
-        distinct drawn samples repeated by their number of draws; statistics are those of
-        this sample),
-        ``photo_pct``, ``sed_wave``, ``sed_pct`` and ``spectrum``.
-    """
-    has_phot = obs is not None
-    free = lnprob.free
-    nsamp = samples.shape[0]
-    sub, counts = _equal_weight_subset(nsamp, weights, max_derived_samples, rng)
-    stat_names = (list(ctx.library.params) + list(ctx.library.derived)
-                  + (["z"] if z is None else []) + (["veldisp"] if "veldisp" in free else []))
-    table_s = np.empty((sub.size, len(stat_names)))
-    phot = np.empty((sub.size, len(ctx.filters))) if has_phot else None
-    scales = np.ones(sub.size)
-    # posterior mean and std of the spectral correction (relative to the model's scale)
-    fac_sum = fac_sq = None
-    for a in range(0, sub.size, 2000):
-        idx = sub[a : a + 2000]
-        wa = counts[a : a + 2000, None]
-        _, ex = lnprob.evaluate(samples[idx], extras=True)
-        if ex.get("index") is None or ex["index"].size != idx.size:
-            raise RuntimeError("a posterior sample has zero probability on re-evaluation")
-        if spectral is not None:
-            rel = ex["spec_factor"] / ex["scale"][:, None]
-            fac_sum = (wa * rel).sum(axis=0) + (0.0 if fac_sum is None else fac_sum)
-            fac_sq = (wa * rel * rel).sum(axis=0) + (0.0 if fac_sq is None else fac_sq)
-        for k, name in enumerate(stat_names):
-            table_s[a : a + idx.size, k] = ex["values"][name]
-        if has_phot:
-            phot[a : a + idx.size] = ex["photometry"]
-        scales[a : a + idx.size] = ex["scale"]
-    # the equal-weight sample: each evaluated sample repeated by its count
-    table_e = np.repeat(table_s, counts, axis=0)
-    stats = {
-        "mean": table_e.mean(axis=0),
-        "std": table_e.std(axis=0),
-        "p16": np.percentile(table_e, 16, axis=0),
-        "p50": np.percentile(table_e, 50, axis=0),
-        "p84": np.percentile(table_e, 84, axis=0),
-    }
-    ibest = int(np.argmax(samples_lnp))
-    _, bex = lnprob.evaluate(samples[ibest : ibest + 1], extras=True)
-    best = np.array([float(bex["values"][n][0]) for n in stat_names])
-    bfit = bex["photometry"][0] if has_phot else np.zeros(0)
-    spectrum = None
-    if spectral is not None:
-        factor = bex["spec_factor"][0]
-        model_pix = bex["spec_model"][0]
-        rel = factor / bex["scale"][0]
-        norm = counts.sum()
-        fac_mean = fac_sum / norm
-        fac_std = np.sqrt(np.maximum(fac_sq / norm - fac_mean**2, 0.0))
-        spectrum = {"wave": spectral.wave, "flux": spectral.flux, "flux_err": spectral.err,
-                    "used": spectral.use.copy(), "model": factor * model_pix, "factor": rel,
-                    "factor_mean": fac_mean, "factor_std": fac_std}
-    owner = np.repeat(np.arange(sub.size), counts)
-    nsed = min(n_sed_samples, owner.size)
-    pick = owner[np.sort(rng.choice(owner.size, nsed, replace=False))]
-    arr, zz = lnprob.param_array(samples[sub[pick]])
-    z_sed = float(z) if z is not None else float(np.median(zz))
-    sed_wave, sed_pct = component_percentiles(ctx.model, arr, z_sed, scales[pick], ctx.threads)
-    photo_pct = (np.percentile(np.repeat(phot, counts, axis=0), [16, 50, 84], axis=0)
-                 if has_phot else None)
-    return {
-        "names": tuple(stat_names), **stats, "best": best,
-        "filters": tuple(ctx.filters) if has_phot else (),
-        "obs_flux": obs if has_phot else np.zeros(0),
-        "obs_flux_err": err if has_phot else np.zeros(0),
-        "bfit_photo": bfit, "z": z, "chi2_min": float(bex["chi2"][0]),
-        "n_bands_used": len(ctx.filters) if has_phot else 0,
-        "samples": table_e, "photo_pct": photo_pct, "sed_wave": sed_wave,
-        "sed_pct": sed_pct, "spectrum": spectrum,
-    }
-
-
-# --------------------------------------------------------------------------- orchestration
-@dataclass
-class LibraryPass:
-    """The RDSPS pass over a library that starts an MCMC fit (or is the RDSPS fit).
-
-    Attributes
-    ----------
-    result : RdspsResult
-        Posterior statistics (one SED).
-    models : ModelPhotometry
-        Library photometry used (or the single pseudo-band of a spectrum-only fit).
-    weights : ndarray, shape (nz * nmod,)
-        Normalised posterior weight of every (redshift, model) pair.
-    scales : ndarray, shape (nmod,) or None
-        Profiled spectral normalisation of each model (spectrum-only fits).
-    chi2_spec : ndarray, shape (nmod,) or None
-        Spectral χ² of each model.
-    nclip : int
-        Spectral pixels removed by sigma clipping.
-    """
-
-    result: Any
-    models: Any
-    weights: NDArray[np.float64]
-    scales: NDArray[np.float64] | None = None
-    chi2_spec: NDArray[np.float64] | None = None
-    nclip: int = 0
-
-
-def _box(ctx: Any, name: str, lp: LibraryPass,
-         mass_box: tuple[float, float] | None) -> tuple[float, float]:
-    """Prior box of parameter ``name``: the prior's lo and hi, else the library's generation
-    range (``log_mass``: ``mass_box``, from :func:`data_mass_box`; ``z``: the library's
-    redshift grid), limited to what the model accepts."""
-    prior = ctx.priors[name] if name in ctx.priors else None
-    if name == "log_mass":
-        if mass_box is None:
-            raise ValueError("log_mass is sampled only in fits with photometry")
-        lo, hi = mass_box
-    elif name == "z":
-        grid = lp.models.z_grid
-        lo, hi = float(grid.min()), float(grid.max())
-    else:
-        from .priors import DEFAULT_RANGES
-
-        lo, hi = ctx.library.ranges.get(name, DEFAULT_RANGES.get(name, (None, None)))
-        if lo is None:
-            raise ValueError(f"no range known for {name!r}: give a prior with lo and hi")
-    if prior is not None:
-        lo = prior.lo if prior.lo is not None else lo
-        hi = prior.hi if prior.hi is not None else hi
-    if name in (limits := ctx.model.param_limits()):  # the model refuses values outside
-        lo, hi = max(lo, limits[name][0]), min(hi, limits[name][1])
-    elif name == "z":
-        lo = max(lo, 1e-4)
-    if hi < lo:
-        raise ValueError(f"the prior box of {name!r} is empty ([{lo:g}, {hi:g}] after limiting "
-                         "it to the model's valid range)")
-    return float(lo), float(hi)
-
-
-def data_mass_box(ctx: Any, lp: LibraryPass, obs: NDArray, err: NDArray, z: float | None,
-                  log_mass_to_light: tuple[float, float]) -> tuple[float, float]:
-    """The ``log_mass`` prior box of a photometric fit from the data alone
-    (:func:`~pixedfit.fitting.boxes.log_mass_box` over the bands fitted, at ``z`` or the two
-    ends of the library's redshift grid); a ``log_mass`` prior's lo and hi replace it (in
-    :func:`_box`)."""
-    zlo, zhi = (z, z) if z is not None else _box(ctx, "z", lp, None)
-    use = np.isfinite(err)
-    s = ctx.settings
-    return log_mass_box(obs[use], err[use],
-                        [f for f, u in zip(ctx.filters, use, strict=True) if u], zlo, zhi,
-                        log_mass_to_light, s.get("cosmo"), s.get("H0", 70.0),
-                        s.get("Om0", 0.3))
-
-
-@dataclass
-class SamplingProblem:
-    """What a sampler of one SED needs, set up from the library pass.
-
-    Attributes
-    ----------
-    lnprob : LogProbability
-        The vectorised log posterior.
-    free : list of str
-        Sampled parameters (columns of the positions).
-    fixed : dict of str to float
-        Parameters whose box has zero width.
-    lo, hi : ndarray, shape (ndim,)
-        Prior box of the sampled parameters.
-    candidates : ndarray, shape (ncand, ndim)
-        Library models (most probable first) as positions, each with its best
-        normalisation.
-    candidate_weights : ndarray, shape (ncand,)
-        Their library-pass posterior weights.
-    stat_names : list of str
-        Names of the statistics of the result: library parameters, derived quantities,
-        then ``z`` (free redshift) and ``veldisp`` (sampled dispersion).
-    starts : ndarray, shape (nstart, ndim) or None
-        Photometric fits at one redshift: the library models of lowest profiled χ² (best
-        first, each with its best normalisation), whatever their library weight — the
-        library pass keeps float32 weights, which vanish beyond Δχ² ≈ 200 and leave a
-        well-measured SED only a handful of candidates, often all around one mode.
-        None otherwise.
-    """
-
-    lnprob: LogProbability
-    free: list[str]
-    fixed: dict[str, float]
-    lo: NDArray[np.float64]
-    hi: NDArray[np.float64]
-    candidates: NDArray[np.float64]
-    candidate_weights: NDArray[np.float64]
-    stat_names: list[str]
-    starts: NDArray[np.float64] | None = None
-
-
-#: Library models of lowest χ² offered as starting points (:attr:`SamplingProblem.starts`).
-N_START_POOL = 64
-#: Library models per block of the squared fluxes in :func:`_lowest_chi2`.
-_CHI2_BLOCK = 4096
-
-
-def _lowest_chi2(lp: LibraryPass, obs: NDArray, err: NDArray, upper: NDArray | None,
-                 extra: NDArray | None, n: int) -> tuple[NDArray, NDArray]:
-    """Indices (best first) and best normalisations of the ``n`` library models of lowest
-    profiled χ² over the detected bands, at a single redshift (models whose library prior
-    ``extra`` is −inf, or with no positive normalisation, excluded).
-
-    With ``a = Σ f m / σ²`` and ``b = Σ m² / σ²`` over the bands, the best scale is
-    ``a / b`` and ``χ² = Σ f² / σ² − a² / b``: two vector–matrix products with the
-    band-major library photometry (ivar, obs: (nband,); flux: (nband, nmod))."""
-    use = np.isfinite(obs) & np.isfinite(err) & (err > 0)
-    if upper is not None:
-        use &= ~np.asarray(upper, dtype=bool)
-    # every band, the unused ones with zero weight: no copy of the (nband, nmod) fluxes
-    flux = lp.models.flux[0]
-    ivar = np.zeros(use.size)
-    ivar[use] = 1.0 / err[use] ** 2
-    data = np.where(use, obs, 0.0)
-    a = (data * ivar) @ flux
-    b = np.empty(flux.shape[1])
-    for start in range(0, flux.shape[1], _CHI2_BLOCK):  # squares in cache-sized blocks
-        part = flux[:, start:start + _CHI2_BLOCK]
-        b[start:start + part.shape[1]] = ivar @ (part * part)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        scale = a / b
-        chi2 = float((data**2 * ivar).sum()) - a * scale
-    ok = np.isfinite(chi2) & (scale > 0)
-    if extra is not None:
-        ok &= np.isfinite(extra)
-    idx = np.flatnonzero(ok)
-    best = idx[_smallest_first(chi2[idx], n)]
-    return best, scale[best]
-
-
-def _smallest_first(values: NDArray, n: int) -> NDArray[np.int64]:
-    """Indices of the ``n`` smallest of ``values``, smallest first, ties by index, NaN last:
-    ``np.argsort(values, kind="stable")[:n]`` without sorting them all (a library holds 10⁵
-    models; the starts need 64, the candidates 20 000)."""
-    if values.size <= n:
-        return np.argsort(values, kind="stable")
-    cut = np.partition(values, n - 1)[n - 1]  # the n-th smallest value
-    if np.isnan(cut):  # fewer than n numbers: all of them, then NaNs
-        return np.argsort(values, kind="stable")[:n]
-    pool = np.flatnonzero(values <= cut)  # every tie of it too, in index order
-    return pool[np.argsort(values[pool], kind="stable")[:n]]
-
-
-def sampling_problem(ctx: Any, lp: LibraryPass, obs: NDArray | None, err: NDArray | None,
-                     z: float | None, spectral: Any, area_kpc2: float | None,
-                     max_candidates: int, dz_interp: float = 0.001,
-                     upper: NDArray | None = None,
-                     log_mass_to_light: tuple[float, float] = DEFAULT_LOG_MASS_TO_LIGHT
-                     ) -> SamplingProblem:
-    """Set up the sampled parameters, prior box, log posterior and library candidates of
-    one SED (photometry and/or spectrum) from its library pass.
-
-    ``ctx`` is the fit context of :mod:`pixedfit.fitting.drivers` (library, model,
-    filters, priors, settings); ``obs``, ``err`` and ``upper`` are the observations as
-    fitted (:class:`~pixedfit.fitting.errors.Observations`: total errors, +inf for a
-    dropped band, upper-limit flags); at most ``max_candidates`` library models are kept.
-    The ``log_mass`` box comes from the data and ``log_mass_to_light``
-    (:mod:`pixedfit.fitting.boxes`), never from the library.
-    """
-    model = ctx.model
-    if model is None:
-        raise ValueError("this fit needs an SEDModel (this library records no complete model "
-                         "configuration: pass model=)")
-    has_phot = obs is not None
-    free_all = [p for p in model.free_params() if has_phot or p != "log_mass"]
-    if z is None:
-        free_all.append("z")
-    table = ctx.library.params
-    nmod = ctx.library.nmodels
-    w = np.asarray(lp.weights, dtype=np.float64)
-    order = _smallest_first(-w, max(int(max_candidates), 1))  # largest weights first
-    order = order[w[order] > 0]
-    if order.size == 0:
-        raise ValueError("no library model has a finite posterior: cannot start the sampler")
-    im, iz = order % nmod, order // nmod
-    if has_phot:
-        flux = lp.models.flux[iz, :, im]  # (ncand, nband)
-        # the normalisation follows the detected bands (as RDSPS); masked bands do not count
-        s = scale_fit(flux, obs, err, None if upper is None else ~np.asarray(upper, bool))[0]
-    else:
-        s = lp.scales[im]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        cand_mass = np.log10(np.where(s > 0, s, np.nan))
-    good = np.isfinite(cand_mass)
-    order, im, iz, cand_mass = order[good], im[good], iz[good], cand_mass[good]
-    if order.size == 0:
-        raise ValueError("no library model fits with a positive normalisation")
-    mass_box = (data_mass_box(ctx, lp, obs, err, z, log_mass_to_light) if has_phot
-                else None)
-
-    derived_names = list(ctx.library.derived)
-    lnprob, fixed = build_log_probability(
-        ctx, free_all, lambda name: _box(ctx, name, lp, mass_box), obs, err, z, spectral,
-        area_kpc2, dz_interp, upper=upper if has_phot else None)
-    free, lo, hi = lnprob.free, lnprob.lo, lnprob.hi
-    cand = np.empty((order.size, len(free)))
-    for j, name in enumerate(free):
-        if name == "log_mass":
-            cand[:, j] = cand_mass
-        elif name == "z":
-            cand[:, j] = lp.models.z_grid[iz]
-        elif name == "veldisp":
-            cand[:, j] = spectral.spectrum.veldisp
-        else:
-            cand[:, j] = table[name][im]
-    stat_names = (list(ctx.library.params) + derived_names + (["z"] if z is None else [])
-                  + (["veldisp"] if "veldisp" in free else []))
-    starts = None
-    if has_phot and lp.models.nz == 1 and spectral is None:
-        idx, scale = _lowest_chi2(lp, obs, err, upper, ctx.age_prior(z), N_START_POOL)
-        starts = np.empty((idx.size, len(free)))
-        for j, name in enumerate(free):
-            starts[:, j] = np.log10(scale) if name == "log_mass" else table[name][idx]
-    return SamplingProblem(lnprob=lnprob, free=free, fixed=fixed, lo=np.array(lo),
-                           hi=np.array(hi), candidates=cand, candidate_weights=w[order],
-                           stat_names=stat_names, starts=starts)
-
-
 def fit_one(ctx: Any, lp: LibraryPass, obs: NDArray | None, err: NDArray | None,
             z: float | None, spectral: Any, area_kpc2: float | None,
             settings: McmcSettings, upper: NDArray | None = None) -> Any:
@@ -1230,14 +575,12 @@ def fit_one(ctx: Any, lp: LibraryPass, obs: NDArray | None, err: NDArray | None,
     counts the start's refinement and the chain, ``rounds`` the chain segments and
     ``converged`` says whether the autocorrelation criterion was met.
     """
-    from .results import FitResult
-
     has_phot = obs is not None
     max_cand = 4 * settings.nwalkers
     if settings.start == "refined":  # the refinement's first proposal wants many models
         max_cand = max(max_cand, (settings.refine.max_candidates if settings.refine
                                   is not None else 20000))
-    prob = sampling_problem(ctx, lp, obs, err, z, spectral, area_kpc2,
+    prob = sampling_problem(ctx, lp, obs, err, z, spectral=spectral, area_kpc2=area_kpc2,
                             max_candidates=max_cand, dz_interp=settings.dz_interp, upper=upper,
                             log_mass_to_light=settings.log_mass_to_light)
     lnprob, free, fixed, lo, hi = prob.lnprob, prob.free, prob.fixed, prob.lo, prob.hi
@@ -1261,9 +604,10 @@ def fit_one(ctx: Any, lp: LibraryPass, obs: NDArray | None, err: NDArray | None,
             warnings.warn(edge, MassBoxWarning, stacklevel=3)
 
     rng = np.random.default_rng([settings.seed, 1])
-    post = posterior_products(ctx, lnprob, run["samples"], run["samples_lnprob"], None, obs,
-                              err, z, spectral, settings.n_sed_samples,
-                              settings.max_derived_samples, rng)
+    post = posterior_products(ctx, lnprob, run["samples"], run["samples_lnprob"], None,
+                              obs=obs, err=err, z=z, spectral=spectral,
+                              n_sed_samples=settings.n_sed_samples,
+                              max_derived_samples=settings.max_derived_samples, rng=rng)
     nsamp = run["samples"].shape[0]
     diagnostics = {
         "acceptance": float(np.mean(run["acceptance"])),

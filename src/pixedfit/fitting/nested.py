@@ -1,7 +1,8 @@
-"""Nested sampling of one SED with nautilus, its Bayesian evidence, and model comparison.
+"""Nested sampling of one SED with nautilus, and its Bayesian evidence (models compared by
+their evidences: :mod:`pixedfit.fitting.comparison`).
 
 ``method="nested"`` samples the same posterior as the MCMC fits (:mod:`.mcmc`: the
-vectorised :class:`~pixedfit.fitting.mcmc.LogProbability` — photometry and/or spectrum,
+vectorised :class:`~pixedfit.fitting.posterior.LogProbability` — photometry and/or spectrum,
 free redshift, priors including joint priors and priors on derived quantities, the
 age-of-universe limit — evaluated in one batched C++ call per batch of points) with
 nautilus (Lange 2023, MNRAS 525, 3181: importance nested sampling with neural-network
@@ -20,14 +21,15 @@ burn-in, and it returns the evidence Z = ∫ L π dθ with its error.
   prior with ``lo`` and ``hi`` replaces this box. A :class:`~pixedfit.fitting.boxes.
   MassBoxWarning` is raised when the posterior reaches the box's edge.
 * **Evidence**: ``ln_evidence`` = ln ∫ L(θ) π(θ) dθ where ln L is the likelihood of
-  :class:`~pixedfit.fitting.mcmc.LogProbability`, which leaves out terms that depend on
+  :class:`~pixedfit.fitting.posterior.LogProbability`, which leaves out terms that depend on
   the data only (for Gaussian errors Σ ln(√(2π) σ_b)): they are the same for every model
   fitted to the same data, so Bayes factors are exact but absolute values of different
   data sets are not comparable. The prior is normalised numerically (grid quadrature over
   the box) for priors on sampled parameters, joint priors with the mass and the
   age-of-universe limit of a free redshift; priors on derived quantities (``log_sfr``,
   ``log_mw_age``, ...) cannot be normalised without models and are left unnormalised
-  (``diagnostics["prior_normalised"]`` is then False and :func:`compare_models` warns).
+  (``diagnostics["prior_normalised"]`` is then False and
+  :func:`pixedfit.fitting.comparison.compare_models` warns).
   Spectrum-only fits profile the normalisation (not sampled), so their "evidence" is that
   of a profile likelihood. The error ``ln_evidence_err`` is the sampling error of
   nautilus' shell estimates (importance-sampling variance of each shell's mean likelihood
@@ -41,7 +43,7 @@ burn-in, and it returns the evidence Z = ∫ L π dθ with its error.
   evidences.
 * **Outputs**: those of an MCMC fit (statistics, best fit, photometry and model-SED
   percentiles, spectral correction moments — computed by the same function,
-  :func:`pixedfit.fitting.mcmc.posterior_products`, from the weighted samples), plus
+  :func:`pixedfit.fitting.posterior.posterior_products`, from the weighted samples), plus
   ``ln_evidence``; ``diagnostics`` holds ``ess``, ``n_model_evaluations``,
   ``ln_evidence_err`` and ``converged``. The same seed gives the same result.
 * **Threads**: one thread per fit unless ``threads`` is given (batches of 100 points are
@@ -54,12 +56,12 @@ import contextlib
 import math
 import threading
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
-from numpy.typing import ArrayLike, NDArray
+from numpy.typing import NDArray
 from scipy.special import logsumexp
 
 from ..cosmology import age_of_universe
@@ -71,7 +73,7 @@ from .boxes import (
     mass_box_edge,
 )
 from .errors import fit_quality
-from .mcmc import (
+from .posterior import (
     LibraryPass,
     LogProbability,
     _box,
@@ -80,9 +82,9 @@ from .mcmc import (
     posterior_products,
 )
 from .priors import JointWithMass
+from .results import FitResult
 
-__all__ = ["ModelComparison", "NestedSamplingWarning", "NestedSettings", "compare_models",
-           "fit_one", "log_mass_box"]
+__all__ = ["NestedSamplingWarning", "NestedSettings", "fit_one", "log_mass_box"]
 
 
 class NestedSamplingWarning(UserWarning):
@@ -412,8 +414,6 @@ def fit_one(ctx: Any, lp: LibraryPass, obs: NDArray | None, err: NDArray | None,
     """
     import nautilus
 
-    from .results import FitResult
-
     model = ctx.model
     if model is None:
         raise ValueError("nested-sampling fits need an SEDModel (this library records no "
@@ -444,8 +444,9 @@ def fit_one(ctx: Any, lp: LibraryPass, obs: NDArray | None, err: NDArray | None,
         if ndim < 2:
             raise ValueError("nested sampling needs at least 2 sampled parameters (nautilus)")
 
-    lnprob, fixed = build_log_probability(ctx, free_all, box, obs, err, z, spectral,
-                                          area_kpc2, settings.dz_interp, check, upper=upper)
+    lnprob, fixed = build_log_probability(ctx, free_all, box, obs, err, z, spectral=spectral,
+                                          area_kpc2=area_kpc2, dz_interp=settings.dz_interp,
+                                          check=check, upper=upper)
     lo, hi = lnprob.lo, lnprob.hi
     width = hi - lo
     ln_norm, normalised = log_prior_normalisation(lnprob, area_kpc2)
@@ -478,8 +479,9 @@ def fit_one(ctx: Any, lp: LibraryPass, obs: NDArray | None, err: NDArray | None,
                      f"(max_calls) with an effective sample size of {ess:.0f} < target_ess "
                      f"= {settings.target_ess}: increase max_calls")
     rng = np.random.default_rng(settings.seed)
-    post = posterior_products(ctx, lnprob, points, log_l, weights, obs, err, z, spectral,
-                              settings.n_sed_samples, settings.max_derived_samples, rng)
+    post = posterior_products(ctx, lnprob, points, log_l, weights, obs=obs, err=err, z=z,
+                              spectral=spectral, n_sed_samples=settings.n_sed_samples,
+                              max_derived_samples=settings.max_derived_samples, rng=rng)
     for note in notes:
         warnings.warn(note, NestedSamplingWarning, stacklevel=3)
     if "log_mass" in lnprob.free:
@@ -517,157 +519,3 @@ def fit_one(ctx: Any, lp: LibraryPass, obs: NDArray | None, err: NDArray | None,
                      n_used=int(np.count_nonzero(weights > 0)), config=ctx.config(),
                      diagnostics=diagnostics, ess=float(ess), n_model_evaluations=int(n_eval),
                      rounds=1, converged=bool(converged))
-
-
-# --------------------------------------------------------------------------- comparison
-@dataclass
-class ModelComparison:
-    """Evidences of several models of one SED and their Bayes factors.
-
-    Attributes
-    ----------
-    names : tuple of str
-        Model names, in the order given.
-    ln_evidence, ln_evidence_err : ndarray, shape (nmodel,)
-        ln Z and its 1σ error.
-    ln_bayes : ndarray, shape (nmodel,)
-        ln Z − ln Z of the best model (0 for the best, negative for the others).
-    ln_bayes_err : ndarray, shape (nmodel,)
-        Its error (errors of both evidences in quadrature; 0 for the best).
-    results : dict of str to FitResult
-        The nested-sampling fit of every model.
-    """
-
-    names: tuple[str, ...]
-    ln_evidence: NDArray[np.float64]
-    ln_evidence_err: NDArray[np.float64]
-    ln_bayes: NDArray[np.float64]
-    ln_bayes_err: NDArray[np.float64]
-    results: dict[str, Any]
-
-    @property
-    def best(self) -> str:
-        """Name of the model with the highest evidence."""
-        return self.names[int(np.argmax(self.ln_evidence))]
-
-    def preferred(self, threshold: float = 1.0) -> str:
-        """The model to adopt: the one of highest evidence, unless models with fewer
-        sampled parameters come within ``threshold`` in ln Z — then the simplest of those
-        (highest ln Z among equals). A threshold of 1 requires "positive" evidence
-        (Kass & Raftery 1995: 2 ln B > 2) before a more complex model is preferred: an
-        extra parameter whose prior is mostly "no effect" (e.g. a torus fraction down to
-        10⁻⁵) costs little evidence, so ln B of order ±0.5 is no reason to adopt it.
-        """
-        if not threshold >= 0:
-            raise ValueError(f"threshold must be >= 0, got {threshold!r}")
-        top = float(np.max(self.ln_evidence))
-        close = [k for k in range(len(self.names)) if self.ln_evidence[k] >= top - threshold]
-        npar = [len(self.results[self.names[k]].diagnostics.get("sampled", ()))
-                if self.names[k] in self.results else 0 for k in close]
-        fewest = min(npar)
-        cand = [k for k, n in zip(close, npar, strict=True) if n == fewest]
-        return self.names[max(cand, key=lambda k: self.ln_evidence[k])]
-
-    @classmethod
-    def from_evidences(cls, names: Sequence[str], ln_z: ArrayLike, ln_z_err: ArrayLike,
-                       results: Mapping[str, Any] | None = None) -> ModelComparison:
-        """Bayes factors relative to the best of the given evidences."""
-        ln_z = np.asarray(ln_z, dtype=np.float64)
-        err = np.asarray(ln_z_err, dtype=np.float64)
-        k = int(np.nanargmax(ln_z))
-        ln_b = ln_z - ln_z[k]
-        ln_b_err = np.sqrt(err**2 + err[k] ** 2)
-        ln_b_err[k] = 0.0
-        return cls(tuple(names), ln_z, err, ln_b, ln_b_err, dict(results or {}))
-
-    def table(self) -> str:
-        """A plain-text table: model, ln Z ± error, ln B relative to the best, B."""
-        lines = [f"{'model':<20} {'ln Z':>12} {'± err':>7} {'ln B':>9} {'± err':>7} "
-                 f"{'B':>10}"]
-        for k, name in enumerate(self.names):
-            b = math.exp(self.ln_bayes[k]) if self.ln_bayes[k] > -700 else 0.0
-            lines.append(f"{name:<20} {self.ln_evidence[k]:12.3f} {self.ln_evidence_err[k]:7.3f}"
-                         f" {self.ln_bayes[k]:9.3f} {self.ln_bayes_err[k]:7.3f} {b:10.3g}"
-                         + ("   <- best" if k == int(np.argmax(self.ln_evidence)) else ""))
-        return "\n".join(lines)
-
-
-def check_comparable(results: Mapping[str, Any]) -> list[str]:
-    """Reasons why the evidences of these fits of one SED may not be comparable: different
-    prior boxes of shared parameters, or priors that could not be normalised."""
-    notes = []
-    boxes: dict[str, tuple[str, list[float]]] = {}
-    for name, res in results.items():
-        d = res.diagnostics
-        if not d.get("prior_normalised", True):
-            notes.append(f"{name}: priors on derived quantities are not normalised; its "
-                         "evidence carries their (model-dependent) normalisation")
-        for par, b in d.get("box", {}).items():
-            if par in boxes and not np.allclose(boxes[par][1], b, rtol=0, atol=1e-9):
-                notes.append(f"prior box of {par!r} differs between {boxes[par][0]} "
-                             f"{boxes[par][1]} and {name} {b}: the Bayes factor includes "
-                             "the difference of prior volumes")
-            boxes.setdefault(par, (name, list(b)))
-    return notes
-
-
-def compare_models(flux: ArrayLike | None, flux_err: ArrayLike | None,
-                   filters: Sequence[str] | None, z: float | None,
-                   libraries: Mapping[str, Any], models: Mapping[str, Any] | None = None,
-                   priors: Any = None, settings: NestedSettings | Mapping | None = None,
-                   seed: int = 0, **fit_kwargs: Any) -> ModelComparison:
-    """Compare models of one SED by their Bayesian evidence (nested sampling).
-
-    Parameters
-    ----------
-    flux, flux_err : array_like, shape (nband,), or None
-        Observed f_λ and 1σ errors (erg s⁻¹ cm⁻² Å⁻¹).
-    filters : sequence of str
-        Bands.
-    z : float or None
-        Redshift (None: free, on the ``z`` prior's range).
-    libraries : mapping name → ModelLibrary or path
-        One library per model (it gives the model configuration and the parameter boxes —
-        use the same generation ranges for the parameters the models share).
-    models : mapping name → SEDModel, optional
-        Forward models (default: rebuilt from each library).
-    priors : PriorSet, mapping or sequence of Prior, optional
-        Priors shared by every model (a prior on a parameter that a model lacks raises).
-    settings : NestedSettings or mapping, optional
-        Sampler settings (``seed`` is taken from ``seed``).
-    seed : int
-        Seed of every fit.
-    **fit_kwargs
-        Passed to :func:`pixedfit.fitting.fit_sed` (``error_floor``, ``spectrum``, ...).
-
-    Returns
-    -------
-    ModelComparison
-        ln Z ± error per model and ln Bayes factors relative to the best
-        (``.table()`` prints them; ``.preferred()`` applies Occam's threshold). Raises a
-        :class:`NestedSamplingWarning` when the evidences are not strictly comparable (see
-        :func:`check_comparable`).
-    """
-    from .drivers import fit_sed
-
-    if not isinstance(libraries, Mapping) or len(libraries) < 2:
-        raise ValueError("libraries: give a mapping name -> library of at least two models")
-    models = dict(models or {})
-    unknown = sorted(set(models) - set(libraries))
-    if unknown:
-        raise ValueError(f"models: {unknown} are not among the libraries "
-                         f"{sorted(libraries)}")
-    for bad in ("method", "nested"):
-        if bad in fit_kwargs:
-            raise ValueError(f"compare_models: {bad!r} is set by compare_models")
-    results = {}
-    for name, lib in libraries.items():
-        results[name] = fit_sed(flux, flux_err, filters, z=z, library=lib, priors=priors,
-                                model=models.get(name), method="nested", nested=settings,
-                                seed=seed, **fit_kwargs)
-    for note in check_comparable(results):
-        warnings.warn(note, NestedSamplingWarning, stacklevel=2)
-    names = list(results)
-    return ModelComparison.from_evidences(
-        names, [results[n].ln_evidence for n in names],
-        [results[n].diagnostics["ln_evidence_err"] for n in names], results)

@@ -144,6 +144,7 @@ def rdsps(
     flux: ArrayLike,
     flux_err: ArrayLike,
     models: ModelPhotometry,
+    *,
     priors: PriorSet | Mapping | Sequence[Prior] | None = None,
     likelihood: str = "gauss",
     dof: float = 3.0,

@@ -57,6 +57,7 @@ from numpy.typing import NDArray
 
 from .. import __version__
 from .._paths import FileLock, atomic_path, hdf5_atomic, open_hdf5, remove_stale_temporaries
+from ..filters import cwave_filters
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -380,8 +381,6 @@ class FitResult:
             hdus.append(minchi2)
         hdus.append(fits.BinTableHDU(Table({"flux": self.obs_flux, "flux_err": self.obs_flux_err}),
                                      name="OBS_PHOTO"))
-        from ..filters import cwave_filters
-
         cwave = cwave_filters(list(self.filters)) if self.filters else np.zeros(0)
         if mcmc and self.photo_pct is not None:
             photo = {"wave": cwave, "p16": self.photo_pct[0], "p50": self.photo_pct[1],

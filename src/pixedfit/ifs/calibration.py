@@ -108,6 +108,7 @@ def apply_legendre_correction(
     flux_err: ArrayLike,
     model_flux: ArrayLike,
     z: float,
+    *,
     del_wave_nebem: float = 10.0,
     order: int = 3,
     clip: float | None = 2.5,

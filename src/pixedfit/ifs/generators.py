@@ -37,8 +37,8 @@ from ..filters import get_filter_curve, photometry, pivot_wavelength
 from ..lines import air_to_vacuum, vacuum_to_air
 from ..units import C_AA_PER_S
 from ..validation import pixel_scale_arcsec, require_celestial_wcs
+from .operators import discrete_gaussian_kernel
 from .readers import CALIFA_FWHM
-from .spatial import discrete_gaussian_kernel
 
 __all__ = [
     "AnalyticGalaxy",
@@ -270,6 +270,7 @@ def write_manga_logcube(
     flux: ArrayLike,
     err: ArrayLike,
     wcs: WCS,
+    *,
     mask: ArrayLike | None = None,
     psf_fwhm: Sequence[float] = (2.6, 2.5, 2.45, 2.4),
     specres: ArrayLike | None = None,

@@ -27,7 +27,9 @@ from numpy.typing import NDArray
 from .. import _core
 from ..cubes import SpecPhotCube
 from ..fitting.rdsps import rdsps
+from ..library import ModelLibrary, read_library
 from ..parallel import resolve_threads
+from ..sps import DEFAULTS, PARAM_NAMES
 from .calibration import SpectralCorrection, correct_specphot_cube
 
 __all__ = ["SpectralMatch", "match_imgifs_spectral"]
@@ -104,9 +106,6 @@ def match_imgifs_spectral(
     ValueError
         No redshift, a library that cannot be evaluated, or no pixel with a usable fit.
     """
-    from ..library import ModelLibrary, read_library
-    from ..sps import DEFAULTS, PARAM_NAMES
-
     if not isinstance(cube, SpecPhotCube):
         raise TypeError(f"cube: expected a SpecPhotCube, got {type(cube).__name__}")
     lib = library if isinstance(library, ModelLibrary) else read_library(library)

@@ -784,6 +784,7 @@ def _resolution_argument(resolution: Any, nwave: int, path: PathLike) -> NDArray
 
 def read_generic(
     path: PathLike,
+    *,
     flux_ext: int | str = 0,
     err_ext: int | str | None = None,
     var_ext: int | str | None = None,

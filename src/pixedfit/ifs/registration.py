@@ -37,8 +37,8 @@ from ..filters import filter_weights
 from ..images.align import reproject_image
 from ..lines import air_to_vacuum
 from ..validation import pixel_scale_arcsec, require_celestial_wcs
+from .operators import discrete_gaussian_kernel, psf_matching_kernels
 from .readers import IFSCube
-from .spatial import discrete_gaussian_kernel, psf_matching_kernels
 
 __all__ = [
     "Registration",

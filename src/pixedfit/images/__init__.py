@@ -10,7 +10,8 @@ Modules (each with one job):
 * :mod:`~pixedfit.images.regions` — segmentation and galaxy regions
 * :mod:`~pixedfit.images.extinction` — Galactic E(B−V) and Fitzpatrick (1999) corrections
 * :mod:`~pixedfit.images.fluxmap` — native stamps → :class:`pixedfit.cubes.FluxCube`
-* :mod:`~pixedfit.images.utils` — apertures, SEDs, profiles, plots
+* :mod:`~pixedfit.images.measure` — apertures, total and pixel SEDs, radial profiles
+* :mod:`~pixedfit.images.plots` — stamps, segmentation, region and flux-map plots
 * :mod:`~pixedfit.images.process` — the :class:`ImageSet` pipeline
 
 Arrays are (y, x) images or (band, y, x) cubes; pixel coordinates are zero-based.

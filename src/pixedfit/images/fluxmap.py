@@ -66,6 +66,7 @@ def build_flux_cube(
     pixel_scale: float,
     ra: float,
     dec: float,
+    *,
     z: float | None = None,
     gal_ebv: float | None = None,
     dustmap: str | None = "SFD",

@@ -194,6 +194,7 @@ def matching_kernel(
     target_psf: ArrayLike,
     source_scale: float,
     target_scale: float,
+    *,
     image_scale: float | None = None,
     window: str | Callable | None = "split_cosine_bell",
     alpha: float = 0.3,

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from .._paths import cache_dir
+from .bc03 import load_bc03
 from .grids import IMF_NAMES, NebularGrid, SSPGrid, age_edges, write_grid
 
 __all__ = ["build_fsps_grid", "fsps_available"]
@@ -123,8 +124,6 @@ def build_fsps_grid(imf_type: int = 1, nebular: bool = True, max_neb_age_gyr: fl
             source="FSPS nebular emission (Byler et al. 2017), lines included in cont",
         )
     if dust_emission_from_bc03:
-        from .bc03 import load_bc03
-
         grid.dust_emission = load_bc03().dust_emission
     if path is None:
         path = cache_dir() / "grids" / f"fsps_{iso}_{IMF_NAMES[imf_type]}_v1.h5"

@@ -79,10 +79,11 @@ from numpy.typing import ArrayLike, NDArray
 
 from .. import _core
 from ..cosmology import CosmologyLike, luminosity_distance
-from ..filters import filter_weights
+from ..filters import filter_weights, get_filter_curve
 from ..parallel import resolve_threads
 from ..units import C_AA_PER_S, L_SUN_CGS, MPC_CM
 from .agn import find_agn_templates, read_agn_templates, resample_agn
+from .bc03 import load_bc03
 from .dust import calzetti_k
 from .dustem import resample_dust_emission
 from .grids import IMF_NAMES, SSPGrid, age_edges, read_grid
@@ -432,8 +433,6 @@ class SEDModel:
         resolve_threads(threads)  # refuse a bad value now rather than at the first call
         self.threads = threads
         if grid is None:
-            from .bc03 import load_bc03
-
             grid = load_bc03()
         elif not isinstance(grid, SSPGrid):
             grid = read_grid(grid)
@@ -773,8 +772,6 @@ class SEDModel:
     def _line_weights(self, filters: list[str], z: float, dim: float) -> NDArray[np.float64]:
         """(nbands, nline): band flux per L☉ of each line (filter response at the observed
         line wavelength, IGM, dimming)."""
-        from ..filters import get_filter_curve
-
         lam = self.grid.nebular.line_wave * (1.0 + z)
         out = np.zeros((len(filters), lam.size))
         for b, name in enumerate(filters):

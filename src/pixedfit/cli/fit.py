@@ -125,9 +125,9 @@ FLAGS = {
 
 
 def _cmd_models_generate(args: argparse.Namespace) -> int:
-    from .library import generate_library
-    from .parallel import get_pool
-    from .sps import SEDModel
+    from ..library import generate_library
+    from ..parallel import get_pool
+    from ..sps import SEDModel
 
     model = SEDModel(sfh_form=args.sfh_form, dust_law=args.dust_law,
                      duste_switch=args.dust_emission, add_neb_emission=not args.no_nebular,
@@ -147,8 +147,8 @@ def _read_catalog(path: str, filters: list[str], unit: str, z_column: str, z_fix
     import numpy as np
     from astropy.table import Table
 
-    from .filters import cwave_filters
-    from .units import convert_flux_unit
+    from ..filters import cwave_filters
+    from ..units import convert_flux_unit
 
     try:
         table = Table.read(path)
@@ -230,10 +230,10 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     import numpy as np
     from astropy.table import Table
 
-    from .fitting import fit_catalog
-    from .fitting.results import ResultStore
-    from .library import read_library
-    from .parallel import get_pool
+    from ..fitting import fit_catalog
+    from ..fitting.results import ResultStore
+    from ..library import read_library
+    from ..parallel import get_pool
 
     filters = [f.strip() for f in args.filters.split(",") if f.strip()]
     compare = list(args.compare or [])
@@ -267,7 +267,7 @@ def _cmd_fit(args: argparse.Namespace) -> int:
             thin=args.thin, seed=args.seed, nested=nested, distance_mpc=dist,
             refine=not args.no_refine))
     if pool.is_master:
-        from .fitting.nested import ModelComparison
+        from ..fitting.comparison import ModelComparison
 
         rows = []
         for i, (key, zi) in enumerate(zip(ids, z, strict=True)):
@@ -296,7 +296,7 @@ def _cmd_fit(args: argparse.Namespace) -> int:
                     row[f"ln_bayes_{name}"] = cmp.ln_bayes[k]
                 row["best_model"] = cmp.best
             rows.append(row)
-        from ._paths import atomic_path
+        from .._paths import atomic_path
 
         out = Path(args.out)
         with atomic_path(out) as tmp:

@@ -6,20 +6,17 @@ import numpy as np
 import pytest
 
 from pixedfit.cubes import FluxCube
-from pixedfit.images.psf import gaussian_psf, kernel_noise_correlation
-from pixedfit.images.utils import (
+from pixedfit.images.measure import (
     aperture_mask,
     aperture_photometry,
     brightest_central_pixel,
     flux_radial_profile,
     pixel_seds,
-    plot_flux_maps,
-    plot_region,
-    plot_segmentation,
-    plot_stamps,
     snr_radial_profile,
     total_sed,
 )
+from pixedfit.images.plots import plot_flux_maps, plot_region, plot_segmentation, plot_stamps
+from pixedfit.images.psf import gaussian_psf, kernel_noise_correlation
 
 
 def _cube():

@@ -1,4 +1,4 @@
-"""Measurements on flux cubes and plots of stamps, segmentation, regions and flux maps.
+"""Measurements on flux cubes: apertures, total and pixel SEDs, radial profiles.
 
 Cube arrays are (band, y, x); pixel (y, x) centres at coordinates (x, y), zero-based.
 Summed fluxes use the per-band noise correlation ρ when given (see
@@ -23,10 +23,6 @@ __all__ = [
     "brightest_central_pixel",
     "flux_radial_profile",
     "pixel_seds",
-    "plot_flux_maps",
-    "plot_region",
-    "plot_segmentation",
-    "plot_stamps",
     "snr_radial_profile",
     "total_sed",
 ]
@@ -116,69 +112,3 @@ def snr_radial_profile(
     b = cube.band_index(band)
     snr = np.where(cube.region, cube.flux[b] / cube.flux_err[b], np.nan)
     return radial_profile(snr, center, step)
-
-
-def _grid_axes(n: int, ncols: int = 4):
-    import matplotlib.pyplot as plt
-
-    ncols = min(ncols, n)
-    nrows = int(np.ceil(n / ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(3 * ncols, 3 * nrows), squeeze=False)
-    for ax in axes.ravel()[n:]:
-        ax.set_visible(False)
-    return fig, axes.ravel()
-
-
-def _show(ax, img, title, cmap="viridis", log=True):
-    data = np.asarray(img, dtype=float)
-    if log:
-        finite = data[np.isfinite(data) & (data > 0)]
-        vmin, vmax = (np.percentile(finite, [5, 99.5]) if finite.size else (None, None))
-        from matplotlib.colors import LogNorm
-
-        norm = LogNorm(vmin, vmax) if finite.size else None
-        ax.imshow(np.where(data > 0, data, np.nan), origin="lower", cmap=cmap, norm=norm)
-    else:
-        ax.imshow(data, origin="lower", cmap=cmap, interpolation="nearest")
-    ax.set_title(title, fontsize=9)
-    ax.set_xticks([])
-    ax.set_yticks([])
-
-
-def plot_stamps(images: Sequence[ArrayLike], titles: Sequence[str], path=None):
-    """Grid of stamps (log scale); saved to ``path`` if given. Returns the figure."""
-    fig, axes = _grid_axes(len(images))
-    for ax, img, t in zip(axes, images, titles, strict=True):
-        _show(ax, img, t)
-    return _finish(fig, path)
-
-
-def plot_segmentation(segms: Sequence[ArrayLike], titles: Sequence[str], path=None):
-    """Grid of segmentation maps. Returns the figure."""
-    fig, axes = _grid_axes(len(segms))
-    for ax, seg, t in zip(axes, segms, titles, strict=True):
-        _show(ax, seg, t, cmap="tab20", log=False)
-    return _finish(fig, path)
-
-
-def plot_region(image: ArrayLike, region: ArrayLike, title: str = "region", path=None):
-    """An image with the galaxy region outlined. Returns the figure."""
-    fig, axes = _grid_axes(1)
-    _show(axes[0], image, title)
-    axes[0].contour(np.asarray(region, dtype=float), levels=[0.5], colors="w", linewidths=1)
-    return _finish(fig, path)
-
-
-def plot_flux_maps(cube: FluxCube, path=None):
-    """Flux maps of every band of a cube (log scale). Returns the figure."""
-    return plot_stamps(list(cube.flux), cube.filters, path)
-
-
-def _finish(fig, path):
-    fig.tight_layout()
-    if path is not None:
-        from .._paths import atomic_path
-
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, format=str(path).rsplit(".", 1)[-1], dpi=100)
-    return fig

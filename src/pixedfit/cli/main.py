@@ -3,7 +3,7 @@
 ``pixedfit --version``; ``pixedfit demo``; ``pixedfit run config.toml``;
 ``pixedfit filters list|show|add|remove|rename``; ``pixedfit instruments list|show``;
 ``pixedfit models generate``;
-``pixedfit fit`` (see :mod:`pixedfit.cli_fit`).
+``pixedfit fit`` (see :mod:`pixedfit.cli.fit`).
 Errors in the input are reported on one line (``pixedfit: error: ...``) with exit status 2,
 naming the command-line flag or the configuration key (``section.key``) that set the value
 rather than the Python argument (:func:`user_message`). Output into a closed pipe
@@ -20,7 +20,8 @@ import sys
 import warnings
 from collections.abc import Mapping, Sequence
 
-from . import __version__
+from .. import __version__
+from .fit import add_subcommands
 
 __all__ = ["main", "user_message"]
 
@@ -57,7 +58,7 @@ def user_message(exc: BaseException, names: Mapping[str, str] | None = None) -> 
 
 def _config_keys() -> dict[str, str]:
     """Python argument names → ``section.key`` of the ``pixedfit run`` configuration."""
-    from .pipeline import DEFAULTS
+    from ..pipeline import DEFAULTS
 
     seen: dict[str, list[str]] = {}
     for section, values in DEFAULTS.items():
@@ -69,7 +70,7 @@ def _config_keys() -> dict[str, str]:
 
 
 def _cmd_filters_list(args: argparse.Namespace) -> int:
-    from . import filters as _filters
+    from .. import filters as _filters
 
     for name in _filters.list_filters(match=args.match):
         print(f"{name:<28} {_filters.filter_family(name)}".rstrip())
@@ -77,7 +78,7 @@ def _cmd_filters_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_filters_show(args: argparse.Namespace) -> int:
-    from . import filters as _filters
+    from .. import filters as _filters
 
     wave, trans = _filters.get_filter_curve(args.name)
     cwave = _filters.cwave_filters(args.name)
@@ -100,7 +101,7 @@ def _cmd_filters_show(args: argparse.Namespace) -> int:
 def _cmd_filters_add(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from . import filters as _filters
+    from .. import filters as _filters
 
     try:
         data = np.loadtxt(args.file, usecols=(0, 1), ndmin=2)
@@ -116,7 +117,7 @@ def _cmd_filters_add(args: argparse.Namespace) -> int:
 
 
 def _cmd_filters_remove(args: argparse.Namespace) -> int:
-    from . import filters as _filters
+    from .. import filters as _filters
 
     _filters.remove_filter(args.name)
     print(f"removed filter {args.name!r}")
@@ -124,7 +125,7 @@ def _cmd_filters_remove(args: argparse.Namespace) -> int:
 
 
 def _cmd_filters_rename(args: argparse.Namespace) -> int:
-    from . import filters as _filters
+    from .. import filters as _filters
 
     _filters.rename_filter(args.old, args.new)
     print(f"renamed filter {args.old!r} to {args.new!r}")
@@ -132,7 +133,7 @@ def _cmd_filters_rename(args: argparse.Namespace) -> int:
 
 
 def _cmd_instruments_list(args: argparse.Namespace) -> int:
-    from .instruments import list_instruments
+    from ..instruments import list_instruments
 
     rows = [("filter", "survey", "instrument", "pix[\"]", "FWHM[\"]", "unit", "calib",
              "zero point")]
@@ -147,8 +148,8 @@ def _cmd_instruments_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_instruments_show(args: argparse.Namespace) -> int:
-    from . import filters as _filters
-    from .instruments import get_instrument, instrument_aliases, instrument_key
+    from .. import filters as _filters
+    from ..instruments import get_instrument, instrument_aliases, instrument_key
 
     inst = get_instrument(args.name)
     key = instrument_key(args.name) or args.name
@@ -176,7 +177,7 @@ def _cmd_instruments_show(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import run_demo
+    from ..demo import run_demo
 
     result = run_demo(output_dir=args.output, seed=args.seed, stamp=args.stamp,
                       nmodels=args.nmodels, quiet=args.quiet)
@@ -184,7 +185,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from .pipeline import run_pipeline
+    from ..pipeline import run_pipeline
 
     pipe = run_pipeline(args.config, quiet=args.quiet or None, output_dir=args.output)
     if pipe.pool.is_master and not args.quiet:
@@ -217,8 +218,6 @@ def build_parser() -> argparse.ArgumentParser:
                      help="output folder (overrides run.output_dir of the configuration)")
     run.add_argument("--quiet", action="store_true", help="no progress output")
     run.set_defaults(func=_cmd_run, arg_names=None)
-
-    from .cli_fit import add_subcommands
 
     add_subcommands(sub)
 
@@ -288,7 +287,3 @@ def _format_warning(message: Warning | str, category: type[Warning], filename: s
                     lineno: int, line: str | None = None) -> str:
     """Warnings on one line, like the errors (no source line of pixedfit's code)."""
     return f"pixedfit: warning: {message}\n"
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

@@ -1,0 +1,82 @@
+"""Quick-look plots of image processing: stamps, segmentation maps, the galaxy region and
+flux maps (log scale, origin lower left; pixel (y, x) at row y, column x).
+
+Every function returns the matplotlib figure and saves it atomically to ``path`` when one
+is given (format from the extension).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from .._paths import atomic_path
+from ..cubes import FluxCube
+
+__all__ = ["plot_flux_maps", "plot_region", "plot_segmentation", "plot_stamps"]
+
+
+def _grid_axes(n: int, ncols: int = 4):
+    import matplotlib.pyplot as plt
+
+    ncols = min(ncols, n)
+    nrows = int(np.ceil(n / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3 * ncols, 3 * nrows), squeeze=False)
+    for ax in axes.ravel()[n:]:
+        ax.set_visible(False)
+    return fig, axes.ravel()
+
+
+def _show(ax, img, title, cmap="viridis", log=True):
+    data = np.asarray(img, dtype=float)
+    if log:
+        finite = data[np.isfinite(data) & (data > 0)]
+        vmin, vmax = (np.percentile(finite, [5, 99.5]) if finite.size else (None, None))
+        from matplotlib.colors import LogNorm
+
+        norm = LogNorm(vmin, vmax) if finite.size else None
+        ax.imshow(np.where(data > 0, data, np.nan), origin="lower", cmap=cmap, norm=norm)
+    else:
+        ax.imshow(data, origin="lower", cmap=cmap, interpolation="nearest")
+    ax.set_title(title, fontsize=9)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def plot_stamps(images: Sequence[ArrayLike], titles: Sequence[str], path=None):
+    """Grid of stamps (log scale); saved to ``path`` if given. Returns the figure."""
+    fig, axes = _grid_axes(len(images))
+    for ax, img, t in zip(axes, images, titles, strict=True):
+        _show(ax, img, t)
+    return _finish(fig, path)
+
+
+def plot_segmentation(segms: Sequence[ArrayLike], titles: Sequence[str], path=None):
+    """Grid of segmentation maps. Returns the figure."""
+    fig, axes = _grid_axes(len(segms))
+    for ax, seg, t in zip(axes, segms, titles, strict=True):
+        _show(ax, seg, t, cmap="tab20", log=False)
+    return _finish(fig, path)
+
+
+def plot_region(image: ArrayLike, region: ArrayLike, title: str = "region", path=None):
+    """An image with the galaxy region outlined. Returns the figure."""
+    fig, axes = _grid_axes(1)
+    _show(axes[0], image, title)
+    axes[0].contour(np.asarray(region, dtype=float), levels=[0.5], colors="w", linewidths=1)
+    return _finish(fig, path)
+
+
+def plot_flux_maps(cube: FluxCube, path=None):
+    """Flux maps of every band of a cube (log scale). Returns the figure."""
+    return plot_stamps(list(cube.flux), cube.filters, path)
+
+
+def _finish(fig, path):
+    fig.tight_layout()
+    if path is not None:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format=str(path).rsplit(".", 1)[-1], dpi=100)
+    return fig
