@@ -12,7 +12,8 @@ from _sps_shared import model
 from pixedfit import _core
 from pixedfit.sps.bc03 import load_bc03
 from pixedfit.sps.dust import calzetti_k
-from pixedfit.sps.model import PARAM_NAMES, SEDModel, _age_edges
+from pixedfit.sps.grids import age_edges
+from pixedfit.sps.model import PARAM_NAMES, SEDModel
 from pixedfit.sps.sfh import reference_bin_masses
 
 FILTERS12 = ["galex_fuv", "galex_nuv", "sdss_u", "sdss_g", "sdss_r", "sdss_i", "sdss_z",
@@ -34,7 +35,7 @@ SHAPES = {
 @pytest.mark.parametrize("form", [0, 1, 2, 3, 4])
 def test_sfh_bin_masses_match_quadrature(form):
     age_grid = load_bc03().age
-    edges = _age_edges(age_grid)
+    edges = age_edges(age_grid)
     age = 6.3
     shape = np.array(SHAPES[form])
     young, old, total = _core.sfh_bin_masses(form, shape, age, edges, 0.01)
@@ -90,7 +91,7 @@ def test_mass_normalisation_and_log_z_interpolation():
     p = {"log_tau": 0.2, "log_age": 0.8, "logzsol": -0.5, "dust2": 0.0, "log_mass": 9.5}
     r = m.rest_spectrum(p)
     assert r.derived["stellar_mass"] == pytest.approx(10**9.5, rel=1e-12)
-    edges = _age_edges(g.age)
+    edges = age_edges(g.age)
     y, o, _ = _core.sfh_bin_masses(1, np.array([10**0.2, 0, 1, 1]), 10**0.8, edges, 0.01)
     w = y + o
     # log-Z interpolation between 0.2 and 0.4 Zsun
@@ -254,7 +255,7 @@ def test_sfh_masses_property(form, log_age, log_tau, la, lb, lt0):
     """Bin masses are non-negative, sum to 1 and add up to the integral over [0, age]; a
     degenerate SFH (a total of 1e-290 or less) has no weights and a total that says so
     (not positive, or not finite)."""
-    edges = _age_edges(load_bc03().age)
+    edges = age_edges(load_bc03().age)
     shape = np.array([10**log_tau, 10**lt0, 10**la, 10**lb])
     age = 10**log_age
     y, o, total = _core.sfh_bin_masses(form, shape, age, edges, 0.01)
