@@ -76,6 +76,7 @@ from .operators import (
     smooth_spectra,
 )
 from .readers import IFSCube, read_ifs
+from .registration import blur_photometry as blur_photometry_to
 from .registration import register_to_photometry
 
 __all__ = ["SpectralNoise", "match_imgifs_spatial"]
@@ -355,7 +356,7 @@ def match_imgifs_spatial(
         worst = float(np.max(cube.psf_fwhm_per_wave()))
         own = _target_fwhm(phot, psf_fwhm_target)
         if worst > own:
-            phot = blur_photometry(phot, worst, fwhm=own)
+            phot = blur_photometry_to(phot, worst, fwhm=own)
             psf_fwhm_target = worst
     reg = None
     if register:
