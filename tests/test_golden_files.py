@@ -986,12 +986,10 @@ def test_original_property_maps(golden, name, params, stats, values, rdsps):
     _nan_equal(pm.flags, np.where(g.BIN_MAP == 3, FLAG_NOT_FITTED, 0))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "reader bug: PropertyMaps.read (analysis/maps.py) turns only the value -99 into NaN, but "
-    "the original's pixel maps of an unfitted bin hold log10(10^-99 x f_pix/f_bin) = -99.x "
-    "(spec §2.8), which are read as finite values instead of missing ones"))
 @pytest.mark.parametrize("name", ["orig_maps_rdsps.fits.gz", "orig_maps_mcmc.fits.gz"])
 def test_original_pixel_maps_of_unfitted_bins_are_missing(golden, name):
+    """The original's pixel maps of an unfitted bin hold log10(10^-99 × f_pix/f_bin) =
+    -99.x (spec §2.8): missing, like the bin maps' -99 (once read as finite values)."""
     pm = PropertyMaps.read(golden(name))
     for key in pm.maps:
         assert np.all(np.isnan(pm.maps[key][g.BIN_MAP == 3])), key
@@ -1006,9 +1004,7 @@ def test_readers_open_gzip_compressed_fits_directly():
     assert FitResult.read_pixedfit(GOLDEN / "orig_rdsps.fits.gz").method == "rdsps"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "reader bug: FitResult.read_any (fitting/results.py) tells FITS from HDF5 by the first "
-    "bytes 'SIMPLE', so a gzip-compressed original fit file (*.fits.gz), which "
-    "read_pixedfit reads, is taken for HDF5 and refused (also get_bestfit_params)"))
 def test_read_any_opens_a_gzip_compressed_original_fit():
+    """A gzip-compressed original fit file (*.fits.gz) is FITS, not HDF5 (read_any once
+    told them apart by the bytes 'SIMPLE' alone and refused it)."""
     assert FitResult.read_any(GOLDEN / "orig_rdsps.fits.gz").method == "rdsps"

@@ -151,6 +151,10 @@ QUANTITY_UNITS: dict[str, str] = {
 }
 _STAT_SOURCE = {"mean": "mean", "mean_err": "std", "p16": "p16", "p50": "p50", "p84": "p84"}
 
+#: Values of an original piXedfit map file below which a map value is missing (-99 and
+#: the pixel maps derived from it).
+_ORIGINAL_MISSING_BELOW = -90.0
+
 
 def load_fit_results(fits_in: Any) -> dict[int, FitResult]:
     """Fit results keyed by bin id from a dict, a :class:`ResultStore` or its folder
@@ -414,8 +418,11 @@ class PropertyMaps:
                     else hdu.name
                 if name.startswith(("bin-", "pix-")):
                     arr = np.array(hdu.data, dtype=np.float64)
-                    if "PFKIND" not in hdr:  # original file: -99 = missing, 0 = outside
-                        arr[arr == -99.0] = np.nan
+                    if "PFKIND" not in hdr:
+                        # original file: 0 outside the region; a missing bin holds -99, and
+                        # its pixel maps log10(10^-99 × f_pix/f_bin) = -99 + a log ratio
+                        # (spec §2.8): no map of log quantities comes near -90 otherwise
+                        arr[arr < _ORIGINAL_MISSING_BELOW] = np.nan
                         arr[~region] = np.nan
                     maps[_case(name, hdu.header)] = arr
             if not maps:

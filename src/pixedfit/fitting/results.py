@@ -295,10 +295,11 @@ class FitResult:
 
     @classmethod
     def read_any(cls, path: PathLike) -> FitResult:
-        """Read either our HDF5 layout or the original's FITS layout."""
+        """Read either our HDF5 layout or the original's FITS layout (also gzip-compressed,
+        ``.fits.gz``, which astropy opens)."""
         with open(path, "rb") as fh:
             magic = fh.read(8)
-        if magic.startswith(b"SIMPLE"):
+        if magic.startswith((b"SIMPLE", b"\x1f\x8b")):
             return cls.read_pixedfit(path)
         return cls.read(path)
 
