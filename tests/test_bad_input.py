@@ -160,6 +160,7 @@ def test_grid_parameters_outside_the_grid_raise(full_model, name, value, valid):
     assert np.all(np.isfinite(edge)) and np.all(edge > 0)
 
 
+@pytest.mark.slow
 def test_grid_limits_follow_the_grids(full_model, shared_data):
     grid = full_model.grid
     limits = full_model.param_limits()

@@ -71,6 +71,7 @@ def test_fit_with_mcmc(catalog, tmp_path, capsys):
     assert np.all(np.abs(result["log_mass_p50"] - params["log_mass"]) < 3 * half + 0.1)
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::pixedfit.fitting.MCMCShortChainWarning")
 def test_fit_with_mcmc_stopping_on_the_autocorrelation_time(catalog, tmp_path, capsys):
     """Without --nsteps the chain stops on the autocorrelation criterion, at --max-steps at
@@ -104,6 +105,7 @@ def test_fit_errors_are_reported(catalog, tmp_path, capsys):
     assert "does not use" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_mpi_ranks_give_identical_results(catalog, tmp_path):
     pytest.importorskip("mpi4py", reason="mpi4py not installed (pip install 'pixedfit[mpi]')")
     mpiexec = Path(sys.executable).with_name("mpiexec")
@@ -125,6 +127,7 @@ def test_mpi_ranks_give_identical_results(catalog, tmp_path):
             np.testing.assert_array_equal(one[col], two[col])
 
 
+@pytest.mark.slow
 def test_mpi_library_generation_matches_serial(tmp_path):
     pytest.importorskip("mpi4py", reason="mpi4py not installed (pip install 'pixedfit[mpi]')")
     mpiexec = Path(sys.executable).with_name("mpiexec")

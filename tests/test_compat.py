@@ -70,6 +70,7 @@ remove_filter("my_box2")
 '''
 
 
+@pytest.mark.slow
 def test_pixedfit_script_runs_with_compat(tmp_path, monkeypatch):
     make_observation(tmp_path, stamp=24, seed=5, nmodels=100, noise_realisations=0,
                      refine=False)

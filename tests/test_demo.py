@@ -30,6 +30,7 @@ from pixedfit.images.instruments import get_instrument
 _FILLS_STAMP = pytest.mark.filterwarnings("ignore::pixedfit.images.regions.RegionWarning")
 
 
+@pytest.mark.slow
 @_FILLS_STAMP
 def test_cli_demo_recovers_the_true_maps(tmp_path, capsys):
     out = tmp_path / "demo"

@@ -63,6 +63,7 @@ def test_ceers_wcs_defect_is_caught_and_the_stated_scale_fixes_it(shared_data, t
         set_pixel_scale(w, -1.0)
 
 
+@pytest.mark.slow
 def test_noise_factor_is_positive_and_matches_a_large_monte_carlo(shared_data):
     """CEERS F150W error map, kernel to F444W and reprojection 0.02" → 0.04": the adaptive
     estimate agrees with 400 realisations within 4 %; convolution alone gives factor 1 and

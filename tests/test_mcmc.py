@@ -360,6 +360,7 @@ if pool.is_master:
 """
 
 
+@pytest.mark.slow
 def test_mpi_split_gives_the_serial_result(model, library, tmp_path):
     """MCMC fits of a catalogue are identical on 1 and 2 MPI ranks."""
     pytest.importorskip("mpi4py", reason="mpi4py not installed")

@@ -101,6 +101,7 @@ def test_recovery_and_diagnostics(fit_a, mock):
     assert hi - lo == pytest.approx(8.0)
 
 
+@pytest.mark.slow
 def test_same_seed_identical_and_seeds_agree(model, library, mock, fit_a):
     obs, err, _ = mock
     again = fit_sed(obs, err, FILTERS, z=Z, library=library, model=model, method="nested",
@@ -154,6 +155,7 @@ def test_evidence_against_independent_importance_sampling(model, mock, fit_a):
     assert abs(ln_z - fit_a.ln_evidence) < 0.1
 
 
+@pytest.mark.slow
 def test_evidence_scales_with_the_prior_volume(model, library, mock, fit_a):
     """Widening the (data-derived) mass box by 25 % lowers ln Z by ln 1.25 exactly."""
     obs, err, _ = mock
@@ -291,6 +293,7 @@ def _success(shared_data, n, seed):
     return np.array(good), np.array(lnb)
 
 
+@pytest.mark.slow
 def test_bayes_factor_picks_the_model(shared_data):
     good, lnb = _success(shared_data, 1, seed=0)
     assert good.all(), lnb
@@ -326,6 +329,7 @@ def test_nested_and_mcmc_medians_agree(model, library):
 
 
 # --------------------------------------------------------------------------- CLI, config
+@pytest.mark.slow
 def test_cli_method_nested_and_compare(model, library, mock, tmp_path, capsys):
     from astropy.table import Table
 

@@ -32,7 +32,7 @@ def test_readme_commands_are_the_ones_ci_runs():
             if re.match(r"^pip install -r requirements-test\.txt", ln)]
     assert cmd1 and cmd2
     # command 2 installs the test tools only: it does not build the package again
-    assert cmd2[0] == "pip install -r requirements-test.txt && pytest"
+    assert cmd2[0] == "pip install -r requirements-test.txt && pytest -n auto"
     assert "\\[test\\]" not in ci and "requirements-test" in ci and "ctest" in ci
     assert not any(re.match(r'^pip install "\.\[test\]"', ln) for ln in readme.splitlines())
 

@@ -163,6 +163,7 @@ def test_instrumental_resolution_subtracts_the_template_resolution(model, librar
     assert lik3.template_limited == lik3.pixels.size and lik3.smooth_sigma is None
 
 
+@pytest.mark.slow
 def test_mcmc_samples_the_velocity_dispersion(model, library, tmp_path):
     """A spectrum broadened by 150 km/s (on top of the templates) and photometry: MCMC with
     veldisp_range recovers the dispersion; RDSPS refuses the range."""
@@ -297,6 +298,7 @@ def test_sdss_spectra_fit(model, shared_data):
     assert out["NGC3522"][0] > 0.7  # > 5 Gyr
 
 
+@pytest.mark.slow
 def test_tilt_recovery_ensemble(model, library):
     """±15 % tilts on 8 spectrophotometric mocks (spectrum S/N 30 per pixel, photometry
     S/N 50, about SDSS's ugriz for bright galaxies): parameters inside their 68 % intervals
