@@ -372,7 +372,8 @@ def _noise_correlation(spec: Any, filters: Sequence[str]) -> list[NDArray | None
 
 
 def correlated_bin_variance(flux_err: ArrayLike, bin_map: ArrayLike,
-                            rho: Sequence[ArrayLike | None]) -> NDArray[np.float64]:
+                            rho: Sequence[NDArray[np.float64] | None]
+                            ) -> NDArray[np.float64]:
     """Variance of the flux summed over each bin, with correlated pixel noise.
 
     Parameters
@@ -465,7 +466,8 @@ def bin_with_map(cube: FluxCube | SpecPhotCube, bin_map: ArrayLike,
             np.any(bm != np.round(bm)) or np.any(bm < 0):
         raise ValueError("bin_map: bin ids must be integers >= 0")
     top = bm.max() if bm.size else 0
-    if top > min(np.count_nonzero(bm), np.iinfo(np.int32).max):
+    # numpy stubs: min() of an np.signedinteger and an int is not seen as comparable
+    if top > min(np.count_nonzero(bm), np.iinfo(np.int32).max):  # type: ignore[operator]
         # ids run 1..n without gaps, so n cannot exceed the binned pixels (nor int32, whose
         # cast would wrap 2**32 + 1 to 1)
         raise ValueError(f"bin_map: bin ids must run 1..n without gaps; the largest id, "

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from numpy.typing import NDArray
@@ -87,7 +87,7 @@ class LogProbability:
         self.filters = list(filters) if filters else []
         self.obs = obs
         self.err = None if err is None else np.asarray(err, dtype=np.float64)
-        self.ivar = None if err is None else 1.0 / self.err**2
+        self.ivar = None if err is None else 1.0 / cast("NDArray[np.float64]", self.err)**2
         self.upper = (None if upper is None or not np.any(upper)
                       else np.asarray(upper, dtype=bool))
         self.spectral = spectral
@@ -197,7 +197,9 @@ class LogProbability:
                 phot = phot * 10.0 ** mass_shift[:, None]
                 sub[:, 0] += mass_shift
                 theta[idx, self.im] = sub[:, 0]
-            chi2 += chi2_terms(phot, self.obs, self.err, self.upper)
+            # photometric fits (filters) have observations
+            chi2 += chi2_terms(phot, cast("NDArray", self.obs), cast("NDArray", self.err),
+                               self.upper)
         scale = np.ones(idx.size)
         spec = None
         if self.spectral is not None:
@@ -208,7 +210,8 @@ class LogProbability:
             scale = spec["scale"]
             if derived_raw is None:
                 derived_raw = der_s
-        logs = derived_logs(self.model, derived_raw)
+        # from the photometry or the spectrum: a fit has one or both
+        logs = derived_logs(self.model, cast("dict[str, NDArray]", derived_raw))
         if mass_shift is not None:  # the derived quantities came from the old masses
             logs = {k: (v + mass_shift if k in MASS_SCALED else v) for k, v in logs.items()}
         if self.spectral is not None and not self.filters:
@@ -397,7 +400,7 @@ def posterior_products(ctx: Any, lnprob: LogProbability, samples: NDArray,
         for k, name in enumerate(stat_names):
             table_s[a : a + idx.size, k] = ex["values"][name]
         if has_phot:
-            phot[a : a + idx.size] = ex["photometry"]
+            cast("NDArray[np.float64]", phot)[a : a + idx.size] = ex["photometry"]
         scales[a : a + idx.size] = ex["scale"]
     # the equal-weight sample: each evaluated sample repeated by its count
     table_e = np.repeat(table_s, counts, axis=0)
@@ -429,7 +432,8 @@ def posterior_products(ctx: Any, lnprob: LogProbability, samples: NDArray,
     arr, zz = lnprob.param_array(samples[sub[pick]])
     z_sed = float(z) if z is not None else float(np.median(zz))
     sed_wave, sed_pct = component_percentiles(ctx.model, arr, z_sed, scales[pick], ctx.threads)
-    photo_pct = (np.percentile(np.repeat(phot, counts, axis=0), [16, 50, 84], axis=0)
+    photo_pct = (np.percentile(np.repeat(cast("NDArray[np.float64]", phot), counts, axis=0),
+                               [16, 50, 84], axis=0)
                  if has_phot else None)
     return {
         "names": tuple(stat_names), **stats, "best": best,
@@ -647,16 +651,18 @@ def sampling_problem(ctx: Any, lp: LibraryPass, obs: NDArray | None, err: NDArra
     if has_phot:
         flux = lp.models.flux[iz, :, im]  # (ncand, nband)
         # the normalisation follows the detected bands (as RDSPS); masked bands do not count
-        s = scale_fit(flux, obs, err, None if upper is None else ~np.asarray(upper, bool))[0]
-    else:
-        s = lp.scales[im]
+        s = scale_fit(flux, cast("NDArray", obs), cast("NDArray", err),
+                      None if upper is None else ~np.asarray(upper, bool))[0]
+    else:  # a spectrum-only library pass has the profiled scales
+        s = cast("NDArray[np.float64]", lp.scales)[im]
     with np.errstate(divide="ignore", invalid="ignore"):
         cand_mass = np.log10(np.where(s > 0, s, np.nan))
     good = np.isfinite(cand_mass)
     order, im, iz, cand_mass = order[good], im[good], iz[good], cand_mass[good]
     if order.size == 0:
         raise ValueError("no library model fits with a positive normalisation")
-    mass_box = (data_mass_box(ctx, lp, obs, err, z, log_mass_to_light) if has_phot
+    mass_box = (data_mass_box(ctx, lp, cast("NDArray", obs), cast("NDArray", err), z,
+                              log_mass_to_light) if has_phot
                 else None)
 
     derived_names = list(ctx.library.derived)
@@ -679,7 +685,8 @@ def sampling_problem(ctx: Any, lp: LibraryPass, obs: NDArray | None, err: NDArra
                   + (["veldisp"] if "veldisp" in free else []))
     starts = None
     if has_phot and lp.models.nz == 1 and spectral is None:
-        idx, scale = _lowest_chi2(lp, obs, err, upper, ctx.age_prior(z), N_START_POOL)
+        idx, scale = _lowest_chi2(lp, cast("NDArray", obs), cast("NDArray", err), upper,
+                                  ctx.age_prior(z), N_START_POOL)
         starts = np.empty((idx.size, len(free)))
         for j, name in enumerate(free):
             starts[:, j] = np.log10(scale) if name == "log_mass" else table[name][idx]

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -85,7 +86,7 @@ def build_fsps_grid(imf_type: int = 1, nebular: bool = True, max_neb_age_gyr: fl
     zmet = np.asarray(sp.zlegend, dtype=np.float64)
     age = 10 ** (np.asarray(sp.ssp_ages, dtype=np.float64) - 9.0)
     specs, living, surv = [], [], []
-    wave = None
+    wave: Any = None  # sp.get_spectrum's wavelengths (python-fsps is untyped): set below
     for iz in range(zmet.size):
         sp.params["zmet"] = iz + 1
         sp.params["add_stellar_remnants"] = True

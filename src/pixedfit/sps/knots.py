@@ -44,6 +44,7 @@ torus scales with still includes them.
 from __future__ import annotations
 
 from itertools import pairwise
+from typing import cast
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -275,7 +276,8 @@ def _projected(mat: sparse.csr_matrix, flat: NDArray, neb: NDArray | None, n_ion
     # when no column reaches below the Lyman limit: the bands of a nearby galaxy)
     young = rows_between(flat, n_ion, nw)
     rows = young + rows_between(flat, 0, n_ion) if indptr[n_ion] > 0 else young
-    return {"rows": rows, "young": young, "neb": rows_between(neb, 0, nw)}
+    # nebular grids have their continuum rows
+    return {"rows": rows, "young": young, "neb": rows_between(cast("NDArray", neb), 0, nw)}
 
 
 def knot_arrays(base: dict, fw: FilterWeights, trans: NDArray[np.float64] | None,
@@ -335,15 +337,17 @@ def knot_arrays(base: dict, fw: FilterWeights, trans: NDArray[np.float64] | None
 
     def single(name: str) -> NDArray[np.float32] | None:
         # the band columns, then the energy ones, rounded to single precision in place
-        if here[name] is None:
+        this = here[name]
+        if this is None:
             return None
-        npair = here[name].shape[1]
-        out32 = np.empty((here[name].shape[0], npair + part[name].shape[1]), np.float32)
-        out32[:, :npair] = here[name]
+        npair = this.shape[1]
+        out32 = np.empty((this.shape[0], npair + part[name].shape[1]), np.float32)
+        out32[:, :npair] = this
         out32[:, npair:] = part[name]
         return out32
 
-    rows, young, neb = single("rows"), single("young"), single("neb")
+    rows = cast("NDArray[np.float32]", single("rows"))  # always projected
+    young, neb = single("young"), single("neb")
     kx = np.concatenate([band_x, part["x"]])
     lam = np.exp(kx)
     out: dict = {
@@ -355,6 +359,7 @@ def knot_arrays(base: dict, fw: FilterWeights, trans: NDArray[np.float64] | None
     if nebular:
         # young stars without their ionising photons (absorbed by the gas), except in the
         # ionising bolometric column (the AGN torus scales with the intrinsic luminosity)
+        young = cast("NDArray[np.float32]", young)  # projected for a nebular grid
         young[:, -1] = rows[:, -1]
         out["ssp_young"] = young
         out["neb"] = neb

@@ -73,6 +73,7 @@ import os
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -86,7 +87,7 @@ from .agn import find_agn_templates, read_agn_templates, resample_agn
 from .bc03 import load_bc03
 from .dust import calzetti_k
 from .dustem import resample_dust_emission
-from .grids import IMF_NAMES, SSPGrid, age_edges, read_grid
+from .grids import IMF_NAMES, NebularGrid, SSPGrid, age_edges, read_grid
 from .igm import igm_transmission
 from .knots import CALZETTI_BREAKS, knot_arrays
 from .nebular import line_profiles, trapezoid_weights
@@ -632,7 +633,7 @@ class SEDModel:
     def _threads(self, threads) -> int:
         return resolve_threads(self.threads if threads is None else threads)
 
-    def _cfg(self) -> tuple:
+    def _cfg(self) -> tuple[int, int, bool, bool, bool, float, float]:
         return (self.sfh_form, self.dust_law, self.duste_switch, self.add_neb_emission,
                 self.add_agn, -1.0, _T_BC)
 
@@ -709,7 +710,8 @@ class SEDModel:
         if np.unique(zz).size != 1:
             raise ValueError("z: observed_components takes one redshift for the batch")
         fac = self._observed_factor(float(zz[0]))
-        out = {k: v * fac for k, v in rest.components.items()}
+        # components=True: the components are there
+        out = {k: v * fac for k, v in cast("dict[str, NDArray]", rest.components).items()}
         out["total"] = rest.flux * fac
         return self.wave * (1.0 + zz[0]), out
 
@@ -772,14 +774,15 @@ class SEDModel:
     def _line_weights(self, filters: list[str], z: float, dim: float) -> NDArray[np.float64]:
         """(nbands, nline): band flux per L☉ of each line (filter response at the observed
         line wavelength, IGM, dimming)."""
-        lam = self.grid.nebular.line_wave * (1.0 + z)
+        # only with add_neb_emission, whose grid has the nebular tables
+        lam = cast("NebularGrid", self.grid.nebular).line_wave * (1.0 + z)
         out = np.zeros((len(filters), lam.size))
         for b, name in enumerate(filters):
             curve = self._curves.get(name)
             if curve is None:  # kept like the band weights of _phot_weights
                 fwave, ftrans = get_filter_curve(name)
-                curve = self._curves[name] = (fwave, ftrans,
-                                              np.trapezoid(ftrans * fwave, fwave))
+                curve = self._curves[name] = (
+                    fwave, ftrans, cast(float, np.trapezoid(ftrans * fwave, fwave)))  # 1-D
             fwave, ftrans, norm = curve
             out[b] = np.interp(lam, fwave, ftrans, left=0.0, right=0.0) * lam / norm
         if self.add_igm_absorption:
