@@ -32,7 +32,7 @@ import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -541,6 +541,14 @@ def rename_filter(old: str, new: str, data_dir: PathLike | None = None) -> None:
         _save_registry(registry, data_dir)
 
 
+@overload  # a str is also a Sequence[str]: this first overload takes it
+def cwave_filters(  # type: ignore[overload-overlap]
+    filters: str, data_dir: PathLike | None = None
+) -> float: ...
+@overload
+def cwave_filters(
+    filters: Sequence[str], data_dir: PathLike | None = None
+) -> NDArray[np.float64]: ...
 def cwave_filters(
     filters: str | Sequence[str], data_dir: PathLike | None = None
 ) -> float | NDArray[np.float64]:

@@ -31,7 +31,7 @@ import json
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -184,7 +184,7 @@ class ModelPhotometry:
         """Number of redshift planes."""
         return self.flux.shape[0]
 
-    def subset(self, index: NDArray[np.int64]) -> ModelPhotometry:
+    def subset(self, index: NDArray[np.integer[Any]]) -> ModelPhotometry:
         """The models at ``index`` only."""
         # np.take gathers the same values as fancy indexing, ≈ 6× faster along the last
         # axis of the (nz, nband, nmod) fluxes (a fit with an age limit takes a subset of
@@ -440,7 +440,9 @@ class ModelLibrary:
     def _apply_chunked(self, fw: Any, threads: int | None, chunk: int = 4096) -> NDArray:
         out = np.empty((self.nmodels, fw.nbands))
         for start in range(0, self.nmodels, chunk):
-            block = np.asarray(self.spectra[start:start + chunk], dtype=np.float64)
+            # only for libraries with spectra
+            block = np.asarray(cast("NDArray[np.float32]", self.spectra)[start:start + chunk],
+                               dtype=np.float64)
             out[start:start + chunk] = fw.apply(block, threads=resolve_threads(threads))
         return out
 
@@ -503,7 +505,9 @@ class ModelLibrary:
                 gs = f.create_group("spectra")
                 gs.create_dataset("wave", data=self.wave)
                 gs.create_dataset("flux", data=np.asarray(self.spectra, dtype=np.float32),
-                                  chunks=(min(64, self.nmodels), self.wave.size),
+                                  # spectra come with their wavelengths
+                                  chunks=(min(64, self.nmodels),
+                                          cast("NDArray[np.float64]", self.wave).size),
                                   compression="gzip", shuffle=True)
 
     @classmethod
@@ -614,7 +618,7 @@ class ModelLibrary:
                     spectra[i] = f[f"mod/spec/f{i}"][()]
             except (KeyError, OSError) as exc:
                 raise ValueError(f"{path}: incomplete original-layout library ({exc})") from exc
-            config = {key: (int(attrs[key]) if key in attrs else None)
+            config: dict[str, Any] = {key: (int(attrs[key]) if key in attrs else None)
                       for key in ("sfh_form", "dust_law", "duste_switch", "add_neb_emission",
                                   "add_agn")}
             config["source"] = "piXedfit layout"

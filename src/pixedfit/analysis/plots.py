@@ -23,7 +23,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from numpy.typing import NDArray
@@ -246,7 +246,8 @@ def posterior_samples(fit: FitResult, library: Any = None, priors: Any = None,
                 likelihood=cfg.get("likelihood", "gauss"), dof=cfg.get("dof", 3.0),
                 perc_chi2=cfg.get("perc_chi2", 100.0), ln_prior_extra=extra,
                 return_weights=True, threads=threads)
-    w = np.asarray(res.weights[0], dtype=np.float64)
+    # return_weights=True: the weights are there
+    w = np.asarray(cast("NDArray[np.float32]", res.weights)[0], dtype=np.float64)
     flux = models.flux[0]  # (nband, nmod)
     ivar = 1.0 / fit.obs_flux_err**2
     num = (flux * (fit.obs_flux * ivar)[:, None]).sum(axis=0)
@@ -286,7 +287,9 @@ def _credible_levels(hist: NDArray[np.float64], fractions: Sequence[float]) -> l
     if cum[-1] <= 0:
         return []
     cum /= cum[-1]
-    levels = [float(flat[min(np.searchsorted(cum, f), flat.size - 1)]) for f in fractions]
+    # numpy stubs: min() of an np.intp and an int is not seen as an index
+    levels = [float(flat[min(np.searchsorted(cum, f), flat.size - 1)])  # type: ignore[call-overload]
+              for f in fractions]
     return sorted(set(v for v in levels if v > 0))
 
 
@@ -585,7 +588,7 @@ def plot_maps(maps: Any, params: Sequence[str] | None = None, kind: str = "pix",
                               "log_mw_age", "logzsol", "dust2") if p in maps.params("bin")]
         if "log_sigma_mass" in params:
             params = [p for p in params if p not in ("log_mass", "log_sfr")]
-    panels: list[tuple[str, NDArray[np.float64]]] = []
+    panels: list[tuple[str, NDArray[np.float64], str]] = []  # (title, map, colour-bar label)
     for p in params:
         use_kind = kind if p in maps.params(kind) else "bin"
         stats = maps.stats(p, use_kind)

@@ -18,7 +18,7 @@ import re
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -309,7 +309,7 @@ def write_report(pipe: Any, folder: PathLike) -> Path:
     Path
         The HTML page.
     """
-    from ..cubes import BinnedCube, read_cube
+    from ..cubes import BinnedCube, FluxCube, read_cube
     from ..filters import cwave_filters
     from ..fitting.results import ResultStore
     from ..library import read_library
@@ -328,7 +328,7 @@ def write_report(pipe: Any, folder: PathLike) -> Path:
     (folder / "img").mkdir(parents=True, exist_ok=True)
     cfg = pipe.cfg
     cube = read_cube(pipe.cube_path())
-    phot = getattr(cube, "photometry", cube)
+    phot = cast(FluxCube, getattr(cube, "photometry", cube))  # the cube's photometry
     binned = BinnedCube.read(pipe.path("binning", "binned.fits"))
     pm = PropertyMaps.read(pipe.path("maps", "maps.fits"))
     store = ResultStore(pipe.path("fitting"))
@@ -341,14 +341,15 @@ def write_report(pipe: Any, folder: PathLike) -> Path:
     parts.append(_region_banner(phot))
 
     # ---- metadata and timings
-    meta = [["pixedfit", __version__], ["written", time.strftime("%Y-%m-%d %H:%M:%S UTC",
-                                                                  time.gmtime())],
-            ["python", platform.python_version()], ["machine", platform.platform()],
-            ["MPI ranks", getattr(pipe.pool, "size", 1)], ["output", str(pipe.out)],
-            ["redshift", format_value(phot.z)],
-            ["pixel scale [arcsec]", format_value(phot.pixel_scale)],
-            ["kpc per pixel", f"{pm.kpc_per_pixel:.4f}" if pm.kpc_per_pixel else "n/a"],
-            ["bins", binned.nbins], ["fit method", cfg["fitting"]["method"]]]
+    meta: list[list[Any]] = [
+        ["pixedfit", __version__],
+        ["written", time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())],
+        ["python", platform.python_version()], ["machine", platform.platform()],
+        ["MPI ranks", getattr(pipe.pool, "size", 1)], ["output", str(pipe.out)],
+        ["redshift", format_value(phot.z)],
+        ["pixel scale [arcsec]", format_value(phot.pixel_scale)],
+        ["kpc per pixel", f"{pm.kpc_per_pixel:.4f}" if pm.kpc_per_pixel else "n/a"],
+        ["bins", binned.nbins], ["fit method", cfg["fitting"]["method"]]]
     parts.append("<h2>Run</h2>" + _table(["item", "value"], meta))
     rows = []
     total = 0.0

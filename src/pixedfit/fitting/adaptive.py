@@ -116,7 +116,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from numpy.typing import NDArray
@@ -1461,7 +1461,9 @@ def run_adaptive(lnprob: LogProbability, lo: NDArray, hi: NDArray, candidates: N
     keep = [j for j in range(d) if j != im]  # the dimensions of the adaptive proposal
     mass_proposal = None
     if im is not None:
-        mass_proposal = _MassProposal(np.asarray(lnprob.obs, dtype=np.float64), lnprob.err,
+        # photometric: lnprob has observations and errors
+        mass_proposal = _MassProposal(np.asarray(lnprob.obs, dtype=np.float64),
+                                      cast("NDArray[np.float64]", lnprob.err),
                                       lnprob.upper, lo[im], hi[im], rng, df=settings.df)
     ys: list[NDArray] = []
     qms: list[NDArray] = []
@@ -1793,15 +1795,15 @@ def refine(ctx: Any, lp: LibraryPass, obs: NDArray | None, err: NDArray | None,
         "spectral_clipped": lp.nclip,
         "spectral_template_limited": None if spectral is None else spectral.template_limited,
         **fit_quality(float(run.chi2[ibest]),
-                      (int(np.isfinite(err).sum()) if has_phot else 0)
+                      (int(np.isfinite(cast("NDArray", err)).sum()) if has_phot else 0)
                       + (spectral.npix if spectral is not None else 0), len(prob.free)),
     }
     return FitResult(
         method="rdsps", names=tuple(names), mean=mean, std=np.sqrt(var), p16=pct[0],
         p50=pct[1], p84=pct[2], best=best,
         filters=tuple(ctx.filters) if has_phot else (),
-        obs_flux=obs if has_phot else np.zeros(0),
-        obs_flux_err=err if has_phot else np.zeros(0),
+        obs_flux=cast("NDArray", obs) if has_phot else np.zeros(0),
+        obs_flux_err=cast("NDArray", err) if has_phot else np.zeros(0),
         bfit_photo=bfit, z=z, chi2_min=float(run.chi2[ibest]), ln_evidence=run.ln_evidence,
         n_used=int(use.sum()), n_bands_used=len(ctx.filters) if has_phot else 0,
         config=ctx.config(), samples=samples, photo_pct=photo_pct, spectrum=spectrum,

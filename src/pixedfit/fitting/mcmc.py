@@ -71,7 +71,7 @@ import os
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from numpy.typing import NDArray
@@ -482,7 +482,7 @@ def run_mcmc(lnprob: LogProbability, start: Any, settings: McmcSettings) -> dict
 
     history: list[float] = []
     if settings.fixed:
-        n = int(settings.nsteps)
+        n = int(cast(int, settings.nsteps))  # fixed: a number of steps
         advance(n)
         tau, burn = chain_autocorr(sampler.get_chain()[:n], settings)
         segments = 1
@@ -625,7 +625,7 @@ def fit_one(ctx: Any, lp: LibraryPass, obs: NDArray | None, err: NDArray | None,
         "spectral_clipped": lp.nclip,
         "spectral_template_limited": None if spectral is None else spectral.template_limited,
         **fit_quality(float(post["chi2_min"]),
-                      (int(np.isfinite(err).sum()) if has_phot else 0)
+                      (int(np.isfinite(cast("NDArray", err)).sum()) if has_phot else 0)
                       + (spectral.npix if spectral is not None else 0), len(free)),
     }
     tau = np.asarray(run["autocorr"], dtype=np.float64)

@@ -58,7 +58,7 @@ import threading
 import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from numpy.typing import NDArray
@@ -370,7 +370,8 @@ def _nautilus_threads() -> Iterator[None]:
     import nautilus.sampler
     import threadpoolctl
 
-    cached = getattr(threadpoolctl, "get_cached_controller", None)  # threadpoolctl >= 3.5
+    # threadpoolctl >= 3.5 (threadpoolctl is untyped)
+    cached: Any = getattr(threadpoolctl, "get_cached_controller", None)
 
     def limits(limits: int | None = None, user_api: str | None = None) -> Any:
         return cached().limit(limits=limits, user_api=user_api)
@@ -427,8 +428,8 @@ def fit_one(ctx: Any, lp: LibraryPass, obs: NDArray | None, err: NDArray | None,
     s = ctx.settings
     cosmo, H0, Om0 = s.get("cosmo"), s.get("H0", 70.0), s.get("Om0", 0.3)
     age_limit = s.get("max_age_universe", True)
-    mass_box = (data_mass_box(ctx, lp, obs, err, z, settings.log_mass_to_light)
-                if has_phot else None)
+    mass_box = (data_mass_box(ctx, lp, cast("NDArray", obs), cast("NDArray", err), z,
+                              settings.log_mass_to_light) if has_phot else None)
 
     def box(name: str) -> tuple[float, float]:
         lo, hi = _box(ctx, name, lp, mass_box)
@@ -512,7 +513,8 @@ def fit_one(ctx: Any, lp: LibraryPass, obs: NDArray | None, err: NDArray | None,
         "spectral_template_limited": None if spectral is None else spectral.template_limited,
     }
     diagnostics.update(fit_quality(float(post["chi2_min"]),
-                                   (int(np.isfinite(err).sum()) if obs is not None else 0)
+                                   (int(np.isfinite(cast("NDArray", err)).sum())
+                                    if obs is not None else 0)
                                    + (spectral.npix if spectral is not None else 0),
                                    len(lnprob.free)))
     return FitResult(method="nested", **post, ln_evidence=ln_z,

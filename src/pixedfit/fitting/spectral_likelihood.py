@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import TypedDict, cast
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -58,6 +59,16 @@ from ..lines import air_to_vacuum, emission_line_mask
 from ..parallel import resolve_threads
 from ..units import C_AA_PER_S
 from .legendre import fit_legendre
+
+
+class SpectralComparison(TypedDict):
+    """What :meth:`SpectralLikelihood.compare` returns, for n model spectra."""
+
+    chi2: NDArray[np.float64]  # (n,)
+    factor: NDArray[np.float64]  # (n, npix): the multiplicative correction of each model
+    scale: NDArray[np.float64]  # (n,): profiled normalisation c₀ (spectrum-only fits), or 1
+    coeffs: NDArray[np.float64] | None  # (n, order + 1) Legendre coefficients, or None
+    ok: NDArray[np.bool_]  # (n,)
 
 __all__ = ["ObservedSpectrum", "Resolution", "SpectralLikelihood", "library_spectral_chi2",
            "read_sdss_spectrum"]
@@ -125,7 +136,9 @@ class Resolution:
         if self.kind == "R":
             return lam / (_FWHM * self.value)
         if self.kind == "lsf":
-            return np.interp(lam, self.wave, self.sigma)
+            # a tabulated LSF has its wavelengths and sigmas
+            return np.interp(lam, cast("NDArray[np.float64]", self.wave),
+                             cast("NDArray[np.float64]", self.sigma))
         raise ValueError(f"unknown resolution kind {self.kind!r}")
 
 
@@ -409,7 +422,7 @@ class SpectralLikelihood:
         derived = {k: np.atleast_1d(v) for k, v in rest.derived.items()}
         return out, derived
 
-    def compare(self, model_pix: NDArray[np.float64]) -> dict[str, NDArray]:
+    def compare(self, model_pix: NDArray[np.float64]) -> SpectralComparison:
         """χ² of model spectra (n, npix) against the data, with the Legendre step.
 
         Returns a dict: ``chi2`` (n,), ``factor`` (n, npix) the multiplicative correction
@@ -429,9 +442,10 @@ class SpectralLikelihood:
             with np.errstate(divide="ignore", invalid="ignore"):
                 y = np.where(pos, self.flux / np.where(pos, m, 1.0), 0.0)
             weights = np.where(pos, m * m * w, 0.0)
-            fit = fit_legendre(self.wave, y, weights, order=int(self.poly_order),
+            fit = fit_legendre(self.wave, y, weights,
+                               order=int(cast(int, self.poly_order)),  # use_poly: an order
                                threads=self.threads)
-            factor = fit.model
+            factor = cast("NDArray[np.float64]", fit.model)  # return_model=True (default)
             coeffs = fit.coeffs
             ok = fit.ok & np.all(np.isfinite(factor), axis=1)
             factor = np.where(ok[:, None], factor, 1.0)

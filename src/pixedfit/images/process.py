@@ -618,7 +618,8 @@ class ImageSet:
             var_out = cast("NDArray[np.float64]", var_out)  # a variance in, a variance out
             if self.noise_realisations > 0:
                 noise = chain_noise_correlation(
-                    cast("NDArray[np.float64]", var), var_out, apply, half=half, n_realisations=self.noise_realisations,
+                    cast("NDArray[np.float64]", var), var_out, apply, half=half,
+                    n_realisations=self.noise_realisations,
                     max_realisations=self.noise_max_realisations, seed=self.seed + i)
             else:
                 rho = np.zeros((2 * half + 1,) * 2)
