@@ -44,7 +44,7 @@ import functools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, cast
 
 from .filters import builtin_curve_name, builtin_filter_names, cwave_filters
 from .units import C_AA_PER_S, JY_CGS
@@ -444,7 +444,7 @@ def worst_resolution(filters: list[str], fwhm: Mapping[str, float] | None = None
     for f in filters:
         if values[f] is None:
             values[f] = get_instrument(f).psf_fwhm
-    return max(filters, key=lambda f: values[f])
+    return max(filters, key=lambda f: cast(float, values[f]))  # all set above
 
 
 def _header_value(header: Mapping[str, Any] | None, key: str, filt: str) -> float:

@@ -40,10 +40,10 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from . import __version__
 from ._paths import atomic_path
@@ -457,11 +457,12 @@ def load_config(path: PathLike | None = None, config: Mapping[str, Any] | None =
             raise ValueError(f"{p}: invalid TOML ({exc})") from exc
         base = p.resolve().parent
     else:
-        raw = copy.deepcopy(dict(config))
+        raw = copy.deepcopy(dict(cast("Mapping[str, Any]", config)))  # one of the two
         base = Path(raw.pop("_base", ".")).resolve()
     problems: list[str] = [_unknown_key("", sec, DEFAULTS, "section")
                            for sec in raw if sec not in DEFAULTS]
-    cfg = {sec: _merge(DEFAULTS[sec], raw.get(sec, {}), sec, problems) for sec in DEFAULTS}
+    cfg: dict[str, Any] = {sec: _merge(DEFAULTS[sec], raw.get(sec, {}), sec, problems)
+                           for sec in DEFAULTS}
     cfg["_base"] = str(base)
 
     def absolute(value: Any) -> Any:
@@ -675,7 +676,7 @@ class Pipeline:
 
     def _stage(self, name: str, settings: Any, inputs: list[PathLike], upstream: list[str],
                func: Callable[[], tuple[list[str], dict[str, Any]]], everyone: bool = False,
-               clean: list[str] = ()) -> StageRecord:
+               clean: Sequence[str] = ()) -> StageRecord:
         """Run ``func`` unless the stage's fingerprint is unchanged.
 
         ``everyone``: all MPI ranks run ``func`` (it uses the pool), else rank 0 only.
@@ -714,7 +715,8 @@ class Pipeline:
         self.pool.barrier()
         seconds = time.perf_counter() - start
         if self.pool.is_master:
-            outputs, info = result
+            # rank 0 always runs func
+            outputs, info = cast("tuple[list[str], dict[str, Any]]", result)
             rec = StageRecord(name, fp, outputs, seconds,
                               time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()), False,
                               info, self._digests(outputs))
@@ -722,7 +724,7 @@ class Pipeline:
             pending.unlink(missing_ok=True)
         self.pool.barrier()
         if not self.pool.is_master:  # read what rank 0 recorded
-            rec = self._read_record(name)
+            rec = cast(StageRecord, self._read_record(name))  # None: raised just below
             if rec is None or rec.fingerprint != fp:
                 raise RuntimeError(f"stage {name}: rank 0 left no record")
         self.records[name] = rec
@@ -744,7 +746,8 @@ class Pipeline:
             check_config(self.cfg, files=True)
         lock = FileLock(self.path(".pixedfit", "run.lock"), f"the output folder {self.out}")
 
-        def take(_: int) -> OSError | None:  # rank 0 locks; every rank raises its error
+        # rank 0 locks; every rank raises its error
+        def take(_: int) -> OSError | ValueError | None:
             try:
                 self._check_output_dir()
                 self.path(".pixedfit").mkdir(parents=True, exist_ok=True)

@@ -7,9 +7,10 @@ is shown or saved and the matplotlib backend is never changed.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
+from numpy.typing import NDArray
 
 from ..cubes import BinnedCube
 from ..filters import cwave_filters
@@ -91,7 +92,8 @@ def plot_bin_seds(binned: BinnedCube, bin_ids: Sequence[int], ax: Any = None,
         label = f"bin {k}" + (" (leftover)" if binned.leftover[k - 1] else "")
         ax.errorbar(wave, f, yerr=e, fmt="o", ms=4, capsize=2, label=label)
         if spectra and binned.specphot and binned.bin_has_spec[k - 1]:
-            ax.plot(binned.wave, binned.bin_spec_flux[k - 1] * binned.unit, lw=0.7,
+            ax.plot(binned.wave, cast("NDArray", binned.bin_spec_flux)[k - 1] * binned.unit,
+                    lw=0.7,
                     color=ax.lines[-1].get_color() if ax.lines else None)
     if np.all(binned.bin_flux[np.array(ids) - 1] > 0):
         ax.set_yscale("log")

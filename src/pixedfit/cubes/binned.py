@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from astropy.io import fits
@@ -221,7 +221,8 @@ class BinnedCube:
     @property
     def bin_area_kpc2(self) -> NDArray[np.float64]:
         """Area of each bin in kpc² (needs z > 0 and pixel_scale)."""
-        return self.bin_npix * self.kpc_per_pixel() ** 2
+        # numpy stubs: int array × float is typed floating[Any]; it is float64
+        return cast("NDArray[np.float64]", self.bin_npix * self.kpc_per_pixel() ** 2)
 
     def bin_radius(self, center: tuple[float, float] | None = None) -> NDArray[np.float64]:
         """Distance (pixels) of each bin's centroid from ``center`` (y, x).
@@ -338,8 +339,11 @@ class BinnedCube:
             spec_ok = self.bin_has_spec
             spec_map = np.where(self.bin_map > 0, self.bin_map, 0)
             spec_map[self.bin_map > 0] *= spec_ok[self.bin_map[self.bin_map > 0] - 1]
-            sflux = self.pixel_values(np.where(spec_ok[:, None], self.bin_spec_flux, np.nan))
-            serr = self.pixel_values(np.where(spec_ok[:, None], self.bin_spec_err, np.nan))
+            # specphot: the bins have spectra
+            sflux = self.pixel_values(np.where(spec_ok[:, None],
+                                               cast("NDArray", self.bin_spec_flux), np.nan))
+            serr = self.pixel_values(np.where(spec_ok[:, None],
+                                              cast("NDArray", self.bin_spec_err), np.nan))
             sreg = self.spec_region if self.spec_region is not None else spec_map > 0
             hdus += [
                 fits.ImageHDU(flux_cube, name="PHOTO_FLUX"),

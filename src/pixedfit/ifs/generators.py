@@ -25,6 +25,7 @@ import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, Protocol, cast
 
 import numpy as np
 from astropy.io import fits
@@ -64,7 +65,8 @@ _EMISSION = ((3727.1, 0.45), (3729.9, 0.6), (4102.9, 0.09), (4341.7, 0.16), (486
 
 def manga_wave_grid(step: int = 1) -> NDArray[np.float64]:
     """MaNGA LOGCUBE vacuum wavelengths: 10^(3.5589 + 1e-4 k), k = 0…4562 (every ``step``)."""
-    return 10.0 ** (3.5589 + 1e-4 * np.arange(0, 4563, int(step)))
+    # numpy stubs: float ** float array is typed floating[Any]; it is float64
+    return cast("NDArray[np.float64]", 10.0 ** (3.5589 + 1e-4 * np.arange(0, 4563, int(step))))
 
 
 def califa_wave_grid(setup: str = "V500") -> NDArray[np.float64]:
@@ -76,7 +78,7 @@ def califa_wave_grid(setup: str = "V500") -> NDArray[np.float64]:
     if s not in grids:
         raise ValueError(f"setup: one of {sorted(grids)}, got {setup!r}")
     w0, dw, n = grids[s]
-    return w0 + dw * np.arange(n)
+    return cast("NDArray[np.float64]", w0 + dw * np.arange(n))  # numpy stubs: floating[Any]
 
 
 @dataclass
@@ -203,6 +205,33 @@ class AnalyticGalaxy:
         return np.einsum("cb,cyx->byx", bands, conv)
 
 
+class SpectrumModel(Protocol):
+    """What :class:`ModelGalaxy` needs of its model: an observed-frame spectrum
+    (:meth:`pixedfit.sps.SEDModel.spectrum`)."""
+
+    def spectrum(self, params: Any = None, z: Any = None, threads: int | None = None
+                 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """Observed-frame spectrum of the model ``params``.
+
+        Parameters
+        ----------
+        params : dict or array_like
+            Model parameters (a dict of scalars for one model).
+        z : float
+            Redshift, > 0.
+        threads : int, optional
+            Threads of the model computation.
+
+        Returns
+        -------
+        wave : ndarray, shape (nwave,)
+            Observed wavelengths λ(1+z), Å.
+        flux : ndarray, shape (nwave,)
+            f_λ, erg s⁻¹ cm⁻² Å⁻¹.
+        """
+        ...
+
+
 @dataclass
 class ModelGalaxy(AnalyticGalaxy):
     """:class:`AnalyticGalaxy` whose bulge and disc spectra come from an SEDModel.
@@ -213,7 +242,7 @@ class ModelGalaxy(AnalyticGalaxy):
     ``halpha_flux`` are not used. The model's wavelengths are taken as vacuum.
     """
 
-    model: object | None = None
+    model: SpectrumModel | None = None
     bulge_params: dict | None = None
     disc_params: dict | None = None
 

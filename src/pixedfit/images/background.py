@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 from astropy.io import fits
@@ -136,7 +137,8 @@ def subtract_background(
         for box in boxes:
             for pct in (10.0, 50.0):
                 try:
-                    return _bkg2d(excluded, pct, tuple(int(b) for b in box)
+                    return _bkg2d(excluded, pct,
+                                  cast("tuple[int, int]", tuple(int(b) for b in box))
                                   if box.size == 2 else int(box[0]))
                 except ValueError as exc:
                     errors.append(str(exc))

@@ -17,6 +17,7 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 import sep
@@ -131,7 +132,8 @@ def segmentation_map(
         raise ValueError("thresh: must be > 0")
     if filter_type not in ("matched", "conv"):
         raise ValueError("filter_type: must be 'matched' or 'conv'")
-    kwargs = {}
+    kwargs: dict[str, Any] = {}  # sep.extract's noise argument
+    e: float | NDArray[np.float64]
     if variance is not None:
         var = as_image(variance, "variance", allow_nan=True, shape=data.shape)
         var = np.where(np.isfinite(var) & (var > 0), var, np.nan)
@@ -139,7 +141,7 @@ def segmentation_map(
         kwargs["var"] = np.ascontiguousarray(np.where(np.isfinite(var), var, fill))
     elif err is not None:
         if np.ndim(err) == 0:
-            e = float(err)
+            e = float(cast(float, err))  # 0-d: a number
             if not (np.isfinite(e) and e > 0):
                 raise ValueError("err: must be a positive number")
             kwargs["err"] = e
