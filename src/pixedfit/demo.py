@@ -37,7 +37,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from astropy.io import fits
@@ -46,6 +46,9 @@ from numpy.typing import NDArray
 from scipy import ndimage
 
 from ._paths import atomic_path
+
+if TYPE_CHECKING:
+    from .sps import SEDModel
 
 __all__ = [
     "DEMO_FILTERS",
@@ -147,7 +150,7 @@ class GalaxyModel:
         }
 
 
-def demo_model():
+def demo_model() -> SEDModel:
     """The SEDModel of the demo (truth and fits): delayed τ, Calzetti, nebular, BC03."""
     from .sps import SEDModel
 

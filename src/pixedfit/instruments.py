@@ -139,7 +139,8 @@ class Instrument:
         return self.unit in SURFACE_BRIGHTNESS_UNITS
 
 
-def _i(filt, survey, pix, fwhm, unit, calib, **kw) -> Instrument:
+def _i(filt: str, survey: str, pix: float, fwhm: float, unit: str, calib: float,
+       **kw: Any) -> Instrument:
     return Instrument(filt, survey, pix, fwhm, unit, calib, **kw)
 
 

@@ -344,7 +344,7 @@ class ModelLibrary:
         cols = [*self.params.values(), *self.derived.values()]
         return self.names, np.column_stack(cols)
 
-    def model(self, **overrides: Any):
+    def model(self, **overrides: Any) -> SEDModel:
         """Rebuild the SEDModel that made this library (``overrides`` change settings)."""
         if not self.config or self.config.get("sfh_form") is None:
             raise ValueError("this library does not record a complete SEDModel configuration "
@@ -453,7 +453,7 @@ class ModelLibrary:
         return arr
 
     def photometry_table(self, filters: Sequence[str], z: float, model: Any = None,
-                         threads: int | None = None):
+                         threads: int | None = None) -> Any:
         """A table of the models' photometry at one redshift (the original's
         ``save_models_photo``): parameters, derived quantities, and one f_λ column per band
         (erg s⁻¹ cm⁻² Å⁻¹ per M☉ surviving; scale by 10^log_mass). Write it with
@@ -776,7 +776,7 @@ def generate_library(
     pool = SerialPool() if pool is None else pool
     starts = list(range(0, int(n), chunk))
 
-    def work(start: int):
+    def work(start: int) -> tuple[dict[str, NDArray[Any]], NDArray[np.float32] | None]:
         block = {k: v[start:start + chunk] for k, v in params.items()}
         if not spectra:
             derived = model.properties(block, threads=threads)

@@ -778,7 +778,7 @@ class Pipeline:
         """Images → PSF-matched stamps → flux map (``images/fluxmap.fits``)."""
         im = self.cfg["images"]
         if im["fluxmap"] is not None:
-            def copy_map():
+            def copy_map() -> tuple[list[str], dict[str, Any]]:
                 dest = self.path("images", "fluxmap.fits")
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 with atomic_path(dest) as tmp:
@@ -792,7 +792,7 @@ class Pipeline:
                  *([im["region_mask"]] if im["region_mask"] else [])]
         settings = {k: v for k, v in im.items() if k not in ("sci", "var", "err", "mask")}
 
-        def work():
+        def work() -> tuple[list[str], dict[str, Any]]:
             import numpy as np
             from astropy.io import fits
 
@@ -861,7 +861,7 @@ class Pipeline:
             self.records.pop("ifs", None)
             return None
 
-        def work():
+        def work() -> tuple[list[str], dict[str, Any]]:
             from .ifs import match_imgifs_spatial
 
             dest = self.path("ifs", "specphot.fits")
@@ -889,7 +889,7 @@ class Pipeline:
         """Pixel binning (``binning/binned.fits``)."""
         cfg = self.cfg["binning"]
 
-        def work():
+        def work() -> tuple[list[str], dict[str, Any]]:
             from .binning import bin_pixels
             from .cubes import read_cube
 
@@ -918,7 +918,7 @@ class Pipeline:
             return self._stage("models", {"library": cfg["library"]}, [cfg["library"]], [],
                                lambda: ([], {"library": cfg["library"]}))
 
-        def work():
+        def work() -> tuple[list[str], dict[str, Any]]:
             from .library import generate_library
             from .sps import SEDModel
 
@@ -949,7 +949,7 @@ class Pipeline:
         """RDSPS (or MCMC) fits of every bin (``fitting/bin<id>.h5``, one file per bin)."""
         cfg = self.cfg["fitting"]
 
-        def work():
+        def work() -> tuple[list[str], dict[str, Any]]:
             from .cubes import BinnedCube
             from .fitting import fit_binmap
             from .fitting.results import ResultStore
@@ -997,7 +997,7 @@ class Pipeline:
         """Property maps (``maps/maps.fits``)."""
         cfg = self.cfg["maps"]
 
-        def work():
+        def work() -> tuple[list[str], dict[str, Any]]:
             from .analysis.maps import maps_parameters
 
             dest = self.path("maps", "maps.fits")
@@ -1017,7 +1017,7 @@ class Pipeline:
             return None
         inputs = [cfg["truth"]] if cfg["truth"] else []
 
-        def work():
+        def work() -> tuple[list[str], dict[str, Any]]:
             from .analysis.report import write_report
 
             path = write_report(self, self.path("report"))

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -320,7 +320,7 @@ class PriorSet:
     def __getitem__(self, name: str) -> Prior:
         return self._priors[name]
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Prior]:
         return iter(self._priors.values())
 
     def __len__(self) -> int:

@@ -49,7 +49,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import TypedDict, cast
+from typing import TYPE_CHECKING, TypedDict, cast
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -59,6 +59,9 @@ from ..lines import air_to_vacuum, emission_line_mask
 from ..parallel import resolve_threads
 from ..units import C_AA_PER_S
 from .legendre import fit_legendre
+
+if TYPE_CHECKING:
+    from ..sps import SEDModel
 
 
 class SpectralComparison(TypedDict):
@@ -308,9 +311,10 @@ class SpectralLikelihood:
         OpenMP threads of the kernels.
     """
 
-    def __init__(self, spectrum: ObservedSpectrum, model, z: float, del_wave_nebem: float = 15.0,
-                 poly_order: int | None = 8, clip: float | None = 4.0,
-                 has_photometry: bool = True, threads: int | None = None):
+    def __init__(self, spectrum: ObservedSpectrum, model: SEDModel, z: float,
+                 del_wave_nebem: float = 15.0, poly_order: int | None = 8,
+                 clip: float | None = 4.0, has_photometry: bool = True,
+                 threads: int | None = None) -> None:
         if not isinstance(spectrum, ObservedSpectrum):
             raise TypeError("spectrum must be an ObservedSpectrum")
         if not (z is not None and math.isfinite(z) and z > 0):

@@ -45,7 +45,8 @@ class BackgroundResult:
     subtracted: NDArray[np.float64]
     source_mask: NDArray[np.bool_]
 
-    def write(self, output_dir: str | os.PathLike[str], name: str, header=None) -> list[Path]:
+    def write(self, output_dir: str | os.PathLike[str], name: str,
+              header: fits.Header | None = None) -> list[Path]:
         """Write ``skybg_<name>``, ``skybgrms_<name>`` and ``skybgsub_<name>`` FITS files."""
         out = []
         for prefix, arr in (

@@ -603,7 +603,8 @@ class ImageSet:
                 self._check_same_grid(f, wcs)
             sb = self.instruments[f].surface_brightness
 
-            def apply(x, k=k, wcs=wcs, sb=sb):
+            def apply(x: NDArray[np.float64], k: NDArray[np.float64] | None = k,
+                      wcs: WCS = wcs, sb: bool = sb) -> NDArray[np.float64]:
                 y = x if k is None else _psf.convolve_image(x, None, k)[0]
                 if not self.do_reproject:
                     return y

@@ -11,13 +11,17 @@ adding them to the errors of binned SEDs is the job of the fitting stage's likel
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.ndimage import map_coordinates
 
 from ..validation import as_image
+
+if TYPE_CHECKING:
+    from astropy.io import fits
+    from astropy.wcs import WCS
 
 __all__ = [
     "SDSS_DARK_VARIANCE",
@@ -140,7 +144,7 @@ def variance_sdss(
 
 
 def sdss_cutout_origin(
-    full_frame_wcs, ra: float, dec: float, shape: tuple[int, int]
+    full_frame_wcs: WCS, ra: float, dec: float, shape: tuple[int, int]
 ) -> tuple[int, int]:
     """Frame pixel (x0, y0) of a cut-out centred on (ra, dec) whose header kept the frame WCS.
 
@@ -159,7 +163,8 @@ def sdss_cutout_origin(
     return int(x0), int(y0)
 
 
-def variance_sdss_frame(hdul, origin: tuple[int, int] = (0, 0)) -> NDArray[np.float64]:
+def variance_sdss_frame(hdul: fits.HDUList, origin: tuple[int, int] = (0, 0)
+                        ) -> NDArray[np.float64]:
     """Variance (nanomaggy²) of an SDSS frame file opened with :func:`astropy.io.fits.open`.
 
     Reads the image (HDU 0, BUNIT nanomaggy), calibration vector (HDU 1), sky grid (HDU 2)

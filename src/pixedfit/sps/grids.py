@@ -260,7 +260,7 @@ def write_grid(grid: SSPGrid, path: str | os.PathLike[str]) -> Path:
     return path
 
 
-def _attr_str(value) -> str:
+def _attr_str(value: object) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 

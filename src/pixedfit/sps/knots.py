@@ -43,8 +43,9 @@ torus scales with still includes them.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from itertools import pairwise
-from typing import cast
+from typing import Any, cast
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -117,12 +118,13 @@ def _stencil_weights(x: NDArray[np.float64], xs: NDArray[np.float64]) -> NDArray
     return w
 
 
-def _step(spacing, x: float) -> float:
+def _step(spacing: Sequence[tuple[float, float]], x: float) -> float:
     """The knot spacing a (upper wavelength, step) table gives at x = ln λ."""
     return next(s for edge, s in spacing if np.exp(x) < edge)
 
 
-def _spaced(lo: float, hi: float, spacing) -> NDArray[np.float64]:
+def _spaced(lo: float, hi: float, spacing: Sequence[tuple[float, float]]
+            ) -> NDArray[np.float64]:
     """At least 4 knots in x = ln λ from lo to hi (inclusive), each step given by the
     ``spacing`` table at the wavelength where it starts."""
     pts = [lo]
@@ -140,7 +142,8 @@ def band_knots(x_lo: float, x_hi: float) -> NDArray[np.float64]:
     return np.linspace(x_lo, x_hi, n)
 
 
-def _pieces(x: NDArray[np.float64], breaks: NDArray[np.float64]):
+def _pieces(x: NDArray[np.float64], breaks: NDArray[np.float64]
+            ) -> list[tuple[NDArray[np.intp], float, float]]:
     """Split sorted positions x at the break positions: (index array, first x, last x) per
     non-empty piece (a point on a break starts the next piece)."""
     edges = [0, *np.searchsorted(x, breaks).tolist(), x.size]
@@ -148,7 +151,15 @@ def _pieces(x: NDArray[np.float64], breaks: NDArray[np.float64]):
             for a, b in pairwise(edges) if b > a]
 
 
-def _sparse_columns(x: NDArray[np.float64], pieces) -> tuple:
+#: One interpolated piece of :func:`_sparse_columns`: wavelength indices, their weights, first
+#: and last x (ln λ), and the knot rule (first x, last x) → knots.
+_Piece = tuple[NDArray[np.intp], NDArray[np.float64], float, float,
+               Callable[[float, float], NDArray[np.float64]]]
+
+
+def _sparse_columns(x: NDArray[np.float64], pieces: Sequence[_Piece]
+                    ) -> tuple[list[NDArray[Any]], list[NDArray[Any]], list[NDArray[Any]],
+                               list[NDArray[np.float64]], int]:
     """Sparse (nwave, ncol) matrix of cardinal weights and the knots (ln λ) of its columns:
     ``pieces`` holds (wavelength indices, their weights, first x, last x, knot rule) per
     interpolated piece, one column per knot, pieces in turn (a piece of one wavelength
@@ -186,7 +197,9 @@ def _sparse_columns(x: NDArray[np.float64], pieces) -> tuple:
 
 
 def _band_matrix(wave: NDArray[np.float64], fw: FilterWeights,
-                 trans: NDArray[np.float64] | None, breaks: NDArray[np.float64]):
+                 trans: NDArray[np.float64] | None, breaks: NDArray[np.float64]
+                 ) -> tuple[sparse.csr_matrix, NDArray[np.float64], NDArray[np.int64],
+                            NDArray[np.float64]]:
     """The band–knot columns of the projection: sparse (nwave, npair) matrix, its knots
     (npair,) in ln λ, the band offsets and the dense band-weight matrix (nwave, nbands)."""
     x = np.log(wave)
@@ -219,7 +232,8 @@ def _band_matrix(wave: NDArray[np.float64], fw: FilterWeights,
 
 
 def _energy_matrix(wave: NDArray[np.float64], dwave: NDArray[np.float64], n_ion: int,
-                   breaks: NDArray[np.float64]):
+                   breaks: NDArray[np.float64]
+                   ) -> tuple[sparse.csr_matrix, NDArray[np.float64]]:
     """The energy columns of the projection, which depend neither on the bands nor on the
     redshift: sparse (nwave, nenergy + 2) projection matrix (the energy knots, then
     the bolometric integrals of the non-ionising and of the ionising part) and the energy

@@ -18,6 +18,7 @@ All masses are per M☉ formed.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -72,7 +73,9 @@ class IMF:
         m = float(np.clip(m, self.breaks[0], self.breaks[-1]))
         return self._moment(self.breaks[0], m, 1.0) / self._mtot
 
-    def number_weighted(self, lo: float, hi: float, func, splits=()) -> float:
+    def number_weighted(self, lo: float, hi: float,
+                        func: Callable[[NDArray[np.float64]], ArrayLike],
+                        splits: ArrayLike = ()) -> float:
         """∫_lo^hi func(m) φ(m) dm per M☉ formed (Gauss–Legendre per smooth segment).
 
         ``splits`` are extra break points where ``func`` is discontinuous.
