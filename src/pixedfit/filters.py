@@ -493,6 +493,13 @@ def remove_filter(name: str, data_dir: PathLike | None = None) -> None:
     A user filter is deleted; a built-in filter is hidden (its name no longer resolves)
     in this user data folder. Nothing in site-packages is touched.
 
+    Parameters
+    ----------
+    name : str
+        The filter's name.
+    data_dir : path-like, optional
+        User data folder (default: pixedfit's, see :mod:`pixedfit._paths`).
+
     Raises
     ------
     UnknownFilterError
@@ -513,6 +520,15 @@ def remove_filter(name: str, data_dir: PathLike | None = None) -> None:
 
 def rename_filter(old: str, new: str, data_dir: PathLike | None = None) -> None:
     """Give a filter a new name; the old name stops resolving.
+
+    Parameters
+    ----------
+    old : str
+        The filter's current name.
+    new : str
+        Its new name.
+    data_dir : path-like, optional
+        User data folder (default: pixedfit's, see :mod:`pixedfit._paths`).
 
     Raises
     ------

@@ -439,7 +439,20 @@ def get_instrument(
 
 
 def worst_resolution(filters: list[str], fwhm: Mapping[str, float] | None = None) -> str:
-    """The filter with the largest PSF FWHM (the default PSF-matching target)."""
+    """The filter with the largest PSF FWHM (the default PSF-matching target).
+
+    Parameters
+    ----------
+    filters : list of str
+        Filter names.
+    fwhm : mapping name → float, optional
+        PSF FWHM (arcsec) overriding the instrument table's.
+
+    Returns
+    -------
+    str
+        The name of that filter.
+    """
     fwhm = dict(fwhm or {})
     values = {f: fwhm.get(f, None) for f in filters}
     for f in filters:
@@ -567,6 +580,13 @@ def check_header_unit(inst: Instrument, header: Mapping[str, Any] | None) -> Non
     """Raise ValueError when the header's BUNIT/SIGUNIT contradicts the instrument unit.
 
     Unknown or absent header units are accepted (many survey products carry none).
+
+    Parameters
+    ----------
+    inst : Instrument
+        The band's instrument entry.
+    header : mapping or None
+        The image's FITS header (None: nothing to check).
     """
     if header is None:
         return

@@ -50,8 +50,20 @@ def choose_examples(binned: Any, results: Mapping[int, Any], n: int = 3) -> list
     """Bins to show: the brightest, the faintest regular bin and ones in between (by the
     reference-band flux per pixel), skipping failed fits and the leftover bin.
 
-    ``results`` maps bin id → :class:`~pixedfit.fitting.FitResult` or → bool (the fit
-    succeeded), so that the results themselves need not all be read.
+    Parameters
+    ----------
+    binned : BinnedCube
+        The binning (bin fluxes, leftover flags).
+    results : mapping int → FitResult or bool
+        Bin id → its fit, or → whether the fit succeeded (so that the results themselves
+        need not all be read).
+    n : int
+        How many bins to pick.
+
+    Returns
+    -------
+    list of int
+        Bin ids, brightest first (fewer than ``n`` when fewer bins qualify).
     """
     ok = [b for b, r in sorted(results.items())
           if (bool(r) if isinstance(r, bool | np.bool_) else r.ok)
@@ -139,7 +151,20 @@ def _wrap_toml(line: str, width: int) -> list[str]:
 
 def config_toml(cfg: Mapping[str, Any], width: int = 88) -> str:
     """The configuration as TOML that ``pixedfit run`` reads back (unset keys, which TOML
-    cannot hold, become comments; long arrays are wrapped at ``width`` characters)."""
+    cannot hold, become comments; long arrays are wrapped at ``width`` characters).
+
+    Parameters
+    ----------
+    cfg : mapping
+        The configuration, section → {key: value} (keys starting with ``_`` are left out).
+    width : int
+        Line width of wrapped arrays, characters.
+
+    Returns
+    -------
+    str
+        The TOML text, ending with a newline.
+    """
     lines: list[str] = []
     for section, values in cfg.items():
         if str(section).startswith("_") or not isinstance(values, Mapping):

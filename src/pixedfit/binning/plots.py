@@ -112,6 +112,22 @@ def plot_bin_snr_radius(binned: BinnedCube, ax: Any = None,
 
     The distance is in kpc when the cube has z and a pixel scale, else in pixels; the
     leftover bin is drawn with open symbols and the per-band S/N targets as dotted lines.
+
+    Parameters
+    ----------
+    binned : BinnedCube
+        The binning result.
+    ax : matplotlib Axes, optional
+        Axes to draw on (default: a new figure's).
+    center : (y, x), optional
+        Centre in pixels (default: the seed of bin 1, see
+        :meth:`~pixedfit.cubes.BinnedCube.bin_radius`).
+    bands : sequence of int, optional
+        Band indices to draw (default all).
+
+    Returns
+    -------
+    matplotlib Axes
     """
     ax = _axes(ax)
     r = binned.bin_radius(center)

@@ -290,6 +290,13 @@ class BinnedCube:
         ``PHOTO_FLUXERR``, ``SPEC_WAVE``, ``SPEC_FLUX``, ``SPEC_FLUXERR`` (wave, y, x;
         filled for bins with spectra), ``SPEC_REGION``, ``PHOTO_REGION``, ``PHOTO_BIN_MAP``,
         ``SPEC_BIN_MAP`` and the same extras; header SPECPHOT=1, NBINSSP.
+
+        Parameters
+        ----------
+        path : path-like
+            FITS file to write (atomically).
+        overwrite : bool
+            Replace an existing file (else FileExistsError).
         """
         if os.path.exists(path) and not overwrite:
             raise FileExistsError(f"{path} exists (use overwrite=True)")
@@ -486,7 +493,20 @@ def _calibration(value: ArrayLike | None, header: fits.Header,
 
 def first_pixels(bin_map: NDArray[np.int32], nbins: int) -> NDArray[np.int64]:
     """Flat (row-major) index of the first pixel of every bin 1..``nbins`` of ``bin_map``
-    (y, x; 0 = no bin); ValueError unless the ids run from 1 to ``nbins`` without gaps."""
+    (y, x; 0 = no bin); ValueError unless the ids run from 1 to ``nbins`` without gaps.
+
+    Parameters
+    ----------
+    bin_map : ndarray of int, shape (ny, nx)
+        Bin id of each pixel, 0 outside the bins.
+    nbins : int
+        Number of bins.
+
+    Returns
+    -------
+    ndarray of int64, shape (nbins,)
+        Row-major index (y * nx + x) of the first pixel of bins 1..``nbins``.
+    """
     flat = bin_map.ravel()
     first = np.full(nbins + 1, -1, np.int64)
     idx = np.flatnonzero(flat > 0)

@@ -639,6 +639,10 @@ def fit_sed(
     z : float, optional
         Redshift (> 0). None fits the redshift on a grid (``z_grid`` or ``dz`` steps over
         the ``z`` prior range, default 0–1).
+    z_grid : array_like, optional
+        The redshift grid of a free-redshift fit.
+    dz : float
+        Step of the default redshift grid (``z=None`` without ``z_grid``).
     library : ModelLibrary or path
         The model library.
     priors : PriorSet, mapping or sequence of Prior, optional
@@ -871,8 +875,20 @@ def fit_catalog(
         motion. NaN keeps the row's ``z``.
     nested : NestedSettings or mapping, optional
         Nested-sampling settings (``method="nested"``).
-    Other parameters
-        As :func:`fit_sed`.
+    library, priors, method, model
+        The library and the fit, as :func:`fit_sed`.
+    likelihood, dof, perc_chi2, error_floor, mask_invalid, calibration
+        The likelihood and the error model, as :func:`fit_sed`.
+    upper_limits, upper_limit_nsigma
+        Upper limits, as :func:`fit_sed` (flags of shape (nband,) or (ngal, nband)).
+    cosmo, H0, Om0, max_age_universe
+        Cosmology and the age limit, as :func:`fit_sed`.
+    threads, quiet
+        Threads per rank (as :func:`fit_sed`), and no progress bar when ``quiet``.
+    del_wave_nebem, poly_order, spec_clip
+        The spectral likelihood, as :func:`fit_sed`.
+    nwalkers, nsteps, nsteps_cut, thin, mcmc_options
+        MCMC settings, as :func:`fit_sed`.
 
     Returns
     -------
@@ -1028,8 +1044,20 @@ def fit_binmap(
         Adaptive refinement of RDSPS fits (see :func:`fit_sed`).
     nested : NestedSettings or mapping, optional
         Nested-sampling settings (``method="nested"``).
-    Other parameters
-        As :func:`fit_sed` and :func:`fit_catalog`.
+    library, priors, method, model
+        The library and the fit, as :func:`fit_sed`.
+    pool : SerialPool or MPIPool, optional
+        Distribute bins over MPI ranks (as :func:`fit_catalog`).
+    likelihood, dof, perc_chi2, error_floor, mask_invalid, upper_limit_nsigma
+        The likelihood and the error model, as :func:`fit_sed`.
+    cosmo, H0, Om0, max_age_universe
+        Cosmology and the age limit, as :func:`fit_sed`.
+    threads, quiet
+        Threads per rank (as :func:`fit_sed`), and no progress bar when ``quiet``.
+    del_wave_nebem, poly_order, spec_clip
+        The spectral likelihood, as :func:`fit_sed`.
+    nwalkers, nsteps, nsteps_cut, thin, mcmc_options
+        MCMC settings, as :func:`fit_sed`.
 
     Returns
     -------

@@ -678,7 +678,20 @@ class ResultStore:
         return self.path(key).is_file()
 
     def save(self, key: str, result: FitResult) -> Path:
-        """Write ``result`` atomically; returns its path."""
+        """Write ``result`` atomically; returns its path.
+
+        Parameters
+        ----------
+        key : str
+            Name of the SED in the store (e.g. ``"bin12"``).
+        result : FitResult
+            The fit to store.
+
+        Returns
+        -------
+        Path
+            The HDF5 file written.
+        """
         path = self.path(key)
         result.write(path)
         return path

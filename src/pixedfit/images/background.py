@@ -47,7 +47,22 @@ class BackgroundResult:
 
     def write(self, output_dir: str | os.PathLike[str], name: str,
               header: fits.Header | None = None) -> list[Path]:
-        """Write ``skybg_<name>``, ``skybgrms_<name>`` and ``skybgsub_<name>`` FITS files."""
+        """Write ``skybg_<name>``, ``skybgrms_<name>`` and ``skybgsub_<name>`` FITS files.
+
+        Parameters
+        ----------
+        output_dir : path-like
+            Folder of the files (must exist).
+        name : str
+            File name after the prefix (e.g. ``"sdss_r.fits"``).
+        header : astropy.io.fits.Header, optional
+            Header of the three images (e.g. the image's WCS).
+
+        Returns
+        -------
+        list of Path
+            The background, background RMS and subtracted images, in that order.
+        """
         out = []
         for prefix, arr in (
             ("skybg_", self.background),

@@ -57,6 +57,8 @@ def build_fsps_grid(imf_type: int = 1, nebular: bool = True, max_neb_age_gyr: fl
         FSPS IMF code (0–5).
     nebular : bool
         Also tabulate FSPS's nebular emission for ages below ``max_neb_age_gyr``.
+    max_neb_age_gyr : float
+        Oldest SSP age (Gyr) with nebular emission.
     path : path-like, optional
         Output file (default: ``<cache>/grids/fsps_<isochrones>_<imf>_v1.h5``).
     dust_emission_from_bc03 : bool

@@ -136,7 +136,18 @@ def _spaced(lo: float, hi: float, spacing: Sequence[tuple[float, float]]
 
 def band_knots(x_lo: float, x_hi: float) -> NDArray[np.float64]:
     """Knots (ln λ, rest frame) for band weights spanning [x_lo, x_hi]: uniform with
-    the spacing :data:`BAND_SPACING` gives at the blue end, at least 4."""
+    the spacing :data:`BAND_SPACING` gives at the blue end, at least 4.
+
+    Parameters
+    ----------
+    x_lo, x_hi : float
+        Ends of the band, ln(λ / Å) in the rest frame.
+
+    Returns
+    -------
+    ndarray, shape (nknot,)
+        Knots in ln(λ / Å), from ``x_lo`` to ``x_hi`` inclusive.
+    """
     step = _step(BAND_SPACING, x_lo)
     n = max(4, int(np.ceil((x_hi - x_lo) / step - 1e-9)) + 1)
     return np.linspace(x_lo, x_hi, n)

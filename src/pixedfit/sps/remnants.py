@@ -78,7 +78,19 @@ class IMF:
                         splits: ArrayLike = ()) -> float:
         """∫_lo^hi func(m) φ(m) dm per M☉ formed (Gauss–Legendre per smooth segment).
 
-        ``splits`` are extra break points where ``func`` is discontinuous.
+        Parameters
+        ----------
+        lo, hi : float
+            Initial-mass range, M☉.
+        func : callable
+            ``func(m)`` for an array of initial masses m (M☉); e.g. a remnant mass.
+        splits : array_like of float
+            Extra break points (M☉) where ``func`` is discontinuous.
+
+        Returns
+        -------
+        float
+            The integral per M☉ formed (``func``'s unit per M☉).
         """
         x, w = np.polynomial.legendre.leggauss(48)
         edges = np.unique(np.concatenate([self.breaks, np.asarray(splits, dtype=float)]))
