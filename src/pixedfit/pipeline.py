@@ -167,6 +167,13 @@ def check_config(cfg: dict[str, Any], files: bool = False) -> None:
     files and grids: every input file exists, the filter names are known, the flux map's
     filters (for ``ref_band`` with ``images.fluxmap``), ``ifs.survey``, and
     ``models.ranges`` against the model's free parameters and grids.
+
+    Parameters
+    ----------
+    cfg : dict
+        The merged configuration (:func:`load_config`), section → {key: value}.
+    files : bool
+        Also check what needs the files and grids (above).
     """
     problems: list[str] = []
     _check_config(cfg, files, problems)
@@ -444,7 +451,21 @@ def _check_files(cfg: dict[str, Any], problems: list[str]) -> None:
 def load_config(path: PathLike | None = None, config: Mapping[str, Any] | None = None
                 ) -> dict[str, Any]:
     """Read and validate a configuration (TOML file or dict); returns the full config with
-    defaults filled in and paths made absolute (``_base`` = folder of the file)."""
+    defaults filled in and paths made absolute (``_base`` = folder of the file).
+
+    Parameters
+    ----------
+    path : path-like, optional
+        The TOML file.
+    config : mapping, optional
+        The configuration as a dict (section → {key: value}; its ``_base`` key, default the
+        current folder, anchors relative paths). Give ``path`` or ``config``, not both.
+
+    Returns
+    -------
+    dict
+        The full configuration.
+    """
     if (path is None) == (config is None):
         raise ValueError("give either a config file or a config dict")
     if path is not None:
@@ -1030,7 +1051,22 @@ class Pipeline:
 def run_pipeline(config: PathLike | Mapping[str, Any], pool: Any = None,
                  quiet: bool | None = None, output_dir: PathLike | None = None) -> Pipeline:
     """Run the pipeline of a configuration; returns the :class:`Pipeline` (records, paths).
-    ``output_dir`` overrides ``run.output_dir``."""
+
+    Parameters
+    ----------
+    config : path-like or mapping
+        TOML file or configuration dict (:func:`load_config`).
+    pool : SerialPool or MPIPool, optional
+        Default :func:`pixedfit.parallel.get_pool` (MPI when launched by mpiexec).
+    quiet : bool, optional
+        Overrides ``run.quiet``.
+    output_dir : path-like, optional
+        Overrides ``run.output_dir``.
+
+    Returns
+    -------
+    Pipeline
+    """
     pipe = Pipeline(config, pool=pool, quiet=quiet, output_dir=output_dir)
     pipe.run()
     return pipe

@@ -192,7 +192,19 @@ class NestedSettings:
     def from_any(cls, value: NestedSettings | Mapping[str, Any] | None, **override: Any
                  ) -> NestedSettings:
         """Settings from an instance, a mapping of field names, or None (defaults), with
-        ``override`` applied; unknown names raise ValueError naming them."""
+        ``override`` applied; unknown names raise ValueError naming them.
+
+        Parameters
+        ----------
+        value : NestedSettings, mapping or None
+            The settings, or field name → value, or None for the defaults.
+        **override
+            Fields set over ``value`` (e.g. ``seed``, ``progress``).
+
+        Returns
+        -------
+        NestedSettings
+        """
         if value is None:
             base: dict[str, Any] = {}
         elif isinstance(value, NestedSettings):
@@ -228,6 +240,13 @@ def log_prior_normalisation(lnprob: LogProbability, area_kpc2: float | None = No
     per parameter; 801² for pairs tied by a joint prior with the mass or by the age limit
     of a free redshift); priors of fixed parameters enter with their density at the fixed
     value.
+
+    Parameters
+    ----------
+    lnprob : LogProbability
+        The log posterior the sampler explores (free parameters, box, priors).
+    area_kpc2 : float, optional
+        Area of the SED (kpc²), for surface-density priors.
 
     Returns
     -------
@@ -404,14 +423,34 @@ def _nautilus_threads() -> Iterator[None]:
 def fit_one(ctx: Any, lp: LibraryPass, obs: NDArray | None, err: NDArray | None,
             z: float | None, spectral: Any, area_kpc2: float | None,
             settings: NestedSettings, upper: NDArray | None = None) -> Any:
-    """Nested-sampling fit of one SED (photometry and/or spectrum); ``upper`` flags the
-    bands that are upper limits (see :mod:`pixedfit.fitting.errors`).
+    """Nested-sampling fit of one SED (photometry and/or spectrum).
 
-    ``ctx`` is the fit context of :mod:`pixedfit.fitting.drivers` (library, model,
-    filters, priors, settings); ``lp`` the library pass (its redshift grid bounds a free
-    redshift; a spectrum's sigma clipping was done there). Returns a
-    :class:`~pixedfit.fitting.results.FitResult` with ``method="nested"`` and
-    ``ln_evidence``.
+    Parameters
+    ----------
+    ctx : fit context
+        The fit context of :mod:`pixedfit.fitting.drivers` (library, model, filters,
+        priors, settings).
+    lp : LibraryPass
+        The library pass (its redshift grid bounds a free redshift; a spectrum's sigma
+        clipping was done there).
+    obs, err : ndarray, shape (nband,), or None
+        Observations as fitted (f_λ, erg s⁻¹ cm⁻² Å⁻¹, and total errors); None for a
+        spectrum alone.
+    z : float or None
+        Redshift (None: free).
+    spectral : SpectralLikelihood or None
+        The spectrum's likelihood.
+    area_kpc2 : float or None
+        Area of the SED (kpc²), for surface-density priors.
+    settings : NestedSettings
+        Sampler settings.
+    upper : ndarray of bool, shape (nband,), optional
+        Bands that are upper limits (see :mod:`pixedfit.fitting.errors`).
+
+    Returns
+    -------
+    FitResult
+        With ``method="nested"`` and ``ln_evidence``.
     """
     import nautilus
 
