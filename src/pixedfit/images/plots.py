@@ -56,7 +56,21 @@ def _show(ax: Axes, img: ArrayLike, title: str, cmap: str = "viridis",
 
 def plot_stamps(images: Sequence[ArrayLike], titles: Sequence[str],
                 path: PathLike | None = None) -> Figure:
-    """Grid of stamps (log scale); saved to ``path`` if given. Returns the figure."""
+    """Grid of stamps (log scale); saved to ``path`` if given. Returns the figure.
+
+    Parameters
+    ----------
+    images : sequence of array_like, shape (ny, nx)
+        The stamps.
+    titles : sequence of str
+        One title per stamp.
+    path : path-like, optional
+        Image file to write (format from the extension).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
     fig, axes = _grid_axes(len(images))
     for ax, img, t in zip(axes, images, titles, strict=True):
         _show(ax, img, t)
@@ -65,7 +79,21 @@ def plot_stamps(images: Sequence[ArrayLike], titles: Sequence[str],
 
 def plot_segmentation(segms: Sequence[ArrayLike], titles: Sequence[str],
                       path: PathLike | None = None) -> Figure:
-    """Grid of segmentation maps. Returns the figure."""
+    """Grid of segmentation maps. Returns the figure.
+
+    Parameters
+    ----------
+    segms : sequence of array_like, shape (ny, nx)
+        Segmentation maps (0: background, k: object k).
+    titles : sequence of str
+        One title per map.
+    path : path-like, optional
+        Image file to write (format from the extension).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
     fig, axes = _grid_axes(len(segms))
     for ax, seg, t in zip(axes, segms, titles, strict=True):
         _show(ax, seg, t, cmap="tab20", log=False)
@@ -74,7 +102,23 @@ def plot_segmentation(segms: Sequence[ArrayLike], titles: Sequence[str],
 
 def plot_region(image: ArrayLike, region: ArrayLike, title: str = "region",
                 path: PathLike | None = None) -> Figure:
-    """An image with the galaxy region outlined. Returns the figure."""
+    """An image with the galaxy region outlined. Returns the figure.
+
+    Parameters
+    ----------
+    image : array_like, shape (ny, nx)
+        The image (log scale).
+    region : array_like of bool, shape (ny, nx)
+        The region, outlined in white.
+    title : str
+        Title of the panel.
+    path : path-like, optional
+        Image file to write (format from the extension).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
     fig, axes = _grid_axes(1)
     _show(axes[0], image, title)
     axes[0].contour(np.asarray(region, dtype=float), levels=[0.5], colors="w", linewidths=1)
@@ -82,7 +126,19 @@ def plot_region(image: ArrayLike, region: ArrayLike, title: str = "region",
 
 
 def plot_flux_maps(cube: FluxCube, path: PathLike | None = None) -> Figure:
-    """Flux maps of every band of a cube (log scale). Returns the figure."""
+    """Flux maps of every band of a cube (log scale). Returns the figure.
+
+    Parameters
+    ----------
+    cube : FluxCube
+        The flux maps (band, y, x).
+    path : path-like, optional
+        Image file to write (format from the extension).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
     return plot_stamps(list(cube.flux), cube.filters, path)
 
 

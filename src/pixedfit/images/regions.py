@@ -174,9 +174,20 @@ def central_segment(
 ) -> NDArray:
     """Boolean mask of the segment containing pixel (x, y) (default: the image centre).
 
-    Returns an all-False mask when the centre is background. With ``fill_holes`` the holes
-    of the segment made only of undetected pixels (noise dips, faint patches) are filled;
-    holes holding another (deblended) object stay out.
+    Parameters
+    ----------
+    segm : array_like of int, shape (ny, nx)
+        Segmentation map (0: background).
+    x, y : float, optional
+        The pixel (column, row; rounded); default the image centre.
+    fill_holes : bool
+        Fill the holes of the segment made only of undetected pixels (noise dips, faint
+        patches); holes holding another (deblended) object stay out.
+
+    Returns
+    -------
+    ndarray of bool, shape (ny, nx)
+        The segment; all False when the pixel is background.
     """
     seg = np.asarray(segm)
     ny, nx = seg.shape
@@ -250,7 +261,21 @@ def ellipse_region(
 def rectangular_region(
     shape: tuple[int, int], x: int, y: int, width: int, height: int
 ) -> NDArray[np.bool_]:
-    """Rectangle of ``width`` × ``height`` pixels with lower-left pixel (x, y)."""
+    """Rectangle of ``width`` × ``height`` pixels with lower-left pixel (x, y).
+
+    Parameters
+    ----------
+    shape : (ny, nx)
+        Shape of the image.
+    x, y : int
+        Lower-left pixel (column, row) of the rectangle.
+    width, height : int
+        Size in pixels along x and y (cut at the image border).
+
+    Returns
+    -------
+    ndarray of bool, shape (ny, nx)
+    """
     if width <= 0 or height <= 0:
         raise ValueError("width, height: must be > 0")
     ny, nx = shape
@@ -264,7 +289,19 @@ def rectangular_region(
 def mask_stars(
     region: ArrayLike, stars: Sequence[tuple[float, float, float]]
 ) -> NDArray[np.bool_]:
-    """Remove circular patches (x, y, radius in pixels) of foreground stars from a region."""
+    """Remove circular patches (x, y, radius in pixels) of foreground stars from a region.
+
+    Parameters
+    ----------
+    region : array_like of bool, shape (ny, nx)
+        The region (not modified).
+    stars : sequence of (x, y, radius)
+        Centre (column, row) and radius of each star, pixels.
+
+    Returns
+    -------
+    ndarray of bool, shape (ny, nx)
+    """
     reg = np.asarray(region, dtype=bool).copy()
     ny, nx = reg.shape
     y, x = np.mgrid[0:ny, 0:nx]
@@ -418,8 +455,17 @@ def check_region(region: ArrayLike, max_fraction: float = 0.5) -> RegionCheck:
 
 
 def warn_region(check: RegionCheck, source: str, stacklevel: int = 3) -> None:
-    """Issue a :class:`RegionWarning` for a flagged region; ``source`` names the bands
-    (or mask) responsible."""
+    """Issue a :class:`RegionWarning` for a flagged region (nothing otherwise).
+
+    Parameters
+    ----------
+    check : RegionCheck
+        The region's check (:func:`check_region`).
+    source : str
+        The bands (or mask) the region came from, for the message.
+    stacklevel : int
+        Stack level of the warning.
+    """
     if not check.flagged:
         return
     warnings.warn(
