@@ -154,7 +154,25 @@ class ModelPhotometry:
         filters: Sequence[str] | None = None,
     ) -> ModelPhotometry:
         """Like :meth:`from_arrays` for fluxes already laid out (nz, nband, nmod) (no copy
-        when the array is contiguous float64)."""
+        when the array is contiguous float64).
+
+        Parameters
+        ----------
+        flux : ndarray, shape (nz, nband, nmod)
+            Model band fluxes (any unit) per unit normalisation.
+        params : ndarray, shape (nmod, npar)
+            Model parameters.
+        param_names : sequence of str
+            Names of the columns of ``params``.
+        z_grid : array_like, shape (nz,), optional
+            Redshift of each flux plane (required when nz > 1).
+        filters : sequence of str, optional
+            Band names, for bookkeeping.
+
+        Returns
+        -------
+        ModelPhotometry
+        """
         flux = np.ascontiguousarray(flux, dtype=np.float64)
         if flux.ndim != 3:
             raise ValueError("flux must have shape (nz, nband, nmod)")
@@ -281,7 +299,20 @@ _AGN_LOG = ("log_fagn_bol", "fagn_bol", -10.0)
 
 def derived_table(model: Any, derived: Mapping[str, NDArray]) -> dict[str, NDArray]:
     """piXedfit-named log quantities per 1 M☉ surviving from SEDModel.derived (each as
-    :func:`_log10_safe`, all in one pass: the fitters call this for every batch)."""
+    :func:`_log10_safe`, all in one pass: the fitters call this for every batch).
+
+    Parameters
+    ----------
+    model : SEDModel
+        The model (whether it has dust emission and an AGN).
+    derived : mapping str → ndarray
+        :attr:`SEDModel.derived <pixedfit.sps.RestSpectrum.derived>` quantities of a batch.
+
+    Returns
+    -------
+    dict of str to ndarray
+        log10 quantities (e.g. ``log_sfr``, ``log_mw_age``) with the batch's shape.
+    """
     rows = (_DERIVED_LOGS + ((_DUST_LOG,) if model.duste_switch else ())
             + ((_AGN_LOG,) if model.add_agn else ()))
     values = np.array([np.asarray(derived[key], dtype=np.float64) for _, key, _ in rows])
@@ -458,6 +489,21 @@ class ModelLibrary:
         ``save_models_photo``): parameters, derived quantities, and one f_λ column per band
         (erg s⁻¹ cm⁻² Å⁻¹ per M☉ surviving; scale by 10^log_mass). Write it with
         ``table.write("models_photo.fits")``; the metadata (z, filters, unit) is kept.
+
+        Parameters
+        ----------
+        filters : sequence of str
+            Bands.
+        z : float
+            Redshift, > 0.
+        model : SEDModel, optional
+            Model of the photometry (default: rebuilt from the library).
+        threads : int, optional
+            Threads (None: all cores).
+
+        Returns
+        -------
+        astropy.table.Table
         """
         from astropy.table import Table
 
@@ -513,6 +559,17 @@ class ModelLibrary:
     @classmethod
     def read(cls, path: PathLike, spectra: bool = True) -> ModelLibrary:
         """Read a library written by :meth:`write` (our layout).
+
+        Parameters
+        ----------
+        path : path-like
+            The HDF5 file.
+        spectra : bool
+            Also read the model spectra (when stored).
+
+        Returns
+        -------
+        ModelLibrary
 
         Raises
         ------
@@ -636,7 +693,19 @@ class ModelLibrary:
 
 
 def read_library(path: PathLike, spectra: bool = True) -> ModelLibrary:
-    """Read a model library in either layout (ours or the original's)."""
+    """Read a model library in either layout (ours or the original's).
+
+    Parameters
+    ----------
+    path : path-like
+        The HDF5 file.
+    spectra : bool
+        Also read the model spectra (our layout; the original's always has them).
+
+    Returns
+    -------
+    ModelLibrary
+    """
     with open_hdf5(path) as f:
         original = "mod" in f and f.attrs.get("kind") != _KIND
     return ModelLibrary.read_pixedfit(path) if original else ModelLibrary.read(path, spectra)
