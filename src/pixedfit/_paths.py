@@ -28,6 +28,7 @@ import platformdirs
 try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows: FileLock falls back to exclusive files
+    # the module is absent there: None marks it (mypy types the name as the module)
     fcntl = None  # type: ignore[assignment]
 
 __all__ = [

@@ -295,8 +295,18 @@ def parse_bunit(bunit: str) -> u.UnitBase:
 def flux_unit_scale(bunit: str | None, default: float | None, what: str) -> float:
     """Factor turning stored values into erg s⁻¹ cm⁻² Å⁻¹ from a BUNIT string.
 
-    ``bunit`` None or blank gives ``default`` (ValueError when that is None too); ``what``
-    names the file and HDU in the messages.
+    Parameters
+    ----------
+    bunit : str or None
+        The BUNIT keyword's value.
+    default : float or None
+        The factor when ``bunit`` is None or blank (ValueError when that is None too).
+    what : str
+        The file and HDU, for the messages.
+
+    Returns
+    -------
+    float
     """
     if bunit is None or not str(bunit).strip():
         if default is None:
@@ -318,6 +328,21 @@ def variance_unit_scale(bunit: str | None, data_bunit: str | None, data_scale: f
     Angstrom``; a mis-spelling of the squared unit written by some reductions): the data
     scale squared, with a warning. Anything else raises ValueError naming ``what`` (file,
     HDU and keyword).
+
+    Parameters
+    ----------
+    bunit : str or None
+        BUNIT of the variances.
+    data_bunit : str or None
+        BUNIT of the data.
+    data_scale : float
+        Factor of the data (:func:`flux_unit_scale`).
+    what : str
+        The file and HDU, for the messages.
+
+    Returns
+    -------
+    float
     """
     if bunit is None or not str(bunit).strip():
         return data_scale**2
@@ -380,6 +405,13 @@ def seeing_fwhm(header: fits.Header, wave: ArrayLike
     The values of 2 and 3 are taken at 5000 Å (the DIMM convention) and scaled with
     λ^(−1/5) (Kolmogorov turbulence). A seeing is only an estimate of a cube's PSF
     (typically within 10–20 %); pass a measured PSF FWHM to the reader when you have one.
+
+    Parameters
+    ----------
+    header : astropy.io.fits.Header
+        The primary header.
+    wave : array_like, shape (nwave,)
+        Wavelengths of the cube, Å.
 
     Returns
     -------
@@ -690,6 +722,8 @@ def read_muse(path: PathLike, psf_fwhm: float | ArrayLike | None = None,
 
     Parameters
     ----------
+    path : path-like
+        The FITS file.
     psf_fwhm : float or array, optional
         PSF FWHM (arcsec; one value or one per wavelength) overriding the header.
         Without it: the FSF keywords, else the seeing keywords (:func:`seeing_fwhm`, a
@@ -817,6 +851,39 @@ def read_generic(
     (:func:`seeing_fwhm`, with a warning) when the primary header has them.
     ``check_errors``: measure the error scale (:func:`error_scale`) and warn when it is
     off by more than 3×.
+
+    Parameters
+    ----------
+    path : path-like
+        The FITS file.
+    flux_ext : int or str
+        Extension of the flux cube (wave, y, x).
+    err_ext, var_ext, ivar_ext : int or str, optional
+        Extension of the 1σ errors, variances or inverse variances (exactly one).
+    mask_ext : int or str, optional
+        Extension of the mask cube (non-zero: bad).
+    wave_ext : int or str, optional
+        Extension of the wavelengths, Å (default: the flux extension's 3-D WCS).
+    unit : float, optional
+        Scale of the stored values (erg s⁻¹ cm⁻² Å⁻¹) when BUNIT is absent.
+    wave_medium : {"air", "vacuum"}, optional
+        Medium of the wavelengths (default from ``CTYPE3``).
+    psf_fwhm : float or array_like, optional
+        PSF FWHM, arcsec (one value or one per wavelength).
+    resolution : float or array_like, optional
+        Spectral resolution R (one value or one per wavelength).
+    gal_ebv : float, optional
+        Galactic E(B−V) of the field, mag.
+    extinction_corrected : bool
+        The cube is already corrected for Galactic extinction.
+    survey : str
+        Survey name recorded in the cube.
+    check_errors : bool
+        Measure the error scale and warn when it is off by more than 3×.
+
+    Returns
+    -------
+    IFSCube
     """
     given = [x is not None for x in (err_ext, var_ext, ivar_ext)]
     if sum(given) != 1:
@@ -848,7 +915,8 @@ def read_generic(
             with np.errstate(invalid="ignore"):
                 err = np.sqrt(np.where(v > 0, v, np.nan))
         else:
-            iv = data(ivar_ext, "inverse variance")  # type: ignore[arg-type]
+            # exactly one of the three is given (checked above): this one
+            iv = data(cast("int | str", ivar_ext), "inverse variance")
             with np.errstate(divide="ignore", invalid="ignore"):
                 err = np.where(iv > 0, 1.0 / np.sqrt(iv), np.nan)
         if err.shape != flux.shape:
@@ -881,8 +949,22 @@ def read_generic(
 
 
 def read_ifs(path: PathLike, survey: str, **kwargs: Any) -> IFSCube:
-    """Read an IFS cube of ``survey`` (``"manga"``, ``"califa"``, ``"muse"``, ``"generic"``);
-    keyword arguments go to the survey's reader."""
+    """Read an IFS cube of ``survey`` (``"manga"``, ``"califa"``, ``"muse"``, ``"generic"``).
+
+    Parameters
+    ----------
+    path : path-like
+        The FITS file.
+    survey : str
+        ``"manga"``, ``"califa"``, ``"muse"`` or ``"generic"`` (any case).
+    **kwargs
+        Options of the survey's reader (:func:`read_manga`, :func:`read_califa`,
+        :func:`read_muse`, :func:`read_generic`).
+
+    Returns
+    -------
+    IFSCube
+    """
     key = str(survey).strip().lower()
     readers: dict[str, Callable[..., IFSCube]] = {
         "manga": read_manga, "califa": read_califa, "muse": read_muse, "generic": read_generic}

@@ -76,9 +76,21 @@ PIXEL_SCALE_RATIO = 3.0
 def read_psf(obj: Any, name: str) -> tuple[NDArray[np.float64], float | None]:
     """A PSF image and its pixel scale (arcsec, None when unknown).
 
-    ``obj`` is a FITS path, an array, or a tuple (path or array, pixel scale). The scale of
-    a file is read from PIXELSCL (WebbPSF), then from a celestial CD/CDELT; without any,
-    None (the caller then assumes the pixel scale of the band's image).
+    The scale of a file is read from PIXELSCL (WebbPSF), then from a celestial CD/CDELT;
+    without any, None (the caller then assumes the pixel scale of the band's image).
+
+    Parameters
+    ----------
+    obj : path-like, array_like or tuple
+        A FITS path, an array, or a tuple (path or array, pixel scale in arcsec).
+    name : str
+        Name of the argument, for the error messages.
+
+    Returns
+    -------
+    psf : ndarray, shape (k, k)
+    scale : float or None
+        Its pixel scale, arcsec.
     """
     scale: float | None = None
     if isinstance(obj, tuple):
@@ -487,7 +499,19 @@ class ImageSet:
     def check_kernel(self, f: str, kernel: NDArray[np.float64]) -> _psf.KernelCheck:
         """Encircled-energy check of band ``f``'s kernel at ``f``'s pixel scale: the band's
         PSF (image, or the analytic model of the instrument FWHM) ⊗ kernel against the
-        target PSF, at radii ≥ the target FWHM."""
+        target PSF, at radii ≥ the target FWHM.
+
+        Parameters
+        ----------
+        f : str
+            The band.
+        kernel : ndarray, shape (k, k)
+            Its matching kernel at its pixel scale (:meth:`kernel`).
+
+        Returns
+        -------
+        KernelCheck
+        """
         scale, t = self.pixel_scales[f], self.psf_target
         if f in self.psfs:
             src_arr, s_scale = cast("tuple[NDArray[np.float64], float]", self.psfs[f])
@@ -689,6 +713,20 @@ class ImageSet:
         (:func:`~pixedfit.images.regions.background_noise`, kept in :attr:`background`):
         a pixel is detected when the 3 × 3-smoothed, background-subtracted stamp exceeds
         ``thresh`` × σ_background. Holes of a segment without another object are filled.
+
+        Parameters
+        ----------
+        thresh : float
+            Detection threshold, background σ.
+        minarea : int
+            Smallest object, pixels.
+        deblend_nthresh, deblend_cont
+            sep's deblending parameters.
+
+        Returns
+        -------
+        dict of str to ndarray of bool, shape (ny, nx)
+            Band → its central segment.
         """
         self._require_stamps()
         if not (np.isfinite(thresh) and thresh > 0):
@@ -724,6 +762,26 @@ class ImageSet:
         A :class:`~pixedfit.images.regions.RegionWarning` naming the bands (or the mask)
         is issued when the region touches the stamp edge or covers more than
         ``max_fraction`` of the stamp; the result is kept in :attr:`region_check`.
+
+        Parameters
+        ----------
+        bands : sequence of str, optional
+            Bands whose central segments are joined (default all).
+        use_ellipse : bool
+            Use the ellipse of ``ellipse`` instead of the segments.
+        stars : sequence of (ra, dec, radius), optional
+            Foreground stars to cut out: position in degrees, radius in arcsec.
+        mask : path-like or ndarray of bool, optional
+            A user region: FITS file on the stamp grid, or an array of the stamp shape.
+        max_fraction : float
+            Largest fraction of the stamp the region may cover before a warning.
+        **ellipse
+            ``x_cent, y_cent, ell, pa, radius_sma`` in stamp pixels
+            (:func:`~pixedfit.images.regions.ellipse_region`).
+
+        Returns
+        -------
+        ndarray of bool, shape (ny, nx)
         """
         self._require_stamps()
         if use_ellipse and mask is not None:
@@ -788,6 +846,25 @@ class ImageSet:
 
         The per-band noise correlation ρ is written next to it as
         ``<name>_noise.fits`` (extension per band) and kept in :attr:`noise`.
+
+        Parameters
+        ----------
+        region : ndarray of bool, shape (ny, nx), optional
+            Galaxy region on the stamp grid (default: :attr:`region` of
+            :meth:`galaxy_region`).
+        gal_ebv : float, optional
+            Galactic E(B−V); None reads it from ``dustmap`` (see
+            :func:`~pixedfit.images.fluxmap.build_flux_cube`).
+        dustmap : str or None
+            Dust map of ``gal_ebv=None`` (``"SFD"`` or ``"Planck13"``); None: no correction.
+        scale_unit : float
+            Stored values are f_λ / scale_unit (erg s⁻¹ cm⁻² Å⁻¹).
+        name_out : str or None
+            File name in ``output_dir`` (None: not written).
+
+        Returns
+        -------
+        FluxCube
         """
         self._require_stamps()
         reg = self.region if region is None else np.asarray(region, dtype=bool)
