@@ -34,7 +34,19 @@ __all__ = ["LibraryPass", "LogProbability", "SamplingProblem", "build_log_probab
 
 
 def derived_logs(model: Any, derived: Mapping[str, NDArray]) -> dict[str, NDArray]:
-    """piXedfit-named log derived quantities (absolute: for the models' own masses)."""
+    """piXedfit-named log derived quantities (absolute: for the models' own masses).
+
+    Parameters
+    ----------
+    model : SEDModel
+        The model (whether it has dust emission and an AGN).
+    derived : mapping str → ndarray
+        Derived quantities of a batch (:attr:`pixedfit.sps.RestSpectrum.derived`).
+
+    Returns
+    -------
+    dict of str to ndarray
+    """
     return derived_table(model, derived)
 
 
@@ -156,17 +168,30 @@ class LogProbability:
                  | None = None) -> tuple[NDArray, dict]:
         """Log posterior of walker positions (n, ndim) and, with ``extras``, model outputs.
 
-        ``extras`` holds ``chi2``, ``photometry`` (n, nband), ``derived`` (log quantities,
-        absolute), ``scale`` (profiled spectral normalisation) and ``spec_model`` /
-        ``spec_factor`` (n, npix) for spectral fits.
+        Parameters
+        ----------
+        theta : ndarray, shape (n, ndim) or (ndim,)
+            Positions in the sampled parameters (:attr:`free`).
+        extras : bool
+            Also return the model outputs of the m positions inside the box: ``index``
+            (their rows), ``chi2``, ``photometry`` (m, nband), ``values`` (parameters and
+            log derived quantities, absolute), ``scale`` (profiled spectral normalisation)
+            and ``spec_model`` / ``spec_factor`` (m, npix) for spectral fits.
+        mass_proposal : callable, optional
+            Photometric fits with ``log_mass`` sampled: draws ``log_mass`` given the rest of
+            each position, from the model photometry the position's own ``log_mass`` gives.
+            It is called as ``mass_proposal(photometry (m, nband), log_mass (m,))`` for the
+            m positions inside the box and returns the new log masses (m,) and their log
+            proposal densities (m,, per dex). The model scales exactly with the mass, so no
+            second model evaluation is needed; the posterior is that of the new positions,
+            returned in ``extras`` as ``theta`` (m, ndim) with ``log_q_mass``.
 
-        ``mass_proposal`` (photometric fits with ``log_mass`` sampled) draws ``log_mass``
-        given the rest of each position, from the model photometry the position's own
-        ``log_mass`` gives: it is called as ``mass_proposal(photometry (m, nband),
-        log_mass (m,))`` for the m positions inside the box and returns the new log masses
-        (m,) and their log proposal densities (m,, per dex). The model scales exactly with
-        the mass, so no second model evaluation is needed; the posterior is that of the new
-        positions, returned in ``extras`` as ``theta`` (m, ndim) with ``log_q_mass``.
+        Returns
+        -------
+        lnp : ndarray, shape (n,)
+            Log posterior (−inf outside the box or the priors).
+        extras : dict
+            The model outputs (empty without ``extras``).
         """
         theta = np.array(theta, dtype=np.float64, ndmin=2)
         n = theta.shape[0]
@@ -252,7 +277,28 @@ def component_percentiles(model: Any, params: NDArray, z: float, spectral_scale:
                           threads: int | None = None) -> tuple[NDArray, dict[str, NDArray]]:
     """Observed-frame wavelengths and p16/p50/p84 (3, nwave) of the total and component
     spectra of a batch of parameter arrays (n, 16) at redshift ``z``, each model multiplied
-    by its ``spectral_scale``."""
+    by its ``spectral_scale``.
+
+    Parameters
+    ----------
+    model : SEDModel
+        The model.
+    params : ndarray, shape (n, 16)
+        Parameter arrays (columns :attr:`SEDModel.param_names`).
+    z : float
+        Redshift, > 0.
+    spectral_scale : ndarray, shape (n,)
+        Factor of each model.
+    threads : int, optional
+        Threads of the model computation.
+
+    Returns
+    -------
+    wave : ndarray, shape (nwave,)
+        Observed wavelengths, Å.
+    percentiles : dict of str to ndarray, shape (3, nwave)
+        ``total`` and the non-zero components, f_λ (erg s⁻¹ cm⁻² Å⁻¹).
+    """
     wave, comps = model.observed_components(params, z=z, threads=threads)
     out = {}
     for name in ("total", *COMPONENT_NAMES):
@@ -270,11 +316,39 @@ def build_log_probability(ctx: Any, free_all: Sequence[str], box: Any, obs: NDAr
                           ) -> tuple[LogProbability, dict[str, float]]:
     """The :class:`LogProbability` of one SED and the fixed parameters.
 
-    ``free_all`` lists the candidate parameters; ``box(name)`` gives each one's prior box
-    ``(lo, hi)`` (``lo == hi`` fixes it). The velocity dispersion is added when the
-    spectrum samples it. ``check(ndim)``, if given, validates the sampler settings for
-    the number of sampled parameters; ``upper`` flags the bands that are upper limits.
-    Raises ValueError for priors on unknown quantities.
+    The velocity dispersion is added when the spectrum samples it. Raises ValueError for
+    priors on unknown quantities.
+
+    Parameters
+    ----------
+    ctx : fit context
+        The fit context of :mod:`pixedfit.fitting.drivers` (library, model, filters,
+        priors, settings).
+    free_all : sequence of str
+        The candidate parameters.
+    box : callable
+        ``box(name)`` gives each one's prior box ``(lo, hi)`` (``lo == hi`` fixes it).
+    obs, err : ndarray, shape (nband,), or None
+        Observations as fitted (f_λ, erg s⁻¹ cm⁻² Å⁻¹, and total errors).
+    z : float or None
+        Redshift (None: sampled).
+    spectral : SpectralLikelihood or None
+        The spectrum's likelihood.
+    area_kpc2 : float or None
+        Area of the SED (kpc²), for surface-density priors.
+    dz_interp : float
+        Step of the redshift grid of a free redshift's model photometry.
+    check : callable, optional
+        ``check(ndim)`` validates the sampler settings for the number of sampled
+        parameters.
+    upper : ndarray of bool, shape (nband,), optional
+        Bands that are upper limits.
+
+    Returns
+    -------
+    lnprob : LogProbability
+    fixed : dict of str to float
+        The fixed parameters and their values.
     """
     free: list[str] = []
     fixed: dict[str, float] = {}
@@ -511,7 +585,26 @@ def data_mass_box(ctx: Any, lp: LibraryPass, obs: NDArray, err: NDArray, z: floa
     """The ``log_mass`` prior box of a photometric fit from the data alone
     (:func:`~pixedfit.fitting.boxes.log_mass_box` over the bands fitted, at ``z`` or the two
     ends of the library's redshift grid); a ``log_mass`` prior's lo and hi replace it (in
-    :func:`_box`)."""
+    :func:`_box`).
+
+    Parameters
+    ----------
+    ctx : fit context
+        The fit context (filters, settings).
+    lp : LibraryPass
+        The library pass (its redshift grid for a free redshift).
+    obs, err : ndarray, shape (nband,)
+        Observations as fitted (f_λ, erg s⁻¹ cm⁻² Å⁻¹; +inf errors for dropped bands).
+    z : float or None
+        Redshift (None: free).
+    log_mass_to_light : (float, float)
+        Range of log M/L (log M☉ / L☉) of the box.
+
+    Returns
+    -------
+    (float, float)
+        The box of log_mass, log M☉.
+    """
     zlo, zhi = (z, z) if z is not None else _box(ctx, "z", lp, None)
     use = np.isfinite(err)
     s = ctx.settings
@@ -625,12 +718,38 @@ def sampling_problem(ctx: Any, lp: LibraryPass, obs: NDArray | None, err: NDArra
     """Set up the sampled parameters, prior box, log posterior and library candidates of
     one SED (photometry and/or spectrum) from its library pass.
 
-    ``ctx`` is the fit context of :mod:`pixedfit.fitting.drivers` (library, model,
-    filters, priors, settings); ``obs``, ``err`` and ``upper`` are the observations as
-    fitted (:class:`~pixedfit.fitting.errors.Observations`: total errors, +inf for a
-    dropped band, upper-limit flags); at most ``max_candidates`` library models are kept.
     The ``log_mass`` box comes from the data and ``log_mass_to_light``
     (:mod:`pixedfit.fitting.boxes`), never from the library.
+
+    Parameters
+    ----------
+    ctx : fit context
+        The fit context of :mod:`pixedfit.fitting.drivers` (library, model, filters,
+        priors, settings).
+    lp : LibraryPass
+        The SED's library pass.
+    obs, err : ndarray, shape (nband,), or None
+        Observations as fitted (:class:`~pixedfit.fitting.errors.Observations`: f_λ in
+        erg s⁻¹ cm⁻² Å⁻¹, total errors, +inf for a dropped band); None for a spectrum
+        alone.
+    z : float or None
+        Redshift (None: sampled).
+    spectral : SpectralLikelihood or None
+        The spectrum's likelihood.
+    area_kpc2 : float or None
+        Area of the SED (kpc²), for surface-density priors.
+    max_candidates : int
+        Library models kept as candidates, at most.
+    dz_interp : float
+        Step of the redshift grid of a free redshift's model photometry.
+    upper : ndarray of bool, shape (nband,), optional
+        Bands that are upper limits.
+    log_mass_to_light : (float, float)
+        Range of log M/L (log M☉ / L☉) of the data's log_mass box.
+
+    Returns
+    -------
+    SamplingProblem
     """
     model = ctx.model
     if model is None:
