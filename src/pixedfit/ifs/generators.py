@@ -119,7 +119,19 @@ class AnalyticGalaxy:
     # ---------------------------------------------------------------- spectra
     def component_spectra(self, wave: ArrayLike, medium: str = "vacuum") -> NDArray[np.float64]:
         """Spectra (3, nwave) of bulge, disc and lines (total f_λ, erg s⁻¹ cm⁻² Å⁻¹) at
-        observed wavelengths ``wave`` (Å, ``medium``)."""
+        observed wavelengths ``wave`` (Å, ``medium``).
+
+        Parameters
+        ----------
+        wave : array_like, shape (nwave,)
+            Observed wavelengths, Å.
+        medium : {"vacuum", "air"}
+            Medium of ``wave``.
+
+        Returns
+        -------
+        ndarray, shape (3, nwave)
+        """
         lam = np.asarray(wave, dtype=np.float64)
         rest = lam / (1.0 + self.z)
         if medium == "air":  # analytic features are defined in vacuum: shift them
@@ -170,7 +182,19 @@ class AnalyticGalaxy:
         return (sb * area).reshape(ny, nx, oversample * oversample).sum(axis=2)
 
     def profiles(self, wcs: WCS, shape: tuple[int, int]) -> NDArray[np.float64]:
-        """Pixel flux fractions (3, ny, nx) of bulge, disc and lines, before the PSF."""
+        """Pixel flux fractions (3, ny, nx) of bulge, disc and lines, before the PSF.
+
+        Parameters
+        ----------
+        wcs : astropy.wcs.WCS
+            Celestial WCS of the grid.
+        shape : (ny, nx)
+            Shape of the grid.
+
+        Returns
+        -------
+        ndarray, shape (3, ny, nx)
+        """
         w = require_celestial_wcs(wcs, "wcs")
         return np.stack([self._profile(w, shape, r) for r in
                          (self.r_bulge, self.r_disc, self.r_lines)])
@@ -178,7 +202,26 @@ class AnalyticGalaxy:
     def cube(self, wave: ArrayLike, wcs: WCS, shape: tuple[int, int],
              psf_fwhm: float | ArrayLike, medium: str = "vacuum") -> NDArray[np.float64]:
         """Noise-free cube (nwave, ny, nx) of f_λ per pixel seen through a Gaussian PSF of
-        FWHM ``psf_fwhm`` (arcsec; one value or one per wavelength)."""
+        FWHM ``psf_fwhm`` (arcsec; one value or one per wavelength).
+
+        Parameters
+        ----------
+        wave : array_like, shape (nwave,)
+            Observed wavelengths, Å.
+        wcs : astropy.wcs.WCS
+            Celestial WCS of the spaxel grid.
+        shape : (ny, nx)
+            Shape of the grid.
+        psf_fwhm : float or array_like, shape (nwave,)
+            PSF FWHM, arcsec.
+        medium : {"vacuum", "air"}
+            Medium of ``wave``.
+
+        Returns
+        -------
+        ndarray, shape (nwave, ny, nx)
+            f_λ per pixel, erg s⁻¹ cm⁻² Å⁻¹.
+        """
         lam = np.asarray(wave, dtype=np.float64)
         spec = self.component_spectra(lam, medium)
         prof = self.profiles(wcs, shape)
@@ -195,7 +238,23 @@ class AnalyticGalaxy:
     def image(self, filters: Sequence[str], wcs: WCS, shape: tuple[int, int],
               psf_fwhm: float) -> NDArray[np.float64]:
         """Noise-free band images (nbands, ny, nx) of mean f_λ per pixel (erg s⁻¹ cm⁻² Å⁻¹)
-        through a Gaussian PSF of FWHM ``psf_fwhm`` (arcsec); vacuum wavelengths."""
+        through a Gaussian PSF of FWHM ``psf_fwhm`` (arcsec); vacuum wavelengths.
+
+        Parameters
+        ----------
+        filters : sequence of str
+            Bands.
+        wcs : astropy.wcs.WCS
+            Celestial WCS of the image grid.
+        shape : (ny, nx)
+            Shape of the grid.
+        psf_fwhm : float
+            PSF FWHM, arcsec.
+
+        Returns
+        -------
+        ndarray, shape (nbands, ny, nx)
+        """
         lo = min(get_filter_curve(f)[0][0] for f in filters)
         hi = max(get_filter_curve(f)[0][-1] for f in filters)
         lam = np.arange(max(lo - 10.0, 100.0), hi + 10.0, 0.5)
@@ -247,7 +306,20 @@ class ModelGalaxy(AnalyticGalaxy):
     disc_params: dict | None = None
 
     def component_spectra(self, wave: ArrayLike, medium: str = "vacuum") -> NDArray[np.float64]:
-        """Spectra (3, nwave): bulge, disc (SEDModel, observed frame) and zero lines."""
+        """Spectra (3, nwave): bulge, disc (SEDModel, observed frame) and zero lines.
+
+        Parameters
+        ----------
+        wave : array_like, shape (nwave,)
+            Observed wavelengths, Å.
+        medium : {"vacuum", "air"}
+            Medium of ``wave``.
+
+        Returns
+        -------
+        ndarray, shape (3, nwave)
+            f_λ, erg s⁻¹ cm⁻² Å⁻¹.
+        """
         if self.model is None or self.bulge_params is None or self.disc_params is None:
             raise ValueError("ModelGalaxy needs model, bulge_params and disc_params")
         lam = np.asarray(wave, dtype=np.float64)
@@ -311,14 +383,26 @@ def write_manga_logcube(
 
     Parameters
     ----------
-    wave : (nwave,) vacuum Å, log-spaced (e.g. :func:`manga_wave_grid`).
-    flux, err : (nwave, ny, nx) erg s⁻¹ cm⁻² Å⁻¹ per spaxel (stored ×1e17).
-    wcs : celestial WCS of the spaxel grid.
-    mask : (nwave, ny, nx) int, optional
+    path : path-like
+        FITS file to write.
+    wave : array_like, shape (nwave,)
+        Vacuum wavelengths, Å, log-spaced (e.g. :func:`manga_wave_grid`).
+    flux, err : array_like, shape (nwave, ny, nx)
+        f_λ and errors per spaxel, erg s⁻¹ cm⁻² Å⁻¹ (stored ×1e17).
+    wcs : astropy.wcs.WCS
+        Celestial WCS of the spaxel grid.
+    mask : array_like of int, shape (nwave, ny, nx), optional
         DRP3PIXMASK values (default: 1024 = DONOTUSE where flux or err is not finite).
-    psf_fwhm : (g, r, i, z) PSF FWHM (arcsec) written as GFWHM…ZFWHM.
-    specres : (nwave,) R, optional (default a smooth MaNGA-like curve, 1400–2600).
-    ebv : Galactic E(B−V) written as EBVGAL (the spectra are not corrected by it).
+    psf_fwhm : (g, r, i, z)
+        PSF FWHM (arcsec) written as GFWHM…ZFWHM.
+    specres : array_like, shape (nwave,), optional
+        Resolving power R (default a smooth MaNGA-like curve, 1400–2600).
+    ebv : float
+        Galactic E(B−V) written as EBVGAL (the spectra are not corrected by it).
+    plateifu : str
+        PLATEIFU keyword of the file.
+    overwrite : bool
+        Replace an existing file.
     """
     lam = np.asarray(wave, dtype=np.float64)
     f = _as_cube(flux, "flux")
@@ -392,11 +476,22 @@ def write_califa_cube(
 
     Parameters
     ----------
-    wave : (nwave,) air Å, linear (e.g. :func:`califa_wave_grid`).
-    flux, err : (nwave, ny, nx) erg s⁻¹ cm⁻² Å⁻¹ per spaxel (stored ×1e16).
-    wcs : celestial WCS (written as CRPIX/CDELT/CRVAL/CTYPE 1–2; no rotation allowed).
-    badpix : (nwave, ny, nx) bool, optional (default: non-finite flux or err).
-    med_vel : systemic velocity (km/s) written as MED_VEL.
+    path : path-like
+        FITS file to write.
+    wave : array_like, shape (nwave,)
+        Air wavelengths, Å, linear (e.g. :func:`califa_wave_grid`).
+    flux, err : array_like, shape (nwave, ny, nx)
+        f_λ and errors per spaxel, erg s⁻¹ cm⁻² Å⁻¹ (stored ×1e16).
+    wcs : astropy.wcs.WCS
+        Celestial WCS (written as CRPIX/CDELT/CRVAL/CTYPE 1–2; no rotation allowed).
+    badpix : array_like of bool, shape (nwave, ny, nx), optional
+        Bad pixels (default: non-finite flux or err).
+    setup : {"V500", "COMB", "V1200"}
+        The CALIFA setup.
+    med_vel : float
+        Systemic velocity (km/s) written as MED_VEL.
+    overwrite : bool
+        Replace an existing file.
     """
     s = setup.upper()
     if s not in CALIFA_FWHM:
