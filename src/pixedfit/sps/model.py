@@ -660,8 +660,19 @@ class SEDModel:
                       threads: int | None = None) -> RestSpectrum:
         """Rest-frame spectrum (L☉ Å⁻¹) with derived quantities and, optionally, components.
 
-        ``params`` is a dict (scalars: one model; 1-D arrays: a batch) or an array
-        (n, 16) with columns :attr:`param_names`. Missing parameters take their defaults.
+        Parameters
+        ----------
+        params : dict or array_like, optional
+            A dict (scalars: one model; 1-D arrays: a batch) or an array (n, 16) with
+            columns :attr:`param_names`. Missing parameters take their defaults.
+        components : bool
+            Also compute the component spectra.
+        threads : int, optional
+            OpenMP threads (default: the model's).
+
+        Returns
+        -------
+        RestSpectrum
         """
         arr, single = self._param_array(params)
         spec, comp, der = _core.csp_spectra(self._grid_full, arr, *self._cfg(), components,
@@ -686,6 +697,20 @@ class SEDModel:
         By default computed on the coarse photometry grid (≈ 10× faster; L_bol, the
         absorbed luminosity and the dust mass then differ from the full grid by ≤ 3e-4,
         masses, SFRs and ages not at all); ``full_grid=True`` uses the full grid.
+
+        Parameters
+        ----------
+        params : dict or array_like, optional
+            One model or a batch, as :meth:`rest_spectrum`.
+        threads : int, optional
+            OpenMP threads (default: the model's).
+        full_grid : bool
+            Compute on the full wavelength grid.
+
+        Returns
+        -------
+        dict of str to float or ndarray
+            ``DERIVED_NAMES`` → value (one model) or array (n,) (a batch).
         """
         if full_grid:
             return self.rest_spectrum(params, threads=threads).derived
@@ -699,10 +724,24 @@ class SEDModel:
                             threads: int | None = None) -> tuple[NDArray, dict]:
         """Observed-frame component spectra for decomposition plots.
 
-        Returns the wavelengths λ(1+z) [Å] and a dict ``stellar``, ``nebular``, ``dust``,
-        ``agn`` and ``total`` of f_λ [erg s⁻¹ cm⁻² Å⁻¹] (one model or a batch at one ``z``;
-        the stellar and nebular parts are attenuated, everything includes IGM and
-        smoothing as :meth:`spectrum` does).
+        Parameters
+        ----------
+        params : dict or array_like, optional
+            One model or a batch, as :meth:`rest_spectrum`.
+        z : float, optional
+            The redshift of the batch (default ``params['z']`` or 0.001), > 0.
+        threads : int, optional
+            OpenMP threads (default: the model's).
+
+        Returns
+        -------
+        wave : ndarray, shape (nwave,)
+            λ(1+z), Å.
+        components : dict of str to ndarray
+            ``stellar``, ``nebular``, ``dust``, ``agn`` and ``total``: f_λ
+            (erg s⁻¹ cm⁻² Å⁻¹), (nwave,) for one model or (n, nwave) for a batch; the
+            stellar and nebular parts are attenuated, everything includes IGM and smoothing
+            as :meth:`spectrum` does.
         """
         rest = self.rest_spectrum(params, components=True, threads=threads)
         n = np.atleast_2d(rest.flux).shape[0]
@@ -735,8 +774,21 @@ class SEDModel:
                  threads: int | None = None) -> tuple[NDArray, NDArray]:
         """Observed-frame spectrum: wavelengths λ(1+z) [Å] and f_λ [erg s⁻¹ cm⁻² Å⁻¹].
 
-        ``z`` (scalar or one per model; default ``params['z']`` or 0.001) must be > 0. For a
-        batch with one redshift the wavelength array is 1-D, with several it is (n, nwave).
+        Parameters
+        ----------
+        params : dict or array_like, optional
+            One model or a batch, as :meth:`rest_spectrum`.
+        z : float or array_like, optional
+            Redshift, scalar or one per model (default ``params['z']`` or 0.001), > 0.
+        threads : int, optional
+            OpenMP threads (default: the model's).
+
+        Returns
+        -------
+        wave : ndarray, shape (nwave,) or (n, nwave)
+            λ(1+z), Å: 1-D for a batch with one redshift, (n, nwave) with several.
+        flux : ndarray, shape (nwave,) or (n, nwave)
+            f_λ, erg s⁻¹ cm⁻² Å⁻¹.
         """
         rest = self.rest_spectrum(params, threads=threads)
         flux = np.atleast_2d(rest.flux)
@@ -821,9 +873,31 @@ class SEDModel:
         ≈ 6× faster for large batches; within 3e-5 of the coarse grid in bands attenuated
         by ≤ 5 mag; the first call at a new redshift projects the SSP grid once, ≈ 13 ms,
         kept for the last few redshifts): the samplers of fixed-redshift fits use it.
-        ``full_grid=True`` uses the full wavelength grid (slower; for checks). Returns an
-        array (nbands,) for one model or (n, nbands) for a batch, and the derived
-        quantities (dict) if ``return_derived``.
+        ``full_grid=True`` uses the full wavelength grid (slower; for checks).
+
+        Parameters
+        ----------
+        params : dict or array_like, optional
+            One model or a batch, as :meth:`rest_spectrum`.
+        z : float or array_like, optional
+            Redshift, one or one per model (default ``params['z']`` or 0.001), > 0.
+        filters : str or sequence of str
+            Bands (at least one).
+        threads : int, optional
+            OpenMP threads (default: the model's).
+        return_derived : bool
+            Also return the derived quantities.
+        full_grid : bool
+            Sum the full wavelength grid instead of the coarse one.
+        knots : bool
+            Evaluate the dust transmission at knots across each band (see above).
+
+        Returns
+        -------
+        flux : ndarray, shape (nbands,) or (n, nbands)
+            f_λ, erg s⁻¹ cm⁻² Å⁻¹, for one model or a batch.
+        derived : dict
+            The derived quantities (``DERIVED_NAMES``), with ``return_derived``.
         """
         names = (filters,) if isinstance(filters, str) else tuple(filters)
         if not names:
