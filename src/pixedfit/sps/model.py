@@ -71,27 +71,37 @@ from __future__ import annotations
 import math
 import os
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, Literal, TypeAlias, cast, overload
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from .. import _core
 from ..cosmology import CosmologyLike, luminosity_distance
-from ..filters import filter_weights, get_filter_curve
+from ..filters import FilterWeights, filter_weights, get_filter_curve
 from ..parallel import resolve_threads
 from ..units import C_AA_PER_S, L_SUN_CGS, MPC_CM
 from .agn import find_agn_templates, read_agn_templates, resample_agn
 from .bc03 import load_bc03
 from .dust import calzetti_k
 from .dustem import resample_dust_emission
-from .grids import IMF_NAMES, NebularGrid, SSPGrid, age_edges, read_grid
+from .grids import IMF_NAMES, AGNTemplates, NebularGrid, SSPGrid, age_edges, read_grid
 from .igm import igm_transmission
 from .knots import CALZETTI_BREAKS, knot_arrays
 from .nebular import line_profiles, trapezoid_weights
 from .resolution import FWHM_TO_SIGMA, template_fwhm
+
+#: Model parameters: a dict name → value (scalars: one model; 1-D arrays: a batch), an array
+#: (n, 16) with the columns of :data:`PARAM_NAMES`, or None (the defaults).
+ParamsLike: TypeAlias = Mapping[str, ArrayLike] | ArrayLike | None
+#: A resampling of rows (..., nwave_in) onto another wavelength grid.
+_Resample: TypeAlias = Callable[[ArrayLike], NDArray[np.float64]]
+#: The band weights of :meth:`SEDModel._phot_weights`: filter weights, IGM transmission,
+#: dimming and nebular line weights.
+_PhotWeights: TypeAlias = tuple[FilterWeights, NDArray[np.float64] | None, float,
+                                NDArray[np.float64] | None]
 
 __all__ = ["DEFAULTS", "DERIVED_NAMES", "PARAM_NAMES", "RestSpectrum", "SEDModel"]
 
@@ -224,8 +234,9 @@ def _model_wave(grid: SSPGrid) -> NDArray[np.float64]:
     return wave
 
 
-def _build_arrays(grid: SSPGrid, wave: NDArray, agn_tmpl, resample, line_sigma_kms: float,
-                  agn_tau) -> dict:
+def _build_arrays(grid: SSPGrid, wave: NDArray, agn_tmpl: NDArray[np.float64] | None,
+                  resample: _Resample, line_sigma_kms: float,
+                  agn_tau: NDArray[np.float64] | None) -> dict:
     """The dict of arrays for _core.CSPGrid on the wavelength grid ``wave``.
 
     ``resample(rows)`` maps arrays on the SSP grid's (merged) wavelength axis to ``wave``.
@@ -267,7 +278,8 @@ def _build_arrays(grid: SSPGrid, wave: NDArray, agn_tmpl, resample, line_sigma_k
     if agn_tmpl is not None:
         t = agn_tmpl.astype(np.float32)
         t = (t / (t.astype(np.float64) @ d["dwave"])[:, None]).astype(np.float32)
-        d.update(ntau=agn_tau.size, agn_tau=agn_tau, agn_tmpl=t)
+        # the templates come with their optical depths
+        d.update(ntau=cast("NDArray[np.float64]", agn_tau).size, agn_tau=agn_tau, agn_tmpl=t)
     return d
 
 
@@ -292,7 +304,10 @@ def _limit_note(name: str) -> str:
 _BUILT: dict[tuple, tuple] = {}
 
 
-def _build_engine(grid: SSPGrid, agn, line_sigma_kms: float, photometry_resolution: float):
+def _build_engine(grid: SSPGrid, agn: AGNTemplates | None, line_sigma_kms: float,
+                  photometry_resolution: float
+                  ) -> tuple[NDArray[np.float64], _core.CSPGrid, _Averager, _core.CSPGrid,
+                             dict[str, Any]]:
     """(model wave, full-grid CSPGrid, photometry averager, photometry CSPGrid, the
     photometry grid's arrays)."""
     wave = _model_wave(grid)
@@ -304,7 +319,7 @@ def _build_engine(grid: SSPGrid, agn, line_sigma_kms: float, photometry_resoluti
     pos = np.searchsorted(fine, wave[on_fine])
     extra = wave[~on_fine]
 
-    def to_model(rows):
+    def to_model(rows: ArrayLike) -> NDArray[np.float64]:
         rows = np.asarray(rows)
         if same:
             return rows.astype(np.float64)
@@ -321,7 +336,7 @@ def _build_engine(grid: SSPGrid, agn, line_sigma_kms: float, photometry_resoluti
     avg = _Averager(wave, photometry_resolution, _EDGES)
     phot_wave = avg.wave
 
-    def to_coarse(rows):
+    def to_coarse(rows: ArrayLike) -> NDArray[np.float64]:
         return avg(to_model(rows))
 
     agn_coarse = avg(agn_full) if agn_full is not None else None
@@ -471,10 +486,10 @@ class SEDModel:
             _BUILT[key] = built
         _, self.wave, self._grid_full, self._avg, self._grid_phot, self._phot_arrays = built
         self.phot_wave = self._avg.wave
-        self._fw_cache: dict[tuple, tuple] = {}
+        self._fw_cache: dict[tuple[tuple[str, ...], float, bool], _PhotWeights] = {}
         # filter curves (wave, transmission, ∫ T λ dλ) of the line weights, by name
         self._curves: dict[str, tuple[NDArray, NDArray, float]] = {}
-        self._knot_cache: dict[tuple, object] = {}
+        self._knot_cache: dict[tuple[tuple[str, ...], float], _core.KnotGrid] = {}
         # wavelength-major copies of the photometry grid's rows (knot_arrays)
         self._knot_columns: dict[str, NDArray] = {}
         self._knot_lock = threading.Lock()
@@ -517,7 +532,7 @@ class SEDModel:
         names.append("log_mass")
         return names
 
-    def _param_array(self, params) -> tuple[NDArray[np.float64], bool]:
+    def _param_array(self, params: ParamsLike) -> tuple[NDArray[np.float64], bool]:
         """(n, N_PARAMS) array from a dict (scalars or arrays) or an array; single flag."""
         if params is None:
             params = {}
@@ -528,7 +543,8 @@ class SEDModel:
                                  f"known: {', '.join(PARAM_NAMES)}, z")
             if all(np.ndim(v) == 0 for v in params.values()):  # one model: fast path
                 try:
-                    row = [float(params.get(n, DEFAULTS[n])) for n in PARAM_NAMES]
+                    # 0-d values: numbers (else the TypeError below)
+                    row = [float(cast(float, params.get(n, DEFAULTS[n]))) for n in PARAM_NAMES]
                 except (TypeError, ValueError) as exc:
                     raise TypeError(f"params: values must be numbers ({exc})") from exc
                 return self._checked(np.array([row])), True
@@ -614,7 +630,8 @@ class SEDModel:
                              f"cover, [{low:.4g}, {high:.4g}]{_limit_note(name)}")
         return arr
 
-    def _z_values(self, z, n: int, params) -> NDArray[np.float64]:
+    def _z_values(self, z: float | ArrayLike | None, n: int, params: ParamsLike
+                  ) -> NDArray[np.float64]:
         if isinstance(z, float | int) and not isinstance(z, bool):  # the samplers' case
             zf = float(z)
             if not (math.isfinite(zf) and zf > 0):
@@ -630,7 +647,7 @@ class SEDModel:
             raise ValueError(_Z_REFUSED)
         return zz
 
-    def _threads(self, threads) -> int:
+    def _threads(self, threads: int | None) -> int:
         return resolve_threads(self.threads if threads is None else threads)
 
     def _cfg(self) -> tuple[int, int, bool, bool, bool, float, float]:
@@ -638,7 +655,8 @@ class SEDModel:
                 self.add_agn, -1.0, _T_BC)
 
     # ------------------------------------------------------------------ smoothing
-    def _smoothing_sigma(self, smooth_lsf, lsf_wave, lsf_sigma) -> NDArray | None:
+    def _smoothing_sigma(self, smooth_lsf: bool, lsf_wave: ArrayLike | None,
+                         lsf_sigma: ArrayLike | None) -> NDArray | None:
         sigma = np.zeros(self.wave.size)
         if self.sigma_smooth > 0:
             sigma += (self.wave * self.sigma_smooth * 1e13 / C_AA_PER_S) ** 2 \
@@ -656,7 +674,7 @@ class SEDModel:
         return np.sqrt(sigma) if np.any(sigma > 0) else None
 
     # ------------------------------------------------------------------ outputs
-    def rest_spectrum(self, params=None, components: bool = False,
+    def rest_spectrum(self, params: ParamsLike = None, components: bool = False,
                       threads: int | None = None) -> RestSpectrum:
         """Rest-frame spectrum (L☉ Å⁻¹) with derived quantities and, optionally, components.
 
@@ -690,7 +708,7 @@ class SEDModel:
                      for i, k in enumerate(COMPONENT_NAMES)}
         return RestSpectrum(self.wave, spec[0] if single else spec, derived, comps)
 
-    def properties(self, params=None, threads: int | None = None,
+    def properties(self, params: ParamsLike = None, threads: int | None = None,
                    full_grid: bool = False) -> dict:
         """Derived quantities only (see ``DERIVED_NAMES``).
 
@@ -720,7 +738,7 @@ class SEDModel:
                                       np.zeros(0), None, self._threads(threads))
         return {k: (der[0, i] if single else der[:, i]) for i, k in enumerate(DERIVED_NAMES)}
 
-    def observed_components(self, params=None, z: float | None = None,
+    def observed_components(self, params: ParamsLike = None, z: float | None = None,
                             threads: int | None = None) -> tuple[NDArray, dict]:
         """Observed-frame component spectra for decomposition plots.
 
@@ -770,7 +788,7 @@ class SEDModel:
         dl = luminosity_distance(z, self.cosmo, self.H0, self.Om0) * MPC_CM
         return L_SUN_CGS / (4.0 * np.pi * dl * dl * (1.0 + z))
 
-    def spectrum(self, params=None, z: float | ArrayLike | None = None,
+    def spectrum(self, params: ParamsLike = None, z: float | ArrayLike | None = None,
                  threads: int | None = None) -> tuple[NDArray, NDArray]:
         """Observed-frame spectrum: wavelengths λ(1+z) [Å] and f_λ [erg s⁻¹ cm⁻² Å⁻¹].
 
@@ -804,7 +822,8 @@ class SEDModel:
             wave = self.wave[None, :] * (1.0 + zz[:, None])
         return wave, (out[0] if single else out)
 
-    def _phot_weights(self, filters: tuple[str, ...], z: float, full: bool = False):
+    def _phot_weights(self, filters: tuple[str, ...], z: float, full: bool = False
+                      ) -> _PhotWeights:
         key = (filters, float(z), full)
         if key not in self._fw_cache:
             if len(self._fw_cache) > 64:
@@ -842,7 +861,7 @@ class SEDModel:
         # a line of L (Lsun) has observed flux L * dim * (1 + z) in erg/s/cm^2
         return out * dim * (1.0 + z)
 
-    def _knot_grid(self, names: tuple[str, ...], z: float):
+    def _knot_grid(self, names: tuple[str, ...], z: float) -> _core.KnotGrid:
         """The SSP projections onto the transmission knots of ``names`` at ``z`` (cached;
         :mod:`pixedfit.sps.knots`)."""
         key = (names, float(z))
@@ -860,10 +879,25 @@ class SEDModel:
                 kg = self._knot_cache.setdefault(key, built)
         return kg
 
-    def photometry(self, params=None, z: float | ArrayLike | None = None,
+    @overload
+    def photometry(self, params: ParamsLike = None, z: float | ArrayLike | None = None,
                    filters: str | Sequence[str] = (), threads: int | None = None,
-                   return_derived: bool = False, full_grid: bool = False,
-                   knots: bool = False):
+                   return_derived: Literal[False] = False, full_grid: bool = False,
+                   knots: bool = False) -> NDArray[np.float64]: ...
+    @overload
+    def photometry(self, params: ParamsLike = None, z: float | ArrayLike | None = None,
+                   filters: str | Sequence[str] = (), threads: int | None = None, *,
+                   return_derived: Literal[True], full_grid: bool = False,
+                   knots: bool = False) -> tuple[NDArray[np.float64], dict[str, Any]]: ...
+    @overload
+    def photometry(self, params: ParamsLike = None, z: float | ArrayLike | None = None,
+                   filters: str | Sequence[str] = (), threads: int | None = None,
+                   return_derived: bool = False, full_grid: bool = False, knots: bool = False
+                   ) -> NDArray[np.float64] | tuple[NDArray[np.float64], dict[str, Any]]: ...
+    def photometry(self, params: ParamsLike = None, z: float | ArrayLike | None = None,
+                   filters: str | Sequence[str] = (), threads: int | None = None,
+                   return_derived: bool = False, full_grid: bool = False, knots: bool = False
+                   ) -> NDArray[np.float64] | tuple[NDArray[np.float64], dict[str, Any]]:
         """Band fluxes (photon-weighted mean f_λ, erg s⁻¹ cm⁻² Å⁻¹) in ``filters``.
 
         One C++ call per distinct redshift (OpenMP over models). Nebular lines enter as
@@ -933,7 +967,7 @@ class SEDModel:
         return _core.csp_photometry(grid, arr, *self._cfg(), trans, scale, fw.starts,
                                     fw.offsets, fw.weights, lw, self._threads(threads))
 
-    def photometry_zgrid(self, params=None, z_grid: ArrayLike = (),
+    def photometry_zgrid(self, params: ParamsLike = None, z_grid: ArrayLike = (),
                          filters: str | Sequence[str] = (), threads: int | None = None
                          ) -> NDArray[np.float64]:
         """Band fluxes of every model at every redshift of a grid, in one C++ call.
