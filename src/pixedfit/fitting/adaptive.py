@@ -130,7 +130,7 @@ from .boxes import (
     mass_box_edge,
 )
 from .errors import fit_quality, scale_fit
-from .posterior import LibraryPass, LogProbability, sampling_problem
+from .posterior import FitContext, LibraryPass, LogProbability, sampling_problem
 from .results import FitResult
 
 __all__ = ["AdaptiveSettings", "ConvergenceWarning", "ImportanceSamples", "refine"]
@@ -1715,7 +1715,7 @@ def weighted_quantiles(values: NDArray, weights: NDArray, q: NDArray) -> NDArray
     return out
 
 
-def refine(ctx: Any, lp: LibraryPass, obs: NDArray | None, err: NDArray | None,
+def refine(ctx: FitContext, lp: LibraryPass, obs: NDArray | None, err: NDArray | None,
            z: float | None, spectral: Any, area_kpc2: float | None,
            settings: AdaptiveSettings, upper: NDArray | None = None) -> Any:
     """Adaptive RDSPS fit of one SED started from its library pass; returns a

@@ -406,8 +406,9 @@ def _library_pass(ctx: _Context, obs: NDArray | None, err: NDArray | None,
         res = rdsps(np.ones(1), np.ones(1), pseudo, priors=ctx.priors, area_kpc2=area,
                     ln_prior_extra=extra, return_weights=True, threads=ctx.threads)
     weights = np.asarray(cast("NDArray[np.float32]", res.weights)[0], dtype=np.float64)
-    return LibraryPass(result=res, models=models, weights=weights, scales=scales,
-                       chi2_spec=chi2_s, nclip=nclip)
+    # models: the photometry's (given with it) or the pseudo band
+    return LibraryPass(result=res, models=cast(ModelPhotometry, models), weights=weights,
+                       scales=scales, chi2_spec=chi2_s, nclip=nclip)
 
 
 def _spectral_rdsps_result(ctx: _Context, lp: LibraryPass, obs: NDArray | None,
@@ -421,7 +422,9 @@ def _spectral_rdsps_result(ctx: _Context, lp: LibraryPass, obs: NDArray | None,
         raise ValueError("no library model fits the spectrum")
     im = k % ctx.library.nmodels
     if has_phot:  # the observations as fitted (error model); limits do not set the scale
-        obs, err, upper = res.obs_flux[0], res.obs_sigma[0], res.upper[0]
+        obs = cast("NDArray[np.float64]", res.obs_flux)[0]  # rdsps() records them
+        err = cast("NDArray[np.float64]", res.obs_sigma)[0]
+        upper = cast("NDArray[np.bool_]", res.upper)[0]
         scale = float(_phot_scale(lp.models.flux[0, :, im][None], cast("NDArray", obs),
                                   np.where(upper, np.inf, cast("NDArray", err)))[0])
     else:  # a spectrum-only library pass has the profiled scales

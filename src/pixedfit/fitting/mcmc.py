@@ -86,6 +86,7 @@ from .boxes import (
 )
 from .errors import fit_quality
 from .posterior import (
+    FitContext,
     LibraryPass,
     LogProbability,
     SamplingProblem,
@@ -651,7 +652,7 @@ def check_chain(run: dict[str, Any], settings: McmcSettings, names: Sequence[str
     return notes
 
 
-def fit_one(ctx: Any, lp: LibraryPass, obs: NDArray | None, err: NDArray | None,
+def fit_one(ctx: FitContext, lp: LibraryPass, obs: NDArray | None, err: NDArray | None,
             z: float | None, spectral: Any, area_kpc2: float | None,
             settings: McmcSettings, upper: NDArray | None = None) -> Any:
     """MCMC fit of one SED (photometry and/or spectrum) started from a library pass.

@@ -74,6 +74,7 @@ from .boxes import (
 )
 from .errors import fit_quality
 from .posterior import (
+    FitContext,
     LibraryPass,
     LogProbability,
     _box,
@@ -420,7 +421,7 @@ def _nautilus_threads() -> Iterator[None]:
 
 
 # --------------------------------------------------------------------------- one SED
-def fit_one(ctx: Any, lp: LibraryPass, obs: NDArray | None, err: NDArray | None,
+def fit_one(ctx: FitContext, lp: LibraryPass, obs: NDArray | None, err: NDArray | None,
             z: float | None, spectral: Any, area_kpc2: float | None,
             settings: NestedSettings, upper: NDArray | None = None) -> Any:
     """Nested-sampling fit of one SED (photometry and/or spectrum).

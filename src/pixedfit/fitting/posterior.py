@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import numpy as np
 from numpy.typing import NDArray
@@ -29,8 +29,57 @@ from .boxes import (
 from .errors import chi2_terms, scale_fit
 from .priors import DEFAULT_RANGES, MASS_SCALED, PriorSet
 
+if TYPE_CHECKING:
+    from ..library import ModelLibrary, ModelPhotometry
+    from ..sps import SEDModel
+    from .rdsps import RdspsResult
+
 __all__ = ["LibraryPass", "LogProbability", "SamplingProblem", "build_log_probability",
            "data_mass_box", "derived_logs", "posterior_products", "sampling_problem"]
+
+
+class FitContext(Protocol):
+    """What the samplers need of a fit's context (the drivers' ``_Context``, see
+    :mod:`pixedfit.fitting.drivers`): the library, the model, the bands, the priors and the
+    settings of one run."""
+
+    @property
+    def library(self) -> ModelLibrary:
+        """The model library."""
+        ...
+
+    @property
+    def model(self) -> SEDModel | None:
+        """The library's SEDModel (None: the library records no complete configuration)."""
+        ...
+
+    @property
+    def filters(self) -> list[str]:
+        """The bands of the photometry."""
+        ...
+
+    @property
+    def priors(self) -> PriorSet:
+        """The priors of the fit."""
+        ...
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """The run's settings (likelihood, error model, cosmology, …)."""
+        ...
+
+    @property
+    def threads(self) -> int | None:
+        """Threads of the model computations."""
+        ...
+
+    def age_prior(self, z: float | None) -> NDArray[np.float64] | None:
+        """ln prior (0 or −inf) of the library models from the age of the universe at z."""
+        ...
+
+    def config(self) -> dict[str, Any]:
+        """The run's configuration, for the results."""
+        ...
 
 
 def derived_logs(model: Any, derived: Mapping[str, NDArray]) -> dict[str, NDArray]:
@@ -309,7 +358,7 @@ def component_percentiles(model: Any, params: NDArray, z: float, spectral_scale:
     return wave, out
 
 
-def build_log_probability(ctx: Any, free_all: Sequence[str], box: Any, obs: NDArray | None,
+def build_log_probability(ctx: FitContext, free_all: Sequence[str], box: Any, obs: NDArray | None,
                           err: NDArray | None, z: float | None, *, spectral: Any,
                           area_kpc2: float | None, dz_interp: float,
                           check: Any = None, upper: NDArray | None = None
@@ -411,7 +460,7 @@ def _equal_weight_subset(nsamp: int, weights: NDArray | None, nmax: int,
     return sub, counts.astype(np.int64)
 
 
-def posterior_products(ctx: Any, lnprob: LogProbability, samples: NDArray,
+def posterior_products(ctx: FitContext, lnprob: LogProbability, samples: NDArray,
                        samples_lnp: NDArray, weights: NDArray | None, *, obs: NDArray | None,
                        err: NDArray | None, z: float | None, spectral: Any, n_sed_samples: int,
                        max_derived_samples: int, rng: np.random.Generator) -> dict[str, Any]:
@@ -542,15 +591,15 @@ class LibraryPass:
         Spectral pixels removed by sigma clipping.
     """
 
-    result: Any
-    models: Any
+    result: RdspsResult
+    models: ModelPhotometry
     weights: NDArray[np.float64]
     scales: NDArray[np.float64] | None = None
     chi2_spec: NDArray[np.float64] | None = None
     nclip: int = 0
 
 
-def _box(ctx: Any, name: str, lp: LibraryPass,
+def _box(ctx: FitContext, name: str, lp: LibraryPass,
          mass_box: tuple[float, float] | None) -> tuple[float, float]:
     """Prior box of parameter ``name``: the prior's lo and hi, else the library's generation
     range (``log_mass``: ``mass_box``, from :func:`data_mass_box`; ``z``: the library's
@@ -561,16 +610,19 @@ def _box(ctx: Any, name: str, lp: LibraryPass,
             raise ValueError("log_mass is sampled only in fits with photometry")
         lo, hi = mass_box
     elif name == "z":
-        grid = lp.models.z_grid
+        grid = cast("NDArray[np.float64]", lp.models.z_grid)  # a free z: on a z grid
         lo, hi = float(grid.min()), float(grid.max())
     else:
-        lo, hi = ctx.library.ranges.get(name, DEFAULT_RANGES.get(name, (None, None)))
+        # (None, None) for an unknown range: refused just below
+        lo, hi = cast("tuple[float, float]",
+                      ctx.library.ranges.get(name, DEFAULT_RANGES.get(name, (None, None))))
         if lo is None:
             raise ValueError(f"no range known for {name!r}: give a prior with lo and hi")
     if prior is not None:
         lo = prior.lo if prior.lo is not None else lo
         hi = prior.hi if prior.hi is not None else hi
-    if name in (limits := ctx.model.param_limits()):  # the model refuses values outside
+    # the samplers need the model (checked by their callers); it refuses values outside
+    if name in (limits := cast("SEDModel", ctx.model).param_limits()):
         lo, hi = max(lo, limits[name][0]), min(hi, limits[name][1])
     elif name == "z":
         lo = max(lo, 1e-4)
@@ -580,7 +632,7 @@ def _box(ctx: Any, name: str, lp: LibraryPass,
     return float(lo), float(hi)
 
 
-def data_mass_box(ctx: Any, lp: LibraryPass, obs: NDArray, err: NDArray, z: float | None,
+def data_mass_box(ctx: FitContext, lp: LibraryPass, obs: NDArray, err: NDArray, z: float | None,
                   log_mass_to_light: tuple[float, float]) -> tuple[float, float]:
     """The ``log_mass`` prior box of a photometric fit from the data alone
     (:func:`~pixedfit.fitting.boxes.log_mass_box` over the bands fitted, at ``z`` or the two
@@ -709,7 +761,7 @@ def _smallest_first(values: NDArray, n: int) -> NDArray[np.int64]:
     return pool[np.argsort(values[pool], kind="stable")[:n]]
 
 
-def sampling_problem(ctx: Any, lp: LibraryPass, obs: NDArray | None, err: NDArray | None,
+def sampling_problem(ctx: FitContext, lp: LibraryPass, obs: NDArray | None, err: NDArray | None,
                      z: float | None, *, spectral: Any, area_kpc2: float | None,
                      max_candidates: int, dz_interp: float = 0.001,
                      upper: NDArray | None = None,
@@ -795,7 +847,7 @@ def sampling_problem(ctx: Any, lp: LibraryPass, obs: NDArray | None, err: NDArra
         if name == "log_mass":
             cand[:, j] = cand_mass
         elif name == "z":
-            cand[:, j] = lp.models.z_grid[iz]
+            cand[:, j] = cast("NDArray[np.float64]", lp.models.z_grid)[iz]  # free z: a grid
         elif name == "veldisp":
             cand[:, j] = spectral.spectrum.veldisp
         else:
