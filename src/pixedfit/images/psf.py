@@ -672,8 +672,9 @@ def check_kernel(
     Returns
     -------
     dict
-        The radius (pixels), both profiles, the largest relative deviation of the profiles
-        and the deviation of the encircled-energy curves (fraction of the total).
+        ``radius`` (pixels), ``profile_convolved`` and ``profile_target``,
+        ``max_rel_deviation`` (largest relative deviation of the profiles) and
+        ``max_ee_deviation`` (of the encircled-energy curves, fraction of the total).
     """
     src = center_psf(source_psf, "source_psf")
     tgt = center_psf(target_psf, "target_psf")
