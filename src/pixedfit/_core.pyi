@@ -1,27 +1,47 @@
-"""Type stubs of the compiled extension pixedfit._core (private API)."""
+"""Type stubs of the compiled extension pixedfit._core (private API).
 
-from typing import Any
+Checked against the built extension by ``python -m mypy.stubtest pixedfit._core`` (.ci/run).
+The array arguments are ``py::array_t<T, c_style | forcecast>`` in the bindings: any array-like
+is accepted and converted to a C-contiguous array of the named dtype, hence ``ArrayLike``;
+the arrays returned are fresh arrays of the dtype shown. The dicts returned are plain dicts
+with the fixed keys of the TypedDicts below.
+"""
+
+from typing import TypedDict, overload
 
 import numpy as np
-from numpy.typing import NDArray
+from numpy.typing import ArrayLike, NDArray
 
+# --- photometry (bind_photometry.cpp)
 def band_weights(
-    grid: NDArray[np.float64], fwave: NDArray[np.float64], ftrans: NDArray[np.float64]
+    grid: ArrayLike, fwave: ArrayLike, ftrans: ArrayLike
 ) -> tuple[int, NDArray[np.float64]]: ...
 def apply_band_weights(
-    flux: NDArray[np.float64],
-    starts: NDArray[np.int64],
-    offsets: NDArray[np.int64],
-    weights: NDArray[np.float64],
+    flux: ArrayLike,
+    starts: ArrayLike,
+    offsets: ArrayLike,
+    weights: ArrayLike,
     threads: int = 0,
 ) -> NDArray[np.float64]: ...
 def max_threads() -> int: ...
+
+# --- binning (bind_binning.cpp)
+class _BinPixelsResult(TypedDict):
+    bin_map: NDArray[np.int32]  # (ny, nx): 0 outside the region, bins numbered from 1
+    bin_flux: NDArray[np.float64]  # (nbins, nbands): sums of the fluxes
+    bin_var: NDArray[np.float64]  # (nbins, nbands): sums of err²
+    seed: NDArray[np.int64]  # (nbins,): flat index of the seed, -1 for the leftover
+    pixel_chi2: NDArray[np.float64]  # (ny, nx): reduced χ² vs the bin's seed, NaN if none
+    has_leftover: bool
+    n_failed_seeds: int
+    n_absorbed: int
+
 def bin_pixels(
-    flux: NDArray[np.float64],
-    err: NDArray[np.float64],
-    region: NDArray[np.uint8],
+    flux: ArrayLike,
+    err: ArrayLike,
+    region: ArrayLike,
     ref_band: int,
-    snr: NDArray[np.float64],
+    snr: ArrayLike,
     r_first: float,
     del_r: float,
     chi2_limit: float,
@@ -30,30 +50,44 @@ def bin_pixels(
     connected: bool,
     shape_test_first_circle: bool,
     absorb_leftover: bool,
-    rho: NDArray[np.float64] | None = None,
+    rho: ArrayLike | None = None,
     threads: int = 0,
-) -> dict[str, Any]: ...
+) -> _BinPixelsResult: ...
 def bin_sums(
-    values: NDArray[np.float64],
-    bin_map: NDArray[np.int32],
+    values: ArrayLike,
+    bin_map: ArrayLike,
     nbins: int,
     quadrature: bool,
     threads: int = 0,
 ) -> NDArray[np.float64]: ...
-def shape_reduced_chi2(
-    f1: NDArray[np.float64], s1: NDArray[np.float64], f2: NDArray[np.float64],
-    s2: NDArray[np.float64]
-) -> float: ...
+def shape_reduced_chi2(f1: ArrayLike, s1: ArrayLike, f2: ArrayLike, s2: ArrayLike) -> float: ...
+
+# --- RDSPS grid fit (bind_rdsps.cpp)
+class _RdspsResult(TypedDict):
+    mean: NDArray[np.float64]  # (nsed, nstat): nstat = npar, + 1 (z) when nz > 1
+    std: NDArray[np.float64]  # (nsed, nstat)
+    p16: NDArray[np.float64]  # (nsed, nstat)
+    p50: NDArray[np.float64]  # (nsed, nstat)
+    p84: NDArray[np.float64]  # (nsed, nstat)
+    best_model: NDArray[np.int64]  # (nsed,)
+    best_z: NDArray[np.int64]  # (nsed,)
+    best_scale: NDArray[np.float64]  # (nsed,)
+    chi2_min: NDArray[np.float64]  # (nsed,)
+    ln_evidence: NDArray[np.float64]  # (nsed,)
+    n_used: NDArray[np.int64]  # (nsed,)
+    z_posterior: NDArray[np.float64]  # (nsed, nz)
+    weights: NDArray[np.float32] | None  # (nsed, nz * nmod) when return_weights
+
 def rdsps_fit(
-    obs: NDArray[np.float64],
-    ivar: NDArray[np.float64],
-    model_flux: NDArray[np.float64],
-    params: NDArray[np.float64],
-    mass_scaled: NDArray[np.uint8],
-    ln_prior_model: NDArray[np.float64] | None = None,
-    ln_prior_z: NDArray[np.float64] | None = None,
-    z_values: NDArray[np.float64] | None = None,
-    mass_offset: NDArray[np.float64] | None = None,
+    obs: ArrayLike,
+    ivar: ArrayLike,
+    model_flux: ArrayLike,
+    params: ArrayLike,
+    mass_scaled: ArrayLike,
+    ln_prior_model: ArrayLike | None = None,
+    ln_prior_z: ArrayLike | None = None,
+    z_values: ArrayLike | None = None,
+    mass_offset: ArrayLike | None = None,
     tabulated: list[tuple[int, float, float, list[float]]] = ...,
     joint: list[tuple[int, int, list[float], list[float], float]] = ...,
     likelihood: int = 0,
@@ -62,13 +96,15 @@ def rdsps_fit(
     nhist: int = 4096,
     return_weights: bool = False,
     threads: int = 0,
-    upper: NDArray[np.uint8] | None = None,
-) -> dict[str, Any]: ...
+    upper: ArrayLike | None = None,
+) -> _RdspsResult: ...
 def log_norm_cdf(x: float) -> float: ...
+
+# --- Legendre continua (bind_legendre.cpp)
 def legendre_fit(
-    wave: NDArray[np.float64],
-    y: NDArray[np.float64],
-    w: NDArray[np.float64],
+    wave: ArrayLike,
+    y: ArrayLike,
+    w: ArrayLike,
     order: int,
     clip: float = 0.0,
     max_iter: int = 1,
@@ -77,9 +113,7 @@ def legendre_fit(
 ) -> tuple[
     NDArray[np.float64], NDArray[np.float64] | None, NDArray[np.uint8], NDArray[np.int32]
 ]: ...
-def legendre_eval(
-    wave: NDArray[np.float64], coeffs: NDArray[np.float64], threads: int = 0
-) -> NDArray[np.float64]: ...
+def legendre_eval(wave: ArrayLike, coeffs: ArrayLike, threads: int = 0) -> NDArray[np.float64]: ...
 
 # --- SPS forward model (bind_sps.cpp)
 SPS_N_PARAMS: int
@@ -101,18 +135,29 @@ class KnotGrid:
     @property
     def nbands(self) -> int: ...
 
+@overload
 def project_rows(
-    indptr: NDArray[np.int64],
-    indices: NDArray[np.int64],
-    data: NDArray[np.float64],
+    indptr: ArrayLike,
+    indices: ArrayLike,
+    data: ArrayLike,
     ncol: int,
-    source: NDArray[np.float32] | NDArray[np.float64],
+    source: NDArray[np.float32],
+    row_begin: int,
+    row_end: int,
+) -> NDArray[np.float64]: ...
+@overload
+def project_rows(
+    indptr: ArrayLike,
+    indices: ArrayLike,
+    data: ArrayLike,
+    ncol: int,
+    source: ArrayLike,
     row_begin: int,
     row_end: int,
 ) -> NDArray[np.float64]: ...
 def csp_spectra(
     grid: CSPGrid,
-    params: NDArray[np.float64],
+    params: ArrayLike,
     sfh_form: int,
     dust_law: int,
     duste: bool,
@@ -125,7 +170,7 @@ def csp_spectra(
 ) -> tuple[NDArray[np.float64], NDArray[np.float64] | None, NDArray[np.float64]]: ...
 def csp_photometry(
     grid: CSPGrid,
-    params: NDArray[np.float64],
+    params: ArrayLike,
     sfh_form: int,
     dust_law: int,
     duste: bool,
@@ -133,18 +178,18 @@ def csp_photometry(
     agn: bool,
     dust1_index: float,
     t_bc: float,
-    trans: NDArray[np.float64] | None,
+    trans: ArrayLike | None,
     scale: float,
-    starts: NDArray[np.int64],
-    offsets: NDArray[np.int64],
-    weights: NDArray[np.float64],
-    line_weights: NDArray[np.float64] | None,
+    starts: ArrayLike,
+    offsets: ArrayLike,
+    weights: ArrayLike,
+    line_weights: ArrayLike | None,
     threads: int,
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]: ...
 def csp_photometry_knots(
     grid: CSPGrid,
     knots: KnotGrid,
-    params: NDArray[np.float64],
+    params: ArrayLike,
     sfh_form: int,
     dust_law: int,
     duste: bool,
@@ -153,26 +198,25 @@ def csp_photometry_knots(
     dust1_index: float,
     t_bc: float,
     scale: float,
-    line_weights: NDArray[np.float64] | None,
+    line_weights: ArrayLike | None,
     threads: int,
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]: ...
 def sfh_bin_masses(
-    form: int, shape: NDArray[np.float64], age: float, edges: NDArray[np.float64], t_bc: float
+    form: int, shape: ArrayLike, age: float, edges: ArrayLike, t_bc: float
 ) -> tuple[NDArray[np.float64], NDArray[np.float64], float]: ...
-def sfh_mass_between(form: int, shape: NDArray[np.float64], t_lo: float, t_hi: float) -> float: ...
-def sfh_first_moment(form: int, shape: NDArray[np.float64], age: float) -> float: ...
+def sfh_mass_between(form: int, shape: ArrayLike, t_lo: float, t_hi: float) -> float: ...
+def sfh_first_moment(form: int, shape: ArrayLike, age: float) -> float: ...
 def smooth_gaussian(
-    wave: NDArray[np.float64], flux: NDArray[np.float64], sigma: NDArray[np.float64],
-    threads: int = 0,
+    wave: ArrayLike, flux: ArrayLike, sigma: ArrayLike, threads: int = 0
 ) -> NDArray[np.float64]: ...
 
 # --- Gaussian mixtures (bind_mixture.cpp)
 def em_gaussian_mixture(
-    points: NDArray[np.float64],
-    weights: NDArray[np.float64],
-    start_means: NDArray[np.float64],
-    start_cov: NDArray[np.float64],
-    ridge: NDArray[np.float64],
+    points: ArrayLike,
+    weights: ArrayLike,
+    start_means: ArrayLike,
+    start_cov: ArrayLike,
+    ridge: ArrayLike,
     ess: float,
     min_points: float,
     max_iter: int,
@@ -183,17 +227,15 @@ class ProposalDensity:
     def __init__(
         self,
         df: float,
-        t_chols: NDArray[np.float64],
-        t_offsets: NDArray[np.int64],
-        t_centres: NDArray[np.float64],
-        t_log_coef: NDArray[np.float64],
-        box_chols: NDArray[np.float64],
-        box_means: NDArray[np.float64],
-        box_log_coef: NDArray[np.float64],
+        t_chols: ArrayLike,
+        t_offsets: ArrayLike,
+        t_centres: ArrayLike,
+        t_log_coef: ArrayLike,
+        box_chols: ArrayLike,
+        box_means: ArrayLike,
+        box_log_coef: ArrayLike,
         log_defensive: float,
     ) -> None: ...
-    def log_density(
-        self, y: NDArray[np.float64], log_box: NDArray[np.float64]
-    ) -> NDArray[np.float64]: ...
+    def log_density(self, y: ArrayLike, log_box: ArrayLike) -> NDArray[np.float64]: ...
     @property
     def dim(self) -> int: ...

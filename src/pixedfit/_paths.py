@@ -28,6 +28,7 @@ import platformdirs
 try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows: FileLock falls back to exclusive files
+    # the module is absent there: None marks it (mypy types the name as the module)
     fcntl = None  # type: ignore[assignment]
 
 __all__ = [
@@ -238,7 +239,7 @@ def remove_stale_temporaries(folder: str | os.PathLike[str], names: Iterable[str
     """
     wanted = re.compile(r"\.(?P<name>.+)\.(?:[0-9a-f]{12}|[A-Za-z0-9_]{8})\.tmp")
     allowed = set(names)
-    removed = []
+    removed: list[Path] = []
     folder = Path(folder)
     if not folder.is_dir():
         return removed

@@ -300,7 +300,7 @@ def singleSEDfit(  # noqa: N802 - the original name
 
 def SEDfit_from_binmap(  # noqa: N802 - the original name
         fits_binmap: PathLike, binid_range: Sequence[int] | None = None,
-                       bin_ids: Sequence[int] | None = None, models_spec: PathLike = None,
+                       bin_ids: Sequence[int] | None = None, models_spec: PathLike | None = None,
                        params_ranges: Mapping | None = None, params_priors: Any = None,
                        fit_method: str = "mcmc", gal_z: float | None = None,
                        likelihood: str = "gauss", dof: float = 3.0, perc_chi2: float = 90.0,

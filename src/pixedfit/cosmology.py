@@ -14,6 +14,7 @@ A cosmology is given as
 from __future__ import annotations
 
 import functools
+from typing import TypeAlias, overload
 
 import numpy as np
 from astropy import cosmology as _astropy_cosmology
@@ -41,7 +42,7 @@ COSMOLOGY_CODES = {
 }
 _NAMED = ("WMAP5", "WMAP7", "WMAP9", "Planck13", "Planck15", "Planck18")
 
-CosmologyLike = str | int | _astropy_cosmology.Cosmology | None
+CosmologyLike: TypeAlias = str | int | _astropy_cosmology.Cosmology | None
 
 
 @functools.lru_cache(maxsize=64)
@@ -113,6 +114,14 @@ def _evaluate(method: str, unit: u.UnitBase, z: ArrayLike, cosmo: CosmologyLike,
     return float(value) if np.ndim(value) == 0 else np.asarray(value)
 
 
+@overload
+def luminosity_distance(
+    z: float, cosmo: CosmologyLike = None, H0: float = 70.0, Om0: float = 0.3
+) -> float: ...
+@overload
+def luminosity_distance(
+    z: ArrayLike, cosmo: CosmologyLike = None, H0: float = 70.0, Om0: float = 0.3
+) -> float | NDArray[np.float64]: ...
 def luminosity_distance(
     z: ArrayLike, cosmo: CosmologyLike = None, H0: float = 70.0, Om0: float = 0.3
 ) -> float | NDArray[np.float64]:
@@ -133,6 +142,14 @@ def luminosity_distance(
     return _evaluate("luminosity_distance", u.Mpc, z, cosmo, H0, Om0)
 
 
+@overload
+def redshift_at_distance(
+    d_mpc: float, cosmo: CosmologyLike = None, H0: float = 70.0, Om0: float = 0.3
+) -> float: ...
+@overload
+def redshift_at_distance(
+    d_mpc: ArrayLike, cosmo: CosmologyLike = None, H0: float = 70.0, Om0: float = 0.3
+) -> float | NDArray[np.float64]: ...
 def redshift_at_distance(
     d_mpc: ArrayLike, cosmo: CosmologyLike = None, H0: float = 70.0, Om0: float = 0.3
 ) -> float | NDArray[np.float64]:
@@ -181,6 +198,14 @@ def redshift_at_distance(
     return float(z) if z.ndim == 0 else z
 
 
+@overload
+def age_of_universe(
+    z: float, cosmo: CosmologyLike = None, H0: float = 70.0, Om0: float = 0.3
+) -> float: ...
+@overload
+def age_of_universe(
+    z: ArrayLike, cosmo: CosmologyLike = None, H0: float = 70.0, Om0: float = 0.3
+) -> float | NDArray[np.float64]: ...
 def age_of_universe(
     z: ArrayLike, cosmo: CosmologyLike = None, H0: float = 70.0, Om0: float = 0.3
 ) -> float | NDArray[np.float64]:

@@ -37,7 +37,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from astropy.io import fits
@@ -46,6 +46,9 @@ from numpy.typing import NDArray
 from scipy import ndimage
 
 from ._paths import atomic_path
+
+if TYPE_CHECKING:
+    from .sps import SEDModel
 
 __all__ = [
     "DEMO_FILTERS",
@@ -117,7 +120,18 @@ class GalaxyModel:
     pa_deg: float = 35.0
 
     def radius(self, x: NDArray, y: NDArray) -> NDArray[np.float64]:
-        """Elliptical radius (arcsec) of offsets x, y (arcsec) from the centre."""
+        """Elliptical radius (arcsec) of offsets x, y (arcsec) from the centre.
+
+        Parameters
+        ----------
+        x, y : ndarray
+            Offsets from the centre along RA and Dec, arcsec (broadcast together).
+
+        Returns
+        -------
+        ndarray
+            The radius along the major axis, arcsec.
+        """
         pa = math.radians(self.pa_deg)
         a = x * math.cos(pa) + y * math.sin(pa)
         b = -x * math.sin(pa) + y * math.cos(pa)
@@ -147,7 +161,7 @@ class GalaxyModel:
         }
 
 
-def demo_model():
+def demo_model() -> SEDModel:
     """The SEDModel of the demo (truth and fits): delayed τ, Calzetti, nebular, BC03."""
     from .sps import SEDModel
 
@@ -228,7 +242,29 @@ def _native_image(galaxy: GalaxyModel, table: _RadialTable, band: int, wcs: WCS,
 def truth_maps(galaxy: GalaxyModel, table: _RadialTable, wcs: WCS, shape: tuple[int, int],
                scale: float, psf_fwhm: float) -> dict[str, NDArray[np.float64]]:
     """True maps on a grid: per-pixel mass (M☉) and SFR (M☉/yr), PSF-matched (Gaussian
-    ``psf_fwhm`` arcsec) and intrinsic, and mass-weighted dust2 and A_V."""
+    ``psf_fwhm`` arcsec) and intrinsic, and mass-weighted dust2.
+
+    Parameters
+    ----------
+    galaxy : GalaxyModel
+        The synthetic galaxy.
+    table : _RadialTable
+        Its properties per M☉ on a radial grid.
+    wcs : astropy.wcs.WCS
+        WCS of the grid.
+    shape : (ny, nx)
+        Shape of the grid, pixels.
+    scale : float
+        Pixel scale of the grid, arcsec.
+    psf_fwhm : float
+        FWHM of the Gaussian PSF, arcsec.
+
+    Returns
+    -------
+    dict of str to ndarray (ny, nx)
+        ``MASS`` and ``SFR`` (PSF-matched), ``DUST2`` (mass-weighted, PSF-matched),
+        ``MASS_INTRINSIC`` and ``SFR_INTRINSIC``.
+    """
     k = 5
     sig = psf_fwhm / (2.0 * math.sqrt(2.0 * math.log(2.0))) / scale
     pad = math.ceil(4 * sig)
@@ -273,6 +309,12 @@ def make_observation(folder: str | os.PathLike[str], stamp: int = DEMO_STAMP, se
         False: the library pass only, e.g. for quick checks of the pipeline's mechanics).
     noise_realisations : int
         Monte Carlo realisations of the image-processing noise correlation.
+    galaxy : GalaxyModel, optional
+        The synthetic galaxy (default: :class:`GalaxyModel`'s defaults).
+    threads : int, optional
+        Threads of the model computations (None: all cores).
+    model : SEDModel, optional
+        The model of the galaxy and of the fits (default :func:`demo_model`).
 
     Returns
     -------

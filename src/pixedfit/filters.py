@@ -32,7 +32,7 @@ import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -493,6 +493,13 @@ def remove_filter(name: str, data_dir: PathLike | None = None) -> None:
     A user filter is deleted; a built-in filter is hidden (its name no longer resolves)
     in this user data folder. Nothing in site-packages is touched.
 
+    Parameters
+    ----------
+    name : str
+        The filter's name.
+    data_dir : path-like, optional
+        User data folder (default: pixedfit's, see :mod:`pixedfit._paths`).
+
     Raises
     ------
     UnknownFilterError
@@ -513,6 +520,15 @@ def remove_filter(name: str, data_dir: PathLike | None = None) -> None:
 
 def rename_filter(old: str, new: str, data_dir: PathLike | None = None) -> None:
     """Give a filter a new name; the old name stops resolving.
+
+    Parameters
+    ----------
+    old : str
+        The filter's current name.
+    new : str
+        Its new name.
+    data_dir : path-like, optional
+        User data folder (default: pixedfit's, see :mod:`pixedfit._paths`).
 
     Raises
     ------
@@ -541,6 +557,14 @@ def rename_filter(old: str, new: str, data_dir: PathLike | None = None) -> None:
         _save_registry(registry, data_dir)
 
 
+@overload  # a str is also a Sequence[str]: this first overload takes it
+def cwave_filters(  # type: ignore[overload-overlap]
+    filters: str, data_dir: PathLike | None = None
+) -> float: ...
+@overload
+def cwave_filters(
+    filters: Sequence[str], data_dir: PathLike | None = None
+) -> NDArray[np.float64]: ...
 def cwave_filters(
     filters: str | Sequence[str], data_dir: PathLike | None = None
 ) -> float | NDArray[np.float64]:

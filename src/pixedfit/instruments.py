@@ -44,7 +44,7 @@ import functools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, cast
 
 from .filters import builtin_curve_name, builtin_filter_names, cwave_filters
 from .units import C_AA_PER_S, JY_CGS
@@ -139,7 +139,8 @@ class Instrument:
         return self.unit in SURFACE_BRIGHTNESS_UNITS
 
 
-def _i(filt, survey, pix, fwhm, unit, calib, **kw) -> Instrument:
+def _i(filt: str, survey: str, pix: float, fwhm: float, unit: str, calib: float,
+       **kw: Any) -> Instrument:
     return Instrument(filt, survey, pix, fwhm, unit, calib, **kw)
 
 
@@ -438,13 +439,26 @@ def get_instrument(
 
 
 def worst_resolution(filters: list[str], fwhm: Mapping[str, float] | None = None) -> str:
-    """The filter with the largest PSF FWHM (the default PSF-matching target)."""
+    """The filter with the largest PSF FWHM (the default PSF-matching target).
+
+    Parameters
+    ----------
+    filters : list of str
+        Filter names.
+    fwhm : mapping name → float, optional
+        PSF FWHM (arcsec) overriding the instrument table's.
+
+    Returns
+    -------
+    str
+        The name of that filter.
+    """
     fwhm = dict(fwhm or {})
     values = {f: fwhm.get(f, None) for f in filters}
     for f in filters:
         if values[f] is None:
             values[f] = get_instrument(f).psf_fwhm
-    return max(filters, key=lambda f: values[f])
+    return max(filters, key=lambda f: cast(float, values[f]))  # all set above
 
 
 def _header_value(header: Mapping[str, Any] | None, key: str, filt: str) -> float:
@@ -566,6 +580,13 @@ def check_header_unit(inst: Instrument, header: Mapping[str, Any] | None) -> Non
     """Raise ValueError when the header's BUNIT/SIGUNIT contradicts the instrument unit.
 
     Unknown or absent header units are accepted (many survey products carry none).
+
+    Parameters
+    ----------
+    inst : Instrument
+        The band's instrument entry.
+    header : mapping or None
+        The image's FITS header (None: nothing to check).
     """
     if header is None:
         return

@@ -31,7 +31,7 @@ import json
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -154,7 +154,25 @@ class ModelPhotometry:
         filters: Sequence[str] | None = None,
     ) -> ModelPhotometry:
         """Like :meth:`from_arrays` for fluxes already laid out (nz, nband, nmod) (no copy
-        when the array is contiguous float64)."""
+        when the array is contiguous float64).
+
+        Parameters
+        ----------
+        flux : ndarray, shape (nz, nband, nmod)
+            Model band fluxes (any unit) per unit normalisation.
+        params : ndarray, shape (nmod, npar)
+            Model parameters.
+        param_names : sequence of str
+            Names of the columns of ``params``.
+        z_grid : array_like, shape (nz,), optional
+            Redshift of each flux plane (required when nz > 1).
+        filters : sequence of str, optional
+            Band names, for bookkeeping.
+
+        Returns
+        -------
+        ModelPhotometry
+        """
         flux = np.ascontiguousarray(flux, dtype=np.float64)
         if flux.ndim != 3:
             raise ValueError("flux must have shape (nz, nband, nmod)")
@@ -184,7 +202,7 @@ class ModelPhotometry:
         """Number of redshift planes."""
         return self.flux.shape[0]
 
-    def subset(self, index: NDArray[np.int64]) -> ModelPhotometry:
+    def subset(self, index: NDArray[np.integer[Any]]) -> ModelPhotometry:
         """The models at ``index`` only."""
         # np.take gathers the same values as fancy indexing, ≈ 6× faster along the last
         # axis of the (nz, nband, nmod) fluxes (a fit with an age limit takes a subset of
@@ -281,7 +299,20 @@ _AGN_LOG = ("log_fagn_bol", "fagn_bol", -10.0)
 
 def derived_table(model: Any, derived: Mapping[str, NDArray]) -> dict[str, NDArray]:
     """piXedfit-named log quantities per 1 M☉ surviving from SEDModel.derived (each as
-    :func:`_log10_safe`, all in one pass: the fitters call this for every batch)."""
+    :func:`_log10_safe`, all in one pass: the fitters call this for every batch).
+
+    Parameters
+    ----------
+    model : SEDModel
+        The model (whether it has dust emission and an AGN).
+    derived : mapping str → ndarray
+        :attr:`SEDModel.derived <pixedfit.sps.RestSpectrum.derived>` quantities of a batch.
+
+    Returns
+    -------
+    dict of str to ndarray
+        log10 quantities (e.g. ``log_sfr``, ``log_mw_age``) with the batch's shape.
+    """
     rows = (_DERIVED_LOGS + ((_DUST_LOG,) if model.duste_switch else ())
             + ((_AGN_LOG,) if model.add_agn else ()))
     values = np.array([np.asarray(derived[key], dtype=np.float64) for _, key, _ in rows])
@@ -344,7 +375,7 @@ class ModelLibrary:
         cols = [*self.params.values(), *self.derived.values()]
         return self.names, np.column_stack(cols)
 
-    def model(self, **overrides: Any):
+    def model(self, **overrides: Any) -> SEDModel:
         """Rebuild the SEDModel that made this library (``overrides`` change settings)."""
         if not self.config or self.config.get("sfh_form") is None:
             raise ValueError("this library does not record a complete SEDModel configuration "
@@ -440,7 +471,9 @@ class ModelLibrary:
     def _apply_chunked(self, fw: Any, threads: int | None, chunk: int = 4096) -> NDArray:
         out = np.empty((self.nmodels, fw.nbands))
         for start in range(0, self.nmodels, chunk):
-            block = np.asarray(self.spectra[start:start + chunk], dtype=np.float64)
+            # only for libraries with spectra
+            block = np.asarray(cast("NDArray[np.float32]", self.spectra)[start:start + chunk],
+                               dtype=np.float64)
             out[start:start + chunk] = fw.apply(block, threads=resolve_threads(threads))
         return out
 
@@ -451,11 +484,26 @@ class ModelLibrary:
         return arr
 
     def photometry_table(self, filters: Sequence[str], z: float, model: Any = None,
-                         threads: int | None = None):
+                         threads: int | None = None) -> Any:
         """A table of the models' photometry at one redshift (the original's
         ``save_models_photo``): parameters, derived quantities, and one f_λ column per band
         (erg s⁻¹ cm⁻² Å⁻¹ per M☉ surviving; scale by 10^log_mass). Write it with
         ``table.write("models_photo.fits")``; the metadata (z, filters, unit) is kept.
+
+        Parameters
+        ----------
+        filters : sequence of str
+            Bands.
+        z : float
+            Redshift, > 0.
+        model : SEDModel, optional
+            Model of the photometry (default: rebuilt from the library).
+        threads : int, optional
+            Threads (None: all cores).
+
+        Returns
+        -------
+        astropy.table.Table
         """
         from astropy.table import Table
 
@@ -503,12 +551,25 @@ class ModelLibrary:
                 gs = f.create_group("spectra")
                 gs.create_dataset("wave", data=self.wave)
                 gs.create_dataset("flux", data=np.asarray(self.spectra, dtype=np.float32),
-                                  chunks=(min(64, self.nmodels), self.wave.size),
+                                  # spectra come with their wavelengths
+                                  chunks=(min(64, self.nmodels),
+                                          cast("NDArray[np.float64]", self.wave).size),
                                   compression="gzip", shuffle=True)
 
     @classmethod
     def read(cls, path: PathLike, spectra: bool = True) -> ModelLibrary:
         """Read a library written by :meth:`write` (our layout).
+
+        Parameters
+        ----------
+        path : path-like
+            The HDF5 file.
+        spectra : bool
+            Also read the model spectra (when stored).
+
+        Returns
+        -------
+        ModelLibrary
 
         Raises
         ------
@@ -614,7 +675,7 @@ class ModelLibrary:
                     spectra[i] = f[f"mod/spec/f{i}"][()]
             except (KeyError, OSError) as exc:
                 raise ValueError(f"{path}: incomplete original-layout library ({exc})") from exc
-            config = {key: (int(attrs[key]) if key in attrs else None)
+            config: dict[str, Any] = {key: (int(attrs[key]) if key in attrs else None)
                       for key in ("sfh_form", "dust_law", "duste_switch", "add_neb_emission",
                                   "add_agn")}
             config["source"] = "piXedfit layout"
@@ -632,7 +693,19 @@ class ModelLibrary:
 
 
 def read_library(path: PathLike, spectra: bool = True) -> ModelLibrary:
-    """Read a model library in either layout (ours or the original's)."""
+    """Read a model library in either layout (ours or the original's).
+
+    Parameters
+    ----------
+    path : path-like
+        The HDF5 file.
+    spectra : bool
+        Also read the model spectra (our layout; the original's always has them).
+
+    Returns
+    -------
+    ModelLibrary
+    """
     with open_hdf5(path) as f:
         original = "mod" in f and f.attrs.get("kind") != _KIND
     return ModelLibrary.read_pixedfit(path) if original else ModelLibrary.read(path, spectra)
@@ -772,7 +845,7 @@ def generate_library(
     pool = SerialPool() if pool is None else pool
     starts = list(range(0, int(n), chunk))
 
-    def work(start: int):
+    def work(start: int) -> tuple[dict[str, NDArray[Any]], NDArray[np.float32] | None]:
         block = {k: v[start:start + chunk] for k, v in params.items()}
         if not spectra:
             derived = model.properties(block, threads=threads)

@@ -147,7 +147,21 @@ class Pool(Protocol):
     @property
     def is_master(self) -> bool: ...
 
-    def map(self, func: Callable[[T], R], tasks: Iterable[T]) -> list[R]: ...
+    def map(self, func: Callable[[T], R], tasks: Iterable[T]) -> list[R]:
+        """Results of ``func`` over ``tasks``, in task order, on every rank.
+
+        Parameters
+        ----------
+        func : callable
+            Called on one task.
+        tasks : iterable
+            The tasks.
+
+        Returns
+        -------
+        list
+        """
+        ...
 
     def barrier(self) -> None: ...
 
@@ -174,6 +188,17 @@ class SerialPool:
     def map(self, func: Callable[[T], R], tasks: Iterable[T]) -> list[R]:
         """Results of ``func`` over ``tasks``, in order.
 
+        Parameters
+        ----------
+        func : callable
+            Called on one task.
+        tasks : iterable
+            The tasks.
+
+        Returns
+        -------
+        list
+
         Raises
         ------
         TaskError
@@ -189,7 +214,19 @@ class SerialPool:
         return results
 
     def map_balanced(self, func: Callable[[T], R], tasks: Iterable[T]) -> list[R]:
-        """The same as :meth:`map` (one process has nothing to balance)."""
+        """The same as :meth:`map` (one process has nothing to balance).
+
+        Parameters
+        ----------
+        func : callable
+            Called on one task.
+        tasks : iterable
+            The tasks.
+
+        Returns
+        -------
+        list
+        """
         return self.map(func, tasks)
 
     def barrier(self) -> None:
@@ -278,7 +315,19 @@ class MPIPool:
 
     def map(self, func: Callable[[T], R], tasks: Iterable[T]) -> list[R]:
         """Results of ``func`` over ``tasks``, in task order, on every rank (rank r computes
-        tasks r, r + size, ...: task 0 always runs on rank 0)."""
+        tasks r, r + size, ...: task 0 always runs on rank 0).
+
+        Parameters
+        ----------
+        func : callable
+            Called on one task; its results must pickle.
+        tasks : iterable
+            The tasks (every rank must pass the same ones).
+
+        Returns
+        -------
+        list
+        """
         items = list(tasks)
         return self._gather(len(items), [self._run(func, items, index)
                                          for index in range(self.rank, len(items), self.size)])
@@ -294,6 +343,17 @@ class MPIPool:
         or where no such file can be shared, the tasks are assigned as in :meth:`map`.
         Which rank runs a task is then unknown in advance: do not use it for a task that
         must run on rank 0.
+
+        Parameters
+        ----------
+        func : callable
+            Called on one task; its results must pickle.
+        tasks : iterable
+            The tasks (every rank must pass the same ones).
+
+        Returns
+        -------
+        list
         """
         items = list(tasks)
         counter = self._counter()

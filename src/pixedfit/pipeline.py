@@ -40,10 +40,10 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from . import __version__
 from ._paths import atomic_path
@@ -167,6 +167,13 @@ def check_config(cfg: dict[str, Any], files: bool = False) -> None:
     files and grids: every input file exists, the filter names are known, the flux map's
     filters (for ``ref_band`` with ``images.fluxmap``), ``ifs.survey``, and
     ``models.ranges`` against the model's free parameters and grids.
+
+    Parameters
+    ----------
+    cfg : dict
+        The merged configuration (:func:`load_config`), section → {key: value}.
+    files : bool
+        Also check what needs the files and grids (above).
     """
     problems: list[str] = []
     _check_config(cfg, files, problems)
@@ -444,7 +451,21 @@ def _check_files(cfg: dict[str, Any], problems: list[str]) -> None:
 def load_config(path: PathLike | None = None, config: Mapping[str, Any] | None = None
                 ) -> dict[str, Any]:
     """Read and validate a configuration (TOML file or dict); returns the full config with
-    defaults filled in and paths made absolute (``_base`` = folder of the file)."""
+    defaults filled in and paths made absolute (``_base`` = folder of the file).
+
+    Parameters
+    ----------
+    path : path-like, optional
+        The TOML file.
+    config : mapping, optional
+        The configuration as a dict (section → {key: value}; its ``_base`` key, default the
+        current folder, anchors relative paths). Give ``path`` or ``config``, not both.
+
+    Returns
+    -------
+    dict
+        The full configuration.
+    """
     if (path is None) == (config is None):
         raise ValueError("give either a config file or a config dict")
     if path is not None:
@@ -457,11 +478,12 @@ def load_config(path: PathLike | None = None, config: Mapping[str, Any] | None =
             raise ValueError(f"{p}: invalid TOML ({exc})") from exc
         base = p.resolve().parent
     else:
-        raw = copy.deepcopy(dict(config))
+        raw = copy.deepcopy(dict(cast("Mapping[str, Any]", config)))  # one of the two
         base = Path(raw.pop("_base", ".")).resolve()
     problems: list[str] = [_unknown_key("", sec, DEFAULTS, "section")
                            for sec in raw if sec not in DEFAULTS]
-    cfg = {sec: _merge(DEFAULTS[sec], raw.get(sec, {}), sec, problems) for sec in DEFAULTS}
+    cfg: dict[str, Any] = {sec: _merge(DEFAULTS[sec], raw.get(sec, {}), sec, problems)
+                           for sec in DEFAULTS}
     cfg["_base"] = str(base)
 
     def absolute(value: Any) -> Any:
@@ -675,7 +697,7 @@ class Pipeline:
 
     def _stage(self, name: str, settings: Any, inputs: list[PathLike], upstream: list[str],
                func: Callable[[], tuple[list[str], dict[str, Any]]], everyone: bool = False,
-               clean: list[str] = ()) -> StageRecord:
+               clean: Sequence[str] = ()) -> StageRecord:
         """Run ``func`` unless the stage's fingerprint is unchanged.
 
         ``everyone``: all MPI ranks run ``func`` (it uses the pool), else rank 0 only.
@@ -714,7 +736,8 @@ class Pipeline:
         self.pool.barrier()
         seconds = time.perf_counter() - start
         if self.pool.is_master:
-            outputs, info = result
+            # rank 0 always runs func
+            outputs, info = cast("tuple[list[str], dict[str, Any]]", result)
             rec = StageRecord(name, fp, outputs, seconds,
                               time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()), False,
                               info, self._digests(outputs))
@@ -722,7 +745,7 @@ class Pipeline:
             pending.unlink(missing_ok=True)
         self.pool.barrier()
         if not self.pool.is_master:  # read what rank 0 recorded
-            rec = self._read_record(name)
+            rec = cast(StageRecord, self._read_record(name))  # None: raised just below
             if rec is None or rec.fingerprint != fp:
                 raise RuntimeError(f"stage {name}: rank 0 left no record")
         self.records[name] = rec
@@ -744,7 +767,8 @@ class Pipeline:
             check_config(self.cfg, files=True)
         lock = FileLock(self.path(".pixedfit", "run.lock"), f"the output folder {self.out}")
 
-        def take(_: int) -> OSError | None:  # rank 0 locks; every rank raises its error
+        # rank 0 locks; every rank raises its error
+        def take(_: int) -> OSError | ValueError | None:
             try:
                 self._check_output_dir()
                 self.path(".pixedfit").mkdir(parents=True, exist_ok=True)
@@ -775,7 +799,7 @@ class Pipeline:
         """Images → PSF-matched stamps → flux map (``images/fluxmap.fits``)."""
         im = self.cfg["images"]
         if im["fluxmap"] is not None:
-            def copy_map():
+            def copy_map() -> tuple[list[str], dict[str, Any]]:
                 dest = self.path("images", "fluxmap.fits")
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 with atomic_path(dest) as tmp:
@@ -789,7 +813,7 @@ class Pipeline:
                  *([im["region_mask"]] if im["region_mask"] else [])]
         settings = {k: v for k, v in im.items() if k not in ("sci", "var", "err", "mask")}
 
-        def work():
+        def work() -> tuple[list[str], dict[str, Any]]:
             import numpy as np
             from astropy.io import fits
 
@@ -858,7 +882,7 @@ class Pipeline:
             self.records.pop("ifs", None)
             return None
 
-        def work():
+        def work() -> tuple[list[str], dict[str, Any]]:
             from .ifs import match_imgifs_spatial
 
             dest = self.path("ifs", "specphot.fits")
@@ -886,7 +910,7 @@ class Pipeline:
         """Pixel binning (``binning/binned.fits``)."""
         cfg = self.cfg["binning"]
 
-        def work():
+        def work() -> tuple[list[str], dict[str, Any]]:
             from .binning import bin_pixels
             from .cubes import read_cube
 
@@ -915,7 +939,7 @@ class Pipeline:
             return self._stage("models", {"library": cfg["library"]}, [cfg["library"]], [],
                                lambda: ([], {"library": cfg["library"]}))
 
-        def work():
+        def work() -> tuple[list[str], dict[str, Any]]:
             from .library import generate_library
             from .sps import SEDModel
 
@@ -946,7 +970,7 @@ class Pipeline:
         """RDSPS (or MCMC) fits of every bin (``fitting/bin<id>.h5``, one file per bin)."""
         cfg = self.cfg["fitting"]
 
-        def work():
+        def work() -> tuple[list[str], dict[str, Any]]:
             from .cubes import BinnedCube
             from .fitting import fit_binmap
             from .fitting.results import ResultStore
@@ -994,7 +1018,7 @@ class Pipeline:
         """Property maps (``maps/maps.fits``)."""
         cfg = self.cfg["maps"]
 
-        def work():
+        def work() -> tuple[list[str], dict[str, Any]]:
             from .analysis.maps import maps_parameters
 
             dest = self.path("maps", "maps.fits")
@@ -1014,7 +1038,7 @@ class Pipeline:
             return None
         inputs = [cfg["truth"]] if cfg["truth"] else []
 
-        def work():
+        def work() -> tuple[list[str], dict[str, Any]]:
             from .analysis.report import write_report
 
             path = write_report(self, self.path("report"))
@@ -1027,7 +1051,22 @@ class Pipeline:
 def run_pipeline(config: PathLike | Mapping[str, Any], pool: Any = None,
                  quiet: bool | None = None, output_dir: PathLike | None = None) -> Pipeline:
     """Run the pipeline of a configuration; returns the :class:`Pipeline` (records, paths).
-    ``output_dir`` overrides ``run.output_dir``."""
+
+    Parameters
+    ----------
+    config : path-like or mapping
+        TOML file or configuration dict (:func:`load_config`).
+    pool : SerialPool or MPIPool, optional
+        Default :func:`pixedfit.parallel.get_pool` (MPI when launched by mpiexec).
+    quiet : bool, optional
+        Overrides ``run.quiet``.
+    output_dir : path-like, optional
+        Overrides ``run.output_dir``.
+
+    Returns
+    -------
+    Pipeline
+    """
     pipe = Pipeline(config, pool=pool, quiet=quiet, output_dir=output_dir)
     pipe.run()
     return pipe

@@ -62,7 +62,20 @@ def as_image(
 
 
 def require_celestial_wcs(header_or_wcs: Any, name: str) -> WCS:
-    """A celestial 2-D WCS from a header or WCS, or a ValueError naming ``name``."""
+    """A celestial 2-D WCS from a header or WCS, or a ValueError naming ``name``.
+
+    Parameters
+    ----------
+    header_or_wcs : astropy WCS or FITS Header
+        The WCS, or a header holding one.
+    name : str
+        Name of the argument, for the error messages.
+
+    Returns
+    -------
+    astropy.wcs.WCS
+        A 2-D celestial WCS.
+    """
     if isinstance(header_or_wcs, WCS):
         wcs = header_or_wcs
     elif isinstance(header_or_wcs, fits.Header):

@@ -311,11 +311,38 @@ class PropertyMaps:
         return out
 
     def stats(self, param: str, kind: str = "bin") -> list[str]:
-        """Statistics available for ``param``."""
+        """Statistics available for ``param``.
+
+        Parameters
+        ----------
+        param : str
+            Quantity (e.g. ``"log_mass"``).
+        kind : {"bin", "pix"}
+            Kind of map.
+
+        Returns
+        -------
+        list of str
+        """
         return [s for k, p, s in map(_split, self.maps) if k == kind and p == param]
 
     def get(self, param: str, stat: str = "p50", kind: str = "bin") -> NDArray[np.float64]:
-        """The map ``<kind>-<param>-<stat>``."""
+        """The map ``<kind>-<param>-<stat>``.
+
+        Parameters
+        ----------
+        param : str
+            Quantity (e.g. ``"log_mass"``).
+        stat : str
+            Statistic (``"p50"``, ``"mean"``, …; see :meth:`stats`).
+        kind : {"bin", "pix"}
+            Map of the bins' values, or of the values per pixel.
+
+        Returns
+        -------
+        ndarray, shape (ny, nx)
+            In the unit of :func:`quantity_unit`; NaN outside the fitted bins.
+        """
         key = f"{kind}-{param}-{stat}"
         if key not in self.maps:
             raise KeyError(f"no map {key!r}; available for {param!r}: "
@@ -323,7 +350,20 @@ class PropertyMaps:
         return self.maps[key]
 
     def bin_values(self, param: str, stat: str = "p50") -> NDArray[np.float64]:
-        """Per-bin values (nbins,) of a bin map (row k = bin k + 1)."""
+        """Per-bin values (nbins,) of a bin map (row k = bin k + 1).
+
+        Parameters
+        ----------
+        param : str
+            Quantity (e.g. ``"log_mass"``).
+        stat : str
+            Statistic (``"p50"``, ``"mean"``, …; see :meth:`stats`).
+
+        Returns
+        -------
+        ndarray, shape (nbins,)
+            NaN for bins without a value.
+        """
         m = self.get(param, stat, "bin")
         out = np.full(self.nbins, np.nan)
         ids = self.bin_map[self.bin_map > 0]
@@ -353,7 +393,15 @@ class PropertyMaps:
 
     # ------------------------------------------------------------------ I/O
     def write(self, path: PathLike, overwrite: bool = False) -> None:
-        """Write the FITS layout of the module docstring (atomically)."""
+        """Write the FITS layout of the module docstring (atomically).
+
+        Parameters
+        ----------
+        path : path-like
+            FITS file to write.
+        overwrite : bool
+            Replace an existing file (else FileExistsError).
+        """
         if os.path.exists(path) and not overwrite:
             raise FileExistsError(f"{path} exists (use overwrite=True)")
         hdr = fits.Header()
@@ -455,6 +503,17 @@ def quantity_unit(param: str, stat: str = "p50") -> str | None:
 
     Values and percentiles carry the quantity's unit (``dex(solMass)`` for ``log_mass``);
     the posterior standard deviation ``mean_err`` of a logarithmic quantity is in ``dex``.
+
+    Parameters
+    ----------
+    param : str
+        Quantity (e.g. ``"log_mass"``).
+    stat : str
+        Statistic (``"p50"``, ``"mean_err"``, …).
+
+    Returns
+    -------
+    str or None
     """
     unit = QUANTITY_UNITS.get(param)
     if unit is not None and stat in ("mean_err", "std") and unit.startswith("dex"):

@@ -23,7 +23,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from numpy.typing import NDArray
@@ -85,6 +85,17 @@ def quantity_label(name: str, stat: str | None = None) -> str:
     From :data:`LABELS` when listed, else the name and the unit of
     :data:`pixedfit.analysis.maps.QUANTITY_UNITS` (``log X`` for ``dex(X)``). The
     ``mean_err`` of a logarithmic quantity is labelled in dex.
+
+    Parameters
+    ----------
+    name : str
+        The quantity (e.g. ``"log_mass"``).
+    stat : str, optional
+        Its statistic (``"p50"``, ``"mean_err"``, …; default ``"p50"``).
+
+    Returns
+    -------
+    str
     """
     unit = quantity_unit(name, stat or "p50")
     if stat in ("mean_err", "std"):
@@ -118,7 +129,17 @@ def _tick_text(value: float, _pos: Any = None) -> str:
 def log_axis_ticks(ax: Any, lo: float, hi: float, axis: str = "x") -> None:
     """Readable tick labels on a log axis spanning [lo, hi]: at least 4 labelled ticks (when
     the span allows) at 1, 1-3, 1-2-5 or denser steps, written as plain numbers; no labels
-    on the minor ticks."""
+    on the minor ticks.
+
+    Parameters
+    ----------
+    ax : matplotlib Axes
+        The axes.
+    lo, hi : float
+        Span of the axis, > 0.
+    axis : {"x", "y"}
+        Which axis.
+    """
     from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
 
     ticks: list[float] = []
@@ -137,8 +158,22 @@ def log_axis_ticks(ax: Any, lo: float, hi: float, axis: str = "x") -> None:
 def save_figure(fig: Any, path: PathLike | None, dpi: int = 100, tight: bool = True) -> Any:
     """Write ``fig`` to ``path`` atomically (format from the suffix); returns ``fig``.
 
-    ``tight`` crops to the drawn content (one extra layout pass); figures that place their
-    axes themselves pass False.
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+        The figure.
+    path : path-like or None
+        Output file (None: not written).
+    dpi : int
+        Resolution of raster formats.
+    tight : bool
+        Crop to the drawn content (one extra layout pass); figures that place their axes
+        themselves pass False.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        ``fig``.
     """
     if path is not None:
         fmt = Path(path).suffix.lstrip(".").lower() or "png"
@@ -177,18 +212,56 @@ class PosteriorSamples:
         return self.values[:, self.names.index(name)]
 
     def draw(self, n: int, seed: int = 0) -> NDArray[np.int64]:
-        """Indices of ``n`` samples drawn with probability ∝ weight (seeded)."""
+        """Indices of ``n`` samples drawn with probability ∝ weight (seeded).
+
+        Parameters
+        ----------
+        n : int
+            Number of draws (with replacement).
+        seed : int
+            Seed of the draws.
+
+        Returns
+        -------
+        ndarray of int, shape (n,)
+        """
         rng = np.random.default_rng(seed)
         return rng.choice(self.weights.size, size=n, p=self.weights)
 
     def percentiles(self, name: str, q: Sequence[float] = (16, 50, 84)) -> NDArray[np.float64]:
-        """Weighted percentiles of one quantity."""
+        """Weighted percentiles of one quantity.
+
+        Parameters
+        ----------
+        name : str
+            The quantity (a column of the samples).
+        q : sequence of float
+            Percentiles, 0–100.
+
+        Returns
+        -------
+        ndarray, shape (len(q),)
+        """
         return weighted_percentiles(self.column(name), self.weights, q)
 
 
 def weighted_percentiles(values: NDArray[np.float64], weights: NDArray[np.float64],
                          q: Sequence[float]) -> NDArray[np.float64]:
-    """Percentiles ``q`` (0–100) of weighted samples (interpolated on the weighted CDF)."""
+    """Percentiles ``q`` (0–100) of weighted samples (interpolated on the weighted CDF).
+
+    Parameters
+    ----------
+    values : ndarray, shape (n,)
+        Samples.
+    weights : ndarray, shape (n,)
+        Their weights (> 0 in total).
+    q : sequence of float
+        Percentiles, 0–100.
+
+    Returns
+    -------
+    ndarray, shape (len(q),)
+    """
     order = np.argsort(values)
     v, w = values[order], weights[order]
     cdf = np.cumsum(w) - 0.5 * w
@@ -246,7 +319,8 @@ def posterior_samples(fit: FitResult, library: Any = None, priors: Any = None,
                 likelihood=cfg.get("likelihood", "gauss"), dof=cfg.get("dof", 3.0),
                 perc_chi2=cfg.get("perc_chi2", 100.0), ln_prior_extra=extra,
                 return_weights=True, threads=threads)
-    w = np.asarray(res.weights[0], dtype=np.float64)
+    # return_weights=True: the weights are there
+    w = np.asarray(cast("NDArray[np.float32]", res.weights)[0], dtype=np.float64)
     flux = models.flux[0]  # (nband, nmod)
     ivar = 1.0 / fit.obs_flux_err**2
     num = (flux * (fit.obs_flux * ivar)[:, None]).sum(axis=0)
@@ -269,7 +343,20 @@ def corner_range(values: NDArray[np.float64], weights: NDArray[np.float64]
     """Axis range of one quantity in a corner plot: the 0.5–99.5 % weighted range, cut
     at 4 × the 16–84 % width beyond those percentiles (so a few samples at a floor value,
     such as log SFR of a model with no star formation, do not stretch the axis to −30),
-    padded by 5 %."""
+    padded by 5 %.
+
+    Parameters
+    ----------
+    values : ndarray, shape (n,)
+        Samples of the quantity.
+    weights : ndarray, shape (n,)
+        Their weights.
+
+    Returns
+    -------
+    (float, float)
+        The axis range.
+    """
     lo, p16, p84, hi = weighted_percentiles(values, weights, (0.5, 16, 84, 99.5))
     width = max(p84 - p16, 1e-3 * (abs(p16) + abs(p84)), 1e-6)
     lo, hi = max(lo, p16 - 4 * width), min(hi, p84 + 4 * width)
@@ -286,7 +373,9 @@ def _credible_levels(hist: NDArray[np.float64], fractions: Sequence[float]) -> l
     if cum[-1] <= 0:
         return []
     cum /= cum[-1]
-    levels = [float(flat[min(np.searchsorted(cum, f), flat.size - 1)]) for f in fractions]
+    # numpy stubs: min() of an np.intp and an int is not seen as an index
+    levels = [float(flat[min(np.searchsorted(cum, f), flat.size - 1)])  # type: ignore[call-overload]
+              for f in fractions]
     return sorted(set(v for v in levels if v > 0))
 
 
@@ -306,6 +395,8 @@ def plot_corner(samples: PosteriorSamples, params: Sequence[str] | None = None,
         True values to mark.
     bins : int
         Histogram bins per axis.
+    path : path-like, optional
+        Output file (format from the suffix).
 
     Notes
     -----
@@ -435,9 +526,22 @@ def plot_sed(fit: FitResult, model: Any = None, samples: PosteriorSamples | None
         The forward model of the fit (for spectra; without it only photometry is drawn).
     samples : PosteriorSamples, optional
         Posterior samples: ``nspec`` weighted draws give the 16–84 % band of the spectrum.
+    nspec : int
+        Number of those draws.
     decompose : bool
         Draw the stellar, nebular, dust and AGN components of the best fit.
     wunit : {"micron", "angstrom"}
+        Unit of the wavelength axis.
+    seed : int
+        Seed of the draws.
+    title : str, optional
+        Title of the figure.
+    path : path-like, optional
+        Output file (format from the suffix).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
     """
     if wunit not in ("micron", "angstrom"):
         raise ValueError("wunit: use 'micron' or 'angstrom'")
@@ -501,6 +605,19 @@ def sfh_percentiles(samples: PosteriorSamples, sfh_form: int, nsamples: int = 20
     Each draw's SFH (:func:`pixedfit.sps.sfh.sfr_shape`) is normalised to its formed mass
     (``log_mass_formed`` when sampled, else ``log_mass``), so SFR is in M☉/yr.
 
+    Parameters
+    ----------
+    samples : PosteriorSamples
+        Weighted posterior samples (with the SFH parameters).
+    sfh_form : int
+        SFH form of the model (0–4).
+    nsamples : int
+        Posterior draws.
+    lbt : ndarray, optional
+        Look-back times, Gyr (default: 300 from 0 to the oldest age drawn).
+    seed : int
+        Seed of the draws.
+
     Returns
     -------
     lbt, p16, p50, p84 : ndarray
@@ -534,7 +651,27 @@ def sfh_percentiles(samples: PosteriorSamples, sfh_form: int, nsamples: int = 20
 def plot_sfh(samples: PosteriorSamples, sfh_form: int, nsamples: int = 200,
              truth: tuple[NDArray[np.float64], NDArray[np.float64]] | None = None,
              title: str | None = None, path: PathLike | None = None) -> Any:
-    """SFR against look-back time: median and 16–84 % band (MCMC chains or RDSPS weights)."""
+    """SFR against look-back time: median and 16–84 % band (MCMC chains or RDSPS weights).
+
+    Parameters
+    ----------
+    samples : PosteriorSamples
+        Weighted posterior samples (with the SFH parameters).
+    sfh_form : int
+        SFH form of the model (0–4, :func:`pixedfit.sps.sfh.sfr_shape`).
+    nsamples : int
+        Posterior draws.
+    truth : (ndarray, ndarray), optional
+        True look-back time (Gyr) and SFR (M☉/yr), drawn dashed.
+    title : str, optional
+        Title of the figure.
+    path : path-like, optional
+        Output file (format from the suffix).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
     lbt, p16, p50, p84 = sfh_percentiles(samples, sfh_form, nsamples)
     fig = _figure((7, 4))
     ax = fig.subplots()
@@ -553,7 +690,19 @@ def plot_sfh(samples: PosteriorSamples, sfh_form: int, nsamples: int = 200,
 
 def plot_bin_map(binned: Any, path: PathLike | None = None) -> Any:
     """Bin map of a :class:`~pixedfit.cubes.BinnedCube` (see
-    :func:`pixedfit.binning.plots.plot_bin_map`)."""
+    :func:`pixedfit.binning.plots.plot_bin_map`).
+
+    Parameters
+    ----------
+    binned : BinnedCube
+        The binning.
+    path : path-like, optional
+        Output file (format from the suffix).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
     fig = _figure((6, 5))
     _draw_bin_map(binned, ax=fig.subplots())
     return save_figure(fig, path)
@@ -566,6 +715,8 @@ def plot_maps(maps: Any, params: Sequence[str] | None = None, kind: str = "pix",
 
     Parameters
     ----------
+    maps : PropertyMaps
+        The maps.
     params : sequence of str, optional
         Quantities (default: surface densities of mass and SFR when present, then
         log_mw_age, logzsol, dust2).
@@ -573,19 +724,27 @@ def plot_maps(maps: Any, params: Sequence[str] | None = None, kind: str = "pix",
         Pixel maps where they exist (else the bin map of the quantity).
     stat : str, optional
         Statistic (default ``p50``, else ``mean``).
+    ncols : int
+        Panels per row.
+    path : path-like, optional
+        Output file (format from the suffix).
     extra : dict name → (y, x) array, optional
         Further panels (e.g. true maps).
     flags : bool
         Mark flagged pixels (:attr:`PropertyMaps.flags`) on every property panel: the
         leftover bin hatched (``////``) and outlined in black, bins whose fit failed or did
         not converge outlined in red; a legend line under the panels counts them.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
     """
     if params is None:
         params = [p for p in ("log_sigma_mass", "log_sigma_sfr", "log_mass", "log_sfr",
                               "log_mw_age", "logzsol", "dust2") if p in maps.params("bin")]
         if "log_sigma_mass" in params:
             params = [p for p in params if p not in ("log_mass", "log_sfr")]
-    panels: list[tuple[str, NDArray[np.float64]]] = []
+    panels: list[tuple[str, NDArray[np.float64], str]] = []  # (title, map, colour-bar label)
     for p in params:
         use_kind = kind if p in maps.params(kind) else "bin"
         stats = maps.stats(p, use_kind)
@@ -651,7 +810,19 @@ def _mark_pixels(ax: Any, mask: NDArray[np.bool_], colour: str, hatch: str | Non
 
 def plot_filters(filters: Sequence[str], path: PathLike | None = None) -> Any:
     """Transmission curves of ``filters`` against wavelength (µm, log axis); the legend
-    sits beside the axes, never on the curves."""
+    sits beside the axes, never on the curves.
+
+    Parameters
+    ----------
+    filters : str or sequence of str
+        Filter names.
+    path : path-like, optional
+        Output file (format from the suffix).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
     names = [filters] if isinstance(filters, str) else list(filters)
     if not names:
         raise ValueError("filters: give at least one filter")
@@ -685,6 +856,9 @@ def plot_stamp_region(image: NDArray[np.float64], region: NDArray[np.bool_],
                       path: PathLike | None = None, size: float = 2.4) -> Any:
     """A stamp (asinh grey scale, sky included) with the galaxy region outlined.
 
+    The outline is a 1.6-pt line (lime, red when flagged) over a 3-pt black one, visible on
+    any background.
+
     Parameters
     ----------
     image : ndarray (y, x)
@@ -700,8 +874,9 @@ def plot_stamp_region(image: NDArray[np.float64], region: NDArray[np.bool_],
     size : float
         Figure size, inches.
 
-    The outline is a 1.6-pt line (lime, red when flagged) over a 3-pt black one, visible on
-    any background.
+    Returns
+    -------
+    matplotlib.figure.Figure
     """
     from matplotlib import patheffects
 

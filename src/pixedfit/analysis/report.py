@@ -18,7 +18,7 @@ import re
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -50,8 +50,20 @@ def choose_examples(binned: Any, results: Mapping[int, Any], n: int = 3) -> list
     """Bins to show: the brightest, the faintest regular bin and ones in between (by the
     reference-band flux per pixel), skipping failed fits and the leftover bin.
 
-    ``results`` maps bin id → :class:`~pixedfit.fitting.FitResult` or → bool (the fit
-    succeeded), so that the results themselves need not all be read.
+    Parameters
+    ----------
+    binned : BinnedCube
+        The binning (bin fluxes, leftover flags).
+    results : mapping int → FitResult or bool
+        Bin id → its fit, or → whether the fit succeeded (so that the results themselves
+        need not all be read).
+    n : int
+        How many bins to pick.
+
+    Returns
+    -------
+    list of int
+        Bin ids, brightest first (fewer than ``n`` when fewer bins qualify).
     """
     ok = [b for b, r in sorted(results.items())
           if (bool(r) if isinstance(r, bool | np.bool_) else r.ok)
@@ -139,7 +151,20 @@ def _wrap_toml(line: str, width: int) -> list[str]:
 
 def config_toml(cfg: Mapping[str, Any], width: int = 88) -> str:
     """The configuration as TOML that ``pixedfit run`` reads back (unset keys, which TOML
-    cannot hold, become comments; long arrays are wrapped at ``width`` characters)."""
+    cannot hold, become comments; long arrays are wrapped at ``width`` characters).
+
+    Parameters
+    ----------
+    cfg : mapping
+        The configuration, section → {key: value} (keys starting with ``_`` are left out).
+    width : int
+        Line width of wrapped arrays, characters.
+
+    Returns
+    -------
+    str
+        The TOML text, ending with a newline.
+    """
     lines: list[str] = []
     for section, values in cfg.items():
         if str(section).startswith("_") or not isinstance(values, Mapping):
@@ -309,7 +334,7 @@ def write_report(pipe: Any, folder: PathLike) -> Path:
     Path
         The HTML page.
     """
-    from ..cubes import BinnedCube, read_cube
+    from ..cubes import BinnedCube, FluxCube, read_cube
     from ..filters import cwave_filters
     from ..fitting.results import ResultStore
     from ..library import read_library
@@ -328,7 +353,7 @@ def write_report(pipe: Any, folder: PathLike) -> Path:
     (folder / "img").mkdir(parents=True, exist_ok=True)
     cfg = pipe.cfg
     cube = read_cube(pipe.cube_path())
-    phot = getattr(cube, "photometry", cube)
+    phot = cast(FluxCube, getattr(cube, "photometry", cube))  # the cube's photometry
     binned = BinnedCube.read(pipe.path("binning", "binned.fits"))
     pm = PropertyMaps.read(pipe.path("maps", "maps.fits"))
     store = ResultStore(pipe.path("fitting"))
@@ -341,14 +366,15 @@ def write_report(pipe: Any, folder: PathLike) -> Path:
     parts.append(_region_banner(phot))
 
     # ---- metadata and timings
-    meta = [["pixedfit", __version__], ["written", time.strftime("%Y-%m-%d %H:%M:%S UTC",
-                                                                  time.gmtime())],
-            ["python", platform.python_version()], ["machine", platform.platform()],
-            ["MPI ranks", getattr(pipe.pool, "size", 1)], ["output", str(pipe.out)],
-            ["redshift", format_value(phot.z)],
-            ["pixel scale [arcsec]", format_value(phot.pixel_scale)],
-            ["kpc per pixel", f"{pm.kpc_per_pixel:.4f}" if pm.kpc_per_pixel else "n/a"],
-            ["bins", binned.nbins], ["fit method", cfg["fitting"]["method"]]]
+    meta: list[list[Any]] = [
+        ["pixedfit", __version__],
+        ["written", time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())],
+        ["python", platform.python_version()], ["machine", platform.platform()],
+        ["MPI ranks", getattr(pipe.pool, "size", 1)], ["output", str(pipe.out)],
+        ["redshift", format_value(phot.z)],
+        ["pixel scale [arcsec]", format_value(phot.pixel_scale)],
+        ["kpc per pixel", f"{pm.kpc_per_pixel:.4f}" if pm.kpc_per_pixel else "n/a"],
+        ["bins", binned.nbins], ["fit method", cfg["fitting"]["method"]]]
     parts.append("<h2>Run</h2>" + _table(["item", "value"], meta))
     rows = []
     total = 0.0

@@ -113,6 +113,18 @@ def reduced_chi2(
     ``a = Σ f1 f2 / s² / Σ f1² / s²``, ``χ² = Σ (f2 − a f1)² / s²`` with
     ``s² = s1² + s2²``, divided by the number of bands (last axis). Arrays broadcast.
 
+    Parameters
+    ----------
+    f1, s1 : array_like, shape (..., nband)
+        The reference SED(s) and their errors (any flux unit).
+    f2, s2 : array_like, shape (..., nband)
+        The SED(s) compared and their errors, in the same unit.
+
+    Returns
+    -------
+    float or ndarray, shape (...)
+        The reduced χ² (a float for 1-D inputs).
+
     Raises
     ------
     ValueError
@@ -372,7 +384,8 @@ def _noise_correlation(spec: Any, filters: Sequence[str]) -> list[NDArray | None
 
 
 def correlated_bin_variance(flux_err: ArrayLike, bin_map: ArrayLike,
-                            rho: Sequence[ArrayLike | None]) -> NDArray[np.float64]:
+                            rho: Sequence[NDArray[np.float64] | None]
+                            ) -> NDArray[np.float64]:
     """Variance of the flux summed over each bin, with correlated pixel noise.
 
     Parameters
@@ -454,7 +467,23 @@ def bin_with_map(cube: FluxCube | SpecPhotCube, bin_map: ArrayLike,
                  noise_correlation: Mapping[str, Any] | PathLike | None = None) -> BinnedCube:
     """Bin a cube with a given bin map (ids 1…n, 0 = not binned), e.g. one made on another
     cube; pixels of bins must lie in the cube's region. Sums fluxes; errors in quadrature,
-    or with the pixel noise correlation (``noise_correlation`` as in :func:`bin_pixels`)."""
+    or with the pixel noise correlation.
+
+    Parameters
+    ----------
+    cube : FluxCube or SpecPhotCube
+        The cube to bin (spectra too, as :func:`bin_pixels`).
+    bin_map : array_like of int, shape (ny, nx)
+        Bin ids 1…n without gaps, 0 outside the bins.
+    threads : int, optional
+        OpenMP threads (None: all cores).
+    noise_correlation : mapping or path, optional
+        Pixel noise correlation of each band, as in :func:`bin_pixels`.
+
+    Returns
+    -------
+    BinnedCube
+    """
     phot = cube.photometry if isinstance(cube, SpecPhotCube) else cube
     if not isinstance(phot, FluxCube):
         raise TypeError(f"cube: expected a FluxCube or SpecPhotCube, got {type(cube).__name__}")
@@ -465,7 +494,8 @@ def bin_with_map(cube: FluxCube | SpecPhotCube, bin_map: ArrayLike,
             np.any(bm != np.round(bm)) or np.any(bm < 0):
         raise ValueError("bin_map: bin ids must be integers >= 0")
     top = bm.max() if bm.size else 0
-    if top > min(np.count_nonzero(bm), np.iinfo(np.int32).max):
+    # numpy stubs: min() of an np.signedinteger and an int is not seen as comparable
+    if top > min(np.count_nonzero(bm), np.iinfo(np.int32).max):  # type: ignore[operator]
         # ids run 1..n without gaps, so n cannot exceed the binned pixels (nor int32, whose
         # cast would wrap 2**32 + 1 to 1)
         raise ValueError(f"bin_map: bin ids must run 1..n without gaps; the largest id, "
@@ -511,7 +541,18 @@ def bin_images(
         Band names (default ``band0``, ``band1``, …).
     region : array_like of bool, optional
         Pixels to bin; default every pixel with finite values and variance > 0.
-    Other parameters as :func:`bin_pixels` (``Dmin_bin`` defaults to 2 as the original).
+    ref_band, SNR, redc_chi2_limit, del_r
+        As :func:`bin_pixels`.
+    Dmin_bin : float
+        As :func:`bin_pixels`, with the original's default of 2 pixels.
+    unit : float
+        f_λ (erg s⁻¹ cm⁻² Å⁻¹) of one image unit.
+    **kwargs
+        Further options of :func:`bin_pixels` (``connected``, ``threads``, …).
+
+    Returns
+    -------
+    BinnedCube
     """
     if len(images) != len(var_images):
         raise ValueError(f"images, var_images: {len(images)} images but "

@@ -7,9 +7,10 @@ is shown or saved and the matplotlib backend is never changed.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
+from numpy.typing import NDArray
 
 from ..cubes import BinnedCube
 from ..filters import cwave_filters
@@ -91,7 +92,8 @@ def plot_bin_seds(binned: BinnedCube, bin_ids: Sequence[int], ax: Any = None,
         label = f"bin {k}" + (" (leftover)" if binned.leftover[k - 1] else "")
         ax.errorbar(wave, f, yerr=e, fmt="o", ms=4, capsize=2, label=label)
         if spectra and binned.specphot and binned.bin_has_spec[k - 1]:
-            ax.plot(binned.wave, binned.bin_spec_flux[k - 1] * binned.unit, lw=0.7,
+            ax.plot(binned.wave, cast("NDArray", binned.bin_spec_flux)[k - 1] * binned.unit,
+                    lw=0.7,
                     color=ax.lines[-1].get_color() if ax.lines else None)
     if np.all(binned.bin_flux[np.array(ids) - 1] > 0):
         ax.set_yscale("log")
@@ -110,6 +112,22 @@ def plot_bin_snr_radius(binned: BinnedCube, ax: Any = None,
 
     The distance is in kpc when the cube has z and a pixel scale, else in pixels; the
     leftover bin is drawn with open symbols and the per-band S/N targets as dotted lines.
+
+    Parameters
+    ----------
+    binned : BinnedCube
+        The binning result.
+    ax : matplotlib Axes, optional
+        Axes to draw on (default: a new figure's).
+    center : (y, x), optional
+        Centre in pixels (default: the seed of bin 1, see
+        :meth:`~pixedfit.cubes.BinnedCube.bin_radius`).
+    bands : sequence of int, optional
+        Band indices to draw (default all).
+
+    Returns
+    -------
+    matplotlib Axes
     """
     ax = _axes(ax)
     r = binned.bin_radius(center)

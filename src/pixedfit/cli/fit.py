@@ -31,7 +31,11 @@ from __future__ import annotations
 import argparse
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # numpy is imported by the commands, not by `--help`
+    import numpy as np
+    from numpy.typing import NDArray
 
 __all__ = ["CATALOG_HELP", "FLAGS", "RANGE_DEFAULTS", "add_subcommands"]
 
@@ -143,7 +147,10 @@ def _cmd_models_generate(args: argparse.Namespace) -> int:
 
 
 def _read_catalog(path: str, filters: list[str], unit: str, z_column: str, z_fixed: float | None,
-                  distance_column: str | None = None):
+                  distance_column: str | None = None
+                  ) -> tuple[list[str], NDArray[np.float64], NDArray[np.float64],
+                             NDArray[np.float64], NDArray[np.bool_] | None,
+                             NDArray[np.float64] | None]:
     import numpy as np
     from astropy.table import Table
 

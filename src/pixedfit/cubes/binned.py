@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from astropy.io import fits
@@ -221,7 +221,8 @@ class BinnedCube:
     @property
     def bin_area_kpc2(self) -> NDArray[np.float64]:
         """Area of each bin in kpc² (needs z > 0 and pixel_scale)."""
-        return self.bin_npix * self.kpc_per_pixel() ** 2
+        # numpy stubs: int array × float is typed floating[Any]; it is float64
+        return cast("NDArray[np.float64]", self.bin_npix * self.kpc_per_pixel() ** 2)
 
     def bin_radius(self, center: tuple[float, float] | None = None) -> NDArray[np.float64]:
         """Distance (pixels) of each bin's centroid from ``center`` (y, x).
@@ -289,6 +290,13 @@ class BinnedCube:
         ``PHOTO_FLUXERR``, ``SPEC_WAVE``, ``SPEC_FLUX``, ``SPEC_FLUXERR`` (wave, y, x;
         filled for bins with spectra), ``SPEC_REGION``, ``PHOTO_REGION``, ``PHOTO_BIN_MAP``,
         ``SPEC_BIN_MAP`` and the same extras; header SPECPHOT=1, NBINSSP.
+
+        Parameters
+        ----------
+        path : path-like
+            FITS file to write (atomically).
+        overwrite : bool
+            Replace an existing file (else FileExistsError).
         """
         if os.path.exists(path) and not overwrite:
             raise FileExistsError(f"{path} exists (use overwrite=True)")
@@ -338,8 +346,11 @@ class BinnedCube:
             spec_ok = self.bin_has_spec
             spec_map = np.where(self.bin_map > 0, self.bin_map, 0)
             spec_map[self.bin_map > 0] *= spec_ok[self.bin_map[self.bin_map > 0] - 1]
-            sflux = self.pixel_values(np.where(spec_ok[:, None], self.bin_spec_flux, np.nan))
-            serr = self.pixel_values(np.where(spec_ok[:, None], self.bin_spec_err, np.nan))
+            # specphot: the bins have spectra
+            sflux = self.pixel_values(np.where(spec_ok[:, None],
+                                               cast("NDArray", self.bin_spec_flux), np.nan))
+            serr = self.pixel_values(np.where(spec_ok[:, None],
+                                              cast("NDArray", self.bin_spec_err), np.nan))
             sreg = self.spec_region if self.spec_region is not None else spec_map > 0
             hdus += [
                 fits.ImageHDU(flux_cube, name="PHOTO_FLUX"),
@@ -482,7 +493,20 @@ def _calibration(value: ArrayLike | None, header: fits.Header,
 
 def first_pixels(bin_map: NDArray[np.int32], nbins: int) -> NDArray[np.int64]:
     """Flat (row-major) index of the first pixel of every bin 1..``nbins`` of ``bin_map``
-    (y, x; 0 = no bin); ValueError unless the ids run from 1 to ``nbins`` without gaps."""
+    (y, x; 0 = no bin); ValueError unless the ids run from 1 to ``nbins`` without gaps.
+
+    Parameters
+    ----------
+    bin_map : ndarray of int, shape (ny, nx)
+        Bin id of each pixel, 0 outside the bins.
+    nbins : int
+        Number of bins.
+
+    Returns
+    -------
+    ndarray of int64, shape (nbins,)
+        Row-major index (y * nx + x) of the first pixel of bins 1..``nbins``.
+    """
     flat = bin_map.ravel()
     first = np.full(nbins + 1, -1, np.int64)
     idx = np.flatnonzero(flat > 0)

@@ -453,7 +453,15 @@ class SpecPhotCube:
                 f"shape={self.photometry.shape}, npix_ifs={int(self.spec_region.sum())})")
 
     def write(self, path: PathLike, overwrite: bool = False) -> None:
-        """Write in piXedfit's spectrophotometric layout, with a header-only PRIMARY HDU."""
+        """Write in piXedfit's spectrophotometric layout, with a header-only PRIMARY HDU.
+
+        Parameters
+        ----------
+        path : path-like
+            FITS file to write (atomically).
+        overwrite : bool
+            Replace an existing file (else FileExistsError).
+        """
         if os.path.exists(path) and not overwrite:
             raise FileExistsError(f"{path} exists (use overwrite=True)")
         p = self.photometry

@@ -116,7 +116,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from numpy.typing import NDArray
@@ -130,7 +130,7 @@ from .boxes import (
     mass_box_edge,
 )
 from .errors import fit_quality, scale_fit
-from .posterior import LibraryPass, LogProbability, sampling_problem
+from .posterior import FitContext, LibraryPass, LogProbability, sampling_problem
 from .results import FitResult
 
 __all__ = ["AdaptiveSettings", "ConvergenceWarning", "ImportanceSamples", "refine"]
@@ -1442,9 +1442,29 @@ def run_adaptive(lnprob: LogProbability, lo: NDArray, hi: NDArray, candidates: N
     """Adaptive importance sampling of ``lnprob`` inside the box [lo, hi], started from
     weighted candidate positions (e.g. library models). See the module docstring.
 
-    ``starts`` (m, d), best first, are the positions from which Levenberg–Marquardt looks
-    for modes (``n_starts`` of them, spread out by :func:`_spread_starts`); by default the
-    ``n_starts`` candidates of largest weight."""
+    Parameters
+    ----------
+    lnprob : LogProbability
+        The log posterior of the free parameters.
+    lo, hi : ndarray, shape (d,)
+        The box of the free parameters.
+    candidates : ndarray, shape (m, d)
+        Starting positions (e.g. the library models).
+    candidate_weights : ndarray, shape (m,)
+        Their weights (e.g. the library posterior).
+    stat_names : list of str
+        Quantities kept for every sample (parameters and derived quantities).
+    settings : AdaptiveSettings
+        Budget, seed and convergence targets.
+    starts : ndarray, shape (m, d), optional
+        Positions, best first, from which Levenberg–Marquardt looks for modes
+        (``n_starts`` of them, spread out by :func:`_spread_starts`); by default the
+        ``n_starts`` candidates of largest weight.
+
+    Returns
+    -------
+    ImportanceSamples
+    """
     settings.check()
     rng = np.random.default_rng(settings.seed)
     box = _Box(lo, hi)
@@ -1461,7 +1481,9 @@ def run_adaptive(lnprob: LogProbability, lo: NDArray, hi: NDArray, candidates: N
     keep = [j for j in range(d) if j != im]  # the dimensions of the adaptive proposal
     mass_proposal = None
     if im is not None:
-        mass_proposal = _MassProposal(np.asarray(lnprob.obs, dtype=np.float64), lnprob.err,
+        # photometric: lnprob has observations and errors
+        mass_proposal = _MassProposal(np.asarray(lnprob.obs, dtype=np.float64),
+                                      cast("NDArray[np.float64]", lnprob.err),
                                       lnprob.upper, lo[im], hi[im], rng, df=settings.df)
     ys: list[NDArray] = []
     qms: list[NDArray] = []
@@ -1652,7 +1674,21 @@ def weighted_quantiles(values: NDArray, weights: NDArray, q: NDArray) -> NDArray
     """Quantiles ``q`` (0–1) of every column of ``values`` (n, m) under ``weights`` (n,):
     the inverse of the weighted empirical CDF with each sample at the middle of its weight
     (equal weights give numpy's "hazen" percentiles). NaN where a column has no finite value
-    with weight."""
+    with weight.
+
+    Parameters
+    ----------
+    values : ndarray, shape (n, m) or (n,)
+        Samples (rows) of m quantities.
+    weights : ndarray, shape (n,)
+        Weights of the samples, >= 0.
+    q : ndarray, shape (nq,)
+        Quantile levels in [0, 1].
+
+    Returns
+    -------
+    ndarray, shape (nq, m)
+    """
     vals = np.atleast_2d(np.asarray(values, dtype=np.float64).T).T
     q = np.atleast_1d(q)
     weights = np.asarray(weights, dtype=np.float64)
@@ -1679,16 +1715,37 @@ def weighted_quantiles(values: NDArray, weights: NDArray, q: NDArray) -> NDArray
     return out
 
 
-def refine(ctx: Any, lp: LibraryPass, obs: NDArray | None, err: NDArray | None,
+def refine(ctx: FitContext, lp: LibraryPass, obs: NDArray | None, err: NDArray | None,
            z: float | None, spectral: Any, area_kpc2: float | None,
            settings: AdaptiveSettings, upper: NDArray | None = None) -> Any:
     """Adaptive RDSPS fit of one SED started from its library pass; returns a
     :class:`~pixedfit.fitting.results.FitResult` (``method="rdsps"``) whose ``ess``,
     ``n_model_evaluations``, ``rounds`` and ``converged`` describe the refinement.
 
-    ``ctx`` is the fit context of :mod:`pixedfit.fitting.drivers`; ``obs``, ``err`` and
-    ``upper`` are the observations as fitted (total errors, +inf for a dropped band,
-    upper-limit flags: :class:`~pixedfit.fitting.errors.Observations`).
+    Parameters
+    ----------
+    ctx : fit context
+        The fit context of :mod:`pixedfit.fitting.drivers` (library, model, priors,
+        settings).
+    lp : LibraryPass
+        The SED's library pass (posterior weights of the library models).
+    obs, err : ndarray, shape (nband,), or None
+        Observations as fitted (f_λ, erg s⁻¹ cm⁻² Å⁻¹; total errors, +inf for a dropped
+        band: :class:`~pixedfit.fitting.errors.Observations`); None for a spectrum alone.
+    z : float or None
+        Redshift (None: free, on the library's grid).
+    spectral : SpectralLikelihood or None
+        The spectrum's likelihood.
+    area_kpc2 : float or None
+        Area of the SED (kpc²), for surface-density priors.
+    settings : AdaptiveSettings
+        Budget, seed and convergence targets of the refinement.
+    upper : ndarray of bool, shape (nband,), optional
+        Bands fitted as upper limits.
+
+    Returns
+    -------
+    FitResult
     """
     settings.check()
     has_phot = obs is not None
@@ -1793,15 +1850,15 @@ def refine(ctx: Any, lp: LibraryPass, obs: NDArray | None, err: NDArray | None,
         "spectral_clipped": lp.nclip,
         "spectral_template_limited": None if spectral is None else spectral.template_limited,
         **fit_quality(float(run.chi2[ibest]),
-                      (int(np.isfinite(err).sum()) if has_phot else 0)
+                      (int(np.isfinite(cast("NDArray", err)).sum()) if has_phot else 0)
                       + (spectral.npix if spectral is not None else 0), len(prob.free)),
     }
     return FitResult(
         method="rdsps", names=tuple(names), mean=mean, std=np.sqrt(var), p16=pct[0],
         p50=pct[1], p84=pct[2], best=best,
         filters=tuple(ctx.filters) if has_phot else (),
-        obs_flux=obs if has_phot else np.zeros(0),
-        obs_flux_err=err if has_phot else np.zeros(0),
+        obs_flux=cast("NDArray", obs) if has_phot else np.zeros(0),
+        obs_flux_err=cast("NDArray", err) if has_phot else np.zeros(0),
         bfit_photo=bfit, z=z, chi2_min=float(run.chi2[ibest]), ln_evidence=run.ln_evidence,
         n_used=int(use.sum()), n_bands_used=len(ctx.filters) if has_phot else 0,
         config=ctx.config(), samples=samples, photo_pct=photo_pct, spectrum=spectrum,

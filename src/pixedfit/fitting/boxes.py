@@ -42,7 +42,20 @@ class MassBoxWarning(UserWarning):
 
 def check_log_mass_to_light(value: Any, owner: str) -> tuple[float, float]:
     """``value`` as a (lo, hi) pair of finite floats with lo < hi; ValueError naming
-    ``owner``.log_mass_to_light otherwise."""
+    ``owner``.log_mass_to_light otherwise.
+
+    Parameters
+    ----------
+    value : any
+        The setting to check: a pair of log M/L values (log M☉ / L☉).
+    owner : str
+        Name of the settings class, for the error message.
+
+    Returns
+    -------
+    (float, float)
+        ``(lo, hi)``.
+    """
     try:
         a, b = (float(v) for v in value)
     except (TypeError, ValueError) as exc:
@@ -105,10 +118,30 @@ def mass_box_edge(log_mass: NDArray, weights: NDArray | None, lo: float, hi: flo
     None.
 
     The posterior reaches an edge when its ``tail`` or ``1 − tail`` weighted quantile lies
-    within ``margin`` × the box's width of it. ``weights`` (None: equal) are the posterior
-    weights of the samples ``log_mass``; ``priors`` (the fit's
-    :class:`~pixedfit.fitting.priors.PriorSet`) and ``log_mass_to_light`` say in the note
-    where the box came from and how to change it.
+    within ``margin`` × the box's width of it.
+
+    Parameters
+    ----------
+    log_mass : ndarray, shape (n,)
+        Posterior samples of log_mass, log M☉.
+    weights : ndarray, shape (n,), or None
+        Their posterior weights (None: equal).
+    lo, hi : float
+        The box of log_mass, log M☉.
+    priors : PriorSet
+        The fit's priors (:class:`~pixedfit.fitting.priors.PriorSet`): whether the box came
+        from a log_mass prior, for the note.
+    log_mass_to_light : (float, float)
+        The M/L range that set a data box, for the note.
+    tail : float
+        Weighted quantile tested at each end.
+    margin : float
+        Distance from an edge, as a fraction of the box's width, that counts as reaching it.
+
+    Returns
+    -------
+    str or None
+        The note, or None when the posterior stays inside the box.
     """
     x = np.asarray(log_mass, dtype=np.float64)
     w = np.ones_like(x) if weights is None else np.asarray(weights, dtype=np.float64)

@@ -71,7 +71,21 @@ class ModelComparison:
     @classmethod
     def from_evidences(cls, names: Sequence[str], ln_z: ArrayLike, ln_z_err: ArrayLike,
                        results: Mapping[str, Any] | None = None) -> ModelComparison:
-        """Bayes factors relative to the best of the given evidences."""
+        """Bayes factors relative to the best of the given evidences.
+
+        Parameters
+        ----------
+        names : sequence of str
+            Model names, one per evidence.
+        ln_z, ln_z_err : array_like, shape (nmodel,)
+            ln evidences and their 1σ errors.
+        results : mapping name → FitResult, optional
+            The fits behind the evidences, kept for reference.
+
+        Returns
+        -------
+        ModelComparison
+        """
         ln_z = np.asarray(ln_z, dtype=np.float64)
         err = np.asarray(ln_z_err, dtype=np.float64)
         k = int(np.nanargmax(ln_z))

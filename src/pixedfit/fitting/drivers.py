@@ -41,7 +41,7 @@ import os
 import warnings
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -72,13 +72,16 @@ from .rdsps import RdspsResult, rdsps
 from .results import FitResult, ResultStore, input_digest, library_digest
 from .spectral_likelihood import ObservedSpectrum, SpectralLikelihood, library_spectral_chi2
 
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
 __all__ = ["fit_binmap", "fit_catalog", "fit_sed"]
 
 PathLike = str | os.PathLike[str]
 PriorsLike = PriorSet | Mapping | Sequence[Prior] | None
 
 
-def _library(library: Any):
+def _library(library: Any) -> ModelLibrary:
     if library is None:
         raise ValueError("library: give a ModelLibrary or the path of one (make one with "
                          "pixedfit.library.generate_library or `pixedfit models generate`)")
@@ -90,8 +93,8 @@ def _library(library: Any):
 class _Context:
     """What every fit of one run shares: library, model, filters, settings, photometry cache."""
 
-    def __init__(self, library: Any, filters: Sequence[str], model: Any, priors: PriorsLike,
-                 settings: dict[str, Any], threads: int | None):
+    def __init__(self, library: Any, filters: str | Sequence[str] | None, model: Any,
+                 priors: PriorsLike, settings: dict[str, Any], threads: int | None) -> None:
         self.library = _library(library)
         self.filters = [filters] if isinstance(filters, str) else (
             [] if filters is None else list(filters))
@@ -161,13 +164,17 @@ def _result(ctx: _Context, res: RdspsResult, models: ModelPhotometry, obs: NDArr
             best_vals[k] = table[k] + (log_a if name in MASS_SCALED else 0.0)
         iz = 0
         if models.nz > 1:
-            iz = int(np.argmin(np.abs(models.z_grid - res.best_z[index])))
-            best_vals[-1] = models.z_grid[iz]
+            z_grid = cast("NDArray[np.float64]", models.z_grid)  # nz > 1: on a grid
+            iz = int(np.argmin(np.abs(z_grid - res.best_z[index])))
+            best_vals[-1] = z_grid[iz]
         bfit = scale * models.flux[iz, :, best]
-    used = np.isfinite(res.obs_sigma[index])  # the observations as fitted (error model)
-    obs_used = np.where(used, res.obs_flux[index], np.nan)
-    err_used = np.where(used, res.obs_sigma[index], np.nan)
-    upper = res.upper[index]
+    # rdsps() always records the observations as fitted
+    obs_flux = cast("NDArray[np.float64]", res.obs_flux)
+    obs_sigma = cast("NDArray[np.float64]", res.obs_sigma)
+    used = np.isfinite(obs_sigma[index])  # the observations as fitted (error model)
+    obs_used = np.where(used, obs_flux[index], np.nan)
+    err_used = np.where(used, obs_sigma[index], np.nan)
+    upper = cast("NDArray[np.bool_]", res.upper)[index]
     return FitResult(
         method="rdsps",
         names=res.names,
@@ -383,22 +390,25 @@ def _library_pass(ctx: _Context, obs: NDArray | None, err: NDArray | None,
         chi2_s, scales, nclip = library_spectral_chi2(spectral, params)
         ln_s = np.where(np.isfinite(chi2_s), -0.5 * chi2_s, -np.inf)
         extra = ln_s if extra is None else extra + ln_s
-    if obs is not None:
-        res = _run_rdsps(ctx, obs, err, models, extra, area, return_weights=True)
+    if obs is not None:  # photometry: its errors and model photometry come with it
+        res = _run_rdsps(ctx, obs, cast("NDArray", err), cast(ModelPhotometry, models), extra,
+                         area, return_weights=True)
     else:
         # spectrum alone: a pseudo band whose least-squares scale is each model's profiled
         # normalisation (chi2 = 0), so that the kernel shifts the mass-scaled quantities
-        ok = scales > 0
-        pseudo = ModelPhotometry.from_arrays(np.where(ok, 1.0 / np.where(ok, scales, 1.0),
+        spec_scales = cast("NDArray[np.float64]", scales)  # no photometry: a spectrum
+        ok = spec_scales > 0
+        pseudo = ModelPhotometry.from_arrays(np.where(ok, 1.0 / np.where(ok, spec_scales, 1.0),
                                                       1.0)[:, None],
                                              ctx.library.table()[1], ctx.library.names)
-        extra = np.where(ok, extra, -np.inf)
+        extra = np.where(ok, cast("NDArray[np.float64]", extra), -np.inf)  # set: spectrum
         models = pseudo
         res = rdsps(np.ones(1), np.ones(1), pseudo, priors=ctx.priors, area_kpc2=area,
                     ln_prior_extra=extra, return_weights=True, threads=ctx.threads)
-    weights = np.asarray(res.weights[0], dtype=np.float64)
-    return LibraryPass(result=res, models=models, weights=weights, scales=scales,
-                       chi2_spec=chi2_s, nclip=nclip)
+    weights = np.asarray(cast("NDArray[np.float32]", res.weights)[0], dtype=np.float64)
+    # models: the photometry's (given with it) or the pseudo band
+    return LibraryPass(result=res, models=cast(ModelPhotometry, models), weights=weights,
+                       scales=scales, chi2_spec=chi2_s, nclip=nclip)
 
 
 def _spectral_rdsps_result(ctx: _Context, lp: LibraryPass, obs: NDArray | None,
@@ -412,11 +422,13 @@ def _spectral_rdsps_result(ctx: _Context, lp: LibraryPass, obs: NDArray | None,
         raise ValueError("no library model fits the spectrum")
     im = k % ctx.library.nmodels
     if has_phot:  # the observations as fitted (error model); limits do not set the scale
-        obs, err, upper = res.obs_flux[0], res.obs_sigma[0], res.upper[0]
-        scale = float(_phot_scale(lp.models.flux[0, :, im][None], obs,
-                                  np.where(upper, np.inf, err))[0])
-    else:
-        scale = float(lp.scales[im])
+        obs = cast("NDArray[np.float64]", res.obs_flux)[0]  # rdsps() records them
+        err = cast("NDArray[np.float64]", res.obs_sigma)[0]
+        upper = cast("NDArray[np.bool_]", res.upper)[0]
+        scale = float(_phot_scale(lp.models.flux[0, :, im][None], cast("NDArray", obs),
+                                  np.where(upper, np.inf, cast("NDArray", err)))[0])
+    else:  # a spectrum-only library pass has the profiled scales
+        scale = float(cast("NDArray[np.float64]", lp.scales)[im])
     log_a = np.log10(scale)
     row = lp.models.params[im]
     best = np.array([row[j] + (log_a if n in MASS_SCALED else 0.0)
@@ -429,7 +441,8 @@ def _spectral_rdsps_result(ctx: _Context, lp: LibraryPass, obs: NDArray | None,
     bfit = np.zeros(0)
     if has_phot:
         bfit = scale * lp.models.flux[0, :, im]
-        chi2 += float(chi2_terms(bfit[None], obs, err, upper)[0])
+        chi2 += float(chi2_terms(bfit[None], cast("NDArray", obs), cast("NDArray", err),
+                                 upper)[0])
     factor = cmp["factor"][0]
     fac_mean, fac_std = _correction_moments(ctx, lp, obs, err, spectral)
     spectrum = {"wave": spectral.wave, "flux": spectral.flux, "flux_err": spectral.err,
@@ -440,8 +453,10 @@ def _spectral_rdsps_result(ctx: _Context, lp: LibraryPass, obs: NDArray | None,
         method="rdsps", names=res.names, mean=res.mean[0], std=res.std[0], p16=res.p16[0],
         p50=res.p50[0], p84=res.p84[0], best=best,
         filters=tuple(ctx.filters) if has_phot else (),
-        obs_flux=np.where(np.isfinite(err), obs, np.nan) if has_phot else np.zeros(0),
-        obs_flux_err=np.where(np.isfinite(err), err, np.nan) if has_phot else np.zeros(0),
+        obs_flux=(np.where(np.isfinite(cast("NDArray", err)), cast("NDArray", obs), np.nan)
+                  if has_phot else np.zeros(0)),
+        obs_flux_err=(np.where(np.isfinite(cast("NDArray", err)), cast("NDArray", err), np.nan)
+                      if has_phot else np.zeros(0)),
         bfit_photo=bfit, z=z, chi2_min=chi2, ln_evidence=float(res.ln_evidence[0]),
         n_used=int(res.n_used[0]), n_bands_used=len(ctx.filters) if has_phot else 0,
         config=ctx.config(), spectrum=spectrum,
@@ -474,7 +489,8 @@ def _correction_moments(ctx: _Context, lp: LibraryPass, obs: NDArray | None,
     im = top % ctx.library.nmodels
     params = ctx.library._model_param_array(ctx.model)[im].copy()
     if obs is not None:
-        params[:, 0] = np.log10(_phot_scale(lp.models.flux[0][:, im].T, obs, err))
+        params[:, 0] = np.log10(_phot_scale(lp.models.flux[0][:, im].T, obs,
+                                            cast("NDArray", err)))
     else:
         params[:, 0] = 0.0
     model_pix, _ = spectral.model_on_pixels(params)
@@ -504,18 +520,23 @@ def _fit(ctx: _Context, obs: NDArray | None, err: NDArray | None, z: float | Non
                       ConvergenceWarning, stacklevel=3)
         aset = None
     if mset is None and aset is None and spectral is None:
+        # no spectrum: photometry (_phot_input), with its model photometry (above)
+        obs, err = cast("NDArray", obs), cast("NDArray", err)
+        models = cast(ModelPhotometry, models)
         res = _run_rdsps(ctx, obs, err, models, ctx.age_prior(z), area, return_weights=True)
         return _result(ctx, res, models, obs, err, z)
     if mset is None and aset is None and spectral is not None and spectral.fit_veldisp:
         raise ValueError("spectrum.veldisp_range: the velocity dispersion is sampled by MCMC "
                          "or refined RDSPS fits only; the library pass uses spectrum.veldisp")
     lp = _library_pass(ctx, obs, err, models, z, spectral, area)
-    if mset is None and aset is None:
-        return _spectral_rdsps_result(ctx, lp, obs, err, z, spectral)
+    if mset is None and aset is None:  # a spectrum (above), so a fixed z (_spectral)
+        return _spectral_rdsps_result(ctx, lp, obs, err, cast(float, z),
+                                      cast(SpectralLikelihood, spectral))
 
     def sample(o: NDArray | None, e: NDArray | None, upper: NDArray | None) -> FitResult:
-        if mset is None:
-            return adaptive.refine(ctx, lp, o, e, z, spectral, area, aset, upper=upper)
+        if mset is None:  # no sampler: the refinement (aset set, above)
+            return adaptive.refine(ctx, lp, o, e, z, spectral, area,
+                                   cast(AdaptiveSettings, aset), upper=upper)
         if isinstance(mset, _nested.NestedSettings):
             return _nested.fit_one(ctx, lp, o, e, z, spectral, area, mset, upper=upper)
         return fit_one(ctx, lp, o, e, z, spectral, area, mset, upper=upper)
@@ -523,7 +544,8 @@ def _fit(ctx: _Context, obs: NDArray | None, err: NDArray | None, z: float | Non
     if not has_phot:
         return sample(obs, err, None)
     # the error model (errors.py): total errors, +inf for masked bands, upper-limit flags
-    fitted = observations(obs, err, len(ctx.filters), **error_kwargs(ctx.settings),
+    fitted = observations(cast("NDArray", obs), cast("NDArray", err), len(ctx.filters),
+                          **error_kwargs(ctx.settings),
                           mask_invalid=ctx.settings["mask_invalid"]).row(0)
     used = fitted.used[0]
     if not used.any():
@@ -620,6 +642,10 @@ def fit_sed(
     z : float, optional
         Redshift (> 0). None fits the redshift on a grid (``z_grid`` or ``dz`` steps over
         the ``z`` prior range, default 0–1).
+    z_grid : array_like, optional
+        The redshift grid of a free-redshift fit.
+    dz : float
+        Step of the default redshift grid (``z=None`` without ``z_grid``).
     library : ModelLibrary or path
         The model library.
     priors : PriorSet, mapping or sequence of Prior, optional
@@ -736,7 +762,7 @@ class _ZInterpolator:
     def __init__(self, base: ModelPhotometry, settings: dict[str, Any], inplace: bool = False):
         self.base = base
         self.settings = settings
-        self.grid = base.z_grid
+        self.grid = cast("NDArray[np.float64]", base.z_grid)  # photometry on a z grid
         dim = _dimming(self.grid, settings)[:, None, None]
         if inplace:  # the caller hands over ``base``: no second copy of a large array
             self.planes = base.flux
@@ -852,8 +878,20 @@ def fit_catalog(
         motion. NaN keeps the row's ``z``.
     nested : NestedSettings or mapping, optional
         Nested-sampling settings (``method="nested"``).
-    Other parameters
-        As :func:`fit_sed`.
+    library, priors, method, model
+        The library and the fit, as :func:`fit_sed`.
+    likelihood, dof, perc_chi2, error_floor, mask_invalid, calibration
+        The likelihood and the error model, as :func:`fit_sed`.
+    upper_limits, upper_limit_nsigma
+        Upper limits, as :func:`fit_sed` (flags of shape (nband,) or (ngal, nband)).
+    cosmo, H0, Om0, max_age_universe
+        Cosmology and the age limit, as :func:`fit_sed`.
+    threads, quiet
+        Threads per rank (as :func:`fit_sed`), and no progress bar when ``quiet``.
+    del_wave_nebem, poly_order, spec_clip
+        The spectral likelihood, as :func:`fit_sed`.
+    nwalkers, nsteps, nsteps_cut, thin, mcmc_options
+        MCMC settings, as :func:`fit_sed`.
 
     Returns
     -------
@@ -1009,8 +1047,20 @@ def fit_binmap(
         Adaptive refinement of RDSPS fits (see :func:`fit_sed`).
     nested : NestedSettings or mapping, optional
         Nested-sampling settings (``method="nested"``).
-    Other parameters
-        As :func:`fit_sed` and :func:`fit_catalog`.
+    library, priors, method, model
+        The library and the fit, as :func:`fit_sed`.
+    pool : SerialPool or MPIPool, optional
+        Distribute bins over MPI ranks (as :func:`fit_catalog`).
+    likelihood, dof, perc_chi2, error_floor, mask_invalid, upper_limit_nsigma
+        The likelihood and the error model, as :func:`fit_sed`.
+    cosmo, H0, Om0, max_age_universe
+        Cosmology and the age limit, as :func:`fit_sed`.
+    threads, quiet
+        Threads per rank (as :func:`fit_sed`), and no progress bar when ``quiet``.
+    del_wave_nebem, poly_order, spec_clip
+        The spectral likelihood, as :func:`fit_sed`.
+    nwalkers, nsteps, nsteps_cut, thin, mcmc_options
+        MCMC settings, as :func:`fit_sed`.
 
     Returns
     -------
@@ -1075,9 +1125,11 @@ def fit_binmap(
         mset = _mcmc_settings(method, nwalkers, nsteps, nsteps_cut, thin, _sed_seed(seed, b),
                               _chain_file(store, key), False, nested, refine, mcmc_options)
         spec = None
-        if fit_spectra and cube.bin_has_spec[b - 1]:
-            spec = ObservedSpectrum(cube.wave, cube.bin_spec_flux[b - 1] * unit,
-                                    cube.bin_spec_err[b - 1] * unit, medium=spec_medium,
+        if fit_spectra and cube.bin_has_spec[b - 1]:  # the cube has spectra
+            spec = ObservedSpectrum(cast("NDArray[np.float64]", cube.wave),
+                                    cast("NDArray", cube.bin_spec_flux)[b - 1] * unit,
+                                    cast("NDArray", cube.bin_spec_err)[b - 1] * unit,
+                                    medium=spec_medium,
                                     resolution=spec_resolution)
         ctx_b = ctx.for_sed(b - 1)  # this bin's upper-limit flags
         try:
@@ -1100,7 +1152,8 @@ def fit_binmap(
     def spec_of(b: int) -> tuple[NDArray, ...] | None:
         if not (fit_spectra and cube.bin_has_spec[b - 1]):
             return None
-        return cube.wave, cube.bin_spec_flux[b - 1], cube.bin_spec_err[b - 1]
+        return (cast("NDArray", cube.wave), cast("NDArray", cube.bin_spec_flux)[b - 1],
+                cast("NDArray", cube.bin_spec_err)[b - 1])  # the cube has spectra
 
     inputs = {} if store is None else {f"bin{b}": input_digest(
         cube.bin_flux[b - 1] * unit, cube.bin_flux_err[b - 1] * unit, redshift,
@@ -1119,13 +1172,15 @@ def fit_binmap(
 def _sampler_record(aset: AdaptiveSettings | None, nested: Any) -> dict[str, Any]:
     """The refinement and nested-sampling settings, for a store's record."""
     if nested is not None and dataclasses.is_dataclass(nested):
-        nested = dataclasses.asdict(nested)
+        nested = dataclasses.asdict(cast("DataclassInstance", nested))  # settings, not a class
     return {"refine": None if aset is None else dataclasses.asdict(aset), "nested": nested}
 
 
 def _refine_record(refine: Any) -> Any:
     """``refine`` for a store's record (MCMC: the refinement that starts the walkers)."""
-    return dataclasses.asdict(refine) if dataclasses.is_dataclass(refine) else refine
+    # refine is a bool or an AdaptiveSettings instance (check_common), never a class
+    return (dataclasses.asdict(cast("DataclassInstance", refine))
+            if dataclasses.is_dataclass(refine) else refine)
 
 
 def _chain_file(store: ResultStore | None, key: str) -> str | None:

@@ -437,7 +437,21 @@ def _row_sums(a: NDArray[np.float64]) -> NDArray[np.float64]:
 
 def fit_quality(chi2_min: float, n_bands: int, n_free: int) -> dict[str, float | int]:
     """χ²/dof of a fit: ``{"chi2_dof": χ²_min / ndof (NaN when ndof <= 0), "ndof": ndof}``
-    with ndof = bands in the likelihood − free parameters."""
+    with ndof = bands in the likelihood − free parameters.
+
+    Parameters
+    ----------
+    chi2_min : float
+        The fit's smallest χ².
+    n_bands : int
+        Bands (and spectral pixels) in the likelihood.
+    n_free : int
+        Free parameters of the fit.
+
+    Returns
+    -------
+    dict
+    """
     ndof = int(n_bands) - int(n_free)
     value = float(chi2_min) / ndof if ndof > 0 and math.isfinite(chi2_min) else math.nan
     return {"chi2_dof": value, "ndof": ndof}
@@ -445,7 +459,19 @@ def fit_quality(chi2_min: float, n_bands: int, n_free: int) -> dict[str, float |
 
 def library_free_parameters(params: Mapping[str, ArrayLike], free_z: bool) -> int:
     """Free parameters of a library fit: the library parameters that vary (``log_mass``
-    excluded), the normalisation, and the redshift when free."""
+    excluded), the normalisation, and the redshift when free.
+
+    Parameters
+    ----------
+    params : mapping name → array_like
+        The library's parameter columns.
+    free_z : bool
+        Whether the redshift is fitted.
+
+    Returns
+    -------
+    int
+    """
     n = sum(1 for name, v in params.items()
             if name != "log_mass" and np.ptp(np.asarray(v, dtype=np.float64)) > 0)
     return n + 1 + int(free_z)
@@ -504,7 +530,21 @@ def error_settings(
 
 def error_kwargs(settings: Mapping[str, Any], index: int | None = None) -> dict[str, Any]:
     """Keyword arguments of :func:`observations` / :func:`pixedfit.fitting.rdsps.rdsps`
-    from a driver's settings, with the upper-limit flags of SED ``index``."""
+    from a driver's settings, with the upper-limit flags of SED ``index``.
+
+    Parameters
+    ----------
+    settings : mapping
+        The driver's settings (``calibration``, ``error_floor``, ``upper_limits``,
+        ``upper_limit_nsigma``).
+    index : int, optional
+        Row of per-SED upper-limit flags (nsed, nband) to take (None: the first).
+
+    Returns
+    -------
+    dict
+        ``calibration``, ``error_floor``, ``upper_limits`` and ``upper_limit_nsigma``.
+    """
     up = settings.get("upper_limits")
     if up is not None and np.ndim(up) == 2:
         up = up[0 if index is None else index]
@@ -517,7 +557,27 @@ def error_kwargs(settings: Mapping[str, Any], index: int | None = None) -> dict[
 def error_diagnostics(settings: Mapping[str, Any], upper: ArrayLike | None, chi2_min: float,
                       n_bands: int, n_free: int) -> dict[str, Any]:
     """Diagnostics of the error model of one fit: ``chi2_dof``, ``ndof``, the calibration
-    fractions used and the bands fitted as upper limits."""
+    fractions used and the bands fitted as upper limits.
+
+    Parameters
+    ----------
+    settings : mapping
+        The driver's settings (their ``calibration`` fractions).
+    upper : array_like of bool, shape (nband,), or None
+        Bands fitted as upper limits.
+    chi2_min : float
+        The fit's smallest χ².
+    n_bands : int
+        Bands (and spectral pixels) in the likelihood.
+    n_free : int
+        Free parameters of the fit.
+
+    Returns
+    -------
+    dict
+        ``chi2_dof``, ``ndof`` (:func:`fit_quality`), ``calibration`` (list of float or
+        None) and ``upper_limits`` (list of bool or None).
+    """
     calib = settings.get("calibration")
     return {
         **fit_quality(chi2_min, n_bands, n_free),

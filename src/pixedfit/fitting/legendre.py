@@ -144,6 +144,15 @@ def eval_legendre(wave: ArrayLike, coeffs: ArrayLike, threads: int | None = None
                   ) -> NDArray[np.float64]:
     """Evaluate Legendre series (nspec, order + 1) on ``wave`` (mapped to [-1, 1] by its ends).
 
+    Parameters
+    ----------
+    wave : array_like, shape (n,)
+        Wavelengths (Å; any increasing axis), mapped to [-1, 1] by their ends.
+    coeffs : array_like, shape (nspec, order + 1) or (order + 1,)
+        Coefficients of the series, lowest order first (as :func:`fit_legendre` returns).
+    threads : int, optional
+        OpenMP threads (None: all).
+
     Returns
     -------
     ndarray, shape (nspec, n)

@@ -71,7 +71,7 @@ import os
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from numpy.typing import NDArray
@@ -86,6 +86,7 @@ from .boxes import (
 )
 from .errors import fit_quality
 from .posterior import (
+    FitContext,
     LibraryPass,
     LogProbability,
     SamplingProblem,
@@ -296,9 +297,28 @@ def initial_positions(lnprob: LogProbability, candidates: NDArray, weights: NDAr
     """``nwalkers`` starting points drawn from weighted candidate positions (ncand, ndim),
     jittered and kept inside the box, each with a finite log posterior.
 
-    ``jitter`` is the standard deviation of the jitter per parameter (parameter units);
-    None: ``init_spread`` × the box width. Candidates are drawn without replacement when
-    at least twice ``nwalkers`` of them have a positive weight.
+    Candidates are drawn without replacement when at least twice ``nwalkers`` of them have
+    a positive weight.
+
+    Parameters
+    ----------
+    lnprob : LogProbability
+        The log posterior (box of the sampled parameters).
+    candidates : ndarray, shape (ncand, ndim)
+        Candidate positions.
+    weights : ndarray, shape (ncand,)
+        Their weights (non-finite or <= 0: never drawn).
+    settings : McmcSettings
+        ``nwalkers`` and ``init_spread``.
+    rng : numpy.random.Generator
+        Random numbers.
+    jitter : ndarray, shape (ndim,), optional
+        Standard deviation of the jitter per parameter (parameter units); None:
+        ``init_spread`` × the box width.
+
+    Returns
+    -------
+    ndarray, shape (nwalkers, ndim)
     """
     nw, ndim = settings.nwalkers, lnprob.ndim
     width = lnprob.hi - lnprob.lo
@@ -331,9 +351,21 @@ def refined_start(prob: SamplingProblem, settings: McmcSettings, rng: np.random.
     standard deviation; with ``settings.start == "library"``, or when the refinement finds
     no finite posterior, from the library candidates (jitter ``init_spread`` × box width).
 
-    Returns the positions and a record: ``start`` ("refined" or "library"), and for a
-    refined start the refinement's ``start_ess``, ``start_evaluations`` and
-    ``start_converged``.
+    Parameters
+    ----------
+    prob : SamplingProblem
+        The SED's sampling problem (:func:`pixedfit.fitting.posterior.sampling_problem`).
+    settings : McmcSettings
+        ``start``, ``refine``, ``seed``, ``nwalkers`` and ``init_spread``.
+    rng : numpy.random.Generator
+        Random numbers of the draws.
+
+    Returns
+    -------
+    positions : ndarray, shape (nwalkers, ndim)
+    record : dict
+        ``start`` ("refined" or "library"), and for a refined start the refinement's
+        ``start_ess``, ``start_evaluations`` and ``start_converged``.
     """
     lnprob = prob.lnprob
     if settings.start == "refined":
@@ -373,6 +405,20 @@ def chain_autocorr(chain: NDArray, settings: McmcSettings
     is estimated again on the chain after it. emcee's estimator, windowed
     (``integrated_time(..., tol=0)``: no exception for short chains); NaN when fewer than 4
     steps remain.
+
+    Parameters
+    ----------
+    chain : ndarray, shape (nsteps, nwalkers, ndim)
+        The chain.
+    settings : McmcSettings
+        ``nsteps``, ``nsteps_cut`` and ``burn_tau``.
+
+    Returns
+    -------
+    tau : ndarray, shape (ndim,)
+        Autocorrelation time of each parameter, steps.
+    burn : int
+        Burn-in, steps.
     """
     import emcee
 
@@ -404,7 +450,24 @@ CHAIN_STEP_OVERHEAD = 8192
 def chain_file_bytes(ndim: int, nwalkers: int, nsteps: int, running: bool = False) -> int:
     """Upper bound of the size (bytes) of emcee's HDF5 chain file of ``nsteps`` steps: the
     positions and log probabilities in float64 (+ 50 % for HDF5's chunks, + 64 kB), and
-    while the chain is being written (``running``) :data:`CHAIN_STEP_OVERHEAD` per step."""
+    while the chain is being written (``running``) :data:`CHAIN_STEP_OVERHEAD` per step.
+
+    Parameters
+    ----------
+    ndim : int
+        Sampled parameters.
+    nwalkers : int
+        Walkers.
+    nsteps : int
+        Steps of the chain.
+    running : bool
+        Count the overhead of a chain being written.
+
+    Returns
+    -------
+    int
+        Bytes.
+    """
     data = int(1.5 * nsteps * nwalkers * (ndim + 1) * 8) + 65536
     return data + (CHAIN_STEP_OVERHEAD * nsteps if running else 0)
 
@@ -457,11 +520,23 @@ def run_mcmc(lnprob: LogProbability, start: Any, settings: McmcSettings) -> dict
     chain up to it, so a run resumed from a backend (which replays the decisions on the
     stored steps) gives the same chain as an uninterrupted one.
 
-    Returns a dict: ``chain`` (nsteps, nwalkers, ndim), ``lnprob`` (nsteps, nwalkers),
-    ``samples`` (nsamp, ndim) and ``samples_lnprob`` after burn-in and thinning,
-    ``acceptance`` (nwalkers,), ``autocorr`` (ndim,), ``burn`` and ``thin`` (steps),
-    ``converged`` (the autocorrelation criterion is met), ``segments``, ``tau_history``
-    (τ_max after each segment) and ``resumed_at`` (steps found in the backend).
+    Parameters
+    ----------
+    lnprob : LogProbability
+        The log posterior.
+    start : ndarray, shape (nwalkers, ndim), or callable
+        Starting positions, or a function returning them.
+    settings : McmcSettings
+        Walkers, steps, seed, backend and the convergence criterion.
+
+    Returns
+    -------
+    dict
+        ``chain`` (nsteps, nwalkers, ndim), ``lnprob`` (nsteps, nwalkers), ``samples``
+        (nsamp, ndim) and ``samples_lnprob`` after burn-in and thinning, ``acceptance``
+        (nwalkers,), ``autocorr`` (ndim,), ``burn`` and ``thin`` (steps), ``converged``
+        (the autocorrelation criterion is met), ``segments``, ``tau_history`` (τ_max after
+        each segment) and ``resumed_at`` (steps found in the backend).
     """
     import emcee
 
@@ -482,7 +557,7 @@ def run_mcmc(lnprob: LogProbability, start: Any, settings: McmcSettings) -> dict
 
     history: list[float] = []
     if settings.fixed:
-        n = int(settings.nsteps)
+        n = int(cast(int, settings.nsteps))  # fixed: a number of steps
         advance(n)
         tau, burn = chain_autocorr(sampler.get_chain()[:n], settings)
         segments = 1
@@ -535,7 +610,22 @@ def run_mcmc(lnprob: LogProbability, start: Any, settings: McmcSettings) -> dict
 
 
 def check_chain(run: dict[str, Any], settings: McmcSettings, names: Sequence[str]) -> list[str]:
-    """Diagnostics messages (and :class:`MCMCShortChainWarning`) for a finished run."""
+    """Diagnostics messages (and :class:`MCMCShortChainWarning`) for a finished run.
+
+    Parameters
+    ----------
+    run : dict
+        The run (:func:`run_mcmc`).
+    settings : McmcSettings
+        Its settings (``tau_factor``, ``tau_rtol``, ``max_steps``).
+    names : sequence of str
+        Names of the sampled parameters, for the messages.
+
+    Returns
+    -------
+    list of str
+        The messages (empty for a chain that passes the checks).
+    """
     notes = []
     n_after = run["nsteps"] - run["burn"]
     tau = run["autocorr"]
@@ -562,18 +652,39 @@ def check_chain(run: dict[str, Any], settings: McmcSettings, names: Sequence[str
     return notes
 
 
-def fit_one(ctx: Any, lp: LibraryPass, obs: NDArray | None, err: NDArray | None,
+def fit_one(ctx: FitContext, lp: LibraryPass, obs: NDArray | None, err: NDArray | None,
             z: float | None, spectral: Any, area_kpc2: float | None,
             settings: McmcSettings, upper: NDArray | None = None) -> Any:
     """MCMC fit of one SED (photometry and/or spectrum) started from a library pass.
 
-    ``ctx`` is the fit context of :mod:`pixedfit.fitting.drivers` (library, model,
-    filters, priors, settings); ``obs``, ``err`` and ``upper`` are the observations as
-    fitted (:class:`~pixedfit.fitting.errors.Observations`: total errors, +inf for a
-    dropped band, upper-limit flags). Returns a :class:`~pixedfit.fitting.results.FitResult`
-    whose ``ess`` is nwalkers × (steps after burn-in) / τ_max, ``n_model_evaluations``
-    counts the start's refinement and the chain, ``rounds`` the chain segments and
-    ``converged`` says whether the autocorrelation criterion was met.
+    Parameters
+    ----------
+    ctx : fit context
+        The fit context of :mod:`pixedfit.fitting.drivers` (library, model, filters,
+        priors, settings).
+    lp : LibraryPass
+        The SED's library pass.
+    obs, err : ndarray, shape (nband,), or None
+        Observations as fitted (:class:`~pixedfit.fitting.errors.Observations`: f_λ in
+        erg s⁻¹ cm⁻² Å⁻¹, total errors, +inf for a dropped band); None for a spectrum
+        alone.
+    z : float or None
+        Redshift (None: sampled).
+    spectral : SpectralLikelihood or None
+        The spectrum's likelihood.
+    area_kpc2 : float or None
+        Area of the SED (kpc²), for surface-density priors.
+    settings : McmcSettings
+        Walkers, steps, seed, backend and the start's refinement.
+    upper : ndarray of bool, shape (nband,), optional
+        Bands that are upper limits.
+
+    Returns
+    -------
+    FitResult
+        Its ``ess`` is nwalkers × (steps after burn-in) / τ_max, ``n_model_evaluations``
+        counts the start's refinement and the chain, ``rounds`` the chain segments and
+        ``converged`` says whether the autocorrelation criterion was met.
     """
     has_phot = obs is not None
     max_cand = 4 * settings.nwalkers
@@ -625,7 +736,7 @@ def fit_one(ctx: Any, lp: LibraryPass, obs: NDArray | None, err: NDArray | None,
         "spectral_clipped": lp.nclip,
         "spectral_template_limited": None if spectral is None else spectral.template_limited,
         **fit_quality(float(post["chi2_min"]),
-                      (int(np.isfinite(err).sum()) if has_phot else 0)
+                      (int(np.isfinite(cast("NDArray", err)).sum()) if has_phot else 0)
                       + (spectral.npix if spectral is not None else 0), len(free)),
     }
     tau = np.asarray(run["autocorr"], dtype=np.float64)
@@ -646,10 +757,22 @@ OPTION_KEYS = ("max_steps", "tau_factor", "tau_rtol", "check_every", "burn_tau",
 def option_settings(options: Mapping[str, Any] | None, refine: Any = True) -> dict[str, Any]:
     """McmcSettings keywords from the drivers' ``mcmc_options`` mapping and ``refine``.
 
-    ``refine=False`` starts the walkers from the library (``start="library"``, unless the
-    options say otherwise); an :class:`~pixedfit.fitting.adaptive.AdaptiveSettings` sets
-    the refinement of the start. Raises TypeError / ValueError naming ``mcmc_options`` and
-    the key for anything else than a mapping of :data:`OPTION_KEYS`.
+    Raises TypeError / ValueError naming ``mcmc_options`` and the key for anything else
+    than a mapping of :data:`OPTION_KEYS`.
+
+    Parameters
+    ----------
+    options : mapping, optional
+        The drivers' ``mcmc_options`` (keys :data:`OPTION_KEYS`).
+    refine : bool or AdaptiveSettings
+        False starts the walkers from the library (``start="library"``, unless the options
+        say otherwise); an :class:`~pixedfit.fitting.adaptive.AdaptiveSettings` sets the
+        refinement of the start.
+
+    Returns
+    -------
+    dict
+        Keywords of :class:`McmcSettings`.
     """
     if options is None:
         options = {}

@@ -58,7 +58,7 @@ import threading
 import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from numpy.typing import NDArray
@@ -74,6 +74,7 @@ from .boxes import (
 )
 from .errors import fit_quality
 from .posterior import (
+    FitContext,
     LibraryPass,
     LogProbability,
     _box,
@@ -192,7 +193,19 @@ class NestedSettings:
     def from_any(cls, value: NestedSettings | Mapping[str, Any] | None, **override: Any
                  ) -> NestedSettings:
         """Settings from an instance, a mapping of field names, or None (defaults), with
-        ``override`` applied; unknown names raise ValueError naming them."""
+        ``override`` applied; unknown names raise ValueError naming them.
+
+        Parameters
+        ----------
+        value : NestedSettings, mapping or None
+            The settings, or field name → value, or None for the defaults.
+        **override
+            Fields set over ``value`` (e.g. ``seed``, ``progress``).
+
+        Returns
+        -------
+        NestedSettings
+        """
         if value is None:
             base: dict[str, Any] = {}
         elif isinstance(value, NestedSettings):
@@ -228,6 +241,13 @@ def log_prior_normalisation(lnprob: LogProbability, area_kpc2: float | None = No
     per parameter; 801² for pairs tied by a joint prior with the mass or by the age limit
     of a free redshift); priors of fixed parameters enter with their density at the fixed
     value.
+
+    Parameters
+    ----------
+    lnprob : LogProbability
+        The log posterior the sampler explores (free parameters, box, priors).
+    area_kpc2 : float, optional
+        Area of the SED (kpc²), for surface-density priors.
 
     Returns
     -------
@@ -370,7 +390,8 @@ def _nautilus_threads() -> Iterator[None]:
     import nautilus.sampler
     import threadpoolctl
 
-    cached = getattr(threadpoolctl, "get_cached_controller", None)  # threadpoolctl >= 3.5
+    # threadpoolctl >= 3.5 (threadpoolctl is untyped)
+    cached: Any = getattr(threadpoolctl, "get_cached_controller", None)
 
     def limits(limits: int | None = None, user_api: str | None = None) -> Any:
         return cached().limit(limits=limits, user_api=user_api)
@@ -400,17 +421,37 @@ def _nautilus_threads() -> Iterator[None]:
 
 
 # --------------------------------------------------------------------------- one SED
-def fit_one(ctx: Any, lp: LibraryPass, obs: NDArray | None, err: NDArray | None,
+def fit_one(ctx: FitContext, lp: LibraryPass, obs: NDArray | None, err: NDArray | None,
             z: float | None, spectral: Any, area_kpc2: float | None,
             settings: NestedSettings, upper: NDArray | None = None) -> Any:
-    """Nested-sampling fit of one SED (photometry and/or spectrum); ``upper`` flags the
-    bands that are upper limits (see :mod:`pixedfit.fitting.errors`).
+    """Nested-sampling fit of one SED (photometry and/or spectrum).
 
-    ``ctx`` is the fit context of :mod:`pixedfit.fitting.drivers` (library, model,
-    filters, priors, settings); ``lp`` the library pass (its redshift grid bounds a free
-    redshift; a spectrum's sigma clipping was done there). Returns a
-    :class:`~pixedfit.fitting.results.FitResult` with ``method="nested"`` and
-    ``ln_evidence``.
+    Parameters
+    ----------
+    ctx : fit context
+        The fit context of :mod:`pixedfit.fitting.drivers` (library, model, filters,
+        priors, settings).
+    lp : LibraryPass
+        The library pass (its redshift grid bounds a free redshift; a spectrum's sigma
+        clipping was done there).
+    obs, err : ndarray, shape (nband,), or None
+        Observations as fitted (f_λ, erg s⁻¹ cm⁻² Å⁻¹, and total errors); None for a
+        spectrum alone.
+    z : float or None
+        Redshift (None: free).
+    spectral : SpectralLikelihood or None
+        The spectrum's likelihood.
+    area_kpc2 : float or None
+        Area of the SED (kpc²), for surface-density priors.
+    settings : NestedSettings
+        Sampler settings.
+    upper : ndarray of bool, shape (nband,), optional
+        Bands that are upper limits (see :mod:`pixedfit.fitting.errors`).
+
+    Returns
+    -------
+    FitResult
+        With ``method="nested"`` and ``ln_evidence``.
     """
     import nautilus
 
@@ -427,8 +468,8 @@ def fit_one(ctx: Any, lp: LibraryPass, obs: NDArray | None, err: NDArray | None,
     s = ctx.settings
     cosmo, H0, Om0 = s.get("cosmo"), s.get("H0", 70.0), s.get("Om0", 0.3)
     age_limit = s.get("max_age_universe", True)
-    mass_box = (data_mass_box(ctx, lp, obs, err, z, settings.log_mass_to_light)
-                if has_phot else None)
+    mass_box = (data_mass_box(ctx, lp, cast("NDArray", obs), cast("NDArray", err), z,
+                              settings.log_mass_to_light) if has_phot else None)
 
     def box(name: str) -> tuple[float, float]:
         lo, hi = _box(ctx, name, lp, mass_box)
@@ -512,7 +553,8 @@ def fit_one(ctx: Any, lp: LibraryPass, obs: NDArray | None, err: NDArray | None,
         "spectral_template_limited": None if spectral is None else spectral.template_limited,
     }
     diagnostics.update(fit_quality(float(post["chi2_min"]),
-                                   (int(np.isfinite(err).sum()) if obs is not None else 0)
+                                   (int(np.isfinite(cast("NDArray", err)).sum())
+                                    if obs is not None else 0)
                                    + (spectral.npix if spectral is not None else 0),
                                    len(lnprob.free)))
     return FitResult(method="nested", **post, ln_evidence=ln_z,

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import numpy as np
 from numpy.typing import NDArray
@@ -29,12 +29,73 @@ from .boxes import (
 from .errors import chi2_terms, scale_fit
 from .priors import DEFAULT_RANGES, MASS_SCALED, PriorSet
 
+if TYPE_CHECKING:
+    from ..library import ModelLibrary, ModelPhotometry
+    from ..sps import SEDModel
+    from .rdsps import RdspsResult
+
 __all__ = ["LibraryPass", "LogProbability", "SamplingProblem", "build_log_probability",
            "data_mass_box", "derived_logs", "posterior_products", "sampling_problem"]
 
 
+class FitContext(Protocol):
+    """What the samplers need of a fit's context (the drivers' ``_Context``, see
+    :mod:`pixedfit.fitting.drivers`): the library, the model, the bands, the priors and the
+    settings of one run."""
+
+    @property
+    def library(self) -> ModelLibrary:
+        """The model library."""
+        ...
+
+    @property
+    def model(self) -> SEDModel | None:
+        """The library's SEDModel (None: the library records no complete configuration)."""
+        ...
+
+    @property
+    def filters(self) -> list[str]:
+        """The bands of the photometry."""
+        ...
+
+    @property
+    def priors(self) -> PriorSet:
+        """The priors of the fit."""
+        ...
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """The run's settings (likelihood, error model, cosmology, …)."""
+        ...
+
+    @property
+    def threads(self) -> int | None:
+        """Threads of the model computations."""
+        ...
+
+    def age_prior(self, z: float | None) -> NDArray[np.float64] | None:
+        """ln prior (0 or −inf) of the library models from the age of the universe at z."""
+        ...
+
+    def config(self) -> dict[str, Any]:
+        """The run's configuration, for the results."""
+        ...
+
+
 def derived_logs(model: Any, derived: Mapping[str, NDArray]) -> dict[str, NDArray]:
-    """piXedfit-named log derived quantities (absolute: for the models' own masses)."""
+    """piXedfit-named log derived quantities (absolute: for the models' own masses).
+
+    Parameters
+    ----------
+    model : SEDModel
+        The model (whether it has dust emission and an AGN).
+    derived : mapping str → ndarray
+        Derived quantities of a batch (:attr:`pixedfit.sps.RestSpectrum.derived`).
+
+    Returns
+    -------
+    dict of str to ndarray
+    """
     return derived_table(model, derived)
 
 
@@ -87,7 +148,7 @@ class LogProbability:
         self.filters = list(filters) if filters else []
         self.obs = obs
         self.err = None if err is None else np.asarray(err, dtype=np.float64)
-        self.ivar = None if err is None else 1.0 / self.err**2
+        self.ivar = None if err is None else 1.0 / cast("NDArray[np.float64]", self.err)**2
         self.upper = (None if upper is None or not np.any(upper)
                       else np.asarray(upper, dtype=bool))
         self.spectral = spectral
@@ -156,17 +217,30 @@ class LogProbability:
                  | None = None) -> tuple[NDArray, dict]:
         """Log posterior of walker positions (n, ndim) and, with ``extras``, model outputs.
 
-        ``extras`` holds ``chi2``, ``photometry`` (n, nband), ``derived`` (log quantities,
-        absolute), ``scale`` (profiled spectral normalisation) and ``spec_model`` /
-        ``spec_factor`` (n, npix) for spectral fits.
+        Parameters
+        ----------
+        theta : ndarray, shape (n, ndim) or (ndim,)
+            Positions in the sampled parameters (:attr:`free`).
+        extras : bool
+            Also return the model outputs of the m positions inside the box: ``index``
+            (their rows), ``chi2``, ``photometry`` (m, nband), ``values`` (parameters and
+            log derived quantities, absolute), ``scale`` (profiled spectral normalisation)
+            and ``spec_model`` / ``spec_factor`` (m, npix) for spectral fits.
+        mass_proposal : callable, optional
+            Photometric fits with ``log_mass`` sampled: draws ``log_mass`` given the rest of
+            each position, from the model photometry the position's own ``log_mass`` gives.
+            It is called as ``mass_proposal(photometry (m, nband), log_mass (m,))`` for the
+            m positions inside the box and returns the new log masses (m,) and their log
+            proposal densities (m,, per dex). The model scales exactly with the mass, so no
+            second model evaluation is needed; the posterior is that of the new positions,
+            returned in ``extras`` as ``theta`` (m, ndim) with ``log_q_mass``.
 
-        ``mass_proposal`` (photometric fits with ``log_mass`` sampled) draws ``log_mass``
-        given the rest of each position, from the model photometry the position's own
-        ``log_mass`` gives: it is called as ``mass_proposal(photometry (m, nband),
-        log_mass (m,))`` for the m positions inside the box and returns the new log masses
-        (m,) and their log proposal densities (m,, per dex). The model scales exactly with
-        the mass, so no second model evaluation is needed; the posterior is that of the new
-        positions, returned in ``extras`` as ``theta`` (m, ndim) with ``log_q_mass``.
+        Returns
+        -------
+        lnp : ndarray, shape (n,)
+            Log posterior (−inf outside the box or the priors).
+        extras : dict
+            The model outputs (empty without ``extras``).
         """
         theta = np.array(theta, dtype=np.float64, ndmin=2)
         n = theta.shape[0]
@@ -197,7 +271,9 @@ class LogProbability:
                 phot = phot * 10.0 ** mass_shift[:, None]
                 sub[:, 0] += mass_shift
                 theta[idx, self.im] = sub[:, 0]
-            chi2 += chi2_terms(phot, self.obs, self.err, self.upper)
+            # photometric fits (filters) have observations
+            chi2 += chi2_terms(phot, cast("NDArray", self.obs), cast("NDArray", self.err),
+                               self.upper)
         scale = np.ones(idx.size)
         spec = None
         if self.spectral is not None:
@@ -208,7 +284,8 @@ class LogProbability:
             scale = spec["scale"]
             if derived_raw is None:
                 derived_raw = der_s
-        logs = derived_logs(self.model, derived_raw)
+        # from the photometry or the spectrum: a fit has one or both
+        logs = derived_logs(self.model, cast("dict[str, NDArray]", derived_raw))
         if mass_shift is not None:  # the derived quantities came from the old masses
             logs = {k: (v + mass_shift if k in MASS_SCALED else v) for k, v in logs.items()}
         if self.spectral is not None and not self.filters:
@@ -249,7 +326,28 @@ def component_percentiles(model: Any, params: NDArray, z: float, spectral_scale:
                           threads: int | None = None) -> tuple[NDArray, dict[str, NDArray]]:
     """Observed-frame wavelengths and p16/p50/p84 (3, nwave) of the total and component
     spectra of a batch of parameter arrays (n, 16) at redshift ``z``, each model multiplied
-    by its ``spectral_scale``."""
+    by its ``spectral_scale``.
+
+    Parameters
+    ----------
+    model : SEDModel
+        The model.
+    params : ndarray, shape (n, 16)
+        Parameter arrays (columns :attr:`SEDModel.param_names`).
+    z : float
+        Redshift, > 0.
+    spectral_scale : ndarray, shape (n,)
+        Factor of each model.
+    threads : int, optional
+        Threads of the model computation.
+
+    Returns
+    -------
+    wave : ndarray, shape (nwave,)
+        Observed wavelengths, Å.
+    percentiles : dict of str to ndarray, shape (3, nwave)
+        ``total`` and the non-zero components, f_λ (erg s⁻¹ cm⁻² Å⁻¹).
+    """
     wave, comps = model.observed_components(params, z=z, threads=threads)
     out = {}
     for name in ("total", *COMPONENT_NAMES):
@@ -260,18 +358,46 @@ def component_percentiles(model: Any, params: NDArray, z: float, spectral_scale:
     return wave, out
 
 
-def build_log_probability(ctx: Any, free_all: Sequence[str], box: Any, obs: NDArray | None,
+def build_log_probability(ctx: FitContext, free_all: Sequence[str], box: Any, obs: NDArray | None,
                           err: NDArray | None, z: float | None, *, spectral: Any,
                           area_kpc2: float | None, dz_interp: float,
                           check: Any = None, upper: NDArray | None = None
                           ) -> tuple[LogProbability, dict[str, float]]:
     """The :class:`LogProbability` of one SED and the fixed parameters.
 
-    ``free_all`` lists the candidate parameters; ``box(name)`` gives each one's prior box
-    ``(lo, hi)`` (``lo == hi`` fixes it). The velocity dispersion is added when the
-    spectrum samples it. ``check(ndim)``, if given, validates the sampler settings for
-    the number of sampled parameters; ``upper`` flags the bands that are upper limits.
-    Raises ValueError for priors on unknown quantities.
+    The velocity dispersion is added when the spectrum samples it. Raises ValueError for
+    priors on unknown quantities.
+
+    Parameters
+    ----------
+    ctx : fit context
+        The fit context of :mod:`pixedfit.fitting.drivers` (library, model, filters,
+        priors, settings).
+    free_all : sequence of str
+        The candidate parameters.
+    box : callable
+        ``box(name)`` gives each one's prior box ``(lo, hi)`` (``lo == hi`` fixes it).
+    obs, err : ndarray, shape (nband,), or None
+        Observations as fitted (f_λ, erg s⁻¹ cm⁻² Å⁻¹, and total errors).
+    z : float or None
+        Redshift (None: sampled).
+    spectral : SpectralLikelihood or None
+        The spectrum's likelihood.
+    area_kpc2 : float or None
+        Area of the SED (kpc²), for surface-density priors.
+    dz_interp : float
+        Step of the redshift grid of a free redshift's model photometry.
+    check : callable, optional
+        ``check(ndim)`` validates the sampler settings for the number of sampled
+        parameters.
+    upper : ndarray of bool, shape (nband,), optional
+        Bands that are upper limits.
+
+    Returns
+    -------
+    lnprob : LogProbability
+    fixed : dict of str to float
+        The fixed parameters and their values.
     """
     free: list[str] = []
     fixed: dict[str, float] = {}
@@ -334,7 +460,7 @@ def _equal_weight_subset(nsamp: int, weights: NDArray | None, nmax: int,
     return sub, counts.astype(np.int64)
 
 
-def posterior_products(ctx: Any, lnprob: LogProbability, samples: NDArray,
+def posterior_products(ctx: FitContext, lnprob: LogProbability, samples: NDArray,
                        samples_lnp: NDArray, weights: NDArray | None, *, obs: NDArray | None,
                        err: NDArray | None, z: float | None, spectral: Any, n_sed_samples: int,
                        max_derived_samples: int, rng: np.random.Generator) -> dict[str, Any]:
@@ -397,7 +523,7 @@ def posterior_products(ctx: Any, lnprob: LogProbability, samples: NDArray,
         for k, name in enumerate(stat_names):
             table_s[a : a + idx.size, k] = ex["values"][name]
         if has_phot:
-            phot[a : a + idx.size] = ex["photometry"]
+            cast("NDArray[np.float64]", phot)[a : a + idx.size] = ex["photometry"]
         scales[a : a + idx.size] = ex["scale"]
     # the equal-weight sample: each evaluated sample repeated by its count
     table_e = np.repeat(table_s, counts, axis=0)
@@ -429,7 +555,8 @@ def posterior_products(ctx: Any, lnprob: LogProbability, samples: NDArray,
     arr, zz = lnprob.param_array(samples[sub[pick]])
     z_sed = float(z) if z is not None else float(np.median(zz))
     sed_wave, sed_pct = component_percentiles(ctx.model, arr, z_sed, scales[pick], ctx.threads)
-    photo_pct = (np.percentile(np.repeat(phot, counts, axis=0), [16, 50, 84], axis=0)
+    photo_pct = (np.percentile(np.repeat(cast("NDArray[np.float64]", phot), counts, axis=0),
+                               [16, 50, 84], axis=0)
                  if has_phot else None)
     return {
         "names": tuple(stat_names), **stats, "best": best,
@@ -464,15 +591,15 @@ class LibraryPass:
         Spectral pixels removed by sigma clipping.
     """
 
-    result: Any
-    models: Any
+    result: RdspsResult
+    models: ModelPhotometry
     weights: NDArray[np.float64]
     scales: NDArray[np.float64] | None = None
     chi2_spec: NDArray[np.float64] | None = None
     nclip: int = 0
 
 
-def _box(ctx: Any, name: str, lp: LibraryPass,
+def _box(ctx: FitContext, name: str, lp: LibraryPass,
          mass_box: tuple[float, float] | None) -> tuple[float, float]:
     """Prior box of parameter ``name``: the prior's lo and hi, else the library's generation
     range (``log_mass``: ``mass_box``, from :func:`data_mass_box`; ``z``: the library's
@@ -483,16 +610,19 @@ def _box(ctx: Any, name: str, lp: LibraryPass,
             raise ValueError("log_mass is sampled only in fits with photometry")
         lo, hi = mass_box
     elif name == "z":
-        grid = lp.models.z_grid
+        grid = cast("NDArray[np.float64]", lp.models.z_grid)  # a free z: on a z grid
         lo, hi = float(grid.min()), float(grid.max())
     else:
-        lo, hi = ctx.library.ranges.get(name, DEFAULT_RANGES.get(name, (None, None)))
+        # (None, None) for an unknown range: refused just below
+        lo, hi = cast("tuple[float, float]",
+                      ctx.library.ranges.get(name, DEFAULT_RANGES.get(name, (None, None))))
         if lo is None:
             raise ValueError(f"no range known for {name!r}: give a prior with lo and hi")
     if prior is not None:
         lo = prior.lo if prior.lo is not None else lo
         hi = prior.hi if prior.hi is not None else hi
-    if name in (limits := ctx.model.param_limits()):  # the model refuses values outside
+    # the samplers need the model (checked by their callers); it refuses values outside
+    if name in (limits := cast("SEDModel", ctx.model).param_limits()):
         lo, hi = max(lo, limits[name][0]), min(hi, limits[name][1])
     elif name == "z":
         lo = max(lo, 1e-4)
@@ -502,12 +632,31 @@ def _box(ctx: Any, name: str, lp: LibraryPass,
     return float(lo), float(hi)
 
 
-def data_mass_box(ctx: Any, lp: LibraryPass, obs: NDArray, err: NDArray, z: float | None,
+def data_mass_box(ctx: FitContext, lp: LibraryPass, obs: NDArray, err: NDArray, z: float | None,
                   log_mass_to_light: tuple[float, float]) -> tuple[float, float]:
     """The ``log_mass`` prior box of a photometric fit from the data alone
     (:func:`~pixedfit.fitting.boxes.log_mass_box` over the bands fitted, at ``z`` or the two
     ends of the library's redshift grid); a ``log_mass`` prior's lo and hi replace it (in
-    :func:`_box`)."""
+    :func:`_box`).
+
+    Parameters
+    ----------
+    ctx : fit context
+        The fit context (filters, settings).
+    lp : LibraryPass
+        The library pass (its redshift grid for a free redshift).
+    obs, err : ndarray, shape (nband,)
+        Observations as fitted (f_λ, erg s⁻¹ cm⁻² Å⁻¹; +inf errors for dropped bands).
+    z : float or None
+        Redshift (None: free).
+    log_mass_to_light : (float, float)
+        Range of log M/L (log M☉ / L☉) of the box.
+
+    Returns
+    -------
+    (float, float)
+        The box of log_mass, log M☉.
+    """
     zlo, zhi = (z, z) if z is not None else _box(ctx, "z", lp, None)
     use = np.isfinite(err)
     s = ctx.settings
@@ -612,7 +761,7 @@ def _smallest_first(values: NDArray, n: int) -> NDArray[np.int64]:
     return pool[np.argsort(values[pool], kind="stable")[:n]]
 
 
-def sampling_problem(ctx: Any, lp: LibraryPass, obs: NDArray | None, err: NDArray | None,
+def sampling_problem(ctx: FitContext, lp: LibraryPass, obs: NDArray | None, err: NDArray | None,
                      z: float | None, *, spectral: Any, area_kpc2: float | None,
                      max_candidates: int, dz_interp: float = 0.001,
                      upper: NDArray | None = None,
@@ -621,12 +770,38 @@ def sampling_problem(ctx: Any, lp: LibraryPass, obs: NDArray | None, err: NDArra
     """Set up the sampled parameters, prior box, log posterior and library candidates of
     one SED (photometry and/or spectrum) from its library pass.
 
-    ``ctx`` is the fit context of :mod:`pixedfit.fitting.drivers` (library, model,
-    filters, priors, settings); ``obs``, ``err`` and ``upper`` are the observations as
-    fitted (:class:`~pixedfit.fitting.errors.Observations`: total errors, +inf for a
-    dropped band, upper-limit flags); at most ``max_candidates`` library models are kept.
     The ``log_mass`` box comes from the data and ``log_mass_to_light``
     (:mod:`pixedfit.fitting.boxes`), never from the library.
+
+    Parameters
+    ----------
+    ctx : fit context
+        The fit context of :mod:`pixedfit.fitting.drivers` (library, model, filters,
+        priors, settings).
+    lp : LibraryPass
+        The SED's library pass.
+    obs, err : ndarray, shape (nband,), or None
+        Observations as fitted (:class:`~pixedfit.fitting.errors.Observations`: f_λ in
+        erg s⁻¹ cm⁻² Å⁻¹, total errors, +inf for a dropped band); None for a spectrum
+        alone.
+    z : float or None
+        Redshift (None: sampled).
+    spectral : SpectralLikelihood or None
+        The spectrum's likelihood.
+    area_kpc2 : float or None
+        Area of the SED (kpc²), for surface-density priors.
+    max_candidates : int
+        Library models kept as candidates, at most.
+    dz_interp : float
+        Step of the redshift grid of a free redshift's model photometry.
+    upper : ndarray of bool, shape (nband,), optional
+        Bands that are upper limits.
+    log_mass_to_light : (float, float)
+        Range of log M/L (log M☉ / L☉) of the data's log_mass box.
+
+    Returns
+    -------
+    SamplingProblem
     """
     model = ctx.model
     if model is None:
@@ -647,16 +822,18 @@ def sampling_problem(ctx: Any, lp: LibraryPass, obs: NDArray | None, err: NDArra
     if has_phot:
         flux = lp.models.flux[iz, :, im]  # (ncand, nband)
         # the normalisation follows the detected bands (as RDSPS); masked bands do not count
-        s = scale_fit(flux, obs, err, None if upper is None else ~np.asarray(upper, bool))[0]
-    else:
-        s = lp.scales[im]
+        s = scale_fit(flux, cast("NDArray", obs), cast("NDArray", err),
+                      None if upper is None else ~np.asarray(upper, bool))[0]
+    else:  # a spectrum-only library pass has the profiled scales
+        s = cast("NDArray[np.float64]", lp.scales)[im]
     with np.errstate(divide="ignore", invalid="ignore"):
         cand_mass = np.log10(np.where(s > 0, s, np.nan))
     good = np.isfinite(cand_mass)
     order, im, iz, cand_mass = order[good], im[good], iz[good], cand_mass[good]
     if order.size == 0:
         raise ValueError("no library model fits with a positive normalisation")
-    mass_box = (data_mass_box(ctx, lp, obs, err, z, log_mass_to_light) if has_phot
+    mass_box = (data_mass_box(ctx, lp, cast("NDArray", obs), cast("NDArray", err), z,
+                              log_mass_to_light) if has_phot
                 else None)
 
     derived_names = list(ctx.library.derived)
@@ -670,7 +847,7 @@ def sampling_problem(ctx: Any, lp: LibraryPass, obs: NDArray | None, err: NDArra
         if name == "log_mass":
             cand[:, j] = cand_mass
         elif name == "z":
-            cand[:, j] = lp.models.z_grid[iz]
+            cand[:, j] = cast("NDArray[np.float64]", lp.models.z_grid)[iz]  # free z: a grid
         elif name == "veldisp":
             cand[:, j] = spectral.spectrum.veldisp
         else:
@@ -679,7 +856,8 @@ def sampling_problem(ctx: Any, lp: LibraryPass, obs: NDArray | None, err: NDArra
                   + (["veldisp"] if "veldisp" in free else []))
     starts = None
     if has_phot and lp.models.nz == 1 and spectral is None:
-        idx, scale = _lowest_chi2(lp, obs, err, upper, ctx.age_prior(z), N_START_POOL)
+        idx, scale = _lowest_chi2(lp, cast("NDArray", obs), cast("NDArray", err), upper,
+                                  ctx.age_prior(z), N_START_POOL)
         starts = np.empty((idx.size, len(free)))
         for j, name in enumerate(free):
             starts[:, j] = np.log10(scale) if name == "log_mass" else table[name][idx]

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -109,7 +109,18 @@ class Prior(ABC):
         """Untruncated log-density (up to a constant)."""
 
     def with_range(self, lo: float, hi: float) -> Prior:
-        """A copy whose open ends are closed with ``lo`` / ``hi``."""
+        """A copy whose open ends are closed with ``lo`` / ``hi``.
+
+        Parameters
+        ----------
+        lo, hi : float
+            Ends used where this prior has none (``lo`` / ``hi`` None).
+
+        Returns
+        -------
+        Prior
+            The copy (this prior is unchanged).
+        """
         clone = object.__new__(type(self))
         clone.__dict__.update(self.__dict__)
         clone.lo = lo if self.lo is None else self.lo
@@ -269,7 +280,21 @@ class JointWithMass(Prior):
         return np.zeros_like(x)
 
     def logpdf_given_mass(self, x: ArrayLike, log_mass: ArrayLike) -> NDArray[np.float64]:
-        """Log density of ``param`` = x for models of (normalised) ``log_mass``."""
+        """Log density of ``param`` = x for models of (normalised) ``log_mass``.
+
+        Parameters
+        ----------
+        x : array_like
+            Values of ``param``.
+        log_mass : array_like
+            log M☉ (or log M☉ kpc⁻² with ``mass_surface_density``) of the models,
+            broadcast against ``x``.
+
+        Returns
+        -------
+        ndarray
+            ln p(x | log_mass), including the range of this prior.
+        """
         mu = np.interp(np.asarray(log_mass, dtype=np.float64), self.log_mass, self.param_values)
         u = (np.asarray(x, dtype=np.float64) - mu) / self.scale
         return self.logpdf(x) - 0.5 * u * u - math.log(self.scale * math.sqrt(2 * math.pi))
@@ -320,7 +345,7 @@ class PriorSet:
     def __getitem__(self, name: str) -> Prior:
         return self._priors[name]
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Prior]:
         return iter(self._priors.values())
 
     def __len__(self) -> int:

@@ -33,6 +33,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import cast
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -264,7 +265,7 @@ def rdsps(
     ln_prior_z = None
     z_values = None
     if models.nz > 1:
-        z_values = models.z_grid
+        z_values = cast("NDArray[np.float64]", models.z_grid)  # nz > 1: on a z grid
         if "z" in prior_set:
             zp = _closed(prior_set["z"], float(z_values.min()), float(z_values.max()))
             ln_prior_z = zp.logpdf(z_values)
@@ -291,7 +292,7 @@ def rdsps(
             raise ValueError(f"ln_prior_extra must hold {models.nmod} values < +inf, no NaN")
         ln_prior = ln_prior + extra
         model_prior = True
-    keep = slice(None)  # models the priors allow: all, or an index array
+    keep: slice | NDArray[np.intp] = slice(None)  # models the priors allow: all, or an index array
     sub = models
     ln_share = 0.0  # ln of the share of the library the priors allow, when not copied out
     if model_prior:
@@ -332,11 +333,12 @@ def rdsps(
     best_z = np.full(nsed, np.nan)
     if models.nz > 1:
         ok = raw["best_z"] >= 0
-        best_z[ok] = models.z_grid[raw["best_z"][ok]]
-    weights = None
+        best_z[ok] = cast("NDArray[np.float64]", models.z_grid)[raw["best_z"][ok]]
+    weights: NDArray[np.float32] | None = None
     if return_weights:
         weights = np.zeros((nsed, models.nz, models.nmod), dtype=np.float32)
-        weights[:, :, keep] = raw["weights"].reshape(nsed, models.nz, sub.nmod)
+        weights[:, :, keep] = cast("NDArray[np.float32]", raw["weights"]).reshape(
+            nsed, models.nz, sub.nmod)
         weights = weights.reshape(nsed, -1)
     return RdspsResult(
         names=stat_names,

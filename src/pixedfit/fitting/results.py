@@ -48,7 +48,7 @@ import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from astropy.io import fits
@@ -225,7 +225,9 @@ class FitResult:
             f["obs"] = np.vstack([self.obs_flux, self.obs_flux_err])
             f["bfit_photo"] = self.bfit_photo
             if self.bfit_spec is not None:
-                f["bfit_spec"] = np.vstack([self.bfit_wave, self.bfit_spec])
+                # a best-fit spectrum comes with its wavelengths
+                f["bfit_spec"] = np.vstack([cast("NDArray[np.float64]", self.bfit_wave),
+                                            self.bfit_spec])
             if self.z_grid is not None:
                 f["z_grid"] = self.z_grid
                 f["z_posterior"] = self.z_posterior
@@ -367,7 +369,7 @@ class FitResult:
         else:
             rows = ["mean", "std"]
             values = [self.mean, self.std]
-        cols = {"rows": rows}
+        cols: dict[str, Any] = {"rows": rows}
         cols.update({name: [float(v[k]) for v in values] for k, name in enumerate(self.names)})
         hdus = [primary]
         if mcmc and self.samples is not None:
@@ -561,7 +563,8 @@ def _canonical(value: Any, depth: int = 0) -> Any:
         return {"type": type(value).__name__, **{
             f.name: _canonical(getattr(value, f.name), depth + 1)
             for f in dataclasses.fields(value)}}
-    if type(value).__repr__ is not object.__repr__:  # e.g. astropy cosmologies
+    # e.g. astropy cosmologies (mypy: type(Any).__repr__ is taken for a bound method)
+    if type(value).__repr__ is not object.__repr__:  # type: ignore[comparison-overlap]
         return repr(value)
     if hasattr(value, "__dict__"):
         return {"type": type(value).__name__, **{
@@ -583,6 +586,7 @@ def library_digest(library: Any) -> str:
     configuration, ranges and seed): the same library gives the same digest wherever its
     file lives; any change of a value gives another."""
     h = hashlib.sha256()
+    arr: NDArray[Any] | None
     for group in ("params", "derived"):
         for name, values in sorted((getattr(library, group, None) or {}).items()):
             arr = np.ascontiguousarray(values, dtype=np.float64)
@@ -675,7 +679,20 @@ class ResultStore:
         return self.path(key).is_file()
 
     def save(self, key: str, result: FitResult) -> Path:
-        """Write ``result`` atomically; returns its path."""
+        """Write ``result`` atomically; returns its path.
+
+        Parameters
+        ----------
+        key : str
+            Name of the SED in the store (e.g. ``"bin12"``).
+        result : FitResult
+            The fit to store.
+
+        Returns
+        -------
+        Path
+            The HDF5 file written.
+        """
         path = self.path(key)
         result.write(path)
         return path

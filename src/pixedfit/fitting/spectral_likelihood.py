@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, TypedDict, cast
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -58,6 +59,19 @@ from ..lines import air_to_vacuum, emission_line_mask
 from ..parallel import resolve_threads
 from ..units import C_AA_PER_S
 from .legendre import fit_legendre
+
+if TYPE_CHECKING:
+    from ..sps import SEDModel
+
+
+class SpectralComparison(TypedDict):
+    """What :meth:`SpectralLikelihood.compare` returns, for n model spectra."""
+
+    chi2: NDArray[np.float64]  # (n,)
+    factor: NDArray[np.float64]  # (n, npix): the multiplicative correction of each model
+    scale: NDArray[np.float64]  # (n,): profiled normalisation c₀ (spectrum-only fits), or 1
+    coeffs: NDArray[np.float64] | None  # (n, order + 1) Legendre coefficients, or None
+    ok: NDArray[np.bool_]  # (n,)
 
 __all__ = ["ObservedSpectrum", "Resolution", "SpectralLikelihood", "library_spectral_chi2",
            "read_sdss_spectrum"]
@@ -86,25 +100,75 @@ class Resolution:
 
     @classmethod
     def velocity(cls, sigma_kms: float, instrumental: bool = True) -> Resolution:
-        """Constant velocity dispersion σ (km s⁻¹)."""
+        """Constant velocity dispersion σ (km s⁻¹).
+
+        Parameters
+        ----------
+        sigma_kms : float
+            σ, km s⁻¹, >= 0.
+        instrumental : bool
+            The instrument's LSF (see the class), or a broadening applied as it is.
+
+        Returns
+        -------
+        Resolution
+        """
         return cls("velocity", _positive(sigma_kms, "sigma_kms", zero_ok=True),
                    instrumental=bool(instrumental))
 
     @classmethod
     def angstrom(cls, sigma_aa: float, instrumental: bool = True) -> Resolution:
-        """Constant Gaussian σ in Å (observed frame)."""
+        """Constant Gaussian σ in Å (observed frame).
+
+        Parameters
+        ----------
+        sigma_aa : float
+            σ, Å, >= 0.
+        instrumental : bool
+            The instrument's LSF (see the class), or a broadening applied as it is.
+
+        Returns
+        -------
+        Resolution
+        """
         return cls("angstrom", _positive(sigma_aa, "sigma_aa", zero_ok=True),
                    instrumental=bool(instrumental))
 
     @classmethod
     def resolving_power(cls, R: float, instrumental: bool = True) -> Resolution:
-        """Resolving power R = λ / FWHM (σ = λ / (2.355 R))."""
+        """Resolving power R = λ / FWHM (σ = λ / (2.355 R)).
+
+        Parameters
+        ----------
+        R : float
+            Resolving power, > 0.
+        instrumental : bool
+            The instrument's LSF (see the class), or a broadening applied as it is.
+
+        Returns
+        -------
+        Resolution
+        """
         return cls("R", _positive(R, "R"), instrumental=bool(instrumental))
 
     @classmethod
     def tabulated(cls, wave: ArrayLike, sigma: ArrayLike,
                   instrumental: bool = True) -> Resolution:
-        """σ(λ) in Å tabulated at observed wavelengths ``wave`` (Å, increasing)."""
+        """σ(λ) in Å tabulated at observed wavelengths ``wave`` (Å, increasing).
+
+        Parameters
+        ----------
+        wave : array_like, shape (n,)
+            Observed wavelengths, Å, increasing (n >= 2).
+        sigma : array_like, shape (n,)
+            σ at ``wave``, Å, >= 0 (linear in between).
+        instrumental : bool
+            The instrument's LSF (see the class), or a broadening applied as it is.
+
+        Returns
+        -------
+        Resolution
+        """
         w = np.asarray(wave, dtype=np.float64)
         s = np.asarray(sigma, dtype=np.float64)
         if w.ndim != 1 or w.shape != s.shape or w.size < 2:
@@ -125,7 +189,9 @@ class Resolution:
         if self.kind == "R":
             return lam / (_FWHM * self.value)
         if self.kind == "lsf":
-            return np.interp(lam, self.wave, self.sigma)
+            # a tabulated LSF has its wavelengths and sigmas
+            return np.interp(lam, cast("NDArray[np.float64]", self.wave),
+                             cast("NDArray[np.float64]", self.sigma))
         raise ValueError(f"unknown resolution kind {self.kind!r}")
 
 
@@ -240,10 +306,22 @@ def read_sdss_spectrum(path: str, wave_range: tuple[float, float] | None = None
                        ) -> tuple[ObservedSpectrum, float]:
     """Read an SDSS ``spec-*.fits`` file (plain or gzipped).
 
-    Returns the spectrum (vacuum wavelengths; f_λ in erg s⁻¹ cm⁻² Å⁻¹; pixels with
-    ``ivar = 0`` or a non-zero ``and_mask`` masked; the tabulated instrumental line-spread
-    function from ``wdisp``, in units of the 10⁻⁴ dex pixels; the stellar velocity
-    dispersion ``VDISP`` of the SDSS pipeline, 0 when unresolved) and the SDSS redshift.
+    Parameters
+    ----------
+    path : str
+        The FITS file.
+    wave_range : (float, float), optional
+        Observed wavelength range to fit, Å.
+
+    Returns
+    -------
+    spectrum : ObservedSpectrum
+        Vacuum wavelengths; f_λ in erg s⁻¹ cm⁻² Å⁻¹; pixels with ``ivar = 0`` or a
+        non-zero ``and_mask`` masked; the tabulated instrumental line-spread function from
+        ``wdisp``, in units of the 10⁻⁴ dex pixels; the stellar velocity dispersion
+        ``VDISP`` of the SDSS pipeline, 0 when unresolved.
+    z : float
+        The SDSS redshift.
     """
     from astropy.io import fits
 
@@ -295,9 +373,10 @@ class SpectralLikelihood:
         OpenMP threads of the kernels.
     """
 
-    def __init__(self, spectrum: ObservedSpectrum, model, z: float, del_wave_nebem: float = 15.0,
-                 poly_order: int | None = 8, clip: float | None = 4.0,
-                 has_photometry: bool = True, threads: int | None = None):
+    def __init__(self, spectrum: ObservedSpectrum, model: SEDModel, z: float,
+                 del_wave_nebem: float = 15.0, poly_order: int | None = 8,
+                 clip: float | None = 4.0, has_photometry: bool = True,
+                 threads: int | None = None) -> None:
         if not isinstance(spectrum, ObservedSpectrum):
             raise TypeError("spectrum must be an ObservedSpectrum")
         if not (z is not None and math.isfinite(z) and z > 0):
@@ -387,9 +466,19 @@ class SpectralLikelihood:
                         ) -> tuple[NDArray, dict]:
         """Observed-frame, smoothed model spectra (n, npix) of parameter arrays (n, 16).
 
-        ``veldisp`` (n,), km s⁻¹: a velocity dispersion per model instead of the
-        spectrum's. Also returns the derived quantities of the batch (see
-        ``SEDModel.rest_spectrum``).
+        Parameters
+        ----------
+        params : ndarray, shape (n, 16)
+            Parameter arrays (columns :attr:`SEDModel.param_names`).
+        veldisp : ndarray, shape (n,), optional
+            A velocity dispersion per model (km s⁻¹) instead of the spectrum's.
+
+        Returns
+        -------
+        flux : ndarray, shape (n, npix)
+            f_λ on the spectrum's pixels, erg s⁻¹ cm⁻² Å⁻¹ per unit normalisation.
+        derived : dict
+            The derived quantities of the batch (see ``SEDModel.rest_spectrum``).
         """
         rest = self.model.rest_spectrum(params, threads=self.threads)
         flux = np.atleast_2d(rest.flux)[:, self.window] * self._factor
@@ -409,7 +498,7 @@ class SpectralLikelihood:
         derived = {k: np.atleast_1d(v) for k, v in rest.derived.items()}
         return out, derived
 
-    def compare(self, model_pix: NDArray[np.float64]) -> dict[str, NDArray]:
+    def compare(self, model_pix: NDArray[np.float64]) -> SpectralComparison:
         """χ² of model spectra (n, npix) against the data, with the Legendre step.
 
         Returns a dict: ``chi2`` (n,), ``factor`` (n, npix) the multiplicative correction
@@ -429,9 +518,10 @@ class SpectralLikelihood:
             with np.errstate(divide="ignore", invalid="ignore"):
                 y = np.where(pos, self.flux / np.where(pos, m, 1.0), 0.0)
             weights = np.where(pos, m * m * w, 0.0)
-            fit = fit_legendre(self.wave, y, weights, order=int(self.poly_order),
+            fit = fit_legendre(self.wave, y, weights,
+                               order=int(cast(int, self.poly_order)),  # use_poly: an order
                                threads=self.threads)
-            factor = fit.model
+            factor = cast("NDArray[np.float64]", fit.model)  # return_model=True (default)
             coeffs = fit.coeffs
             ok = fit.ok & np.all(np.isfinite(factor), axis=1)
             factor = np.where(ok[:, None], factor, 1.0)
@@ -449,6 +539,18 @@ class SpectralLikelihood:
         """Sigma-clip pixels against one (best) model spectrum (npix,); returns the count.
 
         The clipped pixels stay excluded for all later evaluations.
+
+        Parameters
+        ----------
+        model_pix : ndarray, shape (npix,)
+            The model on the spectrum's pixels (:meth:`model_on_pixels`).
+        max_iter : int
+            Clipping iterations, at most.
+
+        Returns
+        -------
+        int
+            Pixels clipped.
         """
         if self.clip is None:
             return 0

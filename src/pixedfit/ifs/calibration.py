@@ -203,6 +203,14 @@ def correct_specphot_cube(
         Model spectra on ``cube.wave`` in the cube's unit (NaN outside the IFS region).
     z : float, optional
         Redshift (default: the cube's).
+    del_wave_nebem : float
+        Half width (Å, observed frame) of the masks around emission lines.
+    order : int
+        Degree of the Legendre correction.
+    clip : float or None
+        Sigma clipping of the residuals (None: none).
+    threads : int, optional
+        OpenMP threads of the fits (None: all).
 
     Returns
     -------
@@ -249,7 +257,21 @@ def write_spectral_correction(
     overwrite: bool = False,
 ) -> None:
     """Write a corrected cube in the spectrophotometric layout plus ``CORR_FACTOR`` and
-    ``MOD_FLUX`` (nwave, y, x) extensions (the original's names; both on ``WAVE``)."""
+    ``MOD_FLUX`` (nwave, y, x) extensions (the original's names; both on ``WAVE``).
+
+    Parameters
+    ----------
+    path : path-like
+        FITS file to write (atomically).
+    cube : SpecPhotCube
+        The corrected cube (:func:`correct_specphot_cube`).
+    factor : array_like, shape (nwave, ny, nx)
+        The correction factor of each spectrum.
+    model_spec : array_like, shape (nwave, ny, nx)
+        The model spectra, in the cube's unit.
+    overwrite : bool
+        Replace an existing file (else FileExistsError).
+    """
     f = np.asarray(factor, dtype=np.float64)
     m = np.asarray(model_spec, dtype=np.float64)
     if f.shape != cube.spec_flux.shape or m.shape != cube.spec_flux.shape:

@@ -25,6 +25,7 @@ import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, Protocol, cast
 
 import numpy as np
 from astropy.io import fits
@@ -64,7 +65,8 @@ _EMISSION = ((3727.1, 0.45), (3729.9, 0.6), (4102.9, 0.09), (4341.7, 0.16), (486
 
 def manga_wave_grid(step: int = 1) -> NDArray[np.float64]:
     """MaNGA LOGCUBE vacuum wavelengths: 10^(3.5589 + 1e-4 k), k = 0…4562 (every ``step``)."""
-    return 10.0 ** (3.5589 + 1e-4 * np.arange(0, 4563, int(step)))
+    # numpy stubs: float ** float array is typed floating[Any]; it is float64
+    return cast("NDArray[np.float64]", 10.0 ** (3.5589 + 1e-4 * np.arange(0, 4563, int(step))))
 
 
 def califa_wave_grid(setup: str = "V500") -> NDArray[np.float64]:
@@ -76,7 +78,7 @@ def califa_wave_grid(setup: str = "V500") -> NDArray[np.float64]:
     if s not in grids:
         raise ValueError(f"setup: one of {sorted(grids)}, got {setup!r}")
     w0, dw, n = grids[s]
-    return w0 + dw * np.arange(n)
+    return cast("NDArray[np.float64]", w0 + dw * np.arange(n))  # numpy stubs: floating[Any]
 
 
 @dataclass
@@ -117,7 +119,19 @@ class AnalyticGalaxy:
     # ---------------------------------------------------------------- spectra
     def component_spectra(self, wave: ArrayLike, medium: str = "vacuum") -> NDArray[np.float64]:
         """Spectra (3, nwave) of bulge, disc and lines (total f_λ, erg s⁻¹ cm⁻² Å⁻¹) at
-        observed wavelengths ``wave`` (Å, ``medium``)."""
+        observed wavelengths ``wave`` (Å, ``medium``).
+
+        Parameters
+        ----------
+        wave : array_like, shape (nwave,)
+            Observed wavelengths, Å.
+        medium : {"vacuum", "air"}
+            Medium of ``wave``.
+
+        Returns
+        -------
+        ndarray, shape (3, nwave)
+        """
         lam = np.asarray(wave, dtype=np.float64)
         rest = lam / (1.0 + self.z)
         if medium == "air":  # analytic features are defined in vacuum: shift them
@@ -168,7 +182,19 @@ class AnalyticGalaxy:
         return (sb * area).reshape(ny, nx, oversample * oversample).sum(axis=2)
 
     def profiles(self, wcs: WCS, shape: tuple[int, int]) -> NDArray[np.float64]:
-        """Pixel flux fractions (3, ny, nx) of bulge, disc and lines, before the PSF."""
+        """Pixel flux fractions (3, ny, nx) of bulge, disc and lines, before the PSF.
+
+        Parameters
+        ----------
+        wcs : astropy.wcs.WCS
+            Celestial WCS of the grid.
+        shape : (ny, nx)
+            Shape of the grid.
+
+        Returns
+        -------
+        ndarray, shape (3, ny, nx)
+        """
         w = require_celestial_wcs(wcs, "wcs")
         return np.stack([self._profile(w, shape, r) for r in
                          (self.r_bulge, self.r_disc, self.r_lines)])
@@ -176,7 +202,26 @@ class AnalyticGalaxy:
     def cube(self, wave: ArrayLike, wcs: WCS, shape: tuple[int, int],
              psf_fwhm: float | ArrayLike, medium: str = "vacuum") -> NDArray[np.float64]:
         """Noise-free cube (nwave, ny, nx) of f_λ per pixel seen through a Gaussian PSF of
-        FWHM ``psf_fwhm`` (arcsec; one value or one per wavelength)."""
+        FWHM ``psf_fwhm`` (arcsec; one value or one per wavelength).
+
+        Parameters
+        ----------
+        wave : array_like, shape (nwave,)
+            Observed wavelengths, Å.
+        wcs : astropy.wcs.WCS
+            Celestial WCS of the spaxel grid.
+        shape : (ny, nx)
+            Shape of the grid.
+        psf_fwhm : float or array_like, shape (nwave,)
+            PSF FWHM, arcsec.
+        medium : {"vacuum", "air"}
+            Medium of ``wave``.
+
+        Returns
+        -------
+        ndarray, shape (nwave, ny, nx)
+            f_λ per pixel, erg s⁻¹ cm⁻² Å⁻¹.
+        """
         lam = np.asarray(wave, dtype=np.float64)
         spec = self.component_spectra(lam, medium)
         prof = self.profiles(wcs, shape)
@@ -193,7 +238,23 @@ class AnalyticGalaxy:
     def image(self, filters: Sequence[str], wcs: WCS, shape: tuple[int, int],
               psf_fwhm: float) -> NDArray[np.float64]:
         """Noise-free band images (nbands, ny, nx) of mean f_λ per pixel (erg s⁻¹ cm⁻² Å⁻¹)
-        through a Gaussian PSF of FWHM ``psf_fwhm`` (arcsec); vacuum wavelengths."""
+        through a Gaussian PSF of FWHM ``psf_fwhm`` (arcsec); vacuum wavelengths.
+
+        Parameters
+        ----------
+        filters : sequence of str
+            Bands.
+        wcs : astropy.wcs.WCS
+            Celestial WCS of the image grid.
+        shape : (ny, nx)
+            Shape of the grid.
+        psf_fwhm : float
+            PSF FWHM, arcsec.
+
+        Returns
+        -------
+        ndarray, shape (nbands, ny, nx)
+        """
         lo = min(get_filter_curve(f)[0][0] for f in filters)
         hi = max(get_filter_curve(f)[0][-1] for f in filters)
         lam = np.arange(max(lo - 10.0, 100.0), hi + 10.0, 0.5)
@@ -201,6 +262,33 @@ class AnalyticGalaxy:
         scale = pixel_scale_arcsec(require_celestial_wcs(wcs, "wcs"))
         conv = _convolve(self.profiles(wcs, shape), psf_fwhm / scale)
         return np.einsum("cb,cyx->byx", bands, conv)
+
+
+class SpectrumModel(Protocol):
+    """What :class:`ModelGalaxy` needs of its model: an observed-frame spectrum
+    (:meth:`pixedfit.sps.SEDModel.spectrum`)."""
+
+    def spectrum(self, params: Any = None, z: Any = None, threads: int | None = None
+                 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """Observed-frame spectrum of the model ``params``.
+
+        Parameters
+        ----------
+        params : dict or array_like
+            Model parameters (a dict of scalars for one model).
+        z : float
+            Redshift, > 0.
+        threads : int, optional
+            Threads of the model computation.
+
+        Returns
+        -------
+        wave : ndarray, shape (nwave,)
+            Observed wavelengths λ(1+z), Å.
+        flux : ndarray, shape (nwave,)
+            f_λ, erg s⁻¹ cm⁻² Å⁻¹.
+        """
+        ...
 
 
 @dataclass
@@ -213,12 +301,25 @@ class ModelGalaxy(AnalyticGalaxy):
     ``halpha_flux`` are not used. The model's wavelengths are taken as vacuum.
     """
 
-    model: object | None = None
+    model: SpectrumModel | None = None
     bulge_params: dict | None = None
     disc_params: dict | None = None
 
     def component_spectra(self, wave: ArrayLike, medium: str = "vacuum") -> NDArray[np.float64]:
-        """Spectra (3, nwave): bulge, disc (SEDModel, observed frame) and zero lines."""
+        """Spectra (3, nwave): bulge, disc (SEDModel, observed frame) and zero lines.
+
+        Parameters
+        ----------
+        wave : array_like, shape (nwave,)
+            Observed wavelengths, Å.
+        medium : {"vacuum", "air"}
+            Medium of ``wave``.
+
+        Returns
+        -------
+        ndarray, shape (3, nwave)
+            f_λ, erg s⁻¹ cm⁻² Å⁻¹.
+        """
         if self.model is None or self.bulge_params is None or self.disc_params is None:
             raise ValueError("ModelGalaxy needs model, bulge_params and disc_params")
         lam = np.asarray(wave, dtype=np.float64)
@@ -282,14 +383,26 @@ def write_manga_logcube(
 
     Parameters
     ----------
-    wave : (nwave,) vacuum Å, log-spaced (e.g. :func:`manga_wave_grid`).
-    flux, err : (nwave, ny, nx) erg s⁻¹ cm⁻² Å⁻¹ per spaxel (stored ×1e17).
-    wcs : celestial WCS of the spaxel grid.
-    mask : (nwave, ny, nx) int, optional
+    path : path-like
+        FITS file to write.
+    wave : array_like, shape (nwave,)
+        Vacuum wavelengths, Å, log-spaced (e.g. :func:`manga_wave_grid`).
+    flux, err : array_like, shape (nwave, ny, nx)
+        f_λ and errors per spaxel, erg s⁻¹ cm⁻² Å⁻¹ (stored ×1e17).
+    wcs : astropy.wcs.WCS
+        Celestial WCS of the spaxel grid.
+    mask : array_like of int, shape (nwave, ny, nx), optional
         DRP3PIXMASK values (default: 1024 = DONOTUSE where flux or err is not finite).
-    psf_fwhm : (g, r, i, z) PSF FWHM (arcsec) written as GFWHM…ZFWHM.
-    specres : (nwave,) R, optional (default a smooth MaNGA-like curve, 1400–2600).
-    ebv : Galactic E(B−V) written as EBVGAL (the spectra are not corrected by it).
+    psf_fwhm : (g, r, i, z)
+        PSF FWHM (arcsec) written as GFWHM…ZFWHM.
+    specres : array_like, shape (nwave,), optional
+        Resolving power R (default a smooth MaNGA-like curve, 1400–2600).
+    ebv : float
+        Galactic E(B−V) written as EBVGAL (the spectra are not corrected by it).
+    plateifu : str
+        PLATEIFU keyword of the file.
+    overwrite : bool
+        Replace an existing file.
     """
     lam = np.asarray(wave, dtype=np.float64)
     f = _as_cube(flux, "flux")
@@ -363,11 +476,22 @@ def write_califa_cube(
 
     Parameters
     ----------
-    wave : (nwave,) air Å, linear (e.g. :func:`califa_wave_grid`).
-    flux, err : (nwave, ny, nx) erg s⁻¹ cm⁻² Å⁻¹ per spaxel (stored ×1e16).
-    wcs : celestial WCS (written as CRPIX/CDELT/CRVAL/CTYPE 1–2; no rotation allowed).
-    badpix : (nwave, ny, nx) bool, optional (default: non-finite flux or err).
-    med_vel : systemic velocity (km/s) written as MED_VEL.
+    path : path-like
+        FITS file to write.
+    wave : array_like, shape (nwave,)
+        Air wavelengths, Å, linear (e.g. :func:`califa_wave_grid`).
+    flux, err : array_like, shape (nwave, ny, nx)
+        f_λ and errors per spaxel, erg s⁻¹ cm⁻² Å⁻¹ (stored ×1e16).
+    wcs : astropy.wcs.WCS
+        Celestial WCS (written as CRPIX/CDELT/CRVAL/CTYPE 1–2; no rotation allowed).
+    badpix : array_like of bool, shape (nwave, ny, nx), optional
+        Bad pixels (default: non-finite flux or err).
+    setup : {"V500", "COMB", "V1200"}
+        The CALIFA setup.
+    med_vel : float
+        Systemic velocity (km/s) written as MED_VEL.
+    overwrite : bool
+        Replace an existing file.
     """
     s = setup.upper()
     if s not in CALIFA_FWHM:

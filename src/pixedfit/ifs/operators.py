@@ -41,6 +41,17 @@ def reprojection_matrix(
 ) -> sparse.csr_matrix:
     """Flux-conserving reprojection weights between two celestial pixel grids.
 
+    Parameters
+    ----------
+    wcs_in : astropy.wcs.WCS
+        Celestial WCS of the input grid.
+    shape_in : (ny_in, nx_in)
+        Shape of the input grid.
+    wcs_out : astropy.wcs.WCS
+        Celestial WCS of the output grid.
+    shape_out : (ny_out, nx_out)
+        Shape of the output grid.
+
     Returns
     -------
     scipy.sparse.csr_matrix, shape (ny_out * nx_out, ny_in * nx_in)
@@ -87,7 +98,20 @@ def reprojection_matrix(
 
 def convolution_matrix(kernel: ArrayLike, shape: tuple[int, int]) -> sparse.csr_matrix:
     """Sparse matrix C of the 'same'-mode convolution of a (ny, nx) image with ``kernel``
-    (zero outside the image): ``(image * K).ravel() == C @ image.ravel()``."""
+    (zero outside the image): ``(image * K).ravel() == C @ image.ravel()``.
+
+    Parameters
+    ----------
+    kernel : array_like, shape (ky, kx)
+        The kernel (odd sides: centred on its middle pixel).
+    shape : (ny, nx)
+        Shape of the images.
+
+    Returns
+    -------
+    scipy.sparse.csr_matrix, shape (ny * nx, ny * nx)
+        Row-major (y, x) pixel order.
+    """
     k = np.asarray(kernel, dtype=np.float64)
     ny, nx = shape
     cy, cx = (k.shape[0] - 1) // 2, (k.shape[1] - 1) // 2
@@ -120,6 +144,18 @@ def discrete_gaussian_kernel(fwhm_pix: float, extra_variance: float = 0.0
     pixel's variance 1/12 px² once more; the pixel-integrated Gaussian of variance
     σ² − extra − 1/12 is used instead (total second moment σ² − extra). When that is
     ≤ 0.01 px² the kernel is the identity.
+
+    Parameters
+    ----------
+    fwhm_pix : float
+        FWHM of the Gaussian, pixels, >= 0.
+    extra_variance : float
+        Blur added elsewhere in the chain, px² per axis.
+
+    Returns
+    -------
+    ndarray, shape (k, k)
+        The normalised kernel (k odd; (1, 1) for the identity).
     """
     if not (np.isfinite(fwhm_pix) and fwhm_pix >= 0):
         raise ValueError(f"fwhm_pix: must be finite and >= 0, got {fwhm_pix}")
@@ -141,6 +177,22 @@ def resampling_variance(w_mat: sparse.spmatrix, shape_in: tuple[int, int],
     for (the target image is integrated over its own pixels), averaged over the output
     pixels ``rows`` (default: all fully covered ones). Matching kernels subtract it so that
     PSF matching followed by reprojection reaches the target PSF's second moment.
+
+    Parameters
+    ----------
+    w_mat : scipy sparse matrix, shape (n_out, ny_in * nx_in)
+        Reprojection weights (:func:`reprojection_matrix`).
+    shape_in : (ny_in, nx_in)
+        Shape of the input grid.
+    area_ratio : float
+        Area of an input pixel over that of an output pixel.
+    rows : ndarray of bool, shape (n_out,), optional
+        Output pixels to average over (default: those covered to 99.9 %).
+
+    Returns
+    -------
+    float
+        px² per axis, in input pixels; 0 when no output pixel qualifies.
     """
     w = sparse.csr_matrix(w_mat)
     yy, xx = np.indices(shape_in)
@@ -217,14 +269,18 @@ def smooth_spectra(
 
     Parameters
     ----------
-    wave : (nwave,) Å; flux, var : (nwave, nspec); NaN = masked channel.
+    wave : array_like, shape (nwave,)
+        Wavelengths, Å.
+    flux, var : array_like, shape (nwave, nspec)
+        Spectra and their variances; NaN = masked channel.
     sigma : float
         Gaussian σ in Å.
 
     Returns
     -------
-    flux, var : smoothed values (weights ∝ exp(−Δλ²/2σ²) Δλ over good channels within 5σ;
-    var with the squared weights); masked channels stay NaN.
+    flux, var : ndarray, shape (nwave, nspec)
+        Smoothed values (weights ∝ exp(−Δλ²/2σ²) Δλ over good channels within 5σ; var
+        with the squared weights); masked channels stay NaN.
     """
     lam = np.asarray(wave, dtype=np.float64)
     f = np.asarray(flux, dtype=np.float64)

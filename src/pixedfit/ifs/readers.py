@@ -57,8 +57,9 @@ import math
 import os
 import re
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from astropy import units as u
@@ -197,7 +198,7 @@ class IFSCube:
     @property
     def shape(self) -> tuple[int, int, int]:
         """(nwave, ny, nx)."""
-        return self.flux.shape  # type: ignore[return-value]
+        return cast("tuple[int, int, int]", self.flux.shape)  # 3-D (__post_init__)
 
     @property
     def pixel_scale(self) -> float:
@@ -294,8 +295,18 @@ def parse_bunit(bunit: str) -> u.UnitBase:
 def flux_unit_scale(bunit: str | None, default: float | None, what: str) -> float:
     """Factor turning stored values into erg s⁻¹ cm⁻² Å⁻¹ from a BUNIT string.
 
-    ``bunit`` None or blank gives ``default`` (ValueError when that is None too); ``what``
-    names the file and HDU in the messages.
+    Parameters
+    ----------
+    bunit : str or None
+        The BUNIT keyword's value.
+    default : float or None
+        The factor when ``bunit`` is None or blank (ValueError when that is None too).
+    what : str
+        The file and HDU, for the messages.
+
+    Returns
+    -------
+    float
     """
     if bunit is None or not str(bunit).strip():
         if default is None:
@@ -317,6 +328,21 @@ def variance_unit_scale(bunit: str | None, data_bunit: str | None, data_scale: f
     Angstrom``; a mis-spelling of the squared unit written by some reductions): the data
     scale squared, with a warning. Anything else raises ValueError naming ``what`` (file,
     HDU and keyword).
+
+    Parameters
+    ----------
+    bunit : str or None
+        BUNIT of the variances.
+    data_bunit : str or None
+        BUNIT of the data.
+    data_scale : float
+        Factor of the data (:func:`flux_unit_scale`).
+    what : str
+        The file and HDU, for the messages.
+
+    Returns
+    -------
+    float
     """
     if bunit is None or not str(bunit).strip():
         return data_scale**2
@@ -379,6 +405,13 @@ def seeing_fwhm(header: fits.Header, wave: ArrayLike
     The values of 2 and 3 are taken at 5000 Å (the DIMM convention) and scaled with
     λ^(−1/5) (Kolmogorov turbulence). A seeing is only an estimate of a cube's PSF
     (typically within 10–20 %); pass a measured PSF FWHM to the reader when you have one.
+
+    Parameters
+    ----------
+    header : astropy.io.fits.Header
+        The primary header.
+    wave : array_like, shape (nwave,)
+        Wavelengths of the cube, Å.
 
     Returns
     -------
@@ -558,6 +591,7 @@ def read_manga(path: PathLike, mask_bits: tuple[int, ...] = MANGA_BAD_BITS,
         scale = flux_unit_scale(fh.header.get("BUNIT"), 1e-17, f"{path} FLUX")
         wcs = _celestial(fh.header, path)
         ebv = prim.get("EBVGAL")
+        psf_src: str | None
         psf, psf_src = psf_fwhm, "argument psf_fwhm"
         if psf is None:
             keys = ("GFWHM", "RFWHM", "IFWHM", "ZFWHM")
@@ -576,7 +610,8 @@ def read_manga(path: PathLike, mask_bits: tuple[int, ...] = MANGA_BAD_BITS,
         sres = (np.interp(wave, wave[good], sres[good]) if sres.size == wave.size and good.any()
                 else None)
     cube = IFSCube(flux * scale, err * scale, wave, mask, wcs, wave_medium="vacuum",
-                   psf_fwhm=psf, resolution=sres, survey="manga",
+                   psf_fwhm=cast("float | NDArray[np.float64] | None", psf),  # converted
+                   resolution=sres, survey="manga",
                    gal_ebv=None if ebv is None else float(ebv), extinction_corrected=False,
                    header=header, psf_source=psf_src)
     return _check_errors(cube, path, check_errors)
@@ -687,6 +722,8 @@ def read_muse(path: PathLike, psf_fwhm: float | ArrayLike | None = None,
 
     Parameters
     ----------
+    path : path-like
+        The FITS file.
     psf_fwhm : float or array, optional
         PSF FWHM (arcsec; one value or one per wavelength) overriding the header.
         Without it: the FSF keywords, else the seeing keywords (:func:`seeing_fwhm`, a
@@ -734,7 +771,8 @@ def read_muse(path: PathLike, psf_fwhm: float | ArrayLike | None = None,
     with np.errstate(invalid="ignore"):
         err = np.where(var > 0, np.sqrt(var * vscale), np.nan)
     psf, src = _muse_psf(prim, wave, psf_fwhm, path)
-    cube = IFSCube(flux * scale, err, wave, bad, wcs, wave_medium=medium, psf_fwhm=psf,
+    cube = IFSCube(flux * scale, err, wave, bad, wcs, wave_medium=medium,
+                   psf_fwhm=cast("float | NDArray[np.float64] | None", psf),  # converted
                    resolution=wave / muse_lsf_fwhm(wave), survey="muse", gal_ebv=None,
                    extinction_corrected=False, header=prim, psf_source=src)
     return _check_errors(cube, path, check_errors)
@@ -813,6 +851,39 @@ def read_generic(
     (:func:`seeing_fwhm`, with a warning) when the primary header has them.
     ``check_errors``: measure the error scale (:func:`error_scale`) and warn when it is
     off by more than 3×.
+
+    Parameters
+    ----------
+    path : path-like
+        The FITS file.
+    flux_ext : int or str
+        Extension of the flux cube (wave, y, x).
+    err_ext, var_ext, ivar_ext : int or str, optional
+        Extension of the 1σ errors, variances or inverse variances (exactly one).
+    mask_ext : int or str, optional
+        Extension of the mask cube (non-zero: bad).
+    wave_ext : int or str, optional
+        Extension of the wavelengths, Å (default: the flux extension's 3-D WCS).
+    unit : float, optional
+        Scale of the stored values (erg s⁻¹ cm⁻² Å⁻¹) when BUNIT is absent.
+    wave_medium : {"air", "vacuum"}, optional
+        Medium of the wavelengths (default from ``CTYPE3``).
+    psf_fwhm : float or array_like, optional
+        PSF FWHM, arcsec (one value or one per wavelength).
+    resolution : float or array_like, optional
+        Spectral resolution R (one value or one per wavelength).
+    gal_ebv : float, optional
+        Galactic E(B−V) of the field, mag.
+    extinction_corrected : bool
+        The cube is already corrected for Galactic extinction.
+    survey : str
+        Survey name recorded in the cube.
+    check_errors : bool
+        Measure the error scale and warn when it is off by more than 3×.
+
+    Returns
+    -------
+    IFSCube
     """
     given = [x is not None for x in (err_ext, var_ext, ivar_ext)]
     if sum(given) != 1:
@@ -844,7 +915,8 @@ def read_generic(
             with np.errstate(invalid="ignore"):
                 err = np.sqrt(np.where(v > 0, v, np.nan))
         else:
-            iv = data(ivar_ext, "inverse variance")  # type: ignore[arg-type]
+            # exactly one of the three is given (checked above): this one
+            iv = data(cast("int | str", ivar_ext), "inverse variance")
             with np.errstate(divide="ignore", invalid="ignore"):
                 err = np.where(iv > 0, 1.0 / np.sqrt(iv), np.nan)
         if err.shape != flux.shape:
@@ -864,22 +936,38 @@ def read_generic(
     res = None
     if resolution is not None:
         res = _resolution_argument(resolution, wave.size, path)
+    src: str | None
     psf, src = psf_fwhm, "argument psf_fwhm"
     if psf is None:
         psf, src = _seeing_fallback(header, wave, path)
     cube = IFSCube(flux * scale, err * err_scale, wave, mask, wcs, wave_medium=medium,
-                   psf_fwhm=psf, resolution=res, survey=survey, gal_ebv=gal_ebv,
+                   psf_fwhm=cast("float | NDArray[np.float64] | None", psf),  # converted
+                   resolution=res, survey=survey, gal_ebv=gal_ebv,
                    extinction_corrected=extinction_corrected, header=header,
                    psf_source=src)
     return _check_errors(cube, path, check_errors)
 
 
 def read_ifs(path: PathLike, survey: str, **kwargs: Any) -> IFSCube:
-    """Read an IFS cube of ``survey`` (``"manga"``, ``"califa"``, ``"muse"``, ``"generic"``);
-    keyword arguments go to the survey's reader."""
+    """Read an IFS cube of ``survey`` (``"manga"``, ``"califa"``, ``"muse"``, ``"generic"``).
+
+    Parameters
+    ----------
+    path : path-like
+        The FITS file.
+    survey : str
+        ``"manga"``, ``"califa"``, ``"muse"`` or ``"generic"`` (any case).
+    **kwargs
+        Options of the survey's reader (:func:`read_manga`, :func:`read_califa`,
+        :func:`read_muse`, :func:`read_generic`).
+
+    Returns
+    -------
+    IFSCube
+    """
     key = str(survey).strip().lower()
-    readers = {"manga": read_manga, "califa": read_califa, "muse": read_muse,
-               "generic": read_generic}
+    readers: dict[str, Callable[..., IFSCube]] = {
+        "manga": read_manga, "califa": read_califa, "muse": read_muse, "generic": read_generic}
     if key not in readers:
         raise ValueError(f"survey: unknown IFS survey {survey!r}; known: {', '.join(SURVEYS)}")
     return readers[key](path, **kwargs)

@@ -132,9 +132,21 @@ def blur_image(image: ArrayLike, variance: ArrayLike | None, fwhm: float, target
 def blur_photometry(phot: FluxCube, target_fwhm: float, fwhm: float | None = None) -> FluxCube:
     """Blur every band of a PSF-matched flux cube to ``target_fwhm`` (arcsec).
 
-    ``fwhm`` defaults to the header's ``PSFFWHM``; the result's header gets the new
-    ``PSFFWHM`` and ``PSFBLUR`` (the original FWHM). Errors are propagated with the
-    squared kernel; pixels outside the region stay outside.
+    The result's header gets the new ``PSFFWHM`` and ``PSFBLUR`` (the original FWHM).
+    Errors are propagated with the squared kernel; pixels outside the region stay outside.
+
+    Parameters
+    ----------
+    phot : FluxCube
+        The flux maps (with a WCS or a pixel scale).
+    target_fwhm : float
+        PSF FWHM of the result, arcsec.
+    fwhm : float, optional
+        Their present PSF FWHM, arcsec (default: the header's ``PSFFWHM``).
+
+    Returns
+    -------
+    FluxCube
     """
     if not isinstance(phot, FluxCube):
         raise TypeError(f"phot: expected a FluxCube, got {type(phot).__name__}")
@@ -162,6 +174,19 @@ def blur_cube(cube: IFSCube, target_fwhm: float, fwhm_tolerance: float = 0.01) -
     kernels agree within ``fwhm_tolerance`` share one); variances with the squared
     kernels; masked values excluded and kept masked. The result has ``psf_fwhm`` =
     ``target_fwhm`` at every wavelength.
+
+    Parameters
+    ----------
+    cube : IFSCube
+        The cube (its ``psf_fwhm`` at every wavelength must be below ``target_fwhm``).
+    target_fwhm : float
+        PSF FWHM of the result, arcsec.
+    fwhm_tolerance : float
+        Channels whose kernel FWHMs agree within this (arcsec) share one kernel.
+
+    Returns
+    -------
+    IFSCube
     """
     if not isinstance(cube, IFSCube):
         raise TypeError(f"cube: expected an IFSCube, got {type(cube).__name__}")
@@ -423,8 +448,25 @@ def register_to_photometry(cube: IFSCube, phot: FluxCube, band: str | None = Non
                            min_coverage: float = REGISTER_MIN_COVERAGE) -> Registration:
     """Register a cube on one band of a flux cube (:func:`register_cube`).
 
-    ``band`` defaults to the band whose filter the cube covers best (ties: the first);
-    the image PSF is ``psf_fwhm`` or the header's ``PSFFWHM``.
+    Parameters
+    ----------
+    cube : IFSCube
+        The cube to register.
+    phot : FluxCube
+        The flux maps (with a WCS).
+    band : str, optional
+        Band of the image to register on; default the band whose filter the cube covers
+        best (ties: the first).
+    max_shift : float
+        Largest offset accepted, arcsec (larger: ValueError).
+    psf_fwhm : float, optional
+        PSF FWHM of the image, arcsec (default: the header's ``PSFFWHM``).
+    min_coverage : float
+        Smallest fraction of the filter curve the cube must cover for its band image.
+
+    Returns
+    -------
+    Registration
     """
     if not isinstance(phot, FluxCube) or phot.wcs is None:
         raise ValueError("phot: a FluxCube with a WCS is required for registration")

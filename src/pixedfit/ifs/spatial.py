@@ -110,8 +110,21 @@ class SpectralNoise:
     def binned_variance(self, spec_err: ArrayLike, mask: ArrayLike) -> NDArray[np.float64]:
         """Variance (nwave,) of the spectrum summed over the pixels of ``mask`` (y, x),
         from the pixel errors ``spec_err`` (nwave, y, x) and ρ
-        (:func:`pixedfit.images.align.binned_variance` per channel); NaN for channels
-        with a masked pixel in the bin."""
+        (:func:`pixedfit.images.align.binned_variance` per channel).
+
+        Parameters
+        ----------
+        spec_err : array_like, shape (nwave, ny, nx)
+            Pixel errors of the spectra (the cube's flux unit).
+        mask : array_like of bool, shape (ny, nx)
+            The pixels of the bin.
+
+        Returns
+        -------
+        ndarray, shape (nwave,)
+            Variance of the summed spectrum (unit²); NaN for channels with a non-finite
+            error in the bin.
+        """
         err = np.asarray(spec_err, dtype=np.float64)
         m = np.asarray(mask, dtype=bool)
         if err.ndim != 3 or err.shape[0] != self.group.size or err.shape[1:] != m.shape:
@@ -125,7 +138,15 @@ class SpectralNoise:
         return out
 
     def write(self, path: PathLike, overwrite: bool = False) -> None:
-        """Write ``GROUP`` and ``RHO`` extensions (atomically)."""
+        """Write ``GROUP`` and ``RHO`` extensions (atomically).
+
+        Parameters
+        ----------
+        path : path-like
+            FITS file to write.
+        overwrite : bool
+            Replace an existing file (else FileExistsError).
+        """
         if os.path.exists(path) and not overwrite:
             raise FileExistsError(f"{path} exists (use overwrite=True)")
         with atomic_path(path) as tmp:
@@ -283,8 +304,10 @@ def match_imgifs_spatial(
         channel (nwave, ky, kx); replaces the Gaussian kernels.
     psf_match : bool
         False: skip PSF matching (cube already at the imaging resolution).
-    spec_smoothing : bool, kernel_sigma : float
+    spec_smoothing : bool
         Smooth the spectra with a Gaussian of σ = ``kernel_sigma`` Å first.
+    kernel_sigma : float
+        σ of that Gaussian, Å.
     min_good_fraction : float
         A spaxel belongs to the IFS region when valid in more than this fraction of channels.
     correct_extinction : bool
@@ -313,6 +336,8 @@ def match_imgifs_spatial(
         the cube's band image with the band ``register_band``, default the band the cube
         covers best); the offset found is applied to the cube's WCS and written to the
         header (``REGBAND``, ``REGDRA``, ``REGDDEC``, arcsec).
+    register_band : str, optional
+        The band of the registration (default: the band the cube covers best).
     max_shift : float
         Largest registration offset accepted, arcsec (larger: ValueError).
     blur_photometry : bool

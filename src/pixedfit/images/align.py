@@ -47,9 +47,19 @@ __all__ = [
 
 
 def fix_cutout_wcs(header: fits.Header, origin: tuple[int, int]) -> fits.Header:
-    """Header of a cut-out whose WCS was left describing the parent image.
+    """Header of a cut-out whose WCS was left describing the parent image (CRPIX shifted).
 
-    ``origin`` = parent pixel (x0, y0) of the cut-out's pixel (0, 0); CRPIX is shifted.
+    Parameters
+    ----------
+    header : astropy.io.fits.Header
+        The cut-out's header (not modified).
+    origin : (x0, y0)
+        Parent pixel of the cut-out's pixel (0, 0).
+
+    Returns
+    -------
+    astropy.io.fits.Header
+        A copy with CRPIX1 −= x0 and CRPIX2 −= y0.
     """
     out = header.copy()
     out["CRPIX1"] = float(header["CRPIX1"]) - origin[0]
@@ -65,6 +75,17 @@ def set_pixel_scale(header: fits.Header | WCS, scale: float) -> WCS:
     CRPIX are kept. Use it when a header's scale is known to be wrong, e.g. a PC matrix
     whose off-diagonal rotation terms were lost (a diagonal PC with |PC| < 1 shrinks the
     pixels); the orientation is then that of the diagonal (usually RA to the left).
+
+    Parameters
+    ----------
+    header : astropy.io.fits.Header or WCS
+        The celestial WCS (not modified).
+    scale : float
+        Pixel scale, arcsec/pixel, > 0.
+
+    Returns
+    -------
+    astropy.wcs.WCS
     """
     wcs = require_celestial_wcs(header, "header").deepcopy()
     if not (np.isfinite(scale) and scale > 0):
@@ -105,7 +126,25 @@ def cutout(
 ) -> tuple[NDArray[np.float64], NDArray[np.float64] | None, WCS]:
     """Cut (ny, nx) pixels centred on (ra, dec); parts outside the image become NaN.
 
-    Returns ``(image, variance, wcs)`` with the cut-out's WCS.
+    Parameters
+    ----------
+    image : array_like, shape (ny_in, nx_in)
+        The image.
+    header : astropy.io.fits.Header or WCS
+        Its celestial WCS.
+    ra, dec : float
+        Centre of the cut-out, deg.
+    size : (ny, nx)
+        Shape of the cut-out, pixels (at least 3 × 3).
+    variance : array_like, shape (ny_in, nx_in), optional
+        Variance of the image, cut out the same way.
+
+    Returns
+    -------
+    image : ndarray, shape (ny, nx)
+    variance : ndarray, shape (ny, nx), or None
+    wcs : astropy.wcs.WCS
+        The cut-out's WCS.
 
     Raises
     ------
@@ -135,7 +174,23 @@ def target_grid(
     stamp_size: tuple[int, int],
 ) -> WCS:
     """WCS of a ``stamp_size`` (ny, nx) grid with the pixel scale and orientation of
-    ``header``, centred on (ra, dec) (the target at the central pixel)."""
+    ``header``, centred on (ra, dec) (the target at the central pixel).
+
+    Parameters
+    ----------
+    header : astropy.io.fits.Header or WCS
+        Celestial WCS of the parent image (its distortion terms are dropped).
+    shape : (ny, nx)
+        Shape of the parent image (it must cover the target).
+    ra, dec : float
+        Centre of the grid, deg.
+    stamp_size : (ny, nx)
+        Shape of the grid, pixels.
+
+    Returns
+    -------
+    astropy.wcs.WCS
+    """
     wcs = require_celestial_wcs(header, "header")
     _covers(wcs, shape, ra, dec)
     out = wcs.celestial.deepcopy()
@@ -161,6 +216,12 @@ def reproject_image(
     ----------
     image : array_like (y, x)
         Flux per pixel (or surface brightness if ``surface_brightness``).
+    wcs_in : astropy.wcs.WCS or Header
+        Celestial WCS of the image.
+    wcs_out : astropy.wcs.WCS
+        Celestial WCS of the output grid.
+    shape_out : (ny, nx)
+        Shape of the output grid.
     variance : array_like, optional
         Variance of ``image``; reprojected as described in the module docstring.
     surface_brightness : bool
@@ -253,6 +314,8 @@ def chain_noise_correlation(
         Largest lag kept.
     n_realisations, max_realisations : int
         Smallest and largest number of realisations.
+    seed : int
+        Seed of the noise realisations.
     rtol : float
         Target relative standard error of the variance factor.
 
@@ -326,6 +389,20 @@ def binned_variance(
     """Variance of the flux summed over the pixels of ``mask``, with pixel correlation ρ.
 
     ``Σ_{i,j ∈ mask} ρ(i − j) σ_i σ_j``; without ``rho`` the plain sum of variances.
+
+    Parameters
+    ----------
+    variance : array_like, shape (ny, nx)
+        Pixel variances σ² (finite and >= 0 inside ``mask``).
+    mask : array_like of bool, shape (ny, nx)
+        The pixels summed.
+    rho : array_like, shape (2h + 1, 2h + 1), optional
+        Correlation coefficient at pixel lags (Δy, Δx) = −h…h.
+
+    Returns
+    -------
+    float
+        Variance of the sum, the unit of ``variance``.
     """
     var = as_image(variance, "variance", allow_nan=True)
     m = np.asarray(mask, dtype=bool)
@@ -346,7 +423,19 @@ def binned_variance(
 
 def box_variance_factor(rho: ArrayLike, side: int) -> float:
     """Ratio of the variance of a sum over a side×side box to the sum of its pixel
-    variances, for uniform noise with correlation ``rho``."""
+    variances, for uniform noise with correlation ``rho``.
+
+    Parameters
+    ----------
+    rho : array_like, shape (2h + 1, 2h + 1)
+        Correlation coefficient at pixel lags (Δy, Δx) = −h…h.
+    side : int
+        Side of the box, pixels.
+
+    Returns
+    -------
+    float
+    """
     r = np.asarray(rho, dtype=np.float64)
     h = (r.shape[0] - 1) // 2
     d = np.arange(-h, h + 1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 from astropy.io import fits
@@ -44,8 +45,24 @@ class BackgroundResult:
     subtracted: NDArray[np.float64]
     source_mask: NDArray[np.bool_]
 
-    def write(self, output_dir: str | os.PathLike[str], name: str, header=None) -> list[Path]:
-        """Write ``skybg_<name>``, ``skybgrms_<name>`` and ``skybgsub_<name>`` FITS files."""
+    def write(self, output_dir: str | os.PathLike[str], name: str,
+              header: fits.Header | None = None) -> list[Path]:
+        """Write ``skybg_<name>``, ``skybgrms_<name>`` and ``skybgsub_<name>`` FITS files.
+
+        Parameters
+        ----------
+        output_dir : path-like
+            Folder of the files (must exist).
+        name : str
+            File name after the prefix (e.g. ``"sdss_r.fits"``).
+        header : astropy.io.fits.Header, optional
+            Header of the three images (e.g. the image's WCS).
+
+        Returns
+        -------
+        list of Path
+            The background, background RMS and subtracted images, in that order.
+        """
         out = []
         for prefix, arr in (
             ("skybg_", self.background),
@@ -136,7 +153,8 @@ def subtract_background(
         for box in boxes:
             for pct in (10.0, 50.0):
                 try:
-                    return _bkg2d(excluded, pct, tuple(int(b) for b in box)
+                    return _bkg2d(excluded, pct,
+                                  cast("tuple[int, int]", tuple(int(b) for b in box))
                                   if box.size == 2 else int(box[0]))
                 except ValueError as exc:
                     errors.append(str(exc))

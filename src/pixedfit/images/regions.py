@@ -17,6 +17,7 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 import sep
@@ -131,7 +132,8 @@ def segmentation_map(
         raise ValueError("thresh: must be > 0")
     if filter_type not in ("matched", "conv"):
         raise ValueError("filter_type: must be 'matched' or 'conv'")
-    kwargs = {}
+    kwargs: dict[str, Any] = {}  # sep.extract's noise argument
+    e: float | NDArray[np.float64]
     if variance is not None:
         var = as_image(variance, "variance", allow_nan=True, shape=data.shape)
         var = np.where(np.isfinite(var) & (var > 0), var, np.nan)
@@ -139,7 +141,7 @@ def segmentation_map(
         kwargs["var"] = np.ascontiguousarray(np.where(np.isfinite(var), var, fill))
     elif err is not None:
         if np.ndim(err) == 0:
-            e = float(err)
+            e = float(cast(float, err))  # 0-d: a number
             if not (np.isfinite(e) and e > 0):
                 raise ValueError("err: must be a positive number")
             kwargs["err"] = e
@@ -172,9 +174,20 @@ def central_segment(
 ) -> NDArray:
     """Boolean mask of the segment containing pixel (x, y) (default: the image centre).
 
-    Returns an all-False mask when the centre is background. With ``fill_holes`` the holes
-    of the segment made only of undetected pixels (noise dips, faint patches) are filled;
-    holes holding another (deblended) object stay out.
+    Parameters
+    ----------
+    segm : array_like of int, shape (ny, nx)
+        Segmentation map (0: background).
+    x, y : float, optional
+        The pixel (column, row; rounded); default the image centre.
+    fill_holes : bool
+        Fill the holes of the segment made only of undetected pixels (noise dips, faint
+        patches); holes holding another (deblended) object stay out.
+
+    Returns
+    -------
+    ndarray of bool, shape (ny, nx)
+        The segment; all False when the pixel is background.
     """
     seg = np.asarray(segm)
     ny, nx = seg.shape
@@ -248,7 +261,21 @@ def ellipse_region(
 def rectangular_region(
     shape: tuple[int, int], x: int, y: int, width: int, height: int
 ) -> NDArray[np.bool_]:
-    """Rectangle of ``width`` × ``height`` pixels with lower-left pixel (x, y)."""
+    """Rectangle of ``width`` × ``height`` pixels with lower-left pixel (x, y).
+
+    Parameters
+    ----------
+    shape : (ny, nx)
+        Shape of the image.
+    x, y : int
+        Lower-left pixel (column, row) of the rectangle.
+    width, height : int
+        Size in pixels along x and y (cut at the image border).
+
+    Returns
+    -------
+    ndarray of bool, shape (ny, nx)
+    """
     if width <= 0 or height <= 0:
         raise ValueError("width, height: must be > 0")
     ny, nx = shape
@@ -262,7 +289,19 @@ def rectangular_region(
 def mask_stars(
     region: ArrayLike, stars: Sequence[tuple[float, float, float]]
 ) -> NDArray[np.bool_]:
-    """Remove circular patches (x, y, radius in pixels) of foreground stars from a region."""
+    """Remove circular patches (x, y, radius in pixels) of foreground stars from a region.
+
+    Parameters
+    ----------
+    region : array_like of bool, shape (ny, nx)
+        The region (not modified).
+    stars : sequence of (x, y, radius)
+        Centre (column, row) and radius of each star, pixels.
+
+    Returns
+    -------
+    ndarray of bool, shape (ny, nx)
+    """
     reg = np.asarray(region, dtype=bool).copy()
     ny, nx = reg.shape
     y, x = np.mgrid[0:ny, 0:nx]
@@ -416,8 +455,17 @@ def check_region(region: ArrayLike, max_fraction: float = 0.5) -> RegionCheck:
 
 
 def warn_region(check: RegionCheck, source: str, stacklevel: int = 3) -> None:
-    """Issue a :class:`RegionWarning` for a flagged region; ``source`` names the bands
-    (or mask) responsible."""
+    """Issue a :class:`RegionWarning` for a flagged region (nothing otherwise).
+
+    Parameters
+    ----------
+    check : RegionCheck
+        The region's check (:func:`check_region`).
+    source : str
+        The bands (or mask) the region came from, for the message.
+    stacklevel : int
+        Stack level of the warning.
+    """
     if not check.flagged:
         return
     warnings.warn(

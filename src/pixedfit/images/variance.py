@@ -11,13 +11,17 @@ adding them to the errors of binned SEDs is the job of the fitting stage's likel
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.ndimage import map_coordinates
 
 from ..validation import as_image
+
+if TYPE_CHECKING:
+    from astropy.io import fits
+    from astropy.wcs import WCS
 
 __all__ = [
     "SDSS_DARK_VARIANCE",
@@ -62,7 +66,21 @@ def _pick(entry: Any, run: int | None) -> float:
 
 
 def sdss_gain_dark_variance(band: str, camcol: int, run: int | None = None) -> tuple[float, float]:
-    """Gain (e⁻/DN) and dark variance (DN²) of an SDSS camcol and band."""
+    """Gain (e⁻/DN) and dark variance (DN²) of an SDSS camcol and band.
+
+    Parameters
+    ----------
+    band : str
+        SDSS band: u, g, r, i or z (an ``sdss_`` prefix is allowed).
+    camcol : int
+        Camera column, 1–6.
+    run : int, optional
+        Run number; needed where the values changed during the survey.
+
+    Returns
+    -------
+    gain, dark_variance : float
+    """
     band = band.strip().lower()
     if band.startswith("sdss_"):
         band = band[5:]
@@ -140,13 +158,27 @@ def variance_sdss(
 
 
 def sdss_cutout_origin(
-    full_frame_wcs, ra: float, dec: float, shape: tuple[int, int]
+    full_frame_wcs: WCS, ra: float, dec: float, shape: tuple[int, int]
 ) -> tuple[int, int]:
     """Frame pixel (x0, y0) of a cut-out centred on (ra, dec) whose header kept the frame WCS.
 
     Some cut-out tools (e.g. hostphot) cut SDSS frames with astropy ``Cutout2D`` but kept
     the full-frame header. The cut-out origin is then that of ``Cutout2D`` at the target's
     full-frame pixel position; shift the WCS with ``wcs.slice`` or CRPIX −= origin.
+
+    Parameters
+    ----------
+    full_frame_wcs : astropy.wcs.WCS
+        WCS of the full SDSS frame.
+    ra, dec : float
+        Centre of the cut-out, deg.
+    shape : (ny, nx)
+        Shape of the cut-out, pixels.
+
+    Returns
+    -------
+    (int, int)
+        Frame pixel (x0, y0) of the cut-out's pixel (0, 0).
     """
     from astropy.nddata.utils import overlap_slices
 
@@ -159,11 +191,25 @@ def sdss_cutout_origin(
     return int(x0), int(y0)
 
 
-def variance_sdss_frame(hdul, origin: tuple[int, int] = (0, 0)) -> NDArray[np.float64]:
+def variance_sdss_frame(hdul: fits.HDUList, origin: tuple[int, int] = (0, 0)
+                        ) -> NDArray[np.float64]:
     """Variance (nanomaggy²) of an SDSS frame file opened with :func:`astropy.io.fits.open`.
 
     Reads the image (HDU 0, BUNIT nanomaggy), calibration vector (HDU 1), sky grid (HDU 2)
     and FILTER, CAMCOL, RUN from the header; see :func:`variance_sdss`.
+
+    Parameters
+    ----------
+    hdul : astropy.io.fits.HDUList
+        The opened frame file.
+    origin : (x0, y0)
+        Frame pixel of the image's pixel (0, 0), for a cut-out of the frame
+        (:func:`sdss_cutout_origin`).
+
+    Returns
+    -------
+    ndarray
+        Variance per pixel, nanomaggy², with the image's shape.
     """
     if len(hdul) < 3:
         raise ValueError("hdul: an SDSS frame needs HDU 1 (calib) and HDU 2 (sky)")
@@ -197,6 +243,20 @@ def variance_galex(
     ``var = (|f| + b) / t`` with f the count rate per pixel, b the background rate already
     subtracted from it (0 for intensity maps that include the sky) and t the exposure time
     (a number or an effective-exposure map).
+
+    Parameters
+    ----------
+    image : array_like, shape (ny, nx)
+        Count rate per pixel, counts/s.
+    exptime : float or array_like
+        Exposure time, s (a number or an effective-exposure map).
+    background : float or array_like
+        Background rate subtracted from the image, counts/s, >= 0.
+
+    Returns
+    -------
+    ndarray, shape (ny, nx)
+        Variance, (counts/s)².
     """
     img = as_image(image, "image", allow_nan=True)
     t = np.broadcast_to(np.asarray(exptime, dtype=np.float64), img.shape)
@@ -221,6 +281,26 @@ def variance_2mass(
     ``var = |f| / (gain·n_coadd) + (2 k_z σ_sky)² + (σ_zero σ_sky)²``: Poisson noise of
     the source, sky noise including the atlas resampling (k_z), and the background
     subtraction term.
+
+    Parameters
+    ----------
+    image : array_like, shape (ny, nx)
+        Atlas image, DN.
+    sky_rms : float or array_like
+        Sky noise σ_sky per pixel, DN.
+    gain : float
+        Gain, e⁻/DN.
+    n_coadd : int
+        Number of coadded frames per pixel.
+    k_z : float
+        Kernel smoothing factor of the atlas resampling.
+    sigma_zero : float
+        Relative error of the background subtraction.
+
+    Returns
+    -------
+    ndarray, shape (ny, nx)
+        Variance, DN².
     """
     img = as_image(image, "image", allow_nan=True)
     rms = np.broadcast_to(np.asarray(sky_rms, dtype=np.float64), img.shape)
@@ -237,6 +317,18 @@ def variance_wise(
     ``var = σ_unc² + σ_sky²``. (The original added σ_src² multiplied by f², which is
     dimensionally wrong.) The correlation of WISE atlas pixels is handled like any other
     resampling correlation, by the noise-correlation factor of the pipeline.
+
+    Parameters
+    ----------
+    uncertainty : array_like, shape (ny, nx)
+        The ``-unc-`` map, DN, >= 0.
+    sky_rms : float or array_like
+        Sky noise σ_sky, DN, >= 0.
+
+    Returns
+    -------
+    ndarray, shape (ny, nx)
+        Variance, DN².
     """
     unc = as_image(uncertainty, "uncertainty", allow_nan=True, nonnegative=True)
     rms = np.broadcast_to(np.asarray(sky_rms, dtype=np.float64), unc.shape)
@@ -263,7 +355,22 @@ def variance_from_background(
     image: ArrayLike, rms: float | ArrayLike, gain: float | None = None
 ) -> NDArray[np.float64]:
     """Variance from a background RMS plus, with a ``gain`` (e⁻ per image unit), source
-    Poisson noise: ``σ_sky² + max(f, 0) / gain``."""
+    Poisson noise: ``σ_sky² + max(f, 0) / gain``.
+
+    Parameters
+    ----------
+    image : array_like, shape (ny, nx)
+        The image (any unit).
+    rms : float or array_like
+        Background RMS σ_sky, the image's unit, >= 0.
+    gain : float, optional
+        e⁻ per image unit (None: no source noise).
+
+    Returns
+    -------
+    ndarray, shape (ny, nx)
+        Variance, the image's unit².
+    """
     img = as_image(image, "image", allow_nan=True)
     r = np.broadcast_to(np.asarray(rms, dtype=np.float64), img.shape)
     if np.any(r[np.isfinite(r)] < 0):

@@ -75,7 +75,20 @@ def read_agn_templates(path: str | os.PathLike[str]) -> AGNTemplates:
 
 
 def resample_agn(agn: AGNTemplates, wave: NDArray[np.float64]) -> NDArray[np.float64]:
-    """Templates as f_λ on ``wave``, each with unit integral (Å⁻¹); log–log interpolation."""
+    """Templates as f_λ on ``wave``, each with unit integral (Å⁻¹); log–log interpolation.
+
+    Parameters
+    ----------
+    agn : AGNTemplates
+        The torus templates (f_ν on their own wavelengths, one per optical depth).
+    wave : ndarray, shape (nwave,)
+        Rest-frame model wavelengths, Å, increasing.
+
+    Returns
+    -------
+    ndarray, shape (ntau, nwave)
+        f_λ of each template, Å⁻¹ (zero outside the template's range).
+    """
     flam = agn.fnu / agn.wave**2
     out = np.zeros((agn.tau.size, wave.size))
     inside = (wave >= agn.wave[0]) & (wave <= agn.wave[-1])

@@ -38,14 +38,46 @@ def calzetti_k(wave: ArrayLike) -> NDArray[np.float64]:
 
 
 def calzetti_tau(wave: ArrayLike, dust2: float) -> NDArray[np.float64]:
-    """Optical depth of the Calzetti curve for V-band optical depth ``dust2``."""
+    """Optical depth of the Calzetti curve for V-band optical depth ``dust2``.
+
+    Parameters
+    ----------
+    wave : array_like
+        Rest-frame wavelengths, Å.
+    dust2 : float
+        Optical depth at 5500 Å.
+
+    Returns
+    -------
+    ndarray
+        τ(λ), with the shape of ``wave``.
+    """
     return float(dust2) * calzetti_k(wave) / R_V_CALZETTI
 
 
 def cf00_tau(
     wave: ArrayLike, dust1: float, dust2: float, dust_index: float, dust1_index: float = -1.0
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """Charlot & Fall optical depths ``(τ_young, τ_old)``: young = birth cloud + diffuse."""
+    """Charlot & Fall optical depths ``(τ_young, τ_old)``: young = birth cloud + diffuse.
+
+    Parameters
+    ----------
+    wave : array_like
+        Rest-frame wavelengths, Å.
+    dust1 : float
+        Birth-cloud optical depth at 5500 Å (young stars only).
+    dust2 : float
+        Diffuse optical depth at 5500 Å (all stars).
+    dust_index : float
+        Power-law index of the diffuse curve, τ ∝ (λ / 5500 Å)^dust_index.
+    dust1_index : float
+        Power-law index of the birth-cloud curve.
+
+    Returns
+    -------
+    tau_young, tau_old : ndarray
+        Optical depths with the shape of ``wave``.
+    """
     x = np.asarray(wave, dtype=np.float64) / 5500.0
     tau2 = float(dust2) * x ** float(dust_index)
     return tau2 + float(dust1) * x ** float(dust1_index), tau2

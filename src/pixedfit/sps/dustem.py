@@ -26,6 +26,20 @@ def resample_dust_emission(
     """DL07 templates on the model grid ``wave`` (Å), with their integrals.
 
     Linear interpolation in log λ – log j (zero outside the template range).
+
+    Parameters
+    ----------
+    dl : DustEmissionGrid
+        The Draine & Li (2007) templates (q_PAH, U_min, wavelength).
+    wave : ndarray, shape (nwave,)
+        Rest-frame model wavelengths, Å, increasing.
+
+    Returns
+    -------
+    dict
+        ``delta`` and ``powerlaw``: the emission (nqpah, numin, nwave) on ``wave`` per unit
+        dust mass (the templates' unit); ``delta_int`` and ``powerlaw_int``: their
+        integrals over λ, (nqpah, numin).
     """
     dw = trapezoid_weights(wave)
     out: dict[str, NDArray] = {}

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -56,6 +57,8 @@ def build_fsps_grid(imf_type: int = 1, nebular: bool = True, max_neb_age_gyr: fl
         FSPS IMF code (0–5).
     nebular : bool
         Also tabulate FSPS's nebular emission for ages below ``max_neb_age_gyr``.
+    max_neb_age_gyr : float
+        Oldest SSP age (Gyr) with nebular emission.
     path : path-like, optional
         Output file (default: ``<cache>/grids/fsps_<isochrones>_<imf>_v1.h5``).
     dust_emission_from_bc03 : bool
@@ -85,7 +88,7 @@ def build_fsps_grid(imf_type: int = 1, nebular: bool = True, max_neb_age_gyr: fl
     zmet = np.asarray(sp.zlegend, dtype=np.float64)
     age = 10 ** (np.asarray(sp.ssp_ages, dtype=np.float64) - 9.0)
     specs, living, surv = [], [], []
-    wave = None
+    wave: Any = None  # sp.get_spectrum's wavelengths (python-fsps is untyped): set below
     for iz in range(zmet.size):
         sp.params["zmet"] = iz + 1
         sp.params["add_stellar_remnants"] = True

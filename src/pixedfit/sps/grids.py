@@ -210,6 +210,13 @@ def write_grid(grid: SSPGrid, path: str | os.PathLike[str]) -> Path:
     """Write ``grid`` to an HDF5 file atomically: built in memory, then written to a
     temporary file and renamed (a full disk gives a one-line error and no file).
 
+    Parameters
+    ----------
+    grid : SSPGrid
+        The grid (validated first).
+    path : path-like
+        The HDF5 file.
+
     Returns
     -------
     pathlib.Path
@@ -260,7 +267,7 @@ def write_grid(grid: SSPGrid, path: str | os.PathLike[str]) -> Path:
     return path
 
 
-def _attr_str(value) -> str:
+def _attr_str(value: object) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 

@@ -132,7 +132,22 @@ def inoue14_transmission(wave_obs: ArrayLike, z: float) -> NDArray[np.float64]:
 
 
 def igm_transmission(wave_obs: ArrayLike, z: float, igm_type: int = 0) -> NDArray[np.float64]:
-    """IGM transmission with piXedfit's ``igm_type``: 0 Madau (1995), 1 Inoue et al. (2014)."""
+    """IGM transmission with piXedfit's ``igm_type``: 0 Madau (1995), 1 Inoue et al. (2014).
+
+    Parameters
+    ----------
+    wave_obs : array_like
+        Observed-frame wavelengths, Å.
+    z : float
+        Redshift of the source, >= 0.
+    igm_type : {0, 1}
+        0: Madau (1995); 1: Inoue et al. (2014).
+
+    Returns
+    -------
+    ndarray
+        Transmission in [0, 1], with the shape of ``wave_obs``.
+    """
     if not np.isfinite(z) or z < 0:
         raise ValueError(f"z must be finite and >= 0, got {z}")
     if igm_type == 0:

@@ -43,7 +43,9 @@ torus scales with still includes them.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from itertools import pairwise
+from typing import Any, cast
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -116,12 +118,13 @@ def _stencil_weights(x: NDArray[np.float64], xs: NDArray[np.float64]) -> NDArray
     return w
 
 
-def _step(spacing, x: float) -> float:
+def _step(spacing: Sequence[tuple[float, float]], x: float) -> float:
     """The knot spacing a (upper wavelength, step) table gives at x = ln λ."""
     return next(s for edge, s in spacing if np.exp(x) < edge)
 
 
-def _spaced(lo: float, hi: float, spacing) -> NDArray[np.float64]:
+def _spaced(lo: float, hi: float, spacing: Sequence[tuple[float, float]]
+            ) -> NDArray[np.float64]:
     """At least 4 knots in x = ln λ from lo to hi (inclusive), each step given by the
     ``spacing`` table at the wavelength where it starts."""
     pts = [lo]
@@ -133,13 +136,25 @@ def _spaced(lo: float, hi: float, spacing) -> NDArray[np.float64]:
 
 def band_knots(x_lo: float, x_hi: float) -> NDArray[np.float64]:
     """Knots (ln λ, rest frame) for band weights spanning [x_lo, x_hi]: uniform with
-    the spacing :data:`BAND_SPACING` gives at the blue end, at least 4."""
+    the spacing :data:`BAND_SPACING` gives at the blue end, at least 4.
+
+    Parameters
+    ----------
+    x_lo, x_hi : float
+        Ends of the band, ln(λ / Å) in the rest frame.
+
+    Returns
+    -------
+    ndarray, shape (nknot,)
+        Knots in ln(λ / Å), from ``x_lo`` to ``x_hi`` inclusive.
+    """
     step = _step(BAND_SPACING, x_lo)
     n = max(4, int(np.ceil((x_hi - x_lo) / step - 1e-9)) + 1)
     return np.linspace(x_lo, x_hi, n)
 
 
-def _pieces(x: NDArray[np.float64], breaks: NDArray[np.float64]):
+def _pieces(x: NDArray[np.float64], breaks: NDArray[np.float64]
+            ) -> list[tuple[NDArray[np.intp], float, float]]:
     """Split sorted positions x at the break positions: (index array, first x, last x) per
     non-empty piece (a point on a break starts the next piece)."""
     edges = [0, *np.searchsorted(x, breaks).tolist(), x.size]
@@ -147,7 +162,15 @@ def _pieces(x: NDArray[np.float64], breaks: NDArray[np.float64]):
             for a, b in pairwise(edges) if b > a]
 
 
-def _sparse_columns(x: NDArray[np.float64], pieces) -> tuple:
+#: One interpolated piece of :func:`_sparse_columns`: wavelength indices, their weights, first
+#: and last x (ln λ), and the knot rule (first x, last x) → knots.
+_Piece = tuple[NDArray[np.intp], NDArray[np.float64], float, float,
+               Callable[[float, float], NDArray[np.float64]]]
+
+
+def _sparse_columns(x: NDArray[np.float64], pieces: Sequence[_Piece]
+                    ) -> tuple[list[NDArray[Any]], list[NDArray[Any]], list[NDArray[Any]],
+                               list[NDArray[np.float64]], int]:
     """Sparse (nwave, ncol) matrix of cardinal weights and the knots (ln λ) of its columns:
     ``pieces`` holds (wavelength indices, their weights, first x, last x, knot rule) per
     interpolated piece, one column per knot, pieces in turn (a piece of one wavelength
@@ -185,7 +208,9 @@ def _sparse_columns(x: NDArray[np.float64], pieces) -> tuple:
 
 
 def _band_matrix(wave: NDArray[np.float64], fw: FilterWeights,
-                 trans: NDArray[np.float64] | None, breaks: NDArray[np.float64]):
+                 trans: NDArray[np.float64] | None, breaks: NDArray[np.float64]
+                 ) -> tuple[sparse.csr_matrix, NDArray[np.float64], NDArray[np.int64],
+                            NDArray[np.float64]]:
     """The band–knot columns of the projection: sparse (nwave, npair) matrix, its knots
     (npair,) in ln λ, the band offsets and the dense band-weight matrix (nwave, nbands)."""
     x = np.log(wave)
@@ -218,7 +243,8 @@ def _band_matrix(wave: NDArray[np.float64], fw: FilterWeights,
 
 
 def _energy_matrix(wave: NDArray[np.float64], dwave: NDArray[np.float64], n_ion: int,
-                   breaks: NDArray[np.float64]):
+                   breaks: NDArray[np.float64]
+                   ) -> tuple[sparse.csr_matrix, NDArray[np.float64]]:
     """The energy columns of the projection, which depend neither on the bands nor on the
     redshift: sparse (nwave, nenergy + 2) projection matrix (the energy knots, then
     the bolometric integrals of the non-ionising and of the ionising part) and the energy
@@ -275,7 +301,8 @@ def _projected(mat: sparse.csr_matrix, flat: NDArray, neb: NDArray | None, n_ion
     # when no column reaches below the Lyman limit: the bands of a nearby galaxy)
     young = rows_between(flat, n_ion, nw)
     rows = young + rows_between(flat, 0, n_ion) if indptr[n_ion] > 0 else young
-    return {"rows": rows, "young": young, "neb": rows_between(neb, 0, nw)}
+    # nebular grids have their continuum rows
+    return {"rows": rows, "young": young, "neb": rows_between(cast("NDArray", neb), 0, nw)}
 
 
 def knot_arrays(base: dict, fw: FilterWeights, trans: NDArray[np.float64] | None,
@@ -335,15 +362,17 @@ def knot_arrays(base: dict, fw: FilterWeights, trans: NDArray[np.float64] | None
 
     def single(name: str) -> NDArray[np.float32] | None:
         # the band columns, then the energy ones, rounded to single precision in place
-        if here[name] is None:
+        this = here[name]
+        if this is None:
             return None
-        npair = here[name].shape[1]
-        out32 = np.empty((here[name].shape[0], npair + part[name].shape[1]), np.float32)
-        out32[:, :npair] = here[name]
+        npair = this.shape[1]
+        out32 = np.empty((this.shape[0], npair + part[name].shape[1]), np.float32)
+        out32[:, :npair] = this
         out32[:, npair:] = part[name]
         return out32
 
-    rows, young, neb = single("rows"), single("young"), single("neb")
+    rows = cast("NDArray[np.float32]", single("rows"))  # always projected
+    young, neb = single("young"), single("neb")
     kx = np.concatenate([band_x, part["x"]])
     lam = np.exp(kx)
     out: dict = {
@@ -355,6 +384,7 @@ def knot_arrays(base: dict, fw: FilterWeights, trans: NDArray[np.float64] | None
     if nebular:
         # young stars without their ionising photons (absorbed by the gas), except in the
         # ionising bolometric column (the AGN torus scales with the intrinsic luminosity)
+        young = cast("NDArray[np.float32]", young)  # projected for a nebular grid
         young[:, -1] = rows[:, -1]
         out["ssp_young"] = young
         out["neb"] = neb

@@ -71,26 +71,37 @@ from __future__ import annotations
 import math
 import os
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any, Literal, TypeAlias, cast, overload
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from .. import _core
 from ..cosmology import CosmologyLike, luminosity_distance
-from ..filters import filter_weights, get_filter_curve
+from ..filters import FilterWeights, filter_weights, get_filter_curve
 from ..parallel import resolve_threads
 from ..units import C_AA_PER_S, L_SUN_CGS, MPC_CM
 from .agn import find_agn_templates, read_agn_templates, resample_agn
 from .bc03 import load_bc03
 from .dust import calzetti_k
 from .dustem import resample_dust_emission
-from .grids import IMF_NAMES, SSPGrid, age_edges, read_grid
+from .grids import IMF_NAMES, AGNTemplates, NebularGrid, SSPGrid, age_edges, read_grid
 from .igm import igm_transmission
 from .knots import CALZETTI_BREAKS, knot_arrays
 from .nebular import line_profiles, trapezoid_weights
 from .resolution import FWHM_TO_SIGMA, template_fwhm
+
+#: Model parameters: a dict name → value (scalars: one model; 1-D arrays: a batch), an array
+#: (n, 16) with the columns of :data:`PARAM_NAMES`, or None (the defaults).
+ParamsLike: TypeAlias = Mapping[str, ArrayLike] | ArrayLike | None
+#: A resampling of rows (..., nwave_in) onto another wavelength grid.
+_Resample: TypeAlias = Callable[[ArrayLike], NDArray[np.float64]]
+#: The band weights of :meth:`SEDModel._phot_weights`: filter weights, IGM transmission,
+#: dimming and nebular line weights.
+_PhotWeights: TypeAlias = tuple[FilterWeights, NDArray[np.float64] | None, float,
+                                NDArray[np.float64] | None]
 
 __all__ = ["DEFAULTS", "DERIVED_NAMES", "PARAM_NAMES", "RestSpectrum", "SEDModel"]
 
@@ -223,8 +234,9 @@ def _model_wave(grid: SSPGrid) -> NDArray[np.float64]:
     return wave
 
 
-def _build_arrays(grid: SSPGrid, wave: NDArray, agn_tmpl, resample, line_sigma_kms: float,
-                  agn_tau) -> dict:
+def _build_arrays(grid: SSPGrid, wave: NDArray, agn_tmpl: NDArray[np.float64] | None,
+                  resample: _Resample, line_sigma_kms: float,
+                  agn_tau: NDArray[np.float64] | None) -> dict:
     """The dict of arrays for _core.CSPGrid on the wavelength grid ``wave``.
 
     ``resample(rows)`` maps arrays on the SSP grid's (merged) wavelength axis to ``wave``.
@@ -266,7 +278,8 @@ def _build_arrays(grid: SSPGrid, wave: NDArray, agn_tmpl, resample, line_sigma_k
     if agn_tmpl is not None:
         t = agn_tmpl.astype(np.float32)
         t = (t / (t.astype(np.float64) @ d["dwave"])[:, None]).astype(np.float32)
-        d.update(ntau=agn_tau.size, agn_tau=agn_tau, agn_tmpl=t)
+        # the templates come with their optical depths
+        d.update(ntau=cast("NDArray[np.float64]", agn_tau).size, agn_tau=agn_tau, agn_tmpl=t)
     return d
 
 
@@ -291,7 +304,10 @@ def _limit_note(name: str) -> str:
 _BUILT: dict[tuple, tuple] = {}
 
 
-def _build_engine(grid: SSPGrid, agn, line_sigma_kms: float, photometry_resolution: float):
+def _build_engine(grid: SSPGrid, agn: AGNTemplates | None, line_sigma_kms: float,
+                  photometry_resolution: float
+                  ) -> tuple[NDArray[np.float64], _core.CSPGrid, _Averager, _core.CSPGrid,
+                             dict[str, Any]]:
     """(model wave, full-grid CSPGrid, photometry averager, photometry CSPGrid, the
     photometry grid's arrays)."""
     wave = _model_wave(grid)
@@ -303,7 +319,7 @@ def _build_engine(grid: SSPGrid, agn, line_sigma_kms: float, photometry_resoluti
     pos = np.searchsorted(fine, wave[on_fine])
     extra = wave[~on_fine]
 
-    def to_model(rows):
+    def to_model(rows: ArrayLike) -> NDArray[np.float64]:
         rows = np.asarray(rows)
         if same:
             return rows.astype(np.float64)
@@ -320,7 +336,7 @@ def _build_engine(grid: SSPGrid, agn, line_sigma_kms: float, photometry_resoluti
     avg = _Averager(wave, photometry_resolution, _EDGES)
     phot_wave = avg.wave
 
-    def to_coarse(rows):
+    def to_coarse(rows: ArrayLike) -> NDArray[np.float64]:
         return avg(to_model(rows))
 
     agn_coarse = avg(agn_full) if agn_full is not None else None
@@ -470,10 +486,10 @@ class SEDModel:
             _BUILT[key] = built
         _, self.wave, self._grid_full, self._avg, self._grid_phot, self._phot_arrays = built
         self.phot_wave = self._avg.wave
-        self._fw_cache: dict[tuple, tuple] = {}
+        self._fw_cache: dict[tuple[tuple[str, ...], float, bool], _PhotWeights] = {}
         # filter curves (wave, transmission, ∫ T λ dλ) of the line weights, by name
         self._curves: dict[str, tuple[NDArray, NDArray, float]] = {}
-        self._knot_cache: dict[tuple, object] = {}
+        self._knot_cache: dict[tuple[tuple[str, ...], float], _core.KnotGrid] = {}
         # wavelength-major copies of the photometry grid's rows (knot_arrays)
         self._knot_columns: dict[str, NDArray] = {}
         self._knot_lock = threading.Lock()
@@ -516,7 +532,7 @@ class SEDModel:
         names.append("log_mass")
         return names
 
-    def _param_array(self, params) -> tuple[NDArray[np.float64], bool]:
+    def _param_array(self, params: ParamsLike) -> tuple[NDArray[np.float64], bool]:
         """(n, N_PARAMS) array from a dict (scalars or arrays) or an array; single flag."""
         if params is None:
             params = {}
@@ -527,7 +543,8 @@ class SEDModel:
                                  f"known: {', '.join(PARAM_NAMES)}, z")
             if all(np.ndim(v) == 0 for v in params.values()):  # one model: fast path
                 try:
-                    row = [float(params.get(n, DEFAULTS[n])) for n in PARAM_NAMES]
+                    # 0-d values: numbers (else the TypeError below)
+                    row = [float(cast(float, params.get(n, DEFAULTS[n]))) for n in PARAM_NAMES]
                 except (TypeError, ValueError) as exc:
                     raise TypeError(f"params: values must be numbers ({exc})") from exc
                 return self._checked(np.array([row])), True
@@ -613,7 +630,8 @@ class SEDModel:
                              f"cover, [{low:.4g}, {high:.4g}]{_limit_note(name)}")
         return arr
 
-    def _z_values(self, z, n: int, params) -> NDArray[np.float64]:
+    def _z_values(self, z: float | ArrayLike | None, n: int, params: ParamsLike
+                  ) -> NDArray[np.float64]:
         if isinstance(z, float | int) and not isinstance(z, bool):  # the samplers' case
             zf = float(z)
             if not (math.isfinite(zf) and zf > 0):
@@ -629,15 +647,16 @@ class SEDModel:
             raise ValueError(_Z_REFUSED)
         return zz
 
-    def _threads(self, threads) -> int:
+    def _threads(self, threads: int | None) -> int:
         return resolve_threads(self.threads if threads is None else threads)
 
-    def _cfg(self) -> tuple:
+    def _cfg(self) -> tuple[int, int, bool, bool, bool, float, float]:
         return (self.sfh_form, self.dust_law, self.duste_switch, self.add_neb_emission,
                 self.add_agn, -1.0, _T_BC)
 
     # ------------------------------------------------------------------ smoothing
-    def _smoothing_sigma(self, smooth_lsf, lsf_wave, lsf_sigma) -> NDArray | None:
+    def _smoothing_sigma(self, smooth_lsf: bool, lsf_wave: ArrayLike | None,
+                         lsf_sigma: ArrayLike | None) -> NDArray | None:
         sigma = np.zeros(self.wave.size)
         if self.sigma_smooth > 0:
             sigma += (self.wave * self.sigma_smooth * 1e13 / C_AA_PER_S) ** 2 \
@@ -655,12 +674,23 @@ class SEDModel:
         return np.sqrt(sigma) if np.any(sigma > 0) else None
 
     # ------------------------------------------------------------------ outputs
-    def rest_spectrum(self, params=None, components: bool = False,
+    def rest_spectrum(self, params: ParamsLike = None, components: bool = False,
                       threads: int | None = None) -> RestSpectrum:
         """Rest-frame spectrum (L☉ Å⁻¹) with derived quantities and, optionally, components.
 
-        ``params`` is a dict (scalars: one model; 1-D arrays: a batch) or an array
-        (n, 16) with columns :attr:`param_names`. Missing parameters take their defaults.
+        Parameters
+        ----------
+        params : dict or array_like, optional
+            A dict (scalars: one model; 1-D arrays: a batch) or an array (n, 16) with
+            columns :attr:`param_names`. Missing parameters take their defaults.
+        components : bool
+            Also compute the component spectra.
+        threads : int, optional
+            OpenMP threads (default: the model's).
+
+        Returns
+        -------
+        RestSpectrum
         """
         arr, single = self._param_array(params)
         spec, comp, der = _core.csp_spectra(self._grid_full, arr, *self._cfg(), components,
@@ -678,13 +708,27 @@ class SEDModel:
                      for i, k in enumerate(COMPONENT_NAMES)}
         return RestSpectrum(self.wave, spec[0] if single else spec, derived, comps)
 
-    def properties(self, params=None, threads: int | None = None,
+    def properties(self, params: ParamsLike = None, threads: int | None = None,
                    full_grid: bool = False) -> dict:
         """Derived quantities only (see ``DERIVED_NAMES``).
 
         By default computed on the coarse photometry grid (≈ 10× faster; L_bol, the
         absorbed luminosity and the dust mass then differ from the full grid by ≤ 3e-4,
         masses, SFRs and ages not at all); ``full_grid=True`` uses the full grid.
+
+        Parameters
+        ----------
+        params : dict or array_like, optional
+            One model or a batch, as :meth:`rest_spectrum`.
+        threads : int, optional
+            OpenMP threads (default: the model's).
+        full_grid : bool
+            Compute on the full wavelength grid.
+
+        Returns
+        -------
+        dict of str to float or ndarray
+            ``DERIVED_NAMES`` → value (one model) or array (n,) (a batch).
         """
         if full_grid:
             return self.rest_spectrum(params, threads=threads).derived
@@ -694,14 +738,28 @@ class SEDModel:
                                       np.zeros(0), None, self._threads(threads))
         return {k: (der[0, i] if single else der[:, i]) for i, k in enumerate(DERIVED_NAMES)}
 
-    def observed_components(self, params=None, z: float | None = None,
+    def observed_components(self, params: ParamsLike = None, z: float | None = None,
                             threads: int | None = None) -> tuple[NDArray, dict]:
         """Observed-frame component spectra for decomposition plots.
 
-        Returns the wavelengths λ(1+z) [Å] and a dict ``stellar``, ``nebular``, ``dust``,
-        ``agn`` and ``total`` of f_λ [erg s⁻¹ cm⁻² Å⁻¹] (one model or a batch at one ``z``;
-        the stellar and nebular parts are attenuated, everything includes IGM and
-        smoothing as :meth:`spectrum` does).
+        Parameters
+        ----------
+        params : dict or array_like, optional
+            One model or a batch, as :meth:`rest_spectrum`.
+        z : float, optional
+            The redshift of the batch (default ``params['z']`` or 0.001), > 0.
+        threads : int, optional
+            OpenMP threads (default: the model's).
+
+        Returns
+        -------
+        wave : ndarray, shape (nwave,)
+            λ(1+z), Å.
+        components : dict of str to ndarray
+            ``stellar``, ``nebular``, ``dust``, ``agn`` and ``total``: f_λ
+            (erg s⁻¹ cm⁻² Å⁻¹), (nwave,) for one model or (n, nwave) for a batch; the
+            stellar and nebular parts are attenuated, everything includes IGM and smoothing
+            as :meth:`spectrum` does.
         """
         rest = self.rest_spectrum(params, components=True, threads=threads)
         n = np.atleast_2d(rest.flux).shape[0]
@@ -709,7 +767,8 @@ class SEDModel:
         if np.unique(zz).size != 1:
             raise ValueError("z: observed_components takes one redshift for the batch")
         fac = self._observed_factor(float(zz[0]))
-        out = {k: v * fac for k, v in rest.components.items()}
+        # components=True: the components are there
+        out = {k: v * fac for k, v in cast("dict[str, NDArray]", rest.components).items()}
         out["total"] = rest.flux * fac
         return self.wave * (1.0 + zz[0]), out
 
@@ -729,12 +788,25 @@ class SEDModel:
         dl = luminosity_distance(z, self.cosmo, self.H0, self.Om0) * MPC_CM
         return L_SUN_CGS / (4.0 * np.pi * dl * dl * (1.0 + z))
 
-    def spectrum(self, params=None, z: float | ArrayLike | None = None,
+    def spectrum(self, params: ParamsLike = None, z: float | ArrayLike | None = None,
                  threads: int | None = None) -> tuple[NDArray, NDArray]:
         """Observed-frame spectrum: wavelengths λ(1+z) [Å] and f_λ [erg s⁻¹ cm⁻² Å⁻¹].
 
-        ``z`` (scalar or one per model; default ``params['z']`` or 0.001) must be > 0. For a
-        batch with one redshift the wavelength array is 1-D, with several it is (n, nwave).
+        Parameters
+        ----------
+        params : dict or array_like, optional
+            One model or a batch, as :meth:`rest_spectrum`.
+        z : float or array_like, optional
+            Redshift, scalar or one per model (default ``params['z']`` or 0.001), > 0.
+        threads : int, optional
+            OpenMP threads (default: the model's).
+
+        Returns
+        -------
+        wave : ndarray, shape (nwave,) or (n, nwave)
+            λ(1+z), Å: 1-D for a batch with one redshift, (n, nwave) with several.
+        flux : ndarray, shape (nwave,) or (n, nwave)
+            f_λ, erg s⁻¹ cm⁻² Å⁻¹.
         """
         rest = self.rest_spectrum(params, threads=threads)
         flux = np.atleast_2d(rest.flux)
@@ -750,7 +822,8 @@ class SEDModel:
             wave = self.wave[None, :] * (1.0 + zz[:, None])
         return wave, (out[0] if single else out)
 
-    def _phot_weights(self, filters: tuple[str, ...], z: float, full: bool = False):
+    def _phot_weights(self, filters: tuple[str, ...], z: float, full: bool = False
+                      ) -> _PhotWeights:
         key = (filters, float(z), full)
         if key not in self._fw_cache:
             if len(self._fw_cache) > 64:
@@ -772,14 +845,15 @@ class SEDModel:
     def _line_weights(self, filters: list[str], z: float, dim: float) -> NDArray[np.float64]:
         """(nbands, nline): band flux per L☉ of each line (filter response at the observed
         line wavelength, IGM, dimming)."""
-        lam = self.grid.nebular.line_wave * (1.0 + z)
+        # only with add_neb_emission, whose grid has the nebular tables
+        lam = cast("NebularGrid", self.grid.nebular).line_wave * (1.0 + z)
         out = np.zeros((len(filters), lam.size))
         for b, name in enumerate(filters):
             curve = self._curves.get(name)
             if curve is None:  # kept like the band weights of _phot_weights
                 fwave, ftrans = get_filter_curve(name)
-                curve = self._curves[name] = (fwave, ftrans,
-                                              np.trapezoid(ftrans * fwave, fwave))
+                curve = self._curves[name] = (
+                    fwave, ftrans, cast(float, np.trapezoid(ftrans * fwave, fwave)))  # 1-D
             fwave, ftrans, norm = curve
             out[b] = np.interp(lam, fwave, ftrans, left=0.0, right=0.0) * lam / norm
         if self.add_igm_absorption:
@@ -787,7 +861,7 @@ class SEDModel:
         # a line of L (Lsun) has observed flux L * dim * (1 + z) in erg/s/cm^2
         return out * dim * (1.0 + z)
 
-    def _knot_grid(self, names: tuple[str, ...], z: float):
+    def _knot_grid(self, names: tuple[str, ...], z: float) -> _core.KnotGrid:
         """The SSP projections onto the transmission knots of ``names`` at ``z`` (cached;
         :mod:`pixedfit.sps.knots`)."""
         key = (names, float(z))
@@ -805,10 +879,25 @@ class SEDModel:
                 kg = self._knot_cache.setdefault(key, built)
         return kg
 
-    def photometry(self, params=None, z: float | ArrayLike | None = None,
+    @overload
+    def photometry(self, params: ParamsLike = None, z: float | ArrayLike | None = None,
                    filters: str | Sequence[str] = (), threads: int | None = None,
-                   return_derived: bool = False, full_grid: bool = False,
-                   knots: bool = False):
+                   return_derived: Literal[False] = False, full_grid: bool = False,
+                   knots: bool = False) -> NDArray[np.float64]: ...
+    @overload
+    def photometry(self, params: ParamsLike = None, z: float | ArrayLike | None = None,
+                   filters: str | Sequence[str] = (), threads: int | None = None, *,
+                   return_derived: Literal[True], full_grid: bool = False,
+                   knots: bool = False) -> tuple[NDArray[np.float64], dict[str, Any]]: ...
+    @overload
+    def photometry(self, params: ParamsLike = None, z: float | ArrayLike | None = None,
+                   filters: str | Sequence[str] = (), threads: int | None = None,
+                   return_derived: bool = False, full_grid: bool = False, knots: bool = False
+                   ) -> NDArray[np.float64] | tuple[NDArray[np.float64], dict[str, Any]]: ...
+    def photometry(self, params: ParamsLike = None, z: float | ArrayLike | None = None,
+                   filters: str | Sequence[str] = (), threads: int | None = None,
+                   return_derived: bool = False, full_grid: bool = False, knots: bool = False
+                   ) -> NDArray[np.float64] | tuple[NDArray[np.float64], dict[str, Any]]:
         """Band fluxes (photon-weighted mean f_λ, erg s⁻¹ cm⁻² Å⁻¹) in ``filters``.
 
         One C++ call per distinct redshift (OpenMP over models). Nebular lines enter as
@@ -818,9 +907,31 @@ class SEDModel:
         ≈ 6× faster for large batches; within 3e-5 of the coarse grid in bands attenuated
         by ≤ 5 mag; the first call at a new redshift projects the SSP grid once, ≈ 13 ms,
         kept for the last few redshifts): the samplers of fixed-redshift fits use it.
-        ``full_grid=True`` uses the full wavelength grid (slower; for checks). Returns an
-        array (nbands,) for one model or (n, nbands) for a batch, and the derived
-        quantities (dict) if ``return_derived``.
+        ``full_grid=True`` uses the full wavelength grid (slower; for checks).
+
+        Parameters
+        ----------
+        params : dict or array_like, optional
+            One model or a batch, as :meth:`rest_spectrum`.
+        z : float or array_like, optional
+            Redshift, one or one per model (default ``params['z']`` or 0.001), > 0.
+        filters : str or sequence of str
+            Bands (at least one).
+        threads : int, optional
+            OpenMP threads (default: the model's).
+        return_derived : bool
+            Also return the derived quantities.
+        full_grid : bool
+            Sum the full wavelength grid instead of the coarse one.
+        knots : bool
+            Evaluate the dust transmission at knots across each band (see above).
+
+        Returns
+        -------
+        flux : ndarray, shape (nbands,) or (n, nbands)
+            f_λ, erg s⁻¹ cm⁻² Å⁻¹, for one model or a batch.
+        derived : dict
+            The derived quantities (``DERIVED_NAMES``), with ``return_derived``.
         """
         names = (filters,) if isinstance(filters, str) else tuple(filters)
         if not names:
@@ -856,7 +967,7 @@ class SEDModel:
         return _core.csp_photometry(grid, arr, *self._cfg(), trans, scale, fw.starts,
                                     fw.offsets, fw.weights, lw, self._threads(threads))
 
-    def photometry_zgrid(self, params=None, z_grid: ArrayLike = (),
+    def photometry_zgrid(self, params: ParamsLike = None, z_grid: ArrayLike = (),
                          filters: str | Sequence[str] = (), threads: int | None = None
                          ) -> NDArray[np.float64]:
         """Band fluxes of every model at every redshift of a grid, in one C++ call.

@@ -18,6 +18,7 @@ All masses are per M☉ formed.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -72,10 +73,24 @@ class IMF:
         m = float(np.clip(m, self.breaks[0], self.breaks[-1]))
         return self._moment(self.breaks[0], m, 1.0) / self._mtot
 
-    def number_weighted(self, lo: float, hi: float, func, splits=()) -> float:
+    def number_weighted(self, lo: float, hi: float,
+                        func: Callable[[NDArray[np.float64]], ArrayLike],
+                        splits: ArrayLike = ()) -> float:
         """∫_lo^hi func(m) φ(m) dm per M☉ formed (Gauss–Legendre per smooth segment).
 
-        ``splits`` are extra break points where ``func`` is discontinuous.
+        Parameters
+        ----------
+        lo, hi : float
+            Initial-mass range, M☉.
+        func : callable
+            ``func(m)`` for an array of initial masses m (M☉); e.g. a remnant mass.
+        splits : array_like of float
+            Extra break points (M☉) where ``func`` is discontinuous.
+
+        Returns
+        -------
+        float
+            The integral per M☉ formed (``func``'s unit per M☉).
         """
         x, w = np.polynomial.legendre.leggauss(48)
         edges = np.unique(np.concatenate([self.breaks, np.asarray(splits, dtype=float)]))

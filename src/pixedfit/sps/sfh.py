@@ -29,7 +29,26 @@ SFH_FORMS = {0: "tau", 1: "delayed_tau", 2: "log_normal", 3: "gaussian", 4: "dou
 
 def sfr_shape(t: ArrayLike, form: int, tau: float, t0: float = 1.0, alpha: float = 1.0,
               beta: float = 1.0) -> NDArray[np.float64]:
-    """Unnormalised SFR at times ``t`` (Gyr since the onset); 0 for t < 0."""
+    """Unnormalised SFR at times ``t`` (Gyr since the onset); 0 for t < 0.
+
+    Parameters
+    ----------
+    t : array_like
+        Time since the onset of star formation, Gyr.
+    form : int
+        0 exponential, 1 delayed exponential, 2 log-normal, 3 Gaussian, 4 double power law.
+    tau : float
+        Time scale, Gyr (width in ln t for the log-normal).
+    t0 : float
+        Peak time of the Gaussian (Gyr) and of the log-normal (ln Gyr).
+    alpha, beta : float
+        Falling and rising slopes of the double power law.
+
+    Returns
+    -------
+    ndarray
+        SFR in arbitrary units, with the shape of ``t``.
+    """
     t = np.asarray(t, dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         if form == 0:
@@ -49,7 +68,24 @@ def sfr_shape(t: ArrayLike, form: int, tau: float, t0: float = 1.0, alpha: float
 
 def reference_bin_masses(form: int, shape: tuple[float, float, float, float], age: float,
                          edges: ArrayLike) -> NDArray[np.float64]:
-    """Mass formed in look-back bins ``edges`` (Gyr) for 1 M☉ formed, by scipy quadrature."""
+    """Mass formed in look-back bins ``edges`` (Gyr) for 1 M☉ formed, by scipy quadrature.
+
+    Parameters
+    ----------
+    form : int
+        SFH form (0–4, as :func:`sfr_shape`).
+    shape : (tau, t0, alpha, beta)
+        SFH shape parameters (Gyr; t0 of form 2 in ln Gyr).
+    age : float
+        Age of the population, Gyr.
+    edges : array_like, shape (nbin + 1,)
+        Look-back time edges, Gyr, increasing.
+
+    Returns
+    -------
+    ndarray, shape (nbin,)
+        Fraction of the mass formed in each bin (sums to 1).
+    """
     tau, t0, alpha, beta = shape
     e = np.asarray(edges, dtype=np.float64)
     out = np.zeros(e.size - 1)
