@@ -147,18 +147,22 @@ BinningResult bin_pixels(const double* flux, const double* err, const std::uint8
     std::vector<double> F(nreg * nb), V(nreg * nb), S(nreg * nb);
     const double k = params.sys_factor;
     // Threads only pay for large cubes (a parallel region costs more than small copies).
-    // Arithmetic only: nothing in the region can throw.
+    ParallelErrors errors;  // no exception may leave the parallel region
 #pragma omp parallel for schedule(static) num_threads(nthreads) if (nreg * nb > kParallelMin)
     for (std::int64_t r = 0; r < static_cast<std::int64_t>(nreg); ++r) {
-        const std::size_t p = static_cast<std::size_t>(pix_of[r]);
-        for (std::size_t b = 0; b < nb; ++b) {
-            const double f = flux[b * npix + p];
-            const double e = err[b * npix + p];
-            F[r * nb + b] = f;
-            V[r * nb + b] = e * e;
-            S[r * nb + b] = std::sqrt(e * e + (k * f) * (k * f));
-        }
+        if (errors.failed()) continue;
+        errors.run(r, [&] {
+            const std::size_t p = static_cast<std::size_t>(pix_of[r]);
+            for (std::size_t b = 0; b < nb; ++b) {
+                const double f = flux[b * npix + p];
+                const double e = err[b * npix + p];
+                F[r * nb + b] = f;
+                V[r * nb + b] = e * e;
+                S[r * nb + b] = std::sqrt(e * e + (k * f) * (k * f));
+            }
+        });
     }
+    errors.rethrow();
 
     // Seed order: decreasing reference flux, ties by row-major index.
     std::vector<std::pair<double, std::int64_t>> keyed(nreg);
@@ -501,25 +505,29 @@ std::vector<double> bin_sums(const double* values, std::size_t nplanes, std::siz
     const int nthreads = resolve_threads(threads);
     const auto nbin = static_cast<std::size_t>(nbins);
     std::vector<double> out(nplanes * nbin, 0.0);
-    // Arithmetic only: nothing in the region can throw.
+    ParallelErrors errors;  // no exception may leave the parallel region
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nthreads) \
     if (nplanes * npix > kParallelMin)
     for (std::int64_t w = 0; w < static_cast<std::int64_t>(nplanes); ++w) {
-        const double* plane = values + static_cast<std::size_t>(w) * npix;
-        double* o = out.data() + static_cast<std::size_t>(w) * nbin;
-        for (std::size_t p = 0; p < npix; ++p) {
-            const std::int32_t id = bin_map[p];
-            if (id == 0) continue;
-            const double v = plane[p];
-            o[id - 1] += quadrature ? v * v : v;  // NaN / inf propagate
-        }
-        if (quadrature) {
-            for (std::size_t kb = 0; kb < nbin; ++kb) o[kb] = std::sqrt(o[kb]);
-        }
-        for (std::size_t kb = 0; kb < nbin; ++kb) {
-            if (!std::isfinite(o[kb])) o[kb] = std::numeric_limits<double>::quiet_NaN();
-        }
+        if (errors.failed()) continue;
+        errors.run(w, [&] {
+            const double* plane = values + static_cast<std::size_t>(w) * npix;
+            double* o = out.data() + static_cast<std::size_t>(w) * nbin;
+            for (std::size_t p = 0; p < npix; ++p) {
+                const std::int32_t id = bin_map[p];
+                if (id == 0) continue;
+                const double v = plane[p];
+                o[id - 1] += quadrature ? v * v : v;  // NaN / inf propagate
+            }
+            if (quadrature) {
+                for (std::size_t kb = 0; kb < nbin; ++kb) o[kb] = std::sqrt(o[kb]);
+            }
+            for (std::size_t kb = 0; kb < nbin; ++kb) {
+                if (!std::isfinite(o[kb])) o[kb] = std::numeric_limits<double>::quiet_NaN();
+            }
+        });
     }
+    errors.rethrow();
     return out;
 }
 
