@@ -70,6 +70,23 @@ def test_first_moment_matches_quadrature(form):
     assert _core.sfh_first_moment(form, np.array(s), 6.3) == pytest.approx(ref, rel=1e-6)
 
 
+def test_names_come_from_the_kernel_unchanged():
+    """The column names are defined once, in C++ (csp.hpp), and keep their order."""
+    from pixedfit.sps.model import COMPONENT_NAMES, DERIVED_NAMES
+
+    assert PARAM_NAMES is _core.SPS_PARAM_NAMES
+    assert PARAM_NAMES == (
+        "log_mass", "logzsol", "log_age", "log_tau", "log_t0", "log_alpha", "log_beta",
+        "dust1", "dust2", "dust_index", "gas_logu", "log_umin", "log_gamma", "log_qpah",
+        "log_fagn", "log_tauagn")
+    assert DERIVED_NAMES == (
+        "stellar_mass", "living_mass", "formed_mass", "sfr", "sfr_10myr", "sfr_100myr",
+        "mw_age", "dust_mass", "lbol", "fagn_bol", "l_absorbed")
+    assert COMPONENT_NAMES == ("stellar", "nebular", "dust", "agn")
+    assert len(PARAM_NAMES) == _core.SPS_N_PARAMS
+    assert len(DERIVED_NAMES) == _core.SPS_N_DERIVED
+
+
 # ----------------------------------------------------------------------------- masses, SSP
 def test_short_burst_reproduces_ssp():
     g = load_bc03()

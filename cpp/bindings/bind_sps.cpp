@@ -275,6 +275,15 @@ py::array_t<double> project_rows(const iarray& indptr, const iarray& indices, co
     return out;
 }
 
+// A tuple of str from a constant array of names (the column names of params, derived and
+// components).
+template <std::size_t N>
+py::tuple names_tuple(const char* const (&names)[N]) {
+    py::tuple t(N);
+    for (std::size_t i = 0; i < N; ++i) t[i] = py::str(names[i]);
+    return t;
+}
+
 }  // namespace
 
 void bind_sps(py::module_& m) {
@@ -306,6 +315,9 @@ void bind_sps(py::module_& m) {
           py::arg("row_end"), project_doc);
     m.attr("SPS_N_PARAMS") = static_cast<int>(sps::N_PARAMS);
     m.attr("SPS_N_DERIVED") = static_cast<int>(sps::N_DERIVED);
+    m.attr("SPS_PARAM_NAMES") = names_tuple(sps::kParamNames);
+    m.attr("SPS_DERIVED_NAMES") = names_tuple(sps::kDerivedNames);
+    m.attr("SPS_COMPONENT_NAMES") = names_tuple(sps::kComponentNames);
     m.def("csp_spectra", &csp_spectra, py::arg("grid"), py::arg("params"), py::arg("sfh_form"),
           py::arg("dust_law"), py::arg("duste"), py::arg("nebular"), py::arg("agn"),
           py::arg("dust1_index"), py::arg("t_bc"), py::arg("components"), py::arg("threads"),

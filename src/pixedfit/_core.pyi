@@ -84,6 +84,9 @@ def legendre_eval(
 # --- SPS forward model (bind_sps.cpp)
 SPS_N_PARAMS: int
 SPS_N_DERIVED: int
+SPS_PARAM_NAMES: tuple[str, ...]
+SPS_DERIVED_NAMES: tuple[str, ...]
+SPS_COMPONENT_NAMES: tuple[str, ...]
 
 class CSPGrid:
     def __init__(self, arrays: dict[str, object]) -> None: ...

@@ -62,6 +62,26 @@ enum Derived : int {
 
 enum Component : int { C_STELLAR = 0, C_NEBULAR, C_DUST, C_AGN, N_COMPONENTS };
 
+// The names of the parameters (in Param order), derived quantities (in Derived order) and
+// spectral components (in Component order) as the Python API spells them; the bindings
+// export these tuples, the only copy of the lists.
+inline constexpr const char* kParamNames[] = {
+    "log_mass", "logzsol", "log_age", "log_tau", "log_t0", "log_alpha", "log_beta", "dust1",
+    "dust2", "dust_index", "gas_logu", "log_umin", "log_gamma", "log_qpah", "log_fagn",
+    "log_tauagn",
+};
+inline constexpr const char* kDerivedNames[] = {
+    "stellar_mass", "living_mass", "formed_mass", "sfr", "sfr_10myr", "sfr_100myr",
+    "mw_age", "dust_mass", "lbol", "fagn_bol", "l_absorbed",
+};
+inline constexpr const char* kComponentNames[] = {"stellar", "nebular", "dust", "agn"};
+static_assert(sizeof(kParamNames) / sizeof(kParamNames[0]) == N_PARAMS,
+              "one name per parameter");
+static_assert(sizeof(kDerivedNames) / sizeof(kDerivedNames[0]) == N_DERIVED,
+              "one name per derived quantity");
+static_assert(sizeof(kComponentNames) / sizeof(kComponentNames[0]) == N_COMPONENTS,
+              "one name per component");
+
 struct Config {
     int sfh_form = 4;        // 0 tau, 1 delayed tau, 2 log-normal, 3 Gaussian, 4 double power law
     int dust_law = 1;        // 0 Charlot & Fall (2000), 1 Calzetti (2000)
