@@ -140,74 +140,74 @@ double dpl_mass(const double s[4], double lo, double hi) {
 
 }  // namespace
 
-double sfh_rate(int form, const double s[4], double t) {
+double sfh_rate(SfhForm form, const double s[4], double t) {
     if (t < 0.0) return 0.0;
     const double tau = s[0];
     switch (form) {
-        case 0: return std::exp(-t / tau);
-        case 1: return t * std::exp(-t / tau);
-        case 2: {
+        case SfhForm::Tau: return std::exp(-t / tau);
+        case SfhForm::DelayedTau: return t * std::exp(-t / tau);
+        case SfhForm::LogNormal: {
             if (t <= 0.0) return 0.0;
             const double y = (std::log(t) - s[1]) / tau;
             return std::exp(-0.5 * y * y) / t;
         }
-        case 3: {
+        case SfhForm::Gaussian: {
             const double y = (t - s[1]) / tau;
             return std::exp(-0.5 * y * y);
         }
-        case 4: return dpl_rate(s, t);
+        case SfhForm::DoublePowerLaw: return dpl_rate(s, t);
         default: throw std::invalid_argument("sfh_form must be 0-4");
     }
 }
 
-double sfh_mass_between(int form, const double s[4], double lo, double hi) {
+double sfh_mass_between(SfhForm form, const double s[4], double lo, double hi) {
     lo = std::max(lo, 0.0);
     if (!(hi > lo)) return 0.0;
     const double tau = s[0];
     switch (form) {
-        case 0: return tau * std::exp(-lo / tau) * (-std::expm1(-(hi - lo) / tau));
-        case 1: {
+        case SfhForm::Tau: return tau * std::exp(-lo / tau) * (-std::expm1(-(hi - lo) / tau));
+        case SfhForm::DelayedTau: {
             // G(t) = tau^2 e^{-t/tau} (1 + t/tau); mass = G(lo) - G(hi)
             const double elo = std::exp(-lo / tau), ehi = std::exp(-hi / tau);
             return tau * tau * (elo * (1.0 + lo / tau) - ehi * (1.0 + hi / tau));
         }
-        case 2: {
+        case SfhForm::LogNormal: {
             const double c = tau * kSqrtHalfPi;
             const double b = (std::log(hi) - s[1]) / (kSqrt2 * tau);
             if (lo <= 0.0) return c * std::erfc(-b);
             const double a = (std::log(lo) - s[1]) / (kSqrt2 * tau);
             return c * erf_diff(a, b);
         }
-        case 3: {
+        case SfhForm::Gaussian: {
             const double c = tau * kSqrtHalfPi;
             return c * erf_diff((lo - s[1]) / (kSqrt2 * tau), (hi - s[1]) / (kSqrt2 * tau));
         }
-        case 4: return dpl_mass(s, lo, hi);
+        case SfhForm::DoublePowerLaw: return dpl_mass(s, lo, hi);
         default: throw std::invalid_argument("sfh_form must be 0-4");
     }
 }
 
-double sfh_first_moment(int form, const double s[4], double age) {
+double sfh_first_moment(SfhForm form, const double s[4], double age) {
     if (!(age > 0.0)) return 0.0;
     const double tau = s[0];
     double m = NAN;
     switch (form) {
-        case 0: {
+        case SfhForm::Tau: {
             const double x = age / tau;
             m = tau * tau * (-std::expm1(-x) - x * std::exp(-x));
             break;
         }
-        case 1: {
+        case SfhForm::DelayedTau: {
             const double x = age / tau;
             m = tau * tau * tau * (2.0 - std::exp(-x) * (x * x + 2.0 * x + 2.0));
             break;
         }
-        case 2: {
+        case SfhForm::LogNormal: {
             const double y = (std::log(age) - s[1] - tau * tau) / (kSqrt2 * tau);
             m = std::exp(s[1] + 0.5 * tau * tau) * tau * kSqrtHalfPi * std::erfc(-y);
             break;
         }
-        case 3: {
+        case SfhForm::Gaussian: {
             const double g0 = std::exp(-0.5 * (s[1] / tau) * (s[1] / tau));
             const double ga = std::exp(-0.5 * ((age - s[1]) / tau) * ((age - s[1]) / tau));
             m = tau * tau * (g0 - ga) +
@@ -217,13 +217,13 @@ double sfh_first_moment(int form, const double s[4], double age) {
         }
         default: break;
     }
-    if (form == 4) {
+    if (form == SfhForm::DoublePowerLaw) {
         const double eps = age * 1e-9;
         m = dpl_mass_pos(s, eps, age, 1);
     }
     if (std::isfinite(m) && m > 0.0) return m;
     // numerical: pieces in ln t from age*1e-9 to age
-    const double steep = (form == 4 ? std::max({s[2], s[3], 1.0}) : 1.0) + 2.0;
+    const double steep = (form == SfhForm::DoublePowerLaw ? std::max({s[2], s[3], 1.0}) : 1.0) + 2.0;
     auto f = [form, s](double t) { return t * sfh_rate(form, s, t); };
     return integrate_log(f, age * 1e-9, age, std::max(steep, 4.0));
 }
@@ -273,12 +273,12 @@ void delayed_bin_masses(double tau, double age, const double* edges, std::size_t
 
 }  // namespace
 
-double sfh_bin_masses(int form, const double s[4], double age, const double* edges,
+double sfh_bin_masses(SfhForm form, const double s[4], double age, const double* edges,
                       std::size_t nage, double t_bc, double* young, double* old) {
     std::fill(young, young + nage, 0.0);
     std::fill(old, old + nage, 0.0);
     if (!(age > 0.0) || !std::isfinite(age)) return 0.0;
-    if (form == 1) {
+    if (form == SfhForm::DelayedTau) {
         delayed_bin_masses(s[0], age, edges, nage, t_bc, young, old);
     } else {
         for (std::size_t i = 0; i < nage; ++i) {
@@ -465,10 +465,10 @@ inline double vexp(double x) { return vexp_taylor<12>(x); }
 
 // Transmissions exp(-tau) of the young (< t_bc) and old parts at n wavelengths.
 PIXEDFIT_MULTIVERSION
-void transmissions_at(const double* calz, const double* x, std::size_t nw, int dust_law,
-                      double dust1, double dust2, double n, double n1, double* t_young,
-                      double* t_old) {
-    if (dust_law == 1) {
+void transmissions_at(const double* calz, const double* x, std::size_t nw,
+                      DustLaw dust_law, double dust1, double dust2, double n, double n1,
+                      double* t_young, double* t_old) {
+    if (dust_law == DustLaw::Calzetti) {
 #pragma omp simd
         for (std::size_t i = 0; i < nw; ++i) t_old[i] = vexp(-dust2 * calz[i]);
         std::copy(t_old, t_old + nw, t_young);
@@ -637,8 +637,9 @@ using namespace detail;
 
 // Dust transmission of nebular line l.
 double line_transmission(const Grid& g, const Config& cfg, const double* p, std::size_t l) {
-    const double dust2 = p[P_DUST2], dust1 = (cfg.dust_law == 0) ? p[P_DUST1] : 0.0;
-    if (cfg.dust_law == 1) return std::exp(-dust2 * g.line_calz[l]);
+    const double dust2 = p[P_DUST2];
+    const double dust1 = (cfg.dust_law == DustLaw::CharlotFall) ? p[P_DUST1] : 0.0;
+    if (cfg.dust_law == DustLaw::Calzetti) return std::exp(-dust2 * g.line_calz[l]);
     const double x = g.line_lnl[l];
     return std::exp(-(dust2 * std::exp(p[P_DUST_INDEX] * x) + dust1 * std::exp(cfg.dust1_index * x)));
 }
@@ -746,7 +747,8 @@ void finish_model(const Grid& g, const Config& cfg, const double* p, double* spe
     }
 
     // attenuation
-    const double dust2 = p[P_DUST2], dust1 = (cfg.dust_law == 0) ? p[P_DUST1] : 0.0;
+    const double dust2 = p[P_DUST2];
+    const double dust1 = (cfg.dust_law == DustLaw::CharlotFall) ? p[P_DUST1] : 0.0;
     transmissions_at(g.calzetti.data(), g.ln_l5500.data(), nw, cfg.dust_law, dust1, dust2,
                      p[P_DUST_INDEX], cfg.dust1_index, t_young, t_old);
     double l_abs = 0.0;
@@ -813,8 +815,8 @@ void finish_model(const Grid& g, const Config& cfg, const double* p, double* spe
 void compute_spectra(const Grid& g, const Config& cfg, const double* params, std::size_t n,
                      double* spec, double* components, double* derived, int threads) {
     g.validate();
-    require(cfg.sfh_form >= 0 && cfg.sfh_form <= 4, "sfh_form must be 0-4");
-    require(cfg.dust_law == 0 || cfg.dust_law == 1, "dust_law must be 0 or 1");
+    require(is_valid(cfg.sfh_form), "sfh_form must be 0-4");
+    require(is_valid(cfg.dust_law), "dust_law must be 0 or 1");
     const std::size_t nw = g.nwave;
     run_batched(spectra_rows(g), cfg, params, n, scratch_size(g), threads,
                 [&](std::size_t u, double* work, double* sc, float* st) {
@@ -831,8 +833,8 @@ void compute_photometry(const Grid& g, const Config& cfg, const double* params,
                         const double* line_weights, double* out, double* derived,
                         int threads) {
     g.validate();
-    require(cfg.sfh_form >= 0 && cfg.sfh_form <= 4, "sfh_form must be 0-4");
-    require(cfg.dust_law == 0 || cfg.dust_law == 1, "dust_law must be 0 or 1");
+    require(is_valid(cfg.sfh_form), "sfh_form must be 0-4");
+    require(is_valid(cfg.dust_law), "dust_law must be 0 or 1");
     const std::size_t nw = g.nwave;
     for (std::size_t b = 0; b < nbands; ++b) {
         require(offsets[b + 1] >= offsets[b] && starts[b] >= 0 &&

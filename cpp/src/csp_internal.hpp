@@ -43,7 +43,7 @@ void axpy2(double* y, const float* a, double ca, const float* b, double cb, std:
 
 // Transmissions exp(-tau) of the young (< t_bc) and old parts at n wavelengths, given the
 // Calzetti k/R_V (`calz`) and ln(lambda / 5500 A) (`x`) there.
-void transmissions_at(const double* calz, const double* x, std::size_t n, int dust_law,
+void transmissions_at(const double* calz, const double* x, std::size_t n, DustLaw dust_law,
                       double dust1, double dust2, double n_index, double n1, double* t_young,
                       double* t_old);
 

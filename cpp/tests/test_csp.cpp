@@ -36,7 +36,7 @@ TEST_CASE("tau SFH bin masses are exact and sum to one") {
     const double shape[4] = {1.0, 1.0, 1.0, 1.0};
     const double edges[4] = {0.0, 0.005, 0.5, 5.0};
     double young[3], old[3];
-    const double total = sfh_bin_masses(0, shape, 2.0, edges, 3, 0.01, young, old);
+    const double total = sfh_bin_masses(SfhForm::Tau, shape, 2.0, edges, 3, 0.01, young, old);
     CHECK_CLOSE(total, 1.0 - std::exp(-2.0), 1e-14);
     // bin 2 covers look-back 0.5-2 Gyr: t in [0, 1.5]
     CHECK_CLOSE(old[2], (1.0 - std::exp(-1.5)) / total, 1e-12);
@@ -52,7 +52,7 @@ TEST_CASE("delayed-tau bin masses are the closed form, split at t_bc, never nega
     // look-back edges: one bin straddles t_bc, one the onset, and a very narrow one
     const double edges[6] = {0.0, 0.004, 0.004 + 1e-12, 0.05, 1.5, 3.0};
     double young[5], old[5];
-    const double total = sfh_bin_masses(1, shape, age, edges, 5, t_bc, young, old);
+    const double total = sfh_bin_masses(SfhForm::DelayedTau, shape, age, edges, 5, t_bc, young, old);
     CHECK_CLOSE(total, g(age), 1e-13);
     CHECK_CLOSE(young[0] * total, g(age) - g(age - 0.004), 1e-13);
     CHECK_CLOSE(young[2] * total, g(age - 0.004 - 1e-12) - g(age - t_bc), 1e-13);
@@ -73,8 +73,8 @@ TEST_CASE("an SFH that forms (nearly) nothing within the age has no weights and 
     const double shape[4] = {0.284, 11.55, 1.0, 1.0};
     const double edges[4] = {0.0, 0.005, 0.5, 5.0};
     double young[3], old[3];
-    CHECK(sfh_mass_between(3, shape, 0.0, 1.0) < 1e-290);
-    const double total = sfh_bin_masses(3, shape, 1.0, edges, 3, 0.01, young, old);
+    CHECK(sfh_mass_between(SfhForm::Gaussian, shape, 0.0, 1.0) < 1e-290);
+    const double total = sfh_bin_masses(SfhForm::Gaussian, shape, 1.0, edges, 3, 0.01, young, old);
     CHECK(total == 0.0);
     for (int i = 0; i < 3; ++i) CHECK(young[i] == 0.0 && old[i] == 0.0);
 }
@@ -83,8 +83,8 @@ TEST_CASE("a burst reproduces the SSP and the mass is normalised") {
     Grid g = tiny_grid();
     g.validate();
     Config cfg;
-    cfg.sfh_form = 0;
-    cfg.dust_law = 1;
+    cfg.sfh_form = SfhForm::Tau;
+    cfg.dust_law = DustLaw::Calzetti;
     std::vector<double> p(N_PARAMS, 0.0), spec(4), der(N_DERIVED);
     p[P_LOG_MASS] = 2.0;
     p[P_LOGZSOL] = 0.0;
@@ -109,8 +109,8 @@ TEST_CASE("a burst reproduces the SSP and the mass is normalised") {
 TEST_CASE("thread count does not change batched spectra") {
     Grid g = tiny_grid();
     Config cfg;
-    cfg.sfh_form = 1;
-    cfg.dust_law = 0;
+    cfg.sfh_form = SfhForm::DelayedTau;
+    cfg.dust_law = DustLaw::CharlotFall;
     const std::size_t n = 50;
     std::vector<double> p(n * N_PARAMS, 0.0);
     for (std::size_t i = 0; i < n; ++i) {

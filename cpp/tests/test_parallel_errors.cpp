@@ -106,8 +106,8 @@ TEST_CASE("an exception of one model in the batched SPS driver arrives as an exc
     using namespace pixedfit::sps;
     const Grid g = tiny_grid();
     Config cfg;
-    cfg.sfh_form = 1;
-    cfg.dust_law = 1;
+    cfg.sfh_form = SfhForm::DelayedTau;
+    cfg.dust_law = DustLaw::Calzetti;
     const std::size_t n = 300;  // more than one chunk of models per thread
     std::vector<double> p(n * N_PARAMS, 0.0);
     for (std::size_t i = 0; i < n; ++i) {

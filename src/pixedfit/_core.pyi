@@ -1,6 +1,6 @@
 """Type stubs of the compiled extension pixedfit._core (private API)."""
 
-from typing import Any
+from typing import ClassVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -16,6 +16,25 @@ def apply_band_weights(
     threads: int = 0,
 ) -> NDArray[np.float64]: ...
 def max_threads() -> int: ...
+
+class BinPixelsResult:
+    @property
+    def bin_map(self) -> NDArray[np.int32]: ...
+    @property
+    def bin_flux(self) -> NDArray[np.float64]: ...
+    @property
+    def bin_var(self) -> NDArray[np.float64]: ...
+    @property
+    def seed(self) -> NDArray[np.int64]: ...
+    @property
+    def pixel_chi2(self) -> NDArray[np.float64]: ...
+    @property
+    def has_leftover(self) -> bool: ...
+    @property
+    def n_failed_seeds(self) -> int: ...
+    @property
+    def n_absorbed(self) -> int: ...
+
 def bin_pixels(
     flux: NDArray[np.float64],
     err: NDArray[np.float64],
@@ -32,7 +51,7 @@ def bin_pixels(
     absorb_leftover: bool,
     rho: NDArray[np.float64] | None = None,
     threads: int = 0,
-) -> dict[str, Any]: ...
+) -> BinPixelsResult: ...
 def bin_sums(
     values: NDArray[np.float64],
     bin_map: NDArray[np.int32],
@@ -44,6 +63,50 @@ def shape_reduced_chi2(
     f1: NDArray[np.float64], s1: NDArray[np.float64], f2: NDArray[np.float64],
     s2: NDArray[np.float64]
 ) -> float: ...
+class _Enum:
+    """A pybind11 enum (py::enum_): built from its int code, compared with its members."""
+
+    __members__: ClassVar[dict[str, object]]
+    def __init__(self, value: int) -> None: ...
+    def __int__(self) -> int: ...
+    def __index__(self) -> int: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def value(self) -> int: ...
+
+class Likelihood(_Enum):
+    GAUSSIAN: ClassVar[Likelihood]
+    STUDENT_T: ClassVar[Likelihood]
+
+class RdspsFitResult:
+    @property
+    def mean(self) -> NDArray[np.float64]: ...
+    @property
+    def std(self) -> NDArray[np.float64]: ...
+    @property
+    def p16(self) -> NDArray[np.float64]: ...
+    @property
+    def p50(self) -> NDArray[np.float64]: ...
+    @property
+    def p84(self) -> NDArray[np.float64]: ...
+    @property
+    def best_model(self) -> NDArray[np.int64]: ...
+    @property
+    def best_z(self) -> NDArray[np.int64]: ...
+    @property
+    def best_scale(self) -> NDArray[np.float64]: ...
+    @property
+    def chi2_min(self) -> NDArray[np.float64]: ...
+    @property
+    def ln_evidence(self) -> NDArray[np.float64]: ...
+    @property
+    def n_used(self) -> NDArray[np.int64]: ...
+    @property
+    def z_posterior(self) -> NDArray[np.float64]: ...
+    @property
+    def weights(self) -> NDArray[np.float32] | None: ...
+
 def rdsps_fit(
     obs: NDArray[np.float64],
     ivar: NDArray[np.float64],
@@ -56,14 +119,14 @@ def rdsps_fit(
     mass_offset: NDArray[np.float64] | None = None,
     tabulated: list[tuple[int, float, float, list[float]]] = ...,
     joint: list[tuple[int, int, list[float], list[float], float]] = ...,
-    likelihood: int = 0,
+    likelihood: Likelihood = ...,
     dof: float = 3.0,
     perc_chi2: float = 100.0,
     nhist: int = 4096,
     return_weights: bool = False,
     threads: int = 0,
     upper: NDArray[np.uint8] | None = None,
-) -> dict[str, Any]: ...
+) -> RdspsFitResult: ...
 def log_norm_cdf(x: float) -> float: ...
 def legendre_fit(
     wave: NDArray[np.float64],
@@ -87,6 +150,17 @@ SPS_N_DERIVED: int
 SPS_PARAM_NAMES: tuple[str, ...]
 SPS_DERIVED_NAMES: tuple[str, ...]
 SPS_COMPONENT_NAMES: tuple[str, ...]
+
+class SfhForm(_Enum):
+    TAU: ClassVar[SfhForm]
+    DELAYED_TAU: ClassVar[SfhForm]
+    LOG_NORMAL: ClassVar[SfhForm]
+    GAUSSIAN: ClassVar[SfhForm]
+    DOUBLE_POWER_LAW: ClassVar[SfhForm]
+
+class DustLaw(_Enum):
+    CHARLOT_FALL: ClassVar[DustLaw]
+    CALZETTI: ClassVar[DustLaw]
 
 class CSPGrid:
     def __init__(self, arrays: dict[str, object]) -> None: ...
@@ -116,8 +190,8 @@ def project_rows(
 def csp_spectra(
     grid: CSPGrid,
     params: NDArray[np.float64],
-    sfh_form: int,
-    dust_law: int,
+    sfh_form: SfhForm,
+    dust_law: DustLaw,
     duste: bool,
     nebular: bool,
     agn: bool,
@@ -129,8 +203,8 @@ def csp_spectra(
 def csp_photometry(
     grid: CSPGrid,
     params: NDArray[np.float64],
-    sfh_form: int,
-    dust_law: int,
+    sfh_form: SfhForm,
+    dust_law: DustLaw,
     duste: bool,
     nebular: bool,
     agn: bool,
@@ -148,8 +222,8 @@ def csp_photometry_knots(
     grid: CSPGrid,
     knots: KnotGrid,
     params: NDArray[np.float64],
-    sfh_form: int,
-    dust_law: int,
+    sfh_form: SfhForm,
+    dust_law: DustLaw,
     duste: bool,
     nebular: bool,
     agn: bool,
@@ -160,10 +234,12 @@ def csp_photometry_knots(
     threads: int,
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]: ...
 def sfh_bin_masses(
-    form: int, shape: NDArray[np.float64], age: float, edges: NDArray[np.float64], t_bc: float
+    form: SfhForm, shape: NDArray[np.float64], age: float, edges: NDArray[np.float64], t_bc: float
 ) -> tuple[NDArray[np.float64], NDArray[np.float64], float]: ...
-def sfh_mass_between(form: int, shape: NDArray[np.float64], t_lo: float, t_hi: float) -> float: ...
-def sfh_first_moment(form: int, shape: NDArray[np.float64], age: float) -> float: ...
+def sfh_mass_between(
+    form: SfhForm, shape: NDArray[np.float64], t_lo: float, t_hi: float
+) -> float: ...
+def sfh_first_moment(form: SfhForm, shape: NDArray[np.float64], age: float) -> float: ...
 def smooth_gaussian(
     wave: NDArray[np.float64], flux: NDArray[np.float64], sigma: NDArray[np.float64],
     threads: int = 0,

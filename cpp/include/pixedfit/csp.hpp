@@ -82,9 +82,29 @@ static_assert(sizeof(kDerivedNames) / sizeof(kDerivedNames[0]) == N_DERIVED,
 static_assert(sizeof(kComponentNames) / sizeof(kComponentNames[0]) == N_COMPONENTS,
               "one name per component");
 
+// Star-formation history forms; the values are the Python API's sfh_form codes. t is the
+// time since the onset [Gyr]; tau, T0, alpha, beta the linear shape parameters (10^P_LOG_*).
+enum class SfhForm : int {
+    Tau = 0,             // SFR ~ exp(-t / tau)
+    DelayedTau = 1,      // SFR ~ t exp(-t / tau)
+    LogNormal = 2,       // SFR ~ exp(-(ln t - T0)^2 / (2 tau^2)) / t
+    Gaussian = 3,        // SFR ~ exp(-(t - T0)^2 / (2 tau^2))
+    DoublePowerLaw = 4,  // SFR ~ 1 / ((t / tau)^alpha + (t / tau)^-beta)
+};
+// Dust attenuation laws; the values are the Python API's dust_law codes.
+enum class DustLaw : int {
+    CharlotFall = 0,  // Charlot & Fall (2000): birth clouds (dust1) and diffuse ISM (dust2)
+    Calzetti = 1,     // Calzetti et al. (2000), dust2 on everything
+};
+// True when the value is one of the enumerators (a cast may put any int into an enum).
+inline bool is_valid(SfhForm f) {
+    return static_cast<int>(f) >= 0 && static_cast<int>(f) <= 4;
+}
+inline bool is_valid(DustLaw d) { return d == DustLaw::CharlotFall || d == DustLaw::Calzetti; }
+
 struct Config {
-    int sfh_form = 4;        // 0 tau, 1 delayed tau, 2 log-normal, 3 Gaussian, 4 double power law
-    int dust_law = 1;        // 0 Charlot & Fall (2000), 1 Calzetti (2000)
+    SfhForm sfh_form = SfhForm::DoublePowerLaw;
+    DustLaw dust_law = DustLaw::Calzetti;
     bool dust_emission = false;
     bool nebular = false;
     bool agn = false;
@@ -134,17 +154,17 @@ struct Grid {
 
 // Mass formed (per unit of the unnormalised SFR shape) between times t_lo and t_hi since
 // the onset, for SFH form `form` with the linear shape parameters (tau, t0, alpha, beta).
-double sfh_mass_between(int form, const double shape[4], double t_lo, double t_hi);
+double sfh_mass_between(SfhForm form, const double shape[4], double t_lo, double t_hi);
 // The unnormalised SFR shape at time t since the onset.
-double sfh_rate(int form, const double shape[4], double t);
+double sfh_rate(SfhForm form, const double shape[4], double t);
 // Integral of t * SFR(t) over [0, age] (first moment, unnormalised).
-double sfh_first_moment(int form, const double shape[4], double age);
+double sfh_first_moment(SfhForm form, const double shape[4], double age);
 
 // Mass formed per SSP age bin for 1 Msun formed in total: `young` gets the part of each bin
 // younger than t_bc, `old` the rest (both of length nage). Returns the total unnormalised
 // mass (<= 0 or non-finite when the SFH is degenerate, i.e. forms less than 1e-290 within
 // [0, age]; the weights are then zero).
-double sfh_bin_masses(int form, const double shape[4], double age, const double* edges,
+double sfh_bin_masses(SfhForm form, const double shape[4], double age, const double* edges,
                       std::size_t nage, double t_bc, double* young, double* old);
 
 // One model: rest-frame total spectrum (nwave) and optional components

@@ -640,8 +640,9 @@ class SEDModel:
         return resolve_threads(self.threads if threads is None else threads)
 
     def _cfg(self) -> tuple:
-        return (self.sfh_form, self.dust_law, self.duste_switch, self.add_neb_emission,
-                self.add_agn, -1.0, _T_BC)
+        """The configuration arguments of the ``_core.csp_*`` kernels."""
+        return (_core.SfhForm(self.sfh_form), _core.DustLaw(self.dust_law), self.duste_switch,
+                self.add_neb_emission, self.add_agn, -1.0, _T_BC)
 
     # ------------------------------------------------------------------ smoothing
     def _smoothing_sigma(self, smooth_lsf, lsf_wave, lsf_sigma) -> NDArray | None:
