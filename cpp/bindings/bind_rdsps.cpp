@@ -180,7 +180,8 @@ void bind_rdsps(py::module_& m) {
           py::arg("ln_prior_z") = py::none(), py::arg("z_values") = py::none(),
           py::arg("mass_offset") = py::none(),
           py::arg("tabulated") = TabulatedArgs{}, py::arg("joint") = JointArgs{},
-          py::arg("likelihood") = pixedfit::Likelihood::Gaussian, py::arg("dof") = 3.0, py::arg("perc_chi2") = 100.0,
+          py::arg("likelihood") = pixedfit::Likelihood::Gaussian, py::arg("dof") = 3.0,
+          py::arg("perc_chi2") = 100.0,
           py::arg("nhist") = 4096, py::arg("return_weights") = false, py::arg("threads") = 0,
           py::arg("upper") = py::none(),
           "Fused RDSPS posterior statistics of nsed SEDs against nz x nmod model pairs (see "

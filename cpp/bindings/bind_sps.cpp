@@ -107,8 +107,8 @@ std::size_t check_params(const darray& params) {
 }
 
 py::tuple csp_spectra(const sps::Grid& g, const darray& params, sps::SfhForm sfh_form,
-                      sps::DustLaw dust_law, bool duste, bool neb, bool agn, double dust1_index, double t_bc,
-                      bool components, int threads) {
+                      sps::DustLaw dust_law, bool duste, bool neb, bool agn,
+                      double dust1_index, double t_bc, bool components, int threads) {
     const auto cfg = make_config(sfh_form, dust_law, duste, neb, agn, dust1_index, t_bc);
     const std::size_t n = check_params(params);
     const auto nn = static_cast<py::ssize_t>(n), nw = static_cast<py::ssize_t>(g.nwave);
@@ -131,10 +131,10 @@ py::tuple csp_spectra(const sps::Grid& g, const darray& params, sps::SfhForm sfh
 }
 
 py::tuple csp_photometry(const sps::Grid& g, const darray& params, sps::SfhForm sfh_form,
-                         sps::DustLaw dust_law, bool duste, bool neb, bool agn, double dust1_index, double t_bc,
-                         const py::object& trans, double scale, const iarray& starts,
-                         const iarray& offsets, const darray& weights,
-                         const py::object& line_weights, int threads) {
+                         sps::DustLaw dust_law, bool duste, bool neb, bool agn,
+                         double dust1_index, double t_bc, const py::object& trans,
+                         double scale, const iarray& starts, const iarray& offsets,
+                         const darray& weights, const py::object& line_weights, int threads) {
     const auto cfg = make_config(sfh_form, dust_law, duste, neb, agn, dust1_index, t_bc);
     const std::size_t n = check_params(params);
     const auto nbands = static_cast<std::size_t>(starts.size());
