@@ -1,18 +1,20 @@
 // Composite stellar populations: the forward model of pixedfit's SPS engine.
 //
 // A model spectrum (rest frame, L_sun / Angstrom) is built from an SSP grid for one
-// parameter vector:
+// parameter vector, one step per source file of cpp/src:
 //   1. star-formation history (5 forms) integrated exactly over each SSP age bin, split at
-//      the birth-cloud age t_bc into young and old parts (sfh.hpp);
-//   2. linear interpolation in log Z between the two bracketing grid metallicities;
+//      the birth-cloud age t_bc into young and old parts (csp_sfh);
+//   2. linear interpolation in log Z between the two bracketing grid metallicities (csp);
 //   3. nebular continuum and lines from the same young age weights (interpolated in log U),
-//      ionising stellar photons removed;
+//      ionising stellar photons removed (csp_nebular);
 //   4. attenuation: Calzetti (2000) on everything, or Charlot & Fall (2000) with dust1 on the
-//      young part (exponent dust1_index) and dust2 (lambda/5500)^dust_index on all;
-//   5. energy balance: the absorbed luminosity re-emitted with Draine & Li (2007) templates;
-//   6. AGN torus: fagn times the intrinsic stellar bolometric luminosity;
+//      young part (exponent dust1_index) and dust2 (lambda/5500)^dust_index on all
+//      (csp_attenuation);
+//   5. energy balance: the absorbed luminosity re-emitted with Draine & Li (2007) templates
+//      (csp_dust_emission);
+//   6. AGN torus: fagn times the intrinsic stellar bolometric luminosity (csp_agn);
 //   7. normalisation so that the surviving stellar mass (living stars + remnants) is
-//      10^log_mass.
+//      10^log_mass (csp: finish_model calls the steps in this order).
 // Everything here is per model; the batched entry points loop over models with OpenMP and
 // give identical results for any number of threads.
 #pragma once
