@@ -312,6 +312,21 @@ def test_reduced_chi2_matches_kernel_and_analytic():
     assert val == pytest.approx(np.sum((f2 - a * f1) ** 2) / 0.02 / 3, rel=1e-12)
 
 
+def test_kernel_result_is_a_read_only_object():
+    cube = _small_cube(1)
+    out = _core.bin_pixels(cube.flux, cube.flux_err, cube.region.astype(np.uint8), 0,
+                           np.full(cube.nbands, 5.0), 1.0, 2.0, 4.0, 0.0, 0.0, True, True,
+                           True)
+    assert isinstance(out, _core.BinPixelsResult)
+    assert out.bin_map.shape == cube.flux.shape[1:] and out.bin_map.dtype == np.int32
+    nbins = int(out.bin_map.max())
+    assert out.bin_flux.shape == out.bin_var.shape == (nbins, cube.nbands)
+    assert out.seed.shape == (nbins,) and out.pixel_chi2.shape == cube.flux.shape[1:]
+    assert isinstance(out.has_leftover, bool) and out.n_failed_seeds >= 0
+    with pytest.raises(AttributeError):
+        out.bin_map = None
+
+
 @pytest.mark.parametrize(
     ("kwargs", "exc", "match"),
     [

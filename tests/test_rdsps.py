@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
+from pixedfit import _core
 from pixedfit.fitting import (
     Gaussian,
     JointWithMass,
@@ -307,3 +308,19 @@ def test_excluded_models_with_or_without_the_copy(excluded, monkeypatch):
     for name in ("mean", "std", "p16", "p50", "p84", "best_scale", "ln_evidence"):
         np.testing.assert_allclose(getattr(runs[0], name), getattr(runs[1], name), rtol=1e-12,
                                    err_msg=name)
+
+
+def test_kernel_takes_a_likelihood_enum_and_returns_a_read_only_object():
+    models, flux, _ = toy_library(nmod=200, seed=2)
+    obs, err = mock(flux, 10)
+    args = (obs[None], 1.0 / err[None] ** 2, models.flux, models.params,
+            np.array([0, 0, 1, 1], np.uint8))
+    out = _core.rdsps_fit(*args, likelihood=_core.Likelihood.STUDENT_T, return_weights=True)
+    assert isinstance(out, _core.RdspsFitResult)
+    assert out.mean.shape == out.p50.shape == (1, 4) and out.weights.shape == (1, 200)
+    assert out.weights.dtype == np.float32 and out.n_used[0] > 0
+    assert _core.rdsps_fit(*args).weights is None  # the Gaussian default, no weights
+    with pytest.raises(AttributeError):
+        out.mean = None
+    with pytest.raises(TypeError):  # an int is not a Likelihood
+        _core.rdsps_fit(*args, likelihood=1)

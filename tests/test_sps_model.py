@@ -38,7 +38,7 @@ def test_sfh_bin_masses_match_quadrature(form):
     edges = age_edges(age_grid)
     age = 6.3
     shape = np.array(SHAPES[form])
-    young, old, total = _core.sfh_bin_masses(form, shape, age, edges, 0.01)
+    young, old, total = _core.sfh_bin_masses(_core.SfhForm(form), shape, age, edges, 0.01)
     ref = reference_bin_masses(form, SHAPES[form], age, edges)
     got = young + old
     assert got.sum() == pytest.approx(1.0, rel=1e-12)
@@ -46,7 +46,7 @@ def test_sfh_bin_masses_match_quadrature(form):
     np.testing.assert_allclose(got[big], ref[big], rtol=2e-6 if form < 4 else 1e-4)
     # the young part is exactly the mass formed in the last 10 Myr
     assert young.sum() == pytest.approx(
-        _core.sfh_mass_between(form, shape, age - 0.01, age) / total, rel=1e-9)
+        _core.sfh_mass_between(_core.SfhForm(form), shape, age - 0.01, age) / total, rel=1e-9)
     assert np.all(old[edges[1:] <= 0.01] == 0)
 
 
@@ -68,7 +68,39 @@ def test_first_moment_matches_quadrature(form):
     from pixedfit.sps.sfh import sfr_shape
     s = SHAPES[form]
     ref = integrate.quad(lambda t: t * float(sfr_shape(t, form, *s)), 0, 6.3, limit=400)[0]
-    assert _core.sfh_first_moment(form, np.array(s), 6.3) == pytest.approx(ref, rel=1e-6)
+    moment = _core.sfh_first_moment(_core.SfhForm(form), np.array(s), 6.3)
+    assert moment == pytest.approx(ref, rel=1e-6)
+
+
+def test_names_come_from_the_kernel_unchanged():
+    """The column names are defined once, in C++ (csp.hpp), and keep their order."""
+    from pixedfit.sps.model import COMPONENT_NAMES, DERIVED_NAMES
+
+    assert PARAM_NAMES is _core.SPS_PARAM_NAMES
+    assert PARAM_NAMES == (
+        "log_mass", "logzsol", "log_age", "log_tau", "log_t0", "log_alpha", "log_beta",
+        "dust1", "dust2", "dust_index", "gas_logu", "log_umin", "log_gamma", "log_qpah",
+        "log_fagn", "log_tauagn")
+    assert DERIVED_NAMES == (
+        "stellar_mass", "living_mass", "formed_mass", "sfr", "sfr_10myr", "sfr_100myr",
+        "mw_age", "dust_mass", "lbol", "fagn_bol", "l_absorbed")
+    assert COMPONENT_NAMES == ("stellar", "nebular", "dust", "agn")
+    assert len(PARAM_NAMES) == _core.SPS_N_PARAMS
+    assert len(DERIVED_NAMES) == _core.SPS_N_DERIVED
+
+
+def test_kernel_configuration_enums():
+    """sfh_form and dust_law cross into the kernels as enums; the model converts its codes."""
+    assert [int(f) for f in _core.SfhForm.__members__.values()] == [0, 1, 2, 3, 4]
+    assert _core.DustLaw(0) == _core.DustLaw.CHARLOT_FALL
+    m = model(sfh_form=1, dust_law=0, add_neb_emission=False)
+    cfg = m._cfg()
+    assert cfg[:2] == (_core.SfhForm.DELAYED_TAU, _core.DustLaw.CHARLOT_FALL)
+    arr = m._param_array({"log_age": 0.5})[0]
+    with pytest.raises(TypeError):  # plain ints are refused
+        _core.csp_spectra(m._grid_full, arr, 1, 0, *cfg[2:], False, 1)
+    with pytest.raises(ValueError, match="sfh_form"):  # an enum holding no enumerator
+        _core.csp_spectra(m._grid_full, arr, _core.SfhForm(9), *cfg[1:], False, 1)
 
 
 # ----------------------------------------------------------------------------- masses, SSP
@@ -92,7 +124,8 @@ def test_mass_normalisation_and_log_z_interpolation():
     r = m.rest_spectrum(p)
     assert r.derived["stellar_mass"] == pytest.approx(10**9.5, rel=1e-12)
     edges = age_edges(g.age)
-    y, o, _ = _core.sfh_bin_masses(1, np.array([10**0.2, 0, 1, 1]), 10**0.8, edges, 0.01)
+    y, o, _ = _core.sfh_bin_masses(_core.SfhForm.DELAYED_TAU, np.array([10**0.2, 0, 1, 1]),
+                                 10**0.8, edges, 0.01)
     w = y + o
     # log-Z interpolation between 0.2 and 0.4 Zsun
     f = (-0.5 - np.log10(0.2)) / (np.log10(0.4) - np.log10(0.2))
@@ -258,11 +291,11 @@ def test_sfh_masses_property(form, log_age, log_tau, la, lb, lt0):
     edges = age_edges(load_bc03().age)
     shape = np.array([10**log_tau, 10**lt0, 10**la, 10**lb])
     age = 10**log_age
-    y, o, total = _core.sfh_bin_masses(form, shape, age, edges, 0.01)
+    y, o, total = _core.sfh_bin_masses(_core.SfhForm(form), shape, age, edges, 0.01)
     if total > 0 and np.isfinite(total):
         assert np.all(y >= 0) and np.all(o >= 0)
         assert (y + o).sum() == pytest.approx(1.0, rel=1e-9)
-        direct = _core.sfh_mass_between(form, shape, 0.0, age)
+        direct = _core.sfh_mass_between(_core.SfhForm(form), shape, 0.0, age)
         assert total == pytest.approx(direct, rel=1e-6 if form < 4 else 1e-3)
     else:
         assert not y.any() and not o.any()

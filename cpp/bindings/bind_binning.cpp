@@ -20,11 +20,23 @@ using darray = py::array_t<double, py::array::c_style | py::array::forcecast>;
 using u8array = py::array_t<std::uint8_t, py::array::c_style | py::array::forcecast>;
 using i32array = py::array_t<std::int32_t, py::array::c_style | py::array::forcecast>;
 
-py::dict bin_pixels(const darray& flux, const darray& err, const u8array& region, int ref_band,
-                    const darray& snr, double r_first, double del_r, double chi2_limit,
-                    double sys_factor, double max_radius, bool connected,
-                    bool shape_test_first_circle, bool absorb_leftover,
-                    const std::optional<darray>& rho, int threads) {
+// bin_pixels' result as Python sees it (read-only attributes); see BinningResult.
+struct BinPixelsResult {
+    i32array bin_map;                // (ny, nx) 0 outside the region, bins from 1
+    darray bin_flux;                 // (nbins, nbands) sums of fluxes
+    darray bin_var;                  // (nbins, nbands) S/N variances of the sums
+    py::array_t<std::int64_t> seed;  // (nbins) flat pixel index of the seed, -1: leftover
+    darray pixel_chi2;               // (ny, nx) reduced chi2 against the bin's seed, or NaN
+    bool has_leftover = false;       // the last bin is the leftover bin
+    std::int64_t n_failed_seeds = 0;
+    std::int64_t n_absorbed = 0;
+};
+
+BinPixelsResult bin_pixels(const darray& flux, const darray& err, const u8array& region,
+                           int ref_band, const darray& snr, double r_first, double del_r,
+                           double chi2_limit, double sys_factor, double max_radius,
+                           bool connected, bool shape_test_first_circle, bool absorb_leftover,
+                           const std::optional<darray>& rho, int threads) {
     pixedfit::require(flux.ndim() == 3, "bin_pixels: flux must be 3-D (band, y, x)");
     pixedfit::require(err.ndim() == 3, "bin_pixels: err must be 3-D (band, y, x)");
     const auto nb = static_cast<std::size_t>(flux.shape(0));
@@ -73,15 +85,15 @@ py::dict bin_pixels(const darray& flux, const darray& err, const u8array& region
     std::copy(res.bin_var.begin(), res.bin_var.end(), bvar.mutable_data());
     py::array_t<std::int64_t> seed(nbins);
     std::copy(res.seed.begin(), res.seed.end(), seed.mutable_data());
-    py::dict out;
-    out["bin_map"] = bin_map;
-    out["bin_flux"] = bflux;
-    out["bin_var"] = bvar;
-    out["seed"] = seed;
-    out["pixel_chi2"] = chi;
-    out["has_leftover"] = res.has_leftover;
-    out["n_failed_seeds"] = res.n_failed_seeds;
-    out["n_absorbed"] = res.n_absorbed;
+    BinPixelsResult out;
+    out.bin_map = bin_map;
+    out.bin_flux = bflux;
+    out.bin_var = bvar;
+    out.seed = seed;
+    out.pixel_chi2 = chi;
+    out.has_leftover = res.has_leftover;
+    out.n_failed_seeds = res.n_failed_seeds;
+    out.n_absorbed = res.n_absorbed;
     return out;
 }
 
@@ -109,15 +121,24 @@ darray bin_sums(const darray& values, const i32array& bin_map, int nbins, bool q
 }  // namespace
 
 void bind_binning(py::module_& m) {
+    py::class_<BinPixelsResult>(m, "BinPixelsResult", "The bins of bin_pixels (read-only).")
+        .def_readonly("bin_map", &BinPixelsResult::bin_map)
+        .def_readonly("bin_flux", &BinPixelsResult::bin_flux)
+        .def_readonly("bin_var", &BinPixelsResult::bin_var)
+        .def_readonly("seed", &BinPixelsResult::seed)
+        .def_readonly("pixel_chi2", &BinPixelsResult::pixel_chi2)
+        .def_readonly("has_leftover", &BinPixelsResult::has_leftover)
+        .def_readonly("n_failed_seeds", &BinPixelsResult::n_failed_seeds)
+        .def_readonly("n_absorbed", &BinPixelsResult::n_absorbed);
     m.def("bin_pixels", &bin_pixels, py::arg("flux"), py::arg("err"), py::arg("region"),
           py::arg("ref_band"), py::arg("snr"), py::arg("r_first"), py::arg("del_r"),
           py::arg("chi2_limit"), py::arg("sys_factor"), py::arg("max_radius"),
           py::arg("connected"), py::arg("shape_test_first_circle"), py::arg("absorb_leftover"),
           py::arg("rho") = py::none(), py::arg("threads") = 0,
-          "SED-shape-aware pixel binning of a (band, y, x) cube; returns a dict with bin_map "
-          "(ny, nx) int32, bin_flux and bin_var (nbins, nbands), seed (nbins) flat indices "
-          "(-1 for the leftover bin), pixel_chi2 (ny, nx), has_leftover, n_failed_seeds, "
-          "n_absorbed.");
+          "SED-shape-aware pixel binning of a (band, y, x) cube; returns a BinPixelsResult "
+          "with bin_map (ny, nx) int32, bin_flux and bin_var (nbins, nbands), seed (nbins) "
+          "flat indices (-1 for the leftover bin), pixel_chi2 (ny, nx), has_leftover, "
+          "n_failed_seeds, n_absorbed.");
     m.def("bin_sums", &bin_sums, py::arg("values"), py::arg("bin_map"), py::arg("nbins"),
           py::arg("quadrature"), py::arg("threads") = 0,
           "Per-bin sums (or quadrature sums) of values (nplanes, ny, nx) over a bin map: "

@@ -21,22 +21,40 @@ namespace {
 using darray = py::array_t<double, py::array::c_style | py::array::forcecast>;
 using u8array = py::array_t<std::uint8_t, py::array::c_style | py::array::forcecast>;
 
+// rdsps_fit's result as Python sees it (read-only attributes); nstat = npar + (nz > 1), the
+// redshift last.
+struct RdspsFitResult {
+    darray mean, std, p16, p50, p84;       // (nsed, nstat) posterior statistics
+    py::array_t<std::int64_t> best_model;  // (nsed) model index of min chi2, -1 if none
+    py::array_t<std::int64_t> best_z;      // (nsed) redshift index of min chi2
+    darray best_scale;                     // (nsed) normalisation of that pair
+    darray chi2_min;                       // (nsed)
+    darray ln_evidence;                    // (nsed) ln of the mean posterior weight
+    py::array_t<std::int64_t> n_used;      // (nsed) pairs in the posterior
+    darray z_posterior;                    // (nsed, nz)
+    py::object weights;                    // (nsed, nz * nmod) float32, or None
+};
+
 void check_shape(const py::array& a, std::vector<py::ssize_t> shape, const std::string& name) {
     bool ok = a.ndim() == static_cast<py::ssize_t>(shape.size());
     for (std::size_t i = 0; ok && i < shape.size(); ++i) ok = a.shape(i) == shape[i];
     pixedfit::require(ok, "rdsps_fit: " + name + " has the wrong shape");
 }
 
-py::dict rdsps_fit(const darray& obs, const darray& ivar, const darray& model_flux,
-                   const darray& params, const u8array& mass_scaled,
-                   std::optional<darray> ln_prior_model, std::optional<darray> ln_prior_z,
-                   std::optional<darray> z_values, std::optional<darray> mass_offset,
-                   const std::vector<std::tuple<std::size_t, double, double, std::vector<double>>>&
-                       tabulated,
-                   const std::vector<std::tuple<std::size_t, std::size_t, std::vector<double>,
-                                                std::vector<double>, double>>& joint,
-                   int likelihood, double dof, double perc_chi2, std::size_t nhist,
-                   bool return_weights, int threads, std::optional<u8array> upper) {
+// The tabulated priors (param, x0, dx, table) and the joint-with-mass priors (param,
+// mass_param, rel_x, rel_y, scale) as Python passes them.
+using TabulatedArgs = std::vector<std::tuple<std::size_t, double, double, std::vector<double>>>;
+using JointArgs = std::vector<
+    std::tuple<std::size_t, std::size_t, std::vector<double>, std::vector<double>, double>>;
+
+RdspsFitResult rdsps_fit(const darray& obs, const darray& ivar, const darray& model_flux,
+                         const darray& params, const u8array& mass_scaled,
+                         std::optional<darray> ln_prior_model, std::optional<darray> ln_prior_z,
+                         std::optional<darray> z_values, std::optional<darray> mass_offset,
+                         const TabulatedArgs& tabulated, const JointArgs& joint,
+                         pixedfit::Likelihood likelihood, double dof, double perc_chi2,
+                         std::size_t nhist, bool return_weights, int threads,
+                         std::optional<u8array> upper) {
     pixedfit::require(obs.ndim() == 2, "rdsps_fit: obs must be 2-D (nsed, nband)");
     pixedfit::require(model_flux.ndim() == 3, "rdsps_fit: model_flux must be 3-D (nz, nband, nmod)");
     pixedfit::require(params.ndim() == 2, "rdsps_fit: params must be 2-D (nmod, npar)");
@@ -118,38 +136,57 @@ py::dict rdsps_fit(const darray& obs, const darray& ivar, const darray& model_fl
         py::gil_scoped_release release;
         pixedfit::rdsps_fit(in, opt, out);
     }
-    py::dict result;
-    result["mean"] = mean;
-    result["std"] = sd;
-    result["p16"] = p16;
-    result["p50"] = p50;
-    result["p84"] = p84;
-    result["best_model"] = best_model;
-    result["best_z"] = best_z;
-    result["best_scale"] = best_scale;
-    result["chi2_min"] = chi2_min;
-    result["ln_evidence"] = ln_evidence;
-    result["n_used"] = n_used;
-    result["z_posterior"] = z_post;
-    result["weights"] = return_weights ? py::object(weights) : py::object(py::none());
+    RdspsFitResult result;
+    result.mean = mean;
+    result.std = sd;
+    result.p16 = p16;
+    result.p50 = p50;
+    result.p84 = p84;
+    result.best_model = best_model;
+    result.best_z = best_z;
+    result.best_scale = best_scale;
+    result.chi2_min = chi2_min;
+    result.ln_evidence = ln_evidence;
+    result.n_used = n_used;
+    result.z_posterior = z_post;
+    result.weights = return_weights ? py::object(weights) : py::object(py::none());
     return result;
 }
 
 }  // namespace
 
 void bind_rdsps(py::module_& m) {
+    py::enum_<pixedfit::Likelihood>(m, "Likelihood",
+                                    "Likelihood of the detected bands (LIKELIHOODS codes).")
+        .value("GAUSSIAN", pixedfit::Likelihood::Gaussian)
+        .value("STUDENT_T", pixedfit::Likelihood::StudentT);
+    py::class_<RdspsFitResult>(m, "RdspsFitResult",
+                               "Posterior statistics of rdsps_fit (read-only arrays).")
+        .def_readonly("mean", &RdspsFitResult::mean)
+        .def_readonly("std", &RdspsFitResult::std)
+        .def_readonly("p16", &RdspsFitResult::p16)
+        .def_readonly("p50", &RdspsFitResult::p50)
+        .def_readonly("p84", &RdspsFitResult::p84)
+        .def_readonly("best_model", &RdspsFitResult::best_model)
+        .def_readonly("best_z", &RdspsFitResult::best_z)
+        .def_readonly("best_scale", &RdspsFitResult::best_scale)
+        .def_readonly("chi2_min", &RdspsFitResult::chi2_min)
+        .def_readonly("ln_evidence", &RdspsFitResult::ln_evidence)
+        .def_readonly("n_used", &RdspsFitResult::n_used)
+        .def_readonly("z_posterior", &RdspsFitResult::z_posterior)
+        .def_readonly("weights", &RdspsFitResult::weights);
     m.def("rdsps_fit", &rdsps_fit, py::arg("obs"), py::arg("ivar"), py::arg("model_flux"),
           py::arg("params"), py::arg("mass_scaled"), py::arg("ln_prior_model") = py::none(),
           py::arg("ln_prior_z") = py::none(), py::arg("z_values") = py::none(),
           py::arg("mass_offset") = py::none(),
-          py::arg("tabulated") = std::vector<std::tuple<std::size_t, double, double, std::vector<double>>>{},
-          py::arg("joint") = std::vector<std::tuple<std::size_t, std::size_t, std::vector<double>, std::vector<double>, double>>{},
-          py::arg("likelihood") = 0, py::arg("dof") = 3.0, py::arg("perc_chi2") = 100.0,
+          py::arg("tabulated") = TabulatedArgs{}, py::arg("joint") = JointArgs{},
+          py::arg("likelihood") = pixedfit::Likelihood::Gaussian, py::arg("dof") = 3.0,
+          py::arg("perc_chi2") = 100.0,
           py::arg("nhist") = 4096, py::arg("return_weights") = false, py::arg("threads") = 0,
           py::arg("upper") = py::none(),
           "Fused RDSPS posterior statistics of nsed SEDs against nz x nmod model pairs (see "
           "pixedfit.fitting.rdsps for the meaning of every argument; `upper` flags the bands "
-          "whose obs is an upper limit).");
+          "whose obs is an upper limit): an RdspsFitResult.");
     m.def("log_norm_cdf", [](double x) { return pixedfit::log_norm_cdf(x); }, py::arg("x"),
           "ln Phi(x), the log of the standard normal CDF (the kernel's upper-limit term).");
 }

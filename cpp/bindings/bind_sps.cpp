@@ -84,10 +84,10 @@ sps::Grid make_grid(const py::dict& d) {
     return g;
 }
 
-sps::Config make_config(int sfh_form, int dust_law, bool duste, bool neb, bool agn,
-                        double dust1_index, double t_bc) {
-    pixedfit::require(sfh_form >= 0 && sfh_form <= 4, "sfh_form must be 0-4");
-    pixedfit::require(dust_law == 0 || dust_law == 1, "dust_law must be 0 or 1");
+sps::Config make_config(sps::SfhForm sfh_form, sps::DustLaw dust_law, bool duste, bool neb,
+                        bool agn, double dust1_index, double t_bc) {
+    pixedfit::require(sps::is_valid(sfh_form), "sfh_form must be 0-4");
+    pixedfit::require(sps::is_valid(dust_law), "dust_law must be 0 or 1");
     pixedfit::require(t_bc > 0.0, "t_bc must be > 0");
     sps::Config c;
     c.sfh_form = sfh_form;
@@ -106,9 +106,9 @@ std::size_t check_params(const darray& params) {
     return static_cast<std::size_t>(params.shape(0));
 }
 
-py::tuple csp_spectra(const sps::Grid& g, const darray& params, int sfh_form, int dust_law,
-                      bool duste, bool neb, bool agn, double dust1_index, double t_bc,
-                      bool components, int threads) {
+py::tuple csp_spectra(const sps::Grid& g, const darray& params, sps::SfhForm sfh_form,
+                      sps::DustLaw dust_law, bool duste, bool neb, bool agn,
+                      double dust1_index, double t_bc, bool components, int threads) {
     const auto cfg = make_config(sfh_form, dust_law, duste, neb, agn, dust1_index, t_bc);
     const std::size_t n = check_params(params);
     const auto nn = static_cast<py::ssize_t>(n), nw = static_cast<py::ssize_t>(g.nwave);
@@ -130,11 +130,11 @@ py::tuple csp_spectra(const sps::Grid& g, const darray& params, int sfh_form, in
     return py::make_tuple(spec, comp, der);
 }
 
-py::tuple csp_photometry(const sps::Grid& g, const darray& params, int sfh_form, int dust_law,
-                         bool duste, bool neb, bool agn, double dust1_index, double t_bc,
-                         const py::object& trans, double scale, const iarray& starts,
-                         const iarray& offsets, const darray& weights,
-                         const py::object& line_weights, int threads) {
+py::tuple csp_photometry(const sps::Grid& g, const darray& params, sps::SfhForm sfh_form,
+                         sps::DustLaw dust_law, bool duste, bool neb, bool agn,
+                         double dust1_index, double t_bc, const py::object& trans,
+                         double scale, const iarray& starts, const iarray& offsets,
+                         const darray& weights, const py::object& line_weights, int threads) {
     const auto cfg = make_config(sfh_form, dust_law, duste, neb, agn, dust1_index, t_bc);
     const std::size_t n = check_params(params);
     const auto nbands = static_cast<std::size_t>(starts.size());
@@ -193,9 +193,9 @@ sps::KnotGrid make_knot_grid(const sps::Grid& g, const py::dict& d) {
 }
 
 py::tuple csp_photometry_knots(const sps::Grid& g, const sps::KnotGrid& k, const darray& params,
-                               int sfh_form, int dust_law, bool duste, bool neb, bool agn,
-                               double dust1_index, double t_bc, double scale,
-                               const py::object& line_weights, int threads) {
+                               sps::SfhForm sfh_form, sps::DustLaw dust_law, bool duste,
+                               bool neb, bool agn, double dust1_index, double t_bc,
+                               double scale, const py::object& line_weights, int threads) {
     const auto cfg = make_config(sfh_form, dust_law, duste, neb, agn, dust1_index, t_bc);
     const std::size_t n = check_params(params);
     darray lw;
@@ -219,9 +219,9 @@ py::tuple csp_photometry_knots(const sps::Grid& g, const sps::KnotGrid& k, const
     return py::make_tuple(out, der);
 }
 
-py::tuple sfh_bin_masses(int form, const darray& shape, double age, const darray& edges,
-                         double t_bc) {
-    pixedfit::require(form >= 0 && form <= 4, "sfh_form must be 0-4");
+py::tuple sfh_bin_masses(sps::SfhForm form, const darray& shape, double age,
+                         const darray& edges, double t_bc) {
+    pixedfit::require(sps::is_valid(form), "sfh_form must be 0-4");
     pixedfit::require(shape.size() == 4, "shape must hold (tau, t0, alpha, beta)");
     pixedfit::require(edges.ndim() == 1 && edges.size() >= 2, "edges must be 1-D, >= 2 values");
     const auto nage = static_cast<std::size_t>(edges.size() - 1);
@@ -275,9 +275,27 @@ py::array_t<double> project_rows(const iarray& indptr, const iarray& indices, co
     return out;
 }
 
+// A tuple of str from a constant array of names (the column names of params, derived and
+// components).
+template <std::size_t N>
+py::tuple names_tuple(const char* const (&names)[N]) {
+    py::tuple t(N);
+    for (std::size_t i = 0; i < N; ++i) t[i] = py::str(names[i]);
+    return t;
+}
+
 }  // namespace
 
 void bind_sps(py::module_& m) {
+    py::enum_<sps::SfhForm>(m, "SfhForm", "Star-formation history form (sfh_form codes 0-4).")
+        .value("TAU", sps::SfhForm::Tau)
+        .value("DELAYED_TAU", sps::SfhForm::DelayedTau)
+        .value("LOG_NORMAL", sps::SfhForm::LogNormal)
+        .value("GAUSSIAN", sps::SfhForm::Gaussian)
+        .value("DOUBLE_POWER_LAW", sps::SfhForm::DoublePowerLaw);
+    py::enum_<sps::DustLaw>(m, "DustLaw", "Dust attenuation law (dust_law codes 0-1).")
+        .value("CHARLOT_FALL", sps::DustLaw::CharlotFall)
+        .value("CALZETTI", sps::DustLaw::Calzetti);
     py::class_<sps::Grid>(m, "CSPGrid",
                           "SSP grid and templates on one model wavelength grid (owned copy).")
         .def(py::init(&make_grid), py::arg("arrays"))
@@ -306,6 +324,9 @@ void bind_sps(py::module_& m) {
           py::arg("row_end"), project_doc);
     m.attr("SPS_N_PARAMS") = static_cast<int>(sps::N_PARAMS);
     m.attr("SPS_N_DERIVED") = static_cast<int>(sps::N_DERIVED);
+    m.attr("SPS_PARAM_NAMES") = names_tuple(sps::kParamNames);
+    m.attr("SPS_DERIVED_NAMES") = names_tuple(sps::kDerivedNames);
+    m.attr("SPS_COMPONENT_NAMES") = names_tuple(sps::kComponentNames);
     m.def("csp_spectra", &csp_spectra, py::arg("grid"), py::arg("params"), py::arg("sfh_form"),
           py::arg("dust_law"), py::arg("duste"), py::arg("nebular"), py::arg("agn"),
           py::arg("dust1_index"), py::arg("t_bc"), py::arg("components"), py::arg("threads"),
@@ -322,8 +343,8 @@ void bind_sps(py::module_& m) {
           "Mass formed per look-back age bin (young, old parts; 1 Msun formed in total) and "
           "the unnormalised total.");
     m.def("sfh_mass_between",
-          [](int form, const darray& shape, double lo, double hi) {
-              pixedfit::require(form >= 0 && form <= 4 && shape.size() == 4, "bad SFH args");
+          [](sps::SfhForm form, const darray& shape, double lo, double hi) {
+              pixedfit::require(sps::is_valid(form) && shape.size() == 4, "bad SFH args");
               return sps::sfh_mass_between(form, shape.data(), lo, hi);
           },
           py::arg("form"), py::arg("shape"), py::arg("t_lo"), py::arg("t_hi"));
@@ -331,8 +352,8 @@ void bind_sps(py::module_& m) {
           py::arg("sigma"), py::arg("threads") = 0,
           "Gaussian smoothing of spectra (nspec, nwave) with per-pixel sigma (Angstrom).");
     m.def("sfh_first_moment",
-          [](int form, const darray& shape, double age) {
-              pixedfit::require(form >= 0 && form <= 4 && shape.size() == 4, "bad SFH args");
+          [](sps::SfhForm form, const darray& shape, double age) {
+              pixedfit::require(sps::is_valid(form) && shape.size() == 4, "bad SFH args");
               return sps::sfh_first_moment(form, shape.data(), age);
           },
           py::arg("form"), py::arg("shape"), py::arg("age"));

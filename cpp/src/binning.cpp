@@ -93,6 +93,556 @@ double shape_reduced_chi2(const double* f1, const double* s1, const double* f2,
     return chi2 / static_cast<double>(n);
 }
 
+namespace {
+
+// Per band, sum |rho| over the lags: the bound of (variance of a sum of pixels) / (sum of
+// their variances) with correlated noise; 1 per band without. Checks rho (see
+// BinningParams: (nbands, 2 rho_half + 1, 2 rho_half + 1), finite, |rho| <= 1, rho(0, 0) = 1).
+std::vector<double> variance_bounds(const BinningParams& params, std::size_t nbands) {
+    const std::size_t rh = params.rho_half, rw = 2 * params.rho_half + 1;
+    require(params.rho.empty() || params.rho.size() == nbands * rw * rw,
+            "bin_pixels: rho must be (nbands, 2 rho_half + 1, 2 rho_half + 1)");
+    std::vector<double> vf(nbands, 1.0);
+    if (params.rho.empty()) return vf;
+    for (std::size_t b = 0; b < nbands; ++b) {
+        double t = 0.0;
+        for (std::size_t i = 0; i < rw * rw; ++i) {
+            const double v = params.rho[b * rw * rw + i];
+            require(std::isfinite(v) && std::fabs(v) <= 1.0 + 1e-9,
+                    "bin_pixels: rho must be finite with |rho| <= 1");
+            t += std::fabs(v);
+        }
+        require(std::fabs(params.rho[b * rw * rw + rh * rw + rh] - 1.0) < 1e-6,
+                "bin_pixels: rho(0, 0) must be 1");
+        vf[b] = t;
+    }
+    return vf;
+}
+
+// One run of the binning (see binning.hpp for the algorithm). The region's pixels are
+// numbered r = 0..nreg-1 in row-major order (pix_of_[r]: flat pixel index y * nx + x;
+// ridx_[p]: r of pixel p, -1 outside the region); per-pixel data are pixel-major, band
+// fastest: F_ flux, V_ err^2, S_ the shape-test sigma sqrt(err^2 + (sys_factor flux)^2),
+// each (nreg, nbands). run() does the steps in order: growth of bins from seeds, absorption
+// of free pixels, the leftover bin.
+class PixelBinner {
+public:
+    // flux, err (nbands, ny, nx) and region (ny, nx) as bin_pixels takes them; vf from
+    // variance_bounds; the arguments are checked already.
+    PixelBinner(const double* flux, const double* err, const std::uint8_t* region,
+                 std::size_t nbands, std::size_t ny, std::size_t nx, std::size_t ref_band,
+                 const double* snr, const BinningParams& params, std::vector<double> vf,
+                 int nthreads)
+        : snr_(snr), params_(params), nb_(nbands), ny_(ny), nx_(nx),
+          lny_(static_cast<long>(ny)), lnx_(static_cast<long>(nx)), ref_band_(ref_band),
+          nthreads_(nthreads), corr_(!params.rho.empty()), rw_(2 * params.rho_half + 1),
+          lh_(static_cast<long>(params.rho_half)), vf_(std::move(vf)) {
+        index_region(region);
+        res_.bin_map.assign(ny * nx, 0);
+        res_.pixel_chi2.assign(ny * nx, std::numeric_limits<double>::quiet_NaN());
+        if (nreg_ > 0) copy_pixels(flux, err);
+    }
+
+    BinningResult run() {
+        if (nreg_ == 0) return std::move(res_);
+        order_seeds();
+        bounding_box();
+        init_state();
+        grow_bins();
+        if (params_.absorb_leftover && res_.nbins > 0) absorb_free_pixels();
+        make_leftover_bin();
+        return std::move(res_);
+    }
+
+private:
+    enum class Growth { kClosed, kFailed, kDumped };
+
+    long y_of(std::int64_t r) const {
+        return static_cast<long>(pix_of_[r] / static_cast<std::int64_t>(nx_));
+    }
+    long x_of(std::int64_t r) const {
+        return static_cast<long>(pix_of_[r] % static_cast<std::int64_t>(nx_));
+    }
+    // Flat index of the j-th side neighbour (kNy[j], kNx[j]) of pixel (y, x), -1 if outside
+    // the image.
+    long neighbour(long y, long x, int j) const {
+        const long yy = y + kNy[j], xx = x + kNx[j];
+        if (yy < 0 || yy >= lny_ || xx < 0 || xx >= lnx_) return -1;
+        return yy * lnx_ + xx;
+    }
+
+    // ridx_ and pix_of_ from the region mask.
+    void index_region(const std::uint8_t* region) {
+        const std::size_t npix = ny_ * nx_;
+        ridx_.assign(npix, -1);
+        for (std::size_t p = 0; p < npix; ++p) {
+            if (region[p]) {
+                ridx_[p] = static_cast<std::int64_t>(pix_of_.size());
+                pix_of_.push_back(static_cast<std::int64_t>(p));
+            }
+        }
+        nreg_ = pix_of_.size();
+    }
+
+    // F_, V_, S_ from the (nbands, ny, nx) cubes. Threads only pay for large cubes (a
+    // parallel region costs more than small copies).
+    void copy_pixels(const double* flux, const double* err) {
+        const std::size_t npix = ny_ * nx_, nb = nb_;
+        F_.resize(nreg_ * nb);
+        V_.resize(nreg_ * nb);
+        S_.resize(nreg_ * nb);
+        const double k = params_.sys_factor;
+        ParallelErrors errors;  // no exception may leave the parallel region
+#pragma omp parallel for schedule(static) num_threads(nthreads_) if (nreg_ * nb > kParallelMin)
+        for (std::int64_t r = 0; r < static_cast<std::int64_t>(nreg_); ++r) {
+            if (errors.failed()) continue;
+            errors.run(r, [&] {
+                const std::size_t p = static_cast<std::size_t>(pix_of_[r]);
+                for (std::size_t b = 0; b < nb; ++b) {
+                    const double f = flux[b * npix + p];
+                    const double e = err[b * npix + p];
+                    F_[r * nb + b] = f;
+                    V_[r * nb + b] = e * e;
+                    S_[r * nb + b] = std::sqrt(e * e + (k * f) * (k * f));
+                }
+            });
+        }
+        errors.rethrow();
+    }
+
+    // Seed order order_ (region indices): decreasing reference flux, ties by index.
+    void order_seeds() {
+        std::vector<std::pair<double, std::int64_t>> keyed(nreg_);
+        for (std::size_t r = 0; r < nreg_; ++r) {
+            keyed[r] = {-F_[r * nb_ + ref_band_], static_cast<std::int64_t>(r)};
+        }
+        std::sort(keyed.begin(), keyed.end());  // (-flux, index): unique keys, deterministic
+        order_.resize(nreg_);
+        for (std::size_t r = 0; r < nreg_; ++r) order_[r] = keyed[r].second;
+    }
+
+    // The region's bounding box (pixels), for the farthest-corner stop.
+    void bounding_box() {
+        ymin_ = lny_;
+        ymax_ = -1;
+        xmin_ = lnx_;
+        xmax_ = -1;
+        for (std::size_t r = 0; r < nreg_; ++r) {
+            const long y = y_of(static_cast<std::int64_t>(r));
+            const long x = x_of(static_cast<std::int64_t>(r));
+            ymin_ = std::min(ymin_, y);
+            ymax_ = std::max(ymax_, y);
+            xmin_ = std::min(xmin_, x);
+            xmax_ = std::max(xmax_, x);
+        }
+    }
+
+    // Every pixel free, and the totals of the free pixels: Frem_ the flux, Vrem_ the
+    // variance (with correlated noise the bound sum|rho| sum err^2), per band, in extended
+    // precision to limit the drift of the running sums.
+    void init_state() {
+        state_.assign(nreg_, kFree);
+        no_seed_.assign(nreg_, 0);
+        mark_id_.assign(nreg_, 0);
+        mark_.assign(nreg_, 0);
+        chi_of_.assign(nreg_, std::numeric_limits<double>::quiet_NaN());
+        added_id_.assign(corr_ ? nreg_ : 0, 0);
+        Frem_.assign(nb_, 0.0L);
+        Vrem_.assign(nb_, 0.0L);
+        for (std::size_t r = 0; r < nreg_; ++r) {
+            for (std::size_t b = 0; b < nb_; ++b) {
+                Frem_[b] += F_[r * nb_ + b];
+                Vrem_[b] += V_[r * nb_ + b] * vf_[b];
+            }
+        }
+        tf_.resize(nb_);
+        tv_.resize(nb_);
+        sf_.resize(nb_);
+        sv_.resize(nb_);
+        remf_.resize(nb_);
+        remv_.resize(nb_);
+    }
+
+    // True when the sums tf (flux) and tv (variance), nbands each, meet the S/N target in
+    // every band that has one.
+    bool passes(const double* tf, const double* tv) const {
+        for (std::size_t b = 0; b < nb_; ++b) {
+            if (snr_[b] > 0.0 && !(tf[b] / std::sqrt(tv[b]) - snr_[b] >= 0.0)) return false;
+        }
+        return true;
+    }
+
+    // Whether all free pixels together meet the S/N target (the leftover rule).
+    bool remaining_passes() {
+        for (std::size_t b = 0; b < nb_; ++b) {
+            remf_[b] = static_cast<double>(Frem_[b]);
+            remv_[b] = static_cast<double>(Vrem_[b]);
+        }
+        return passes(remf_.data(), remv_.data());
+    }
+
+    // Correlated noise: add to out[b] (nbands) the covariance terms 2 rho(r - q) s_r s_q of
+    // pixel r with the region pixels q within the correlation lags for which member(q).
+    template <class Member>
+    void add_covariance(std::int64_t r, Member member, double* out) const {
+        const long y = y_of(r), x = x_of(r);
+        for (long dy = -lh_; dy <= lh_; ++dy) {
+            const long yy = y + dy;
+            if (yy < 0 || yy >= lny_) continue;
+            for (long dx = -lh_; dx <= lh_; ++dx) {
+                const long xx = x + dx;
+                if ((dy == 0 && dx == 0) || xx < 0 || xx >= lnx_) continue;
+                const std::int64_t q = ridx_[yy * lnx_ + xx];
+                if (q < 0 || !member(q)) continue;
+                const std::size_t lag =
+                    static_cast<std::size_t>((dy + lh_) * static_cast<long>(rw_) + dx + lh_);
+                for (std::size_t b = 0; b < nb_; ++b) {
+                    out[b] += 2.0 * params_.rho[b * rw_ * rw_ + lag] *
+                              std::sqrt(V_[r * nb_ + b] * V_[q * nb_ + b]);
+                }
+            }
+        }
+    }
+
+    // The growth phase: bins grown from seeds in order_ until no pixel can seed one or the
+    // leftover rule ends the phase.
+    void grow_bins() {
+        std::size_t cursor = 0;
+        while (true) {
+            while (cursor < nreg_ &&
+                   (state_[order_[cursor]] != kFree || no_seed_[order_[cursor]])) {
+                ++cursor;
+            }
+            if (cursor == nreg_) return;
+            const std::int64_t seed = order_[cursor];
+            switch (grow(seed)) {
+                case Growth::kClosed: close_bin(seed); break;
+                case Growth::kFailed: fail_attempt(); break;
+                case Growth::kDumped: return;
+            }
+        }
+    }
+
+    // One attempt from `seed`: the first circle, then rings of del_r until the bin meets the
+    // S/N target (kClosed), the growth must stop (kFailed) or all free pixels together
+    // fail the target (kDumped).
+    Growth grow(std::int64_t seed) {
+        start_attempt(seed);
+        const double rfar = std::sqrt(static_cast<double>(
+            std::max((yc_ - ymin_) * (yc_ - ymin_), (ymax_ - yc_) * (ymax_ - yc_)) +
+            std::max((xc_ - xmin_) * (xc_ - xmin_), (xmax_ - xc_) * (xmax_ - xc_))));
+        double radius = params_.r_first;
+        step(-1.0, radius, params_.shape_test_first_circle);
+        if (passes(tf_.data(), tv_.data())) return Growth::kClosed;
+        while (true) {
+            if ((params_.max_radius > 0.0 && radius >= params_.max_radius) || radius > rfar ||
+                (params_.connected && maxd_ + 1.5 < radius)) {  // neighbours are 1 apart
+                return Growth::kFailed;
+            }
+            step(radius, radius + params_.del_r, true);
+            radius = radius + params_.del_r;
+            if (passes(tf_.data(), tv_.data())) return Growth::kClosed;
+            if (!remaining_passes()) return Growth::kDumped;
+        }
+    }
+
+    // The state of a new attempt from `seed`: no pixel, zero sums.
+    void start_attempt(std::int64_t seed) {
+        seed_ = seed;
+        yc_ = y_of(seed);
+        xc_ = x_of(seed);
+        ++attempt_;
+        acc_.clear();
+        queue_.clear();
+        std::fill(tf_.begin(), tf_.end(), 0.0);
+        std::fill(tv_.begin(), tv_.end(), 0.0);
+        maxd_ = 0.0;
+    }
+
+    // One growth step: candidates at distances in (rmin, rmax] from the seed (rmin < 0:
+    // from 0), shape test, acceptance; the step's accepted pixels are summed in row-major
+    // order and added to the attempt's totals tf_, tv_.
+    void step(double rmin, double rmax, bool test_shape) {
+        step_acc_.clear();
+        pending_new_.clear();
+        examine_candidates(rmin, rmax, test_shape);
+        if (params_.connected) connect_pending();
+        add_step_sums();
+    }
+
+    // The free pixels of the step not yet seen in this attempt: shape test against the
+    // seed, then accepted (not connected) or pending (connected).
+    void examine_candidates(double rmin, double rmax, bool test_shape) {
+        const double* fs = &F_[seed_ * nb_];
+        const double* ss = &S_[seed_ * nb_];
+        const auto [lo, hi] = table_.slice(rmin, rmax);
+        for (std::size_t i = lo; i < hi; ++i) {
+            const long y = yc_ + table_.dy(i), x = xc_ + table_.dx(i);
+            if (y < 0 || y >= lny_ || x < 0 || x >= lnx_) continue;
+            const std::int64_t r = ridx_[y * lnx_ + x];
+            if (r < 0 || state_[r] != kFree || mark_id_[r] == attempt_) continue;
+            mark_id_[r] = attempt_;
+            if (r == seed_) {
+                chi_of_[r] = 0.0;
+                accept(r);
+                continue;
+            }
+            const double chi = shape_reduced_chi2(fs, ss, &F_[r * nb_], &S_[r * nb_], nb_);
+            chi_of_[r] = chi;
+            if (test_shape && !(chi <= params_.chi2_limit)) {
+                mark_[r] = kRejected;
+                continue;
+            }
+            if (params_.connected) {
+                mark_[r] = kPending;
+                pending_new_.push_back(r);
+            } else {
+                accept(r);
+            }
+        }
+    }
+
+    // Connected bins: the step's pending pixels that touch an accepted one join, and the
+    // pending pixels touching those, until none is left (flood fill through queue_).
+    void connect_pending() {
+        for (const std::int64_t r : pending_new_) {
+            if (mark_[r] == kPending && accepted_neighbour(r)) accept(r);
+        }
+        while (!queue_.empty()) {
+            const std::int64_t r = queue_.back();
+            queue_.pop_back();
+            const long y = y_of(r), x = x_of(r);
+            for (int j = 0; j < 4; ++j) {
+                const long p = neighbour(y, x, j);
+                if (p < 0) continue;
+                const std::int64_t q = ridx_[p];
+                if (q >= 0 && mark_id_[q] == attempt_ && mark_[q] == kPending) accept(q);
+            }
+        }
+    }
+
+    // Pixel r joins the attempt.
+    void accept(std::int64_t r) {
+        mark_[r] = kAccepted;
+        acc_.push_back(r);
+        step_acc_.push_back(r);
+        const long y = y_of(r), x = x_of(r);
+        maxd_ = std::max(maxd_, std::sqrt(static_cast<double>((y - yc_) * (y - yc_) +
+                                                              (x - xc_) * (x - xc_))));
+        if (params_.connected) queue_.push_back(r);
+    }
+
+    // Whether a side neighbour of r was accepted in this attempt.
+    bool accepted_neighbour(std::int64_t r) const {
+        const long y = y_of(r), x = x_of(r);
+        for (int j = 0; j < 4; ++j) {
+            const long p = neighbour(y, x, j);
+            if (p < 0) continue;
+            const std::int64_t q = ridx_[p];
+            if (q >= 0 && mark_id_[q] == attempt_ && mark_[q] == kAccepted) return true;
+        }
+        return false;
+    }
+
+    // The sums of the step's accepted pixels (row-major order; with correlated noise the
+    // covariances with the members summed before each) added to tf_, tv_.
+    void add_step_sums() {
+        std::sort(step_acc_.begin(), step_acc_.end());
+        std::fill(sf_.begin(), sf_.end(), 0.0);
+        std::fill(sv_.begin(), sv_.end(), 0.0);
+        for (const std::int64_t r : step_acc_) {
+            for (std::size_t b = 0; b < nb_; ++b) {
+                sf_[b] += F_[r * nb_ + b];
+                sv_[b] += V_[r * nb_ + b];
+            }
+            if (corr_) {
+                add_covariance(r, [&](std::int64_t q) { return added_id_[q] == attempt_; },
+                               sv_.data());
+                added_id_[r] = attempt_;
+            }
+        }
+        for (std::size_t b = 0; b < nb_; ++b) {
+            tf_[b] += sf_[b];
+            tv_[b] += sv_[b];
+        }
+    }
+
+    // The attempt's pixels become bin nbins + 1.
+    void close_bin(std::int64_t seed) {
+        const std::int32_t id = ++res_.nbins;
+        for (const std::int64_t r : acc_) {
+            state_[r] = kBinned;
+            res_.bin_map[pix_of_[r]] = id;
+            res_.pixel_chi2[pix_of_[r]] = chi_of_[r];
+            for (std::size_t b = 0; b < nb_; ++b) {  // no longer free
+                Frem_[b] -= F_[r * nb_ + b];
+                Vrem_[b] -= V_[r * nb_ + b] * vf_[b];
+            }
+        }
+        res_.bin_flux.insert(res_.bin_flux.end(), tf_.begin(), tf_.end());
+        res_.bin_var.insert(res_.bin_var.end(), tv_.begin(), tv_.end());
+        res_.seed.push_back(pix_of_[seed]);
+    }
+
+    // A failed attempt: its pixels stay available to later bins but never seed one again.
+    void fail_attempt() {
+        ++res_.n_failed_seeds;
+        for (const std::int64_t r : acc_) no_seed_[r] = 1;
+    }
+
+    // Absorption: a free pixel touching a bin joins it when it passes the shape test
+    // against that bin's seed and the bin still meets the S/N target with it (the most
+    // similar such bin wins, ties to the lower id). Free neighbours of an absorbed pixel are
+    // examined again (a work queue). Every invariant of the bins is kept.
+    void absorb_free_pixels() {
+        std::vector<std::int64_t> seed_r(res_.nbins);  // region index of each bin's seed
+        for (std::int32_t id = 0; id < res_.nbins; ++id) seed_r[id] = ridx_[res_.seed[id]];
+        std::vector<std::uint8_t> queued(nreg_, 0);
+        std::vector<std::int64_t> work;
+        for (std::size_t r = 0; r < nreg_; ++r) {
+            if (state_[r] == kFree) {
+                work.push_back(static_cast<std::int64_t>(r));
+                queued[r] = 1;
+            }
+        }
+        std::vector<double> nv(nb_);
+        for (std::size_t head = 0; head < work.size(); ++head) {
+            const std::int64_t r = work[head];
+            queued[r] = 0;
+            if (state_[r] != kFree) continue;
+            double best_chi = 0.0;
+            const std::int32_t best = best_touching_bin(r, seed_r, best_chi, nv);
+            if (best == 0) continue;
+            absorb(r, best, best_chi, nv);
+            const long y = y_of(r), x = x_of(r);
+            for (int j = 0; j < 4; ++j) {
+                const long p = neighbour(y, x, j);
+                if (p < 0) continue;
+                const std::int64_t q = ridx_[p];
+                if (q >= 0 && state_[q] == kFree && !queued[q]) {
+                    queued[q] = 1;
+                    work.push_back(q);
+                }
+            }
+        }
+    }
+
+    // The bin (id, 0 if none) that free pixel r joins: among the bins touching it by a side
+    // that it passes the shape test against (their seed's SED, seed_r: region indices) and
+    // that keep the S/N target with it, the one of smallest reduced chi2 (ties: lower id).
+    // Its chi2 goes to best_chi and its variances with r to best_v (nbands).
+    std::int32_t best_touching_bin(std::int64_t r, const std::vector<std::int64_t>& seed_r,
+                                   double& best_chi, std::vector<double>& best_v) {
+        const long y = y_of(r), x = x_of(r);
+        std::int32_t best = 0;
+        best_chi = 0.0;
+        for (int j = 0; j < 4; ++j) {
+            const long p = neighbour(y, x, j);
+            if (p < 0) continue;
+            const std::int32_t id = res_.bin_map[p];
+            if (id <= 0 || id == best) continue;
+            const std::int64_t sr = seed_r[id - 1];
+            const double chi =
+                shape_reduced_chi2(&F_[sr * nb_], &S_[sr * nb_], &F_[r * nb_], &S_[r * nb_], nb_);
+            if (!(chi <= params_.chi2_limit)) continue;
+            if (best != 0 && !(chi < best_chi || (chi == best_chi && id < best))) continue;
+            for (std::size_t b = 0; b < nb_; ++b) {
+                sf_[b] = res_.bin_flux[(id - 1) * nb_ + b] + F_[r * nb_ + b];
+                sv_[b] = res_.bin_var[(id - 1) * nb_ + b] + V_[r * nb_ + b];
+            }
+            if (corr_) {
+                add_covariance(r, [&](std::int64_t q) { return res_.bin_map[pix_of_[q]] == id; },
+                               sv_.data());
+            }
+            if (!passes(sf_.data(), sv_.data())) continue;
+            std::copy(sv_.begin(), sv_.end(), best_v.begin());
+            best = id;
+            best_chi = chi;
+        }
+        return best;
+    }
+
+    // Free pixel r joins bin `id` with reduced chi2 `chi`; `var` (nbands) are the bin's
+    // variances with it.
+    void absorb(std::int64_t r, std::int32_t id, double chi, const std::vector<double>& var) {
+        for (std::size_t b = 0; b < nb_; ++b) {
+            res_.bin_flux[(id - 1) * nb_ + b] += F_[r * nb_ + b];
+            res_.bin_var[(id - 1) * nb_ + b] = var[b];
+        }
+        state_[r] = kBinned;
+        res_.bin_map[pix_of_[r]] = id;
+        res_.pixel_chi2[pix_of_[r]] = chi;
+        ++res_.n_absorbed;
+    }
+
+    // The leftover bin, numbered last: every pixel still free (members of failed growths
+    // never absorbed by a later bin, and all free pixels once the leftover rule fired).
+    void make_leftover_bin() {
+        bool any_left = false;
+        for (std::size_t r = 0; r < nreg_; ++r) {
+            if (state_[r] != kBinned) {
+                any_left = true;
+                break;
+            }
+        }
+        if (!any_left) return;
+        const std::int32_t id = ++res_.nbins;
+        std::vector<double> lf(nb_, 0.0), lv(nb_, 0.0);
+        for (std::size_t r = 0; r < nreg_; ++r) {
+            if (state_[r] == kBinned) continue;
+            state_[r] = kBinned;
+            res_.bin_map[pix_of_[r]] = id;
+            for (std::size_t b = 0; b < nb_; ++b) {
+                lf[b] += F_[r * nb_ + b];
+                lv[b] += V_[r * nb_ + b];
+            }
+        }
+        res_.bin_flux.insert(res_.bin_flux.end(), lf.begin(), lf.end());
+        res_.bin_var.insert(res_.bin_var.end(), lv.begin(), lv.end());
+        res_.seed.push_back(-1);
+        res_.has_leftover = true;
+    }
+
+    // inputs
+    const double* snr_;  // (nbands) S/N targets, <= 0: none
+    const BinningParams& params_;
+    const std::size_t nb_, ny_, nx_;
+    const long lny_, lnx_;
+    const std::size_t ref_band_;
+    const int nthreads_;
+    const bool corr_;        // correlated noise (params_.rho given)
+    const std::size_t rw_;   // width of the rho window, 2 rho_half + 1
+    const long lh_;          // rho_half
+    const std::vector<double> vf_;  // (nbands) variance bounds, see variance_bounds
+    // the region and its pixels' data
+    std::vector<std::int64_t> ridx_, pix_of_;
+    std::size_t nreg_ = 0;
+    std::vector<double> F_, V_, S_;
+    std::vector<std::int64_t> order_;
+    long ymin_ = 0, ymax_ = 0, xmin_ = 0, xmax_ = 0;
+    // per region pixel
+    std::vector<std::uint8_t> state_;      // kFree / kBinned
+    std::vector<std::uint8_t> no_seed_;    // 1: member of a failed growth, never a seed
+    std::vector<std::int32_t> mark_id_;    // the attempt that last examined the pixel
+    std::vector<std::uint8_t> mark_;       // kAccepted / kPending / kRejected in that one
+    std::vector<double> chi_of_;           // reduced chi2 against that attempt's seed
+    std::vector<std::int32_t> added_id_;   // (correlated noise) the attempt that summed it
+    std::vector<long double> Frem_, Vrem_;  // (nbands) totals of the free pixels
+    // the current attempt
+    OffsetTable table_;
+    std::int32_t attempt_ = 0;
+    std::int64_t seed_ = -1;
+    long yc_ = 0, xc_ = 0;   // the seed's pixel
+    double maxd_ = 0.0;      // distance of the farthest accepted pixel from the seed
+    std::vector<std::int64_t> acc_, step_acc_, pending_new_, queue_;
+    std::vector<double> tf_, tv_;      // (nbands) flux and variance sums of the attempt
+    std::vector<double> sf_, sv_;      // (nbands) scratch sums (a step; a candidate bin)
+    std::vector<double> remf_, remv_;  // (nbands) the free totals in double precision
+    BinningResult res_;
+};
+
+}  // namespace
+
 BinningResult bin_pixels(const double* flux, const double* err, const std::uint8_t* region,
                          std::size_t nbands, std::size_t ny, std::size_t nx, std::size_t ref_band,
                          const double* snr, const BinningParams& params, int threads) {
@@ -104,390 +654,10 @@ BinningResult bin_pixels(const double* flux, const double* err, const std::uint8
     require(params.sys_factor >= 0.0 && std::isfinite(params.sys_factor),
             "bin_pixels: sys_factor must be >= 0");
     require(!std::isnan(params.chi2_limit), "bin_pixels: chi2_limit is NaN");
-    const bool corr = !params.rho.empty();
-    const std::size_t rh = params.rho_half, rw = 2 * params.rho_half + 1;
-    require(!corr || params.rho.size() == nbands * rw * rw,
-            "bin_pixels: rho must be (nbands, 2 rho_half + 1, 2 rho_half + 1)");
-    // Per band, sum |rho|: the bound of (variance of a sum) / (sum of variances).
-    std::vector<double> vf(nbands, 1.0);
-    if (corr) {
-        for (std::size_t b = 0; b < nbands; ++b) {
-            double t = 0.0;
-            for (std::size_t i = 0; i < rw * rw; ++i) {
-                const double v = params.rho[b * rw * rw + i];
-                require(std::isfinite(v) && std::fabs(v) <= 1.0 + 1e-9,
-                        "bin_pixels: rho must be finite with |rho| <= 1");
-                t += std::fabs(v);
-            }
-            require(std::fabs(params.rho[b * rw * rw + rh * rw + rh] - 1.0) < 1e-6,
-                    "bin_pixels: rho(0, 0) must be 1");
-            vf[b] = t;
-        }
-    }
-    const int nthreads = resolve_threads(threads);
-    const std::size_t npix = ny * nx;
-    const std::size_t nb = nbands;
-
-    // Region pixels in row-major order and the map pixel -> region index.
-    std::vector<std::int64_t> ridx(npix, -1);
-    std::vector<std::int64_t> pix_of;
-    for (std::size_t p = 0; p < npix; ++p) {
-        if (region[p]) {
-            ridx[p] = static_cast<std::int64_t>(pix_of.size());
-            pix_of.push_back(static_cast<std::int64_t>(p));
-        }
-    }
-    const std::size_t nreg = pix_of.size();
-    BinningResult res;
-    res.bin_map.assign(npix, 0);
-    res.pixel_chi2.assign(npix, std::numeric_limits<double>::quiet_NaN());
-    if (nreg == 0) return res;
-
-    // Pixel-major copies: flux, err^2 and the shape-test sigma sqrt(err^2 + (k f)^2).
-    std::vector<double> F(nreg * nb), V(nreg * nb), S(nreg * nb);
-    const double k = params.sys_factor;
-    // Threads only pay for large cubes (a parallel region costs more than small copies).
-    // Arithmetic only: nothing in the region can throw.
-#pragma omp parallel for schedule(static) num_threads(nthreads) if (nreg * nb > kParallelMin)
-    for (std::int64_t r = 0; r < static_cast<std::int64_t>(nreg); ++r) {
-        const std::size_t p = static_cast<std::size_t>(pix_of[r]);
-        for (std::size_t b = 0; b < nb; ++b) {
-            const double f = flux[b * npix + p];
-            const double e = err[b * npix + p];
-            F[r * nb + b] = f;
-            V[r * nb + b] = e * e;
-            S[r * nb + b] = std::sqrt(e * e + (k * f) * (k * f));
-        }
-    }
-
-    // Seed order: decreasing reference flux, ties by row-major index.
-    std::vector<std::pair<double, std::int64_t>> keyed(nreg);
-    for (std::size_t r = 0; r < nreg; ++r) {
-        keyed[r] = {-F[r * nb + ref_band], static_cast<std::int64_t>(r)};
-    }
-    std::sort(keyed.begin(), keyed.end());  // (-flux, index): unique keys, deterministic
-    std::vector<std::int64_t> order(nreg);
-    for (std::size_t r = 0; r < nreg; ++r) order[r] = keyed[r].second;
-    std::vector<std::pair<double, std::int64_t>>().swap(keyed);
-
-    // Region bounding box (for the farthest-corner stop).
-    long ymin = static_cast<long>(ny), ymax = -1, xmin = static_cast<long>(nx), xmax = -1;
-    for (std::size_t r = 0; r < nreg; ++r) {
-        const long y = static_cast<long>(pix_of[r] / static_cast<std::int64_t>(nx));
-        const long x = static_cast<long>(pix_of[r] % static_cast<std::int64_t>(nx));
-        ymin = std::min(ymin, y);
-        ymax = std::max(ymax, y);
-        xmin = std::min(xmin, x);
-        xmax = std::max(xmax, x);
-    }
-
-    std::vector<std::uint8_t> state(nreg, kFree);
-    std::vector<std::uint8_t> no_seed(nreg, 0);  // members of a failed growth: never seeds
-    std::vector<std::int32_t> mark_id(nreg, 0);
-    std::vector<std::uint8_t> mark(nreg, 0);
-    std::vector<double> chi_of(nreg, std::numeric_limits<double>::quiet_NaN());
-
-    // Remaining (free) totals, extended precision to limit drift of the running sums.
-    // (With correlated noise Vrem is the bound sum|rho| sum err^2.)
-    std::vector<long double> Frem(nb, 0.0L), Vrem(nb, 0.0L);
-    for (std::size_t r = 0; r < nreg; ++r) {
-        for (std::size_t b = 0; b < nb; ++b) {
-            Frem[b] += F[r * nb + b];
-            Vrem[b] += V[r * nb + b] * vf[b];
-        }
-    }
-    // Correlated noise: add to out[b] the covariance terms 2 rho(r - q) s_r s_q of pixel r
-    // with the pixels q for which member(q) holds.
-    const long lh = static_cast<long>(rh);
-    auto add_covariance = [&](std::int64_t r, auto member, double* out) {
-        const long y = static_cast<long>(pix_of[r] / static_cast<std::int64_t>(nx));
-        const long x = static_cast<long>(pix_of[r] % static_cast<std::int64_t>(nx));
-        for (long dy = -lh; dy <= lh; ++dy) {
-            const long yy = y + dy;
-            if (yy < 0 || yy >= static_cast<long>(ny)) continue;
-            for (long dx = -lh; dx <= lh; ++dx) {
-                const long xx = x + dx;
-                if ((dy == 0 && dx == 0) || xx < 0 || xx >= static_cast<long>(nx)) continue;
-                const std::int64_t q = ridx[yy * static_cast<long>(nx) + xx];
-                if (q < 0 || !member(q)) continue;
-                const std::size_t lag = static_cast<std::size_t>((dy + lh) * static_cast<long>(rw) + dx + lh);
-                for (std::size_t b = 0; b < nb; ++b) {
-                    out[b] += 2.0 * params.rho[b * rw * rw + lag] *
-                              std::sqrt(V[r * nb + b] * V[q * nb + b]);
-                }
-            }
-        }
-    };
-    std::vector<std::int32_t> added_id(corr ? nreg : 0, 0);  // attempt that summed a pixel
-
-    auto passes = [&](const double* tf, const double* tv) {
-        for (std::size_t b = 0; b < nb; ++b) {
-            if (snr[b] > 0.0 && !(tf[b] / std::sqrt(tv[b]) - snr[b] >= 0.0)) return false;
-        }
-        return true;
-    };
-    auto remove_from_remaining = [&](std::int64_t r) {
-        for (std::size_t b = 0; b < nb; ++b) {
-            Frem[b] -= F[r * nb + b];
-            Vrem[b] -= V[r * nb + b] * vf[b];
-        }
-    };
-
-    OffsetTable table;
-    std::vector<std::int64_t> acc, step_acc, pending_new, queue;
-    std::vector<double> tf(nb), tv(nb), sf(nb), sv(nb), remf(nb), remv(nb);
-    std::int32_t attempt = 0;
-    std::size_t cursor = 0;
-    bool dumped = false;
-    const long lny = static_cast<long>(ny), lnx = static_cast<long>(nx);
-
-    while (!dumped) {
-        while (cursor < nreg && (state[order[cursor]] != kFree || no_seed[order[cursor]])) {
-            ++cursor;
-        }
-        if (cursor == nreg) break;
-        const std::int64_t seed = order[cursor];
-        const long yc = static_cast<long>(pix_of[seed] / static_cast<std::int64_t>(nx));
-        const long xc = static_cast<long>(pix_of[seed] % static_cast<std::int64_t>(nx));
-        const double* fs = &F[seed * nb];
-        const double* ss = &S[seed * nb];
-        ++attempt;
-        acc.clear();
-        queue.clear();
-        std::fill(tf.begin(), tf.end(), 0.0);
-        std::fill(tv.begin(), tv.end(), 0.0);
-        double maxd = 0.0;
-        const double rfar = std::sqrt(static_cast<double>(
-            std::max((yc - ymin) * (yc - ymin), (ymax - yc) * (ymax - yc)) +
-            std::max((xc - xmin) * (xc - xmin), (xmax - xc) * (xmax - xc))));
-
-        auto accept = [&](std::int64_t r) {
-            mark[r] = kAccepted;
-            acc.push_back(r);
-            step_acc.push_back(r);
-            const long y = static_cast<long>(pix_of[r] / static_cast<std::int64_t>(nx));
-            const long x = static_cast<long>(pix_of[r] % static_cast<std::int64_t>(nx));
-            maxd = std::max(maxd, std::sqrt(static_cast<double>((y - yc) * (y - yc) +
-                                                                (x - xc) * (x - xc))));
-            if (params.connected) queue.push_back(r);
-        };
-        auto accepted_neighbour = [&](std::int64_t r) {
-            const long y = static_cast<long>(pix_of[r] / static_cast<std::int64_t>(nx));
-            const long x = static_cast<long>(pix_of[r] % static_cast<std::int64_t>(nx));
-            for (int j = 0; j < 4; ++j) {
-                const long yy = y + kNy[j], xx = x + kNx[j];
-                if (yy < 0 || yy >= lny || xx < 0 || xx >= lnx) continue;
-                const std::int64_t q = ridx[yy * lnx + xx];
-                if (q >= 0 && mark_id[q] == attempt && mark[q] == kAccepted) return true;
-            }
-            return false;
-        };
-        // One growth step: candidates in (rmin, rmax], shape test, acceptance; the step's
-        // accepted pixels are summed in row-major order and added to the totals.
-        auto step = [&](double rmin, double rmax, bool test_shape) {
-            step_acc.clear();
-            pending_new.clear();
-            const auto [lo, hi] = table.slice(rmin, rmax);
-            for (std::size_t i = lo; i < hi; ++i) {
-                const long y = yc + table.dy(i), x = xc + table.dx(i);
-                if (y < 0 || y >= lny || x < 0 || x >= lnx) continue;
-                const std::int64_t r = ridx[y * lnx + x];
-                if (r < 0 || state[r] != kFree || mark_id[r] == attempt) continue;
-                mark_id[r] = attempt;
-                if (r == seed) {
-                    chi_of[r] = 0.0;
-                    accept(r);
-                    continue;
-                }
-                const double chi = shape_reduced_chi2(fs, ss, &F[r * nb], &S[r * nb], nb);
-                chi_of[r] = chi;
-                if (test_shape && !(chi <= params.chi2_limit)) {
-                    mark[r] = kRejected;
-                    continue;
-                }
-                if (params.connected) {
-                    mark[r] = kPending;
-                    pending_new.push_back(r);
-                } else {
-                    accept(r);
-                }
-            }
-            if (params.connected) {
-                for (const std::int64_t r : pending_new) {
-                    if (mark[r] == kPending && accepted_neighbour(r)) accept(r);
-                }
-                while (!queue.empty()) {
-                    const std::int64_t r = queue.back();
-                    queue.pop_back();
-                    const long y = static_cast<long>(pix_of[r] / static_cast<std::int64_t>(nx));
-                    const long x = static_cast<long>(pix_of[r] % static_cast<std::int64_t>(nx));
-                    for (int j = 0; j < 4; ++j) {
-                        const long yy = y + kNy[j], xx = x + kNx[j];
-                        if (yy < 0 || yy >= lny || xx < 0 || xx >= lnx) continue;
-                        const std::int64_t q = ridx[yy * lnx + xx];
-                        if (q >= 0 && mark_id[q] == attempt && mark[q] == kPending) accept(q);
-                    }
-                }
-            }
-            std::sort(step_acc.begin(), step_acc.end());
-            std::fill(sf.begin(), sf.end(), 0.0);
-            std::fill(sv.begin(), sv.end(), 0.0);
-            for (const std::int64_t r : step_acc) {
-                for (std::size_t b = 0; b < nb; ++b) {
-                    sf[b] += F[r * nb + b];
-                    sv[b] += V[r * nb + b];
-                }
-                if (corr) {  // covariance with the members summed before it
-                    add_covariance(r, [&](std::int64_t q) { return added_id[q] == attempt; },
-                                   sv.data());
-                    added_id[r] = attempt;
-                }
-            }
-            for (std::size_t b = 0; b < nb; ++b) {
-                tf[b] += sf[b];
-                tv[b] += sv[b];
-            }
-        };
-
-        double radius = params.r_first;
-        step(-1.0, radius, params.shape_test_first_circle);
-        bool closed = passes(tf.data(), tv.data());
-        bool failed = false;
-        while (!closed) {
-            if ((params.max_radius > 0.0 && radius >= params.max_radius) || radius > rfar ||
-                (params.connected && maxd + 1.5 < radius)) {  // neighbours are 1 apart
-                failed = true;
-                break;
-            }
-            step(radius, radius + params.del_r, true);
-            radius = radius + params.del_r;
-            if (passes(tf.data(), tv.data())) {
-                closed = true;
-                break;
-            }
-            for (std::size_t b = 0; b < nb; ++b) {
-                remf[b] = static_cast<double>(Frem[b]);
-                remv[b] = static_cast<double>(Vrem[b]);
-            }
-            if (!passes(remf.data(), remv.data())) {
-                dumped = true;
-                break;
-            }
-        }
-        if (closed) {
-            const std::int32_t id = ++res.nbins;
-            for (const std::int64_t r : acc) {
-                state[r] = kBinned;
-                res.bin_map[pix_of[r]] = id;
-                res.pixel_chi2[pix_of[r]] = chi_of[r];
-                remove_from_remaining(r);
-            }
-            res.bin_flux.insert(res.bin_flux.end(), tf.begin(), tf.end());
-            res.bin_var.insert(res.bin_var.end(), tv.begin(), tv.end());
-            res.seed.push_back(pix_of[seed]);
-        } else if (failed) {
-            // The pixels stay available to later bins but never seed one again.
-            ++res.n_failed_seeds;
-            for (const std::int64_t r : acc) no_seed[r] = 1;
-        }
-    }
-
-    // Absorption: a free pixel touching a bin joins it when it passes the shape test
-    // against that bin's seed and the bin still meets the S/N target with it (the most
-    // similar such bin wins, ties to the lower id). Free neighbours of an absorbed pixel are
-    // examined again. Every invariant of the bins is kept.
-    if (params.absorb_leftover && res.nbins > 0) {
-        std::vector<std::int64_t> seed_r(res.nbins);
-        for (std::int32_t id = 0; id < res.nbins; ++id) seed_r[id] = ridx[res.seed[id]];
-        std::vector<std::uint8_t> queued(nreg, 0);
-        std::vector<std::int64_t> work;
-        for (std::size_t r = 0; r < nreg; ++r) {
-            if (state[r] == kFree) {
-                work.push_back(static_cast<std::int64_t>(r));
-                queued[r] = 1;
-            }
-        }
-        std::vector<double> nf(nb), nv(nb), best_v(nb);
-        for (std::size_t head = 0; head < work.size(); ++head) {
-            const std::int64_t r = work[head];
-            queued[r] = 0;
-            if (state[r] != kFree) continue;
-            const long y = static_cast<long>(pix_of[r] / static_cast<std::int64_t>(nx));
-            const long x = static_cast<long>(pix_of[r] % static_cast<std::int64_t>(nx));
-            std::int32_t best = 0;
-            double best_chi = 0.0;
-            for (int j = 0; j < 4; ++j) {
-                const long yy = y + kNy[j], xx = x + kNx[j];
-                if (yy < 0 || yy >= lny || xx < 0 || xx >= lnx) continue;
-                const std::int32_t id = res.bin_map[yy * lnx + xx];
-                if (id <= 0 || id == best) continue;
-                const std::int64_t sr = seed_r[id - 1];
-                const double chi =
-                    shape_reduced_chi2(&F[sr * nb], &S[sr * nb], &F[r * nb], &S[r * nb], nb);
-                if (!(chi <= params.chi2_limit)) continue;
-                if (best != 0 && !(chi < best_chi || (chi == best_chi && id < best))) continue;
-                for (std::size_t b = 0; b < nb; ++b) {
-                    nf[b] = res.bin_flux[(id - 1) * nb + b] + F[r * nb + b];
-                    nv[b] = res.bin_var[(id - 1) * nb + b] + V[r * nb + b];
-                }
-                if (corr) {
-                    add_covariance(r, [&](std::int64_t q) {
-                        return res.bin_map[pix_of[q]] == id;
-                    }, nv.data());
-                }
-                if (!passes(nf.data(), nv.data())) continue;
-                std::copy(nv.begin(), nv.end(), best_v.begin());
-                best = id;
-                best_chi = chi;
-            }
-            if (best == 0) continue;
-            for (std::size_t b = 0; b < nb; ++b) {
-                res.bin_flux[(best - 1) * nb + b] += F[r * nb + b];
-                res.bin_var[(best - 1) * nb + b] = best_v[b];
-            }
-            state[r] = kBinned;
-            res.bin_map[pix_of[r]] = best;
-            res.pixel_chi2[pix_of[r]] = best_chi;
-            ++res.n_absorbed;
-            for (int j = 0; j < 4; ++j) {
-                const long yy = y + kNy[j], xx = x + kNx[j];
-                if (yy < 0 || yy >= lny || xx < 0 || xx >= lnx) continue;
-                const std::int64_t q = ridx[yy * lnx + xx];
-                if (q >= 0 && state[q] == kFree && !queued[q]) {
-                    queued[q] = 1;
-                    work.push_back(q);
-                }
-            }
-        }
-    }
-
-    // The leftover bin: every pixel still free (members of failed growths never absorbed
-    // by a later bin, and all free pixels once the global rule fired).
-    bool any_left = false;
-    for (std::size_t r = 0; r < nreg; ++r) {
-        if (state[r] != kBinned) {
-            any_left = true;
-            break;
-        }
-    }
-    if (any_left) {
-        const std::int32_t id = ++res.nbins;
-        std::vector<double> lf(nb, 0.0), lv(nb, 0.0);
-        for (std::size_t r = 0; r < nreg; ++r) {
-            if (state[r] == kBinned) continue;
-            state[r] = kBinned;
-            res.bin_map[pix_of[r]] = id;
-            for (std::size_t b = 0; b < nb; ++b) {
-                lf[b] += F[r * nb + b];
-                lv[b] += V[r * nb + b];
-            }
-        }
-        res.bin_flux.insert(res.bin_flux.end(), lf.begin(), lf.end());
-        res.bin_var.insert(res.bin_var.end(), lv.begin(), lv.end());
-        res.seed.push_back(-1);
-        res.has_leftover = true;
-    }
-    return res;
+    std::vector<double> vf = variance_bounds(params, nbands);
+    PixelBinner binner(flux, err, region, nbands, ny, nx, ref_band, snr, params, std::move(vf),
+                       resolve_threads(threads));
+    return binner.run();
 }
 
 std::vector<double> bin_sums(const double* values, std::size_t nplanes, std::size_t ny,
@@ -501,25 +671,29 @@ std::vector<double> bin_sums(const double* values, std::size_t nplanes, std::siz
     const int nthreads = resolve_threads(threads);
     const auto nbin = static_cast<std::size_t>(nbins);
     std::vector<double> out(nplanes * nbin, 0.0);
-    // Arithmetic only: nothing in the region can throw.
+    ParallelErrors errors;  // no exception may leave the parallel region
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nthreads) \
     if (nplanes * npix > kParallelMin)
     for (std::int64_t w = 0; w < static_cast<std::int64_t>(nplanes); ++w) {
-        const double* plane = values + static_cast<std::size_t>(w) * npix;
-        double* o = out.data() + static_cast<std::size_t>(w) * nbin;
-        for (std::size_t p = 0; p < npix; ++p) {
-            const std::int32_t id = bin_map[p];
-            if (id == 0) continue;
-            const double v = plane[p];
-            o[id - 1] += quadrature ? v * v : v;  // NaN / inf propagate
-        }
-        if (quadrature) {
-            for (std::size_t kb = 0; kb < nbin; ++kb) o[kb] = std::sqrt(o[kb]);
-        }
-        for (std::size_t kb = 0; kb < nbin; ++kb) {
-            if (!std::isfinite(o[kb])) o[kb] = std::numeric_limits<double>::quiet_NaN();
-        }
+        if (errors.failed()) continue;
+        errors.run(w, [&] {
+            const double* plane = values + static_cast<std::size_t>(w) * npix;
+            double* o = out.data() + static_cast<std::size_t>(w) * nbin;
+            for (std::size_t p = 0; p < npix; ++p) {
+                const std::int32_t id = bin_map[p];
+                if (id == 0) continue;
+                const double v = plane[p];
+                o[id - 1] += quadrature ? v * v : v;  // NaN / inf propagate
+            }
+            if (quadrature) {
+                for (std::size_t kb = 0; kb < nbin; ++kb) o[kb] = std::sqrt(o[kb]);
+            }
+            for (std::size_t kb = 0; kb < nbin; ++kb) {
+                if (!std::isfinite(o[kb])) o[kb] = std::numeric_limits<double>::quiet_NaN();
+            }
+        });
     }
+    errors.rethrow();
     return out;
 }
 

@@ -1,4 +1,5 @@
-// Internals shared by the forward-model kernels (csp.cpp, csp_knots.cpp); not installed.
+// Internals shared by the forward-model kernels (csp.cpp, csp_knots.cpp and the physics
+// steps csp_sfh, csp_nebular, csp_attenuation, csp_dust_emission, csp_agn); not installed.
 #pragma once
 
 #include <omp.h>
@@ -10,6 +11,11 @@
 #include <utility>
 #include <vector>
 
+#include "csp_agn.hpp"
+#include "csp_attenuation.hpp"
+#include "csp_dust_emission.hpp"
+#include "csp_nebular.hpp"
+#include "csp_sfh.hpp"
 #include "pixedfit/common.hpp"
 #include "pixedfit/csp.hpp"
 #include "vexp.hpp"
@@ -41,21 +47,6 @@ void bracket(const double* v, std::size_t n, double x, std::size_t& i, double& f
 // y += ca * a + cb * b (double accumulator, single-precision rows).
 void axpy2(double* y, const float* a, double ca, const float* b, double cb, std::size_t n);
 
-// Transmissions exp(-tau) of the young (< t_bc) and old parts at n wavelengths, given the
-// Calzetti k/R_V (`calz`) and ln(lambda / 5500 A) (`x`) there.
-void transmissions_at(const double* calz, const double* x, std::size_t n, int dust_law,
-                      double dust1, double dust2, double n_index, double n1, double* t_young,
-                      double* t_old);
-
-struct SfhShape {
-    double age;
-    double shape[4];
-    explicit SfhShape(const double* p)
-        : age(std::pow(10.0, p[P_LOG_AGE])),
-          shape{std::pow(10.0, p[P_LOG_TAU]), std::pow(10.0, p[P_LOG_T0]),
-                std::pow(10.0, p[P_LOG_ALPHA]), std::pow(10.0, p[P_LOG_BETA])} {}
-};
-
 // Persistent work of one model in the batched path: SFH weights m_young[nage],
 // m_old[nage] and the unnormalised total mass.
 inline std::size_t persistent_size(std::size_t nage) { return 2 * nage + 1; }
@@ -68,34 +59,6 @@ std::size_t prepare_model(const SspRows& r, const Config& cfg, const double* p, 
 // Surviving (living + remnants) and living mass per Msun formed.
 void stellar_masses(const Grid& g, const double* m_young, const double* m_old, std::size_t iz,
                     double fz, double& surv, double& living);
-
-// Nebular continuum from rows `cont` ([nu][nz][nneb][ncol]) accumulated into neb (ncol),
-// the mass per nebular age bin (m_neb, nneb) and the intrinsic line luminosities (l_lum,
-// nline), all per Msun formed.
-void nebular_part(const Grid& g, const Config& cfg, const SfhShape& sh, double mtot,
-                  const double* p, std::size_t iz, double fz, const float* cont,
-                  std::size_t ncol, double* neb, double* m_neb, double* l_lum);
-
-// Draine & Li templates re-emitting l_abs: 4 bilinear corners (idx, w) in (q_PAH, U_min),
-// the power-law share gam and the normalisation (template units per Lsun).
-struct DustEmission {
-    bool on = false;
-    std::size_t idx[4] = {0, 0, 0, 0};
-    double w[4] = {0.0, 0.0, 0.0, 0.0};
-    double gam = 0.0, norm = 0.0, dust_mass = 0.0;
-};
-DustEmission dust_emission(const Grid& g, const Config& cfg, const double* p, double l_abs);
-
-// AGN torus luminosity (fagn times l_star) and its template bracket in tau_V.
-struct AgnPart {
-    double l_agn = 0.0, ft = 0.0;
-    std::size_t it = 0, it1 = 0;
-};
-AgnPart agn_part(const Grid& g, const Config& cfg, const double* p, double l_star);
-
-// The SFH-only derived quantities (masses, SFRs, mass-weighted age) into der.
-void sfh_derived(const Config& cfg, const SfhShape& sh, double mtot, double scale, double surv,
-                 double living, double* der);
 
 constexpr std::size_t kBlock = 8;    // models sharing SSP rows
 

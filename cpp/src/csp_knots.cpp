@@ -56,9 +56,9 @@ inline double vexp8(double x) { return vexp_taylor<8>(x); }
 // (the same for every model of a call).
 PIXEDFIT_MULTIVERSION
 void knot_transmissions(const double* calz, const double* x, const double* e1, std::size_t n,
-                        int dust_law, double dust1, double dust2, double n_index,
+                        DustLaw dust_law, double dust1, double dust2, double n_index,
                         double* t_young, double* t_old) {
-    if (dust_law == 1) {
+    if (dust_law == DustLaw::Calzetti) {
 #pragma omp simd
         for (std::size_t i = 0; i < n; ++i) t_old[i] = vexp8(-dust2 * calz[i]);
         std::copy(t_old, t_old + n, t_young);
@@ -150,7 +150,8 @@ void finish_knots(const Grid& g, const KnotGrid& kg, const Config& cfg, const do
     if (neb_on)
         nebular_part(g, cfg, sh, mtot, p, iz, fz, kg.neb.data(), ncol, s.neb, s.m_neb, s.l_lum);
 
-    const double dust2 = p[P_DUST2], dust1 = (cfg.dust_law == 0) ? p[P_DUST1] : 0.0;
+    const double dust2 = p[P_DUST2];
+    const double dust1 = (cfg.dust_law == DustLaw::CharlotFall) ? p[P_DUST1] : 0.0;
     knot_transmissions(kg.knot_calz.data(), kg.knot_lnl.data(), bc.knots.data(),
                        kg.npair + kg.nenergy, cfg.dust_law, dust1, dust2, p[P_DUST_INDEX],
                        s.t_young, s.t_old);
@@ -226,8 +227,8 @@ void compute_photometry_knots(const Grid& g, const KnotGrid& kg, const Config& c
                               int threads) {
     g.validate();
     kg.validate(g);
-    require(cfg.sfh_form >= 0 && cfg.sfh_form <= 4, "sfh_form must be 0-4");
-    require(cfg.dust_law == 0 || cfg.dust_law == 1, "dust_law must be 0 or 1");
+    require(is_valid(cfg.sfh_form), "sfh_form must be 0-4");
+    require(is_valid(cfg.dust_law), "dust_law must be 0 or 1");
     require(!(cfg.nebular && g.nu > 0 && g.nline > 0) || line_weights != nullptr,
             "compute_photometry_knots: line_weights are needed with nebular emission");
     const bool neb_on = cfg.nebular && g.nu > 0;

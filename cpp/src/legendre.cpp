@@ -173,69 +173,75 @@ void legendre_fit(const double* wave, std::size_t n, const double* y, const doub
             mom.resize(km);
             ready = true;
         });
-        // the loop body only does arithmetic on these buffers (it cannot throw)
+        // (per spectrum: arithmetic on these buffers)
 #pragma omp for schedule(dynamic, 16)
         for (std::int64_t si = 0; si < ns; ++si) {
-            if (!ready) continue;
-            const std::size_t s = static_cast<std::size_t>(si);
-            const double* ys = y + s * n;
-            const double* ws = w + s * n;
-            double* c = out.coeffs + s * kk;
-            const bool clipping = clip > 0.0 && max_iter > 1;
-            std::size_t nkeep =
-                prepare_points(ys, ws, n, clipping, wk.data(), wy.data(), sw.data());
-            std::int32_t status = 0;
-            for (int iter = 0; iter < max_iter; ++iter) {
-                if (nkeep < kk) {
-                    status = 1;
-                    break;
-                }
-                // normal equations P^T W P c = P^T W y, the matrix from the moments
-                for (std::size_t k = 0; k < km; ++k) mom[k] = dot(p.data() + k * n, wk.data(), n);
-                for (std::size_t j = 0; j < kk; ++j) b[j] = dot(p.data() + j * n, wy.data(), n);
-                std::fill(a.begin(), a.end(), 0.0);
-                for (const LinearTerm& t : terms) a[t.j * kk + t.q] += t.c * mom[t.k];
-                for (std::size_t j = 0; j < kk; ++j) {
-                    for (std::size_t q = 0; q < j; ++q) a[q * kk + j] = a[j * kk + q];
-                }
-                if (!cholesky_solve(a, b, kk)) {
-                    status = 2;
-                    break;
-                }
-                for (std::size_t j = 0; j < kk; ++j) c[j] = b[j];
-                series(p.data(), c, kk, n, fit.data());
-                if (!(clip > 0.0) || iter + 1 == max_iter) break;
-                double sum = 0.0, sum2 = 0.0;
-                residual_moments(ys, fit.data(), sw.data(), wk.data(), n, &sum, &sum2);
-                const double mean = sum / static_cast<double>(nkeep);
-                const double sd =
-                    std::sqrt(std::max(0.0, sum2 / static_cast<double>(nkeep) - mean * mean));
-                std::size_t dropped = 0;
-                for (std::size_t i = 0; i < n; ++i) {
-                    if (!(wk[i] > 0.0)) continue;
-                    const double r = (ys[i] - fit[i]) * sw[i];
-                    if (std::fabs(r - mean) > clip * sd) {
-                        wk[i] = 0.0;
-                        wy[i] = 0.0;
-                        ++dropped;
+            if (!ready || errors.failed()) continue;
+            errors.run(si, [&] {
+                const std::size_t s = static_cast<std::size_t>(si);
+                const double* ys = y + s * n;
+                const double* ws = w + s * n;
+                double* c = out.coeffs + s * kk;
+                const bool clipping = clip > 0.0 && max_iter > 1;
+                std::size_t nkeep =
+                    prepare_points(ys, ws, n, clipping, wk.data(), wy.data(), sw.data());
+                std::int32_t status = 0;
+                for (int iter = 0; iter < max_iter; ++iter) {
+                    if (nkeep < kk) {
+                        status = 1;
+                        break;
                     }
+                    // normal equations P^T W P c = P^T W y, the matrix from the moments
+                    for (std::size_t k = 0; k < km; ++k)
+                        mom[k] = dot(p.data() + k * n, wk.data(), n);
+                    for (std::size_t j = 0; j < kk; ++j)
+                        b[j] = dot(p.data() + j * n, wy.data(), n);
+                    std::fill(a.begin(), a.end(), 0.0);
+                    for (const LinearTerm& t : terms) a[t.j * kk + t.q] += t.c * mom[t.k];
+                    for (std::size_t j = 0; j < kk; ++j) {
+                        for (std::size_t q = 0; q < j; ++q) a[q * kk + j] = a[j * kk + q];
+                    }
+                    if (!cholesky_solve(a, b, kk)) {
+                        status = 2;
+                        break;
+                    }
+                    for (std::size_t j = 0; j < kk; ++j) c[j] = b[j];
+                    series(p.data(), c, kk, n, fit.data());
+                    if (!(clip > 0.0) || iter + 1 == max_iter) break;
+                    double sum = 0.0, sum2 = 0.0;
+                    residual_moments(ys, fit.data(), sw.data(), wk.data(), n, &sum, &sum2);
+                    const double mean = sum / static_cast<double>(nkeep);
+                    const double sd = std::sqrt(
+                        std::max(0.0, sum2 / static_cast<double>(nkeep) - mean * mean));
+                    std::size_t dropped = 0;
+                    for (std::size_t i = 0; i < n; ++i) {
+                        if (!(wk[i] > 0.0)) continue;
+                        const double r = (ys[i] - fit[i]) * sw[i];
+                        if (std::fabs(r - mean) > clip * sd) {
+                            wk[i] = 0.0;
+                            wy[i] = 0.0;
+                            ++dropped;
+                        }
+                    }
+                    nkeep -= dropped;
+                    if (dropped == 0) break;
                 }
-                nkeep -= dropped;
-                if (dropped == 0) break;
-            }
-            out.status[s] = status;
-            if (status != 0) {
-                for (std::size_t j = 0; j < kk; ++j) c[j] = std::numeric_limits<double>::quiet_NaN();
-            }
-            if (out.model) {
-                double* m = out.model + s * n;
-                for (std::size_t i = 0; i < n; ++i)
-                    m[i] = status == 0 ? fit[i] : std::numeric_limits<double>::quiet_NaN();
-            }
-            if (out.used) {
-                std::uint8_t* uo = out.used + s * n;
-                for (std::size_t i = 0; i < n; ++i) uo[i] = (status == 0 && wk[i] > 0.0) ? 1 : 0;
-            }
+                out.status[s] = status;
+                if (status != 0) {
+                    for (std::size_t j = 0; j < kk; ++j)
+                        c[j] = std::numeric_limits<double>::quiet_NaN();
+                }
+                if (out.model) {
+                    double* m = out.model + s * n;
+                    for (std::size_t i = 0; i < n; ++i)
+                        m[i] = status == 0 ? fit[i] : std::numeric_limits<double>::quiet_NaN();
+                }
+                if (out.used) {
+                    std::uint8_t* uo = out.used + s * n;
+                    for (std::size_t i = 0; i < n; ++i)
+                        uo[i] = (status == 0 && wk[i] > 0.0) ? 1 : 0;
+                }
+            });
         }
     }
     errors.rethrow();
@@ -249,12 +255,16 @@ void legendre_eval(const double* wave, std::size_t n, const double* coeffs, std:
     const std::vector<double> p = basis(wave, n, order);
     const int nt = resolve_threads(threads);
     const std::int64_t ns = static_cast<std::int64_t>(nspec);
-    // Arithmetic only: nothing in the region can throw.
+    ParallelErrors errors;  // no exception may leave the parallel region
 #pragma omp parallel for num_threads(nt) schedule(static)
     for (std::int64_t si = 0; si < ns; ++si) {
-        const double* c = coeffs + static_cast<std::size_t>(si) * kk;
-        series(p.data(), c, kk, n, out + static_cast<std::size_t>(si) * n);
+        if (errors.failed()) continue;
+        errors.run(si, [&] {
+            const double* c = coeffs + static_cast<std::size_t>(si) * kk;
+            series(p.data(), c, kk, n, out + static_cast<std::size_t>(si) * n);
+        });
     }
+    errors.rethrow();
 }
 
 }  // namespace pixedfit

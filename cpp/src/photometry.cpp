@@ -114,29 +114,33 @@ void apply_band_weights(const double* flux, std::size_t nspec, std::size_t nwave
     }
     const int nt = resolve_threads(threads);
     const std::int64_t ns = static_cast<std::int64_t>(nspec);
-    // Arithmetic only: nothing in the region can throw.
+    ParallelErrors errors;  // no exception may leave the parallel region
 #pragma omp parallel for num_threads(nt) schedule(static)
     for (std::int64_t s = 0; s < ns; ++s) {
-        const double* f = flux + static_cast<std::size_t>(s) * nwave;
-        double* o = out + static_cast<std::size_t>(s) * nbands;
-        for (std::size_t b = 0; b < nbands; ++b) {
-            const double* w = weights + offsets[b];
-            const double* fs = f + starts[b];
-            const std::int64_t len = offsets[b + 1] - offsets[b];
-            // Four independent partial sums let the compiler vectorise; the summation order
-            // is fixed, so the result is the same for any number of threads.
-            double acc0 = 0.0, acc1 = 0.0, acc2 = 0.0, acc3 = 0.0;
-            std::int64_t q = 0;
-            for (; q + 4 <= len; q += 4) {
-                acc0 += w[q] * fs[q];
-                acc1 += w[q + 1] * fs[q + 1];
-                acc2 += w[q + 2] * fs[q + 2];
-                acc3 += w[q + 3] * fs[q + 3];
+        if (errors.failed()) continue;
+        errors.run(s, [&] {
+            const double* f = flux + static_cast<std::size_t>(s) * nwave;
+            double* o = out + static_cast<std::size_t>(s) * nbands;
+            for (std::size_t b = 0; b < nbands; ++b) {
+                const double* w = weights + offsets[b];
+                const double* fs = f + starts[b];
+                const std::int64_t len = offsets[b + 1] - offsets[b];
+                // Four independent partial sums let the compiler vectorise; the summation
+                // order is fixed, so the result is the same for any number of threads.
+                double acc0 = 0.0, acc1 = 0.0, acc2 = 0.0, acc3 = 0.0;
+                std::int64_t q = 0;
+                for (; q + 4 <= len; q += 4) {
+                    acc0 += w[q] * fs[q];
+                    acc1 += w[q + 1] * fs[q + 1];
+                    acc2 += w[q + 2] * fs[q + 2];
+                    acc3 += w[q + 3] * fs[q + 3];
+                }
+                for (; q < len; ++q) acc0 += w[q] * fs[q];
+                o[b] = (acc0 + acc1) + (acc2 + acc3);
             }
-            for (; q < len; ++q) acc0 += w[q] * fs[q];
-            o[b] = (acc0 + acc1) + (acc2 + acc3);
-        }
+        });
     }
+    errors.rethrow();
 }
 
 }  // namespace pixedfit

@@ -424,7 +424,7 @@ public:
         }
         if (ng > 0 || first) band_sums(rows, dw, wb, ng, first, bsum, csum, n);
         const double lnz = in_.ln_prior_z ? in_.ln_prior_z[iz] : 0.0;
-        if (opt_.likelihood == 0 && !sh_.need_log_a && st.lim.empty()) {
+        if (opt_.likelihood == Likelihood::Gaussian && !sh_.need_log_a && st.lim.empty()) {
             return gauss_pairs(bsum, csum, in_.ln_prior_model ? in_.ln_prior_model + m0 : nullptr,
                                sh_.a_lo.empty() ? nullptr : sh_.a_lo.data() + m0,
                                sh_.a_hi.empty() ? nullptr : sh_.a_hi.data() + m0, st.dd,
@@ -451,7 +451,7 @@ public:
             const double chi2 = std::max(0.0, st.dd - bsum[q] * a) - 2.0 * ln_lim;
             chi2_out[q] = chi2;
             double lnl;
-            if (opt_.likelihood == 0) {
+            if (opt_.likelihood == Likelihood::Gaussian) {
                 lnl = st.ln_norm - 0.5 * chi2;
             } else {
                 lnl = ln_lim;
@@ -784,8 +784,10 @@ void check_inputs(const RdspsInputs& in, const RdspsOptions& opt, const RdspsOut
     require(in.nsed > 0 && in.nband > 0 && in.nmod > 0 && in.nz > 0,
             "rdsps_fit: empty input (no SED, band, model or redshift)");
     require(in.nz == 1 || in.z_values, "rdsps_fit: z_values are needed with several redshifts");
-    require(opt.likelihood == 0 || opt.likelihood == 1, "rdsps_fit: likelihood must be 0 or 1");
-    require(opt.likelihood == 0 || opt.dof > 0.0, "rdsps_fit: dof must be > 0");
+    require(opt.likelihood == Likelihood::Gaussian || opt.likelihood == Likelihood::StudentT,
+            "rdsps_fit: likelihood must be 0 or 1");
+    require(opt.likelihood == Likelihood::Gaussian || opt.dof > 0.0,
+            "rdsps_fit: dof must be > 0");
     require(opt.perc_chi2 > 0.0 && opt.perc_chi2 <= 100.0,
             "rdsps_fit: perc_chi2 must be within (0, 100]");
     require(opt.nhist >= 2, "rdsps_fit: nhist must be >= 2");
@@ -830,7 +832,7 @@ void rdsps_fit(const RdspsInputs& in, const RdspsOptions& opt, const RdspsOutput
     sh.npairs = in.nmod * in.nz;
     sh.nstat = in.npar + (in.nz > 1 ? 1 : 0);
     sh.nchunks_per_z = (in.nmod + kChunk - 1) / kChunk;
-    if (opt.likelihood == 1) {
+    if (opt.likelihood == Likelihood::StudentT) {
         sh.t_const = std::lgamma(0.5 * (opt.dof + 1.0)) - std::lgamma(0.5 * opt.dof) -
                      0.5 * std::log(opt.dof * M_PI);
     }

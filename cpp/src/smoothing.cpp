@@ -49,18 +49,22 @@ void smooth_gaussian(const double* wave, std::size_t n, const double* flux, std:
         off[i + 1] = w.size();
     }
     const int nt = resolve_threads(threads);
-    // Arithmetic only: nothing in the region can throw.
+    ParallelErrors errors;  // no exception may leave the parallel region
 #pragma omp parallel for num_threads(nt) schedule(static)
     for (std::int64_t s = 0; s < static_cast<std::int64_t>(nspec); ++s) {
-        const double* f = flux + static_cast<std::size_t>(s) * n;
-        double* o = out + static_cast<std::size_t>(s) * n;
-        for (std::size_t i = 0; i < n; ++i) {
-            double acc = 0.0;
-            const double* wi = &w[off[i]];
-            for (std::size_t j = lo[i]; j < hi[i]; ++j) acc += wi[j - lo[i]] * f[j];
-            o[i] = acc;
-        }
+        if (errors.failed()) continue;
+        errors.run(s, [&] {
+            const double* f = flux + static_cast<std::size_t>(s) * n;
+            double* o = out + static_cast<std::size_t>(s) * n;
+            for (std::size_t i = 0; i < n; ++i) {
+                double acc = 0.0;
+                const double* wi = &w[off[i]];
+                for (std::size_t j = lo[i]; j < hi[i]; ++j) acc += wi[j - lo[i]] * f[j];
+                o[i] = acc;
+            }
+        });
     }
+    errors.rethrow();
 }
 
 }  // namespace pixedfit

@@ -121,6 +121,42 @@ TEST_CASE("binning invariants, connected and not, any thread count") {
     }
 }
 
+TEST_CASE("correlated noise: exact S/N variances of the bins, any thread count") {
+    const Cube c = gradient_cube(3, 24, 26, 11);
+    const std::vector<double> snr(3, 6.0);
+    pixedfit::BinningParams p;
+    p.rho_half = 1;
+    const double kernel[9] = {0.05, 0.2, 0.05, 0.2, 1.0, 0.2, 0.05, 0.2, 0.05};
+    for (std::size_t b = 0; b < 3; ++b) p.rho.insert(p.rho.end(), kernel, kernel + 9);
+    const auto r1 = pixedfit::bin_pixels(c.flux.data(), c.err.data(), c.region.data(), c.nb,
+                                         c.ny, c.nx, 0, snr.data(), p, 1);
+    const auto r2 = pixedfit::bin_pixels(c.flux.data(), c.err.data(), c.region.data(), c.nb,
+                                         c.ny, c.nx, 0, snr.data(), p, 1000);
+    CHECK(r1.nbins > 3);
+    CHECK(r1.bin_map == r2.bin_map);
+    CHECK(r1.bin_var == r2.bin_var);
+    // bin_var = sum over pixel pairs of the bin of rho(lag) s_i s_j (unit errors here)
+    const std::size_t npix = c.ny * c.nx;
+    for (std::int32_t k = 1; k <= r1.nbins; ++k) {
+        if (r1.has_leftover && k == r1.nbins) continue;
+        double var = 0.0;
+        for (std::size_t i = 0; i < npix; ++i) {
+            if (r1.bin_map[i] != k) continue;
+            for (std::size_t j = 0; j < npix; ++j) {
+                if (r1.bin_map[j] != k) continue;
+                const long dy = static_cast<long>(j / c.nx) - static_cast<long>(i / c.nx);
+                const long dx = static_cast<long>(j % c.nx) - static_cast<long>(i % c.nx);
+                if (dy < -1 || dy > 1 || dx < -1 || dx > 1) continue;
+                var += kernel[(dy + 1) * 3 + (dx + 1)];
+            }
+        }
+        for (std::size_t b = 0; b < c.nb; ++b) {
+            CHECK_CLOSE(r1.bin_var[(k - 1) * c.nb + b], var, 1e-12);
+            CHECK(r1.bin_flux[(k - 1) * c.nb + b] / std::sqrt(var) >= 6.0);
+        }
+    }
+}
+
 TEST_CASE("trap: an isolated pixel that can never reach S/N ends in the leftover bin") {
     Cube c = gradient_cube(3, 15, 15, 1);
     // cut pixel (10, 10) off from the rest and make it faint

@@ -152,7 +152,7 @@ TEST_CASE("bad arguments throw") {
     opt.perc_chi2 = 0.0;
     CHECK_THROWS(pixedfit::rdsps_fit(lib.inputs(obs, ivar, 1), opt, out.view));
     opt = pixedfit::RdspsOptions{};
-    opt.likelihood = 5;
+    opt.likelihood = static_cast<pixedfit::Likelihood>(5);
     CHECK_THROWS(pixedfit::rdsps_fit(lib.inputs(obs, ivar, 1), opt, out.view));
     auto in = lib.inputs(obs, ivar, 1);
     in.nz = 2;  // several redshifts without z values

@@ -97,8 +97,8 @@ TEST_CASE("batched spectra with a huge thread count equal one thread") {
             for (std::size_t k = 0; k < 4; ++k)
                 g.ssp.push_back(static_cast<float>(1.0 + z + 10.0 * a + 0.1 * k));
     Config cfg;
-    cfg.sfh_form = 1;
-    cfg.dust_law = 0;
+    cfg.sfh_form = SfhForm::DelayedTau;
+    cfg.dust_law = DustLaw::CharlotFall;
     const std::size_t n = 40;
     std::vector<double> p(n * N_PARAMS, 0.0);
     for (std::size_t i = 0; i < n; ++i) {

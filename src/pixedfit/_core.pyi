@@ -3,11 +3,12 @@
 Checked against the built extension by ``python -m mypy.stubtest pixedfit._core`` (.ci/run).
 The array arguments are ``py::array_t<T, c_style | forcecast>`` in the bindings: any array-like
 is accepted and converted to a C-contiguous array of the named dtype, hence ``ArrayLike``;
-the arrays returned are fresh arrays of the dtype shown. The dicts returned are plain dicts
-with the fixed keys of the TypedDicts below.
+the arrays returned are fresh arrays of the dtype shown. The results of ``bin_pixels`` and
+``rdsps_fit`` are bound classes with read-only attributes; the kernels' codes are pybind11
+enums (``SfhForm``, ``DustLaw``, ``Likelihood``).
 """
 
-from typing import TypedDict, overload
+from typing import ClassVar, overload
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -26,15 +27,26 @@ def apply_band_weights(
 def max_threads() -> int: ...
 
 # --- binning (bind_binning.cpp)
-class _BinPixelsResult(TypedDict):
-    bin_map: NDArray[np.int32]  # (ny, nx): 0 outside the region, bins numbered from 1
-    bin_flux: NDArray[np.float64]  # (nbins, nbands): sums of the fluxes
-    bin_var: NDArray[np.float64]  # (nbins, nbands): sums of err²
-    seed: NDArray[np.int64]  # (nbins,): flat index of the seed, -1 for the leftover
-    pixel_chi2: NDArray[np.float64]  # (ny, nx): reduced χ² vs the bin's seed, NaN if none
-    has_leftover: bool
-    n_failed_seeds: int
-    n_absorbed: int
+class BinPixelsResult:
+    # (ny, nx): 0 outside the region, bins numbered from 1
+    @property
+    def bin_map(self) -> NDArray[np.int32]: ...
+    @property
+    def bin_flux(self) -> NDArray[np.float64]: ...  # (nbins, nbands): sums of the fluxes
+    @property
+    def bin_var(self) -> NDArray[np.float64]: ...  # (nbins, nbands): sums of err²
+    # (nbins,): flat index of the seed, -1 for the leftover
+    @property
+    def seed(self) -> NDArray[np.int64]: ...
+    # (ny, nx): reduced χ² vs the bin's seed, NaN if none
+    @property
+    def pixel_chi2(self) -> NDArray[np.float64]: ...
+    @property
+    def has_leftover(self) -> bool: ...
+    @property
+    def n_failed_seeds(self) -> int: ...
+    @property
+    def n_absorbed(self) -> int: ...
 
 def bin_pixels(
     flux: ArrayLike,
@@ -52,7 +64,7 @@ def bin_pixels(
     absorb_leftover: bool,
     rho: ArrayLike | None = None,
     threads: int = 0,
-) -> _BinPixelsResult: ...
+) -> BinPixelsResult: ...
 def bin_sums(
     values: ArrayLike,
     bin_map: ArrayLike,
@@ -63,20 +75,49 @@ def bin_sums(
 def shape_reduced_chi2(f1: ArrayLike, s1: ArrayLike, f2: ArrayLike, s2: ArrayLike) -> float: ...
 
 # --- RDSPS grid fit (bind_rdsps.cpp)
-class _RdspsResult(TypedDict):
-    mean: NDArray[np.float64]  # (nsed, nstat): nstat = npar, + 1 (z) when nz > 1
-    std: NDArray[np.float64]  # (nsed, nstat)
-    p16: NDArray[np.float64]  # (nsed, nstat)
-    p50: NDArray[np.float64]  # (nsed, nstat)
-    p84: NDArray[np.float64]  # (nsed, nstat)
-    best_model: NDArray[np.int64]  # (nsed,)
-    best_z: NDArray[np.int64]  # (nsed,)
-    best_scale: NDArray[np.float64]  # (nsed,)
-    chi2_min: NDArray[np.float64]  # (nsed,)
-    ln_evidence: NDArray[np.float64]  # (nsed,)
-    n_used: NDArray[np.int64]  # (nsed,)
-    z_posterior: NDArray[np.float64]  # (nsed, nz)
-    weights: NDArray[np.float32] | None  # (nsed, nz * nmod) when return_weights
+class _Enum:
+    """A pybind11 enum (py::enum_): built from its int code, compared with its members."""
+
+    __members__: ClassVar[dict[str, object]]
+    def __init__(self, value: int) -> None: ...
+    def __int__(self) -> int: ...
+    def __index__(self) -> int: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def value(self) -> int: ...
+
+class Likelihood(_Enum):
+    GAUSSIAN: ClassVar[Likelihood]
+    STUDENT_T: ClassVar[Likelihood]
+
+class RdspsFitResult:
+    @property
+    def mean(self) -> NDArray[np.float64]: ...  # (nsed, nstat): nstat = npar, + 1 (z) when nz > 1
+    @property
+    def std(self) -> NDArray[np.float64]: ...  # (nsed, nstat)
+    @property
+    def p16(self) -> NDArray[np.float64]: ...  # (nsed, nstat)
+    @property
+    def p50(self) -> NDArray[np.float64]: ...  # (nsed, nstat)
+    @property
+    def p84(self) -> NDArray[np.float64]: ...  # (nsed, nstat)
+    @property
+    def best_model(self) -> NDArray[np.int64]: ...  # (nsed,)
+    @property
+    def best_z(self) -> NDArray[np.int64]: ...  # (nsed,)
+    @property
+    def best_scale(self) -> NDArray[np.float64]: ...  # (nsed,)
+    @property
+    def chi2_min(self) -> NDArray[np.float64]: ...  # (nsed,)
+    @property
+    def ln_evidence(self) -> NDArray[np.float64]: ...  # (nsed,)
+    @property
+    def n_used(self) -> NDArray[np.int64]: ...  # (nsed,)
+    @property
+    def z_posterior(self) -> NDArray[np.float64]: ...  # (nsed, nz)
+    @property
+    def weights(self) -> NDArray[np.float32] | None: ...  # (nsed, nz * nmod) when return_weights
 
 def rdsps_fit(
     obs: ArrayLike,
@@ -90,14 +131,14 @@ def rdsps_fit(
     mass_offset: ArrayLike | None = None,
     tabulated: list[tuple[int, float, float, list[float]]] = ...,
     joint: list[tuple[int, int, list[float], list[float], float]] = ...,
-    likelihood: int = 0,
+    likelihood: Likelihood = ...,
     dof: float = 3.0,
     perc_chi2: float = 100.0,
     nhist: int = 4096,
     return_weights: bool = False,
     threads: int = 0,
     upper: ArrayLike | None = None,
-) -> _RdspsResult: ...
+) -> RdspsFitResult: ...
 def log_norm_cdf(x: float) -> float: ...
 
 # --- Legendre continua (bind_legendre.cpp)
@@ -118,6 +159,20 @@ def legendre_eval(wave: ArrayLike, coeffs: ArrayLike, threads: int = 0) -> NDArr
 # --- SPS forward model (bind_sps.cpp)
 SPS_N_PARAMS: int
 SPS_N_DERIVED: int
+SPS_PARAM_NAMES: tuple[str, ...]
+SPS_DERIVED_NAMES: tuple[str, ...]
+SPS_COMPONENT_NAMES: tuple[str, ...]
+
+class SfhForm(_Enum):
+    TAU: ClassVar[SfhForm]
+    DELAYED_TAU: ClassVar[SfhForm]
+    LOG_NORMAL: ClassVar[SfhForm]
+    GAUSSIAN: ClassVar[SfhForm]
+    DOUBLE_POWER_LAW: ClassVar[SfhForm]
+
+class DustLaw(_Enum):
+    CHARLOT_FALL: ClassVar[DustLaw]
+    CALZETTI: ClassVar[DustLaw]
 
 class CSPGrid:
     def __init__(self, arrays: dict[str, object]) -> None: ...
@@ -158,8 +213,8 @@ def project_rows(
 def csp_spectra(
     grid: CSPGrid,
     params: ArrayLike,
-    sfh_form: int,
-    dust_law: int,
+    sfh_form: SfhForm,
+    dust_law: DustLaw,
     duste: bool,
     nebular: bool,
     agn: bool,
@@ -171,8 +226,8 @@ def csp_spectra(
 def csp_photometry(
     grid: CSPGrid,
     params: ArrayLike,
-    sfh_form: int,
-    dust_law: int,
+    sfh_form: SfhForm,
+    dust_law: DustLaw,
     duste: bool,
     nebular: bool,
     agn: bool,
@@ -190,8 +245,8 @@ def csp_photometry_knots(
     grid: CSPGrid,
     knots: KnotGrid,
     params: ArrayLike,
-    sfh_form: int,
-    dust_law: int,
+    sfh_form: SfhForm,
+    dust_law: DustLaw,
     duste: bool,
     nebular: bool,
     agn: bool,
@@ -202,10 +257,10 @@ def csp_photometry_knots(
     threads: int,
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]: ...
 def sfh_bin_masses(
-    form: int, shape: ArrayLike, age: float, edges: ArrayLike, t_bc: float
+    form: SfhForm, shape: ArrayLike, age: float, edges: ArrayLike, t_bc: float
 ) -> tuple[NDArray[np.float64], NDArray[np.float64], float]: ...
-def sfh_mass_between(form: int, shape: ArrayLike, t_lo: float, t_hi: float) -> float: ...
-def sfh_first_moment(form: int, shape: ArrayLike, age: float) -> float: ...
+def sfh_mass_between(form: SfhForm, shape: ArrayLike, t_lo: float, t_hi: float) -> float: ...
+def sfh_first_moment(form: SfhForm, shape: ArrayLike, age: float) -> float: ...
 def smooth_gaussian(
     wave: ArrayLike, flux: ArrayLike, sigma: ArrayLike, threads: int = 0
 ) -> NDArray[np.float64]: ...

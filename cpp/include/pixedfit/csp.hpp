@@ -1,18 +1,20 @@
 // Composite stellar populations: the forward model of pixedfit's SPS engine.
 //
 // A model spectrum (rest frame, L_sun / Angstrom) is built from an SSP grid for one
-// parameter vector:
+// parameter vector, one step per source file of cpp/src:
 //   1. star-formation history (5 forms) integrated exactly over each SSP age bin, split at
-//      the birth-cloud age t_bc into young and old parts (sfh.hpp);
-//   2. linear interpolation in log Z between the two bracketing grid metallicities;
+//      the birth-cloud age t_bc into young and old parts (csp_sfh);
+//   2. linear interpolation in log Z between the two bracketing grid metallicities (csp);
 //   3. nebular continuum and lines from the same young age weights (interpolated in log U),
-//      ionising stellar photons removed;
+//      ionising stellar photons removed (csp_nebular);
 //   4. attenuation: Calzetti (2000) on everything, or Charlot & Fall (2000) with dust1 on the
-//      young part (exponent dust1_index) and dust2 (lambda/5500)^dust_index on all;
-//   5. energy balance: the absorbed luminosity re-emitted with Draine & Li (2007) templates;
-//   6. AGN torus: fagn times the intrinsic stellar bolometric luminosity;
+//      young part (exponent dust1_index) and dust2 (lambda/5500)^dust_index on all
+//      (csp_attenuation);
+//   5. energy balance: the absorbed luminosity re-emitted with Draine & Li (2007) templates
+//      (csp_dust_emission);
+//   6. AGN torus: fagn times the intrinsic stellar bolometric luminosity (csp_agn);
 //   7. normalisation so that the surviving stellar mass (living stars + remnants) is
-//      10^log_mass.
+//      10^log_mass (csp: finish_model calls the steps in this order).
 // Everything here is per model; the batched entry points loop over models with OpenMP and
 // give identical results for any number of threads.
 #pragma once
@@ -62,9 +64,49 @@ enum Derived : int {
 
 enum Component : int { C_STELLAR = 0, C_NEBULAR, C_DUST, C_AGN, N_COMPONENTS };
 
+// The names of the parameters (in Param order), derived quantities (in Derived order) and
+// spectral components (in Component order) as the Python API spells them; the bindings
+// export these tuples, the only copy of the lists.
+inline constexpr const char* kParamNames[] = {
+    "log_mass", "logzsol", "log_age", "log_tau", "log_t0", "log_alpha", "log_beta", "dust1",
+    "dust2", "dust_index", "gas_logu", "log_umin", "log_gamma", "log_qpah", "log_fagn",
+    "log_tauagn",
+};
+inline constexpr const char* kDerivedNames[] = {
+    "stellar_mass", "living_mass", "formed_mass", "sfr", "sfr_10myr", "sfr_100myr",
+    "mw_age", "dust_mass", "lbol", "fagn_bol", "l_absorbed",
+};
+inline constexpr const char* kComponentNames[] = {"stellar", "nebular", "dust", "agn"};
+static_assert(sizeof(kParamNames) / sizeof(kParamNames[0]) == N_PARAMS,
+              "one name per parameter");
+static_assert(sizeof(kDerivedNames) / sizeof(kDerivedNames[0]) == N_DERIVED,
+              "one name per derived quantity");
+static_assert(sizeof(kComponentNames) / sizeof(kComponentNames[0]) == N_COMPONENTS,
+              "one name per component");
+
+// Star-formation history forms; the values are the Python API's sfh_form codes. t is the
+// time since the onset [Gyr]; tau, T0, alpha, beta the linear shape parameters (10^P_LOG_*).
+enum class SfhForm : int {
+    Tau = 0,             // SFR ~ exp(-t / tau)
+    DelayedTau = 1,      // SFR ~ t exp(-t / tau)
+    LogNormal = 2,       // SFR ~ exp(-(ln t - T0)^2 / (2 tau^2)) / t
+    Gaussian = 3,        // SFR ~ exp(-(t - T0)^2 / (2 tau^2))
+    DoublePowerLaw = 4,  // SFR ~ 1 / ((t / tau)^alpha + (t / tau)^-beta)
+};
+// Dust attenuation laws; the values are the Python API's dust_law codes.
+enum class DustLaw : int {
+    CharlotFall = 0,  // Charlot & Fall (2000): birth clouds (dust1) and diffuse ISM (dust2)
+    Calzetti = 1,     // Calzetti et al. (2000), dust2 on everything
+};
+// True when the value is one of the enumerators (a cast may put any int into an enum).
+inline bool is_valid(SfhForm f) {
+    return static_cast<int>(f) >= 0 && static_cast<int>(f) <= 4;
+}
+inline bool is_valid(DustLaw d) { return d == DustLaw::CharlotFall || d == DustLaw::Calzetti; }
+
 struct Config {
-    int sfh_form = 4;        // 0 tau, 1 delayed tau, 2 log-normal, 3 Gaussian, 4 double power law
-    int dust_law = 1;        // 0 Charlot & Fall (2000), 1 Calzetti (2000)
+    SfhForm sfh_form = SfhForm::DoublePowerLaw;
+    DustLaw dust_law = DustLaw::Calzetti;
     bool dust_emission = false;
     bool nebular = false;
     bool agn = false;
@@ -114,17 +156,17 @@ struct Grid {
 
 // Mass formed (per unit of the unnormalised SFR shape) between times t_lo and t_hi since
 // the onset, for SFH form `form` with the linear shape parameters (tau, t0, alpha, beta).
-double sfh_mass_between(int form, const double shape[4], double t_lo, double t_hi);
+double sfh_mass_between(SfhForm form, const double shape[4], double t_lo, double t_hi);
 // The unnormalised SFR shape at time t since the onset.
-double sfh_rate(int form, const double shape[4], double t);
+double sfh_rate(SfhForm form, const double shape[4], double t);
 // Integral of t * SFR(t) over [0, age] (first moment, unnormalised).
-double sfh_first_moment(int form, const double shape[4], double age);
+double sfh_first_moment(SfhForm form, const double shape[4], double age);
 
 // Mass formed per SSP age bin for 1 Msun formed in total: `young` gets the part of each bin
 // younger than t_bc, `old` the rest (both of length nage). Returns the total unnormalised
 // mass (<= 0 or non-finite when the SFH is degenerate, i.e. forms less than 1e-290 within
 // [0, age]; the weights are then zero).
-double sfh_bin_masses(int form, const double shape[4], double age, const double* edges,
+double sfh_bin_masses(SfhForm form, const double shape[4], double age, const double* edges,
                       std::size_t nage, double t_bc, double* young, double* old);
 
 // One model: rest-frame total spectrum (nwave) and optional components

@@ -71,8 +71,15 @@ struct JointMassPrior {
     double scale = 1.0;
 };
 
+// Likelihood of the residuals of the detected bands; the values are the codes that
+// pixedfit.fitting.rdsps.LIKELIHOODS gives "gauss" and "student_t".
+enum class Likelihood : int {
+    Gaussian = 0,  // -chi2 / 2 - 1/2 sum ln(2 pi sigma^2)
+    StudentT = 1,  // sum ln t_dof((d - a m) / sigma)
+};
+
 struct RdspsOptions {
-    int likelihood = 0;        // 0: Gaussian, 1: Student-t
+    Likelihood likelihood = Likelihood::Gaussian;
     double dof = 3.0;          // Student-t degrees of freedom
     double perc_chi2 = 100.0;  // keep pairs with chi2 <= this percentile of chi2
     std::size_t nhist = 4096;  // histogram bins for percentiles

@@ -330,26 +330,26 @@ def bin_pixels(
         bool(connected), bool(shape_test_first_circle), bool(absorb_leftover),
         rho=rho_stack, threads=nthreads,
     )
-    nbins = int(out["bin_map"].max())
-    seed_flat = out["seed"]
+    nbins = int(out.bin_map.max())
+    seed_flat = out.seed
     seed = np.column_stack(np.divmod(np.where(seed_flat >= 0, seed_flat, 0), phot.shape[1]))
     seed[seed_flat < 0] = -1
     leftover = np.zeros(nbins, bool)
-    if out["has_leftover"]:
+    if out.has_leftover:
         leftover[-1] = True
     params = {
         "ref_band": b, "Dmin_bin": dmin, "SNR": thr, "redc_chi2_limit": chi_lim, "del_r": dr,
         "connected": bool(connected), "shape_test_first_circle": bool(shape_test_first_circle),
         "absorb_leftover": bool(absorb_leftover), "sys_err_factor": k, "max_radius": max_radius,
-        "n_failed_seeds": int(out["n_failed_seeds"]), "n_absorbed": int(out["n_absorbed"]),
+        "n_failed_seeds": int(out.n_failed_seeds), "n_absorbed": int(out.n_absorbed),
         "noise_correlation": rho is not None,
     }
-    bin_err = np.sqrt(out["bin_var"])
+    bin_err = np.sqrt(out.bin_var)
     if rho is not None:
-        var = correlated_bin_variance(phot.flux_err, out["bin_map"], rho)
+        var = correlated_bin_variance(phot.flux_err, out.bin_map, rho)
         bin_err = np.sqrt(np.maximum(var, 0.0))
-    return _package(cube, phot, out["bin_map"], out["bin_flux"], bin_err,
-                    leftover, seed, out["pixel_chi2"], params, nthreads)
+    return _package(cube, phot, out.bin_map, out.bin_flux, bin_err,
+                    leftover, seed, out.pixel_chi2, params, nthreads)
 
 
 def _noise_correlation(spec: Any, filters: Sequence[str]) -> list[NDArray | None] | None:

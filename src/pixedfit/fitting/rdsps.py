@@ -319,7 +319,7 @@ def rdsps(
         mass_offset=mass_offset,
         tabulated=tabulated,
         joint=joint,
-        likelihood=LIKELIHOODS[likelihood],
+        likelihood=_core.Likelihood(LIKELIHOODS[likelihood]),
         dof=float(dof),
         perc_chi2=float(perc_chi2),
         nhist=int(nhist),
@@ -327,37 +327,38 @@ def rdsps(
         threads=resolve_threads(threads),
         upper=fitted.upper.astype(np.uint8) if fitted.upper.any() else None,
     )
-    best_model = raw["best_model"]
+    best_model = raw.best_model
     if not isinstance(keep, slice):
         best_model = np.where(best_model >= 0, keep[np.maximum(best_model, 0)], -1)
     best_z = np.full(nsed, np.nan)
     if models.nz > 1:
-        ok = raw["best_z"] >= 0
-        best_z[ok] = cast("NDArray[np.float64]", models.z_grid)[raw["best_z"][ok]]
+        ok = raw.best_z >= 0
+        best_z[ok] = cast("NDArray[np.float64]", models.z_grid)[raw.best_z[ok]]
     weights: NDArray[np.float32] | None = None
     if return_weights:
         weights = np.zeros((nsed, models.nz, models.nmod), dtype=np.float32)
-        weights[:, :, keep] = cast("NDArray[np.float32]", raw["weights"]).reshape(
+        # with return_weights the kernel returns them
+        weights[:, :, keep] = cast("NDArray[np.float32]", raw.weights).reshape(
             nsed, models.nz, sub.nmod)
         weights = weights.reshape(nsed, -1)
     return RdspsResult(
         names=stat_names,
-        mean=raw["mean"],
-        std=raw["std"],
-        p16=raw["p16"],
-        p50=raw["p50"],
-        p84=raw["p84"],
+        mean=raw.mean,
+        std=raw.std,
+        p16=raw.p16,
+        p50=raw.p50,
+        p84=raw.p84,
         best_model=best_model,
         best_z=best_z,
-        best_scale=raw["best_scale"],
-        chi2_min=raw["chi2_min"],
+        best_scale=raw.best_scale,
+        chi2_min=raw.chi2_min,
         # the mean over the models the priors allow (the excluded ones are outside the
         # normalised prior, whether or not they were copied out)
-        ln_evidence=raw["ln_evidence"] - ln_share,
-        n_used=raw["n_used"],
+        ln_evidence=raw.ln_evidence - ln_share,
+        n_used=raw.n_used,
         n_bands_used=(ivar > 0).sum(axis=1),
         z_grid=models.z_grid,
-        z_posterior=raw["z_posterior"] if models.nz > 1 else None,
+        z_posterior=raw.z_posterior if models.nz > 1 else None,
         weights=weights,
         obs_flux=fitted.flux,
         obs_sigma=fitted.sigma,

@@ -105,22 +105,17 @@ _PhotWeights: TypeAlias = tuple[FilterWeights, NDArray[np.float64] | None, float
 
 __all__ = ["DEFAULTS", "DERIVED_NAMES", "PARAM_NAMES", "RestSpectrum", "SEDModel"]
 
-PARAM_NAMES: tuple[str, ...] = (
-    "log_mass", "logzsol", "log_age", "log_tau", "log_t0", "log_alpha", "log_beta", "dust1",
-    "dust2", "dust_index", "gas_logu", "log_umin", "log_gamma", "log_qpah", "log_fagn",
-    "log_tauagn",
-)
+#: The columns of a parameter array, in the order of the C++ kernel (defined there once).
+PARAM_NAMES: tuple[str, ...] = _core.SPS_PARAM_NAMES
 DEFAULTS: dict[str, float] = {
     "log_mass": 0.0, "logzsol": 0.0, "log_age": 1.0, "log_tau": 0.4, "log_t0": 0.4,
     "log_alpha": 0.1, "log_beta": 0.1, "dust1": 0.5, "dust2": 0.5, "dust_index": -0.7,
     "gas_logu": -2.0, "log_umin": 0.0, "log_gamma": -2.0, "log_qpah": 0.54, "log_fagn": -3.0,
     "log_tauagn": 1.0, "z": 0.001,
 }
-DERIVED_NAMES: tuple[str, ...] = (
-    "stellar_mass", "living_mass", "formed_mass", "sfr", "sfr_10myr", "sfr_100myr",
-    "mw_age", "dust_mass", "lbol", "fagn_bol", "l_absorbed",
-)
-COMPONENT_NAMES: tuple[str, ...] = ("stellar", "nebular", "dust", "agn")
+#: The derived quantities and the spectral components, in the order of the C++ kernel.
+DERIVED_NAMES: tuple[str, ...] = _core.SPS_DERIVED_NAMES
+COMPONENT_NAMES: tuple[str, ...] = _core.SPS_COMPONENT_NAMES
 _LYMAN_LIMIT = 911.8
 #: Knot projections kept per SEDModel (≈ 6 MB each with nebular emission; one per band
 #: set and redshift).
@@ -129,9 +124,6 @@ _KNOT_CACHE = 8
 #: averaging windows of the photometry grid never straddle.
 _EDGES = (227.8, 504.3, _LYMAN_LIMIT, 3645.6, 8203.6, 14584.0)
 _T_BC = 0.01  # Gyr, FSPS's dust_tesc = 7 (log yr)
-
-assert len(PARAM_NAMES) == _core.SPS_N_PARAMS
-assert len(DERIVED_NAMES) == _core.SPS_N_DERIVED
 
 
 @dataclass
@@ -650,9 +642,10 @@ class SEDModel:
     def _threads(self, threads: int | None) -> int:
         return resolve_threads(self.threads if threads is None else threads)
 
-    def _cfg(self) -> tuple[int, int, bool, bool, bool, float, float]:
-        return (self.sfh_form, self.dust_law, self.duste_switch, self.add_neb_emission,
-                self.add_agn, -1.0, _T_BC)
+    def _cfg(self) -> tuple[_core.SfhForm, _core.DustLaw, bool, bool, bool, float, float]:
+        """The configuration arguments of the ``_core.csp_*`` kernels."""
+        return (_core.SfhForm(self.sfh_form), _core.DustLaw(self.dust_law), self.duste_switch,
+                self.add_neb_emission, self.add_agn, -1.0, _T_BC)
 
     # ------------------------------------------------------------------ smoothing
     def _smoothing_sigma(self, smooth_lsf: bool, lsf_wave: ArrayLike | None,

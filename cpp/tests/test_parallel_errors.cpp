@@ -1,0 +1,139 @@
+// Exceptions raised inside the OpenMP regions of the kernels reach the caller as exceptions
+// (an exception leaving a parallel region would terminate the process, and this test with it).
+#include <cmath>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "../src/csp_internal.hpp"
+#include "check.hpp"
+#include "pixedfit/common.hpp"
+#include "pixedfit/rdsps.hpp"
+
+namespace {
+
+const int kThreads[] = {1, 2, 8, 1000000};
+
+// RDSPS of nsed SEDs against models m_j(b) = 1 + j x_b with `nhist` histogram bins; returns
+// the p50 of every SED and parameter.
+std::vector<double> rdsps_p50(std::size_t nsed, std::size_t nhist, int threads) {
+    const std::size_t nmod = 500, nband = 4;
+    std::vector<double> flux(nband * nmod), params(nmod * 2, 0.0);
+    for (std::size_t j = 0; j < nmod; ++j) {
+        params[j * 2] = static_cast<double>(j) / static_cast<double>(nmod);
+        for (std::size_t b = 0; b < nband; ++b)
+            flux[b * nmod + j] = 1.0 + params[j * 2] * static_cast<double>(b) / 4.0;
+    }
+    const std::vector<std::uint8_t> scaled{0, 1};
+    std::vector<double> obs(nsed * nband), ivar(nsed * nband, 100.0);
+    for (std::size_t i = 0; i < obs.size(); ++i)
+        obs[i] = 5.0 + 0.3 * static_cast<double>(i % nband);
+    pixedfit::RdspsInputs in;
+    in.obs = obs.data();
+    in.ivar = ivar.data();
+    in.nsed = nsed;
+    in.nband = nband;
+    in.model_flux = flux.data();
+    in.nmod = nmod;
+    in.params = params.data();
+    in.npar = 2;
+    in.mass_scaled = scaled.data();
+    std::vector<double> mean(nsed * 2), sd(nsed * 2), p16(nsed * 2), p50(nsed * 2),
+        p84(nsed * 2), scale(nsed), chi2(nsed), ln_ev(nsed), zpost(nsed);
+    std::vector<std::int64_t> best(nsed), bz(nsed), used(nsed);
+    pixedfit::RdspsOutputs out;
+    out.mean = mean.data();
+    out.std = sd.data();
+    out.p16 = p16.data();
+    out.p50 = p50.data();
+    out.p84 = p84.data();
+    out.best_scale = scale.data();
+    out.chi2_min = chi2.data();
+    out.ln_evidence = ln_ev.data();
+    out.z_posterior = zpost.data();
+    out.best_model = best.data();
+    out.best_z = bz.data();
+    out.n_used = used.data();
+    pixedfit::RdspsOptions opt;
+    opt.threads = threads;
+    opt.nhist = nhist;
+    pixedfit::rdsps_fit(in, opt, out);
+    return p50;
+}
+
+// The tiny SSP grid of test_csp.cpp (2 metallicities, 3 ages, 4 wavelengths).
+pixedfit::sps::Grid tiny_grid() {
+    pixedfit::sps::Grid g;
+    g.nz = 2;
+    g.nage = 3;
+    g.nwave = 4;
+    g.wave = {1000.0, 3000.0, 5500.0, 9000.0};
+    g.dwave = {1000.0, 2250.0, 3000.0, 1750.0};
+    g.calzetti = {2.0, 1.5, 1.0, 0.5};
+    for (double w : g.wave) g.ln_l5500.push_back(std::log(w / 5500.0));
+    g.logz = {-1.0, 0.0};
+    g.age_edges = {0.0, 0.005, 0.5, 5.0};
+    g.mass_surv = {1.0, 0.9, 0.7, 1.0, 0.8, 0.6};
+    g.mass_living = {1.0, 0.85, 0.6, 1.0, 0.75, 0.5};
+    for (std::size_t z = 0; z < 2; ++z)
+        for (std::size_t a = 0; a < 3; ++a)
+            for (std::size_t k = 0; k < 4; ++k)
+                g.ssp.push_back(static_cast<float>(1.0 + z + 10.0 * a + 0.1 * k));
+    return g;
+}
+
+}  // namespace
+
+TEST_CASE("an allocation failing per SED inside the RDSPS region arrives as an exception") {
+    // The histograms of the percentiles (nparams x nhist doubles) are allocated per SED
+    // inside the parallel region; 2^61 bins exceed what a vector can hold (length_error,
+    // raised before any memory is requested).
+    const std::size_t absurd = std::size_t{1} << 61;
+    CHECK(rdsps_p50(5, 64, 1) == rdsps_p50(5, 64, 2));  // the valid call works
+    for (int t : kThreads) {
+        bool caught = false;
+        try {
+            rdsps_p50(5, absurd, t);
+        } catch (const std::length_error&) {
+            caught = true;
+        }
+        CHECK(caught);
+    }
+}
+
+TEST_CASE("an exception of one model in the batched SPS driver arrives as an exception") {
+    using namespace pixedfit::sps;
+    const Grid g = tiny_grid();
+    Config cfg;
+    cfg.sfh_form = SfhForm::DelayedTau;
+    cfg.dust_law = DustLaw::Calzetti;
+    const std::size_t n = 300;  // more than one chunk of models per thread
+    std::vector<double> p(n * N_PARAMS, 0.0);
+    for (std::size_t i = 0; i < n; ++i) {
+        p[i * N_PARAMS + P_LOG_AGE] = -2.0 + 0.01 * static_cast<double>(i);
+        p[i * N_PARAMS + P_LOGZSOL] = -1.0 + 0.003 * static_cast<double>(i);
+    }
+    // the models whose finishing step throws: every 7th from model 40 on
+    auto run = [&](int threads) {
+        std::vector<std::uint8_t> finished(n, 0);
+        std::string what;
+        try {
+            detail::run_batched(detail::spectra_rows(g), cfg, p.data(), n, 1, threads,
+                                [&](std::size_t u, double*, double*, float*) {
+                                    if (u >= 40 && u % 7 == 0)
+                                        throw std::runtime_error("model " + std::to_string(u));
+                                    finished[u] = 1;
+                                });
+        } catch (const std::runtime_error& e) {
+            what = e.what();
+        }
+        return what;
+    };
+    const std::string ref = run(1);
+    CHECK(ref.rfind("model ", 0) == 0);
+    // the same model's exception for any number of threads (blocks do not depend on them)
+    for (int t : kThreads) CHECK(run(t) == ref);
+}
+
+TEST_MAIN()
