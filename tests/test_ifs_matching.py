@@ -92,6 +92,7 @@ def test_model_galaxy_in_the_manga_layout(tmp_path, setup):
     assert np.std(ratio) < 0.01
 
 
+@pytest.mark.slow
 def test_end_to_end_specphot_cube_binning_and_spectrophotometric_fits(setup):
     """Matched cube → spectral correction → binning → RDSPS fits of bins with spectra."""
     from pixedfit.binning import bin_pixels

@@ -106,6 +106,7 @@ def test_max_steps_reached_is_not_converged_and_warns():
     assert any("too short" in n for n in notes)
 
 
+@pytest.mark.slow
 def test_resume_after_a_kill_gives_the_identical_chain(tmp_path):
     """A run interrupted mid-chain resumes from its HDF5 backend; the decisions of the
     stopping rule are replayed on the stored steps, so the chain and samples equal those of

@@ -119,6 +119,7 @@ def test_same_seed_identical_and_seeds_agree(model, library, mock, fit_a):
         assert abs(other.p50[k] - fit_a.p50[k]) < 0.15 * fit_a.std[k] + 0.01, name
 
 
+@pytest.mark.slow
 def test_evidence_against_independent_importance_sampling(model, mock, fit_a):
     """ln Z of nautilus vs plain importance sampling from a kernel-density proposal."""
     obs, _, _ = mock

@@ -161,6 +161,7 @@ def test_mpi_run_matches_serial(observation, tmp_path):
         np.testing.assert_array_equal(a.maps[key], b.maps[key])
 
 
+@pytest.mark.slow
 def test_ifs_stage_with_an_existing_flux_map(tmp_path):
     from ifs_synth import galaxy, imaging, tan_wcs
     from pixedfit.cubes import BinnedCube

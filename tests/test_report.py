@@ -171,6 +171,7 @@ def test_format_value():
     assert format_value({"nbins": 124, "SNR": [3.0, 10.0]}) == "nbins=124, SNR=[3, 10]"
 
 
+@pytest.mark.slow
 def test_report_reads_only_the_example_fits(report, tmp_path, monkeypatch):
     from pixedfit.analysis.report import write_report
     from pixedfit.fitting.results import FitResult

@@ -274,6 +274,7 @@ def test_spectral_rdsps_and_spectrum_only(model, library, tmp_path):
         fit_sed(None, None, None, z=Z, library=library, model=model)
 
 
+@pytest.mark.slow
 def test_sdss_spectra_fit(model, shared_data):
     """Real SDSS spectra (vacuum, 1e-17 units, LSF from wdisp): spectrum-only RDSPS."""
     lib = generate_library(model, 1500, seed=5, ranges={"log_age": (-1.0, 1.14),
@@ -349,6 +350,7 @@ def test_tilt_recovery_ensemble(model, library):
     assert 0.4 <= np.mean(inside) <= 0.9, np.mean(inside)
 
 
+@pytest.mark.slow
 def test_posterior_mean_correction_round_trips(tmp_path, model, library):
     """factor_mean / factor_std of an RDSPS spectrophotometric fit: present, positive std,
     and kept by both file layouts."""
