@@ -111,6 +111,7 @@ def test_binned_variance_with_kernel_correlation():
         binned_variance(var, np.zeros((30, 30), bool), rho)
 
 
+@pytest.mark.slow
 def test_noise_only_injections_give_unit_pulls():
     """Noise-only images through PSF matching + reprojection: binned pulls have σ ≈ 1."""
     shape_in, s_in, s_out, shape_out = (260, 260), 0.4, 1.0, (90, 90)

@@ -174,6 +174,7 @@ def _wcs(scale, shape, ra=150.0, dec=2.0, rot=0.0):
     return w.to_header()
 
 
+@pytest.mark.slow
 def test_noise_only_injections_through_the_chain(tmp_path):
     """Pure-noise images through ImageSet: binned flux pulls have σ = 1.00 ± 0.10."""
     rng = np.random.default_rng(7)

@@ -223,6 +223,7 @@ def test_legendre_step_line_mask_and_clipping(model, library):
         SpectralLikelihood(spec, model, Z, poly_order=-1)
 
 
+@pytest.mark.slow
 def test_spectrophotometric_tilt_recovery_mcmc(model, library):
     """A ±15 % calibration tilt: parameters within 1σ, the correction within 2 %."""
     p = _truth(library)
