@@ -277,6 +277,20 @@ def _priors(params_ranges: Mapping[str, Sequence[float]] | None,
     return PriorSet(items) if items else None
 
 
+def _errors(likelihood: str, dof: float, perc_chi2: float) -> Any:
+    """The error model of the original's fitting arguments."""
+    from .fitting.options import ErrorModel
+
+    return ErrorModel(likelihood=likelihood, dof=dof, perc_chi2=perc_chi2)
+
+
+def _cosmology(cosmo: Any, H0: float, Om0: float) -> Any:
+    """The cosmology of the original's arguments (code 0 / "flat_LCDM": flat ΛCDM)."""
+    from .cosmology import CosmologyParams
+
+    return CosmologyParams(None if cosmo in (0, "flat_LCDM") else cosmo, H0, Om0)
+
+
 def singleSEDfit(  # noqa: N802 - the original name
         obs_flux: Any, obs_flux_err: Any, filters: Sequence[str],
                  models_spec: PathLike, params_ranges: Mapping | None = None,
@@ -291,8 +305,8 @@ def singleSEDfit(  # noqa: N802 - the original name
 
     res = fit_sed(obs_flux, obs_flux_err, filters, z=gal_z if gal_z and gal_z > 0 else None,
                   library=models_spec, priors=_priors(params_ranges, params_priors),
-                  method=fit_method, likelihood=likelihood, dof=dof, perc_chi2=perc_chi2,
-                  cosmo=None if cosmo in (0, "flat_LCDM") else cosmo, H0=H0, Om0=Om0)
+                  method=fit_method, errors=_errors(likelihood, dof, perc_chi2),
+                  cosmology=_cosmology(cosmo, H0, Om0))
     name = str(name_out_fits or f"{fit_method}_fit.fits")
     res.write_pixedfit(name)
     return name
@@ -324,9 +338,9 @@ def SEDfit_from_binmap(  # noqa: N802 - the original name
         raise ValueError("name_out_fits: one name per fitted bin")
     results = fit_binmap(cube, bin_ids=ids, library=models_spec,
                          priors=_priors(params_ranges, params_priors), method=fit_method,
-                         z=gal_z if gal_z and gal_z > 0 else None, likelihood=likelihood,
-                         dof=dof, perc_chi2=perc_chi2,
-                         cosmo=None if cosmo in (0, "flat_LCDM") else cosmo, H0=H0, Om0=Om0,
+                         z=gal_z if gal_z and gal_z > 0 else None,
+                         errors=_errors(likelihood, dof, perc_chi2),
+                         cosmology=_cosmology(cosmo, H0, Om0),
                          fit_leftover=True)  # the original fits every bin it is given
     names = []
     for i, b in enumerate(ids):

@@ -14,6 +14,7 @@ A cosmology is given as
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 from typing import TypeAlias, overload
 
 import numpy as np
@@ -23,6 +24,7 @@ from numpy.typing import ArrayLike, NDArray
 
 __all__ = [
     "COSMOLOGY_CODES",
+    "CosmologyParams",
     "age_of_universe",
     "get_cosmology",
     "kpc_per_pixel",
@@ -43,6 +45,53 @@ COSMOLOGY_CODES = {
 _NAMED = ("WMAP5", "WMAP7", "WMAP9", "Planck13", "Planck15", "Planck18")
 
 CosmologyLike: TypeAlias = str | int | _astropy_cosmology.Cosmology | None
+
+
+@dataclass(frozen=True)
+class CosmologyParams:
+    """A cosmology as pixedfit's functions take it: ``cosmo`` with ``H0`` and ``Om0``.
+
+    Attributes
+    ----------
+    cosmo : str, int, astropy Cosmology or None
+        See the module docstring; None means flat ΛCDM with ``H0`` and ``Om0``.
+    H0 : float
+        Hubble constant in km s⁻¹ Mpc⁻¹ (flat ΛCDM only).
+    Om0 : float
+        Matter density parameter today (flat ΛCDM only).
+    """
+
+    cosmo: CosmologyLike = None
+    H0: float = 70.0
+    Om0: float = 0.3
+
+    @classmethod
+    def from_any(cls, value: CosmologyParams | CosmologyLike) -> CosmologyParams:
+        """``value`` itself, or a name, code or astropy cosmology wrapped (H0 = 70,
+        Om0 = 0.3 for flat ΛCDM).
+
+        Parameters
+        ----------
+        value : CosmologyParams, str, int, astropy Cosmology or None
+            The cosmology.
+
+        Returns
+        -------
+        CosmologyParams
+            Checked: an unknown name or code, or H0 / Om0 out of range, raises.
+        """
+        out = value if isinstance(value, CosmologyParams) else cls(cosmo=value)
+        out.astropy()
+        return out
+
+    def astropy(self) -> _astropy_cosmology.Cosmology:
+        """The astropy cosmology (:func:`get_cosmology`).
+
+        Returns
+        -------
+        astropy.cosmology.Cosmology
+        """
+        return get_cosmology(self.cosmo, self.H0, self.Om0)
 
 
 @functools.lru_cache(maxsize=64)

@@ -28,12 +28,14 @@ import threading
 import traceback
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any, Protocol, TypeVar
+from dataclasses import dataclass
+from typing import Any, ParamSpec, Protocol, TypeVar
 
 import numpy as np
 
 __all__ = [
     "MPIPool",
+    "Parallelism",
     "Pool",
     "SerialPool",
     "TaskError",
@@ -48,8 +50,28 @@ __all__ = [
 
 T = TypeVar("T")
 R = TypeVar("R")
+P = ParamSpec("P")
 
 _BLAS_LOCAL = threading.local()
+
+
+@dataclass(frozen=True)
+class Parallelism:
+    """How a run of work is spread: OpenMP threads per process, an MPI pool, a progress bar.
+
+    Attributes
+    ----------
+    threads : int, optional
+        Threads per process (see :func:`resolve_threads`; None: all available cores).
+    pool : SerialPool or MPIPool, optional
+        Distributes the work over MPI ranks (see :func:`get_pool`); None: this process.
+    progress : bool
+        Show a progress bar (only on a terminal).
+    """
+
+    threads: int | None = None
+    pool: Any = None
+    progress: bool = False
 
 
 @contextmanager
@@ -79,11 +101,11 @@ def single_blas_thread() -> Iterator[None]:
             _BLAS_LOCAL.limiter = None
 
 
-def with_single_blas_thread(func: Callable[..., R]) -> Callable[..., R]:
-    """Decorator: ``func`` runs inside :func:`single_blas_thread`."""
+def with_single_blas_thread(func: Callable[P, R]) -> Callable[P, R]:
+    """Decorator: ``func`` runs inside :func:`single_blas_thread` (its signature kept)."""
 
     @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> R:
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         with single_blas_thread():
             return func(*args, **kwargs)
 

@@ -979,9 +979,23 @@ class Pipeline:
             library = read_library(self.library_path(), spectra=False)
             binned = BinnedCube.read(self.path("binning", "binned.fits"))
             leftover = binned.leftover_bin
-            kwargs = {k: v for k, v in cfg.items() if k != "method"}
-            kwargs["calibration"] = kwargs.pop("calibration_errors")
-            kwargs["upper_limit_nsigma"] = kwargs["upper_limit_nsigma"] or None
+            from .cosmology import CosmologyParams
+            from .fitting.mcmc import McmcSettings
+            from .fitting.nested import NestedSettings
+            from .fitting.options import ErrorModel, RdspsSettings, SamplerSettings
+            from .parallel import Parallelism
+
+            method: SamplerSettings
+            if cfg["method"] == "rdsps":
+                method = RdspsSettings(refine=bool(cfg["refine"]))
+            elif cfg["method"] == "mcmc":  # refine: walkers start from the refined posterior
+                method = McmcSettings(start="refined" if cfg["refine"] else "library")
+            else:
+                method = NestedSettings.from_any(cfg["nested"])
+            errors = ErrorModel(likelihood=cfg["likelihood"], dof=cfg["dof"],
+                                perc_chi2=cfg["perc_chi2"], error_floor=cfg["error_floor"],
+                                calibration=cfg["calibration_errors"],
+                                upper_limit_nsigma=cfg["upper_limit_nsigma"] or None)
             # the stage's fingerprint decides what is stale: the store may refit
             store = ResultStore(self.path("fitting"), refit=True)
             import warnings
@@ -992,15 +1006,17 @@ class Pipeline:
 
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", ConvergenceWarning)
-                results = fit_binmap(binned, library=library,
-                                     method=cfg["method"], store=store,
-                                     pool=self.pool, threads=self.threads, quiet=self.quiet,
-                                     **kwargs)
+                results = fit_binmap(
+                    binned, library=library, method=method, errors=errors,
+                    cosmology=CosmologyParams(cfg["cosmo"], cfg["H0"], cfg["Om0"]),
+                    max_age_universe=cfg["max_age_universe"],
+                    fit_leftover=cfg["fit_leftover"], store=store,
+                    parallel=Parallelism(threads=self.threads, pool=self.pool,
+                                         progress=not self.quiet))
             for w in caught:  # recorded in the stage's info and the report, not raised
                 if not issubclass(w.category, ConvergenceWarning):
                     warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-            failed = [b for b, r in results.items() if not r.ok]
-            unconverged = [b for b, r in results.items() if r.converged is False]
+            failed, unconverged = results.failed, results.unconverged
             ess = [r.ess for r in results.values() if np.isfinite(r.ess)]
             if unconverged:
                 self._log(f"[fitting] {len(unconverged)} of {len(results)} bins did not "

@@ -238,9 +238,12 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     from astropy.table import Table
 
     from ..fitting import fit_catalog
+    from ..fitting.mcmc import McmcSettings
+    from ..fitting.nested import NestedSettings
+    from ..fitting.options import ErrorModel, RdspsSettings, SamplerSettings
     from ..fitting.results import ResultStore
     from ..library import read_library
-    from ..parallel import get_pool
+    from ..parallel import Parallelism, get_pool
 
     filters = [f.strip() for f in args.filters.split(",") if f.strip()]
     compare = list(args.compare or [])
@@ -253,26 +256,34 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     if len(set(names)) != len(names):
         raise ValueError(f"--library and --compare need libraries of distinct file names, "
                          f"got {names}")
-    nested = {"n_live": args.nlive, "target_ess": args.target_ess,
-              "max_calls": args.max_calls, "discard_exploration": not args.keep_exploration}
+    if args.method == "nested":
+        method: SamplerSettings = NestedSettings(
+            n_live=args.nlive, target_ess=args.target_ess, max_calls=args.max_calls,
+            discard_exploration=not args.keep_exploration)
+    elif args.method == "mcmc":
+        method = McmcSettings(nwalkers=args.nwalkers, nsteps=args.nsteps,
+                              nsteps_cut=args.nsteps_cut, thin=args.thin,
+                              max_steps=args.max_steps,
+                              start="library" if args.no_refine else "refined")
+    else:
+        method = RdspsSettings(refine=not args.no_refine)
+    errors = ErrorModel(likelihood=args.likelihood, dof=args.dof, perc_chi2=args.perc_chi2,
+                        error_floor=args.error_floor, mask_invalid=True,
+                        calibration=args.calibration_errors,
+                        upper_limit_nsigma=args.upper_limit_nsigma)
     pool = get_pool()
+    parallel = Parallelism(threads=args.threads, pool=pool, progress=not args.quiet)
     runs = []
     for k, path in enumerate(paths):
         store = None
         if args.store:
             store = ResultStore(Path(args.store) / names[k] if compare else args.store,
                                 refit=args.refit)
-        runs.append(fit_catalog(
+        results = fit_catalog(
             flux, err, filters, z, library=read_library(path, spectra=False), ids=ids,
-            store=store, pool=pool, likelihood=args.likelihood, dof=args.dof,
-            perc_chi2=args.perc_chi2, error_floor=args.error_floor,
-            calibration=args.calibration_errors, upper_limits=upper,
-            upper_limit_nsigma=args.upper_limit_nsigma, mask_invalid=True,
-            threads=args.threads, quiet=args.quiet, method=args.method,
-            nwalkers=args.nwalkers, nsteps=args.nsteps, nsteps_cut=args.nsteps_cut,
-            mcmc_options={"max_steps": args.max_steps},
-            thin=args.thin, seed=args.seed, nested=nested, distance_mpc=dist,
-            refine=not args.no_refine))
+            method=method, seed=args.seed, errors=errors, upper_limits=upper,
+            distance_mpc=dist, store=store, parallel=parallel)
+        runs.append(list(results.values()))
     if pool.is_master:
         from ..fitting.comparison import ModelComparison
 

@@ -14,8 +14,6 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from ..cosmology import redshift_at_distance
-from ..parallel import resolve_threads
-from .mcmc import McmcSettings, option_settings
 
 
 def _is_number(value: Any) -> bool:
@@ -50,17 +48,6 @@ def check_dz(dz: Any, span: float = 1.0) -> float:
         raise ValueError(f"dz = {dz:g} makes {span / dz:.3g} redshift planes over a range of "
                          f"{span:g} (at most {MAX_Z_PLANES}): use a larger dz")
     return float(dz)
-
-
-def check_common(method: str, threads: Any, nwalkers: Any, nsteps: Any, nsteps_cut: Any,
-                 thin: Any, seed: Any, mcmc_options: Any = None, refine: Any = True) -> None:
-    """Checks shared by every driver: threads and the MCMC settings."""
-    resolve_threads(threads)
-    if method == "mcmc":
-        McmcSettings(nwalkers=nwalkers, nsteps=nsteps, nsteps_cut=nsteps_cut, thin=thin,
-                     seed=seed, **option_settings(mcmc_options, refine)).check()
-    elif isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
-        raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
 
 
 def check_catalog(fluxes: ArrayLike, flux_errs: ArrayLike, z: ArrayLike | None,

@@ -152,7 +152,7 @@ def compare_models(flux: ArrayLike | None, flux_err: ArrayLike | None,
     seed : int
         Seed of every fit.
     **fit_kwargs
-        Passed to :func:`pixedfit.fitting.fit_sed` (``error_floor``, ``spectrum``, ...).
+        Passed to :func:`pixedfit.fitting.fit_sed` (``errors``, ``spectrum``, ...).
 
     Returns
     -------
@@ -169,14 +169,15 @@ def compare_models(flux: ArrayLike | None, flux_err: ArrayLike | None,
     if unknown:
         raise ValueError(f"models: {unknown} are not among the libraries "
                          f"{sorted(libraries)}")
-    for bad in ("method", "nested"):
-        if bad in fit_kwargs:
-            raise ValueError(f"compare_models: {bad!r} is set by compare_models")
+    if "method" in fit_kwargs:
+        raise ValueError("compare_models: 'method' is set by compare_models (nested "
+                         "sampling with settings=)")
+    nested = NestedSettings.from_any(settings)
     results = {}
     for name, lib in libraries.items():
         results[name] = fit_sed(flux, flux_err, filters, z=z, library=lib, priors=priors,
-                                model=models.get(name), method="nested", nested=settings,
-                                seed=seed, **fit_kwargs)
+                                model=models.get(name), method=nested, seed=seed,
+                                **fit_kwargs)
     for note in check_comparable(results):
         warnings.warn(note, NestedSamplingWarning, stacklevel=2)
     names = list(results)

@@ -39,20 +39,26 @@ import dataclasses
 import math
 import os
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from ..cosmology import age_of_universe, luminosity_distance
+from ..cosmology import CosmologyLike, CosmologyParams, age_of_universe, luminosity_distance
 from ..cubes import BinnedCube, LeftoverWarning
 from ..library import ModelLibrary, ModelPhotometry, model_config, read_library
-from ..parallel import SerialPool, thread_count, with_single_blas_thread
+from ..parallel import (
+    Parallelism,
+    SerialPool,
+    resolve_threads,
+    thread_count,
+    with_single_blas_thread,
+)
 from . import adaptive
 from . import nested as _nested
-from ._checks import check_catalog, check_common, check_dz, check_redshift
+from ._checks import check_catalog, check_dz, check_redshift
 from .adaptive import AdaptiveSettings, ConvergenceWarning
 from .boxes import MassBoxWarning
 from .errors import (
@@ -65,11 +71,17 @@ from .errors import (
     scale_fit,
 )
 from .mcmc import McmcSettings, chain_file_bytes, fit_one
-from .mcmc import option_settings as mcmc_option_settings
+from .options import (
+    ErrorModel,
+    RdspsSettings,
+    SamplerSettings,
+    SpectralOptions,
+    sampler_settings,
+)
 from .posterior import LibraryPass
 from .priors import MASS_SCALED, Prior, PriorSet
 from .rdsps import RdspsResult, rdsps
-from .results import FitResult, ResultStore, input_digest, library_digest
+from .results import FitResult, FitResults, ResultStore, input_digest, library_digest
 from .spectral_likelihood import ObservedSpectrum, SpectralLikelihood, library_spectral_chi2
 
 if TYPE_CHECKING:
@@ -304,57 +316,80 @@ def _map_seds(pool: Any, work: Any, indices: Sequence[Any], threads: int | None,
     return [r for block in results for r in block]
 
 
-def _settings(likelihood: str, dof: float, perc_chi2: float, error_floor: float,
-              mask_invalid: bool, cosmo: Any, H0: float, Om0: float,
-              max_age_universe: bool, **spectral: Any) -> dict[str, Any]:
-    out = {"likelihood": likelihood, "dof": float(dof), "perc_chi2": float(perc_chi2),
-           "error_floor": float(error_floor), "mask_invalid": bool(mask_invalid),
-           "cosmo": cosmo, "H0": float(H0), "Om0": float(Om0),
-           "max_age_universe": bool(max_age_universe)}
-    out.update(spectral)
-    return out
+def _settings(errors: ErrorModel, cosmology: CosmologyParams, max_age_universe: bool,
+              spectral: SpectralOptions, dz: float) -> dict[str, Any]:
+    """The flat settings of a run (what its results and its store record say)."""
+    return {"likelihood": errors.likelihood, "dof": float(errors.dof),
+            "perc_chi2": float(errors.perc_chi2), "error_floor": float(errors.error_floor),
+            "mask_invalid": bool(errors.mask_invalid), "cosmo": cosmology.cosmo,
+            "H0": float(cosmology.H0), "Om0": float(cosmology.Om0),
+            "max_age_universe": bool(max_age_universe),
+            "del_wave_nebem": float(spectral.line_mask_width),
+            "poly_order": spectral.poly_order, "spec_clip": spectral.clip, "dz": float(dz)}
 
 
-def _check_method(method: str, nested: Any = None) -> None:
-    if method not in ("rdsps", "mcmc", "nested"):
-        raise ValueError(f"method must be 'rdsps', 'mcmc' or 'nested', got {method!r}")
-    if method == "nested":  # bad settings fail before any fit
-        _nested.NestedSettings.from_any(nested)
+def _option(value: Any, kind: type, name: str) -> Any:
+    """``value`` (an instance of ``kind``), or ``kind()`` for None; else TypeError naming
+    the keyword."""
+    if value is None:
+        return kind()
+    if not isinstance(value, kind):
+        raise TypeError(f"{name} must be a {kind.__name__} (or None for the defaults), got "
+                        f"{value!r}")
+    return value
 
 
-def _adaptive_settings(method: str, refine_opt: bool | AdaptiveSettings,
-                       seed: int) -> AdaptiveSettings | None:
-    """Settings of the adaptive refinement of an RDSPS fit (None: library pass only)."""
-    if method != "rdsps" or refine_opt is False:
-        return None
-    if refine_opt is True:
-        aset = AdaptiveSettings(seed=int(seed))
-    elif isinstance(refine_opt, AdaptiveSettings):
-        aset = refine_opt
-    else:
-        raise TypeError(f"refine must be True, False or an AdaptiveSettings, got "
-                        f"{refine_opt!r}")
-    aset.check()
-    return aset
+class _Run:
+    """The checked options of one call of a driver."""
 
+    def __init__(self, method: str | SamplerSettings, seed: Any, errors: Any, spectral: Any,
+                 cosmology: Any, parallel: Any) -> None:
+        self.method, self.sampler = sampler_settings(method)
+        if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+            raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
+        self.seed = int(seed)
+        self.errors: ErrorModel = _option(errors, ErrorModel, "errors")
+        self.spectral: SpectralOptions = _option(spectral, SpectralOptions, "spectral")
+        self.cosmology = CosmologyParams.from_any(cosmology)
+        self.parallel: Parallelism = _option(parallel, Parallelism, "parallel")
+        resolve_threads(self.parallel.threads)
 
-def _seeded(aset: AdaptiveSettings | None, seed: int) -> AdaptiveSettings | None:
-    """``aset`` with the seed of one SED."""
-    return None if aset is None else dataclasses.replace(aset, seed=int(seed))
+    def settings(self, max_age_universe: bool, dz: float) -> dict[str, Any]:
+        return _settings(self.errors, self.cosmology, max_age_universe, self.spectral, dz)
 
+    def adaptive(self, seed: int) -> AdaptiveSettings | None:
+        """The RDSPS refinement of a fit seeded with ``seed`` (None: none)."""
+        return (self.sampler.adaptive(seed) if isinstance(self.sampler, RdspsSettings)
+                else None)
 
-def _mcmc_settings(method: str, nwalkers: int, nsteps: int | None, nsteps_cut: int, thin: int,
-                   seed: int, backend: Any, progress: bool, nested: Any = None,
-                   refine: Any = True, options: Mapping[str, Any] | None = None
+    def sampler_of(self, seed: int, backend: PathLike | None, progress: bool
                    ) -> McmcSettings | _nested.NestedSettings | None:
-    if method == "nested":
-        return _nested.NestedSettings.from_any(nested, seed=int(seed),
-                                               progress=bool(progress))
-    if method != "mcmc":
+        """MCMC or nested-sampling settings of one fit (None: RDSPS)."""
+        if isinstance(self.sampler, _nested.NestedSettings):
+            return _nested.NestedSettings.from_any(self.sampler, seed=int(seed),
+                                                   progress=bool(progress))
+        if isinstance(self.sampler, McmcSettings):
+            return dataclasses.replace(self.sampler, seed=int(seed), backend=backend,
+                                       progress=bool(progress))
         return None
-    return McmcSettings(nwalkers=nwalkers, nsteps=nsteps, nsteps_cut=nsteps_cut, thin=thin,
-                        seed=seed, backend=backend, progress=progress,
-                        **mcmc_option_settings(options, refine))
+
+    def mcmc_record(self) -> dict[str, Any] | None:
+        """The MCMC settings of the run, for a store's record (the run's seed)."""
+        if not isinstance(self.sampler, McmcSettings):
+            return None
+        out = {f.name: getattr(self.sampler, f.name) for f in dataclasses.fields(McmcSettings)
+               if f.name not in ("seed", "backend", "progress")}
+        if dataclasses.is_dataclass(out["refine"]):
+            out["refine"] = dataclasses.asdict(cast("DataclassInstance", out["refine"]))
+        return {**out, "seed": self.seed}
+
+    def sampler_record(self) -> dict[str, Any]:
+        """The refinement and nested-sampling settings, for a store's record."""
+        aset = self.adaptive(self.seed)
+        nested = (dataclasses.asdict(self.sampler)
+                  if isinstance(self.sampler, _nested.NestedSettings) else None)
+        return {"refine": None if aset is None else dataclasses.asdict(aset),
+                "nested": nested}
 
 
 def _sed_seed(seed: int, index: int) -> int:
@@ -597,39 +632,20 @@ def fit_sed(
     *,
     library: Any = None,
     priors: PriorsLike = None,
-    method: str = "rdsps",
     model: Any = None,
+    method: str | SamplerSettings = "rdsps",
+    seed: int = 0,
+    errors: ErrorModel | None = None,
+    upper_limits: ArrayLike | None = None,
+    spectrum: ObservedSpectrum | None = None,
+    spectral: SpectralOptions | None = None,
+    cosmology: CosmologyParams | CosmologyLike = None,
+    max_age_universe: bool = True,
+    area_kpc2: float | None = None,
     z_grid: ArrayLike | None = None,
     dz: float = 0.01,
-    likelihood: str = "gauss",
-    dof: float = 3.0,
-    perc_chi2: float = 100.0,
-    error_floor: float = 0.0,
-    mask_invalid: bool = False,
-    calibration: Any = "auto",
-    upper_limits: ArrayLike | None = None,
-    upper_limit_nsigma: float | None = None,
-    area_kpc2: float | None = None,
-    cosmo: Any = None,
-    H0: float = 70.0,
-    Om0: float = 0.3,
-    max_age_universe: bool = True,
     photometry: ModelPhotometry | None = None,
-    threads: int | None = None,
-    spectrum: ObservedSpectrum | None = None,
-    del_wave_nebem: float = 15.0,
-    poly_order: int | None = 8,
-    spec_clip: float | None = 4.0,
-    nwalkers: int = 32,
-    nsteps: int | None = None,
-    nsteps_cut: int = 50,
-    thin: int = 1,
-    seed: int = 0,
-    backend: PathLike | None = None,
-    progress: bool = False,
-    refine: bool | AdaptiveSettings = True,
-    nested: Any = None,
-    mcmc_options: Mapping[str, Any] | None = None,
+    parallel: Parallelism | None = None,
 ) -> FitResult:
     """Fit one SED (photometry, a spectrum, or both) with a model library.
 
@@ -642,91 +658,72 @@ def fit_sed(
     z : float, optional
         Redshift (> 0). None fits the redshift on a grid (``z_grid`` or ``dz`` steps over
         the ``z`` prior range, default 0–1).
-    z_grid : array_like, optional
-        The redshift grid of a free-redshift fit.
-    dz : float
-        Step of the default redshift grid (``z=None`` without ``z_grid``).
     library : ModelLibrary or path
         The model library.
     priors : PriorSet, mapping or sequence of Prior, optional
         Priors (see :mod:`pixedfit.fitting.priors`).
-    method : {"rdsps", "mcmc", "nested"}
-        Fitting method (``"nested"``: nautilus, with the evidence; see
-        :mod:`pixedfit.fitting.nested`).
     model : SEDModel, optional
         Model for the library photometry (default: rebuilt from the library).
-    likelihood, dof, perc_chi2, error_floor, mask_invalid, area_kpc2
-        See :func:`pixedfit.fitting.rdsps.rdsps`.
-    calibration : "auto", False, float, mapping or sequence
-        Per-band calibration errors added in quadrature (σ² + (c_b f)²): ``"auto"``
-        (default) takes them from the instrument table (bands without an entry: 0 and a
-        warning; binned cubes: from the cube); ``False`` turns them off; a fraction, a
-        mapping ``{filter: fraction}`` or one fraction per band overrides (see
-        :mod:`pixedfit.fitting.errors`).
+    method : {"rdsps", "mcmc", "nested"} or RdspsSettings, McmcSettings, NestedSettings
+        The sampler, by name (default settings) or with its settings
+        (:mod:`pixedfit.fitting.options`). RDSPS (default) refines the library pass by
+        adaptive importance sampling until the effective sample size reaches its target
+        (``RdspsSettings(refine=False)``: the original's plain RDSPS); MCMC (emcee) stops on
+        the autocorrelation criterion unless ``McmcSettings.nsteps`` is given, and
+        ``McmcSettings.backend`` (an HDF5 file) makes the chain resumable; ``"nested"``
+        runs nautilus and gives the evidence (:mod:`pixedfit.fitting.nested`).
+    seed : int
+        Seed of the sampler (it replaces the seed held by the settings).
+    errors : ErrorModel, optional
+        The likelihood and the error model (calibration errors on by default).
     upper_limits : array_like of bool, shape (nband,), optional
         Bands that are upper limits (flux = the limit, error = the 1σ noise); they enter
         the likelihood through the Gaussian CDF (Sawicki 2012). :func:`fit_catalog` and
         :func:`fit_binmap` also take one row per SED / bin.
-    upper_limit_nsigma : float, optional
-        Turn fluxes below this S/N, and NaN fluxes with an error, into limits at n σ
-        (default None: every measured flux is fitted as a detection).
-    cosmo, H0, Om0
-        Cosmology (age of the universe; distances for libraries read from spectra).
-    max_age_universe : bool
-        Exclude models older than the universe at ``z``.
-    photometry : ModelPhotometry, optional
-        Library photometry precomputed with ``library.photometry(filters, z)`` (or on the
-        redshift grid of a free-z fit), to reuse it across many fits.
-    threads : int, optional
-        OpenMP threads.
     spectrum : ObservedSpectrum, optional
         An observed spectrum (with its mask, wavelength range and instrumental resolution);
         fitted alone (``flux=None``) or with the photometry. Needs a fixed ``z``.
-    del_wave_nebem : float
-        Half-width (Å, observed frame) of the windows masked around emission lines.
-    poly_order : int or None
-        Degree of the multiplicative Legendre calibration correction (None: none).
-    spec_clip : float or None
-        Sigma-clipping threshold of spectral outliers (None: none).
-    nwalkers, nsteps, nsteps_cut, thin, seed, backend, progress
-        MCMC settings (see :class:`pixedfit.fitting.mcmc.McmcSettings`); ``nsteps=None``
-        (default) stops on the autocorrelation criterion, an integer gives a fixed count;
-        ``backend`` is an HDF5 file that makes the chain resumable. ``seed`` also seeds the
-        adaptive RDSPS refinement.
-    refine : bool or AdaptiveSettings
-        RDSPS: refine the library pass by adaptive importance sampling until the effective
-        sample size reaches its target (:mod:`pixedfit.fitting.adaptive`; default). False
-        gives the original's plain RDSPS (the library pass only; its ``ess`` is usually far
-        below a converged posterior's). MCMC: start the walkers from the refined posterior
-        (True, default, or these settings) or from the library models (False).
-    nested : NestedSettings or mapping, optional
-        Nested-sampling settings (``method="nested"``; see
-        :class:`pixedfit.fitting.nested.NestedSettings`; its seed is ``seed``).
-    mcmc_options : mapping, optional
-        Further MCMC settings (``max_steps``, ``tau_factor``, ``tau_rtol``, ``check_every``,
-        ``burn_tau``, ``moves``, ``start``, ...; see
-        :class:`pixedfit.fitting.mcmc.McmcSettings`).
+    spectral : SpectralOptions, optional
+        The spectral likelihood (line masks, Legendre correction, clipping).
+    cosmology : CosmologyParams, str, int or astropy Cosmology, optional
+        Cosmology (age of the universe; distances for libraries read from spectra);
+        default flat ΛCDM with H0 = 70, Om0 = 0.3.
+    max_age_universe : bool
+        Exclude models older than the universe at ``z``.
+    area_kpc2 : float, optional
+        Area of the SED's region (kpc²), for surface densities.
+    z_grid : array_like, optional
+        The redshift grid of a free-redshift fit.
+    dz : float
+        Step of the default redshift grid (``z=None`` without ``z_grid``).
+    photometry : ModelPhotometry, optional
+        Library photometry precomputed with ``library.photometry(filters, z)`` (or on the
+        redshift grid of a free-z fit), to reuse it across many fits.
+    parallel : Parallelism, optional
+        OpenMP threads (``threads``) and the sampler's progress bar (``progress``); one SED
+        takes no MPI pool.
 
     Returns
     -------
     FitResult
     """
-    _check_method(method, nested)
+    run = _Run(method, seed, errors, spectral, cosmology, parallel)
+    if run.parallel.pool is not None:
+        raise ValueError("parallel.pool: fit_sed fits one SED; distribute many SEDs with "
+                         "fit_catalog or fit_binmap")
     z = check_redshift(z)
     check_dz(dz, span=1.0 if z is None else 0.0)
-    check_common(method, threads, nwalkers, nsteps, nsteps_cut, thin, seed, mcmc_options,
-                 refine)
-    settings = _settings(likelihood, dof, perc_chi2, error_floor, mask_invalid, cosmo, H0, Om0,
-                         max_age_universe, del_wave_nebem=float(del_wave_nebem),
-                         poly_order=poly_order, spec_clip=spec_clip, dz=float(dz))
-    ctx = _Context(library, filters, model, priors, settings, threads)
-    settings.update(error_settings(ctx.filters, calibration, upper_limits, upper_limit_nsigma))
+    settings = run.settings(max_age_universe, dz)
+    ctx = _Context(library, filters, model, priors, settings, run.parallel.threads)
+    settings.update(error_settings(ctx.filters, run.errors.calibration, upper_limits,
+                                   run.errors.upper_limit_nsigma))
     obs, err = _phot_input(flux, flux_err, len(ctx.filters), spectrum)
     if z is not None and not (np.isfinite(z) and z > 0):
         raise ValueError(f"z must be > 0 (or None for a free redshift), got {z}")
-    mset = _mcmc_settings(method, nwalkers, nsteps, nsteps_cut, thin, seed, backend, progress,
-                          nested, refine, mcmc_options)
-    aset = _adaptive_settings(method, refine, seed)
+    progress = run.parallel.progress or bool(getattr(run.sampler, "progress", False))
+    backend = getattr(run.sampler, "backend", None)
+    mset = run.sampler_of(run.seed, backend, progress)
+    aset = run.adaptive(run.seed)
     if obs is None:
         return _fit(ctx, None, None, z, spectrum, area_kpc2, mset, aset=aset)
     if photometry is not None:
@@ -796,49 +793,98 @@ def _interpolated(base: ModelPhotometry, z: float, settings: dict[str, Any]) -> 
     return _ZInterpolator(base, settings)(z)
 
 
+@dataclasses.dataclass
+class _Sed:
+    """One SED of a run of fits (:func:`_fit_many`)."""
+
+    key: Any  # key of its result in FitResults
+    store_key: str  # key in the result store
+    name: str  # in errors ("SED 'NGC628'", "bin 3")
+    label: str  # in warnings ("NGC628", "bin 3")
+    row: int  # row of per-SED upper-limit flags
+    seed_index: int  # its seed: _sed_seed(seed, seed_index)
+    obs: NDArray[np.float64]
+    err: NDArray[np.float64]
+    z: float
+    area: float | None
+    spectrum: Callable[[], ObservedSpectrum | None]
+    digest: tuple[Any, ...]  # what identifies its data in the store
+
+
+def _fit_many(ctx: _Context, run: _Run, seds: Sequence[_Sed],
+              models_at: Callable[[float], ModelPhotometry], store: ResultStore | None,
+              what: str, **record: Any) -> FitResults:
+    """Fit every SED of ``seds`` (one implementation for catalogues and binned cubes).
+
+    Every SED has its own seed (from the run's and its position), its chain file in the
+    store, and is skipped when the store holds its result; SEDs are spread over the pool's
+    ranks and the rank's threads; one warning names the fits that did not converge.
+    """
+    pool = run.parallel.pool
+    if isinstance(run.sampler, McmcSettings) and run.sampler.backend is not None:
+        raise ValueError("McmcSettings.backend: a run of many fits keeps one chain per SED "
+                         "in its store (store=.../chains/<key>.h5); leave backend None")
+
+    def work(sed: _Sed) -> FitResult:
+        if store is not None and store.has(sed.store_key):
+            return store.load(sed.store_key)
+        ctx_s = ctx.for_sed(sed.row)  # this SED's upper-limit flags
+        seed = _sed_seed(run.seed, sed.seed_index)
+        try:
+            models = models_at(sed.z)
+            mset = run.sampler_of(seed, _chain_file(store, sed.store_key), False)
+            aset = run.adaptive(seed)
+            spec = sed.spectrum()
+            if mset is None and spec is None and aset is None:
+                res = _run_rdsps(ctx_s, sed.obs, sed.err, models, ctx.age_prior(sed.z),
+                                 sed.area, threads=1, return_weights=True)
+                out = _result(ctx_s, res, models, sed.obs, sed.err, sed.z)
+            else:
+                out = _fit(ctx_s, sed.obs, sed.err, sed.z, spec, sed.area, mset, models, aset)
+        except Exception as exc:
+            raise RuntimeError(f"{sed.name}: {exc}") from exc
+        if store is not None:
+            store.save(sed.store_key, out)
+        return out
+
+    inputs = {} if store is None else {sed.store_key: input_digest(
+        *sed.digest, _sed_seed(run.seed, sed.seed_index) if run.method == "mcmc" else None)
+        for sed in seds}
+    ctx.warn_each = False
+    with _store_session(store, pool, ctx, run, inputs, **record, **run.sampler_record()):
+        results = _map_seds(pool, work, seds, run.parallel.threads,
+                            not run.parallel.progress,
+                            "fitting" if what == "fits" else f"fitting {what}")
+    labels = [sed.label for sed in seds]
+    _warn_unconverged(results, labels, what)
+    _warn_mass_box(results, labels, what)
+    return FitResults([sed.key for sed in seds], results)
+
+
 @with_single_blas_thread
 def fit_catalog(
     fluxes: ArrayLike,
     flux_errs: ArrayLike,
     filters: Sequence[str],
-    z: ArrayLike,
+    z: ArrayLike | None,
     *,
     library: Any = None,
     priors: PriorsLike = None,
-    method: str = "rdsps",
-    ids: Sequence[Any] | None = None,
-    store: PathLike | ResultStore | None = None,
-    pool: Any = None,
     model: Any = None,
-    dz: float = 0.01,
-    likelihood: str = "gauss",
-    dof: float = 3.0,
-    perc_chi2: float = 100.0,
-    error_floor: float = 0.0,
-    mask_invalid: bool = False,
-    calibration: Any = "auto",
-    upper_limits: ArrayLike | None = None,
-    upper_limit_nsigma: float | None = None,
-    cosmo: Any = None,
-    H0: float = 70.0,
-    Om0: float = 0.3,
-    max_age_universe: bool = True,
-    threads: int | None = None,
-    quiet: bool = True,
-    spectra: Sequence[ObservedSpectrum | None] | None = None,
-    del_wave_nebem: float = 15.0,
-    poly_order: int | None = 8,
-    spec_clip: float | None = 4.0,
-    nwalkers: int = 32,
-    nsteps: int | None = None,
-    nsteps_cut: int = 50,
-    thin: int = 1,
+    method: str | SamplerSettings = "rdsps",
     seed: int = 0,
-    refine: bool | AdaptiveSettings = True,
+    errors: ErrorModel | None = None,
+    upper_limits: ArrayLike | None = None,
+    spectra: Sequence[ObservedSpectrum | None] | None = None,
+    spectral: SpectralOptions | None = None,
+    cosmology: CosmologyParams | CosmologyLike = None,
+    max_age_universe: bool = True,
+    ids: Sequence[Any] | None = None,
     distance_mpc: ArrayLike | None = None,
-    nested: Any = None,
-    mcmc_options: Mapping[str, Any] | None = None,
-) -> list[FitResult]:
+    dz: float = 0.01,
+    store: PathLike | ResultStore | None = None,
+    parallel: Parallelism | None = None,
+) -> FitResults:
     """Fit many SEDs, each at its own redshift.
 
     Parameters
@@ -849,170 +895,136 @@ def fit_catalog(
         Bands.
     z : array_like, shape (ngal,), or None
         Redshifts (> 0; NaN where ``distance_mpc`` gives the distance instead).
-    ids : sequence, optional
-        Keys of the galaxies in the store (default: their row numbers).
-    store : path-like or ResultStore, optional
-        Crash-safe store: finished fits are written as they finish and skipped on rerun.
-    pool : SerialPool or MPIPool, optional
-        Distribute galaxies over MPI ranks.
-    dz : float
-        Step of the redshift grid of the library's photometry: each SED's library pass
-        uses the band fluxes interpolated linearly in z between two grid planes, with the
-        distance dimming divided out (:class:`_ZInterpolator`). The adaptive refinement
-        evaluates the model exactly at the SED's z; ``refine=False`` (plain RDSPS) fits
-        the interpolated fluxes themselves. Where a band's flux changes steeply with z,
-        0.01 can be coarse: on a DustPedia-like model at z < 0.016 the 99th percentile of
-        the GALEX FUV errors reaches 14 % (0.3 % with 0.002, 0.6 % below the grid's first
-        z). The grid's photometry takes 8 × nz × nband × nmod bytes in every process; more
-        than half the machine's memory is refused with a ValueError before any work.
+    library, priors, model
+        The library and the priors, as :func:`fit_sed`.
+    method : {"rdsps", "mcmc", "nested"} or their settings
+        The sampler, as :func:`fit_sed`.
+    seed : int
+        Galaxy ``i`` uses a seed derived from (seed, i).
+    errors : ErrorModel, optional
+        The likelihood and the error model, as :func:`fit_sed`.
+    upper_limits : array_like of bool, shape (nband,) or (ngal, nband), optional
+        Upper-limit flags, as :func:`fit_sed` (row ``i`` for galaxy ``i``).
     spectra : sequence of ObservedSpectrum or None, optional
         One spectrum (or None) per galaxy, fitted together with its photometry.
-    seed : int
-        MCMC and adaptive RDSPS: galaxy ``i`` uses a seed derived from (seed, i).
-    refine : bool or AdaptiveSettings
-        Adaptive refinement of RDSPS fits (see :func:`fit_sed`).
+    spectral : SpectralOptions, optional
+        The spectral likelihood, as :func:`fit_sed`.
+    cosmology : CosmologyParams, str, int or astropy Cosmology, optional
+        As :func:`fit_sed`; also the distance–redshift relation of ``distance_mpc``.
+    max_age_universe : bool
+        Exclude models older than the universe at each galaxy's redshift.
+    ids : sequence, optional
+        Keys of the galaxies in the results and the store (default: their row numbers).
     distance_mpc : array_like, shape (ngal,), optional
         Luminosity distances (Mpc): a row with a finite distance is fitted at the redshift
         of that distance (:func:`pixedfit.cosmology.redshift_at_distance`) instead of its
         ``z`` — for nearby galaxies whose redshift is negative or dominated by peculiar
         motion. NaN keeps the row's ``z``.
-    nested : NestedSettings or mapping, optional
-        Nested-sampling settings (``method="nested"``).
-    library, priors, method, model
-        The library and the fit, as :func:`fit_sed`.
-    likelihood, dof, perc_chi2, error_floor, mask_invalid, calibration
-        The likelihood and the error model, as :func:`fit_sed`.
-    upper_limits, upper_limit_nsigma
-        Upper limits, as :func:`fit_sed` (flags of shape (nband,) or (ngal, nband)).
-    cosmo, H0, Om0, max_age_universe
-        Cosmology and the age limit, as :func:`fit_sed`.
-    threads, quiet
-        Threads per rank (as :func:`fit_sed`), and no progress bar when ``quiet``.
-    del_wave_nebem, poly_order, spec_clip
-        The spectral likelihood, as :func:`fit_sed`.
-    nwalkers, nsteps, nsteps_cut, thin, mcmc_options
-        MCMC settings, as :func:`fit_sed`.
+    dz : float
+        Step of the redshift grid of the library's photometry: each SED's library pass
+        uses the band fluxes interpolated linearly in z between two grid planes, with the
+        distance dimming divided out (:class:`_ZInterpolator`). The adaptive refinement
+        evaluates the model exactly at the SED's z; plain RDSPS fits the interpolated
+        fluxes themselves. Where a band's flux changes steeply with z, 0.01 can be coarse:
+        on a DustPedia-like model at z < 0.016 the 99th percentile of the GALEX FUV errors
+        reaches 14 % (0.3 % with 0.002, 0.6 % below the grid's first z). The grid's
+        photometry takes 8 × nz × nband × nmod bytes in every process; more than half the
+        machine's memory is refused with a ValueError before any work.
+    store : path-like or ResultStore, optional
+        Crash-safe store: finished fits are written as they finish and skipped on rerun
+        (MCMC chains in ``<store>/chains/<key>.h5``, so that a killed run resumes
+        mid-chain).
+    parallel : Parallelism, optional
+        Threads per rank, the MPI pool that distributes the galaxies, and a progress bar.
 
     Returns
     -------
-    list of FitResult
-        In input order (on every rank).
+    FitResults
+        In input order (on every rank), keyed by ``ids`` (default: row numbers).
 
     Raises
     ------
     ValueError, TypeError
         Before any work, naming the argument, or the row and id of a bad redshift.
     """
-    _check_method(method, nested)
-    check_common(method, threads, nwalkers, nsteps, nsteps_cut, thin, seed, mcmc_options,
-                 refine)
-    obs, err, zz, keys = check_catalog(fluxes, flux_errs, z, distance_mpc, ids, dz, cosmo,
-                                       H0, Om0)
-    settings = _settings(likelihood, dof, perc_chi2, error_floor, mask_invalid, cosmo, H0, Om0,
-                         max_age_universe, del_wave_nebem=float(del_wave_nebem),
-                         poly_order=poly_order, spec_clip=spec_clip, dz=float(dz))
-    ctx = _Context(library, filters, model, priors, settings, threads)
+    run = _Run(method, seed, errors, spectral, cosmology, parallel)
+    cosmo = run.cosmology
+    obs, err, zz, keys = check_catalog(fluxes, flux_errs, z, distance_mpc, ids, dz,
+                                       cosmo.cosmo, cosmo.H0, cosmo.Om0)
+    settings = run.settings(max_age_universe, dz)
+    ctx = _Context(library, filters, model, priors, settings, run.parallel.threads)
     if obs.shape[1] != len(ctx.filters) or len(ctx.filters) == 0:
         raise ValueError(f"fluxes have {obs.shape[1]} bands but {len(ctx.filters)} filters")
-    settings.update(error_settings(ctx.filters, calibration, upper_limits, upper_limit_nsigma,
-                                   nsed=obs.shape[0]))
+    settings.update(error_settings(ctx.filters, run.errors.calibration, upper_limits,
+                                   run.errors.upper_limit_nsigma, nsed=obs.shape[0]))
     if spectra is not None and len(spectra) != obs.shape[0]:
         raise ValueError(f"spectra: one entry (or None) per galaxy ({obs.shape[0]}), got "
                          f"{len(spectra)}")
-    aset = _adaptive_settings(method, refine, seed)
     if isinstance(store, str | os.PathLike):
         store = ResultStore(store)
     lo = max(dz / 2, zz.min() - dz)
     grid = np.arange(lo, zz.max() + dz * 1.5, dz)
-    interp = (_ZInterpolator(ctx.photometry(grid, cache=False, pool=pool), settings,
-                             inplace=True)
+    interp = (_ZInterpolator(ctx.photometry(grid, cache=False, pool=run.parallel.pool),
+                             settings, inplace=True)
               if grid.size > 1 else None)
 
-    def work(i: int) -> FitResult:
-        if store is not None and store.has(keys[i]):
-            return store.load(keys[i])
-        ctx_i = ctx.for_sed(i)  # this SED's upper-limit flags
-        try:
-            models = ctx.photometry(float(zz[i])) if interp is None else interp(float(zz[i]))
-            mset = _mcmc_settings(method, nwalkers, nsteps, nsteps_cut, thin,
-                                  _sed_seed(seed, i), _chain_file(store, keys[i]), False,
-                                  nested, refine, mcmc_options)
-            spec = None if spectra is None else spectra[i]
-            if mset is None and spec is None and aset is None:
-                res = _run_rdsps(ctx_i, obs[i], err[i], models, ctx.age_prior(float(zz[i])),
-                                 None, threads=1, return_weights=True)
-                out = _result(ctx_i, res, models, obs[i], err[i], float(zz[i]))
-            else:
-                out = _fit(ctx_i, obs[i], err[i], float(zz[i]), spec, None, mset, models,
-                           _seeded(aset, _sed_seed(seed, i)))
-        except Exception as exc:
-            raise RuntimeError(f"SED {keys[i]!r}: {exc}") from exc
-        if store is not None:
-            store.save(keys[i], out)
-        return out
+    def models_at(zi: float) -> ModelPhotometry:
+        return ctx.photometry(zi) if interp is None else interp(zi)
 
-    mcmc = {"nwalkers": nwalkers, "nsteps": nsteps, "nsteps_cut": nsteps_cut, "thin": thin,
-            "seed": seed, "options": dict(mcmc_options or {}), "refine": _refine_record(refine)}
-    inputs = {} if store is None else {keys[i]: input_digest(
-        obs[i], err[i], zz[i], None if spectra is None else spectra[i],
-        _sed_seed(seed, i) if method == "mcmc" else None) for i in range(obs.shape[0])}
-    ctx.warn_each = False
-    with _store_session(store, pool, ctx, method, mcmc, inputs, **_sampler_record(aset,
-                                                                                  nested)):
-        results = _map_seds(pool, work, range(obs.shape[0]), threads, quiet, "fitting")
-    _warn_unconverged(results, keys, "fits")
-    _warn_mass_box(results, keys, "fits")
-    return results
+    def spectrum_of(i: int) -> Callable[[], ObservedSpectrum | None]:
+        return lambda: None if spectra is None else spectra[i]
+
+    seds = [_Sed(key=i if ids is None else ids[i], store_key=keys[i], name=f"SED {keys[i]!r}",
+                 label=keys[i], row=i, seed_index=i, obs=obs[i], err=err[i], z=float(zz[i]),
+                 area=None, spectrum=spectrum_of(i),
+                 digest=(obs[i], err[i], zz[i], None if spectra is None else spectra[i]))
+            for i in range(obs.shape[0])]
+    return _fit_many(ctx, run, seds, models_at, store, "fits")
 
 
 @with_single_blas_thread
 def fit_binmap(
     binned: Any,
     *,
-    bin_ids: Sequence[int] | None = None,
     library: Any = None,
     priors: PriorsLike = None,
-    method: str = "rdsps",
-    z: float | None = None,
-    store: PathLike | ResultStore | None = None,
-    pool: Any = None,
     model: Any = None,
-    likelihood: str = "gauss",
-    dof: float = 3.0,
-    perc_chi2: float = 100.0,
-    error_floor: float = 0.0,
-    mask_invalid: bool = False,
-    calibration: Any = "auto",
+    method: str | SamplerSettings = "rdsps",
+    seed: int = 0,
+    errors: ErrorModel | None = None,
     upper_limits: ArrayLike | None = None,
-    upper_limit_nsigma: float | None = None,
-    cosmo: Any = None,
-    H0: float = 70.0,
-    Om0: float = 0.3,
-    max_age_universe: bool = True,
-    threads: int | None = None,
-    quiet: bool = True,
+    bin_ids: Sequence[int] | None = None,
+    fit_leftover: bool = False,
+    z: float | None = None,
     fit_spectra: bool = False,
     spec_resolution: Any = None,
     spec_medium: str = "vacuum",
-    del_wave_nebem: float = 15.0,
-    poly_order: int | None = 8,
-    spec_clip: float | None = 4.0,
-    nwalkers: int = 32,
-    nsteps: int | None = None,
-    nsteps_cut: int = 50,
-    thin: int = 1,
-    seed: int = 0,
-    refine: bool | AdaptiveSettings = True,
-    nested: Any = None,
-    mcmc_options: Mapping[str, Any] | None = None,
-    fit_leftover: bool = False,
-) -> dict[int, FitResult]:
+    spectral: SpectralOptions | None = None,
+    cosmology: CosmologyParams | CosmologyLike = None,
+    max_age_universe: bool = True,
+    store: PathLike | ResultStore | None = None,
+    parallel: Parallelism | None = None,
+) -> FitResults:
     """Fit the SEDs of the bins of a binned cube.
 
     Parameters
     ----------
     binned : BinnedCube or path
         The binned cube (fluxes in units of its ``unit`` × erg s⁻¹ cm⁻² Å⁻¹).
+    library, priors, model
+        The library and the priors, as :func:`fit_sed`.
+    method : {"rdsps", "mcmc", "nested"} or their settings
+        The sampler, as :func:`fit_sed`.
+    seed : int
+        Bin ``b`` uses a seed derived from (seed, b).
+    errors : ErrorModel, optional
+        The likelihood and the error model, as :func:`fit_sed`; its ``calibration="auto"``
+        takes the cube's per-band fractions (``BinnedCube.calib_err``, from the flux map's
+        ``CALERR<i>``), else the instrument table. They are added to the binned SEDs
+        (c_b × the bin's summed flux: they are fully correlated across pixels), never per
+        pixel.
+    upper_limits : array_like of bool, shape (nband,) or (nbins, nband), optional
+        Upper-limit flags (row ``b − 1`` for bin ``b``); see :func:`fit_sed`.
     bin_ids : sequence of int, optional
         Bins to fit (numbered from 1); default all (the leftover bin only with
         ``fit_leftover``).
@@ -1025,8 +1037,6 @@ def fit_binmap(
         its summed flux is negative.
     z : float, optional
         Redshift; default the cube's.
-    store : path-like or ResultStore, optional
-        Crash-safe store keyed ``bin<id>``.
     fit_spectra : bool
         Fit the spectra of bins that have one together with their photometry
         (spectrophotometric binned cubes).
@@ -1034,43 +1044,24 @@ def fit_binmap(
         Instrumental resolution of the spectra.
     spec_medium : {"vacuum", "air"}
         Medium of the cube's wavelengths.
-    calibration : "auto", False, float, mapping or sequence
-        Calibration errors (see :func:`fit_sed`); ``"auto"`` takes the cube's per-band
-        fractions (``BinnedCube.calib_err``, from the flux map's ``CALERR<i>``), else the
-        instrument table. They are added to the binned SEDs (c_b × the bin's summed flux:
-        they are fully correlated across pixels), never per pixel.
-    upper_limits : array_like of bool, shape (nband,) or (nbins, nband), optional
-        Upper-limit flags (row ``b − 1`` for bin ``b``); see :func:`fit_sed`.
-    seed : int
-        MCMC and adaptive RDSPS: bin ``b`` uses a seed derived from (seed, b).
-    refine : bool or AdaptiveSettings
-        Adaptive refinement of RDSPS fits (see :func:`fit_sed`).
-    nested : NestedSettings or mapping, optional
-        Nested-sampling settings (``method="nested"``).
-    library, priors, method, model
-        The library and the fit, as :func:`fit_sed`.
-    pool : SerialPool or MPIPool, optional
-        Distribute bins over MPI ranks (as :func:`fit_catalog`).
-    likelihood, dof, perc_chi2, error_floor, mask_invalid, upper_limit_nsigma
-        The likelihood and the error model, as :func:`fit_sed`.
-    cosmo, H0, Om0, max_age_universe
-        Cosmology and the age limit, as :func:`fit_sed`.
-    threads, quiet
-        Threads per rank (as :func:`fit_sed`), and no progress bar when ``quiet``.
-    del_wave_nebem, poly_order, spec_clip
+    spectral : SpectralOptions, optional
         The spectral likelihood, as :func:`fit_sed`.
-    nwalkers, nsteps, nsteps_cut, thin, mcmc_options
-        MCMC settings, as :func:`fit_sed`.
+    cosmology : CosmologyParams, str, int or astropy Cosmology, optional
+        As :func:`fit_sed`.
+    max_age_universe : bool
+        Exclude models older than the universe at the cube's redshift.
+    store : path-like or ResultStore, optional
+        Crash-safe store keyed ``bin<id>`` (as :func:`fit_catalog`).
+    parallel : Parallelism, optional
+        Threads per rank, the MPI pool that distributes the bins, and a progress bar.
 
     Returns
     -------
-    dict of int to FitResult
+    FitResults
         Keyed by bin id.
     """
-    _check_method(method, nested)
+    run = _Run(method, seed, errors, spectral, cosmology, parallel)
     z = check_redshift(z, "z")
-    check_common(method, threads, nwalkers, nsteps, nsteps_cut, thin, seed, mcmc_options,
-                 refine)
     cube = binned if isinstance(binned, BinnedCube) else BinnedCube.read(binned)
     redshift = z if z is not None else getattr(cube, "z", None)
     if redshift is None or not np.isfinite(redshift) or redshift <= 0:
@@ -1099,88 +1090,49 @@ def fit_binmap(
                           "but flagged (bit 1 of the maps' BIN_FLAG), and its properties are "
                           "unreliable", LeftoverWarning, stacklevel=2)
     unit = float(getattr(cube, "unit", 1.0))
-    settings = _settings(likelihood, dof, perc_chi2, error_floor, mask_invalid, cosmo, H0, Om0,
-                         max_age_universe, del_wave_nebem=float(del_wave_nebem),
-                         poly_order=poly_order, spec_clip=spec_clip, dz=0.01)
+    settings = run.settings(max_age_universe, 0.01)
     if fit_spectra and getattr(cube, "bin_spec_flux", None) is None:
         raise ValueError("fit_spectra: the binned cube has no spectra")
-    ctx = _Context(library, list(cube.filters), model, priors, settings, threads)
-    settings.update(error_settings(ctx.filters, calibration, upper_limits, upper_limit_nsigma,
-                                   nsed=nbins,
+    ctx = _Context(library, list(cube.filters), model, priors, settings, run.parallel.threads)
+    settings.update(error_settings(ctx.filters, run.errors.calibration, upper_limits,
+                                   run.errors.upper_limit_nsigma, nsed=nbins,
                                    cube_calibration=getattr(cube, "calib_err", None)))
     if isinstance(store, str | os.PathLike):
         store = ResultStore(store)
-    aset = _adaptive_settings(method, refine, seed)
     areas = _bin_areas(cube)
-    models = ctx.photometry(float(redshift), pool=pool)
-    age = ctx.age_prior(float(redshift))
+    models = ctx.photometry(float(redshift), pool=run.parallel.pool)
 
-    def work(b: int) -> FitResult:
-        key = f"bin{b}"
-        if store is not None and store.has(key):
-            return store.load(key)
+    def has_spectrum(b: int) -> bool:
+        return bool(fit_spectra and cube.bin_has_spec[b - 1])  # then the cube has spectra
+
+    def spectrum_of(b: int) -> Callable[[], ObservedSpectrum | None]:
+        def make() -> ObservedSpectrum | None:
+            if not has_spectrum(b):
+                return None
+            return ObservedSpectrum(cast("NDArray[np.float64]", cube.wave),
+                                    cast("NDArray", cube.bin_spec_flux)[b - 1] * unit,
+                                    cast("NDArray", cube.bin_spec_err)[b - 1] * unit,
+                                    medium=spec_medium, resolution=spec_resolution)
+        return make
+
+    def spec_digest(b: int) -> tuple[NDArray, ...] | None:
+        if not has_spectrum(b):
+            return None
+        return (cast("NDArray", cube.wave), cast("NDArray", cube.bin_spec_flux)[b - 1],
+                cast("NDArray", cube.bin_spec_err)[b - 1])
+
+    seds = []
+    for b in ids:
         obs = cube.bin_flux[b - 1] * unit
         err = cube.bin_flux_err[b - 1] * unit
         area = None if areas is None else areas[b - 1]
-        mset = _mcmc_settings(method, nwalkers, nsteps, nsteps_cut, thin, _sed_seed(seed, b),
-                              _chain_file(store, key), False, nested, refine, mcmc_options)
-        spec = None
-        if fit_spectra and cube.bin_has_spec[b - 1]:  # the cube has spectra
-            spec = ObservedSpectrum(cast("NDArray[np.float64]", cube.wave),
-                                    cast("NDArray", cube.bin_spec_flux)[b - 1] * unit,
-                                    cast("NDArray", cube.bin_spec_err)[b - 1] * unit,
-                                    medium=spec_medium,
-                                    resolution=spec_resolution)
-        ctx_b = ctx.for_sed(b - 1)  # this bin's upper-limit flags
-        try:
-            if mset is None and spec is None and aset is None:
-                res = _run_rdsps(ctx_b, obs, err, models, age, area, threads=1,
-                                 return_weights=True)
-                out = _result(ctx_b, res, models, obs, err, float(redshift))
-            else:
-                out = _fit(ctx_b, obs, err, float(redshift), spec, area, mset, models,
-                           _seeded(aset, _sed_seed(seed, b)))
-        except Exception as exc:
-            raise RuntimeError(f"bin {b}: {exc}") from exc
-        if store is not None:
-            store.save(key, out)
-        return out
-
-    mcmc = {"nwalkers": nwalkers, "nsteps": nsteps, "nsteps_cut": nsteps_cut, "thin": thin,
-            "seed": seed, "options": dict(mcmc_options or {}), "refine": _refine_record(refine)}
-
-    def spec_of(b: int) -> tuple[NDArray, ...] | None:
-        if not (fit_spectra and cube.bin_has_spec[b - 1]):
-            return None
-        return (cast("NDArray", cube.wave), cast("NDArray", cube.bin_spec_flux)[b - 1],
-                cast("NDArray", cube.bin_spec_err)[b - 1])  # the cube has spectra
-
-    inputs = {} if store is None else {f"bin{b}": input_digest(
-        cube.bin_flux[b - 1] * unit, cube.bin_flux_err[b - 1] * unit, redshift,
-        None if areas is None else areas[b - 1], spec_of(b),
-        _sed_seed(seed, b) if method == "mcmc" else None) for b in ids}
-    ctx.warn_each = False
-    with _store_session(store, pool, ctx, method, mcmc, inputs, unit=unit,
-                        fit_spectra=bool(fit_spectra), spec_resolution=spec_resolution,
-                        spec_medium=spec_medium, **_sampler_record(aset, nested)):
-        results = _map_seds(pool, work, ids, threads, quiet, "fitting bins")
-    _warn_unconverged(results, [f"bin {b}" for b in ids], "bins")
-    _warn_mass_box(results, [f"bin {b}" for b in ids], "bins")
-    return dict(zip(ids, results, strict=True))
-
-
-def _sampler_record(aset: AdaptiveSettings | None, nested: Any) -> dict[str, Any]:
-    """The refinement and nested-sampling settings, for a store's record."""
-    if nested is not None and dataclasses.is_dataclass(nested):
-        nested = dataclasses.asdict(cast("DataclassInstance", nested))  # settings, not a class
-    return {"refine": None if aset is None else dataclasses.asdict(aset), "nested": nested}
-
-
-def _refine_record(refine: Any) -> Any:
-    """``refine`` for a store's record (MCMC: the refinement that starts the walkers)."""
-    # refine is a bool or an AdaptiveSettings instance (check_common), never a class
-    return (dataclasses.asdict(cast("DataclassInstance", refine))
-            if dataclasses.is_dataclass(refine) else refine)
+        seds.append(_Sed(key=b, store_key=f"bin{b}", name=f"bin {b}", label=f"bin {b}",
+                         row=b - 1, seed_index=b, obs=obs, err=err, z=float(redshift),
+                         area=area, spectrum=spectrum_of(b),
+                         digest=(obs, err, redshift, area, spec_digest(b))))
+    return _fit_many(ctx, run, seds, lambda _z: models, store, "bins", unit=unit,
+                     fit_spectra=bool(fit_spectra), spec_resolution=spec_resolution,
+                     spec_medium=spec_medium)
 
 
 def _chain_file(store: ResultStore | None, key: str) -> str | None:
@@ -1192,8 +1144,8 @@ def _chain_file(store: ResultStore | None, key: str) -> str | None:
     return os.fspath(folder / f"{ResultStore._check_key(key)}.h5")
 
 
-def _store_session(store: ResultStore | None, pool: Any, ctx: _Context, method: str,
-                   mcmc: dict[str, Any], inputs: Mapping[str, str], **extra: Any) -> Any:
+def _store_session(store: ResultStore | None, pool: Any, ctx: _Context, run: _Run,
+                   inputs: Mapping[str, str], **extra: Any) -> Any:
     """Lock ``store`` for this run and check what made its results (no-op without a store).
 
     The record holds the method, settings, filters, priors, the library's content digest,
@@ -1202,19 +1154,19 @@ def _store_session(store: ResultStore | None, pool: Any, ctx: _Context, method: 
     """
     if store is None:
         return contextlib.nullcontext()
-    run = {"method": method, "settings": ctx.settings, "filters": list(ctx.filters),
-           "priors": repr(ctx.priors), "library": library_digest(ctx.library),
-           "model": None if ctx.model is None else model_config(ctx.model),
-           "mcmc": mcmc if method == "mcmc" else None, **extra}
+    record = {"method": run.method, "settings": ctx.settings, "filters": list(ctx.filters),
+              "priors": repr(ctx.priors), "library": library_digest(ctx.library),
+              "model": None if ctx.model is None else model_config(ctx.model),
+              "mcmc": run.mcmc_record(), **extra}
     chain = overhead = 0
-    if method == "mcmc":
+    if isinstance(run.sampler, McmcSettings):
         # sampled: the model's free parameters, at most a free redshift and a dispersion too
         ndim = (len(ctx.model.free_params()) if ctx.model is not None
                 else len(ctx.library.params) + 1) + 2
-        steps = mcmc["nsteps"] or McmcSettings(**mcmc["options"]).max_steps
-        chain = chain_file_bytes(ndim, mcmc["nwalkers"], steps)
-        overhead = chain_file_bytes(ndim, mcmc["nwalkers"], steps, running=True) - chain
-    return store.session(run, inputs, pool, chain_bytes=chain, chain_overhead=overhead)
+        steps = run.sampler.step_limit
+        chain = chain_file_bytes(ndim, run.sampler.nwalkers, steps)
+        overhead = chain_file_bytes(ndim, run.sampler.nwalkers, steps, running=True) - chain
+    return store.session(record, inputs, pool, chain_bytes=chain, chain_overhead=overhead)
 
 
 def _bin_areas(cube: Any) -> NDArray[np.float64] | None:

@@ -69,7 +69,7 @@ import dataclasses
 import math
 import os
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -746,47 +746,3 @@ def fit_one(ctx: FitContext, lp: LibraryPass, obs: NDArray | None, err: NDArray 
     return FitResult(method="mcmc", **post, n_used=int(nsamp), config=ctx.config(),
                      diagnostics=diagnostics, ess=float(ess), n_model_evaluations=int(n_eval),
                      rounds=int(run["segments"]), converged=bool(run["converged"]))
-
-
-#: Keys of the drivers' ``mcmc_options`` (the McmcSettings without an argument of their own).
-OPTION_KEYS = ("max_steps", "tau_factor", "tau_rtol", "check_every", "burn_tau", "moves",
-               "start", "init_spread", "n_sed_samples", "max_derived_samples", "dz_interp",
-               "log_mass_to_light")
-
-
-def option_settings(options: Mapping[str, Any] | None, refine: Any = True) -> dict[str, Any]:
-    """McmcSettings keywords from the drivers' ``mcmc_options`` mapping and ``refine``.
-
-    Raises TypeError / ValueError naming ``mcmc_options`` and the key for anything else
-    than a mapping of :data:`OPTION_KEYS`.
-
-    Parameters
-    ----------
-    options : mapping, optional
-        The drivers' ``mcmc_options`` (keys :data:`OPTION_KEYS`).
-    refine : bool or AdaptiveSettings
-        False starts the walkers from the library (``start="library"``, unless the options
-        say otherwise); an :class:`~pixedfit.fitting.adaptive.AdaptiveSettings` sets the
-        refinement of the start.
-
-    Returns
-    -------
-    dict
-        Keywords of :class:`McmcSettings`.
-    """
-    if options is None:
-        options = {}
-    if not isinstance(options, Mapping):
-        raise TypeError(f"mcmc_options must be a mapping (keys {', '.join(OPTION_KEYS)}), "
-                        f"got {options!r}")
-    unknown = [k for k in options if k not in OPTION_KEYS]
-    if unknown:
-        raise ValueError(f"mcmc_options: unknown key(s) {', '.join(map(repr, unknown))} "
-                         f"(known: {', '.join(OPTION_KEYS)}; nwalkers, nsteps, nsteps_cut, "
-                         "thin, seed and backend are arguments of their own)")
-    out = dict(options)
-    if refine is False:
-        out.setdefault("start", "library")
-    elif refine is not True:
-        out["refine"] = refine
-    return out

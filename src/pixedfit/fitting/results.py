@@ -45,7 +45,7 @@ import os
 import re
 import shutil
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -62,6 +62,7 @@ from ..filters import cwave_filters
 __all__ = [
     "SCHEMA_VERSION",
     "FitResult",
+    "FitResults",
     "ResultStore",
     "StaleStoreError",
     "StoreWarning",
@@ -935,15 +936,77 @@ class ResultStore:
 
     def summary_table(self, keys: list[str] | None = None) -> Table:
         """One row per stored result: key, then <param>_<stat> columns."""
-        rows: list[Mapping[str, Any]] = []
-        for key in keys if keys is not None else self.keys():
-            res = self.load(key)
-            row: dict[str, Any] = {"id": key, "chi2_min": res.chi2_min, "n_used": res.n_used,
-                                   "ess": res.ess, "n_model_evaluations":
-                                   res.n_model_evaluations, "converged":
-                                   -1 if res.converged is None else int(res.converged)}
-            for name, stats in res.summary.items():
-                for stat, value in stats.items():
-                    row[f"{name}_{stat}"] = value
-            rows.append(row)
+        rows = [_summary_row(key, self.load(key))
+                for key in (keys if keys is not None else self.keys())]
+        return Table(rows=rows) if rows else Table()
+
+
+def _summary_row(key: Any, res: FitResult) -> dict[str, Any]:
+    """One row of a summary table: id, fit quality, then ``<param>_<stat>`` columns."""
+    row: dict[str, Any] = {"id": key, "chi2_min": res.chi2_min, "n_used": res.n_used,
+                           "ess": res.ess, "n_model_evaluations": res.n_model_evaluations,
+                           "converged": -1 if res.converged is None else int(res.converged)}
+    for name, stats in res.summary.items():
+        for stat, value in stats.items():
+            row[f"{name}_{stat}"] = value
+    return row
+
+
+class FitResults(Mapping[Any, FitResult]):
+    """The results of a run of fits: one :class:`FitResult` per SED, in input order.
+
+    :func:`~pixedfit.fitting.fit_catalog` keys them by the catalogue's ids (row numbers,
+    0-based, without ids) and :func:`~pixedfit.fitting.fit_binmap` by bin id (from 1).
+    A read-only mapping: ``results[key]``, ``results.items()``; ``list(results.values())``
+    gives them in input order.
+
+    Parameters
+    ----------
+    keys : sequence
+        One unique key per result.
+    results : sequence of FitResult
+        The results, in the order of ``keys``.
+    """
+
+    def __init__(self, keys: Sequence[Any], results: Sequence[FitResult]) -> None:
+        if len(keys) != len(results):
+            raise ValueError(f"keys ({len(keys)}) and results ({len(results)}) differ in "
+                             "length")
+        self._results = dict(zip(keys, results, strict=True))
+        if len(self._results) != len(keys):
+            raise ValueError("keys must be unique")
+
+    def __getitem__(self, key: Any) -> FitResult:
+        return self._results[key]
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._results)
+
+    def __len__(self) -> int:
+        return len(self._results)
+
+    def __repr__(self) -> str:
+        return (f"FitResults({len(self)} fits, {len(self.failed)} failed, "
+                f"{len(self.unconverged)} not converged)")
+
+    @property
+    def failed(self) -> list[Any]:
+        """Keys of the fits in which no model entered the posterior."""
+        return [k for k, r in self._results.items() if not r.ok]
+
+    @property
+    def unconverged(self) -> list[Any]:
+        """Keys of the fits whose sampler did not reach its convergence target."""
+        return [k for k, r in self._results.items() if r.converged is False]
+
+    def table(self) -> Table:
+        """One row per fit: ``id`` (the key), ``chi2_min``, ``n_used``, ``ess``,
+        ``n_model_evaluations``, ``converged`` (−1: not recorded), then
+        ``<param>_<stat>`` columns (as :meth:`ResultStore.summary_table`).
+
+        Returns
+        -------
+        astropy.table.Table
+        """
+        rows = [_summary_row(k, r) for k, r in self._results.items()]
         return Table(rows=rows) if rows else Table()
