@@ -38,7 +38,7 @@ from astropy import units as u
 from astropy.cosmology import FlatLambdaCDM, z_at_value
 
 from pixedfit.filters import cwave_filters
-from pixedfit.fitting import fit_catalog
+from pixedfit.fitting import ErrorModel, Parallelism, RdspsSettings, fit_catalog
 from pixedfit.fitting.adaptive import ConvergenceWarning
 from pixedfit.library import generate_library
 from pixedfit.sps import SEDModel
@@ -63,9 +63,10 @@ LEDA_CSV = "DustPedia_HyperLEDA_Herschel.csv"
 CIGALE_CSV = "dustpedia_cigale_results_final_version.csv"
 #: Library ranges that differ from the model's defaults (ages up to the age of the universe).
 RANGES = {"log_age": (-1.0, 1.14)}
-#: Options of every fit_catalog call: the library's redshift step (finer than the default:
-#: these galaxies lie within z < 0.016) and bands without a valid flux or error dropped.
-FIT_OPTIONS = {"dz": 0.002, "mask_invalid": True}
+#: The library's redshift step of every fit_catalog call (finer than the default: these
+#: galaxies lie within z < 0.016); bands without a valid flux or error are dropped
+#: (ErrorModel.mask_invalid).
+DZ = 0.002
 SALPETER_TO_KROUPA_MASS = np.log10(0.66)
 SALPETER_TO_KROUPA_SFR = np.log10(0.67)
 
@@ -256,10 +257,12 @@ def main() -> None:
         start = time.perf_counter()
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", ConvergenceWarning)
-            results = fit_catalog(flux[ok], err[ok], filters, zs[ok], library=library,
-                                  model=model, error_floor=args.floor,
-                                  refine=not args.plain, seed=seed, **FIT_OPTIONS,
-                                  threads=args.threads, pool=pool)
+            fits = fit_catalog(flux[ok], err[ok], filters, zs[ok], library=library,
+                               model=model, method=RdspsSettings(refine=not args.plain),
+                               seed=seed, dz=DZ,
+                               errors=ErrorModel(error_floor=args.floor, mask_invalid=True),
+                               parallel=Parallelism(threads=args.threads, pool=pool))
+        results = list(fits.values())
         t_fit = time.perf_counter() - start
         k_m = results[0].names.index("log_mass")
         k_s = results[0].names.index("log_sfr100")
