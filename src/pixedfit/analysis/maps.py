@@ -157,8 +157,9 @@ _ORIGINAL_MISSING_BELOW = -90.0
 
 
 def load_fit_results(fits_in: Any) -> dict[int, FitResult]:
-    """Fit results keyed by bin id from a dict, a :class:`ResultStore` or its folder
-    (keys ``bin<id>``)."""
+    """Fit results keyed by bin id from a mapping (the
+    :class:`~pixedfit.fitting.results.FitResults` of ``fit_binmap``), a
+    :class:`ResultStore` or its folder (keys ``bin<id>``)."""
     if isinstance(fits_in, Mapping):
         out = {}
         for key, res in fits_in.items():
@@ -176,7 +177,8 @@ def load_fit_results(fits_in: Any) -> dict[int, FitResult]:
             if key.startswith("bin") and key[3:].isdigit():
                 out[int(key[3:])] = fits_in.load(key)
         return out
-    raise TypeError("fits: expected a dict bin id → FitResult, a ResultStore or its folder")
+    raise TypeError("fits: expected a mapping bin id → FitResult (fit_binmap's FitResults), a "
+                    "ResultStore or its folder")
 
 
 def get_bestfit_params(fit: FitResult | PathLike, stat: str | None = None) -> dict[str, float]:
