@@ -790,7 +790,7 @@ def generate_library(
     chunk: int = 5000,
     pool: Any = None,
     threads: int | None = None,
-    quiet: bool = True,
+    progress: bool = False,
 ) -> ModelLibrary:
     """Draw ``n`` models uniformly within ranges and compute their properties.
 
@@ -818,8 +818,8 @@ def generate_library(
         Distribute chunks over MPI ranks (all ranks receive the library).
     threads : int, optional
         OpenMP threads per call (see :func:`pixedfit.parallel.resolve_threads`).
-    quiet : bool
-        No progress bar.
+    progress : bool
+        Show a progress bar (only on a terminal).
 
     Returns
     -------
@@ -855,7 +855,7 @@ def generate_library(
         return {k: np.atleast_1d(v) for k, v in rest.derived.items()}, flux
 
     iterator = starts
-    if not quiet:
+    if progress:
         from tqdm.auto import tqdm
 
         iterator = tqdm(starts, desc="models", unit="chunk", disable=None)  # None: TTY only

@@ -956,7 +956,7 @@ class Pipeline:
             ranges = {k: tuple(v) for k, v in cfg["ranges"].items()}
             generate_library(model, int(cfg["nmodels"]), ranges=ranges, seed=int(cfg["seed"]),
                              path=dest, pool=self.pool, threads=self.threads,
-                             quiet=self.quiet)
+                             progress=not self.quiet)
             return ["models/library.h5"], {"nmodels": int(cfg["nmodels"])}
 
         return self._stage("models", cfg, [], [], work, everyone=True)

@@ -140,7 +140,7 @@ def _cmd_models_generate(args: argparse.Namespace) -> int:
     pool = get_pool()
     library = generate_library(model, args.n, ranges=dict(args.range or []), seed=args.seed,
                                path=args.out, spectra=args.spectra, pool=pool, chunk=args.chunk,
-                               threads=args.threads, quiet=args.quiet)
+                               threads=args.threads, progress=not args.quiet)
     if pool.is_master:
         print(f"wrote {library.nmodels} models ({', '.join(library.params)}) to {args.out}")
     return 0
