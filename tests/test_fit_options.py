@@ -135,3 +135,39 @@ def test_drivers_take_few_positional_parameters_and_option_objects(driver):
     assert not names & {"nwalkers", "nsteps", "likelihood", "error_floor", "threads", "pool",
                         "quiet", "progress", "refine", "nested", "mcmc_options", "cosmo",
                         "H0", "Om0", "del_wave_nebem", "spec_clip"}
+
+
+@pytest.mark.parametrize(("options", "error", "words"), [
+    (ErrorModel(likelihood="cauchy"), ValueError, "errors.likelihood"),
+    (ErrorModel(dof=0), ValueError, "errors.dof"),
+    (ErrorModel(dof="3"), TypeError, "errors.dof"),  # type: ignore[arg-type]
+    (ErrorModel(perc_chi2=120), ValueError, "errors.perc_chi2"),
+    (ErrorModel(error_floor=-0.1), ValueError, "errors.error_floor"),
+    (ErrorModel(error_floor=float("nan")), ValueError, "errors.error_floor"),
+    (ErrorModel(mask_invalid="yes"), TypeError, "errors.mask_invalid"),  # type: ignore[arg-type]
+    (ErrorModel(upper_limit_nsigma=0), ValueError, "errors.upper_limit_nsigma"),
+    (SpectralOptions(line_mask_width=-1), ValueError, "spectral.line_mask_width"),
+    (SpectralOptions(poly_order=2.5), ValueError, "spectral.poly_order"),  # type: ignore[arg-type]
+    (SpectralOptions(clip=0), ValueError, "spectral.clip"),
+])
+def test_bad_error_model_and_spectral_options_name_the_setting(options, error, words):
+    with pytest.raises(error, match=words):
+        options.check()
+
+
+def test_good_options_pass_their_checks():
+    ErrorModel(likelihood="student_t", dof=2.5, perc_chi2=90, error_floor=0.05,
+               mask_invalid=True, upper_limit_nsigma=3).check()
+    SpectralOptions(line_mask_width=0, poly_order=None, clip=None).check()
+
+
+def test_command_line_messages_name_the_flags():
+    from pixedfit.cli.fit import FLAGS
+    from pixedfit.cli.main import user_message
+
+    with pytest.raises(ValueError) as info:
+        ErrorModel(dof=-1).check()
+    assert user_message(info.value, FLAGS) == "--dof must be > 0, got -1"
+    with pytest.raises(ValueError) as info:
+        NestedSettings.from_any({"n_live": 5})
+    assert user_message(info.value, FLAGS).startswith("--nlive must be >= 100")

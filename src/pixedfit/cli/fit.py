@@ -125,6 +125,11 @@ FLAGS = {
     "calibration_errors": "--calibration-errors", "calib_err": "--calibration-errors",
     "upper_limit_nsigma": "--upper-limit-nsigma", "distance_column": "--distance-column",
     "refine": "--no-refine", "nested": "--nlive/--target-ess/--max-calls",
+    # the option objects the command builds (pixedfit.fitting.options)
+    "errors.likelihood": "--likelihood", "errors.dof": "--dof",
+    "errors.perc_chi2": "--perc-chi2", "errors.error_floor": "--error-floor",
+    "errors.upper_limit_nsigma": "--upper-limit-nsigma", "NestedSettings.n_live": "--nlive",
+    "NestedSettings.target_ess": "--target-ess", "NestedSettings.max_calls": "--max-calls",
 }
 
 

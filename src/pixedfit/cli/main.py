@@ -66,6 +66,8 @@ def _config_keys() -> dict[str, str]:
             seen.setdefault(key, []).append(f"{section}.{key}")
     keys = {k: v[0] for k, v in seen.items() if len(v) == 1}
     keys.setdefault("n", "models.nmodels")
+    for name in ("likelihood", "dof", "perc_chi2", "error_floor", "upper_limit_nsigma"):
+        keys[f"errors.{name}"] = f"fitting.{name}"  # the fitting stage's ErrorModel
     return keys
 
 

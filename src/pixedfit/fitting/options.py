@@ -27,12 +27,16 @@ those hold.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any, TypeAlias
+
+import numpy as np
 
 from .adaptive import AdaptiveSettings
 from .mcmc import McmcSettings
 from .nested import NestedSettings
+from .rdsps import LIKELIHOODS
 
 __all__ = ["METHODS", "ErrorModel", "RdspsSettings", "SamplerSettings", "SpectralOptions",
            "sampler_settings"]
@@ -72,6 +76,35 @@ class ErrorModel:
     calibration: Any = "auto"
     upper_limit_nsigma: float | None = None
 
+    def check(self) -> None:
+        """Raise for a bad setting, naming it (``calibration`` is checked against the
+        fitted bands by the drivers).
+
+        Raises
+        ------
+        TypeError
+            A number that is not one, a flag that is not a bool.
+        ValueError
+            A value out of its range, an unknown likelihood.
+        """
+        if self.likelihood not in LIKELIHOODS:
+            raise ValueError(f"errors.likelihood must be one of {sorted(LIKELIHOODS)}, got "
+                             f"{self.likelihood!r}")
+        if not _number("errors.dof", self.dof) > 0:
+            raise ValueError(f"errors.dof must be > 0, got {self.dof}")
+        if not 0 < _number("errors.perc_chi2", self.perc_chi2) <= 100:
+            raise ValueError(f"errors.perc_chi2 must be within (0, 100], got {self.perc_chi2}")
+        if not _number("errors.error_floor", self.error_floor) >= 0:
+            raise ValueError(f"errors.error_floor must be a fraction >= 0, got "
+                             f"{self.error_floor}")
+        if not isinstance(self.mask_invalid, bool | np.bool_):
+            raise TypeError(f"errors.mask_invalid must be True or False, got "
+                            f"{self.mask_invalid!r}")
+        if (self.upper_limit_nsigma is not None
+                and not _number("errors.upper_limit_nsigma", self.upper_limit_nsigma) > 0):
+            raise ValueError(f"errors.upper_limit_nsigma must be > 0 or None, got "
+                             f"{self.upper_limit_nsigma}")
+
 
 @dataclass(frozen=True)
 class SpectralOptions:
@@ -91,6 +124,36 @@ class SpectralOptions:
     line_mask_width: float = 15.0
     poly_order: int | None = 8
     clip: float | None = 4.0
+
+    def check(self) -> None:
+        """Raise for a bad setting, naming it.
+
+        Raises
+        ------
+        TypeError
+            A number that is not one.
+        ValueError
+            A value out of its range.
+        """
+        if not _number("spectral.line_mask_width", self.line_mask_width) >= 0:
+            raise ValueError(f"spectral.line_mask_width must be >= 0 Å, got "
+                             f"{self.line_mask_width}")
+        order = self.poly_order
+        if order is not None and (isinstance(order, bool) or not isinstance(
+                order, int | np.integer) or not 0 <= order <= 40):
+            raise ValueError(f"spectral.poly_order must be None or an integer 0..40, got "
+                             f"{order!r}")
+        if self.clip is not None and not _number("spectral.clip", self.clip) > 0:
+            raise ValueError(f"spectral.clip must be > 0 or None, got {self.clip}")
+
+
+def _number(name: str, value: Any) -> float:
+    """``value`` as a finite float; TypeError / ValueError naming ``name`` otherwise."""
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+        raise TypeError(f"{name} must be a number, got {value!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    return float(value)
 
 
 @dataclass(frozen=True)
