@@ -801,7 +801,7 @@ def test_our_original_layout_library_writer_matches_the_spec_file(golden, tmp_pa
     got_attrs, got_sets = _h5_structure(tmp_path / "ours.h5")
     assert set(got_attrs) == set(want_attrs)
     assert got_sets == want_sets
-    for key in set(want_attrs) - {"sfh_form", "imf_type"}:  # those two: see the xfail below
+    for key in want_attrs:
         _nan_equal(got_attrs[key], want_attrs[key])
     with h5py.File(path, "r") as a, h5py.File(tmp_path / "ours.h5", "r") as b:
         for name in want_sets:
@@ -811,15 +811,29 @@ def test_our_original_layout_library_writer_matches_the_spec_file(golden, tmp_pa
                 _nan_equal(b[name][()], a[name][()].astype(np.float32))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "reader bug: ModelLibrary.read_pixedfit drops the /mod attributes sfh_form (set to None "
-    "on purpose, library.py read_pixedfit) and imf_type (not read), so write_pixedfit of a "
-    "library read from the original's layout writes sfh_form=-1 and imf_type=2 (Kroupa) "
-    "instead of the file's 1 and 1: the original's fitting scripts then use a wrong SFH"))
 def test_original_library_round_trip_keeps_sfh_form_and_imf(golden, tmp_path):
     path = golden("orig_library.h5.gz")
     read_library(path).write_pixedfit(tmp_path / "ours.h5")
     with h5py.File(tmp_path / "ours.h5", "r") as f:
+        assert (int(f["mod"].attrs["sfh_form"]), int(f["mod"].attrs["imf_type"])) == (1, 1)
+
+
+def test_original_library_keeps_its_attributes_apart_from_the_model_configuration(
+        golden, tmp_path):
+    """The original's SFH form and IMF are kept outside ``config`` (whose ``sfh_form`` None
+    makes fits use the stored spectra: the original's FSPS model cannot be rebuilt), and
+    survive a trip through our layout."""
+    lib = read_library(golden("orig_library.h5.gz"))
+    assert lib.config["sfh_form"] is None
+    assert lib.original_attrs == {"imf_type": 1, "sfh_form": 1, "free_gas_logz": 0,
+                                  "smooth_velocity": 1, "sigma_smooth": 0.0, "smooth_lsf": 0}
+    with pytest.raises(ValueError, match="complete SEDModel configuration"):
+        lib.model()
+    lib.write(tmp_path / "ours.h5")
+    back = ModelLibrary.read(tmp_path / "ours.h5")
+    assert back.config == lib.config and back.original_attrs == lib.original_attrs
+    back.write_pixedfit(tmp_path / "orig.h5")
+    with h5py.File(tmp_path / "orig.h5", "r") as f:
         assert (int(f["mod"].attrs["sfh_form"]), int(f["mod"].attrs["imf_type"])) == (1, 1)
 
 
