@@ -23,14 +23,17 @@ Our layout (HDF5, ``schema_version`` 1, ``kind = "pixedfit-fit-result"``)::
                   factor_std] (MCMC: posterior mean and std of the correction)
     attrs diagnostics (JSON): MCMC acceptance fraction, autocorrelation times, settings
 
-The original's RDSPS FITS layout (spec §2.3: ``PRIMARY`` header, ``FIT_PARAMS`` with rows
-mean/std, ``MINCHI2_PARAMS``, ``OBS_PHOTO``, ``BFIT_PHOTO``, ``BFIT_MOD_SPEC``) and MCMC
-layout (spec §2.6: ``PRIMARY``, ``SAMPLERS``, ``FIT_PARAMS`` rows p16/p50/p84,
-``OBS_PHOTO``, ``BFIT_PHOTO`` with columns wave, p16, p50, p84, ``BFIT_MOD_SPEC`` with wave,
-tot_p16 … and stellar_, nebe_, duste_, agn_ percentiles) are written by
-:meth:`FitResult.write_pixedfit` and read by :meth:`FitResult.read_pixedfit`. pixedfit
-appends ``MINCHI2_PARAMS`` to MCMC files and, for spectral fits, ``OBS_SPEC`` and
-``BFIT_SPEC`` (extensions the original's readers ignore).
+The original's RDSPS FITS layout (spec §2.3: ``PRIMARY`` header, [``SAMPLERS``],
+``FIT_PARAMS`` with rows mean/std, ``MINCHI2_PARAMS``, ``OBS_PHOTO``, ``BFIT_PHOTO``,
+``BFIT_MOD_SPEC``) and MCMC layout (spec §2.6: ``PRIMARY``, [``SAMPLERS``], ``FIT_PARAMS``
+rows p16/p50/p84, ``OBS_PHOTO``, ``BFIT_PHOTO`` with columns wave, p16, p50, p84,
+``BFIT_MOD_SPEC`` with wave, tot_p16 … and stellar_, nebe_, duste_, agn_ percentiles) are
+written by :meth:`FitResult.write_pixedfit` and read by :meth:`FitResult.read_pixedfit`.
+``SAMPLERS`` (written when the result has samples, ``storesamp=1``) holds ``id`` and one
+column per name; the original's RDSPS table (every model of the library) also has ``chi2``
+and ``lnprob``, which :attr:`FitResult.samples` does not hold: the reader drops them and
+the writer does not write them. pixedfit appends ``MINCHI2_PARAMS`` to MCMC files and, for
+spectral fits, ``OBS_SPEC`` and ``BFIT_SPEC`` (extensions the original's readers ignore).
 """
 
 from __future__ import annotations
@@ -372,7 +375,7 @@ class FitResult:
         cols: dict[str, Any] = {"rows": rows}
         cols.update({name: [float(v[k]) for v in values] for k, name in enumerate(self.names)})
         hdus = [primary]
-        if mcmc and self.samples is not None:
+        if self.samples is not None:  # storesamp=1 (RDSPS too); plot_corner reads HDU 1
             samp = {"id": np.arange(1, self.samples.shape[0] + 1)}
             samp.update({name: self.samples[:, k] for k, name in enumerate(self.names)})
             hdus.append(fits.BinTableHDU(Table(samp), name="SAMPLERS"))
