@@ -77,6 +77,7 @@ def test_results_round_trip_both_layouts(model, library, tmp_path):
                                               "MINCHI2_PARAMS", "OBS_PHOTO", "BFIT_PHOTO"]
         assert hdul[0].header["fitmethod"] == "rdsps" and hdul[0].header["GAL_Z"] == 0.1
         assert hdul[0].header["storesamp"] == 1
+        assert hdul[0].header["COSMO"] == "flat_LCDM"  # cosmo=None (the default): flat ΛCDM
         assert list(hdul["FIT_PARAMS"].data["rows"]) == ["mean", "std"]
     orig = FitResult.read_any(tmp_path / "r.fits")
     np.testing.assert_allclose(orig.mean, res.mean)
