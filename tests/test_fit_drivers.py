@@ -73,14 +73,17 @@ def test_results_round_trip_both_layouts(model, library, tmp_path):
     assert back.config["likelihood"] == "gauss"
     res.write_pixedfit(tmp_path / "r.fits")
     with fits.open(tmp_path / "r.fits") as hdul:
-        assert [h.name for h in hdul][:5] == ["PRIMARY", "FIT_PARAMS", "MINCHI2_PARAMS",
-                                              "OBS_PHOTO", "BFIT_PHOTO"]
+        assert [h.name for h in hdul][:6] == ["PRIMARY", "SAMPLERS", "FIT_PARAMS",
+                                              "MINCHI2_PARAMS", "OBS_PHOTO", "BFIT_PHOTO"]
         assert hdul[0].header["fitmethod"] == "rdsps" and hdul[0].header["GAL_Z"] == 0.1
+        assert hdul[0].header["storesamp"] == 1
+        assert hdul[0].header["COSMO"] == "flat_LCDM"  # cosmo=None (the default): flat ΛCDM
         assert list(hdul["FIT_PARAMS"].data["rows"]) == ["mean", "std"]
     orig = FitResult.read_any(tmp_path / "r.fits")
     np.testing.assert_allclose(orig.mean, res.mean)
     np.testing.assert_allclose(orig.std, res.std)
     np.testing.assert_allclose(orig.best, res.best)
+    np.testing.assert_array_equal(orig.samples, res.samples)
     assert orig.filters == res.filters and orig.names == res.names
     with pytest.raises(ValueError, match="not a readable HDF5"):
         FitResult.read(tmp_path / "r.fits")

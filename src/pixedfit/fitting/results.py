@@ -23,14 +23,17 @@ Our layout (HDF5, ``schema_version`` 1, ``kind = "pixedfit-fit-result"``)::
                   factor_std] (MCMC: posterior mean and std of the correction)
     attrs diagnostics (JSON): MCMC acceptance fraction, autocorrelation times, settings
 
-The original's RDSPS FITS layout (spec §2.3: ``PRIMARY`` header, ``FIT_PARAMS`` with rows
-mean/std, ``MINCHI2_PARAMS``, ``OBS_PHOTO``, ``BFIT_PHOTO``, ``BFIT_MOD_SPEC``) and MCMC
-layout (spec §2.6: ``PRIMARY``, ``SAMPLERS``, ``FIT_PARAMS`` rows p16/p50/p84,
-``OBS_PHOTO``, ``BFIT_PHOTO`` with columns wave, p16, p50, p84, ``BFIT_MOD_SPEC`` with wave,
-tot_p16 … and stellar_, nebe_, duste_, agn_ percentiles) are written by
-:meth:`FitResult.write_pixedfit` and read by :meth:`FitResult.read_pixedfit`. pixedfit
-appends ``MINCHI2_PARAMS`` to MCMC files and, for spectral fits, ``OBS_SPEC`` and
-``BFIT_SPEC`` (extensions the original's readers ignore).
+The original's RDSPS FITS layout (spec §2.3: ``PRIMARY`` header, [``SAMPLERS``],
+``FIT_PARAMS`` with rows mean/std, ``MINCHI2_PARAMS``, ``OBS_PHOTO``, ``BFIT_PHOTO``,
+``BFIT_MOD_SPEC``) and MCMC layout (spec §2.6: ``PRIMARY``, [``SAMPLERS``], ``FIT_PARAMS``
+rows p16/p50/p84, ``OBS_PHOTO``, ``BFIT_PHOTO`` with columns wave, p16, p50, p84,
+``BFIT_MOD_SPEC`` with wave, tot_p16 … and stellar_, nebe_, duste_, agn_ percentiles) are
+written by :meth:`FitResult.write_pixedfit` and read by :meth:`FitResult.read_pixedfit`.
+``SAMPLERS`` (written when the result has samples, ``storesamp=1``) holds ``id`` and one
+column per name; the original's RDSPS table (every model of the library) also has ``chi2``
+and ``lnprob``, which :attr:`FitResult.samples` does not hold: the reader drops them and
+the writer does not write them. pixedfit appends ``MINCHI2_PARAMS`` to MCMC files and, for
+spectral fits, ``OBS_SPEC`` and ``BFIT_SPEC`` (extensions the original's readers ignore).
 """
 
 from __future__ import annotations
@@ -317,7 +320,7 @@ class FitResult:
                 f"HIERARCH {key}")
             hdr[card_key] = value
 
-        put("IMF", 2)
+        put("IMF", int(cfg.get("imf_type", 2)))  # our SSP grids (BC03): Kroupa, FSPS code 2
         put("NPARAMS", len(self.names))
         put("SFH_FORM", int(cfg.get("sfh_form", -1) if cfg.get("sfh_form") is not None else -1))
         put("DUST_LAW", int(cfg.get("dust_law", -1) if cfg.get("dust_law") is not None else -1))
@@ -336,7 +339,7 @@ class FitResult:
         else:
             put("GAL_Z", float(self.z))
             put("FREE_Z", 0)
-        put("COSMO", str(self.config.get("cosmo", "flat_LCDM")))
+        put("COSMO", _cosmo_card(self.config.get("cosmo")))
         put("H0", float(self.config.get("H0", 70.0)))
         put("OM0", float(self.config.get("Om0", 0.3)))
         put("NROWS", 0)
@@ -351,7 +354,7 @@ class FitResult:
             for i, (name, value) in enumerate(fixed.items()):
                 put(f"FPAR{i}", name)
                 put(f"FPAR{i}_val", float(value))
-            put("free_gas_logz", 0)
+            put("free_gas_logz", int(cfg.get("free_gas_logz", 0)))
         put("fitmethod", self.method)
         put("ESS", float(self.ess) if math.isfinite(self.ess) else -99.0)
         put("NMODEVAL", int(self.n_model_evaluations))
@@ -359,9 +362,11 @@ class FitResult:
         put("CONVERGD", -1 if self.converged is None else int(bool(self.converged)))
         put("storesamp", int(self.samples is not None))
         put("SPECPHOT", int(self.spectrum is not None and len(self.filters) > 0))
-        put("smooth_velocity", 1)
-        put("sigma_smooth", 0.0)
-        put("smooth_lsf", 0)
+        put("smooth_velocity", cfg.get("smooth_velocity", 1))
+        put("sigma_smooth", float(cfg.get("sigma_smooth", 0.0)))
+        put("smooth_lsf", cfg.get("smooth_lsf", 0))
+        if "name_file_lsf" in cfg:
+            put("name_file_lsf", str(cfg["name_file_lsf"]))
         primary = fits.PrimaryHDU(header=hdr)
         mcmc = self.method == "mcmc"
         if mcmc:
@@ -373,7 +378,7 @@ class FitResult:
         cols: dict[str, Any] = {"rows": rows}
         cols.update({name: [float(v[k]) for v in values] for k, name in enumerate(self.names)})
         hdus = [primary]
-        if mcmc and self.samples is not None:
+        if self.samples is not None:  # storesamp=1 (RDSPS too); plot_corner reads HDU 1
             samp = {"id": np.arange(1, self.samples.shape[0] + 1)}
             samp.update({name: self.samples[:, k] for k, name in enumerate(self.names)})
             hdus.append(fits.BinTableHDU(Table(samp), name="SAMPLERS"))
@@ -416,7 +421,13 @@ class FitResult:
 
     @classmethod
     def read_pixedfit(cls, path: PathLike) -> FitResult:
-        """Read a fit-result FITS file in the original layout (RDSPS or MCMC)."""
+        """Read a fit-result FITS file in the original layout (RDSPS or MCMC).
+
+        The primary header's model cards (IMF, SFH_FORM, DUST_LAW, duste_stat, ...) go to
+        ``config["model"]``, its settings (COSMO, H0, OM0, DOF, perc_chi2) to ``config``
+        and an MCMC file's fixed parameters (NFIXPAR, FPARn, FPARn_val) to
+        ``diagnostics["fixed"]``, where :meth:`write_pixedfit` finds them.
+        """
         try:
             hdul = fits.open(path, memmap=False)
         except (OSError, TypeError) as exc:
@@ -476,6 +487,8 @@ class FitResult:
                         "factor": np.asarray(bs["factor"], dtype=np.float64)}
                     spectrum.update({k: np.asarray(bs[k], dtype=np.float64)
                                      for k in _SPEC_EXTRA if k in bs.colnames})
+                settings = _header_config(hdr)
+                diagnostics = _header_fixed(hdr)
             except (KeyError, IndexError, ValueError) as exc:
                 raise ValueError(f"{path}: not a piXedfit fit-result file ({exc})") from exc
             free_z = int(hdr.get("FREE_Z", 0)) == 1
@@ -497,7 +510,8 @@ class FitResult:
                 chi2_min=redcd * nfil if np.isfinite(redcd) and redcd > -99 else np.nan,
                 n_used=1,
                 n_bands_used=nfil,
-                config={"source": "piXedfit layout", "likelihood": hdr.get("likelihood_form")},
+                config={"source": "piXedfit layout", "likelihood": hdr.get("likelihood_form"),
+                        **settings},
                 bfit_wave=wave,
                 bfit_spec=spec,
                 samples=samples,
@@ -509,7 +523,52 @@ class FitResult:
                 n_model_evaluations=int(hdr.get("NMODEVAL", 0)),
                 rounds=int(hdr.get("NROUNDS", 0)),
                 converged=_converged(hdr.get("CONVERGD", -1)),
+                diagnostics=diagnostics,
             )
+
+
+#: Primary-header cards of the original's fit files that describe the model, and their
+#: keys in ``config["model"]`` (the library's configuration for pixedfit's fits).
+_MODEL_CARDS = (("IMF", "imf_type"), ("SFH_FORM", "sfh_form"), ("DUST_LAW", "dust_law"),
+                ("duste_stat", "duste_switch"), ("add_neb_emission", "add_neb_emission"),
+                ("ADD_AGN", "add_agn"), ("add_igm_absorption", "add_igm_absorption"),
+                ("IGM_TYPE", "igm_type"), ("free_gas_logz", "free_gas_logz"),
+                ("smooth_velocity", "smooth_velocity"), ("sigma_smooth", "sigma_smooth"),
+                ("smooth_lsf", "smooth_lsf"), ("name_file_lsf", "name_file_lsf"))
+#: Cards of the fit settings, and their keys in ``config``.
+_SETTING_CARDS = (("DOF", "dof"), ("perc_chi2", "perc_chi2"), ("COSMO", "cosmo"),
+                  ("H0", "H0"), ("OM0", "Om0"))
+
+
+def _header_config(hdr: fits.Header) -> dict[str, Any]:
+    """The fit settings and the model configuration recorded in an original-layout primary
+    header (the cards present), as :meth:`FitResult.write_pixedfit` writes them back."""
+    out: dict[str, Any] = {key: hdr[card] for card, key in _SETTING_CARDS if card in hdr}
+    if out.get("cosmo") == "None":  # written by earlier pixedfit versions for the default
+        out["cosmo"] = None
+    model = {key: hdr[card] for card, key in _MODEL_CARDS if card in hdr}
+    if model:
+        out["model"] = model
+    return out
+
+
+def _header_fixed(hdr: fits.Header) -> dict[str, Any]:
+    """``{"fixed": {name: value}}`` from the MCMC cards NFIXPAR, FPARn, FPARn_val (spec
+    §2.6; pixedfit's MCMC diagnostics hold the fixed parameters the same way), else {}."""
+    if "NFIXPAR" not in hdr:
+        return {}
+    return {"fixed": {str(hdr[f"FPAR{i}"]): float(hdr[f"FPAR{i}_val"])
+                      for i in range(int(hdr["NFIXPAR"]))}}
+
+
+def _cosmo_card(cosmo: Any) -> int | str:
+    """The COSMO card: the original's RDSPS scripts write an integer code, its MCMC scripts
+    a name; None means flat ΛCDM."""
+    if cosmo is None:
+        return "flat_LCDM"
+    if isinstance(cosmo, int | np.integer) and not isinstance(cosmo, bool):
+        return int(cosmo)
+    return str(cosmo)
 
 
 def _converged(value: Any) -> bool | None:
