@@ -464,9 +464,13 @@ def plot_sfh_mcmc(name_sampler_fits: PathLike, nchains: int = 200, del_t: float 
     if sfh_form < 0 and models_spec is not None:
         from .library import read_library
 
-        sfh_form = int(read_library(models_spec, spectra=False).config["sfh_form"])
+        lib = read_library(models_spec, spectra=False)
+        # ours: the model configuration; the original's layout: the file's /mod attribute
+        form = lib.config.get("sfh_form")
+        form = lib.original_attrs.get("sfh_form") if form is None else form
+        sfh_form = -1 if form is None else int(form)
     if sfh_form < 0:
-        raise ValueError("unknown SFH form (no SFH_FORM in the header and no models_spec)")
+        raise ValueError("unknown SFH form (no SFH_FORM in the header and none in models_spec)")
     tmax = lbacktime_max
     if tmax is None:
         tmax = float(np.max(10 ** samples.column("log_age")))
