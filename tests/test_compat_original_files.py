@@ -39,3 +39,22 @@ def test_plot_sfh_mcmc_takes_the_sfh_form_of_an_original_library(tmp_path):
         np.testing.assert_array_equal(a, b)
     with pytest.raises(ValueError, match="SFH form"):
         compat.plot_sfh_mcmc(tmp_path / "no_form.fits", name_plot=tmp_path / "c.png")
+
+
+def test_fits_with_an_original_library_write_its_model_cards(tmp_path):
+    """write_pixedfit of a fit made with a library in the original's layout gives the
+    library's SFH form and IMF (the original's plot_sfh_mcmc needs SFH_FORM)."""
+    from pixedfit.fitting import ErrorModel, RdspsSettings, fit_sed
+
+    lib = read_library(_plain("orig_library.h5.gz", tmp_path))
+    filters = ["sdss_g", "sdss_r", "sdss_i", "2mass_j"]
+    phot = lib.photometry(filters, 0.05)
+    flux = phot.flux[0, :, 3]
+    res = fit_sed(flux, 0.05 * flux, filters, z=0.05, library=lib,
+                  method=RdspsSettings(refine=False),
+                  errors=ErrorModel(calibration=False))
+    res.write_pixedfit(tmp_path / "fit.fits")
+    header = fits.getheader(tmp_path / "fit.fits")
+    assert header["SFH_FORM"] == lib.original_attrs["sfh_form"] >= 0
+    assert header["IMF"] == lib.original_attrs["imf_type"]
+    assert lib.config["sfh_form"] is None  # the library itself is unchanged

@@ -147,8 +147,14 @@ class _Context:
         return np.where(ages <= limit, 0.0, -np.inf)
 
     def config(self) -> dict[str, Any]:
-        return {**self.settings, "model": self.library.config, "library_size":
-                self.library.nmodels, "priors": repr(self.priors)}
+        """Settings and model configuration, for a result (a library in the original's
+        layout: its file's model attributes fill what its configuration leaves None)."""
+        model = self.library.config
+        original = self.library.original_attrs
+        if original:
+            model = {**model, **{k: v for k, v in original.items() if model.get(k) is None}}
+        return {**self.settings, "model": model, "library_size": self.library.nmodels,
+                "priors": repr(self.priors)}
 
     def for_sed(self, index: int) -> _Context:
         """This context with the upper-limit flags of SED ``index`` of a run (a shallow
