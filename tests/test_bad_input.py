@@ -139,7 +139,7 @@ def test_threads_mean_the_same_everywhere(model, library, sed):
 
 @pytest.fixture(scope="module")
 def full_model():
-    return SEDModel(sfh_form=1, dust_law=0, duste_switch=True, add_neb_emission=True)
+    return SEDModel(sfh_form=1, dust_law=0, dust_emission=True, add_neb_emission=True)
 
 
 @pytest.mark.parametrize("name, value, valid", [

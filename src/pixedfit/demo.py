@@ -165,7 +165,7 @@ def demo_model() -> SEDModel:
     """The SEDModel of the demo (truth and fits): delayed τ, Calzetti, nebular, BC03."""
     from .sps import SEDModel
 
-    return SEDModel(sfh_form=1, dust_law=1, add_neb_emission=True, duste_switch=False)
+    return SEDModel(sfh_form=1, dust_law=1, add_neb_emission=True, dust_emission=False)
 
 
 class _RadialTable:

@@ -439,7 +439,7 @@ def _check_files(cfg: dict[str, Any], problems: list[str]) -> None:
         from .sps import SEDModel
 
         model = SEDModel(sfh_form=models["sfh_form"], dust_law=models["dust_law"],
-                         duste_switch=models["duste_switch"],
+                         dust_emission=models["duste_switch"],
                          add_neb_emission=models["add_neb_emission"],
                          add_agn=models["add_agn"])
         try:
@@ -890,7 +890,7 @@ class Pipeline:
             rkw = {} if cfg["psf_fwhm"] is None else {"psf_fwhm": float(cfg["psf_fwhm"])}
             match_imgifs_spatial(self.path("images", "fluxmap.fits"), cfg["cube"],
                                  ifs_survey=cfg["survey"], psf_match=bool(cfg["psf_match"]),
-                                 name_out_fits=dest, overwrite=True, reader_kwargs=rkw,
+                                 output=dest, overwrite=True, reader_kwargs=rkw,
                                  register=bool(cfg["register"]),
                                  register_band=cfg["register_band"],
                                  max_shift=float(cfg["max_shift"]),
@@ -918,8 +918,10 @@ class Pipeline:
             # the pixel noise correlation the image stage measured, when there is one
             noise = self.path("images", "fluxmap_noise.fits")
             use_noise = bool(cfg.get("noise_correlation", True)) and noise.is_file()
-            binned = bin_pixels(cube, ref_band=cfg["ref_band"], Dmin_bin=float(cfg["Dmin_bin"]),
-                                SNR=cfg["SNR"], redc_chi2_limit=float(cfg["redc_chi2_limit"]),
+            binned = bin_pixels(cube, ref_band=cfg["ref_band"],
+                                min_bin_diameter=float(cfg["Dmin_bin"]),
+                                snr_target=cfg["SNR"],
+                                max_reduced_chi2=float(cfg["redc_chi2_limit"]),
                                 del_r=float(cfg["del_r"]), connected=bool(cfg["connected"]),
                                 absorb_leftover=bool(cfg["absorb_leftover"]),
                                 noise_correlation=noise if use_noise else None,
@@ -944,7 +946,7 @@ class Pipeline:
             from .sps import SEDModel
 
             model = SEDModel(sfh_form=int(cfg["sfh_form"]), dust_law=int(cfg["dust_law"]),
-                             duste_switch=bool(cfg["duste_switch"]),
+                             dust_emission=bool(cfg["duste_switch"]),
                              add_neb_emission=bool(cfg["add_neb_emission"]),
                              add_agn=bool(cfg["add_agn"]),
                              add_igm_absorption=bool(cfg["add_igm_absorption"]),
@@ -1026,7 +1028,9 @@ class Pipeline:
             fc = self.cfg["fitting"]
             pm = maps_parameters(self.path("binning", "binned.fits"), self.path("fitting"),
                                  self.cube_path(), name_out=dest, cosmo=fc["cosmo"],
-                                 H0=fc["H0"], Om0=fc["Om0"], **cfg)
+                                 H0=fc["H0"], Om0=fc["Om0"], ref_band_sfr=cfg["refband_SFR"],
+                                 ref_band_mass=cfg["refband_SM"],
+                                 ref_band_dust_mass=cfg["refband_Mdust"])
             return ["maps/maps.fits"], {"nmaps": len(pm.maps)}
 
         return self._stage("maps", cfg, [], ["fitting"], work)
