@@ -5,7 +5,7 @@ Run: python benchmarks/bench_binning.py [--sizes 100 200 400 800] [--ref-max 400
                                          [--quality-size 100] [--repeat 3]
 
 * Timing, on the synthetic 12-band cubes of the original's peer runs (make_cube.py,
-  seed 1, S/N 5, ref band 4, Dmin_bin 4, chi2 limit 4, del_r 2):
+  seed 1, S/N 5, ref band 4, min_bin_diameter 4, chi2 limit 4, del_r 2):
   - "ref": the faithful numpy re-implementation of the original
     (``original_binning(..., emulate_original_cost=True)``, ≈ the original's own time; the
     original took 0.12 / 1.2 / 12 s at 100² / 200² / 400² on this machine);
@@ -136,7 +136,7 @@ def main() -> int:
           f"OpenMP threads {pixedfit._core.max_threads()}")
     result: dict[str, str] = {}
 
-    print("== timing (S/N 5 all bands, ref_band 4, Dmin_bin 4, chi2 limit 4, del_r 2)")
+    print("== timing (S/N 5 all bands, ref_band 4, min_bin_diameter 4, chi2 limit 4, del_r 2)")
     for n in args.sizes:
         flux, err, region, filters = make_cube.make_fluxmap(n, seed=1)
         cube = FluxCube(flux, err, filters, region=region)

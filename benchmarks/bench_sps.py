@@ -97,7 +97,7 @@ def main() -> None:
     print(f"bagpipes model_galaxy.update, spectrum (1800 pixels 1000-10000 A rest): "
           f"{1e3 * t_bps:.2f} ms")
 
-    model = SEDModel(sfh_form=1, dust_law=1, duste_switch=True, add_neb_emission=True,
+    model = SEDModel(sfh_form=1, dust_law=1, dust_emission=True, add_neb_emission=True,
                      add_igm_absorption=True, igm_type=1, grid=load_bc03())
     one = {k: v[0] for k, v in random_params(1).items()}
     batch = random_params(args.n)

@@ -124,7 +124,7 @@ def read_catalogues() -> tuple[dict, dict, dict]:
 def dustpedia_model() -> SEDModel:
     """The model of the fits: delayed-τ SFH, Charlot & Fall dust, nebular and DL07 dust
     emission, BC03 (Kroupa IMF)."""
-    return SEDModel(sfh_form=1, dust_law=0, duste_switch=True, add_neb_emission=True)
+    return SEDModel(sfh_form=1, dust_law=0, dust_emission=True, add_neb_emission=True)
 
 
 def catalogue_names(phot: dict, leda: dict, cig: dict) -> list[str]:

@@ -134,8 +134,10 @@ BIN_FLUX_ERR = bin_sum(PIX_ERR, quadrature=True)
 LEFTOVER = (False, False, True)
 SEEDS = ((1, 1), (0, 1), (-1, -1))
 PIXEL_CHI2 = np.where(np.isin(BIN_MAP, (1, 2)), 0.25 * (_Y + 1) + 0.125 * _X, np.nan)
-BIN_PARAMS = {"ref_band": 1, "Dmin_bin": 2.0, "SNR": np.array([5.0, 5.0, 3.0]),
-              "redc_chi2_limit": 4.0, "del_r": 1.0, "connected": True,
+#: BinnedCube.params (the golden files, written before the PEP 8 renaming, hold the same
+#: header cards: BDMIN, BSNR<i>, BCHI2LIM...).
+BIN_PARAMS = {"ref_band": 1, "min_bin_diameter": 2.0, "snr_target": np.array([5.0, 5.0, 3.0]),
+              "max_reduced_chi2": 4.0, "del_r": 1.0, "connected": True,
               "shape_test_first_circle": False, "absorb_leftover": False,
               "sys_err_factor": 0.02, "max_radius": 10.0, "noise_correlation": False}
 BINNED_EXTRA = {"RA": RA, "DEC": DEC, "FSAMP": "sdss_r"}

@@ -974,7 +974,7 @@ def test_dustpedia_two_dust_modes_found_and_agree_with_nested(shared_data):
     flux, err, zs = fd.galaxy_seds(["IC0691"])
     obs, err, z = flux[0], err[0], zs[0]
     filters = list(fd.BANDS.values())
-    model = SEDModel(sfh_form=1, dust_law=0, duste_switch=True, add_neb_emission=True)
+    model = SEDModel(sfh_form=1, dust_law=0, dust_emission=True, add_neb_emission=True)
     lib = generate_library(model, 100000, seed=7, ranges={"log_age": (-1.0, 1.14)})
     kw = dict(z=float(z), library=lib, model=model, error_floor=0.05, mask_invalid=True,
               threads=1)

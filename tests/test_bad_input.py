@@ -139,7 +139,7 @@ def test_threads_mean_the_same_everywhere(model, library, sed):
 
 @pytest.fixture(scope="module")
 def full_model():
-    return SEDModel(sfh_form=1, dust_law=0, duste_switch=True, add_neb_emission=True)
+    return SEDModel(sfh_form=1, dust_law=0, dust_emission=True, add_neb_emission=True)
 
 
 @pytest.mark.parametrize("name, value, valid", [
@@ -447,9 +447,10 @@ def _config(tmp_path: Path, **sections) -> dict:
     ("binning", {"ref_band": "sdss_i"},
      r"binning\.ref_band = 'sdss_i' is not among the filters \(sdss_g, sdss_r\)"),
     ("binning", {"ref_band": 5}, r"binning\.ref_band = 5 is not a band index"),
-    ("binning", {"snr": 5}, r"unknown key binning\.snr; did you mean binning\.SNR\?"),
-    ("binning", {"SNR": [5, 5, 5]}, r"binning\.SNR lists 3 values for 2 filters"),
-    ("binning", {"Dmin_bin": "4"}, r"binning\.Dmin_bin must be a finite number"),
+    ("binning", {"snr": 5}, r"unknown key binning\.snr; did you mean binning\.snr_target\?"),
+    ("binning", {"snr_target": [5, 5, 5]}, r"binning\.snr_target lists 3 values for 2 filters"),
+    ("binning", {"min_bin_diameter": "4"},
+     r"binning\.min_bin_diameter must be a finite number"),
     ("images", {"stampsize": [51, 51]},
      r"unknown key images\.stampsize; did you mean images\.stamp_size\?"),
     ("images", {"ra": "abc"}, r"images\.ra: cannot read 'abc'"),
@@ -460,7 +461,7 @@ def _config(tmp_path: Path, **sections) -> dict:
     ("images", {"var": {"sdss_i": "x.fits"}}, r"images\.var\.sdss_i = 'sdss_i' is not among"),
     ("images", {"ellipse": {"radius": 3}}, r"unknown key images\.ellipse\.radius"),
     ("images", {"z": -0.1}, r"images\.z must be > 0"),
-    ("maps", {"refband_SM": "wise_w1"}, r"maps\.refband_SM = 'wise_w1' is not among"),
+    ("maps", {"ref_band_mass": "wise_w1"}, r"maps\.ref_band_mass = 'wise_w1' is not among"),
     ("models", {"ranges": {"log_age": 0.5}}, r"models\.ranges\.log_age must be \[lo, hi\]"),
     ("models", {"sfh_form": 7}, r"models\.sfh_form must be <= 4"),
     ("models", {"nmodels": 10.5}, r"models\.nmodels must be an integer"),
@@ -485,6 +486,42 @@ def test_config_lists_every_problem_at_once(tmp_path):
         load_config(config=cfg)
     for key in ("binning.ref_band", "binning.del_r", "images.ra", "fitting.likelihood"):
         assert key in str(info.value)
+
+
+@pytest.mark.parametrize(("section", "old", "new", "value"), [
+    ("binning", "Dmin_bin", "min_bin_diameter", 2.0),
+    ("binning", "SNR", "snr_target", 10.0),
+    ("binning", "redc_chi2_limit", "max_reduced_chi2", 4.0),
+    ("models", "duste_switch", "dust_emission", True),
+    ("maps", "refband_SFR", "ref_band_sfr", "sdss_g"),
+    ("maps", "refband_SM", "ref_band_mass", "sdss_r"),
+    ("maps", "refband_Mdust", "ref_band_dust_mass", "sdss_r"),
+])
+def test_config_keys_of_earlier_versions_name_their_new_name(tmp_path, section, old, new,
+                                                             value):
+    """A key renamed to its PEP 8 name is an error naming the old and the new key (not
+    silently ignored): nothing runs, and a TOML file gives the same message."""
+    cfg = _config(tmp_path, **{section: {old: value}})
+    message = rf"{section}\.{old} is now called {section}\.{new}"
+    with pytest.raises(ValueError, match=message):
+        load_config(config=cfg)
+    with pytest.raises(ValueError, match=message):
+        Pipeline(cfg)
+    assert not (tmp_path / "out").exists()
+    toml = tmp_path / "old.toml"
+    toml.write_text(f"[{section}]\n{old} = {value!r}\n".replace("True", "true")
+                    .replace("'", '"'))
+    with pytest.raises(ValueError, match=message):
+        load_config(toml)
+    # the new name is accepted
+    assert load_config(config=_config(tmp_path, **{section: {new: value}}))[section][new] \
+        == value
+
+
+def test_config_old_keys_in_other_case_suggest_the_new_name(tmp_path):
+    with pytest.raises(ValueError, match=r"unknown key binning\.snr; did you mean "
+                                         r"binning\.snr_target\?"):
+        load_config(config=_config(tmp_path, binning={"snr": 5.0}))
 
 
 def test_config_reads_sexagesimal_coordinates(tmp_path):

@@ -120,10 +120,10 @@ def cubes(draw):
 
 
 params = st.fixed_dictionaries({
-    "Dmin_bin": st.sampled_from([0.0, 1.0, 2.5, 4.0, 6.0]),
+    "min_bin_diameter": st.sampled_from([0.0, 1.0, 2.5, 4.0, 6.0]),
     "del_r": st.sampled_from([0.5, 1.0, 2.0, 3.0]),
-    "SNR": st.one_of(st.none(), st.floats(0.0, 12.0)),
-    "redc_chi2_limit": st.sampled_from([0.3, 1.0, 4.0, 20.0]),
+    "snr_target": st.one_of(st.none(), st.floats(0.0, 12.0)),
+    "max_reduced_chi2": st.sampled_from([0.3, 1.0, 4.0, 20.0]),
     "connected": st.booleans(),
     "absorb_leftover": st.booleans(),
 })
@@ -136,7 +136,7 @@ def test_invariants_hold(cube, p):
     res = bin_pixels(cube, **p)
     np.testing.assert_array_equal(cube.flux, before[0])  # the input is never modified
     np.testing.assert_array_equal(cube.flux_err, before[1])
-    check_invariants(cube, res, p["SNR"], p["redc_chi2_limit"], p["connected"])
+    check_invariants(cube, res, p["snr_target"], p["max_reduced_chi2"], p["connected"])
 
 
 @settings(max_examples=40, deadline=None)
@@ -144,7 +144,7 @@ def test_invariants_hold(cube, p):
                                        max_size=5))
 def test_invariants_per_band_snr(cube, per_band):
     snr = per_band[: cube.nbands]
-    res = bin_pixels(cube, SNR=snr, Dmin_bin=2.0, del_r=1.0)
+    res = bin_pixels(cube, snr_target=snr, min_bin_diameter=2.0, del_r=1.0)
     check_invariants(cube, res, snr, 4.0, True)
 
 
@@ -233,8 +233,9 @@ def test_original_mode_reproduces_original(reference, npix, noise, snr):
     bm, bf, _, info = ref_binning.original_binning(flux, err, region, 4, SNR=snr_list,
                                                    return_info=True)
     cube = FluxCube(info["flux_replaced"], err, filters, region=region)
-    res = bin_pixels(cube, ref_band=4, SNR=snr, connected=False, shape_test_first_circle=False,
-                     absorb_leftover=False, sys_err_factor=info["factor"])
+    res = bin_pixels(cube, ref_band=4, snr_target=snr, connected=False,
+                     shape_test_first_circle=False, absorb_leftover=False,
+                     sys_err_factor=info["factor"])
     assert np.array_equal(res.bin_map, bm)
     np.testing.assert_allclose(res.bin_flux, bf, rtol=1e-12)
     assert res.leftover[-1]
@@ -270,21 +271,21 @@ def test_ref_band_default_name_and_snr_forms():
     assert a.params["ref_band"] == 2
     b = bin_pixels(cube, ref_band="f2")
     assert np.array_equal(a.bin_map, b.bin_map)
-    c = bin_pixels(cube, SNR=[5, 5, 5, 5, 5])
+    c = bin_pixels(cube, snr_target=[5, 5, 5, 5, 5])
     assert np.array_equal(a.bin_map, c.bin_map)
-    d = bin_pixels(cube, SNR=5.0)
+    d = bin_pixels(cube, snr_target=5.0)
     assert np.array_equal(a.bin_map, d.bin_map)
     # zero = no requirement in that band
-    e = bin_pixels(cube, SNR=[0, 0, 0, 0, 8])
+    e = bin_pixels(cube, snr_target=[0, 0, 0, 0, 8])
     check_invariants(cube, e, [0, 0, 0, 0, 8], 4.0, True)
     assert np.all(e.bin_snr[~e.leftover, 4] >= 8)
 
 
 def test_no_requirement_gives_first_circles():
     cube = _small_cube()
-    res = bin_pixels(cube, SNR=0, Dmin_bin=0.0)
+    res = bin_pixels(cube, snr_target=0, min_bin_diameter=0.0)
     assert res.nbins == cube.npix_region and not res.leftover.any()  # one pixel per bin
-    res = bin_pixels(cube, SNR=0, Dmin_bin=3.0, redc_chi2_limit=np.inf)
+    res = bin_pixels(cube, snr_target=0, min_bin_diameter=3.0, max_reduced_chi2=np.inf)
     assert res.bin_npix.max() <= 9 and not res.leftover.any()
 
 
@@ -331,12 +332,12 @@ def test_kernel_result_is_a_read_only_object():
     ("kwargs", "exc", "match"),
     [
         ({"del_r": 0}, ValueError, "del_r"),
-        ({"Dmin_bin": -1}, ValueError, "Dmin_bin"),
-        ({"SNR": [5, 5]}, ValueError, "SNR"),
-        ({"SNR": -1}, ValueError, "SNR"),
-        ({"SNR": "high"}, TypeError, "SNR"),
-        ({"redc_chi2_limit": 0}, ValueError, "redc_chi2_limit"),
-        ({"redc_chi2_limit": np.nan}, ValueError, "redc_chi2_limit"),
+        ({"min_bin_diameter": -1}, ValueError, "min_bin_diameter"),
+        ({"snr_target": [5, 5]}, ValueError, "snr_target"),
+        ({"snr_target": -1}, ValueError, "snr_target"),
+        ({"snr_target": "high"}, TypeError, "snr_target"),
+        ({"max_reduced_chi2": 0}, ValueError, "max_reduced_chi2"),
+        ({"max_reduced_chi2": np.nan}, ValueError, "max_reduced_chi2"),
         ({"ref_band": 9}, ValueError, "band index"),
         ({"ref_band": "nope"}, ValueError, "nope"),
         ({"sys_err_factor": -0.1}, ValueError, "sys_err_factor"),
@@ -386,7 +387,7 @@ def test_invariant_checker_detects_violations():
     moved.bin_map[ys[0], xs[0]] = 2  # one pixel changes bin: sums no longer match
     with pytest.raises(AssertionError):
         check_invariants(cube, moved, None, 4.0, True)
-    loose = bin_pixels(cube, SNR=20, connected=False, redc_chi2_limit=50)
+    loose = bin_pixels(cube, snr_target=20, connected=False, max_reduced_chi2=50)
     with pytest.raises(AssertionError):
         check_invariants(cube, loose, 20, 1.0, False)  # a tighter limit than used
 

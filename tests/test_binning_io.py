@@ -53,7 +53,7 @@ def _specphot(cube: FluxCube, seed: int = 1) -> SpecPhotCube:
 
 def test_table_quantities():
     cube = _cube()
-    res = bin_pixels(cube, SNR=10)
+    res = bin_pixels(cube, snr_target=10)
     t = res.table()
     assert len(t) == res.nbins
     assert np.array_equal(t["npix"], np.bincount(res.bin_map.ravel())[1:])
@@ -78,7 +78,7 @@ def test_area_needs_metadata():
 
 
 def test_photometric_round_trip(tmp_path):
-    res = bin_pixels(_cube(), SNR=[5, 5, 0, 5, 5, 5])
+    res = bin_pixels(_cube(), snr_target=[5, 5, 0, 5, 5, 5])
     path = tmp_path / "binned.fits"
     res.write(path)
     back = BinnedCube.read(path)
@@ -89,10 +89,10 @@ def test_photometric_round_trip(tmp_path):
     np.testing.assert_array_equal(back.pixel_chi2, res.pixel_chi2)
     assert back.filters == FILTERS and back.unit == res.unit and back.z == 0.02
     assert back.pixel_scale == 1.5 and back.gal_ebv == 0.03 and back.wcs is not None
-    for key in ("ref_band", "Dmin_bin", "del_r", "redc_chi2_limit", "connected",
+    for key in ("ref_band", "min_bin_diameter", "del_r", "max_reduced_chi2", "connected",
                 "sys_err_factor"):
         assert back.params[key] == res.params[key], key
-    np.testing.assert_array_equal(back.params["SNR"], res.params["SNR"])
+    np.testing.assert_array_equal(back.params["snr_target"], res.params["snr_target"])
     assert not back.specphot
     with fits.open(path) as hdul:
         names = [h.name for h in hdul]
@@ -113,8 +113,8 @@ def test_specphot_binning_and_round_trip(tmp_path):
     cube = _cube()
     sp = _specphot(cube)
     sp.spec_flux[5, 12, 12] = np.nan  # one masked channel in one pixel
-    res = bin_pixels(sp, SNR=8)
-    phot_only = bin_pixels(cube, SNR=8)
+    res = bin_pixels(sp, snr_target=8)
+    phot_only = bin_pixels(cube, snr_target=8)
     # the photometric region is binned (not the IFS footprint, the original's bug)
     assert np.array_equal(res.bin_map, phot_only.bin_map)
     assert res.specphot and res.wave.shape == (80,)
@@ -191,7 +191,7 @@ def test_bin_images_arrays_and_files(tmp_path):
     cube = _cube()
     sci = [np.nan_to_num(cube.flux[b]) for b in range(6)]
     var = [np.nan_to_num(cube.flux_err[b], nan=1.0) ** 2 for b in range(6)]
-    res = bin_images(sci, var, filters=FILTERS, region=cube.region, Dmin_bin=4.0)
+    res = bin_images(sci, var, filters=FILTERS, region=cube.region, min_bin_diameter=4.0)
     ref = bin_pixels(cube)
     assert np.array_equal(res.bin_map, ref.bin_map)
     paths_s, paths_v = [], []
@@ -201,9 +201,9 @@ def test_bin_images_arrays_and_files(tmp_path):
         fits.PrimaryHDU(var[b]).writeto(pv)
         paths_s.append(ps)
         paths_v.append(pv)
-    res2 = bin_images(paths_s, paths_v, filters=FILTERS, region=cube.region, Dmin_bin=4.0)
+    res2 = bin_images(paths_s, paths_v, filters=FILTERS, region=cube.region, min_bin_diameter=4.0)
     assert np.array_equal(res2.bin_map, ref.bin_map)
-    whole = bin_images(sci, var)  # default: every pixel, Dmin_bin = 2
+    whole = bin_images(sci, var)  # default: every pixel, min_bin_diameter = 2
     assert whole.filters[0] == "band0" and np.all(whole.bin_map > 0)
     with pytest.raises(ValueError, match="var_images"):
         bin_images(sci, var[:-1])
@@ -215,7 +215,7 @@ def test_plots(tmp_path):
     from pixedfit.binning.plots import plot_bin_map, plot_bin_seds, plot_bin_snr_radius
 
     sp = _specphot(_cube())
-    res = bin_pixels(sp, SNR=8)
+    res = bin_pixels(sp, snr_target=8)
     ax = plot_bin_map(res)
     assert ax.images and ax.images[0].get_array().shape == res.bin_map.shape
     ax.figure.savefig(tmp_path / "map.png")
@@ -237,10 +237,10 @@ def test_bin_file_dispatches_on_cube_kind(tmp_path):
     sp.write(tmp_path / "sp.fits")
     assert isinstance(read_cube(tmp_path / "phot.fits"), FluxCube)
     assert isinstance(read_cube(tmp_path / "sp.fits"), SpecPhotCube)
-    a = bin_file(tmp_path / "phot.fits", tmp_path / "phot_bin.fits", SNR=8)
-    b = bin_file(tmp_path / "sp.fits", tmp_path / "sp_bin.fits", SNR=8)
+    a = bin_file(tmp_path / "phot.fits", tmp_path / "phot_bin.fits", snr_target=8)
+    b = bin_file(tmp_path / "sp.fits", tmp_path / "sp_bin.fits", snr_target=8)
     assert not a.specphot and b.specphot
-    assert np.array_equal(a.bin_map, bin_pixels(cube, SNR=8).bin_map)
+    assert np.array_equal(a.bin_map, bin_pixels(cube, snr_target=8).bin_map)
     assert np.array_equal(b.bin_map, a.bin_map)
     back = BinnedCube.read(tmp_path / "sp_bin.fits")
     np.testing.assert_array_equal(back.bin_spec_flux, b.bin_spec_flux)
@@ -270,7 +270,7 @@ def test_real_muse_cube_spectrophotometric_binning(shared_data, tmp_path):
     yy, xx = np.mgrid[0:30, 0:30]
     sreg = np.hypot(yy - 14.5, xx - 14.5) < 10
     sp = SpecPhotCube(phot, wave, data, np.sqrt(var), spec_region=sreg, ifs_survey="muse")
-    res = bin_pixels(sp, SNR=5, Dmin_bin=2)
+    res = bin_pixels(sp, snr_target=5, min_bin_diameter=2)
     check_invariants(phot, res, 5, 4.0, True)
     assert 5 < res.nbins < 900
     for k in np.flatnonzero(res.bin_has_spec)[:20] + 1:

@@ -52,8 +52,8 @@ def test_bin_errors_match_a_monte_carlo_of_correlated_noise():
     k = _kernel()
     rho = _rho(k)
     cube = _cube(rng, k)
-    plain = bin_pixels(cube, SNR=8.0, redc_chi2_limit=np.inf, Dmin_bin=2.0)
-    res = bin_pixels(cube, SNR=8.0, redc_chi2_limit=np.inf, Dmin_bin=2.0,
+    plain = bin_pixels(cube, snr_target=8.0, max_reduced_chi2=np.inf, min_bin_diameter=2.0)
+    res = bin_pixels(cube, snr_target=8.0, max_reduced_chi2=np.inf, min_bin_diameter=2.0,
                      noise_correlation={f: rho for f in FILTERS})
     assert res.params["noise_correlation"] and not plain.params["noise_correlation"]
     # bins are larger (the quadrature S/N overstated the real one), so fewer
@@ -83,8 +83,8 @@ def test_uncorrelated_rho_changes_nothing_and_variance_formula():
     cube = _cube(rng, _kernel())
     delta = np.zeros((3, 3))
     delta[1, 1] = 1.0
-    a = bin_pixels(cube, SNR=6.0, redc_chi2_limit=np.inf)
-    b = bin_pixels(cube, SNR=6.0, redc_chi2_limit=np.inf,
+    a = bin_pixels(cube, snr_target=6.0, max_reduced_chi2=np.inf)
+    b = bin_pixels(cube, snr_target=6.0, max_reduced_chi2=np.inf,
                    noise_correlation={"sdss_g": delta})
     np.testing.assert_array_equal(a.bin_map, b.bin_map)
     np.testing.assert_allclose(a.bin_flux_err, b.bin_flux_err, rtol=1e-12)
@@ -111,8 +111,8 @@ def test_noise_file_and_bad_input(tmp_path):
         h.header["NOISEFAC"] = 1.0
         hdus.append(h)
     fits.HDUList(hdus).writeto(path)
-    a = bin_pixels(cube, SNR=8.0, redc_chi2_limit=np.inf, noise_correlation=path)
-    b = bin_pixels(cube, SNR=8.0, redc_chi2_limit=np.inf,
+    a = bin_pixels(cube, snr_target=8.0, max_reduced_chi2=np.inf, noise_correlation=path)
+    b = bin_pixels(cube, snr_target=8.0, max_reduced_chi2=np.inf,
                    noise_correlation={f: rho for f in FILTERS})
     np.testing.assert_array_equal(a.bin_map, b.bin_map)
     # the same errors when a cube is binned with that map

@@ -127,7 +127,8 @@ def test_user_message_names_flags_and_configuration_keys():
         SerialPool().map(fail, [0])
     assert user_message(info.value, FLAGS) == "--dof must be > 0, got 0.0"
     keys = _config_keys()
-    assert keys["error_floor"] == "fitting.error_floor" and keys["SNR"] == "binning.SNR"
+    assert keys["error_floor"] == "fitting.error_floor"
+    assert keys["snr_target"] == "binning.snr_target"
     msg = user_message(ValueError("error_floor must be a fraction >= 0, got -1.0"), keys)
     assert msg == "fitting.error_floor must be a fraction >= 0, got -1.0"
     # words inside other names or text are left alone

@@ -101,3 +101,34 @@ def test_other_imf_warns(tmp_path):
     with pytest.warns(UserWarning, match="IMF"):
         save_models_rest_spec(imf_type=1, sfh_form=0, nmodels=10,
                               name_out=str(tmp_path / "m.h5"))
+
+
+def test_original_argument_names_reach_the_pep8_api(tmp_path):
+    """pixel_binning(Dmin_bin, SNR, redc_chi2_limit) bins as bin_pixels(min_bin_diameter,
+    snr_target, max_reduced_chi2); save_models_rest_spec(duste_switch) sets
+    SEDModel.dust_emission."""
+    from pixedfit.binning import bin_pixels
+    from pixedfit.compat import pixel_binning, save_models_rest_spec
+    from pixedfit.cubes import BinnedCube, FluxCube
+    from pixedfit.library import read_library
+
+    rng = np.random.default_rng(3)
+    yy, xx = np.mgrid[0:16, 0:16]
+    flux = 40 * np.exp(-np.hypot(yy - 8, xx - 8) / 3)[None] * np.array([0.6, 1.0, 1.3])[
+        :, None, None]
+    err = np.full(flux.shape, 1.0)
+    cube = FluxCube(flux + rng.normal(size=flux.shape), err, ["sdss_g", "sdss_r", "sdss_i"])
+    cube.write(tmp_path / "fm.fits")
+    name = pixel_binning(str(tmp_path / "fm.fits"), ref_band=1, Dmin_bin=3.0,
+                         SNR=[8, 8, 4], redc_chi2_limit=2.5, del_r=1.5,
+                         name_out_fits=str(tmp_path / "pb.fits"))
+    got = BinnedCube.read(name)
+    want = bin_pixels(cube, ref_band=1, min_bin_diameter=3.0, snr_target=[8, 8, 4],
+                      max_reduced_chi2=2.5, del_r=1.5)
+    assert np.array_equal(got.bin_map, want.bin_map)
+    assert got.params["min_bin_diameter"] == 3.0 and got.params["max_reduced_chi2"] == 2.5
+    np.testing.assert_array_equal(got.params["snr_target"], [8, 8, 4])
+
+    lib = save_models_rest_spec(imf_type=2, sfh_form=0, duste_switch=1, nmodels=5,
+                                name_out=str(tmp_path / "m.h5"))
+    assert read_library(lib).model().dust_emission is True

@@ -387,7 +387,7 @@ def test_calerr_round_trip_flux_map_to_fit(tmp_path, specphot):
         spec = np.repeat(phot.flux[2][None], 20, axis=0) * np.linspace(0.9, 1.1, 20)[:, None,
                                                                                       None]
         cube = SpecPhotCube(phot, wave, spec, np.abs(spec) * 0.05 + 1e-3)
-    binned = bin_pixels(cube, SNR=10.0, threads=1)
+    binned = bin_pixels(cube, snr_target=10.0, threads=1)
     np.testing.assert_array_equal(binned.calib_err, calib)
     path = tmp_path / "binned.fits"
     binned.write(path)

@@ -291,6 +291,18 @@ def test_binned_phot_v1(golden, tmp_path):
         _nan_equal(table["flux"], g.BIN_FLUX)
     b.write(tmp_path / "again.fits")
     _assert_same_binned(BinnedCube.read(tmp_path / "again.fits"), b)
+    with fits.open(tmp_path / "again.fits") as hdul:  # the same cards as the golden file
+        _check_binned_header(hdul[0].header, 0)
+
+
+def test_binned_v1_parameters_read_with_pep8_keys(golden):
+    """The golden binned cubes, written before the binning parameters had PEP 8 names,
+    give them under the new names (the header cards did not change)."""
+    for name in ("binned_phot_v1.fits.gz", "binned_specphot_v1.fits.gz"):
+        params = BinnedCube.read(golden(name)).params
+        assert params["min_bin_diameter"] == 2.0 and params["max_reduced_chi2"] == 4.0
+        _nan_equal(params["snr_target"], [5.0, 5.0, 3.0])
+        assert not {"Dmin_bin", "SNR", "redc_chi2_limit"} & set(params)
 
 
 def test_binned_specphot_v1(golden, tmp_path):
@@ -407,6 +419,37 @@ def test_library_v1(golden, tmp_path, name, spectra):
             assert f["spectra/flux"].shape == (20, 12)
     lib.write(tmp_path / "again.h5")
     _assert_same_library(read_library(tmp_path / "again.h5"), lib)
+
+
+#: library_digest of the golden libraries, as computed before SEDModel's dust-emission
+#: switch was renamed: the record in the files and the digest (which result stores check)
+#: must not change.
+LIBRARY_DIGESTS = {
+    "library_v1.h5.gz": "34e4dc45648dcda23775d718c0cd7c19569e031b0a76c4b10eb5e1ab5b27b167",
+    "library_nospec_v1.h5.gz":
+        "a6b208023d7f38e56bacc53fd97416b28d8457a9b1a81e90a0c2e541e15dda39",
+}
+
+
+@pytest.mark.parametrize("name", sorted(LIBRARY_DIGESTS))
+def test_library_v1_model_config_record(golden, tmp_path, name):
+    """The golden library's configuration record (key ``duste_switch``) rebuilds an SEDModel
+    with ``dust_emission``; the record and the library digest are those of earlier
+    versions, and a library written now records the same key."""
+    from pixedfit.fitting.results import library_digest
+    from pixedfit.library import model_config
+
+    lib = read_library(golden(name))
+    assert library_digest(lib) == LIBRARY_DIGESTS[name]
+    model = lib.model()
+    assert model.dust_emission is False and model.sfh_form == 1 and model.igm_type == 1
+    assert model_config(model) == g.LIB_CONFIG
+    lib.config["duste_switch"] = True
+    assert lib.model().dust_emission is True
+    assert lib.model(dust_emission=False).dust_emission is False
+    lib.write(tmp_path / "again.h5")
+    with h5py.File(tmp_path / "again.h5", "r") as f:
+        assert json.loads(f.attrs["config"])["duste_switch"] is True
 
 
 # =========================================================================== ours: fits

@@ -120,8 +120,8 @@ def test_end_to_end_specphot_cube_binning_and_spectrophotometric_fits(setup):
     spec = spec + rng.normal(0, serr)
     cube = SpecPhotCube(FluxCube(flux, ferr, FILTERS, unit=UNIT, z=Z), wave, spec, serr)
     matched = match_imgifs_spectral(cube, lib, model=model)
-    binned = bin_pixels(matched.cube, ref_band="sdss_r", Dmin_bin=2.0, SNR=60.0,
-                        redc_chi2_limit=4.0)
+    binned = bin_pixels(matched.cube, ref_band="sdss_r", min_bin_diameter=2.0, snr_target=60.0,
+                        max_reduced_chi2=4.0)
     assert binned.bin_has_spec.any()
     ids = [int(b) + 1 for b in np.flatnonzero(binned.bin_has_spec)[:3]]
     fits_ = fit_binmap(binned, bin_ids=ids, library=lib, model=model, fit_spectra=True,

@@ -59,7 +59,7 @@ def test_muse_matches_with_the_image_kernel_exactly(muse: dict) -> None:
 
 def test_muse_per_wavelength_psf_produces_valid_cube(muse: dict, tmp_path: Path) -> None:
     path = tmp_path / "muse_specphoto.fits"
-    sp = match_imgifs_spatial(muse["phot"], muse["cube"], name_out_fits=path)
+    sp = match_imgifs_spatial(muse["phot"], muse["cube"], output=path)
     assert sp.ifs_survey == "muse" and sp.photometry.header["SPECMED"] == "vacuum"
     assert np.all(np.isfinite(sp.spec_flux)) and np.all(sp.spec_err > 0)
     # FSF varies 0.705" → 0.686": per-channel kernels differ little from the mean one
@@ -76,5 +76,5 @@ def test_muse_per_wavelength_psf_produces_valid_cube(muse: dict, tmp_path: Path)
     back = SpecPhotCube.read(path)
     np.testing.assert_allclose(back.spec_flux, sp.spec_flux)
     assert back.ifs_survey == "muse"
-    binned = bin_pixels(back, ref_band=0, Dmin_bin=2.0, SNR=[20.0])
+    binned = bin_pixels(back, ref_band=0, min_bin_diameter=2.0, snr_target=[20.0])
     assert binned.nbins >= 1 and binned.bin_has_spec.all()

@@ -193,7 +193,7 @@ def manga(tmp_path_factory: pytest.TempPathFactory) -> dict:
     write_manga_logcube(d / "noisy.fits", wave, noisy, sig, wi, ebv=ebv)
     phot = imaging(gal, BANDS, wo, (26, 26), 3.0)
     sp = match_imgifs_spatial(phot, d / "clean.fits", ifs_survey="manga",
-                              name_out_fits=d / "specphoto.fits",
+                              output=d / "specphoto.fits",
                               reader_kwargs={"check_errors": False})  # noise-free
     spn, noise = match_imgifs_spatial(phot, read_manga(d / "noisy.fits"), return_noise=True)
     return {"clean": clean, "wave": wave, "phot": phot, "sp": sp, "spn": spn, "dir": d,
@@ -280,7 +280,7 @@ def test_manga_binning_end_to_end(manga: dict) -> None:
         FluxCube(phot.flux[:3], phot.flux_err[:3], phot.filters[:3], region=region,
                  unit=phot.unit, wcs=phot.wcs, z=phot.z),
         sp.wave, sp.spec_flux, sp.spec_err, spec_region=region, ifs_survey="manga")
-    binned = bin_pixels(cube, ref_band=1, Dmin_bin=2.0, SNR=[30, 30, 30])
+    binned = bin_pixels(cube, ref_band=1, min_bin_diameter=2.0, snr_target=[30, 30, 30])
     assert binned.nbins >= 3
     has = binned.bin_has_spec
     assert has.sum() == binned.nbins

@@ -24,10 +24,10 @@ BANDS = ["galex_fuv", "galex_nuv", "sdss_u", "sdss_g", "sdss_r", "sdss_i", "sdss
          "herschel_spire_250", "herschel_spire_500"]
 
 CONFIGS = [
-    {"sfh_form": 1, "dust_law": 0, "duste_switch": True, "add_neb_emission": True},
-    {"sfh_form": 0, "dust_law": 1, "duste_switch": True, "add_neb_emission": True,
+    {"sfh_form": 1, "dust_law": 0, "dust_emission": True, "add_neb_emission": True},
+    {"sfh_form": 0, "dust_law": 1, "dust_emission": True, "add_neb_emission": True,
      "add_igm_absorption": True},
-    {"sfh_form": 2, "dust_law": 0, "duste_switch": False, "add_neb_emission": False},
+    {"sfh_form": 2, "dust_law": 0, "dust_emission": False, "add_neb_emission": False},
 ]
 
 

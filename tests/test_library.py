@@ -22,7 +22,7 @@ REF_DIR = (
 
 @pytest.fixture(scope="module")
 def model():
-    return SEDModel(sfh_form=1, dust_law=1, duste_switch=True, add_neb_emission=False)
+    return SEDModel(sfh_form=1, dust_law=1, dust_emission=True, add_neb_emission=False)
 
 
 @pytest.fixture(scope="module")

@@ -166,7 +166,7 @@ def test_bad_inputs(tmp_path):
     with pytest.raises(TypeError, match="FitResult"):
         maps_parameters(binned, {1: "x"})
     with pytest.raises(ValueError, match="reference band"):
-        maps_parameters(binned, {1: _result(1)}, cube, refband_SM="wise_w1")
+        maps_parameters(binned, {1: _result(1)}, cube, ref_band_mass="wise_w1")
     with pytest.raises(FileNotFoundError):
         maps_parameters(binned, tmp_path / "nothing")
     with pytest.raises(ValueError, match="GALAXY_REGION"):

@@ -139,7 +139,7 @@ def test_dustpedia_uv_and_far_ir_galaxy_mass_independent_of_the_library(shared_d
         obs[b], err[b] = convert_flux_unit(float(phot[key]), piv[b], "Jy", "erg/s/cm2/A",
                                            flux_err=float(phot[key + "_err"]))
     z = z_at_value(FlatLambdaCDM(H0=70, Om0=0.3).luminosity_distance, dist * u.Mpc).value
-    model = SEDModel(sfh_form=1, dust_law=0, duste_switch=True, add_neb_emission=True)
+    model = SEDModel(sfh_form=1, dust_law=0, dust_emission=True, add_neb_emission=True)
     fits = []
     for seed in (7, 8):
         lib = generate_library(model, 30000, seed=seed, ranges={"log_age": (-1.0, 1.14)})

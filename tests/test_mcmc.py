@@ -421,7 +421,7 @@ def test_binmap_mcmc_with_a_spectrum(model, library):
 
 def test_dust_emission_model_gives_dust_mass_and_fixed_parameters(tmp_path):
     """Derived dust mass per sample; a degenerate library range fixes a parameter."""
-    model = SEDModel(sfh_form=1, dust_law=1, duste_switch=True, add_neb_emission=False,
+    model = SEDModel(sfh_form=1, dust_law=1, dust_emission=True, add_neb_emission=False,
                      threads=1)
     lib = generate_library(model, 400, seed=2, ranges={**RANGES, "log_qpah": (0.3, 0.3)})
     obs, err, _ = _mock(model, lib, 10, 0.05)

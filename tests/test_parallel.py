@@ -173,7 +173,7 @@ def test_fit_does_not_depend_on_blas_threads(shared_data, tmp_path):
         flux, err, _ = fd.galaxy_seds(["NGC0007"])
         f, e = flux[0], err[0]
         filters = list(fd.BANDS.values())
-        model = SEDModel(sfh_form=1, dust_law=0, duste_switch=True, add_neb_emission=True)
+        model = SEDModel(sfh_form=1, dust_law=0, dust_emission=True, add_neb_emission=True)
         lib = generate_library(model, 100000, seed=7, ranges={{"log_age": (-1.0, 1.14)}},
                                threads=1)
         with warnings.catch_warnings():

@@ -74,7 +74,7 @@ def test_stages_cache_and_rerun_downstream_only(observation, tmp_path):
 
     notes = out / "fitting" / "my_notes.txt"  # a user's file in an output folder
     notes.write_text("mine")
-    _edit(cfg, r"^SNR = .*$", "SNR = 20.0")
+    _edit(cfg, r"^snr_target = .*$", "snr_target = 20.0")
     changed = run_pipeline(cfg, pool=SerialPool(), quiet=True)
     assert notes.read_text() == "mine"  # never deleted: pixedfit did not write it
     assert changed.ran == ["binning", "fitting", "maps"]
@@ -108,7 +108,7 @@ def test_config_errors(tmp_path, capsys):
     with pytest.raises(FileNotFoundError):
         load_config(tmp_path / "missing.toml")
     bad = tmp_path / "bad.toml"
-    bad.write_text("[binning\nSNR = 5")
+    bad.write_text("[binning\nsnr_target = 5")
     with pytest.raises(ValueError, match="invalid TOML"):
         load_config(bad)
     bad.write_text("[binning]\nsnr = 5\n[images]\nfluxmap = 'x.fits'\n")
@@ -124,9 +124,27 @@ def test_config_errors(tmp_path, capsys):
         load_config(config={"images": {"fluxmap": "f.fits"}, "fitting": {"method": "x"}})
     cfg = load_config(config={"images": {"fluxmap": "f.fits"}, "_base": str(tmp_path)})
     assert cfg["images"]["fluxmap"] == str(tmp_path / "f.fits")
-    assert cfg["binning"]["Dmin_bin"] == 4.0
+    assert cfg["binning"]["min_bin_diameter"] == 4.0
     assert main(["run", str(bad)]) == 2
     assert "unknown key binning.snr" in capsys.readouterr().err
+
+
+def test_fingerprints_keep_the_key_names_of_earlier_versions():
+    """Stage fingerprints see the renamed (PEP 8) configuration keys under their names of
+    earlier versions, so an output folder of an earlier version keeps its stages (and the
+    fits of its result store) after the configuration is updated to the new names."""
+    from pixedfit.pipeline import DEFAULTS, _fingerprint_settings
+
+    assert _fingerprint_settings("binning", DEFAULTS["binning"]) == {
+        "ref_band": None, "Dmin_bin": 4.0, "SNR": 5.0, "redc_chi2_limit": 4.0, "del_r": 2.0,
+        "connected": True, "absorb_leftover": True, "noise_correlation": True}
+    models = _fingerprint_settings("models", DEFAULTS["models"])
+    assert models["duste_switch"] is False and "dust_emission" not in models
+    assert _fingerprint_settings("maps", DEFAULTS["maps"]) == {
+        "refband_SFR": None, "refband_SM": None, "refband_Mdust": None}
+    for stage in ("images", "ifs", "fitting", "report"):
+        assert _fingerprint_settings(stage, DEFAULTS.get(stage, {})) == DEFAULTS.get(stage, {})
+    assert _fingerprint_settings("models", {"library": "x.h5"}) == {"library": "x.h5"}
 
 
 def _mpiexec() -> str | None:
@@ -180,7 +198,7 @@ def test_ifs_stage_with_an_existing_flux_map(tmp_path):
            "run": {"output_dir": "out", "quiet": True},
            "images": {"fluxmap": "fluxmap.fits"},
            "ifs": {"cube": "manga.fits", "survey": "manga"},
-           "binning": {"SNR": 10.0, "Dmin_bin": 2.0},
+           "binning": {"snr_target": 10.0, "min_bin_diameter": 2.0},
            "models": {"nmodels": 300, "sfh_form": 1,
                       "ranges": {"gas_logu": [-2.0, -2.0], "log_age": [-0.5, 1.0]}},
            "report": {"enabled": False}}

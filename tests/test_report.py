@@ -168,7 +168,8 @@ def test_format_value():
 
     assert format_value(1.5000000000000118) == "1.5"
     assert format_value([1, 2.25, "a"]) == "[1, 2.25, a]"
-    assert format_value({"nbins": 124, "SNR": [3.0, 10.0]}) == "nbins=124, SNR=[3, 10]"
+    assert format_value({"nbins": 124, "snr_target": [3.0, 10.0]}) == \
+        "nbins=124, snr_target=[3, 10]"
 
 
 @pytest.mark.slow

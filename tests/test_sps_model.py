@@ -174,7 +174,7 @@ def test_cf00_birth_cloud_only_on_young_stars():
 
 
 def test_energy_balance_and_components():
-    m = model(sfh_form=4, dust_law=0, duste_switch=True, add_neb_emission=True)
+    m = model(sfh_form=4, dust_law=0, dust_emission=True, add_neb_emission=True)
     r = m.rest_spectrum({"log_age": 0.3, "dust1": 1.0, "dust2": 0.6, "log_mass": 10},
                         components=True)
     c = r.components
@@ -196,7 +196,7 @@ def test_energy_balance_and_components():
 
 def test_dust_emission_interpolates_templates():
     g = load_bc03()
-    m = model(sfh_form=1, duste_switch=True, add_neb_emission=False)
+    m = model(sfh_form=1, dust_emission=True, add_neb_emission=False)
     q, u = 2, 8  # q_PAH = 0.75 %, U_min = 1.0, on grid nodes; gamma = 0.1
     p = {"log_qpah": np.log10(g.dust_emission.qpah[q]), "log_umin": 0.0, "log_gamma": -1.0,
          "log_age": 0.5}
@@ -264,7 +264,7 @@ def _random_params(n: int, seed: int) -> np.ndarray:
 
 @pytest.mark.parametrize("form", [0, 2, 3, 4])
 def test_threads_and_batch_invariance(form):
-    m = model(sfh_form=form, dust_law=0, duste_switch=True, add_neb_emission=True)
+    m = model(sfh_form=form, dust_law=0, dust_emission=True, add_neb_emission=True)
     arr = _random_params(12, form)
     one = m.rest_spectrum(arr, threads=1)
     two = m.rest_spectrum(arr, threads=2)
@@ -303,9 +303,9 @@ def test_sfh_masses_property(form, log_age, log_tau, la, lb, lt0):
 
 # ----------------------------------------------------------------------------- photometry
 @pytest.mark.parametrize(("cfg", "z"), [
-    ({"sfh_form": 1, "duste_switch": True}, 0.05),
-    ({"sfh_form": 4, "dust_law": 0, "duste_switch": True}, 0.5),
-    ({"sfh_form": 1, "duste_switch": True, "add_igm_absorption": True, "igm_type": 1}, 1.0),
+    ({"sfh_form": 1, "dust_emission": True}, 0.05),
+    ({"sfh_form": 4, "dust_law": 0, "dust_emission": True}, 0.5),
+    ({"sfh_form": 1, "dust_emission": True, "add_igm_absorption": True, "igm_type": 1}, 1.0),
     ({"sfh_form": 0, "add_igm_absorption": True, "igm_type": 1}, 2.5),
 ])
 def test_photometry_grid_within_half_percent(cfg, z):
@@ -376,7 +376,7 @@ def test_input_validation():
 
 
 def test_degenerate_sfh_gives_zeros_not_nan():
-    m = model(sfh_form=3, add_neb_emission=True, duste_switch=True)
+    m = model(sfh_form=3, add_neb_emission=True, dust_emission=True)
     # Gaussian SFH peaking 12.6 Gyr after the onset, observed after 0.1 Gyr: 125 sigma away
     r = m.rest_spectrum({"log_t0": 1.1, "log_tau": -1.0, "log_age": -1.0})
     assert np.all(r.flux == 0)
@@ -385,7 +385,7 @@ def test_degenerate_sfh_gives_zeros_not_nan():
 
 @pytest.mark.parametrize("form", [0, 1, 2, 3, 4])
 def test_random_models_are_finite(form):
-    m = model(sfh_form=form, dust_law=0, duste_switch=True, add_neb_emission=True)
+    m = model(sfh_form=form, dust_law=0, dust_emission=True, add_neb_emission=True)
     arr = _random_params(300, 100 + form)
     flux, der = m.photometry(arr, 1.0, FILTERS12, return_derived=True)
     assert np.all(np.isfinite(flux)) and np.all(flux >= 0)
@@ -413,7 +413,7 @@ def test_nebular_attenuated_with_the_birth_cloud():
 def test_photometry_path_keeps_energy_balance():
     """Derived quantities of the photometry path (coarse grid, lines off the grid) agree
     with those of the full-resolution spectrum."""
-    m = model(sfh_form=1, dust_law=0, duste_switch=True, add_neb_emission=True)
+    m = model(sfh_form=1, dust_law=0, dust_emission=True, add_neb_emission=True)
     arr = _random_params(30, 11)
     _, d_phot = m.photometry(arr, 0.1, FILTERS12, return_derived=True)
     d_full = m.properties(arr)
@@ -445,7 +445,7 @@ def test_photometry_on_a_redshift_grid_equals_per_redshift_calls():
 def test_properties_on_the_photometry_grid_match_the_full_grid():
     from pixedfit.sps import SEDModel
 
-    model = SEDModel(sfh_form=1, dust_law=0, add_neb_emission=True, duste_switch=True)
+    model = SEDModel(sfh_form=1, dust_law=0, add_neb_emission=True, dust_emission=True)
     params = {"log_age": np.array([-1.8, -0.5, 0.4, 1.0]), "dust2": np.array([0.1, 0.5, 1, 2]),
               "dust1": np.array([0.2, 1.0, 0.5, 0.0])}
     fast = model.properties(params)

@@ -130,7 +130,7 @@ def test_spectrum_batch_with_several_redshifts():
 
 
 def test_observed_components_sum_to_the_spectrum(agn_file):
-    m = SEDModel(sfh_form=4, dust_law=0, duste_switch=True, add_agn=True,
+    m = SEDModel(sfh_form=4, dust_law=0, dust_emission=True, add_agn=True,
                  agn_templates=agn_file, add_igm_absorption=True, grid=load_bc03())
     p = {"log_age": 0.2, "log_fagn": -1.0, "log_mass": 10.0}
     w, comps = m.observed_components(p, z=0.8)

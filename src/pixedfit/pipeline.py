@@ -97,11 +97,11 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "ifs": {"cube": None, "survey": None, "psf_match": True, "psf_fwhm": None,
             "register": False, "register_band": None, "max_shift": 3.0,
             "blur_photometry": False},
-    "binning": {"ref_band": None, "Dmin_bin": 4.0, "SNR": 5.0, "redc_chi2_limit": 4.0,
-                "del_r": 2.0, "connected": True, "absorb_leftover": True,
-                "noise_correlation": True},
+    "binning": {"ref_band": None, "min_bin_diameter": 4.0, "snr_target": 5.0,
+                "max_reduced_chi2": 4.0, "del_r": 2.0, "connected": True,
+                "absorb_leftover": True, "noise_correlation": True},
     "models": {"library": None, "nmodels": 5000, "seed": 0, "sfh_form": 4, "dust_law": 1,
-               "duste_switch": False, "add_neb_emission": True, "add_agn": False,
+               "dust_emission": False, "add_neb_emission": True, "add_agn": False,
                "add_igm_absorption": False, "igm_type": 0, "ranges": {}},
     "fitting": {"method": "rdsps", "likelihood": "gauss", "dof": 3.0, "perc_chi2": 100.0,
                 "error_floor": 0.0, "max_age_universe": True, "cosmo": None, "H0": 70.0,
@@ -115,10 +115,32 @@ DEFAULTS: dict[str, dict[str, Any]] = {
                 # the leftover bin (pixels below the S/N target): not fitted, NaN in the
                 # maps (BIN_FLAG bit 1); true: fitted and flagged
                 "fit_leftover": False},
-    "maps": {"refband_SFR": None, "refband_SM": None, "refband_Mdust": None},
+    "maps": {"ref_band_sfr": None, "ref_band_mass": None, "ref_band_dust_mass": None},
     "report": {"enabled": True, "n_examples": 3, "truth": None, "truth_snr_bands": None,
                "corner_params": None},
 }
+
+
+#: Configuration keys renamed to PEP 8 names: section → {key of earlier versions: key}.
+#: An old key in a configuration is an error naming the new key. Stage fingerprints are
+#: computed with the old keys (:func:`_fingerprint_settings`), so output folders of earlier
+#: versions stay valid (their stages, and the fits in their result stores, are kept).
+_RENAMED_KEYS: dict[str, dict[str, str]] = {
+    "binning": {"Dmin_bin": "min_bin_diameter", "SNR": "snr_target",
+                "redc_chi2_limit": "max_reduced_chi2"},
+    "models": {"duste_switch": "dust_emission"},
+    "maps": {"refband_SFR": "ref_band_sfr", "refband_SM": "ref_band_mass",
+             "refband_Mdust": "ref_band_dust_mass"},
+}
+
+
+def _fingerprint_settings(stage: str, settings: Any) -> Any:
+    """``settings`` of a stage as its fingerprint sees them: a section's renamed keys under
+    their names of earlier versions (see :data:`_RENAMED_KEYS`)."""
+    old = {new: key for key, new in _RENAMED_KEYS.get(stage, {}).items()}
+    if not old or not isinstance(settings, Mapping):
+        return settings
+    return {old.get(k, k): v for k, v in settings.items()}
 
 
 def _unknown_key(where: str, key: str, known: Iterable[str], what: str = "key") -> str:
@@ -141,9 +163,16 @@ def _merge(defaults: Mapping[str, Any], user: Any, where: str,
     if not isinstance(user, Mapping):
         problems.append(f"[{where}] must be a table of keys, got {user!r}")
         return out
+    renamed = _RENAMED_KEYS.get(where, {})
+    renamed_lower = {k.lower(): v for k, v in renamed.items()}
     for key, value in user.items():
-        if key not in defaults:
-            problems.append(_unknown_key(where, key, defaults))
+        if key in renamed:
+            problems.append(f"{where}.{key} is now called {where}.{renamed[key]}: rename it "
+                            "in the configuration")
+        elif key not in defaults:
+            new = renamed_lower.get(str(key).lower())  # e.g. "snr" for the old "SNR"
+            problems.append(f"unknown key {where}.{key}; did you mean {where}.{new}?" if new
+                            else _unknown_key(where, key, defaults))
         else:
             out[key] = value
     return out
@@ -162,7 +191,7 @@ def check_config(cfg: dict[str, Any], files: bool = False) -> None:
 
     Checks every key's type and range and the cross-references between keys (filters of
     ``sci``/``var``/``instruments``, ``psf_target``, ``align_filter``, ``binning.ref_band``,
-    ``maps.refband_*``). Sexagesimal ``images.ra``/``images.dec`` are converted to degrees
+    ``maps.ref_band_*``). Sexagesimal ``images.ra``/``images.dec`` are converted to degrees
     in place (:func:`pixedfit.units.sky_position`). With ``files``, also what needs the
     files and grids: every input file exists, the filter names are known, the flux map's
     filters (for ``ref_band`` with ``images.fluxmap``), ``ifs.survey``, and
@@ -321,16 +350,16 @@ def _check_config(cfg: dict[str, Any], files: bool, problems: list[str]) -> None
 
     # ---- binning
     band("binning.ref_band", binning["ref_band"], bands)
-    num("binning.Dmin_bin", binning["Dmin_bin"], 0, open_lo=True)
-    snr = binning["SNR"]
+    num("binning.min_bin_diameter", binning["min_bin_diameter"], 0, open_lo=True)
+    snr = binning["snr_target"]
     if isinstance(snr, list):
         for i, v in enumerate(snr):
-            num(f"binning.SNR[{i}]", v, 0)
+            num(f"binning.snr_target[{i}]", v, 0)
         if bands is not None and len(snr) != len(bands):
-            add(f"binning.SNR lists {len(snr)} values for {len(bands)} filters")
+            add(f"binning.snr_target lists {len(snr)} values for {len(bands)} filters")
     else:
-        num("binning.SNR", snr, 0)
-    num("binning.redc_chi2_limit", binning["redc_chi2_limit"], 0, open_lo=True)
+        num("binning.snr_target", snr, 0)
+    num("binning.max_reduced_chi2", binning["max_reduced_chi2"], 0, open_lo=True)
     num("binning.del_r", binning["del_r"], 0, open_lo=True)
     for key in ("connected", "absorb_leftover", "noise_correlation"):
         boolean(f"binning.{key}", binning[key])
@@ -342,7 +371,7 @@ def _check_config(cfg: dict[str, Any], files: bool, problems: list[str]) -> None
     integer("models.sfh_form", models["sfh_form"], 0, 4)
     integer("models.dust_law", models["dust_law"], 0, 1)
     integer("models.igm_type", models["igm_type"], 0, 1)
-    for key in ("duste_switch", "add_neb_emission", "add_agn", "add_igm_absorption"):
+    for key in ("dust_emission", "add_neb_emission", "add_agn", "add_igm_absorption"):
         boolean(f"models.{key}", models[key])
     ranges = table("models.ranges", models["ranges"])
     for name, v in ranges.items():
@@ -371,7 +400,7 @@ def _check_config(cfg: dict[str, Any], files: bool, problems: list[str]) -> None
             add(f"fitting.cosmo: {exc}")
 
     # ---- maps, report
-    for key in ("refband_SFR", "refband_SM", "refband_Mdust"):
+    for key in ("ref_band_sfr", "ref_band_mass", "ref_band_dust_mass"):
         band(f"maps.{key}", cfg["maps"][key], bands)
     report = cfg["report"]
     boolean("report.enabled", report["enabled"])
@@ -424,9 +453,9 @@ def _check_files(cfg: dict[str, Any], problems: list[str]) -> None:
             elif isinstance(value, int) and not -len(bands) <= value < len(bands):
                 problems.append(f"{key} = {value} is not a band index of the flux map's "
                                 f"{len(bands)} filters")
-        snr = cfg["binning"]["SNR"]
+        snr = cfg["binning"]["snr_target"]
         if isinstance(snr, list) and len(snr) != len(bands):
-            problems.append(f"binning.SNR lists {len(snr)} values for the flux map's "
+            problems.append(f"binning.snr_target lists {len(snr)} values for the flux map's "
                             f"{len(bands)} filters")
     survey = cfg["ifs"]["survey"]
     if cfg["ifs"]["cube"] is not None and survey is not None:
@@ -439,7 +468,7 @@ def _check_files(cfg: dict[str, Any], problems: list[str]) -> None:
         from .sps import SEDModel
 
         model = SEDModel(sfh_form=models["sfh_form"], dust_law=models["dust_law"],
-                         duste_switch=models["duste_switch"],
+                         dust_emission=models["dust_emission"],
                          add_neb_emission=models["add_neb_emission"],
                          add_agn=models["add_agn"])
         try:
@@ -705,7 +734,8 @@ class Pipeline:
         the same fingerprint and deletes when the fingerprint changed.
         """
         fp = _digest({
-            "stage": name, "settings": settings, "version": __version__,
+            "stage": name, "settings": _fingerprint_settings(name, settings),
+            "version": __version__,
             "inputs": {str(p): _file_digest(p) for p in inputs},
             "upstream": {u: self.records[u].fingerprint for u in upstream if u in self.records},
         })
@@ -890,7 +920,7 @@ class Pipeline:
             rkw = {} if cfg["psf_fwhm"] is None else {"psf_fwhm": float(cfg["psf_fwhm"])}
             match_imgifs_spatial(self.path("images", "fluxmap.fits"), cfg["cube"],
                                  ifs_survey=cfg["survey"], psf_match=bool(cfg["psf_match"]),
-                                 name_out_fits=dest, overwrite=True, reader_kwargs=rkw,
+                                 output=dest, overwrite=True, reader_kwargs=rkw,
                                  register=bool(cfg["register"]),
                                  register_band=cfg["register_band"],
                                  max_shift=float(cfg["max_shift"]),
@@ -918,8 +948,10 @@ class Pipeline:
             # the pixel noise correlation the image stage measured, when there is one
             noise = self.path("images", "fluxmap_noise.fits")
             use_noise = bool(cfg.get("noise_correlation", True)) and noise.is_file()
-            binned = bin_pixels(cube, ref_band=cfg["ref_band"], Dmin_bin=float(cfg["Dmin_bin"]),
-                                SNR=cfg["SNR"], redc_chi2_limit=float(cfg["redc_chi2_limit"]),
+            binned = bin_pixels(cube, ref_band=cfg["ref_band"],
+                                min_bin_diameter=float(cfg["min_bin_diameter"]),
+                                snr_target=cfg["snr_target"],
+                                max_reduced_chi2=float(cfg["max_reduced_chi2"]),
                                 del_r=float(cfg["del_r"]), connected=bool(cfg["connected"]),
                                 absorb_leftover=bool(cfg["absorb_leftover"]),
                                 noise_correlation=noise if use_noise else None,
@@ -944,7 +976,7 @@ class Pipeline:
             from .sps import SEDModel
 
             model = SEDModel(sfh_form=int(cfg["sfh_form"]), dust_law=int(cfg["dust_law"]),
-                             duste_switch=bool(cfg["duste_switch"]),
+                             dust_emission=bool(cfg["dust_emission"]),
                              add_neb_emission=bool(cfg["add_neb_emission"]),
                              add_agn=bool(cfg["add_agn"]),
                              add_igm_absorption=bool(cfg["add_igm_absorption"]),

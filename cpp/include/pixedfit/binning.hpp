@@ -35,7 +35,7 @@
 namespace pixedfit {
 
 struct BinningParams {
-    double r_first = 2.0;          // radius of the first circle (Dmin_bin / 2), pixels
+    double r_first = 2.0;          // radius of the first circle (min_bin_diameter / 2), pixels
     double del_r = 2.0;            // ring width, pixels, > 0
     double chi2_limit = 4.0;       // reduced chi2 limit of the shape test
     double sys_factor = 0.0;       // systematic error fraction used in the shape test only

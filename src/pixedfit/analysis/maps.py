@@ -615,9 +615,9 @@ def maps_parameters(
     binned: BinnedCube | PathLike,
     fits_in: Any,
     fluxmap: FluxCube | SpecPhotCube | PathLike | None = None,
-    refband_SFR: int | str | None = None,
-    refband_SM: int | str | None = None,
-    refband_Mdust: int | str | None = None,
+    ref_band_sfr: int | str | None = None,
+    ref_band_mass: int | str | None = None,
+    ref_band_dust_mass: int | str | None = None,
     name_out: PathLike | None = None,
     cosmo: Any = None,
     H0: float = 70.0,
@@ -633,7 +633,7 @@ def maps_parameters(
         Results of :func:`pixedfit.fitting.fit_binmap` (or MCMC results of the same form).
     fluxmap : FluxCube, SpecPhotCube or path, optional
         The unbinned cube, for the pixel maps (default: no pixel maps).
-    refband_SFR, refband_SM, refband_Mdust : int or str, optional
+    ref_band_sfr, ref_band_mass, ref_band_dust_mass : int or str, optional
         Reference bands (index or filter name) for sharing SFR (default the bluest band),
         stellar mass and dust mass (default the reddest).
     name_out : path-like, optional
@@ -704,9 +704,9 @@ def maps_parameters(
         if list(phot.filters) != list(cube.filters):
             raise ValueError("fluxmap: filters differ from the binned cube's")
         nb = len(cube.filters)
-        choice = {"log_sfr": _band_index(cube.filters, refband_SFR, 0),
-                  "log_mass": _band_index(cube.filters, refband_SM, nb - 1),
-                  "log_dustmass": _band_index(cube.filters, refband_Mdust, nb - 1)}
+        choice = {"log_sfr": _band_index(cube.filters, ref_band_sfr, 0),
+                  "log_mass": _band_index(cube.filters, ref_band_mass, nb - 1),
+                  "log_dustmass": _band_index(cube.filters, ref_band_dust_mass, nb - 1)}
         for q, band in choice.items():
             if f"{q}-p50" not in table and f"{q}-mean" not in table:
                 continue

@@ -22,10 +22,10 @@ All pixel coordinates are zero-based ``(y, x)``; distances are between pixel cen
    fluxes in place by the band's smallest positive flux, which inflated S/N and the
    written bin fluxes; here the input is never modified and bin fluxes are the sums of the
    real pixel fluxes (errors in quadrature).
-3. **Growth** — first the pixels within ``Dmin_bin / 2`` of the seed, then rings
+3. **Growth** — first the pixels within ``min_bin_diameter / 2`` of the seed, then rings
    ``R < d ≤ R + del_r`` (R grows by ``del_r``). A candidate joins only when its reduced χ²
    against the seed's SED (seed scaled onto it by least squares, χ² / n_bands, errors with
-   the systematic term) is ≤ ``redc_chi2_limit``; a rejected pixel is not reconsidered
+   the systematic term) is ≤ ``max_reduced_chi2``; a rejected pixel is not reconsidered
    for this bin. The test also applies in the first circle (``shape_test_first_circle``;
    the original exempted it), so every pixel of a regular bin is similar to its seed.
 4. **Connectivity** — by default (``connected=True``) a bin is the 4-connected component
@@ -34,7 +34,7 @@ All pixel coordinates are zero-based ``(y, x)``; distances are between pixel cen
    later ring links them). ``connected=False`` gives the original's behaviour: every
    similar pixel of the ring joins, wherever it is.
 5. **Closing** — after every step, the bin closes when S/N_b = ΣF_b / sqrt(Σσ_b²) reaches
-   ``SNR[b]`` in every band with a non-zero threshold. With ``noise_correlation`` (the
+   ``snr_target[b]`` in every band with a non-zero threshold. With ``noise_correlation`` (the
    pixel correlation ρ left by PSF matching and reprojection) the variance is the exact
    Σ_{i,j} ρ(i − j) σ_i σ_j of the bin's pixels, here and in step 8 and in the bin errors;
    step 6 then uses the bound Σ|ρ| Σσ². Quadrature sums of correlated pixels overstate
@@ -193,19 +193,21 @@ def _ref_band(cube: FluxCube, ref_band: int | str | None) -> int:
     return cube.band_index(ref_band)
 
 
-def _thresholds(SNR: Any, nbands: int) -> NDArray[np.float64]:
-    if SNR is None:
+def _thresholds(snr_target: Any, nbands: int) -> NDArray[np.float64]:
+    if snr_target is None:
         return np.full(nbands, 5.0)
     try:
-        arr = np.array(SNR, dtype=np.float64)
+        arr = np.array(snr_target, dtype=np.float64)
     except (TypeError, ValueError) as exc:
-        raise TypeError(f"SNR: expected a number or one number per band, got {SNR!r}") from exc
+        raise TypeError("snr_target: expected a number or one number per band, got "
+                        f"{snr_target!r}") from exc
     if arr.ndim == 0:
         arr = np.full(nbands, float(arr))
     if arr.ndim != 1 or arr.size != nbands:
-        raise ValueError(f"SNR: expected one value per band ({nbands}), got shape {arr.shape}")
+        raise ValueError(f"snr_target: expected one value per band ({nbands}), got shape "
+                         f"{arr.shape}")
     if not np.all(np.isfinite(arr)) or np.any(arr < 0):
-        raise ValueError("SNR: thresholds must be finite and >= 0 (0 = no requirement)")
+        raise ValueError("snr_target: thresholds must be finite and >= 0 (0 = no requirement)")
     return arr
 
 
@@ -230,9 +232,9 @@ def _threads(threads: int | None) -> int:
 def bin_pixels(
     cube: FluxCube | SpecPhotCube,
     ref_band: int | str | None = None,
-    Dmin_bin: float = 4.0,
-    SNR: float | Sequence[float] | None = None,
-    redc_chi2_limit: float = 4.0,
+    min_bin_diameter: float = 4.0,
+    snr_target: float | Sequence[float] | None = None,
+    max_reduced_chi2: float = 4.0,
     del_r: float = 2.0,
     *,
     connected: bool = True,
@@ -254,14 +256,15 @@ def bin_pixels(
     ref_band : int or str, optional
         Band (index or filter name) ordering the seeds; default the middle band
         ``(nbands − 1) // 2``.
-    Dmin_bin : float
+    min_bin_diameter : float
         Diameter (pixels) of the first circle around the seed, >= 0.
-    SNR : float or sequence of float, optional
+    snr_target : float or sequence of float, optional
         S/N target: one value for all bands or one per band; 0 = no requirement in that
         band. Default 5 in every band. Statistical errors only (calibration errors are
         kept as ``calib_err`` and added by the fit).
-    redc_chi2_limit : float
-        Maximum reduced χ² of a pixel's SED against the seed's (``np.inf`` disables the test).
+    max_reduced_chi2 : float
+        Maximum reduced χ² of a pixel's SED against the seed's (``np.inf`` disables the
+        test).
     del_r : float
         Width (pixels) of the growth rings, > 0.
     connected : bool
@@ -301,10 +304,10 @@ def bin_pixels(
     else:
         raise TypeError(f"cube: expected a FluxCube or SpecPhotCube, got {type(cube).__name__}")
     b = _ref_band(phot, ref_band)
-    thr = _thresholds(SNR, phot.nbands)
-    dmin = _positive(Dmin_bin, "Dmin_bin", allow_zero=True)
+    thr = _thresholds(snr_target, phot.nbands)
+    dmin = _positive(min_bin_diameter, "min_bin_diameter", allow_zero=True)
     dr = _positive(del_r, "del_r")
-    chi_lim = _positive(redc_chi2_limit, "redc_chi2_limit", allow_inf=True)
+    chi_lim = _positive(max_reduced_chi2, "max_reduced_chi2", allow_inf=True)
     if sys_err_factor is None:
         k = systematic_error_factor(phot, b)
     else:
@@ -338,7 +341,8 @@ def bin_pixels(
     if out.has_leftover:
         leftover[-1] = True
     params = {
-        "ref_band": b, "Dmin_bin": dmin, "SNR": thr, "redc_chi2_limit": chi_lim, "del_r": dr,
+        "ref_band": b, "min_bin_diameter": dmin, "snr_target": thr,
+        "max_reduced_chi2": chi_lim, "del_r": dr,
         "connected": bool(connected), "shape_test_first_circle": bool(shape_test_first_circle),
         "absorb_leftover": bool(absorb_leftover), "sys_err_factor": k, "max_radius": max_radius,
         "n_failed_seeds": int(out.n_failed_seeds), "n_absorbed": int(out.n_absorbed),
@@ -523,9 +527,9 @@ def bin_images(
     filters: Sequence[str] | None = None,
     region: ArrayLike | None = None,
     ref_band: int | str | None = None,
-    Dmin_bin: float = 2.0,
-    SNR: float | Sequence[float] | None = None,
-    redc_chi2_limit: float = 4.0,
+    min_bin_diameter: float = 2.0,
+    snr_target: float | Sequence[float] | None = None,
+    max_reduced_chi2: float = 4.0,
     del_r: float = 2.0,
     unit: float = 1.0,
     **kwargs: Any,
@@ -541,9 +545,9 @@ def bin_images(
         Band names (default ``band0``, ``band1``, …).
     region : array_like of bool, optional
         Pixels to bin; default every pixel with finite values and variance > 0.
-    ref_band, SNR, redc_chi2_limit, del_r
+    ref_band, snr_target, max_reduced_chi2, del_r
         As :func:`bin_pixels`.
-    Dmin_bin : float
+    min_bin_diameter : float
         As :func:`bin_pixels`, with the original's default of 2 pixels.
     unit : float
         f_λ (erg s⁻¹ cm⁻² Å⁻¹) of one image unit.
@@ -569,8 +573,9 @@ def bin_images(
     with np.errstate(invalid="ignore"):
         err = np.sqrt(var)
     cube = FluxCube(sci, err, names, region=region, unit=unit)
-    return bin_pixels(cube, ref_band=ref_band, Dmin_bin=Dmin_bin, SNR=SNR,
-                      redc_chi2_limit=redc_chi2_limit, del_r=del_r, **kwargs)
+    return bin_pixels(cube, ref_band=ref_band, min_bin_diameter=min_bin_diameter,
+                      snr_target=snr_target, max_reduced_chi2=max_reduced_chi2, del_r=del_r,
+                      **kwargs)
 
 
 def _image_data(item: ArrayLike | PathLike, name: str) -> NDArray[np.float64]:

@@ -139,7 +139,7 @@ def plot_bin_snr_radius(binned: BinnedCube, ax: Any = None,
     snr = binned.bin_snr
     which = range(binned.nbands) if bands is None else [int(b) for b in bands]
     regular = ~binned.leftover
-    targets = binned.params.get("SNR")
+    targets = binned.params.get("snr_target")
     for b in which:
         pts = ax.plot(r[regular], snr[regular, b], "o", ms=3, label=binned.filters[b])
         colour = pts[0].get_color()

@@ -139,7 +139,7 @@ def _cmd_models_generate(args: argparse.Namespace) -> int:
     from ..sps import SEDModel
 
     model = SEDModel(sfh_form=args.sfh_form, dust_law=args.dust_law,
-                     duste_switch=args.dust_emission, add_neb_emission=not args.no_nebular,
+                     dust_emission=args.dust_emission, add_neb_emission=not args.no_nebular,
                      add_agn=args.agn, add_igm_absorption=args.igm, igm_type=args.igm_type,
                      agn_templates=args.agn_templates)
     pool = get_pool()

@@ -75,8 +75,9 @@ class BinnedCube:
         True when every pixel of the bin lies in the IFS region.
     spec_region : ndarray of bool (ny, nx) or None
     params : dict
-        The binning parameters (ref_band, Dmin_bin, SNR, redc_chi2_limit, del_r, connected,
-        shape_test_first_circle, sys_err_factor, max_radius); empty when unknown.
+        The binning parameters (ref_band, min_bin_diameter, snr_target, max_reduced_chi2,
+        del_r, connected, shape_test_first_circle, sys_err_factor, max_radius); empty when
+        unknown.
     calib_err : ndarray, shape (nbands,), or None
         Fractional calibration error of each band (NaN where unknown), from the flux map's
         ``CALERR<i>`` cards (read from ``header`` when not given); None when no band has
@@ -326,8 +327,8 @@ class BinnedCube:
             if value is not None and (not isinstance(value, float) or np.isfinite(value)):
                 hdr[card] = (value if isinstance(value, bool | int | float) else str(value),
                              key)
-        if "SNR" in self.params:
-            for i, v in enumerate(np.atleast_1d(self.params["SNR"])):
+        if "snr_target" in self.params:
+            for i, v in enumerate(np.atleast_1d(self.params["snr_target"])):
                 hdr[f"BSNR{i}"] = (float(v), f"S/N target of band {i}")
         for i, name in enumerate(self.filters):
             hdr[f"FIL{i}"] = name
@@ -418,7 +419,7 @@ class BinnedCube:
                 params["ref_band"] = int(primary["REFBAND"])
             snr = [primary[f"BSNR{i}"] for i in range(len(filters)) if f"BSNR{i}" in primary]
             if len(snr) == len(filters):
-                params["SNR"] = np.asarray(snr, np.float64)
+                params["snr_target"] = np.asarray(snr, np.float64)
             wave = find_optional(hdul, ("SPEC_WAVE", "WAVE"))
             spec_bin_map = find_optional(hdul, ("SPEC_BIN_MAP",))
             if wave is not None and spec_bin_map is not None:
@@ -448,10 +449,12 @@ class BinnedCube:
             )
 
 
-#: Binning parameters stored in the binned-cube header (key -> FITS keyword).
+#: Binning parameters stored in the binned-cube header (key -> FITS keyword; the
+#: per-band ``snr_target`` goes to BSNR<i>). The keywords are those of earlier versions,
+#: whose files read with the same keys.
 _PARAM_CARDS = {
-    "Dmin_bin": "BDMIN",
-    "redc_chi2_limit": "BCHI2LIM",
+    "min_bin_diameter": "BDMIN",
+    "max_reduced_chi2": "BCHI2LIM",
     "del_r": "BDELR",
     "connected": "BCONNECT",
     "shape_test_first_circle": "BSHAPE1",

@@ -276,7 +276,7 @@ def match_imgifs_spatial(
     wave_medium: str = "vacuum",
     fwhm_tolerance: float = 0.01,
     resampling_correction: bool = True,
-    name_out_fits: PathLike | None = None,
+    output: PathLike | None = None,
     overwrite: bool = False,
     reader_kwargs: dict[str, Any] | None = None,
     return_noise: bool = False,
@@ -320,7 +320,7 @@ def match_imgifs_spatial(
     resampling_correction : bool
         Narrow the Gaussian kernels by the mean blur of the reprojection
         (:func:`resampling_variance`), so that the matched cube reaches the imaging PSF.
-    name_out_fits : path-like, optional
+    output : path-like, optional
         Write the result there (atomically), and the noise correlation next to it as
         ``<stem>_specnoise.fits`` (:class:`SpectralNoise`).
     overwrite : bool
@@ -509,9 +509,9 @@ def match_imgifs_spatial(
     result = SpecPhotCube(new_phot, wave, spec, err, spec_region=spec_region,
                           ifs_survey=survey)
     noise = SpectralNoise(group.astype(np.int64), rho)
-    if name_out_fits is not None:
-        result.write(name_out_fits, overwrite=overwrite)
-        out = Path(name_out_fits)
+    if output is not None:
+        result.write(output, overwrite=overwrite)
+        out = Path(output)
         noise.write(out.with_name(out.stem + "_specnoise.fits"), overwrite=True)
     return (result, noise) if return_noise else result
 

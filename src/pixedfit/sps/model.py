@@ -1,10 +1,12 @@
 """``SEDModel``: parameters → spectra, photometry and derived properties (C++ engine).
 
-Configuration switches follow piXedfit (see ``pixedfit_original_spec.md`` §3):
+Configuration switches follow piXedfit (see ``pixedfit_original_spec.md`` §3; with PEP 8
+names: ``dust_emission`` is the original's dust-emission switch, :mod:`pixedfit.compat`
+takes the original names):
 
 ``sfh_form``            0 tau, 1 delayed tau, 2 log-normal, 3 Gaussian, 4 double power law
 ``dust_law``            0 Charlot & Fall (2000), 1 Calzetti (2000)
-``duste_switch``        Draine & Li (2007) dust emission with energy balance
+``dust_emission``       Draine & Li (2007) dust emission with energy balance
 ``add_neb_emission``    nebular lines and continuum (Cloudy grids of the SSP grid)
 ``add_agn``             AGN torus (Nenkova et al. 2008 templates, FSPS's scheme)
 ``add_igm_absorption``  IGM transmission, ``igm_type`` 0 Madau (1995), 1 Inoue et al. (2014)
@@ -356,7 +358,7 @@ class SEDModel:
         0 tau, 1 delayed tau, 2 log-normal, 3 Gaussian, 4 double power law.
     dust_law : int
         0 Charlot & Fall (2000), 1 Calzetti (2000).
-    duste_switch : bool
+    dust_emission : bool
         Add Draine & Li (2007) dust emission (energy balance).
     add_neb_emission : bool
         Add nebular lines and continuum.
@@ -398,7 +400,7 @@ class SEDModel:
         self,
         sfh_form: int = 4,
         dust_law: int = 1,
-        duste_switch: bool = False,
+        dust_emission: bool = False,
         add_neb_emission: bool = True,
         add_agn: bool = False,
         add_igm_absorption: bool = False,
@@ -430,7 +432,7 @@ class SEDModel:
             raise ValueError("photometry_resolution must be >= 10")
         self.sfh_form = int(sfh_form)
         self.dust_law = int(dust_law)
-        self.duste_switch = bool(duste_switch)
+        self.dust_emission = bool(dust_emission)
         self.add_neb_emission = bool(add_neb_emission)
         self.add_agn = bool(add_agn)
         self.add_igm_absorption = bool(add_igm_absorption)
@@ -460,8 +462,8 @@ class SEDModel:
         self.imf_type = imf_type
         if self.add_neb_emission and grid.nebular is None:
             raise ValueError("add_neb_emission: the SSP grid has no nebular grids")
-        if self.duste_switch and grid.dust_emission is None:
-            raise ValueError("duste_switch: the SSP grid has no dust-emission templates")
+        if self.dust_emission and grid.dust_emission is None:
+            raise ValueError("dust_emission: the SSP grid has no dust-emission templates")
         agn = None
         if self.add_agn:
             agn = grid.agn if grid.agn is not None and agn_templates is None else \
@@ -515,7 +517,7 @@ class SEDModel:
         if self.dust_law == 0:
             names += ["dust_index", "dust1"]
         names.append("dust2")
-        if self.duste_switch:
+        if self.dust_emission:
             names += ["log_gamma", "log_umin", "log_qpah"]
         if self.add_agn:
             names += ["log_fagn", "log_tauagn"]
@@ -580,7 +582,7 @@ class SEDModel:
         }
         if self.add_neb_emission and grid.nebular is not None:
             lim["gas_logu"] = (float(grid.nebular.logu[0]), float(grid.nebular.logu[-1]))
-        if self.duste_switch and grid.dust_emission is not None:
+        if self.dust_emission and grid.dust_emission is not None:
             dl = grid.dust_emission
             lim["log_umin"] = (float(np.log10(dl.umin[0])), float(np.log10(dl.umin[-1])))
             lim["log_qpah"] = (float(np.log10(dl.qpah[0])), float(np.log10(dl.qpah[-1])))
@@ -592,7 +594,7 @@ class SEDModel:
     def _limit_columns(self) -> tuple[list[str], NDArray, NDArray, NDArray]:
         """:meth:`param_limits` as arrays (names, column indices, lower and upper limits
         with the 1e-9 tolerance), kept while the grids and the switches stay the same."""
-        key = (id(self.grid), id(self._agn), self.add_neb_emission, self.duste_switch,
+        key = (id(self.grid), id(self._agn), self.add_neb_emission, self.dust_emission,
                self.add_agn)
         cached = getattr(self, "_limits", None)
         if cached is None or cached[0] != key:
@@ -644,7 +646,7 @@ class SEDModel:
 
     def _cfg(self) -> tuple[_core.SfhForm, _core.DustLaw, bool, bool, bool, float, float]:
         """The configuration arguments of the ``_core.csp_*`` kernels."""
-        return (_core.SfhForm(self.sfh_form), _core.DustLaw(self.dust_law), self.duste_switch,
+        return (_core.SfhForm(self.sfh_form), _core.DustLaw(self.dust_law), self.dust_emission,
                 self.add_neb_emission, self.add_agn, -1.0, _T_BC)
 
     # ------------------------------------------------------------------ smoothing
