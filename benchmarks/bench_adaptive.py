@@ -63,7 +63,7 @@ def row_of(mock: int, fit: str, result, seconds: float) -> dict[str, float | int
 
 def run(args: argparse.Namespace) -> list[dict]:
     """Fit the selected mocks; return the table rows."""
-    from pixedfit.fitting import fit_sed
+    from pixedfit.fitting import ErrorModel, Parallelism, RdspsSettings, fit_sed
     from pixedfit.library import generate_library
     from pixedfit.sps import SEDModel
 
@@ -79,13 +79,15 @@ def run(args: argparse.Namespace) -> list[dict]:
         obs, err = mock_sed(model, truth, i, rng)  # every mock drawn: the split is invisible
         if i < first:
             continue
-        common = {"z": 0.05, "model": model, "calibration": 0.05, "threads": 1, "seed": 7}
+        common = {"z": 0.05, "model": model, "errors": ErrorModel(calibration=0.05),
+                  "parallel": Parallelism(threads=1), "seed": 7}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             for k, lib in enumerate(libs):
                 for name, refine in (("plain", False), ("adaptive", True)):
                     t = time.perf_counter()
-                    r = fit_sed(obs, err, FILTERS, library=lib, refine=refine, **common)
+                    r = fit_sed(obs, err, FILTERS, library=lib,
+                                method=RdspsSettings(refine=refine), **common)
                     rows.append(row_of(i, f"{name}{k + 1}", r, time.perf_counter() - t))
             if not args.no_samplers:
                 for name in ("mcmc", "nested"):

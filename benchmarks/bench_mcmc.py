@@ -44,7 +44,15 @@ from pathlib import Path
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
-from pixedfit.fitting import MCMCShortChainWarning, ObservedSpectrum, Resolution, fit_sed
+from pixedfit.fitting import (
+    McmcSettings,
+    MCMCShortChainWarning,
+    ObservedSpectrum,
+    Parallelism,
+    Resolution,
+    SpectralOptions,
+    fit_sed,
+)
 from pixedfit.library import generate_library
 from pixedfit.sps import SEDModel
 
@@ -57,6 +65,7 @@ Z = 0.05
 RANGES = {"log_age": (-1.0, 1.1), "logzsol": (-1.0, 0.2), "dust1": (0.0, 2.0),
           "dust2": (0.0, 1.5), "gas_logu": (-2.0, -2.0)}
 CHECK = ("logzsol", "log_age", "dust2", "log_mass")
+ONE = Parallelism(threads=1)
 
 
 def mock(model, truth: dict, seed: int, snr: float = 20.0):
@@ -65,7 +74,7 @@ def mock(model, truth: dict, seed: int, snr: float = 20.0):
     return flux + np.random.default_rng(seed).normal(0, err), err
 
 
-def fit(model, library, obs, err, method: str, seed: int = 0, **kw):
+def fit(model, library, obs, err, method: str | McmcSettings, seed: int = 0, **kw):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", MCMCShortChainWarning)
         return fit_sed(obs, err, FILTERS, z=Z, library=library, model=model, method=method,
@@ -76,8 +85,8 @@ def speed(model, library, threads: int) -> tuple[float, float, dict]:
     truth = {k: float(v[17]) for k, v in library.params.items()} | {"log_mass": 10.0}
     obs, err = mock(model, truth, 1)
     t0, c0 = time.perf_counter(), time.process_time()
-    res = fit(model, library, obs, err, "mcmc", nwalkers=100, nsteps=600, nsteps_cut=100,
-              threads=threads)
+    res = fit(model, library, obs, err, McmcSettings(nwalkers=100, nsteps=600, nsteps_cut=100),
+              parallel=Parallelism(threads=threads))
     return time.perf_counter() - t0, time.process_time() - c0, res.diagnostics
 
 
@@ -87,9 +96,9 @@ def accuracy(model, library, nmocks: int) -> tuple[float, float]:
     for i in range(nmocks):
         truth = {k: float(v[i]) for k, v in truths.items()} | {"log_mass": 10.0}
         obs, err = mock(model, truth, 100 + i)
-        mc = fit(model, library, obs, err, "mcmc", seed=i, nwalkers=50, nsteps=1000,
-                 nsteps_cut=300, threads=1)
-        rd = fit(model, library, obs, err, "rdsps", threads=1)
+        mc = fit(model, library, obs, err, McmcSettings(nwalkers=50, nsteps=1000, nsteps_cut=300),
+                 seed=i, parallel=ONE)
+        rd = fit(model, library, obs, err, "rdsps", parallel=ONE)
         for name in CHECK:
             k = mc.names.index(name)
             inside += mc.p16[k] <= truth[name] <= mc.p84[k]
@@ -115,8 +124,8 @@ def tilt_recovery(model, library, phot_snr: float) -> tuple[int, float, float, f
     serr = flux / 30
     spec = ObservedSpectrum(wave, flux + np.random.default_rng(8).normal(0, serr), serr,
                             resolution=Resolution.velocity(70.0, instrumental=False))
-    res = fit(model, library, obs, err, "mcmc", seed=3, spectrum=spec, poly_order=3,
-              nwalkers=50, nsteps=300, nsteps_cut=150, threads=1)
+    res = fit(model, library, obs, err, McmcSettings(nwalkers=50, nsteps=300, nsteps_cut=150),
+              seed=3, spectrum=spec, spectral=SpectralOptions(poly_order=3), parallel=ONE)
     ok = 0
     for name in CHECK:
         k = res.names.index(name)
@@ -147,13 +156,15 @@ def sdss(nlib: int) -> dict[str, str]:
     for name in ("NGC3073", "NGC3522"):
         spec, z = read_sdss_spectrum(folder / f"{name}_SDSS_DR18.fits.gz",
                                      wave_range=(3700, 8800))
-        for method, kw in (("rdsps", {}), ("mcmc", {"nwalkers": 50, "nsteps": 400,
-                                                    "nsteps_cut": 200})):
+        for method, settings in (("rdsps", "rdsps"),
+                                 ("mcmc", McmcSettings(nwalkers=50, nsteps=400,
+                                                       nsteps_cut=200))):
             t0 = time.perf_counter()
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", MCMCShortChainWarning)
                 res = fit_sed(None, None, None, z=z, library=library, model=model,
-                              spectrum=spec, poly_order=8, method=method, threads=1, **kw)
+                              spectrum=spec, spectral=SpectralOptions(poly_order=8),
+                              method=settings, parallel=ONE)
             dt = time.perf_counter() - t0
             s = res.summary
             age = [10 ** s["log_mw_age"][q] for q in ("p16", "p50", "p84")]
@@ -176,7 +187,7 @@ def sdss(nlib: int) -> dict[str, str]:
                     dataclasses.replace(spec, veldisp=v)) for v in (0.0, 60.0, 100.0, 120.0)]
         for label, sp in trials:
             res = fit_sed(None, None, None, z=z, library=library, model=model, spectrum=sp,
-                          poly_order=8, threads=1)
+                          spectral=SpectralOptions(poly_order=8), parallel=ONE)
             npix = int(res.spectrum["used"].sum())
             print(f"  {name} broadening {label}: chi2/pixel {res.chi2_min / npix:.2f}, "
                   f"mass-weighted age {10 ** res.summary['log_mw_age']['p50']:.2f} Gyr")

@@ -19,7 +19,7 @@ import warnings
 import numpy as np
 
 from bench_adaptive import FILTERS, mock_sed
-from pixedfit.fitting import fit_sed
+from pixedfit.fitting import ErrorModel, McmcSettings, Parallelism, fit_sed
 from pixedfit.library import generate_library
 from pixedfit.sps import SEDModel
 
@@ -49,9 +49,10 @@ def main() -> None:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     r = fit_sed(obs, err, FILTERS, z=0.05, library=lib, model=model,
-                                calibration=0.05, threads=1, seed=7, method="mcmc",
-                                nwalkers=nw, nsteps=args.nsteps, nsteps_cut=args.burn,
-                                mcmc_options={"moves": mv})
+                                errors=ErrorModel(calibration=0.05),
+                                parallel=Parallelism(threads=1), seed=7,
+                                method=McmcSettings(nwalkers=nw, nsteps=args.nsteps,
+                                                    nsteps_cut=args.burn, moves=mv))
                 dt = time.perf_counter() - t
                 tau = np.array(r.diagnostics["autocorr"])
                 worst = r.diagnostics["sampled"][int(np.argmax(tau))]

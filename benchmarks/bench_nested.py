@@ -32,6 +32,7 @@ import numpy as np
 from pixedfit.fitting import (
     MCMCShortChainWarning,
     NestedSamplingWarning,
+    Parallelism,
     compare_models,
     fit_sed,
 )
@@ -43,6 +44,7 @@ FILTERS = ["galex_fuv", "galex_nuv", "sdss_u", "sdss_g", "sdss_r", "sdss_i", "sd
 RANGES = {"log_age": (-1.0, 1.1), "logzsol": (-1.0, 0.2), "dust2": (0.0, 2.0)}
 Z = 0.05
 AGN_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "agn_torus_nenkova08"
+ONE = Parallelism(threads=1)
 
 
 def mock(model, rng, with_agn):
@@ -84,7 +86,7 @@ def main() -> None:
     for i in range(args.nsed):
         obs, err = mock(agn, rng, with_agn=True)
         kw = {"flux": obs, "flux_err": err, "filters": FILTERS, "z": Z,
-              "library": libs["stars+agn"], "model": agn, "threads": 1, "seed": i}
+              "library": libs["stars+agn"], "model": agn, "parallel": ONE, "seed": i}
         nres, ncpu, nwall = timed(lambda kw=kw: fit_sed(method="nested", **kw))
         mres, mcpu, mwall = timed(lambda kw=kw: fit_sed(method="mcmc", **kw))
         tau = np.nanmax(mres.diagnostics["autocorr"])
@@ -108,7 +110,7 @@ def main() -> None:
     lnz, lnz_err = [], []
     for s in range(args.seeds):
         res = fit_sed(obs, err, FILTERS, z=Z, library=libs["stars+agn"], model=agn,
-                      method="nested", seed=100 + s, threads=1)
+                      method="nested", seed=100 + s, parallel=ONE)
         lnz.append(res.ln_evidence)
         lnz_err.append(res.diagnostics["ln_evidence_err"])
     print(f"ln Z over {args.seeds} seeds: {np.round(lnz, 3)} (std {np.std(lnz, ddof=1):.3f}, "
@@ -120,7 +122,7 @@ def main() -> None:
         for _ in range(args.nmocks):
             obs, err = mock(models["stars+agn" if with_agn else "stars"], rng, with_agn)
             cmp = compare_models(obs, err, FILTERS, Z, libraries=libs, models=models,
-                                 seed=int(rng.integers(1 << 30)), threads=1)
+                                 seed=int(rng.integers(1 << 30)), parallel=ONE)
             lnb = cmp.ln_evidence[1] - cmp.ln_evidence[0]
             good[with_agn].append(cmp.preferred() == ("stars+agn" if with_agn else "stars"))
             print(f"mock agn={with_agn}: ln Z(stars+agn) - ln Z(stars) = {lnb:+.2f}",

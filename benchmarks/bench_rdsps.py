@@ -37,7 +37,7 @@ import numpy as np
 
 from pixedfit import _core, filters
 from pixedfit.demo import DEMO_FILTERS
-from pixedfit.fitting import fit_catalog, rdsps
+from pixedfit.fitting import Parallelism, fit_catalog, rdsps
 from pixedfit.library import generate_library
 from pixedfit.sps import SEDModel
 
@@ -132,7 +132,8 @@ def main() -> None:
         ec = fc / 20.0
         oc = fc + rng.normal(0, ec)
         start = time.perf_counter()
-        fit_catalog(oc, ec, names, zc, library=library, model=model, dz=0.01, threads=2)
+        fit_catalog(oc, ec, names, zc, library=library, model=model, dz=0.01,
+                    parallel=Parallelism(threads=2))
         t_cat = time.perf_counter() - start
 
     print(f"original per-model loop: {per_model_orig * 1e3:.3f} ms/model "

@@ -30,6 +30,7 @@ Usage: python benchmarks/bench_seed_honesty.py [--every 13] [--repeats 8] [--nmo
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import time
 import warnings
@@ -47,7 +48,7 @@ from fit_dustpedia import (
     read_catalogues,
     usable,
 )
-from pixedfit.fitting import fit_catalog
+from pixedfit.fitting import ErrorModel, Parallelism, RdspsSettings, fit_catalog
 from pixedfit.fitting.adaptive import AdaptiveSettings
 from pixedfit.library import generate_library
 
@@ -63,6 +64,15 @@ def galaxies(every: int) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]
     flux, err, zs = galaxy_seds(names, phot, leda)
     ok = np.flatnonzero(usable(flux, zs))[::every]
     return [names[i] for i in ok], flux[ok], err[ok], zs[ok]
+
+
+def fit_options() -> dict:
+    """Keywords of fit_dustpedia's fit_catalog calls (``FIT_OPTIONS``) with its error
+    model: the 5 % error floor, and bands without a valid flux or error dropped."""
+    options = dict(FIT_OPTIONS)
+    options["errors"] = dataclasses.replace(options.get("errors", ErrorModel()),
+                                            error_floor=0.05, mask_invalid=True)
+    return options
 
 
 def honest_median(repeats: int) -> float:
@@ -120,7 +130,8 @@ def main() -> None:
         raise SystemExit("--every and --nmod must be positive integers")
     names, flux, err, zs = galaxies(args.every)
     model = dustpedia_model()
-    settings = AdaptiveSettings(target_ess=args.target_ess)
+    method = RdspsSettings(refine=AdaptiveSettings(target_ess=args.target_ess))
+    options = fit_options()
     shape = (args.repeats, len(names))
     p50 = {q: np.full(shape, np.nan) for q in QUANTITIES}
     reported = {q: np.full(shape, np.nan) for q in QUANTITIES}
@@ -138,9 +149,9 @@ def main() -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # convergence is counted below
             results = fit_catalog(flux, err, list(BANDS.values()), zs, library=library,
-                                  model=model, error_floor=0.05, seed=seed,
-                                  threads=args.threads, refine=settings, **FIT_OPTIONS)
-        for g, res in enumerate(results):
+                                  model=model, method=method, seed=seed,
+                                  parallel=Parallelism(threads=args.threads), **options)
+        for g, res in enumerate(results.values()):
             errors = res.diagnostics["median_errors"]
             for q in QUANTITIES:
                 j = res.names.index(q)

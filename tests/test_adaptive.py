@@ -24,7 +24,14 @@ from _sps_shared import FILTERS_12 as FILTERS
 from _sps_shared import Target
 from _sps_shared import library as shared_library
 from _sps_shared import model as shared_model
-from pixedfit.fitting import FitResult, fit_catalog, fit_sed
+from pixedfit.fitting import (
+    ErrorModel,
+    FitResult,
+    Parallelism,
+    RdspsSettings,
+    fit_catalog,
+    fit_sed,
+)
 from pixedfit.fitting.adaptive import (
     AdaptiveSettings,
     ConvergenceWarning,
@@ -858,8 +865,8 @@ def test_library_seed_no_longer_changes_the_answer(model, libraries):
     obs, err, _ = _mock(model, libraries[0], 31, seed=4)
     fits = [fit_sed(obs, err, FILTERS, z=0.05, library=lib, model=model, seed=5)
             for lib in libraries]
-    plain = [fit_sed(obs, err, FILTERS, z=0.05, library=lib, model=model, refine=False)
-             for lib in libraries]
+    plain = [fit_sed(obs, err, FILTERS, z=0.05, library=lib, model=model,
+                     method=RdspsSettings(refine=False)) for lib in libraries]
     target = AdaptiveSettings().target_ess
     for f in fits:
         assert f.converged and f.ess >= target and f.n_model_evaluations > 0 and f.rounds >= 1
@@ -877,11 +884,11 @@ def test_same_seed_same_answer_for_any_threads(model, libraries):
     mocks = [_mock(model, lib, i, seed=i) for i in (3, 8, 15)]
     obs = np.array([m[0] for m in mocks])
     err = np.array([m[1] for m in mocks])
-    a = fit_catalog(obs, err, FILTERS, [0.05] * 3, library=lib, model=model, threads=1,
-                    seed=9)
-    b = fit_catalog(obs, err, FILTERS, [0.05] * 3, library=lib, model=model, threads=2,
-                    seed=9)
-    for x, y in zip(a, b, strict=True):
+    a = fit_catalog(obs, err, FILTERS, [0.05] * 3, library=lib, model=model,
+                    parallel=Parallelism(threads=1), seed=9)
+    b = fit_catalog(obs, err, FILTERS, [0.05] * 3, library=lib, model=model,
+                    parallel=Parallelism(threads=2), seed=9)
+    for x, y in zip(a.values(), b.values(), strict=True):
         np.testing.assert_array_equal(x.p50, y.p50)
         np.testing.assert_array_equal(x.samples, y.samples)
         assert x.ess == y.ess and x.n_model_evaluations == y.n_model_evaluations
@@ -910,8 +917,8 @@ def test_budget_warning_and_flag(model, libraries):
     obs, err, _ = _mock(model, libraries[0], 5)
     with pytest.warns(ConvergenceWarning, match="not converged"):
         res = fit_sed(obs, err, FILTERS, z=0.05, library=libraries[0], model=model,
-                      refine=AdaptiveSettings(target_ess=1e5, max_evaluations=1500,
-                                              batch=500))
+                      method=RdspsSettings(refine=AdaptiveSettings(
+                          target_ess=1e5, max_evaluations=1500, batch=500)))
     assert res.converged is False and res.n_model_evaluations <= 1500
     assert "not converged" in res.diagnostics["warnings"][0]
 
@@ -920,7 +927,7 @@ def test_masked_band_refined(model, libraries):
     obs, err, _ = _mock(model, libraries[0], 12)
     obs[0] = np.nan
     res = fit_sed(obs, err, FILTERS, z=0.05, library=libraries[0], model=model,
-                  mask_invalid=True)
+                  errors=ErrorModel(mask_invalid=True))
     assert res.converged and res.n_bands_used == len(FILTERS) - 1
     assert np.isnan(res.obs_flux[0]) and np.all(np.isfinite(res.p50))
 
@@ -976,8 +983,9 @@ def test_dustpedia_two_dust_modes_found_and_agree_with_nested(shared_data):
     filters = list(fd.BANDS.values())
     model = SEDModel(sfh_form=1, dust_law=0, dust_emission=True, add_neb_emission=True)
     lib = generate_library(model, 100000, seed=7, ranges={"log_age": (-1.0, 1.14)})
-    kw = dict(z=float(z), library=lib, model=model, error_floor=0.05, mask_invalid=True,
-              threads=1)
+    kw = dict(z=float(z), library=lib, model=model,
+              errors=ErrorModel(error_floor=0.05, mask_invalid=True),
+              parallel=Parallelism(threads=1))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         nested = fit_sed(obs, err, filters, method="nested", seed=1, **kw)

@@ -28,7 +28,7 @@ from _sps_shared import FILTERS_12 as FILTERS
 from _sps_shared import Target
 from _sps_shared import library as shared_library
 from _sps_shared import model as shared_model
-from pixedfit.fitting import fit_sed
+from pixedfit.fitting import RdspsSettings, fit_sed
 from pixedfit.fitting.adaptive import (
     AdaptiveSettings,
     _Box,
@@ -123,9 +123,9 @@ def _photometric_case(case: str):
     flux = model.photometry(p, 0.05, FILTERS)
     err = flux / 20.0
     obs = flux + np.random.default_rng(4).normal(0, err)
-    refine = True if case == "A" else AdaptiveSettings(target_ess=3000, seed=5)
+    refine = True if case == "A" else AdaptiveSettings(target_ess=3000)
     res = fit_sed(obs, err, FILTERS, z=0.05, library=lib, model=model, seed=5,
-                  refine=refine)
+                  method=RdspsSettings(refine=refine))
     return {"ess": res.ess, "evaluations": res.n_model_evaluations, "rounds": res.rounds,
             "converged": bool(res.converged), "ln_evidence": res.ln_evidence,
             "history_ess": [h["ess"] for h in res.diagnostics["history"]],

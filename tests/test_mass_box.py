@@ -18,7 +18,15 @@ import pytest
 from _sps_shared import FILTERS_12 as FILTERS
 from _sps_shared import library as shared_library
 from _sps_shared import model as shared_model
-from pixedfit.fitting import MassBoxWarning, McmcSettings, fit_catalog, fit_sed
+from pixedfit.fitting import (
+    ErrorModel,
+    MassBoxWarning,
+    McmcSettings,
+    Parallelism,
+    RdspsSettings,
+    fit_catalog,
+    fit_sed,
+)
 from pixedfit.fitting.adaptive import AdaptiveSettings
 from pixedfit.fitting.boxes import log_mass_box, mass_box_edge
 from pixedfit.fitting.priors import PriorSet, Uniform
@@ -52,13 +60,13 @@ def test_mass_box_comes_from_the_data_for_every_sampler(model, libraries):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # a chain this short warns that it is short
         boxes.append(fit_sed(obs, err, FILTERS, z=0.05, library=libraries[1], model=model,
-                             method="mcmc", nsteps=60, nsteps_cut=10, seed=1)
+                             method=McmcSettings(nsteps=60, nsteps_cut=10), seed=1)
                      .diagnostics["box"]["log_mass"])
     for box in boxes:  # neither the library nor the sampler moves it
         assert box == pytest.approx(want, abs=1e-9)
     # a narrower log_mass_to_light narrows it
-    res = fit_sed(obs, err, FILTERS, z=0.05, library=libraries[0], model=model, seed=1,
-                  refine=AdaptiveSettings(log_mass_to_light=(-3.0, 2.0)))
+    res = fit_sed(obs, err, FILTERS, z=0.05, library=libraries[0], model=model,
+                  method=RdspsSettings(refine=AdaptiveSettings(log_mass_to_light=(-3.0, 2.0))))
     assert res.diagnostics["box"]["log_mass"] == pytest.approx(
         log_mass_box(obs, err, FILTERS, 0.05, 0.05, (-3.0, 2.0)), abs=1e-9)
     assert not res.diagnostics["mass_box_edge"]
@@ -84,7 +92,7 @@ def test_a_catalogue_warns_once_naming_the_fits_at_the_box_edge(model, libraries
                           seed=3, priors=[Uniform("log_mass", 8.0, 9.9)])
     edge = [w for w in caught if issubclass(w.category, MassBoxWarning)]
     assert len(edge) == 1 and "2 of 2 fits" in str(edge[0].message)
-    assert all(r.diagnostics["mass_box_edge"] for r in res)
+    assert all(r.diagnostics["mass_box_edge"] for r in res.values())
 
 
 def test_mass_box_edge_quantiles():
@@ -146,7 +154,8 @@ def test_dustpedia_uv_and_far_ir_galaxy_mass_independent_of_the_library(shared_d
         with warnings.catch_warnings():
             warnings.simplefilter("error", MassBoxWarning)
             fits.append(fit_sed(obs, err, filters, z=float(z), library=lib, model=model,
-                                error_floor=0.05, seed=seed, threads=1))
+                                errors=ErrorModel(error_floor=0.05), seed=seed,
+                                parallel=Parallelism(threads=1)))
     k = fits[0].names.index("log_mass")
     for f in fits:
         assert f.converged

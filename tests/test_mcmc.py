@@ -14,11 +14,15 @@ import pytest
 from astropy.io import fits
 
 from pixedfit.fitting import (
+    ErrorModel,
     FitResult,
     Gaussian,
+    McmcSettings,
     MCMCShortChainWarning,
+    Parallelism,
     PriorSet,
     ResultStore,
+    SpectralOptions,
     fit_catalog,
     fit_sed,
 )
@@ -30,7 +34,13 @@ from pixedfit.sps import SEDModel
 FILTERS = ["galex_fuv", "galex_nuv", "sdss_u", "sdss_g", "sdss_r", "sdss_i", "sdss_z",
            "2mass_j", "2mass_h", "2mass_k", "wise_w1", "wise_w2"]
 RANGES = {"log_age": (-1.0, 1.1), "logzsol": (-1.0, 0.2), "dust2": (0.0, 2.0)}
-FAST = {"nwalkers": 16, "nsteps": 60, "nsteps_cut": 30, "threads": 1}
+FAST = {"nwalkers": 16, "nsteps": 60, "nsteps_cut": 30}
+ONE = Parallelism(threads=1)
+
+
+def _fast(**settings):
+    """Short MCMC settings (FAST), with ``settings`` over them."""
+    return McmcSettings(**{**FAST, **settings})
 
 
 @pytest.fixture(scope="module")
@@ -83,8 +93,9 @@ def test_log_probability_is_vectorised_and_boxed(model, library):
 def test_mcmc_photometry_mock_and_files(model, library, tmp_path):
     obs, err, p = _mock(model, library, 123, 0.05)
     with pytest.warns(MCMCShortChainWarning, match="too short"):
-        res = fit_sed(obs, err, FILTERS, z=0.05, library=library, model=model, method="mcmc",
-                      nwalkers=20, nsteps=150, nsteps_cut=50, seed=1, threads=1)
+        res = fit_sed(obs, err, FILTERS, z=0.05, library=library, model=model,
+                      method=McmcSettings(nwalkers=20, nsteps=150, nsteps_cut=50), seed=1,
+                      parallel=ONE)
     d = res.diagnostics
     assert res.method == "mcmc" and res.n_used == 20 * 100 == res.samples.shape[0]
     # differential-evolution moves accept less often than the stretch move (~0.1-0.3)
@@ -135,22 +146,22 @@ def test_mcmc_photometry_mock_and_files(model, library, tmp_path):
 def test_resume_gives_the_same_chain(model, library, tmp_path):
     obs, err, _ = _mock(model, library, 7, 0.1)
     kw = {"flux": obs, "flux_err": err, "filters": FILTERS, "z": 0.1, "library": library,
-          "model": model, "method": "mcmc", "seed": 3, **FAST}
-    full = _quiet(**kw, backend=tmp_path / "full.h5")
-    part = _quiet(**{**kw, "nsteps": 40}, backend=tmp_path / "part.h5")
+          "model": model, "seed": 3, "parallel": ONE}
+    full = _quiet(**kw, method=_fast(backend=tmp_path / "full.h5"))
+    part = _quiet(**kw, method=_fast(nsteps=40, backend=tmp_path / "part.h5"))
     assert part.diagnostics["resumed_at"] == 0
-    resumed = _quiet(**kw, backend=tmp_path / "part.h5")
+    resumed = _quiet(**kw, method=_fast(backend=tmp_path / "part.h5"))
     assert resumed.diagnostics["resumed_at"] == 40
     a = emcee.backends.HDFBackend(tmp_path / "full.h5", name="mcmc", read_only=True)
     b = emcee.backends.HDFBackend(tmp_path / "part.h5", name="mcmc", read_only=True)
     np.testing.assert_array_equal(a.get_chain(), b.get_chain())
     np.testing.assert_array_equal(full.samples, resumed.samples)
     # a finished chain is reused, not extended
-    again = _quiet(**kw, backend=tmp_path / "full.h5")
+    again = _quiet(**kw, method=_fast(backend=tmp_path / "full.h5"))
     assert again.diagnostics["resumed_at"] == 60
     np.testing.assert_array_equal(again.samples, full.samples)
     with pytest.raises(ValueError, match="shape"):
-        _quiet(**{**kw, "nwalkers": 18}, backend=tmp_path / "full.h5")
+        _quiet(**kw, method=_fast(nwalkers=18, backend=tmp_path / "full.h5"))
 
 
 def test_finished_chain_files_are_compacted_and_keep_what_else_they_hold(model, library,
@@ -169,8 +180,8 @@ def test_finished_chain_files_are_compacted_and_keep_what_else_they_hold(model, 
         f["mine"] = np.arange(5)
         f.attrs["note"] = "kept"
     res = _quiet(flux=obs, flux_err=err, filters=FILTERS, z=0.1, library=library,
-                 model=model, method="mcmc", seed=3, nwalkers=32, nsteps=300, nsteps_cut=30,
-                 threads=1, backend=path)
+                 model=model, seed=3, parallel=ONE,
+                 method=McmcSettings(nwalkers=32, nsteps=300, nsteps_cut=30, backend=path))
     ndim = len(res.diagnostics["sampled"])
     assert path.stat().st_size <= chain_file_bytes(ndim, 32, 300)
     with h5py.File(path) as f:
@@ -192,14 +203,15 @@ def test_finished_chain_files_are_compacted_and_keep_what_else_they_hold(model, 
 
 _CHILD = """
 import sys, numpy as np
-from pixedfit.fitting import fit_sed
+from pixedfit.fitting import McmcSettings, Parallelism, fit_sed
 from pixedfit.library import read_library
 from pixedfit.sps import SEDModel
 lib = read_library(sys.argv[1])
 model = SEDModel(sfh_form=1, dust_law=1, add_neb_emission=False, threads=1)
 obs, err = np.load(sys.argv[2])
-fit_sed(obs, err, {filters!r}, z=0.1, library=lib, model=model, method="mcmc", seed=5,
-        nwalkers=16, nsteps=100000, nsteps_cut=10, threads=1, backend=sys.argv[3])
+fit_sed(obs, err, {filters!r}, z=0.1, library=lib, model=model, seed=5,
+        method=McmcSettings(nwalkers=16, nsteps=100000, nsteps_cut=10, backend=sys.argv[3]),
+        parallel=Parallelism(threads=1))
 """
 
 
@@ -234,11 +246,14 @@ def test_resume_after_kill(model, library, tmp_path, monkeypatch):
     killed_at = emcee.backends.HDFBackend(chain, name="mcmc", read_only=True).iteration
     nsteps = killed_at + 20
     kw = {"flux": obs, "flux_err": err, "filters": FILTERS, "z": 0.1, "library": library,
-          "model": model, "method": "mcmc", "seed": 5, "nwalkers": 16, "nsteps": nsteps,
-          "nsteps_cut": 10, "threads": 1}
-    resumed = _quiet(**kw, backend=chain)
+          "model": model, "seed": 5, "parallel": ONE}
+
+    def settings(backend):
+        return McmcSettings(nwalkers=16, nsteps=nsteps, nsteps_cut=10, backend=backend)
+
+    resumed = _quiet(**kw, method=settings(chain))
     assert resumed.diagnostics["resumed_at"] == killed_at
-    full = _quiet(**kw, backend=tmp_path / "full.h5")
+    full = _quiet(**kw, method=settings(tmp_path / "full.h5"))
     a = emcee.backends.HDFBackend(chain, name="mcmc", read_only=True).get_chain()
     b = emcee.backends.HDFBackend(tmp_path / "full.h5", name="mcmc", read_only=True).get_chain()
     np.testing.assert_array_equal(a, b)
@@ -248,8 +263,8 @@ def test_resume_after_kill(model, library, tmp_path, monkeypatch):
 def test_free_redshift_mcmc(model, library):
     obs, err, _ = _mock(model, library, 42, 0.3, snr=30)
     res = _quiet(flux=obs, flux_err=err, filters=FILTERS, z=None, library=library, model=model,
-                 method="mcmc", priors={"z": (0.05, 0.6)}, dz=0.02, nwalkers=20, nsteps=80,
-                 nsteps_cut=40, threads=1)
+                 method=McmcSettings(nwalkers=20, nsteps=80, nsteps_cut=40),
+                 priors={"z": (0.05, 0.6)}, dz=0.02, parallel=ONE)
     assert res.z is None and res.names[-1] == "z"
     zs = res.samples[:, -1]
     assert zs.min() >= 0.05 and zs.max() <= 0.6
@@ -269,15 +284,15 @@ def test_catalog_mcmc_seeds_store_and_split(model, library, tmp_path):
     errs = np.array([s[1] for s in seds])
     # library start: the adaptive refinement of a refined start turns the ~1e-14 difference
     # of the catalogue's interpolated photometry into different (equally valid) walkers
-    kw = {**FAST, "refine": False}
+    kw = {"method": _fast(start="library"), "parallel": ONE}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", MCMCShortChainWarning)
         res = fit_catalog(fluxes, errs, FILTERS, [0.08, 0.08], library=library, model=model,
-                          method="mcmc", store=tmp_path / "store", seed=9, **kw)
+                          store=tmp_path / "store", seed=9, **kw)
         # galaxy 1 alone, with the seed the catalogue derived for it: the same result (up to
         # the ~1e-14 difference of the catalogue's z-grid-interpolated library photometry)
         one = fit_sed(fluxes[1], errs[1], FILTERS, z=0.08, library=library, model=model,
-                      method="mcmc", seed=_sed_seed(9, 1), **kw)
+                      seed=_sed_seed(9, 1), **kw)
     np.testing.assert_allclose(one.samples, res[1].samples, rtol=1e-9)
     assert not np.array_equal(res[0].samples, res[1].samples[: len(res[0].samples)])
     store = ResultStore(tmp_path / "store")
@@ -289,11 +304,11 @@ def test_catalog_mcmc_seeds_store_and_split(model, library, tmp_path):
 def test_bad_input(model, library):
     obs, err, _ = _mock(model, library, 5, 0.1)
     kw = {"flux": obs, "flux_err": err, "filters": FILTERS, "z": 0.1, "library": library,
-          "model": model, "method": "mcmc", "threads": 1}
+          "model": model, "method": "mcmc", "parallel": ONE}
     with pytest.raises(ValueError, match="nwalkers"):
-        fit_sed(**{**kw, "nwalkers": 6})
+        fit_sed(**{**kw, "method": McmcSettings(nwalkers=6)})
     with pytest.raises(ValueError, match="nsteps_cut"):
-        fit_sed(**{**kw, "nwalkers": 16, "nsteps": 10, "nsteps_cut": 10})
+        fit_sed(**{**kw, "method": McmcSettings(nwalkers=16, nsteps=10, nsteps_cut=10)})
     with pytest.raises(ValueError, match="method"):
         fit_sed(**{**kw, "method": "nested_sampling"})
     bad = err.copy()
@@ -312,11 +327,12 @@ def test_masked_band(model, library):
     holed[3] = np.nan
     # library start (see test_catalog_mcmc_seeds_store_and_split: rounding-level differences
     # of χ² sums over 11 or 12 bands change the refined start's discrete draws)
-    kw = {"z": 0.1, "library": library, "model": model, "method": "mcmc", "seed": 4,
-          "refine": False, **FAST}
+    kw = {"z": 0.1, "library": library, "model": model, "method": _fast(start="library"),
+          "seed": 4, "parallel": ONE}
     with pytest.raises(ValueError, match="mask_invalid"):
         _quiet(flux=holed, flux_err=err, filters=FILTERS, **kw)
-    res = _quiet(flux=holed, flux_err=err, filters=FILTERS, mask_invalid=True, **kw)
+    res = _quiet(flux=holed, flux_err=err, filters=FILTERS,
+                 errors=ErrorModel(mask_invalid=True), **kw)
     assert res.n_bands_used == len(FILTERS) - 1 and np.isnan(res.obs_flux[3])
     keep = [i for i in range(len(FILTERS)) if i != 3]
     ref = _quiet(flux=obs[keep], flux_err=err[keep], filters=[FILTERS[i] for i in keep], **kw)
@@ -330,8 +346,8 @@ def test_posterior_coverage(model, library):
     for i in range(24):
         obs, err, p = _mock(model, library, 100 + i, 0.05, seed=100 + i, snr=15)
         res = _quiet(flux=obs, flux_err=err, filters=FILTERS, z=0.05, library=library,
-                     model=model, method="mcmc", nwalkers=20, nsteps=300, nsteps_cut=100,
-                     seed=i, threads=1)
+                     model=model, method=McmcSettings(nwalkers=20, nsteps=300, nsteps_cut=100),
+                     seed=i, parallel=ONE)
         for name in ("logzsol", "log_age", "dust2", "log_mass"):
             k = res.names.index(name)
             inside += res.p16[k] <= p[name] <= res.p84[k]
@@ -343,7 +359,7 @@ def test_posterior_coverage(model, library):
 _MPI_SCRIPT = """
 import json, sys, warnings
 import numpy as np
-from pixedfit.fitting import fit_catalog
+from pixedfit.fitting import McmcSettings, Parallelism, fit_catalog
 from pixedfit.library import read_library
 from pixedfit.parallel import get_pool
 from pixedfit.sps import SEDModel
@@ -353,10 +369,10 @@ model = SEDModel(sfh_form=1, dust_law=1, add_neb_emission=False, threads=1)
 data = np.load(sys.argv[2])
 pool = get_pool()
 res = fit_catalog(data[0], data[1], {filters!r}, [0.1, 0.1, 0.1], library=lib, model=model,
-                  method="mcmc", pool=pool, seed=4, nwalkers=16, nsteps=30, nsteps_cut=10,
-                  threads=1)
+                  method=McmcSettings(nwalkers=16, nsteps=30, nsteps_cut=10), seed=4,
+                  parallel=Parallelism(threads=1, pool=pool))
 if pool.is_master:
-    print(json.dumps([r.samples.tolist() for r in res]))
+    print(json.dumps([r.samples.tolist() for r in res.values()]))
 """
 
 
@@ -407,8 +423,8 @@ def test_binmap_mcmc_with_a_spectrum(model, library):
                       bin_has_spec=[False, True])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", MCMCShortChainWarning)
-        out = fit_binmap(cube, library=library, model=model, method="mcmc", fit_spectra=True,
-                         poly_order=2, nwalkers=16, nsteps=60, nsteps_cut=30, threads=1)
+        out = fit_binmap(cube, library=library, model=model, method=_fast(), fit_spectra=True,
+                         spectral=SpectralOptions(poly_order=2), parallel=ONE)
     assert set(out) == {1, 2}
     assert out[1].spectrum is None and out[2].spectrum is not None
     assert out[2].spectrum["used"].sum() > 1000
@@ -426,7 +442,7 @@ def test_dust_emission_model_gives_dust_mass_and_fixed_parameters(tmp_path):
     lib = generate_library(model, 400, seed=2, ranges={**RANGES, "log_qpah": (0.3, 0.3)})
     obs, err, _ = _mock(model, lib, 10, 0.05)
     res = _quiet(flux=obs, flux_err=err, filters=FILTERS, z=0.05, library=lib, model=model,
-                 method="mcmc", nwalkers=16, nsteps=40, nsteps_cut=20, threads=1)
+                 method=McmcSettings(nwalkers=16, nsteps=40, nsteps_cut=20), parallel=ONE)
     assert "log_dustmass" in res.names and res.diagnostics["fixed"] == {"log_qpah": 0.3}
     k = res.names.index("log_qpah")
     assert np.all(res.samples[:, k] == 0.3)

@@ -8,7 +8,7 @@ import emcee
 import numpy as np
 import pytest
 
-from pixedfit.fitting import MCMCShortChainWarning, fit_sed
+from pixedfit.fitting import MCMCShortChainWarning, Parallelism, RdspsSettings, fit_sed
 from pixedfit.fitting.mcmc import (
     MOVES,
     McmcSettings,
@@ -172,18 +172,20 @@ def _mock(model, library, index, z, snr=20.0, seed=0):
     return flux + np.random.default_rng(seed).normal(0, err), err, p
 
 
-def test_bad_mcmc_options_name_the_key(model, library):
+def test_bad_mcmc_settings_name_the_setting(model, library):
     obs, err, _ = _mock(model, library, 5, 0.1)
     kw = {"flux": obs, "flux_err": err, "filters": FILTERS, "z": 0.1, "library": library,
-          "model": model, "method": "mcmc", "threads": 1}
-    with pytest.raises(ValueError, match=r"mcmc_options.*'bogus'"):
-        fit_sed(**kw, mcmc_options={"bogus": 1})
+          "model": model, "parallel": Parallelism(threads=1)}
+    with pytest.raises(TypeError, match="bogus"):
+        fit_sed(**kw, method=McmcSettings(bogus=1))
     with pytest.raises(ValueError, match="tau_rtol"):
-        fit_sed(**kw, mcmc_options={"tau_rtol": 2.0})
-    with pytest.raises(TypeError, match="mcmc_options"):
-        fit_sed(**kw, mcmc_options=[("moves", "de")])
+        fit_sed(**kw, method=McmcSettings(tau_rtol=2.0))
+    with pytest.raises(TypeError, match="method"):  # settings, not a list of pairs
+        fit_sed(**kw, method=[("moves", "de")])
     with pytest.raises(TypeError, match="refine"):
-        fit_sed(**kw, refine="yes")
+        fit_sed(**kw, method=McmcSettings(refine="yes"))
+    with pytest.raises(TypeError, match="refine"):
+        fit_sed(**kw, method=RdspsSettings(refine="yes"))
 
 
 @pytest.mark.slow
@@ -194,7 +196,7 @@ def test_default_mcmc_converges_on_a_mock(model, library):
     with warnings.catch_warnings():
         warnings.simplefilter("error", MCMCShortChainWarning)
         res = fit_sed(obs, err, FILTERS, z=0.05, library=library, model=model,
-                      method="mcmc", seed=1, threads=1)
+                      method="mcmc", seed=1, parallel=Parallelism(threads=1))
     d = res.diagnostics
     tau = np.array(d["autocorr"])
     assert res.converged is True and d["start"] == "refined" and d["stop"] == "autocorr"
@@ -210,12 +212,14 @@ def test_default_mcmc_converges_on_a_mock(model, library):
 
 
 def test_library_start_and_short_fit_warns(model, library):
-    """refine=False starts from the library models; a chain cut at max_steps is flagged."""
+    """start="library" starts from the library models; a chain cut at max_steps is
+    flagged."""
     obs, err, _ = _mock(model, library, 40, 0.05)
     with pytest.warns(MCMCShortChainWarning, match="max_steps"):
         res = fit_sed(obs, err, FILTERS, z=0.05, library=library, model=model,
-                      method="mcmc", seed=1, threads=1, nwalkers=16, refine=False,
-                      mcmc_options={"max_steps": 200, "check_every": 100})
+                      method=McmcSettings(nwalkers=16, start="library", max_steps=200,
+                                          check_every=100),
+                      seed=1, parallel=Parallelism(threads=1))
     d = res.diagnostics
     assert res.converged is False and d["start"] == "library" and d["nsteps"] == 200
     assert res.rounds == 2 and "start_evaluations" not in d

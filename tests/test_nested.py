@@ -12,8 +12,10 @@ from scipy.special import logsumexp
 
 from pixedfit.fitting import (
     Gaussian,
+    McmcSettings,
     MCMCShortChainWarning,
     NestedSettings,
+    Parallelism,
     PriorSet,
     compare_models,
     fit_catalog,
@@ -35,6 +37,7 @@ FILTERS = ["galex_fuv", "galex_nuv", "sdss_u", "sdss_g", "sdss_r", "sdss_i", "sd
 RANGES = {"log_age": (-1.0, 1.1), "logzsol": (-1.0, 0.2), "dust2": (0.0, 2.0)}
 Z = 0.05
 KEYS = ("ess", "n_model_evaluations", "ln_evidence_err", "converged")
+ONE = Parallelism(threads=1)
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +73,7 @@ def mock(model, library):
 def fit_a(model, library, mock):
     obs, err, _ = mock
     return fit_sed(obs, err, FILTERS, z=Z, library=library, model=model, method="nested",
-                   seed=1, threads=1)
+                   seed=1, parallel=ONE)
 
 
 def test_recovery_and_diagnostics(fit_a, mock):
@@ -105,13 +108,13 @@ def test_recovery_and_diagnostics(fit_a, mock):
 def test_same_seed_identical_and_seeds_agree(model, library, mock, fit_a):
     obs, err, _ = mock
     again = fit_sed(obs, err, FILTERS, z=Z, library=library, model=model, method="nested",
-                    seed=1, threads=1)
+                    seed=1, parallel=ONE)
     np.testing.assert_array_equal(again.samples, fit_a.samples)
     np.testing.assert_array_equal(again.p50, fit_a.p50)
     assert again.ln_evidence == fit_a.ln_evidence
     assert again.diagnostics["ess"] == fit_a.diagnostics["ess"]
     other = fit_sed(obs, err, FILTERS, z=Z, library=library, model=model, method="nested",
-                    seed=2, threads=1)
+                    seed=2, parallel=ONE)
     assert other.ln_evidence != fit_a.ln_evidence
     assert abs(other.ln_evidence - fit_a.ln_evidence) < 0.1
     for name in ("log_mass", "log_age", "dust2"):
@@ -160,8 +163,8 @@ def test_evidence_against_independent_importance_sampling(model, mock, fit_a):
 def test_evidence_scales_with_the_prior_volume(model, library, mock, fit_a):
     """Widening the (data-derived) mass box by 25 % lowers ln Z by ln 1.25 exactly."""
     obs, err, _ = mock
-    wide = fit_sed(obs, err, FILTERS, z=Z, library=library, model=model, method="nested",
-                   seed=1, threads=1, nested={"log_mass_to_light": (-5.0, 5.0)})
+    wide = fit_sed(obs, err, FILTERS, z=Z, library=library, model=model,
+                   method=NestedSettings(log_mass_to_light=(-5.0, 5.0)), seed=1, parallel=ONE)
     assert wide.ln_evidence - fit_a.ln_evidence == pytest.approx(-math.log(1.25), abs=0.1)
 
 
@@ -221,13 +224,15 @@ def test_bad_settings_name_the_field(field, value):
 def test_bad_settings_through_the_drivers(model, library, mock):
     obs, err, _ = mock
     with pytest.raises(ValueError, match="bogus"):
-        fit_sed(obs, err, FILTERS, z=Z, library=library, model=model, method="nested",
-                nested={"bogus": 1})
+        fit_sed(obs, err, FILTERS, z=Z, library=library, model=model,
+                method=NestedSettings.from_any({"bogus": 1}))
     with pytest.raises(ValueError, match="n_live"):
         fit_catalog(obs[None], err[None], FILTERS, [Z], library=library, model=model,
-                    method="nested", nested={"n_live": 3})
+                    method=NestedSettings.from_any({"n_live": 3}))
     with pytest.raises(ValueError, match="method"):
         fit_sed(obs, err, FILTERS, z=Z, library=library, model=model, method="nest")
+    with pytest.raises(TypeError, match="method"):  # settings, not a mapping
+        fit_sed(obs, err, FILTERS, z=Z, library=library, model=model, method={"n_live": 400})
 
 
 def test_model_comparison_table():
@@ -287,7 +292,7 @@ def _success(shared_data, n, seed):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NestedSamplingWarning)
             cmp = compare_models(obs, err, FILTERS, Z, libraries=libs, models=models, seed=k,
-                                 threads=1)
+                                 parallel=ONE)
         want = "stars+agn" if with_agn else "stars"
         good.append(cmp.preferred() == want)
         lnb.append(cmp.ln_evidence[1] - cmp.ln_evidence[0])
@@ -314,12 +319,13 @@ def test_nested_and_mcmc_medians_agree(model, library):
     for k, index in enumerate((7, 55, 230)):
         p = _truth(library, index)
         obs, err = _mock(model, p, seed=k)
-        nest = fit_sed(obs, err, FILTERS, z=Z, library=library, model=model, method="nested",
-                       seed=k, threads=1, nested={"target_ess": 3000})
+        nest = fit_sed(obs, err, FILTERS, z=Z, library=library, model=model,
+                       method=NestedSettings(target_ess=3000), seed=k, parallel=ONE)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", MCMCShortChainWarning)
-            mc = fit_sed(obs, err, FILTERS, z=Z, library=library, model=model, method="mcmc",
-                         seed=k, threads=1, nwalkers=40, nsteps=3000, nsteps_cut=1000, thin=5,
+            mc = fit_sed(obs, err, FILTERS, z=Z, library=library, model=model,
+                         method=McmcSettings(nwalkers=40, nsteps=3000, nsteps_cut=1000, thin=5),
+                         seed=k, parallel=ONE,
                          priors={"log_mass": (nest.diagnostics["box"]["log_mass"][0],
                                               nest.diagnostics["box"]["log_mass"][1])})
         for name in ("logzsol", "log_age", "dust2", "log_mass", "log_sfr", "log_mw_age"):

@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 import pytest
 
-from pixedfit.fitting import fit_catalog, fit_sed
+from pixedfit.fitting import ErrorModel, fit_catalog, fit_sed
 from pixedfit.fitting.adaptive import ConvergenceWarning
 from pixedfit.library import generate_library
 from pixedfit.sps import SEDModel
@@ -38,8 +38,8 @@ def test_fixed_redshift_recovery_of_stellar_mass(setup):
     obs = flux + rng.normal(0.0, err)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)
-        results = fit_catalog(obs, err, FILTERS, np.full(200, z), library=library,
-                              model=model, calibration=False)
+        results = list(fit_catalog(obs, err, FILTERS, np.full(200, z), library=library,
+                                   model=model, errors=ErrorModel(calibration=False)).values())
     # a fit that did not converge says so, in its result and in one catalogue warning
     unconverged = [i for i, r in enumerate(results) if not r.converged]
     assert len(unconverged) <= 4, unconverged  # ≥ 98 % converged
@@ -64,8 +64,8 @@ def test_fixed_redshift_recovery_quick(setup):
     flux = model.photometry(sub, z, FILTERS)
     err = flux / 20.0
     obs = flux + np.random.default_rng(8).normal(0.0, err)
-    results = fit_catalog(obs, err, FILTERS, np.full(n, z), library=library, model=model,
-                          calibration=False)
+    results = list(fit_catalog(obs, err, FILTERS, np.full(n, z), library=library, model=model,
+                               errors=ErrorModel(calibration=False)).values())
     k = results[0].names.index("log_mass")
     d = np.array([r.p50[k] for r in results]) - sub["log_mass"]
     inside = [(r.p16[k] <= t <= r.p84[k]) for r, t in zip(results, sub["log_mass"],
@@ -127,8 +127,9 @@ def test_coverage_with_calibration_errors():
     obs = flux * (1 + rng.normal(0.0, 0.05, flux.shape)) + rng.normal(0.0, flux / 20)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)  # counted below
-        results = fit_catalog(obs, flux / 20, FILTERS, np.full(n, z), library=library,
-                              model=model, calibration=0.05, seed=7)
+        results = list(fit_catalog(obs, flux / 20, FILTERS, np.full(n, z), library=library,
+                                   model=model, errors=ErrorModel(calibration=0.05),
+                                   seed=7).values())
     assert sum(not r.converged for r in results) <= 0.02 * n
     true_values = {"log_mass": params["log_mass"], "dust2": params["dust2"],
                    # the library's models are made for log M* = 0: SFR scales with the mass
