@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import time
 import warnings
 from pathlib import Path
@@ -63,10 +64,9 @@ LEDA_CSV = "DustPedia_HyperLEDA_Herschel.csv"
 CIGALE_CSV = "dustpedia_cigale_results_final_version.csv"
 #: Library ranges that differ from the model's defaults (ages up to the age of the universe).
 RANGES = {"log_age": (-1.0, 1.14)}
-#: The library's redshift step of every fit_catalog call (finer than the default: these
-#: galaxies lie within z < 0.016); bands without a valid flux or error are dropped
-#: (ErrorModel.mask_invalid).
-DZ = 0.002
+#: Options of every fit_catalog call: the library's redshift step (finer than the default:
+#: these galaxies lie within z < 0.016) and bands without a valid flux or error dropped.
+FIT_OPTIONS = {"dz": 0.002, "errors": ErrorModel(mask_invalid=True)}
 SALPETER_TO_KROUPA_MASS = np.log10(0.66)
 SALPETER_TO_KROUPA_SFR = np.log10(0.67)
 
@@ -257,11 +257,12 @@ def main() -> None:
         start = time.perf_counter()
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", ConvergenceWarning)
+            options = {**FIT_OPTIONS, "errors": dataclasses.replace(
+                FIT_OPTIONS["errors"], error_floor=args.floor)}
             fits = fit_catalog(flux[ok], err[ok], filters, zs[ok], library=library,
                                model=model, method=RdspsSettings(refine=not args.plain),
-                               seed=seed, dz=DZ,
-                               errors=ErrorModel(error_floor=args.floor, mask_invalid=True),
-                               parallel=Parallelism(threads=args.threads, pool=pool))
+                               seed=seed, parallel=Parallelism(threads=args.threads,
+                                                               pool=pool), **options)
         results = list(fits.values())
         t_fit = time.perf_counter() - start
         k_m = results[0].names.index("log_mass")

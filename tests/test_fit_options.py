@@ -171,3 +171,12 @@ def test_command_line_messages_name_the_flags():
     with pytest.raises(ValueError) as info:
         NestedSettings.from_any({"n_live": 5})
     assert user_message(info.value, FLAGS).startswith("--nlive must be >= 100")
+
+
+@pytest.mark.parametrize(("seed", "error"), [(-1, ValueError), (1.5, ValueError),
+                                             (True, ValueError), (2**32, ValueError)])
+def test_bad_mcmc_seed_fails_before_any_work(seed, error):
+    """The library is never read: the seed is checked with the other options."""
+    with pytest.raises(error, match="seed"):
+        fit_sed([1.0], [0.1], ["sdss_r"], 0.05, library="/nonexistent/library.h5",
+                method="mcmc", seed=seed)

@@ -354,6 +354,8 @@ class _Run:
         if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
             raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
         self.seed = int(seed)
+        if isinstance(self.sampler, McmcSettings):  # checked as the chain's seed, now
+            dataclasses.replace(self.sampler, seed=self.seed).check()
         self.errors: ErrorModel = _option(errors, ErrorModel, "errors")
         self.errors.check()
         self.spectral: SpectralOptions = _option(spectral, SpectralOptions, "spectral")
