@@ -10,7 +10,7 @@ import pixedfit
 from _sps_shared import FILTERS_12 as FILTERS
 from _sps_shared import library as shared_library
 from _sps_shared import model as shared_model
-from pixedfit.fitting import FitResult, ResultStore, fit_catalog, fit_sed
+from pixedfit.fitting import FitResult, FitResults, Parallelism, ResultStore, fit_catalog, fit_sed
 from pixedfit.parallel import SerialPool
 
 
@@ -97,13 +97,14 @@ def test_catalog_store_resume_and_interpolation(model, library, tmp_path):
     assert store.keys() == ["a", "b"]
     mtime = store.path("a").stat().st_mtime_ns
     full = fit_catalog(obs, err, FILTERS, zs, library=library, model=model, store=store,
-                       ids=["a", "b", "c", "d"], pool=SerialPool())
+                       ids=["a", "b", "c", "d"], parallel=Parallelism(pool=SerialPool()))
     assert store.path("a").stat().st_mtime_ns == mtime  # skipped, not refitted
-    np.testing.assert_array_equal(full[0].mean, first[0].mean)
+    assert isinstance(full, FitResults) and list(full) == ["a", "b", "c", "d"]
+    np.testing.assert_array_equal(full["a"].mean, first["a"].mean)
     # interpolated model photometry in z vs an exact fit at that z
     exact = fit_sed(obs[1], err[1], FILTERS, z=zs[1], library=library, model=model)
     k = exact.names.index("log_mass")
-    assert abs(full[1].mean[k] - exact.mean[k]) < 0.02
+    assert abs(full["b"].mean[k] - exact.mean[k]) < 0.02
     table = store.summary_table()
     assert len(table) == 4 and "log_mass_mean" in table.colnames
 
@@ -150,12 +151,13 @@ def test_crash_and_resume_gives_the_same_result(model, library, tmp_path, monkey
     store = ResultStore(tmp_path / "resume")
     with pytest.raises(TaskError, match="SED '2': simulated crash"):
         fit_catalog(obs, err, FILTERS, zs, library=library, model=model, store=store,
-                    threads=1)
+                    parallel=Parallelism(threads=1))
     assert store.keys() == ["0", "1"]
     assert not list((tmp_path / "resume").glob(".*"))  # no half-written temporary file left
     monkeypatch.setattr(drivers, "_run_rdsps", real)
     resumed = fit_catalog(obs, err, FILTERS, zs, library=library, model=model, store=store)
-    for a, b in zip(clean, resumed, strict=True):
+    assert list(clean) == list(resumed) == [0, 1, 2, 3, 4]
+    for a, b in zip(clean.values(), resumed.values(), strict=True):
         np.testing.assert_array_equal(a.mean, b.mean)
         np.testing.assert_array_equal(a.p84, b.p84)
 
