@@ -426,3 +426,22 @@ def test_the_seed_keyword_replaces_the_seed_of_the_settings(model, library):
     assert a.method == "mcmc" and a.samples is not None
     np.testing.assert_array_equal(a.samples, b.samples)
     np.testing.assert_array_equal(a.mean, b.mean)
+
+
+def test_free_redshift_posterior_rejects_walkers_below_zero(model):
+    """A walker proposed at z < 0 (outside the z box) has −inf log posterior; the age limit
+    at its redshift was computed before the box was applied and raised (free-z MCMC fits
+    stopped with "z: redshifts must be >= 0")."""
+    from pixedfit.fitting.posterior import LogProbability
+    from pixedfit.fitting.priors import PriorSet
+
+    obs = model.photometry({"log_age": 0.2}, 0.3, FILTERS)
+    lp = LogProbability(model, ["log_age", "z"], np.array([-1.0, 0.05]), np.array([1.0, 0.6]),
+                        {}, PriorSet(), None, FILTERS, obs, obs / 20, threads=1)
+    assert lp.age_limit
+    # below the box, inside, above the box, and 10 Gyr at z = 0.6 (older than the universe)
+    theta = np.array([[0.2, -0.1], [0.2, 0.3], [0.2, 0.7], [1.0, 0.6]])
+    lnp = lp.evaluate(theta)[0]
+    assert np.isneginf(lnp[[0, 2, 3]]).all() and np.isfinite(lnp[1])
+    np.testing.assert_array_equal(lp.evaluate(theta[1:2])[0], lnp[1:2])
+    assert np.isneginf(lp.evaluate(theta[[0]])[0]).all()
