@@ -25,8 +25,14 @@ import pixedfit
 from pixedfit.binning import bin_with_map, reduced_chi2
 from pixedfit.cosmology import luminosity_distance, redshift_at_distance
 from pixedfit.cubes import FluxCube
-from pixedfit.fitting import fit_binmap, fit_catalog, fit_sed
-from pixedfit.fitting.mcmc import McmcSettings
+from pixedfit.fitting import (
+    McmcSettings,
+    Parallelism,
+    RdspsSettings,
+    fit_binmap,
+    fit_catalog,
+    fit_sed,
+)
 from pixedfit.fitting.priors import PriorSet
 from pixedfit.ifs.readers import read_generic
 from pixedfit.images import ImageSet
@@ -63,7 +69,7 @@ _THREADS_SCRIPT = textwrap.dedent("""
     import json, sys
     import numpy as np
     from pixedfit import _core, filters
-    from pixedfit.fitting import fit_sed
+    from pixedfit.fitting import Parallelism, fit_sed
     from pixedfit.library import generate_library
     from pixedfit.sps import SEDModel
 
@@ -81,7 +87,7 @@ _THREADS_SCRIPT = textwrap.dedent("""
         "SEDModel.photometry": lambda t: m.photometry(
             {"log_age": np.linspace(-1, 1, 9)}, 0.1, F, threads=t),
         "fit_sed": lambda t: fit_sed(obs, obs / 20, F, z=0.05, library=lib, model=m,
-                                     threads=t).mean,
+                                     parallel=Parallelism(threads=t)).mean,
         "generate_library": lambda t: generate_library(
             m, 50, seed=2, threads=t).derived["log_lbol"],
         "_core.csp_spectra": lambda t: _core.csp_spectra(
@@ -130,9 +136,14 @@ def test_threads_mean_the_same_everywhere(model, library, sed):
     np.testing.assert_array_equal(model.photometry({"log_age": 0.3}, 0.1, FILTERS,
                                                    threads=-1), one)
     flux, err = sed
-    ref = fit_sed(flux, err, FILTERS, z=0.05, library=library, model=model, threads=1)
-    res = fit_sed(flux, err, FILTERS, z=0.05, library=library, model=model, threads=-1)
+    ref = fit_sed(flux, err, FILTERS, z=0.05, library=library, model=model,
+                  parallel=Parallelism(threads=1))
+    res = fit_sed(flux, err, FILTERS, z=0.05, library=library, model=model,
+                  parallel=Parallelism(threads=-1))
     np.testing.assert_array_equal(res.mean, ref.mean)
+    with pytest.raises(TypeError, match=r"^threads"):  # checked before any work
+        fit_sed(flux, err, FILTERS, z=0.05, library=library, model=model,
+                parallel=Parallelism(threads=1.5))
 
 
 # --------------------------------------------------------------------------- model grids
@@ -204,11 +215,27 @@ def _cases(model, library, sed):
                                            model=model, ids=["a"]),
                        ValueError, r"^ids must hold one id per row"),
         "nwalkers float": (lambda: fit_sed(flux, err, FILTERS, z=0.05, library=library,
-                                           model=model, method="mcmc", nwalkers=14.5),
+                                           model=model, method=McmcSettings(nwalkers=14.5)),
                            TypeError, r"^nwalkers must be an integer"),
+        "nwalkers float catalogue": (lambda: fit_catalog(*two, FILTERS, [0.05, 0.1],
+                                                         library=library, model=model,
+                                                         method=McmcSettings(nwalkers=14.5)),
+                                     TypeError, r"^nwalkers must be an integer"),
+        "nwalkers float binmap": (lambda: fit_binmap("unused.fits",
+                                                     method=McmcSettings(nwalkers=14.5)),
+                                  TypeError, r"^nwalkers must be an integer"),
         "nsteps_cut": (lambda: fit_sed(flux, err, FILTERS, z=0.05, library=library,
-                                       model=model, method="mcmc", nsteps=10,
-                                       nsteps_cut=10), ValueError, r"^nsteps_cut"),
+                                       model=model, method=McmcSettings(nsteps=10,
+                                                                        nsteps_cut=10)),
+                       ValueError, r"^nsteps_cut"),
+        "refine": (lambda: fit_sed(flux, err, FILTERS, z=0.05, library=library, model=model,
+                                   method=RdspsSettings(refine="yes")),
+                   TypeError, r"^RdspsSettings\.refine must be"),
+        "mcmc seed": (lambda: fit_sed(flux, err, FILTERS, z=0.05, library=library,
+                                      model=model, method="mcmc", seed=2**40),
+                      ValueError, r"^seed must be < 2\*\*32"),
+        "seed": (lambda: fit_catalog(*two, FILTERS, [0.05, 0.1], library=library,
+                                     model=model, seed=-1), ValueError, r"^seed must be"),
         "binmap z string": (lambda: fit_binmap("unused.fits", z="0.1"), TypeError,
                             r"^z must be a number"),
         "ranges scalar": (lambda: generate_library(model, 10, ranges={"log_age": 0.5}),
@@ -225,7 +252,8 @@ def _cases(model, library, sed):
 
 
 _CASE_NAMES = ["z string", "dz=0 free z", "dz=0 catalogue", "dz tiny", "empty catalogue",
-               "negative z row", "ids length", "nwalkers float", "nsteps_cut",
+               "negative z row", "ids length", "nwalkers float", "nwalkers float catalogue",
+               "nwalkers float binmap", "nsteps_cut", "refine", "mcmc seed", "seed",
                "binmap z string", "ranges scalar", "ranges not a mapping", "chunk 0",
                "chunk -3", "chunk float", "library seed", "prior one value"]
 

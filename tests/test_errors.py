@@ -17,7 +17,15 @@ from scipy.special import logsumexp
 from pixedfit import _core
 from pixedfit.binning import bin_pixels
 from pixedfit.cubes import BinnedCube, FluxCube, SpecPhotCube
-from pixedfit.fitting import fit_binmap, fit_catalog, fit_sed
+from pixedfit.fitting import (
+    ErrorModel,
+    McmcSettings,
+    Parallelism,
+    RdspsSettings,
+    fit_binmap,
+    fit_catalog,
+    fit_sed,
+)
 from pixedfit.fitting.errors import (
     CalibrationWarning,
     calibration_fractions,
@@ -277,7 +285,7 @@ def test_faint_uv_mock_with_upper_limits(model, library):
     err = flux / 20
     err[:2] = np.maximum(flux[:2], 1e-30) / 0.8  # S/N 0.8 in FUV and NUV
     obs = flux + np.random.default_rng(8).normal(0, err)
-    kw = {"library": library, "model": model, "upper_limit_nsigma": 3.0}
+    kw = {"library": library, "model": model, "errors": ErrorModel(upper_limit_nsigma=3.0)}
     res = fit_sed(obs, err, FILTERS, z=z, **kw)
     assert res.diagnostics["upper_limits"] == [True, True] + [False] * 10
     np.testing.assert_allclose(res.obs_flux[:2], 3 * err[:2], rtol=1e-12)
@@ -287,8 +295,9 @@ def test_faint_uv_mock_with_upper_limits(model, library):
     assert abs(res.p50[k] - 10.0) < 3 * max(res.std[k], 0.02)
     with warnings.catch_warnings():  # a short chain, enough for the median
         warnings.simplefilter("ignore", MCMCShortChainWarning)
-        mc = fit_sed(obs, err, FILTERS, z=z, method="mcmc", nwalkers=24, nsteps=300,
-                     nsteps_cut=100, seed=1, threads=1, **kw)
+        mc = fit_sed(obs, err, FILTERS, z=z,
+                     method=McmcSettings(nwalkers=24, nsteps=300, nsteps_cut=100), seed=1,
+                     parallel=Parallelism(threads=1), **kw)
     j = mc.names.index("log_mass")
     assert mc.diagnostics["upper_limits"][:2] == [True, True]
     assert abs(mc.p50[j] - res.p50[k]) < 0.5 * max(res.std[k], mc.std[j])
@@ -319,7 +328,10 @@ def test_driver_arguments_are_checked(library, model):
                 upper_limits=np.ones(3, bool))
     with pytest.raises(ValueError, match="calibration"):
         fit_sed(obs, obs * 0.1, FILTERS, z=0.1, library=library, model=model,
-                calibration={"sdss_q": 0.1})
+                errors=ErrorModel(calibration={"sdss_q": 0.1}))
+    with pytest.raises(ValueError, match="upper_limit_nsigma"):
+        fit_sed(obs, obs * 0.1, FILTERS, z=0.1, library=library, model=model,
+                errors=ErrorModel(upper_limit_nsigma=0.0))
     with pytest.raises(ValueError, match="upper_limits"):
         fit_catalog(np.ones((2, 12)), np.ones((2, 12)), FILTERS, [0.1, 0.1],
                     library=library, model=model, upper_limits=np.ones((3, 12), bool))
@@ -336,18 +348,18 @@ def test_catalog_rows_of_upper_limits(library, model):
     upper[1, 0] = True
     # the library pass alone: the same numbers row by row (refined fits are seeded per row)
     res = fit_catalog(flux, err, FILTERS, np.full(3, z), library=library, model=model,
-                      upper_limits=upper, refine=False)
+                      upper_limits=upper, method=RdspsSettings(refine=False))
     assert res[0].diagnostics["upper_limits"] == [False] * 12
     assert res[1].diagnostics["upper_limits"] == [True] + [False] * 11
     one = fit_sed(flux[1], err[1], FILTERS, z=z, library=library, model=model,
-                  upper_limits=upper[1], refine=False)
+                  upper_limits=upper[1], method=RdspsSettings(refine=False))
     assert one.chi2_min == pytest.approx(res[1].chi2_min, rel=1e-9)
     # default: the instrument table's calibration errors are in the fit
     calib = calibration_fractions(FILTERS)
     np.testing.assert_allclose(res[0].obs_flux_err, np.hypot(err[0], calib * flux[0]))
     assert res[0].diagnostics["calibration"] == list(calib)
     off = fit_sed(flux[0], err[0], FILTERS, z=z, library=library, model=model,
-                  calibration=False)
+                  errors=ErrorModel(calibration=False))
     np.testing.assert_allclose(off.obs_flux_err, err[0])
 
 
@@ -409,7 +421,7 @@ def test_calerr_round_trip_flux_map_to_fit(tmp_path, specphot):
                                    rtol=1e-12)
     # an explicit override wins over the cube
     over = fit_binmap(path, bin_ids=[1], library=library, model=lib_model,
-                      calibration={"sdss_g": 0.0})
+                      errors=ErrorModel(calibration={"sdss_g": 0.0}))
     assert over[1].diagnostics["calibration"] == [0.013, 0.0, 0.008, 0.1, 0.02]
 
 
@@ -453,8 +465,8 @@ def test_calibration_errors_give_honest_fits_of_calibrated_mocks(model):
     obs = flux * (1 + 0.05 * rng.normal(size=flux.shape)) + rng.normal(0.0, err)
     out = {}
     for calib in (0.05, False):
-        res = fit_catalog(obs, err, FILTERS, np.full(n, z), library=library, model=model,
-                          calibration=calib)
+        res = list(fit_catalog(obs, err, FILTERS, np.full(n, z), library=library,
+                               model=model, errors=ErrorModel(calibration=calib)).values())
         chi2_dof = np.array([r.diagnostics["chi2_dof"] for r in res])
         cover = []
         for name in ("log_mass", "log_age", "dust2"):
@@ -497,10 +509,11 @@ def test_cli_fit_error_options(tmp_path, model, library, capsys):
     res = Table.read(out)
     assert "chi2_dof" in res.colnames and np.all(res["ndof"] == 12 - 5)
     direct = fit_catalog(flux, err, FILTERS, np.full(3, z), library=library, model=model,
-                         calibration={"sdss_u": 0.2},
+                         errors=ErrorModel(calibration={"sdss_u": 0.2}),
                          upper_limits=np.array(table["galex_fuv_ul"])[:, None]
                          & (np.arange(12) == 0)[None])
-    np.testing.assert_allclose(res["chi2_min"], [r.chi2_min for r in direct], rtol=1e-9)
+    np.testing.assert_allclose(res["chi2_min"], [r.chi2_min for r in direct.values()],
+                               rtol=1e-9)
     assert main([*base, "--calibration-errors", "off", "--upper-limit-nsigma", "3"]) == 0
     with pytest.raises(SystemExit):
         main([*base, "--calibration-errors", "lots"])

@@ -24,7 +24,7 @@ from pixedfit._paths import (
     write_bytes_atomic,
 )
 from pixedfit.cli import main
-from pixedfit.fitting import fit_catalog
+from pixedfit.fitting import ErrorModel, McmcSettings, Parallelism, fit_catalog
 from pixedfit.fitting.results import (
     FitResult,
     ResultStore,
@@ -39,6 +39,7 @@ from pixedfit.pipeline import Pipeline
 from pixedfit.sps import SEDModel
 
 FILTERS = ["galex_nuv", "sdss_u", "sdss_g", "sdss_r", "sdss_i", "2mass_j", "2mass_k"]
+FLOOR = ErrorModel(error_floor=0.5)
 
 
 # --------------------------------------------------------------------------- fixtures
@@ -62,32 +63,32 @@ def small(tmp_path_factory):
 def _fit(small, store, **kw):
     kw.setdefault("library", small["a"])
     return fit_catalog(small["flux"], small["err"], FILTERS, small["z"], ids=small["ids"],
-                       store=store, threads=1, **kw)
+                       store=store, parallel=Parallelism(threads=1), **kw)
 
 
 def _summary(results):
-    return np.array([[r.mean, r.std] for r in results])
+    return np.array([[r.mean, r.std] for r in results.values()])
 
 
 # --------------------------------------------------------------------------- stale stores
 def test_store_refuses_results_of_other_settings_or_library(small, tmp_path):
     store = tmp_path / "store"
     first = _fit(small, store)
-    fresh = _fit(small, tmp_path / "fresh", error_floor=0.5, library=small["b"])
+    fresh = _fit(small, tmp_path / "fresh", errors=FLOOR, library=small["b"])
     assert not np.allclose(_summary(first), _summary(fresh), equal_nan=True)
     with pytest.raises(StaleStoreError) as info:
-        _fit(small, store, error_floor=0.5, library=small["b"])
+        _fit(small, store, errors=FLOOR, library=small["b"])
     msg = str(info.value)
     assert str(store) in msg and "error_floor: 0.0 -> 0.5" in msg and "library" in msg
     assert "refit" in msg and "new store folder" in msg
     # nothing was touched by the refusal
     assert json.loads((store / "store.json").read_text())["run"]["settings"]["error_floor"] == 0
     with pytest.warns(StoreWarning, match="other settings"):
-        again = _fit(small, ResultStore(store, refit=True), error_floor=0.5, library=small["b"])
+        again = _fit(small, ResultStore(store, refit=True), errors=FLOOR, library=small["b"])
     np.testing.assert_array_equal(_summary(again), _summary(fresh))
     # an unchanged rerun reuses the store: no refit, no warning, identical results
     mtimes = {p.name: p.stat().st_mtime_ns for p in store.glob("g*.h5")}
-    reused = _fit(small, store, error_floor=0.5, library=small["b"])
+    reused = _fit(small, store, errors=FLOOR, library=small["b"])
     np.testing.assert_array_equal(_summary(reused), _summary(fresh))
     assert {p.name: p.stat().st_mtime_ns for p in store.glob("g*.h5")} == mtimes
 
@@ -111,13 +112,13 @@ def test_changed_data_of_one_sed_is_refitted_with_a_warning(small, tmp_path):
     flux[2] *= 1.5
     with pytest.warns(StoreWarning, match=r"data of 1 SEDs .*refitting g2"):
         res = fit_catalog(flux, small["err"], FILTERS, small["z"], ids=small["ids"],
-                          library=small["a"], store=store, threads=1)
+                          library=small["a"], store=store, parallel=Parallelism(threads=1))
     after = {p.name: p.stat().st_mtime_ns for p in store.glob("g*.h5")}
     assert [k for k in before if before[k] != after[k]] == ["g2.h5"]
     # the same catalogue without a store: the same per-SED seeds and redshift grid
     direct = fit_catalog(flux, small["err"], FILTERS, small["z"], library=small["a"],
-                         threads=1)
-    np.testing.assert_array_equal(res[2].mean, direct[2].mean)
+                         parallel=Parallelism(threads=1))
+    np.testing.assert_array_equal(res["g2"].mean, direct[2].mean)
 
 
 def test_store_without_a_record_is_refused(small, tmp_path):
@@ -164,7 +165,7 @@ def test_leftover_temporaries_and_truncated_results_are_handled(small, tmp_path)
     assert "temporary" in text and "damaged" in text and "g1" in text
     assert not tmp.exists() and keep.read_text() == "mine"
     np.testing.assert_array_equal(_summary(again), _summary(first))
-    assert FitResult.read(store / "g1.h5").n_used == first[1].n_used
+    assert FitResult.read(store / "g1.h5").n_used == first["g1"].n_used
 
 
 def test_truncated_chain_is_restarted(small, tmp_path):
@@ -282,7 +283,7 @@ def test_concurrent_filter_additions_are_all_kept(tmp_path):
 def test_second_fit_on_a_locked_store_stops_with_a_clear_message(small, tmp_path):
     store = tmp_path / "store"
     with FileLock(store / ".lock", "x"), pytest.raises(LockedError) as info:
-        _fit(small, store, method="mcmc", nwalkers=16, nsteps=30, nsteps_cut=10)
+        _fit(small, store, method=McmcSettings(nwalkers=16, nsteps=30, nsteps_cut=10))
     assert f"result store {store} is in use" in str(info.value)
     assert str(os.getpid()) in str(info.value)
     assert not (store / "chains").exists()  # nothing started
@@ -351,7 +352,7 @@ def test_models_generate_onto_a_full_disk(full_disk):
 
 def test_store_and_hdf5_writes_onto_a_full_disk(small, full_disk):
     (full_disk / "filler").write_bytes(b"\0" * (1024 * 1024 - 8192))
-    res = _fit(small, None)[0]
+    res = _fit(small, None)["g0"]
     with pytest.raises(OSError, match="no space left") as info:
         res.write(full_disk / "r.h5")
     assert info.value.errno == errno.ENOSPC
@@ -360,7 +361,8 @@ def test_store_and_hdf5_writes_onto_a_full_disk(small, full_disk):
     assert sorted(p.name for p in full_disk.iterdir()) == ["filler"]
     # MCMC chains are written by emcee inside HDF5: refused before they start
     with pytest.raises(OSError, match="MCMC chains"):
-        _fit(small, full_disk / "store", method="mcmc", nwalkers=16, nsteps=400, nsteps_cut=10)
+        _fit(small, full_disk / "store",
+             method=McmcSettings(nwalkers=16, nsteps=400, nsteps_cut=10))
     assert not (full_disk / "store" / "chains").exists()
 
 
@@ -462,7 +464,7 @@ def test_mcmc_chains_that_cannot_fit_on_the_device_are_refused_up_front(small, t
     store = tmp_path / "store"
     with pytest.raises(OSError, match=r"MCMC chains of 4 SEDs need about .* MB but the "
                                       r"device has 0\.1 MB free") as info:
-        _fit(small, store, method="mcmc", nwalkers=16, nsteps=200, nsteps_cut=10)
+        _fit(small, store, method=McmcSettings(nwalkers=16, nsteps=200, nsteps_cut=10))
     assert info.value.errno == errno.ENOSPC
     assert not (store / "chains").exists() and not (store / ".lock").exists()
 

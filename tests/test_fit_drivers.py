@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from astropy.io import fits
@@ -10,7 +12,22 @@ import pixedfit
 from _sps_shared import FILTERS_12 as FILTERS
 from _sps_shared import library as shared_library
 from _sps_shared import model as shared_model
-from pixedfit.fitting import FitResult, ResultStore, fit_catalog, fit_sed
+from pixedfit.cubes import BinnedCube
+from pixedfit.fitting import (
+    AdaptiveSettings,
+    ConvergenceWarning,
+    ErrorModel,
+    FitResult,
+    FitResults,
+    McmcSettings,
+    Parallelism,
+    RdspsSettings,
+    ResultStore,
+    SpectralOptions,
+    fit_binmap,
+    fit_catalog,
+    fit_sed,
+)
 from pixedfit.parallel import SerialPool
 
 
@@ -100,13 +117,14 @@ def test_catalog_store_resume_and_interpolation(model, library, tmp_path):
     assert store.keys() == ["a", "b"]
     mtime = store.path("a").stat().st_mtime_ns
     full = fit_catalog(obs, err, FILTERS, zs, library=library, model=model, store=store,
-                       ids=["a", "b", "c", "d"], pool=SerialPool())
+                       ids=["a", "b", "c", "d"], parallel=Parallelism(pool=SerialPool()))
     assert store.path("a").stat().st_mtime_ns == mtime  # skipped, not refitted
-    np.testing.assert_array_equal(full[0].mean, first[0].mean)
+    assert isinstance(full, FitResults) and list(full) == ["a", "b", "c", "d"]
+    np.testing.assert_array_equal(full["a"].mean, first["a"].mean)
     # interpolated model photometry in z vs an exact fit at that z
     exact = fit_sed(obs[1], err[1], FILTERS, z=zs[1], library=library, model=model)
     k = exact.names.index("log_mass")
-    assert abs(full[1].mean[k] - exact.mean[k]) < 0.02
+    assert abs(full["b"].mean[k] - exact.mean[k]) < 0.02
     table = store.summary_table()
     assert len(table) == 4 and "log_mass_mean" in table.colnames
 
@@ -153,12 +171,13 @@ def test_crash_and_resume_gives_the_same_result(model, library, tmp_path, monkey
     store = ResultStore(tmp_path / "resume")
     with pytest.raises(TaskError, match="SED '2': simulated crash"):
         fit_catalog(obs, err, FILTERS, zs, library=library, model=model, store=store,
-                    threads=1)
+                    parallel=Parallelism(threads=1))
     assert store.keys() == ["0", "1"]
     assert not list((tmp_path / "resume").glob(".*"))  # no half-written temporary file left
     monkeypatch.setattr(drivers, "_run_rdsps", real)
     resumed = fit_catalog(obs, err, FILTERS, zs, library=library, model=model, store=store)
-    for a, b in zip(clean, resumed, strict=True):
+    assert list(clean) == list(resumed) == [0, 1, 2, 3, 4]
+    for a, b in zip(clean.values(), resumed.values(), strict=True):
         np.testing.assert_array_equal(a.mean, b.mean)
         np.testing.assert_array_equal(a.p84, b.p84)
 
@@ -199,3 +218,233 @@ def test_redshift_interpolation_in_blocks_is_the_linear_interpolation(monkeypatc
     t = 0.37
     ref = ((1 - t) * base.flux[1] / dim[0] + t * base.flux[2] / dim[1]) * dim[2]
     np.testing.assert_allclose(one[0], ref, rtol=1e-12)
+
+
+# --------------------------------------------------------------------------- option objects
+
+
+def _catalogue(model, library, n=3, z=0.05):
+    data = [_mock(model, library, 300 + i, z, seed=i) for i in range(n)]
+    return np.array([d[0] for d in data]), np.array([d[1] for d in data])
+
+
+@pytest.mark.parametrize("keyword, value", [
+    ("errors", {"likelihood": "student_t"}),
+    ("errors", "gauss"),
+    ("spectral", {"poly_order": 3}),
+    ("spectral", 3),
+    ("parallel", 4),
+    ("parallel", {"threads": 1}),
+])
+def test_option_of_the_wrong_type_names_the_keyword(model, library, keyword, value):
+    obs, err = _mock(model, library, 1, 0.1)
+    pattern = rf"^{keyword} must be a "
+    with pytest.raises(TypeError, match=pattern):
+        fit_sed(obs, err, FILTERS, z=0.1, library=library, model=model, **{keyword: value})
+    with pytest.raises(TypeError, match=pattern):
+        fit_catalog([obs], [err], FILTERS, [0.1], library=library, model=model,
+                    **{keyword: value})
+    with pytest.raises(TypeError, match=pattern):  # checked before the cube is read
+        fit_binmap("unused.fits", library=library, model=model, **{keyword: value})
+
+
+@pytest.mark.parametrize("method", [McmcSettings, {"nwalkers": 16}, 3, ("mcmc",)])
+def test_method_of_the_wrong_type_names_method(model, library, method):
+    obs, err = _mock(model, library, 1, 0.1)
+    with pytest.raises(TypeError, match=r"^method must be"):
+        fit_sed(obs, err, FILTERS, z=0.1, library=library, model=model, method=method)
+    with pytest.raises(TypeError, match=r"^method must be"):
+        fit_binmap("unused.fits", method=method)
+
+
+@pytest.mark.parametrize("keyword, value", [
+    ("nwalkers", 16), ("nsteps", 100), ("nsteps_cut", 10), ("thin", 2), ("refine", False),
+    ("mcmc_options", {"max_steps": 100}), ("nested", {"n_live": 100}), ("backend", "c.h5"),
+    ("progress", True), ("threads", 1), ("pool", None), ("quiet", True),
+    ("likelihood", "student_t"), ("dof", 3.0), ("perc_chi2", 90.0), ("error_floor", 0.1),
+    ("mask_invalid", True), ("calibration", False), ("upper_limit_nsigma", 3.0),
+    ("del_wave_nebem", 10.0), ("poly_order", 3), ("spec_clip", None), ("cosmo", "Planck18"),
+    ("H0", 67.0), ("Om0", 0.3),
+])
+def test_removed_flat_keywords_raise_naming_them(model, library, keyword, value):
+    obs, err = _mock(model, library, 1, 0.1)
+    pattern = rf"unexpected keyword argument '{keyword}'"
+    with pytest.raises(TypeError, match=pattern):
+        fit_sed(obs, err, FILTERS, z=0.1, library=library, model=model, **{keyword: value})
+    with pytest.raises(TypeError, match=pattern):
+        fit_catalog([obs], [err], FILTERS, [0.1], library=library, model=model,
+                    **{keyword: value})
+    with pytest.raises(TypeError, match=pattern):
+        fit_binmap("unused.fits", library=library, model=model, **{keyword: value})
+
+
+def test_fit_sed_takes_no_pool(model, library):
+    obs, err = _mock(model, library, 1, 0.1)
+    with pytest.raises(ValueError, match=r"^parallel\.pool: fit_sed fits one SED"):
+        fit_sed(obs, err, FILTERS, z=0.1, library=library, model=model,
+                parallel=Parallelism(pool=SerialPool()))
+
+
+def test_many_fits_refuse_one_chain_backend(model, library, tmp_path):
+    obs, err = _catalogue(model, library, n=2)
+    method = McmcSettings(nwalkers=16, nsteps=20, nsteps_cut=5, backend=tmp_path / "c.h5")
+    with pytest.raises(ValueError, match=r"^McmcSettings\.backend: .*one chain per SED"):
+        fit_catalog(obs, err, FILTERS, [0.05, 0.05], library=library, model=model,
+                    method=method)
+    cube = BinnedCube(np.array([[1, 2]]), obs, err, FILTERS, unit=1.0, z=0.05)
+    with pytest.raises(ValueError, match=r"^McmcSettings\.backend"):
+        fit_binmap(cube, library=library, model=model, method=method)
+    assert not (tmp_path / "c.h5").exists()
+
+
+def test_fit_results_keys(model, library):
+    obs, err = _catalogue(model, library)
+    plain = RdspsSettings(refine=False)
+    rows = fit_catalog(obs, err, FILTERS, np.full(3, 0.05), library=library, model=model,
+                       method=plain)
+    named = fit_catalog(obs, err, FILTERS, np.full(3, 0.05), library=library, model=model,
+                        method=plain, ids=["m51", 7, "ngc628"])
+    assert isinstance(rows, FitResults) and isinstance(named, FitResults)
+    assert list(rows) == [0, 1, 2] and list(rows.keys()) == [0, 1, 2] and len(rows) == 3
+    assert list(named) == ["m51", 7, "ngc628"]  # the ids as given, not as strings
+    assert all(isinstance(r, FitResult) for r in named.values())
+    for (key, a), b in zip(named.items(), rows.values(), strict=True):
+        np.testing.assert_array_equal(a.mean, b.mean)
+        assert named[key] is a
+    assert 0 in rows and 0 not in named and "m51" in named
+    with pytest.raises(KeyError):
+        named[0]
+    with pytest.raises(TypeError):  # read-only
+        named["m51"] = rows[0]  # type: ignore[index]
+    # plain RDSPS (the library pass only) reports converged=False, as the maps flag it
+    assert rows.failed == [] and rows.unconverged == [0, 1, 2]
+    assert repr(rows) == "FitResults(3 fits, 0 failed, 3 not converged)"
+    cube = BinnedCube(np.array([[1, 2, 3]]), obs, err, FILTERS, unit=1.0, z=0.05)
+    bins = fit_binmap(cube, library=library, model=model, method=plain)
+    assert isinstance(bins, FitResults) and list(bins) == [1, 2, 3]
+    assert list(fit_binmap(cube, library=library, model=model, method=plain,
+                           bin_ids=[3, 1])) == [3, 1]
+
+
+def test_fit_results_table_failed_and_unconverged(model, library):
+    obs, err = _catalogue(model, library, n=2)
+    budget = RdspsSettings(refine=AdaptiveSettings(target_ess=1e5, max_evaluations=1500,
+                                                   batch=500))
+    with pytest.warns(ConvergenceWarning, match="2 of 2 fits did not reach"):
+        res = fit_catalog(obs, err, FILTERS, [0.05, 0.05], library=library, model=model,
+                          method=budget, ids=["x", "y"])
+    assert res.unconverged == ["x", "y"] and res.failed == []
+    table = res.table()
+    assert list(table["id"]) == ["x", "y"]
+    assert list(table["converged"]) == [0, 0]
+    for row, r in zip(table, res.values(), strict=True):
+        assert row["chi2_min"] == r.chi2_min and row["n_used"] == r.n_used
+        assert row["ess"] == r.ess and row["n_model_evaluations"] == r.n_model_evaluations
+        for name, stats in r.summary.items():
+            for stat, value in stats.items():
+                assert row[f"{name}_{stat}"] == value
+    # failed fits (no model in the posterior) and fits without a convergence record
+    a, b = res["x"], res["y"]
+    failed = dataclasses.replace(a, n_used=0, converged=True)
+    mixed = FitResults(["none", "bad", "slow"],
+                       [dataclasses.replace(a, converged=None), failed, b])
+    assert mixed.failed == ["bad"] and mixed.unconverged == ["slow"]
+    assert list(mixed.table()["converged"]) == [-1, 1, 0]
+    assert len(FitResults([], []).table()) == 0
+    with pytest.raises(ValueError, match="unique"):
+        FitResults(["a", "a"], [a, b])
+    with pytest.raises(ValueError, match="differ in length"):
+        FitResults(["a"], [a, b])
+
+
+def test_options_reach_the_fit_and_defaults_are_the_none_options(model, library):
+    obs, err = _mock(model, library, 9, 0.1)
+    kw = {"library": library, "model": model, "method": RdspsSettings(refine=False)}
+    ref = fit_sed(obs, err, FILTERS, z=0.1, **kw)
+    same = fit_sed(obs, err, FILTERS, z=0.1, errors=ErrorModel(), spectral=SpectralOptions(),
+                   parallel=Parallelism(), cosmology=None, **kw)
+    np.testing.assert_array_equal(same.mean, ref.mean)
+    np.testing.assert_equal(same.config, ref.config)
+    res = fit_sed(obs, err, FILTERS, z=0.1, errors=ErrorModel(likelihood="student_t", dof=5.0,
+                                                              perc_chi2=90.0,
+                                                              error_floor=0.02),
+                  spectral=SpectralOptions(line_mask_width=7.0, poly_order=None, clip=None),
+                  cosmology="Planck18", **kw)
+    c = res.config
+    assert (c["likelihood"], c["dof"], c["perc_chi2"], c["error_floor"]) == (
+        "student_t", 5.0, 90.0, 0.02)
+    assert (c["del_wave_nebem"], c["poly_order"], c["spec_clip"]) == (7.0, None, None)
+    assert c["cosmo"] == "Planck18" and not np.array_equal(res.mean, ref.mean)
+    with pytest.raises(ValueError, match="cosmolog"):
+        fit_sed(obs, err, FILTERS, z=0.1, cosmology="Planck99", **kw)
+
+
+@pytest.mark.parametrize("method", ["rdsps", RdspsSettings(refine=False)])
+def test_catalogue_and_binned_cube_give_the_same_fits(model, library, method):
+    """fit_catalog and fit_binmap share one implementation: a binned cube whose bins are
+    the catalogue's rows gives the same fits. Row i and bin b = i are seeded alike, so the
+    catalogue's row 0 has no bin. The refined fits are bit-identical; plain RDSPS differs
+    by rounding only (the catalogue interpolates the library photometry in z between grid
+    planes, the cube's single redshift has it exactly)."""
+    z = 0.05
+    obs, err = _catalogue(model, library, n=3, z=z)
+    cat = fit_catalog(obs, err, FILTERS, np.full(3, z), library=library, model=model,
+                      method=method)
+    cube = BinnedCube(np.array([[1, 0], [0, 2]]), obs[1:], err[1:], FILTERS, unit=1.0, z=z)
+    bins = fit_binmap(cube, library=library, model=model, method=method)
+    assert list(bins) == [1, 2]
+    for b in (1, 2):
+        x, y = cat[b], bins[b]
+        assert x.names == y.names and x.filters == y.filters and x.z == y.z
+        np.testing.assert_array_equal(x.obs_flux, y.obs_flux)
+        np.testing.assert_array_equal(x.obs_flux_err, y.obs_flux_err)
+        assert (x.n_used, x.n_model_evaluations, x.converged) == (
+            y.n_used, y.n_model_evaluations, y.converged)
+        for name in ("mean", "std", "p16", "p50", "p84", "best", "bfit_photo"):
+            if method == "rdsps":
+                np.testing.assert_array_equal(getattr(x, name), getattr(y, name), name)
+            else:
+                np.testing.assert_allclose(getattr(x, name), getattr(y, name), rtol=1e-9,
+                                           atol=1e-30, err_msg=name)
+        if method == "rdsps":
+            assert (x.chi2_min, x.ess) == (y.chi2_min, y.ess)
+        else:
+            assert x.chi2_min == pytest.approx(y.chi2_min, rel=1e-9)
+
+
+@pytest.mark.filterwarnings("ignore::pixedfit.fitting.MCMCShortChainWarning")
+def test_the_seed_keyword_replaces_the_seed_of_the_settings(model, library):
+    obs, err = _mock(model, library, 17, 0.05)
+    kw = {"library": library, "model": model}
+    ref = fit_sed(obs, err, FILTERS, z=0.05, seed=5, **kw)
+    for held in (5, 99):
+        res = fit_sed(obs, err, FILTERS, z=0.05, seed=5,
+                      method=RdspsSettings(refine=AdaptiveSettings(seed=held)), **kw)
+        np.testing.assert_array_equal(res.mean, ref.mean)
+    other = fit_sed(obs, err, FILTERS, z=0.05, seed=6, **kw)
+    assert not np.array_equal(other.mean, ref.mean)
+    short = {"nwalkers": 16, "nsteps": 20, "nsteps_cut": 5, "start": "library"}
+    a = fit_sed(obs, err, FILTERS, z=0.05, seed=3, method=McmcSettings(seed=3, **short), **kw)
+    b = fit_sed(obs, err, FILTERS, z=0.05, seed=3, method=McmcSettings(seed=8, **short), **kw)
+    assert a.method == "mcmc" and a.samples is not None
+    np.testing.assert_array_equal(a.samples, b.samples)
+    np.testing.assert_array_equal(a.mean, b.mean)
+
+
+def test_free_redshift_posterior_rejects_walkers_below_zero(model):
+    """A walker proposed at z < 0 (outside the z box) has −inf log posterior; the age limit
+    at its redshift was computed before the box was applied and raised (free-z MCMC fits
+    stopped with "z: redshifts must be >= 0")."""
+    from pixedfit.fitting.posterior import LogProbability
+    from pixedfit.fitting.priors import PriorSet
+
+    obs = model.photometry({"log_age": 0.2}, 0.3, FILTERS)
+    lp = LogProbability(model, ["log_age", "z"], np.array([-1.0, 0.05]), np.array([1.0, 0.6]),
+                        {}, PriorSet(), None, FILTERS, obs, obs / 20, threads=1)
+    assert lp.age_limit
+    # below the box, inside, above the box, and 10 Gyr at z = 0.6 (older than the universe)
+    theta = np.array([[0.2, -0.1], [0.2, 0.3], [0.2, 0.7], [1.0, 0.6]])
+    lnp = lp.evaluate(theta)[0]
+    assert np.isneginf(lnp[[0, 2, 3]]).all() and np.isfinite(lnp[1])
+    np.testing.assert_array_equal(lp.evaluate(theta[1:2])[0], lnp[1:2])
+    assert np.isneginf(lp.evaluate(theta[[0]])[0]).all()

@@ -96,7 +96,7 @@ def test_model_galaxy_in_the_manga_layout(tmp_path, setup):
 def test_end_to_end_specphot_cube_binning_and_spectrophotometric_fits(setup):
     """Matched cube → spectral correction → binning → RDSPS fits of bins with spectra."""
     from pixedfit.binning import bin_pixels
-    from pixedfit.fitting import fit_binmap
+    from pixedfit.fitting import SpectralOptions, fit_binmap
 
     model, lib, _, picks, _, _ = setup
     rng = np.random.default_rng(8)
@@ -125,7 +125,7 @@ def test_end_to_end_specphot_cube_binning_and_spectrophotometric_fits(setup):
     assert binned.bin_has_spec.any()
     ids = [int(b) + 1 for b in np.flatnonzero(binned.bin_has_spec)[:3]]
     fits_ = fit_binmap(binned, bin_ids=ids, library=lib, model=model, fit_spectra=True,
-                       poly_order=3)
+                       spectral=SpectralOptions(poly_order=3))
     for b in ids:
         res = fits_[b]
         assert res.ok and res.spectrum is not None

@@ -8,7 +8,7 @@ import pytest
 from astropy.io import fits
 
 from pixedfit.cubes import BinnedCube
-from pixedfit.fitting import fit_sed
+from pixedfit.fitting import ErrorModel, fit_sed
 from pixedfit.images import ImageSet
 from pixedfit.images.align import chain_noise_correlation, reproject_image, set_pixel_scale
 from pixedfit.images.psf import convolve_image, gaussian_psf, kernel_noise_correlation
@@ -247,7 +247,8 @@ def test_ceers_galaxy_through_pixedfit_run(shared_data, tmp_path, galaxy):
     err = np.sqrt((cube.bin_flux_err[rows] ** 2).sum(axis=0)) * cube.unit
     library = read_library(out / "models" / "library.h5")
     whole = fit_sed(flux, err, list(cube.filters), z=cube.z, library=library,
-                    model=library.model(), calibration=cube.calib_err, seed=1)
+                    model=library.model(), errors=ErrorModel(calibration=cube.calib_err),
+                    seed=1)
     k = whole.names.index("log_mass")
     assert whole.converged
     assert abs(total_bins - whole.p50[k]) < 0.15

@@ -20,7 +20,7 @@ from pixedfit.analysis.maps import (
 from pixedfit.analysis.plots import plot_maps
 from pixedfit.binning import bin_with_map
 from pixedfit.cubes import BinnedCube, FluxCube, LeftoverWarning
-from pixedfit.fitting import fit_binmap
+from pixedfit.fitting import RdspsSettings, fit_binmap
 from pixedfit.fitting.results import FitResult
 from pixedfit.library import generate_library
 from pixedfit.pipeline import load_config
@@ -82,20 +82,21 @@ def library():
 def test_fit_binmap_leaves_the_leftover_out_unless_asked(library):
     model, lib = library
     _, binned = _binned()
-    res = fit_binmap(binned, library=lib, model=model, refine=False)
-    assert sorted(res) == [1, 2]
+    plain = RdspsSettings(refine=False)
+    res = fit_binmap(binned, library=lib, model=model, method=plain)
+    assert list(res) == [1, 2]
     with pytest.raises(ValueError, match=r"bin_ids: bin 3 is the leftover bin.*fit_leftover"):
-        fit_binmap(binned, bin_ids=[1, 3], library=lib, model=model, refine=False)
+        fit_binmap(binned, bin_ids=[1, 3], library=lib, model=model, method=plain)
     with pytest.warns(LeftoverWarning, match=r"leftover bin 3 \(4 pixels\).*negative.*sdss_z"):
-        both = fit_binmap(binned, library=lib, model=model, refine=False, fit_leftover=True)
-    assert sorted(both) == [1, 2, 3]
+        both = fit_binmap(binned, library=lib, model=model, method=plain, fit_leftover=True)
+    assert list(both) == [1, 2, 3]
     # the regular bins do not depend on the leftover option
     np.testing.assert_array_equal(both[1].mean, res[1].mean)
     # a cube that is nothing but a leftover bin says so instead of fitting nothing
     only = BinnedCube(np.ones((2, 2), np.int32), binned.bin_flux[2:], binned.bin_flux_err[2:],
                       FILTERS, leftover=[True], z=0.05, pixel_scale=1.0)
     with pytest.raises(ValueError, match="only the leftover bin"):
-        fit_binmap(only, library=lib, model=model, refine=False)
+        fit_binmap(only, library=lib, model=model, method=plain)
 
 
 def test_leftover_pixels_are_blank_and_flagged(tmp_path):

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import pixedfit.library as lib_mod
-from pixedfit.fitting import fit_catalog
+from pixedfit.fitting import RdspsSettings, fit_catalog
 from pixedfit.library import GENERATION_RANGES, ModelLibrary, generate_library, read_library
 from pixedfit.sps import SEDModel
 
@@ -188,7 +188,7 @@ def test_photometry_planes_larger_than_half_the_memory_are_refused(model, librar
     obs = np.full((2, len(FILTERS)), 1e-15)
     with pytest.raises(ValueError, match=r"z: .*larger dz"):
         fit_catalog(obs, obs * 0.1, FILTERS, [0.01, 0.04], library=library, model=model,
-                    dz=0.01, refine=False)
+                    dz=0.01, method=RdspsSettings(refine=False))
     assert calls == []
     monkeypatch.undo()
     monkeypatch.setattr(lib_mod, "_physical_memory_bytes", lambda: 2 * need)

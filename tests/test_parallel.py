@@ -167,7 +167,7 @@ def test_fit_does_not_depend_on_blas_threads(shared_data, tmp_path):
         import sys, warnings
         sys.path.insert(0, {str(Path(__file__).parents[1] / "benchmarks")!r})
         import fit_dustpedia as fd
-        from pixedfit.fitting import fit_sed
+        from pixedfit.fitting import ErrorModel, Parallelism, fit_sed
         from pixedfit.library import generate_library
         from pixedfit.sps import SEDModel
         flux, err, _ = fd.galaxy_seds(["NGC0007"])
@@ -178,8 +178,9 @@ def test_fit_does_not_depend_on_blas_threads(shared_data, tmp_path):
                                threads=1)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            r = fit_sed(f, e, filters, z=0.0043, library=lib, model=model, error_floor=0.05,
-                        mask_invalid=True, seed=7, threads=1)
+            r = fit_sed(f, e, filters, z=0.0043, library=lib, model=model,
+                        errors=ErrorModel(error_floor=0.05, mask_invalid=True), seed=7,
+                        parallel=Parallelism(threads=1))
         print(repr(r.p50.tolist()), r.n_model_evaluations)
     """))
     out = []

@@ -24,7 +24,7 @@ from pixedfit.analysis.plots import (
 from pixedfit.binning import bin_with_map
 from pixedfit.cubes import FluxCube
 from pixedfit.demo import demo_model
-from pixedfit.fitting import fit_sed
+from pixedfit.fitting import ErrorModel, RdspsSettings, fit_sed
 from pixedfit.fitting.results import FitResult
 from pixedfit.library import generate_library
 
@@ -57,7 +57,7 @@ def test_rdsps_posterior_samples_reproduce_the_fit(setup):
     assert abs(mean - truth["log_mass"]) < 0.2
     # the library pass alone keeps no samples: they are the library models, re-weighted
     plain = fit_sed(fit.obs_flux, fit.obs_flux_err, FILTERS, z=0.03, library=lib,
-                    refine=False, calibration=False)
+                    method=RdspsSettings(refine=False), errors=ErrorModel(calibration=False))
     s = posterior_samples(plain, lib)
     assert np.isclose(s.weights.sum(), 1.0)
     mean = np.sum(s.weights * s.column("log_mass"))

@@ -10,10 +10,15 @@ import pytest
 from scipy.ndimage import gaussian_filter1d
 
 from pixedfit.fitting import (
+    ErrorModel,
     FitResult,
+    McmcSettings,
     MCMCShortChainWarning,
     ObservedSpectrum,
+    Parallelism,
+    RdspsSettings,
     Resolution,
+    SpectralOptions,
     fit_sed,
     read_sdss_spectrum,
 )
@@ -29,6 +34,9 @@ Z = 0.05
 # applies to the models as it is.
 MOCK_LSF = Resolution.velocity(70.0, instrumental=False)
 MOCK_LSF_150 = Resolution.velocity(150.0, instrumental=False)
+ONE_THREAD = Parallelism(threads=1)
+POLY3 = SpectralOptions(poly_order=3)
+SHORT_MCMC = McmcSettings(nwalkers=24, nsteps=120, nsteps_cut=60)
 
 
 @pytest.fixture(scope="module")
@@ -177,8 +185,7 @@ def test_mcmc_samples_the_velocity_dispersion(model, library, tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", MCMCShortChainWarning)
         res = fit_sed(flux, err, FILTERS, z=Z, library=library, model=model, spectrum=spec,
-                      poly_order=3, method="mcmc", nwalkers=24, nsteps=120, nsteps_cut=60,
-                      seed=2, threads=1)
+                      spectral=POLY3, method=SHORT_MCMC, seed=2, parallel=ONE_THREAD)
     s = res.summary["veldisp"]
     assert "veldisp" in res.diagnostics["sampled"]
     assert abs(s["p50"] - 150.0) < max(15.0, 3 * 0.5 * (s["p84"] - s["p16"])), s
@@ -189,7 +196,7 @@ def test_mcmc_samples_the_velocity_dispersion(model, library, tmp_path):
     # the library pass alone cannot sample it (refined RDSPS and MCMC do)
     with pytest.raises(ValueError, match="veldisp_range"):
         fit_sed(flux, err, FILTERS, z=Z, library=library, model=model, spectrum=spec,
-                poly_order=3, threads=1, refine=False)
+                spectral=POLY3, parallel=ONE_THREAD, method=RdspsSettings(refine=False))
     with pytest.raises(ValueError, match="veldisp_range"):
         ObservedSpectrum(wave, spec_flux, spec_err, veldisp_range=(300.0, 100.0))
 
@@ -237,8 +244,8 @@ def test_spectrophotometric_tilt_recovery_mcmc(model, library):
         warnings.simplefilter("ignore", MCMCShortChainWarning)
         # the mock photometry has no calibration offsets: no calibration term in the fit
         res = fit_sed(obs, err, FILTERS, z=Z, library=library, model=model, spectrum=spec,
-                      poly_order=3, method="mcmc", nwalkers=24, nsteps=120, nsteps_cut=60,
-                      seed=2, threads=1, calibration=False)
+                      spectral=POLY3, method=SHORT_MCMC, seed=2, parallel=ONE_THREAD,
+                      errors=ErrorModel(calibration=False))
     s = res.summary
     for name in ("logzsol", "log_age", "dust2", "log_mass"):
         sig = max(0.5 * (s[name]["p84"] - s[name]["p16"]), 0.01)
@@ -255,7 +262,8 @@ def test_spectral_rdsps_and_spectrum_only(model, library, tmp_path):
     # no polynomial: a constant scale only, so that dust is constrained by the continuum;
     # the library pass alone, whose best model is the true one (a library model)
     res = fit_sed(None, None, None, z=Z, library=library, model=model, spectrum=spec,
-                  poly_order=None, threads=1, refine=False)
+                  spectral=SpectralOptions(poly_order=None),
+                  parallel=ONE_THREAD, method=RdspsSettings(refine=False))
     assert res.method == "rdsps" and res.filters == () and res.n_bands_used == 0
     best = res.bestfit_params()
     # an old model: the best match is near the truth; the mass is the profiled scale
@@ -290,7 +298,7 @@ def test_sdss_spectra_fit(model, shared_data):
         # the SDSS pipeline's stellar velocity dispersion (NGC 3073: unresolved, 0)
         assert spec.veldisp == (pytest.approx(97.36, abs=0.01) if name == "NGC3522" else 0.0)
         res = fit_sed(None, None, None, z=z, library=lib, model=model, spectrum=spec,
-                      poly_order=8, threads=1)
+                      spectral=SpectralOptions(poly_order=8), parallel=ONE_THREAD)
         s = res.summary
         assert res.chi2_min < 3 * res.spectrum["used"].sum()
         out[name] = (s["log_mw_age"]["p50"], s["logzsol"]["p50"])
@@ -326,8 +334,8 @@ def test_tilt_recovery_ensemble(model, library):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", MCMCShortChainWarning)
             res = fit_sed(obs, err, FILTERS, z=Z, library=library, model=model, spectrum=spec,
-                          poly_order=3, method="mcmc", nwalkers=24, nsteps=120, nsteps_cut=60,
-                          seed=10 + j, threads=1)
+                          spectral=POLY3, method=SHORT_MCMC, seed=10 + j,
+                          parallel=ONE_THREAD)
         s = res.summary
         for name in ("logzsol", "log_age", "dust2", "log_mass"):
             inside.append(s[name]["p16"] <= p[name] <= s[name]["p84"])
@@ -361,7 +369,7 @@ def test_posterior_mean_correction_round_trips(tmp_path, model, library):
     wave, spec_flux, spec_err, _, _ = _mock_spectrum(model, p, tilt=0.1, seed=3)
     spec = ObservedSpectrum(wave, spec_flux, spec_err, resolution=MOCK_LSF)
     res = fit_sed(flux, err, FILTERS, z=Z, library=library, model=model, spectrum=spec,
-                  poly_order=3, threads=1)
+                  spectral=POLY3, parallel=ONE_THREAD)
     sp = res.spectrum
     assert sp["factor_mean"].shape == sp["wave"].shape
     assert np.all(sp["factor_std"] >= 0) and np.all(np.isfinite(sp["factor_mean"]))
@@ -374,6 +382,7 @@ def test_posterior_mean_correction_round_trips(tmp_path, model, library):
     holed = flux.copy()
     holed[4] = np.nan
     res2 = fit_sed(holed, err, FILTERS, z=Z, library=library, model=model, spectrum=spec,
-                   poly_order=3, threads=1, mask_invalid=True)
+                   spectral=POLY3, parallel=ONE_THREAD,
+                   errors=ErrorModel(mask_invalid=True))
     assert np.isfinite(res2.chi2_min) and np.all(np.isfinite(res2.spectrum["factor_mean"]))
     assert res2.summary["log_mass"]["p50"] == pytest.approx(10.0, abs=0.1)

@@ -250,8 +250,12 @@ class LogProbability:
         if self.age_limit:
             if self.iz is None:
                 inside &= arr[:, 2] <= self._age_max
-            else:
-                lim = np.log10(np.asarray(age_of_universe(zz, self.cosmo, self.H0, self.Om0)))
+            elif inside.any():
+                # the age of the universe at the redshifts inside the box only: a walker
+                # may be proposed at z < 0, where it is undefined (and raises)
+                lim = np.full(n, -np.inf)
+                lim[inside] = np.log10(np.asarray(age_of_universe(zz[inside], self.cosmo,
+                                                                  self.H0, self.Om0)))
                 inside &= arr[:, 2] <= lim
         out: dict[str, Any] = {}
         idx = np.flatnonzero(inside)
