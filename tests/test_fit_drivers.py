@@ -291,6 +291,10 @@ def test_many_fits_refuse_one_chain_backend(model, library, tmp_path):
     with pytest.raises(ValueError, match=r"^McmcSettings\.backend: .*one chain per SED"):
         fit_catalog(obs, err, FILTERS, [0.05, 0.05], library=library, model=model,
                     method=method)
+    # before any work: a library that does not exist is never opened
+    with pytest.raises(ValueError, match=r"^McmcSettings\.backend"):
+        fit_catalog(obs, err, FILTERS, [0.05, 0.05], library=tmp_path / "absent.h5",
+                    method=method)
     cube = BinnedCube(np.array([[1, 2]]), obs, err, FILTERS, unit=1.0, z=0.05)
     with pytest.raises(ValueError, match=r"^McmcSettings\.backend"):
         fit_binmap(cube, library=library, model=model, method=method)

@@ -364,6 +364,13 @@ class _Run:
         self.parallel: Parallelism = _option(parallel, Parallelism, "parallel")
         resolve_threads(self.parallel.threads)
 
+    def check_many(self) -> None:
+        """Checks of a run of many fits (:func:`fit_catalog`, :func:`fit_binmap`)."""
+        if isinstance(self.sampler, McmcSettings) and self.sampler.backend is not None:
+            raise ValueError("McmcSettings.backend: a run of many fits keeps one chain per "
+                             "SED in its store (store=.../chains/<key>.h5); leave backend "
+                             "None")
+
     def settings(self, max_age_universe: bool, dz: float) -> dict[str, Any]:
         return _settings(self.errors, self.cosmology, max_age_universe, self.spectral, dz)
 
@@ -831,9 +838,6 @@ def _fit_many(ctx: _Context, run: _Run, seds: Sequence[_Sed],
     ranks and the rank's threads; one warning names the fits that did not converge.
     """
     pool = run.parallel.pool
-    if isinstance(run.sampler, McmcSettings) and run.sampler.backend is not None:
-        raise ValueError("McmcSettings.backend: a run of many fits keeps one chain per SED "
-                         "in its store (store=.../chains/<key>.h5); leave backend None")
 
     def work(sed: _Sed) -> FitResult:
         if store is not None and store.has(sed.store_key):
@@ -958,6 +962,7 @@ def fit_catalog(
         Before any work, naming the argument, or the row and id of a bad redshift.
     """
     run = _Run(method, seed, errors, spectral, cosmology, parallel)
+    run.check_many()
     cosmo = run.cosmology
     obs, err, zz, keys = check_catalog(fluxes, flux_errs, z, distance_mpc, ids, dz,
                                        cosmo.cosmo, cosmo.H0, cosmo.Om0)
@@ -1071,6 +1076,7 @@ def fit_binmap(
         Keyed by bin id.
     """
     run = _Run(method, seed, errors, spectral, cosmology, parallel)
+    run.check_many()
     z = check_redshift(z, "z")
     cube = binned if isinstance(binned, BinnedCube) else BinnedCube.read(binned)
     redshift = z if z is not None else getattr(cube, "z", None)
