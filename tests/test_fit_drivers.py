@@ -237,15 +237,19 @@ def _catalogue(model, library, n=3, z=0.05):
     ("parallel", {"threads": 1}),
 ])
 def test_option_of_the_wrong_type_names_the_keyword(model, library, keyword, value):
+    _every_driver_refuses(model, library, rf"^{keyword} must be a ", {keyword: value})
+
+
+def _every_driver_refuses(model, library, pattern: str, kwargs: dict) -> None:
+    """fit_sed, fit_catalog and fit_binmap raise TypeError matching ``pattern`` (fit_binmap
+    before its cube is read)."""
     obs, err = _mock(model, library, 1, 0.1)
-    pattern = rf"^{keyword} must be a "
     with pytest.raises(TypeError, match=pattern):
-        fit_sed(obs, err, FILTERS, z=0.1, library=library, model=model, **{keyword: value})
+        fit_sed(obs, err, FILTERS, z=0.1, library=library, model=model, **kwargs)
     with pytest.raises(TypeError, match=pattern):
-        fit_catalog([obs], [err], FILTERS, [0.1], library=library, model=model,
-                    **{keyword: value})
-    with pytest.raises(TypeError, match=pattern):  # checked before the cube is read
-        fit_binmap("unused.fits", library=library, model=model, **{keyword: value})
+        fit_catalog([obs], [err], FILTERS, [0.1], library=library, model=model, **kwargs)
+    with pytest.raises(TypeError, match=pattern):
+        fit_binmap("unused.fits", library=library, model=model, **kwargs)
 
 
 @pytest.mark.parametrize("method", [McmcSettings, {"nwalkers": 16}, 3, ("mcmc",)])
@@ -267,15 +271,8 @@ def test_method_of_the_wrong_type_names_method(model, library, method):
     ("H0", 67.0), ("Om0", 0.3),
 ])
 def test_removed_flat_keywords_raise_naming_them(model, library, keyword, value):
-    obs, err = _mock(model, library, 1, 0.1)
-    pattern = rf"unexpected keyword argument '{keyword}'"
-    with pytest.raises(TypeError, match=pattern):
-        fit_sed(obs, err, FILTERS, z=0.1, library=library, model=model, **{keyword: value})
-    with pytest.raises(TypeError, match=pattern):
-        fit_catalog([obs], [err], FILTERS, [0.1], library=library, model=model,
-                    **{keyword: value})
-    with pytest.raises(TypeError, match=pattern):
-        fit_binmap("unused.fits", library=library, model=model, **{keyword: value})
+    _every_driver_refuses(model, library, rf"unexpected keyword argument '{keyword}'",
+                          {keyword: value})
 
 
 def test_fit_sed_takes_no_pool(model, library):
