@@ -169,3 +169,48 @@ def test_section_parser():
     assert missing_parameters(g) == ["a", "b"]
     assert missing_parameters(h) == ["y"]
     assert missing_parameters(lambda self, x: x) is None
+
+
+#: Most positional-or-keyword parameters a public function or constructor may take: the
+#: rest are keyword-only (options by name, or option objects; issue 16).
+MAX_POSITIONAL = 10
+
+
+def positional_count(func: Callable[..., object]) -> int:
+    """Parameters that may be passed by position (``self``/``cls`` not counted)."""
+    return sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+               and p.name not in ("self", "cls")
+               for p in inspect.signature(func).parameters.values())
+
+
+def too_many_positional(module_name: str) -> dict[str, int]:
+    """Public functions, methods and class constructors of a module over the limit."""
+    module = importlib.import_module(module_name)
+    found = dict(public_callables(module_name))
+    for name, obj in vars(module).items():
+        if (inspect.isclass(obj) and not name.startswith("_")
+                and obj.__module__ == module_name and "__init__" in vars(obj)):
+            found[f"{name}.__init__"] = obj.__init__  # dataclasses' generated ones too
+    return {name: n for name, func in found.items()
+            if (n := positional_count(func)) > MAX_POSITIONAL}
+
+
+@pytest.mark.parametrize("module_name", public_modules())
+def test_few_positional_parameters(module_name):
+    assert too_many_positional(module_name) == {}
+
+
+def test_positional_count_sees_dataclass_constructors():
+    import dataclasses
+
+    @dataclasses.dataclass
+    class Wide:
+        a: int = 0
+        b: int = 0
+
+    @dataclasses.dataclass(kw_only=True)
+    class Narrow:
+        a: int = 0
+        b: int = 0
+
+    assert positional_count(Wide.__init__) == 2 and positional_count(Narrow.__init__) == 0

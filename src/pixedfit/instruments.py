@@ -43,7 +43,7 @@ import difflib
 import functools
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import KW_ONLY, dataclass, field, replace
 from typing import Any, cast
 
 from .filters import builtin_curve_name, builtin_filter_names, cwave_filters
@@ -122,6 +122,7 @@ class Instrument:
     psf_fwhm: float
     unit: str
     calib_err: float
+    _: KW_ONLY
     flam_per_count: float | None = None
     jy_per_dn: float | None = None
     vega_flam: float | None = None

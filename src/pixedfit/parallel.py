@@ -55,7 +55,7 @@ P = ParamSpec("P")
 _BLAS_LOCAL = threading.local()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Parallelism:
     """How a run of work is spread: OpenMP threads per process, an MPI pool, a progress bar.
 

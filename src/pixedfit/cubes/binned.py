@@ -92,6 +92,7 @@ class BinnedCube:
         bin_flux: ArrayLike,
         bin_flux_err: ArrayLike,
         filters: Sequence[str],
+        *,
         unit: float = 1e-17,
         region: ArrayLike | None = None,
         leftover: ArrayLike | None = None,

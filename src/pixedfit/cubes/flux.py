@@ -192,6 +192,7 @@ class FluxCube:
         flux: ArrayLike,
         flux_err: ArrayLike,
         filters: Sequence[str],
+        *,
         region: ArrayLike | None = None,
         unit: float = 1e-17,
         wcs: Any = None,

@@ -140,7 +140,7 @@ class ConvergenceWarning(UserWarning):
     """A fit stopped before its effective sample size reached the target."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class AdaptiveSettings:
     """Settings of the adaptive refinement of RDSPS.
 
@@ -1077,7 +1077,7 @@ def _tempering_exponent(log_weights: NDArray, target: float, tol: float = 1e-7) 
     return lo
 
 
-@dataclass
+@dataclass(kw_only=True)
 class ImportanceSamples:
     """The weighted samples of an adaptive run.
 

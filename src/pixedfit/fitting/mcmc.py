@@ -120,7 +120,7 @@ def make_moves(name: str) -> list[tuple[Any, float]]:
     raise ValueError(f"moves must be one of {', '.join(MOVES)}, got {name!r}")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class McmcSettings:
     """Sampler settings.
 

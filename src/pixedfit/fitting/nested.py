@@ -92,7 +92,7 @@ class NestedSamplingWarning(UserWarning):
     """Nested sampling stopped on its budget (or its evidences are not comparable)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class NestedSettings:
     """Settings of a nested-sampling fit (nautilus).
 

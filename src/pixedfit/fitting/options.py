@@ -42,7 +42,7 @@ __all__ = ["METHODS", "ErrorModel", "RdspsSettings", "SamplerSettings", "Spectra
            "sampler_settings"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ErrorModel:
     """How observed fluxes and errors enter the likelihood (:mod:`pixedfit.fitting.errors`).
 
@@ -106,7 +106,7 @@ class ErrorModel:
                              f"{self.upper_limit_nsigma}")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SpectralOptions:
     """The spectral likelihood (:mod:`pixedfit.fitting.spectral_likelihood`).
 
@@ -156,7 +156,7 @@ def _number(name: str, value: Any) -> float:
     return float(value)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class RdspsSettings:
     """Settings of an RDSPS fit (random dense sampling of the parameter space).
 

@@ -135,7 +135,7 @@ class LogProbability:
     def __init__(self, model: Any, free: Sequence[str], lo: NDArray, hi: NDArray,
                  fixed: Mapping[str, float], priors: PriorSet, z: float | None,
                  filters: Sequence[str] | None, obs: NDArray | None, err: NDArray | None,
-                 spectral: Any = None, area_kpc2: float | None = None, age_limit: bool = True,
+                 *, spectral: Any = None, area_kpc2: float | None = None, age_limit: bool = True,
                  cosmo: Any = None, H0: float = 70.0, Om0: float = 0.3,
                  dz_interp: float = 0.001, threads: int | None = None,
                  upper: NDArray | None = None):

@@ -56,7 +56,7 @@ LIKELIHOODS = {"gauss": 0, "student_t": 1}
 _NTAB = 4097  # samples of a tabulated prior of a mass-scaled parameter
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class RdspsResult:
     """Posterior statistics of RDSPS fits of ``nsed`` SEDs.
 

@@ -87,7 +87,7 @@ def _json_default(value: Any) -> Any:
     return repr(value)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class FitResult:
     """Posterior summary of one SED fit.
 

@@ -81,7 +81,7 @@ def califa_wave_grid(setup: str = "V500") -> NDArray[np.float64]:
     return cast("NDArray[np.float64]", w0 + dw * np.arange(n))  # numpy stubs: floating[Any]
 
 
-@dataclass
+@dataclass(kw_only=True)
 class AnalyticGalaxy:
     """A galaxy with known spectra and light profiles (see module docstring).
 
@@ -291,7 +291,7 @@ class SpectrumModel(Protocol):
         ...
 
 
-@dataclass
+@dataclass(kw_only=True)
 class ModelGalaxy(AnalyticGalaxy):
     """:class:`AnalyticGalaxy` whose bulge and disc spectra come from an SEDModel.
 

@@ -58,7 +58,7 @@ import os
 import re
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any, cast
 
 import numpy as np
@@ -141,6 +141,7 @@ class IFSCube:
     wave: NDArray[np.float64]
     mask: NDArray[np.bool_]
     wcs: WCS
+    _: KW_ONLY
     wave_medium: str = "vacuum"
     psf_fwhm: float | NDArray[np.float64] | None = None
     resolution: NDArray[np.float64] | None = None

@@ -285,6 +285,7 @@ class ImageSet:
         ra: float,
         dec: float,
         output_dir: PathLike,
+        *,
         var_img: Mapping[str, Any] | None = None,
         z: float | None = None,
         stamp_size: tuple[int, int] | None = None,

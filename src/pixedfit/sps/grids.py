@@ -59,7 +59,7 @@ Readers check ``format`` and ``schema_version`` and every shape.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from pathlib import Path
 
 import h5py
@@ -152,6 +152,7 @@ class SSPGrid:
     zsun: float
     imf: str
     source: str
+    _: KW_ONLY
     nebular: NebularGrid | None = None
     dust_emission: DustEmissionGrid | None = None
     agn: AGNTemplates | None = None

@@ -398,6 +398,7 @@ class SEDModel:
 
     def __init__(
         self,
+        *,
         sfh_form: int = 4,
         dust_law: int = 1,
         dust_emission: bool = False,
