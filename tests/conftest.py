@@ -32,6 +32,32 @@ def _session_cache(factory: pytest.TempPathFactory) -> Path:
     return _CACHE["cache"]
 
 
+@pytest.fixture(scope="session")
+def fit_model():
+    """The SED model of the fitting tests' mocks (BC03, delayed-tau SFH, Calzetti dust, no
+    nebular emission, one thread): one instance per test process; treat it as read-only."""
+    import _sps_shared
+
+    return _sps_shared.model(sfh_form=1, dust_law=1, add_neb_emission=False, threads=1)
+
+
+@pytest.fixture(scope="session")
+def fit_library(fit_model):
+    """``fit_library(n, seed, ranges)``: a library of :func:`fit_model`, generated once per
+    test process for each (n, seed, ranges); treat it as read-only."""
+    from pixedfit.library import generate_library
+
+    cache: dict = {}
+
+    def make(n: int, seed: int, ranges: dict):
+        key = (n, seed, tuple(sorted(ranges.items())))
+        if key not in cache:
+            cache[key] = generate_library(fit_model, n, seed=seed, ranges=ranges)
+        return cache[key]
+
+    return make
+
+
 @pytest.fixture
 def shared_data() -> Path:
     """Path of ../shared/data; the test is skipped with a reason when it is absent."""

@@ -22,9 +22,7 @@ from pixedfit.binning import bin_with_map
 from pixedfit.cubes import BinnedCube, FluxCube, LeftoverWarning
 from pixedfit.fitting import RdspsSettings, fit_binmap
 from pixedfit.fitting.results import FitResult
-from pixedfit.library import generate_library
 from pixedfit.pipeline import load_config
-from pixedfit.sps import SEDModel
 
 FILTERS = ("sdss_g", "sdss_r", "sdss_i", "sdss_z")
 NAMES = ("logzsol", "log_mass", "log_sfr", "log_mw_age")
@@ -74,9 +72,8 @@ def test_negative_bands():
 
 
 @pytest.fixture(scope="module")
-def library():
-    model = SEDModel(sfh_form=1, dust_law=1, add_neb_emission=False, threads=1)
-    return model, generate_library(model, 300, seed=2, ranges=RANGES)
+def library(fit_model, fit_library):
+    return fit_model, fit_library(300, 2, RANGES)
 
 
 def test_fit_binmap_leaves_the_leftover_out_unless_asked(library):

@@ -44,13 +44,13 @@ def _fast(**settings):
 
 
 @pytest.fixture(scope="module")
-def model():
-    return SEDModel(sfh_form=1, dust_law=1, add_neb_emission=False, threads=1)
+def model(fit_model):
+    return fit_model
 
 
 @pytest.fixture(scope="module")
-def library(model):
-    return generate_library(model, 1500, seed=11, ranges=RANGES)
+def library(fit_library):
+    return fit_library(1500, 11, RANGES)
 
 
 def _mock(model, library, index, z, log_mass=10.0, snr=20.0, seed=0):

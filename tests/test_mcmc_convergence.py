@@ -17,8 +17,6 @@ from pixedfit.fitting.mcmc import (
     make_moves,
     run_mcmc,
 )
-from pixedfit.library import generate_library
-from pixedfit.sps import SEDModel
 
 FILTERS = ["galex_fuv", "galex_nuv", "sdss_u", "sdss_g", "sdss_r", "sdss_i", "sdss_z",
            "2mass_j", "2mass_h", "2mass_k", "wise_w1", "wise_w2"]
@@ -155,13 +153,13 @@ def test_bad_settings_name_the_setting(key, value):
 
 # ------------------------------------------------------------------ fits of mock SEDs
 @pytest.fixture(scope="module")
-def model():
-    return SEDModel(sfh_form=1, dust_law=1, add_neb_emission=False, threads=1)
+def model(fit_model):
+    return fit_model
 
 
 @pytest.fixture(scope="module")
-def library(model):
-    return generate_library(model, 3000, seed=11, ranges=RANGES)
+def library(fit_library):
+    return fit_library(3000, 11, RANGES)
 
 
 def _mock(model, library, index, z, snr=20.0, seed=0):

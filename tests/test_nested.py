@@ -41,13 +41,13 @@ ONE = Parallelism(threads=1)
 
 
 @pytest.fixture(scope="module")
-def model():
-    return SEDModel(sfh_form=1, dust_law=1, add_neb_emission=False, threads=1)
+def model(fit_model):
+    return fit_model
 
 
 @pytest.fixture(scope="module")
-def library(model):
-    return generate_library(model, 400, seed=11, ranges=RANGES)
+def library(fit_library):
+    return fit_library(400, 11, RANGES)
 
 
 def _mock(model, params, snr=20.0, seed=0, z=Z):

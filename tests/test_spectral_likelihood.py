@@ -24,7 +24,6 @@ from pixedfit.fitting import (
 )
 from pixedfit.fitting.spectral_likelihood import SpectralLikelihood
 from pixedfit.library import generate_library
-from pixedfit.sps import SEDModel
 
 FILTERS = ["galex_fuv", "galex_nuv", "sdss_u", "sdss_g", "sdss_r", "sdss_i", "sdss_z",
            "2mass_j", "2mass_h", "2mass_k", "wise_w1", "wise_w2"]
@@ -40,14 +39,13 @@ SHORT_MCMC = McmcSettings(nwalkers=24, nsteps=120, nsteps_cut=60)
 
 
 @pytest.fixture(scope="module")
-def model():
-    return SEDModel(sfh_form=1, dust_law=1, add_neb_emission=False, threads=1)
+def model(fit_model):
+    return fit_model
 
 
 @pytest.fixture(scope="module")
-def library(model):
-    return generate_library(model, 1500, seed=11,
-                            ranges={"log_age": (-1.0, 1.1), "logzsol": (-1.0, 0.2)})
+def library(fit_library):
+    return fit_library(1500, 11, {"log_age": (-1.0, 1.1), "logzsol": (-1.0, 0.2)})
 
 
 def _truth(library, index=123, log_mass=10.0):
