@@ -125,7 +125,7 @@ def test_leftover_pixels_are_blank_and_flagged(tmp_path):
 def test_flag_map_round_trip(tmp_path):
     cube, binned = _binned()
     pm = maps_parameters(binned, {1: _result(1), 2: _result(2, converged=False)}, cube,
-                         name_out=tmp_path / "maps.fits")
+                         output=tmp_path / "maps.fits")
     back = PropertyMaps.read(tmp_path / "maps.fits")
     np.testing.assert_array_equal(back.flags, pm.flags)
     assert back.flags.dtype == np.int16

@@ -59,7 +59,7 @@ def test_bin_maps_pixel_sharing_and_conservation(tmp_path):
     cube = _cube()
     binned = bin_with_map(cube, _bin_map())
     results = {b: _result(b) for b in range(1, 7) if b != 4}  # bin 4 missing
-    pm = maps_parameters(binned, results, cube, name_out=tmp_path / "maps.fits")
+    pm = maps_parameters(binned, results, cube, output=tmp_path / "maps.fits")
     bm = binned.bin_map
     # bin maps: bin value on every pixel, NaN outside and for the missing bin
     assert np.all(pm.get("log_mass", "mean")[bm == 2] == pytest.approx(9.2))

@@ -379,7 +379,7 @@ def maps_parameters(fits_binmap: PathLike, bin_ids: Sequence[int],
                for b, n in zip(bin_ids, name_sampler_fits, strict=True)}
     name = str(name_out_fits or f"fitres_{Path(fits_binmap).name}")
     _maps(fits_binmap, results, fits_fluxmap, ref_band_sfr=refband_SFR,
-          ref_band_mass=refband_SM, ref_band_dust_mass=refband_Mdust, name_out=name)
+          ref_band_mass=refband_SM, ref_band_dust_mass=refband_Mdust, output=name)
     return name
 
 

@@ -1073,7 +1073,7 @@ class Pipeline:
             dest.parent.mkdir(parents=True, exist_ok=True)
             fc = self.cfg["fitting"]
             pm = maps_parameters(self.path("binning", "binned.fits"), self.path("fitting"),
-                                 self.cube_path(), name_out=dest, cosmo=fc["cosmo"],
+                                 self.cube_path(), output=dest, cosmo=fc["cosmo"],
                                  H0=fc["H0"], Om0=fc["Om0"], **cfg)
             return ["maps/maps.fits"], {"nmaps": len(pm.maps)}
 

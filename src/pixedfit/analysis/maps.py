@@ -618,7 +618,7 @@ def maps_parameters(
     ref_band_sfr: int | str | None = None,
     ref_band_mass: int | str | None = None,
     ref_band_dust_mass: int | str | None = None,
-    name_out: PathLike | None = None,
+    output: PathLike | None = None,
     cosmo: Any = None,
     H0: float = 70.0,
     Om0: float = 0.3,
@@ -636,7 +636,7 @@ def maps_parameters(
     ref_band_sfr, ref_band_mass, ref_band_dust_mass : int or str, optional
         Reference bands (index or filter name) for sharing SFR (default the bluest band),
         stellar mass and dust mass (default the reddest).
-    name_out : path-like, optional
+    output : path-like, optional
         Write the maps there.
     cosmo, H0, Om0
         Cosmology of the pixel size in kpc.
@@ -734,8 +734,8 @@ def maps_parameters(
                        kpc_per_pixel=kpc, pixel_scale=cube.pixel_scale,
                        filters=cube.filters, refbands=refbands,
                        flags=_flag_map(cube, results))
-    if name_out is not None:
-        out.write(name_out, overwrite=True)
+    if output is not None:
+        out.write(output, overwrite=True)
     return out
 
 
