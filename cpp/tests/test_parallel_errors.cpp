@@ -8,6 +8,7 @@
 
 #include "../src/csp_internal.hpp"
 #include "check.hpp"
+#include "rdsps_fixtures.hpp"
 #include "tiny_grid.hpp"
 #include "pixedfit/common.hpp"
 #include "pixedfit/rdsps.hpp"
@@ -19,48 +20,16 @@ const int kThreads[] = {1, 2, 8, 1000000};
 // RDSPS of nsed SEDs against models m_j(b) = 1 + j x_b with `nhist` histogram bins; returns
 // the p50 of every SED and parameter.
 std::vector<double> rdsps_p50(std::size_t nsed, std::size_t nhist, int threads) {
-    const std::size_t nmod = 500, nband = 4;
-    std::vector<double> flux(nband * nmod), params(nmod * 2, 0.0);
-    for (std::size_t j = 0; j < nmod; ++j) {
-        params[j * 2] = static_cast<double>(j) / static_cast<double>(nmod);
-        for (std::size_t b = 0; b < nband; ++b)
-            flux[b * nmod + j] = 1.0 + params[j * 2] * static_cast<double>(b) / 4.0;
-    }
-    const std::vector<std::uint8_t> scaled{0, 1};
-    std::vector<double> obs(nsed * nband), ivar(nsed * nband, 100.0);
+    const Library lib(500, 4);
+    std::vector<double> obs(nsed * lib.nband), ivar(nsed * lib.nband, 100.0);
     for (std::size_t i = 0; i < obs.size(); ++i)
-        obs[i] = 5.0 + 0.3 * static_cast<double>(i % nband);
-    pixedfit::RdspsInputs in;
-    in.obs = obs.data();
-    in.ivar = ivar.data();
-    in.nsed = nsed;
-    in.nband = nband;
-    in.model_flux = flux.data();
-    in.nmod = nmod;
-    in.params = params.data();
-    in.npar = 2;
-    in.mass_scaled = scaled.data();
-    std::vector<double> mean(nsed * 2), sd(nsed * 2), p16(nsed * 2), p50(nsed * 2),
-        p84(nsed * 2), scale(nsed), chi2(nsed), ln_ev(nsed), zpost(nsed);
-    std::vector<std::int64_t> best(nsed), bz(nsed), used(nsed);
-    pixedfit::RdspsOutputs out;
-    out.mean = mean.data();
-    out.std = sd.data();
-    out.p16 = p16.data();
-    out.p50 = p50.data();
-    out.p84 = p84.data();
-    out.best_scale = scale.data();
-    out.chi2_min = chi2.data();
-    out.ln_evidence = ln_ev.data();
-    out.z_posterior = zpost.data();
-    out.best_model = best.data();
-    out.best_z = bz.data();
-    out.n_used = used.data();
+        obs[i] = 5.0 + 0.3 * static_cast<double>(i % lib.nband);
+    Outputs out(nsed, 2, 1);
     pixedfit::RdspsOptions opt;
     opt.threads = threads;
     opt.nhist = nhist;
-    pixedfit::rdsps_fit(in, opt, out);
-    return p50;
+    pixedfit::rdsps_fit(lib.inputs(obs, ivar, nsed), opt, out.view);
+    return out.p50;
 }
 
 }  // namespace

@@ -10,6 +10,8 @@
 #include <omp.h>
 
 #include "check.hpp"
+#include "rdsps_fixtures.hpp"
+#include "tiny_grid.hpp"
 #include "pixedfit/binning.hpp"
 #include "pixedfit/common.hpp"
 #include "pixedfit/csp.hpp"
@@ -80,22 +82,7 @@ TEST_CASE("apply_band_weights with a huge thread count equals one thread") {
 
 TEST_CASE("batched spectra with a huge thread count equal one thread") {
     using namespace pixedfit::sps;
-    Grid g;
-    g.nz = 2;
-    g.nage = 3;
-    g.nwave = 4;
-    g.wave = {1000.0, 3000.0, 5500.0, 9000.0};
-    g.dwave = {1000.0, 2250.0, 3000.0, 1750.0};
-    g.calzetti = {2.0, 1.5, 1.0, 0.5};
-    for (double w : g.wave) g.ln_l5500.push_back(std::log(w / 5500.0));
-    g.logz = {-1.0, 0.0};
-    g.age_edges = {0.0, 0.005, 0.5, 5.0};
-    g.mass_surv = {1.0, 0.9, 0.7, 1.0, 0.8, 0.6};
-    g.mass_living = {1.0, 0.85, 0.6, 1.0, 0.75, 0.5};
-    for (std::size_t z = 0; z < 2; ++z)
-        for (std::size_t a = 0; a < 3; ++a)
-            for (std::size_t k = 0; k < 4; ++k)
-                g.ssp.push_back(static_cast<float>(1.0 + z + 10.0 * a + 0.1 * k));
+    const Grid g = tiny_grid();
     Config cfg;
     cfg.sfh_form = SfhForm::DelayedTau;
     cfg.dust_law = DustLaw::CharlotFall;
@@ -147,49 +134,20 @@ TEST_CASE("smoothing, Legendre and bin sums with a huge thread count equal one t
 }
 
 TEST_CASE("RDSPS with a huge thread count equals one thread") {
-    const std::size_t nmod = 3000, nband = 4, nsed = 2;
-    std::vector<double> flux(nband * nmod), params(nmod * 2, 0.0);
-    for (std::size_t j = 0; j < nmod; ++j) {
-        params[j * 2] = static_cast<double>(j) / static_cast<double>(nmod);
-        for (std::size_t b = 0; b < nband; ++b)
-            flux[b * nmod + j] = 1.0 + params[j * 2] * static_cast<double>(b) / 4.0;
-    }
-    const std::vector<std::uint8_t> scaled{0, 1};
-    std::vector<double> obs(nsed * nband), ivar(nsed * nband, 100.0);
-    for (std::size_t i = 0; i < obs.size(); ++i) obs[i] = 5.0 + 0.3 * static_cast<double>(i % nband);
-    pixedfit::RdspsInputs in;
-    in.obs = obs.data();
-    in.ivar = ivar.data();
-    in.nsed = nsed;
-    in.nband = nband;
-    in.model_flux = flux.data();
-    in.nmod = nmod;
-    in.params = params.data();
-    in.npar = 2;
-    in.mass_scaled = scaled.data();
+    const std::size_t nsed = 2;
+    const Library lib(3000, 4);
+    std::vector<double> obs(nsed * lib.nband), ivar(nsed * lib.nband, 100.0);
+    for (std::size_t i = 0; i < obs.size(); ++i)
+        obs[i] = 5.0 + 0.3 * static_cast<double>(i % lib.nband);
+    const pixedfit::RdspsInputs in = lib.inputs(obs, ivar, nsed);
     auto run = [&](int threads, double perc) {
-        std::vector<double> mean(nsed * 2), sd(nsed * 2), p16(nsed * 2), p50(nsed * 2),
-            p84(nsed * 2), scale(nsed), chi2(nsed), ln_ev(nsed), zpost(nsed);
-        std::vector<std::int64_t> best(nsed), bz(nsed), used(nsed);
-        pixedfit::RdspsOutputs out;
-        out.mean = mean.data();
-        out.std = sd.data();
-        out.p16 = p16.data();
-        out.p50 = p50.data();
-        out.p84 = p84.data();
-        out.best_scale = scale.data();
-        out.chi2_min = chi2.data();
-        out.ln_evidence = ln_ev.data();
-        out.z_posterior = zpost.data();
-        out.best_model = best.data();
-        out.best_z = bz.data();
-        out.n_used = used.data();
+        Outputs out(nsed, 2, 1);
         pixedfit::RdspsOptions opt;
         opt.threads = threads;
         opt.perc_chi2 = perc;
-        pixedfit::rdsps_fit(in, opt, out);
-        mean.insert(mean.end(), p50.begin(), p50.end());
-        return mean;
+        pixedfit::rdsps_fit(in, opt, out.view);
+        out.mean.insert(out.mean.end(), out.p50.begin(), out.p50.end());
+        return out.mean;
     };
     for (double perc : {100.0, 80.0}) {
         const auto ref = run(1, perc);
