@@ -29,12 +29,14 @@ def model(**cfg) -> SEDModel:
     return _MODELS[key]
 
 
-def library(sed_model: SEDModel, nmodels: int, seed: int) -> ModelLibrary:
-    """A library of ``sed_model`` over :data:`RANGES`, generated once per session (treat it
-    as read-only)."""
-    key = (id(sed_model), nmodels, seed)
+def library(sed_model: SEDModel, nmodels: int, seed: int,
+            ranges: dict | None = None) -> ModelLibrary:
+    """A library of ``sed_model`` over ``ranges`` (default :data:`RANGES`), generated once
+    per session (treat it as read-only)."""
+    ranges = RANGES if ranges is None else ranges
+    key = (id(sed_model), nmodels, seed, tuple(sorted(ranges.items())))
     if key not in _LIBRARIES:
-        _LIBRARIES[key] = generate_library(sed_model, nmodels, seed=seed, ranges=RANGES)
+        _LIBRARIES[key] = generate_library(sed_model, nmodels, seed=seed, ranges=ranges)
     return _LIBRARIES[key]
 
 

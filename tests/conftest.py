@@ -45,17 +45,9 @@ def fit_model():
 def fit_library(fit_model):
     """``fit_library(n, seed, ranges)``: a library of :func:`fit_model`, generated once per
     test process for each (n, seed, ranges); treat it as read-only."""
-    from pixedfit.library import generate_library
+    import _sps_shared
 
-    cache: dict = {}
-
-    def make(n: int, seed: int, ranges: dict):
-        key = (n, seed, tuple(sorted(ranges.items())))
-        if key not in cache:
-            cache[key] = generate_library(fit_model, n, seed=seed, ranges=ranges)
-        return cache[key]
-
-    return make
+    return lambda n, seed, ranges: _sps_shared.library(fit_model, n, seed, ranges)
 
 
 @pytest.fixture

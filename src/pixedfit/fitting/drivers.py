@@ -322,18 +322,6 @@ def _map_seds(pool: Any, work: Any, indices: Sequence[Any], threads: int | None,
     return [r for block in results for r in block]
 
 
-def _settings(errors: ErrorModel, cosmology: CosmologyParams, max_age_universe: bool,
-              spectral: SpectralOptions, dz: float) -> dict[str, Any]:
-    """The flat settings of a run (what its results and its store record say)."""
-    return {"likelihood": errors.likelihood, "dof": float(errors.dof),
-            "perc_chi2": float(errors.perc_chi2), "error_floor": float(errors.error_floor),
-            "mask_invalid": bool(errors.mask_invalid), "cosmo": cosmology.cosmo,
-            "H0": float(cosmology.H0), "Om0": float(cosmology.Om0),
-            "max_age_universe": bool(max_age_universe),
-            "del_wave_nebem": float(spectral.line_mask_width),
-            "poly_order": spectral.poly_order, "spec_clip": spectral.clip, "dz": float(dz)}
-
-
 def _option(value: Any, kind: type, name: str) -> Any:
     """``value`` (an instance of ``kind``), or ``kind()`` for None; else TypeError naming
     the keyword."""
@@ -354,6 +342,9 @@ class _Run:
         if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
             raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
         self.seed = int(seed)
+        # the refinement's settings, checked once (each fit replaces only the seed)
+        self._refine = (self.sampler.adaptive(self.seed)
+                        if isinstance(self.sampler, RdspsSettings) else None)
         if isinstance(self.sampler, McmcSettings):  # checked as the chain's seed, now
             dataclasses.replace(self.sampler, seed=self.seed).check()
         self.errors: ErrorModel = _option(errors, ErrorModel, "errors")
@@ -372,12 +363,22 @@ class _Run:
                              "None")
 
     def settings(self, max_age_universe: bool, dz: float) -> dict[str, Any]:
-        return _settings(self.errors, self.cosmology, max_age_universe, self.spectral, dz)
+        """The flat settings of the run (what its results and its store record say)."""
+        errors, cosmology, spectral = self.errors, self.cosmology, self.spectral
+        return {"likelihood": errors.likelihood, "dof": float(errors.dof),
+                "perc_chi2": float(errors.perc_chi2),
+                "error_floor": float(errors.error_floor),
+                "mask_invalid": bool(errors.mask_invalid), "cosmo": cosmology.cosmo,
+                "H0": float(cosmology.H0), "Om0": float(cosmology.Om0),
+                "max_age_universe": bool(max_age_universe),
+                "del_wave_nebem": float(spectral.line_mask_width),
+                "poly_order": spectral.poly_order, "spec_clip": spectral.clip,
+                "dz": float(dz)}
 
     def adaptive(self, seed: int) -> AdaptiveSettings | None:
         """The RDSPS refinement of a fit seeded with ``seed`` (None: none)."""
-        return (self.sampler.adaptive(seed) if isinstance(self.sampler, RdspsSettings)
-                else None)
+        return (None if self._refine is None
+                else dataclasses.replace(self._refine, seed=int(seed)))
 
     def sampler_of(self, seed: int, backend: PathLike | None, progress: bool
                    ) -> McmcSettings | _nested.NestedSettings | None:
