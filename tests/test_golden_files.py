@@ -900,7 +900,8 @@ def test_original_rdsps_result(golden):
                           "smooth_lsf": 0}},
         bfit_wave=g.BFIT_WAVE,
         bfit_spec=g.BFIT_SPEC, z_grid=None, z_posterior=None,
-        samples=np.column_stack([g.ORIG_SAMPLER[p] for p in g.ORIG_LIB_ALL]),
+        samples=np.column_stack([g.ORIG_SAMPLER[p] for p in g.ORIG_LIB_ALL])[
+            _original_resampled()],
         photo_pct=None, sed_wave=None, sed_pct=None, spectrum=None, diagnostics={},
         ess=math.nan, n_model_evaluations=0, rounds=0, converged=None)
     for key, want in expected.items():
@@ -910,6 +911,64 @@ def test_original_rdsps_result(golden):
     _check_fit(FitResult.read_any(path), {**expected, "chi2_min": res.chi2_min})
     assert get_bestfit_params(path) == dict(zip(g.FIT_NAMES, g.ORIG_BIN_MEAN[0].tolist(),
                                                 strict=True))
+
+
+def _original_weights() -> np.ndarray:
+    """The posterior weights of the 20 models of orig_rdsps.fits.gz, computed here as spec
+    §2.3 describes: chi2 at most its 90th percentile, w ∝ exp(lnprob − max)."""
+    chi2, lnprob = g.ORIG_SAMPLER_CHI2, g.ORIG_SAMPLER_LNPROB
+    w = np.where(chi2 <= np.percentile(chi2, 90.0), np.exp(lnprob - lnprob.max()), 0.0)
+    return w / w.sum()
+
+
+def _original_resampled() -> np.ndarray:
+    """The rows the reader should take: model i ⌊20 w_i⌉ times (systematic resampling
+    with offset 1/2), in increasing order."""
+    w = _original_weights()
+    edges = np.concatenate([[0.0], np.cumsum(w)])
+    u = (0.5 + np.arange(20)) / 20
+    return np.array([int(np.searchsorted(edges, x, side="left")) - 1 for x in u])
+
+
+def test_original_rdsps_samplers_are_posterior_samples(golden):
+    """The original's RDSPS SAMPLERS table lists every library model with its lnprob: read
+    as posterior samples it must be weighted (it was read as equally weighted, i.e. as the
+    prior). Model 7 has the largest weight, the models beyond the 90th chi2 percentile
+    none."""
+    w = _original_weights()
+    assert w.argmax() == 7 and w[g.ORIG_SAMPLER_CHI2 > np.percentile(g.ORIG_SAMPLER_CHI2,
+                                                                         90.0)].sum() == 0
+    res = FitResult.read_pixedfit(golden("orig_rdsps.fits.gz"))
+    rows = _original_resampled()
+    _nan_equal(res.samples, np.column_stack([g.ORIG_SAMPLER[p] for p in g.ORIG_LIB_ALL])[rows])
+    counts = np.bincount(rows, minlength=20)
+    assert np.all((counts == np.floor(20 * w)) | (counts == np.ceil(20 * w)))
+    assert counts[19] == 0 and counts[7] >= 2
+    # the equal-weight samples' mean of log_mass is the weighted one to 1/(2 n)
+    k = g.ORIG_LIB_ALL.index("log_mass")
+    assert res.samples[:, k].mean() == pytest.approx(
+        float(np.sum(w * g.ORIG_SAMPLER["log_mass"])), abs=0.03125 * 20 / 40)
+    # the corner plot of the compat layer uses the weights themselves
+    from pixedfit.compat import _samples
+
+    post = _samples(golden("orig_rdsps.fits.gz"), None)
+    assert "lnprob" not in post.names and "chi2" not in post.names
+    keep = w > 0
+    _nan_equal(post.weights, w[keep] / w[keep].sum())
+    _nan_equal(post.column("log_mass"), g.ORIG_SAMPLER["log_mass"][keep])
+
+
+def test_systematic_indices_counts():
+    from pixedfit.fitting.results import systematic_indices
+
+    rng = np.random.default_rng(3)
+    for _ in range(50):
+        w = rng.dirichlet(np.full(9, 0.3))
+        n = int(rng.integers(1, 200))
+        idx = systematic_indices(w, n, float(rng.random()))
+        counts = np.bincount(idx, minlength=9)
+        assert counts.sum() == n and np.all(np.diff(idx) >= 0)
+        assert np.all(np.abs(counts - n * w) < 1.0 + 1e-9)
 
 
 def test_original_mcmc_result(golden):
@@ -989,8 +1048,11 @@ def test_original_rdsps_round_trip_keeps_samplers(golden, tmp_path):
         assert hdul[0].header["storesamp"] == 1
         table = hdul["SAMPLERS"].data
         _nan_equal(table["id"], np.arange(1, 21))
-        for name in g.ORIG_LIB_ALL:
-            _nan_equal(table[name], g.ORIG_SAMPLER[name])
+        for name in g.ORIG_LIB_ALL:  # the posterior's equal-weight samples
+            _nan_equal(table[name], g.ORIG_SAMPLER[name][_original_resampled()])
+    # and they read back as they are (no lnprob column: equal weights)
+    _nan_equal(FitResult.read_pixedfit(tmp_path / "o.fits").samples,
+               FitResult.read_pixedfit(golden("orig_rdsps.fits.gz")).samples)
 
 
 #: Primary cards of the original's fit files that describe the model and the fit.

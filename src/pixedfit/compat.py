@@ -390,15 +390,27 @@ def _samples(name: PathLike, models_spec: PathLike | None) -> Any:
 
     from .analysis.plots import PosteriorSamples, posterior_samples
     from .fitting import FitResult
+    from .fitting.results import original_rdsps_weights
 
     with fits.open(name) as hdul:
         if "SAMPLERS" in hdul:
             t = Table(hdul["SAMPLERS"].data)
-            cols = [c for c in t.colnames if c not in ("id",)]
+            hdr = hdul[0].header
+            weights = None
+            if str(hdr.get("fitmethod", "rdsps")) == "rdsps":
+                # the original's RDSPS table: every library model and its posterior
+                weights = original_rdsps_weights(t, float(hdr.get("perc_chi2", 100.0)))
+            cols = [c for c in t.colnames if c not in ("id", "chi2", "lnprob")]
             vals = np.column_stack([np.asarray(t[c], float) for c in cols])
-            if "log_sfr" in cols:
-                vals = vals[vals[:, cols.index("log_sfr")] > -29]
-            return PosteriorSamples(tuple(cols), vals, np.full(len(vals), 1.0 / len(vals)))
+            if weights is None:
+                weights = np.full(len(vals), 1.0 / len(vals))
+            keep = weights > 0
+            if "log_sfr" in cols:  # the original's plot_corner drops SFR <= 1e-29
+                keep &= vals[:, cols.index("log_sfr")] > -29
+            if not keep.any():
+                raise ValueError(f"{name}: no sample of the SAMPLERS table has weight and "
+                                 "log_sfr > -29")
+            return PosteriorSamples(tuple(cols), vals[keep], weights[keep] / weights[keep].sum())
     if models_spec is None:
         raise ValueError(f"{name} has no SAMPLERS table: pass models_spec= (the library) to "
                          "rebuild the RDSPS posterior")

@@ -131,7 +131,7 @@ from .boxes import (
 )
 from .errors import fit_quality, scale_fit
 from .posterior import FitContext, LibraryPass, LogProbability, sampling_problem
-from .results import FitResult
+from .results import FitResult, systematic_indices
 
 __all__ = ["AdaptiveSettings", "ConvergenceWarning", "ImportanceSamples", "refine"]
 
@@ -941,9 +941,8 @@ def _precision_ess(errors: dict[str, tuple[float, float]], ess: float,
 
 
 def _systematic(weights: NDArray, n: int, rng: np.random.Generator) -> NDArray[np.int64]:
-    """Indices of ``n`` systematic resamples of normalised ``weights``."""
-    u = (rng.random() + np.arange(n)) / n
-    return np.minimum(np.searchsorted(np.cumsum(weights), u), weights.size - 1)
+    """Indices of ``n`` systematic resamples of normalised ``weights`` (a uniform offset)."""
+    return systematic_indices(weights, n, rng.random())
 
 
 def _anneal(log_target_parts: Any, y0: NDArray, lw_library: NDArray,

@@ -31,8 +31,10 @@ rows p16/p50/p84, ``OBS_PHOTO``, ``BFIT_PHOTO`` with columns wave, p16, p50, p84
 written by :meth:`FitResult.write_pixedfit` and read by :meth:`FitResult.read_pixedfit`.
 ``SAMPLERS`` (written when the result has samples, ``storesamp=1``) holds ``id`` and one
 column per name; the original's RDSPS table (every model of the library) also has ``chi2``
-and ``lnprob``, which :attr:`FitResult.samples` does not hold: the reader drops them and
-the writer does not write them. pixedfit appends ``MINCHI2_PARAMS`` to MCMC files and, for
+and ``lnprob``: the reader turns it into equal-weight samples of the posterior the
+original's statistics used (systematic resampling with the weights of
+:func:`original_rdsps_weights`), so the writer, whose samples are equal-weight, writes
+neither column. pixedfit appends ``MINCHI2_PARAMS`` to MCMC files and, for
 spectral fits, ``OBS_SPEC`` and ``BFIT_SPEC`` (extensions the original's readers ignore).
 """
 
@@ -475,6 +477,12 @@ class FitResult:
                     samples = np.column_stack([
                         np.asarray(sm[n], dtype=np.float64) if n in sm.colnames
                         else np.full(len(sm), np.nan) for n in names])
+                    weights = (original_rdsps_weights(sm, float(hdr.get("perc_chi2", 100.0)))
+                               if method == "rdsps" else None)
+                    if weights is not None:
+                        # the original's RDSPS table is the library with each model's
+                        # posterior: equal-weight samples of it, as FitResult.samples are
+                        samples = samples[systematic_indices(weights, len(sm), 0.5)]
                 spectrum = None
                 if "OBS_SPEC" in hdul and "BFIT_SPEC" in hdul:
                     os_, bs = Table(hdul["OBS_SPEC"].data), Table(hdul["BFIT_SPEC"].data)
@@ -538,6 +546,69 @@ _MODEL_CARDS = (("IMF", "imf_type"), ("SFH_FORM", "sfh_form"), ("DUST_LAW", "dus
 #: Cards of the fit settings, and their keys in ``config``.
 _SETTING_CARDS = (("DOF", "dof"), ("perc_chi2", "perc_chi2"), ("COSMO", "cosmo"),
                   ("H0", "H0"), ("OM0", "Om0"))
+
+
+def systematic_indices(weights: NDArray, n: int, offset: float) -> NDArray[np.int64]:
+    """Indices of ``n`` systematic resamples of ``weights``.
+
+    Sample ``i`` takes the row where the cumulative weight first reaches
+    ``(offset + i) / n``: each row appears ``floor`` or ``ceil`` of ``n × weight`` times.
+
+    Parameters
+    ----------
+    weights : ndarray, shape (m,)
+        Normalised weights (sum 1), >= 0.
+    n : int
+        Number of resamples.
+    offset : float
+        Position in [0, 1) of the first sample within its stratum (uniform random for an
+        unbiased resampling; 0.5 for a deterministic one).
+
+    Returns
+    -------
+    ndarray of int64, shape (n,)
+        Row indices, in increasing order.
+    """
+    u = (offset + np.arange(n)) / n
+    return np.minimum(np.searchsorted(np.cumsum(weights), u), weights.size - 1)
+
+
+def original_rdsps_weights(table: Table, perc_chi2: float) -> NDArray[np.float64] | None:
+    """Posterior weights of the models in an original RDSPS ``SAMPLERS`` table.
+
+    The table lists every library model with its ``chi2`` and ``lnprob`` (log likelihood
+    plus log prior); the original weighed them as its summary statistics did (spec §2.3):
+    the models with ``chi2`` at most the ``perc_chi2`` percentile and a finite ``lnprob``,
+    ``w ∝ exp(lnprob − max)``. Reading the rows as equally weighted samples would give the
+    library's prior instead of the posterior.
+
+    Parameters
+    ----------
+    table : astropy.table.Table
+        The ``SAMPLERS`` table.
+    perc_chi2 : float
+        The file's ``perc_chi2`` card (percent; 100 keeps every model).
+
+    Returns
+    -------
+    ndarray, shape (nrow,), or None
+        Normalised weights; None when the table has no ``lnprob`` column (pixedfit's own
+        tables hold equal-weight samples) or no model has a finite one.
+    """
+    if "lnprob" not in table.colnames:
+        return None
+    lnprob = np.asarray(table["lnprob"], dtype=np.float64)
+    keep = np.isfinite(lnprob)
+    if "chi2" in table.colnames:
+        chi2 = np.asarray(table["chi2"], dtype=np.float64)
+        keep &= np.isfinite(chi2)
+        if keep.any() and perc_chi2 < 100.0:
+            keep &= chi2 <= np.percentile(chi2[keep], perc_chi2)
+    if not keep.any():
+        return None
+    w = np.zeros(lnprob.size)
+    w[keep] = np.exp(lnprob[keep] - lnprob[keep].max())
+    return w / w.sum()
 
 
 def _header_config(hdr: fits.Header) -> dict[str, Any]:
