@@ -903,7 +903,9 @@ def test_original_rdsps_result(golden):
         samples=np.column_stack([g.ORIG_SAMPLER[p] for p in g.ORIG_LIB_ALL])[
             _original_resampled()],
         photo_pct=None, sed_wave=None, sed_pct=None, spectrum=None, diagnostics={},
-        ess=math.nan, n_model_evaluations=0, rounds=0, converged=None)
+        # the Kish ESS of the posterior weights of the table's models
+        ess=float(1.0 / np.sum(_original_weights() ** 2)), n_model_evaluations=0, rounds=0,
+        converged=None)
     for key, want in expected.items():
         _same_value(getattr(res, key), want, key)
     assert res.chi2_min == pytest.approx(2.0, rel=1e-14)  # redcd_chi2 × NFILTERS

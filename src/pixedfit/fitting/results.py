@@ -428,7 +428,10 @@ class FitResult:
         The primary header's model cards (IMF, SFH_FORM, DUST_LAW, duste_stat, ...) go to
         ``config["model"]``, its settings (COSMO, H0, OM0, DOF, perc_chi2) to ``config``
         and an MCMC file's fixed parameters (NFIXPAR, FPARn, FPARn_val) to
-        ``diagnostics["fixed"]``, where :meth:`write_pixedfit` finds them.
+        ``diagnostics["fixed"]``, where :meth:`write_pixedfit` finds them. The original's
+        RDSPS ``SAMPLERS`` table (every library model with its ``lnprob``) becomes
+        equal-weight posterior samples (:func:`original_rdsps_weights`), and ``ess`` the
+        Kish effective sample size of those weights.
         """
         try:
             hdul = fits.open(path, memmap=False)
@@ -472,6 +475,7 @@ class FitResult:
                                    for comp, short in _COMP_FITS.items()
                                    if f"{short}_p50" in st.colnames}
                 samples = None
+                library_ess = math.nan
                 if "SAMPLERS" in hdul:
                     sm = Table(hdul["SAMPLERS"].data)
                     samples = np.column_stack([
@@ -481,8 +485,10 @@ class FitResult:
                                if method == "rdsps" else None)
                     if weights is not None:
                         # the original's RDSPS table is the library with each model's
-                        # posterior: equal-weight samples of it, as FitResult.samples are
+                        # posterior: equal-weight samples of it, as FitResult.samples are,
+                        # and the Kish ESS of its weights (as for a library-only RDSPS fit)
                         samples = samples[systematic_indices(weights, len(sm), 0.5)]
+                        library_ess = float(1.0 / np.sum(weights**2))
                 spectrum = None
                 if "OBS_SPEC" in hdul and "BFIT_SPEC" in hdul:
                     os_, bs = Table(hdul["OBS_SPEC"].data), Table(hdul["BFIT_SPEC"].data)
@@ -527,7 +533,7 @@ class FitResult:
                 sed_wave=wave if sed_pct is not None else None,
                 sed_pct=sed_pct,
                 spectrum=spectrum,
-                ess=float(hdr["ESS"]) if float(hdr.get("ESS", -99.0)) >= 0 else math.nan,
+                ess=float(hdr["ESS"]) if float(hdr.get("ESS", -99.0)) >= 0 else library_ess,
                 n_model_evaluations=int(hdr.get("NMODEVAL", 0)),
                 rounds=int(hdr.get("NROUNDS", 0)),
                 converged=_converged(hdr.get("CONVERGD", -1)),
