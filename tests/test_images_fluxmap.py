@@ -16,7 +16,7 @@ from pixedfit.images.extinction import (
     f99_extinction,
 )
 from pixedfit.images.fluxmap import FluxMapInput, build_flux_cube
-from pixedfit.images.instruments import get_instrument
+from pixedfit.images.instruments import conversion_wavelength, get_instrument
 from pixedfit.units import C_AA_PER_S
 
 
@@ -73,7 +73,9 @@ def test_build_flux_cube_units_and_round_trip(tmp_path):
     cube = build_flux_cube(bands, region, _wcs(n), 1.0, 10.0, 5.0, z=0.01, gal_ebv=0.0,
                            scale_unit=1e-17)
     assert isinstance(cube, FluxCube)
-    lam = cwave_filters(["sdss_r", "spitzer_irac_36"])
+    # SDSS (AB): the pivot; IRAC quotes F_ν for νF_ν = const at 3.550 µm
+    lam = [cwave_filters("sdss_r"), conversion_wavelength(get_instrument("spitzer_irac_36"))]
+    assert lam[1] != pytest.approx(cwave_filters("spitzer_irac_36"), rel=1e-4)
     expected_r = 2.0 * 3.631e-6 * 1e-23 * C_AA_PER_S / lam[0] ** 2 / 1e-17
     expected_irac = 2.0 * 2.350443e-5 * 1e-23 * C_AA_PER_S / lam[1] ** 2 / 1e-17
     assert cube.flux[0, 10, 10] == pytest.approx(expected_r, rel=1e-6)

@@ -63,13 +63,18 @@ def test_conversions_analytic():
     assert flux_conversion_factor(get_instrument("sdss_r"), 0.396) == pytest.approx(
         3.631e-6 * _jy("sdss_r"))
     # 1 MJy/sr over one 1"x1" pixel = 2.350443e-5 Jy
-    f = flux_conversion_factor(get_instrument("spitzer_irac_36"), 1.0)
-    assert f / _jy("spitzer_irac_36") == pytest.approx(2.350443e-5, rel=1e-6)
+    # (JWST's MJy/sr is a flat-F_ν calibration: converted at the pivot wavelength)
+    f = flux_conversion_factor(get_instrument("jwst_nircam_f200w"), 1.0)
+    assert f / _jy("jwst_nircam_f200w") == pytest.approx(2.350443e-5, rel=1e-6)
     assert 1e6 / SR_TO_ARCSEC2 == pytest.approx(2.350443e-5, rel=1e-6)
-    # a beam worth of 1 Jy/beam pixels sums to 1 Jy
+    # a beam worth of 1 Jy/beam pixels sums to 1 Jy (converted at the band's wavelength of
+    # the Jy → f_λ conversion: SPIRE quotes F_ν for νF_ν = const at 250 µm)
+    from pixedfit.instruments import conversion_wavelength
+
     inst = get_instrument("herschel_spire_250")
     per_pix = flux_conversion_factor(inst, 6.0)
-    assert per_pix * inst.beam_area / 36.0 == pytest.approx(_jy("herschel_spire_250"))
+    assert per_pix * inst.beam_area / 36.0 == pytest.approx(
+        1e-23 * C_AA_PER_S / conversion_wavelength(inst) ** 2)
     assert flux_conversion_factor(get_instrument("galex_fuv"), 1.5) == 1.40e-15
     # AB zero point 8.90 -> 1 count = 1 Jy
     des = get_instrument("ctio_decam_g")
@@ -208,3 +213,99 @@ def test_wfpc2_needs_a_user_curve(tmp_path, monkeypatch):
     wave = [6900.0, 7000.0, 9500.0, 9600.0]
     add_filter("hst_wfpc2_f814w", wave, [0.0, 1.0, 1.0, 0.0])
     assert 7000 < cwave_filters("hst_wfpc2_f814w") < 9500
+
+
+def _band_mean(filt, f_lambda):
+    """Photon-weighted band mean of f_λ(λ) by direct quadrature on the filter curve (an
+    independent check of the conversion wavelengths)."""
+    import numpy as np
+
+    from pixedfit.filters import get_filter_curve
+
+    wave, trans = get_filter_curve(filt)
+    lam = np.linspace(wave[0], wave[-1], 200001)
+    t = np.interp(lam, wave, trans)
+    return np.trapezoid(f_lambda(lam) * lam * t, lam) / np.trapezoid(lam * t, lam)
+
+
+@pytest.mark.parametrize("filt", ["wise_w1", "wise_w3", "wise_w4", "spitzer_irac_80",
+                                  "spitzer_mips_24", "spitzer_mips_70", "herschel_pacs_160",
+                                  "herschel_spire_250", "herschel_spire_500", "sdss_r"])
+def test_jy_conversion_follows_the_survey_reference_spectrum(filt):
+    """A source of the survey's reference spectrum with F_ν = 1 Jy at the reference
+    wavelength (WISE: ν⁻² at the isophotal λ; IRAC, PACS, SPIRE: ν⁻¹; MIPS: a 10⁴ K
+    blackbody; SDSS: flat F_ν) has the band-mean f_λ the Jy → f_λ factor gives. At the
+    pivot wavelength WISE W3 was 8.3 % low and MIPS 70 6.8 % low."""
+    import dataclasses
+
+    inst = get_instrument(filt)
+    lam0 = inst.ref_wave if inst.ref_wave is not None else cwave_filters(filt)
+    if inst.ref_temperature is not None:
+        def shape(x):
+            return x**-5.0 / np.expm1(1.4387769e8 / (x * inst.ref_temperature))
+    else:
+        alpha = inst.ref_alpha if inst.ref_alpha is not None else 0.0
+
+        def shape(x):
+            return (x / lam0) ** (-2.0 - alpha)
+    import numpy as np
+
+    # f_λ of the reference spectrum normalised to F_ν(λ0) = 1 Jy
+    norm = 1e-23 * C_AA_PER_S / lam0**2 / shape(np.array([lam0]))[0]
+    want = _band_mean(filt, lambda x: norm * shape(x))
+    per_jy = flux_conversion_factor(dataclasses.replace(inst, unit="Jy"), 1.0)
+    assert per_jy == pytest.approx(want, rel=2e-5)
+
+
+def test_conversion_wavelengths_against_the_original():
+    """WISE quotes F_ν at the isophotal wavelengths for a flat f_λ: exactly those; MIPS's
+    10⁴ K blackbody gives the original's stored cwave values (232096, 684448, 1525902 Å:
+    spec §5, pixedfit_filters.tsv) to 0.05 %; AB bands keep the pivot."""
+    from pixedfit.instruments import conversion_wavelength
+
+    for filt, iso in (("wise_w1", 33526.0), ("wise_w3", 115608.0), ("wise_w4", 220883.0)):
+        assert conversion_wavelength(get_instrument(filt)) == pytest.approx(iso, rel=1e-9)
+    for filt, orig in (("spitzer_mips_24", 232096.0), ("spitzer_mips_70", 684447.6),
+                       ("spitzer_mips_160", 1525902.3)):
+        assert conversion_wavelength(get_instrument(filt)) == pytest.approx(orig, rel=5e-4)
+    for filt in ("sdss_r", "galex_nuv", "jwst_nircam_f200w", "hst_acs_f814w"):
+        assert conversion_wavelength(get_instrument(filt)) == cwave_filters(filt)
+    with pytest.raises(ValueError, match="ref_alpha or ref_temperature"):
+        conversion_wavelength(get_instrument("sdss_r", ref_wave=6000.0))
+    with pytest.raises(ValueError, match="ref_wave must be"):
+        conversion_wavelength(get_instrument("sdss_r", ref_wave=-1.0, ref_alpha=0.0))
+
+
+@pytest.mark.parametrize(("value", "filt", "ok"), [
+    ("electron / s", "hst_wfc3_ir_f105w", True),   # astropy's spelling (real HFF header)
+    ("ELECTRONS/S", "hst_wfc3_ir_f105w", True),
+    ("electrons s^-1", "hst_wfc3_ir_f105w", True),
+    ("MJy / sr", "spitzer_irac_36", True),
+    ("MJy sr-1", "jwst_nircam_f200w", True),
+    ("MJy / sr", "sdss_r", False),
+    ("Jy / beam", "herschel_spire_250", True),
+    ("Jy / beam", "herschel_pacs_70", False),  # was read as Jy: 13x too much flux
+    ("Jy/pix   / per pixel", "herschel_pacs_70", True),  # a comment inside the value
+    ("Jy/pix   / per pixel", "galex_nuv", False),
+    ("furlongs", "sdss_r", True),  # unknown spellings are not judged
+])
+def test_header_unit_spellings(value, filt, ok):
+    from pixedfit.instruments import check_header_unit
+
+    hdr = fits.Header({"BUNIT": value})
+    if ok:
+        check_header_unit(get_instrument(filt), hdr)
+    else:
+        with pytest.raises(ValueError, match="wrong units"):
+            check_header_unit(get_instrument(filt), hdr)
+
+
+def test_real_hst_headers_pass_the_unit_check(shared_data):
+    """Both HFF cut-outs of the shared data (BUNIT 'electron / s' and 'ELECTRONS/S') are
+    WFC3/IR count rates: the first was refused as counts."""
+    from pixedfit.instruments import check_header_unit
+
+    base = shared_data / "petrofit_hff_a2744_f105w"
+    for name in ("abell_2744_cd_galaxy_f105w", "abell_2744_dwarf_galaxy_f105w"):
+        check_header_unit(get_instrument("hst_wfc3_ir_f105w"),
+                          fits.getheader(base / f"{name}.fits.gz"))

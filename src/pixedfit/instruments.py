@@ -42,11 +42,16 @@ import dataclasses
 import difflib
 import functools
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import KW_ONLY, dataclass, field, replace
 from typing import Any, cast
 
-from .filters import builtin_curve_name, builtin_filter_names, cwave_filters
+import numpy as np
+from numpy.typing import NDArray
+
+from .filters import builtin_curve_name, builtin_filter_names, cwave_filters, get_filter_curve
+from .filters import photometry as band_photometry
 from .units import C_AA_PER_S, JY_CGS
 
 __all__ = [
@@ -55,6 +60,7 @@ __all__ = [
     "Instrument",
     "UnknownInstrumentError",
     "check_header_unit",
+    "conversion_wavelength",
     "flux_conversion_factor",
     "get_instrument",
     "instrument_aliases",
@@ -110,6 +116,14 @@ class Instrument:
         ``FLUXMAG0``, ``MAGZP``, ``PHOTFLAM``; ``PS1_EXPTIME`` = 25 + 2.5 log10(EXPTIME)).
     unit_scale : float
         Extra factor applied to native values.
+    ref_wave, ref_alpha, ref_temperature : float, optional
+        The survey's flux-density convention, for bands whose calibrated Jy values are not
+        those of a flat-F_ν source at the pivot wavelength: F_ν is quoted at ``ref_wave``
+        (Å) for a reference spectrum F_ν ∝ ν^``ref_alpha`` (WISE: ν⁻² at the isophotal
+        wavelengths; IRAC, PACS, SPIRE: ν⁻¹) or a blackbody of ``ref_temperature`` K (MIPS:
+        10⁴ K). :func:`conversion_wavelength` turns it into the wavelength of the exact
+        Jy → band-mean f_λ conversion. None (the default): the pivot wavelength, exact for
+        AB-calibrated (flat-F_ν) bands.
     instrument : str
         Telescope and camera, for display.
     notes : str
@@ -130,6 +144,9 @@ class Instrument:
     zeropoint: float | None = None
     zp_keyword: str | None = None
     unit_scale: float = 1.0
+    ref_wave: float | None = None
+    ref_alpha: float | None = None
+    ref_temperature: float | None = None
     notes: str = ""
     extra: Mapping[str, Any] = field(default_factory=dict)
     instrument: str = ""
@@ -155,11 +172,15 @@ _SDSS = ("SDSS: 0.396\"/px frames in nanomaggies (22.5 AB), SDSS DR data model; 
 _2MASS = ("2MASS: Atlas images 1\"/px, DN with header MAGZP (Vega) and the zero-magnitude "
           "f_λ of Cohen et al. 2003; FWHM: piXedfit; " + _DUSTPEDIA)
 _WISE = ("WISE: Atlas images 1.375\"/px, DN → Jy factors of Wright et al. 2010 / the "
-         "Explanatory Supplement; FWHM: piXedfit; " + _DUSTPEDIA)
-_SPITZER = ("Spitzer: SEIP/SINGS-like mosaics in MJy/sr; FWHM: piXedfit (Aniano et al. "
-            "2011 kernels); " + _DUSTPEDIA)
+         "Explanatory Supplement, F_ν quoted at the isophotal wavelengths for F_ν ∝ ν⁻² "
+         "(Wright et al. 2010, Table 1); FWHM: piXedfit; " + _DUSTPEDIA)
+_SPITZER = ("Spitzer: SEIP/SINGS-like mosaics in MJy/sr; F_ν quoted at the nominal "
+            "wavelengths for νF_ν = const (IRAC) or a 10⁴ K blackbody (MIPS) (IRAC and "
+            "MIPS Instrument Handbooks); FWHM: piXedfit (Aniano et al. 2011 kernels); "
+            + _DUSTPEDIA)
 _HERSCHEL = ("Herschel: PACS maps in Jy/pixel, SPIRE in Jy/beam with the SPIRE Handbook "
-             "beam areas; FWHM: piXedfit (Aniano et al. 2011); " + _DUSTPEDIA)
+             "beam areas, F_ν quoted at 70…500 µm for νF_ν = const (PACS and SPIRE "
+             "Handbooks); FWHM: piXedfit (Aniano et al. 2011); " + _DUSTPEDIA)
 _DECAM = ("DECam: 0.263\"/px; DES coadd tiles in counts with MAGZERO (= 30, AB); FWHM: DES "
           "DR1 median seeing (Abbott et al. 2018; u: assumed); calibration error 1 % "
           "assumed (DES DR1 uniformity < 3 mmag, absolute scale ~1 %)")
@@ -216,22 +237,27 @@ _TABLE: dict[str, Instrument] = {
              instrument="2MASS", notes=_2MASS)
           for b, fw, cal, f0 in (("j", 3.4, 0.017, 3.129e-13), ("h", 3.4, 0.019, 1.133e-13),
                                  ("k", 3.5, 0.019, 4.283e-14))),
-        *(_i(f"wise_w{k}", "wise", 1.375, fw, "DN", cal, jy_per_dn=jy, instrument="WISE",
-             notes=_WISE)
-          for k, fw, cal, jy in ((1, 5.79, 0.029, 1.9350e-6), (2, 6.37, 0.034, 2.7048e-6),
-                                 (3, 6.60, 0.046, 1.8326e-6), (4, 11.89, 0.056, 5.2269e-5))),
-        *(_i(f"spitzer_irac_{b}", "spitzer", 0.6, fw, "MJy/sr", 0.03,
-             instrument="Spitzer IRAC", notes=_SPITZER)
-          for b, fw in (("36", 1.9), ("45", 1.81), ("58", 2.11), ("80", 2.82))),
-        *(_i(f"spitzer_mips_{b}", "spitzer", pix, fw, "MJy/sr", cal,
-             instrument="Spitzer MIPS", notes=_SPITZER)
-          for b, pix, fw, cal in (("24", 1.5, 6.43, 0.05), ("70", 4.5, 18.74, 0.10),
-                                  ("160", 9.0, 38.78, 0.12))),
-        *(_i(f"herschel_pacs_{b}", "herschel", pix, fw, "Jy", 0.07,
-             instrument="Herschel PACS", notes=_HERSCHEL)
+        *(_i(f"wise_w{k}", "wise", 1.375, fw, "DN", cal, jy_per_dn=jy, ref_wave=iso,
+             ref_alpha=-2.0, instrument="WISE", notes=_WISE)
+          for k, fw, cal, jy, iso in ((1, 5.79, 0.029, 1.9350e-6, 33526.0),
+                                      (2, 6.37, 0.034, 2.7048e-6, 46028.0),
+                                      (3, 6.60, 0.046, 1.8326e-6, 115608.0),
+                                      (4, 11.89, 0.056, 5.2269e-5, 220883.0))),
+        *(_i(f"spitzer_irac_{b}", "spitzer", 0.6, fw, "MJy/sr", 0.03, ref_wave=lam,
+             ref_alpha=-1.0, instrument="Spitzer IRAC", notes=_SPITZER)
+          for b, fw, lam in (("36", 1.9, 35500.0), ("45", 1.81, 44930.0),
+                             ("58", 2.11, 57310.0), ("80", 2.82, 78720.0))),
+        *(_i(f"spitzer_mips_{b}", "spitzer", pix, fw, "MJy/sr", cal, ref_wave=lam,
+             ref_temperature=1e4, instrument="Spitzer MIPS", notes=_SPITZER)
+          for b, pix, fw, cal, lam in (("24", 1.5, 6.43, 0.05, 236800.0),
+                                       ("70", 4.5, 18.74, 0.10, 714200.0),
+                                       ("160", 9.0, 38.78, 0.12, 1559000.0))),
+        *(_i(f"herschel_pacs_{b}", "herschel", pix, fw, "Jy", 0.07, ref_wave=float(b) * 1e4,
+             ref_alpha=-1.0, instrument="Herschel PACS", notes=_HERSCHEL)
           for b, pix, fw in (("70", 1.4, 5.67), ("100", 1.7, 7.04), ("160", 2.85, 11.18))),
         *(_i(f"herschel_spire_{b}", "herschel", pix, fw, "Jy/beam", 0.055, beam_area=beam,
-             instrument="Herschel SPIRE", notes=_HERSCHEL)
+             ref_wave=float(b) * 1e4, ref_alpha=-1.0, instrument="Herschel SPIRE",
+             notes=_HERSCHEL)
           for b, pix, fw, beam in (("250", 6.0, 18.15, 469.3542), ("350", 8.0, 24.88, 831.275),
                                    ("500", 12.0, 36.09, 1804.3058))),
         *(_i(f"ctio_decam_{b}", "des", 0.263, fw, "counts_zp", 0.01, zp_keyword="MAGZERO",
@@ -471,6 +497,62 @@ def _header_value(header: Mapping[str, Any] | None, key: str, filt: str) -> floa
     return value
 
 
+#: hc/k in Å K (blackbody reference spectra).
+_HC_OVER_K = 1.4387769e8
+
+
+@functools.lru_cache(maxsize=256)
+def _reference_wavelength(filt: str, ref_wave: float, ref_alpha: float | None,
+                          ref_temperature: float | None) -> float:
+    curve_wave, _ = get_filter_curve(filt)
+    lam = np.geomspace(curve_wave[0], curve_wave[-1], 20001)
+    if ref_temperature is not None:
+        def shape(x: NDArray[np.float64]) -> NDArray[np.float64]:
+            return x**-5.0 / np.expm1(_HC_OVER_K / (x * ref_temperature))
+    else:
+        index = -2.0 - float(cast(float, ref_alpha))  # F_ν ∝ ν^α → f_λ ∝ λ^(−α−2)
+
+        def shape(x: NDArray[np.float64]) -> NDArray[np.float64]:
+            return (x / ref_wave) ** index
+    mean = float(band_photometry(lam, shape(lam), filt, threads=1)[0])
+    at_ref = float(shape(np.array([ref_wave]))[0])
+    return ref_wave * math.sqrt(at_ref / mean)
+
+
+def conversion_wavelength(inst: Instrument) -> float:
+    """Wavelength λ_x (Å) at which ``f_λ = F_ν c / λ_x²`` turns the band's calibrated
+    flux density F_ν into the photon-weighted band-mean f_λ that pixedfit fits.
+
+    For a band calibrated with a reference spectrum S (F_ν quoted at λ₀ for a source of
+    S's shape: :attr:`Instrument.ref_wave`, ``ref_alpha``, ``ref_temperature``), a source
+    of that shape has ``<f_λ> = F_ν(λ₀) (c / λ₀²) <S_λ> / S_λ(λ₀)``, so
+    ``λ_x = λ₀ √(S_λ(λ₀) / <S_λ>)``, with ``<·>`` the band mean over the filter curve
+    (:func:`pixedfit.filters.photometry`). Without a reference spectrum it is the pivot
+    wavelength, exact for flat-F_ν (AB) calibrations. Examples: WISE W3 (ν⁻² at 11.5608
+    µm) 115 608 Å instead of its pivot; MIPS 24 (10⁴ K blackbody at 23.68 µm) ≈ 23.2 µm.
+
+    Parameters
+    ----------
+    inst : Instrument
+        The band.
+
+    Returns
+    -------
+    float
+        λ_x in Å.
+    """
+    if inst.ref_wave is None:
+        return float(cwave_filters(inst.filter))
+    if (inst.ref_alpha is None) == (inst.ref_temperature is None):
+        raise ValueError(f"{inst.filter}: ref_wave needs one of ref_alpha or ref_temperature")
+    if not (math.isfinite(inst.ref_wave) and inst.ref_wave > 0):
+        raise ValueError(f"{inst.filter}: ref_wave must be a positive wavelength in Å")
+    if inst.ref_temperature is not None and not inst.ref_temperature > 0:
+        raise ValueError(f"{inst.filter}: ref_temperature must be > 0 K")
+    return _reference_wavelength(inst.filter, float(inst.ref_wave), inst.ref_alpha,
+                                 inst.ref_temperature)
+
+
 def flux_conversion_factor(
     inst: Instrument,
     pixel_scale: float,
@@ -490,7 +572,8 @@ def flux_conversion_factor(
     header : mapping, optional
         FITS header of the image (for MAGZP, PHOTFLAM, MAGZERO, EXPTIME).
     cwave : float, optional
-        Wavelength (Å) of the Jy → f_λ conversion; default the filter's pivot wavelength.
+        Wavelength (Å) of the Jy → f_λ conversion; default :func:`conversion_wavelength`
+        (the pivot wavelength unless the band's calibration has a reference spectrum).
     zeropoint : float, optional
         AB zero point for ``"counts_zp"`` images (overrides the header).
 
@@ -505,7 +588,7 @@ def flux_conversion_factor(
     if unit in ("erg/s/cm2/A", "counts/s", "DN_2mass", "e/s"):
         jy_to_flam = math.nan  # not needed: these units do not go through Jy
     else:
-        lam = float(cwave) if cwave is not None else float(cwave_filters(inst.filter))
+        lam = float(cwave) if cwave is not None else conversion_wavelength(inst)
         jy_to_flam = JY_CGS * C_AA_PER_S / lam**2
     if unit == "erg/s/cm2/A":
         factor = 1.0
@@ -577,6 +660,23 @@ _UNIT_FAMILY = {
 }
 
 
+def _header_family(raw: str) -> str | None:
+    """The unit family of a BUNIT/SIGUNIT value, or None when unknown.
+
+    Spaces are ignored (astropy writes ``"electron / s"``, ``"MJy / sr"``), ``X-1``,
+    ``X^-1`` and ``X**-1`` read as ``/X`` (``"MJy sr-1"``), and a trailing comment that
+    some writers put into the value (``"Jy/pix   / per pixel"``) is dropped: the longest
+    leading run of ``/``-separated parts that is a known spelling decides.
+    """
+    text = re.sub(r"[\s.]*\b([a-z]+)(?:\*\*|\^)?-1\b", r"/\1", raw.lower())
+    parts = text.split("/")
+    for k in range(len(parts), 0, -1):
+        family = _HEADER_FAMILIES.get("/".join(parts[:k]).replace(" ", ""))
+        if family is not None:
+            return family
+    return None
+
+
 def check_header_unit(inst: Instrument, header: Mapping[str, Any] | None) -> None:
     """Raise ValueError when the header's BUNIT/SIGUNIT contradicts the instrument unit.
 
@@ -594,8 +694,8 @@ def check_header_unit(inst: Instrument, header: Mapping[str, Any] | None) -> Non
     for key in ("BUNIT", "SIGUNIT"):
         if key not in header:
             continue
-        raw = str(header[key]).split("/ ")[0].strip()
-        family = _HEADER_FAMILIES.get(raw.lower().replace(" ", ""))
+        raw = str(header[key]).strip()
+        family = _header_family(raw)
         if family is None:
             continue
         expected = _UNIT_FAMILY[inst.unit]
