@@ -309,3 +309,19 @@ def test_real_hst_headers_pass_the_unit_check(shared_data):
     for name in ("abell_2744_cd_galaxy_f105w", "abell_2744_dwarf_galaxy_f105w"):
         check_header_unit(get_instrument("hst_wfc3_ir_f105w"),
                           fits.getheader(base / f"{name}.fits.gz"))
+
+
+def test_wise_zero_point_from_the_header():
+    """WISE's DN → Jy factors hold for the Atlas images' MAGZP (20.5, 19.5, 18.0, 13.0);
+    an image with another MAGZP in its header (unWISE coadds: 22.5) scales with it (it
+    was ignored: a unWISE W1 image came out 6.3× too bright)."""
+    for filt, atlas in (("wise_w1", 20.5), ("wise_w4", 13.0)):
+        inst = get_instrument(filt)
+        plain = flux_conversion_factor(inst, 1.375)
+        assert flux_conversion_factor(inst, 1.375, header=fits.Header({"MAGZP": atlas})) \
+            == pytest.approx(plain, rel=1e-14)
+        unwise = flux_conversion_factor(inst, 1.375, header=fits.Header({"MAGZP": 22.5}))
+        assert unwise == pytest.approx(plain * 10 ** (-0.4 * (22.5 - atlas)), rel=1e-12)
+        # the zeropoint argument overrides the header
+        assert flux_conversion_factor(inst, 1.375, header=fits.Header({"MAGZP": 22.5}),
+                                      zeropoint=atlas) == pytest.approx(plain, rel=1e-14)

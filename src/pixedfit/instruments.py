@@ -18,7 +18,8 @@ Native units understood by :func:`flux_conversion_factor` (per pixel unless stat
 ``"Jy/beam"``       × pixel area / beam area → Jy/pixel
 ``"nanomaggy"``     1 nanomaggy = 3.631e-6 Jy (SDSS)
 ``"counts/s"``      GALEX count rate; × :attr:`Instrument.flam_per_count` → f_λ
-``"DN"``            WISE data numbers; × :attr:`Instrument.jy_per_dn` → Jy
+``"DN"``            WISE data numbers; × :attr:`Instrument.jy_per_dn` → Jy for the Atlas
+                    zero points, × 10^(−0.4 (MAGZP − those)) for another header ``MAGZP``
 ``"DN_2mass"``      2MASS data numbers, zero point ``MAGZP`` from the header (Vega) and
                     the 2MASS zero-magnitude f_λ :attr:`Instrument.vega_flam` (W cm⁻² µm⁻¹)
 ``"e/s"``           HST count rate; × ``PHOTFLAM`` (header) → f_λ
@@ -110,7 +111,9 @@ class Instrument:
     flam_per_count, jy_per_dn, vega_flam, beam_area : float, optional
         Unit-conversion constants (see the module docstring).
     zeropoint : float, optional
-        Default AB zero point of ``counts_zp`` images (when the header has none).
+        Default AB zero point of ``counts_zp`` images (when the header has none); for
+        ``DN`` images (WISE) the Vega ``MAGZP`` for which :attr:`jy_per_dn` holds, so that
+        images with another zero point in their header are scaled to it.
     zp_keyword : str, optional
         Header keyword holding the zero point or calibration (``MAGZERO``, ``PHOTZP``,
         ``FLUXMAG0``, ``MAGZP``, ``PHOTFLAM``; ``PS1_EXPTIME`` = 25 + 2.5 log10(EXPTIME)).
@@ -238,11 +241,12 @@ _TABLE: dict[str, Instrument] = {
           for b, fw, cal, f0 in (("j", 3.4, 0.017, 3.129e-13), ("h", 3.4, 0.019, 1.133e-13),
                                  ("k", 3.5, 0.019, 4.283e-14))),
         *(_i(f"wise_w{k}", "wise", 1.375, fw, "DN", cal, jy_per_dn=jy, ref_wave=iso,
-             ref_alpha=-2.0, instrument="WISE", notes=_WISE)
-          for k, fw, cal, jy, iso in ((1, 5.79, 0.029, 1.9350e-6, 33526.0),
-                                      (2, 6.37, 0.034, 2.7048e-6, 46028.0),
-                                      (3, 6.60, 0.046, 1.8326e-6, 115608.0),
-                                      (4, 11.89, 0.056, 5.2269e-5, 220883.0))),
+             ref_alpha=-2.0, zeropoint=zp, zp_keyword="MAGZP", instrument="WISE",
+             notes=_WISE)
+          for k, fw, cal, jy, iso, zp in ((1, 5.79, 0.029, 1.9350e-6, 33526.0, 20.5),
+                                          (2, 6.37, 0.034, 2.7048e-6, 46028.0, 19.5),
+                                          (3, 6.60, 0.046, 1.8326e-6, 115608.0, 18.0),
+                                          (4, 11.89, 0.056, 5.2269e-5, 220883.0, 13.0))),
         *(_i(f"spitzer_irac_{b}", "spitzer", 0.6, fw, "MJy/sr", 0.03, ref_wave=lam,
              ref_alpha=-1.0, instrument="Spitzer IRAC", notes=_SPITZER)
           for b, fw, lam in (("36", 1.9, 35500.0), ("45", 1.81, 44930.0),
@@ -575,7 +579,8 @@ def flux_conversion_factor(
         Wavelength (Å) of the Jy → f_λ conversion; default :func:`conversion_wavelength`
         (the pivot wavelength unless the band's calibration has a reference spectrum).
     zeropoint : float, optional
-        AB zero point for ``"counts_zp"`` images (overrides the header).
+        Overrides the header's zero point: the AB zero point of ``"counts_zp"`` images, the
+        Vega ``MAGZP`` of 2MASS (``"DN_2mass"``) and WISE (``"DN"``) images.
 
     Returns
     -------
@@ -610,6 +615,15 @@ def flux_conversion_factor(
         if inst.jy_per_dn is None:
             raise ValueError(f"{inst.filter}: DN needs jy_per_dn")
         factor = inst.jy_per_dn * jy_to_flam
+        if inst.zeropoint is not None:
+            # jy_per_dn holds for the zero point ``inst.zeropoint`` (WISE Atlas images:
+            # MAGZP 20.5, 19.5, 18.0, 13.0); images with another (unWISE: 22.5) scale by it
+            magzp = zeropoint
+            if magzp is None and inst.zp_keyword and header is not None \
+                    and inst.zp_keyword in header:
+                magzp = _header_value(header, inst.zp_keyword, inst.filter)
+            if magzp is not None:
+                factor *= 10.0 ** (-0.4 * (magzp - inst.zeropoint))
     elif unit == "DN_2mass":
         if inst.vega_flam is None:
             raise ValueError(f"{inst.filter}: DN_2mass needs vega_flam")

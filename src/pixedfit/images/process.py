@@ -267,7 +267,9 @@ class ImageSet:
     background_mask_sources : bool or mapping filter → bool
         Mask sep-detected sources before the final background estimate.
     zeropoints : mapping filter → float, optional
-        AB zero points for ``counts_zp`` images.
+        Zero points replacing the headers': AB magnitudes for ``counts_zp`` images; for
+        2MASS (``DN_2mass``) and WISE (``DN``) the image's Vega ``MAGZP`` (an AB value for
+        2MASS would make the fluxes 2.3–5.5× too high).
     noise_realisations : int
         Smallest number of Monte Carlo realisations for the noise correlation (0: no
         correlation, ρ = δ); more are run until the variance factor's standard error is
