@@ -170,7 +170,8 @@ _DUSTPEDIA = "calibration error: DustPedia (Clark et al. 2018, Table 1)"
 _GALEX = ("GALEX: 1.5\"/px intensity maps, counts/s, f_λ per count s⁻¹ of the GALEX GR6 "
           "documentation; FWHM: piXedfit (Morrissey et al. 2007 give 4.2\"/5.3\"); "
           + _DUSTPEDIA)
-_SDSS = ("SDSS: 0.396\"/px frames in nanomaggies (22.5 AB), SDSS DR data model; FWHM: "
+_SDSS = ("SDSS: 0.396\"/px frames in nanomaggies (22.5 AB), SDSS DR data model, with the "
+         "SDSS offsets to true AB, u_AB = u − 0.04 and z_AB = z + 0.02 (unit_scale); FWHM: "
          "piXedfit (typical seeing, assumed); " + _DUSTPEDIA)
 _2MASS = ("2MASS: Atlas images 1\"/px, DN with header MAGZP (Vega) and the zero-magnitude "
           "f_λ of Cohen et al. 2003; FWHM: piXedfit; " + _DUSTPEDIA)
@@ -233,9 +234,10 @@ _TABLE: dict[str, Instrument] = {
         _i("galex_nuv", "galex", 1.5, 5.05, "counts/s", 0.027, flam_per_count=2.06e-16,
            instrument="GALEX NUV", notes=_GALEX),
         *(_i(f"sdss_{b}", "sdss", 0.396, fw, "nanomaggy", cal, instrument="SDSS imaging",
-             notes=_SDSS)
-          for b, fw, cal in (("u", 1.4, 0.013), ("g", 1.4, 0.008), ("r", 1.2, 0.008),
-                             ("i", 1.2, 0.007), ("z", 1.2, 0.008))),
+             unit_scale=10.0 ** (-0.4 * ab), notes=_SDSS)
+          for b, fw, cal, ab in (("u", 1.4, 0.013, -0.04), ("g", 1.4, 0.008, 0.0),
+                                 ("r", 1.2, 0.008, 0.0), ("i", 1.2, 0.007, 0.0),
+                                 ("z", 1.2, 0.008, 0.02))),
         *(_i(f"2mass_{b}", "2mass", 1.0, fw, "DN_2mass", cal, vega_flam=f0, zp_keyword="MAGZP",
              instrument="2MASS", notes=_2MASS)
           for b, fw, cal, f0 in (("j", 3.4, 0.017, 3.129e-13), ("h", 3.4, 0.019, 1.133e-13),
