@@ -221,7 +221,8 @@ _NIRCAM = ("JWST NIRCam: 0.031\"/px (SW) and 0.063\"/px (LW) level-3 products in
            "FWHM: JDox PSF tables; calibration error 3 % assumed")
 _MIRI = ("JWST MIRI: 0.11\"/px level-3 products in MJy/sr; FWHM: JDox PSF tables; "
          "calibration error 3 % assumed")
-_EUCLID = ("Euclid: VIS 0.1\"/px, NISP 0.3\"/px; MER mosaics in µJy per pixel (AB zero point "
+_EUCLID = ("Euclid: MER mosaics at 0.1\"/px for VIS and NISP (NISP's detector pixels are "
+           "0.3\"), in µJy per pixel (AB zero point "
            "23.9, assumed: check the product's header); FWHM assumed (VIS ~0.16\", NISP "
            "~0.45\"); calibration error 1 % assumed; no PyPI package ships the curves: add "
            "them with `pixedfit filters add` (see README)")
@@ -321,7 +322,7 @@ _TABLE: dict[str, Instrument] = {
                         ("f1800w", 0.591), ("f2100w", 0.674), ("f2550w", 0.803))),
         _i("euclid_vis", "euclid", 0.1, 0.16, "counts_zp", 0.01, zeropoint=23.9,
            instrument="Euclid VIS", notes=_EUCLID),
-        *(_i(f"euclid_nisp_{b}", "euclid", 0.3, 0.45, "counts_zp", 0.01, zeropoint=23.9,
+        *(_i(f"euclid_nisp_{b}", "euclid", 0.1, 0.45, "counts_zp", 0.01, zeropoint=23.9,
              instrument="Euclid NISP", notes=_EUCLID)
           for b in ("y", "j", "h")),
     )
