@@ -161,6 +161,10 @@ def test_instruments_list_and_show(capsys):
     assert "entry ctio_decam_g" in out and "0.263" in out and "sources: DECam" in out
     assert main(["instruments", "show", "hst_wfpc2_f814w"]) == 0
     assert "not built in (add it: pixedfit filters add" in capsys.readouterr().out
+    # the survey's flux convention and the wavelength of its Jy → f_λ conversion
+    assert main(["instruments", "show", "wise_w3"]) == 0
+    out = capsys.readouterr().out
+    assert "ref_alpha: -2.0" in out and "Jy -> f_lambda at: 115608.0 Angstrom" in out
     assert main(["instruments", "show", "decam_gg"]) == 2
     err = capsys.readouterr().err
     assert "Close matches: decam_g" in err and "Traceback" not in err

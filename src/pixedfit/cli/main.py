@@ -151,7 +151,12 @@ def _cmd_instruments_list(args: argparse.Namespace) -> int:
 
 def _cmd_instruments_show(args: argparse.Namespace) -> int:
     from .. import filters as _filters
-    from ..instruments import get_instrument, instrument_aliases, instrument_key
+    from ..instruments import (
+        conversion_wavelength,
+        get_instrument,
+        instrument_aliases,
+        instrument_key,
+    )
 
     inst = get_instrument(args.name)
     key = instrument_key(args.name) or args.name
@@ -163,10 +168,15 @@ def _cmd_instruments_show(args: argparse.Namespace) -> int:
     print(f"native unit: {inst.unit}")
     print(f"calibration error: {100 * inst.calib_err:.1f} %")
     for name in ("zp_keyword", "zeropoint", "flam_per_count", "jy_per_dn", "vega_flam",
-                 "beam_area"):
+                 "beam_area", "ref_wave", "ref_alpha", "ref_temperature"):
         value = getattr(inst, name)
         if value is not None:
             print(f"{name}: {value}")
+    if inst.unit_scale != 1.0:
+        print(f"unit_scale: {inst.unit_scale:.6g}")
+    if inst.unit not in ("erg/s/cm2/A", "counts/s", "DN_2mass", "e/s") \
+            and _filters.builtin_curve_name(inst.filter) is not None:
+        print(f"Jy -> f_lambda at: {conversion_wavelength(inst):.1f} Angstrom")
     aliases = [a for a in instrument_aliases(key) if a != inst.filter]
     if key != inst.filter:
         aliases = [key, *aliases]
