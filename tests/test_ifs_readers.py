@@ -59,7 +59,9 @@ def test_manga_layout_and_units(manga_case: dict) -> None:
     good = ~cube.mask
     np.testing.assert_allclose(cube.flux[good], manga_case["flux"][good], rtol=2e-6)
     np.testing.assert_allclose(cube.err[good], 1e-19, rtol=2e-6)
-    assert cube.gal_ebv == 0.03 and not cube.extinction_corrected
+    # EBVGAL is SFD98: put on the Schlafly & Finkbeiner (2011) scale, as the images' E(B−V)
+    assert cube.gal_ebv == pytest.approx(0.86 * 0.03, rel=1e-12)
+    assert not cube.extinction_corrected
     assert cube.pixel_scale == pytest.approx(0.5)
     assert cube.resolution is not None and cube.resolution.shape == cube.wave.shape
     psf = cube.psf_fwhm_per_wave()

@@ -184,13 +184,13 @@ def manga(tmp_path_factory: pytest.TempPathFactory) -> dict:
     wave = manga_wave_grid(4)
     psf = np.interp(wave, (4686.0, 6166.0, 7480.0, 8932.0), (2.6, 2.5, 2.45, 2.4))
     clean = gal.cube(wave, wi, (44, 44), psf)
-    ebv = 0.05
+    ebv = 0.05  # the true E(B−V); the file's EBVGAL is SFD98's, 1 / 0.86 of it (SF11)
     red = 10 ** (-0.4 * f99_extinction(wave, ebv))[:, None, None]
     sig = np.full(clean.shape, 1e-3 * clean.max())
     noisy = clean * red + np.random.default_rng(3).normal(size=clean.shape) * sig
     d = tmp_path_factory.mktemp("manga_match")
-    write_manga_logcube(d / "clean.fits", wave, clean * red, sig, wi, ebv=ebv)
-    write_manga_logcube(d / "noisy.fits", wave, noisy, sig, wi, ebv=ebv)
+    write_manga_logcube(d / "clean.fits", wave, clean * red, sig, wi, ebv=ebv / 0.86)
+    write_manga_logcube(d / "noisy.fits", wave, noisy, sig, wi, ebv=ebv / 0.86)
     phot = imaging(gal, BANDS, wo, (26, 26), 3.0)
     sp = match_imgifs_spatial(phot, d / "clean.fits", ifs_survey="manga",
                               output=d / "specphoto.fits",

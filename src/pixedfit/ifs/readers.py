@@ -68,6 +68,7 @@ from astropy.wcs import WCS, FITSFixedWarning
 from numpy.typing import ArrayLike, NDArray
 
 from .._fits import open_fits
+from ..images.extinction import SF11_SCALE
 from ..validation import pixel_scale_arcsec
 
 __all__ = [
@@ -563,7 +564,9 @@ def read_manga(path: PathLike, mask_bits: tuple[int, ...] = MANGA_BAD_BITS,
     Returns
     -------
     IFSCube
-        Vacuum wavelengths; ``gal_ebv`` = EBVGAL, ``extinction_corrected`` False.
+        Vacuum wavelengths; ``gal_ebv`` = 0.86 × EBVGAL (the DRP's SFD98 value on the
+        Schlafly & Finkbeiner 2011 scale, as :func:`pixedfit.images.ebv_foreground_dust`
+        gives the images), ``extinction_corrected`` False.
     """
     with open_fits(path) as hdul:
         prim = hdul[0].header
@@ -613,7 +616,8 @@ def read_manga(path: PathLike, mask_bits: tuple[int, ...] = MANGA_BAD_BITS,
     cube = IFSCube(flux * scale, err * scale, wave, mask, wcs, wave_medium="vacuum",
                    psf_fwhm=cast("float | NDArray[np.float64] | None", psf),  # converted
                    resolution=sres, survey="manga",
-                   gal_ebv=None if ebv is None else float(ebv), extinction_corrected=False,
+                   gal_ebv=None if ebv is None else SF11_SCALE * float(ebv),
+                   extinction_corrected=False,
                    header=header, psf_source=psf_src)
     return _check_errors(cube, path, check_errors)
 
