@@ -132,3 +132,16 @@ def test_end_to_end_specphot_cube_binning_and_spectrophotometric_fits(setup):
         k = res.names.index("log_mass")
         true_mass = np.log10(np.sum(10 ** mass[binned.bin_map == b]))
         assert abs(res.p50[k] - true_mass) < 0.2, (b, res.p50[k], true_mass)
+
+
+def test_sigma_aa_adds_only_what_the_templates_lack(setup):
+    """The model templates have their own resolution (MILES: 2.51 Å FWHM): an instrument
+    σ at or below the templates' (times 1+z) adds no broadening; a larger one adds
+    √(σ² − σ_t²) (it was applied in full, broadening the models twice)."""
+    model, lib, cube, *_ = setup
+    plain = match_imgifs_spectral(cube, lib, model=model)
+    s_t = float(np.min(model.template_sigma)) * (1 + Z)
+    same = match_imgifs_spectral(cube, lib, model=model, sigma_aa=0.9 * s_t)
+    np.testing.assert_array_equal(same.model_spec, plain.model_spec)
+    wider = match_imgifs_spectral(cube, lib, model=model, sigma_aa=3.0 * s_t)
+    assert not np.allclose(wider.model_spec, plain.model_spec, equal_nan=True)

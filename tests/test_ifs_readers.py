@@ -225,3 +225,17 @@ def test_ifscube_validation() -> None:
     c = IFSCube(ok, ok, [1.0, 2.0, 3.0], np.zeros(ok.shape, bool), wcs)
     with pytest.raises(ValueError, match="pass psf_fwhm"):
         c.psf_fwhm_per_wave()
+
+
+def test_manga_specresd_is_not_taken_for_the_resolution(manga_case: dict, tmp_path) -> None:
+    """SPECRESD is the standard deviation of R; a file with neither SPECRES nor PRESPECRES
+    has no resolution (SPECRESD was read as R: 20x too coarse)."""
+    with fits.open(manga_case["path"]) as h:
+        kept = fits.HDUList([x.copy() for x in h if x.name not in ("SPECRES", "PRESPECRES")])
+        assert "SPECRESD" in [x.name for x in kept]
+        kept.writeto(tmp_path / "nospecres.fits")
+    cube = read_manga(tmp_path / "nospecres.fits", check_errors=False)
+    assert cube.resolution is None
+    full = read_manga(manga_case["path"], check_errors=False)
+    with fits.open(manga_case["path"]) as h:
+        np.testing.assert_allclose(full.resolution, np.asarray(h["SPECRES"].data, float))

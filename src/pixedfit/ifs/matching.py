@@ -93,7 +93,9 @@ def match_imgifs_spectral(
     clip : float or None
         Sigma clipping of the ratio (None: none).
     sigma_aa : float, optional
-        Instrumental Gaussian σ in Å (observed frame) applied to the model spectra.
+        Instrumental Gaussian σ in Å (observed frame) the model spectra are brought to: the
+        Gaussian applied is √(σ² − ((1+z) σ_template)²), the templates' own resolution
+        (:attr:`pixedfit.sps.SEDModel.template_sigma`) subtracted.
     threads : int, optional
         OpenMP threads.
 
@@ -138,7 +140,10 @@ def match_imgifs_spectral(
     wave_obs, flux_obs = sed_model.spectrum(params, z=float(redshift), threads=threads)
     flux_obs = np.atleast_2d(flux_obs)
     if sigma_aa:
-        sigma = np.full(wave_obs.size, float(sigma_aa))
+        # the templates already have their own resolution (MILES: 2.51 Å FWHM): only the
+        # difference is added, σ² − ((1+z) σ_template)², as the spectral likelihood does
+        s_t = np.asarray(sed_model.template_sigma) * (1.0 + float(redshift))
+        sigma = np.sqrt(np.maximum(float(sigma_aa) ** 2 - s_t**2, 0.0))
         flux_obs = _core.smooth_gaussian(wave_obs, np.ascontiguousarray(flux_obs), sigma,
                                          nthreads)
     model_spec = np.full((cube.nwave, *phot.shape), np.nan)

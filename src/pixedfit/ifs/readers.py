@@ -587,7 +587,8 @@ def read_manga(path: PathLike, mask_bits: tuple[int, ...] = MANGA_BAD_BITS,
         wave = (np.asarray(wh.data, dtype=np.float64).ravel() if wh is not None
                 else _wave_from_wcs(fh.header, flux.shape[0], path))
         sres = None
-        for name in ("SPECRES", "PRESPECRES", "SPECRESD"):
+        # (SPECRESD, PRESPECRESD are the standard deviations of R, not R)
+        for name in ("SPECRES", "PRESPECRES"):
             sh = _hdu(hdul, name, path, required=False)
             if sh is not None and np.asarray(sh.data).ndim == 1:
                 sres = np.asarray(sh.data, dtype=np.float64)
