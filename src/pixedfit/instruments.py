@@ -87,6 +87,8 @@ NATIVE_UNITS = (
 )
 #: Units whose pixel values are surface brightnesses (reprojection keeps them per area).
 SURFACE_BRIGHTNESS_UNITS = ("MJy/sr", "Jy/beam")
+#: Units calibrated directly in f_λ (no Jy → f_λ conversion).
+_FLAM_UNITS = ("erg/s/cm2/A", "counts/s", "DN_2mass", "e/s")
 
 
 @dataclass(frozen=True)
@@ -158,6 +160,13 @@ class Instrument:
     def surface_brightness(self) -> bool:
         """True when pixel values are per unit area (MJy/sr, Jy/beam)."""
         return self.unit in SURFACE_BRIGHTNESS_UNITS
+
+    @property
+    def via_jansky(self) -> bool:
+        """True when the native unit reaches f_λ through a flux density in Jy (at
+        :func:`conversion_wavelength`); False for f_λ-calibrated units (erg/s/cm2/A,
+        GALEX counts/s, 2MASS DN, HST e/s)."""
+        return self.unit not in _FLAM_UNITS
 
 
 def _i(filt: str, survey: str, pix: float, fwhm: float, unit: str, calib: float,
@@ -593,7 +602,7 @@ def flux_conversion_factor(
     if not (math.isfinite(pixel_scale) and pixel_scale > 0):
         raise ValueError("pixel_scale: must be a positive number of arcsec/pixel")
     unit = inst.unit
-    if unit in ("erg/s/cm2/A", "counts/s", "DN_2mass", "e/s"):
+    if not inst.via_jansky:
         jy_to_flam = math.nan  # not needed: these units do not go through Jy
     else:
         lam = float(cwave) if cwave is not None else conversion_wavelength(inst)

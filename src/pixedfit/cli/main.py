@@ -174,8 +174,7 @@ def _cmd_instruments_show(args: argparse.Namespace) -> int:
             print(f"{name}: {value}")
     if inst.unit_scale != 1.0:
         print(f"unit_scale: {inst.unit_scale:.6g}")
-    if inst.unit not in ("erg/s/cm2/A", "counts/s", "DN_2mass", "e/s") \
-            and _filters.builtin_curve_name(inst.filter) is not None:
+    if inst.via_jansky and _filters.builtin_curve_name(inst.filter) is not None:
         print(f"Jy -> f_lambda at: {conversion_wavelength(inst):.1f} Angstrom")
     aliases = [a for a in instrument_aliases(key) if a != inst.filter]
     if key != inst.filter:
