@@ -153,11 +153,11 @@ def test_generic_reader(tmp_path: Path) -> None:
                         resolution=3000.0)
     assert cube.wave_medium == "air"
     np.testing.assert_allclose(cube.wave, 5000.0 + 2.0 * np.arange(7))
-    assert np.nanmax(cube.flux) == pytest.approx(1e-18)
-    assert np.nanmax(cube.err) == pytest.approx(2e-18)
+    assert np.nanmax(cube.flux) == pytest.approx(1e-18, rel=1e-9, abs=0)
+    assert np.nanmax(cube.err) == pytest.approx(2e-18, rel=1e-9, abs=0)
     assert cube.mask[2, 1, 1] and cube.mask.sum() == 1
     via = read_ifs(path, "generic", flux_ext="SCI", ivar_ext="VAR", wave_medium="vacuum")
-    assert np.nanmax(via.err) == pytest.approx(0.5e-18)
+    assert np.nanmax(via.err) == pytest.approx(0.5e-18, rel=1e-9, abs=0)
     with pytest.raises(ValueError, match="exactly one"):
         read_generic(path, flux_ext="SCI")
     with pytest.raises(ValueError, match="missing"):
@@ -184,8 +184,11 @@ def test_muse_real_subcube(shared_data: Path) -> None:
 
 
 def test_unit_parsing() -> None:
-    assert flux_unit_scale("1E-17 erg/s/cm^2/Ang/spaxel", None, "x") == pytest.approx(1e-17)
-    assert flux_unit_scale("10**(-20)*erg/s/cm**2/Angstrom", None, "x") == pytest.approx(1e-20)
+    # abs=0: pytest.approx's default absolute tolerance (1e-12) would pass any such scale
+    assert flux_unit_scale("1E-17 erg/s/cm^2/Ang/spaxel", None, "x") == pytest.approx(
+        1e-17, rel=1e-12, abs=0)
+    assert flux_unit_scale("10**(-20)*erg/s/cm**2/Angstrom", None, "x") == pytest.approx(
+        1e-20, rel=1e-12, abs=0)
     assert flux_unit_scale(None, 1e-16, "x") == 1e-16
     with pytest.raises(ValueError, match="not an f_λ unit"):
         flux_unit_scale("Jy", None, "x")
