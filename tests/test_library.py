@@ -146,6 +146,21 @@ def test_photometry_shared_over_a_pool_is_the_same(model):
     np.testing.assert_array_equal(shared.params, alone.params)
 
 
+def test_library_rebuilds_its_model_only_on_its_own_grid(model, library):
+    """A library records the SSP grid that made it; rebuilding its model on another grid is
+    refused (its derived quantities would belong to other models)."""
+    from copy import deepcopy
+
+    from pixedfit.sps.grids import grid_digest
+
+    assert library.config["ssp_grid"]["digest"] == grid_digest(model.grid)
+    assert grid_digest(library.model().grid) == grid_digest(model.grid)
+    other = deepcopy(library)
+    other.config["ssp_grid"]["digest"] = "f" * 64
+    with pytest.raises(ValueError, match=r"generated with the SSP grid .*generate the library"):
+        other.model()
+
+
 def test_bad_input(model, library, tmp_path):
     with pytest.raises(ValueError, match="positive integer"):
         generate_library(model, 0)

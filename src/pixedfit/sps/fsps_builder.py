@@ -82,7 +82,7 @@ def build_fsps_grid(imf_type: int = 1, nebular: bool = True, max_neb_age_gyr: fl
     if imf_type not in IMF_NAMES:
         raise ValueError(f"imf_type must be one of {sorted(IMF_NAMES)}, got {imf_type}")
     sp = fsps.StellarPopulation(zcontinuous=0, imf_type=imf_type, sfh=0, add_neb_emission=False,
-                                add_stellar_remnants=True)
+                                add_stellar_remnants=True, vactoair_flag=False)
     iso = str(sp.libraries[0]).lower().replace("b'", "").replace("'", "")
     zsun = next((v for k, v in _ZSUN.items() if iso.startswith(k)), 0.019)
     zmet = np.asarray(sp.zlegend, dtype=np.float64)
@@ -104,6 +104,7 @@ def build_fsps_grid(imf_type: int = 1, nebular: bool = True, max_neb_age_gyr: fl
         imf=IMF_NAMES[imf_type],
         source=f"python-fsps {getattr(fsps, '__version__', '?')}, isochrones {iso}, "
                f"libraries {sp.libraries}",
+        wave_medium="vacuum",  # FSPS works in vacuum (vactoair_flag=False above)
     )
     if nebular:
         logu = np.arange(-4.0, -0.99, 0.5)

