@@ -44,22 +44,25 @@ import difflib
 import functools
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import KW_ONLY, dataclass, field, replace
 from typing import Any, cast
 
 import numpy as np
-from numpy.typing import NDArray
+from numpy.typing import ArrayLike, NDArray
 
 from .filters import builtin_curve_name, builtin_filter_names, cwave_filters, get_filter_curve
 from .filters import photometry as band_photometry
-from .units import C_AA_PER_S, JY_CGS
+from .units import C_AA_PER_S, JY_CGS, canonical_flux_unit, convert_flux_unit
 
 __all__ = [
+    "JY_CONVENTIONS",
     "NATIVE_UNITS",
     "SR_TO_ARCSEC2",
     "Instrument",
     "UnknownInstrumentError",
+    "catalog_conversion_wavelengths",
+    "catalog_flux_to_flam",
     "check_header_unit",
     "conversion_wavelength",
     "flux_conversion_factor",
@@ -567,6 +570,171 @@ def conversion_wavelength(inst: Instrument) -> float:
         raise ValueError(f"{inst.filter}: ref_temperature must be > 0 K")
     return _reference_wavelength(inst.filter, float(inst.ref_wave), inst.ref_alpha,
                                  inst.ref_temperature)
+
+
+#: Conventions of catalogue flux densities (Jy, µJy) understood by
+#: :func:`catalog_flux_to_flam`: each survey's own (reference spectrum and wavelength of its
+#: calibration, for the bands that have one) or the pivot wavelength of every band.
+JY_CONVENTIONS = ("instrument", "pivot")
+
+
+def _jy_convention(convention: object) -> str:
+    """The canonical name of a catalogue Jy convention; ValueError naming the argument."""
+    key = convention.strip().lower() if isinstance(convention, str) else None
+    if key not in JY_CONVENTIONS:
+        raise ValueError(
+            f"convention: unknown {convention!r}; expected 'instrument' (F_ν as each survey "
+            "quotes it: WISE, Spitzer and Herschel bands for their reference spectra, the "
+            "pivot wavelength otherwise) or 'pivot' (F_ν already colour-corrected to the "
+            "photon-weighted band mean, AB-like)")
+    return key
+
+
+def catalog_conversion_wavelengths(
+    filters: Sequence[str], convention: str = "instrument"
+) -> NDArray[np.float64]:
+    """Wavelengths (Å) at which ``f_λ = F_ν c / λ²`` turns each band's catalogue flux
+    density F_ν into the photon-weighted band-mean f_λ.
+
+    Parameters
+    ----------
+    filters : sequence of str
+        Filter names (piXedfit, astro-sedpy or user-added).
+    convention : {"instrument", "pivot"}
+        ``"instrument"``: for a band whose instrument entry has a reference spectrum
+        (:attr:`Instrument.ref_wave`: WISE, Spitzer IRAC and MIPS, Herschel PACS and SPIRE)
+        :func:`conversion_wavelength`, otherwise (AB-calibrated bands, filters without an
+        entry) the pivot wavelength. ``"pivot"``: the pivot wavelength of every band
+        (:func:`pixedfit.filters.cwave_filters`).
+
+    Returns
+    -------
+    ndarray, shape (nband,)
+        λ in Å.
+
+    Raises
+    ------
+    ValueError
+        Unknown ``convention``; unknown filter names raise
+        :class:`pixedfit.filters.UnknownFilterError`.
+    """
+    conv = _jy_convention(convention)
+    names = _filter_list(filters)
+    out = np.asarray(cwave_filters(names), dtype=np.float64).copy()
+    if conv == "instrument":
+        for b, name in enumerate(names):
+            if instrument_key(name) is not None:
+                out[b] = conversion_wavelength(get_instrument(name))
+    return out
+
+
+def _filter_list(filters: Sequence[str]) -> list[str]:
+    if isinstance(filters, str) or not all(isinstance(f, str) for f in filters):
+        raise TypeError(f"filters: expected a sequence of filter names, got {filters!r}")
+    return list(filters)
+
+
+def catalog_flux_to_flam(
+    flux: ArrayLike,
+    filters: Sequence[str],
+    unit: str = "Jy",
+    flux_err: ArrayLike | None = None,
+    convention: str = "instrument",
+) -> NDArray[np.float64] | tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Catalogue band fluxes → the photon-weighted band-mean f_λ that pixedfit fits.
+
+    pixedfit's model flux in a band is ``<f_λ> = ∫ f_λ λ T dλ / ∫ λ T dλ``
+    (erg s⁻¹ cm⁻² Å⁻¹). An AB-calibrated F_ν (SDSS, GALEX, HST, JWST, 2MASS converted
+    from its zero points...) is the photon-weighted mean F_ν, and ``<f_λ> = F_ν c / λ_p²``
+    exactly at the pivot wavelength λ_p. Infrared surveys quote F_ν instead at a nominal
+    wavelength λ₀ for a reference spectrum: WISE F_ν ∝ ν⁻² (Wright et al. 2010), Spitzer
+    IRAC, Herschel PACS and SPIRE νF_ν = const, MIPS a 10⁴ K blackbody. Such an F_ν,
+    not colour-corrected, gives ``<f_λ> = F_ν c / λ_x²`` with λ_x the band's
+    :func:`conversion_wavelength`, for any source spectrum (the measured signal is
+    proportional to <f_λ>; the model's band mean does the colour correction). Catalogues
+    that keep each survey's convention, as DustPedia's CAAPR photometry (Clark et al.
+    2018), need ``convention="instrument"``; the pivot would make WISE W3 9 % too faint.
+
+    Parameters
+    ----------
+    flux : array_like, shape (..., nband)
+        Band fluxes, the last axis in the order of ``filters``, in ``unit``. NaN and
+        infinite values (missing bands) stay NaN.
+    filters : sequence of str
+        Filter names, one per band.
+    unit : str
+        ``"Jy"``, ``"uJy"`` (µJy), ``"AB"`` (magnitudes), ``"erg/s/cm2/A"`` (f_λ, returned
+        as it is) or ``"erg/s/cm2"`` (λ f_λ, divided by the pivot wavelength); any spelling
+        :func:`pixedfit.units.convert_flux_unit` accepts. Only Jy and µJy depend on
+        ``convention``: AB magnitudes are flat-F_ν by definition and are converted at the
+        pivot wavelength.
+    flux_err : array_like, optional
+        1σ errors in ``unit`` (AB: magnitude errors), broadcastable to ``flux``; converted
+        with the same factor (AB: to first order, where the magnitude is finite). Their
+        sign is kept, so that an error ≤ 0 still marks a band not to be used; NaN stays
+        NaN.
+    convention : {"instrument", "pivot"}
+        How Jy and µJy were quoted. ``"instrument"`` (default): in each survey's own
+        convention (:func:`catalog_conversion_wavelengths`: the reference wavelength and
+        spectrum of the band's instrument entry, :attr:`Instrument.ref_wave`; the pivot for
+        bands without one, and for filters without an instrument entry) — the flux
+        densities of survey catalogues and of compilations such as DustPedia that quote them
+        without colour corrections. ``"pivot"``: every band at its pivot wavelength — for
+        catalogues whose F_ν are already colour-corrected to the photon-weighted band mean
+        (AB-like F_ν in every band).
+
+    Returns
+    -------
+    ndarray or (ndarray, ndarray)
+        f_λ in erg s⁻¹ cm⁻² Å⁻¹, shape of ``flux``; and the errors when ``flux_err`` is
+        given.
+
+    Raises
+    ------
+    ValueError
+        Unknown ``unit`` or ``convention``; ``flux`` whose last axis does not match
+        ``filters``; ``flux_err`` that does not broadcast to ``flux``.
+    TypeError
+        ``filters`` not a sequence of names.
+    """
+    conv = _jy_convention(convention)
+    canon = canonical_flux_unit(unit, "unit")
+    names = _filter_list(filters)
+    values = np.asarray(flux, dtype=np.float64)
+    if values.ndim == 0 or values.shape[-1] != len(names):
+        raise ValueError(f"flux: the last axis holds {values.shape[-1] if values.ndim else 0} "
+                         f"bands but filters names {len(names)}")
+    if canon in ("jy", "ujy"):
+        wave = catalog_conversion_wavelengths(names, conv)
+    else:
+        wave = np.asarray(cwave_filters(names), dtype=np.float64)
+    lam = np.broadcast_to(wave, values.shape)
+    good = np.isfinite(values)
+    out = np.full(values.shape, np.nan)
+    if canon == "flam":
+        out[good] = values[good]
+    else:
+        out[good] = convert_flux_unit(values[good], lam[good], unit, "erg/s/cm2/A")
+    if flux_err is None:
+        return out
+    try:
+        err = np.broadcast_to(np.asarray(flux_err, dtype=np.float64), values.shape)
+    except ValueError as exc:
+        raise ValueError(f"flux_err: shape {np.shape(flux_err)} does not broadcast to flux's "
+                         f"{values.shape}") from exc
+    ok = np.isfinite(err)
+    out_err = np.full(values.shape, np.nan)
+    if canon == "flam":
+        out_err[ok] = err[ok]
+    elif canon == "ab":  # depends on the magnitude: only where both are finite
+        ok &= good
+        _, e = convert_flux_unit(values[ok], lam[ok], unit, "erg/s/cm2/A",
+                                 flux_err=np.abs(err[ok]))
+        out_err[ok] = np.copysign(e, err[ok])
+    else:  # linear units: the errors scale by the same positive factor as the fluxes
+        out_err[ok] = err[ok] * convert_flux_unit(np.ones(int(ok.sum())), lam[ok], unit,
+                                                  "erg/s/cm2/A")
+    return out, out_err
 
 
 def flux_conversion_factor(

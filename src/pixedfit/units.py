@@ -24,6 +24,7 @@ __all__ = [
     "JY_CGS",
     "L_SUN_CGS",
     "MPC_CM",
+    "canonical_flux_unit",
     "convert_flux_unit",
     "sky_position",
 ]
@@ -51,7 +52,23 @@ _ALIASES = {
 FLUX_UNITS = tuple(_ALIASES)
 
 
-def _canonical_unit(unit: str, argname: str) -> str:
+def canonical_flux_unit(unit: str, argname: str = "unit") -> str:
+    """The canonical name of a flux unit: ``"flam"``, ``"lflam"``, ``"jy"``, ``"ujy"`` or
+    ``"ab"`` (see :data:`FLUX_UNITS`).
+
+    Parameters
+    ----------
+    unit : str
+        Any accepted spelling (``"erg/s/cm2/A"``, ``"Jy"``, ``"uJy"``, ``"AB"``...;
+        case-insensitive).
+    argname : str
+        Name of the argument (or flag) in the error message.
+
+    Raises
+    ------
+    ValueError
+        Unknown unit; the message names ``argname`` and lists the known units.
+    """
     key = str(unit).strip().lower().replace("å", "a")
     for canonical, spellings in _ALIASES.items():
         if key in spellings:
@@ -119,8 +136,8 @@ def convert_flux_unit(
         Unknown unit, non-positive wavelength, non-finite input, or a non-positive flux to be
         expressed in AB magnitudes (which has no magnitude).
     """
-    src = _canonical_unit(from_unit, "from_unit")
-    dst = _canonical_unit(to_unit, "to_unit")
+    src = canonical_flux_unit(from_unit, "from_unit")
+    dst = canonical_flux_unit(to_unit, "to_unit")
     values = np.asarray(flux, dtype=np.float64)
     lam = np.asarray(wave, dtype=np.float64)
     if not np.all(np.isfinite(lam)) or np.any(lam <= 0):
