@@ -156,3 +156,62 @@ def test_errors_inside_the_fits_name_the_flag(catalog, tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("pixedfit: error: --nwalkers must be >= 2 x the number")
     assert len(err.strip().splitlines()) == 1 and not out.exists()
+
+
+def _jansky_catalog(path, catalog_path):
+    """The f_λ catalogue written in Jy as WISE quotes W1 (ν⁻², i.e. flat f_λ, at the
+    isophotal 3.3526 µm: F_ν = f_λ λ₀² / c) and the AB bands at their pivot wavelengths."""
+    from pixedfit.filters import cwave_filters
+
+    table = Table.read(catalog_path)
+    lam = {f: (33526.0 if f == "wise_w1" else cwave_filters(f)) for f in FILTERS}
+    for f in FILTERS:
+        for col in (f, f"{f}_err"):
+            table[col] = table[col] * lam[f] ** 2 / 2.99792458e18 / 1e-23
+    table.write(path)
+    return path
+
+
+def test_jansky_catalogue_in_the_survey_convention(catalog, tmp_path):
+    """--unit Jy reads WISE W1 in WISE's convention by default (0.93 % brighter in f_λ than
+    at the pivot), AB bands at the pivot; --jy-convention pivot converts all at the pivot."""
+    from pixedfit.cli.fit import _read_catalog
+
+    _base, _lib, path, _params = catalog
+    jy = _jansky_catalog(tmp_path / "jy.ecsv", path)
+    _, flam, flam_err, *_ = _read_catalog(str(path), FILTERS, "erg/s/cm2/A", "z", None)
+    _, f, e, *_ = _read_catalog(str(jy), FILTERS, "Jy", "z", None)
+    np.testing.assert_allclose(f, flam, rtol=1e-12, atol=0)  # NaN (sdss_u row 2) included
+    np.testing.assert_allclose(e, flam_err, rtol=1e-12, atol=0)
+    _, f, e, *_ = _read_catalog(str(jy), FILTERS, "Jy", "z", None, jy_convention="pivot")
+    w1 = FILTERS.index("wise_w1")
+    others = [b for b in range(len(FILTERS)) if b != w1]
+    np.testing.assert_allclose(f[:, others], flam[:, others], rtol=1e-12, atol=0)
+    np.testing.assert_allclose(f[:, w1] / flam[:, w1], 1 / 1.0093, rtol=2e-4, atol=0)
+
+
+def test_jy_convention_recorded_in_the_output_table(catalog, tmp_path, capsys):
+    _base, lib_path, path, _params = catalog
+    jy = _jansky_catalog(tmp_path / "jy.ecsv", path)
+    common = ["fit", str(jy), "--library", str(lib_path), "--filters", ",".join(FILTERS),
+              "--unit", "Jy", "--threads", "1", "--quiet"]
+    assert main([*common, "--out", str(tmp_path / "jy.fits")]) == 0
+    result = Table.read(tmp_path / "jy.fits")
+    assert result.meta["FLUXUNIT"] == "Jy" and result.meta["JYCONV"] == "instrument"
+    assert len(result) == 6 and np.all(np.isfinite(result["log_mass_p50"]))
+    # CSV holds no metadata: the settings are columns
+    assert main([*common, "--jy-convention", "pivot", "--out", str(tmp_path / "p.csv")]) == 0
+    csv = Table.read(tmp_path / "p.csv")
+    assert set(csv["jy_convention"]) == {"pivot"} and set(csv["flux_unit"]) == {"Jy"}
+    ecsv_out = tmp_path / "p.ecsv"
+    assert main([*common, "--jy-convention", "pivot", "--out", str(ecsv_out)]) == 0
+    assert Table.read(ecsv_out).meta["JYCONV"] == "pivot"
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exc:
+        main([*common, "--jy-convention", "colour", "--out", str(tmp_path / "x.fits")])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "--jy-convention: invalid choice: 'colour'" in err
+    with pytest.raises(SystemExit):
+        main(["fit", "--help"])
+    assert "--jy-convention {instrument,pivot}" in capsys.readouterr().out

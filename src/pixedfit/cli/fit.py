@@ -3,7 +3,11 @@
 Catalogue format for ``pixedfit fit`` (also in ``pixedfit fit --help``): any table astropy
 reads (FITS, ECSV, CSV, ...) with, for every filter ``F`` given by ``--filters``, a flux
 column ``F`` and an error column ``F_err`` in the unit ``--unit`` (default f_λ, erg s⁻¹ cm⁻²
-Å⁻¹; Jy, µJy and AB are converted with the filters' pivot wavelengths), a redshift column
+Å⁻¹; AB magnitudes are converted at the filters' pivot wavelengths, Jy and µJy by
+:func:`pixedfit.instruments.catalog_flux_to_flam` in the convention ``--jy-convention``:
+``instrument``, the default, reads the WISE, Spitzer and Herschel bands as those surveys quote
+F_ν, for their reference spectra, as in DustPedia's photometry; ``pivot`` converts every
+band at its pivot wavelength, for F_ν already colour-corrected), a redshift column
 (``--z-column``, default ``z``) unless ``--z`` fixes one redshift for all, and optionally an
 ``id`` column and, per filter, a boolean column ``F_ul`` (True: ``F`` holds an upper limit
 and ``F_err`` its 1σ noise). Errors follow :mod:`pixedfit.fitting.errors`: calibration
@@ -12,7 +16,9 @@ errors from the instrument table by default (``--calibration-errors``), an optio
 the Gaussian CDF. With ``--distance-column D`` a row whose column ``D`` holds a finite
 luminosity distance (Mpc) is fitted at the redshift of that distance instead (nearby
 galaxies with a negative or peculiar-velocity-dominated redshift); the redshift column may
-then be absent. The output table has one row per SED: id, z, chi2_min, n_used and
+then be absent. The output table records the flux unit and the Jy convention (FITS header
+and ECSV metadata ``FLUXUNIT`` and ``JYCONV``; CSV, which holds no metadata, as the columns
+``flux_unit`` and ``jy_convention``). It has one row per SED: id, z, chi2_min, n_used and
 ``<param>_<stat>`` columns (``--method mcmc`` fits with emcee instead, the library giving
 the model and the start; ``--method nested`` with nautilus, adding ``ln_evidence``,
 ``ln_evidence_err``, ``ess`` and ``converged`` columns). ``--compare other.h5`` (repeatable,
@@ -69,7 +75,9 @@ CATALOG_HELP = """catalogue columns (any table astropy reads: FITS, ECSV, CSV, .
                  (<filter>_err is then its 1-sigma noise)
   D              luminosity distance in Mpc, with --distance-column D (rows with a
                  finite value are fitted at that distance's redshift)
-output table: one row per SED with id, z, chi2_min, n_used and <param>_<stat> columns
+output table: FLUXUNIT and JYCONV (--unit, --jy-convention) in its FITS header or ECSV
+metadata (CSV: columns flux_unit, jy_convention); one row per SED with id, z,
+chi2_min, n_used and <param>_<stat> columns
 (stat = mean, std, p16, p50, p84 for every fitted and derived quantity; masses in
 log M☉, SFR in log M☉/yr, ages in log Gyr). Under mpiexec -n N the SEDs are shared
 among the ranks and rank 0 writes the table."""
@@ -125,6 +133,7 @@ FLAGS = {
     "calibration_errors": "--calibration-errors", "calib_err": "--calibration-errors",
     "upper_limit_nsigma": "--upper-limit-nsigma", "distance_column": "--distance-column",
     "refine": "--no-refine", "nested": "--nlive/--target-ess/--max-calls",
+    "unit": "--unit", "convention": "--jy-convention",
     # the option objects the command builds (pixedfit.fitting.options)
     "errors.likelihood": "--likelihood", "errors.dof": "--dof",
     "errors.perc_chi2": "--perc-chi2", "errors.error_floor": "--error-floor",
@@ -152,15 +161,14 @@ def _cmd_models_generate(args: argparse.Namespace) -> int:
 
 
 def _read_catalog(path: str, filters: list[str], unit: str, z_column: str, z_fixed: float | None,
-                  distance_column: str | None = None
+                  distance_column: str | None = None, jy_convention: str = "instrument"
                   ) -> tuple[list[str], NDArray[np.float64], NDArray[np.float64],
                              NDArray[np.float64], NDArray[np.bool_] | None,
                              NDArray[np.float64] | None]:
     import numpy as np
     from astropy.table import Table
 
-    from ..filters import cwave_filters
-    from ..units import convert_flux_unit
+    from ..instruments import catalog_flux_to_flam
 
     try:
         table = Table.read(path)
@@ -172,14 +180,10 @@ def _read_catalog(path: str, filters: list[str], unit: str, z_column: str, z_fix
     flux = np.column_stack([np.asarray(table[f], dtype=np.float64) for f in filters])
     err = np.column_stack([np.asarray(table[f"{f}_err"], dtype=np.float64) for f in filters])
     if unit.lower() not in ("erg/s/cm2/a", "flam"):
-        wave = cwave_filters(filters)
-        good = np.isfinite(flux) & np.isfinite(err)
-        conv_f = np.full_like(flux, np.nan)
-        conv_e = np.full_like(err, np.nan)
-        f, e = convert_flux_unit(np.where(good, flux, 1.0), np.broadcast_to(wave, flux.shape),
-                                 unit, "erg/s/cm2/A", flux_err=np.where(good, np.abs(err), 1.0))
-        conv_f[good], conv_e[good] = f[good], e[good]
-        flux, err = conv_f, conv_e
+        # NaN stays NaN (a NaN flux with an error can be an upper limit) and an error <= 0
+        # stays <= 0 (the band is not used), in every unit
+        flux, err = catalog_flux_to_flam(flux, filters, unit, flux_err=err,
+                                         convention=jy_convention)
     dist = None
     if distance_column is not None:
         if distance_column not in table.colnames:
@@ -255,7 +259,8 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     if compare and args.method != "nested":
         raise ValueError("--compare compares evidences: it needs --method nested")
     ids, flux, err, z, upper, dist = _read_catalog(args.catalog, filters, args.unit,
-                                                   args.z_column, args.z, args.distance_column)
+                                                   args.z_column, args.z, args.distance_column,
+                                                   args.jy_convention)
     paths = [args.library, *compare]
     names = [Path(p).stem for p in paths]
     if len(set(names)) != len(names):
@@ -322,8 +327,14 @@ def _cmd_fit(args: argparse.Namespace) -> int:
         from .._paths import atomic_path
 
         out = Path(args.out)
+        fmt = _table_format(out)
+        if fmt == "ascii.csv":  # no metadata in CSV: the conversion settings as columns
+            for row in rows:
+                row.update(flux_unit=args.unit, jy_convention=args.jy_convention)
+        table = Table(rows=rows)
+        table.meta.update(FLUXUNIT=args.unit, JYCONV=args.jy_convention)
         with atomic_path(out) as tmp:
-            Table(rows=rows).write(tmp, format=_table_format(out), overwrite=True)
+            table.write(tmp, format=fmt, overwrite=True)
         print(f"fitted {len(rows)} SEDs; wrote {out}")
     return 0
 
@@ -380,7 +391,17 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
     fit.add_argument("--out", required=True, help="output table (.fits, .csv or .ecsv)")
     fit.add_argument("--unit", default="erg/s/cm2/A",
                      help="flux unit of the catalogue: erg/s/cm2/A (f_lambda, default), Jy, "
-                          "uJy, AB (magnitudes); converted at the filters' pivot wavelengths")
+                          "uJy, AB (magnitudes); AB is converted at the filters' pivot "
+                          "wavelengths, Jy and uJy as --jy-convention says")
+    fit.add_argument("--jy-convention", default="instrument", choices=("instrument", "pivot"),
+                     help="how the catalogue's Jy/uJy were quoted: 'instrument' (default) in "
+                          "each survey's own convention, F_nu at a nominal wavelength for a "
+                          "reference spectrum (WISE nu^-2; Spitzer IRAC, Herschel PACS/SPIRE "
+                          "nu^-1; MIPS 10^4 K blackbody), not colour-corrected, as DustPedia "
+                          "(CAAPR) and the survey catalogues quote them; other bands at their "
+                          "pivot wavelengths. 'pivot': every band at its pivot wavelength, for "
+                          "fluxes already colour-corrected to the band-mean F_nu (AB-like). "
+                          "Recorded in the output table (FLUXUNIT, JYCONV)")
     fit.add_argument("--z-column", default="z", help="redshift column (default z)")
     fit.add_argument("--z", type=_number(float, 0.0, low_open=True), default=None,
                      help="one redshift for every SED (instead of the column)")
