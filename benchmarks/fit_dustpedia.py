@@ -9,6 +9,12 @@ flags (Clark et al. 2018), HyperLEDA distances, CIGALE results (Nersesian et al.
   map NUV ratio is 1.340, the SFD + Fitzpatrick 1999 factor 1.356; SPIRE 250 1.003), and
   its uncertainties already include the calibration uncertainty (Clark et al. 2018), so no
   calibration term is added.
+* Jy → f_λ: the CAAPR fluxes are not colour-corrected, so each band is read in its survey's
+  own convention (``--jy-convention instrument``, the default: WISE F_ν at the isophotal
+  wavelengths for ν⁻², IRAC, PACS and SPIRE for ν⁻¹, MIPS for a 10⁴ K blackbody, through
+  :func:`pixedfit.instruments.catalog_flux_to_flam`; the other bands at their pivot
+  wavelengths). ``--jy-convention pivot`` converts every band at its pivot wavelength (the
+  benchmark's former conversion: WISE W3 9 % and MIPS 70 7 % too faint in f_λ).
 * Redshift: the cosmological redshift of ``dist_best`` (flat ΛCDM, H0 = 70, Ωm = 0.3), so
   that the model's luminosity distance equals the catalogue distance.
 * Model: delayed-τ SFH, Charlot & Fall dust, nebular and DL07 dust emission, BC03 (Kroupa
@@ -21,7 +27,8 @@ flags (Clark et al. 2018), HyperLEDA distances, CIGALE results (Nersesian et al.
   −0.19 dex (M*) and −0.17 dex (SFR) (Madau & Dickinson 2014, factors 0.66 and 0.67).
 
 Usage: python benchmarks/fit_dustpedia.py [--nmod 100000] [--limit 600] [--names A,B]
-       [--seeds 7 8] [--plain] [--fix-logzsol] [--threads N] [--out table.csv]
+       [--seeds 7 8] [--plain] [--fix-logzsol] [--jy-convention instrument|pivot]
+       [--threads N] [--out table.csv]
        python benchmarks/fit_dustpedia.py --compare seed7.csv seed8.csv
 """
 
@@ -38,12 +45,11 @@ import numpy as np
 from astropy import units as u
 from astropy.cosmology import FlatLambdaCDM, z_at_value
 
-from pixedfit.filters import cwave_filters
 from pixedfit.fitting import ErrorModel, Parallelism, RdspsSettings, fit_catalog
 from pixedfit.fitting.adaptive import ConvergenceWarning
+from pixedfit.instruments import catalog_flux_to_flam
 from pixedfit.library import generate_library
 from pixedfit.sps import SEDModel
-from pixedfit.units import convert_flux_unit
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "dustpedia_catalogues"
 BANDS = {
@@ -89,18 +95,19 @@ def as_float(text: str) -> float:
 
 
 def galaxy_seds(names: list[str], phot: dict[str, dict[str, str]] | None = None,
-                leda: dict[str, dict[str, str]] | None = None
+                leda: dict[str, dict[str, str]] | None = None,
+                jy_convention: str = "instrument"
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Fluxes and errors (erg s⁻¹ cm⁻² Å⁻¹, shape (ngal, nband), NaN for flagged, missing or
     non-positive entries; bands in ``BANDS`` order) and redshifts (from the HyperLEDA
     distance, NaN without one) of the catalogue galaxies ``names``. ``phot`` and ``leda``
-    are the catalogues as read by :func:`read_rows` (read here when not given)."""
+    are the catalogues as read by :func:`read_rows` (read here when not given); the Jy are
+    converted in ``jy_convention`` (:func:`pixedfit.instruments.catalog_flux_to_flam`)."""
     phot = read_rows(PHOT_CSV) if phot is None else phot
     leda = read_rows(LEDA_CSV) if leda is None else leda
-    pivots = cwave_filters(list(BANDS.values()))
     cosmo = FlatLambdaCDM(H0=70, Om0=0.3)
-    flux = np.full((len(names), len(BANDS)), np.nan)
-    err = np.full_like(flux, np.nan)
+    jy = np.full((len(names), len(BANDS)), np.nan)
+    jy_err = np.full_like(jy, np.nan)
     zs = np.full(len(names), np.nan)
     for i, name in enumerate(names):
         row = phot[name]
@@ -108,11 +115,12 @@ def galaxy_seds(names: list[str], phot: dict[str, dict[str, str]] | None = None,
             f, e = as_float(row.get(band)), as_float(row.get(band + "_err"))
             if row.get(band + "_flag", "") or not (f > 0 and e > 0):
                 continue
-            flux[i, b], err[i, b] = convert_flux_unit(f, pivots[b], "Jy", "erg/s/cm2/A",
-                                                      flux_err=e)
+            jy[i, b], jy_err[i, b] = f, e
         dist = as_float(leda[name]["dist_best"])
         if dist > 0:
             zs[i] = z_at_value(cosmo.luminosity_distance, dist * u.Mpc).value
+    flux, err = catalog_flux_to_flam(jy, list(BANDS.values()), "Jy", flux_err=jy_err,
+                                     convention=jy_convention)
     return flux, err, zs
 
 
@@ -142,11 +150,13 @@ def nmad(d: np.ndarray) -> float:
     return float(1.4826 * np.median(np.abs(d - np.median(d))))
 
 
-def _table_rows(names: list[str], seed: int, results: list) -> list[dict[str, object]]:
-    """One row per galaxy: percentiles of log M* and log SFR and the convergence figures."""
+def _table_rows(names: list[str], seed: int, results: list,
+                jy_convention: str = "instrument") -> list[dict[str, object]]:
+    """One row per galaxy: percentiles of log M* and log SFR, the convergence figures and
+    the Jy convention of the fluxes."""
     rows = []
     for name, res in zip(names, results, strict=True):
-        row: dict[str, object] = {"name": name, "seed": seed}
+        row: dict[str, object] = {"name": name, "seed": seed, "jy_convention": jy_convention}
         for q in ("log_mass", "log_sfr", "log_sfr100"):
             k = res.names.index(q)
             row.update({f"{q}_p16": res.p16[k], f"{q}_p50": res.p50[k],
@@ -209,6 +219,10 @@ def main() -> None:
     parser.add_argument("--plain", action="store_true",
                         help="the original's RDSPS (library pass only, no refinement)")
     parser.add_argument("--fix-logzsol", action="store_true", help="fix log Z/Zsun = 0")
+    parser.add_argument("--jy-convention", choices=("instrument", "pivot"),
+                        default="instrument",
+                        help="Jy -> f_lambda: each survey's convention (default; CAAPR fluxes "
+                             "are not colour-corrected) or every band at its pivot wavelength")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--mpi", action="store_true",
                         help="fit over MPI ranks (run under mpiexec; rank 0 reports)")
@@ -236,9 +250,10 @@ def main() -> None:
         names = [n for n in names if n in wanted]
     names = names[: args.limit]
     filters = list(BANDS.values())
-    flux, err, zs = galaxy_seds(names, phot, leda)
+    flux, err, zs = galaxy_seds(names, phot, leda, args.jy_convention)
     ok = usable(flux, zs)
-    report(f"{ok.sum()} of {len(names)} galaxies with a distance and >= 8 good bands")
+    report(f"{ok.sum()} of {len(names)} galaxies with a distance and >= 8 good bands; Jy "
+           f"converted in the {args.jy_convention} convention")
 
     model = dustpedia_model()
     ranges = dict(RANGES)
@@ -288,7 +303,7 @@ def main() -> None:
         sd_s = np.array([r.std[k_s] for r in results])
         hw_s = np.array([0.5 * (r.p84[k_s] - r.p16[k_s]) for r in results])
         if args.out is not None:
-            rows.extend(_table_rows(sel, seed, results))
+            rows.extend(_table_rows(sel, seed, results, args.jy_convention))
         runs.append({"m": ours_m, "s": ours_s, "t": t_fit, "dm": dm, "ds": ds, "ess": ess,
                      "conv": conv, "sd_m": sd_m, "sd_s": sd_s, "hw_s": hw_s})
     if args.out is not None and (pool is None or pool.is_master):
@@ -299,7 +314,8 @@ def main() -> None:
         report(f"per-galaxy results: {args.out}")
     first, second = runs[0], runs[-1]
     line = (f"RESULT ngal={ok.sum()} nmod={args.nmod} refine={int(not args.plain)} "
-            f"fix_logzsol={int(args.fix_logzsol)} t_fit_s={first['t']:.1f} "
+            f"fix_logzsol={int(args.fix_logzsol)} jy_convention={args.jy_convention} "
+            f"t_fit_s={first['t']:.1f} "
             f"ess_median={np.median(first['ess']):.0f} converged={first['conv'].mean():.3f} "
             f"dlogM_median={np.median(first['dm']):+.3f} dlogM_nmad={nmad(first['dm']):.3f} "
             f"dlogSFR_median={np.median(first['ds']):+.3f} dlogSFR_nmad={nmad(first['ds']):.3f}")
