@@ -158,7 +158,8 @@ def test_variance_is_exact_propagation() -> None:
     cube, phot = _small_cube(4)
     k = discrete_gaussian_kernel(2.5)
     # 0.5: the spaxel masked in one of the 4 channels stays in the region
-    sp = match_imgifs_spatial(phot, cube, kernels=k, min_good_fraction=0.5)
+    sp = match_imgifs_spatial(phot, cube, kernels=k, min_good_fraction=0.5,
+                              covariance=None)  # the independent-spaxel formula
     n = 30 * 30
     w = reprojection_matrix(cube.wcs, (30, 30), phot.wcs, phot.shape)
     cols = []
@@ -195,7 +196,10 @@ def manga(tmp_path_factory: pytest.TempPathFactory) -> dict:
     sp = match_imgifs_spatial(phot, d / "clean.fits", ifs_survey="manga",
                               output=d / "specphoto.fits",
                               reader_kwargs={"check_errors": False})  # noise-free
-    spn, noise = match_imgifs_spatial(phot, read_manga(d / "noisy.fits"), return_noise=True)
+    # the synthetic noise is independent between spaxels: covariance=None (real MaNGA
+    # cubes get the Law+2016 relation, tested in test_ifs_covariance.py)
+    spn, noise = match_imgifs_spatial(phot, read_manga(d / "noisy.fits"), return_noise=True,
+                                      covariance=None)
     return {"clean": clean, "wave": wave, "phot": phot, "sp": sp, "spn": spn, "dir": d,
             "noise": noise,
             "ifs": read_manga(d / "clean.fits", check_errors=False)}

@@ -27,7 +27,8 @@ layouts below are those documented by the surveys and written by
   ``CTYPE`` 1–2 (1″ spaxels). Resolution FWHM 6.0 Å (V500 and COMB) or 2.3 Å (V1200).
   DR3 spectra are already corrected for Galactic extinction (as the original piXedfit
   assumed; ``extinction_corrected=False`` overrides). The PSF FWHM (≈ 2.5″ in DR3) is
-  not in the header: pass it (default 2.5″).
+  not in the header: pass it (default 2.5″). ``ERRWEIGHT`` calibrates the covariance
+  model of the spaxels (:func:`pixedfit.ifs.covariance.califa_covariance`).
 * **MUSE** (ESO pipeline / MPDAF cubes): ``DATA`` (BUNIT e.g.
   ``10**(-20)*erg/s/cm**2/Angstrom``), ``STAT`` (variance, BUNIT squared: the ESO pipeline
   writes ``(10**(-20)*erg/s/cm**2/Angstrom)**2``, MPDAF ``10**-40 Angstrom-2 cm-4 erg2
@@ -38,11 +39,17 @@ layouts below are those documented by the surveys and written by
   is read as the DATA unit squared, with a warning; any other unit that is not a squared
   f_λ is refused (pass ``var_unit``). PSF: the argument, else the MPDAF
   field-spread-function keywords ``FSFMODE = MOFFAT1`` with ``FSFnnFWA``/``FSFnnFWB``
-  (FWHM = FWA + FWB λ, arcsec) averaged over the fields, else the seeing keywords
+  (FWHM = FWA + FWB λ, arcsec) of the fields that cover the cube (``FIELDMAP`` extension,
+  bit 2**i = field i; all fields when there is no map), else the seeing keywords
   (:func:`seeing_fwhm`); the choice is kept in ``IFSCube.psf_source``. Resolution: the UDF
   line-spread function of Bacon et al. (2017, A&A 608, A1, eq. 8),
   FWHM(λ) = 5.866e-8 λ² − 9.187e-4 λ + 6.04 Å.
 * **generic**: any cube with a 3-D WCS or a wavelength extension (:func:`read_generic`).
+
+**Spatial covariance.** Every cube carries a model of the noise covariance of its spaxels
+(``IFSCube.covariance``, :mod:`pixedfit.ifs.covariance`): MaNGA the Law et al. (2016)
+relation, CALIFA the relation calibrated by ``ERRWEIGHT``, MUSE and generic cubes the
+correlation function measured on the cube.
 
 **Error scale.** Every reader measures how the reported errors compare with the noise in
 the data (:func:`error_scale`: robust scatter of the second differences of neighbouring
@@ -70,6 +77,12 @@ from numpy.typing import ArrayLike, NDArray
 from .._fits import open_fits
 from ..images.extinction import SF11_SCALE
 from ..validation import pixel_scale_arcsec
+from .covariance import (
+    SpaxelCovariance,
+    califa_covariance,
+    manga_covariance,
+    measure_covariance,
+)
 
 __all__ = [
     "SURVEYS",
@@ -135,6 +148,10 @@ class IFSCube:
         Where ``psf_fwhm`` came from (argument, FSF keywords, seeing keyword …).
     error_scale : float or None
         Measured noise / reported errors (:func:`error_scale`); None when not measured.
+    covariance : SpaxelCovariance or None
+        Spatial covariance model of the spaxels (:mod:`pixedfit.ifs.covariance`): MaNGA
+        Law+2016, CALIFA from ERRWEIGHT, MUSE and generic cubes measured on the cube;
+        None when unknown (then measured where spaxels are combined).
     """
 
     flux: NDArray[np.float64]
@@ -152,6 +169,7 @@ class IFSCube:
     header: fits.Header = field(default_factory=fits.Header)
     psf_source: str | None = None
     error_scale: float | None = None
+    covariance: SpaxelCovariance | None = None
 
     def __post_init__(self) -> None:
         f = np.array(self.flux, dtype=np.float64)
@@ -619,7 +637,7 @@ def read_manga(path: PathLike, mask_bits: tuple[int, ...] = MANGA_BAD_BITS,
                    resolution=sres, survey="manga",
                    gal_ebv=None if ebv is None else SF11_SCALE * float(ebv),
                    extinction_corrected=False,
-                   header=header, psf_source=psf_src)
+                   header=header, psf_source=psf_src, covariance=manga_covariance())
     return _check_errors(cube, path, check_errors)
 
 
@@ -676,6 +694,13 @@ def read_califa(path: PathLike, setup: str | None = None, psf_fwhm: float = 2.5,
         err = np.asarray(_hdu(hdul, "ERROR", path).data, dtype=np.float64)
         if err.shape != flux.shape:
             raise ValueError(f"{path}: ERROR shape differs from the flux cube")
+        wh = _hdu(hdul, "ERRWEIGHT", path, required=False)
+        errweight = None
+        if wh is not None:
+            errweight = np.asarray(wh.data, dtype=np.float64)
+            if errweight.shape not in (flux.shape, flux.shape[1:]):
+                raise ValueError(f"{path}: ERRWEIGHT shape {errweight.shape} matches neither "
+                                 f"the cube {flux.shape} nor its (y, x) plane")
         bh = _hdu(hdul, "BADPIX", path, required=False)
         bad = np.zeros(flux.shape, dtype=bool)
         if bh is not None:
@@ -690,11 +715,16 @@ def read_califa(path: PathLike, setup: str | None = None, psf_fwhm: float = 2.5,
     scale = flux_unit_scale(header.get("BUNIT"), unit, f"{path} primary")
     wcs = _celestial(header, path)
     mask = bad | ~np.isfinite(flux) | ~(err > 0)
+    try:
+        cov = califa_covariance(s, err, errweight, ~mask)
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
     cube = IFSCube(flux * scale, err * scale, wave, mask, wcs, wave_medium="air",
                    psf_fwhm=psf_fwhm, resolution=wave / CALIFA_FWHM[s],
                    survey="califa", gal_ebv=gal_ebv,
                    extinction_corrected=bool(extinction_corrected), header=header,
-                   psf_source="argument psf_fwhm (CALIFA files carry no PSF)")
+                   psf_source="argument psf_fwhm (CALIFA files carry no PSF)",
+                   covariance=cov)
     return _check_errors(cube, path, check_errors)
 
 
@@ -707,18 +737,41 @@ def muse_lsf_fwhm(wave: ArrayLike) -> NDArray[np.float64]:
     return 5.866e-8 * lam**2 - 9.187e-4 * lam + 6.04
 
 
-def _muse_fsf(header: fits.Header, wave: NDArray[np.float64]) -> NDArray[np.float64] | None:
+def _muse_fsf(header: fits.Header, wave: NDArray[np.float64],
+              fieldmap: NDArray[np.int64] | None = None
+              ) -> tuple[NDArray[np.float64], str] | None:
+    """FSF FWHM (arcsec) per wavelength from the MPDAF ``FSFnnFWA``/``FSFnnFWB`` keywords.
+
+    A mosaic records one Moffat FSF per field (FWHM = FWA + FWB λ). With a ``FIELDMAP``
+    (MPDAF convention: bit 2**i set where field i, 1…NFIELDS, covers the spaxel), the
+    FWHM of every covered spaxel is the mean over the fields covering it, and the cube's
+    FWHM is the mean over its covered spaxels; fields absent from the cube are ignored.
+    Without a field map all fields are averaged.
+    """
     if not str(header.get("FSFMODE", "")).upper().startswith("MOFFAT"):
         return None
-    fwhm = []
+    fwhm: dict[int, NDArray[np.float64]] = {}
     for i in range(100):
         a, b = header.get(f"FSF{i:02d}FWA"), header.get(f"FSF{i:02d}FWB")
         if a is not None and b is not None:
-            fwhm.append(float(a) + float(b) * wave)
+            fwhm[i] = float(a) + float(b) * wave
     if not fwhm:
         return None
-    out = np.mean(fwhm, axis=0)
-    return out if np.all(out > 0) else None
+    weights = {i: 1.0 for i in fwhm}
+    how = f"mean of all {len(fwhm)} fields"
+    if fieldmap is not None:
+        cover = {i: (fieldmap & (1 << i)) != 0 for i in fwhm}
+        nfields = np.sum([c for c in cover.values()], axis=0)
+        covered = nfields > 0
+        if covered.any():
+            weights = {i: float(np.sum(np.where(covered, c / np.maximum(nfields, 1), 0.0)))
+                       for i, c in cover.items()}
+            used = sorted(i for i, w in weights.items() if w > 0)
+            how = (f"fields {','.join(str(i) for i in used)} covering the cube (FIELDMAP)")
+    total = sum(weights.values())
+    out = sum(w * fwhm[i] for i, w in weights.items()) / total
+    out = np.asarray(out, dtype=np.float64)
+    return (out, how) if np.all(out > 0) else None
 
 
 def read_muse(path: PathLike, psf_fwhm: float | ArrayLike | None = None,
@@ -761,6 +814,11 @@ def read_muse(path: PathLike, psf_fwhm: float | ArrayLike | None = None,
         bad = np.zeros(flux.shape, dtype=bool)
         if qh is not None:
             bad = np.asarray(qh.data) != 0
+        fh = _hdu(hdul, "FIELDMAP", path, required=False)
+        fieldmap = None if fh is None else np.asarray(fh.data).astype(np.int64)
+        if fieldmap is not None and fieldmap.shape != flux.shape[1:]:
+            raise ValueError(f"{path}: FIELDMAP shape {fieldmap.shape} differs from the "
+                             f"spaxel grid {flux.shape[1:]}")
         prim = hdul[0].header.copy()
         dbunit = dh.header.get("BUNIT")
         scale = flux_unit_scale(dbunit, unit, f"{path} HDU DATA")
@@ -776,24 +834,34 @@ def read_muse(path: PathLike, psf_fwhm: float | ArrayLike | None = None,
         wcs = _celestial(dh.header, path)
     with np.errstate(invalid="ignore"):
         err = np.where(var > 0, np.sqrt(var * vscale), np.nan)
-    psf, src = _muse_psf(prim, wave, psf_fwhm, path)
+    psf, src = _muse_psf(prim, wave, psf_fwhm, path, fieldmap)
     cube = IFSCube(flux * scale, err, wave, bad, wcs, wave_medium=medium,
                    psf_fwhm=cast("float | NDArray[np.float64] | None", psf),  # converted
                    resolution=wave / muse_lsf_fwhm(wave), survey="muse", gal_ebv=None,
                    extinction_corrected=False, header=prim, psf_source=src)
+    cube.covariance = _measured(cube, "MUSE: measured on the cube")
     return _check_errors(cube, path, check_errors)
 
 
 def _muse_psf(header: fits.Header, wave: NDArray[np.float64],
-              psf_fwhm: float | ArrayLike | None, path: PathLike
+              psf_fwhm: float | ArrayLike | None, path: PathLike,
+              fieldmap: NDArray[np.int64] | None = None
               ) -> tuple[float | ArrayLike | None, str | None]:
     """PSF FWHM and its source: argument, FSF keywords, seeing keywords (warned), none."""
     if psf_fwhm is not None:
         return psf_fwhm, "argument psf_fwhm"
-    fsf = _muse_fsf(header, wave)
+    fsf = _muse_fsf(header, wave, fieldmap)
     if fsf is not None:
-        return fsf, "MPDAF FSF keywords (FSFMODE MOFFAT1)"
+        return fsf[0], f"MPDAF FSF keywords, {fsf[1]}"
     return _seeing_fallback(header, wave, path)
+
+
+def _measured(cube: IFSCube, source: str) -> SpaxelCovariance | None:
+    """Spaxel correlation measured on a cube (None when the cube is too small)."""
+    try:
+        return measure_covariance(cube.flux, cube.err, source=source)
+    except ValueError:
+        return None
 
 
 def _seeing_fallback(header: fits.Header, wave: NDArray[np.float64], path: PathLike
@@ -951,6 +1019,7 @@ def read_generic(
                    resolution=res, survey=survey, gal_ebv=gal_ebv,
                    extinction_corrected=extinction_corrected, header=header,
                    psf_source=src)
+    cube.covariance = _measured(cube, f"{survey}: measured on the cube")
     return _check_errors(cube, path, check_errors)
 
 

@@ -34,14 +34,20 @@ The IFS cube is brought to the PSF and pixel grid of the imaging data, channel b
    D = C g the normalisation), ``var_out = (M ∘ M) var_in``. (The original convolved the
    variance with K and reprojected it like a flux, which is neither.) Channels with extra
    masked spaxels inside the region use the region's normalisation in this formula (their
-   flux uses the exact one). Neighbouring output pixels are correlated; the correlation is
-   not stored.
+   flux uses the exact one). The native spaxels are not independent: their covariance
+   model (``covariance=``, :mod:`pixedfit.ifs.covariance`) multiplies every output
+   variance by γ_j = (M R Mᵀ)_jj / (M Mᵀ)_jj for a correlation function R, or by
+   β(N_j)², N_j = (Σ_i M_ji)² / Σ_i M_ji², for a survey relation β(N) (exact for noise of
+   uniform amplitude). Neighbouring output pixels are correlated; the correlation
+   (:class:`SpectralNoise`) is returned with ``return_noise`` and written next to the
+   output.
 
 The result is a :class:`pixedfit.cubes.SpecPhotCube` in the photometry's flux unit, with the
 IFS region on the imaging grid (``spec_region`` = covered pixels of the photometric region),
 the wavelengths converted to the requested medium (vacuum by default) and header keys
 ``IFSSURVE``, ``SPECMED`` (medium), ``IFSPSF`` (median native IFS PSF FWHM, arcsec),
-``IFSPIX`` (IFS spaxel, arcsec), ``SPECSIG`` (smoothing σ, Å; 0 = none), ``IFSEBV``.
+``IFSPIX`` (IFS spaxel, arcsec), ``SPECSIG`` (smoothing σ, Å; 0 = none), ``IFSEBV``,
+``IFSCOV``… (covariance model of the spaxels) and ``IFSCOVF`` (median error factor).
 """
 
 from __future__ import annotations
@@ -67,6 +73,7 @@ from ..images.extinction import f99_extinction
 from ..images.psf import normalize_psf
 from ..lines import air_to_vacuum, vacuum_to_air
 from ..validation import pixel_scale_arcsec
+from .covariance import SpaxelCovariance, measure_covariance, resolve_covariance
 from .operators import (
     COVER,
     convolution_matrix,
@@ -93,7 +100,8 @@ class SpectralNoise:
 
     PSF matching and reprojection make neighbouring output pixels correlated, so the
     variance of a spectrum summed over a bin is not the sum of the pixel variances (for
-    3×3 bins of a MaNGA cube matched to a rotated 1″ grid it is ≈ 3.9 times that sum).
+    3×3 bins of a MaNGA cube matched to a rotated 1″ grid it is ≈ 3.9 times that sum,
+    before the covariance of the native spaxels themselves).
 
     Attributes
     ----------
@@ -101,16 +109,30 @@ class SpectralNoise:
         Kernel group of every channel.
     rho : ndarray, shape (ngroups, 2h + 1, 2h + 1)
         Correlation coefficient ρ(Δy, Δx) between output pixels per group, averaged over
-        the IFS region (exact for uniform input noise; ρ(0, 0) = 1).
+        the IFS region (exact for uniform input noise; ρ(0, 0) = 1). With a ``"kernel"``
+        spaxel covariance it includes the native correlation.
+    native : SpaxelCovariance or None
+        Covariance model of the native spaxels (None: independent).
+    rowsum, selfvar : ndarray, shape (ngroups, ny, nx), or None
+        Per output pixel, Σ_i M_ji and Σ_i M_ji² of its weights on the native spaxels
+        (used with a ``"relation"`` model: effective numbers of spaxels combined).
     """
 
     group: NDArray[np.int64]
     rho: NDArray[np.float64]
+    native: SpaxelCovariance | None = None
+    rowsum: NDArray[np.float64] | None = None
+    selfvar: NDArray[np.float64] | None = None
 
     def binned_variance(self, spec_err: ArrayLike, mask: ArrayLike) -> NDArray[np.float64]:
         """Variance (nwave,) of the spectrum summed over the pixels of ``mask`` (y, x),
         from the pixel errors ``spec_err`` (nwave, y, x) and ρ
         (:func:`pixedfit.images.align.binned_variance` per channel).
+
+        With a ``"relation"`` model β(N) of the native spaxels, the pixel errors are first
+        divided by their own β(N_j) (back to independent spaxels), the sum is propagated
+        with ρ, and the result is multiplied by β(N_bin)², N_bin = (Σ_j Σ_i M_ji)² /
+        Var(Σ_j M_j · unit noise) the effective number of native spaxels of the bin.
 
         Parameters
         ----------
@@ -130,11 +152,30 @@ class SpectralNoise:
         if err.ndim != 3 or err.shape[0] != self.group.size or err.shape[1:] != m.shape:
             raise ValueError("spec_err, mask: expected (nwave, y, x) and (y, x) shapes "
                              f"matching {self.group.size} channels")
+        relation = (self.native is not None and self.native.kind == "relation"
+                    and self.rowsum is not None and self.selfvar is not None)
+        pix_beta: dict[int, NDArray[np.float64]] = {}
+        bin_beta: dict[int, float] = {}
+        if relation:
+            assert self.native is not None and self.rowsum is not None
+            assert self.selfvar is not None
+            for g in np.unique(self.group):
+                rs, sv = self.rowsum[g], self.selfvar[g]
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    neff = np.where(sv > 0, rs**2 / sv, 1.0)
+                pix_beta[int(g)] = self.native.factor(neff)
+                vb = binned_variance(np.where(m, sv, 0.0), m, self.rho[g])
+                nbin = float(np.sum(rs[m])) ** 2 / vb if vb > 0 else 1.0
+                bin_beta[int(g)] = float(self.native.factor(nbin))
         out = np.full(err.shape[0], np.nan)
         for ch in range(err.shape[0]):
             e = err[ch]
+            g = int(self.group[ch])
             if np.all(np.isfinite(e[m])):
-                out[ch] = binned_variance(np.where(m, e, 0.0) ** 2, m, self.rho[self.group[ch]])
+                if relation:
+                    e = e / pix_beta[g]
+                v = binned_variance(np.where(m, e, 0.0) ** 2, m, self.rho[g])
+                out[ch] = v * bin_beta[g] ** 2 if relation else v
         return out
 
     def write(self, path: PathLike, overwrite: bool = False) -> None:
@@ -149,9 +190,17 @@ class SpectralNoise:
         """
         if os.path.exists(path) and not overwrite:
             raise FileExistsError(f"{path} exists (use overwrite=True)")
+        prim = fits.PrimaryHDU()
+        hdus = [prim, fits.ImageHDU(self.group, name="GROUP"),
+                fits.ImageHDU(self.rho, name="RHO")]
+        if self.native is not None:
+            for key, val, com in self.native.header_cards():
+                prim.header[key] = (val, com)
+        if self.rowsum is not None and self.selfvar is not None:
+            hdus += [fits.ImageHDU(self.rowsum, name="ROWSUM"),
+                     fits.ImageHDU(self.selfvar, name="SELFVAR")]
         with atomic_path(path) as tmp:
-            fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(self.group, name="GROUP"),
-                          fits.ImageHDU(self.rho, name="RHO")]).writeto(tmp, overwrite=True)
+            fits.HDUList(hdus).writeto(tmp, overwrite=True)
 
     @classmethod
     def read(cls, path: PathLike) -> SpectralNoise:
@@ -162,15 +211,22 @@ class SpectralNoise:
                 rho = np.array(hdul["RHO"].data, dtype=np.float64)
             except KeyError as exc:
                 raise ValueError(f"{path}: not a spectral-noise file ({exc})") from None
+            native = SpaxelCovariance.from_header(hdul[0].header)
+            names = [h.name for h in hdul]
+            rowsum = selfvar = None
+            if "ROWSUM" in names and "SELFVAR" in names:
+                rowsum = np.array(hdul["ROWSUM"].data, dtype=np.float64)
+                selfvar = np.array(hdul["SELFVAR"].data, dtype=np.float64)
         if rho.ndim != 3 or group.max() >= rho.shape[0]:
             raise ValueError(f"{path}: inconsistent GROUP and RHO extensions")
-        return cls(group, rho)
+        return cls(group, rho, native, rowsum, selfvar)
 
 
-def _lag_correlation(m_mat: sparse.csr_matrix, shape_out: tuple[int, int],
+def _lag_correlation(cov_mat: sparse.spmatrix, shape_out: tuple[int, int],
                      sel: NDArray[np.bool_], half: int) -> NDArray[np.float64]:
-    """Mean correlation ρ(Δy, Δx) of M·noise over pixel pairs inside ``sel``."""
-    cov = (m_mat @ m_mat.T).tocoo()
+    """Mean correlation ρ(Δy, Δx) over pixel pairs inside ``sel`` of a covariance matrix
+    of the output pixels (M Mᵀ for independent input, M R Mᵀ for correlated input)."""
+    cov = sparse.coo_matrix(cov_mat)
     d = np.asarray(cov.diagonal())
     nxo = shape_out[1]
     r, c, v = cov.row, cov.col, cov.data
@@ -280,6 +336,7 @@ def match_imgifs_spatial(
     overwrite: bool = False,
     reader_kwargs: dict[str, Any] | None = None,
     return_noise: bool = False,
+    covariance: Any = "auto",
     register: bool = False,
     register_band: str | None = None,
     max_shift: float = 3.0,
@@ -330,6 +387,15 @@ def match_imgifs_spatial(
     return_noise : bool
         Also return the :class:`SpectralNoise` (pixel-to-pixel correlation per kernel
         group) for honest errors of binned spectra.
+    covariance : "auto", "measure", "independent", None, float, array, callable or SpaxelCovariance
+        Spatial covariance of the native spaxels (:mod:`pixedfit.ifs.covariance`), used
+        for the errors of every output pixel (each a weighted sum of spaxels) and stored
+        in the noise model of binned sums. ``"auto"``: the cube's model (MaNGA Law+2016,
+        CALIFA ERRWEIGHT, MUSE/generic measured on the cube), measured on the cube when it
+        has none. ``None``/``"independent"``: spaxels independent (the errors are then
+        underestimated by the factor β). A number α: β(N) = 1 + α log10 N; an array: the
+        correlation function ρ(Δy, Δx) of the spaxels; a callable: β(N). Recorded in the
+        header (``IFSCOV``… and ``IFSCOVF``, the median error factor applied).
     register : bool
         First register the cube on the photometry
         (:func:`pixedfit.ifs.registration.register_to_photometry`: cross-correlation of
@@ -441,7 +507,17 @@ def match_imgifs_spatial(
         group, kern = psf_matching_kernels(cube.psf_fwhm_per_wave(), target, scale,
                                            fwhm_tolerance, extra_variance=extra)
 
+    cov_model = resolve_covariance(
+        covariance, cube.covariance,
+        lambda: measure_covariance(cube.flux, cube.err, source=f"{survey}: measured on "
+                                   f"the cube"))
+    r_mat = None
+    if cov_model.kind == "kernel":
+        r_mat = convolution_matrix(np.asarray(cov_model.rho), (ny, nx))
     n_out = shape_out[0] * shape_out[1]
+    rowsum = np.zeros((len(kern), *shape_out))
+    selfvar = np.zeros((len(kern), *shape_out))
+    factors: list[NDArray[np.float64]] = []
     half = max(1, min(15, math.ceil(
         (max(k.shape[0] for k in kern) / 2 + 1) * scale / pixel_scale_arcsec(phot.wcs)) + 1))
     rho = np.zeros((len(kern), 2 * half + 1, 2 * half + 1))
@@ -458,7 +534,20 @@ def match_imgifs_spatial(
             inv_d = np.where(d0 > 1e-6, 1.0 / d0, 0.0) * g0
         m_mat = (w_mat @ sparse.diags(inv_d) @ c_mat @ sparse.diags(g0)).tocsr()
         m2 = m_mat.multiply(m_mat).tocsr()
-        rho[gi] = _lag_correlation(m_mat, shape_out, spec_region, half)
+        d_ind = np.asarray(m2.sum(axis=1)).ravel()
+        rs = np.asarray(m_mat.sum(axis=1)).ravel()
+        rowsum[gi], selfvar[gi] = rs.reshape(shape_out), d_ind.reshape(shape_out)
+        if r_mat is not None:  # exact propagation of the spaxel correlation
+            cov_mat = m_mat @ r_mat @ m_mat.T
+            with np.errstate(invalid="ignore", divide="ignore"):
+                gamma = np.where(d_ind > 0, cov_mat.diagonal() / d_ind, 1.0)
+        else:
+            cov_mat = m_mat @ m_mat.T
+            with np.errstate(invalid="ignore", divide="ignore"):
+                neff = np.where(d_ind > 0, rs**2 / d_ind, 1.0)
+            gamma = cov_model.factor(neff) ** 2
+        rho[gi] = _lag_correlation(cov_mat, shape_out, spec_region, half)
+        factors.append(np.repeat(np.sqrt(gamma[sel_out])[None], chans.size, axis=0).ravel())
         for start in range(0, chans.size, 256):
             ch = chans[start:start + 256]
             f = flux[ch].reshape(ch.size, ny, nx)
@@ -472,7 +561,7 @@ def match_imgifs_spatial(
             fo = (w_mat @ np.where(bad, 0.0, conv).T).T
             badfrac = (w_mat @ (bad & (g0 > 0)[None]).T.astype(float)).T * a_ratio
             v = np.where(np.isfinite(var[ch]) & ~bad, var[ch], 0.0)
-            vo = (m2 @ v.T).T
+            vo = (m2 @ v.T).T * gamma[None]
             keep = (badfrac <= 1.0 - COVER) & sel_out[None]
             out_f[ch] = np.where(keep, fo, np.nan)
             out_v[ch] = np.where(keep & (vo > 0), vo, np.nan)
@@ -498,6 +587,10 @@ def match_imgifs_spatial(
         hdr["REGBAND"] = (reg.band, "band of the IFS registration")
         hdr["REGDRA"] = (reg.offset_arcsec[0], "[arcsec] IFS WCS shift dRA cos(dec)")
         hdr["REGDDEC"] = (reg.offset_arcsec[1], "[arcsec] IFS WCS shift dDec")
+    for key, val, com in cov_model.header_cards():
+        hdr[key] = (val, com)
+    fac = np.concatenate(factors) if factors else np.ones(1)
+    hdr["IFSCOVF"] = (float(np.median(fac)), "median error factor for spaxel covariance")
     hdr["SPECSIG"] = (float(kernel_sigma) if spec_smoothing else 0.0,
                       "Gaussian smoothing sigma of the spectra [A]")
     hdr["IFSEBV"] = (ebv_used, "Galactic E(B-V) corrected in the spectra")
@@ -508,7 +601,8 @@ def match_imgifs_spatial(
                         gal_ebv=phot.gal_ebv, header=_as_header(hdr), stamp=phot.stamp)
     result = SpecPhotCube(new_phot, wave, spec, err, spec_region=spec_region,
                           ifs_survey=survey)
-    noise = SpectralNoise(group.astype(np.int64), rho)
+    noise = SpectralNoise(group.astype(np.int64), rho,
+                          None if cov_model.independent else cov_model, rowsum, selfvar)
     if output is not None:
         result.write(output, overwrite=overwrite)
         out = Path(output)
