@@ -395,6 +395,12 @@ class SpecPhotCube:
         pixels with at least one finite spectral channel.
     ifs_survey : str, optional
         Instrument/survey name (header ``IFSSURVE``), e.g. ``"manga"``.
+    wave_medium : {"vacuum", "air"}, optional
+        Medium of ``wave`` (header ``SPECMED``). Default: the photometry header's
+        ``SPECMED`` when it has one, else ``"vacuum"`` — the medium pixedfit writes by
+        default and that of MaNGA cubes. Spectrophotometric cubes written by the original
+        piXedfit carry no ``SPECMED``: those made from CALIFA or MUSE cubes are in air and
+        must be read with ``wave_medium="air"``.
     """
 
     def __init__(
@@ -405,6 +411,7 @@ class SpecPhotCube:
         spec_err: ArrayLike,
         spec_region: ArrayLike | None = None,
         ifs_survey: str | None = None,
+        wave_medium: str | None = None,
     ) -> None:
         if not isinstance(photometry, FluxCube):
             raise TypeError(
@@ -443,6 +450,13 @@ class SpecPhotCube:
         self.spec_err = se
         self.spec_region = sreg
         self.ifs_survey = None if ifs_survey is None else str(ifs_survey)
+        medium = wave_medium if wave_medium is not None else photometry.header.get(
+            "SPECMED", "vacuum")
+        medium = str(medium).strip().lower()
+        if medium not in ("vacuum", "air"):
+            raise ValueError(f"wave_medium: 'vacuum' or 'air', got {medium!r} (argument or "
+                             f"header SPECMED)")
+        self.wave_medium = medium
 
     @property
     def nwave(self) -> int:
@@ -471,6 +485,7 @@ class SpecPhotCube:
         hdr["STRUCTSP"] = "(wavelength,y,x)"
         if self.ifs_survey is not None:
             hdr["IFSSURVE"] = self.ifs_survey
+        hdr["SPECMED"] = (self.wave_medium, "medium of the WAVE wavelengths")
         hdus: list[Any] = [
             fits.PrimaryHDU(header=hdr),
             fits.ImageHDU(p.flux, name="PHOTO_FLUX"),
@@ -488,8 +503,18 @@ class SpecPhotCube:
             fits.HDUList(hdus).writeto(tmp, overwrite=True)
 
     @classmethod
-    def read(cls, path: PathLike) -> SpecPhotCube:
-        """Read a spectrophotometric cube (pixedfit's or piXedfit's layout)."""
+    def read(cls, path: PathLike, wave_medium: str | None = None) -> SpecPhotCube:
+        """Read a spectrophotometric cube (pixedfit's or piXedfit's layout).
+
+        Parameters
+        ----------
+        path : path-like
+            The FITS file.
+        wave_medium : {"vacuum", "air"}, optional
+            Medium of the wavelengths, overriding the header's ``SPECMED`` (files without
+            it are read as vacuum: pass ``"air"`` for piXedfit files made from CALIFA or
+            MUSE cubes).
+        """
         with open_fits(path) as hdul:
             phot = FluxCube._from_hdul(hdul, path)
             wave = find_data(hdul, ("WAVE", "SPEC_WAVE"), path)
@@ -505,7 +530,7 @@ class SpecPhotCube:
             if sreg is not None:
                 region = (np.nan_to_num(np.asarray(sreg, dtype=np.float64)) == 1) & phot.region
             return cls(phot, np.asarray(wave, dtype=np.float64).ravel(), spec, err,
-                       spec_region=region, ifs_survey=survey)
+                       spec_region=region, ifs_survey=survey, wave_medium=wave_medium)
 
 
 def read_cube(path: PathLike) -> FluxCube | SpecPhotCube:

@@ -226,7 +226,7 @@ def correct_specphot_cube(
     zz = cube.photometry.z if z is None else z
     if zz is None:
         raise ValueError("z: the cube has no redshift: pass z")
-    medium = str(cube.photometry.header.get("SPECMED", "vacuum"))
+    medium = cube.wave_medium
     sel = cube.spec_region
     res = apply_legendre_correction(
         cube.wave, cube.spec_flux[:, sel].T, cube.spec_err[:, sel].T, model[:, sel].T, zz,
@@ -248,7 +248,7 @@ def correct_specphot_cube(
                     stamp=p.stamp)
     out = SpecPhotCube(phot, cube.wave, np.where(region[None], flux, np.nan),
                        np.where(region[None], err, np.nan), spec_region=region,
-                       ifs_survey=cube.ifs_survey)
+                       ifs_survey=cube.ifs_survey, wave_medium=cube.wave_medium)
     return out, factor, res
 
 

@@ -6,7 +6,9 @@ For every pixel of the IFS region of a :class:`~pixedfit.cubes.SpecPhotCube`:
    of the fused C++ kernel (:func:`pixedfit.fitting.rdsps.rdsps`), at the cube's redshift;
 2. the minimum-χ² model, scaled by its fitted normalisation, is computed as an observed-frame
    spectrum with :class:`~pixedfit.sps.SEDModel` (batched), smoothed to the instrumental
-   resolution if one is given, and interpolated onto the cube's wavelengths;
+   resolution if one is given, and interpolated onto the cube's wavelengths (the model
+   wavelengths are vacuum: a cube in air, ``SpecPhotCube.wave_medium == "air"``, is
+   compared at its wavelengths converted to vacuum);
 3. the ratio model / observed outside ±``del_wave_nebem`` of the emission lines is fitted by
    a Legendre series of order ``order`` (the batched C++ kernel), and the spectrum and its
    errors are multiplied by it (:func:`pixedfit.ifs.calibration.correct_specphot_cube`).
@@ -28,6 +30,7 @@ from .. import _core
 from ..cubes import SpecPhotCube
 from ..fitting.rdsps import rdsps
 from ..library import ModelLibrary, read_library
+from ..lines import air_to_vacuum
 from ..parallel import resolve_threads
 from ..sps import DEFAULTS, PARAM_NAMES
 from .calibration import SpectralCorrection, correct_specphot_cube
@@ -147,7 +150,10 @@ def match_imgifs_spectral(
         flux_obs = _core.smooth_gaussian(wave_obs, np.ascontiguousarray(flux_obs), sigma,
                                          nthreads)
     model_spec = np.full((cube.nwave, *phot.shape), np.nan)
-    interp = np.array([np.interp(cube.wave, wave_obs, f) for f in flux_obs]) / phot.unit
+    # models (and filters) are in vacuum: air wavelengths of the cube are converted
+    wave_vac = (np.asarray(air_to_vacuum(cube.wave)) if cube.wave_medium == "air"
+                else cube.wave)
+    interp = np.array([np.interp(wave_vac, wave_obs, f) for f in flux_obs]) / phot.unit
     model_spec[:, ys[ok], xs[ok]] = interp.T
 
     # 3. Legendre correction of every spectrum with a model
@@ -155,7 +161,7 @@ def match_imgifs_spectral(
         region = cube.spec_region.copy()
         region[ys[~ok], xs[~ok]] = False
         cube = SpecPhotCube(phot, cube.wave, cube.spec_flux, cube.spec_err, spec_region=region,
-                            ifs_survey=getattr(cube, "ifs_survey", None))
+                            ifs_survey=cube.ifs_survey, wave_medium=cube.wave_medium)
     corrected, factor, correction = correct_specphot_cube(
         cube, model_spec, z=float(redshift), del_wave_nebem=del_wave_nebem, order=order,
         clip=clip, threads=threads)

@@ -600,7 +600,7 @@ def match_imgifs_spatial(
                         unit=phot.unit, wcs=phot.wcs, z=phot.z, pixel_scale=phot.pixel_scale,
                         gal_ebv=phot.gal_ebv, header=_as_header(hdr), stamp=phot.stamp)
     result = SpecPhotCube(new_phot, wave, spec, err, spec_region=spec_region,
-                          ifs_survey=survey)
+                          ifs_survey=survey, wave_medium=wave_medium)
     noise = SpectralNoise(group.astype(np.int64), rho,
                           None if cov_model.independent else cov_model, rowsum, selfvar)
     if output is not None:
