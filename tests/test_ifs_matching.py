@@ -145,3 +145,18 @@ def test_sigma_aa_adds_only_what_the_templates_lack(setup):
     np.testing.assert_array_equal(same.model_spec, plain.model_spec)
     wider = match_imgifs_spectral(cube, lib, model=model, sigma_aa=3.0 * s_t)
     assert not np.allclose(wider.model_spec, plain.model_spec, equal_nan=True)
+
+
+def test_air_cube_is_compared_with_vacuum_models(setup):
+    """The same spectra on air wavelengths (wave_medium="air") get the same model spectra
+    and correction as on vacuum ones: the models are evaluated at the vacuum wavelengths."""
+    from pixedfit.lines import vacuum_to_air
+
+    model, lib, cube, *_ = setup
+    air = SpecPhotCube(cube.photometry, np.asarray(vacuum_to_air(cube.wave)), cube.spec_flux,
+                       cube.spec_err, wave_medium="air")
+    vac = match_imgifs_spectral(cube, lib, model=model)
+    res = match_imgifs_spectral(air, lib, model=model)
+    assert res.cube.wave_medium == "air"
+    np.testing.assert_allclose(res.model_spec, vac.model_spec, rtol=2e-3)
+    np.testing.assert_allclose(res.cube.spec_flux, vac.cube.spec_flux, rtol=2e-3)
