@@ -204,7 +204,9 @@ def test_specphot_medium_round_trip(tmp_path: Path) -> None:
     cube.write(tmp_path / "a.fits")
     back = SpecPhotCube.read(tmp_path / "a.fits")
     assert back.wave_medium == "air"
-    assert SpecPhotCube(phot, wave, np.ones((11, 3, 3)), np.full((11, 3, 3), 0.1)
+    assert back.photometry.header["SPECMED"] == "air"  # kept where binned cubes read it
+    fresh = FluxCube(np.ones((1, 3, 3)), np.full((1, 3, 3), 0.1), ["sdss_r"])
+    assert SpecPhotCube(fresh, wave, np.ones((11, 3, 3)), np.full((11, 3, 3), 0.1)
                         ).wave_medium == "vacuum"
     with pytest.raises(ValueError, match="wave_medium"):
         SpecPhotCube(phot, wave, np.ones((11, 3, 3)), np.full((11, 3, 3), 0.1),

@@ -396,8 +396,9 @@ class SpecPhotCube:
     ifs_survey : str, optional
         Instrument/survey name (header ``IFSSURVE``), e.g. ``"manga"``.
     wave_medium : {"vacuum", "air"}, optional
-        Medium of ``wave`` (header ``SPECMED``). Default: the photometry header's
-        ``SPECMED`` when it has one, else ``"vacuum"`` — the medium pixedfit writes by
+        Medium of ``wave``, kept as ``SPECMED`` in the photometry header (which it sets;
+        binned cubes inherit it from there). Default: that header's ``SPECMED`` when it
+        has one, else ``"vacuum"`` — the medium pixedfit writes by
         default and that of MaNGA cubes. Spectrophotometric cubes written by the original
         piXedfit carry no ``SPECMED``: those made from CALIFA or MUSE cubes are in air and
         must be read with ``wave_medium="air"``.
@@ -450,13 +451,13 @@ class SpecPhotCube:
         self.spec_err = se
         self.spec_region = sreg
         self.ifs_survey = None if ifs_survey is None else str(ifs_survey)
-        medium = wave_medium if wave_medium is not None else photometry.header.get(
-            "SPECMED", "vacuum")
-        medium = str(medium).strip().lower()
+        medium = str(wave_medium if wave_medium is not None
+                     else photometry.header.get("SPECMED", "vacuum")).strip().lower()
         if medium not in ("vacuum", "air"):
             raise ValueError(f"wave_medium: 'vacuum' or 'air', got {medium!r} (argument or "
                              f"header SPECMED)")
         self.wave_medium = medium
+        photometry.header["SPECMED"] = (medium, "medium of the WAVE wavelengths")
 
     @property
     def nwave(self) -> int:
@@ -522,6 +523,8 @@ class SpecPhotCube:
             err = find_data(hdul, ("SPEC_FLUXERR",), path)
             sreg = find_optional(hdul, ("SPEC_REGION",))
             survey = hdul[0].header.get("IFSSURVE")
+            if wave_medium is None:
+                wave_medium = hdul[0].header.get("SPECMED")
             spec = np.array(spec, dtype=np.float64)
             err = np.array(err, dtype=np.float64)
             # piXedfit marks bad channels with zero or negative errors: read them as masked
