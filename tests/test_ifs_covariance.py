@@ -109,6 +109,68 @@ def test_relation_model_in_binned_sums() -> None:
     np.testing.assert_allclose(ratio, cov.factor(81.0), rtol=1e-6)
 
 
+def test_bin_variances_equal_the_per_channel_sums() -> None:
+    """All bins and channels at once equal Σ ρ σ_i σ_j bin by bin and channel by channel
+    (images.align.binned_variance); a channel with a NaN error in a bin gives NaN there."""
+    from pixedfit.ifs.spatial import SpectralNoise
+    from pixedfit.images.align import binned_variance
+
+    rng = np.random.default_rng(7)
+    nw, ny, nx = 6, 9, 11
+    rho = rng.uniform(-0.1, 0.4, (2, 5, 5))
+    rho = 0.5 * (rho + rho[:, ::-1, ::-1])  # ρ(d) = ρ(−d)
+    rho[:, 2, 2] = 1.0
+    group = np.array([0, 0, 1, 1, 0, 1])
+    err = rng.uniform(0.5, 2.0, (nw, ny, nx))
+    err[3, 4, 5] = np.nan
+    bins = rng.integers(0, 5, (ny, nx)).astype(np.int32)  # scattered bins 1-4, 0: none
+    noise = SpectralNoise(group, rho)
+    got = noise.bin_variances(err, bins)
+    assert got.shape == (4, nw)
+    for b in range(1, 5):
+        m = bins == b
+        for ch in range(nw):
+            if not np.all(np.isfinite(err[ch][m])):
+                assert np.isnan(got[b - 1, ch])
+                continue
+            want = binned_variance(np.where(m, err[ch] ** 2, 0.0), m, rho[group[ch]])
+            assert got[b - 1, ch] == pytest.approx(want, rel=1e-10, abs=0)
+    if bins[4, 5]:
+        assert np.isnan(got[bins[4, 5] - 1, 3])
+
+
+def test_binning_uses_the_spectral_noise_model(tmp_path: Path) -> None:
+    """Bins of a matched cube of correlated noise: with the noise model the bin spectra's
+    errors equal the scatter of their sums over channels; quadrature sums are too small.
+    The binned cube records that it used it."""
+    from pixedfit.binning import bin_with_map
+    from pixedfit.cubes import BinnedCube
+
+    cube, _ = _correlated_cube()
+    ra, dec = cube.wcs.pixel_to_world_values(15.5, 15.5)
+    grid = tan_wcs(0.4, (12, 12), crval=(float(ra), float(dec)))
+    phot = FluxCube(np.ones((1, 12, 12)), np.full((1, 12, 12), 0.1), ["sdss_r"], wcs=grid,
+                    unit=1e-18)
+    sp, noise = match_imgifs_spatial(phot, cube, psf_match=False, return_noise=True,
+                                     correct_extinction=False)
+    sel = sp.spec_region
+    ys, xs = np.nonzero(sel)
+    bins = np.zeros(sel.shape, np.int32)
+    for k, (y0, x0) in enumerate(((0, 0), (0, 3), (3, 0), (3, 3))):
+        bins[ys.min() + y0:ys.min() + y0 + 3, xs.min() + x0:xs.min() + x0 + 3] = k + 1
+    assert np.all(sel[bins > 0])
+    honest = bin_with_map(sp, bins, spectral_noise=noise)
+    naive = bin_with_map(sp, bins)
+    for b in range(4):
+        scatter = np.std(honest.bin_spec_flux[b])
+        assert scatter / np.median(honest.bin_spec_err[b]) == pytest.approx(1.0, abs=0.1)
+        assert scatter / np.median(naive.bin_spec_err[b]) > 1.2
+    honest.write(tmp_path / "b.fits")
+    assert BinnedCube.read(tmp_path / "b.fits").params["spectral_noise"] is True
+    with pytest.raises(TypeError, match="spectral_noise"):
+        bin_with_map(sp, bins, spectral_noise="noise.fits")
+
+
 def test_califa_reader_reads_errweight(tmp_path: Path) -> None:
     wave = califa_wave_grid("V500")[::20]
     rng = np.random.default_rng(2)
@@ -201,10 +263,14 @@ def test_specphot_medium_round_trip(tmp_path: Path) -> None:
     wave = np.linspace(5500.0, 6500.0, 11)
     cube = SpecPhotCube(phot, wave, np.ones((11, 3, 3)), np.full((11, 3, 3), 0.1),
                         wave_medium="air")
+    assert "SPECMED" not in phot.header  # the caller's photometry is left as it was
     cube.write(tmp_path / "a.fits")
     back = SpecPhotCube.read(tmp_path / "a.fits")
     assert back.wave_medium == "air"
-    assert back.photometry.header["SPECMED"] == "air"  # kept where binned cubes read it
+    from pixedfit.binning import bin_with_map
+
+    binned = bin_with_map(back, np.ones((3, 3), np.int32))
+    assert binned.header["SPECMED"] == "air"  # where the fits of the bins read it
     fresh = FluxCube(np.ones((1, 3, 3)), np.full((1, 3, 3), 0.1), ["sdss_r"])
     assert SpecPhotCube(fresh, wave, np.ones((11, 3, 3)), np.full((11, 3, 3), 0.1)
                         ).wave_medium == "vacuum"

@@ -206,6 +206,16 @@ def test_ifs_stage_with_an_existing_flux_map(tmp_path):
     assert pipe.ran == ["images", "ifs", "binning", "models", "fitting", "maps"]
     binned = BinnedCube.read(tmp_path / "out" / "binning" / "binned.fits")
     assert binned.specphot and binned.bin_has_spec.any()
+    # the bin spectra's errors include the correlation of the matched pixels (the IFS
+    # stage's noise model): larger than the quadrature sums of the same bins
+    from pixedfit.binning import bin_with_map
+    from pixedfit.cubes import read_cube
+
+    assert binned.params["spectral_noise"] is True
+    naive = bin_with_map(read_cube(tmp_path / "out" / "ifs" / "specphot.fits"), binned.bin_map)
+    big = binned.bin_has_spec & (np.bincount(binned.bin_map.ravel())[1:] >= 4)
+    ratio = np.nanmedian(binned.bin_spec_err[big] / naive.bin_spec_err[big], axis=1)
+    assert big.any() and np.all(ratio > 1.5), ratio
     assert (tmp_path / "out" / "maps" / "maps.fits").is_file()
     assert run_pipeline(cfg, pool=SerialPool()).ran == []
 

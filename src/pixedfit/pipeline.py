@@ -925,7 +925,8 @@ class Pipeline:
                                  register_band=cfg["register_band"],
                                  max_shift=float(cfg["max_shift"]),
                                  blur_photometry=bool(cfg["blur_photometry"]))
-            return ["ifs/specphot.fits"], {}
+            # the cube and its noise model (correlated pixels: honest bin-spectrum errors)
+            return ["ifs/specphot.fits", "ifs/specphot_specnoise.fits"], {}
 
         return self._stage("ifs", cfg, [cfg["cube"]], ["images"], work)
 
@@ -948,6 +949,13 @@ class Pipeline:
             # the pixel noise correlation the image stage measured, when there is one
             noise = self.path("images", "fluxmap_noise.fits")
             use_noise = bool(cfg.get("noise_correlation", True)) and noise.is_file()
+            # and the noise model of the matched spectra the IFS stage wrote
+            spec_noise = None
+            spec_noise_path = self.path("ifs", "specphot_specnoise.fits")
+            if "ifs" in self.records and spec_noise_path.is_file():
+                from .ifs.spatial import SpectralNoise
+
+                spec_noise = SpectralNoise.read(spec_noise_path)
             binned = bin_pixels(cube, ref_band=cfg["ref_band"],
                                 min_bin_diameter=float(cfg["min_bin_diameter"]),
                                 snr_target=cfg["snr_target"],
@@ -955,7 +963,7 @@ class Pipeline:
                                 del_r=float(cfg["del_r"]), connected=bool(cfg["connected"]),
                                 absorb_leftover=bool(cfg["absorb_leftover"]),
                                 noise_correlation=noise if use_noise else None,
-                                threads=self.threads)
+                                threads=self.threads, spectral_noise=spec_noise)
             dest = self.path("binning", "binned.fits")
             dest.parent.mkdir(parents=True, exist_ok=True)
             binned.write(dest, overwrite=True)

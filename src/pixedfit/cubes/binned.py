@@ -463,6 +463,7 @@ _PARAM_CARDS = {
     "sys_err_factor": "BSYSERR",
     "max_radius": "BMAXRAD",
     "noise_correlation": "BNOISEC",
+    "spectral_noise": "BSPECNOI",
 }
 
 

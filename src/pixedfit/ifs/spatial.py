@@ -68,7 +68,6 @@ from scipy.signal import fftconvolve
 from .._paths import atomic_path
 from ..cubes import FluxCube, SpecPhotCube
 from ..filters import get_filter_curve
-from ..images.align import binned_variance
 from ..images.extinction import f99_extinction
 from ..images.psf import normalize_psf
 from ..lines import air_to_vacuum, vacuum_to_air
@@ -125,14 +124,8 @@ class SpectralNoise:
     selfvar: NDArray[np.float64] | None = None
 
     def binned_variance(self, spec_err: ArrayLike, mask: ArrayLike) -> NDArray[np.float64]:
-        """Variance (nwave,) of the spectrum summed over the pixels of ``mask`` (y, x),
-        from the pixel errors ``spec_err`` (nwave, y, x) and ρ
-        (:func:`pixedfit.images.align.binned_variance` per channel).
-
-        With a ``"relation"`` model β(N) of the native spaxels, the pixel errors are first
-        divided by their own β(N_j) (back to independent spaxels), the sum is propagated
-        with ρ, and the result is multiplied by β(N_bin)², N_bin = (Σ_j Σ_i M_ji)² /
-        Var(Σ_j M_j · unit noise) the effective number of native spaxels of the bin.
+        """Variance (nwave,) of the spectrum summed over the pixels of ``mask`` (y, x): the
+        one-bin case of :meth:`bin_variances`.
 
         Parameters
         ----------
@@ -147,36 +140,72 @@ class SpectralNoise:
             Variance of the summed spectrum (unit²); NaN for channels with a non-finite
             error in the bin.
         """
-        err = np.asarray(spec_err, dtype=np.float64)
         m = np.asarray(mask, dtype=bool)
-        if err.ndim != 3 or err.shape[0] != self.group.size or err.shape[1:] != m.shape:
-            raise ValueError("spec_err, mask: expected (nwave, y, x) and (y, x) shapes "
+        if not m.any():
+            raise ValueError("mask: empty region")
+        return self.bin_variances(spec_err, m.astype(np.int32))[0]
+
+    def bin_variances(self, spec_err: ArrayLike, bin_map: ArrayLike) -> NDArray[np.float64]:
+        """Variances of the spectra summed over every bin of ``bin_map``, with the
+        correlation ρ of the output pixels: ``Σ_{i,j ∈ bin} ρ(i − j) σ_i σ_j`` per channel
+        (what :func:`pixedfit.images.align.binned_variance` gives for one bin and channel,
+        for all bins and channels at once).
+
+        With a ``"relation"`` model β(N) of the native spaxels, the pixel errors are first
+        divided by their own β(N_j) (back to independent spaxels), the sum is propagated
+        with ρ, and the result is multiplied by β(N_bin)², N_bin = (Σ_j Σ_i M_ji)² /
+        Var(Σ_j M_j · unit noise) the effective number of native spaxels of the bin.
+
+        Parameters
+        ----------
+        spec_err : array_like, shape (nwave, ny, nx)
+            Pixel errors of the spectra (the cube's flux unit).
+        bin_map : array_like of int, shape (ny, nx)
+            Bin ids 1…nbins (0: not binned).
+
+        Returns
+        -------
+        ndarray, shape (nbins, nwave)
+            Variance of each bin's summed spectrum (unit²); NaN for a channel with a
+            non-finite error in the bin.
+        """
+        err = np.asarray(spec_err, dtype=np.float64)
+        bm = np.asarray(bin_map)
+        if err.ndim != 3 or err.shape[0] != self.group.size or err.shape[1:] != bm.shape:
+            raise ValueError("spec_err, bin_map: expected (nwave, y, x) and (y, x) shapes "
                              f"matching {self.group.size} channels")
+        nbins = int(bm.max(initial=0))
+        nwave = err.shape[0]
+        pairs = _same_bin_pairs(bm, self.rho.shape[-1] // 2)
+        inside = bm > 0
+        bad = ~np.isfinite(err[:, inside])  # (nwave, npix)
+        nbad = np.zeros((nwave, nbins + 1))
+        for ch in np.flatnonzero(bad.any(axis=1)):
+            nbad[ch] = np.bincount(bm[inside][bad[ch]], minlength=nbins + 1)
+        e = np.where(np.isfinite(err), err, 0.0)
         relation = (self.native is not None and self.native.kind == "relation"
                     and self.rowsum is not None and self.selfvar is not None)
-        pix_beta: dict[int, NDArray[np.float64]] = {}
-        bin_beta: dict[int, float] = {}
         if relation:
             assert self.native is not None and self.rowsum is not None
             assert self.selfvar is not None
-            for g in np.unique(self.group):
-                rs, sv = self.rowsum[g], self.selfvar[g]
-                with np.errstate(invalid="ignore", divide="ignore"):
-                    neff = np.where(sv > 0, rs**2 / sv, 1.0)
-                pix_beta[int(g)] = self.native.factor(neff)
-                vb = binned_variance(np.where(m, sv, 0.0), m, self.rho[g])
-                nbin = float(np.sum(rs[m])) ** 2 / vb if vb > 0 else 1.0
-                bin_beta[int(g)] = float(self.native.factor(nbin))
-        out = np.full(err.shape[0], np.nan)
-        for ch in range(err.shape[0]):
-            e = err[ch]
-            g = int(self.group[ch])
-            if np.all(np.isfinite(e[m])):
-                if relation:
-                    e = e / pix_beta[g]
-                v = binned_variance(np.where(m, e, 0.0) ** 2, m, self.rho[g])
-                out[ch] = v * bin_beta[g] ** 2 if relation else v
-        return out
+            rs, sv = self.rowsum, self.selfvar  # (ngroups, ny, nx)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                neff = np.where(sv > 0, rs**2 / sv, 1.0)
+            pix_beta = self.native.factor(neff)  # (ngroups, ny, nx)
+            e = e / pix_beta[self.group]
+            ngroup = rs.shape[0]
+            vb = _lag_sums(np.sqrt(np.clip(sv, 0.0, None)).reshape(ngroup, -1), pairs,
+                           self.rho, np.arange(ngroup), nbins)  # (ngroups, nbins + 1)
+            tot = np.stack([np.bincount(bm.ravel(), weights=rs[g].ravel(),
+                                        minlength=nbins + 1) for g in range(ngroup)])
+            with np.errstate(invalid="ignore", divide="ignore"):
+                nbin = np.where(vb > 0, tot**2 / vb, 1.0)
+            bin_beta = self.native.factor(nbin)  # (ngroups, nbins + 1)
+        out = _lag_sums(e.reshape(nwave, -1), pairs, self.rho, self.group, nbins)
+        if relation:
+            out *= bin_beta[self.group] ** 2
+        out[nbad > 0] = np.nan
+        return np.ascontiguousarray(out[:, 1:].T)
 
     def write(self, path: PathLike, overwrite: bool = False) -> None:
         """Write ``GROUP`` and ``RHO`` extensions (atomically).
@@ -220,6 +249,51 @@ class SpectralNoise:
         if rho.ndim != 3 or group.max() >= rho.shape[0]:
             raise ValueError(f"{path}: inconsistent GROUP and RHO extensions")
         return cls(group, rho, native, rowsum, selfvar)
+
+
+def _same_bin_pairs(bin_map: NDArray, half: int
+                    ) -> list[tuple[int, int, NDArray[np.intp], NDArray[np.intp],
+                                    NDArray[np.intp], NDArray[np.intp]]]:
+    """For every lag (Δy, Δx) = −half…half, the flat pixel indices (a, b = a + lag) of the
+    pairs inside one bin, sorted by bin, with the bins present and where each starts."""
+    ny, nx = bin_map.shape
+    flat = np.arange(ny * nx).reshape(ny, nx)
+    out = []
+    for dy in range(-half, half + 1):
+        for dx in range(-half, half + 1):
+            y0, y1 = max(0, -dy), min(ny, ny - dy)
+            x0, x1 = max(0, -dx), min(nx, nx - dx)
+            if y0 >= y1 or x0 >= x1:
+                continue
+            a = bin_map[y0:y1, x0:x1]
+            same = (a == bin_map[y0 + dy:y1 + dy, x0 + dx:x1 + dx]) & (a > 0)
+            ia = flat[y0:y1, x0:x1][same]
+            ib = flat[y0 + dy:y1 + dy, x0 + dx:x1 + dx][same]
+            bins = a[same]
+            order = np.argsort(bins, kind="stable")
+            present, starts = np.unique(bins[order], return_index=True)
+            out.append((dy + half, dx + half, ia[order], ib[order], present, starts))
+    return out
+
+
+def _lag_sums(values: NDArray[np.float64], pairs: list, rho: NDArray[np.float64],
+              group: NDArray[np.int64], nbins: int, chunk: int = 256) -> NDArray[np.float64]:
+    """``Σ_lag ρ_g(lag) Σ_{pairs of the lag in a bin} v_a v_b`` for every row of ``values``
+    (rows, npix; row r with the ρ of group ``group[r]``) and bin: shape (rows, nbins + 1),
+    column 0 unused. Rows are done ``chunk`` at a time (the pair products of one lag take
+    rows × pairs floats)."""
+    rows = values.shape[0]
+    out = np.zeros((rows, nbins + 1))
+    for lo in range(0, rows, chunk):
+        v = values[lo:lo + chunk]
+        g = group[lo:lo + chunk]
+        for jy, jx, ia, ib, present, starts in pairs:
+            c = rho[g, jy, jx]
+            if ia.size == 0 or not np.any(c):
+                continue
+            sums = np.add.reduceat(v[:, ia] * v[:, ib], starts, axis=1)
+            out[lo:lo + chunk, present] += c[:, None] * sums
+    return out
 
 
 def _lag_correlation(cov_mat: sparse.spmatrix, shape_out: tuple[int, int],
@@ -604,9 +678,12 @@ def match_imgifs_spatial(
     noise = SpectralNoise(group.astype(np.int64), rho,
                           None if cov_model.independent else cov_model, rowsum, selfvar)
     if output is not None:
-        result.write(output, overwrite=overwrite)
         out = Path(output)
-        noise.write(out.with_name(out.stem + "_specnoise.fits"), overwrite=True)
+        noise_path = out.with_name(out.stem + "_specnoise.fits")
+        if noise_path.exists() and not overwrite:  # checked before anything is written
+            raise FileExistsError(f"{noise_path} exists (use overwrite=True)")
+        result.write(output, overwrite=overwrite)
+        noise.write(noise_path, overwrite=True)
     return (result, noise) if return_noise else result
 
 
