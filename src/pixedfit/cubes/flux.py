@@ -396,8 +396,8 @@ class SpecPhotCube:
     ifs_survey : str, optional
         Instrument/survey name (header ``IFSSURVE``), e.g. ``"manga"``.
     wave_medium : {"vacuum", "air"}, optional
-        Medium of ``wave``, kept as ``SPECMED`` in the photometry header (which it sets;
-        binned cubes inherit it from there). Default: that header's ``SPECMED`` when it
+        Medium of ``wave``, written as ``SPECMED`` in the file's header and in the headers
+        of the cubes binned from it. Default: the photometry header's ``SPECMED`` when it
         has one, else ``"vacuum"`` — the medium pixedfit writes by
         default and that of MaNGA cubes. Spectrophotometric cubes written by the original
         piXedfit carry no ``SPECMED``: those made from CALIFA or MUSE cubes are in air and
@@ -456,8 +456,7 @@ class SpecPhotCube:
         if medium not in ("vacuum", "air"):
             raise ValueError(f"wave_medium: 'vacuum' or 'air', got {medium!r} (argument or "
                              f"header SPECMED)")
-        self.wave_medium = medium
-        photometry.header["SPECMED"] = (medium, "medium of the WAVE wavelengths")
+        self.wave_medium = medium  # the photometry (the caller's object) is not changed
 
     @property
     def nwave(self) -> int:

@@ -1014,7 +1014,7 @@ def fit_binmap(
     z: float | None = None,
     fit_spectra: bool = False,
     spec_resolution: Any = None,
-    spec_medium: str = "vacuum",
+    spec_medium: str | None = None,
     spectral: SpectralOptions | None = None,
     cosmology: CosmologyParams | CosmologyLike = None,
     max_age_universe: bool = True,
@@ -1058,8 +1058,10 @@ def fit_binmap(
         (spectrophotometric binned cubes).
     spec_resolution : Resolution, optional
         Instrumental resolution of the spectra.
-    spec_medium : {"vacuum", "air"}
-        Medium of the cube's wavelengths.
+    spec_medium : {"vacuum", "air"}, optional
+        Medium of the cube's wavelengths; default the cube's own (header ``SPECMED``,
+        which :class:`~pixedfit.cubes.SpecPhotCube` writes and binned cubes keep), vacuum
+        when it does not say.
     spectral : SpectralOptions, optional
         The spectral likelihood, as :func:`fit_sed`.
     cosmology : CosmologyParams, str, int or astropy Cosmology, optional
@@ -1110,6 +1112,9 @@ def fit_binmap(
     settings = run.settings(max_age_universe, 0.01)
     if fit_spectra and getattr(cube, "bin_spec_flux", None) is None:
         raise ValueError("fit_spectra: the binned cube has no spectra")
+    if spec_medium is None:
+        header = getattr(cube, "header", None)
+        spec_medium = str(header.get("SPECMED", "vacuum")) if header is not None else "vacuum"
     ctx = _Context(library, list(cube.filters), model, priors, settings, run.parallel.threads)
     settings.update(error_settings(ctx.filters, run.errors.calibration, upper_limits,
                                    run.errors.upper_limit_nsigma, nsed=nbins,
