@@ -267,7 +267,7 @@ def test_manga_output_file(manga: dict) -> None:
     np.testing.assert_allclose(cube.spec_flux, manga["sp"].spec_flux, equal_nan=True)
     np.testing.assert_array_equal(cube.spec_region, manga["sp"].spec_region)
     h = cube.photometry.header
-    assert h["SPECMED"] == "vacuum" and h["IFSEBV"] == pytest.approx(0.05)
+    assert cube.wave_medium == "vacuum" and h["IFSEBV"] == pytest.approx(0.05)
     assert h["IFSPIX"] == pytest.approx(0.5)
     from astropy.io import fits
 

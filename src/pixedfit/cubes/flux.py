@@ -522,8 +522,10 @@ class SpecPhotCube:
             err = find_data(hdul, ("SPEC_FLUXERR",), path)
             sreg = find_optional(hdul, ("SPEC_REGION",))
             survey = hdul[0].header.get("IFSSURVE")
+            # the medium is the cube's attribute (written back by write), not photometry's
+            written = phot.header.pop("SPECMED", None)
             if wave_medium is None:
-                wave_medium = hdul[0].header.get("SPECMED")
+                wave_medium = written
             spec = np.array(spec, dtype=np.float64)
             err = np.array(err, dtype=np.float64)
             # piXedfit marks bad channels with zero or negative errors: read them as masked
