@@ -53,6 +53,17 @@ def _correlated_cube(nw: int = 400, seed: int = 0) -> tuple[IFSCube, np.ndarray]
     return cube, acf
 
 
+def _matched(cube: IFSCube, pixel: float, n: int, **kwargs):
+    """``cube`` matched without PSF matching onto an n×n grid of ``pixel``-arcsec pixels
+    centred on it (photometry of ones)."""
+    ra, dec = cube.wcs.pixel_to_world_values(15.5, 15.5)
+    grid = tan_wcs(pixel, (n, n), crval=(float(ra), float(dec)))
+    phot = FluxCube(np.ones((1, n, n)), np.full((1, n, n), 0.1), ["sdss_r"], wcs=grid,
+                    unit=1e-18)
+    return match_imgifs_spatial(phot, cube, psf_match=False, correct_extinction=False,
+                                **kwargs)
+
+
 def test_measured_correlation_recovers_the_kernel() -> None:
     cube, acf = _correlated_cube()
     cov = measure_covariance(cube.flux, cube.err)
@@ -63,14 +74,8 @@ def test_binned_errors_match_the_scatter_of_correlated_noise() -> None:
     """Each channel is one noise realisation: propagated errors of 3×3-spaxel sums (the
     0.6" output pixels) and of 2×2 bins of those pixels equal the scatter over channels."""
     cube, _ = _correlated_cube()
-    ra, dec = cube.wcs.pixel_to_world_values(15.5, 15.5)
-    grid = tan_wcs(0.6, (8, 8), crval=(float(ra), float(dec)))
-    phot = FluxCube(np.ones((1, 8, 8)), np.full((1, 8, 8), 0.1), ["sdss_r"], wcs=grid,
-                    unit=1e-18)
-    sp, noise = match_imgifs_spatial(phot, cube, psf_match=False, return_noise=True,
-                                     correct_extinction=False)
-    old = match_imgifs_spatial(phot, cube, psf_match=False, covariance=None,
-                               correct_extinction=False)
+    sp, noise = _matched(cube, 0.6, 8, return_noise=True)
+    old = _matched(cube, 0.6, 8, covariance=None)
     sel = sp.spec_region
     assert sel.sum() >= 36
     scatter = np.std(sp.spec_flux[:, sel], axis=0)
@@ -89,15 +94,9 @@ def test_binned_errors_match_the_scatter_of_correlated_noise() -> None:
 def test_relation_model_in_binned_sums() -> None:
     """A relation β(N): the error of a bin of output pixels is β(N_bin) × the naive one."""
     cube, _ = _correlated_cube(nw=20)
-    ra, dec = cube.wcs.pixel_to_world_values(15.5, 15.5)
-    grid = tan_wcs(0.6, (8, 8), crval=(float(ra), float(dec)))
-    phot = FluxCube(np.ones((1, 8, 8)), np.full((1, 8, 8), 0.1), ["sdss_r"], wcs=grid,
-                    unit=1e-18)
     cov = manga_covariance()
-    sp, noise = match_imgifs_spatial(phot, cube, psf_match=False, return_noise=True,
-                                     covariance=cov, correct_extinction=False)
-    old, onoise = match_imgifs_spatial(phot, cube, psf_match=False, return_noise=True,
-                                       covariance=None, correct_extinction=False)
+    sp, noise = _matched(cube, 0.6, 8, return_noise=True, covariance=cov)
+    old, onoise = _matched(cube, 0.6, 8, return_noise=True, covariance=None)
     sel = sp.spec_region
     np.testing.assert_allclose(sp.spec_err[:, sel] / old.spec_err[:, sel],
                                cov.factor(9.0), rtol=1e-6)  # 3×3 spaxels per pixel
@@ -147,12 +146,7 @@ def test_binning_uses_the_spectral_noise_model(tmp_path: Path) -> None:
     from pixedfit.cubes import BinnedCube
 
     cube, _ = _correlated_cube()
-    ra, dec = cube.wcs.pixel_to_world_values(15.5, 15.5)
-    grid = tan_wcs(0.4, (12, 12), crval=(float(ra), float(dec)))
-    phot = FluxCube(np.ones((1, 12, 12)), np.full((1, 12, 12), 0.1), ["sdss_r"], wcs=grid,
-                    unit=1e-18)
-    sp, noise = match_imgifs_spatial(phot, cube, psf_match=False, return_noise=True,
-                                     correct_extinction=False)
+    sp, noise = _matched(cube, 0.4, 12, return_noise=True)
     sel = sp.spec_region
     ys, xs = np.nonzero(sel)
     bins = np.zeros(sel.shape, np.int32)

@@ -21,6 +21,10 @@ Known differences, which set the tolerances:
   metallicities, where both are exact.
 * Nebular lines: bagpipes puts each line in one pixel; pixedfit gives them a 50 km/s
   Gaussian (flux-conserving). The spectrum comparison is a median over 1000–10000 Å.
+* Wavelength scale: bagpipes uses the grid's wavelengths as they are (air above 2000 Å);
+  pixedfit puts them on the vacuum scale. The spectra are compared on the same physical
+  bins (bagpipes' bins converted to vacuum): median differences 0.27–0.47 % over the five
+  cases, 0.39–0.64 % if the scales are mixed up (hence the 0.6 % bound).
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ import pytest
 
 from _sps_shared import model
 from pixedfit.filters import get_filter_curve
+from pixedfit.lines import air_to_vacuum
 from pixedfit.sps.model import SEDModel
 
 FILTERS = ["galex_fuv", "galex_nuv", "sdss_u", "sdss_g", "sdss_r", "sdss_i", "sdss_z",
@@ -134,7 +139,9 @@ def test_against_bagpipes(bagpipes_results):
         wave, flux = m.spectrum(p, Z)
         half = np.diff(spec_wavs)[0] / 2
         edges = np.concatenate([spec_wavs - half, [spec_wavs[-1] + half]])
-        ours_s = _rebin(wave, flux, edges)
+        # bagpipes works on its grid's air scale: its bins are air wavelengths, ours vacuum
+        vac = np.asarray(air_to_vacuum(edges))
+        ours_s = _rebin(wave, flux, vac) * np.diff(vac) / np.diff(edges)  # per air Å
         med = np.median(np.abs(ours_s / sb - 1))
         report.append((case, tol, rel, med))
     print("\n" + "\n".join(f"{c}: median spectrum {100 * med:.2f} %, bands (%) "
@@ -146,4 +153,4 @@ def test_against_bagpipes(bagpipes_results):
         info = (case, dict(zip(FILTERS, rel.round(4), strict=True)))
         assert np.all(np.abs(rel[:12]) < tol), info
         assert np.all(np.abs(rel[12:]) < 0.05), info
-        assert med < 0.03, (case, med)
+        assert med < 0.006, (case, med)
