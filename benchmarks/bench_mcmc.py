@@ -51,6 +51,7 @@ from pixedfit.fitting import (
     MCMCShortChainWarning,
     ObservedSpectrum,
     Parallelism,
+    RdspsSettings,
     Resolution,
     SpectralOptions,
     fit_sed,
@@ -201,6 +202,21 @@ def sdss(nlib: int) -> dict[str, str]:
                   f"{dt:.1f} s")
             out[f"{name}_{method}_mwage_gyr"] = f"{age[1]:.2f}"
             out[f"{name}_{method}_logzsol"] = f"{zs[1]:+.2f}"
+        # the wavelength scales of models and data agree: chi2 of the best library model
+        # against a velocity offset dv of the models is lowest near dv = 0 (with the grid
+        # left in air it was at +90-107 km/s)
+        chi = []
+        for dv in (-60.0, 0.0, 60.0):
+            res = fit_sed(None, None, None, z=(1 + z) * (1 + dv / 299792.458) - 1,
+                          library=library, model=model, spectrum=spec,
+                          spectral=SpectralOptions(poly_order=8),
+                          method=RdspsSettings(refine=False), parallel=ONE)
+            chi.append(res.chi2_min / int(res.spectrum["used"].sum()))
+        a, b, c = chi
+        dv_min = 30.0 * (a - c) / (a - 2 * b + c) if a - 2 * b + c > 0 else math.nan
+        print(f"  {name} chi2/pixel at dv = -60, 0, +60 km/s: {a:.2f}, {b:.2f}, {c:.2f}; "
+              f"minimum at dv = {dv_min:+.0f} km/s")
+        out[f"{name}_dv_min_kms"] = f"{dv_min:+.0f}"
         # how the assumed broadening matters: RDSPS with the old double broadening
         # (instrument on top of the templates) and with other velocity dispersions
         res0 = dataclasses.replace(spec.resolution, instrumental=False)
