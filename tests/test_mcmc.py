@@ -164,6 +164,51 @@ def test_resume_gives_the_same_chain(model, library, tmp_path):
         _quiet(**kw, method=_fast(nwalkers=18, backend=tmp_path / "full.h5"))
 
 
+def test_chain_damaged_by_a_kill_is_repaired_and_resumed(model, library, tmp_path,
+                                                          monkeypatch):
+    """A kill while emcee writes a step can leave the chain's random-state attributes
+    unreadable (seen: h5py OSError "len not positive after adjustment for EOA" inside
+    emcee when the resumed fit started). The stored steps are kept, the chain continues
+    with a new, seeded random stream and a warning says so; steps that cannot be read give
+    an error naming the file."""
+    import h5py
+
+    from pixedfit.fitting import ChainRepairWarning
+
+    obs, err, _ = _mock(model, library, 7, 0.1)
+    kw = {"flux": obs, "flux_err": err, "filters": FILTERS, "z": 0.1, "library": library,
+          "model": model, "seed": 3, "parallel": ONE}
+    chains = []
+    for k in range(2):
+        path = tmp_path / f"part{k}.h5"
+        _quiet(**kw, method=_fast(nsteps=40, backend=path))
+        kept = emcee.backends.HDFBackend(path, name="mcmc", read_only=True).get_chain()
+        real = emcee.backends.HDFBackend.random_state
+        damaged = {"left": 1}
+
+        def unreadable(self, real=real, damaged=damaged):
+            if damaged["left"]:
+                damaged["left"] -= 1
+                raise OSError("Can't synchronously read data (len not positive after "
+                              "adjustment for EOA)")
+            return real.fget(self)
+
+        with monkeypatch.context() as m:
+            m.setattr(emcee.backends.HDFBackend, "random_state", property(unreadable))
+            with pytest.warns(ChainRepairWarning, match="new random stream"):
+                resumed = _quiet(**kw, method=_fast(backend=path))
+        assert resumed.diagnostics["resumed_at"] == 40
+        chain = emcee.backends.HDFBackend(path, name="mcmc", read_only=True).get_chain()
+        assert chain.shape[0] == 60
+        np.testing.assert_array_equal(chain[:40], kept)  # nothing stored was lost
+        chains.append(chain)
+    np.testing.assert_array_equal(chains[0], chains[1])  # the new stream is seeded
+    with h5py.File(tmp_path / "part0.h5", "a") as f:  # the steps themselves are lost
+        del f["mcmc/chain"]
+    with pytest.raises(ValueError, match=r"part0\.h5: damaged chain file"):
+        _quiet(**kw, method=_fast(nsteps=80, backend=tmp_path / "part0.h5"))
+
+
 def test_finished_chain_files_are_compacted_and_keep_what_else_they_hold(model, library,
                                                                          tmp_path):
     """The defect: emcee rewrites its random-state attributes at every step and the file
@@ -251,13 +296,24 @@ def test_resume_after_kill(model, library, tmp_path, monkeypatch):
     def settings(backend):
         return McmcSettings(nwalkers=16, nsteps=nsteps, nsteps_cut=10, backend=backend)
 
-    resumed = _quiet(**kw, method=settings(chain))
+    from pixedfit.fitting import ChainRepairWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ChainRepairWarning)
+        resumed = _quiet(**kw, method=settings(chain))
+    # a kill inside emcee's write of a step's random state leaves it unreadable: the chain
+    # is then repaired and continues with another stream (test_chain_damaged_by_a_kill_...)
+    repaired = any(issubclass(w.category, ChainRepairWarning) for w in caught)
     assert resumed.diagnostics["resumed_at"] == killed_at
     full = _quiet(**kw, method=settings(tmp_path / "full.h5"))
     a = emcee.backends.HDFBackend(chain, name="mcmc", read_only=True).get_chain()
     b = emcee.backends.HDFBackend(tmp_path / "full.h5", name="mcmc", read_only=True).get_chain()
-    np.testing.assert_array_equal(a, b)
-    np.testing.assert_array_equal(resumed.samples, full.samples)
+    if repaired:
+        np.testing.assert_array_equal(a[:killed_at], b[:killed_at])
+        assert a.shape == b.shape
+    else:
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(resumed.samples, full.samples)
 
 
 def test_free_redshift_mcmc(model, library):

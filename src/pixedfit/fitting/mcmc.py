@@ -95,7 +95,8 @@ from .posterior import (
 )
 from .results import FitResult
 
-__all__ = ["MOVES", "MCMCShortChainWarning", "McmcSettings", "make_moves", "run_mcmc"]
+__all__ = ["MOVES", "ChainRepairWarning", "MCMCShortChainWarning", "McmcSettings", "make_moves",
+           "run_mcmc"]
 
 class MCMCShortChainWarning(UserWarning):
     """The chain is shorter than 50 integrated autocorrelation times."""
@@ -485,25 +486,81 @@ def compact_chain_file(path: str | os.PathLike[str]) -> None:
             dst.attrs[key] = value
 
 
+class ChainRepairWarning(UserWarning):
+    """A chain file damaged by an interrupted write was rewritten to resume it."""
+
+
+def _repair_chain(path: str, name: str, seed: int, done: int) -> None:
+    """Rewrite the chain file ``path`` (emcee's layout, group ``name``) from its first
+    ``done`` steps, with a new random state drawn from (``seed``, ``done``).
+
+    A kill while emcee writes a step can leave the random-state attributes unreadable
+    (HDF5: "len not positive after adjustment for EOA") while the stored steps are intact:
+    emcee writes the step's positions first and counts it (``iteration``) last. The steps
+    are kept; the new stream makes the chain differ from an uninterrupted one from step
+    ``done`` on. The new file replaces the old one atomically.
+
+    Raises
+    ------
+    ValueError
+        The stored steps themselves cannot be read (naming the file).
+    """
+    try:
+        with open_hdf5(path) as src:
+            g = src[name]
+            attrs = {k: g.attrs[k] for k in g.attrs if not k.startswith("random_state_")}
+            data = {k: g[k][:done] for k in ("chain", "log_prob", "blobs")
+                    if k != "blobs" or k in g}
+            accepted = g["accepted"][...]
+    except (OSError, KeyError, ValueError) as exc:
+        raise ValueError(f"{path}: damaged chain file whose steps cannot be read ({exc}); "
+                         "move it away to start the chain again") from None
+    state = np.random.RandomState(np.random.SeedSequence([int(seed), int(done)])
+                                  .generate_state(4)).get_state()
+    with hdf5_atomic(path) as dst:
+        g = dst.create_group(name)
+        for key, value in attrs.items():
+            g.attrs[key] = value
+        g.attrs["iteration"] = done
+        g.create_dataset("accepted", data=accepted)
+        for key, arr in data.items():
+            g.create_dataset(key, data=arr, maxshape=(None, *arr.shape[1:]))
+        for i, value in enumerate(state):
+            g.attrs[f"random_state_{i}"] = value
+
+
 def _open_backend(lnprob: LogProbability, settings: McmcSettings) -> tuple[Any, int]:
     """emcee's HDF5 backend of ``settings.backend`` (None without one) and the steps it
-    already holds."""
+    already holds. A chain file whose random state or last step cannot be read (a kill
+    during a write) is repaired first (:func:`_repair_chain`, with a
+    :class:`ChainRepairWarning`)."""
     import emcee
 
     if settings.backend is None:
         return None, 0
-    backend = emcee.backends.HDFBackend(os.fspath(settings.backend), name="mcmc")
+    path = os.fspath(settings.backend)
+    backend = emcee.backends.HDFBackend(path, name="mcmc")
     done = 0
-    if os.path.exists(settings.backend):
+    if os.path.exists(path):
         try:
             done = backend.iteration
             shape = backend.shape
         except (KeyError, OSError, AttributeError):
             done, shape = 0, None
         if done and shape != (settings.nwalkers, lnprob.ndim):
-            raise ValueError(f"{settings.backend}: holds a chain of shape {shape}, not "
+            raise ValueError(f"{path}: holds a chain of shape {shape}, not "
                              f"({settings.nwalkers}, {lnprob.ndim}); use another file")
-        if not done:
+        if done:
+            try:
+                _ = backend.random_state, backend.get_last_sample()
+            except (KeyError, OSError, ValueError) as exc:
+                _repair_chain(path, "mcmc", settings.seed, done)
+                warnings.warn(
+                    f"{path}: the chain's random state could not be read ({exc}): the file "
+                    f"was damaged by an interrupted write. Its {done} steps are kept and the "
+                    f"chain continues with a new random stream, so from step {done} on it "
+                    "differs from an uninterrupted run", ChainRepairWarning, stacklevel=3)
+        else:
             backend.reset(settings.nwalkers, lnprob.ndim)
     else:
         backend.reset(settings.nwalkers, lnprob.ndim)
