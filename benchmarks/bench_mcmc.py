@@ -58,6 +58,7 @@ from pixedfit.fitting import (
 )
 from pixedfit.library import generate_library
 from pixedfit.sps import SEDModel
+from pixedfit.units import C_AA_PER_S
 
 sys.path.insert(0, str(Path(__file__).parent))
 import bench_legendre
@@ -69,6 +70,7 @@ RANGES = {"log_age": (-1.0, 1.1), "logzsol": (-1.0, 0.2), "dust1": (0.0, 2.0),
           "dust2": (0.0, 1.5), "gas_logu": (-2.0, -2.0)}
 CHECK = ("logzsol", "log_age", "dust2", "log_mass")
 ONE = Parallelism(threads=1)
+C_KMS = C_AA_PER_S * 1e-13  # speed of light, km/s
 
 
 def mock(model, truth: dict, seed: int, snr: float = 20.0):
@@ -207,7 +209,7 @@ def sdss(nlib: int) -> dict[str, str]:
         # left in air it was at +90-107 km/s)
         chi = []
         for dv in (-60.0, 0.0, 60.0):
-            res = fit_sed(None, None, None, z=(1 + z) * (1 + dv / 299792.458) - 1,
+            res = fit_sed(None, None, None, z=(1 + z) * (1 + dv / C_KMS) - 1,
                           library=library, model=model, spectrum=spec,
                           spectral=SpectralOptions(poly_order=8),
                           method=RdspsSettings(refine=False), parallel=ONE)

@@ -47,7 +47,7 @@ from astropy.cosmology import FlatLambdaCDM, z_at_value
 
 from pixedfit.fitting import ErrorModel, Parallelism, RdspsSettings, fit_catalog
 from pixedfit.fitting.adaptive import ConvergenceWarning
-from pixedfit.instruments import catalog_flux_to_flam
+from pixedfit.instruments import JY_CONVENTIONS, catalog_flux_to_flam
 from pixedfit.library import generate_library
 from pixedfit.sps import SEDModel
 
@@ -219,7 +219,7 @@ def main() -> None:
     parser.add_argument("--plain", action="store_true",
                         help="the original's RDSPS (library pass only, no refinement)")
     parser.add_argument("--fix-logzsol", action="store_true", help="fix log Z/Zsun = 0")
-    parser.add_argument("--jy-convention", choices=("instrument", "pivot"),
+    parser.add_argument("--jy-convention", choices=JY_CONVENTIONS,
                         default="instrument",
                         help="Jy -> f_lambda: each survey's convention (default; CAAPR fluxes "
                              "are not colour-corrected) or every band at its pivot wavelength")

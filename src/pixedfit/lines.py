@@ -29,6 +29,7 @@ __all__ = [
     "air_to_vacuum",
     "emission_line_mask",
     "line_wavelengths",
+    "to_vacuum",
     "vacuum_to_air",
 ]
 
@@ -166,6 +167,29 @@ def air_per_vacuum_step(wave_vac: ArrayLike) -> NDArray[np.float64] | float:
     n = _refractive_index(safe)
     out = np.where(lam >= _AIR_LIMIT, 1.0 / n - safe * _refractive_slope(safe) / n**2, 1.0)
     return float(out) if out.ndim == 0 else out
+
+
+def to_vacuum(wave: ArrayLike, medium: str) -> NDArray[np.float64]:
+    """Wavelengths on the vacuum scale.
+
+    Parameters
+    ----------
+    wave : array_like
+        Wavelengths in Å.
+    medium : {"vacuum", "air"}
+        The scale of ``wave``: vacuum wavelengths are returned as they are, air ones
+        through :func:`air_to_vacuum`.
+
+    Returns
+    -------
+    ndarray
+        Vacuum wavelengths, Å.
+    """
+    if medium == "vacuum":
+        return np.asarray(wave, dtype=np.float64)
+    if medium == "air":
+        return np.asarray(air_to_vacuum(wave))
+    raise ValueError(f"medium: expected 'vacuum' or 'air', got {medium!r}")
 
 
 def line_wavelengths(medium: str = "vacuum") -> NDArray[np.float64]:

@@ -356,7 +356,6 @@ def bin_pixels(
         "absorb_leftover": bool(absorb_leftover), "sys_err_factor": k, "max_radius": max_radius,
         "n_failed_seeds": int(out.n_failed_seeds), "n_absorbed": int(out.n_absorbed),
         "noise_correlation": rho is not None,
-        "spectral_noise": _spectral_noise(spectral_noise, cube) is not None,
     }
     bin_err = np.sqrt(out.bin_var)
     if rho is not None:
@@ -472,6 +471,7 @@ def _package(cube: FluxCube | SpecPhotCube, phot: FluxCube, bin_map: NDArray[np.
     nbins = int(bin_map.max())
     spec: dict[str, Any] = {}
     noise = _spectral_noise(spectral_noise, cube)
+    params["spectral_noise"] = noise is not None
     if isinstance(cube, SpecPhotCube):
         outside = np.bincount(bin_map.ravel(), weights=(~cube.spec_region).ravel(),
                               minlength=nbins + 1)[1:]
@@ -554,9 +554,7 @@ def bin_with_map(cube: FluxCube | SpecPhotCube, bin_map: ArrayLike,
         err = np.sqrt(np.maximum(correlated_bin_variance(phot.flux_err, bm, rho), 0.0))
     return _package(cube, phot, bm, flux, err, np.zeros(nbins, bool),
                     np.full((nbins, 2), -1, np.int64), None,
-                    {"noise_correlation": rho is not None,
-                     "spectral_noise": _spectral_noise(spectral_noise, cube) is not None},
-                    nthreads, spectral_noise)
+                    {"noise_correlation": rho is not None}, nthreads, spectral_noise)
 
 
 def bin_images(

@@ -55,7 +55,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from .. import _core
-from ..lines import air_to_vacuum, emission_line_mask
+from ..lines import emission_line_mask, to_vacuum
 from ..parallel import resolve_threads
 from ..units import C_AA_PER_S
 from .legendre import fit_legendre
@@ -401,7 +401,7 @@ class SpectralLikelihood:
         keep = spectrum.valid()
         if self.del_wave_nebem > 0:
             keep &= ~emission_line_mask(lam, self.z, self.del_wave_nebem, spectrum.medium)
-        vac = lam if spectrum.medium == "vacuum" else np.asarray(air_to_vacuum(lam))
+        vac = to_vacuum(lam, spectrum.medium)
         model_obs = np.asarray(model.wave) * (1.0 + self.z)
         res = spectrum.resolution
         vmax = spectrum.veldisp if spectrum.veldisp_range is None else spectrum.veldisp_range[1]

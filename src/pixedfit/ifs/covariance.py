@@ -267,6 +267,75 @@ def califa_covariance(setup: str, err: ArrayLike | None = None,
                             alpha=alpha)
 
 
+def noise_cube_pair(flux: ArrayLike, err: ArrayLike, lag: int
+                    ) -> tuple[NDArray[np.float64], NDArray[np.float64], int]:
+    """A cube and its errors as float64 arrays, and a checked channel step.
+
+    Parameters
+    ----------
+    flux, err : array_like, shape (nwave, ny, nx)
+        Values and 1σ errors.
+    lag : int
+        Channel step of second differences, 1 <= lag < nwave / 2.
+
+    Returns
+    -------
+    (flux, err, lag) : (ndarray, ndarray, int)
+
+    Raises
+    ------
+    ValueError
+        Shapes or ``lag`` out of range (naming them).
+    """
+    f = np.asarray(flux, dtype=np.float64)
+    e = np.asarray(err, dtype=np.float64)
+    if f.ndim != 3 or e.shape != f.shape:
+        raise ValueError("flux, err: two (nwave, ny, nx) cubes of the same shape expected")
+    k = int(lag)
+    if k < 1 or f.shape[0] <= 2 * k:
+        raise ValueError(f"lag: needs 1 <= lag < nwave / 2, got {lag}")
+    return f, e, k
+
+
+def second_differences(flux: NDArray[np.float64], err: NDArray[np.float64], lag: int,
+                       channels: NDArray[np.intp] | None = None) -> NDArray[np.float64]:
+    """Spectral second differences ``r_i = f_i − (f_{i−k} + f_{i+k}) / 2`` (k = ``lag``)
+    divided by their errors for independent noise, ``√(e_i² + (e_{i−k}² + e_{i+k}²) / 4)``:
+    locally linear continua cancel and the noise is left, of unit variance when the errors
+    describe it.
+
+    Parameters
+    ----------
+    flux, err : ndarray, shape (nwave, ...)
+        Values and 1σ errors along axis 0 (NaN = masked).
+    lag : int
+        Channel step k, 1 <= k < nwave / 2.
+    channels : ndarray of int, optional
+        The channels i (k <= i < nwave − k) to compute; default all.
+
+    Returns
+    -------
+    ndarray, shape (nchannels, ...)
+        The normalised differences (NaN or ±inf where a value or error is missing or 0).
+    """
+    k = lag
+    if channels is None:
+        n = flux.shape[0]
+        mid, lo, hi = slice(k, n - k), slice(0, n - 2 * k), slice(2 * k, n)
+        f0, fl, fh, e0, el, eh = flux[mid], flux[lo], flux[hi], err[mid], err[lo], err[hi]
+    else:
+        f0, fl, fh = flux[channels], flux[channels - k], flux[channels + k]
+        e0, el, eh = err[channels], err[channels - k], err[channels + k]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (f0 - 0.5 * (fl + fh)) / np.sqrt(e0**2 + 0.25 * (el**2 + eh**2))
+
+
+def robust_sigma(values: NDArray[np.float64]) -> float:
+    """1.4826 × the median absolute deviation: the standard deviation of Gaussian values,
+    insensitive to a minority of outliers."""
+    return float(1.4826 * np.median(np.abs(values - np.median(values))))
+
+
 def measure_covariance(flux: ArrayLike, err: ArrayLike, half: int = 2, lag: int = 2,
                        max_channels: int = 400, source: str = "measured on the cube"
                        ) -> SpaxelCovariance:
@@ -298,26 +367,17 @@ def measure_covariance(flux: ArrayLike, err: ArrayLike, half: int = 2, lag: int 
         ``"kernel"`` model (lags with fewer than 100 pairs, or a coefficient below its
         3σ noise 3 / √n_pairs, get ρ = 0).
     """
-    f = np.asarray(flux, dtype=np.float64)
-    e = np.asarray(err, dtype=np.float64)
-    if f.ndim != 3 or e.shape != f.shape:
-        raise ValueError("flux, err: two (nwave, ny, nx) cubes of the same shape expected")
+    f, e, k = noise_cube_pair(flux, err, lag)
     h = int(half)
     if not 1 <= h <= MAX_HALF:
         raise ValueError(f"half: must be within 1..{MAX_HALF}, got {half}")
-    k = int(lag)
-    if k < 1 or f.shape[0] <= 2 * k:
-        raise ValueError(f"lag: needs 1 <= lag < nwave / 2, got {lag}")
-    r = f[k:-k] - 0.5 * (f[:-2 * k] + f[2 * k:])
-    with np.errstate(invalid="ignore"):
-        z = r / np.sqrt(e[k:-k] ** 2 + 0.25 * (e[:-2 * k] ** 2 + e[2 * k:] ** 2))
-    step = max(1, math.ceil(z.shape[0] / max_channels))
-    z = z[::step]
+    step = max(1, math.ceil((f.shape[0] - 2 * k) / max_channels))
+    z = second_differences(f, e, k, np.arange(k, f.shape[0] - k, step))
     fin = z[np.isfinite(z)]
     if fin.size < 100:
         raise ValueError("flux, err: too few valid values to measure the spaxel covariance")
-    scale = 1.4826 * float(np.median(np.abs(fin - np.median(fin))))
-    z = np.where(np.abs(z) < 5.0 * scale, z, np.nan)
+    with np.errstate(invalid="ignore"):
+        z = np.where(np.abs(z) < 5.0 * robust_sigma(fin), z, np.nan)
     ny, nx = z.shape[1:]
     rho = np.zeros((2 * h + 1, 2 * h + 1))
     for dy in range(0, h + 1):

@@ -30,7 +30,7 @@ from .. import _core
 from ..cubes import SpecPhotCube
 from ..fitting.rdsps import rdsps
 from ..library import ModelLibrary, read_library
-from ..lines import air_to_vacuum
+from ..lines import to_vacuum
 from ..parallel import resolve_threads
 from ..sps import DEFAULTS, PARAM_NAMES
 from .calibration import SpectralCorrection, correct_specphot_cube
@@ -151,8 +151,7 @@ def match_imgifs_spectral(
                                          nthreads)
     model_spec = np.full((cube.nwave, *phot.shape), np.nan)
     # models (and filters) are in vacuum: air wavelengths of the cube are converted
-    wave_vac = (np.asarray(air_to_vacuum(cube.wave)) if cube.wave_medium == "air"
-                else cube.wave)
+    wave_vac = to_vacuum(cube.wave, cube.wave_medium)
     interp = np.array([np.interp(wave_vac, wave_obs, f) for f in flux_obs]) / phot.unit
     model_spec[:, ys[ok], xs[ok]] = interp.T
 

@@ -82,6 +82,9 @@ from .covariance import (
     califa_covariance,
     manga_covariance,
     measure_covariance,
+    noise_cube_pair,
+    robust_sigma,
+    second_differences,
 )
 
 __all__ = [
@@ -485,25 +488,15 @@ def error_scale(flux: ArrayLike, err: ArrayLike, lag: int = 2,
     (ratio, n) : the ratio and the number of differences used, or None when fewer than
     100 are valid.
     """
-    f = np.asarray(flux, dtype=np.float64)
-    e = np.asarray(err, dtype=np.float64)
-    if f.ndim != 3 or e.shape != f.shape:
-        raise ValueError("flux, err: two (nwave, ny, nx) cubes of the same shape expected")
-    k = int(lag)
-    if k < 1 or f.shape[0] <= 2 * k:
-        raise ValueError(f"lag: needs 1 <= lag < nwave / 2, got {lag}")
+    f, e, k = noise_cube_pair(flux, err, lag)
     f = f.reshape(f.shape[0], -1)
     e = e.reshape(e.shape[0], -1)
     step = max(1, int(np.ceil(f.size / max_values)))
-    f, e = f[:, ::step], e[:, ::step]
-    r = f[k:-k] - 0.5 * (f[:-2 * k] + f[2 * k:])
-    with np.errstate(invalid="ignore"):
-        s = np.sqrt(e[k:-k] ** 2 + 0.25 * (e[:-2 * k] ** 2 + e[2 * k:] ** 2))
-        z = r / s
-    z = z[np.isfinite(z) & (s > 0)]
+    z = second_differences(f[:, ::step], e[:, ::step], k)
+    z = z[np.isfinite(z)]  # an error of 0 gives ±inf or NaN
     if z.size < 100:
         return None
-    return float(1.4826 * np.median(np.abs(z - np.median(z)))), int(z.size)
+    return robust_sigma(z), int(z.size)
 
 
 def _check_errors(cube: IFSCube, path: PathLike, check: bool) -> IFSCube:

@@ -35,7 +35,7 @@ from scipy.signal import fftconvolve
 from ..cubes import FluxCube
 from ..filters import filter_weights
 from ..images.align import reproject_image
-from ..lines import air_to_vacuum
+from ..lines import to_vacuum
 from ..validation import pixel_scale_arcsec, require_celestial_wcs
 from .operators import discrete_gaussian_kernel, psf_matching_kernels
 from .readers import IFSCube
@@ -240,7 +240,7 @@ def band_image(cube: IFSCube, band: str, min_coverage: float = 0.99,
     (image, missing) : photon-weighted mean f_λ (erg s⁻¹ cm⁻² Å⁻¹) per spaxel, shape
     (ny, nx), over the valid channels; and the missing share of the filter.
     """
-    wave = cube.wave if cube.wave_medium == "vacuum" else np.asarray(air_to_vacuum(cube.wave))
+    wave = to_vacuum(cube.wave, cube.wave_medium)
     fw = filter_weights(band, wave, min_coverage=min_coverage)
     nw, ny, nx = cube.shape
     good = ~cube.mask.reshape(nw, -1).T
@@ -485,7 +485,7 @@ def register_to_photometry(cube: IFSCube, phot: FluxCube, band: str | None = Non
     own = psf_fwhm if psf_fwhm is not None else phot.header.get("PSFFWHM")
     if own is None:
         raise ValueError("phot: no PSFFWHM in the header: pass psf_fwhm (arcsec)")
-    wave = cube.wave if cube.wave_medium == "vacuum" else np.asarray(air_to_vacuum(cube.wave))
+    wave = to_vacuum(cube.wave, cube.wave_medium)
     if band is None:
         best, best_cov = None, -1.0
         for name in phot.filters:

@@ -251,6 +251,25 @@ class SpectralNoise:
         return cls(group, rho, native, rowsum, selfvar)
 
 
+def _median_over_channels(groups: list[tuple[NDArray[np.float64], int]]) -> float:
+    """Median over every (channel, pixel) value when each group's pixel values hold for its
+    number of channels (np.median of the repeated values, without repeating them); 1 when
+    there are none."""
+    if not groups:
+        return 1.0
+    vals = np.concatenate([v for v, _ in groups])
+    counts = np.concatenate([np.full(v.size, n) for v, n in groups])
+    order = np.argsort(vals, kind="stable")
+    vals, cum = vals[order], np.cumsum(counts[order])
+    total = int(cum[-1])
+
+    def nth(i: int) -> float:  # the i-th (0-based) of the sorted repeated values
+        return float(vals[np.searchsorted(cum, i, side="right")])
+
+    half = total // 2
+    return nth(half) if total % 2 else 0.5 * (nth(half - 1) + nth(half))
+
+
 def _same_bin_pairs(bin_map: NDArray, half: int
                     ) -> list[tuple[int, int, NDArray[np.intp], NDArray[np.intp],
                                     NDArray[np.intp], NDArray[np.intp]]]:
@@ -591,7 +610,7 @@ def match_imgifs_spatial(
     n_out = shape_out[0] * shape_out[1]
     rowsum = np.zeros((len(kern), *shape_out))
     selfvar = np.zeros((len(kern), *shape_out))
-    factors: list[NDArray[np.float64]] = []
+    factors: list[tuple[NDArray[np.float64], int]] = []  # per group: pixels, channels
     half = max(1, min(15, math.ceil(
         (max(k.shape[0] for k in kern) / 2 + 1) * scale / pixel_scale_arcsec(phot.wcs)) + 1))
     rho = np.zeros((len(kern), 2 * half + 1, 2 * half + 1))
@@ -621,7 +640,7 @@ def match_imgifs_spatial(
                 neff = np.where(d_ind > 0, rs**2 / d_ind, 1.0)
             gamma = cov_model.factor(neff) ** 2
         rho[gi] = _lag_correlation(cov_mat, shape_out, spec_region, half)
-        factors.append(np.repeat(np.sqrt(gamma[sel_out])[None], chans.size, axis=0).ravel())
+        factors.append((np.sqrt(gamma[sel_out]), chans.size))
         for start in range(0, chans.size, 256):
             ch = chans[start:start + 256]
             f = flux[ch].reshape(ch.size, ny, nx)
@@ -663,8 +682,8 @@ def match_imgifs_spatial(
         hdr["REGDDEC"] = (reg.offset_arcsec[1], "[arcsec] IFS WCS shift dDec")
     for key, val, com in cov_model.header_cards():
         hdr[key] = (val, com)
-    fac = np.concatenate(factors) if factors else np.ones(1)
-    hdr["IFSCOVF"] = (float(np.median(fac)), "median error factor for spaxel covariance")
+    hdr["IFSCOVF"] = (_median_over_channels(factors),
+                      "median error factor for spaxel covariance")
     hdr["SPECSIG"] = (float(kernel_sigma) if spec_smoothing else 0.0,
                       "Gaussian smoothing sigma of the spectra [A]")
     hdr["IFSEBV"] = (ebv_used, "Galactic E(B-V) corrected in the spectra")
