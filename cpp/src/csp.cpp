@@ -105,41 +105,57 @@ void axpy2(double* y, const float* a, double ca, const float* b, double cb, std:
     }
 }
 
-// block_sums for L lanes (models) at a time: L accumulators of 8 columns stay in
-// registers while the rows of every age stream past once per 8 columns.
+// block_sums for L lanes (models) at a time: L accumulators of one vector V of columns
+// (8 or 16 floats) stay in registers while the rows of every age stream past once per
+// vector of columns. Each age costs two row loads and 2L weight broadcasts for 2L vector
+// multiply-adds: the broadcasts bound the loop, and with 16 columns per vector each
+// broadcast does twice the work. Every column is summed over the ages in the same order
+// with the same operations whatever the vector (or one column at a time, for the last
+// columns), so the result does not depend on the width.
 #if defined(__GNUC__)
-using Float8 = float __attribute__((vector_size(32)));
+typedef float Float8 __attribute__((vector_size(32)));
+typedef float Float16 __attribute__((vector_size(64)));
 
-PIXEDFIT_INLINE void load8(Float8& v, const float* p) { std::memcpy(&v, p, sizeof v); }
+template <std::size_t L, class V>
+PIXEDFIT_INLINE void block_sums_pass(const float* r0, const float* r1, std::size_t ncol,
+                                     const float* w0, const float* w1, std::size_t a0,
+                                     std::size_t a1, float* const* out, std::size_t nb,
+                                     std::size_t k0) {
+    V acc[L];
+    for (std::size_t u = 0; u < L; ++u) acc[u] = V{};
+    for (std::size_t a = a0; a < a1; ++a) {
+        V p0, p1;
+        std::memcpy(&p0, r0 + a * ncol + k0, sizeof p0);
+        std::memcpy(&p1, r1 + a * ncol + k0, sizeof p1);
+        // the rows are read a vector of columns at a time across all ages, a stride the
+        // hardware prefetchers do not follow: ask for the next cache line of each row ahead
+        __builtin_prefetch(r0 + a * ncol + k0 + 16);
+        __builtin_prefetch(r1 + a * ncol + k0 + 16);
+        const float* c0 = w0 + a * kBlock;
+        const float* c1 = w1 + a * kBlock;
+        for (std::size_t u = 0; u < L; ++u) {
+            acc[u] += c0[u] * p0;
+            acc[u] += c1[u] * p1;
+        }
+    }
+    for (std::size_t u = 0; u < nb; ++u) std::memcpy(out[u] + k0, &acc[u], sizeof acc[u]);
+}
 #endif
 
-template <std::size_t L>
+// (W: floats per vector of the main passes, 8 or 16; a last pass of 8 then the columns
+// one at a time)
+template <std::size_t L, std::size_t W>
 PIXEDFIT_INLINE void block_sums_lanes(const float* r0, const float* r1, std::size_t ncol,
                                       const float* w0, const float* w1, std::size_t a0,
                                       std::size_t a1, float* const* out, std::size_t nb) {
-    constexpr std::size_t kWidth = 8;
     std::size_t k0 = 0;
 #if defined(__GNUC__)
-    for (; k0 + kWidth <= ncol; k0 += kWidth) {
-        Float8 acc[L];
-        for (std::size_t u = 0; u < L; ++u) acc[u] = Float8{};
-        for (std::size_t a = a0; a < a1; ++a) {
-            Float8 p0, p1;
-            load8(p0, r0 + a * ncol + k0);
-            load8(p1, r1 + a * ncol + k0);
-            // the rows are read 8 columns at a time across all ages, a stride the hardware
-            // prefetchers do not follow: ask for the next cache line of each row ahead
-            __builtin_prefetch(r0 + a * ncol + k0 + 16);
-            __builtin_prefetch(r1 + a * ncol + k0 + 16);
-            const float* c0 = w0 + a * kBlock;
-            const float* c1 = w1 + a * kBlock;
-            for (std::size_t u = 0; u < L; ++u) {
-                acc[u] += c0[u] * p0;
-                acc[u] += c1[u] * p1;
-            }
-        }
-        for (std::size_t u = 0; u < nb; ++u) std::memcpy(out[u] + k0, &acc[u], sizeof acc[u]);
+    if constexpr (W == 16) {
+        for (; k0 + 16 <= ncol; k0 += 16)
+            block_sums_pass<L, Float16>(r0, r1, ncol, w0, w1, a0, a1, out, nb, k0);
     }
+    for (; k0 + 8 <= ncol; k0 += 8)
+        block_sums_pass<L, Float8>(r0, r1, ncol, w0, w1, a0, a1, out, nb, k0);
 #endif
     for (; k0 < ncol; ++k0) {  // (the last columns) the same arithmetic, one at a time
         float acc[L] = {};
@@ -154,18 +170,54 @@ PIXEDFIT_INLINE void block_sums_lanes(const float* r0, const float* r1, std::siz
     }
 }
 
+template <std::size_t W>
+PIXEDFIT_INLINE void block_sums_width(const float* r0, const float* r1, std::size_t ncol,
+                                      const float* w0, const float* w1, std::size_t a0,
+                                      std::size_t a1, float* const* out, std::size_t nb) {
+    if (nb > 4)
+        block_sums_lanes<8, W>(r0, r1, ncol, w0, w1, a0, a1, out, nb);
+    else if (nb > 2)
+        block_sums_lanes<4, W>(r0, r1, ncol, w0, w1, a0, a1, out, nb);
+    else if (nb > 1)
+        block_sums_lanes<2, W>(r0, r1, ncol, w0, w1, a0, a1, out, nb);
+    else
+        block_sums_lanes<1, W>(r0, r1, ncol, w0, w1, a0, a1, out, nb);
+}
+
+namespace {
+
 PIXEDFIT_MULTIVERSION
+void block_sums_8(const float* r0, const float* r1, std::size_t ncol, const float* w0,
+                  const float* w1, std::size_t a0, std::size_t a1, float* const* out,
+                  std::size_t nb) {
+    block_sums_width<8>(r0, r1, ncol, w0, w1, a0, a1, out, nb);
+}
+
+#if PIXEDFIT_HAVE_AVX512
+// AVX-512 (x86-64-v4): 16 columns per vector, 32 vector registers. On 8 models x 221
+// ages x 274 columns, 2.3 instead of 3.9 us per model (Xeon with AVX-512; 16 columns
+// with AVX2's 16 registers spill and take 11 us).
+PIXEDFIT_AVX512
+void block_sums_16(const float* r0, const float* r1, std::size_t ncol, const float* w0,
+                   const float* w1, std::size_t a0, std::size_t a1, float* const* out,
+                   std::size_t nb) {
+    block_sums_width<16>(r0, r1, ncol, w0, w1, a0, a1, out, nb);
+}
+#endif
+
+}  // namespace
+
 void block_sums(const float* r0, const float* r1, std::size_t ncol, const float* w0,
                 const float* w1, std::size_t a0, std::size_t a1, float* const* out,
                 std::size_t nb) {
-    if (nb > 4)
-        block_sums_lanes<8>(r0, r1, ncol, w0, w1, a0, a1, out, nb);
-    else if (nb > 2)
-        block_sums_lanes<4>(r0, r1, ncol, w0, w1, a0, a1, out, nb);
-    else if (nb > 1)
-        block_sums_lanes<2>(r0, r1, ncol, w0, w1, a0, a1, out, nb);
-    else
-        block_sums_lanes<1>(r0, r1, ncol, w0, w1, a0, a1, out, nb);
+    const FlushDenormals flush;  // (subnormal rows cost microcode assists: common.hpp)
+#if PIXEDFIT_HAVE_AVX512
+    if (cpu_has_avx512()) {
+        block_sums_16(r0, r1, ncol, w0, w1, a0, a1, out, nb);
+        return;
+    }
+#endif
+    block_sums_8(r0, r1, ncol, w0, w1, a0, a1, out, nb);
 }
 
 }  // namespace detail

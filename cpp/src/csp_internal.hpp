@@ -68,7 +68,8 @@ constexpr std::size_t kBlock = 8;    // models sharing SSP rows
 // with r0, r1 the rows (nage x ncol) of the two metallicities and w0, w1 the weights
 // (nage x kBlock; the lanes u >= nb are ignored). Each model's sums are accumulated in the
 // same order whatever the other models of the block (and a zero weight adds nothing), so
-// the result of a model does not depend on the block it was computed in.
+// the result of a model does not depend on the block it was computed in. Subnormal rows,
+// weights and sums count as zero (FlushDenormals).
 void block_sums(const float* r0, const float* r1, std::size_t ncol, const float* w0,
                 const float* w1, std::size_t a0, std::size_t a1, float* const* out,
                 std::size_t nb);
@@ -101,9 +102,9 @@ inline void nonzero_range(const double* m, std::size_t n, std::size_t& lo, std::
 
 // Run `finish(i, work, scratch, stars)` for every model after summing its SSP rows into
 // young and old accumulators (stars: 2 x ncol), with models grouped by metallicity bracket
-// in blocks that stream the shared rows once per 8 columns (block_sums). `scratch` holds `scratch_size`
-// doubles per thread. The arithmetic of each model does not depend on the grouping or the
-// thread count.
+// in blocks that stream the shared rows once per vector of columns (block_sums). `scratch`
+// holds `scratch_size` doubles per thread. The arithmetic of each model does not depend on
+// the grouping or the thread count.
 template <class Finish>
 void run_batched(const SspRows& r, const Config& cfg, const double* params, std::size_t n,
                  std::size_t scratch_size, int threads, Finish&& finish) {
