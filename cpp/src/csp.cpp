@@ -207,17 +207,30 @@ void block_sums_16(const float* r0, const float* r1, std::size_t ncol, const flo
 
 }  // namespace
 
+bool block_sums_of_width(std::size_t width, const float* r0, const float* r1,
+                         std::size_t ncol, const float* w0, const float* w1, std::size_t a0,
+                         std::size_t a1, float* const* out, std::size_t nb) {
+    const FlushDenormals flush;  // (subnormal rows cost microcode assists: common.hpp)
+#if PIXEDFIT_HAVE_AVX512
+    if (width == 16 && cpu_has_avx512()) {
+        block_sums_16(r0, r1, ncol, w0, w1, a0, a1, out, nb);
+        return true;
+    }
+#endif
+    if (width != 8) return false;
+    block_sums_8(r0, r1, ncol, w0, w1, a0, a1, out, nb);
+    return true;
+}
+
 void block_sums(const float* r0, const float* r1, std::size_t ncol, const float* w0,
                 const float* w1, std::size_t a0, std::size_t a1, float* const* out,
                 std::size_t nb) {
-    const FlushDenormals flush;  // (subnormal rows cost microcode assists: common.hpp)
 #if PIXEDFIT_HAVE_AVX512
-    if (cpu_has_avx512()) {
-        block_sums_16(r0, r1, ncol, w0, w1, a0, a1, out, nb);
+    if (cpu_has_avx512() &&
+        block_sums_of_width(16, r0, r1, ncol, w0, w1, a0, a1, out, nb))
         return;
-    }
 #endif
-    block_sums_8(r0, r1, ncol, w0, w1, a0, a1, out, nb);
+    block_sums_of_width(8, r0, r1, ncol, w0, w1, a0, a1, out, nb);
 }
 
 }  // namespace detail

@@ -73,6 +73,12 @@ constexpr std::size_t kBlock = 8;    // models sharing SSP rows
 void block_sums(const float* r0, const float* r1, std::size_t ncol, const float* w0,
                 const float* w1, std::size_t a0, std::size_t a1, float* const* out,
                 std::size_t nb);
+// block_sums with vectors of `width` floats: 8 (any CPU), or 16 (AVX-512 CPUs only, see
+// cpu_has_avx512); false, with nothing computed, for a width this CPU cannot use. The
+// widths give the same bits (tested); block_sums takes the widest.
+bool block_sums_of_width(std::size_t width, const float* r0, const float* r1,
+                         std::size_t ncol, const float* w0, const float* w1, std::size_t a0,
+                         std::size_t a1, float* const* out, std::size_t nb);
 // models prepared at a time: their stellar accumulators (2 x ncol floats each) fill ~8 MB
 inline std::size_t chunk_size(std::size_t ncol) {
     return std::clamp<std::size_t>((8u << 20) / (8 * ncol + 1), 32, 1024);

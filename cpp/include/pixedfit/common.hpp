@@ -4,6 +4,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <exception>
 #include <mutex>
 #include <stdexcept>
@@ -74,9 +75,15 @@ private:
 };
 
 #if PIXEDFIT_HAVE_AVX512
-// Whether the x86-64-v4 variants may run here (checked once).
+// Whether the x86-64-v4 variants may run here (checked once): the CPU and the operating
+// system support AVX-512 (F, VL, BW, DQ, CD) and the environment variable
+// PIXEDFIT_DISABLE_AVX512 is unset, empty or "0" (set it to compare the two paths, or to
+// keep a CPU that slows its clock for 512-bit vectors on the narrower ones).
 inline bool cpu_has_avx512() {
     static const bool ok = [] {
+        const char* off = std::getenv("PIXEDFIT_DISABLE_AVX512");
+        if (off != nullptr && off[0] != '\0' && !(off[0] == '0' && off[1] == '\0'))
+            return false;
         __builtin_cpu_init();
         return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
                __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
