@@ -53,7 +53,6 @@ void transmissions_v3(const double* calz, const double* x, std::size_t nw, DustL
     transmissions_body(calz, x, nw, dust_law, dust1, dust2, n, n1, t_young, t_old);
 }
 
-#if PIXEDFIT_HAVE_AVX512
 // 8 doubles per vector on AVX-512 (the compiler's default for x86-64-v4 is 4).
 PIXEDFIT_AVX512_WIDE
 void transmissions_v4(const double* calz, const double* x, std::size_t nw, DustLaw dust_law,
@@ -61,20 +60,14 @@ void transmissions_v4(const double* calz, const double* x, std::size_t nw, DustL
                       double* t_old) {
     transmissions_body(calz, x, nw, dust_law, dust1, dust2, n, n1, t_young, t_old);
 }
-#endif
 
 }  // namespace
 
 void transmissions_at(const double* calz, const double* x, std::size_t nw,
                       DustLaw dust_law, double dust1, double dust2, double n, double n1,
                       double* t_young, double* t_old) {
-#if PIXEDFIT_HAVE_AVX512
-    if (cpu_has_avx512()) {
-        transmissions_v4(calz, x, nw, dust_law, dust1, dust2, n, n1, t_young, t_old);
-        return;
-    }
-#endif
-    transmissions_v3(calz, x, nw, dust_law, dust1, dust2, n, n1, t_young, t_old);
+    call_widest(transmissions_v4, transmissions_v3, calz, x, nw, dust_law, dust1, dust2, n,
+                n1, t_young, t_old);
 }
 
 // Dust transmission of nebular line l.

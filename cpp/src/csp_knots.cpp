@@ -80,7 +80,6 @@ void transmissions_v3(const double* calz, const double* x, const double* e1, std
     transmissions_body(calz, x, e1, n, dust_law, dust1, dust2, n_index, t_young, t_old);
 }
 
-#if PIXEDFIT_HAVE_AVX512
 // 8 doubles per vector on AVX-512 (the compiler's default for x86-64-v4 is 4).
 PIXEDFIT_AVX512_WIDE
 void transmissions_v4(const double* calz, const double* x, const double* e1, std::size_t n,
@@ -88,18 +87,12 @@ void transmissions_v4(const double* calz, const double* x, const double* e1, std
                       double* t_young, double* t_old) {
     transmissions_body(calz, x, e1, n, dust_law, dust1, dust2, n_index, t_young, t_old);
 }
-#endif
 
 void knot_transmissions(const double* calz, const double* x, const double* e1, std::size_t n,
                         DustLaw dust_law, double dust1, double dust2, double n_index,
                         double* t_young, double* t_old) {
-#if PIXEDFIT_HAVE_AVX512
-    if (cpu_has_avx512()) {
-        transmissions_v4(calz, x, e1, n, dust_law, dust1, dust2, n_index, t_young, t_old);
-        return;
-    }
-#endif
-    transmissions_v3(calz, x, e1, n, dust_law, dust1, dust2, n_index, t_young, t_old);
+    call_widest(transmissions_v4, transmissions_v3, calz, x, e1, n, dust_law, dust1, dust2,
+                n_index, t_young, t_old);
 }
 
 // Nonzero line weights per band (compressed rows of the nbands x nline matrix).

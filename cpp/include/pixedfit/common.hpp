@@ -9,6 +9,7 @@
 #include <mutex>
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 #if defined(__x86_64__) || defined(_M_X64)
 #include <xmmintrin.h>
@@ -92,7 +93,16 @@ inline bool cpu_has_avx512() {
     }();
     return ok;
 }
+#else
+inline bool cpu_has_avx512() { return false; }
 #endif
+
+// fn_avx512(args...) where cpu_has_avx512(), else fn(args...): the two variants of a
+// kernel (the first compiled with PIXEDFIT_AVX512 or PIXEDFIT_AVX512_WIDE).
+template <class Fn, class... Args>
+inline void call_widest(Fn* fn_avx512, Fn* fn, Args&&... args) {
+    (cpu_has_avx512() ? fn_avx512 : fn)(std::forward<Args>(args)...);
+}
 
 // Number of OpenMP threads to use for a `threads` argument: values <= 0 mean "all
 // available cores" (omp_get_max_threads(), which honours OMP_NUM_THREADS); any request is
