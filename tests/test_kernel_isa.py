@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import pixedfit
 from pixedfit.sps import SEDModel
 
 BANDS = ["galex_fuv", "sdss_u", "sdss_r", "2mass_k", "wise_w1", "wise_w3", "spitzer_mips_24",
@@ -51,8 +52,9 @@ print(h.hexdigest())
 
 def _digest(env_extra: dict[str, str]) -> str:
     env = {**os.environ, **env_extra}
-    src = str(Path(__file__).resolve().parents[1] / "src")
-    env["PYTHONPATH"] = os.pathsep.join([src, env.get("PYTHONPATH", "")])
+    # the pixedfit this process imported (installed, or a source tree with its extension)
+    here = str(Path(pixedfit.__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join([here, env.get("PYTHONPATH", "")])
     done = subprocess.run([sys.executable, "-c", _SCRIPT % (BANDS,)], env=env,
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
