@@ -3,8 +3,8 @@
 // vectorise branch-free clamps (the flags of the whole forward model).
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC optimize("no-trapping-math")
-// No fused multiply-adds in this file: its vector variants (add_line_luminosities) must
-// round like the baseline build, which has none.
+// No fused multiply-adds in this file: the vector variants of the line sums (line_sum_v3,
+// line_sum_v4) must round like the baseline build, which has none.
 #pragma GCC optimize("fp-contract=off")
 #endif
 

@@ -328,8 +328,6 @@ TEST_CASE("smoothing conserves a flat spectrum and the integral of a line") {
     CHECK_CLOSE(out[1000] / out[1004], std::exp(0.5), 1e-6);  // 2 A = 1 sigma
 }
 
-TEST_MAIN()
-
 // ------------------------------------------------------------------ SSP block sums
 // (an internal kernel of the model: its header is in cpp/src)
 #include "../src/csp_internal.hpp"
@@ -437,3 +435,5 @@ TEST_CASE("block sums leave the caller's floating-point mode (MXCSR) as it was")
     CHECK(half > 0.0f);
 }
 #endif
+
+TEST_MAIN()
