@@ -22,10 +22,6 @@ using pixedfit::detail::vexp_taylor;
 // exp(x) to ~1e-15 relative (see vexp_taylor).
 PIXEDFIT_INLINE double vexp(double x) { return vexp_taylor<12>(x); }
 
-}  // namespace
-
-namespace {
-
 // Transmissions exp(-tau) of the young (< t_bc) and old parts at n wavelengths, element by
 // element: the same values whatever the vector width.
 PIXEDFIT_INLINE void transmissions_body(const double* calz, const double* x, std::size_t nw,
