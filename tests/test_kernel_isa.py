@@ -1,9 +1,10 @@
-"""The forward model gives the same bits on its AVX-512 and AVX2 paths, and its kernels
-leave the caller's floating-point mode alone.
+"""The forward model and the adaptive sampler's kernels give the same bits on their
+AVX-512 and AVX2 paths, and the model's kernels leave the caller's floating-point mode alone.
 
-The SSP block sums and the dust transmissions have variants for AVX-512 CPUs (16 floats,
-8 doubles per vector), chosen at run time unless ``PIXEDFIT_DISABLE_AVX512`` is set; both
-do the same operations in the same order. The block sums treat subnormal floats as zero
+The SSP block sums, the dust transmissions, the nebular line sums, the Gaussian-mixture EM
+and the proposal densities have variants for AVX-512 CPUs (16 floats, 8 doubles per
+vector), chosen at run time unless ``PIXEDFIT_DISABLE_AVX512`` is set; both do the same
+operations in the same order. The block sums treat subnormal floats as zero
 (MXCSR's DAZ and FTZ bits for their scope: on Intel CPUs every vector instruction that
 meets one took a microcode assist, and the projected knot rows hold some), and must put
 the mode back: numpy in the calling thread still computes with subnormals.
@@ -27,9 +28,11 @@ BANDS = ["galex_fuv", "sdss_u", "sdss_r", "2mass_k", "wise_w1", "wise_w3", "spit
          "herschel_pacs_100", "herschel_spire_250", "herschel_spire_500"]
 
 # Prints a digest of the model's photometry on every path (the knots, the coarse grid, a
-# redshift grid) and of its rest-frame spectra, for the parent to compare.
+# redshift grid), of its rest-frame spectra, of an EM mixture fit and of a proposal's log
+# densities (point counts that leave partial blocks and vectors), for the parent to compare.
 _SCRIPT = """
 import hashlib, numpy as np
+from pixedfit import _core
 from pixedfit.sps import SEDModel
 m = SEDModel(sfh_form=1, dust_law=0, dust_emission=True, add_neb_emission=True)
 rng = np.random.default_rng(5)
@@ -43,6 +46,23 @@ out = [m.photometry(p, z=0.005, filters=bands, knots=True, threads=1),
        m.photometry(p, z=0.005, filters=bands, threads=2),
        m.photometry_zgrid(p, np.array([0.01, 0.3]), bands, threads=1),
        m.rest_spectrum(p).flux]
+d = 6
+x = rng.standard_normal((701, d)) @ rng.standard_normal((d, d))
+w = rng.random(701)
+w /= w.sum()
+cov = np.cov(x.T)
+em = _core.em_gaussian_mixture(x, w, x[:5].copy(), cov / 5 ** (2 / d), np.full(d, 1e-4),
+                               200.0, 2.0 * d, 8, 1e-12)
+assert em[3] > 1
+out += list(em[:3])
+chol = np.linalg.cholesky(cov)
+u = 1 / (1 + np.exp(-x[:4]))
+density = _core.ProposalDensity(20.0, np.stack([chol, 0.5 * chol]), np.array([0, 3, 5]),
+                                x[10:15].copy(), np.log(np.full(5, 0.18)),
+                                np.stack([0.2 * np.eye(d)] * 4), u, np.full(4, -1.5),
+                                np.log(0.05))
+y = rng.standard_normal((203, d)) * 2
+out.append(density.log_density(y, -np.sum(np.logaddexp(0, y) + np.logaddexp(0, -y), axis=1)))
 h = hashlib.sha256()
 for a in out:
     h.update(np.ascontiguousarray(np.asarray(a, dtype=np.float64)).tobytes())

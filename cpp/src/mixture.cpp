@@ -41,9 +41,9 @@ PIXEDFIT_INLINE double dot(const double* a, const double* b, std::size_t n) {
 
 // out[i] = log_norm - |L^-1 (x_i - mean)|^2 / 2 for the n points xt (d, n); z is scratch
 // of d * kBlock.
-PIXEDFIT_MULTIVERSION
-void gaussian_log_density(const double* xt, std::size_t n, std::size_t d, const double* mean,
-                          const double* chol, double log_norm, double* out, double* z) {
+PIXEDFIT_INLINE void gaussian_log_density_body(const double* xt, std::size_t n, std::size_t d,
+                                               const double* mean, const double* chol,
+                                               double log_norm, double* out, double* z) {
     for (std::size_t a = 0; a < n; a += kBlock) {
         const std::size_t m = std::min(kBlock, n - a);
         double q[kBlock];
@@ -70,9 +70,9 @@ void gaussian_log_density(const double* xt, std::size_t n, std::size_t d, const 
 
 // Responsibilities in place: rows log_r (k, n) of the kernels `live` become
 // w_i exp(log_r - log_sum_i); returns sum_i w_i log_sum_i.
-PIXEDFIT_MULTIVERSION
-double responsibilities(double* log_r, const std::vector<std::size_t>& live, std::size_t n,
-                        const double* w, double* top, double* total) {
+PIXEDFIT_INLINE double responsibilities_body(double* log_r, const std::vector<std::size_t>& live,
+                                             std::size_t n, const double* w, double* top,
+                                             double* total) {
     std::fill(top, top + n, -std::numeric_limits<double>::infinity());
     for (std::size_t c : live) {
         const double* row = log_r + c * n;
@@ -96,9 +96,9 @@ double responsibilities(double* log_r, const std::vector<std::size_t>& live, std
 
 // Weighted mean and covariance (about that mean) of the points xt (d, n) under the
 // responsibilities r (n) summing to nk; centred and weighted are scratch of d * n each.
-PIXEDFIT_MULTIVERSION
-void weighted_moments(const double* xt, std::size_t n, std::size_t d, const double* r,
-                      double nk, double* mean, double* cov, double* centred, double* weighted) {
+PIXEDFIT_INLINE void weighted_moments_body(const double* xt, std::size_t n, std::size_t d,
+                                           const double* r, double nk, double* mean, double* cov,
+                                           double* centred, double* weighted) {
     for (std::size_t j = 0; j < d; ++j) {
         const double* xj = xt + j * n;
         mean[j] = dot(r, xj, n) / nk;
@@ -112,6 +112,47 @@ void weighted_moments(const double* xt, std::size_t n, std::size_t d, const doub
     for (std::size_t j = 0; j < d; ++j)
         for (std::size_t l = 0; l <= j; ++l)
             cov[j * d + l] = cov[l * d + j] = dot(weighted + j * n, centred + l * n, n) / nk;
+}
+
+// Each step compiled for x86-64-v3 (and the baseline) and, 8 doubles per vector, for AVX-512
+// (the compiler's default for x86-64-v4 is 4): the same operations in the same order, so
+// the same bits; chosen at run time by call_widest (tests/test_kernel_isa.py).
+PIXEDFIT_MULTIVERSION
+void gaussian_log_density_v3(const double* xt, std::size_t n, std::size_t d, const double* mean,
+                             const double* chol, double log_norm, double* out, double* z) {
+    gaussian_log_density_body(xt, n, d, mean, chol, log_norm, out, z);
+}
+
+PIXEDFIT_AVX512_WIDE
+void gaussian_log_density_v4(const double* xt, std::size_t n, std::size_t d, const double* mean,
+                             const double* chol, double log_norm, double* out, double* z) {
+    gaussian_log_density_body(xt, n, d, mean, chol, log_norm, out, z);
+}
+
+PIXEDFIT_MULTIVERSION
+void responsibilities_v3(double* log_r, const std::vector<std::size_t>& live, std::size_t n,
+                         const double* w, double* top, double* total, double* log_like) {
+    *log_like = responsibilities_body(log_r, live, n, w, top, total);
+}
+
+PIXEDFIT_AVX512_WIDE
+void responsibilities_v4(double* log_r, const std::vector<std::size_t>& live, std::size_t n,
+                         const double* w, double* top, double* total, double* log_like) {
+    *log_like = responsibilities_body(log_r, live, n, w, top, total);
+}
+
+PIXEDFIT_MULTIVERSION
+void weighted_moments_v3(const double* xt, std::size_t n, std::size_t d, const double* r,
+                         double nk, double* mean, double* cov, double* centred,
+                         double* weighted) {
+    weighted_moments_body(xt, n, d, r, nk, mean, cov, centred, weighted);
+}
+
+PIXEDFIT_AVX512_WIDE
+void weighted_moments_v4(const double* xt, std::size_t n, std::size_t d, const double* r,
+                         double nk, double* mean, double* cov, double* centred,
+                         double* weighted) {
+    weighted_moments_body(xt, n, d, r, nk, mean, cov, centred, weighted);
 }
 
 }  // namespace
@@ -148,14 +189,15 @@ GaussianMixture em_gaussian_mixture(const double* points, std::size_t n, std::si
             if (!detail::cholesky_lower(chol.data(), d, 0.0)) continue;
             double log_det = 0.0;
             for (std::size_t j = 0; j < d; ++j) log_det += std::log(chol[j * d + j]);
-            gaussian_log_density(xt.data(), n, d, &means[c * d], chol.data(),
-                                 std::log(shares[c]) - log_det - log_2pi, &log_r[c * n],
-                                 z.data());
+            call_widest(gaussian_log_density_v4, gaussian_log_density_v3, xt.data(), n, d,
+                        &means[c * d], chol.data(), std::log(shares[c]) - log_det - log_2pi,
+                        &log_r[c * n], z.data());
             live.push_back(c);
         }
         if (live.empty()) return out;
-        const double log_like =
-            responsibilities(log_r.data(), live, n, weights, top.data(), total.data());
+        double log_like = 0.0;
+        call_widest(responsibilities_v4, responsibilities_v3, log_r.data(), live, n, weights,
+                    top.data(), total.data(), &log_like);
         // M-step over the kernels left with enough effective points
         std::vector<std::size_t> alive;
         double sum_nk = 0.0;
@@ -174,8 +216,8 @@ GaussianMixture em_gaussian_mixture(const double* points, std::size_t n, std::si
         for (std::size_t a = 0; a < alive.size(); ++a) {
             const std::size_t c = alive[a];
             double* cov = &new_covs[a * d * d];
-            weighted_moments(xt.data(), n, d, &log_r[c * n], nk[c], &new_means[a * d], cov,
-                             centred.data(), weighted.data());
+            call_widest(weighted_moments_v4, weighted_moments_v3, xt.data(), n, d, &log_r[c * n],
+                        nk[c], &new_means[a * d], cov, centred.data(), weighted.data());
             for (std::size_t j = 0; j < d; ++j) cov[j * d + j] += ridge[j];
             new_shares[a] = nk[c] / sum_nk;
         }
