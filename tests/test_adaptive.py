@@ -258,6 +258,49 @@ def test_box_mixture_draws_follow_its_density():
     assert np.mean(u[:, 0] > 0.45) == pytest.approx(0.4, abs=0.01)  # the second kernel
 
 
+def test_box_mixture_takes_its_normalising_draws():
+    """Given the standard normal draws the generator would make, the in-box masses are the
+    same bits; draws of the wrong dimension are refused, naming them."""
+    kernels = _box_kernels()
+    drawn = _BoxMixture(kernels, np.random.default_rng(8), n_norm=5000)
+    normals = np.random.default_rng(8).standard_normal((5000, 2))
+    given_ = _BoxMixture(kernels, np.random.default_rng(99), normals=normals)
+    assert [k[3] for k in given_.kernels] == [k[3] for k in drawn.kernels]
+    with pytest.raises(ValueError, match="normals"):
+        _BoxMixture(kernels, np.random.default_rng(8), normals=np.zeros((100, 3)))
+
+
+def test_every_round_of_a_fit_normalises_its_box_mixture_with_one_set_of_draws(monkeypatch):
+    """run_adaptive draws the box mixtures' normalising normals once per fit, not once per
+    round (a fifth of the cost of building a proposal), and a fit draws them again."""
+    import pixedfit.fitting.adaptive as adaptive
+
+    seen: list[NDArray | None] = []
+    real = adaptive._BoxMixture
+
+    def spy(kernels, rng, n_norm=adaptive._BOX_NORMALS, normals=None):
+        seen.append(normals)
+        return real(kernels, rng, n_norm=n_norm, normals=normals)
+
+    monkeypatch.setattr(adaptive, "_BoxMixture", spy)
+    d = 3
+    lo, hi = np.full(d, -4.0), np.full(d, 4.0)
+    target = Target(lambda t: multivariate_normal(np.zeros(d), np.eye(d) * 0.05).logpdf(t),
+                    d, lo, hi)
+    rng = np.random.default_rng(4)
+    cand = rng.uniform(lo, hi, (3000, d))
+    lw = target.logpdf(cand)
+    for _ in range(2):
+        before = len(seen)
+        run = run_adaptive(target, lo, hi, cand, np.exp(lw - lw.max()), ["p0", "p1", "p2"],
+                           AdaptiveSettings(target_ess=1500, batch=400, seed=1))
+        mine = seen[before:]
+        assert run.rounds >= 3 and len(mine) == run.rounds
+        assert all(m is mine[0] for m in mine)
+        assert mine[0].shape == (adaptive._BOX_NORMALS, d)
+    assert seen[0] is not seen[-1]
+
+
 @settings(max_examples=60, deadline=None)
 @given(n=st.integers(2, 3000), scale=st.floats(0.01, 200.0), target=st.floats(1.0, 2000.0),
        skew=st.booleans(), seed=st.integers(0, 2**32 - 1))
