@@ -272,7 +272,7 @@ def test_box_mixture_takes_its_normalising_draws():
 
 def test_every_round_of_a_fit_normalises_its_box_mixture_with_one_set_of_draws(monkeypatch):
     """run_adaptive draws the box mixtures' normalising normals once per fit, not once per
-    round (a fifth of the cost of building a proposal), and a fit draws them again."""
+    round (a sixth of the cost of building a proposal), and a fit draws them again."""
     import pixedfit.fitting.adaptive as adaptive
 
     seen: list[NDArray | None] = []

@@ -25,11 +25,12 @@
 #endif
 
 // Kernels that gain from AVX-512 (the SSP block sums, the dust transmissions, the nebular
-// line sums, the steps of the Gaussian-mixture EM, the proposal densities) have a variant compiled for x86-64-v4 (PIXEDFIT_AVX512, or
-// PIXEDFIT_AVX512_WIDE for loops the compiler vectorises), chosen at run time (call_widest)
-// when cpu_has_avx512() says the CPU and the operating system support it. A variant does the
-// same operations in the same order as the x86-64-v3 clone (with the same fused
-// multiply-adds, or none), so its results are the same bits.
+// line sums, the steps of the Gaussian-mixture EM, the proposal densities) have a variant
+// compiled for x86-64-v4 (PIXEDFIT_AVX512, or PIXEDFIT_AVX512_WIDE for loops the compiler
+// vectorises), chosen at run time (call_widest) when cpu_has_avx512() says the CPU and the
+// operating system support it. A variant does the same operations in the same order as the
+// x86-64-v3 clone (with the same fused multiply-adds, or none), so its results are the same
+// bits.
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
 #define PIXEDFIT_HAVE_AVX512 1
 #define PIXEDFIT_AVX512 __attribute__((target("arch=x86-64-v4")))

@@ -539,7 +539,7 @@ class _BoxMixture:
     ≈ 1/√(n_norm Z_k), is what the proposal density is uncertain by: it rescales the
     weights of that kernel's share slightly, never their support). ``normals`` (n, d)
     passes those draws in, so that one set serves every round of a fit: each ``Z_k`` stays
-    unbiased, with the same variance, and drawing them took a fifth of the time to build a
+    unbiased, with the same variance, and drawing them took a sixth of the time to build a
     proposal. Kernels with less than 5 % of their mass inside are dropped. The density in
     ``y`` is ``q_u(σ(y)) Π σ(y)(1 − σ(y))``."""
 
