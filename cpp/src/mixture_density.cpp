@@ -56,15 +56,35 @@ std::vector<double> inverted_diagonals(const double* chols, std::size_t count, s
     return out;
 }
 
+// A ProposalDensity's kernels as block_log_density reads them.
+struct Kernels {
+    std::size_t d;
+    double df;
+    const std::vector<double>& chols;
+    const std::vector<std::size_t>& offsets;
+    const std::vector<double>& white;
+    const std::vector<double>& log_coef;
+    const std::vector<double>& box_chols;
+    const std::vector<double>& box_means;
+    const std::vector<double>& box_log_coef;
+    double log_defensive;
+};
+
 // The log densities of one block of m points: the transposed points yt (d, kBlock), their
 // log_box (m), written to out (m). terms (n_terms, kBlock), z and u (d, kBlock) are scratch.
-PIXEDFIT_INLINE void block_log_density_body(
-    std::size_t d, double df, const std::vector<double>& chols,
-    const std::vector<std::size_t>& offsets, const std::vector<double>& white,
-    const std::vector<double>& log_coef, const std::vector<double>& box_chols,
-    const std::vector<double>& box_means, const std::vector<double>& box_log_coef,
-    double log_defensive, const double* yt, std::size_t m, const double* log_box, double* out,
-    double* terms, double* z, double* u) {
+PIXEDFIT_INLINE void block_log_density_body(const Kernels& kernels, const double* yt,
+                                            std::size_t m, const double* log_box, double* out,
+                                            double* terms, double* z, double* u) {
+    const std::size_t d = kernels.d;
+    const double df = kernels.df;
+    const std::vector<double>& chols = kernels.chols;
+    const std::vector<std::size_t>& offsets = kernels.offsets;
+    const std::vector<double>& white = kernels.white;
+    const std::vector<double>& log_coef = kernels.log_coef;
+    const std::vector<double>& box_chols = kernels.box_chols;
+    const std::vector<double>& box_means = kernels.box_means;
+    const std::vector<double>& box_log_coef = kernels.box_log_coef;
+    const double log_defensive = kernels.log_defensive;
     const double expo = 0.5 * (df + static_cast<double>(d));
     const double inv_df = 1.0 / df;
     std::size_t t = 0;
@@ -133,30 +153,20 @@ PIXEDFIT_INLINE void block_log_density_body(
 }
 
 PIXEDFIT_MULTIVERSION
-void block_log_density_v3(
-    std::size_t d, double df, const std::vector<double>& chols,
-    const std::vector<std::size_t>& offsets, const std::vector<double>& white,
-    const std::vector<double>& log_coef, const std::vector<double>& box_chols,
-    const std::vector<double>& box_means, const std::vector<double>& box_log_coef,
-    double log_defensive, const double* yt, std::size_t m, const double* log_box, double* out,
-    double* terms, double* z, double* u) {
-    block_log_density_body(d, df, chols, offsets, white, log_coef, box_chols, box_means,
-                           box_log_coef, log_defensive, yt, m, log_box, out, terms, z, u);
+void block_log_density_v3(const Kernels& kernels, const double* yt, std::size_t m,
+                          const double* log_box, double* out, double* terms, double* z,
+                          double* u) {
+    block_log_density_body(kernels, yt, m, log_box, out, terms, z, u);
 }
 
 // 8 doubles per vector on AVX-512 (the compiler's default for x86-64-v4 is 4): the same
 // operations in the same order as the x86-64-v3 clone, so the same bits
 // (tests/test_kernel_isa.py).
 PIXEDFIT_AVX512_WIDE
-void block_log_density_v4(
-    std::size_t d, double df, const std::vector<double>& chols,
-    const std::vector<std::size_t>& offsets, const std::vector<double>& white,
-    const std::vector<double>& log_coef, const std::vector<double>& box_chols,
-    const std::vector<double>& box_means, const std::vector<double>& box_log_coef,
-    double log_defensive, const double* yt, std::size_t m, const double* log_box, double* out,
-    double* terms, double* z, double* u) {
-    block_log_density_body(d, df, chols, offsets, white, log_coef, box_chols, box_means,
-                           box_log_coef, log_defensive, yt, m, log_box, out, terms, z, u);
+void block_log_density_v4(const Kernels& kernels, const double* yt, std::size_t m,
+                          const double* log_box, double* out, double* terms, double* z,
+                          double* u) {
+    block_log_density_body(kernels, yt, m, log_box, out, terms, z, u);
 }
 
 }  // namespace
@@ -204,13 +214,14 @@ void ProposalDensity::log_density(const double* y, std::size_t n, const double* 
                                   double* out) const {
     const std::size_t d = dim_;
     std::vector<double> yt(d * kBlock), z(d * kBlock), u(d * kBlock), terms(n_terms() * kBlock);
+    const Kernels kernels{d,         df_,        chols_,        offsets_,       white_,
+                          log_coef_, box_chols_, box_means_, box_log_coef_, log_defensive_};
     for (std::size_t a = 0; a < n; a += kBlock) {
         const std::size_t m = std::min(kBlock, n - a);
         for (std::size_t i = 0; i < m; ++i)
             for (std::size_t r = 0; r < d; ++r) yt[r * kBlock + i] = y[(a + i) * d + r];
-        call_widest(block_log_density_v4, block_log_density_v3, d, df_, chols_, offsets_, white_,
-                    log_coef_, box_chols_, box_means_, box_log_coef_, log_defensive_, yt.data(),
-                    m, log_box + a, out + a, terms.data(), z.data(), u.data());
+        call_widest(block_log_density_v4, block_log_density_v3, kernels, yt.data(), m,
+                    log_box + a, out + a, terms.data(), z.data(), u.data());
     }
 }
 
