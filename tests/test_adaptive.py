@@ -270,6 +270,37 @@ def test_box_mixture_takes_its_normalising_draws():
         _BoxMixture(kernels, np.random.default_rng(8), normals=np.zeros((100, 3)))
 
 
+@settings(max_examples=30, deadline=None)
+@given(st.integers(1, 6), st.integers(1, 5), st.integers(1, 300), st.integers(0, 2**32 - 1))
+def test_compiled_box_shares_count_the_draws_inside_the_box(d, k, n, seed):
+    """The share of draws μ_k + L_k z in the open unit box, counted by the compiled kernel,
+    is numpy's count (kernels straddling the box's faces, point counts that leave partial
+    blocks; the upper triangle of L_k is never read)."""
+    from pixedfit import _core
+
+    rng = np.random.default_rng(seed)
+    a = rng.normal(size=(k, d, d)) * rng.uniform(0.02, 0.6, size=(k, 1, 1))
+    chols = np.linalg.cholesky(a @ np.swapaxes(a, 1, 2) + 1e-4 * np.eye(d))
+    means = rng.uniform(-0.3, 1.3, size=(k, d))
+    normals = rng.standard_normal((n, d))
+    u = np.einsum("krs,ns->knr", chols, normals) + means[:, None, :]
+    want = np.all((u > 0.0) & (u < 1.0), axis=2).mean(axis=1)
+    garbage = chols + np.triu(rng.normal(size=(d, d)), 1)  # never read
+    np.testing.assert_array_equal(_core.box_fractions(garbage, means, normals), want)
+
+
+def test_compiled_box_shares_refuse_bad_shapes():
+    from pixedfit import _core
+
+    chols, means = np.stack([np.eye(2)] * 3), np.zeros((3, 2))
+    with pytest.raises(ValueError, match="chols"):
+        _core.box_fractions(chols[:2], means, np.zeros((5, 2)))
+    with pytest.raises(ValueError, match="normals"):
+        _core.box_fractions(chols, means, np.zeros((5, 3)))
+    with pytest.raises(ValueError, match="normals"):
+        _core.box_fractions(chols, means, np.zeros((0, 2)))
+
+
 def test_every_round_of_a_fit_normalises_its_box_mixture_with_one_set_of_draws(monkeypatch):
     """run_adaptive draws the box mixtures' normalising normals once per fit, not once per
     round (a sixth of the cost of building a proposal), and a fit draws them again."""

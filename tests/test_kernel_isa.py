@@ -28,8 +28,9 @@ BANDS = ["galex_fuv", "sdss_u", "sdss_r", "2mass_k", "wise_w1", "wise_w3", "spit
          "herschel_pacs_100", "herschel_spire_250", "herschel_spire_500"]
 
 # Prints a digest of the model's photometry on every path (the knots, the coarse grid, a
-# redshift grid), of its rest-frame spectra, of an EM mixture fit and of a proposal's log
-# densities (point counts that leave partial blocks and vectors), for the parent to compare.
+# redshift grid), of its rest-frame spectra, of an EM mixture fit, of a proposal's log
+# densities and of box kernels' in-box shares (point counts that leave partial blocks and
+# vectors), for the parent to compare.
 _SCRIPT = """
 import hashlib, numpy as np
 from pixedfit import _core
@@ -63,6 +64,8 @@ density = _core.ProposalDensity(20.0, np.stack([chol, 0.5 * chol]), np.array([0,
                                 np.log(0.05))
 y = rng.standard_normal((203, d)) * 2
 out.append(density.log_density(y, -np.sum(np.logaddexp(0, y) + np.logaddexp(0, -y), axis=1)))
+out.append(_core.box_fractions(np.stack([0.3 * chol, 0.1 * chol]), u[:2],
+                               rng.standard_normal((133, d))))
 h = hashlib.sha256()
 for a in out:
     h.update(np.ascontiguousarray(np.asarray(a, dtype=np.float64)).tobytes())

@@ -103,9 +103,33 @@ darray proposal_log_density(const pixedfit::ProposalDensity& q, const darray& y,
     return out;
 }
 
+darray box_fractions(const darray& chols, const darray& means, const darray& normals) {
+    pixedfit::require(means.ndim() == 2 && means.shape(1) >= 1,
+                      "box_fractions: means must have shape (k, d)");
+    const auto k = means.shape(0), d = means.shape(1);
+    pixedfit::require(chols.ndim() == 3 && chols.shape(0) == k && chols.shape(1) == d &&
+                          chols.shape(2) == d,
+                      "box_fractions: chols must have shape (k, d, d)");
+    pixedfit::require(normals.ndim() == 2 && normals.shape(1) == d && normals.shape(0) >= 1,
+                      "box_fractions: normals must have shape (n, d) with n >= 1");
+    std::vector<double> shares;
+    {
+        py::gil_scoped_release release;
+        shares = pixedfit::box_fractions(chols.data(), means.data(), static_cast<std::size_t>(k),
+                                         normals.data(), static_cast<std::size_t>(normals.shape(0)),
+                                         static_cast<std::size_t>(d));
+    }
+    darray out(k);
+    std::copy(shares.begin(), shares.end(), out.mutable_data());
+    return out;
+}
+
 }  // namespace
 
 void bind_mixture(py::module_& m) {
+    m.def("box_fractions", &box_fractions, py::arg("chols"), py::arg("means"), py::arg("normals"),
+          "Share (k,) of the draws means[k] + chols[k] @ z (z the rows of normals (n, d), "
+          "chols (k, d, d) lower triangular) inside the open unit box.");
     m.def("em_gaussian_mixture", &em_gaussian_mixture, py::arg("points"), py::arg("weights"),
           py::arg("start_means"), py::arg("start_cov"), py::arg("ridge"), py::arg("ess"),
           py::arg("min_points"), py::arg("max_iter"), py::arg("tol"),

@@ -169,7 +169,66 @@ void block_log_density_v4(const Kernels& kernels, const double* yt, std::size_t 
     block_log_density_body(kernels, yt, m, log_box, out, terms, z, u);
 }
 
+// Adds to count the draws of the block zt (d, kBlock; m used) inside the open unit box
+// under the kernel (l, mu): coordinate r of a draw is sum_{s <= r} l[r, s] z_s + mu[r].
+PIXEDFIT_INLINE void inside_count_body(const double* l, const double* mu, std::size_t d,
+                                       const double* zt, std::size_t m, double* acc,
+                                       unsigned char* inside, std::size_t* count) {
+    std::fill(inside, inside + m, static_cast<unsigned char>(1));
+    for (std::size_t r = 0; r < d; ++r) {
+        double* __restrict ar = acc;
+        std::fill(ar, ar + m, 0.0);
+        for (std::size_t s = 0; s <= r; ++s) {
+            const double lrs = l[r * d + s];
+            const double* __restrict zs = zt + s * kBlock;
+            for (std::size_t i = 0; i < m; ++i) ar[i] += lrs * zs[i];
+        }
+        const double c = mu[r];
+        for (std::size_t i = 0; i < m; ++i) {
+            const double v = ar[i] + c;
+            inside[i] &= static_cast<unsigned char>((v > 0.0) & (v < 1.0));
+        }
+    }
+    std::size_t n_in = 0;
+    for (std::size_t i = 0; i < m; ++i) n_in += inside[i];
+    *count += n_in;
+}
+
+PIXEDFIT_MULTIVERSION
+void inside_count_v3(const double* l, const double* mu, std::size_t d, const double* zt,
+                     std::size_t m, double* acc, unsigned char* inside, std::size_t* count) {
+    inside_count_body(l, mu, d, zt, m, acc, inside, count);
+}
+
+PIXEDFIT_AVX512_WIDE
+void inside_count_v4(const double* l, const double* mu, std::size_t d, const double* zt,
+                     std::size_t m, double* acc, unsigned char* inside, std::size_t* count) {
+    inside_count_body(l, mu, d, zt, m, acc, inside, count);
+}
+
 }  // namespace
+
+std::vector<double> box_fractions(const double* chols, const double* means,
+                                  std::size_t n_kernels, const double* normals, std::size_t n,
+                                  std::size_t d) {
+    require(n >= 1 && d >= 1, "box_fractions: need at least one draw and one dimension");
+    std::vector<std::size_t> counts(n_kernels, 0);
+    std::vector<double> zt(d * kBlock), acc(kBlock);
+    std::vector<unsigned char> inside(kBlock);
+    // blocks of draws outermost: each is transposed once and serves every kernel
+    for (std::size_t a = 0; a < n; a += kBlock) {
+        const std::size_t m = std::min(kBlock, n - a);
+        for (std::size_t i = 0; i < m; ++i)
+            for (std::size_t r = 0; r < d; ++r) zt[r * kBlock + i] = normals[(a + i) * d + r];
+        for (std::size_t k = 0; k < n_kernels; ++k)
+            call_widest(inside_count_v4, inside_count_v3, chols + k * d * d, means + k * d, d,
+                        zt.data(), m, acc.data(), inside.data(), &counts[k]);
+    }
+    std::vector<double> out(n_kernels);
+    for (std::size_t k = 0; k < n_kernels; ++k)
+        out[k] = static_cast<double>(counts[k]) / static_cast<double>(n);
+    return out;
+}
 
 ProposalDensity::ProposalDensity(std::size_t dim, double df, const double* t_chols,
                                  std::size_t n_groups, const std::size_t* t_offsets,

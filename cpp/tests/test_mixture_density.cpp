@@ -113,4 +113,39 @@ TEST_CASE("points with no mass, NaN points and bad arguments") {
                                            0, nullptr, nullptr, 0.0));
 }
 
+TEST_CASE("in-box shares of box kernels: a corner holds a quarter, the centre all") {
+    // draws in sign-symmetric quadruples: a kernel centred on a corner of the unit square
+    // puts exactly one of each quadruple inside; one at the centre, narrow, all of them
+    std::mt19937_64 gen(11);
+    std::normal_distribution<double> normal(0.0, 1.0);
+    std::vector<double> z;
+    for (int i = 0; i < 250; ++i) {
+        const double a = normal(gen), b = normal(gen);
+        for (const double sa : {1.0, -1.0})
+            for (const double sb : {1.0, -1.0}) {
+                z.push_back(sa * a);
+                z.push_back(sb * b);
+            }
+    }
+    const std::size_t n = z.size() / 2;
+    // kernels: the corner (0, 0) with a correlated factor whose rows keep the signs apart
+    // (L = [[0.01, 0], [0.003, 0.004]]: u1 = 0.003 a + 0.004 b has no fixed sign, so only
+    // the first coordinate is checked analytically), the centre, and outside the square
+    const double chols[] = {0.01, 0.0, 0.0, 0.01,   0.01, 0.0, 0.0, 0.01,
+                            0.01, 0.0, 0.0, 0.01,   0.01, 0.0, 0.003, 0.004};
+    const double means[] = {0.0, 0.0, 0.5, 0.5, 1.5, 0.5, 0.5, 0.0};
+    const std::vector<double> got = pixedfit::box_fractions(chols, means, 4, z.data(), n, 2);
+    CHECK(got.size() == 4);
+    CHECK(got[0] == 0.25);
+    CHECK(got[1] == 1.0);
+    CHECK(got[2] == 0.0);
+    std::size_t inside = 0;  // the correlated kernel, counted directly
+    for (std::size_t i = 0; i < n; ++i) {
+        const double u0 = 0.5 + 0.01 * z[2 * i], u1 = 0.003 * z[2 * i] + 0.004 * z[2 * i + 1];
+        inside += (u0 > 0.0 && u0 < 1.0 && u1 > 0.0 && u1 < 1.0) ? 1 : 0;
+    }
+    CHECK(got[3] == static_cast<double>(inside) / static_cast<double>(n));
+    CHECK_THROWS(pixedfit::box_fractions(chols, means, 1, z.data(), 0, 2));
+}
+
 TEST_MAIN()

@@ -277,6 +277,9 @@ def em_gaussian_mixture(
     max_iter: int,
     tol: float,
 ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64], int]: ...
+def box_fractions(
+    chols: ArrayLike, means: ArrayLike, normals: ArrayLike
+) -> NDArray[np.float64]: ...
 
 class ProposalDensity:
     def __init__(

@@ -54,4 +54,14 @@ private:
     double log_defensive_;
 };
 
+// The share of the draws mu_k + L_k z_i inside the open unit box (0, 1)^d, for every
+// Gaussian kernel k of a mixture in the box coordinates (the normalisation of its truncation
+// to the box, estimated by Monte Carlo): chols (K, d, d) lower factors L_k, means (K, d),
+// normals (n, d) the standard normal draws z_i shared by all kernels. Returns (K) counts over
+// n. Coordinate r of a draw is sum_{s <= r} L_k[r, s] z_is + mu_k[r] (the upper triangle of
+// L_k is never read). Throws std::invalid_argument for n = 0 or d = 0.
+std::vector<double> box_fractions(const double* chols, const double* means,
+                                  std::size_t n_kernels, const double* normals, std::size_t n,
+                                  std::size_t d);
+
 }  // namespace pixedfit

@@ -549,18 +549,16 @@ class _BoxMixture:
         kept = []
         if kernels:
             # one set of standard normal draws serves every kernel (each Z_k stays
-            # unbiased, with the same variance), all kernels in one product, coordinates
-            # before draws so that the box test reduces over whole rows: kernel k's draws
-            # are μ_k + L_k z
-            d, k = kernels[0][1].size, len(kernels)
+            # unbiased, with the same variance); kernel k's draws are μ_k + L_k z, counted
+            # inside the box by the compiled kernel
+            d = kernels[0][1].size
             if normals is None:
                 normals = rng.standard_normal((n_norm, d))
             elif normals.ndim != 2 or normals.shape[1] != d:
                 raise ValueError(f"normals must have shape (n, {d}), got {normals.shape}")
-            chols = [np.linalg.cholesky(cov) for _, _, cov in kernels]
-            u = (np.concatenate(chols) @ normals.T).reshape(k, d, normals.shape[0])
-            u += np.stack([mean for _, mean, _ in kernels])[:, :, None]
-            shares = ((u.min(axis=1) > 0.0) & (u.max(axis=1) < 1.0)).mean(axis=1)
+            chols = np.linalg.cholesky(np.stack([cov for _, _, cov in kernels]))
+            shares = _core.box_fractions(chols, np.stack([mean for _, mean, _ in kernels]),
+                                         np.ascontiguousarray(normals, dtype=np.float64))
             for (weight, mean, _), chol, inside in zip(kernels, chols, shares, strict=True):
                 if inside >= 0.05:
                     kept.append((weight, mean, chol, float(inside)))
