@@ -109,6 +109,12 @@ def _derived_columns(derived: Mapping[str, NDArray]) -> NDArray[np.float64]:
 class LogProbability:
     """Vectorised log posterior of a set of walkers (callable on (n, ndim) arrays).
 
+    At a fixed redshift, a box (with the fixed parameters) that the model accepts whole is
+    checked once, here, and the positions inside it go to the model's kernel unchecked;
+    any other box goes through :meth:`SEDModel.photometry
+    <pixedfit.sps.SEDModel.photometry>`, which refuses invalid positions with a ValueError
+    naming the parameter.
+
     Parameters
     ----------
     model : SEDModel
