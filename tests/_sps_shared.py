@@ -48,13 +48,14 @@ class Target:
         self.logpdf, self.ndim, self.lo, self.hi = logpdf, ndim, lo, hi
         self.ncalls = 0
 
-    def evaluate(self, theta, extras=False):
+    def evaluate(self, theta, extras=False, values=True):
         theta = np.atleast_2d(theta)
         inside = np.all((theta >= self.lo) & (theta <= self.hi), axis=1)
         idx = np.flatnonzero(inside)
         self.ncalls += idx.size
         lnp = np.full(theta.shape[0], -np.inf)
         lnp[idx] = self.logpdf(theta[idx])
-        out = {"index": idx, "chi2": -2 * lnp[idx], "photometry": None,
-               "values": {f"p{j}": theta[idx, j] for j in range(self.ndim)}}
+        out = {"index": idx, "chi2": -2 * lnp[idx], "photometry": None}
+        if values:
+            out["values"] = {f"p{j}": theta[idx, j] for j in range(self.ndim)}
         return lnp, out

@@ -12,7 +12,7 @@ from astropy.wcs import WCS
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
-from scipy.special import logsumexp
+from scipy.special import log_ndtr, logsumexp
 
 from pixedfit import _core
 from pixedfit.binning import bin_pixels
@@ -27,7 +27,9 @@ from pixedfit.fitting import (
     fit_sed,
 )
 from pixedfit.fitting.errors import (
+    BandChi2,
     CalibrationWarning,
+    _row_sums,
     calibration_fractions,
     chi2_terms,
     error_settings,
@@ -319,6 +321,51 @@ def test_chi2_terms_without_limits_is_chi2():
     s[1] = np.inf  # a dropped band
     np.testing.assert_allclose(chi2_terms(m, f, s, np.zeros(4, bool)),
                                (((f - m)[:, [0, 2, 3]] / s[[0, 2, 3]]) ** 2).sum(1))
+
+
+def _assert_bits(a, b):
+    """Equal arrays, bit for bit (NaN where NaN, the same signed zeros)."""
+    a, b = np.asarray(a), np.asarray(b)
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(np.signbit(a), np.signbit(b))
+
+
+@pytest.mark.parametrize("n", [1, 7, 128, 129, 600])
+def test_chi2_is_summed_band_after_band(n):
+    """BandChi2 (and chi2_terms through it) adds the bands one after the other from 0 for
+    any number of models (a running sum for a few, one addition per band for many): a
+    model's χ² does not depend on the others evaluated with it."""
+    rng = np.random.default_rng(n)
+    nb = 9
+    model = rng.normal(1.0, 0.5, (n, nb))
+    flux, sigma = rng.normal(1.0, 0.5, nb), rng.uniform(0.05, 0.2, nb)
+    sigma[4] = np.inf  # a dropped band
+    model[0, 2] = np.nan
+    upper = np.zeros(nb, dtype=bool)
+    upper[[1, 6]] = True
+    r = (flux - model) / sigma
+    for lim in (None, upper):
+        detected, limits = np.zeros(n), np.zeros(n)
+        for b in range(nb):
+            if np.isfinite(sigma[b]) and (lim is None or not lim[b]):
+                detected += r[:, b] ** 2
+            elif np.isfinite(sigma[b]):
+                limits += log_ndtr(r[:, b])
+        expect = detected if lim is None else detected - 2.0 * limits
+        chi2 = BandChi2(flux, sigma, lim)
+        _assert_bits(chi2(model), expect)
+        _assert_bits(chi2_terms(model, flux, sigma, lim), expect)
+        _assert_bits(np.array([chi2(row)[0] for row in model]), expect)
+
+
+@pytest.mark.parametrize("n", [3, 200])
+def test_row_sums_start_from_zero(n):
+    """Rows of −0 sum to +0 (a sum from 0), NaN stays NaN, either way of summing."""
+    a = np.full((n, 5), -0.0)
+    a[0, 3] = np.nan
+    out = _row_sums(a)
+    assert np.isnan(out[0]) and np.all(out[1:] == 0) and not np.signbit(out[1:]).any()
+    assert _row_sums(np.zeros((n, 0))).shape == (n,)
 
 
 def test_driver_arguments_are_checked(library, model):

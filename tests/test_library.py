@@ -11,8 +11,15 @@ import pytest
 
 import pixedfit.library as lib_mod
 from pixedfit.fitting import RdspsSettings, fit_catalog
-from pixedfit.library import GENERATION_RANGES, ModelLibrary, generate_library, read_library
-from pixedfit.sps import SEDModel
+from pixedfit.library import (
+    GENERATION_RANGES,
+    ModelLibrary,
+    derived_table,
+    derived_table_of_batch,
+    generate_library,
+    read_library,
+)
+from pixedfit.sps import DERIVED_NAMES, SEDModel
 
 FILTERS = ["galex_fuv", "sdss_u", "sdss_r", "2mass_k", "wise_w1"]
 REF_DIR = (
@@ -64,6 +71,21 @@ def test_derived_quantities_are_per_solar_mass_surviving(model, library):
     rest = model.rest_spectrum(p)
     assert np.log10(rest.derived["sfr"]) == pytest.approx(library.derived["log_sfr"][i], abs=1e-9)
     np.testing.assert_allclose(library.spectra[i], rest.flux.astype(np.float32), rtol=1e-6)
+
+
+def test_derived_table_of_a_batch_is_the_derived_table(model, library):
+    """The log quantities of the kernels' (n, len(DERIVED_NAMES)) array of a batch are
+    those of its mapping, bit for bit (a zero star-formation rate at its floor)."""
+    params = {k: v[:7] for k, v in library.params.items()}
+    derived = model.properties(params)
+    derived["sfr_10myr"][2] = 0.0
+    batch = np.column_stack([derived[k] for k in DERIVED_NAMES])
+    expect = derived_table(model, derived)
+    out = derived_table_of_batch(model, batch)
+    assert list(out) == list(expect) and "log_dustmass" in out
+    for name, v in expect.items():
+        np.testing.assert_array_equal(out[name], v)
+    assert out["log_sfr10"][2] == -33.0
 
 
 def test_round_trip_our_layout(library, tmp_path):

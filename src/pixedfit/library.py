@@ -30,6 +30,7 @@ configuration does not hold (its IMF and SFH form, smoothing settings) are kept 
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from collections.abc import Mapping, Sequence
@@ -44,7 +45,7 @@ from ._paths import hdf5_atomic, open_hdf5
 from .cosmology import luminosity_distance
 from .filters import filter_weights
 from .parallel import SerialPool, resolve_threads
-from .sps import DEFAULTS, PARAM_NAMES, SEDModel
+from .sps import DEFAULTS, DERIVED_NAMES, PARAM_NAMES, SEDModel
 from .sps.grids import grid_digest
 from .units import L_SUN_CGS, MPC_CM
 
@@ -55,6 +56,7 @@ __all__ = [
     "ModelPhotometry",
     "check_generation_ranges",
     "derived_table",
+    "derived_table_of_batch",
     "generate_library",
     "read_library",
 ]
@@ -340,12 +342,54 @@ def derived_table(model: Any, derived: Mapping[str, NDArray]) -> dict[str, NDArr
     dict of str to ndarray
         log10 quantities (e.g. ``log_sfr``, ``log_mw_age``) with the batch's shape.
     """
-    rows = (_DERIVED_LOGS + ((_DUST_LOG,) if model.dust_emission else ())
-            + ((_AGN_LOG,) if model.add_agn else ()))
-    values = np.array([np.asarray(derived[key], dtype=np.float64) for _, key, _ in rows])
+    names, keys, _, floors = _derived_rows(model.dust_emission, model.add_agn)
+    values = np.array([np.asarray(derived[key], dtype=np.float64) for key in keys])
+    return _named_logs(names, values, floors)
+
+
+def derived_table_of_batch(model: Any, derived: NDArray[np.float64]) -> dict[str, NDArray]:
+    """:func:`derived_table` of a batch's derived quantities as the model's kernels return
+    them, one column per quantity (the samplers' hot loop: no mapping to build).
+
+    Parameters
+    ----------
+    model : SEDModel
+        The model (whether it has dust emission and an AGN).
+    derived : ndarray, shape (n, len(DERIVED_NAMES))
+        Derived quantities of n models, columns :data:`pixedfit.sps.DERIVED_NAMES`.
+
+    Returns
+    -------
+    dict of str to ndarray, shape (n,)
+        log10 quantities, as :func:`derived_table` of the same numbers.
+    """
+    names, _, columns, floors = _derived_rows(model.dust_emission, model.add_agn)
+    # (rows, n), C-ordered like the stacked rows of derived_table
+    values = np.ascontiguousarray(derived.T[columns])
+    return _named_logs(names, values, floors)
+
+
+@functools.cache
+def _derived_rows(dust_emission: bool, add_agn: bool
+                  ) -> tuple[tuple[str, ...], tuple[str, ...], NDArray[np.intp],
+                             NDArray[np.float64]]:
+    """The rows of :func:`derived_table` for a model's switches: their names, the
+    SEDModel.derived keys, those keys' columns in ``DERIVED_NAMES`` and the floors."""
+    rows = (_DERIVED_LOGS + ((_DUST_LOG,) if dust_emission else ())
+            + ((_AGN_LOG,) if add_agn else ()))
+    columns = np.array([DERIVED_NAMES.index(key) for _, key, _ in rows], dtype=np.intp)
     floors = np.array([floor for _, _, floor in rows])
+    columns.flags.writeable = floors.flags.writeable = False  # shared by every call
+    return (tuple(name for name, _, _ in rows), tuple(key for _, key, _ in rows), columns,
+            floors)
+
+
+def _named_logs(names: tuple[str, ...], values: NDArray[np.float64],
+                floors: NDArray[np.float64]) -> dict[str, NDArray]:
+    """:func:`_log10_safe` of the rows of ``values`` (rows, ...) with one floor per row,
+    by name."""
     logs = _log10_safe(values, floors.reshape((-1,) + (1,) * (values.ndim - 1)))
-    return {name: logs[i] for i, (name, _, _) in enumerate(rows)}
+    return dict(zip(names, logs, strict=True))
 
 
 @dataclass

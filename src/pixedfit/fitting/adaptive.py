@@ -829,7 +829,8 @@ def _calibrated_laplace(lnprob: LogProbability, box: _Box, modes: NDArray, covs:
             lnp = lnprob.evaluate(box.to_theta(y))[0]
         else:
             theta = box.to_theta(y)
-            lnp, ex = lnprob.evaluate(theta, extras=True, mass_proposal=mass.best)
+            lnp, ex = lnprob.evaluate(theta, extras=True, mass_proposal=mass.best,
+                                      values=False)
             if ex and "theta" in ex:
                 theta[ex["index"]] = ex["theta"]
                 y = box.to_y(theta)
@@ -1310,7 +1311,7 @@ def _laplace_modes(lnprob: LogProbability, box: _Box, starts: NDArray, max_iter:
     before = lnprob.ncalls
 
     def model(y: NDArray) -> tuple[NDArray, NDArray]:
-        lnp, ex = lnprob.evaluate(box.to_theta(y), extras=True)
+        lnp, ex = lnprob.evaluate(box.to_theta(y), extras=True, values=False)
         f = np.full((y.shape[0], obs.size), np.nan)
         if ex:
             f[ex["index"]] = ex["photometry"]
@@ -1527,7 +1528,7 @@ def run_adaptive(lnprob: LogProbability, lo: NDArray, hi: NDArray, candidates: N
         return _build_proposal(points, weights, settings, rng, normals=box_normals)
 
     def parts(y: NDArray) -> tuple[NDArray, NDArray]:
-        lnp, ex = lnprob.evaluate(box.to_theta(y), extras=True)
+        lnp, ex = lnprob.evaluate(box.to_theta(y), extras=True, values=False)
         log_like = np.full(y.shape[0], -np.inf)
         if ex:
             log_like[ex["index"]] = -0.5 * ex["chi2"]

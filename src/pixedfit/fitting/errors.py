@@ -102,6 +102,7 @@ from scipy.special import log_ndtr
 from ..instruments import get_instrument
 
 __all__ = [
+    "BandChi2",
     "CalibrationWarning",
     "Observations",
     "calibration_fractions",
@@ -414,25 +415,62 @@ def chi2_terms(model: ArrayLike, flux: ArrayLike, sigma: ArrayLike,
     -------
     ndarray, shape (n,)
     """
-    m = np.atleast_2d(np.asarray(model, dtype=np.float64))
-    f = np.asarray(flux, dtype=np.float64).ravel()
-    s = np.asarray(sigma, dtype=np.float64).ravel()
-    used = np.isfinite(s)
-    r = (f[used] - m[:, used]) / s[used]
-    if upper is None:
-        return _row_sums(r * r)
-    lim = np.asarray(upper, dtype=bool).ravel()[used]
-    return _row_sums(r[:, ~lim] ** 2) - 2.0 * _row_sums(log_ndtr(r[:, lim]))
+    return BandChi2(flux, sigma, upper)(model)
+
+
+class BandChi2:
+    """:func:`chi2_terms` against fixed observations, the bands' selection made once: for
+    a likelihood evaluated batch after batch (the same operations on the same values).
+
+    Parameters
+    ----------
+    flux, sigma : array_like, shape (nband,)
+        Observations as fitted (:class:`Observations` rows; f_λ in erg s⁻¹ cm⁻² Å⁻¹ or any
+        unit of the model fluxes); σ = inf drops a band.
+    upper : array_like of bool, shape (nband,), optional
+        Upper-limit flags.
+    """
+
+    def __init__(self, flux: ArrayLike, sigma: ArrayLike, upper: ArrayLike | None = None):
+        f = np.asarray(flux, dtype=np.float64).ravel()
+        s = np.asarray(sigma, dtype=np.float64).ravel()
+        used = np.isfinite(s)
+        # the model's columns of the used bands (None: all of them, no selection)
+        self._used = None if used.all() else np.flatnonzero(used)
+        self._flux, self._sigma = f[used], s[used]
+        self._limits: tuple[NDArray[np.intp], NDArray[np.intp]] | None = None
+        if upper is not None:
+            lim = np.asarray(upper, dtype=bool).ravel()[used]
+            self._limits = np.flatnonzero(~lim), np.flatnonzero(lim)
+
+    def __call__(self, model: ArrayLike) -> NDArray[np.float64]:
+        """χ² of model fluxes ``model`` (n, nband), already scaled: an array (n,)."""
+        m = np.atleast_2d(np.asarray(model, dtype=np.float64))
+        r = (self._flux - (m if self._used is None else m[:, self._used])) / self._sigma
+        if self._limits is None:
+            return _row_sums(r * r)
+        detected, lim = self._limits
+        return _row_sums(r[:, detected] ** 2) - 2.0 * _row_sums(log_ndtr(r[:, lim]))
+
+
+#: Rows up to which :func:`_row_sums` takes the running sums along each row (one call);
+#: beyond, a vector addition per band is faster.
+_ROW_SUMS_RUNNING = 128
 
 
 def _row_sums(a: NDArray[np.float64]) -> NDArray[np.float64]:
     """Sums over the bands (axis 1), band after band: numpy's ``sum(axis=1)`` picks its
     order from the array's shape, so a model's χ² would change in the last bit with the
-    number of models evaluated with it."""
-    out = np.zeros(a.shape[0])
-    for j in range(a.shape[1]):
-        out += a[:, j]
-    return out
+    number of models evaluated with it. Both ways below add the same numbers in the same
+    order, from 0."""
+    if a.shape[1] == 0 or a.shape[0] > _ROW_SUMS_RUNNING:
+        out = np.zeros(a.shape[0])
+        for j in range(a.shape[1]):
+            out += a[:, j]
+        return out
+    # a running sum starts at the first band, not at 0: + 0.0 turns a −0 total into the
+    # +0 of a sum from 0 (0 + x is x for every other x)
+    return np.cumsum(a, axis=1)[:, -1] + 0.0
 
 
 def fit_quality(chi2_min: float, n_bands: int, n_free: int) -> dict[str, float | int]:

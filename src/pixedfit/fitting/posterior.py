@@ -20,13 +20,13 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..cosmology import age_of_universe
-from ..library import derived_table
-from ..sps.model import COMPONENT_NAMES, DEFAULTS, PARAM_NAMES
+from ..library import derived_table, derived_table_of_batch
+from ..sps.model import COMPONENT_NAMES, DEFAULTS, DERIVED_NAMES, PARAM_NAMES
 from .boxes import (
     DEFAULT_LOG_MASS_TO_LIGHT,
     log_mass_box,
 )
-from .errors import chi2_terms, scale_fit
+from .errors import BandChi2, scale_fit
 from .priors import DEFAULT_RANGES, MASS_SCALED, PriorSet
 
 if TYPE_CHECKING:
@@ -99,8 +99,21 @@ def derived_logs(model: Any, derived: Mapping[str, NDArray]) -> dict[str, NDArra
     return derived_table(model, derived)
 
 
+def _derived_columns(derived: Mapping[str, NDArray]) -> NDArray[np.float64]:
+    """Derived quantities of a batch, a mapping of arrays (n,) (:attr:`SEDModel.derived
+    <pixedfit.sps.RestSpectrum.derived>`), as one array (n, len(DERIVED_NAMES)): the
+    form the model's kernels return."""
+    return np.column_stack([np.asarray(derived[k], dtype=np.float64) for k in DERIVED_NAMES])
+
+
 class LogProbability:
     """Vectorised log posterior of a set of walkers (callable on (n, ndim) arrays).
+
+    At a fixed redshift, a box (with the fixed parameters) that the model accepts whole is
+    checked once, here, and the positions inside it go to the model's kernel unchecked;
+    any other box goes through :meth:`SEDModel.photometry
+    <pixedfit.sps.SEDModel.photometry>`, which refuses invalid positions with a ValueError
+    naming the parameter.
 
     Parameters
     ----------
@@ -146,11 +159,15 @@ class LogProbability:
         self.priors = priors
         self.z = z
         self.filters = list(filters) if filters else []
+        self._names = tuple(self.filters)
         self.obs = obs
         self.err = None if err is None else np.asarray(err, dtype=np.float64)
         self.ivar = None if err is None else 1.0 / cast("NDArray[np.float64]", self.err)**2
         self.upper = (None if upper is None or not np.any(upper)
                       else np.asarray(upper, dtype=bool))
+        # photometric fits (filters) have observations
+        self._chi2 = (BandChi2(cast("NDArray", obs), cast("NDArray", self.err), self.upper)
+                      if self.filters else None)
         self.spectral = spectral
         self.area = area_kpc2
         self.age_limit = age_limit
@@ -160,15 +177,32 @@ class LogProbability:
         self.base = np.array([float(fixed.get(n, DEFAULTS[n])) for n in PARAM_NAMES])
         # the sampled model parameters: their columns in theta and in the model's array
         # (param_array copies them in one go)
-        self._src = [j for j, n in enumerate(self.free) if n in PARAM_NAMES]
-        self._dst = [PARAM_NAMES.index(self.free[j]) for j in self._src]
+        self._src = np.array([j for j, n in enumerate(self.free) if n in PARAM_NAMES],
+                             dtype=np.intp)
+        self._dst = np.array([PARAM_NAMES.index(self.free[j]) for j in self._src],
+                             dtype=np.intp)
         self.iz = self.free.index("z") if "z" in self.free else None
         self.iv = self.free.index("veldisp") if "veldisp" in self.free else None
         self.im = self.free.index("log_mass") if "log_mass" in self.free else None
         self.fixed = dict(fixed)
         if self.age_limit and self.z is not None:
             self._age_max = math.log10(float(age_of_universe(self.z, cosmo, H0, Om0)))
+        # photometry at one valid redshift from a box the model accepts whole: the model is
+        # called without checking every batch again (see _photometry)
+        self._unchecked = (self.iz is None and bool(self.filters) and self.z is not None
+                           and math.isfinite(self.z) and self.z > 0 and self._valid_box())
         self.ncalls = 0
+
+    def _valid_box(self) -> bool:
+        """Whether the model accepts every position inside the box: it checks each
+        parameter against a range of its own, so the box's two corners stand for all."""
+        corners = np.tile(self.base, (2, 1))
+        corners[:, self._dst] = np.stack([self.lo, self.hi])[:, self._src]
+        try:
+            self.model._checked(corners)
+        except ValueError:
+            return False
+        return True
 
     @property
     def ndim(self) -> int:
@@ -178,24 +212,35 @@ class LogProbability:
     def param_array(self, theta: NDArray) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         """(n, 16) model parameter arrays and (n,) redshifts of walker positions."""
         theta = np.atleast_2d(theta)
+        zz = theta[:, self.iz] if self.iz is not None else np.full(theta.shape[0], self.z)
+        return self._model_params(theta), zz
+
+    def _model_params(self, theta: NDArray[np.float64]) -> NDArray[np.float64]:
+        """(n, 16) model parameter array (C order) of positions ``theta`` (n, ndim)."""
         arr = np.empty((theta.shape[0], self.base.size))
         arr[:] = self.base
-        if self._src:
+        if self._src.size:
             arr[:, self._dst] = theta[:, self._src]
-        zz = theta[:, self.iz] if self.iz is not None else np.full(theta.shape[0], self.z)
-        return arr, zz
+        return arr
 
-    def _photometry(self, arr: NDArray, zz: NDArray) -> tuple[NDArray, dict]:
-        if self.iz is None:
+    def _photometry(self, arr: NDArray, zz: NDArray | None) -> tuple[NDArray, NDArray]:
+        """Band fluxes (n, nband) and derived quantities (n, len(DERIVED_NAMES)) of the
+        models ``arr`` (n, 16) at the fixed redshift (``zz`` None) or at their own ``zz``."""
+        if zz is None:
             # one redshift for every evaluation: the transmission knots (sps.knots), ≈ 5×
             # faster than summing the grid, within 3e-5 of it
-            return self.model.photometry(arr, float(zz[0]), self.filters, threads=self.threads,
-                                         return_derived=True, knots=True)
+            z = float(cast(float, self.z))
+            if self._unchecked:  # positions inside a box the model accepts (_valid_box)
+                return self.model._photometry_at(arr, z, self._names, False, True,
+                                                 self.threads)
+            flux, der = self.model.photometry(arr, z, self.filters, threads=self.threads,
+                                              return_derived=True, knots=True)
+            return flux, _derived_columns(der)
         # free z: interpolate in ln f between the grid nodes around each walker's z
         node = np.floor(zz / self.dz).astype(np.int64)
         t = zz / self.dz - node
         out = np.empty((arr.shape[0], len(self.filters)))
-        derived: dict[str, NDArray] = {}
+        derived = np.empty((arr.shape[0], len(DERIVED_NAMES)))
         for k in np.unique(node):
             sel = node == k
             sub = np.ascontiguousarray(arr[sel])
@@ -208,13 +253,12 @@ class LogProbability:
             with np.errstate(divide="ignore", invalid="ignore"):
                 inter = np.exp((1 - tt) * np.log(fa) + tt * np.log(fb))
             out[sel] = np.where((fa > 0) & (fb > 0), inter, (1 - tt) * fa + tt * fb)
-            for name, v in der.items():
-                derived.setdefault(name, np.empty(arr.shape[0]))[sel] = v
+            derived[sel] = _derived_columns(der)
         return out, derived
 
     def evaluate(self, theta: NDArray, extras: bool = False,
                  mass_proposal: Callable[[NDArray, NDArray], tuple[NDArray, NDArray]]
-                 | None = None) -> tuple[NDArray, dict]:
+                 | None = None, values: bool = True) -> tuple[NDArray, dict]:
         """Log posterior of walker positions (n, ndim) and, with ``extras``, model outputs.
 
         Parameters
@@ -234,6 +278,9 @@ class LogProbability:
             proposal densities (m,, per dex). The model scales exactly with the mass, so no
             second model evaluation is needed; the posterior is that of the new positions,
             returned in ``extras`` as ``theta`` (m, ndim) with ``log_q_mass``.
+        values : bool
+            With ``extras``: include ``values`` (False: the callers that need only the
+            fluxes or χ² skip building them).
 
         Returns
         -------
@@ -245,10 +292,11 @@ class LogProbability:
         theta = np.array(theta, dtype=np.float64, ndmin=2)
         n = theta.shape[0]
         lnp = np.full(n, -np.inf)
-        inside = np.all((theta >= self.lo) & (theta <= self.hi), axis=1)
-        arr, zz = self.param_array(theta)
+        inside = ((theta >= self.lo) & (theta <= self.hi)).all(axis=1)
+        arr = self._model_params(theta)
+        zz = None if self.iz is None else theta[:, self.iz]
         if self.age_limit:
-            if self.iz is None:
+            if zz is None:
                 inside &= arr[:, 2] <= self._age_max
             elif inside.any():
                 # the age of the universe at the redshifts inside the box only: a walker
@@ -262,22 +310,20 @@ class LogProbability:
         if idx.size == 0:
             return lnp, out
         self.ncalls += idx.size
-        sub = np.ascontiguousarray(arr[idx])
+        sub = arr if idx.size == n else arr[idx]  # (C order either way)
         chi2 = np.zeros(idx.size)
         derived_raw = None
         phot = None
         mass_shift = log_q_mass = None
-        if self.filters:
-            phot, derived_raw = self._photometry(sub, zz[idx])
+        if self._chi2 is not None:  # photometry
+            phot, derived_raw = self._photometry(sub, None if zz is None else zz[idx])
             if mass_proposal is not None and self.im is not None:
                 new_mass, log_q_mass = mass_proposal(phot, sub[:, 0].copy())
                 mass_shift = np.asarray(new_mass, dtype=np.float64) - sub[:, 0]
                 phot = phot * 10.0 ** mass_shift[:, None]
                 sub[:, 0] += mass_shift
                 theta[idx, self.im] = sub[:, 0]
-            # photometric fits (filters) have observations
-            chi2 += chi2_terms(phot, cast("NDArray", self.obs), cast("NDArray", self.err),
-                               self.upper)
+            chi2 += self._chi2(phot)
         scale = np.ones(idx.size)
         spec = None
         if self.spectral is not None:
@@ -287,33 +333,20 @@ class LogProbability:
             chi2 += spec["chi2"]
             scale = spec["scale"]
             if derived_raw is None:
-                derived_raw = der_s
-        # from the photometry or the spectrum: a fit has one or both
-        logs = derived_logs(self.model, cast("dict[str, NDArray]", derived_raw))
-        if mass_shift is not None:  # the derived quantities came from the old masses
-            logs = {k: (v + mass_shift if k in MASS_SCALED else v) for k, v in logs.items()}
-        if self.spectral is not None and not self.filters:
-            with np.errstate(divide="ignore", invalid="ignore"):
-                shift = np.log10(np.where(scale > 0, scale, np.nan))
-            logs = {k: (v + shift if k in MASS_SCALED else v) for k, v in logs.items()}
-        inside_theta = theta[idx]
-        values = {name: inside_theta[:, j] for j, name in enumerate(self.free)}
-        for name, v in self.fixed.items():
-            values.setdefault(name, np.full(idx.size, v))
-        if self.spectral is not None and not self.filters:
-            with np.errstate(divide="ignore", invalid="ignore"):
-                values["log_mass"] = np.log10(np.where(scale > 0, scale, np.nan))
-        values.setdefault("log_mass", sub[:, 0])
-        if self.z is not None:
-            values.setdefault("z", np.full(idx.size, self.z))
-        values.update({k: v for k, v in logs.items() if k not in values})
-        lp = self.priors.log_prior({k: values[k] for k in self.priors.names}, self.area) \
-            if len(self.priors) else np.zeros(idx.size)
+                derived_raw = _derived_columns(der_s)
+        vals = None
+        if (extras and values) or len(self.priors):
+            # from the photometry or the spectrum: a fit has one or both
+            vals = self._values(theta[idx], sub, cast("NDArray", derived_raw), mass_shift,
+                                scale)
+        lp = self.priors.log_prior({k: vals[k] for k in self.priors.names}, self.area) \
+            if vals is not None and len(self.priors) else np.zeros(idx.size)
         post = lp - 0.5 * chi2
         lnp[idx] = np.where(np.isfinite(post), post, -np.inf)
         if extras:
-            out = {"index": idx, "chi2": chi2, "photometry": phot, "values": values,
-                   "scale": scale}
+            out = {"index": idx, "chi2": chi2, "photometry": phot, "scale": scale}
+            if vals is not None and values:
+                out["values"] = vals
             if log_q_mass is not None:
                 out["theta"] = theta[idx]
                 out["log_q_mass"] = np.asarray(log_q_mass, dtype=np.float64)
@@ -321,6 +354,48 @@ class LogProbability:
                 out["spec_model"] = model_pix
                 out["spec_factor"] = spec["factor"]
         return lnp, out
+
+    def _values(self, inside_theta: NDArray, sub: NDArray, derived: NDArray,
+                mass_shift: NDArray | None, scale: NDArray) -> dict[str, NDArray]:
+        """Parameters and log derived quantities (absolute) of the m positions inside the
+        box.
+
+        Parameters
+        ----------
+        inside_theta : ndarray, shape (m, ndim)
+            The positions (with their drawn masses).
+        sub : ndarray, shape (m, 16)
+            Their model parameter arrays (with their drawn masses).
+        derived : ndarray, shape (m, len(DERIVED_NAMES))
+            Derived quantities of the models (per the masses they were computed with).
+        mass_shift : ndarray, shape (m,), or None
+            The drawn masses minus those the models were computed with (dex).
+        scale : ndarray, shape (m,)
+            Profiled spectral normalisation (spectrum-only fits; ones otherwise).
+
+        Returns
+        -------
+        dict of str to ndarray, shape (m,)
+        """
+        logs = derived_table_of_batch(self.model, derived)
+        if mass_shift is not None:  # the derived quantities came from the old masses
+            logs = {k: (v + mass_shift if k in MASS_SCALED else v) for k, v in logs.items()}
+        if self.spectral is not None and not self.filters:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                shift = np.log10(np.where(scale > 0, scale, np.nan))
+            logs = {k: (v + shift if k in MASS_SCALED else v) for k, v in logs.items()}
+        m = inside_theta.shape[0]
+        values = {name: inside_theta[:, j] for j, name in enumerate(self.free)}
+        for name, v in self.fixed.items():
+            values.setdefault(name, np.full(m, v))
+        if self.spectral is not None and not self.filters:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                values["log_mass"] = np.log10(np.where(scale > 0, scale, np.nan))
+        values.setdefault("log_mass", sub[:, 0])
+        if self.z is not None:
+            values.setdefault("z", np.full(m, self.z))
+        values.update({k: v for k, v in logs.items() if k not in values})
+        return values
 
     def __call__(self, theta: NDArray) -> NDArray[np.float64]:
         return self.evaluate(theta)[0]

@@ -957,7 +957,12 @@ class SEDModel:
                        full_grid: bool, knots: bool, threads: int | None
                        ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         """Band fluxes (n, nbands) and derived quantities (n, N_DERIVED) of the models
-        ``arr`` (n, N_PARAMS) at one redshift: one C++ call (:meth:`photometry`)."""
+        ``arr`` (n, N_PARAMS) at one redshift: one C++ call (:meth:`photometry`).
+
+        Checks nothing: ``arr`` must be C-ordered float64 parameter vectors that
+        :meth:`_checked` accepts, ``z`` finite and > 0, ``names`` known bands. Besides
+        :meth:`photometry`, :class:`~pixedfit.fitting.posterior.LogProbability` calls it for
+        positions inside a prior box it has checked once."""
         fw, trans, scale, lw = self._phot_weights(names, z, full_grid)
         if knots and not full_grid:
             return _core.csp_photometry_knots(self._grid_phot, self._knot_grid(names, z), arr,
