@@ -7,6 +7,10 @@ without dust, and within bounds that depend on how strongly a band is attenuated
 
 from __future__ import annotations
 
+import hashlib
+import platform
+from pathlib import Path
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -16,7 +20,7 @@ from scipy import sparse
 from pixedfit import _core
 from pixedfit.library import GENERATION_RANGES
 from pixedfit.sps import SEDModel
-from pixedfit.sps.knots import knot_arrays, lagrange4
+from pixedfit.sps.knots import CALZETTI_BREAKS, knot_arrays, lagrange4
 
 BANDS = ["galex_fuv", "galex_nuv", "sdss_u", "sdss_g", "sdss_r", "sdss_i", "sdss_z",
          "2mass_j", "2mass_h", "2mass_k", "wise_w1", "wise_w2", "wise_w3", "wise_w4",
@@ -28,6 +32,39 @@ CONFIGS = [
     {"sfh_form": 0, "dust_law": 1, "dust_emission": True, "add_neb_emission": True,
      "add_igm_absorption": True},
     {"sfh_form": 2, "dust_law": 0, "dust_emission": False, "add_neb_emission": False},
+]
+
+
+def _digest(arrays: dict) -> str:
+    """SHA-256 of the arrays of a knot grid: every name, dtype, shape and byte."""
+    h = hashlib.sha256()
+    for key in sorted(arrays):
+        a = np.ascontiguousarray(arrays[key])
+        h.update(f"{key}:{a.dtype.str}:{a.shape}".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def _fused_multiply_adds() -> bool:
+    """Whether the compiled projections fuse their multiply-adds on this CPU: x86-64 with
+    AVX2 and FMA, where the kernels run their x86-64-v3 (or AVX-512) variants."""
+    if platform.machine() not in ("x86_64", "AMD64"):
+        return False
+    try:
+        flags = Path("/proc/cpuinfo").read_text().split()
+    except OSError:
+        return False
+    return "avx2" in flags and "fma" in flags
+
+
+#: (model, redshift, breaks, :func:`_digest` of the knot arrays for BANDS) as the projection
+#: gave them when this test was written: nebular and not, CF00 and Calzetti (with its
+#: breaks) with the IGM, and at z = 2.5 the ionising wavelengths in the GALEX bands.
+PINNED = [
+    (CONFIGS[0], 0.3, (), "40c8d6439cc107ef6a23eaf6c7492d439265d8e585c22ddd9b533167bbb96151"),
+    (CONFIGS[1], 2.5, CALZETTI_BREAKS,
+     "cc9557931c16e36d07dfd7191c477e6e2c362a78d161afac270e98a1d31c273d"),
+    (CONFIGS[2], 0.005, (), "bf080a80d294c48b264eb75d7e1de877c5022a4d6f217e311f8bd81a661b6dab"),
 ]
 
 
@@ -143,6 +180,17 @@ def test_threads_batches_and_cache():
     grid = m._knot_grid(tuple(BANDS), 0.3)
     assert m._knot_grid(tuple(BANDS), 0.3) is grid
     assert m._knot_grid(tuple(BANDS), 0.31) is not grid
+
+
+@pytest.mark.skipif(not _fused_multiply_adds(),
+                    reason="the pinned bits are those of fused multiply-adds (AVX2 and FMA)")
+@pytest.mark.parametrize(("cfg", "z", "breaks", "digest"), PINNED)
+def test_projection_bits_are_pinned(cfg, z, breaks, digest):
+    """The knot arrays have the same bits as ever (every weight, knot, column and the order
+    of every sum), so that fits give the same numbers: any change shows here."""
+    m = SEDModel(**cfg)
+    fw, trans, _, _ = m._phot_weights(tuple(BANDS), z)
+    assert _digest(knot_arrays(m._phot_arrays, fw, trans, breaks)) == digest
 
 
 def test_knot_grid_checks_sizes():
