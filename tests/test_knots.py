@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import platform
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -236,14 +237,12 @@ def test_projection_does_not_depend_on_blas_threads():
 
 @pytest.mark.parametrize("cfg", CONFIGS)
 def test_projection_with_kept_columns_is_the_same(cfg):
-    """The wavelength-major float64 rows and the energy-knot projections kept between
-    calls (``columns``) change no bit of the projection, are made once and reused (also
-    at another redshift); the young rows (without the ionising
-    wavelengths) and all rows (those plus the ionising ones) agree with the direct
-    projection of the float64 grid to float32 rounding."""
-    from scipy import sparse
-
-    from pixedfit.sps.knots import _band_matrix, _energy_matrix
+    """The wavelength-major rows and the energy-knot projections kept between calls
+    (``columns``) change no bit of the projection, are made once and reused (also at
+    another redshift); the young rows (without the ionising wavelengths) and all rows
+    (those plus the ionising ones) agree with the direct projection of the float64 grid to
+    float32 rounding."""
+    from pixedfit.sps.knots import _band_columns, _energy_columns
 
     m = SEDModel(**cfg)
     fw, trans, _, _ = m._phot_weights(tuple(BANDS), 0.3)
@@ -260,10 +259,15 @@ def test_projection_with_kept_columns_is_the_same(cfg):
         np.testing.assert_array_equal(np.asarray(first[key]), np.asarray(value), err_msg=key)
     np.testing.assert_array_equal(second["ssp"], knot_arrays(m._phot_arrays, fw2, trans2)["ssp"])
     base = m._phot_arrays
-    wave = np.asarray(base["wave"], dtype=np.float64)
-    mat = sparse.hstack([_band_matrix(wave, fw, trans, np.zeros(0))[0],
-                         _energy_matrix(wave, np.asarray(base["dwave"]),
-                                        int(base["n_ionising"]), np.zeros(0))[0]],
+    x = np.log(np.asarray(base["wave"], dtype=np.float64))
+
+    def by_columns(columns: tuple) -> sparse.csc_matrix:
+        colptr, rows, values = columns
+        return sparse.csc_matrix((values, rows, colptr), shape=(x.size, colptr.size - 1))
+
+    mat = sparse.hstack([by_columns(_band_columns(x, fw, trans, np.zeros(0))[0]),
+                         by_columns(_energy_columns(x, np.asarray(base["dwave"]),
+                                                    int(base["n_ionising"]), np.zeros(0))[0])],
                         format="csr")
     ssp = np.asarray(base["ssp"], dtype=np.float64)
     flat = ssp.reshape(-1, ssp.shape[-1])
@@ -312,25 +316,104 @@ def test_projection_cache_under_threads():
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_compiled_row_projection_matches_scipy(dtype):
-    """``_core.project_rows`` against scipy's sparse product on row ranges, with sources in
-    either precision (the projection of the float32 SSP grids onto the knots), to the bit
-    for sums in the same order; bad indices are refused."""
+def test_compiled_column_projection_matches_scipy(dtype):
+    """``_core.project_columns`` against scipy's sparse product, with sources in either
+    precision (the float32 SSP grids): the sums over the rows from ``split`` on and, added
+    to them, over those below, to single-precision rounding, with the tails beside them."""
     rng = np.random.default_rng(5)
-    mat = sparse.random(300, 40, density=0.05, random_state=7, format="csr")
+    mat = sparse.random(300, 40, density=0.05, random_state=7, format="csc")
+    columns = (mat.indptr, mat.indices, mat.data)
     source = rng.normal(size=(300, 700)).astype(dtype)
-    for begin, end in [(0, 300), (17, 300), (0, 17), (120, 120)]:
-        got = _core.project_rows(mat.indptr, mat.indices, mat.data, 40, source, begin, end)
-        ref = np.asarray(mat[begin:end].T @ source[begin:end].astype(np.float64))
-        assert got.shape == (40, 700)
-        np.testing.assert_allclose(got, ref, rtol=1e-13, atol=1e-12)
-    bad = mat.copy()
-    bad.indices[3] = 40
-    with pytest.raises(ValueError, match="column index 40"):
-        _core.project_rows(bad.indptr, bad.indices, bad.data, 40, source, 0, 300)
-    with pytest.raises(ValueError, match="row_end"):
-        _core.project_rows(mat.indptr, mat.indices, mat.data, 40, source, 0, 301)
-    jumbled = mat.indptr.copy()
-    jumbled[1] = mat.nnz + 100  # row 0 would read past the entries
-    with pytest.raises(ValueError, match="must not decrease"):
-        _core.project_rows(jumbled, mat.indices, mat.data, 40, source, 0, 1)
+    wide = source.astype(np.float64)
+    tail = rng.normal(size=(700, 3)).astype(np.float32)
+    for split in (0, 17, 300):
+        out, upper = _core.project_columns(*columns, source, split, True, tail, 2 * tail)
+        assert out.dtype == np.float32 and out.shape == (700, 43)
+        above = np.asarray(mat[split:].T @ wide[split:]).T
+        below = np.asarray(mat[:split].T @ wide[:split]).T
+        np.testing.assert_allclose(upper[:, :40], above, rtol=1e-7, atol=1e-12)
+        np.testing.assert_allclose(out[:, :40], above + below, rtol=1e-7, atol=1e-12)
+        np.testing.assert_array_equal(out[:, 40:], tail)
+        np.testing.assert_array_equal(upper[:, 40:], 2 * tail)
+    out, upper = _core.project_columns(*columns, source, 0, False)
+    assert upper is None and out.shape == (700, 40)
+
+
+def test_compiled_column_projection_sums_in_order():
+    """Every output element sums its column's entries in their order (rows increasing)
+    from 0 in double precision, the rows below ``split`` apart, then adds the two: with
+    1, 10¹⁶ and −10¹⁶ (10¹⁶ + 1 rounds to 10¹⁶) the order shows in the result. A column
+    without entries is 0; every source column (a whole block of the kernel and the rest)
+    gets the same."""
+    colptr, rows, values = np.array([0, 3, 3]), np.array([2, 5, 7]), np.ones(3)
+    source = np.zeros((8, 101))
+    source[[2, 5, 7]] = [[1.0], [1e16], [-1e16]]
+    for split, total, above in [(0, 0.0, 0.0), (3, 1.0, 0.0), (6, 0.0, -1e16), (8, 0.0, 0.0)]:
+        out, upper = _core.project_columns(colptr, rows, values, source, split, True)
+        np.testing.assert_array_equal(out, np.float32([[total, 0.0]] * 101))
+        np.testing.assert_array_equal(upper, np.float32([[above, 0.0]] * 101))
+
+
+def test_compiled_column_projection_refuses_bad_input():
+    """Rows outside the source or not increasing within a column, offsets that do not end
+    at the number of entries and tails of the wrong shape are refused."""
+    source = np.ones((10, 4), dtype=np.float32)
+    colptr, rows, values = np.array([0, 2, 3]), np.array([1, 4, 9]), np.ones(3)
+    _core.project_columns(colptr, rows, values, source, 0, False)
+    with pytest.raises(ValueError, match="must increase"):
+        _core.project_columns(colptr, np.array([4, 1, 9]), values, source, 0, False)
+    with pytest.raises(ValueError, match="must increase"):
+        _core.project_columns(colptr, np.array([1, 4, 10]), values, source, 0, False)
+    with pytest.raises(ValueError, match="end at the number of entries"):
+        _core.project_columns(np.array([0, 2, 2]), rows, values, source, 0, False)
+    with pytest.raises(ValueError, match="tail"):
+        _core.project_columns(colptr, rows, values, source, 0, False, np.ones((3, 2)))
+    with pytest.raises(ValueError, match="upper_tail"):
+        _core.project_columns(colptr, rows, values, source, 0, False, None, np.ones((4, 2)))
+
+
+def test_compiled_knot_columns_match_lagrange4():
+    """``_core.knot_columns`` gives every wavelength of a piece its weight times the
+    cardinal weights of :func:`lagrange4` (to the bit) in the columns of its stencil's knots,
+    each column's rows increasing, and in a piece of one knot the weight itself; pieces of 2
+    or 3 knots and knots that do not increase are refused."""
+    rng = np.random.default_rng(3)
+    x = np.sort(rng.uniform(8.0, 12.0, 200))
+    weights = rng.uniform(0.0, 1.0, 200)
+    knots = [np.linspace(x[10], x[60], 7), np.linspace(x[61], x[150], 5), x[151:152], [0.0]]
+    begin, count = np.array([10, 61, 151, 0]), np.array([51, 90, 1, 200])
+    knot_off = np.cumsum([0] + [len(k) for k in knots])
+    colptr, rows, values = _core.knot_columns(x, begin, count, begin, weights, knot_off,
+                                              np.concatenate(knots))
+    assert all(np.all(np.diff(rows[a:b]) > 0) for a, b in pairwise(colptr))
+    expected = np.zeros((200, knot_off[-1]))
+    for p in range(2):
+        r = np.arange(begin[p], begin[p] + count[p])
+        first, w = lagrange4(np.asarray(knots[p]), x[r])
+        for a in range(4):
+            expected[r, knot_off[p] + first + a] = weights[r] * w[:, a]
+    expected[151, knot_off[2]] = weights[151]
+    expected[:, knot_off[3]] = weights
+    got = sparse.csc_matrix((values, rows, colptr), shape=expected.shape).toarray()
+    np.testing.assert_array_equal(got, expected)
+    with pytest.raises(ValueError, match="1 or at least 4 knots"):
+        _core.knot_columns(x, begin[:1], count[:1], begin[:1], weights, [0, 3], knots[0][:3])
+    with pytest.raises(ValueError, match="must increase"):
+        _core.knot_columns(x, begin[:1], count[:1], begin[:1], weights, [0, 7], knots[0][::-1])
+
+
+def test_compiled_band_sums_match_scipy():
+    """``_core.band_sums`` gives the bits of scipy's sparse product (the same order, each
+    product rounded before it is added), an empty band 0."""
+    rng = np.random.default_rng(4)
+    table = rng.normal(size=(300, 37))
+    weights = rng.uniform(0.0, 1.0, 500)
+    begin, count = np.array([5, 100, 0, 250]), np.array([80, 120, 0, 50])
+    wbegin = np.array([0, 80, 200, 200])
+    got = _core.band_sums(begin, count, wbegin, weights, table)
+    indices = np.concatenate([np.arange(b, b + c) for b, c in zip(begin, count, strict=True)])
+    data = np.concatenate([weights[w:w + c] for w, c in zip(wbegin, count, strict=True)])
+    mat = sparse.csr_matrix((data, indices, np.concatenate([[0], np.cumsum(count)])),
+                            shape=(4, 300))
+    np.testing.assert_array_equal(got, np.asarray(mat @ table).T)
+    assert np.all(got[:, 2] == 0.0)

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <string>
 #include <tuple>
+#include <vector>
 
 #include "bindings.hpp"
 #include "pixedfit/common.hpp"
@@ -248,29 +249,112 @@ darray smooth_gaussian(const darray& wave, const darray& flux, const darray& sig
     return out;
 }
 
+// The weighted row ranges (pixedfit::RowRanges) of pieces or bands: three index arrays of
+// one length and the weights they point into.
+pixedfit::RowRanges row_ranges(const iarray& row_begin, const iarray& row_count,
+                               const iarray& weight_begin, const darray& weights) {
+    pixedfit::require(row_begin.ndim() == 1 && row_count.ndim() == 1 &&
+                          weight_begin.ndim() == 1 && weights.ndim() == 1,
+                      "row_begin, row_count, weight_begin and weights must be 1-D");
+    pixedfit::require(row_count.size() == row_begin.size() &&
+                          weight_begin.size() == row_begin.size(),
+                      "row_begin, row_count and weight_begin must have one length");
+    return {row_begin.data(),
+            row_count.data(),
+            weight_begin.data(),
+            static_cast<std::size_t>(row_begin.size()),
+            weights.data(),
+            static_cast<std::size_t>(weights.size())};
+}
+
 template <class T>
-py::array_t<double> project_rows(const iarray& indptr, const iarray& indices, const darray& data,
-                                 std::size_t ncol,
-                                 const py::array_t<T, py::array::c_style>& source,
-                                 std::size_t row_begin, std::size_t row_end) {
-    pixedfit::require(source.ndim() == 2, "project_rows: source must be 2-D (nrow, m)");
-    const auto nrow = static_cast<std::size_t>(source.shape(0));
-    const auto m = static_cast<std::size_t>(source.shape(1));
-    pixedfit::require(indptr.ndim() == 1 && static_cast<std::size_t>(indptr.shape(0)) == nrow + 1,
-                      "project_rows: indptr must have shape (nrow + 1,)");
-    pixedfit::require(row_end <= nrow, "project_rows: row_end beyond the source's rows");
-    const auto nnz = indices.size();
-    pixedfit::require(data.size() == nnz, "project_rows: indices and data differ in length");
-    pixedfit::require(indptr.at(0) == 0 && indptr.at(nrow) == static_cast<std::int64_t>(nnz),
-                      "project_rows: indptr must run from 0 to the number of entries");
-    for (std::size_t w = 0; w < nrow; ++w)  // so that every row's entries lie within them
-        pixedfit::require(indptr.data()[w + 1] >= indptr.data()[w],
-                          "project_rows: indptr must not decrease");
-    py::array_t<double> out({static_cast<py::ssize_t>(ncol), static_cast<py::ssize_t>(m)});
+py::array_t<T> to_numpy(const std::vector<T>& v) {
+    return py::array_t<T>(static_cast<py::ssize_t>(v.size()), v.data());
+}
+
+py::tuple knot_columns(const darray& x, const iarray& row_begin, const iarray& row_count,
+                       const iarray& weight_begin, const darray& weights,
+                       const iarray& knot_off, const darray& knots) {
+    const auto pieces = row_ranges(row_begin, row_count, weight_begin, weights);
+    pixedfit::require(x.ndim() == 1 && knots.ndim() == 1, "x and knots must be 1-D");
+    pixedfit::require(knot_off.ndim() == 1 &&
+                          static_cast<std::size_t>(knot_off.size()) == pieces.n + 1,
+                      "knot_off must have one entry per piece and one more");
+    pixedfit::SparseColumns a;
     {
         py::gil_scoped_release release;
-        pixedfit::project_rows<T>(indptr.data(), indices.data(), data.data(), ncol,
-                                  source.data(), m, row_begin, row_end, out.mutable_data());
+        a = pixedfit::knot_columns(x.data(), static_cast<std::size_t>(x.size()), pieces,
+                                   knot_off.data(), static_cast<std::size_t>(knots.size()),
+                                   knots.data());
+    }
+    return py::make_tuple(to_numpy(a.colptr), to_numpy(a.rows), to_numpy(a.values));
+}
+
+// A single-precision (m, ntail) table beside the projected columns, or none (ntail 0).
+farray tail_table(const py::object& tail, std::size_t m, const char* name) {
+    if (tail.is_none()) return farray(std::vector<py::ssize_t>{static_cast<py::ssize_t>(m), 0});
+    auto t = farray::ensure(tail);
+    pixedfit::require(static_cast<bool>(t) && t.ndim() == 2 &&
+                          static_cast<std::size_t>(t.shape(0)) == m,
+                      std::string("project_columns: ") + name + " must have shape (m, ntail)");
+    return t;
+}
+
+template <class T>
+py::tuple project_columns(const iarray& colptr, const iarray& rows, const darray& values,
+                          const py::array_t<T, py::array::c_style>& source, std::size_t split,
+                          bool upper, const py::object& tail, const py::object& upper_tail) {
+    pixedfit::require(source.ndim() == 2, "project_columns: source must be 2-D (nrow, m)");
+    const auto nrow = static_cast<std::size_t>(source.shape(0));
+    const auto m = static_cast<std::size_t>(source.shape(1));
+    pixedfit::require(colptr.ndim() == 1 && colptr.size() >= 1 && rows.ndim() == 1 &&
+                          values.ndim() == 1 && values.size() == rows.size(),
+                      "project_columns: colptr, rows and values must be 1-D, rows and values "
+                      "of one length");
+    const auto ncol = static_cast<std::size_t>(colptr.size() - 1);
+    pixedfit::require(colptr.data()[ncol] == rows.size(),
+                      "project_columns: colptr must end at the number of entries");
+    pixedfit::require(upper || upper_tail.is_none(),
+                      "project_columns: upper_tail is for upper=True");
+    const farray t = tail_table(tail, m, "tail");
+    const auto ntail = static_cast<std::size_t>(t.shape(1));
+    farray tu;
+    if (upper) {
+        tu = tail_table(upper_tail, m, "upper_tail");
+        pixedfit::require(static_cast<std::size_t>(tu.shape(1)) == ntail,
+                          "project_columns: tail and upper_tail must have one shape");
+    }
+    const std::vector<py::ssize_t> shape{static_cast<py::ssize_t>(m),
+                                         static_cast<py::ssize_t>(ncol + ntail)};
+    farray out(shape);
+    py::object out_upper = py::none();
+    float* up = nullptr;
+    if (upper) {
+        farray o(shape);
+        up = o.mutable_data();
+        out_upper = o;
+    }
+    float* op = out.mutable_data();
+    {
+        py::gil_scoped_release release;
+        pixedfit::project_columns<T>({colptr.data(), rows.data(), values.data(), ncol},
+                                     source.data(), nrow, m, split, t.data(),
+                                     upper ? tu.data() : nullptr, ntail, op, up);
+    }
+    return py::make_tuple(out, out_upper);
+}
+
+darray band_sums(const iarray& row_begin, const iarray& row_count, const iarray& weight_begin,
+                 const darray& weights, const darray& table) {
+    const auto bands = row_ranges(row_begin, row_count, weight_begin, weights);
+    pixedfit::require(table.ndim() == 2, "band_sums: table must be 2-D (nrow, nt)");
+    const auto nt = static_cast<std::size_t>(table.shape(1));
+    darray out({static_cast<py::ssize_t>(nt), static_cast<py::ssize_t>(bands.n)});
+    double* op = out.mutable_data();
+    {
+        py::gil_scoped_release release;
+        pixedfit::band_sums(bands, table.data(), static_cast<std::size_t>(table.shape(0)), nt,
+                            op);
     }
     return out;
 }
@@ -313,15 +397,30 @@ void bind_sps(py::module_& m) {
           py::arg("nebular"), py::arg("agn"), py::arg("dust1_index"), py::arg("t_bc"),
           py::arg("scale"), py::arg("line_weights"), py::arg("threads"),
           "Band fluxes (n, nbands) through transmission knots, and derived (n, N_DERIVED).");
+    m.def("knot_columns", &knot_columns, py::arg("x"), py::arg("row_begin"),
+          py::arg("row_count"), py::arg("weight_begin"), py::arg("weights"),
+          py::arg("knot_off"), py::arg("knots"),
+          "Cardinal-weight columns (colptr, rows, values) of the pieces of a piecewise-cubic "
+          "interpolation in x: piece p weights rows [row_begin[p], row_begin[p] + "
+          "row_count[p]) by weights[weight_begin[p]:] and owns knots[knot_off[p]:"
+          "knot_off[p + 1]] (1 or at least 4).");
     const char* project_doc =
-        "Sum over the rows w in [row_begin, row_end) of A[w, c] * source[w, :] for the CSR "
-        "matrix A (indptr, indices, data; ncol columns): (ncol, m), in double precision.";
-    m.def("project_rows", &project_rows<float>, py::arg("indptr"), py::arg("indices"),
-          py::arg("data"), py::arg("ncol"), py::arg("source"), py::arg("row_begin"),
-          py::arg("row_end"), project_doc);
-    m.def("project_rows", &project_rows<double>, py::arg("indptr"), py::arg("indices"),
-          py::arg("data"), py::arg("ncol"), py::arg("source"), py::arg("row_begin"),
-          py::arg("row_end"), project_doc);
+        "Sums over the entries of each column c of the compressed-column matrix (colptr, "
+        "rows, values) of values[e] * source[rows[e], :], in double precision, as a "
+        "single-precision (m, ncol + ntail) table with tail (m, ntail) beside them; the rows "
+        "below split and the others are summed separately and added (when any entry lies "
+        "below split); with upper=True also the sums from split on, with upper_tail.";
+    m.def("project_columns", &project_columns<double>, py::arg("colptr"), py::arg("rows"),
+          py::arg("values"), py::arg("source"), py::arg("split"), py::arg("upper"),
+          py::arg("tail") = py::none(), py::arg("upper_tail") = py::none(), project_doc);
+    m.def("project_columns", &project_columns<float>, py::arg("colptr"), py::arg("rows"),
+          py::arg("values"), py::arg("source"), py::arg("split"), py::arg("upper"),
+          py::arg("tail") = py::none(), py::arg("upper_tail") = py::none(), project_doc);
+    m.def("band_sums", &band_sums, py::arg("row_begin"), py::arg("row_count"),
+          py::arg("weight_begin"), py::arg("weights"), py::arg("table"),
+          "Band sums (nt, nbands) of a table (nrow, nt): band b sums weights[weight_begin[b] "
+          "+ i] * table[row_begin[b] + i, :] over i < row_count[b], in the order of i, "
+          "products rounded before they are added.");
     m.attr("SPS_N_PARAMS") = static_cast<int>(sps::N_PARAMS);
     m.attr("SPS_N_DERIVED") = static_cast<int>(sps::N_DERIVED);
     m.attr("SPS_PARAM_NAMES") = names_tuple(sps::kParamNames);
