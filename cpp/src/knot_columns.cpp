@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -20,15 +21,18 @@ namespace pixedfit {
 
 namespace {
 
-// Every range within the nrow rows of the table and its weights within the weight array.
+// Every range within the nrow rows of the table and its weights within the weight array
+// (the message is built only for a bad range).
 void check_ranges(const RowRanges& r, std::size_t nrow, const char* what) {
     for (std::size_t p = 0; p < r.n; ++p) {
         const std::int64_t begin = r.row_begin[p], count = r.row_count[p];
         const std::int64_t wbegin = r.weight_begin[p];
-        require(begin >= 0 && count >= 0 && static_cast<std::size_t>(begin + count) <= nrow,
-                std::string(what) + " " + std::to_string(p) + ": rows outside the table");
-        require(wbegin >= 0 && static_cast<std::size_t>(wbegin + count) <= r.nweight,
-                std::string(what) + " " + std::to_string(p) + ": weights outside the array");
+        if (begin < 0 || count < 0 || static_cast<std::size_t>(begin + count) > nrow)
+            throw std::invalid_argument(std::string(what) + " " + std::to_string(p) +
+                                        ": rows outside the table");
+        if (wbegin < 0 || static_cast<std::size_t>(wbegin + count) > r.nweight)
+            throw std::invalid_argument(std::string(what) + " " + std::to_string(p) +
+                                        ": weights outside the array");
     }
 }
 
@@ -85,11 +89,13 @@ SparseColumns knot_columns(const double* x, std::size_t nrow, const RowRanges& p
             "knot_columns: knot offsets must run from 0 to the number of knots");
     for (std::size_t p = 0; p < pieces.n; ++p) {
         const std::int64_t nk = knot_off[p + 1] - knot_off[p];
-        require(nk == 1 || nk >= 4, "knot_columns: piece " + std::to_string(p) +
+        if (nk != 1 && nk < 4)
+            throw std::invalid_argument("knot_columns: piece " + std::to_string(p) +
                                         " needs 1 or at least 4 knots");
         for (std::int64_t j = knot_off[p] + 1; j < knot_off[p + 1]; ++j)
-            require(knots[j] > knots[j - 1],
-                    "knot_columns: the knots of piece " + std::to_string(p) + " must increase");
+            if (!(knots[j] > knots[j - 1]))
+                throw std::invalid_argument("knot_columns: the knots of piece " +
+                                            std::to_string(p) + " must increase");
     }
     // first pass: the first knot of every row's stencil (within its piece) and the number
     // of entries of every column; second pass: the entries, piece by piece and row by row,
