@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import platform
-from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -261,13 +260,10 @@ def test_projection_with_kept_columns_is_the_same(cfg):
     base = m._phot_arrays
     x = np.log(np.asarray(base["wave"], dtype=np.float64))
 
-    def by_columns(columns: tuple) -> sparse.csc_matrix:
-        colptr, rows, values = columns
-        return sparse.csc_matrix((values, rows, colptr), shape=(x.size, colptr.size - 1))
-
-    mat = sparse.hstack([by_columns(_band_columns(x, fw, trans, np.zeros(0))[0]),
-                         by_columns(_energy_columns(x, np.asarray(base["dwave"]),
-                                                    int(base["n_ionising"]), np.zeros(0))[0])],
+    mat = sparse.hstack([_matrix(_band_columns(x, fw, trans, np.zeros(0))[0], x.size),
+                         _matrix(_energy_columns(x, np.asarray(base["dwave"]),
+                                                 int(base["n_ionising"]), np.zeros(0))[0],
+                                 x.size)],
                         format="csr")
     ssp = np.asarray(base["ssp"], dtype=np.float64)
     flat = ssp.reshape(-1, ssp.shape[-1])
@@ -315,91 +311,150 @@ def test_projection_cache_under_threads():
     assert len(m._knot_cache) <= 8
 
 
+def _matrix(stencils: tuple, nrow: int) -> sparse.csr_matrix:
+    """The sparse (nrow, ncol) matrix of pieces and their rows' stencils (the arguments of
+    ``_core.project_stencils`` before the table)."""
+    row_begin, row_count, knot_off, first, weights = stencils
+    rows, cols, values = [], [], []
+    at = 0
+    for p in range(row_begin.size):
+        r = np.arange(row_begin[p], row_begin[p] + row_count[p])
+        width = 1 if knot_off[p + 1] - knot_off[p] == 1 else 4
+        for a in range(width):
+            rows.append(r)
+            cols.append(first[at:at + r.size] + a)
+            values.append(weights[at:at + r.size, a])
+        at += r.size
+    return sparse.csr_matrix((np.concatenate(values), (np.concatenate(rows),
+                                                        np.concatenate(cols))),
+                             shape=(nrow, knot_off[-1]))
+
+
+def _random_stencils(rng: np.random.Generator, nrow: int) -> tuple:
+    """Stencils of pieces of 7, 5, 1 and 4 knots over rows of random positions, with a
+    piece of one knot over all the rows (a bolometric column) and random weights."""
+    from pixedfit.sps.knots import _Ranges, _stencils
+
+    x = np.sort(rng.uniform(8.0, 12.0, nrow))
+    begin = np.array([10, 61, 151, 160, 0])
+    count = np.array([51, 90, 1, 100, nrow])
+    sizes = [7, 5, 1, 4, 1]
+    knots = [np.linspace(x[b], x[b + c - 1], k)
+             for b, c, k in zip(begin, count, sizes, strict=True)]
+    knot_off = np.cumsum([0] + [k.size for k in knots])
+    weights = rng.uniform(0.0, 1.0, nrow)
+    return _stencils(x, _Ranges(begin, count, begin, weights), knot_off, np.concatenate(knots))
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_compiled_column_projection_matches_scipy(dtype):
-    """``_core.project_columns`` against scipy's sparse product, with sources in either
-    precision (the float32 SSP grids): the sums over the rows from ``split`` on and, added
-    to them, over those below, to single-precision rounding, with the tails beside them."""
+def test_compiled_projection_matches_scipy(dtype):
+    """``_core.project_stencils`` against scipy's sparse product, with tables in either
+    precision (the float32 SSP grids), blocked (``_blocked``): the sums over the rows from
+    ``split`` on and, added to them, over those below, to single-precision rounding, with
+    the tails beside them."""
+    from pixedfit.sps.knots import _blocked
+
     rng = np.random.default_rng(5)
-    mat = sparse.random(300, 40, density=0.05, random_state=7, format="csc")
-    columns = (mat.indptr, mat.indices, mat.data)
-    source = rng.normal(size=(300, 700)).astype(dtype)
-    wide = source.astype(np.float64)
+    stencils = _random_stencils(rng, 300)
+    mat = _matrix(stencils, 300)
+    ncol = mat.shape[1]
+    spectra = rng.normal(size=(700, 300)).astype(dtype)
+    blocks, m = _blocked(spectra)
+    wide = spectra.astype(np.float64).T
     tail = rng.normal(size=(700, 3)).astype(np.float32)
-    for split in (0, 17, 300):
-        out, upper = _core.project_columns(*columns, source, split, True, tail, 2 * tail)
-        assert out.dtype == np.float32 and out.shape == (700, 43)
+    for split in (0, 17, 120, 300):
+        out, upper = _core.project_stencils(*stencils, blocks, m, split, True, tail, 2 * tail)
+        assert out.dtype == np.float32 and out.shape == (700, ncol + 3)
         above = np.asarray(mat[split:].T @ wide[split:]).T
         below = np.asarray(mat[:split].T @ wide[:split]).T
-        np.testing.assert_allclose(upper[:, :40], above, rtol=1e-7, atol=1e-12)
-        np.testing.assert_allclose(out[:, :40], above + below, rtol=1e-7, atol=1e-12)
-        np.testing.assert_array_equal(out[:, 40:], tail)
-        np.testing.assert_array_equal(upper[:, 40:], 2 * tail)
-    out, upper = _core.project_columns(*columns, source, 0, False)
-    assert upper is None and out.shape == (700, 40)
+        np.testing.assert_allclose(upper[:, :ncol], above, rtol=1e-7, atol=1e-12)
+        np.testing.assert_allclose(out[:, :ncol], above + below, rtol=1e-7, atol=1e-12)
+        np.testing.assert_array_equal(out[:, ncol:], tail)
+        np.testing.assert_array_equal(upper[:, ncol:], 2 * tail)
+    out, upper = _core.project_stencils(*stencils, blocks, m, 0, False)
+    assert upper is None and out.shape == (700, ncol)
 
 
-def test_compiled_column_projection_sums_in_order():
-    """Every output element sums its column's entries in their order (rows increasing)
-    from 0 in double precision, the rows below ``split`` apart, then adds the two: with
-    1, 10¹⁶ and −10¹⁶ (10¹⁶ + 1 rounds to 10¹⁶) the order shows in the result. A column
-    without entries is 0; every source column (a whole block of the kernel and the rest)
-    gets the same."""
-    colptr, rows, values = np.array([0, 3, 3]), np.array([2, 5, 7]), np.ones(3)
-    source = np.zeros((8, 101))
-    source[[2, 5, 7]] = [[1.0], [1e16], [-1e16]]
+def test_compiled_projection_sums_in_order():
+    """Every output element sums its column's rows in increasing order from 0 in double
+    precision, the rows below ``split`` apart, then adds the two: with 1, 10¹⁶ and −10¹⁶
+    (10¹⁶ + 1 rounds to 10¹⁶) the order shows in the result, in a piece of one knot
+    (column 0) and of 4 (column 1; its other columns 0). Every spectrum (whole blocks of
+    the kernel and the rest) gets the same."""
+    from pixedfit.sps.knots import _blocked
+
+    weights = np.zeros((16, 4))
+    weights[[2, 5, 7], 0] = 1.0  # piece 0 (rows 0-7): column 0
+    weights[[10, 13, 15], 0] = 1.0  # piece 1 (rows 0-7 again): column 1 of 1-4
+    stencils = (np.array([0, 0]), np.array([8, 8]), np.array([0, 1, 5]),
+                np.array([0] * 8 + [1] * 8), weights)
+    spectra = np.zeros((101, 8))
+    spectra[:, [2, 5, 7]] = [1.0, 1e16, -1e16]
+    blocks, m = _blocked(spectra)
     for split, total, above in [(0, 0.0, 0.0), (3, 1.0, 0.0), (6, 0.0, -1e16), (8, 0.0, 0.0)]:
-        out, upper = _core.project_columns(colptr, rows, values, source, split, True)
-        np.testing.assert_array_equal(out, np.float32([[total, 0.0]] * 101))
-        np.testing.assert_array_equal(upper, np.float32([[above, 0.0]] * 101))
+        out, upper = _core.project_stencils(*stencils, blocks, m, split, True)
+        np.testing.assert_array_equal(out, np.float32([[total, total, 0, 0, 0]] * 101))
+        np.testing.assert_array_equal(upper, np.float32([[above, above, 0, 0, 0]] * 101))
 
 
-def test_compiled_column_projection_refuses_bad_input():
-    """Rows outside the source or not increasing within a column, offsets that do not end
-    at the number of entries and tails of the wrong shape are refused."""
-    source = np.ones((10, 4), dtype=np.float32)
-    colptr, rows, values = np.array([0, 2, 3]), np.array([1, 4, 9]), np.ones(3)
-    _core.project_columns(colptr, rows, values, source, 0, False)
-    with pytest.raises(ValueError, match="must increase"):
-        _core.project_columns(colptr, np.array([4, 1, 9]), values, source, 0, False)
-    with pytest.raises(ValueError, match="must increase"):
-        _core.project_columns(colptr, np.array([1, 4, 10]), values, source, 0, False)
-    with pytest.raises(ValueError, match="end at the number of entries"):
-        _core.project_columns(np.array([0, 2, 2]), rows, values, source, 0, False)
+def test_compiled_projection_refuses_bad_input():
+    """Rows outside the table, stencils outside their piece's columns or going back, blocks
+    of the wrong shape and tails of the wrong shape are refused."""
+    from pixedfit.sps.knots import _blocked
+
+    blocks, m = _blocked(np.ones((40, 10), dtype=np.float32))
+    begin, count, knot_off = np.array([0, 2]), np.array([3, 8]), np.array([0, 1, 5])
+    first, weights = np.array([0, 0, 0] + [1] * 8), np.ones((11, 4))
+    _core.project_stencils(begin, count, knot_off, first, weights, blocks, m, 0, False)
+    with pytest.raises(ValueError, match="piece 1"):  # rows 3-10 of a table of 10
+        _core.project_stencils(np.array([0, 3]), count, knot_off, first, weights, blocks, m, 0,
+                               False)
+    with pytest.raises(ValueError, match="piece 1"):  # a piece of 3 knots
+        _core.project_stencils(begin, count, np.array([0, 1, 4]), first, weights, blocks, m, 0,
+                               False)
+    # a stencil past its piece's columns, one going back, one in another piece's column
+    for f in ([0, 0, 0] + [2] * 8, [0, 0, 0] + [1] * 7 + [0], [0, 0, 1] + [1] * 8):
+        with pytest.raises(ValueError, match="piece"):
+            _core.project_stencils(begin, count, knot_off, np.array(f), weights, blocks, m, 0,
+                                   False)
+    with pytest.raises(ValueError, match="blocks"):
+        _core.project_stencils(begin, count, knot_off, first, weights, blocks, m + 32, 0, False)
     with pytest.raises(ValueError, match="tail"):
-        _core.project_columns(colptr, rows, values, source, 0, False, np.ones((3, 2)))
+        _core.project_stencils(begin, count, knot_off, first, weights, blocks, m, 0, False,
+                               np.ones((3, 2)))
     with pytest.raises(ValueError, match="upper_tail"):
-        _core.project_columns(colptr, rows, values, source, 0, False, None, np.ones((4, 2)))
+        _core.project_stencils(begin, count, knot_off, first, weights, blocks, m, 0, False,
+                               None, np.ones((m, 2)))
 
 
-def test_compiled_knot_columns_match_lagrange4():
-    """``_core.knot_columns`` gives every wavelength of a piece its weight times the
-    cardinal weights of :func:`lagrange4` (to the bit) in the columns of its stencil's knots,
-    each column's rows increasing, and in a piece of one knot the weight itself; pieces of 2
-    or 3 knots and knots that do not increase are refused."""
+def test_compiled_knot_stencils_match_lagrange4():
+    """``_core.knot_stencils`` gives every wavelength of a piece the first knot of its
+    stencil and its weight times the cardinal weights of :func:`lagrange4` (to the bit), and
+    in a piece of one knot that knot and the weight itself; pieces of 2 or 3 knots and
+    knots or positions that do not increase are refused."""
     rng = np.random.default_rng(3)
     x = np.sort(rng.uniform(8.0, 12.0, 200))
     weights = rng.uniform(0.0, 1.0, 200)
-    knots = [np.linspace(x[10], x[60], 7), np.linspace(x[61], x[150], 5), x[151:152], [0.0]]
-    begin, count = np.array([10, 61, 151, 0]), np.array([51, 90, 1, 200])
+    knots = [np.linspace(x[10], x[60], 7), np.linspace(x[61], x[150], 5), x[151:152]]
+    begin, count = np.array([10, 61, 151]), np.array([51, 90, 1])
     knot_off = np.cumsum([0] + [len(k) for k in knots])
-    colptr, rows, values = _core.knot_columns(x, begin, count, begin, weights, knot_off,
-                                              np.concatenate(knots))
-    assert all(np.all(np.diff(rows[a:b]) > 0) for a, b in pairwise(colptr))
-    expected = np.zeros((200, knot_off[-1]))
+    first, w = _core.knot_stencils(x, begin, count, begin, weights, knot_off,
+                                   np.concatenate(knots))
+    at = 0
     for p in range(2):
         r = np.arange(begin[p], begin[p] + count[p])
-        first, w = lagrange4(np.asarray(knots[p]), x[r])
-        for a in range(4):
-            expected[r, knot_off[p] + first + a] = weights[r] * w[:, a]
-    expected[151, knot_off[2]] = weights[151]
-    expected[:, knot_off[3]] = weights
-    got = sparse.csc_matrix((values, rows, colptr), shape=expected.shape).toarray()
-    np.testing.assert_array_equal(got, expected)
+        f, cw = lagrange4(knots[p], x[r])
+        np.testing.assert_array_equal(first[at:at + r.size], knot_off[p] + f)
+        np.testing.assert_array_equal(w[at:at + r.size], weights[r, None] * cw)
+        at += r.size
+    assert first[at] == knot_off[2] and np.array_equal(w[at], [weights[151], 0.0, 0.0, 0.0])
     with pytest.raises(ValueError, match="1 or at least 4 knots"):
-        _core.knot_columns(x, begin[:1], count[:1], begin[:1], weights, [0, 3], knots[0][:3])
+        _core.knot_stencils(x, begin[:1], count[:1], begin[:1], weights, [0, 3], knots[0][:3])
     with pytest.raises(ValueError, match="must increase"):
-        _core.knot_columns(x, begin[:1], count[:1], begin[:1], weights, [0, 7], knots[0][::-1])
+        _core.knot_stencils(x, begin[:1], count[:1], begin[:1], weights, [0, 7], knots[0][::-1])
+    with pytest.raises(ValueError, match="x must increase"):
+        _core.knot_stencils(x[::-1].copy(), begin[:1], count[:1], begin[:1], weights, [0, 7],
+                            knots[0])
 
 
 def test_compiled_band_sums_match_scipy():

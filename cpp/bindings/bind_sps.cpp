@@ -13,7 +13,7 @@
 #include "pixedfit/csp.hpp"
 #include "pixedfit/csp_knots.hpp"
 #include "pixedfit/smoothing.hpp"
-#include "pixedfit/sparse_projection.hpp"
+#include "pixedfit/knot_projection.hpp"
 
 namespace py = pybind11;
 namespace sps = pixedfit::sps;
@@ -272,22 +272,24 @@ py::array_t<T> to_numpy(const std::vector<T>& v) {
     return py::array_t<T>(static_cast<py::ssize_t>(v.size()), v.data());
 }
 
-py::tuple knot_columns(const darray& x, const iarray& row_begin, const iarray& row_count,
-                       const iarray& weight_begin, const darray& weights,
-                       const iarray& knot_off, const darray& knots) {
+py::tuple knot_stencils(const darray& x, const iarray& row_begin, const iarray& row_count,
+                        const iarray& weight_begin, const darray& weights,
+                        const iarray& knot_off, const darray& knots) {
     const auto pieces = row_ranges(row_begin, row_count, weight_begin, weights);
     pixedfit::require(x.ndim() == 1 && knots.ndim() == 1, "x and knots must be 1-D");
     pixedfit::require(knot_off.ndim() == 1 &&
                           static_cast<std::size_t>(knot_off.size()) == pieces.n + 1,
                       "knot_off must have one entry per piece and one more");
-    pixedfit::SparseColumns a;
+    pixedfit::Stencils st;
     {
         py::gil_scoped_release release;
-        a = pixedfit::knot_columns(x.data(), static_cast<std::size_t>(x.size()), pieces,
-                                   knot_off.data(), static_cast<std::size_t>(knots.size()),
-                                   knots.data());
+        st = pixedfit::knot_stencils(x.data(), static_cast<std::size_t>(x.size()), pieces,
+                                     knot_off.data(), static_cast<std::size_t>(knots.size()),
+                                     knots.data());
     }
-    return py::make_tuple(to_numpy(a.colptr), to_numpy(a.rows), to_numpy(a.values));
+    py::array_t<double> w({static_cast<py::ssize_t>(st.first.size()), py::ssize_t{4}});
+    std::copy(st.weights.begin(), st.weights.end(), w.mutable_data());
+    return py::make_tuple(to_numpy(st.first), w);
 }
 
 // A single-precision (m, ntail) table beside the projected columns, or none (ntail 0).
@@ -296,34 +298,45 @@ farray tail_table(const py::object& tail, std::size_t m, const char* name) {
     auto t = farray::ensure(tail);
     pixedfit::require(static_cast<bool>(t) && t.ndim() == 2 &&
                           static_cast<std::size_t>(t.shape(0)) == m,
-                      std::string("project_columns: ") + name + " must have shape (m, ntail)");
+                      std::string("project_stencils: ") + name + " must have shape (m, ntail)");
     return t;
 }
 
 template <class T>
-py::tuple project_columns(const iarray& colptr, const iarray& rows, const darray& values,
-                          const py::array_t<T, py::array::c_style>& source, std::size_t split,
-                          bool upper, const py::object& tail, const py::object& upper_tail) {
-    pixedfit::require(source.ndim() == 2, "project_columns: source must be 2-D (nrow, m)");
-    const auto nrow = static_cast<std::size_t>(source.shape(0));
-    const auto m = static_cast<std::size_t>(source.shape(1));
-    pixedfit::require(colptr.ndim() == 1 && colptr.size() >= 1 && rows.ndim() == 1 &&
-                          values.ndim() == 1 && values.size() == rows.size(),
-                      "project_columns: colptr, rows and values must be 1-D, rows and values "
-                      "of one length");
-    const auto ncol = static_cast<std::size_t>(colptr.size() - 1);
-    pixedfit::require(colptr.data()[ncol] == rows.size(),
-                      "project_columns: colptr must end at the number of entries");
+py::tuple project_stencils(const iarray& row_begin, const iarray& row_count,
+                           const iarray& knot_off, const iarray& first, const darray& weights,
+                           const py::array_t<T, py::array::c_style>& blocks, std::size_t m,
+                           std::size_t split, bool upper, const py::object& tail,
+                           const py::object& upper_tail) {
+    const auto n = static_cast<std::size_t>(row_begin.size());
+    pixedfit::require(row_begin.ndim() == 1 && row_count.ndim() == 1 && knot_off.ndim() == 1 &&
+                          static_cast<std::size_t>(row_count.size()) == n &&
+                          static_cast<std::size_t>(knot_off.size()) == n + 1,
+                      "project_stencils: row_begin and row_count must be 1-D of one length, "
+                      "knot_off one longer");
+    std::int64_t nstencil = 0;
+    for (std::size_t p = 0; p < n; ++p) nstencil += row_count.data()[p];
+    pixedfit::require(first.ndim() == 1 && first.size() == nstencil && weights.ndim() == 2 &&
+                          weights.shape(0) == nstencil && weights.shape(1) == 4,
+                      "project_stencils: first must have a row per stencil, weights 4");
+    pixedfit::require(blocks.ndim() == 3 &&
+                          static_cast<std::size_t>(blocks.shape(2)) == pixedfit::kBlock,
+                      "project_stencils: blocks must have shape (nblock, nrow, PROJECTION_BLOCK)");
+    const auto nrow = static_cast<std::size_t>(blocks.shape(1));
+    pixedfit::require(static_cast<std::size_t>(blocks.shape(0)) ==
+                          (m + pixedfit::kBlock - 1) / pixedfit::kBlock,
+                      "project_stencils: the blocks must hold the m spectra");
     pixedfit::require(upper || upper_tail.is_none(),
-                      "project_columns: upper_tail is for upper=True");
+                      "project_stencils: upper_tail is for upper=True");
     const farray t = tail_table(tail, m, "tail");
     const auto ntail = static_cast<std::size_t>(t.shape(1));
     farray tu;
     if (upper) {
         tu = tail_table(upper_tail, m, "upper_tail");
         pixedfit::require(static_cast<std::size_t>(tu.shape(1)) == ntail,
-                          "project_columns: tail and upper_tail must have one shape");
+                          "project_stencils: tail and upper_tail must have one shape");
     }
+    const auto ncol = static_cast<std::size_t>(knot_off.data()[n]);
     const std::vector<py::ssize_t> shape{static_cast<py::ssize_t>(m),
                                          static_cast<py::ssize_t>(ncol + ntail)};
     farray out(shape);
@@ -337,9 +350,10 @@ py::tuple project_columns(const iarray& colptr, const iarray& rows, const darray
     float* op = out.mutable_data();
     {
         py::gil_scoped_release release;
-        pixedfit::project_columns<T>({colptr.data(), rows.data(), values.data(), ncol},
-                                     source.data(), nrow, m, split, t.data(),
-                                     upper ? tu.data() : nullptr, ntail, op, up);
+        pixedfit::project_stencils<T>(
+            {row_begin.data(), row_count.data(), knot_off.data(), n, first.data(),
+             weights.data()},
+            blocks.data(), nrow, m, split, t.data(), upper ? tu.data() : nullptr, ntail, op, up);
     }
     return py::make_tuple(out, out_upper);
 }
@@ -397,25 +411,30 @@ void bind_sps(py::module_& m) {
           py::arg("nebular"), py::arg("agn"), py::arg("dust1_index"), py::arg("t_bc"),
           py::arg("scale"), py::arg("line_weights"), py::arg("threads"),
           "Band fluxes (n, nbands) through transmission knots, and derived (n, N_DERIVED).");
-    m.def("knot_columns", &knot_columns, py::arg("x"), py::arg("row_begin"),
+    m.def("knot_stencils", &knot_stencils, py::arg("x"), py::arg("row_begin"),
           py::arg("row_count"), py::arg("weight_begin"), py::arg("weights"),
           py::arg("knot_off"), py::arg("knots"),
-          "Cardinal-weight columns (colptr, rows, values) of the pieces of a piecewise-cubic "
-          "interpolation in x: piece p weights rows [row_begin[p], row_begin[p] + "
-          "row_count[p]) by weights[weight_begin[p]:] and owns knots[knot_off[p]:"
-          "knot_off[p + 1]] (1 or at least 4).");
+          "Stencils (first (nrow,), weights (nrow, 4)) of the rows of the pieces of a "
+          "piecewise-cubic interpolation in x: piece p weights rows [row_begin[p], "
+          "row_begin[p] + row_count[p]) by weights[weight_begin[p]:] and owns "
+          "knots[knot_off[p]:knot_off[p + 1]] (1 or at least 4).");
     const char* project_doc =
-        "Sums over the entries of each column c of the compressed-column matrix (colptr, "
-        "rows, values) of values[e] * source[rows[e], :], in double precision, as a "
-        "single-precision (m, ncol + ntail) table with tail (m, ntail) beside them; the rows "
-        "below split and the others are summed separately and added (when any entry lies "
-        "below split); with upper=True also the sums from split on, with upper_tail.";
-    m.def("project_columns", &project_columns<double>, py::arg("colptr"), py::arg("rows"),
-          py::arg("values"), py::arg("source"), py::arg("split"), py::arg("upper"),
+        "Projections of a table (nrow, m), given in blocks (nblock, nrow, PROJECTION_BLOCK), "
+        "onto the columns of the pieces (row_begin, row_count, knot_off) with the stencils "
+        "(first, weights) of their rows: a single-precision (m, ncol + ntail) table, every "
+        "column summed over its rows in order in double precision, with tail (m, ntail) "
+        "beside it; the rows below split and the others are summed separately and added "
+        "(when any row lies below split); with upper=True also the sums from split on, with "
+        "upper_tail.";
+    m.def("project_stencils", &project_stencils<double>, py::arg("row_begin"),
+          py::arg("row_count"), py::arg("knot_off"), py::arg("first"), py::arg("weights"),
+          py::arg("blocks"), py::arg("m"), py::arg("split"), py::arg("upper"),
           py::arg("tail") = py::none(), py::arg("upper_tail") = py::none(), project_doc);
-    m.def("project_columns", &project_columns<float>, py::arg("colptr"), py::arg("rows"),
-          py::arg("values"), py::arg("source"), py::arg("split"), py::arg("upper"),
+    m.def("project_stencils", &project_stencils<float>, py::arg("row_begin"),
+          py::arg("row_count"), py::arg("knot_off"), py::arg("first"), py::arg("weights"),
+          py::arg("blocks"), py::arg("m"), py::arg("split"), py::arg("upper"),
           py::arg("tail") = py::none(), py::arg("upper_tail") = py::none(), project_doc);
+    m.attr("PROJECTION_BLOCK") = static_cast<int>(pixedfit::kBlock);
     m.def("band_sums", &band_sums, py::arg("row_begin"), py::arg("row_count"),
           py::arg("weight_begin"), py::arg("weights"), py::arg("table"),
           "Band sums (nt, nbands) of a table (nrow, nt): band b sums weights[weight_begin[b] "

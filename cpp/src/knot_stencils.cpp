@@ -1,5 +1,5 @@
-// The cardinal-weight columns of the knot projections and the band sums of the templates
-// (see sparse_projection.hpp).
+// The stencils of the knot projections and the band sums of the templates (see
+// knot_projection.hpp).
 // No fused multiply-adds in this file: the weights and sums must round like the numpy and
 // scipy code they replace, which fuses none (and a multiply-add fused in one build and not
 // in another would change the projections' bits).
@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "pixedfit/common.hpp"
-#include "pixedfit/sparse_projection.hpp"
+#include "pixedfit/knot_projection.hpp"
 
 namespace pixedfit {
 
@@ -81,70 +81,50 @@ void band_sum_v4(const double* weight, const double* rows, std::size_t n, std::s
 
 }  // namespace
 
-SparseColumns knot_columns(const double* x, std::size_t nrow, const RowRanges& pieces,
-                           const std::int64_t* knot_off, std::size_t nknot,
-                           const double* knots) {
+Stencils knot_stencils(const double* x, std::size_t nrow, const RowRanges& pieces,
+                       const std::int64_t* knot_off, std::size_t nknot, const double* knots) {
     check_ranges(pieces, nrow, "piece");
     require(knot_off[0] == 0 && static_cast<std::size_t>(knot_off[pieces.n]) == nknot,
-            "knot_columns: knot offsets must run from 0 to the number of knots");
+            "knot_stencils: knot offsets must run from 0 to the number of knots");
+    std::size_t nstencil = 0;
     for (std::size_t p = 0; p < pieces.n; ++p) {
         const std::int64_t nk = knot_off[p + 1] - knot_off[p];
         if (nk != 1 && nk < 4)
-            throw std::invalid_argument("knot_columns: piece " + std::to_string(p) +
+            throw std::invalid_argument("knot_stencils: piece " + std::to_string(p) +
                                         " needs 1 or at least 4 knots");
         for (std::int64_t j = knot_off[p] + 1; j < knot_off[p + 1]; ++j)
             if (!(knots[j] > knots[j - 1]))
-                throw std::invalid_argument("knot_columns: the knots of piece " +
+                throw std::invalid_argument("knot_stencils: the knots of piece " +
                                             std::to_string(p) + " must increase");
+        const double* xp = x + pieces.row_begin[p];
+        for (std::int64_t i = 1; i < pieces.row_count[p]; ++i)
+            if (!(xp[i] > xp[i - 1]))
+                throw std::invalid_argument("knot_stencils: x must increase over piece " +
+                                            std::to_string(p));
+        nstencil += static_cast<std::size_t>(pieces.row_count[p]);
     }
-    // first pass: the first knot of every row's stencil (within its piece) and the number
-    // of entries of every column; second pass: the entries, piece by piece and row by row,
-    // so that every column lists its rows in increasing order
-    std::vector<std::size_t> first;
-    SparseColumns a;
-    a.colptr.assign(nknot + 1, 0);
+    Stencils s;
+    s.first.resize(nstencil);
+    s.weights.assign(4 * nstencil, 0.0);
+    std::size_t at = 0;
     for (std::size_t p = 0; p < pieces.n; ++p) {
         const auto nk = static_cast<std::size_t>(knot_off[p + 1] - knot_off[p]);
         const double* kn = knots + knot_off[p];
-        std::int64_t* count = a.colptr.data() + 1 + knot_off[p];
-        for (std::int64_t i = 0; i < pieces.row_count[p]; ++i) {
+        const double* weight = pieces.weights + pieces.weight_begin[p];
+        for (std::int64_t i = 0; i < pieces.row_count[p]; ++i, ++at) {
+            double* w = s.weights.data() + 4 * at;
             if (nk == 1) {
-                ++count[0];
+                s.first[at] = knot_off[p];
+                w[0] = weight[i];
                 continue;
             }
             const std::size_t f = first_knot(kn, nk, x[pieces.row_begin[p] + i]);
-            first.push_back(f);
-            for (std::size_t j = f; j < f + 4; ++j) ++count[j];
+            s.first[at] = knot_off[p] + static_cast<std::int64_t>(f);
+            stencil_weights(x[pieces.row_begin[p] + i], kn + f, w);
+            for (int j = 0; j < 4; ++j) w[j] = weight[i] * w[j];
         }
     }
-    for (std::size_t c = 0; c < nknot; ++c) a.colptr[c + 1] += a.colptr[c];
-    a.rows.resize(static_cast<std::size_t>(a.colptr[nknot]));
-    a.values.resize(a.rows.size());
-    std::vector<std::int64_t> next(a.colptr.begin(), a.colptr.end() - 1);
-    auto add = [&](std::size_t c, std::int64_t row, double value) {
-        const auto e = static_cast<std::size_t>(next[c]++);
-        a.rows[e] = row;
-        a.values[e] = value;
-    };
-    std::size_t at = 0;  // the row's entry of `first`
-    for (std::size_t p = 0; p < pieces.n; ++p) {
-        const auto nk = static_cast<std::size_t>(knot_off[p + 1] - knot_off[p]);
-        const auto col = static_cast<std::size_t>(knot_off[p]);
-        const double* kn = knots + knot_off[p];
-        const double* weight = pieces.weights + pieces.weight_begin[p];
-        for (std::int64_t i = 0; i < pieces.row_count[p]; ++i) {
-            const std::int64_t row = pieces.row_begin[p] + i;
-            if (nk == 1) {
-                add(col, row, weight[i]);
-                continue;
-            }
-            const std::size_t f = first[at++];
-            double w[4];
-            stencil_weights(x[row], kn + f, w);
-            for (std::size_t j = 0; j < 4; ++j) add(col + f + j, row, weight[i] * w[j]);
-        }
-    }
-    return a;
+    return s;
 }
 
 void band_sums(const RowRanges& bands, const double* table, std::size_t nrow, std::size_t nt,
