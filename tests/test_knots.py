@@ -7,6 +7,7 @@ without dust, and within bounds that depend on how strongly a band is attenuated
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import platform
 from pathlib import Path
@@ -208,6 +209,28 @@ def test_knot_grid_checks_sizes():
     bad = {k: v for k, v in arrays.items() if k != "ssp_young"}
     with pytest.raises(ValueError, match="ssp_young"):
         _core.KnotGrid(m._grid_phot, bad)
+
+
+def test_knot_grid_shares_the_projections():
+    """The projections are read-only, so that a KnotGrid shares them instead of copying
+    them (and keeps them when the arrays are gone); from writeable copies it copies: the
+    same photometry either way."""
+    m = SEDModel(**CONFIGS[0], threads=1)
+    fw, trans, scale, lw = m._phot_weights(tuple(BANDS), 0.1)
+    arrays = knot_arrays(m._phot_arrays, fw, trans)
+    tables = ("ssp", "ssp_young", "neb")
+    assert not any(arrays[key].flags.writeable for key in tables)
+    with pytest.raises(ValueError, match="read-only"):
+        arrays["ssp"][0, 0] = 1.0
+    copied = _core.KnotGrid(m._grid_phot,
+                            {**arrays, **{key: arrays[key].copy() for key in tables}})
+    shared = _core.KnotGrid(m._grid_phot, arrays)
+    del arrays
+    gc.collect()
+    params, _ = m._param_array(_params(m, 5, 3))
+    fluxes = [_core.csp_photometry_knots(m._grid_phot, grid, params, *m._cfg(), scale, lw, 1)[0]
+              for grid in (shared, copied)]
+    np.testing.assert_array_equal(fluxes[0], fluxes[1])
 
 
 def test_pieces_never_cross_calzetti_breaks():

@@ -4,6 +4,7 @@
 #include <pybind11/stl.h>
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -174,6 +175,47 @@ py::tuple csp_photometry(const sps::Grid& g, const darray& params, sps::SfhForm 
     return py::make_tuple(out, der);
 }
 
+// The name of the capsules that own the tables project_stencils returns (their arrays' base).
+constexpr const char* kSharedFloats = "pixedfit.SharedFloats";
+
+// A read-only (rows, cols) array of the values of `table`, which its base (a capsule) keeps.
+py::array shared_array(sps::SharedFloats table, std::size_t rows, std::size_t cols) {
+    auto* owner = new sps::SharedFloats(std::move(table));
+    py::capsule base(owner, kSharedFloats,
+                     [](void* p) { delete static_cast<sps::SharedFloats*>(p); });
+    py::array_t<float> a({static_cast<py::ssize_t>(rows), static_cast<py::ssize_t>(cols)},
+                         owner->data(), base);
+    a.attr("flags").attr("writeable") = false;
+    return a;
+}
+
+// The table `key` of a KnotGrid's arrays: shared when it is all of a table project_stencils
+// returned (read-only, so that it never changes), else a single-precision copy.
+sps::SharedFloats shared_table(const py::dict& d, const char* key, bool required = true) {
+    if (!d.contains(key)) {
+        pixedfit::require(!required, std::string("KnotGrid: missing array '") + key + "'");
+        return {};
+    }
+    const py::object value = d[key];
+    if (py::isinstance<py::array>(value)) {
+        const auto arr = py::reinterpret_borrow<py::array>(value);
+        const py::object base = arr.base();
+        if (PyCapsule_IsValid(base.ptr(), kSharedFloats)) {
+            const auto* owner =
+                static_cast<const sps::SharedFloats*>(PyCapsule_GetPointer(base.ptr(),
+                                                                           kSharedFloats));
+            if (arr.data() == owner->data() && static_cast<std::size_t>(arr.size()) ==
+                    owner->size() && arr.dtype().is(py::dtype::of<float>()) &&
+                (arr.flags() & py::array::c_style) != 0 && !arr.writeable())
+                return *owner;
+        }
+    }
+    const auto arr = farray::ensure(value);
+    pixedfit::require(static_cast<bool>(arr), std::string("KnotGrid: '") + key +
+                                                  "' is not convertible to an array");
+    return sps::SharedFloats::copy(arr.data(), static_cast<std::size_t>(arr.size()));
+}
+
 sps::KnotGrid make_knot_grid(const sps::Grid& g, const py::dict& d) {
     sps::KnotGrid k;
     k.nbands = take_size(d, "nbands");
@@ -183,9 +225,9 @@ sps::KnotGrid make_knot_grid(const sps::Grid& g, const py::dict& d) {
     k.band_off = take<std::int64_t>(d, "band_off");
     k.knot_calz = take<double>(d, "knot_calz");
     k.knot_lnl = take<double>(d, "knot_lnl");
-    k.ssp = take<float>(d, "ssp");
-    k.ssp_young = take<float>(d, "ssp_young", false);
-    k.neb = take<float>(d, "neb", false);
+    k.ssp = shared_table(d, "ssp");
+    k.ssp_young = shared_table(d, "ssp_young", false);
+    k.neb = shared_table(d, "neb", false);
     k.dl_delta_band = take<double>(d, "dl_delta_band", false);
     k.dl_plaw_band = take<double>(d, "dl_plaw_band", false);
     k.agn_band = take<double>(d, "agn_band", false);
@@ -336,26 +378,21 @@ py::tuple project_stencils(const iarray& row_begin, const iarray& row_count,
         pixedfit::require(static_cast<std::size_t>(tu.shape(1)) == ntail,
                           "project_stencils: tail and upper_tail must have one shape");
     }
-    const auto ncol = static_cast<std::size_t>(knot_off.data()[n]);
-    const std::vector<py::ssize_t> shape{static_cast<py::ssize_t>(m),
-                                         static_cast<py::ssize_t>(ncol + ntail)};
-    farray out(shape);
-    py::object out_upper = py::none();
-    float* up = nullptr;
-    if (upper) {
-        farray o(shape);
-        up = o.mutable_data();
-        out_upper = o;
-    }
-    float* op = out.mutable_data();
+    const std::size_t ld = static_cast<std::size_t>(knot_off.data()[n]) + ntail;
+    // the tables a KnotGrid shares (shared_table), written here and never after
+    std::shared_ptr<float[]> out(new float[m * ld]);
+    std::shared_ptr<float[]> out_upper(upper ? new float[m * ld] : nullptr);
     {
         py::gil_scoped_release release;
         pixedfit::project_stencils<T>(
             {row_begin.data(), row_count.data(), knot_off.data(), n, first.data(),
              weights.data()},
-            blocks.data(), nrow, m, split, t.data(), upper ? tu.data() : nullptr, ntail, op, up);
+            blocks.data(), nrow, m, split, t.data(), upper ? tu.data() : nullptr, ntail,
+            out.get(), out_upper.get());
     }
-    return py::make_tuple(out, out_upper);
+    return py::make_tuple(shared_array({out, m * ld}, m, ld),
+                          upper ? py::object(shared_array({out_upper, m * ld}, m, ld))
+                                : py::object(py::none()));
 }
 
 darray band_sums(const iarray& row_begin, const iarray& row_count, const iarray& weight_begin,

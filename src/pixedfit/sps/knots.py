@@ -346,7 +346,9 @@ def knot_arrays(base: dict, fw: FilterWeights, trans: NDArray[np.float64] | None
     Returns
     -------
     dict
-        Arrays for ``_core.KnotGrid(grid, arrays)``.
+        Arrays for ``_core.KnotGrid(grid, arrays)``; the projections (``ssp``,
+        ``ssp_young``, ``neb``: (nz · nage, ncol) and (nu · nz · nneb, ncol), float32) are
+        read-only, and the KnotGrid shares them instead of copying them.
     """
     x = np.log(np.asarray(base["wave"], dtype=np.float64))
     n_ion = int(base["n_ionising"])
@@ -370,9 +372,10 @@ def knot_arrays(base: dict, fw: FilterWeights, trans: NDArray[np.float64] | None
         if nebular:
             # young stars without their ionising photons (absorbed by the gas), except in
             # the ionising bolometric column (the AGN torus scales with the intrinsic
-            # luminosity)
-            cast("NDArray[np.float32]", part["young"])[:, -1] = cast(
-                "NDArray[np.float32]", part["rows"])[:, -1]
+            # luminosity); the projections are read-only
+            young = cast("NDArray[np.float32]", part["young"]).copy()
+            young[:, -1] = cast("NDArray[np.float32]", part["rows"])[:, -1]
+            part["young"] = young
         cols[key] = {"x": energy_x, **part}
     part = cols[key]
     band, band_x, band_off, bands = _band_columns(x, fw, trans, breaks_x)
