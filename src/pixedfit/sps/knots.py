@@ -9,7 +9,7 @@ interpolant through knots x_bj (cardinal functions φ_bj),
 
     F_b = Σ_k W_bk T(x_k) S_k ≈ Σ_j T(x_bj) Σ_k W_bk φ_bj(x_k) S_k ,
 
-every SSP spectrum S is projected once (per band set and redshift: ≈ 13 ms) onto the
+every SSP spectrum S is projected once (per band set and redshift: ≈ 3 ms) onto the
 band–knot pairs, and a model needs sums over a few hundred projected columns
 (``compute_photometry_knots`` in ``cpp/src/csp_knots.cpp``). The absorbed luminosity of
 the energy balance, Σ_k Δλ_k (1 − T(x_k)) S_k, is projected the same way onto a coarse
@@ -39,6 +39,17 @@ non-ionising (λ ≥ 911.8 Å) and of the ionising part. The young populations u
 projected without their ionising photons when the nebular emission is on (the gas absorbs
 them, f_esc = 0), except in the last column, so that the intrinsic luminosity the AGN
 torus scales with still includes them.
+
+How they are made (:func:`knot_arrays`): the band weights are cut into pieces at the
+breaks and given their knots in a few vectorised steps; the compiled
+``_core.knot_stencils`` gives every wavelength of a piece its stencil (its 4 knots and
+their cardinal weights times its band weight), and ``_core.project_stencils`` slides a
+window of 4 column sums along the wavelengths of each piece, reading the SSP tables, kept
+in blocks of 32 spectra, in the order they are stored. Every sum runs in double precision
+over the wavelengths in increasing order (the bits of the sparse products this replaced)
+and is rounded once, into the single-precision tables that the KnotGrid shares. For the
+27 DustPedia bands ≈ 3 ms per band set and redshift (10–11 ms before), ≈ 4–5 ms with the
+filter weights (11–13 ms before).
 """
 
 from __future__ import annotations
