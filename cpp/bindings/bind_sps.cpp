@@ -4,15 +4,17 @@
 #include <pybind11/stl.h>
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <tuple>
+#include <vector>
 
 #include "bindings.hpp"
 #include "pixedfit/common.hpp"
 #include "pixedfit/csp.hpp"
 #include "pixedfit/csp_knots.hpp"
 #include "pixedfit/smoothing.hpp"
-#include "pixedfit/sparse_projection.hpp"
+#include "pixedfit/knot_projection.hpp"
 
 namespace py = pybind11;
 namespace sps = pixedfit::sps;
@@ -173,6 +175,47 @@ py::tuple csp_photometry(const sps::Grid& g, const darray& params, sps::SfhForm 
     return py::make_tuple(out, der);
 }
 
+// The name of the capsules that own the tables project_stencils returns (their arrays' base).
+constexpr const char* kSharedFloats = "pixedfit.SharedFloats";
+
+// A read-only (rows, cols) array of the values of `table`, which its base (a capsule) keeps.
+py::array shared_array(sps::SharedFloats table, std::size_t rows, std::size_t cols) {
+    auto* owner = new sps::SharedFloats(std::move(table));
+    py::capsule base(owner, kSharedFloats,
+                     [](void* p) { delete static_cast<sps::SharedFloats*>(p); });
+    py::array_t<float> a({static_cast<py::ssize_t>(rows), static_cast<py::ssize_t>(cols)},
+                         owner->data(), base);
+    a.attr("flags").attr("writeable") = false;
+    return a;
+}
+
+// The table `key` of a KnotGrid's arrays: shared when it is all of a table project_stencils
+// returned (read-only, so that it never changes), else a single-precision copy.
+sps::SharedFloats shared_table(const py::dict& d, const char* key, bool required = true) {
+    if (!d.contains(key)) {
+        pixedfit::require(!required, std::string("KnotGrid: missing array '") + key + "'");
+        return {};
+    }
+    const py::object value = d[key];
+    if (py::isinstance<py::array>(value)) {
+        const auto arr = py::reinterpret_borrow<py::array>(value);
+        const py::object base = arr.base();
+        if (PyCapsule_IsValid(base.ptr(), kSharedFloats)) {
+            const auto* owner =
+                static_cast<const sps::SharedFloats*>(PyCapsule_GetPointer(base.ptr(),
+                                                                           kSharedFloats));
+            if (arr.data() == owner->data() && static_cast<std::size_t>(arr.size()) ==
+                    owner->size() && arr.dtype().is(py::dtype::of<float>()) &&
+                (arr.flags() & py::array::c_style) != 0 && !arr.writeable())
+                return *owner;
+        }
+    }
+    const auto arr = farray::ensure(value);
+    pixedfit::require(static_cast<bool>(arr), std::string("KnotGrid: '") + key +
+                                                  "' is not convertible to an array");
+    return sps::SharedFloats::copy(arr.data(), static_cast<std::size_t>(arr.size()));
+}
+
 sps::KnotGrid make_knot_grid(const sps::Grid& g, const py::dict& d) {
     sps::KnotGrid k;
     k.nbands = take_size(d, "nbands");
@@ -182,9 +225,9 @@ sps::KnotGrid make_knot_grid(const sps::Grid& g, const py::dict& d) {
     k.band_off = take<std::int64_t>(d, "band_off");
     k.knot_calz = take<double>(d, "knot_calz");
     k.knot_lnl = take<double>(d, "knot_lnl");
-    k.ssp = take<float>(d, "ssp");
-    k.ssp_young = take<float>(d, "ssp_young", false);
-    k.neb = take<float>(d, "neb", false);
+    k.ssp = shared_table(d, "ssp");
+    k.ssp_young = shared_table(d, "ssp_young", false);
+    k.neb = shared_table(d, "neb", false);
     k.dl_delta_band = take<double>(d, "dl_delta_band", false);
     k.dl_plaw_band = take<double>(d, "dl_plaw_band", false);
     k.agn_band = take<double>(d, "agn_band", false);
@@ -248,29 +291,121 @@ darray smooth_gaussian(const darray& wave, const darray& flux, const darray& sig
     return out;
 }
 
+// The weighted row ranges (pixedfit::RowRanges) of pieces or bands: three index arrays of
+// one length and the weights they point into.
+pixedfit::RowRanges row_ranges(const iarray& row_begin, const iarray& row_count,
+                               const iarray& weight_begin, const darray& weights) {
+    pixedfit::require(row_begin.ndim() == 1 && row_count.ndim() == 1 &&
+                          weight_begin.ndim() == 1 && weights.ndim() == 1,
+                      "row_begin, row_count, weight_begin and weights must be 1-D");
+    pixedfit::require(row_count.size() == row_begin.size() &&
+                          weight_begin.size() == row_begin.size(),
+                      "row_begin, row_count and weight_begin must have one length");
+    return {row_begin.data(),
+            row_count.data(),
+            weight_begin.data(),
+            static_cast<std::size_t>(row_begin.size()),
+            weights.data(),
+            static_cast<std::size_t>(weights.size())};
+}
+
 template <class T>
-py::array_t<double> project_rows(const iarray& indptr, const iarray& indices, const darray& data,
-                                 std::size_t ncol,
-                                 const py::array_t<T, py::array::c_style>& source,
-                                 std::size_t row_begin, std::size_t row_end) {
-    pixedfit::require(source.ndim() == 2, "project_rows: source must be 2-D (nrow, m)");
-    const auto nrow = static_cast<std::size_t>(source.shape(0));
-    const auto m = static_cast<std::size_t>(source.shape(1));
-    pixedfit::require(indptr.ndim() == 1 && static_cast<std::size_t>(indptr.shape(0)) == nrow + 1,
-                      "project_rows: indptr must have shape (nrow + 1,)");
-    pixedfit::require(row_end <= nrow, "project_rows: row_end beyond the source's rows");
-    const auto nnz = indices.size();
-    pixedfit::require(data.size() == nnz, "project_rows: indices and data differ in length");
-    pixedfit::require(indptr.at(0) == 0 && indptr.at(nrow) == static_cast<std::int64_t>(nnz),
-                      "project_rows: indptr must run from 0 to the number of entries");
-    for (std::size_t w = 0; w < nrow; ++w)  // so that every row's entries lie within them
-        pixedfit::require(indptr.data()[w + 1] >= indptr.data()[w],
-                          "project_rows: indptr must not decrease");
-    py::array_t<double> out({static_cast<py::ssize_t>(ncol), static_cast<py::ssize_t>(m)});
+py::array_t<T> to_numpy(const std::vector<T>& v) {
+    return py::array_t<T>(static_cast<py::ssize_t>(v.size()), v.data());
+}
+
+py::tuple knot_stencils(const darray& x, const iarray& row_begin, const iarray& row_count,
+                        const iarray& weight_begin, const darray& weights,
+                        const iarray& knot_off, const darray& knots) {
+    const auto pieces = row_ranges(row_begin, row_count, weight_begin, weights);
+    pixedfit::require(x.ndim() == 1 && knots.ndim() == 1, "x and knots must be 1-D");
+    pixedfit::require(knot_off.ndim() == 1 &&
+                          static_cast<std::size_t>(knot_off.size()) == pieces.n + 1,
+                      "knot_off must have one entry per piece and one more");
+    pixedfit::Stencils st;
     {
         py::gil_scoped_release release;
-        pixedfit::project_rows<T>(indptr.data(), indices.data(), data.data(), ncol,
-                                  source.data(), m, row_begin, row_end, out.mutable_data());
+        st = pixedfit::knot_stencils(x.data(), static_cast<std::size_t>(x.size()), pieces,
+                                     knot_off.data(), static_cast<std::size_t>(knots.size()),
+                                     knots.data());
+    }
+    py::array_t<double> w({static_cast<py::ssize_t>(st.first.size()), py::ssize_t{4}});
+    std::copy(st.weights.begin(), st.weights.end(), w.mutable_data());
+    return py::make_tuple(to_numpy(st.first), w);
+}
+
+// A single-precision (m, ntail) table beside the projected columns, or none (ntail 0).
+farray tail_table(const py::object& tail, std::size_t m, const char* name) {
+    if (tail.is_none()) return farray(std::vector<py::ssize_t>{static_cast<py::ssize_t>(m), 0});
+    auto t = farray::ensure(tail);
+    pixedfit::require(static_cast<bool>(t) && t.ndim() == 2 &&
+                          static_cast<std::size_t>(t.shape(0)) == m,
+                      std::string("project_stencils: ") + name + " must have shape (m, ntail)");
+    return t;
+}
+
+template <class T>
+py::tuple project_stencils(const iarray& row_begin, const iarray& row_count,
+                           const iarray& knot_off, const iarray& first, const darray& weights,
+                           const py::array_t<T, py::array::c_style>& blocks, std::size_t m,
+                           std::size_t split, bool upper, const py::object& tail,
+                           const py::object& upper_tail) {
+    const auto n = static_cast<std::size_t>(row_begin.size());
+    pixedfit::require(row_begin.ndim() == 1 && row_count.ndim() == 1 && knot_off.ndim() == 1 &&
+                          static_cast<std::size_t>(row_count.size()) == n &&
+                          static_cast<std::size_t>(knot_off.size()) == n + 1,
+                      "project_stencils: row_begin and row_count must be 1-D of one length, "
+                      "knot_off one longer");
+    std::int64_t nstencil = 0;
+    for (std::size_t p = 0; p < n; ++p) nstencil += row_count.data()[p];
+    pixedfit::require(first.ndim() == 1 && first.size() == nstencil && weights.ndim() == 2 &&
+                          weights.shape(0) == nstencil && weights.shape(1) == 4,
+                      "project_stencils: first must have a row per stencil, weights 4");
+    pixedfit::require(blocks.ndim() == 3 &&
+                          static_cast<std::size_t>(blocks.shape(2)) == pixedfit::kBlock,
+                      "project_stencils: blocks must have shape (nblock, nrow, PROJECTION_BLOCK)");
+    const auto nrow = static_cast<std::size_t>(blocks.shape(1));
+    pixedfit::require(static_cast<std::size_t>(blocks.shape(0)) ==
+                          (m + pixedfit::kBlock - 1) / pixedfit::kBlock,
+                      "project_stencils: the blocks must hold the m spectra");
+    pixedfit::require(upper || upper_tail.is_none(),
+                      "project_stencils: upper_tail is for upper=True");
+    const farray t = tail_table(tail, m, "tail");
+    const auto ntail = static_cast<std::size_t>(t.shape(1));
+    farray tu;
+    if (upper) {
+        tu = tail_table(upper_tail, m, "upper_tail");
+        pixedfit::require(static_cast<std::size_t>(tu.shape(1)) == ntail,
+                          "project_stencils: tail and upper_tail must have one shape");
+    }
+    const std::size_t ld = static_cast<std::size_t>(knot_off.data()[n]) + ntail;
+    // the tables a KnotGrid shares (shared_table), written here and never after
+    std::shared_ptr<float[]> out(new float[m * ld]);
+    std::shared_ptr<float[]> out_upper(upper ? new float[m * ld] : nullptr);
+    {
+        py::gil_scoped_release release;
+        pixedfit::project_stencils<T>(
+            {row_begin.data(), row_count.data(), knot_off.data(), n, first.data(),
+             weights.data()},
+            blocks.data(), nrow, m, split, t.data(), upper ? tu.data() : nullptr, ntail,
+            out.get(), out_upper.get());
+    }
+    return py::make_tuple(shared_array({out, m * ld}, m, ld),
+                          upper ? py::object(shared_array({out_upper, m * ld}, m, ld))
+                                : py::object(py::none()));
+}
+
+darray band_sums(const iarray& row_begin, const iarray& row_count, const iarray& weight_begin,
+                 const darray& weights, const darray& table) {
+    const auto bands = row_ranges(row_begin, row_count, weight_begin, weights);
+    pixedfit::require(table.ndim() == 2, "band_sums: table must be 2-D (nrow, nt)");
+    const auto nt = static_cast<std::size_t>(table.shape(1));
+    darray out({static_cast<py::ssize_t>(nt), static_cast<py::ssize_t>(bands.n)});
+    double* op = out.mutable_data();
+    {
+        py::gil_scoped_release release;
+        pixedfit::band_sums(bands, table.data(), static_cast<std::size_t>(table.shape(0)), nt,
+                            op);
     }
     return out;
 }
@@ -313,15 +448,35 @@ void bind_sps(py::module_& m) {
           py::arg("nebular"), py::arg("agn"), py::arg("dust1_index"), py::arg("t_bc"),
           py::arg("scale"), py::arg("line_weights"), py::arg("threads"),
           "Band fluxes (n, nbands) through transmission knots, and derived (n, N_DERIVED).");
+    m.def("knot_stencils", &knot_stencils, py::arg("x"), py::arg("row_begin"),
+          py::arg("row_count"), py::arg("weight_begin"), py::arg("weights"),
+          py::arg("knot_off"), py::arg("knots"),
+          "Stencils (first (nrow,), weights (nrow, 4)) of the rows of the pieces of a "
+          "piecewise-cubic interpolation in x: piece p weights rows [row_begin[p], "
+          "row_begin[p] + row_count[p]) by weights[weight_begin[p]:] and owns "
+          "knots[knot_off[p]:knot_off[p + 1]] (1 or at least 4).");
     const char* project_doc =
-        "Sum over the rows w in [row_begin, row_end) of A[w, c] * source[w, :] for the CSR "
-        "matrix A (indptr, indices, data; ncol columns): (ncol, m), in double precision.";
-    m.def("project_rows", &project_rows<float>, py::arg("indptr"), py::arg("indices"),
-          py::arg("data"), py::arg("ncol"), py::arg("source"), py::arg("row_begin"),
-          py::arg("row_end"), project_doc);
-    m.def("project_rows", &project_rows<double>, py::arg("indptr"), py::arg("indices"),
-          py::arg("data"), py::arg("ncol"), py::arg("source"), py::arg("row_begin"),
-          py::arg("row_end"), project_doc);
+        "Projections of a table (nrow, m), given in blocks (nblock, nrow, PROJECTION_BLOCK), "
+        "onto the columns of the pieces (row_begin, row_count, knot_off) with the stencils "
+        "(first, weights) of their rows: a single-precision (m, ncol + ntail) table, every "
+        "column summed over its rows in order in double precision, with tail (m, ntail) "
+        "beside it; the rows below split and the others are summed separately and added "
+        "(when any row lies below split); with upper=True also the sums from split on, with "
+        "upper_tail.";
+    m.def("project_stencils", &project_stencils<double>, py::arg("row_begin"),
+          py::arg("row_count"), py::arg("knot_off"), py::arg("first"), py::arg("weights"),
+          py::arg("blocks"), py::arg("m"), py::arg("split"), py::arg("upper"),
+          py::arg("tail") = py::none(), py::arg("upper_tail") = py::none(), project_doc);
+    m.def("project_stencils", &project_stencils<float>, py::arg("row_begin"),
+          py::arg("row_count"), py::arg("knot_off"), py::arg("first"), py::arg("weights"),
+          py::arg("blocks"), py::arg("m"), py::arg("split"), py::arg("upper"),
+          py::arg("tail") = py::none(), py::arg("upper_tail") = py::none(), project_doc);
+    m.attr("PROJECTION_BLOCK") = static_cast<int>(pixedfit::kBlock);
+    m.def("band_sums", &band_sums, py::arg("row_begin"), py::arg("row_count"),
+          py::arg("weight_begin"), py::arg("weights"), py::arg("table"),
+          "Band sums (nt, nbands) of a table (nrow, nt): band b sums weights[weight_begin[b] "
+          "+ i] * table[row_begin[b] + i, :] over i < row_count[b], in the order of i, "
+          "products rounded before they are added.");
     m.attr("SPS_N_PARAMS") = static_cast<int>(sps::N_PARAMS);
     m.attr("SPS_N_DERIVED") = static_cast<int>(sps::N_DERIVED);
     m.attr("SPS_PARAM_NAMES") = names_tuple(sps::kParamNames);

@@ -276,12 +276,16 @@ TEST_CASE("knot photometry with every part: positive, thread-independent") {
         k.knot_calz.push_back(3.0 / (1.0 + static_cast<double>(c)));
         k.knot_lnl.push_back(-1.5 + 0.4 * static_cast<double>(c));
     }
+    std::vector<float> ssp, ssp_young, neb;
     for (std::size_t i = 0; i < g.nz * g.nage * k.ncol; ++i) {
-        k.ssp.push_back(static_cast<float>(1e-3 * (1.0 + 0.01 * static_cast<double>(i))));
-        k.ssp_young.push_back(static_cast<float>(0.9e-3 * (1.0 + 0.01 * static_cast<double>(i))));
+        ssp.push_back(static_cast<float>(1e-3 * (1.0 + 0.01 * static_cast<double>(i))));
+        ssp_young.push_back(static_cast<float>(0.9e-3 * (1.0 + 0.01 * static_cast<double>(i))));
     }
     for (std::size_t i = 0; i < g.nu * g.nz * g.nneb * k.ncol; ++i)
-        k.neb.push_back(static_cast<float>(1e-5 * (1.0 + 0.02 * static_cast<double>(i))));
+        neb.push_back(static_cast<float>(1e-5 * (1.0 + 0.02 * static_cast<double>(i))));
+    k.ssp = SharedFloats::copy(ssp.data(), ssp.size());
+    k.ssp_young = SharedFloats::copy(ssp_young.data(), ssp_young.size());
+    k.neb = SharedFloats::copy(neb.data(), neb.size());
     for (std::size_t i = 0; i < g.nq * g.numin * k.nbands; ++i) {
         k.dl_delta_band.push_back(1e-30 * (1.0 + static_cast<double>(i)));
         k.dl_plaw_band.push_back(2e-30);

@@ -8,7 +8,7 @@ the arrays returned are fresh arrays of the dtype shown. The results of ``bin_pi
 enums (``SfhForm``, ``DustLaw``, ``Likelihood``).
 """
 
-from typing import ClassVar, overload
+from typing import ClassVar
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -190,25 +190,37 @@ class KnotGrid:
     @property
     def nbands(self) -> int: ...
 
-@overload
-def project_rows(
-    indptr: ArrayLike,
-    indices: ArrayLike,
-    data: ArrayLike,
-    ncol: int,
-    source: NDArray[np.float32],
-    row_begin: int,
-    row_end: int,
-) -> NDArray[np.float64]: ...
-@overload
-def project_rows(
-    indptr: ArrayLike,
-    indices: ArrayLike,
-    data: ArrayLike,
-    ncol: int,
-    source: ArrayLike,
-    row_begin: int,
-    row_end: int,
+def knot_stencils(
+    x: ArrayLike,
+    row_begin: ArrayLike,
+    row_count: ArrayLike,
+    weight_begin: ArrayLike,
+    weights: ArrayLike,
+    knot_off: ArrayLike,
+    knots: ArrayLike,
+) -> tuple[NDArray[np.int64], NDArray[np.float64]]: ...
+def project_stencils(
+    row_begin: ArrayLike,
+    row_count: ArrayLike,
+    knot_off: ArrayLike,
+    first: ArrayLike,
+    weights: ArrayLike,
+    blocks: ArrayLike,
+    m: int,
+    split: int,
+    upper: bool,
+    tail: ArrayLike | None = None,
+    upper_tail: ArrayLike | None = None,
+) -> tuple[NDArray[np.float32], NDArray[np.float32] | None]: ...
+
+PROJECTION_BLOCK: int
+
+def band_sums(
+    row_begin: ArrayLike,
+    row_count: ArrayLike,
+    weight_begin: ArrayLike,
+    weights: ArrayLike,
+    table: ArrayLike,
 ) -> NDArray[np.float64]: ...
 def csp_spectra(
     grid: CSPGrid,

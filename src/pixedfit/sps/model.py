@@ -904,7 +904,7 @@ class SEDModel:
         By default the coarse grid is summed. With ``knots=True`` the dust transmission is
         evaluated at interpolation knots across each band instead (:mod:`pixedfit.sps.knots`:
         ≈ 6× faster for large batches; within 3e-5 of the coarse grid in bands attenuated
-        by ≤ 5 mag; the first call at a new redshift projects the SSP grid once, ≈ 13 ms,
+        by ≤ 5 mag; the first call at a new redshift projects the SSP grid once, ≈ 3 ms,
         kept for the last few redshifts): the samplers of fixed-redshift fits use it.
         ``full_grid=True`` uses the full wavelength grid (slower; for checks).
 
