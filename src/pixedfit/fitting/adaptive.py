@@ -1565,6 +1565,8 @@ def run_adaptive(lnprob: LogProbability, lo: NDArray, hi: NDArray, candidates: N
                         "modes": float(len(distinct))})
     annealed = None
     for _ in range(settings.max_rounds):
+        # the samples of the earlier rounds in the proposed dimensions (stacked once a round)
+        earlier_keep = np.vstack(ys)[:, keep] if ys else None
         if (annealed is None and settings.n_particles > 0 and len(sizes) >= settings.anneal_after
                 and ess < min_ess
                 and settings.max_evaluations - n_eval >= 2 * settings.n_particles):
@@ -1578,8 +1580,8 @@ def run_adaptive(lnprob: LogProbability, lo: NDArray, hi: NDArray, candidates: N
                             "tempering_steps": float(steps)})
             proposal = proposal_from(annealed[:, keep],
                                      np.full(annealed.shape[0], 1.0 / annealed.shape[0]))
-        elif ys:
-            proposal = proposal_from(np.vstack(ys)[:, keep], _tempered(log_w, min_ess))
+        elif earlier_keep is not None:
+            proposal = proposal_from(earlier_keep, _tempered(log_w, min_ess))
         elif first is not None:
             proposal = first
         else:
@@ -1590,8 +1592,8 @@ def run_adaptive(lnprob: LogProbability, lo: NDArray, hi: NDArray, candidates: N
         # this proposal's density at the samples of the earlier rounds (their mixture sum
         # gains n_r q_r as the round's samples come in)
         log_mix_before = log_mix_sum
-        log_q_round = (proposal.logpdf(np.vstack(ys)[:, keep], log_box_keep) if ys
-                       else np.zeros(0))
+        log_q_round = (proposal.logpdf(earlier_keep, log_box_keep)
+                       if earlier_keep is not None else np.zeros(0))
         proposals.append(proposal)
         sizes.append(0)
         drawn_in_round = 0
