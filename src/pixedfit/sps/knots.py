@@ -363,7 +363,8 @@ def knot_arrays(base: dict, fw: FilterWeights, trans: NDArray[np.float64] | None
     """
     x = np.log(np.asarray(base["wave"], dtype=np.float64))
     n_ion = int(base["n_ionising"])
-    breaks_x = np.log(np.sort(np.asarray(breaks, dtype=np.float64)))
+    sorted_breaks = np.sort(np.asarray(breaks, dtype=np.float64))
+    breaks_x = np.log(sorted_breaks)
     ssp = np.asarray(base["ssp"])
     nz, nage, nw = ssp.shape
     cols = {} if columns is None else columns
@@ -376,7 +377,7 @@ def knot_arrays(base: dict, fw: FilterWeights, trans: NDArray[np.float64] | None
     # redshift: projected once per set of breaks (half of the matrix's nonzeros), in
     # single precision, and then set beside the band columns of every projection. Every
     # column is summed on its own, so the split changes no bit.
-    key = f"energy{tuple(float(v) for v in breaks)}"
+    key = f"energy{tuple(sorted_breaks.tolist())}"  # breaks in any order: one entry
     if key not in cols:
         energy, energy_x = _energy_columns(x, np.asarray(base["dwave"]), n_ion, breaks_x)
         part = _projected(energy, cols, n_ion, nebular)
